@@ -1,0 +1,80 @@
+"""People, their memberships in tenants, and API keys."""
+
+import uuid
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.utils import timezone
+
+from healthmail.tenants.models import TenantOwnedModel
+
+from .roles import Role
+
+
+class EmailUserManager(UserManager):
+    def create_user(self, email, password=None, **extra):
+        return super().create_user(username=email.lower(), email=email.lower(), password=password, **extra)
+
+
+class User(AbstractUser):
+    """A staff person. Email is the login. Not tenant-owned: one person may belong to several."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    is_platform_admin = models.BooleanField(default=False)
+
+    objects = EmailUserManager()
+
+    REQUIRED_FIELDS = ["email"]
+
+    def __str__(self) -> str:
+        return self.email or self.username
+
+
+class Membership(TenantOwnedModel):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=32, choices=Role.choices)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="membership_unique_per_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} as {self.role}"
+
+
+class ApiKey(TenantOwnedModel):
+    """An API credential. Only a SHA-256 of the secret is stored; the key is shown once.
+
+    The key has 256 bits of entropy, so a fast hash is safe here (no dictionary to attack)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    scopes = ArrayField(models.CharField(max_length=32), default=list)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix})"
+
+    @property
+    def is_usable(self) -> bool:
+        now = timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

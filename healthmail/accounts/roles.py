@@ -1,0 +1,65 @@
+"""Roles and the one permission matrix. Views, API and services ask `role_can(role, permission)`.
+
+Platform admins are not tenant members: they hold only the platform permissions and see no PHI.
+"""
+
+from django.db import models
+
+
+class Role(models.TextChoices):
+    TENANT_ADMIN = "tenant_admin", "Tenant admin"
+    MARKETER = "marketer", "Marketer"
+    COMPLIANCE_OFFICER = "compliance_officer", "Compliance officer"
+    CLINICAL_REVIEWER = "clinical_reviewer", "Clinical reviewer"
+
+
+PLATFORM_ADMIN = "platform_admin"
+
+_ADMIN, _MARKETER, _COMPLIANCE, _CLINICAL = (
+    Role.TENANT_ADMIN,
+    Role.MARKETER,
+    Role.COMPLIANCE_OFFICER,
+    Role.CLINICAL_REVIEWER,
+)
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    # platform
+    "platform.manage_tenants": frozenset({PLATFORM_ADMIN}),
+    "platform.manage_baas": frozenset({PLATFORM_ADMIN}),
+    # tenant administration
+    "tenant.manage_users": frozenset({_ADMIN}),
+    "tenant.manage_api_keys": frozenset({_ADMIN}),
+    "tenant.manage_settings": frozenset({_ADMIN}),
+    "tenant.manage_sender_domains": frozenset({_ADMIN}),
+    "tenant.view_baa": frozenset({_ADMIN, _COMPLIANCE}),
+    # contacts and PHI
+    "contacts.view_masked": frozenset({_ADMIN, _MARKETER, _COMPLIANCE, _CLINICAL}),
+    "contacts.view_phi": frozenset({_ADMIN, _COMPLIANCE}),
+    "contacts.import": frozenset({_ADMIN, _MARKETER}),
+    "contacts.export_phi": frozenset({_COMPLIANCE}),
+    # marketing work
+    "segments.edit": frozenset({_ADMIN, _MARKETER}),
+    "templates.edit": frozenset({_MARKETER}),
+    "campaigns.edit": frozenset({_MARKETER}),
+    "campaigns.approve_compliance": frozenset({_COMPLIANCE}),
+    "campaigns.approve_clinical": frozenset({_CLINICAL}),
+    "reports.view": frozenset({_ADMIN, _MARKETER, _COMPLIANCE}),
+    # compliance
+    "audit.view": frozenset({_COMPLIANCE}),
+    "retention.manage": frozenset({_COMPLIANCE}),
+    "legal_holds.manage": frozenset({_COMPLIANCE}),
+    "break_glass.open": frozenset({_COMPLIANCE, _CLINICAL}),
+}
+
+HOME_TITLES = {
+    PLATFORM_ADMIN: "Platform administration",
+    Role.TENANT_ADMIN: "Organization administration",
+    Role.MARKETER: "Marketing",
+    Role.COMPLIANCE_OFFICER: "Compliance",
+    Role.CLINICAL_REVIEWER: "Clinical review",
+}
+
+
+def role_can(role: str | None, permission: str) -> bool:
+    """Unknown permissions are refused, so a typo fails closed."""
+    return role is not None and role in PERMISSIONS.get(permission, frozenset())

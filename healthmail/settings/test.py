@@ -1,0 +1,21 @@
+"""Test settings: the same stack as production, with fast hashing and an in-memory outbox for
+Django's own system mail (invitations). Delivery tests use real SMTP servers."""
+
+from .base import *  # noqa: F403
+from .base import DATABASE_URL, DATABASES, _database, env
+
+SECRET_KEY = "test-only-key"  # noqa: S105
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_AUTOREFRESH = True
+CACHES["default"]["KEY_PREFIX"] = env("CACHE_KEY_PREFIX", default="hm-test")
+ALLOWED_HOSTS = ["*"]
+
+# The owner connection builds each test database (tests/conftest.py); tests themselves run as the
+# application role, so row-level security is exercised by every test.
+DATABASES["owner"] = _database(DATABASE_URL, as_owner=True)

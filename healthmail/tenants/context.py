@@ -1,0 +1,71 @@
+"""The tenant context: which tenant's rows PostgreSQL lets the current transaction see.
+
+Row-level security policies compare `tenant_id` with the transaction-local setting
+`app.tenant_id`. It is set with `set_config(..., is_local => true)` so it can never outlive the
+transaction and leak to the next user of a pooled connection. Outside a context nothing is visible.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import connection, transaction
+
+_current_tenant: contextvars.ContextVar[uuid.UUID | None] = contextvars.ContextVar(
+    "current_tenant", default=None
+)
+
+
+def current_tenant_id() -> uuid.UUID | None:
+    return _current_tenant.get()
+
+
+def _set_local(name: str, value: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+
+
+def _get_local(name: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting(%s, true)", [name])
+        return cursor.fetchone()[0] or ""
+
+
+@contextmanager
+def db_setting(name: str, value: str) -> Iterator[None]:
+    """Set a transaction-local setting for the block, restoring the outer value afterwards."""
+    with transaction.atomic():
+        previous = _get_local(name)
+        _set_local(name, value)
+        yield
+        # On an exception the savepoint rollback restores the outer value by itself.
+        _set_local(name, previous)
+
+
+@contextmanager
+def tenant_context(tenant_or_id) -> Iterator[uuid.UUID]:
+    """Run the block in one transaction scoped to a tenant (a Tenant or its id)."""
+    tenant_id = uuid.UUID(str(getattr(tenant_or_id, "pk", tenant_or_id)))
+    token = _current_tenant.set(tenant_id)
+    try:
+        with db_setting("app.tenant_id", str(tenant_id)):
+            yield tenant_id
+    finally:
+        _current_tenant.reset(token)
+
+
+@contextmanager
+def user_context(user_id) -> Iterator[None]:
+    """Lets the block read the user's own memberships across tenants (the tenant switcher)."""
+    with db_setting("app.user_id", str(user_id)):
+        yield
+
+
+@contextmanager
+def platform_context() -> Iterator[None]:
+    """Lets a platform admin read tenant-less audit events. Grants no tenant rows."""
+    with db_setting("app.platform", "on"):
+        yield

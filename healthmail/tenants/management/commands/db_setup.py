@@ -1,0 +1,50 @@
+"""Create the application's database role and its grants. Run as the schema owner, before and after
+`migrate` (HEALTHMAIL_DB_ROLE=owner). Idempotent.
+
+The application role is neither superuser, nor BYPASSRLS, nor owner of any table, so PostgreSQL
+row-level security applies to everything it does.
+"""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
+from psycopg import sql
+
+
+class Command(BaseCommand):
+    help = "Create or update the non-superuser application role and grant it table privileges."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--database", default="default", help="Connection alias of the owner role.")
+
+    def handle(self, *args, database: str, **options):
+        connection = connections[database]
+        role = settings.DATABASE_APP_USER
+        owner = connection.settings_dict["USER"]
+        if role == owner:
+            raise CommandError("The application role must differ from the owner role (run with HEALTHMAIL_DB_ROLE=owner).")
+        password = settings.DATABASE_APP_PASSWORD
+        ident = sql.Identifier(role)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
+            verb = "ALTER" if cursor.fetchone() else "CREATE"
+            attributes = sql.SQL("LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION")
+            statement = sql.SQL("{} ROLE {} WITH {}").format(sql.SQL(verb), ident, attributes)
+            if password:
+                statement = sql.SQL("{} PASSWORD {}").format(statement, sql.Literal(password))
+            cursor.execute(statement.as_string(cursor.connection))
+            database_name = sql.Identifier(connection.settings_dict["NAME"])
+            for grant in (
+                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database_name, ident),
+                sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident),
+                sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(ident),
+                sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}").format(ident),
+                sql.SQL(
+                    "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}"
+                ).format(ident),
+                sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {}").format(
+                    ident
+                ),
+            ):
+                cursor.execute(grant.as_string(cursor.connection))
+        self.stdout.write(f"Application role {role} is ready (not superuser, not BYPASSRLS).")

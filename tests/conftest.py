@@ -1,0 +1,72 @@
+"""Test set-up: one throw-away database per xdist worker, built by the owner role, then every test
+runs as the non-superuser application role, so row-level security is always in force."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connections
+from psycopg import sql
+
+
+
+def _admin_connection(dbname: str) -> psycopg.Connection:
+    owner = settings.DATABASES["owner"]
+    return psycopg.connect(
+        host=owner["HOST"], port=owner["PORT"], user=owner["USER"], password=owner["PASSWORD"] or None,
+        dbname=dbname, autocommit=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_blocker, worker_id):
+    name = f"test_healthmail_{worker_id}"
+    maintenance_db = settings.DATABASES["owner"]["NAME"]
+    with _admin_connection(maintenance_db) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    for alias in ("default", "owner"):
+        settings.DATABASES[alias]["NAME"] = name
+        connections[alias].settings_dict["NAME"] = name
+        connections[alias].close()
+    with django_db_blocker.unblock():
+        call_command("db_setup", database="owner", verbosity=0)
+        call_command("migrate", database="owner", verbosity=0, interactive=False)
+        call_command("db_setup", database="owner", verbosity=0)
+        connections["owner"].close()
+    yield
+    with django_db_blocker.unblock():
+        for connection in connections.all():
+            connection.close()
+    with _admin_connection(maintenance_db) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def owner_connection(django_db_blocker):
+    """A raw connection as the schema owner (superuser in dev): for tests that must bypass the app."""
+    with django_db_blocker.unblock():
+        connection = connections["owner"]
+        connection.ensure_connection()
+        yield connection
+        connection.close()
+
+
+@pytest.fixture
+def tenant_a(db):
+    from tests.factories import BaaFactory, TenantFactory
+
+    tenant = TenantFactory(name="Synthetic Clinic A", slug="clinic-a")
+    BaaFactory(tenant=tenant)
+    return tenant
+
+
+@pytest.fixture
+def tenant_b(db):
+    from tests.factories import BaaFactory, TenantFactory
+
+    tenant = TenantFactory(name="Synthetic Clinic B", slug="clinic-b")
+    BaaFactory(tenant=tenant)
+    return tenant
