@@ -70,3 +70,46 @@ def tenant_b(db):
     tenant = TenantFactory(name="Synthetic Clinic B", slug="clinic-b")
     BaaFactory(tenant=tenant)
     return tenant
+
+
+def sign_in(client, user, *, tenant=None):
+    """A session as after password + TOTP: the way every interactive user arrives."""
+    import time
+
+    from django_otp import DEVICE_ID_SESSION_KEY
+
+    from tests.factories import confirmed_totp
+
+    device = user.totpdevice_set.filter(confirmed=True).first() or confirmed_totp(user)
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session["auth_at"] = int(time.time())
+    session["last_seen"] = int(time.time())
+    if tenant is not None:
+        session["tenant_id"] = str(tenant.pk)
+    session.save()
+    return client
+
+
+@pytest.fixture
+def member_client(client, tenant_a):
+    """`member_client(role)` → a Django test client signed in as a new member of tenant A with MFA."""
+    from tests.factories import MembershipFactory
+
+    def make(role, tenant=None):
+        tenant = tenant or tenant_a
+        membership = MembershipFactory(tenant=tenant, role=role)
+        sign_in(client, membership.user, tenant=tenant)
+        client.membership = membership
+        return client
+
+    return make
+
+
+@pytest.fixture
+def platform_admin_client(client, db):
+    from tests.factories import UserFactory
+
+    user = UserFactory(is_platform_admin=True)
+    return sign_in(client, user)
