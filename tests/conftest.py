@@ -3,6 +3,8 @@ runs as the non-superuser application role, so row-level security is always in f
 
 from __future__ import annotations
 
+import os
+
 import psycopg
 import pytest
 from django.conf import settings
@@ -22,7 +24,7 @@ def _admin_connection(dbname: str) -> psycopg.Connection:
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_blocker, worker_id):
-    name = f"test_healthmail_{worker_id}"
+    name = f"test_healthmail_{worker_id}_{os.getpid()}"
     maintenance_db = settings.DATABASES["owner"]["NAME"]
     with _admin_connection(maintenance_db) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

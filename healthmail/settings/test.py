@@ -1,8 +1,10 @@
 """Test settings: the same stack as production, with fast hashing and an in-memory outbox for
 Django's own system mail (invitations). Delivery tests use real SMTP servers."""
 
+import os
+
 from .base import *  # noqa: F403
-from .base import DATABASE_URL, DATABASES, _database, env
+from .base import CACHES, DATABASE_URL, DATABASES, _database
 
 SECRET_KEY = "test-only-key"  # noqa: S105
 DEBUG = False
@@ -13,7 +15,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 WHITENOISE_AUTOREFRESH = True
-CACHES["default"]["KEY_PREFIX"] = env("CACHE_KEY_PREFIX", default="hm-test")
+# One prefix per test process, so concurrent runs and xdist workers never share counters.
+CACHES["default"]["KEY_PREFIX"] = f"hm-test-{os.getpid()}"
 ALLOWED_HOSTS = ["*"]
 
 # The owner connection builds each test database (tests/conftest.py); tests themselves run as the
