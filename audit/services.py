@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from healthmail.observability import request_meta
-from healthmail.tenants.context import tenant_context
+from healthmail.tenants.context import platform_context, tenant_context
 
 from .actors import Actor
 from .models import AuditEvent
@@ -49,10 +49,9 @@ def record(
         request_id=meta.request_id,
         ip_address=meta.client_ip,
     )
-    if event.tenant_id is None:
+    # Platform events (no tenant) are written in platform context: the INSERT's RETURNING must pass
+    # the read policy too, and that policy shows tenant-less rows only there.
+    with platform_context() if event.tenant_id is None else tenant_context(event.tenant_id):
         event.save()
-    else:
-        with tenant_context(event.tenant_id):
-            event.save()
     logger.info("audit", extra={"action": action, "outcome": outcome, "audit_id": event.pk})
     return event

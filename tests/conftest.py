@@ -115,3 +115,12 @@ def platform_admin_client(client, db):
 
     user = UserFactory(is_platform_admin=True)
     return sign_in(client, user)
+
+
+@pytest.fixture
+def committed_db(django_db_setup, django_db_blocker):
+    """Database access without the per-test transaction: rows are committed and visible to other
+    processes (live servers, Celery workers). Every test using it makes its own uniquely named
+    tenants, so nothing needs flushing (the app role may not TRUNCATE)."""
+    with django_db_blocker.unblock():
+        yield

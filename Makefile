@@ -1,0 +1,44 @@
+# Two commands on a fresh machine: `make run` and `make test`. Everything they need is installed here.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+WORKERS ?= auto
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format bench chaos browsers stop clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Browser tests drive Debian's chromium through Playwright (Playwright's own browser download is not used).
+browsers:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+run: $(INSTALLED)
+	$(PY) -m healthmail.devstack run
+
+test: $(INSTALLED) browsers lint
+	$(PY) -m healthmail.devstack test -- -n $(WORKERS) $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(INSTALLED)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: $(INSTALLED)
+	$(PY) -m healthmail.devstack bench $(NAME)
+
+stop: $(INSTALLED)
+	$(PY) -m healthmail.devstack stop
+
+clean: stop
+	rm -rf .devstack .staticfiles artifacts bench/results

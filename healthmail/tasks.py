@@ -1,0 +1,40 @@
+"""How tasks reach tenant data: ids in, tenant context around the body, enqueue after commit.
+
+    @tenant_task()
+    def contact_reindex(contact_id: str) -> None: ...        # body runs inside tenant_context
+
+    enqueue(contact_reindex, tenant=tenant, contact_id=str(contact.pk))
+
+A task started without a tenant id cannot see any tenant row (row-level security fails closed).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from django.db import transaction
+
+from healthmail.celery import app
+from healthmail.tenants.context import tenant_context
+
+
+def tenant_task(**task_options) -> Callable:
+    """Declare a Celery task whose body runs in the context of the tenant named by `tenant_id`."""
+
+    def decorator(function: Callable) -> Callable:
+        @app.task(name=f"{function.__module__}.{function.__name__}", **task_options)
+        @functools.wraps(function)
+        def task(tenant_id: str, **kwargs):
+            with tenant_context(tenant_id):
+                return function(**kwargs)
+
+        return task
+
+    return decorator
+
+
+def enqueue(task, *, tenant, **kwargs) -> None:
+    """Send the task once the surrounding transaction commits (never before its rows exist)."""
+    tenant_id = str(getattr(tenant, "pk", tenant))
+    transaction.on_commit(lambda: task.apply_async(kwargs={"tenant_id": tenant_id, **kwargs}))
