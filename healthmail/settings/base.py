@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "healthmail.tenants",
     "healthmail.accounts",
     "healthmail.api",
+    "healthmail.crypto",
     "audit",
     "contacts",
     "consent",
@@ -188,7 +189,7 @@ DEV_MAILBOX_DIR = env("DEV_MAILBOX_DIR", default="")
 # --- API -------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["healthmail.api.authentication.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["healthmail.api.permissions.HasApiKey"],
+    "DEFAULT_PERMISSION_CLASSES": ["healthmail.api.permissions.HasScopes"],  # undeclared scopes: refused
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "healthmail.api.pagination.CursorPagination",
@@ -196,7 +197,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["healthmail.api.throttling.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": env("API_RATE_LIMIT", default="600/min")},
     "EXCEPTION_HANDLER": "healthmail.api.errors.problem_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "healthmail.api.schema.ProblemAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -229,3 +230,19 @@ LOGGING = {
     },
 }
 HEALTHZ_WORKER_TIMEOUT = env.float("HEALTHZ_WORKER_TIMEOUT", default=1.0)
+
+# --- PHI encryption: the master key (KEK) ring; see healthmail/crypto/master.py --------------------
+HEALTHMAIL_MASTER_KEY = env("HEALTHMAIL_MASTER_KEY", default="")
+HEALTHMAIL_MASTER_KEY_FILE = env("HEALTHMAIL_MASTER_KEY_FILE", default="")
+
+# --- API idempotency
+# Idempotency-Key records are answered for 24 hours; the sweep deletes them once an hour after that.
+CELERY_BEAT_SCHEDULE["api-idempotency-expire"] = {
+    "task": "healthmail.api.tasks.idempotency_expire",
+    "schedule": 3600.0,
+}
+
+# --- Audit chain: signed chain heads are appended here, outside the database -------------------------
+AUDIT_CHECKPOINT_DIR = env("AUDIT_CHECKPOINT_DIR", default=str(BASE_DIR / ".devstack" / "audit-checkpoints"))
+CELERY_BEAT_SCHEDULE["audit-seal"] = {"task": "audit.tasks.audit_seal", "schedule": 2.0}
+CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "audit.tasks.audit_checkpoint", "schedule": 60.0}

@@ -1,7 +1,12 @@
 """Local development (`make run`): embedded services from healthmail.devstack unless URLs are set."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import BASE_DIR, env
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="dev-only-insecure-key-never-use-in-production")
+
+# A master key generated on first `make run`, outside git, mode 0600 (healthmail.devstack).
+HEALTHMAIL_MASTER_KEY_FILE = env(
+    "HEALTHMAIL_MASTER_KEY_FILE", default=str(BASE_DIR / ".devstack" / "master.key")
+)

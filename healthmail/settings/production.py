@@ -7,6 +7,10 @@ from .base import SECRET_KEY, env
 
 if not SECRET_KEY:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set in production.")
+if not (env("HEALTHMAIL_MASTER_KEY", default="") or env("HEALTHMAIL_MASTER_KEY_FILE", default="")):
+    raise ImproperlyConfigured(
+        "HEALTHMAIL_MASTER_KEY or HEALTHMAIL_MASTER_KEY_FILE must be set in production."
+    )
 if not env("DATABASE_URL", default=""):
     raise ImproperlyConfigured("DATABASE_URL must be set in production.")
 

@@ -22,3 +22,7 @@ ALLOWED_HOSTS = ["*"]
 # The owner connection builds each test database (tests/conftest.py); tests themselves run as the
 # application role, so row-level security is exercised by every test.
 DATABASES["owner"] = _database(DATABASE_URL, as_owner=True)
+
+# A fixed synthetic master key for tests only.
+HEALTHMAIL_MASTER_KEY = "test:" + "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE="
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]  # noqa: F405 - a model with encrypted fields

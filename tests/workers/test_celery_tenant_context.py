@@ -25,8 +25,26 @@ def worker(committed_db):
     queue = f"test-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "DATABASE_URL": _owner_url(), "DJANGO_SETTINGS_MODULE": "healthmail.settings.test"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "healthmail", "worker", "-Q", queue, "-n", f"{queue}@%h",
-         "--concurrency", "2", "--pool", "prefork", "-I", "tests.workers.worker_tasks", "--loglevel", "WARNING"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "healthmail",
+            "worker",
+            "-Q",
+            queue,
+            "-n",
+            f"{queue}@%h",
+            "--concurrency",
+            "2",
+            "--pool",
+            "prefork",
+            "-I",
+            "tests.workers.worker_tasks",
+            "--loglevel",
+            "WARNING",
+        ],
         env=env,
     )
     try:

@@ -1,0 +1,249 @@
+"""The hash chain over audit events, its sealer, signed checkpoints and verification.
+
+Writers only INSERT; a sealer links new rows of each tenant in batches (so writers never wait on a
+lock): seq = previous + 1, hash = SHA-256(previous hash, canonical JSON of the row). Chain heads are
+signed (Ed25519, key derived from the master key) and appended to files outside the database
+(settings.AUDIT_CHECKPOINT_DIR), so deleting the newest rows is detected too.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from healthmail.crypto.master import key_ring
+from healthmail.tenants.context import platform_context, tenant_context
+from healthmail.tenants.models import Tenant
+
+from .models import AuditEvent, ChainHead
+
+GENESIS = "0" * 64
+SEAL_BATCH = 5000
+CHAINED_FIELDS = (
+    "id",
+    "tenant_id",
+    "seq",
+    "occurred_at",
+    "actor_type",
+    "actor_id",
+    "action",
+    "target_type",
+    "target_id",
+    "outcome",
+    "reason",
+    "details",
+    "request_id",
+    "ip_address",
+)
+SIGNING_PURPOSE = "healthmail audit checkpoint signing"
+
+
+def canonical(row: dict) -> bytes:
+    values = {name: row[name] for name in CHAINED_FIELDS}
+    values["tenant_id"] = str(values["tenant_id"]) if values["tenant_id"] else None
+    values["occurred_at"] = values["occurred_at"].astimezone(datetime.UTC).isoformat()
+    return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def link(previous_hash: str, row: dict) -> str:
+    return hashlib.sha256(previous_hash.encode() + b"\n" + canonical(row)).hexdigest()
+
+
+def chain_scope(tenant_id: uuid.UUID | None) -> AbstractContextManager:
+    return tenant_context(tenant_id) if tenant_id else platform_context()
+
+
+def chain_ids() -> Iterator[uuid.UUID | None]:
+    """Every chain: one per tenant, plus the platform chain (None)."""
+    yield None
+    yield from Tenant.objects.order_by("created_at").values_list("pk", flat=True)
+
+
+# --- Sealing -----------------------------------------------------------------------------------------
+
+
+def seal_pending(tenant_id: uuid.UUID | None, *, batch: int = SEAL_BATCH) -> int:
+    """Link up to `batch` unsealed rows of one chain. Returns how many were sealed."""
+    with chain_scope(tenant_id), transaction.atomic():
+        head, _ = ChainHead.objects.select_for_update().get_or_create(tenant_id=tenant_id)
+        rows = list(
+            AuditEvent.objects.filter(tenant_id=tenant_id, seq__isnull=True)
+            .order_by("id")
+            .values(*CHAINED_FIELDS)[:batch]
+        )
+        if not rows:
+            return 0
+        previous, seq = head.hash or GENESIS, head.seq
+        sealed = []
+        for row in rows:
+            seq += 1
+            row["seq"] = seq
+            previous = link(previous, row)
+            sealed.append((row["id"], seq, previous))
+        now = timezone.now()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE audit_auditevent AS e SET seq = v.seq, hash = v.hash, sealed_at = %s "
+                "FROM unnest(%s::bigint[], %s::bigint[], %s::text[]) AS v(id, seq, hash) WHERE e.id = v.id",
+                [now, [s[0] for s in sealed], [s[1] for s in sealed], [s[2] for s in sealed]],
+            )
+        head.seq, head.hash = seq, previous
+        head.save(update_fields=["seq", "hash", "updated_at"])
+        return len(sealed)
+
+
+def seal_all() -> int:
+    total = 0
+    for tenant_id in chain_ids():
+        while (count := seal_pending(tenant_id)) > 0:
+            total += count
+    return total
+
+
+# --- Signed checkpoints outside the database ------------------------------------------------------------
+
+
+def _signing_key(key_id: str | None = None) -> tuple[str, Ed25519PrivateKey]:
+    ring = key_ring()
+    key_id = key_id or ring.current_id
+    return key_id, Ed25519PrivateKey.from_private_bytes(ring.derive(SIGNING_PURPOSE, key_id))
+
+
+def checkpoint_path(tenant_id: uuid.UUID | None) -> Path:
+    return Path(settings.AUDIT_CHECKPOINT_DIR) / f"{tenant_id or 'platform'}.jsonl"
+
+
+def _checkpoint_message(entry: dict) -> bytes:
+    return f"{entry['chain']}|{entry['seq']}|{entry['hash']}|{entry['at']}".encode()
+
+
+def checkpoint_export() -> int:
+    """Append each chain's signed head to its checkpoint file when it moved. Returns files written."""
+    key_id, private_key = _signing_key()
+    directory = Path(settings.AUDIT_CHECKPOINT_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    public = private_key.public_key().public_bytes_raw().hex()
+    (directory / f"signing-key-{key_id}.pub").write_text(public + "\n")
+    written = 0
+    for tenant_id in chain_ids():
+        with chain_scope(tenant_id):
+            head = ChainHead.objects.filter(tenant_id=tenant_id).first()
+        if head is None or head.seq == 0:
+            continue
+        latest = latest_checkpoint(tenant_id)
+        if latest and latest["seq"] == head.seq:
+            continue
+        entry = {
+            "chain": str(tenant_id or "platform"),
+            "seq": head.seq,
+            "hash": head.hash,
+            "at": timezone.now().isoformat(),
+            "key_id": key_id,
+        }
+        entry["signature"] = private_key.sign(_checkpoint_message(entry)).hex()
+        with checkpoint_path(tenant_id).open("a") as handle:
+            handle.write(json.dumps(entry, sort_keys=True) + "\n")
+        written += 1
+    return written
+
+
+def latest_checkpoint(tenant_id: uuid.UUID | None) -> dict | None:
+    """The newest checkpoint whose signature verifies (a forged line is skipped and reported)."""
+    path = checkpoint_path(tenant_id)
+    if not path.exists():
+        return None
+    valid = None
+    for line in path.read_text().splitlines():
+        entry = json.loads(line)
+        if checkpoint_signature_ok(entry):
+            valid = entry
+    return valid
+
+
+def checkpoint_signature_ok(entry: dict) -> bool:
+    _, private_key = _signing_key(entry.get("key_id"))
+    public: Ed25519PublicKey = private_key.public_key()
+    try:
+        public.verify(bytes.fromhex(entry["signature"]), _checkpoint_message(entry))
+    except (InvalidSignature, ValueError, KeyError):
+        return False
+    return True
+
+
+# --- Verification -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ChainReport:
+    chain: str
+    rows: int = 0
+    unsealed: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_chain(tenant_id: uuid.UUID | None) -> ChainReport:
+    """Recompute one chain from its start; name the first broken, missing or reordered row."""
+    report = ChainReport(str(tenant_id or "platform"))
+    previous, expected_seq = GENESIS, 1
+    with chain_scope(tenant_id), transaction.atomic():
+        rows = (
+            AuditEvent.objects.filter(tenant_id=tenant_id, seq__isnull=False)
+            .order_by("seq", "id")
+            .values(*CHAINED_FIELDS, "hash")
+        )
+        for row in rows.iterator(chunk_size=5000):
+            report.rows += 1
+            if report.problems:
+                continue
+            if row["seq"] != expected_seq:
+                kind = "duplicated" if row["seq"] < expected_seq else "missing"
+                report.problems.append(
+                    f"seq {expected_seq}: row {kind} (found row id {row['id']} with seq {row['seq']})"
+                )
+                continue
+            recomputed = link(previous, row)
+            if recomputed != row["hash"]:
+                report.problems.append(
+                    f"seq {row['seq']} (row id {row['id']}): content does not match its hash "
+                    "(edited, reordered or forged)"
+                )
+                continue
+            previous, expected_seq = row["hash"], expected_seq + 1
+        report.unsealed = AuditEvent.objects.filter(tenant_id=tenant_id, seq__isnull=True).count()
+    last_seq = expected_seq - 1
+    checkpoint = latest_checkpoint(tenant_id)
+    if not report.problems and checkpoint is not None:
+        if checkpoint["seq"] > last_seq:
+            report.problems.append(
+                f"seq {last_seq + 1}..{checkpoint['seq']}: rows missing at the end of the chain "
+                f"(signed checkpoint of {checkpoint['at']} has seq {checkpoint['seq']})"
+            )
+        elif not _checkpoint_matches(tenant_id, checkpoint):
+            report.problems.append(
+                f"seq {checkpoint['seq']}: hash differs from the signed checkpoint of {checkpoint['at']}"
+            )
+    return report
+
+
+def _checkpoint_matches(tenant_id: uuid.UUID | None, checkpoint: dict) -> bool:
+    with chain_scope(tenant_id):
+        stored = AuditEvent.objects.filter(tenant_id=tenant_id, seq=checkpoint["seq"]).values_list(
+            "hash", flat=True
+        )
+        return list(stored) == [checkpoint["hash"]]

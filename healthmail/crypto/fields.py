@@ -1,0 +1,141 @@
+"""Encrypted model fields. Declare PHI where it lives:
+
+    class Contact(TenantOwnedModel):
+        id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+        email = EncryptedTextField(phi_class=PhiClass.CONTACT)
+        conditions = EncryptedJSONField(phi_class=PhiClass.CLINICAL, sensitive="behavioral_health")
+
+The value is sealed on save with the tenant's data key; associated data binds tenant, table, column
+and primary key, so the model needs a client-generated primary key (UUID) and a `tenant` FK.
+Reading the attribute decrypts lazily; a ciphertext that fails authentication raises
+DecryptionError. Encrypted columns cannot be filtered on: use a blind index (blind.py).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core import checks
+from django.db import models
+
+from . import envelope
+
+
+class PhiClass(models.TextChoices):
+    """What kind of PHI a field holds; masking, export, audit and retention read this."""
+
+    IDENTIFIER = "identifier", "Direct identifier (name, email, phone, address, ids)"
+    DATE = "date", "Date tied to a person (birth, visit)"
+    DEMOGRAPHIC = "demographic", "Demographic detail"
+    CLINICAL = "clinical", "Clinical information"
+    CONTENT = "content", "Message content"
+
+
+class Sealed(bytes):
+    """A ciphertext as read from the database, not yet opened."""
+
+
+def _aad(instance: models.Model, field: models.Field) -> bytes:
+    return f"{instance.tenant_id}|{instance._meta.db_table}|{field.column}|{instance.pk}".encode()
+
+
+class _Descriptor:
+    def __init__(self, field: EncryptedFieldMixin):
+        self.field = field
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        if self.field.attname not in instance.__dict__:
+            instance.refresh_from_db(fields=[self.field.attname])  # a deferred field
+        value = instance.__dict__.get(self.field.attname)
+        if isinstance(value, Sealed):
+            plaintext = envelope.decrypt(instance.tenant_id, bytes(value), _aad(instance, self.field))
+            value = self.field.from_plaintext(plaintext)
+            instance.__dict__[self.field.attname] = value
+        return value
+
+    def __set__(self, instance, value):
+        instance.__dict__[self.field.attname] = value
+
+
+class EncryptedFieldMixin:
+    """Stores `bytea`; subclasses define `to_plaintext(value) -> bytes` and `from_plaintext(bytes)`."""
+
+    def __init__(self, *args, phi_class: str = PhiClass.IDENTIFIER, sensitive: str = "", **kwargs):
+        self.phi_class = phi_class
+        self.sensitive = sensitive
+        kwargs.setdefault("editable", True)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["phi_class"] = self.phi_class
+        if self.sensitive:
+            kwargs["sensitive"] = self.sensitive
+        return name, path, args, kwargs
+
+    def get_internal_type(self) -> str:
+        return "BinaryField"
+
+    def db_type(self, connection) -> str:
+        return "bytea"
+
+    def contribute_to_class(self, cls, name, private_only=False):
+        super().contribute_to_class(cls, name, private_only)
+        setattr(cls, self.attname, _Descriptor(self))
+
+    def check(self, **kwargs):
+        errors = super().check(**kwargs)
+        model = self.model
+        if not isinstance(model._meta.pk, models.UUIDField):
+            errors.append(
+                checks.Error(
+                    "Encrypted fields need a UUID primary key (bound into the ciphertext).",
+                    obj=self,
+                    id="crypto.E001",
+                )
+            )
+        if "tenant" not in {f.name for f in model._meta.get_fields()}:
+            errors.append(checks.Error("Encrypted fields need a tenant FK.", obj=self, id="crypto.E002"))
+        return errors
+
+    def from_db_value(self, value, expression, connection):
+        return None if value is None else Sealed(value)
+
+    def pre_save(self, model_instance, add):
+        value = model_instance.__dict__.get(self.attname)
+        if value is None or isinstance(value, Sealed):
+            return value
+        plaintext = self.to_plaintext(value)
+        return Sealed(envelope.encrypt(model_instance.tenant_id, plaintext, _aad(model_instance, self)))
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        if value is None:
+            return None
+        if not isinstance(value, Sealed):
+            raise TypeError("Encrypted fields cannot be compared or filtered on; use a blind index.")
+        return connection.Database.Binary(bytes(value))
+
+    def to_python(self, value):
+        return value
+
+    def value_to_string(self, obj) -> str:
+        raise TypeError("Encrypted fields are not serialized; export through an audited selector.")
+
+
+class EncryptedTextField(EncryptedFieldMixin, models.Field):
+    def to_plaintext(self, value: Any) -> bytes:
+        return str(value).encode()
+
+    def from_plaintext(self, plaintext: bytes) -> str:
+        return plaintext.decode()
+
+
+class EncryptedJSONField(EncryptedFieldMixin, models.Field):
+    def to_plaintext(self, value: Any) -> bytes:
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str).encode()
+
+    def from_plaintext(self, plaintext: bytes) -> Any:
+        return json.loads(plaintext)

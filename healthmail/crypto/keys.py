@@ -1,0 +1,137 @@
+"""Tenant data keys and index keys: created on first use, cached unwrapped per process.
+
+A key version never changes once written, so the unwrapped cache by (tenant, purpose, version) is
+always right. Only "which version is current" can go stale; it is re-read every CURRENT_TTL seconds,
+and key rotation waits that long before its final pass (see rotation.py).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+import uuid
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.db import IntegrityError, transaction
+
+from healthmail.tenants.context import tenant_context
+
+from .errors import DecryptionError
+from .master import key_ring
+from .models import TenantKey
+
+CURRENT_TTL = 30.0
+
+_lock = threading.Lock()
+_unwrapped: dict[tuple[uuid.UUID, str, int], bytes] = {}
+_ciphers: dict[tuple[uuid.UUID, str, int], AESGCM] = {}
+_current: dict[tuple[uuid.UUID, str], tuple[int, float]] = {}
+
+
+def _wrap_aad(tenant_id: uuid.UUID, purpose: str, version: int) -> bytes:
+    return f"tenant-key|{tenant_id}|{purpose}|{version}".encode()
+
+
+def wrap_key(key: bytes, *, tenant_id: uuid.UUID, purpose: str, version: int) -> tuple[str, bytes]:
+    ring = key_ring()
+    nonce = secrets.token_bytes(12)
+    sealed = ring.cipher(ring.current_id).encrypt(nonce, key, _wrap_aad(tenant_id, purpose, version))
+    return ring.current_id, nonce + sealed
+
+
+def unwrap(row: TenantKey) -> bytes:
+    blob = bytes(row.wrapped_key)
+    try:
+        return (
+            key_ring()
+            .cipher(row.master_key_id)
+            .decrypt(blob[:12], blob[12:], _wrap_aad(row.tenant_id, row.purpose, row.version))
+        )
+    except InvalidTag:
+        raise DecryptionError(
+            f"Tenant {row.purpose} key v{row.version} does not unwrap with its master key."
+        ) from None
+
+
+def key_row(tenant_id: uuid.UUID, purpose: str, version: int | None) -> TenantKey | None:
+    with tenant_context(tenant_id):
+        keys = TenantKey.objects.filter(tenant_id=tenant_id, purpose=purpose)
+        if version is not None:
+            return keys.filter(version=version).first()
+        return keys.order_by("-version").first()
+
+
+def create_version(tenant_id: uuid.UUID, purpose: str) -> int:
+    """Add a new key version (first use or rotation); returns the version now current."""
+    with tenant_context(tenant_id):
+        newest = key_row(tenant_id, purpose, None)
+        version = (newest.version + 1) if newest else 1
+        key = AESGCM.generate_key(256)
+        master_key_id, wrapped = wrap_key(key, tenant_id=tenant_id, purpose=purpose, version=version)
+        try:
+            with transaction.atomic():
+                TenantKey.objects.create(
+                    tenant_id=tenant_id,
+                    purpose=purpose,
+                    version=version,
+                    master_key_id=master_key_id,
+                    wrapped_key=wrapped,
+                )
+        except IntegrityError:
+            # Another process created this version first: use theirs.
+            pass
+    forget_current(tenant_id)
+    return version
+
+
+def key_bytes(tenant_id: uuid.UUID, purpose: str, version: int) -> bytes:
+    cache_key = (tenant_id, purpose, version)
+    key = _unwrapped.get(cache_key)
+    if key is None:
+        row = key_row(tenant_id, purpose, version)
+        if row is None:
+            raise DecryptionError(
+                f"No {purpose} key v{version} exists for this tenant (destroyed or never made)."
+            )
+        key = unwrap(row)
+        with _lock:
+            _unwrapped[cache_key] = key
+    return key
+
+
+def cipher(tenant_id: uuid.UUID, purpose: str, version: int) -> AESGCM:
+    cache_key = (tenant_id, purpose, version)
+    found = _ciphers.get(cache_key)
+    if found is None:
+        found = AESGCM(key_bytes(tenant_id, purpose, version))
+        with _lock:
+            _ciphers[cache_key] = found
+    return found
+
+
+def current_version(tenant_id: uuid.UUID, purpose: str) -> int:
+    cached = _current.get((tenant_id, purpose))
+    if cached and time.monotonic() - cached[1] < CURRENT_TTL:
+        return cached[0]
+    row = key_row(tenant_id, purpose, None)
+    version = row.version if row else create_version(tenant_id, purpose)
+    with _lock:
+        _current[(tenant_id, purpose)] = (version, time.monotonic())
+    return version
+
+
+def forget_current(tenant_id: uuid.UUID | None = None) -> None:
+    """Drop cached "current version" entries (after a rotation, or in tests)."""
+    with _lock:
+        for cache_key in list(_current):
+            if tenant_id is None or cache_key[0] == tenant_id:
+                del _current[cache_key]
+
+
+def forget_all() -> None:
+    with _lock:
+        _current.clear()
+        _unwrapped.clear()
+        _ciphers.clear()

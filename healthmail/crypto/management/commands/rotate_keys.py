@@ -1,0 +1,54 @@
+"""Rotate encryption keys while the system runs.
+
+    manage.py rotate_keys [--tenant SLUG]   new data-key version per tenant, rows re-encrypted in batches
+    manage.py rotate_keys --master          re-wrap tenant keys with the first key of HEALTHMAIL_MASTER_KEY
+
+Interrupt it at any time: the next run resumes (rows still on older versions are the work left).
+"""
+
+from argparse import SUPPRESS as SUPPRESS_HELP
+
+from django.core.management.base import BaseCommand, CommandError
+
+from audit import services as audit
+from audit.actors import Actor
+from healthmail.crypto.rotation import rotate_data_key, rotate_master_key
+from healthmail.tenants.models import Tenant
+
+
+class Command(BaseCommand):
+    help = "Rotate tenant data keys (re-encrypting rows) or the master key (re-wrapping tenant keys)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--tenant", help="Tenant slug (default: every tenant).")
+        parser.add_argument(
+            "--master", action="store_true", help="Re-wrap tenant keys with the current master key."
+        )
+        parser.add_argument("--settle-seconds", type=float, default=None, help=SUPPRESS_HELP)
+
+    def _progress(self, table: str, done: int, total: int) -> None:
+        self.stdout.write(f"  {table}: {done}/{total} re-encrypted")
+
+    def handle(self, *args, tenant=None, master=False, settle_seconds=None, **options):
+        tenants = Tenant.objects.all()
+        if tenant:
+            tenants = tenants.filter(slug=tenant)
+            if not tenants.exists():
+                raise CommandError(f"No tenant with slug {tenant!r}.")
+        actor = Actor.system("manage.py rotate_keys")
+        if master:
+            count = rotate_master_key((t.pk for t in tenants), progress=self._progress)
+            audit.record(actor=actor, action="crypto.rotate_master_key", details={"rewrapped": count})
+            self.stdout.write(self.style.SUCCESS(f"Re-wrapped {count} tenant keys."))
+            return
+        for each in tenants:
+            self.stdout.write(f"Tenant {each.slug}:")
+            version = rotate_data_key(each.pk, progress=self._progress, settle_seconds=settle_seconds)
+            audit.record(
+                actor=actor,
+                action="crypto.rotate_data_key",
+                tenant=each,
+                target=each,
+                details={"version": version},
+            )
+            self.stdout.write(self.style.SUCCESS(f"  data key now v{version}; every row re-encrypted."))
