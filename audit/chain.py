@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -121,6 +122,21 @@ def _signing_key(key_id: str | None = None) -> tuple[str, Ed25519PrivateKey]:
     return key_id, Ed25519PrivateKey.from_private_bytes(ring.derive(SIGNING_PURPOSE, key_id))
 
 
+def sign(message: bytes) -> tuple[str, str]:
+    """Ed25519 signature (hex) and the master key id it derives from."""
+    key_id, private_key = _signing_key()
+    return private_key.sign(message).hex(), key_id
+
+
+def signature_ok(message: bytes, signature: str, key_id: str | None) -> bool:
+    try:
+        _, private_key = _signing_key(key_id)
+        private_key.public_key().verify(bytes.fromhex(signature), message)
+    except (InvalidSignature, ValueError, ImproperlyConfigured):
+        return False
+    return True
+
+
 def checkpoint_path(tenant_id: uuid.UUID | None) -> Path:
     return Path(settings.AUDIT_CHECKPOINT_DIR) / f"{tenant_id or 'platform'}.jsonl"
 
@@ -152,7 +168,7 @@ def checkpoint_export() -> int:
             "at": timezone.now().isoformat(),
             "key_id": key_id,
         }
-        entry["signature"] = private_key.sign(_checkpoint_message(entry)).hex()
+        entry["signature"], _ = sign(_checkpoint_message(entry))
         with checkpoint_path(tenant_id).open("a") as handle:
             handle.write(json.dumps(entry, sort_keys=True) + "\n")
         written += 1
@@ -173,13 +189,11 @@ def latest_checkpoint(tenant_id: uuid.UUID | None) -> dict | None:
 
 
 def checkpoint_signature_ok(entry: dict) -> bool:
-    _, private_key = _signing_key(entry.get("key_id"))
-    public: Ed25519PublicKey = private_key.public_key()
     try:
-        public.verify(bytes.fromhex(entry["signature"]), _checkpoint_message(entry))
-    except (InvalidSignature, ValueError, KeyError):
+        message = _checkpoint_message(entry)
+    except KeyError:
         return False
-    return True
+    return signature_ok(message, entry.get("signature", ""), entry.get("key_id"))
 
 
 # --- Verification -------------------------------------------------------------------------------------------

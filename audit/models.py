@@ -3,10 +3,14 @@
 Rows carry references (ids, prefixes, action names), never PHI values.
 """
 
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils import timezone
 
-from healthmail.tenants.models import Tenant
+from healthmail.tenants.models import Tenant, TenantOwnedModel
 
 
 class AuditEvent(models.Model):
@@ -70,3 +74,88 @@ class ChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"chain head {self.seq}"
+
+
+class ChainVerification(models.Model):
+    """The result of the last verification of one chain, for the status banner."""
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    verified_at = models.DateTimeField(default=timezone.now)
+    ok = models.BooleanField()
+    rows = models.BigIntegerField()
+    problem = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-verified_at"]
+
+    def __str__(self) -> str:
+        return f"verification {'ok' if self.ok else 'BROKEN'}"
+
+
+class Alert(TenantOwnedModel):
+    """A rule over the audit stream fired; compliance officers are told in-app and by email."""
+
+    class Severity(models.TextChoices):
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        CRITICAL = "critical", "Critical"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    rule = models.CharField(max_length=64)
+    severity = models.CharField(max_length=16, choices=Severity.choices)
+    summary = models.CharField(max_length=300)
+    event_ids = ArrayField(models.BigIntegerField(), default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.summary
+
+
+class AlertScan(TenantOwnedModel):
+    """How far the alert rules have read each tenant's audit stream."""
+
+    last_seq = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="alert_scan_one_per_tenant")]
+
+    def __str__(self) -> str:
+        return f"alert scan at seq {self.last_seq}"
+
+
+class BreakGlassGrant(TenantOwnedModel):
+    """Emergency access to one record a person normally can't see: reason required, time-limited,
+    every action under it flagged, compliance officers alerted."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=64)
+    reason = models.CharField(max_length=500)
+    opened_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(expires_at__gt=models.F("opened_at")),
+                name="break_glass_expires_after_opening",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"break-glass {self.target_type}:{self.target_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.closed_at is None and self.expires_at > timezone.now()

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from healthmail.observability import request_meta
-from healthmail.tenants.context import platform_context, tenant_context
+from healthmail.tenants.context import current_tenant_id, platform_context, tenant_context
 
 from .actors import Actor
 from .models import AuditEvent
@@ -51,7 +51,10 @@ def record(
     )
     # Platform events (no tenant) are written in platform context: the INSERT's RETURNING must pass
     # the read policy too, and that policy shows tenant-less rows only there.
-    with platform_context() if event.tenant_id is None else tenant_context(event.tenant_id):
-        event.save()
+    if event.tenant_id is not None and current_tenant_id() == event.tenant_id:
+        event.save()  # already inside this tenant's context: one INSERT, no extra round trips
+    else:
+        with platform_context() if event.tenant_id is None else tenant_context(event.tenant_id):
+            event.save()
     logger.info("audit", extra={"action": action, "outcome": outcome, "audit_id": event.pk})
     return event

@@ -1,6 +1,7 @@
 from healthmail.celery import app
 
-from . import chain
+from . import alerts, chain
+from .models import ChainVerification
 
 
 @app.task(ignore_result=True, time_limit=120)
@@ -12,3 +13,23 @@ def audit_seal() -> int:
 def audit_checkpoint() -> int:
     chain.seal_all()
     return chain.checkpoint_export()
+
+
+@app.task(ignore_result=True, time_limit=300)
+def audit_alerts_scan() -> int:
+    chain.seal_all()
+    return alerts.alerts_scan()
+
+
+@app.task(ignore_result=True, time_limit=3600)
+def audit_verify_all() -> int:
+    """Hourly: verify every chain and record the result for the status banner."""
+    broken = 0
+    for chain_id in chain.chain_ids():
+        report = chain.verify_chain(chain_id)
+        with chain.chain_scope(chain_id):
+            ChainVerification.objects.create(
+                tenant_id=chain_id, ok=report.ok, rows=report.rows, problem=(report.problems or [""])[0][:500]
+            )
+        broken += not report.ok
+    return broken

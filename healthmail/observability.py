@@ -1,24 +1,38 @@
 """Request ids, log context, Prometheus metrics and the health endpoint.
 
 Logs are JSON lines carrying request_id and tenant_id. Nothing here ever logs a request body,
-query string or header value other than the request id: those may carry PHI.
+query string, path or header value other than the request id: those may carry PHI. Requests are
+logged by route pattern (`platform/tenants/<uuid:tenant_id>/`), never by their concrete path.
 """
 
 from __future__ import annotations
 
 import contextvars
+import hmac
 import logging
+import os
 import re
 import time
 import uuid
 from dataclasses import dataclass
 
+from celery import signals as celery_signals
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 from healthmail.tenants.context import current_tenant_id
+
+logger = logging.getLogger("healthmail.request")
 
 
 @dataclass(frozen=True)
@@ -27,11 +41,15 @@ class RequestMeta:
     client_ip: str | None = None
 
 
-_request_meta: contextvars.ContextVar[RequestMeta] = contextvars.ContextVar("request_meta", default=RequestMeta())
+_request_meta: contextvars.ContextVar[RequestMeta] = contextvars.ContextVar(
+    "request_meta",
+    default=RequestMeta(),  # noqa: B039 - frozen, so never mutated
+)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
-HTTP_REQUESTS = Counter("healthmail_http_requests_total", "HTTP requests", ["method", "status"])
-HTTP_LATENCY = Histogram("healthmail_http_request_seconds", "HTTP request latency", ["method"])
+HTTP_REQUESTS = Counter("healthmail_http_requests_total", "HTTP requests", ["method", "route", "status"])
+HTTP_LATENCY = Histogram("healthmail_http_request_seconds", "HTTP request latency", ["method", "route"])
+HEALTH_CHECKS = Counter("healthmail_health_checks_total", "Health checks answered", ["status"])
 
 
 def request_meta() -> RequestMeta:
@@ -43,8 +61,21 @@ def client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
+def _route(request: HttpRequest) -> str:
+    """The matched URL pattern, bounded in number and free of ids and tokens."""
+    match = getattr(request, "resolver_match", None)
+    if match is not None:
+        return f"/{match.route}"
+    return request.path if request.path in _EARLY_ENDPOINTS else "unmatched"
+
+
 class RequestIdMiddleware:
-    """Accept a well-formed X-Request-ID or make one; echo it back; expose it to logs and audit."""
+    """Accept a well-formed X-Request-ID or make one; echo it back; expose it to logs and audit.
+
+    /healthz and /metrics are answered here, before the session and transaction middleware: a
+    database outage must give a 503 naming the database (not a 500 from opening a transaction), and
+    probes arrive with whatever Host header the orchestrator uses.
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -54,12 +85,31 @@ class RequestIdMiddleware:
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id
         token = _request_meta.set(RequestMeta(request_id, client_ip(request)))
+        started = time.perf_counter()
         try:
-            response = self.get_response(request)
+            early = _EARLY_ENDPOINTS.get(request.path)
+            response = early(request) if early is not None else self.get_response(request)
+            if early is None:
+                _log_request(request, response, time.perf_counter() - started)
         finally:
             _request_meta.reset(token)
         response["X-Request-ID"] = request_id
         return response
+
+
+def _log_request(request: HttpRequest, response: HttpResponse, seconds: float) -> None:
+    tenant = getattr(request, "tenant", None)
+    logger.info(
+        "request",
+        extra={
+            "method": request.method,
+            "route": _route(request),
+            "status": response.status_code,
+            "duration_ms": round(seconds * 1000, 1),
+            # The tenant context has ended by now; name the request's tenant explicitly.
+            "tenant_id": str(tenant.pk) if tenant is not None else "",
+        },
+    )
 
 
 class MetricsMiddleware:
@@ -69,17 +119,43 @@ class MetricsMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
         response = self.get_response(request)
-        HTTP_LATENCY.labels(request.method).observe(time.perf_counter() - started)
-        HTTP_REQUESTS.labels(request.method, str(response.status_code)).inc()
+        route = _route(request)
+        HTTP_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+        HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
         return response
 
 
 class LogContextFilter(logging.Filter):
+    """Adds request_id and tenant_id to every record (unless the caller named them explicitly),
+    and replaces a request object attached to a record by its method and route.
+
+    Django's `django.request` logger attaches the request to 4xx/5xx records; its repr holds the
+    full path with the query string, which the JSON formatter would print. Query strings may hold
+    PHI (a search for a patient's name), so only the route pattern is kept.
+    """
+
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = _request_meta.get().request_id
-        tenant_id = current_tenant_id()
-        record.tenant_id = str(tenant_id) if tenant_id else ""
+        request = getattr(record, "request", None)
+        if isinstance(request, HttpRequest):
+            record.request = f"{request.method} {_route(request)}"
+            if not getattr(record, "request_id", ""):
+                record.request_id = getattr(request, "request_id", "")
+        if not getattr(record, "request_id", ""):
+            record.request_id = _request_meta.get().request_id
+        if not getattr(record, "tenant_id", ""):
+            tenant_id = current_tenant_id()
+            record.tenant_id = str(tenant_id) if tenant_id else ""
         return True
+
+
+@celery_signals.setup_logging.connect
+def _keep_django_logging(**kwargs) -> None:
+    """Celery workers and beat keep the JSON logging Django configured (this module is imported by
+    that configuration, before Celery sets up logging) instead of replacing the root handlers with
+    Celery's plain-text format."""
+
+
+# --- /healthz -----------------------------------------------------------------------------------------
 
 
 def _check_database() -> str:
@@ -96,6 +172,7 @@ def _check_redis() -> str:
 
 
 def _check_workers() -> dict[str, int]:
+    """Workers consuming each queue, as answered to a broadcast within HEALTHZ_WORKER_TIMEOUT."""
     from healthmail.celery import app
 
     replies = app.control.inspect(timeout=settings.HEALTHZ_WORKER_TIMEOUT).active_queues() or {}
@@ -107,26 +184,57 @@ def _check_workers() -> dict[str, int]:
     return per_queue
 
 
+def _run(check) -> object:
+    try:
+        return check()
+    except Exception as error:  # noqa: BLE001 - a health check reports every failure as down
+        # The class name only: an exception message may hold a host name or a password.
+        return f"down: {error.__class__.__name__}"
+
+
 def healthz(request: HttpRequest) -> JsonResponse:
     """Database, Redis and one worker per queue. 200 when all are up, else 503 naming what is not."""
-    report: dict[str, object] = {}
-    healthy = True
-    for name, check in (("database", _check_database), ("redis", _check_redis)):
-        try:
-            report[name] = check()
-        except Exception as error:  # noqa: BLE001 - a health check reports every failure as down
-            report[name] = f"down: {error.__class__.__name__}"
-        healthy = healthy and report[name] == "ok"
-    try:
-        workers = _check_workers()
-        report["workers"] = workers
-        healthy = healthy and all(workers.values())
-    except Exception as error:  # noqa: BLE001
-        report["workers"] = f"down: {error.__class__.__name__}"
-        healthy = False
-    report["status"] = "ok" if healthy else "degraded"
-    return JsonResponse(report, status=200 if healthy else 503)
+    report: dict[str, object] = {"database": _run(_check_database), "redis": _run(_check_redis)}
+    # Workers answer through Redis: without it the broadcast would only wait out its timeout.
+    report["workers"] = _run(_check_workers) if report["redis"] == "ok" else "unknown: redis is down"
+    down = [name for name in ("database", "redis") if report[name] != "ok"]
+    workers = report["workers"]
+    if not isinstance(workers, dict) or not all(workers.values()):
+        down.append("workers")
+    report["status"] = "degraded" if down else "ok"
+    report["down"] = down
+    HEALTH_CHECKS.labels(report["status"]).inc()
+    return JsonResponse(report, status=503 if down else 200, headers={"Cache-Control": "no-store"})
+
+
+# --- /metrics -----------------------------------------------------------------------------------------
+
+
+def _registry() -> CollectorRegistry:
+    # Several gunicorn workers: each writes its samples under PROMETHEUS_MULTIPROC_DIR and any one of
+    # them reports the sum. prometheus_client reads that variable itself, hence the environment here.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return registry
+    return REGISTRY
+
+
+def _metrics_authorized(request: HttpRequest) -> bool:
+    expected = getattr(settings, "METRICS_TOKEN", "")
+    if not expected:
+        return True
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), expected.encode())
 
 
 def metrics(request: HttpRequest) -> HttpResponse:
-    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+    """Prometheus text format; with METRICS_TOKEN set, only for `Authorization: Bearer <token>`."""
+    if not _metrics_authorized(request):
+        response = HttpResponse("A valid bearer token is required.\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return HttpResponse(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)
+
+
+_EARLY_ENDPOINTS = {"/healthz": healthz, "/metrics": metrics}

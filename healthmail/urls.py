@@ -4,10 +4,17 @@ from healthmail import devmailbox, observability
 
 urlpatterns = [
     path("", include("healthmail.accounts.urls")),
-    path("platform/", include("healthmail.tenants.urls")),
+    path("", include("healthmail.tenants.urls")),
     path("api/", include("healthmail.api.urls")),
+    path("audit/", include("audit.urls")),
     path("healthz", observability.healthz, name="healthz"),
     path("metrics", observability.metrics, name="metrics"),
     path("dev/mailbox/", devmailbox.mailbox_list, name="dev_mailbox"),
     path("dev/mailbox/<str:key>/", devmailbox.mailbox_message, name="dev_mailbox_message"),
 ]
+
+# problem+json under /api/, a short HTML page elsewhere (templates/400|403|404|500.html).
+handler400 = "healthmail.api.errors.bad_request"
+handler403 = "healthmail.api.errors.permission_denied"
+handler404 = "healthmail.api.errors.page_not_found"
+handler500 = "healthmail.api.errors.server_error"

@@ -13,12 +13,15 @@ from django.db import connections
 from psycopg import sql
 
 
-
 def _admin_connection(dbname: str) -> psycopg.Connection:
     owner = settings.DATABASES["owner"]
     return psycopg.connect(
-        host=owner["HOST"], port=owner["PORT"], user=owner["USER"], password=owner["PASSWORD"] or None,
-        dbname=dbname, autocommit=True,
+        host=owner["HOST"],
+        port=owner["PORT"],
+        user=owner["USER"],
+        password=owner["PASSWORD"] or None,
+        dbname=dbname,
+        autocommit=True,
     )
 
 

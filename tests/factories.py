@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 
 import factory
+from django.utils import timezone
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -42,9 +43,9 @@ class BaaFactory(TenantOwnedFactory):
 
     tenant = factory.SubFactory(TenantFactory)
     counterparty = factory.LazyAttribute(lambda o: o.tenant.name)
-    signed_on = factory.LazyFunction(lambda: datetime.date.today() - datetime.timedelta(days=30))
-    effective_on = factory.LazyFunction(lambda: datetime.date.today() - datetime.timedelta(days=30))
-    expires_on = factory.LazyFunction(lambda: datetime.date.today() + datetime.timedelta(days=335))
+    signed_on = factory.LazyFunction(lambda: timezone.localdate() - datetime.timedelta(days=30))
+    effective_on = factory.LazyFunction(lambda: timezone.localdate() - datetime.timedelta(days=30))
+    expires_on = factory.LazyFunction(lambda: timezone.localdate() + datetime.timedelta(days=335))
     signatory_name = "Synthetic Signatory"
     document_sha256 = "a" * 64
     services = factory.LazyFunction(lambda: list(Service.values))
@@ -60,7 +61,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", PASSWORD)
 
     @factory.post_generation
-    def saved(obj, create, extracted, **kwargs):  # noqa: N805
+    def saved(obj, create, extracted, **kwargs):
         if create:
             obj.save()
 

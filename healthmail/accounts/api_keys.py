@@ -81,36 +81,69 @@ def api_key_create(
     secret = secrets.token_urlsafe(32)
     with tenant_context(tenant):
         api_key = ApiKey.objects.create(
-            tenant=tenant, name=name.strip(), prefix=prefix, secret_hash=_hash(secret),
-            scopes=sorted(set(scopes)), created_by=actor.user, expires_at=expires_at,
+            tenant=tenant,
+            name=name.strip(),
+            prefix=prefix,
+            secret_hash=_hash(secret),
+            scopes=sorted(set(scopes)),
+            created_by=actor.user,
+            expires_at=expires_at,
         )
-        audit.record(actor=actor, action="api_key.create", target=api_key, tenant=tenant,
-                     details={"prefix": prefix, "scopes": api_key.scopes})
+        audit.record(
+            actor=actor,
+            action="api_key.create",
+            target=api_key,
+            tenant=tenant,
+            details={"prefix": prefix, "scopes": api_key.scopes},
+        )
     return IssuedKey(api_key, f"{KEY_PREFIX}{prefix}_{secret}")
 
 
 @transaction.atomic
 def api_key_revoke(*, actor: Actor, tenant: Tenant, api_key: ApiKey) -> ApiKey:
     with tenant_context(tenant):
-        updated = ApiKey.objects.for_tenant(tenant).filter(pk=api_key.pk, revoked_at__isnull=True).update(
-            revoked_at=timezone.now()
+        updated = (
+            ApiKey.objects.for_tenant(tenant)
+            .filter(pk=api_key.pk, revoked_at__isnull=True)
+            .update(revoked_at=timezone.now())
         )
         if updated != 1:
             raise ApplicationError("This key is already revoked.", code="already_revoked")
-        audit.record(actor=actor, action="api_key.revoke", target=api_key, tenant=tenant,
-                     details={"prefix": api_key.prefix})
-    api_key.refresh_from_db()
+        audit.record(
+            actor=actor,
+            action="api_key.revoke",
+            target=api_key,
+            tenant=tenant,
+            details={"prefix": api_key.prefix},
+        )
+        api_key.refresh_from_db()  # inside the context: row-level security hides the row outside it
     return api_key
 
 
 def api_key_authenticate(presented: str, *, ip_address: str | None) -> ApiKey:
     """Find and check a presented key. Every refusal is audited (by prefix, never the secret)."""
-    prefix, secret = _parse(presented)
+    try:
+        prefix, secret = _parse(presented)
+    except ApiKeyRejected:
+        audit.record(actor=Actor.anonymous(), action="api_key.use", outcome="denied", reason="malformed key")
+        raise
     with db_setting("app.api_key_prefix", prefix):
         api_key = ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
-    if api_key is None or not hmac.compare_digest(api_key.secret_hash, _hash(secret)):
-        audit.record(actor=Actor("api_key", prefix), action="api_key.use", outcome="denied",
-                     reason="unknown key or wrong secret")
+    if api_key is None:
+        audit.record(
+            actor=Actor("api_key", prefix), action="api_key.use", outcome="denied", reason="unknown key"
+        )
+        raise ApiKeyRejected("Invalid API key.")
+    if not hmac.compare_digest(api_key.secret_hash, _hash(secret)):
+        # Same answer as an unknown key; the owning tenant's trail shows someone tried its prefix.
+        audit.record(
+            actor=Actor.for_api_key(api_key),
+            action="api_key.use",
+            outcome="denied",
+            reason="wrong secret",
+            tenant=api_key.tenant,
+            target=api_key,
+        )
         raise ApiKeyRejected("Invalid API key.")
     refusal = ""
     if api_key.revoked_at is not None:
@@ -120,14 +153,26 @@ def api_key_authenticate(presented: str, *, ip_address: str | None) -> ApiKey:
     elif not api_key.tenant.is_active:
         refusal = "The organization of this API key is suspended."
     if refusal:
-        audit.record(actor=Actor.for_api_key(api_key), action="api_key.use", outcome="denied",
-                     reason=refusal, tenant=api_key.tenant, target=api_key)
+        audit.record(
+            actor=Actor.for_api_key(api_key),
+            action="api_key.use",
+            outcome="denied",
+            reason=refusal,
+            tenant=api_key.tenant,
+            target=api_key,
+        )
         raise ApiKeyRejected(refusal)
     with tenant_context(api_key.tenant):
         # Recording each use would double the write load of a busy integration; a minute's grain is enough.
-        stale = api_key.last_used_at is None or timezone.now() - api_key.last_used_at > datetime.timedelta(minutes=1)
+        since = timezone.now() - datetime.timedelta(minutes=1)
+        stale = api_key.last_used_at is None or api_key.last_used_at < since
         if stale or api_key.last_used_ip != ip_address:
             ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now(), last_used_ip=ip_address)
-            audit.record(actor=Actor.for_api_key(api_key), action="api_key.use", target=api_key,
-                         tenant=api_key.tenant, details={"new_network": api_key.last_used_ip != ip_address})
+            audit.record(
+                actor=Actor.for_api_key(api_key),
+                action="api_key.use",
+                target=api_key,
+                tenant=api_key.tenant,
+                details={"new_network": api_key.last_used_ip != ip_address},
+            )
     return api_key

@@ -14,7 +14,9 @@ def memberships_of(user) -> list[Membership]:
     """Active memberships across tenants (visible through the `app.user_id` lookup policy)."""
     with user_context(user.pk):
         return list(
-            Membership.objects.filter(user=user, is_active=True).select_related("tenant").order_by("tenant__name")
+            Membership.objects.filter(user=user, is_active=True)
+            .select_related("tenant")
+            .order_by("tenant__name")
         )
 
 

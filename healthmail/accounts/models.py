@@ -43,7 +43,9 @@ class Membership(TenantOwnedModel):
     )
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="membership_unique_per_tenant")]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "user"], name="membership_unique_per_tenant")
+        ]
 
     def __str__(self) -> str:
         return f"{self.user_id} as {self.role}"

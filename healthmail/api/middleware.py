@@ -1,7 +1,9 @@
-"""Refuse oversized bodies before anything reads them (413, problem+json for the API)."""
+"""Refuse oversized bodies before anything reads them (413: problem+json for the API, text elsewhere)."""
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
+
+from .errors import is_api_request, problem_response
 
 
 class BodySizeLimitMiddleware:
@@ -13,15 +15,10 @@ class BodySizeLimitMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        if length > settings.REQUEST_BODY_MAX_BYTES:
-            return JsonResponse(
-                {
-                    "type": "about:blank",
-                    "title": "Request body too large",
-                    "status": 413,
-                    "detail": f"The body may be at most {settings.REQUEST_BODY_MAX_BYTES} bytes.",
-                },
-                status=413,
-                content_type="application/problem+json",
-            )
+        limit = settings.REQUEST_BODY_MAX_BYTES
+        if length > limit:
+            detail = f"The request body may be at most {limit} bytes."
+            if is_api_request(request):
+                return problem_response(413, detail, code="body_too_large")
+            return HttpResponse(detail, status=413, content_type="text/plain; charset=utf-8")
         return self.get_response(request)

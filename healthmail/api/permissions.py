@@ -1,4 +1,12 @@
+"""Who may call an API operation: a valid key (checked by TenantMiddleware) holding the scopes the
+operation declares. `HasScopes` is the default permission, so a view that declares nothing is
+refused rather than open."""
+
 from rest_framework import permissions
+
+from audit import services as audit
+from audit.actors import Actor
+from audit.models import AuditEvent
 
 
 class HasApiKey(permissions.BasePermission):
@@ -8,15 +16,42 @@ class HasApiKey(permissions.BasePermission):
         return request.auth is not None
 
 
+def declared_scopes(view, method: str) -> list[str] | None:
+    """The scopes `view` declares for `method`; None when it declares none (refused)."""
+    method = "GET" if method == "HEAD" else method
+    return getattr(view, "required_scopes", {}).get(method)
+
+
 class HasScopes(HasApiKey):
-    """Views declare `required_scopes = {"GET": ["contacts:read"], "POST": [...]}`."""
+    """Views declare `required_scopes = {"GET": ["contacts:read"], "POST": [...]}`; `[]` means any
+    valid key may call it (deliberately, e.g. /me)."""
 
     message = "This API key lacks the scope this operation needs."
 
     def has_permission(self, request, view) -> bool:
         if not super().has_permission(request, view):
             return False
-        needed = getattr(view, "required_scopes", {}).get(request.method, None)
+        if request.method == "OPTIONS" or not hasattr(view, request.method.lower()):
+            return True  # no operation runs: DRF answers the metadata or 405
+        needed = declared_scopes(view, request.method)
         if needed is None:
-            return False  # an operation without declared scopes is refused, never open
-        return set(needed) <= set(request.auth.scopes)
+            self.message = "This operation is not open to API keys."
+            return self._refuse(request, view, "operation declares no scopes", [])
+        missing = sorted(set(needed) - set(request.auth.scopes))
+        if missing:
+            self.message = f"This API key lacks the scope this operation needs: {', '.join(missing)}."
+            return self._refuse(request, view, "missing scope", missing)
+        return True
+
+    def _refuse(self, request, view, reason: str, missing: list[str]) -> bool:
+        api_key = request.auth
+        audit.record(
+            actor=Actor.for_api_key(api_key),
+            action="api_key.scope_denied",
+            target=api_key,
+            tenant=api_key.tenant_id,
+            outcome=AuditEvent.Outcome.DENIED,
+            reason=reason,
+            details={"operation": f"{request.method} {type(view).__name__}", "missing_scopes": missing},
+        )
+        return False

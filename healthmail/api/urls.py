@@ -1,14 +1,19 @@
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from . import views
+from .errors import api_not_found
 
 urlpatterns = [
-    path("schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
+    path(
+        "schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"
+    ),
     path(
         "docs/",
         SpectacularRedocView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]),
         name="api-docs",
     ),
     path("v1/me", views.WhoAmI.as_view(), name="api-me"),
+    # Last: any other /api/ URL is a problem+json 404, never Django's HTML page.
+    re_path(r"^.*$", api_not_found, name="api-not-found"),
 ]

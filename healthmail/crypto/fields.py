@@ -19,7 +19,7 @@ from typing import Any
 from django.core import checks
 from django.db import models
 
-from . import envelope
+from . import access, envelope
 
 
 class PhiClass(models.TextChoices):
@@ -50,6 +50,8 @@ class _Descriptor:
         if self.field.attname not in instance.__dict__:
             instance.refresh_from_db(fields=[self.field.attname])  # a deferred field
         value = instance.__dict__.get(self.field.attname)
+        if value is not None:
+            access.check(instance, self.field.name)
         if isinstance(value, Sealed):
             plaintext = envelope.decrypt(instance.tenant_id, bytes(value), _aad(instance, self.field))
             value = self.field.from_plaintext(plaintext)

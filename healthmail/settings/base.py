@@ -182,6 +182,9 @@ SECURE_REFERRER_POLICY = "same-origin"
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env("EMAIL_HOST", default="127.0.0.1")
 EMAIL_PORT = env.int("EMAIL_PORT", default=1025)
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="HealthMail <no-reply@healthmail.invalid>")
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 DEV_MAILBOX_DIR = env("DEV_MAILBOX_DIR", default="")
@@ -230,6 +233,8 @@ LOGGING = {
     },
 }
 HEALTHZ_WORKER_TIMEOUT = env.float("HEALTHZ_WORKER_TIMEOUT", default=1.0)
+# When set, /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
 
 # --- PHI encryption: the master key (KEK) ring; see healthmail/crypto/master.py --------------------
 HEALTHMAIL_MASTER_KEY = env("HEALTHMAIL_MASTER_KEY", default="")
@@ -246,3 +251,5 @@ CELERY_BEAT_SCHEDULE["api-idempotency-expire"] = {
 AUDIT_CHECKPOINT_DIR = env("AUDIT_CHECKPOINT_DIR", default=str(BASE_DIR / ".devstack" / "audit-checkpoints"))
 CELERY_BEAT_SCHEDULE["audit-seal"] = {"task": "audit.tasks.audit_seal", "schedule": 2.0}
 CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "audit.tasks.audit_checkpoint", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["audit-alerts"] = {"task": "audit.tasks.audit_alerts_scan", "schedule": 30.0}
+CELERY_BEAT_SCHEDULE["audit-verify"] = {"task": "audit.tasks.audit_verify_all", "schedule": 3600.0}

@@ -37,12 +37,20 @@ def _get_local(name: str) -> str:
 @contextmanager
 def db_setting(name: str, value: str) -> Iterator[None]:
     """Set a transaction-local setting for the block, restoring the outer value afterwards."""
+    if not connection.in_atomic_block:
+        # A transaction of our own: the setting ends with it, nothing to read or restore.
+        with transaction.atomic():
+            _set_local(name, value)
+            yield
+        return
     with transaction.atomic():
         previous = _get_local(name)
         _set_local(name, value)
         yield
-        # On an exception the savepoint rollback restores the outer value by itself.
-        _set_local(name, previous)
+        # On an exception, or when the block was marked for rollback (an API 500), the savepoint
+        # rollback restores the outer value by itself; a query here would be refused.
+        if not transaction.get_rollback():
+            _set_local(name, previous)
 
 
 @contextmanager

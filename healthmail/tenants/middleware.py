@@ -10,10 +10,16 @@ from contextlib import nullcontext
 
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
 
+from audit import services as audit
+from audit.actors import Actor
+from audit.models import AuditEvent
 from healthmail.accounts.api_keys import ApiKeyRejected, api_key_authenticate
 from healthmail.accounts.membership import resolve_membership
 from healthmail.accounts.roles import PLATFORM_ADMIN
+from healthmail.crypto import access as phi_gate
 from healthmail.observability import request_meta
 
 from .context import tenant_context
@@ -34,12 +40,33 @@ class TenantMiddleware:
                 self._authenticate_api_key(request)
             elif getattr(request, "user", None) is not None and request.user.is_authenticated:
                 self._resolve_person(request)
+                refusal = self._refuse_if_suspended(request)
+                if refusal is not None:
+                    return refusal
             scope = tenant_context(request.tenant) if request.tenant is not None else nullcontext()
-            with scope:
+            # While serving a person or API client, PHI decrypts only inside an audited phi_access().
+            with scope, phi_gate.guarded():
                 response = self.get_response(request)
                 if response.status_code >= 500:
                     transaction.set_rollback(True)
         return response
+
+    def _refuse_if_suspended(self, request: HttpRequest) -> HttpResponse | None:
+        """A member of a suspended tenant sees why on every page but sign-out and the switcher."""
+        tenant = request.tenant
+        if request.membership is None or tenant.is_active:
+            return None
+        if request.path in (reverse("accounts:logout"), reverse("accounts:switch_tenant")):
+            return None
+        audit.record(
+            actor=Actor.for_user(request.user),
+            action="tenant.access",
+            tenant=tenant,
+            outcome=AuditEvent.Outcome.DENIED,
+            reason="tenant suspended",
+        )
+        request.role = None  # the page offers no links into the suspended tenant
+        return render(request, "accounts/tenant_suspended.html", {"suspended_tenant": tenant}, status=403)
 
     def _authenticate_api_key(self, request: HttpRequest) -> None:
         header = request.headers.get("Authorization", "")

@@ -102,7 +102,8 @@ class BusinessAssociateAgreement(TenantOwnedModel):
                 condition=models.Q(effective_on__gte=models.F("signed_on")), name="baa_effective_after_signed"
             ),
             models.CheckConstraint(
-                condition=models.Q(expires_on__isnull=True) | models.Q(expires_on__gt=models.F("effective_on")),
+                condition=models.Q(expires_on__isnull=True)
+                | models.Q(expires_on__gt=models.F("effective_on")),
                 name="baa_expires_after_effective",
             ),
             models.CheckConstraint(
@@ -118,7 +119,9 @@ class Subcontractor(TenantOwnedModel):
     """A subcontractor that handles PHI under a BAA (hosting, relay, backup...)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    baa = models.ForeignKey(BusinessAssociateAgreement, on_delete=models.CASCADE, related_name="subcontractors")
+    baa = models.ForeignKey(
+        BusinessAssociateAgreement, on_delete=models.CASCADE, related_name="subcontractors"
+    )
     name = models.CharField(max_length=200)
     service = models.CharField(max_length=200, help_text="What it does with PHI.")
     has_baa = models.BooleanField(default=True, help_text="A downstream BAA is in place.")

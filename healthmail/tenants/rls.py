@@ -1,7 +1,7 @@
 """Row-level security as a migration operation, so every tenant-owned table declares it once.
 
-    migrations.RunSQL is avoided on purpose: `EnableRowLevelSecurity("Model")` reads the table name
-    from the model state and is checked by tests/isolation against every TenantOwnedModel.
+migrations.RunSQL is avoided on purpose: `EnableRowLevelSecurity("Model")` reads the table name
+from the model state and is checked by tests/isolation against every TenantOwnedModel.
 """
 
 from django.db import migrations

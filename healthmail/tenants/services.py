@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit import services as audit
 from audit.actors import Actor
-from healthmail.errors import ApplicationError, PhiFlowRefused
+from healthmail.errors import ApplicationError, Conflict, PhiFlowRefused
 
 from .context import tenant_context
 from .models import BusinessAssociateAgreement, Service, Subcontractor, Tenant
@@ -25,26 +27,36 @@ class Permit:
         return self.allowed
 
 
+def _validation_message(error: ValidationError) -> str:
+    """One readable sentence from a model ValidationError (field names dropped, messages kept)."""
+    if hasattr(error, "message_dict"):
+        return " ".join(message for messages in error.message_dict.values() for message in messages)
+    return " ".join(error.messages)
+
+
+def baa_in_force(baa: BusinessAssociateAgreement, on: datetime.date) -> bool:
+    if baa.effective_on > on:
+        return False
+    if baa.expires_on and baa.expires_on <= on:
+        return False
+    return not (baa.terminated_on and baa.terminated_on <= on)
+
+
 def active_baa(*, tenant: Tenant, on: datetime.date | None = None) -> BusinessAssociateAgreement | None:
     """The BAA in force on a date: effective, not expired, not terminated; newest first."""
     on = on or timezone.localdate()
     with tenant_context(tenant):
         candidates = BusinessAssociateAgreement.objects.for_tenant(tenant).filter(effective_on__lte=on)
         for baa in candidates:
-            if baa.expires_on and baa.expires_on <= on:
-                continue
-            if baa.terminated_on and baa.terminated_on <= on:
-                continue
-            return baa
+            if baa_in_force(baa, on):
+                return baa
     return None
 
 
-def tenant_can(tenant: Tenant, service: str, *, on: datetime.date | None = None) -> Permit:
-    """May PHI flow for this tenant through this service today? Always with a reason."""
+def _permit(tenant: Tenant, baa: BusinessAssociateAgreement | None, service: str) -> Permit:
     label = Service(service).label
     if not tenant.is_active:
         return Permit(False, f"The organization {tenant.name} is suspended; no PHI may be processed.")
-    baa = active_baa(tenant=tenant, on=on)
     if baa is None:
         return Permit(
             False,
@@ -60,30 +72,64 @@ def tenant_can(tenant: Tenant, service: str, *, on: datetime.date | None = None)
     return Permit(True, f"Covered by the BAA with {baa.counterparty} effective {baa.effective_on}.")
 
 
+def tenant_can(tenant: Tenant, service: str, *, on: datetime.date | None = None) -> Permit:
+    """May PHI flow for this tenant through this service today? Always with a reason."""
+    Service(service)  # an unknown service is a programming error, raised before any query
+    baa = active_baa(tenant=tenant, on=on) if tenant.is_active else None
+    return _permit(tenant, baa, service)
+
+
+def tenant_service_permits(tenant: Tenant, *, on: datetime.date | None = None) -> dict[str, Permit]:
+    """`tenant_can` for every service at once (one BAA lookup), keyed by service value."""
+    baa = active_baa(tenant=tenant, on=on) if tenant.is_active else None
+    return {service: _permit(tenant, baa, service) for service in Service.values}
+
+
+def require_phi_flow(tenant: Tenant, service: str) -> None:
+    """Raise PhiFlowRefused with the reason unless PHI may flow (used by every PHI-sending path)."""
+    permit = tenant_can(tenant, service)
+    if not permit:
+        raise PhiFlowRefused(permit.reason, code="baa_required")
+
+
 @transaction.atomic
 def tenant_create(
     *, actor: Actor, name: str, slug: str, postal_address: str, timezone_name: str = "America/New_York"
 ) -> Tenant:
     if Tenant.objects.filter(slug=slug).exists():
-        raise ApplicationError(f"The short name “{slug}” is taken.", code="slug_taken")
-    tenant = Tenant(name=name, slug=slug, postal_address=postal_address, timezone=timezone_name)
-    tenant.full_clean()
-    tenant.save()
+        raise Conflict(f"The short name “{slug}” is taken.", code="slug_taken")
+    tenant = Tenant(
+        name=name.strip(), slug=slug, postal_address=postal_address.strip(), timezone=timezone_name
+    )
+    try:
+        tenant.full_clean()
+    except ValidationError as error:
+        raise ApplicationError(_validation_message(error), code="invalid") from error
+    try:
+        # A savepoint, so a concurrent create of the same slug fails cleanly instead of poisoning
+        # the caller's transaction.
+        with transaction.atomic():
+            tenant.save()
+    except IntegrityError as error:
+        raise Conflict(f"The short name “{slug}” is taken.", code="slug_taken") from error
     audit.record(actor=actor, action="tenant.create", target=tenant, tenant=tenant, details={"slug": slug})
     return tenant
 
 
 @transaction.atomic
 def tenant_set_status(*, actor: Actor, tenant: Tenant, status: str, reason: str) -> Tenant:
+    if status not in Tenant.Status.values:
+        raise ApplicationError("Unknown status.", code="status")
     if not reason.strip():
         raise ApplicationError("A reason is required.", code="reason_required")
     if tenant.status == status:
         raise ApplicationError(f"The organization is already {Tenant.Status(status).label.lower()}.")
+    # Compare-and-set: two admins acting at once cannot both flip the status.
     updated = Tenant.objects.filter(pk=tenant.pk, status=tenant.status).update(
-        status=status, status_changed_at=timezone.now(), status_reason=reason
+        status=status, status_changed_at=timezone.now(), status_reason=reason.strip()[:500]
     )
     if updated != 1:
-        raise ApplicationError("The organization changed meanwhile; reload and try again.", code="conflict")
+        raise Conflict("The organization changed meanwhile; reload and try again.", code="conflict")
     tenant.refresh_from_db()
     action = "tenant.suspend" if status == Tenant.Status.SUSPENDED else "tenant.reactivate"
     audit.record(actor=actor, action=action, target=tenant, tenant=tenant, reason=reason)
@@ -94,19 +140,30 @@ def tenant_set_status(*, actor: Actor, tenant: Tenant, status: str, reason: str)
 def tenant_update_settings(
     *, actor: Actor, tenant: Tenant, postal_address: str, timezone_name: str, idle_timeout_minutes: int
 ) -> Tenant:
-    changed = {}
+    changed = []
     for field, value in (
-        ("postal_address", postal_address),
+        ("postal_address", postal_address.strip()),
         ("timezone", timezone_name),
         ("idle_timeout_minutes", idle_timeout_minutes),
     ):
         if getattr(tenant, field) != value:
             setattr(tenant, field, value)
-            changed[field] = True
-    tenant.full_clean()
-    tenant.save()
-    audit.record(actor=actor, action="tenant.settings_change", target=tenant, tenant=tenant,
-                 details={"fields": sorted(changed)})
+            changed.append(field)
+    if not changed:
+        return tenant
+    try:
+        tenant.full_clean()
+    except ValidationError as error:
+        tenant.refresh_from_db()
+        raise ApplicationError(_validation_message(error), code="invalid") from error
+    tenant.save(update_fields=changed)
+    audit.record(
+        actor=actor,
+        action="tenant.settings_change",
+        target=tenant,
+        tenant=tenant,
+        details={"fields": changed},
+    )
     return tenant
 
 
@@ -115,6 +172,20 @@ class SubcontractorEntry:
     name: str
     service: str
     has_baa: bool = True
+
+
+def baa_check_dates(
+    *, signed_on: datetime.date, effective_on: datetime.date, expires_on: datetime.date | None
+) -> None:
+    """The date rules of a BAA, shared by the service, the form and the command."""
+    if effective_on < signed_on:
+        raise ApplicationError(
+            "The BAA cannot take effect before it is signed.", code="effective_before_signed"
+        )
+    if expires_on and expires_on <= effective_on:
+        raise ApplicationError(
+            "The expiry date must come after the effective date.", code="expiry_not_after_effective"
+        )
 
 
 @transaction.atomic
@@ -129,60 +200,82 @@ def baa_record(
     signatory_name: str,
     signatory_title: str = "",
     document_sha256: str,
-    services: list[str],
+    services: Iterable[str],
     breach_notification_days: int = 60,
-    subcontractors: list[SubcontractorEntry] = (),
+    subcontractors: Iterable[SubcontractorEntry] = (),
 ) -> BusinessAssociateAgreement:
-    """Record a signed BAA (a renewal is simply a newer one)."""
+    """Record a signed BAA (a renewal is simply a newer one). Only the document's hash is kept."""
+    services = sorted(set(services))
     unknown = set(services) - set(Service.values)
-    if unknown or not services:
+    if unknown:
+        raise ApplicationError(f"Unknown service: {', '.join(sorted(unknown))}.", code="services")
+    if not services:
         raise ApplicationError("Choose at least one service the BAA covers.", code="services")
-    if effective_on < signed_on:
-        raise ApplicationError("The BAA cannot take effect before it is signed.", code="dates")
-    if expires_on and expires_on <= effective_on:
-        raise ApplicationError("The expiry date must come after the effective date.", code="dates")
+    baa_check_dates(signed_on=signed_on, effective_on=effective_on, expires_on=expires_on)
+    subcontractors = list(subcontractors)
     with tenant_context(tenant):
         baa = BusinessAssociateAgreement(
             tenant=tenant,
-            counterparty=counterparty,
+            counterparty=counterparty.strip(),
             signed_on=signed_on,
             effective_on=effective_on,
             expires_on=expires_on,
-            signatory_name=signatory_name,
-            signatory_title=signatory_title,
+            signatory_name=signatory_name.strip(),
+            signatory_title=signatory_title.strip(),
             document_sha256=document_sha256.lower(),
-            services=sorted(set(services)),
+            services=services,
             breach_notification_days=breach_notification_days,
             recorded_by=actor.user,
         )
-        baa.full_clean(exclude=["tenant", "recorded_by"])
+        try:
+            baa.full_clean(exclude=["tenant", "recorded_by"])
+        except ValidationError as error:
+            raise ApplicationError(_validation_message(error), code="invalid") from error
         baa.save()
         for entry in subcontractors:
             Subcontractor.objects.create(
                 tenant=tenant, baa=baa, name=entry.name, service=entry.service, has_baa=entry.has_baa
             )
         audit.record(
-            actor=actor, action="baa.record", target=baa, tenant=tenant,
-            details={"services": baa.services, "effective_on": str(effective_on),
-                     "expires_on": str(expires_on) if expires_on else None},
+            actor=actor,
+            action="baa.record",
+            target=baa,
+            tenant=tenant,
+            details={
+                "services": baa.services,
+                "effective_on": str(effective_on),
+                "expires_on": str(expires_on) if expires_on else None,
+                "document_sha256": baa.document_sha256,
+                "subcontractors": len(subcontractors),
+            },
         )
     return baa
 
 
 @transaction.atomic
-def baa_terminate(*, actor: Actor, tenant: Tenant, baa: BusinessAssociateAgreement,
-                  on: datetime.date, reason: str) -> BusinessAssociateAgreement:
+def baa_terminate(
+    *, actor: Actor, tenant: Tenant, baa: BusinessAssociateAgreement, on: datetime.date, reason: str
+) -> BusinessAssociateAgreement:
     if not reason.strip():
         raise ApplicationError("A reason is required.", code="reason_required")
+    if baa.tenant_id != tenant.pk:
+        raise ApplicationError("This agreement belongs to another organization.", code="tenant_mismatch")
+    if on < baa.signed_on:
+        raise ApplicationError("An agreement cannot end before it was signed.", code="dates")
     with tenant_context(tenant):
+        # Compare-and-set, so a BAA is terminated once and its first termination date stands.
+        updated = BusinessAssociateAgreement.objects.filter(
+            pk=baa.pk, tenant=tenant, terminated_on__isnull=True
+        ).update(terminated_on=on)
+        if updated != 1:
+            raise Conflict("This agreement is already terminated.", code="already_terminated")
         baa.terminated_on = on
-        baa.save(update_fields=["terminated_on"])
-        audit.record(actor=actor, action="baa.terminate", target=baa, tenant=tenant, reason=reason)
+        audit.record(
+            actor=actor,
+            action="baa.terminate",
+            target=baa,
+            tenant=tenant,
+            reason=reason.strip(),
+            details={"terminated_on": str(on)},
+        )
     return baa
-
-
-def require_phi_flow(tenant: Tenant, service: str) -> None:
-    """Raise PhiFlowRefused with the reason unless PHI may flow (used by every PHI-sending path)."""
-    permit = tenant_can(tenant, service)
-    if not permit:
-        raise PhiFlowRefused(permit.reason, code="baa_required")

@@ -22,7 +22,9 @@ class Command(BaseCommand):
         role = settings.DATABASE_APP_USER
         owner = connection.settings_dict["USER"]
         if role == owner:
-            raise CommandError("The application role must differ from the owner role (run with HEALTHMAIL_DB_ROLE=owner).")
+            raise CommandError(
+                "The application role must differ from the owner role (run with HEALTHMAIL_DB_ROLE=owner)."
+            )
         password = settings.DATABASE_APP_PASSWORD
         ident = sql.Identifier(role)
         with connection.cursor() as cursor:
@@ -37,14 +39,17 @@ class Command(BaseCommand):
             for grant in (
                 sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database_name, ident),
                 sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident),
-                sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(ident),
-                sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}").format(ident),
-                sql.SQL(
-                    "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}"
-                ).format(ident),
-                sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {}").format(
+                sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(
                     ident
                 ),
+                sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}").format(ident),
+                sql.SQL(
+                    "ALTER DEFAULT PRIVILEGES IN SCHEMA public "
+                    "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}"
+                ).format(ident),
+                sql.SQL(
+                    "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {}"
+                ).format(ident),
             ):
                 cursor.execute(grant.as_string(cursor.connection))
         self.stdout.write(f"Application role {role} is ready (not superuser, not BYPASSRLS).")

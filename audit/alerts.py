@@ -1,0 +1,186 @@
+"""Rules over the audit stream. A periodic task reads each tenant's newly sealed events in chain
+order, fires alerts, and tells the tenant's compliance officers in-app and by email. Alerts carry
+references only (rule, event ids, counts), never PHI."""
+
+from __future__ import annotations
+
+import datetime
+import zoneinfo
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from healthmail.accounts.models import Membership
+from healthmail.accounts.roles import Role
+from healthmail.tenants.context import tenant_context
+from healthmail.tenants.models import Tenant
+
+from . import services
+from .actors import Actor
+from .models import Alert, AlertScan, AuditEvent
+
+FAILED_SIGN_IN_LIMIT = 10
+FAILED_SIGN_IN_WINDOW = datetime.timedelta(minutes=15)
+MASS_EXPORT_ROWS = 500
+WORKING_HOURS = (7, 19)  # local time, Monday to Friday
+
+
+@dataclass(frozen=True)
+class Fired:
+    rule: str
+    severity: str
+    summary: str
+    event_ids: tuple[int, ...]
+
+
+Rule = Callable[[Tenant, list[AuditEvent]], Iterable[Fired]]
+
+
+def failed_sign_ins(tenant: Tenant, events: list[AuditEvent]) -> Iterable[Fired]:
+    denied = [e for e in events if e.action.startswith("auth.") and e.outcome == AuditEvent.Outcome.DENIED]
+    if not denied:
+        return
+    since = denied[-1].occurred_at - FAILED_SIGN_IN_WINDOW
+    recent = AuditEvent.objects.filter(
+        tenant=tenant, action__startswith="auth.", outcome=AuditEvent.Outcome.DENIED, occurred_at__gte=since
+    ).values_list("id", flat=True)
+    ids = list(recent)
+    already = Alert.objects.filter(
+        tenant=tenant, rule="failed_sign_ins", created_at__gte=timezone.now() - FAILED_SIGN_IN_WINDOW
+    )
+    if len(ids) >= FAILED_SIGN_IN_LIMIT and not already.exists():
+        yield Fired(
+            "failed_sign_ins",
+            Alert.Severity.WARNING,
+            f"{len(ids)} failed sign-in steps within 15 minutes",
+            tuple(ids[:100]),
+        )
+
+
+def mass_export(tenant: Tenant, events: list[AuditEvent]) -> Iterable[Fired]:
+    for event in events:
+        rows = event.details.get("rows") or event.details.get("count") or 0
+        if (event.action.endswith(".export") or event.action == "phi.read") and rows >= MASS_EXPORT_ROWS:
+            yield Fired(
+                "mass_export",
+                Alert.Severity.WARNING,
+                f"{rows} records read or exported at once ({event.action})",
+                (event.id,),
+            )
+
+
+def break_glass_use(tenant: Tenant, events: list[AuditEvent]) -> Iterable[Fired]:
+    for event in events:
+        if event.action == "break_glass.open":
+            yield Fired(
+                "break_glass",
+                Alert.Severity.CRITICAL,
+                f"Break-glass access opened to {event.target_type} {event.target_id}",
+                (event.id,),
+            )
+
+
+def after_hours_access(tenant: Tenant, events: list[AuditEvent]) -> Iterable[Fired]:
+    zone = zoneinfo.ZoneInfo(tenant.timezone)
+    for event in events:
+        if event.action != "phi.read" or event.actor_type != "user":
+            continue
+        local = event.occurred_at.astimezone(zone)
+        if local.weekday() >= 5 or not WORKING_HOURS[0] <= local.hour < WORKING_HOURS[1]:
+            yield Fired(
+                "after_hours",
+                Alert.Severity.INFO,
+                f"PHI read outside working hours ({local:%a %H:%M} local) by user {event.actor_id}",
+                (event.id,),
+            )
+
+
+def api_key_new_network(tenant: Tenant, events: list[AuditEvent]) -> Iterable[Fired]:
+    for event in events:
+        if event.action == "api_key.use" and event.details.get("new_network") and event.outcome == "success":
+            yield Fired(
+                "api_key_new_network",
+                Alert.Severity.WARNING,
+                f"API key {event.actor_id} used from a new network address",
+                (event.id,),
+            )
+
+
+RULES: tuple[Rule, ...] = (
+    failed_sign_ins,
+    mass_export,
+    break_glass_use,
+    after_hours_access,
+    api_key_new_network,
+)
+SCAN_BATCH = 5000
+
+
+def _notify(tenant: Tenant, alerts: list[Alert]) -> None:
+    with tenant_context(tenant):  # runs after commit, outside the scan's context
+        recipients = list(
+            Membership.objects.filter(
+                tenant=tenant, role=Role.COMPLIANCE_OFFICER, is_active=True, user__is_active=True
+            ).values_list("user__email", flat=True)
+        )
+    if not recipients:
+        return
+    lines = "\n".join(f"- [{a.severity}] {a.summary}" for a in alerts)
+    link = f"{settings.PUBLIC_BASE_URL}/audit/alerts/"
+    send_mail(
+        subject=f"HealthMail security alerts for {tenant.name} ({len(alerts)})",
+        message=f"{lines}\n\nReview them at {link}\n",
+        from_email=None,
+        recipient_list=recipients,
+    )
+
+
+def alerts_scan_tenant(tenant: Tenant) -> list[Alert]:
+    with tenant_context(tenant), transaction.atomic():
+        scan, _ = AlertScan.objects.select_for_update().get_or_create(tenant=tenant)
+        events = list(
+            AuditEvent.objects.filter(tenant=tenant, seq__gt=scan.last_seq).order_by("seq")[:SCAN_BATCH]
+        )
+        if not events:
+            return []
+        fired = [f for rule in RULES for f in rule(tenant, events)]
+        alerts = [
+            Alert.objects.create(
+                tenant=tenant,
+                rule=f.rule,
+                severity=f.severity,
+                summary=f.summary[:300],
+                event_ids=list(f.event_ids),
+            )
+            for f in fired
+        ]
+        scan.last_seq = events[-1].seq
+        scan.save(update_fields=["last_seq"])
+        if alerts:
+            transaction.on_commit(lambda: _notify(tenant, alerts))
+    return alerts
+
+
+def alerts_scan() -> int:
+    return sum(len(alerts_scan_tenant(tenant)) for tenant in Tenant.objects.all())
+
+
+def alert_acknowledge(*, tenant: Tenant, alert: Alert, user) -> Alert:
+    with tenant_context(tenant):
+        updated = Alert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(
+            acknowledged_by=user, acknowledged_at=timezone.now()
+        )
+        if updated:
+            services.record(
+                actor=Actor.for_user(user),
+                action="alert.acknowledge",
+                target=alert,
+                tenant=tenant,
+                details={"rule": alert.rule},
+            )
+        alert.refresh_from_db()
+    return alert

@@ -1,0 +1,169 @@
+"""Audit exports that a third party can check offline.
+
+The ZIP holds `events.csv` or `events.json` and `manifest.json`: row count, first/last hash, the
+SHA-256 of the data file and an Ed25519 signature over the manifest (key derived from the master
+key, the same as chain checkpoints). Each exported row carries its chain hash and the hash before
+it, so `manage.py audit_verify --export FILE` recomputes every row's link without the database.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import hashlib
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from healthmail.tenants.context import tenant_context
+
+from . import chain, services
+from .actors import Actor
+from .models import AuditEvent
+from .selectors import EventFilter, event_search
+
+EXPORT_LIMIT = 100_000
+COLUMNS = (*chain.CHAINED_FIELDS, "hash", "previous_hash")
+# A leading quote is escaped too, so reading back is unambiguous.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+class ExportError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Export:
+    filename: str
+    content: bytes
+    row_count: int
+
+
+def _neutralize(value) -> str:
+    """Spreadsheets run cells starting with = + - @ as formulas: prefix them with a quote."""
+    text = (
+        ""
+        if value is None
+        else (json.dumps(value, sort_keys=True) if isinstance(value, dict) else str(value))
+    )
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _rows(tenant, filters: EventFilter) -> list[dict]:
+    events = list(
+        event_search(tenant=tenant, filters=filters)
+        .filter(seq__isnull=False)
+        .order_by("seq")
+        .values(*chain.CHAINED_FIELDS, "hash")[: EXPORT_LIMIT + 1]
+    )
+    if len(events) > EXPORT_LIMIT:
+        raise ExportError(f"More than {EXPORT_LIMIT:,} events match; narrow the date range.")
+    wanted = [e["seq"] - 1 for e in events if e["seq"] > 1]
+    previous = dict(AuditEvent.objects.filter(tenant=tenant, seq__in=wanted).values_list("seq", "hash"))
+    for event in events:
+        event["previous_hash"] = previous.get(event["seq"] - 1, chain.GENESIS)
+    return events
+
+
+def _serialize(rows: list[dict], fmt: str) -> bytes:
+    if fmt == "json":
+        clean = [
+            json.loads(chain.canonical(row)) | {"hash": row["hash"], "previous_hash": row["previous_hash"]}
+            for row in rows
+        ]
+        return json.dumps(clean, indent=1, sort_keys=True).encode()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    for row in rows:
+        values = json.loads(chain.canonical(row))
+        writer.writerow([_neutralize(values.get(c, row.get(c))) for c in COLUMNS])
+    return buffer.getvalue().encode()
+
+
+def audit_export(*, actor: Actor, tenant, filters: EventFilter, fmt: str) -> Export:
+    if fmt not in ("csv", "json"):
+        raise ExportError("Choose CSV or JSON.")
+    with tenant_context(tenant):
+        chain.seal_pending(tenant.pk)
+        rows = _rows(tenant, filters)
+        data = _serialize(rows, fmt)
+        manifest = {
+            "tenant": str(tenant.pk),
+            "filters": filters.as_details(),
+            "generated_at": timezone.now().isoformat(),
+            "generated_by": f"{actor.kind}:{actor.id}",
+            "format": fmt,
+            "row_count": len(rows),
+            "first_seq": rows[0]["seq"] if rows else None,
+            "last_seq": rows[-1]["seq"] if rows else None,
+            "first_hash": rows[0]["hash"] if rows else None,
+            "last_hash": rows[-1]["hash"] if rows else None,
+            "data_file": f"events.{fmt}",
+            "data_sha256": hashlib.sha256(data).hexdigest(),
+        }
+        manifest["signature"], manifest["key_id"] = chain.sign(json.dumps(manifest, sort_keys=True).encode())
+        services.record(
+            actor=actor,
+            action="audit.export",
+            tenant=tenant,
+            details={
+                "rows": len(rows),
+                "format": fmt,
+                "data_sha256": manifest["data_sha256"],
+                "filters": filters.as_details(),
+            },
+        )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(manifest["data_file"], data)
+        archive.writestr("manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    return Export(f"audit-{tenant.slug}-{stamp}.zip", buffer.getvalue(), len(rows))
+
+
+def verify_export(content: bytes) -> list[str]:
+    """Every problem found in an export file (empty: it verifies)."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(content))
+        manifest = json.loads(archive.read("manifest.json"))
+        data = archive.read(manifest["data_file"])
+    except (zipfile.BadZipFile, KeyError, ValueError) as error:
+        return [f"not an audit export: {error}"]
+    problems = []
+    signature, key_id = manifest.pop("signature", ""), manifest.pop("key_id", None)
+    if not chain.signature_ok(json.dumps(manifest, sort_keys=True).encode(), signature, key_id):
+        problems.append("manifest signature does not verify (manifest edited or not ours)")
+    if hashlib.sha256(data).hexdigest() != manifest["data_sha256"]:
+        problems.append("data file SHA-256 differs from the manifest (file edited)")
+    rows = _parse(data, manifest["format"])
+    if len(rows) != manifest["row_count"]:
+        problems.append(f"row count {len(rows)} differs from the manifest ({manifest['row_count']})")
+    for row in rows:
+        if chain.link(row["previous_hash"], row) != row["hash"]:
+            problems.append(f"seq {row['seq']} (row id {row['id']}): content does not match its hash")
+            break
+    return problems
+
+
+def _parse(data: bytes, fmt: str) -> list[dict]:
+    if fmt == "json":
+        rows = json.loads(data)
+    else:
+        rows = []
+        for record in csv.DictReader(io.StringIO(data.decode())):
+            row = {
+                k: (v[1:] if v.startswith("'") and v[1:].startswith(FORMULA_STARTS) else v)
+                for k, v in record.items()
+            }
+            row["id"], row["seq"] = int(row["id"]), int(row["seq"])
+            row["details"] = json.loads(row["details"]) if row["details"] else {}
+            for key in ("tenant_id", "ip_address"):
+                row[key] = row[key] or None
+            rows.append(row)
+    for row in rows:
+        row["occurred_at"] = datetime.datetime.fromisoformat(row["occurred_at"])
+    return rows

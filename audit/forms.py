@@ -1,0 +1,46 @@
+from django import forms
+
+from .models import AuditEvent
+from .selectors import EventFilter
+
+
+class EventFilterForm(forms.Form):
+    actor = forms.CharField(required=False, max_length=64, help_text="User id, API key prefix or component.")
+    action = forms.CharField(
+        required=False, max_length=64, help_text="Exact action, or a prefix ending in “.”"
+    )
+    target = forms.CharField(required=False, max_length=130, help_text="Object id, or type:id.")
+    outcome = forms.ChoiceField(required=False, choices=[("", "Any"), *AuditEvent.Outcome.choices])
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From")
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="To")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            raise forms.ValidationError("The start date must not be after the end date.")
+        return data
+
+    def filters(self) -> EventFilter:
+        names = EventFilter.__dataclass_fields__
+        return EventFilter(**{k: v for k, v in self.cleaned_data.items() if v and k in names})
+
+
+class ExportForm(EventFilterForm):
+    format = forms.ChoiceField(choices=[("csv", "CSV"), ("json", "JSON")])
+
+
+class BreakGlassForm(forms.Form):
+    target_type = forms.ChoiceField(label="Kind of record")
+    target_id = forms.CharField(max_length=64, label="Record id")
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=500,
+        help_text="The emergency that requires this access. Compliance officers are alerted.",
+    )
+    minutes = forms.IntegerField(min_value=1, max_value=60, initial=30, label="Minutes of access")
+
+    def __init__(self, *args, targets: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["target_type"].choices = [
+            (label, model._meta.verbose_name) for label, model in targets.items()
+        ]

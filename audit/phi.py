@@ -1,0 +1,55 @@
+"""Audited PHI reads: the one way views, exports, the API and the portal open PHI for a person.
+
+    with phi_access(actor=actor, tenant=tenant, objects=[contact], fields=["email", "name"],
+                    purpose="contact detail"):
+        render(contact.email, contact.name)
+
+One audit event per access: who, which objects, which fields, why, from where (request metadata),
+and the break-glass grant when the person reads the record under one. Field names are references;
+values never are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from django.db import models
+
+from healthmail.crypto import access
+
+from . import services
+from .actors import Actor
+from .break_glass import break_glass_active
+
+MAX_IDS_IN_EVENT = 500
+
+
+@contextmanager
+def phi_access(
+    *,
+    actor: Actor,
+    tenant,
+    objects: Sequence[models.Model],
+    fields: Sequence[str],
+    purpose: str,
+) -> Iterator[None]:
+    if not purpose.strip():
+        raise ValueError("A purpose is required to read PHI.")
+    if not objects:
+        yield
+        return
+    model = type(objects[0])
+    ids = [str(obj.pk) for obj in objects]
+    details = {"fields": sorted(fields), "purpose": purpose, "count": len(ids), "ids": ids[:MAX_IDS_IN_EVENT]}
+    if actor.kind == "user" and len(ids) == 1:
+        grant = break_glass_active(
+            user=actor.user, tenant=tenant, target_type=model._meta.label_lower, target_id=ids[0]
+        )
+        if grant is not None:
+            details["break_glass"] = str(grant.pk)
+    target = (model._meta.label_lower, ids[0] if len(ids) == 1 else "")
+    services.record(actor=actor, action="phi.read", target=target, tenant=tenant, details=details)
+    grant = access.Grant(model._meta.label_lower, frozenset(fields), frozenset(ids))
+    with access.granted(grant):
+        yield

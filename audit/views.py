@@ -1,0 +1,153 @@
+"""Compliance officers' audit pages: search, detail, chain status, export, alerts, break-glass."""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_POST
+
+from healthmail.accounts.roles import role_can
+from healthmail.accounts.views.access import actor_of, require_permission
+from healthmail.errors import ApplicationError
+
+from . import alerts, break_glass, chain, exports
+from .forms import BreakGlassForm, EventFilterForm, ExportForm
+from .models import Alert, AuditEvent, BreakGlassGrant, ChainVerification
+from .selectors import EventFilter, event_search, latest_verification
+
+PAGE_SIZE = 50
+
+
+@require_permission("audit.view")
+def event_list(request: HttpRequest) -> HttpResponse:
+    form = EventFilterForm(request.GET or None)
+    filters = form.filters() if form.is_bound and form.is_valid() else EventFilter()
+    page = Paginator(event_search(tenant=request.tenant, filters=filters), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    context = {
+        "form": form,
+        "page": page,
+        "verification": latest_verification(tenant=request.tenant),
+        "export_form": ExportForm(initial=request.GET.dict()),
+        "open_alerts": Alert.objects.filter(tenant=request.tenant, acknowledged_at__isnull=True).count(),
+        "query": request.GET.urlencode(),
+    }
+    partial = request.htmx and not request.htmx.history_restore_request
+    response = render(request, "audit/_event_rows.html" if partial else "audit/event_list.html", context)
+    # The same URL answers a whole page or the rows: caches (and the back button) must tell them apart.
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@require_permission("audit.view")
+def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
+    event = get_object_or_404(AuditEvent, tenant=request.tenant, pk=event_id)
+    return render(request, "audit/event_detail.html", {"event": event})
+
+
+@require_POST
+@require_permission("audit.view")
+def chain_verify(request: HttpRequest) -> HttpResponse:
+    chain.seal_pending(request.tenant.pk)
+    report = chain.verify_chain(request.tenant.pk)
+    ChainVerification.objects.create(
+        tenant=request.tenant, ok=report.ok, rows=report.rows, problem=(report.problems or [""])[0][:500]
+    )
+    if report.ok:
+        messages.success(request, f"The audit trail verifies: {report.rows} events, chain intact.")
+    else:
+        messages.error(request, f"The audit trail is broken at {report.problems[0]}")
+    return _back_to_list(request)
+
+
+def _back_to_list(request: HttpRequest) -> HttpResponse:
+    """Back to the list with the filters the officer had (only our own query string is kept)."""
+    incoming = QueryDict(request.POST.get("query", ""))
+    query = urlencode({k: v for k, v in incoming.items() if k in EventFilterForm.base_fields and v})
+    return redirect(f"{reverse('audit:event_list')}?{query}" if query else reverse("audit:event_list"))
+
+
+@require_POST
+@require_permission("audit.view")
+def event_export(request: HttpRequest) -> HttpResponse:
+    form = ExportForm(request.POST)
+    if not form.is_valid():
+        messages.error(
+            request,
+            "The export filters are invalid: "
+            + "; ".join(str(e) for errors in form.errors.values() for e in errors),
+        )
+        return redirect("audit:event_list")
+    try:
+        export = exports.audit_export(
+            actor=actor_of(request),
+            tenant=request.tenant,
+            filters=form.filters(),
+            fmt=form.cleaned_data["format"],
+        )
+    except exports.ExportError as error:
+        messages.error(request, str(error))
+        return redirect("audit:event_list")
+    response = HttpResponse(export.content, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_permission("audit.view")
+def alert_list(request: HttpRequest) -> HttpResponse:
+    items = Alert.objects.filter(tenant=request.tenant)
+    return render(request, "audit/alert_list.html", {"alerts": items[:200]})
+
+
+@require_POST
+@require_permission("audit.view")
+def alert_acknowledge(request: HttpRequest, alert_id: uuid.UUID) -> HttpResponse:
+    alert = get_object_or_404(Alert, tenant=request.tenant, pk=alert_id)
+    alerts.alert_acknowledge(tenant=request.tenant, alert=alert, user=request.user)
+    messages.success(request, "Alert acknowledged.")
+    return redirect("audit:alert_list")
+
+
+@require_permission("break_glass.open")
+def break_glass_list(request: HttpRequest) -> HttpResponse:
+    targets = break_glass.break_glass_targets()
+    form = BreakGlassForm(request.POST or None, targets=targets)
+    if request.method == "POST" and form.is_valid():
+        try:
+            grant = break_glass.break_glass_open(
+                user=request.user, role=request.role, tenant=request.tenant, **form.cleaned_data
+            )
+        except ApplicationError as error:
+            form.add_error(None, error.message)
+        else:
+            messages.warning(
+                request,
+                f"Break-glass access open until {grant.expires_at:%H:%M} UTC. "
+                "Compliance officers have been alerted.",
+            )
+            return redirect("audit:break_glass_list")
+    grants = BreakGlassGrant.objects.filter(tenant=request.tenant)
+    if not role_can(request.role, "audit.view"):
+        grants = grants.filter(user=request.user)  # reviewers see their own grants only
+    status = 400 if form.errors else 200
+    return render(request, "audit/break_glass.html", {"form": form, "grants": grants[:100]}, status=status)
+
+
+@require_POST
+@require_permission("break_glass.open")
+def break_glass_close(request: HttpRequest, grant_id: uuid.UUID) -> HttpResponse:
+    grant = get_object_or_404(BreakGlassGrant, tenant=request.tenant, pk=grant_id)
+    if grant.user_id != request.user.pk:
+        raise Http404
+    break_glass.break_glass_close(user=request.user, tenant=request.tenant, grant=grant)
+    messages.success(request, "Break-glass access closed.")
+    return redirect("audit:break_glass_list")

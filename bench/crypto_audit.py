@@ -1,0 +1,148 @@
+"""crypto_audit: field encryption throughput, and audit inserts with the sealer running.
+
+- encrypt_decrypt_per_second: one PHI field value (a 40-byte email) encrypted and decrypted under a
+  tenant data key, including AAD binding (envelope.encrypt + envelope.decrypt), one core.
+- audit_events_per_second: WRITERS processes call audit.services.record() in tenant context, ten
+  events per transaction (a request or task records several), for SECONDS while one sealer process
+  seals continuously; audit_events_per_second_one_per_transaction is the worst case, one event per
+  transaction. The sealer keeps up when the backlog left at the end is at most one seal batch.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import uuid
+
+WRITERS = int(__import__("os").environ.get("BENCH_WRITERS", "3"))
+
+
+def _tenant():
+    from healthmail.tenants.models import Tenant
+
+    return Tenant.objects.create(
+        name="Bench", slug=f"bench-{uuid.uuid4().hex[:8]}", postal_address="1 Bench Way"
+    )
+
+
+def _crypto(iterations: int, tenant_id) -> float:
+    from healthmail.crypto import envelope
+
+    value = b"synthetic.patient.0001@example.org"
+    aad = f"{tenant_id}|contacts_contact|email|{uuid.uuid4()}".encode()
+    envelope.decrypt(tenant_id, envelope.encrypt(tenant_id, value, aad), aad)  # warm the key cache
+    started = time.perf_counter()
+    for _ in range(iterations):
+        envelope.decrypt(tenant_id, envelope.encrypt(tenant_id, value, aad), aad)
+    return iterations / (time.perf_counter() - started)
+
+
+def _writer(tenant_id: str, seconds: float, per_transaction: int, start, counter, busy) -> None:
+    import django
+
+    django.setup()
+    from audit import services as audit
+    from audit.actors import Actor
+    from healthmail.tenants.context import tenant_context
+
+    tenant = uuid.UUID(tenant_id)
+    actor = Actor.system("bench")
+    written = 0
+    start.wait()
+    began = time.perf_counter()
+    deadline = began + seconds
+    while time.perf_counter() < deadline:
+        with tenant_context(tenant):
+            for _ in range(per_transaction):
+                audit.record(
+                    actor=actor,
+                    action="bench.event",
+                    target=("bench.thing", str(written)),
+                    tenant=tenant,
+                    details={"n": written},
+                )
+                written += 1
+    with counter.get_lock():
+        counter.value += written
+    with busy.get_lock():
+        busy.value = max(busy.value, time.perf_counter() - began)
+
+
+def _sealer(tenant_id: str, stop, sealed) -> None:
+    import django
+
+    django.setup()
+    from audit import chain
+
+    total = 0
+    while not stop.is_set():
+        count = chain.seal_pending(uuid.UUID(tenant_id))
+        total += count
+        if count == 0:
+            time.sleep(0.05)
+    with sealed.get_lock():
+        sealed.value += total
+
+
+def _audit_load(tenant_id, seconds: float, *, per_transaction: int) -> tuple[float, int, int]:
+    """(events per second, events written, events sealed while writing) for WRITERS processes."""
+    context = multiprocessing.get_context("spawn")
+    counter, sealed, busy = context.Value("q", 0), context.Value("q", 0), context.Value("d", 0.0)
+    start, stop = context.Event(), context.Event()
+    sealer = context.Process(target=_sealer, args=(str(tenant_id), stop, sealed))
+    sealer.start()
+    writers = [
+        context.Process(target=_writer, args=(str(tenant_id), seconds, per_transaction, start, counter, busy))
+        for _ in range(WRITERS)
+    ]
+    for process in writers:
+        process.start()
+    time.sleep(3.0)  # let every process finish django.setup() before the clock starts
+    start.set()
+    for process in writers:
+        process.join()
+    elapsed = busy.value
+    time.sleep(1.0)  # the sealer's last pass
+    stop.set()
+    sealer.join()
+    return counter.value / elapsed, counter.value, sealed.value
+
+
+def run(size: str) -> tuple[dict, dict]:
+    from django.db import connection
+
+    from audit import chain
+    from audit.models import AuditEvent
+    from healthmail.tenants.context import tenant_context
+
+    small = size == "small"
+    tenant = _tenant()
+    crypto_rate = _crypto(5_000 if small else 100_000, tenant.pk)
+    seconds = 3.0 if small else 20.0
+    connection.close()
+
+    batched = _audit_load(tenant.pk, seconds, per_transaction=10)
+    single = _audit_load(tenant.pk, seconds, per_transaction=1)
+    with tenant_context(tenant):
+        backlog = AuditEvent.objects.filter(tenant=tenant, seq__isnull=True).count()
+    verify_started = time.perf_counter()
+    report = chain.verify_chain(tenant.pk)
+    verify_seconds = time.perf_counter() - verify_started
+    metrics = {
+        "encrypt_decrypt_per_second": round(crypto_rate),
+        "audit_events_per_second": round(batched[0]),
+        "audit_events_per_second_one_per_transaction": round(single[0]),
+        "audit_events_written": batched[1] + single[1],
+        "audit_sealed_during_run": batched[2] + single[2],
+        "audit_backlog_after_run": backlog,
+        "audit_chain_verified": report.ok,
+        "audit_verify_rows_per_second": round(report.rows / verify_seconds) if verify_seconds else None,
+        "writers": WRITERS,
+        "seconds": seconds,
+    }
+    goal = {
+        "audit_events_per_second": 5000,
+        "audit_backlog_after_run": f"<= {chain.SEAL_BATCH}",
+        "audit_chain_verified": True,
+    }
+    return metrics, goal

@@ -1,0 +1,118 @@
+"""Forms parse and shape input only; every rule lives in a service."""
+
+from __future__ import annotations
+
+import datetime
+
+from django import forms
+
+from .api_keys import SCOPES
+from .roles import Role
+
+
+class SignInForm(forms.Form):
+    email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "username", "autofocus": True}))
+    password = forms.CharField(
+        strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+    )
+
+
+class CodeForm(forms.Form):
+    code = forms.CharField(
+        label="Code",
+        max_length=32,
+        help_text="The 6-digit code from your authenticator app, or one of your backup codes.",
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "one-time-code",
+                "autofocus": True,
+                "autocapitalize": "off",
+                "spellcheck": "false",
+                "aria-describedby": "id_code_help",
+            }
+        ),
+    )
+
+
+class EnrolmentCodeForm(CodeForm):
+    code = forms.CharField(
+        label="Code from your app",
+        max_length=16,
+        help_text="Enter the 6-digit code your app shows for HealthMail.",
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "one-time-code",
+                "inputmode": "numeric",
+                "autofocus": True,
+                "aria-describedby": "id_code_help",
+            }
+        ),
+    )
+
+
+class InvitationPasswordForm(forms.Form):
+    password = forms.CharField(
+        label="New password",
+        strip=False,
+        help_text="At least 12 characters; not a common password.",
+        widget=forms.PasswordInput(
+            attrs={"autocomplete": "new-password", "aria-describedby": "id_password_help"}
+        ),
+    )
+    confirm = forms.CharField(
+        label="Repeat the password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password") and data.get("password") != data.get("confirm"):
+            self.add_error("confirm", "The two passwords differ.")
+        return data
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "off"}))
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500,
+        help_text="Recorded in the audit trail, e.g. a ticket number. No patient data.",
+        widget=forms.TextInput(attrs={"aria-describedby": "id_reason_help"}),
+    )
+
+
+class OptionalReasonForm(forms.Form):
+    reason = forms.CharField(max_length=500, required=False)
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(
+        max_length=100,
+        help_text="Which system uses it, e.g. “Epic interface”.",
+        widget=forms.TextInput(attrs={"aria-describedby": "id_name_help"}),
+    )
+    scopes = forms.MultipleChoiceField(
+        choices=[(scope, f"{scope} — {description}") for scope, description in SCOPES.items()],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Give the key only what the integration needs.",
+    )
+    expires_on = forms.DateField(
+        required=False,
+        label="Expires on",
+        help_text="Optional. The key stops working at the start of this day (UTC).",
+        widget=forms.DateInput(attrs={"type": "date", "aria-describedby": "id_expires_on_help"}),
+    )
+
+    def expires_at(self) -> datetime.datetime | None:
+        day = self.cleaned_data.get("expires_on")
+        if day is None:
+            return None
+        return datetime.datetime.combine(day, datetime.time.min, tzinfo=datetime.UTC)

@@ -1,0 +1,47 @@
+"""Reads for the tenant-admin pages. Every lookup is by tenant first: a foreign id is 'not found'."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db.models import Exists, OuterRef
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from healthmail.errors import NotFound
+from healthmail.tenants.context import tenant_context
+from healthmail.tenants.models import Tenant
+
+from .models import ApiKey, Membership
+
+
+def _with_mfa_flag(queryset):
+    return queryset.select_related("user").annotate(
+        mfa_enrolled=Exists(TOTPDevice.objects.filter(user=OuterRef("user"), confirmed=True))
+    )
+
+
+def member_list(*, tenant: Tenant) -> list[Membership]:
+    with tenant_context(tenant):
+        memberships = Membership.objects.for_tenant(tenant)
+        return list(_with_mfa_flag(memberships).order_by("-is_active", "user__email"))
+
+
+def member_get(*, tenant: Tenant, membership_id: uuid.UUID) -> Membership:
+    with tenant_context(tenant):
+        membership = _with_mfa_flag(Membership.objects.for_tenant(tenant)).filter(pk=membership_id).first()
+    if membership is None:
+        raise NotFound("No such member in this organization.")
+    return membership
+
+
+def api_key_list(*, tenant: Tenant) -> list[ApiKey]:
+    with tenant_context(tenant):
+        return list(ApiKey.objects.for_tenant(tenant).select_related("created_by"))
+
+
+def api_key_get(*, tenant: Tenant, api_key_id: uuid.UUID) -> ApiKey:
+    with tenant_context(tenant):
+        api_key = ApiKey.objects.for_tenant(tenant).filter(pk=api_key_id).first()
+    if api_key is None:
+        raise NotFound("No such API key in this organization.")
+    return api_key

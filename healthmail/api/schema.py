@@ -1,0 +1,105 @@
+"""OpenAPI generation: the Bearer scheme, problem+json error responses and Idempotency-Key, so the
+schema tells integrators what every operation can answer without each view repeating it."""
+
+from __future__ import annotations
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+
+from .errors import PROBLEM
+from .idempotency import MAX_KEY_LENGTH, is_idempotent
+from .serializers import ProblemSerializer
+
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "healthmail.api.authentication.ApiKeyAuthentication"
+    name = "ApiKeyAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "hm_<prefix>_<secret>",
+            "description": "An API key created by a tenant admin (shown once). Send "
+            "`Authorization: Bearer <key>`. Each operation also needs the scopes it lists.",
+        }
+
+
+class ProblemAutoSchema(AutoSchema):
+    def _handler(self):
+        return getattr(self.view, self.method.lower(), None)
+
+    def get_description(self) -> str:
+        description = super().get_description()
+        scopes = getattr(self.view, "required_scopes", {}).get(self.method)
+        if scopes is None:
+            return description
+        needed = ", ".join(f"`{scope}`" for scope in scopes) or "none (any valid key)"
+        return f"{description}\n\nRequired scopes: {needed}.".strip()
+
+    def get_override_parameters(self):
+        parameters = list(super().get_override_parameters())
+        parameters.append(
+            OpenApiParameter(
+                "Retry-After",
+                OpenApiTypes.INT,
+                OpenApiParameter.HEADER,
+                response=[429],
+                description="Seconds to wait before retrying.",
+            )
+        )
+        if self.method == "POST" and is_idempotent(self._handler()):
+            parameters += [
+                OpenApiParameter(
+                    "Idempotency-Key",
+                    OpenApiTypes.STR,
+                    OpenApiParameter.HEADER,
+                    pattern=rf"^[\x21-\x7e]{{1,{MAX_KEY_LENGTH}}}$",
+                    description="Repeat a POST safely: the same key and body within 24 hours replay "
+                    "the first answer; the same key with another body answers 422.",
+                ),
+                OpenApiParameter(
+                    "Idempotent-Replayed",
+                    OpenApiTypes.STR,
+                    OpenApiParameter.HEADER,
+                    response=[200, 201, 202],
+                    enum=["true"],
+                    description="Present when this answer is a replay.",
+                ),
+            ]
+        return parameters
+
+    def _error_responses(self) -> dict[int, str]:
+        errors = {
+            401: "The API key is missing, malformed, unknown, revoked or expired, or its organization "
+            "is suspended.",
+            403: "The API key lacks a scope this operation needs.",
+            429: "Too many requests for this API key; see Retry-After.",
+            500: "Unexpected error; the body holds only the request id.",
+        }
+        if "{" in self.path:
+            errors[404] = "No such object in your organization."
+        if self.method in _BODY_METHODS:
+            errors |= {
+                400: "The body is not valid JSON (or a header is malformed).",
+                413: "The body is too large.",
+                415: "The body is not application/json.",
+                422: "Some fields are invalid; see `errors`.",
+            }
+        if self.method == "POST" and is_idempotent(self._handler()):
+            errors[409] = "A request with this Idempotency-Key is still in progress."
+            errors[422] = "Some fields are invalid, or the Idempotency-Key was used with another body."
+        return errors
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        for status_code, description in sorted(self._error_responses().items()):
+            code = str(status_code)
+            if code not in responses:
+                problem = OpenApiResponse(ProblemSerializer, description=description)
+                responses[code] = self._get_response_for_code(problem, code, [PROBLEM], direction)
+        return responses

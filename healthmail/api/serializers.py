@@ -1,0 +1,34 @@
+"""Shapes of the API's own answers (the problem document and /me), for the OpenAPI schema."""
+
+from rest_framework import serializers
+
+
+class ProblemSerializer(serializers.Serializer):
+    """An RFC 9457 problem document; every API error answers with one (application/problem+json)."""
+
+    type = serializers.CharField(help_text="Always `about:blank`: `code` says what happened.")
+    title = serializers.CharField(help_text="The HTTP status phrase.")
+    status = serializers.IntegerField()
+    detail = serializers.CharField(help_text="What went wrong, for a person.")
+    code = serializers.CharField(help_text="Stable machine-readable code, e.g. `rate_limited`.")
+    request_id = serializers.CharField(help_text="Quote it to support; also sent as `X-Request-ID`.")
+    errors = serializers.DictField(
+        required=False, help_text="Validation errors (422 only): field name → list of messages."
+    )
+
+
+class TenantSummarySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    slug = serializers.SlugField()
+
+
+class KeySummarySerializer(serializers.Serializer):
+    prefix = serializers.CharField()
+    name = serializers.CharField()
+    scopes = serializers.ListField(child=serializers.CharField())
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class WhoAmISerializer(serializers.Serializer):
+    tenant = TenantSummarySerializer()
+    key = KeySummarySerializer()

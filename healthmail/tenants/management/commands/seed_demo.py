@@ -1,0 +1,150 @@
+"""`manage.py seed_demo`: the demo tenant, an active BAA and one synthetic user per role. Idempotent.
+
+Synthetic patients are not seeded yet: the contacts app has no models (a later issue adds them here).
+
+On first creation each login (email, password, TOTP secret and otpauth:// URI) is printed once and
+written to .devstack/demo-logins.txt (mode 0600); later runs only point at that file.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
+
+from audit.actors import Actor
+from healthmail.accounts.models import User
+from healthmail.accounts.roles import PLATFORM_ADMIN, Role
+from healthmail.accounts.services import user_provision
+from healthmail.errors import ApplicationError
+from healthmail.tenants.models import Service, Tenant
+from healthmail.tenants.services import baa_record, tenant_create
+
+DEMO_SLUG = "demo"
+DEMO_DOMAIN = "demo.healthmail.test"
+# Only ever used when settings.DEBUG is on (a developer's machine); otherwise passwords are random.
+DEV_PASSWORD = "demo-only-password-not-for-production"  # noqa: S105
+DEMO_USERS = (
+    ("admin", PLATFORM_ADMIN),
+    ("tenant_admin", Role.TENANT_ADMIN),
+    ("marketer", Role.MARKETER),
+    ("compliance", Role.COMPLIANCE_OFFICER),
+    ("clinical", Role.CLINICAL_REVIEWER),
+)
+
+
+def default_logins_file() -> Path:
+    return Path(settings.BASE_DIR) / ".devstack" / "demo-logins.txt"
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Create or replace a file readable by its owner only (the file holds passwords and TOTP seeds)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # an existing file keeps its old mode through O_CREAT
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+class Command(BaseCommand):
+    help = "Create the demo tenant with an active BAA and one synthetic user per role (idempotent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--logins-file", type=Path, default=None, help="Where to write the demo logins.")
+
+    def handle(self, *args, logins_file: Path | None, **options):
+        logins_file = logins_file or default_logins_file()
+        if Tenant.objects.filter(slug=DEMO_SLUG).exists():
+            self.stdout.write(f"demo data exists; logins in {self._display(logins_file)}")
+            return
+        taken = [
+            f"{local}@{DEMO_DOMAIN}"
+            for local, _ in DEMO_USERS
+            if User.objects.filter(username=f"{local}@{DEMO_DOMAIN}").exists()
+        ]
+        if taken:
+            raise CommandError(f"Users {', '.join(taken)} exist without the demo tenant; remove them first.")
+        try:
+            with transaction.atomic():
+                actor = Actor.system("seed_demo")
+                tenant = self._tenant(actor)
+                lines = [self._user(actor, tenant, local, role) for local, role in DEMO_USERS]
+                text = self._logins_text(lines)
+                # Written inside the transaction: if the commit fails, the next run rewrites it.
+                write_private_file(logins_file, text)
+        except ApplicationError as error:
+            raise CommandError(error.message) from error
+        self.stdout.write(text)
+        self.stdout.write(f"These logins were written to {self._display(logins_file)} (mode 0600).")
+
+    def _tenant(self, actor: Actor) -> Tenant:
+        tenant = tenant_create(
+            actor=actor,
+            name="Demo Health System",
+            slug=DEMO_SLUG,
+            postal_address="100 Synthetic Way, Suite 200, Springfield, ST 00000 (demo address)",
+            timezone_name="America/New_York",
+        )
+        today = timezone.localdate()
+        baa_record(
+            actor=actor,
+            tenant=tenant,
+            counterparty="Demo Health System",
+            signed_on=today,
+            effective_on=today,
+            expires_on=None,
+            signatory_name="Dana Demo",
+            signatory_title="Privacy Officer (synthetic)",
+            document_sha256=hashlib.sha256(b"Synthetic demo BAA, not a real agreement").hexdigest(),
+            services=Service.values,
+        )
+        return tenant
+
+    def _user(self, actor: Actor, tenant: Tenant, local: str, role: str) -> dict[str, str]:
+        email = f"{local}@{DEMO_DOMAIN}"
+        password = DEV_PASSWORD if settings.DEBUG else secrets.token_urlsafe(18)
+        is_platform_admin = role == PLATFORM_ADMIN
+        # Platform admins belong to no tenant: they see no PHI.
+        _user, device = user_provision(
+            actor=actor,
+            email=email,
+            password=password,
+            tenant=None if is_platform_admin else tenant,
+            role=None if is_platform_admin else role,
+            platform_admin=is_platform_admin,
+        )
+        return {
+            "role": role,
+            "email": email,
+            "password": password,
+            "secret": base64.b32encode(device.bin_key).decode("ascii"),
+            "uri": device.config_url,
+        }
+
+    def _logins_text(self, lines: list[dict[str, str]]) -> str:
+        parts = [
+            "HealthMail demo logins (synthetic accounts; set up each TOTP once in an authenticator app).",
+            "",
+        ]
+        for line in lines:
+            parts += [
+                f"{line['role']}: {line['email']}",
+                f"  password:    {line['password']}",
+                f"  TOTP secret: {line['secret']}",
+                f"  TOTP URI:    {line['uri']}",
+                "",
+            ]
+        return "\n".join(parts)
+
+    def _display(self, path: Path) -> str:
+        try:
+            return str(path.resolve().relative_to(Path(settings.BASE_DIR).resolve()))
+        except ValueError:
+            return str(path)

@@ -1,0 +1,109 @@
+"""BOLA harness (RELIABILITY S1), foundation: every OpenAPI operation must be listed below, and every
+operation that takes an object id answers a foreign tenant's id exactly like a non-existent one.
+
+A new route fails `test_every_operation_is_in_the_matrix` until it is added to OPERATIONS with the
+scopes it declares and, if its path carries an id, how to make a foreign tenant's object for it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from django.urls import resolve
+from drf_spectacular.generators import SchemaGenerator
+
+from healthmail.accounts.api_keys import SCOPES
+from healthmail.accounts.models import ApiKey
+from healthmail.tenants.context import tenant_context
+from tests.api.conftest import assert_problem
+
+pytestmark = pytest.mark.django_db
+
+PRODUCT_URLCONF = "healthmail.urls"
+TEST_URLCONF = "tests.api.urls"
+
+
+def _api_key_id(tenant, issue_key) -> uuid.UUID:
+    prefix = issue_key(tenant=tenant, scopes=["contacts:read"]).split("_")[1]
+    with tenant_context(tenant):
+        return ApiKey.objects.get(prefix=prefix).pk
+
+
+@dataclass(frozen=True)
+class Operation:
+    scopes: list[str] | None  # what the view declares; None: refused to every key by design
+    make_object: Callable | None = None  # (tenant, issue_key) -> id of an object of that tenant
+
+
+OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("GET", "/api/v1/me"): Operation(scopes=[]),
+}
+
+# The test-only routes (tests/api/urls.py) keep the object-id half of the harness exercised until
+# the product has object routes of its own.
+TEST_OPERATIONS: dict[tuple[str, str], Operation] = {
+    **OPERATIONS,
+    ("POST", "/api/v1/_test/notes"): Operation(scopes=["events:write"]),
+    ("GET", "/api/v1/_test/api-keys/{key_id}"): Operation(scopes=[], make_object=_api_key_id),
+    ("GET", "/api/v1/_test/undeclared"): Operation(scopes=None),
+}
+
+MATRICES = {PRODUCT_URLCONF: OPERATIONS, TEST_URLCONF: TEST_OPERATIONS}
+
+
+def schema_operations(urlconf: str) -> set[tuple[str, str]]:
+    schema = SchemaGenerator(urlconf=urlconf).get_schema(request=None, public=True)
+    return {(method.upper(), path) for path, item in schema["paths"].items() for method in item}
+
+
+def _fill(path: str, object_id) -> str:
+    return re.sub(r"\{[^}]+\}", str(object_id), path)
+
+
+@pytest.mark.parametrize("urlconf", list(MATRICES))
+def test_every_operation_is_in_the_matrix(urlconf):
+    generated = schema_operations(urlconf)
+    listed = set(MATRICES[urlconf])
+    assert not generated - listed, f"add these operations to the BOLA matrix: {sorted(generated - listed)}"
+    assert not listed - generated, (
+        f"the matrix lists operations that no longer exist: {sorted(listed - generated)}"
+    )
+
+
+@pytest.mark.parametrize("urlconf", list(MATRICES))
+def test_matrix_states_the_scopes_each_view_declares(urlconf):
+    for (method, path), operation in MATRICES[urlconf].items():
+        view = resolve(_fill(path, uuid.uuid4()), urlconf=urlconf).func.cls
+        assert getattr(view, "required_scopes", {}).get(method) == operation.scopes, (method, path)
+
+
+def _object_cases():
+    for urlconf, matrix in MATRICES.items():
+        for (method, path), operation in matrix.items():
+            if "{" in path:
+                yield pytest.param(urlconf, method, path, operation, id=f"{method} {path}")
+
+
+@pytest.mark.parametrize(("urlconf", "method", "path", "operation"), list(_object_cases()))
+@pytest.mark.parametrize("persona", ["all_scopes", "declared_scopes_only"])
+def test_foreign_and_missing_ids_answer_the_same_404(
+    settings, issue_key, api, tenant_a, tenant_b, urlconf, method, path, operation, persona
+):
+    settings.ROOT_URLCONF = urlconf
+    scopes = list(SCOPES) if persona == "all_scopes" else (operation.scopes or ["contacts:read"])
+    client = api(issue_key(tenant=tenant_a, scopes=scopes))
+
+    own = client.generic(method, _fill(path, operation.make_object(tenant_a, issue_key)))
+    assert 200 <= own.status_code < 300, "the route must work for the caller's own object"
+
+    foreign = client.generic(method, _fill(path, operation.make_object(tenant_b, issue_key)))
+    missing = client.generic(method, _fill(path, uuid.uuid4()))
+    foreign_body, missing_body = assert_problem(foreign, 404), assert_problem(missing, 404)
+    assert {**foreign_body, "request_id": ""} == {**missing_body, "request_id": ""}
+    assert foreign.content.replace(foreign["X-Request-ID"].encode(), b"") == missing.content.replace(
+        missing["X-Request-ID"].encode(), b""
+    )

@@ -1,0 +1,73 @@
+"""The OpenAPI document: generated without warnings, Bearer auth and problem+json documented."""
+
+from __future__ import annotations
+
+import pytest
+from drf_spectacular.drainage import GENERATOR_STATS, reset_generator_stats
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.validation import validate_schema
+
+pytestmark = pytest.mark.django_db
+
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+def _schema(urlconf: str | None = None) -> dict:
+    reset_generator_stats()
+    schema = SchemaGenerator(urlconf=urlconf).get_schema(request=None, public=True)
+    warnings, errors = dict(GENERATOR_STATS._warn_cache), dict(GENERATOR_STATS._error_cache)
+    reset_generator_stats()
+    assert not warnings, warnings
+    assert not errors, errors
+    validate_schema(schema)
+    return schema
+
+
+@pytest.mark.parametrize("urlconf", [None, "tests.api.urls"])
+def test_schema_generates_cleanly(urlconf):
+    schema = _schema(urlconf)
+    assert "/api/v1/me" in schema["paths"]
+
+
+def test_bearer_scheme_is_documented_and_required():
+    schema = _schema()
+    scheme = schema["components"]["securitySchemes"]["ApiKeyAuth"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    me = schema["paths"]["/api/v1/me"]["get"]
+    assert me["security"] == [{"ApiKeyAuth": []}]
+    assert "Required scopes: none" in me["description"]
+
+
+def test_every_operation_documents_its_problem_responses():
+    schema = _schema("tests.api.urls")
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            for code in ("401", "403", "429", "500"):
+                content = operation["responses"][code]["content"]
+                assert content == {"application/problem+json": {"schema": PROBLEM_REF}}, (method, path, code)
+    assert "Retry-After" in schema["paths"]["/api/v1/me"]["get"]["responses"]["429"]["headers"]
+    assert {"type", "title", "status", "detail", "code", "request_id"} <= set(
+        schema["components"]["schemas"]["Problem"]["required"]
+    )
+    assert "404" in schema["paths"]["/api/v1/_test/api-keys/{key_id}"]["get"]["responses"]
+
+
+def test_idempotent_post_documents_its_header_and_answers():
+    post = _schema("tests.api.urls")["paths"]["/api/v1/_test/notes"]["post"]
+    header = next(p for p in post["parameters"] if p["name"] == "Idempotency-Key")
+    assert header["in"] == "header"
+    assert {"400", "409", "413", "415", "422"} <= set(post["responses"])
+    assert "Idempotent-Replayed" in post["responses"]["201"]["headers"]
+    assert (
+        "headers" not in post["responses"]["401"]
+        or "Idempotent-Replayed" not in post["responses"]["401"]["headers"]
+    )
+
+
+def test_schema_and_docs_are_served_without_a_key(client):
+    schema = client.get("/api/schema/?format=json")
+    assert schema.status_code == 200
+    assert schema.json()["components"]["securitySchemes"]["ApiKeyAuth"]["scheme"] == "bearer"
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200
+    assert b"/api/schema/" in docs.content

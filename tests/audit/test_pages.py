@@ -1,0 +1,149 @@
+"""Compliance officers' audit pages: search, detail, verify, export (+ offline verify), alerts."""
+
+import io
+import json
+import zipfile
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from audit import alerts, chain
+from audit import services as audit
+from audit.actors import Actor
+from audit.exports import verify_export
+from audit.models import Alert, AuditEvent, ChainVerification
+from healthmail.accounts.roles import Role
+from healthmail.tenants.context import tenant_context
+
+pytestmark = pytest.mark.django_db
+
+ROLES_WITHOUT_AUDIT = [Role.TENANT_ADMIN, Role.MARKETER, Role.CLINICAL_REVIEWER]
+
+
+@pytest.fixture(autouse=True)
+def checkpoint_dir(settings, tmp_path):
+    settings.AUDIT_CHECKPOINT_DIR = str(tmp_path / "checkpoints")
+
+
+@pytest.fixture
+def officer(member_client):
+    return member_client(Role.COMPLIANCE_OFFICER)
+
+
+def _events(tenant, count=5, action="test.thing"):
+    return [
+        audit.record(actor=Actor.system("test"), action=action, tenant=tenant, details={"n": n})
+        for n in range(count)
+    ]
+
+
+def test_officer_filters_the_trail(officer, tenant_a):
+    _events(tenant_a, 3, "contact.view")
+    _events(tenant_a, 2, "campaign.approve")
+    response = officer.get(reverse("audit:event_list"), {"action": "campaign."})
+    assert response.status_code == 200
+    page = list(response.context["page"])
+    assert {e.action for e in page} == {"campaign.approve"}
+    assert len(page) == 2
+
+
+def test_invalid_date_range_is_explained(officer):
+    response = officer.get(reverse("audit:event_list"), {"since": "2026-05-01", "until": "2026-04-01"})
+    assert "must not be after" in response.content.decode()
+
+
+@pytest.mark.parametrize("role", ROLES_WITHOUT_AUDIT)
+def test_other_roles_are_refused(member_client, role):
+    client = member_client(role)
+    assert client.get(reverse("audit:event_list")).status_code == 403
+    assert client.get(reverse("audit:alert_list")).status_code == 403
+
+
+def test_foreign_tenant_event_answers_404(officer, tenant_b):
+    foreign = _events(tenant_b, 1)[0]
+    assert officer.get(reverse("audit:event_detail", args=[foreign.pk])).status_code == 404
+
+
+def test_event_detail_shows_chain_link(officer, tenant_a):
+    event = _events(tenant_a, 1)[0]
+    chain.seal_pending(tenant_a.pk)
+    page = officer.get(reverse("audit:event_detail", args=[event.pk])).content.decode()
+    with tenant_context(tenant_a):
+        assert AuditEvent.objects.get(pk=event.pk).hash in page
+
+
+def test_verify_now_records_the_result_for_the_banner(officer, tenant_a):
+    _events(tenant_a, 3)
+    response = officer.post(reverse("audit:chain_verify"), follow=True)
+    assert "chain intact" in response.content.decode().lower()
+    with tenant_context(tenant_a):
+        assert ChainVerification.objects.filter(tenant=tenant_a, ok=True).exists()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_export_verifies_offline_and_is_itself_audited(officer, tenant_a, tmp_path, fmt):
+    _events(tenant_a, 4, "contact.view")
+    audit.record(actor=Actor.system("test"), action="=cmd|' /C calc'!A0", tenant=tenant_a)
+    response = officer.post(reverse("audit:event_export"), {"format": fmt})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/zip"
+    content = b"".join(response.streaming_content) if response.streaming else response.content
+    assert verify_export(content) == []
+    archive = zipfile.ZipFile(io.BytesIO(content))
+    manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["row_count"] >= 5
+    if fmt == "csv":
+        assert "'=cmd" in archive.read("events.csv").decode()  # the formula is neutralized
+    path = tmp_path / f"export.{fmt}.zip"
+    path.write_bytes(content)
+    call_command("audit_verify", "--export", str(path))
+    with tenant_context(tenant_a):
+        assert AuditEvent.objects.filter(tenant=tenant_a, action="audit.export").exists()
+
+
+def test_modified_export_is_detected(officer, tenant_a, tmp_path):
+    _events(tenant_a, 3)
+    content = officer.post(reverse("audit:event_export"), {"format": "json"}).content
+    source = zipfile.ZipFile(io.BytesIO(content))
+    rows = json.loads(source.read("events.json"))
+    rows[1]["action"] = "edited"
+    tampered = io.BytesIO()
+    with zipfile.ZipFile(tampered, "w") as archive:
+        archive.writestr("events.json", json.dumps(rows))
+        archive.writestr("manifest.json", source.read("manifest.json"))
+    problems = verify_export(tampered.getvalue())
+    assert any("SHA-256 differs" in p for p in problems)
+    assert any(f"row id {rows[1]['id']}" in p for p in problems)
+    path = tmp_path / "tampered.zip"
+    path.write_bytes(tampered.getvalue())
+    with pytest.raises(CommandError, match="does not verify"):
+        call_command("audit_verify", "--export", str(path))
+
+
+def test_alert_rules_fire_and_officers_are_emailed(
+    officer, tenant_a, mailoutbox, django_capture_on_commit_callbacks
+):
+    for _ in range(10):
+        audit.record(actor=Actor("user", "someone"), action="auth.login", outcome="denied", tenant=tenant_a)
+    audit.record(
+        actor=Actor("api_key", "abc123"), action="api_key.use", tenant=tenant_a, details={"new_network": True}
+    )
+    audit.record(actor=Actor("user", "u1"), action="contacts.export", tenant=tenant_a, details={"rows": 5000})
+    chain.seal_all()
+    with django_capture_on_commit_callbacks(execute=True):
+        fired = alerts.alerts_scan_tenant(tenant_a)
+    assert {a.rule for a in fired} >= {"failed_sign_ins", "api_key_new_network", "mass_export"}
+    assert alerts.alerts_scan_tenant(tenant_a) == []  # the stream is read once
+    assert len(mailoutbox) == 1
+    assert mailoutbox[0].to == [officer.membership.user.email]
+    assert "failed sign-in" in mailoutbox[0].body
+
+
+def test_officer_acknowledges_an_alert(officer, tenant_a):
+    with tenant_context(tenant_a):
+        alert = Alert.objects.create(tenant=tenant_a, rule="mass_export", severity="warning", summary="x")
+    officer.post(reverse("audit:alert_acknowledge", args=[alert.pk]))
+    with tenant_context(tenant_a):
+        alert.refresh_from_db()
+    assert alert.acknowledged_by_id == officer.membership.user.pk

@@ -1,0 +1,140 @@
+"""Browser harness: Debian's Chromium driven by Playwright against a live server thread.
+
+The server thread opens its own database connections, so test data must be COMMITTED: browser tests
+create it inside `committed` (database access unblocked, autocommit) instead of the rolled-back `db`
+fixture, and give every tenant and person a unique name, so nothing needs cleaning up. They run
+after all other tests, so committed rows never surprise a test that counts rows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.contrib.staticfiles.handlers import StaticFilesHandler
+from django.test.testcases import LiveServerThread
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+@pytest.fixture(scope="session")
+def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
+    with django_db_blocker.unblock():
+        thread = LiveServerThread("127.0.0.1", StaticFilesHandler)
+        thread.daemon = True
+        thread.start()
+        thread.is_ready.wait(timeout=30)
+        if thread.error:
+            raise thread.error
+    yield f"http://127.0.0.1:{thread.port}"
+    thread.terminate()
+
+
+@pytest.fixture(scope="session")
+def browser(django_db_setup) -> Iterator:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop running in this thread, which Django takes for an
+    # async context and refuses ORM calls in. The test thread only sets up data; it is safe here.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def committed(django_db_blocker) -> Iterator[None]:
+    """Database access for the test body and the server thread; every write commits at once."""
+    with django_db_blocker.unblock():
+        yield
+
+
+@pytest.fixture
+def page(browser, live_server_url, committed, request) -> Iterator:
+    context = browser.new_context(base_url=live_server_url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.on("pageerror", lambda error: pytest.fail(f"JavaScript error: {error}"))
+    yield page
+    screenshot(page, request.node.name + "-end")
+    context.close()
+
+
+def screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.png"), full_page=True)
+
+
+def unique(label: str) -> str:
+    return f"e2e-{label}-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class Person:
+    email: str
+    device: object | None
+    tenant: object | None
+
+
+@pytest.fixture
+def make_person(committed):
+    """A committed person: `make_person(role)` in a new tenant, `make_person(None, platform_admin=True)`,
+    `make_person(role, enrolled=False)` for one who has not set up an authenticator yet."""
+    from tests.factories import BaaFactory, MembershipFactory, TenantFactory, UserFactory, confirmed_totp
+
+    def make(role, *, platform_admin: bool = False, enrolled: bool = True, tenant=None) -> Person:
+        email = f"{unique('person')}@staff.example.org"
+        user = UserFactory(email=email, username=email, is_platform_admin=platform_admin)
+        if role is not None and tenant is None:
+            slug = unique("clinic")
+            tenant = TenantFactory(name=f"Clinic {slug[-10:]}", slug=slug)
+            BaaFactory(tenant=tenant)
+        if role is not None:
+            MembershipFactory(tenant=tenant, user=user, role=role)
+        device = confirmed_totp(user) if enrolled else None
+        return Person(email=email, device=device, tenant=tenant)
+
+    return make
+
+
+def browser_sign_in(page, person, password: str | None = None) -> None:
+    """Password, then the TOTP code an authenticator app would show now."""
+    from playwright.sync_api import expect
+
+    from tests.factories import PASSWORD, totp_code
+
+    page.goto("/login/")
+    page.get_by_label("Email").fill(person.email)
+    page.get_by_label("Password").fill(password or PASSWORD)
+    page.get_by_role("button", name="Continue").click()
+    expect(page).to_have_url(re.compile(r"/mfa/verify/$"))
+    page.get_by_label("Code").fill(totp_code(person.device))
+    page.get_by_role("button", name="Verify").click()
