@@ -1,1 +1,143 @@
-"""Models arrive with the issue that builds this app (see DESIGN.md)."""
+"""Contacts (patients and members). Being on a tenant's list is itself PHI, so everything that
+identifies a person is encrypted; what segmentation needs is kept as de-identified columns
+(birth year with 90+ folded, ZIP3, state, gender, language) or as keyed tokens (clinical codes,
+other demographics, tags) that match without decrypting. Field classes are declared on the fields.
+"""
+
+import uuid
+
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+
+from healthmail.crypto.fields import EncryptedJSONField, EncryptedTextField, PhiClass
+from healthmail.tenants.models import TenantOwnedModel
+
+
+class SensitiveCategory(models.TextChoices):
+    """Categories with stricter rules (42 CFR Part 2, state laws): flagged, never marketed by default."""
+
+    BEHAVIORAL_HEALTH = "behavioral_health", "Behavioral health"
+    SUBSTANCE_USE = "substance_use", "Substance use disorder (42 CFR Part 2)"
+    REPRODUCTIVE = "reproductive", "Reproductive health"
+    HIV = "hiv", "HIV / sexually transmitted infections"
+    GENETIC = "genetic", "Genetic information"
+
+
+class JourneyStage(models.TextChoices):
+    PROSPECT = "prospect", "Prospect"
+    NEW_PATIENT = "new_patient", "New patient"
+    ACTIVE = "active", "Active"
+    POST_VISIT = "post_visit", "Post-visit"
+    OVERDUE = "overdue", "Overdue (inactive)"
+    HIGH_RISK = "high_risk", "High risk"
+    LAPSED = "lapsed", "Lapsed"
+
+
+class Contact(TenantOwnedModel):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+
+    # Identity: encrypted, found through blind indexes.
+    email = EncryptedTextField(phi_class=PhiClass.IDENTIFIER, null=True, blank=True)
+    email_index = models.BinaryField(null=True, blank=True, editable=False)
+    first_name = EncryptedTextField(phi_class=PhiClass.IDENTIFIER, null=True, blank=True)
+    last_name = EncryptedTextField(phi_class=PhiClass.IDENTIFIER, null=True, blank=True)
+    phone = EncryptedTextField(phi_class=PhiClass.IDENTIFIER, null=True, blank=True)
+    phone_index = models.BinaryField(null=True, blank=True, editable=False)
+    postal_address = EncryptedJSONField(phi_class=PhiClass.IDENTIFIER, null=True, blank=True)
+    birth_date = EncryptedTextField(phi_class=PhiClass.DATE, null=True, blank=True)
+    external_ids = EncryptedJSONField(phi_class=PhiClass.IDENTIFIER, null=True, blank=True)
+
+    # Demographics: the full values encrypted; coarse de-identified columns for segmentation.
+    demographics = EncryptedJSONField(phi_class=PhiClass.DEMOGRAPHIC, null=True, blank=True)
+    birth_year = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Null when 90 or older.")
+    age_90_or_older = models.BooleanField(default=False)
+    zip3 = models.CharField(max_length=3, blank=True, help_text="000 for sparsely populated ZIP3s.")
+    state = models.CharField(max_length=2, blank=True)
+    gender = models.CharField(max_length=16, blank=True)
+    language = models.CharField(max_length=16, blank=True)
+    demographic_tokens = ArrayField(models.BigIntegerField(), default=list, blank=True)
+
+    # Clinical: encrypted; codes as keyed tokens.
+    clinical = EncryptedJSONField(phi_class=PhiClass.CLINICAL, null=True, blank=True)
+    clinical_tokens = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    sensitive_categories = ArrayField(
+        models.CharField(max_length=32, choices=SensitiveCategory.choices), default=list, blank=True
+    )
+    is_minor = models.BooleanField(default=False)
+
+    journey_stage = models.CharField(max_length=32, choices=JourneyStage.choices, blank=True)
+    tag_tokens = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    custom_fields = EncryptedJSONField(phi_class=PhiClass.DEMOGRAPHIC, null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Deletion requested (API or UI): the contact leaves every list at once; retention disposes of it.
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "email_index"],
+                condition=models.Q(email_index__isnull=False, deleted_at__isnull=True),
+                name="contact_email_unique_per_tenant",
+            ),
+        ]
+        indexes = [
+            GinIndex(fields=["clinical_tokens"], name="contact_clinical_tokens"),
+            GinIndex(fields=["demographic_tokens"], name="contact_demographic_tokens"),
+            GinIndex(fields=["tag_tokens"], name="contact_tag_tokens"),
+            models.Index(fields=["tenant", "phone_index"], name="contact_phone_index"),
+            models.Index(fields=["tenant", "state", "birth_year"], name="contact_state_birth_year"),
+            models.Index(fields=["tenant", "journey_stage"], name="contact_journey_stage"),
+        ]
+
+    def __str__(self) -> str:
+        return f"contact {self.pk}"
+
+
+class ContactExternalId(TenantOwnedModel):
+    """Upsert key from an EHR/CRM: (system, blind index of the id) → contact."""
+
+    id = models.BigAutoField(primary_key=True)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="external_id_links")
+    system = models.CharField(max_length=32)
+    value_index = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "system", "value_index"], name="external_id_unique_per_tenant"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.system} id of {self.contact_id}"
+
+
+class CustomField(TenantOwnedModel):
+    """A tenant-defined contact attribute, declared with its PHI class."""
+
+    class Type(models.TextChoices):
+        TEXT = "text", "Text"
+        NUMBER = "number", "Number"
+        DATE = "date", "Date"
+        BOOLEAN = "boolean", "Yes/no"
+        CHOICE = "choice", "Choice"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    key = models.SlugField(max_length=50)
+    label = models.CharField(max_length=100)
+    type = models.CharField(max_length=16, choices=Type.choices, default=Type.TEXT)
+    choices = ArrayField(models.CharField(max_length=100), default=list, blank=True)
+    phi_class = models.CharField(max_length=16, choices=PhiClass.choices, default=PhiClass.DEMOGRAPHIC)
+    segmentable = models.BooleanField(
+        default=False, help_text="Kept as a keyed token so segments can match it."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="custom_field_key_unique")]
+
+    def __str__(self) -> str:
+        return self.label
