@@ -337,7 +337,14 @@ def _children(env: dict[str, str], web_port: int, smtp_port: int) -> dict[str, l
     }
 
 
+def _stop_on_signal(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def run() -> int:
+    # Ctrl-C sends SIGINT; a supervisor or `timeout` sends SIGTERM/SIGHUP: all stop everything cleanly.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop_on_signal)
     services = start_services()
     web_port = int(os.environ.get("PORT", "8000"))
     smtp_port = int(os.environ.get("SMTP_SINK_PORT", str(_port("smtp"))))

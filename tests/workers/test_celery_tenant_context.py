@@ -74,3 +74,16 @@ def test_transactional_tasks_route_to_their_own_queue():
     router = app.amqp.router
     assert router.route({}, "delivery.tasks.transactional_send")["queue"].name == "transactional"
     assert router.route({}, "campaigns.tasks.campaign_launch")["queue"].name == "marketing"
+
+
+def test_every_scheduled_task_exists_and_can_be_sent():
+    """A beat entry naming a missing task, or with limits Celery refuses, would fail only at run time."""
+    from django.conf import settings
+
+    app.loader.import_default_modules()
+    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+        task = app.tasks.get(entry["task"])
+        assert task is not None, f"{name}: no task {entry['task']}"
+        soft = task.soft_time_limit or app.conf.task_soft_time_limit
+        hard = task.time_limit or app.conf.task_time_limit
+        assert soft <= hard, f"{name}: soft_time_limit {soft} > time_limit {hard}"
