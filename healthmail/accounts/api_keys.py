@@ -12,6 +12,8 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -120,7 +122,28 @@ def api_key_revoke(*, actor: Actor, tenant: Tenant, api_key: ApiKey) -> ApiKey:
     return api_key
 
 
+class ApiKeyThrottled(ApiKeyRejected):
+    """Too many rejected keys from one address: guessing is slowed down before any lookup."""
+
+
 def api_key_authenticate(presented: str, *, ip_address: str | None) -> ApiKey:
+    """Check a presented key; an address that keeps presenting bad keys is refused for a while."""
+    counter = f"api-key-failures:{ip_address}"
+    if ip_address and (cache.get(counter) or 0) >= settings.API_KEY_FAILURE_LIMIT:
+        raise ApiKeyThrottled("Too many invalid API keys from this address; wait and try again.")
+    try:
+        return _authenticate(presented, ip_address=ip_address)
+    except ApiKeyRejected:
+        if ip_address:
+            cache.add(counter, 0, timeout=settings.API_KEY_FAILURE_WINDOW_SECONDS)
+            try:
+                cache.incr(counter)
+            except ValueError:  # the window closed in between
+                cache.set(counter, 1, timeout=settings.API_KEY_FAILURE_WINDOW_SECONDS)
+        raise
+
+
+def _authenticate(presented: str, *, ip_address: str | None) -> ApiKey:
     """Find and check a presented key. Every refusal is audited (by prefix, never the secret)."""
     try:
         prefix, secret = _parse(presented)

@@ -1,6 +1,7 @@
 """DRF side of API-key authentication. The key was checked by TenantMiddleware, which also opened
 the tenant context; here DRF only learns the outcome."""
 
+from django.conf import settings
 from rest_framework import authentication, exceptions
 
 
@@ -22,6 +23,10 @@ class ApiClient:
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
         django_request = request._request
+        if getattr(django_request, "api_key_throttled", False):
+            raise exceptions.Throttled(
+                wait=settings.API_KEY_FAILURE_WINDOW_SECONDS, detail=django_request.api_key_error
+            )
         if getattr(django_request, "api_key_error", ""):
             raise exceptions.AuthenticationFailed(django_request.api_key_error)
         api_key = getattr(django_request, "api_key", None)

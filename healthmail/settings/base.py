@@ -160,6 +160,8 @@ OTP_TOTP_ISSUER = "HealthMail"
 OTP_TOTP_THROTTLE_FACTOR = 1
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
 LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=900)
+API_KEY_FAILURE_LIMIT = env.int("API_KEY_FAILURE_LIMIT", default=30)
+API_KEY_FAILURE_WINDOW_SECONDS = env.int("API_KEY_FAILURE_WINDOW_SECONDS", default=300)
 
 # --- Web -------------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -16,7 +16,7 @@ from django.urls import reverse
 from audit import services as audit
 from audit.actors import Actor
 from audit.models import AuditEvent
-from healthmail.accounts.api_keys import ApiKeyRejected, api_key_authenticate
+from healthmail.accounts.api_keys import ApiKeyRejected, ApiKeyThrottled, api_key_authenticate
 from healthmail.accounts.membership import resolve_membership
 from healthmail.accounts.roles import PLATFORM_ADMIN
 from healthmail.crypto import access as phi_gate
@@ -80,6 +80,7 @@ class TenantMiddleware:
             api_key = api_key_authenticate(presented.strip(), ip_address=request_meta().client_ip)
         except ApiKeyRejected as rejection:
             request.api_key_error = str(rejection)
+            request.api_key_throttled = isinstance(rejection, ApiKeyThrottled)
             return
         request.api_key = api_key
         request.tenant = api_key.tenant

@@ -167,3 +167,15 @@ def test_head_needs_the_same_scopes_as_get(issue_key, api):
     response = client.client.head("/api/v1/me", **client.headers)
     assert response.status_code == 200
     assert response.content == b""
+
+
+def test_an_address_that_keeps_guessing_keys_is_throttled(client, settings):
+    settings.API_KEY_FAILURE_LIMIT = 3
+    guesses = [f"hm_{n:012x}_{'x' * 43}" for n in range(5)]
+    statuses = [
+        client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {guess}", REMOTE_ADDR="203.0.113.9").status_code
+        for guess in guesses
+    ]
+    assert statuses == [401, 401, 401, 429, 429]
+    other = client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {guesses[0]}", REMOTE_ADDR="203.0.113.10")
+    assert other.status_code == 401
