@@ -1,5 +1,7 @@
 from django import forms
 
+from healthmail.accounts.roles import Role
+
 from .models import AuditEvent
 from .selectors import EventFilter
 
@@ -44,3 +46,19 @@ class BreakGlassForm(forms.Form):
         self.fields["target_type"].choices = [
             (label, model._meta.verbose_name) for label, model in targets.items()
         ]
+
+
+class AuditPolicyForm(forms.Form):
+    reviewer_roles = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Also reviewing the audit trail",
+        choices=[(r.value, r.label) for r in Role if r != Role.COMPLIANCE_OFFICER],
+        help_text="Compliance officers always review it.",
+    )
+    retention_years = forms.IntegerField(
+        min_value=1,
+        max_value=100,
+        label="Keep the audit trail (years)",
+        help_text="At least 6 years (HIPAA).",
+    )

@@ -159,3 +159,27 @@ class BreakGlassGrant(TenantOwnedModel):
     @property
     def is_active(self) -> bool:
         return self.closed_at is None and self.expires_at > timezone.now()
+
+
+class AuditPolicy(TenantOwnedModel):
+    """Who may review a tenant's audit trail, and how long it is kept."""
+
+    LEGAL_MINIMUM_YEARS = 6  # HIPAA 45 CFR 164.316(b)(2)(i): documentation kept six years
+
+    reviewer_roles = ArrayField(models.CharField(max_length=32), default=list, blank=True)
+    retention_years = models.PositiveSmallIntegerField(default=LEGAL_MINIMUM_YEARS)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], name="audit_policy_one_per_tenant"),
+            models.CheckConstraint(
+                condition=models.Q(retention_years__gte=6), name="audit_retention_legal_minimum"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"audit policy ({self.retention_years} years)"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from functools import wraps
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -14,18 +16,38 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 
 from healthmail.accounts.roles import role_can
-from healthmail.accounts.views.access import actor_of, require_permission
+from healthmail.accounts.views.access import actor_of, forbidden, require_permission
 from healthmail.errors import ApplicationError
 
-from . import alerts, break_glass, chain, exports
-from .forms import BreakGlassForm, EventFilterForm, ExportForm
+from . import alerts, break_glass, chain, exports, policy, services
+from .forms import AuditPolicyForm, BreakGlassForm, EventFilterForm, ExportForm
 from .models import Alert, AuditEvent, BreakGlassGrant, ChainVerification
 from .selectors import EventFilter, event_search, latest_verification
 
 PAGE_SIZE = 50
 
 
-@require_permission("audit.view")
+def require_audit_reviewer(view: Callable) -> Callable:
+    """Compliance officers, plus the roles the tenant named as audit reviewers."""
+
+    @wraps(view)
+    def guarded(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not policy.may_review_audit(tenant=request.tenant, role=request.role):
+            services.record(
+                actor=actor_of(request),
+                action="authz.denied",
+                outcome="denied",
+                tenant=request.tenant,
+                reason="audit review",
+                details={"view": view.__name__},
+            )
+            return forbidden(request, "Your role does not review this organization's audit trail.")
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
+@require_audit_reviewer
 def event_list(request: HttpRequest) -> HttpResponse:
     form = EventFilterForm(request.GET or None)
     filters = form.filters() if form.is_bound and form.is_valid() else EventFilter()
@@ -47,14 +69,14 @@ def event_list(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@require_permission("audit.view")
+@require_audit_reviewer
 def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
     event = get_object_or_404(AuditEvent, tenant=request.tenant, pk=event_id)
     return render(request, "audit/event_detail.html", {"event": event})
 
 
 @require_POST
-@require_permission("audit.view")
+@require_audit_reviewer
 def chain_verify(request: HttpRequest) -> HttpResponse:
     chain.seal_pending(request.tenant.pk)
     report = chain.verify_chain(request.tenant.pk)
@@ -76,7 +98,7 @@ def _back_to_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@require_permission("audit.view")
+@require_audit_reviewer
 def event_export(request: HttpRequest) -> HttpResponse:
     form = ExportForm(request.POST)
     if not form.is_valid():
@@ -102,14 +124,14 @@ def event_export(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@require_permission("audit.view")
+@require_audit_reviewer
 def alert_list(request: HttpRequest) -> HttpResponse:
     items = Alert.objects.filter(tenant=request.tenant)
     return render(request, "audit/alert_list.html", {"alerts": items[:200]})
 
 
 @require_POST
-@require_permission("audit.view")
+@require_audit_reviewer
 def alert_acknowledge(request: HttpRequest, alert_id: uuid.UUID) -> HttpResponse:
     alert = get_object_or_404(Alert, tenant=request.tenant, pk=alert_id)
     alerts.alert_acknowledge(tenant=request.tenant, alert=alert, user=request.user)
@@ -151,3 +173,21 @@ def break_glass_close(request: HttpRequest, grant_id: uuid.UUID) -> HttpResponse
     break_glass.break_glass_close(user=request.user, tenant=request.tenant, grant=grant)
     messages.success(request, "Break-glass access closed.")
     return redirect("audit:break_glass_list")
+
+
+@require_permission("audit.view")
+def audit_settings(request: HttpRequest) -> HttpResponse:
+    current = policy.audit_policy(tenant=request.tenant)
+    form = AuditPolicyForm(
+        request.POST or None,
+        initial={"reviewer_roles": current.reviewer_roles, "retention_years": current.retention_years},
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            policy.audit_policy_update(actor=actor_of(request), tenant=request.tenant, **form.cleaned_data)
+        except ApplicationError as error:
+            form.add_error(None, error.message)
+        else:
+            messages.success(request, "Audit review settings saved.")
+            return redirect("audit:settings")
+    return render(request, "audit/settings.html", {"form": form}, status=400 if form.errors else 200)

@@ -1,3 +1,4 @@
+from audit.policy import may_review_audit
 from healthmail.accounts.roles import HOME_TITLES, role_can
 
 
@@ -19,4 +20,6 @@ def tenant(request):
         "role_title": HOME_TITLES.get(role, ""),
         "memberships": getattr(request, "memberships", []),
         "can": _Permissions(role),
+        # Called by the template only when it renders the navigation (one query at most).
+        "can_review_audit": lambda: may_review_audit(tenant=getattr(request, "tenant", None), role=role),
     }
