@@ -5,10 +5,14 @@ The application role is neither superuser, nor BYPASSRLS, nor owner of any table
 row-level security applies to everything it does.
 """
 
+import time
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connections
+from django.db import IntegrityError, InternalError, ProgrammingError, connections, transaction
 from psycopg import sql
+
+SAFE_ATTRIBUTES = "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION"
 
 
 class Command(BaseCommand):
@@ -28,13 +32,7 @@ class Command(BaseCommand):
         password = settings.DATABASE_APP_PASSWORD
         ident = sql.Identifier(role)
         with connection.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
-            verb = "ALTER" if cursor.fetchone() else "CREATE"
-            attributes = sql.SQL("LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION")
-            statement = sql.SQL("{} ROLE {} WITH {}").format(sql.SQL(verb), ident, attributes)
-            if password:
-                statement = sql.SQL("{} PASSWORD {}").format(statement, sql.Literal(password))
-            cursor.execute(statement.as_string(cursor.connection))
+            self._ensure_role(cursor, role, password)
             database_name = sql.Identifier(connection.settings_dict["NAME"])
             for grant in (
                 sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database_name, ident),
@@ -53,3 +51,29 @@ class Command(BaseCommand):
             ):
                 cursor.execute(grant.as_string(cursor.connection))
         self.stdout.write(f"Application role {role} is ready (not superuser, not BYPASSRLS).")
+
+    def _ensure_role(self, cursor, role: str, password: str) -> None:
+        """Create the role, or correct it. Roles are shared by every database of the server, so
+        parallel set-ups (test workers) may race: an unchanged role is left alone, and a lost race
+        is retried."""
+        ident = sql.Identifier(role)
+        for attempt in range(5):
+            cursor.execute(
+                "SELECT rolcanlogin AND NOT rolsuper AND NOT rolbypassrls AND NOT rolcreatedb"
+                " AND NOT rolcreaterole AND NOT rolreplication FROM pg_roles WHERE rolname = %s",
+                [role],
+            )
+            found = cursor.fetchone()
+            if found and found[0] and not password:
+                return
+            verb = "ALTER" if found else "CREATE"
+            statement = sql.SQL("{} ROLE {} WITH {}").format(sql.SQL(verb), ident, sql.SQL(SAFE_ATTRIBUTES))
+            if password:
+                statement = sql.SQL("{} PASSWORD {}").format(statement, sql.Literal(password))
+            try:
+                with transaction.atomic(using=cursor.db.alias):
+                    cursor.execute(statement.as_string(cursor.connection))
+                return
+            except (IntegrityError, InternalError, ProgrammingError):
+                time.sleep(0.1 * (attempt + 1))  # another set-up changed the role meanwhile
+        raise CommandError(f"Could not create or update the role {role}.")
