@@ -2,6 +2,8 @@
 
 - encrypt_decrypt_per_second: one PHI field value (a 40-byte email) encrypted and decrypted under a
   tenant data key, including AAD binding (envelope.encrypt + envelope.decrypt), one core.
+- baselines measured in the same run: bare AES-GCM without the envelope, and plain INSERTs of the
+  same rows into an unindexed table (no RLS, no triggers, no chain) by the same writers.
 - audit_events_per_second: WRITERS processes call audit.services.record() in tenant context, ten
   events per transaction (a request or task records several), for SECONDS while one sealer process
   seals continuously; audit_events_per_second_one_per_transaction is the worst case, one event per
@@ -11,6 +13,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 import uuid
 
@@ -37,10 +40,24 @@ def _crypto(iterations: int, tenant_id) -> float:
     return iterations / (time.perf_counter() - started)
 
 
-def _writer(tenant_id: str, seconds: float, per_transaction: int, start, counter, busy) -> None:
+def _crypto_baseline(iterations: int) -> float:
+    """Bare AES-GCM on the same value with a fixed key: what the envelope's bookkeeping costs on top."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    cipher, value, aad = AESGCM(AESGCM.generate_key(256)), b"synthetic.patient.0001@example.org", b"aad"
+    started = time.perf_counter()
+    for _ in range(iterations):
+        nonce = os.urandom(12)
+        cipher.decrypt(nonce, cipher.encrypt(nonce, value, aad), aad)
+    return iterations / (time.perf_counter() - started)
+
+
+def _writer(tenant_id: str, seconds: float, per_transaction: int, start, counter, busy, bare=False) -> None:
     import django
 
     django.setup()
+    from django.db import connection, transaction
+
     from audit import services as audit
     from audit.actors import Actor
     from healthmail.tenants.context import tenant_context
@@ -48,10 +65,24 @@ def _writer(tenant_id: str, seconds: float, per_transaction: int, start, counter
     tenant = uuid.UUID(tenant_id)
     actor = Actor.system("bench")
     written = 0
+    if bare:
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE TABLE bare_events_{os.getpid()} (LIKE audit_auditevent)")
     start.wait()
     began = time.perf_counter()
     deadline = began + seconds
-    while time.perf_counter() < deadline:
+    while bare and time.perf_counter() < deadline:
+        with transaction.atomic(), connection.cursor() as cursor:
+            for _ in range(per_transaction):
+                cursor.execute(
+                    f"INSERT INTO bare_events_{os.getpid()} (id, tenant_id, occurred_at, actor_type,"  # noqa: S608
+                    " actor_id, action, target_type, target_id, outcome, reason, details, request_id, hash)"
+                    " VALUES (%s, %s, now(), 'system', 'bench', 'bench.event', 'bench.thing', %s,"
+                    " 'success', '', '{}', '', '')",
+                    [written, tenant, str(written)],
+                )
+                written += 1
+    while not bare and time.perf_counter() < deadline:
         with tenant_context(tenant):
             for _ in range(per_transaction):
                 audit.record(
@@ -62,6 +93,9 @@ def _writer(tenant_id: str, seconds: float, per_transaction: int, start, counter
                     details={"n": written},
                 )
                 written += 1
+    if bare:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE bare_events_{os.getpid()}")
     with counter.get_lock():
         counter.value += written
     with busy.get_lock():
@@ -84,7 +118,9 @@ def _sealer(tenant_id: str, stop, sealed) -> None:
         sealed.value += total
 
 
-def _audit_load(tenant_id, seconds: float, *, per_transaction: int) -> tuple[float, int, int]:
+def _audit_load(
+    tenant_id, seconds: float, *, per_transaction: int, bare: bool = False
+) -> tuple[float, int, int]:
     """(events per second, events written, events sealed while writing) for WRITERS processes."""
     context = multiprocessing.get_context("spawn")
     counter, sealed, busy = context.Value("q", 0), context.Value("q", 0), context.Value("d", 0.0)
@@ -92,7 +128,9 @@ def _audit_load(tenant_id, seconds: float, *, per_transaction: int) -> tuple[flo
     sealer = context.Process(target=_sealer, args=(str(tenant_id), stop, sealed))
     sealer.start()
     writers = [
-        context.Process(target=_writer, args=(str(tenant_id), seconds, per_transaction, start, counter, busy))
+        context.Process(
+            target=_writer, args=(str(tenant_id), seconds, per_transaction, start, counter, busy, bare)
+        )
         for _ in range(WRITERS)
     ]
     for process in writers:
@@ -118,9 +156,11 @@ def run(size: str) -> tuple[dict, dict]:
     small = size == "small"
     tenant = _tenant()
     crypto_rate = _crypto(5_000 if small else 100_000, tenant.pk)
+    crypto_baseline = _crypto_baseline(5_000 if small else 100_000)
     seconds = 3.0 if small else 20.0
     connection.close()
 
+    baseline_inserts = _audit_load(tenant.pk, seconds, per_transaction=10, bare=True)
     batched = _audit_load(tenant.pk, seconds, per_transaction=10)
     single = _audit_load(tenant.pk, seconds, per_transaction=1)
     with tenant_context(tenant):
@@ -130,6 +170,8 @@ def run(size: str) -> tuple[dict, dict]:
     verify_seconds = time.perf_counter() - verify_started
     metrics = {
         "encrypt_decrypt_per_second": round(crypto_rate),
+        "baseline_bare_aesgcm_per_second": round(crypto_baseline),
+        "baseline_bare_inserts_per_second": round(baseline_inserts[0]),
         "audit_events_per_second": round(batched[0]),
         "audit_events_per_second_one_per_transaction": round(single[0]),
         "audit_events_written": batched[1] + single[1],
