@@ -96,6 +96,8 @@ def _database(url: str, *, as_owner: bool) -> dict:
         config["USER"] = DATABASE_APP_USER
         config["PASSWORD"] = DATABASE_APP_PASSWORD
     config["CONN_HEALTH_CHECKS"] = True
+    # Reused connections are safe: the tenant setting is transaction-local (SET LOCAL), never per session.
+    config["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     config.setdefault("OPTIONS", {})
     # A statement that runs away is cut off rather than holding a worker and its locks.
     config["OPTIONS"]["options"] = "-c statement_timeout=30000 -c idle_in_transaction_session_timeout=60000"
@@ -255,3 +257,13 @@ CELERY_BEAT_SCHEDULE["audit-seal"] = {"task": "audit.tasks.audit_seal", "schedul
 CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "audit.tasks.audit_checkpoint", "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["audit-alerts"] = {"task": "audit.tasks.audit_alerts_scan", "schedule": 30.0}
 CELERY_BEAT_SCHEDULE["audit-verify"] = {"task": "audit.tasks.audit_verify_all", "schedule": 3600.0}
+
+# --- Contact import: uploads up to this size (sealed as they stream in); the body limit is raised
+# for the upload page only. A sweep shreds week-old uploads and re-enqueues stalled jobs.
+CONTACT_IMPORT_MAX_BYTES = env.int("CONTACT_IMPORT_MAX_BYTES", default=300 * 1024 * 1024)
+REQUEST_BODY_MAX_BYTES_BY_PATH = {"/contacts/imports/new/": CONTACT_IMPORT_MAX_BYTES + 64 * 1024}
+CELERY_IMPORTS = ["contacts.imports.tasks"]  # a package below an app: not autodiscovered
+CELERY_BEAT_SCHEDULE["contact-imports-sweep"] = {
+    "task": "contacts.imports.tasks.import_jobs_sweep",
+    "schedule": 300.0,
+}
