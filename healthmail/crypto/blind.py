@@ -23,8 +23,24 @@ INDEX = "index"
 INDEX_KEY_VERSION = 1  # index keys are not rotated in place: re-indexing is a re-import
 
 
+_CODE_KINDS = frozenset({"code", "tag", "condition", "medication", "procedure", "lab", "vaccine"})
+_keyed: dict[uuid.UUID, hmac.HMAC] = {}  # an HMAC with the tenant's index key loaded, copied per use
+
+
 def _tenant_id(tenant) -> uuid.UUID:
+    if isinstance(tenant, uuid.UUID):
+        return tenant
     return uuid.UUID(str(getattr(tenant, "pk", tenant)))
+
+
+def _keyed_hmac(tenant_id: uuid.UUID) -> hmac.HMAC:
+    # Index keys never change in place (INDEX_KEY_VERSION), so the loaded HMAC can be kept.
+    keyed = _keyed.get(tenant_id)
+    if keyed is None:
+        keys.current_version(tenant_id, INDEX)  # creates the index key on first use
+        keyed = hmac.new(keys.key_bytes(tenant_id, INDEX, INDEX_KEY_VERSION), digestmod=hashlib.sha256)
+        _keyed[tenant_id] = keyed
+    return keyed
 
 
 def normalize(kind: str, value: str) -> str:
@@ -34,17 +50,15 @@ def normalize(kind: str, value: str) -> str:
     if kind == "phone":
         digits = re.sub(r"\D", "", value)
         return digits[-10:] if len(digits) == 11 and digits.startswith("1") else digits
-    if kind in ("code", "tag", "condition", "medication", "procedure", "lab", "vaccine"):
+    if kind in _CODE_KINDS:
         return value.upper().replace(" ", "")
     return value.casefold()
 
 
 def _mac(tenant, kind: str, value: str) -> bytes:
-    tenant_id = _tenant_id(tenant)
-    keys.current_version(tenant_id, INDEX)  # creates the index key on first use
-    key = keys.key_bytes(tenant_id, INDEX, INDEX_KEY_VERSION)
-    message = f"{kind}\x00{normalize(kind, value)}".encode()
-    return hmac.new(key, message, hashlib.sha256).digest()
+    mac = _keyed_hmac(_tenant_id(tenant)).copy()
+    mac.update(f"{kind}\x00{normalize(kind, value)}".encode())
+    return mac.digest()
 
 
 def blind_index(tenant, kind: str, value: str) -> bytes:

@@ -135,3 +135,6 @@ def forget_all() -> None:
         _current.clear()
         _unwrapped.clear()
         _ciphers.clear()
+    from . import blind  # its keyed HMACs derive from the unwrapped index keys
+
+    blind._keyed.clear()
