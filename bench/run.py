@@ -12,7 +12,7 @@ import platform
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["crypto_audit"]
+BENCHMARKS = ["crypto_audit", "contacts_import", "consent_gate", "segments"]
 RESULTS = Path(__file__).parent / "results"
 
 

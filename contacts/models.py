@@ -141,3 +141,110 @@ class CustomField(TenantOwnedModel):
 
     def __str__(self) -> str:
         return self.label
+
+
+# --- Import jobs (contacts/imports/) ---------------------------------------------------------------
+
+
+class ImportJob(TenantOwnedModel):
+    """One CSV/XLSX import: the sealed upload, the column mapping, progress and the outcome.
+
+    The uploaded file holds PHI: it is stored sealed with its own object key (ImportUploadChunk) and
+    shredded when the job ends or after a week. The job runs in slices, one transaction each;
+    `last_committed_row` and `resume_position` move in the same transaction as the slice's writes,
+    so a retried task resumes exactly after the last committed slice.
+    """
+
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded", "Waiting for column mapping"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Finished"
+        FAILED = "failed", "Failed"
+
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV"
+        XLSX = "xlsx", "Excel (XLSX)"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UPLOADED)
+    file_format = models.CharField(max_length=8, choices=Format.choices)
+    file_name = models.CharField(max_length=200, blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+    chunk_count = models.PositiveIntegerField(default=0)
+    # The upload's own key; null once shredded (the sealed chunks are deleted with it).
+    object_key_id = models.UUIDField(null=True, blank=True)
+    shredded_at = models.DateTimeField(null=True, blank=True)
+    encoding = models.CharField(max_length=16, blank=True)
+    delimiter = models.CharField(max_length=1, blank=True)
+    headers = models.JSONField(default=list, blank=True, help_text="Column names (no row values).")
+    mapping = models.JSONField(default=dict, blank=True, help_text="Column index → target field key.")
+    options = models.JSONField(default=dict, blank=True)
+    dry_run = models.BooleanField(default=False)
+
+    total_rows = models.PositiveIntegerField(null=True, blank=True)
+    last_committed_row = models.PositiveIntegerField(default=0, help_text="Data rows done, in file order.")
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    unchanged_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    failure_reason = models.CharField(max_length=500, blank=True)
+
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Where the next slice starts reading: a byte offset (CSV) or a row count (XLSX).
+    resume_position = models.BigIntegerField(default=0)
+    # Set by every committed slice; a job queued or running without one for a while is re-enqueued.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Times the sweep found the job stuck at the same row; after a few it fails with that reason.
+    stalled_count = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "status"], name="import_job_status")]
+
+    def __str__(self) -> str:
+        return f"import {self.pk}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+
+class ImportUploadChunk(TenantOwnedModel):
+    """One sealed piece of an uploaded file (fixed plaintext size, except the last)."""
+
+    id = models.BigAutoField(primary_key=True)
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "job", "index"], name="import_chunk_unique_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"chunk {self.index} of {self.job_id}"
+
+
+class ImportRowError(TenantOwnedModel):
+    """Why one row (or one cell) was not imported. Messages name the column, never the value."""
+
+    id = models.BigAutoField(primary_key=True)
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="row_errors")
+    row_number = models.PositiveIntegerField(help_text="Spreadsheet row: the header is row 1.")
+    column = models.CharField(max_length=200, blank=True)
+    message = models.CharField(max_length=500)
+
+    class Meta:
+        ordering = ["row_number", "id"]
+        indexes = [models.Index(fields=["tenant", "job", "row_number"], name="import_row_error_row")]
+
+    def __str__(self) -> str:
+        return f"row {self.row_number} of {self.job_id}"

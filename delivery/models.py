@@ -1,1 +1,256 @@
-"""Models arrive with the issue that builds this app (see DESIGN.md)."""
+"""Delivery models: the TLS policy cache per recipient domain, and tenants' sender domains with keys."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from healthmail.crypto.fields import EncryptedTextField, PhiClass
+from healthmail.tenants.models import TenantOwnedModel
+
+
+class DomainTlsPolicy(models.Model):
+    """What we know about a recipient domain's transport security, cached until `expires_at`.
+
+    Deliberately NOT tenant-owned and not under row-level security: a domain's MX hosts, MTA-STS and
+    TLSA records are public DNS facts shared by every tenant, and no row names a person (no PHI).
+    """
+
+    domain = models.CharField(max_length=253, unique=True)
+    source = models.CharField(max_length=16)  # delivery.tls.policy.Source
+    mode = models.CharField(max_length=8, default="none")
+    verified = models.BooleanField(null=True)
+    reason = models.CharField(max_length=500, blank=True)
+    policy = models.JSONField()  # TlsPolicy.to_json()
+    resolved_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    # The last valid MTA-STS policy stays in force until its max_age even when a later fetch fails
+    # (RFC 8461 §5.1): an attacker who blocks the HTTPS fetch must not downgrade the domain.
+    mta_sts_policy = models.JSONField(null=True, blank=True)
+    mta_sts_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["domain"]
+
+    def __str__(self) -> str:
+        return f"{self.domain}: {self.source}"
+
+
+class SenderDomain(TenantOwnedModel):
+    """A domain a tenant sends from. Mail is signed and sent only once its DNS records check out."""
+
+    class Status(models.TextChoices):
+        UNVERIFIED = "unverified", "Unverified"
+        VERIFIED = "verified", "Verified"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    domain = models.CharField(max_length=253)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UNVERIFIED)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    last_check = models.JSONField(default=dict, blank=True)  # per record: ok + a short note; no PHI
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["domain"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "domain"], name="sender_domain_unique")]
+
+    def __str__(self) -> str:
+        return self.domain
+
+
+class DkimKey(TenantOwnedModel):
+    """One DKIM selector and key. Rotation: a PENDING key is published next to the ACTIVE one, takes
+    over once its record is seen in DNS, and the old key stays published (RETIRING) until retired."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending (publish the record)"
+        ACTIVE = "active", "Active (signing)"
+        RETIRING = "retiring", "Retiring (keep published)"
+        RETIRED = "retired", "Retired (remove from DNS)"
+
+    class Algorithm(models.TextChoices):
+        RSA_SHA256 = "rsa-sha256", "RSA-2048 SHA-256"
+        ED25519_SHA256 = "ed25519-sha256", "Ed25519 SHA-256"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    sender_domain = models.ForeignKey(SenderDomain, on_delete=models.CASCADE, related_name="keys")
+    selector = models.CharField(max_length=63)
+    algorithm = models.CharField(max_length=16, choices=Algorithm.choices, default=Algorithm.RSA_SHA256)
+    # Not PHI, but a secret: sealed with the tenant's data key like PHI (PEM, PKCS#8).
+    private_key = EncryptedTextField(phi_class=PhiClass.IDENTIFIER)
+    public_key = models.TextField(help_text="The p= value published in DNS (base64).")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "sender_domain", "selector"], name="dkim_selector_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "sender_domain"],
+                condition=models.Q(state="active"),
+                name="dkim_one_active_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.selector}._domainkey.{self.sender_domain_id}"
+
+
+class EncryptionPolicy(models.TextChoices):
+    """What happens when a recipient's domain offers no verified TLS."""
+
+    TLS_ELSE_PORTAL = "tls_else_portal", "Verified TLS, else secure portal"  # the default for PHI
+    PORTAL_ALWAYS = "portal_always", "Secure portal always"
+    TLS_ELSE_FAIL = "tls_else_fail", "Verified TLS, else fail"
+    OPPORTUNISTIC = "opportunistic", "Opportunistic TLS (non-PHI marketing only)"
+
+
+class Stream(models.TextChoices):
+    """Separate queues, identities and connection pools: marketing never delays or harms transactional."""
+
+    TRANSACTIONAL = "transactional", "Transactional"
+    MARKETING = "marketing", "Marketing"
+
+
+class Message(TenantOwnedModel):
+    """The outbox: one row per recipient, the queue of record. The broker only wakes workers up.
+
+    Content is sealed with its own key (crypto-shredding on disposal); the address is encrypted and
+    found by its blind index. Workers claim rows with FOR UPDATE SKIP LOCKED and a lease.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        DEFERRED = "deferred", "Deferred (will retry)"
+        DELIVERED_TLS = "delivered_tls", "Delivered over verified TLS"
+        DELIVERED_PORTAL = "delivered_portal", "Delivered via secure portal notice"
+        DELIVERED_WAIVER = "delivered_waiver", "Delivered unencrypted under a patient waiver"
+        # Non-PHI marketing under the OPPORTUNISTIC policy: TLS if offered, not authenticated.
+        DELIVERED_UNVERIFIED = "delivered_unverified", "Delivered without verified TLS (no PHI)"
+        BOUNCED = "bounced", "Bounced"
+        FAILED = "failed", "Failed"
+        SUPPRESSED = "suppressed", "Suppressed by the send gate"
+        CANCELLED = "cancelled", "Cancelled"
+        EXPIRED = "expired", "Expired"
+
+    FINAL_STATES = frozenset(
+        {
+            State.DELIVERED_TLS,
+            State.DELIVERED_PORTAL,
+            State.DELIVERED_WAIVER,
+            State.DELIVERED_UNVERIFIED,
+            State.BOUNCED,
+            State.FAILED,
+            State.SUPPRESSED,
+            State.CANCELLED,
+            State.EXPIRED,
+        }
+    )
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    stream = models.CharField(max_length=16, choices=Stream.choices)
+    source_type = models.CharField(max_length=32, help_text="campaign, journey or api")
+    source_id = models.CharField(max_length=64, blank=True)
+    variant = models.CharField(max_length=16, blank=True, help_text="A/B variant key, if any.")
+    contact = models.ForeignKey(
+        "contacts.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    to_address = EncryptedTextField(phi_class=PhiClass.IDENTIFIER)
+    to_address_index = models.BinaryField(editable=False)
+    to_domain = models.CharField(max_length=253, help_text="Recipient domain (routing; not PHI alone).")
+    sender_domain = models.ForeignKey(
+        SenderDomain, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    purpose = models.CharField(
+        max_length=32
+    )  # consent purposes: treatment, payment, operations, marketing...
+    topic = models.CharField(max_length=64, blank=True)
+    uses_phi = models.BooleanField(default=True)
+    encryption_policy = models.CharField(
+        max_length=20, choices=EncryptionPolicy.choices, default=EncryptionPolicy.TLS_ELSE_PORTAL
+    )
+    # Sealed JSON {subject, preheader, html, text, headers} under `content_key`; NULL key = shredded.
+    content_key = models.ForeignKey(
+        "crypto.ObjectKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    content = models.BinaryField(
+        null=True, blank=True, help_text="NULL: rendered at send time by the source's renderer."
+    )
+    message_id = models.CharField(max_length=255, unique=True, help_text="Stable RFC 5322 Message-ID.")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
+    state_reason = models.CharField(max_length=300, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    ambiguous_sends = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Connections lost after '.' before the reply (RFC 1047); resent with the same Message-ID.",
+    )
+    not_before = models.DateTimeField(null=True, blank=True, help_text="Scheduled time or next retry.")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=64, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # Set (and committed) right before a worker hands the message to SMTP, cleared with the outcome:
+    # a lease that expires with it set means the worker died mid hand-off, so the server may have
+    # the message; the sweeper counts it in `ambiguous_sends` before it is resent (same Message-ID).
+    handoff_at = models.DateTimeField(null=True, blank=True)
+    first_attempt_at = models.DateTimeField(null=True, blank=True)
+    held = models.BooleanField(default=False, help_text="Paused with its source: not claimed until resumed.")
+    path = models.CharField(
+        max_length=16, blank=True, help_text="direct | portal | waiver: how the content reaches the person."
+    )
+    evidence = models.JSONField(
+        default=dict, blank=True, help_text="TLS/portal evidence of the final delivery."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The claim query (workers run in one tenant's context): due, unfinished rows of a stream.
+            models.Index(
+                fields=["tenant", "stream", "not_before"],
+                name="message_claim",
+                condition=models.Q(state__in=["queued", "deferred"]),
+            ),
+            models.Index(fields=["tenant", "source_type", "source_id", "state"], name="message_source_state"),
+            models.Index(
+                fields=["tenant", "lease_until"],
+                name="message_sending_lease",
+                condition=models.Q(state="sending"),
+            ),
+            models.Index(fields=["tenant", "to_address_index"], name="message_address"),
+        ]
+
+    def __str__(self) -> str:
+        return f"message {self.pk} ({self.state})"
+
+
+class MessageAttempt(TenantOwnedModel):
+    """One row per delivery try, so retries, bounces and ambiguous sends can be reconstructed."""
+
+    id = models.BigAutoField(primary_key=True)
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attempt_rows")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16)  # delivery.smtp.outcomes status
+    smtp_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    detail = models.CharField(
+        max_length=300, blank=True, help_text="Reason or server reply, without addresses."
+    )
+    mx_host = models.CharField(max_length=253, blank=True)
+    evidence = models.JSONField(default=dict, blank=True)
+    path = models.CharField(max_length=16, blank=True, help_text="direct | portal | waiver")
+
+    class Meta:
+        ordering = ["started_at"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.outcome}"

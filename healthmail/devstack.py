@@ -430,7 +430,7 @@ def bench(names: list[str]) -> int:
     services = start_services()
     owner_url = services.env["DATABASE_URL"]
     base_url = owner_url.rpartition("/")[0]
-    bench_db = "bench_healthmail"
+    bench_db = f"bench_healthmail_{os.getpid()}"  # parallel runs never drop each other's database
     with psycopg.connect(owner_url, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {bench_db} WITH (FORCE)")
         admin.execute(f"CREATE DATABASE {bench_db}")

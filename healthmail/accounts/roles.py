@@ -44,6 +44,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "campaigns.approve_compliance": frozenset({_COMPLIANCE}),
     "campaigns.approve_clinical": frozenset({_CLINICAL}),
     "reports.view": frozenset({_ADMIN, _MARKETER, _COMPLIANCE}),
+    # consent (texts, suppression list, settings; reports)
+    "consent.manage": frozenset({_ADMIN, _COMPLIANCE}),
+    "consent.view_reports": frozenset({_MARKETER, _COMPLIANCE}),
     # compliance
     "audit.view": frozenset({_COMPLIANCE}),
     "retention.manage": frozenset({_COMPLIANCE}),

@@ -15,7 +15,7 @@ class BodySizeLimitMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        limit = settings.REQUEST_BODY_MAX_BYTES
+        limit = settings.REQUEST_BODY_MAX_BYTES_BY_PATH.get(request.path, settings.REQUEST_BODY_MAX_BYTES)
         if length > limit:
             detail = f"The request body may be at most {limit} bytes."
             if is_api_request(request):

@@ -1,4 +1,4 @@
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from . import views
@@ -14,6 +14,8 @@ urlpatterns = [
         name="api-docs",
     ),
     path("v1/me", views.WhoAmI.as_view(), name="api-me"),
+    path("v1/contacts", include("contacts.api_urls")),
+    path("v1/", include("consent.api_urls")),
     # Last: any other /api/ URL is a problem+json 404, never Django's HTML page.
     re_path(r"^.*$", api_not_found, name="api-not-found"),
 ]

@@ -267,3 +267,9 @@ CELERY_BEAT_SCHEDULE["contact-imports-sweep"] = {
     "task": "contacts.imports.tasks.import_jobs_sweep",
     "schedule": 300.0,
 }
+
+# --- Consent: expire ended authorizations (the gate already refuses them) and send renewal reminders
+CELERY_BEAT_SCHEDULE["consent-authorization-upkeep"] = {
+    "task": "consent.tasks.authorization_upkeep_all",
+    "schedule": 3600.0,
+}

@@ -26,6 +26,8 @@ EXPECTED = {
     "campaigns.approve_compliance":     (N,       N,       N,        Y,          N),
     "campaigns.approve_clinical":       (N,       N,       N,        N,          Y),
     "reports.view":                     (N,       Y,       Y,        Y,          N),
+    "consent.manage":                   (N,       Y,       N,        Y,          N),
+    "consent.view_reports":             (N,       N,       Y,        Y,          N),
     "audit.view":                       (N,       N,       N,        Y,          N),
     "retention.manage":                 (N,       N,       N,        Y,          N),
     "legal_holds.manage":               (N,       N,       N,        Y,          N),

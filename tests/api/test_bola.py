@@ -33,14 +33,52 @@ def _api_key_id(tenant, issue_key) -> uuid.UUID:
         return ApiKey.objects.get(prefix=prefix).pk
 
 
+def _contact_id(tenant, issue_key) -> uuid.UUID:
+    from audit.actors import Actor
+    from contacts.services import ContactInput, contact_upsert
+
+    data = ContactInput(email=f"bola.{uuid.uuid4().hex[:8]}@example.org")
+    return contact_upsert(tenant=tenant, actor=Actor.system("tests"), data=data, source="test").contact_id
+
+
 @dataclass(frozen=True)
 class Operation:
     scopes: list[str] | None  # what the view declares; None: refused to every key by design
     make_object: Callable | None = None  # (tenant, issue_key) -> id of an object of that tenant
 
 
+def _segment_id(tenant, issue_key) -> uuid.UUID:
+    from audit.actors import Actor
+    from segmentation.services import segment_create
+
+    segment = segment_create(
+        tenant=tenant,
+        actor=Actor.system("tests"),
+        name=f"bola {uuid.uuid4().hex[:6]}",
+        definition={"all": []},
+    )
+    return segment.pk
+
+
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/api/v1/me"): Operation(scopes=[]),
+    ("GET", "/api/v1/segments"): Operation(scopes=["segments:read"]),
+    ("POST", "/api/v1/segments"): Operation(scopes=["segments:write"]),
+    ("POST", "/api/v1/segments/count"): Operation(scopes=["segments:read"]),
+    ("GET", "/api/v1/segments/{segment_id}"): Operation(scopes=["segments:read"], make_object=_segment_id),
+    ("PATCH", "/api/v1/segments/{segment_id}"): Operation(scopes=["segments:write"], make_object=_segment_id),
+    ("POST", "/api/v1/segments/{segment_id}/count"): Operation(
+        scopes=["segments:read"], make_object=_segment_id
+    ),
+    ("POST", "/api/v1/consent/events"): Operation(scopes=["consent:write"]),
+    ("POST", "/api/v1/suppressions"): Operation(scopes=["consent:write"]),
+    ("GET", "/api/v1/contacts"): Operation(scopes=["contacts:read"]),
+    ("POST", "/api/v1/contacts"): Operation(scopes=["contacts:write"]),
+    ("POST", "/api/v1/contacts/bulk"): Operation(scopes=["contacts:write"]),
+    ("GET", "/api/v1/contacts/{contact_id}"): Operation(scopes=["contacts:read"], make_object=_contact_id),
+    ("DELETE", "/api/v1/contacts/{contact_id}"): Operation(
+        scopes=["contacts:write"], make_object=_contact_id
+    ),
 }
 
 # The test-only routes (tests/api/urls.py) keep the object-id half of the harness exercised until

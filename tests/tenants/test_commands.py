@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from contacts.models import Contact
 from healthmail.accounts.models import Membership, User
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Service, Subcontractor, Tenant
@@ -170,8 +171,21 @@ def test_seed_demo_creates_everything_once(tmp_path):
     assert "otpauth://totp/" in text
     assert stat.S_IMODE(logins.stat().st_mode) == 0o600
 
+    with tenant_context(tenant):
+        patients = list(Contact.objects.all())
+    assert len(patients) == 200
+    assert {p.is_minor for p in patients} == {True, False}
+    assert any(p.age_90_or_older for p in patients)
+    assert any(p.sensitive_categories for p in patients)
+    assert "synthetic patients: 200 created, 0 already there" in first
+
     second = _call("seed_demo", "--logins-file", str(logins))
-    assert second.strip() == f"demo data exists; logins in {logins}"
+    assert second.strip().splitlines() == [
+        "synthetic patients: 0 created, 200 already there",
+        f"demo data exists; logins in {logins}",
+    ]
+    with tenant_context(tenant):
+        assert Contact.objects.count() == 200
     assert "password" not in second
     assert Tenant.objects.filter(slug="demo").count() == 1
     assert User.objects.filter(email__in=emails).count() == 5

@@ -44,6 +44,8 @@ ROLE_TASKS: dict[str, list[Task]] = {
         Task("Users", "accounts:member_list", "Invite people, set their roles, reset lost authenticators."),
         Task("API keys", "accounts:api_key_list", "Issue scoped keys for your EHR or CRM; revoke old ones."),
         Task("Settings", "tenants:settings", "Postal address, time zone and session timeout."),
+        Task("Contacts", "contacts:contact_list", "Look up patients; every view is audited."),
+        Task("Contact fields", "contacts:custom_field_list", "Custom contact fields and their PHI class."),
     ],
     Role.MARKETER: [
         Task("Contacts", "contacts:contact_list", "Import patients and review masked contact lists."),
@@ -51,9 +53,11 @@ ROLE_TASKS: dict[str, list[Task]] = {
         Task("Campaigns", "campaigns:campaign_list", "Write templates, then send campaigns for approval."),
     ],
     Role.COMPLIANCE_OFFICER: [
+        Task("Contacts", "contacts:contact_list", "Look up patients; every view is audited."),
         Task("Approvals", "campaigns:approval_list", "Review campaigns waiting for compliance approval."),
         Task("Audit trail", "audit:event_list", "Search who did what, verify the chain, export it."),
         Task("Security alerts", "audit:alert_list", "Failed sign-ins, mass exports, break-glass use."),
+        Task("Consent", "consent:reports", "Opt-ins by topic, authorizations ending soon, suppressions."),
         Task(
             "Retention and legal holds",
             "retention:policy_list",

@@ -1,6 +1,6 @@
-"""`manage.py seed_demo`: the demo tenant, an active BAA and one synthetic user per role. Idempotent.
-
-Synthetic patients are not seeded yet: the contacts app has no models (a later issue adds them here).
+"""`manage.py seed_demo`: the demo tenant, an active BAA, one synthetic user per role and ~200
+synthetic patients (contacts/synthetic.py). Idempotent: patients are upserted by their synthetic
+external id, so a re-run changes nothing.
 
 On first creation each login (email, password, TOTP secret and otpauth:// URI) is printed once and
 written to .devstack/demo-logins.txt (mode 0600); later runs only point at that file.
@@ -20,6 +20,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.actors import Actor
+from contacts.services import contact_upsert_many
+from contacts.synthetic import synthetic_contacts
 from healthmail.accounts.models import User
 from healthmail.accounts.roles import PLATFORM_ADMIN, Role
 from healthmail.accounts.services import user_provision
@@ -28,6 +30,8 @@ from healthmail.tenants.models import Service, Tenant
 from healthmail.tenants.services import baa_record, tenant_create
 
 DEMO_SLUG = "demo"
+DEMO_PATIENTS = 200
+DEMO_PATIENT_SEED = 2024
 DEMO_DOMAIN = "demo.healthmail.test"
 # Only ever used when settings.DEBUG is on (a developer's machine); otherwise passwords are random.
 DEV_PASSWORD = "demo-only-password-not-for-production"  # noqa: S105
@@ -61,7 +65,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, logins_file: Path | None, **options):
         logins_file = logins_file or default_logins_file()
-        if Tenant.objects.filter(slug=DEMO_SLUG).exists():
+        existing = Tenant.objects.filter(slug=DEMO_SLUG).first()
+        if existing is not None:
+            self._patients(existing)
             self.stdout.write(f"demo data exists; logins in {self._display(logins_file)}")
             return
         taken = [
@@ -76,6 +82,7 @@ class Command(BaseCommand):
                 actor = Actor.system("seed_demo")
                 tenant = self._tenant(actor)
                 lines = [self._user(actor, tenant, local, role) for local, role in DEMO_USERS]
+                self._patients(tenant)
                 text = self._logins_text(lines)
                 # Written inside the transaction: if the commit fails, the next run rewrites it.
                 write_private_file(logins_file, text)
@@ -106,6 +113,16 @@ class Command(BaseCommand):
             services=Service.values,
         )
         return tenant
+
+    def _patients(self, tenant: Tenant) -> None:
+        results = contact_upsert_many(
+            tenant=tenant,
+            actor=Actor.system("seed_demo"),
+            inputs=list(synthetic_contacts(count=DEMO_PATIENTS, seed=DEMO_PATIENT_SEED)),
+            source="seed_demo",
+        )
+        created = sum(result.created for result in results)
+        self.stdout.write(f"synthetic patients: {created} created, {len(results) - created} already there")
 
     def _user(self, actor: Actor, tenant: Tenant, local: str, role: str) -> dict[str, str]:
         email = f"{local}@{DEMO_DOMAIN}"

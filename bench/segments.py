@@ -1,0 +1,204 @@
+"""segments: counting a nested 6-condition segment, and snapshotting ~500,000 members.
+
+Set-up (not timed): two tenants with CONTACTS contacts each (1,000,000 full, 20,000 small). Rows
+are generated inside PostgreSQL by one INSERT ... SELECT per tenant, as the application role inside
+the tenant's context (row-level security applies, as in production). Identity columns stay empty:
+only the de-identified columns and keyed tokens segmentation reads are filled, with tokens computed
+by blind.token for each tenant's own key (a catalogue of codes, picked at random per row). This
+skips encryption to keep set-up fast; the segment queries never read encrypted columns anyway.
+About 40% of contacts get a current "marketing_newsletters" consent (ConsentEvent + ConsentState).
+
+The segment: age 40-75 AND state in 4 states AND (condition E11.9 OR journey stage post-visit or
+active) AND consented to newsletters AND added within 365 days. Engagement recency is not available
+yet (no event table until delivery lands), so contact creation recency (`added`) stands in for it.
+
+Metrics: count_ms_p50/p95 over RUNS counts through services.segment_count (validation, compile,
+statement timeout; breakdowns off), and snapshot_500k_seconds for services.segment_snapshot_take
+of a ~50% segment (gender = female). EXPLAIN (ANALYZE, BUFFERS) plans go to
+bench/results/segments_explain.txt for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+import uuid
+from pathlib import Path
+
+RUNS = 15
+CONDITIONS = ["E11.9", "I10", "J45.909", "E78.5", "M54.5", "F32.9", "C50.911", "Z34.00"]
+MEDICATIONS = ["METFORMIN", "LISINOPRIL", "ATORVASTATIN", "ALBUTEROL"]
+DEMOGRAPHICS = [("insurance_type", v) for v in ("commercial", "medicare", "medicaid", "self_pay")]
+STATES = ["CA", "TX", "FL", "NY", "WA", "IL", "MA", "NV", "CT", "PR", "WY", "NH"]
+STAGES = ["prospect", "new_patient", "active", "post_visit", "overdue", "high_risk", "lapsed"]
+LANGUAGES = ["en", "en", "en", "es", "es", "zh", "vi"]
+
+SEGMENT = {
+    "all": [
+        {"field": "age", "op": "between", "value": [40, 75]},
+        {"field": "state", "op": "in", "value": ["CA", "TX", "FL", "NY"]},
+        {
+            "any": [
+                {"field": "condition", "op": "in", "value": ["E11.9"]},
+                {"field": "journey_stage", "op": "in", "value": ["post_visit", "active"]},
+            ]
+        },
+        {"field": "consent", "op": "granted", "value": "marketing_newsletters"},
+        {"field": "added", "op": "within_days", "value": 365},
+    ]
+}
+HALF = {"field": "gender", "op": "eq", "value": "female"}
+
+_INSERT = """
+INSERT INTO contacts_contact (
+  id, tenant_id, birth_year, age_90_or_older, zip3, state, gender, language, demographic_tokens,
+  clinical_tokens, sensitive_categories, is_minor, journey_stage, tag_tokens, created_at, updated_at)
+SELECT gen_random_uuid(), %(tenant)s,
+  CASE WHEN r.a < 0.03 THEN NULL ELSE 2026 - (r.age) END, r.a < 0.03,
+  '900', (%(states)s::text[])[1 + floor(random() * %(n_states)s)::int],
+  CASE WHEN random() < 0.5 THEN 'female' ELSE 'male' END,
+  (%(languages)s::text[])[1 + floor(random() * %(n_languages)s)::int],
+  ARRAY[(%(demographics)s::bigint[])[1 + floor(random() * %(n_demographics)s)::int]],
+  ARRAY[(%(conditions)s::bigint[])[1 + floor(random() * %(n_conditions)s)::int],
+        (%(conditions)s::bigint[])[1 + floor(random() * %(n_conditions)s)::int],
+        (%(medications)s::bigint[])[1 + floor(random() * %(n_medications)s)::int]],
+  '{}', r.age < 18,
+  (%(stages)s::text[])[1 + floor(random() * %(n_stages)s)::int],
+  '{}', now() - random() * interval '900 days', now()
+FROM (SELECT random() AS a, floor(random() * 95)::int AS age FROM generate_series(1, %(count)s)) r
+"""
+
+_CONSENT = """
+WITH chosen AS (
+  SELECT id FROM contacts_contact WHERE tenant_id = %(tenant)s AND random() < 0.4
+), events AS (
+  INSERT INTO consent_consentevent (tenant_id, contact_id, channel, topic_id, kind, source,
+    occurred_at, recorded_at, user_agent, actor_type, actor_id)
+  SELECT %(tenant)s, id, 'email', %(topic)s, 'granted', 'import', now(), now(), '', 'system', 'bench'
+  FROM chosen RETURNING id, contact_id, occurred_at
+)
+INSERT INTO consent_consentstate (tenant_id, contact_id, channel, topic_id, status, event_id, occurred_at)
+SELECT %(tenant)s, contact_id, 'email', %(topic)s, 'granted', id, occurred_at FROM events
+"""
+
+
+def _tenant(label: str):
+    from healthmail.tenants.models import Tenant
+
+    return Tenant.objects.create(
+        name=f"Bench {label}", slug=f"bench-{label}-{uuid.uuid4().hex[:6]}", postal_address="1 Bench Way"
+    )
+
+
+def _load(tenant, count: int) -> None:
+    from django.db import connection
+
+    from consent.services import topics_ensure_system
+    from healthmail.crypto import blind
+    from healthmail.tenants.context import db_setting, tenant_context
+
+    topic = topics_ensure_system(tenant=tenant)["marketing_newsletters"]
+    params = {
+        "tenant": tenant.pk,
+        "count": count,
+        "states": STATES,
+        "languages": LANGUAGES,
+        "stages": STAGES,
+        "conditions": [blind.token(tenant, "condition", code) for code in CONDITIONS],
+        "medications": [blind.token(tenant, "medication", name) for name in MEDICATIONS],
+        "demographics": [blind.token(tenant, kind, value) for kind, value in DEMOGRAPHICS],
+        "topic": topic.pk,
+    }
+    params.update({f"n_{k}": len(v) for k, v in list(params.items()) if isinstance(v, list)})
+    batch = 100_000
+    # Set-up statements run longer than the application's statement timeout allows.
+    for start in range(0, count, batch):
+        with tenant_context(tenant), db_setting("statement_timeout", "0"), connection.cursor() as cursor:
+            cursor.execute(_INSERT, {**params, "count": min(batch, count - start)})
+    with tenant_context(tenant), db_setting("statement_timeout", "0"), connection.cursor() as cursor:
+        cursor.execute(_CONSENT, params)
+
+
+def _analyze() -> None:
+    """ANALYZE needs the table owner; the application role may not run it."""
+    import psycopg
+
+    from healthmail.settings.base import _database
+
+    owner = _database(os.environ["DATABASE_URL"], as_owner=True)
+    with psycopg.connect(
+        host=owner["HOST"], port=owner["PORT"], user=owner["USER"], password=owner["PASSWORD"] or None,
+        dbname=owner["NAME"], autocommit=True,
+    ) as admin:  # fmt: skip
+        for table in ("contacts_contact", "consent_consentstate", "consent_consentevent"):
+            admin.execute(f"VACUUM ANALYZE {table}")
+
+
+def _explain(tenant, definition) -> str:
+    from django.db import connection
+
+    from healthmail.tenants.context import tenant_context
+    from segmentation import compiler, services
+
+    with tenant_context(tenant):
+        compiled = services.segment_compile(tenant=tenant, definition=definition)
+        query, params = compiler.count_query(compiled)
+        text = services._render(query)
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + text, params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+    return f"-- {text}\n{plan}\n"
+
+
+def run(size: str):
+    from audit.actors import Actor
+    from healthmail.tenants.context import tenant_context
+    from segmentation import services
+
+    count = 20_000 if size == "small" else 1_000_000
+    tenant, other = _tenant("a"), _tenant("b")
+    began = time.perf_counter()
+    _load(tenant, count)
+    _load(other, count)
+    _analyze()
+    setup_seconds = time.perf_counter() - began
+
+    services.segment_count(tenant=tenant, definition=SEGMENT, breakdown=False)  # warm caches
+    timings, result = [], None
+    for _ in range(RUNS):
+        started = time.perf_counter()
+        result = services.segment_count(tenant=tenant, definition=SEGMENT, breakdown=False)
+        timings.append((time.perf_counter() - started) * 1000)
+    started = time.perf_counter()
+    with_breakdown = services.segment_count(tenant=tenant, definition=SEGMENT)
+    breakdown_ms = (time.perf_counter() - started) * 1000
+
+    with tenant_context(tenant):
+        segment = services.segment_create(
+            tenant=tenant, actor=Actor.system("bench"), name="Half", definition=HALF
+        )
+        started = time.perf_counter()
+        snapshot = services.segment_snapshot_take(
+            tenant=tenant, actor=Actor.system("bench"), segment=segment, purpose="benchmark"
+        )
+        snapshot_seconds = time.perf_counter() - started
+
+    explain = "## count (6 conditions)\n" + _explain(tenant, SEGMENT) + "\n## half\n" + _explain(tenant, HALF)
+    results = Path(__file__).parent / "results"
+    results.mkdir(exist_ok=True)
+    (results / "segments_explain.txt").write_text(explain)
+
+    metrics = {
+        "contacts_per_tenant": count,
+        "setup_seconds": round(setup_seconds, 1),
+        "segment_members": result.count,
+        "count_ms_p50": round(statistics.median(timings), 1),
+        "count_ms_p95": round(sorted(timings)[int(len(timings) * 0.95) - 1], 1),
+        "count_with_breakdown_ms": round(breakdown_ms, 1),
+        "breakdown_states": len(with_breakdown.breakdown.get("state", [])),
+        "snapshot_members": snapshot.member_count,
+        "snapshot_500k_seconds": round(snapshot_seconds, 2),
+    }
+    goal = {"count_ms_p50": "<= 300", "snapshot_500k_seconds": "<= 10"}
+    return metrics, goal

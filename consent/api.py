@@ -1,0 +1,160 @@
+"""Consent API for EHR/CRM systems: record a consent change with its evidence, add a suppression.
+Thin: validate, find the contact in the key's tenant (another tenant's id is simply not found), call
+one service."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit.actors import Actor
+from contacts.models import Contact
+from healthmail.api.idempotency import idempotent
+from healthmail.api.serializers import ProblemSerializer
+from healthmail.errors import NotFound
+
+from . import services
+from .models import ConsentEvent, ConsentText, Source, Suppression
+
+_SOURCES = [s for s in Source.values if s != Source.SYSTEM]
+
+
+class ConsentEventInSerializer(serializers.Serializer):
+    contact_id = serializers.UUIDField()
+    topic = serializers.SlugField(max_length=50, help_text="Topic key, e.g. `marketing_newsletters`.")
+    action = serializers.ChoiceField(choices=["grant", "revoke"])
+    source = serializers.ChoiceField(choices=_SOURCES, help_text="Where the evidence comes from.")
+    occurred_at = serializers.DateTimeField(
+        required=False, help_text="When the person decided (default: now)."
+    )
+    ip_address = serializers.IPAddressField(required=False, allow_null=True)
+    user_agent = serializers.CharField(required=False, allow_blank=True, max_length=400)
+    text_version_id = serializers.UUIDField(
+        required=False, allow_null=True, help_text="The consent wording version shown to the person."
+    )
+
+
+class ConsentEventOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    contact_id = serializers.UUIDField()
+    topic = serializers.CharField()
+    kind = serializers.ChoiceField(choices=ConsentEvent.Kind.choices)
+    source = serializers.CharField()
+    occurred_at = serializers.DateTimeField()
+
+
+class SuppressionInSerializer(serializers.Serializer):
+    contact_id = serializers.UUIDField(required=False, allow_null=True)
+    email = serializers.EmailField(required=False, allow_blank=True, help_text="Stored only as a keyed hash.")
+    reason = serializers.ChoiceField(choices=Suppression.Reason.choices)
+    note = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, help_text="A reference; no PHI."
+    )
+
+    def validate(self, data):
+        if not data.get("contact_id") and not data.get("email"):
+            raise serializers.ValidationError("Give `contact_id` or `email`.")
+        return data
+
+
+class SuppressionOutSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    contact_id = serializers.UUIDField(allow_null=True)
+    reason = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+def _contact(request, contact_id) -> Contact:
+    tenant = request.auth.tenant
+    contact = Contact.objects.for_tenant(tenant).filter(pk=contact_id, deleted_at__isnull=True).first()
+    if contact is None:
+        raise NotFound("No such contact.", code="contact_not_found")
+    return contact
+
+
+_NOT_FOUND = OpenApiResponse(
+    ProblemSerializer, description="No such contact (or topic) in your organization."
+)
+
+
+class ConsentEventCreate(APIView):
+    """Record that a person granted or revoked consent to a topic, with the evidence."""
+
+    required_scopes = {"POST": ["consent:write"]}
+
+    @extend_schema(
+        operation_id="consent_event_create",
+        request=ConsentEventInSerializer,
+        responses={201: ConsentEventOutSerializer, 404: _NOT_FOUND},
+        tags=["consent"],
+    )
+    @idempotent
+    def post(self, request):
+        incoming = ConsentEventInSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        tenant = request.auth.tenant
+        contact = _contact(request, data["contact_id"])
+        topic = services.topic_by_key(tenant=tenant, key=data["topic"])
+        text = None
+        if data.get("text_version_id"):
+            text = ConsentText.objects.for_tenant(tenant).filter(pk=data["text_version_id"]).first()
+            if text is None:
+                raise NotFound("No such consent text version.", code="text_not_found")
+        evidence = services.Evidence(
+            source=data["source"],
+            actor=Actor.for_api_key(request.auth),
+            occurred_at=data.get("occurred_at"),
+            ip_address=data.get("ip_address"),
+            user_agent=data.get("user_agent", ""),
+            text=text,
+        )
+        kind = ConsentEvent.Kind.GRANTED if data["action"] == "grant" else ConsentEvent.Kind.REVOKED
+        event = services.consent_record(
+            tenant=tenant, contact=contact, topic=topic, kind=kind, evidence=evidence
+        )
+        body = {
+            "id": event.pk,
+            "contact_id": contact.pk,
+            "topic": topic.key,
+            "kind": event.kind,
+            "source": event.source,
+            "occurred_at": event.occurred_at,
+        }
+        return Response(ConsentEventOutSerializer(body).data, status=201)
+
+
+class SuppressionCreate(APIView):
+    """Add a contact or an address to the suppression list (e.g. a legal request received by the EHR)."""
+
+    required_scopes = {"POST": ["consent:write"]}
+
+    @extend_schema(
+        operation_id="suppression_create",
+        request=SuppressionInSerializer,
+        responses={201: SuppressionOutSerializer, 404: _NOT_FOUND},
+        tags=["consent"],
+    )
+    @idempotent
+    def post(self, request):
+        incoming = SuppressionInSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        contact = _contact(request, data["contact_id"]) if data.get("contact_id") else None
+        entry = services.suppression_add(
+            tenant=request.auth.tenant,
+            actor=Actor.for_api_key(request.auth),
+            reason=data["reason"],
+            contact=contact,
+            email=data.get("email") or "",
+            note=data.get("note", ""),
+        )
+        body = {
+            "id": entry.pk,
+            "contact_id": entry.contact_id,
+            "reason": entry.reason,
+            "created_at": entry.created_at,
+        }
+        return Response(SuppressionOutSerializer(body).data, status=201)

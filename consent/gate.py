@@ -1,0 +1,390 @@
+"""The send gate: may this contact be emailed for this purpose now? Always with a reason.
+
+    may_send(contact=c, purpose="marketing", uses_phi=True, topic=newsletters) -> Decision
+    may_send_batch(tenant=t, contact_ids=[...], purpose=..., uses_phi=..., topic=...) -> {id: Decision}
+
+It is called when recipients are snapshotted AND by the delivery worker right before each message,
+so a revocation that has committed stops mail already queued. Both forms gather the same facts (the
+single form with small ORM reads, the batch form with ONE query per chunk of contacts, plus a fixed
+number of tenant-level reads) and hand them to the same `decide()`.
+
+Rules, most restrictive first:
+1. The tenant needs a BAA in force covering the service (transactional or marketing email).
+2. The contact must exist, not be deleted and have an address.
+3. Suppressions block the purposes SUPPRESSION_BLOCKS lists (hard bounces block everything).
+4. Transactional purposes (treatment, payment, operations; 45 CFR 164.506) need nothing more.
+5. Non-transactional email respects a pause chosen in the preference center.
+6. Marketing needs an opt-in for the topic and, when the message or its audience uses PHI, a valid,
+   effective, unexpired, unrevoked HIPAA authorization (45 CFR 164.508(a)(3)); a state rule requiring
+   separate consent for consumer health data requires the authorization even without PHI.
+7. Research and fundraising are opt-out based (fundraising: 45 CFR 164.514(f)(2)) unless a state
+   rule requires opt-in for all promotion; research that uses PHI needs a research authorization.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import uuid
+import zoneinfo
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from django.db import connection
+from django.db.models import Q
+from django.utils import timezone
+
+from contacts.models import Contact
+from healthmail.tenants.context import tenant_context
+from healthmail.tenants.models import Service, Tenant
+from healthmail.tenants.services import Permit, tenant_can
+
+from . import state_rules
+from .models import (
+    TRANSACTIONAL_PURPOSES,
+    Authorization,
+    AuthorizationKind,
+    Channel,
+    ConsentEvent,
+    ConsentSettings,
+    ConsentState,
+    ContactPreference,
+    Purpose,
+    Suppression,
+    Topic,
+    UnencryptedEmailWaiver,
+)
+
+BATCH_SIZE = 10_000  # contacts per query
+
+_ALL = frozenset(Purpose.values)
+_NON_TRANSACTIONAL = _ALL - TRANSACTIONAL_PURPOSES
+# Which purposes each suppression reason blocks. A hard bounce means the address does not exist and
+# a legal request or a staff entry means "do not email": nothing goes. A complaint or an
+# unsubscribe-all ends marketing, research and fundraising, but a patient still gets appointment and
+# billing notices (their transactional nature is what CAN-SPAM 15 U.S.C. 7702(17) exempts).
+SUPPRESSION_BLOCKS: dict[str, frozenset[str]] = {
+    Suppression.Reason.HARD_BOUNCE: _ALL,
+    Suppression.Reason.LEGAL_REQUEST: _ALL,
+    Suppression.Reason.MANUAL: _ALL,
+    Suppression.Reason.COMPLAINT: _NON_TRANSACTIONAL,
+    Suppression.Reason.UNSUBSCRIBE_ALL: _NON_TRANSACTIONAL,
+}
+_SUPPRESSION_ORDER = list(SUPPRESSION_BLOCKS)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    code: str
+    reason: str
+    # The patient asked for unencrypted email for this purpose and the tenant honours such requests.
+    unencrypted_allowed: bool = False
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+class Facts(NamedTuple):
+    """What the gate knows about one contact (loaded by either form of the gate). A NamedTuple in
+    the batch query's column order, so a row becomes Facts without per-field work."""
+
+    deleted: bool = False
+    has_address: bool = False
+    state: str = ""
+    suppressions: Collection[str] | None = None
+    topic_status: str | None = None
+    authorization_valid: bool | None = False
+    authorization_pending: bool | None = False
+    paused_until: datetime.date | None = None
+    waiver_purposes: Collection[str] | None = None
+    exists: bool = True
+
+
+MISSING = Facts(exists=False)
+
+
+@dataclass
+class _Context:
+    tenant: Tenant
+    purpose: str
+    uses_phi: bool
+    permit: Permit
+    settings: ConsentSettings
+    topic: Topic | None
+    topic_refusal: Decision | None
+    authorization_kind: str
+    now: datetime.datetime
+    today: datetime.date
+    rules: dict[str, state_rules.CombinedRule]
+
+    def rule(self, contact_state: str) -> state_rules.CombinedRule:
+        found = self.rules.get(contact_state)
+        if found is None:
+            found = state_rules.rule_for_contact(
+                mode=self.settings.state_mode,
+                operating_states=self.settings.operating_states,
+                contact_state=contact_state,
+            )
+            self.rules[contact_state] = found
+        return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _decision(allowed: bool, code: str, reason: str, unencrypted: bool = False) -> Decision:
+    """Decisions are immutable values: a batch of a million shares a few dozen of them."""
+    return Decision(allowed, code, reason, unencrypted_allowed=unencrypted)
+
+
+def _refuse(code: str, reason: str) -> Decision:
+    return _decision(False, code, reason)
+
+
+def _context(*, tenant: Tenant, purpose: str, uses_phi: bool, topic: Topic | None) -> _Context:
+    if purpose not in Purpose.values:
+        raise ValueError(f"unknown purpose {purpose!r}")  # a programming error, not a refusal
+    transactional = purpose in TRANSACTIONAL_PURPOSES
+    permit = tenant_can(tenant, Service.TRANSACTIONAL_EMAIL if transactional else Service.MARKETING_EMAIL)
+    settings = ConsentSettings.objects.filter(tenant=tenant).first() or ConsentSettings(tenant=tenant)
+    refusal = None
+    if not transactional:
+        if topic is None and purpose != Purpose.MARKETING:
+            topic = Topic.objects.filter(tenant=tenant, key=purpose, is_system=True).first()
+        if topic is None and purpose == Purpose.MARKETING:
+            refusal = _refuse("topic_required", "Marketing email must name the topic people opted in to.")
+        elif topic is not None and (topic.tenant_id != tenant.pk or topic.purpose != purpose):
+            refusal = _refuse(
+                "topic_mismatch", f"The topic “{topic.name}” is not a {purpose} topic of this organization."
+            )
+    kind = {Purpose.MARKETING: AuthorizationKind.MARKETING, Purpose.RESEARCH: AuthorizationKind.RESEARCH}.get(
+        purpose, ""
+    )
+    now = timezone.now()
+    return _Context(
+        tenant=tenant,
+        purpose=purpose,
+        uses_phi=uses_phi,
+        permit=permit,
+        settings=settings,
+        topic=topic,
+        topic_refusal=refusal,
+        authorization_kind=kind,
+        now=now,
+        today=timezone.localdate(now, timezone=zoneinfo.ZoneInfo(tenant.timezone)),  # pauses end locally
+        rules={},
+    )
+
+
+def decide(ctx: _Context, facts: Facts) -> Decision:
+    """The one decision table (see the module docstring)."""
+    if not ctx.permit.allowed:
+        return _refuse("baa_not_in_force", ctx.permit.reason)
+    if not facts.exists:
+        return _refuse("contact_not_found", "No such contact in this organization.")
+    if facts.deleted:
+        return _refuse("contact_deleted", "The contact was deleted.")
+    if not facts.has_address:
+        return _refuse("no_email_address", "The contact has no email address.")
+    for reason in _SUPPRESSION_ORDER if facts.suppressions else ():
+        if reason in facts.suppressions and ctx.purpose in SUPPRESSION_BLOCKS[reason]:
+            label = Suppression.Reason(reason).label.lower()
+            return _refuse(
+                f"suppressed_{reason}", f"The address is suppressed ({label}); no {ctx.purpose} email."
+            )
+    if ctx.purpose in TRANSACTIONAL_PURPOSES:
+        return _allow(ctx, facts, "transactional", "Transactional email needs no marketing consent.")
+    if ctx.topic_refusal is not None:
+        return ctx.topic_refusal
+    if facts.paused_until is not None and facts.paused_until >= ctx.today:
+        return _refuse("paused", f"The person paused this email until {facts.paused_until:%Y-%m-%d}.")
+    rule = ctx.rule(facts.state)
+    topic_name = ctx.topic.name if ctx.topic else ctx.purpose
+    if ctx.purpose == Purpose.MARKETING:
+        return _decide_marketing(ctx, facts, rule, topic_name)
+    return _decide_opt_out_based(ctx, facts, rule, topic_name)
+
+
+def _decide_marketing(ctx: _Context, facts: Facts, rule, topic_name: str) -> Decision:
+    if facts.topic_status != ConsentEvent.Kind.GRANTED:
+        code = {"revoked": "opt_in_revoked", "expired": "opt_in_expired"}.get(
+            facts.topic_status or "", "no_opt_in"
+        )
+        return _refuse(code, f"No opt-in to “{topic_name}” is in force.")
+    if ctx.uses_phi or rule.requires_separate_health_data_consent:
+        refusal = _authorization_refusal(ctx, facts, rule)
+        if refusal is not None:
+            return refusal
+    return _allow(ctx, facts, "opted_in", f"Opted in to “{topic_name}”.")
+
+
+def _authorization_refusal(ctx: _Context, facts: Facts, rule) -> Decision | None:
+    if facts.authorization_valid:
+        return None
+    if facts.authorization_pending:
+        return _refuse(
+            "authorization_not_yet_effective",
+            "The authorization is signed but not yet in effect (state waiting period).",
+        )
+    if not ctx.uses_phi:
+        states = ", ".join(c for c in rule.codes if c != "default")
+        return _refuse(
+            "state_health_data_consent_required",
+            f"State law ({states}) requires separate consent to use consumer health data for marketing; "
+            "no valid authorization is in force.",
+        )
+    return _refuse(
+        "authorization_required",
+        "Email that uses PHI for this purpose needs a valid HIPAA authorization (45 CFR 164.508(a)(3)); "
+        "none is in force.",
+    )
+
+
+def _decide_opt_out_based(ctx: _Context, facts: Facts, rule, topic_name: str) -> Decision:
+    if facts.topic_status in (ConsentEvent.Kind.REVOKED, ConsentEvent.Kind.EXPIRED):
+        return _refuse("opted_out", f"The person opted out of “{topic_name}”.")
+    if rule.opt_in_required_for_all_promotion and facts.topic_status != ConsentEvent.Kind.GRANTED:
+        states = ", ".join(c for c in rule.codes if c != "default")
+        return _refuse(
+            "state_opt_in_required", f"State law ({states}) requires an opt-in for all promotional email."
+        )
+    if ctx.purpose == Purpose.RESEARCH and ctx.uses_phi:
+        refusal = _authorization_refusal(ctx, facts, rule)
+        if refusal is not None:
+            return refusal
+    return _allow(
+        ctx, facts, "not_opted_out", f"Opt-out based (45 CFR 164.514(f)); no opt-out from “{topic_name}”."
+    )
+
+
+def _allow(ctx: _Context, facts: Facts, code: str, reason: str) -> Decision:
+    unencrypted = bool(
+        ctx.settings.allow_unencrypted_waivers
+        and facts.waiver_purposes
+        and ctx.purpose in facts.waiver_purposes
+    )
+    return _decision(True, code, reason, unencrypted)
+
+
+# --- The single gate: small ORM reads ----------------------------------------------------------------
+
+
+def _facts_one(ctx: _Context, contact_id: uuid.UUID) -> Facts:
+    tenant = ctx.tenant
+    row = (
+        Contact.objects.filter(tenant=tenant, pk=contact_id)
+        .values("deleted_at", "email_index", "state")
+        .first()
+    )
+    if row is None:
+        return MISSING
+    email_index = bytes(row["email_index"]) if row["email_index"] is not None else None
+    suppressed = Q(contact_id=contact_id) | (Q(email_index=email_index) if email_index else Q(pk__in=[]))
+    auth = {"valid": False, "pending": False}
+    if ctx.authorization_kind:
+        for effective_from, expires_at in Authorization.objects.filter(
+            tenant=tenant,
+            contact_id=contact_id,
+            kind=ctx.authorization_kind,
+            status="valid",
+            channels__contains=[Channel.EMAIL],
+        ).values_list("effective_from", "expires_at"):
+            if expires_at is None or expires_at > ctx.now:
+                auth["valid" if effective_from <= ctx.now else "pending"] = True
+    status = None
+    if ctx.topic is not None:
+        status = (
+            ConsentState.objects.filter(
+                tenant=tenant, contact_id=contact_id, channel=Channel.EMAIL, topic=ctx.topic
+            )
+            .values_list("status", flat=True)
+            .first()
+        )
+    waiver = UnencryptedEmailWaiver.objects.filter(
+        tenant=tenant, contact_id=contact_id, status="active"
+    ).first()
+    return Facts(
+        deleted=row["deleted_at"] is not None,
+        has_address=email_index is not None,
+        state=row["state"],
+        suppressions=frozenset(
+            Suppression.objects.filter(suppressed, tenant=tenant, removed_at__isnull=True).values_list(
+                "reason", flat=True
+            )
+        ),
+        topic_status=status,
+        authorization_valid=auth["valid"],
+        authorization_pending=auth["pending"],
+        paused_until=ContactPreference.objects.filter(tenant=tenant, contact_id=contact_id)
+        .values_list("paused_until", flat=True)
+        .first(),
+        waiver_purposes=frozenset(waiver.purposes) if waiver else frozenset(),
+    )
+
+
+def may_send(*, contact: Contact, purpose: str, uses_phi: bool, topic: Topic | None = None) -> Decision:
+    """The gate for one contact, reading committed state now (call it right before sending)."""
+    tenant = Tenant.objects.get(pk=contact.tenant_id)
+    with tenant_context(tenant):
+        ctx = _context(tenant=tenant, purpose=purpose, uses_phi=uses_phi, topic=topic)
+        return decide(ctx, _facts_one(ctx, contact.pk))
+
+
+# --- The batch gate: one query per chunk ---------------------------------------------------------------
+
+_BATCH_SQL = """
+SELECT c.id, c.deleted_at IS NOT NULL, c.email_index IS NOT NULL, c.state,
+       (SELECT array_agg(DISTINCT s.reason) FROM consent_suppression s
+         WHERE s.tenant_id = c.tenant_id AND s.removed_at IS NULL
+           AND (s.contact_id = c.id OR s.email_index = c.email_index)),
+       (SELECT cs.status FROM consent_consentstate cs
+         WHERE cs.tenant_id = c.tenant_id AND cs.contact_id = c.id AND cs.channel = 'email'
+           AND cs.topic_id = %(topic)s),
+       auth.valid, auth.pending,
+       (SELECT p.paused_until FROM consent_contactpreference p
+         WHERE p.tenant_id = c.tenant_id AND p.contact_id = c.id),
+       (SELECT w.purposes FROM consent_unencryptedemailwaiver w
+         WHERE w.tenant_id = c.tenant_id AND w.contact_id = c.id AND w.status = 'active')
+  FROM contacts_contact c
+  LEFT JOIN LATERAL (
+       SELECT bool_or(a.effective_from <= %(now)s) AS valid, bool_or(a.effective_from > %(now)s) AS pending
+         FROM consent_authorization a
+        WHERE a.tenant_id = c.tenant_id AND a.contact_id = c.id AND a.kind = %(kind)s AND a.status = 'valid'
+          AND 'email' = ANY(a.channels) AND (a.expires_at IS NULL OR a.expires_at > %(now)s)
+  ) auth ON true
+ WHERE c.tenant_id = %(tenant)s AND c.id = ANY(%(ids)s::text::uuid[])
+"""
+# Each per-contact fact is a correlated probe of a unique (tenant, contact, ...) index: a batch of
+# 10,000 ids costs the same whether a table holds thousands of rows or millions (hash joins chosen
+# for small tables turned into full scans per batch at a million contacts).
+
+
+def _facts_batch(ctx: _Context, ids: list[uuid.UUID]) -> dict[uuid.UUID, Facts]:
+    params = {
+        "tenant": ctx.tenant.pk,
+        # One array literal: psycopg dumping 10,000 UUID objects one by one cost more than the join.
+        "ids": "{" + ",".join(map(str, ids)) + "}",
+        "topic": ctx.topic.pk if ctx.topic is not None else None,
+        "kind": ctx.authorization_kind,
+        "now": ctx.now,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_BATCH_SQL, params)
+        return {row[0]: Facts(*row[1:]) for row in cursor.fetchall()}
+
+
+def may_send_batch(
+    *, tenant: Tenant, contact_ids: Iterable, purpose: str, uses_phi: bool, topic: Topic | None = None
+) -> dict[uuid.UUID, Decision]:
+    """The gate for many contacts: one query per BATCH_SIZE contacts. Unknown ids (or another
+    tenant's) answer contact_not_found."""
+    ids = [value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)) for value in contact_ids]
+    decisions: dict[uuid.UUID, Decision] = {}
+    with tenant_context(tenant):
+        ctx = _context(tenant=tenant, purpose=purpose, uses_phi=uses_phi, topic=topic)
+        for start in range(0, len(ids), BATCH_SIZE):
+            chunk = ids[start : start + BATCH_SIZE]
+            facts = _facts_batch(ctx, chunk) if ctx.permit.allowed else {}
+            for contact_id in chunk:
+                decisions[contact_id] = decide(ctx, facts.get(contact_id, MISSING))
+    return decisions

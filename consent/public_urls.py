@@ -1,0 +1,13 @@
+"""Patient pages, under /p/ (open: no login; each needs a valid signed link)."""
+
+from django.urls import path
+
+from . import public_views
+
+app_name = "consent_public"
+
+urlpatterns = [
+    path("authorize/<str:token>/", public_views.authorize, name="authorize"),
+    path("preferences/<str:token>/", public_views.preferences, name="preferences"),
+    path("unsubscribe/<str:token>/", public_views.unsubscribe, name="unsubscribe"),
+]

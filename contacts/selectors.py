@@ -1,0 +1,149 @@
+"""Contact reads. Finding a contact never scans PHI: search goes through blind indexes only.
+
+Showing a contact is a PHI read: `contact_records()` opens the fields inside one audited
+`phi_access` per page (ids, fields and purpose in the event), masked or not — even a masked list
+decrypts to build its hints, and being on a patient list is PHI in itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from django.db.models import QuerySet
+
+from audit.actors import Actor
+from audit.phi import phi_access
+from healthmail.crypto import blind
+from healthmail.crypto.masking import HIDDEN, mask
+from healthmail.errors import NotFound
+from healthmail.tenants.models import Tenant
+
+from .models import Contact, ContactExternalId, CustomField, JourneyStage, SensitiveCategory
+from .services import external_id_index
+
+LIST_FIELDS = ("email", "first_name", "last_name", "phone", "birth_date")
+DETAIL_FIELDS = (*LIST_FIELDS, "postal_address", "external_ids", "demographics", "custom_fields")
+CLINICAL_FIELDS = ("clinical",)
+# The de-identified demographics shown even in masked views (they are plaintext columns anyway).
+COARSE_DEMOGRAPHICS = ("gender", "preferred_language")
+
+
+def contact_list(*, tenant: Tenant, search: str = "") -> QuerySet[Contact]:
+    """Live contacts, newest first; `search` is an exact email, phone or external id (any system,
+    or `system:id`) matched through its blind index. Nothing else is searchable."""
+    contacts = Contact.objects.filter(tenant=tenant, deleted_at__isnull=True).order_by("-created_at", "-id")
+    search = search.strip()
+    if not search:
+        return contacts
+    if "@" in search:
+        return contacts.filter(email_index=blind.blind_index(tenant, "email", search))
+    indexes = _external_id_indexes(tenant, search)
+    by_external_id = ContactExternalId.objects.filter(tenant=tenant, value_index__in=indexes).values(
+        "contact_id"
+    )
+    digits = re.sub(r"\D", "", search)
+    if 7 <= len(digits) <= 15 and re.fullmatch(r"[0-9+().\-\s]+", search):
+        phone = blind.blind_index(tenant, "phone", search)
+        return contacts.filter(phone_index=phone) | contacts.filter(pk__in=by_external_id)
+    return contacts.filter(pk__in=by_external_id)
+
+
+def _external_id_indexes(tenant: Tenant, search: str) -> list[bytes]:
+    system, _, value = search.partition(":")
+    if value and re.fullmatch(r"[a-zA-Z0-9_.-]{1,32}", system):
+        return [external_id_index(tenant, system.lower(), value.strip())]
+    systems = ContactExternalId.objects.filter(tenant=tenant).values_list("system", flat=True).distinct()
+    return [external_id_index(tenant, name, search) for name in systems]
+
+
+def contact_get(*, tenant: Tenant, contact_id: uuid.UUID | str) -> Contact:
+    """A live contact of this tenant; anything else (foreign, deleted, malformed) is NotFound."""
+    try:
+        contact_id = uuid.UUID(str(contact_id))
+    except ValueError:
+        raise NotFound("No such contact.") from None
+    contact = Contact.objects.filter(tenant=tenant, pk=contact_id, deleted_at__isnull=True).first()
+    if contact is None:
+        raise NotFound("No such contact.")
+    return contact
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadScope:
+    """What a reader may see: unmasked identity or hints only; clinical values or nothing."""
+
+    unmasked: bool
+    clinical: bool
+    purpose: str
+
+    def fields(self, detail: bool) -> list[str]:
+        fields = list(DETAIL_FIELDS if detail else LIST_FIELDS)
+        return fields + list(CLINICAL_FIELDS) if detail and self.clinical else fields
+
+
+def contact_records(
+    *, actor: Actor, tenant: Tenant, contacts: Sequence[Contact], scope: ReadScope, detail: bool = False
+) -> list[dict[str, Any]]:
+    """Plain dicts of the contacts as this reader may see them; one audit event for the lot."""
+    fields = scope.fields(detail)
+    with phi_access(actor=actor, tenant=tenant, objects=list(contacts), fields=fields, purpose=scope.purpose):
+        return [_record(contact, scope, detail) for contact in contacts]
+
+
+def _record(contact: Contact, scope: ReadScope, detail: bool) -> dict[str, Any]:
+    first, last = contact.first_name or "", contact.last_name or ""
+    name = f"{first} {last}".strip()
+    record: dict[str, Any] = {
+        "id": contact.pk,
+        "email": contact.email if scope.unmasked else mask(contact.email, "email"),
+        "name": name if scope.unmasked else mask(name, "name"),
+        "phone": contact.phone if scope.unmasked else mask(contact.phone, "phone"),
+        "birth_date": contact.birth_date if scope.unmasked else _age(contact),
+        "masked": not scope.unmasked,
+        "journey_stage": contact.journey_stage,
+        "journey_stage_label": JourneyStage(contact.journey_stage).label if contact.journey_stage else "",
+        "state": contact.state,
+        "is_minor": contact.is_minor,
+        "created_at": contact.created_at,
+        "updated_at": contact.updated_at,
+    }
+    if scope.unmasked:
+        record["first_name"], record["last_name"] = contact.first_name, contact.last_name
+    if not detail:
+        return record
+    demographics = contact.demographics or {}
+    address = contact.postal_address or {}
+    record.update(
+        postal_address=address if scope.unmasked else {"state": contact.state, "zip3": contact.zip3},
+        external_ids=contact.external_ids
+        if scope.unmasked
+        else dict.fromkeys(contact.external_ids or {}, HIDDEN),
+        demographics=demographics
+        if scope.unmasked
+        else {key: demographics[key] for key in COARSE_DEMOGRAPHICS if key in demographics},
+        custom_fields=contact.custom_fields if scope.unmasked else None,
+        # Sensitive flags and clinical values disclose diagnoses: only for clinical readers.
+        clinical=(contact.clinical or {}) if scope.clinical else None,
+        sensitive_categories=[SensitiveCategory(c).label for c in contact.sensitive_categories]
+        if scope.clinical
+        else None,
+        birth_year=contact.birth_year,
+        age_90_or_older=contact.age_90_or_older,
+        zip3=contact.zip3,
+    )
+    return record
+
+
+def _age(contact: Contact) -> str:
+    """An age band instead of the date; the folded 90+ flag wins (the band is computed today)."""
+    if not contact.birth_date:
+        return ""
+    return "90 or older" if contact.age_90_or_older else mask(contact.birth_date, "birth_date")
+
+
+def custom_field_list(*, tenant: Tenant) -> QuerySet[CustomField]:
+    return CustomField.objects.filter(tenant=tenant).order_by("label")

@@ -1,0 +1,116 @@
+"""Contact pages: the list (masked per role, searched by blind index), the detail (an audited PHI
+read), and the custom field definitions. Parse → authorize → one selector/service → render."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from audit.break_glass import break_glass_active
+from healthmail.accounts.roles import role_can
+from healthmail.accounts.views.access import actor_of, require_permission
+from healthmail.errors import ApplicationError, NotFound
+
+from . import selectors, services
+from .forms import ContactSearchForm, CustomFieldForm
+from .models import CustomField
+
+PAGE_SIZE = 50
+
+
+def _list_scope(request: HttpRequest) -> selectors.ReadScope:
+    unmasked = role_can(request.role, "contacts.view_phi")
+    return selectors.ReadScope(
+        unmasked=unmasked, clinical=False, purpose="contact list" if unmasked else "masked list"
+    )
+
+
+@require_permission("contacts.view_masked")
+def contact_list(request: HttpRequest) -> HttpResponse:
+    searching = request.method == "POST"
+    form = ContactSearchForm(request.POST if searching else None)
+    contacts = selectors.contact_list(tenant=request.tenant)
+    if searching and form.is_valid():
+        contacts = selectors.contact_list(tenant=request.tenant, search=form.cleaned_data["q"])
+    page = Paginator(contacts, PAGE_SIZE).get_page(None if searching else request.GET.get("page"))
+    scope = _list_scope(request)
+    records = selectors.contact_records(
+        actor=actor_of(request), tenant=request.tenant, contacts=list(page), scope=scope
+    )
+    context = {
+        "form": form,
+        "page": page,
+        "records": records,
+        "searching": searching,
+        "masked": not scope.unmasked,
+    }
+    return render(request, "contacts/contact_list.html", context)
+
+
+@require_permission("contacts.view_masked")
+def contact_detail(request: HttpRequest, contact_id) -> HttpResponse:
+    try:
+        contact = selectors.contact_get(tenant=request.tenant, contact_id=contact_id)
+    except NotFound:
+        raise Http404("No such contact.") from None
+    grant = break_glass_active(
+        user=request.user, tenant=request.tenant, target_type="contacts.contact", target_id=str(contact.pk)
+    )
+    view_phi = role_can(request.role, "contacts.view_phi") or grant is not None
+    purpose = "break-glass" if grant and not role_can(request.role, "contacts.view_phi") else "contact detail"
+    scope = selectors.ReadScope(
+        unmasked=view_phi, clinical=view_phi, purpose=purpose if view_phi else "masked detail"
+    )
+    (record,) = selectors.contact_records(
+        actor=actor_of(request), tenant=request.tenant, contacts=[contact], scope=scope, detail=True
+    )
+    clinical = record["clinical"]
+    context = {
+        "record": record,
+        "clinical_rows": None
+        if clinical is None
+        else [
+            (key.replace("_", " "), ", ".join(value) if isinstance(value, list) else value)
+            for key, value in clinical.items()
+        ],
+        "break_glass": grant,
+        "may_break_glass": not view_phi and role_can(request.role, "break_glass.open"),
+    }
+    return render(request, "contacts/contact_detail.html", context)
+
+
+@require_permission("tenant.manage_settings")
+def custom_field_list(request: HttpRequest) -> HttpResponse:
+    form = CustomFieldForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            field = services.custom_field_create(
+                tenant=request.tenant,
+                actor=actor_of(request),
+                key=data["key"],
+                label=data["label"],
+                field_type=data["field_type"],
+                phi_class=data["phi_class"],
+                choices=data["choices"],
+                segmentable=data["segmentable"],
+            )
+        except ApplicationError as error:
+            form.add_error(None, error.message)
+        else:
+            messages.success(request, f"Custom field “{field.label}” added.")
+            return redirect("contacts:custom_field_list")
+    fields = selectors.custom_field_list(tenant=request.tenant)
+    return render(request, "contacts/custom_fields.html", {"form": form, "fields": fields})
+
+
+@require_POST
+@require_permission("tenant.manage_settings")
+def custom_field_delete(request: HttpRequest, field_id) -> HttpResponse:
+    field = get_object_or_404(CustomField, tenant=request.tenant, pk=field_id)
+    services.custom_field_delete(tenant=request.tenant, actor=actor_of(request), field=field)
+    messages.success(request, f"Custom field “{field.label}” removed.")
+    return redirect("contacts:custom_field_list")

@@ -1,0 +1,87 @@
+"""The DNS records a sender domain must publish, and the check of what is actually published."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from delivery import dkim
+from delivery.models import DkimKey, SenderDomain
+from delivery.tls.resolver import Resolver
+
+
+def spf_include() -> str:
+    return getattr(settings, "DELIVERY_SPF_INCLUDE", "_spf.healthmail.invalid")
+
+
+@dataclass(frozen=True)
+class DnsRecord:
+    purpose: str  # SPF | DKIM <selector> | DMARC
+    name: str
+    type: str
+    value: str
+    required: bool = True
+    key_id: str = ""
+
+
+@dataclass(frozen=True)
+class RecordCheck:
+    record: DnsRecord
+    ok: bool
+    note: str
+
+
+def expected_records(sender_domain: SenderDomain, keys: list[DkimKey]) -> list[DnsRecord]:
+    domain = sender_domain.domain
+    records = [
+        DnsRecord("SPF", domain, "TXT", f"v=spf1 include:{spf_include()} ~all"),
+        DnsRecord(
+            "DMARC",
+            f"_dmarc.{domain}",
+            "TXT",
+            f"v=DMARC1; p=quarantine; adkim=r; aspf=r; rua=mailto:dmarc@{domain}",
+        ),
+    ]
+    for key in keys:
+        if key.state == DkimKey.State.RETIRED:
+            continue
+        records.append(
+            DnsRecord(
+                f"DKIM {key.selector} ({key.get_state_display()})",
+                f"{key.selector}._domainkey.{domain}",
+                "TXT",
+                dkim.dns_record(key.public_key, key.algorithm),
+                required=key.state == DkimKey.State.ACTIVE,
+                key_id=str(key.pk),
+            )
+        )
+    return records
+
+
+def _tags(text: str) -> dict[str, str]:
+    pairs = (part.split("=", 1) for part in text.split(";") if "=" in part)
+    return {name.strip().lower(): "".join(value.split()) for name, value in pairs}
+
+
+def check_record(record: DnsRecord, resolver: Resolver) -> RecordCheck:
+    published = resolver.txt(record.name).records
+    if record.purpose == "SPF":
+        spf = [t for t in published if t.strip().lower().startswith("v=spf1")]
+        if not spf:
+            return RecordCheck(record, False, "no SPF record published")
+        if len(spf) > 1:
+            return RecordCheck(record, False, "more than one SPF record (receivers treat this as an error)")
+        if f"include:{spf_include()}" not in spf[0].lower().split():
+            return RecordCheck(record, False, f"SPF record does not include {spf_include()}")
+        return RecordCheck(record, True, "published")
+    if record.purpose == "DMARC":
+        dmarc = [_tags(t) for t in published if t.strip().lower().startswith("v=dmarc1")]
+        if len(dmarc) != 1 or "p" not in dmarc[0]:
+            return RecordCheck(record, False, "no valid DMARC record published")
+        return RecordCheck(record, True, f"published (p={dmarc[0]['p']})")
+    expected = _tags(record.value)["p"]
+    for text in published:
+        if _tags(text).get("p") == expected:
+            return RecordCheck(record, True, "published")
+    return RecordCheck(record, False, "key not published" if not published else "published key differs")

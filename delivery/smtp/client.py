@@ -1,0 +1,241 @@
+"""`deliver_batch()`: many messages to one MX host over one connection, one outcome per recipient.
+
+    outcomes = await deliver_batch(MxRoute.from_mx(policy.mx[0]), prepared, policy)
+
+A message marked `phi`, or any message to a domain whose policy is enforced (DANE, MTA-STS enforce,
+relay), travels only over verified TLS >= 1.2; when the connection cannot give that, the message is
+REFUSED with the reason and nothing of it is written to the socket. Messages without PHI to other
+domains may use opportunistic TLS or, failing that, plaintext.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import aiosmtplib
+
+from delivery.tls.policy import Source, TlsPolicy
+
+from .connection import (
+    ConnectFailed,
+    MxRoute,
+    Requirement,
+    TlsRefused,
+    TransportSettings,
+    close_session,
+    open_session,
+)
+from .message import Prepared, dot_stuff
+from .outcomes import Outcome, Status, TlsEvidence, status_for_code
+from .throttle import MxConcurrency, Throttle
+
+MAX_REPLY = 200
+
+
+def _reply(text: str) -> str:
+    return " ".join(text.split())[:MAX_REPLY]
+
+
+def _needs_verified(message: Prepared, policy: TlsPolicy) -> bool:
+    return message.phi or policy.enforced
+
+
+def _requirement(route: MxRoute, policy: TlsPolicy) -> tuple[Requirement, tuple]:
+    if policy.source == Source.DANE and route.host in policy.tlsa:
+        return Requirement.DANE, policy.tlsa[route.host]
+    return Requirement.VERIFIED, ()
+
+
+class _Session:
+    """One connection's sequential transactions; remembers when the connection is gone."""
+
+    def __init__(
+        self, smtp: aiosmtplib.SMTP, evidence: TlsEvidence, warnings: tuple[str, ...], timeout: float
+    ):
+        self.smtp = smtp
+        self.evidence = evidence
+        self.warnings = warnings
+        self.timeout = timeout
+        self.lost = False
+
+    def outcome(self, message: Prepared, status: Status, **kwargs) -> Outcome:
+        return Outcome(message.key, status, evidence=self.evidence, warnings=self.warnings, **kwargs)
+
+    async def _reset(self) -> None:
+        try:
+            await self.smtp.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            self.lost = True
+            self.smtp.close()
+
+    async def send(self, message: Prepared) -> Outcome:
+        if self.lost:
+            return self.outcome(message, Status.DEFERRED, reason="connection lost before this message")
+        options = []
+        if message.phi and self.evidence.verified and self.smtp.supports_extension("requiretls"):
+            options.append("REQUIRETLS")  # RFC 8689: the next hops must keep TLS too
+        try:
+            await self.smtp.mail(message.sender, options=options)
+            await self.smtp.rcpt(message.recipient)
+            started = await self.smtp.execute_command(b"DATA")
+        except aiosmtplib.SMTPResponseException as refused:
+            await self._reset()
+            return self.outcome(
+                message, status_for_code(refused.code), code=refused.code, reply=_reply(refused.message)
+            )
+        except (aiosmtplib.SMTPException, OSError) as error:
+            self.lost = True
+            self.smtp.close()
+            return self.outcome(
+                message, Status.DEFERRED, reason=f"connection lost: {error.__class__.__name__}"
+            )
+        if started.code != 354:
+            await self._reset()
+            return self.outcome(
+                message, status_for_code(started.code), code=started.code, reply=_reply(started.message)
+            )
+        return await self._content(message, options)
+
+    async def _content(self, message: Prepared, options: list[str]) -> Outcome:
+        evidence = self.evidence
+        if options:
+            evidence = TlsEvidence(**{**evidence.as_dict(), "requiretls": True})
+        try:
+            self.smtp.protocol.write(dot_stuff(message.content))
+            reply = await self.smtp.protocol.read_response(timeout=self.timeout)
+        except (aiosmtplib.SMTPException, OSError, RuntimeError) as error:
+            # RFC 1047: the server may have accepted the message; a blind retry could duplicate it.
+            self.lost = True
+            self.smtp.close()
+            return Outcome(
+                message.key,
+                Status.AMBIGUOUS,
+                reason=f"connection lost after the end of data, before the reply: {error.__class__.__name__}",
+                evidence=evidence,
+                warnings=self.warnings,
+            )
+        status = status_for_code(reply.code)
+        return Outcome(
+            message.key,
+            status,
+            code=reply.code,
+            reply=_reply(reply.message),
+            evidence=evidence,
+            warnings=self.warnings,
+        )
+
+
+async def _run(
+    route: MxRoute,
+    messages: Sequence[Prepared],
+    *,
+    requirement: Requirement,
+    tlsa: tuple,
+    policy: TlsPolicy,
+    transport: TransportSettings,
+    warnings: tuple[str, ...],
+    throttle: Throttle | None,
+    throttle_wait: float,
+) -> list[Outcome]:
+    smtp, evidence = await open_session(
+        route, requirement=requirement, transport=transport, tlsa=tlsa, policy_source=str(policy.source)
+    )
+    session = _Session(smtp, evidence, warnings, transport.timeout)
+    outcomes = []
+    try:
+        for index, message in enumerate(messages):
+            if throttle is not None and not await _admitted(throttle, message, throttle_wait):
+                outcomes += [
+                    session.outcome(m, Status.DEFERRED, reason="rate limited") for m in messages[index:]
+                ]
+                break
+            outcomes.append(await session.send(message))
+    finally:
+        if not session.lost:
+            await close_session(smtp)
+    return outcomes
+
+
+async def _admitted(throttle: Throttle, message: Prepared, budget: float) -> bool:
+    domain = message.recipient.rpartition("@")[2].lower()
+    while True:
+        wait = await throttle.take(domain)
+        if wait <= 0:
+            return True
+        if wait > budget:
+            return False
+        budget -= wait
+        await asyncio.sleep(wait)
+
+
+async def deliver_batch(
+    route: MxRoute,
+    messages: Sequence[Prepared],
+    policy: TlsPolicy,
+    *,
+    transport: TransportSettings | None = None,
+    throttle: Throttle | None = None,
+    concurrency: MxConcurrency | None = None,
+    throttle_wait: float = 2.0,
+) -> list[Outcome]:
+    """Outcomes in the order of `messages`. Never raises for per-message or connection problems."""
+    transport = transport or TransportSettings.from_settings()
+    if not messages:
+        return []
+    warnings: tuple[str, ...] = ()
+    if not policy.mx_allowed(route.host):
+        note = f"MX {route.host} does not match the MTA-STS policy of {policy.domain}"
+        if policy.enforced:
+            return [Outcome(m.key, Status.REFUSED, reason=f"{note} (enforce)") for m in messages]
+        warnings = (f"{note} (testing mode: reported, not enforced)",)
+    lease = None
+    if concurrency is not None:
+        lease = await concurrency.acquire(route.host)
+        if lease is None:
+            return [Outcome(m.key, Status.DEFERRED, reason="MX concurrency limit reached") for m in messages]
+    try:
+        return await _deliver(route, messages, policy, transport, warnings, throttle, throttle_wait)
+    finally:
+        if lease is not None:
+            await concurrency.release(route.host, lease)
+
+
+async def _deliver(route, messages, policy, transport, warnings, throttle, throttle_wait) -> list[Outcome]:
+    strict = [m for m in messages if _needs_verified(m, policy)]
+    requirement, tlsa = _requirement(route, policy) if strict else (Requirement.OPPORTUNISTIC, ())
+    run = dict(
+        policy=policy, transport=transport, warnings=warnings, throttle=throttle, throttle_wait=throttle_wait
+    )
+    by_key: dict[str, Outcome] = {}
+    try:
+        for outcome in await _run(route, messages, requirement=requirement, tlsa=tlsa, **run):
+            by_key[outcome.key] = outcome
+    except TlsRefused as refused:
+        for message in strict:
+            by_key[message.key] = Outcome(
+                message.key,
+                Status.REFUSED,
+                reason=refused.reason,
+                evidence=refused.evidence,
+                warnings=warnings,
+            )
+        loose = [m for m in messages if m.key not in by_key]
+        if loose:
+            by_key |= await _opportunistic(route, loose, run)
+    except ConnectFailed as failed:
+        for message in messages:
+            by_key[message.key] = Outcome(message.key, Status.DEFERRED, reason=str(failed), warnings=warnings)
+    return _ordered(messages, by_key)
+
+
+async def _opportunistic(route, loose, run) -> dict[str, Outcome]:
+    try:
+        outcomes = await _run(route, loose, requirement=Requirement.OPPORTUNISTIC, tlsa=(), **run)
+    except (ConnectFailed, TlsRefused) as failed:
+        return {m.key: Outcome(m.key, Status.DEFERRED, reason=str(failed)) for m in loose}
+    return {o.key: o for o in outcomes}
+
+
+def _ordered(messages: Sequence[Prepared], by_key: dict[str, Outcome]) -> list[Outcome]:
+    return [by_key[m.key] for m in messages]

@@ -1,0 +1,132 @@
+"""REST API for segments (/api/v1/segments): create, update, read and count. Thin.
+
+There is deliberately no member list: an API client learns audience sizes (masked), never who is in
+an audience, whatever scopes it holds.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit.actors import Actor
+from healthmail.api.idempotency import idempotent
+from healthmail.errors import NotFound
+
+from . import selectors, services
+from .serializers import (
+    CountSerializer,
+    DefinitionSerializer,
+    SegmentInputSerializer,
+    SegmentSerializer,
+    SegmentUpdateSerializer,
+)
+
+MAX_LISTED = 200
+
+
+def _actor(request) -> Actor:
+    return Actor.for_api_key(request.auth)
+
+
+def _segment(request, segment_id):
+    try:
+        return selectors.segment_get(tenant=request.tenant, segment_id=segment_id)
+    except NotFound:
+        raise NotFound("No such object.", code="not_found") from None
+
+
+class SegmentCollection(APIView):
+    required_scopes = {"GET": ["segments:read"], "POST": ["segments:write"]}
+
+    @extend_schema(operation_id="segments_list", responses=SegmentSerializer(many=True), tags=["segments"])
+    def get(self, request):
+        segments = selectors.segment_list(tenant=request.tenant)[:MAX_LISTED]
+        return Response(SegmentSerializer(segments, many=True).data)
+
+    @extend_schema(
+        operation_id="segments_create",
+        request=SegmentInputSerializer,
+        responses={201: SegmentSerializer},
+        tags=["segments"],
+        description="Create a segment; an invalid definition answers 422 with the offending node's path.",
+    )
+    @idempotent
+    def post(self, request):
+        incoming = SegmentInputSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        segment = services.segment_create(
+            tenant=request.tenant,
+            actor=_actor(request),
+            name=data["name"],
+            description=data.get("description", ""),
+            definition=data["definition"],
+        )
+        return Response(SegmentSerializer(segment).data, status=status.HTTP_201_CREATED)
+
+
+class SegmentItem(APIView):
+    required_scopes = {"GET": ["segments:read"], "PATCH": ["segments:write"]}
+
+    @extend_schema(operation_id="segments_retrieve", responses=SegmentSerializer, tags=["segments"])
+    def get(self, request, segment_id):
+        return Response(SegmentSerializer(_segment(request, segment_id)).data)
+
+    @extend_schema(
+        operation_id="segments_update",
+        request=SegmentUpdateSerializer,
+        responses=SegmentSerializer,
+        tags=["segments"],
+    )
+    def patch(self, request, segment_id):
+        segment = _segment(request, segment_id)
+        incoming = SegmentUpdateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        segment = services.segment_update(
+            tenant=request.tenant,
+            actor=_actor(request),
+            segment=segment,
+            name=data.get("name"),
+            description=data.get("description"),
+            definition=data.get("definition"),
+        )
+        return Response(SegmentSerializer(segment).data)
+
+
+class SegmentCount(APIView):
+    required_scopes = {"POST": ["segments:read"]}
+
+    @extend_schema(
+        operation_id="segments_count",
+        request=None,
+        responses=CountSerializer,
+        tags=["segments"],
+        description="Count a saved segment now (masked below 11), with breakdowns.",
+    )
+    def post(self, request, segment_id):
+        segment = _segment(request, segment_id)
+        result = services.segment_count(tenant=request.tenant, definition=segment.definition, segment=segment)
+        return Response(CountSerializer.of(result))
+
+
+class DefinitionCount(APIView):
+    required_scopes = {"POST": ["segments:read"]}
+
+    @extend_schema(
+        operation_id="segments_count_definition",
+        request=DefinitionSerializer,
+        responses=CountSerializer,
+        tags=["segments"],
+        description="Count an unsaved definition (masked below 11), with breakdowns.",
+    )
+    def post(self, request):
+        incoming = DefinitionSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        result = services.segment_count(
+            tenant=request.tenant, definition=incoming.validated_data["definition"]
+        )
+        return Response(CountSerializer.of(result))

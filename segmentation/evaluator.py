@@ -1,0 +1,67 @@
+"""A pure-Python evaluator of parsed definitions over contact facts: the reference the compiled SQL
+is held to by the property tests. It reads the same plaintext columns and keyed tokens as the SQL
+and decrypts nothing."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from django.db.models import Q
+
+from contacts.models import Contact
+
+from .dsl import Condition, Node, Parsed
+from .strategies import ContactFacts, Context
+
+
+def evaluate_node(node: Node, facts: ContactFacts, ctx: Context) -> bool:
+    if isinstance(node, Condition):
+        return node.field.strategy.test(node.op, node.value, facts, ctx)
+    if node.kind == "not":
+        return not evaluate_node(node.children[0], facts, ctx)
+    results = (evaluate_node(child, facts, ctx) for child in node.children)
+    return all(results) if node.kind == "all" else any(results)
+
+
+def members(parsed: Parsed, contacts: Iterable[ContactFacts], ctx: Context) -> list:
+    return sorted(facts.id for facts in contacts if evaluate_node(parsed.root, facts, ctx))
+
+
+def contact_facts(*, tenant) -> list[ContactFacts]:
+    """Facts for every live contact of the tenant (for tests: loads the whole list)."""
+    from consent.models import Channel, ConsentEvent, ConsentState, Suppression
+
+    granted: dict = defaultdict(set)
+    states = ConsentState.objects.for_tenant(tenant).filter(
+        channel=Channel.EMAIL, status=ConsentEvent.Kind.GRANTED
+    )
+    for contact_id, topic_id in states.values_list("contact_id", "topic_id"):
+        granted[contact_id].add(topic_id)
+    active = Suppression.objects.for_tenant(tenant).filter(removed_at__isnull=True)
+    suppressed_contacts = set(active.exclude(contact=None).values_list("contact_id", flat=True))
+    suppressed_emails = {
+        bytes(i) for i in active.exclude(email_index=None).values_list("email_index", flat=True)
+    }
+    columns = (
+        "id", "birth_year", "age_90_or_older", "zip3", "state", "gender", "language", "journey_stage",
+        "is_minor", "created_at", "clinical_tokens", "demographic_tokens", "tag_tokens",
+        "sensitive_categories", "email_index",
+    )  # fmt: skip
+    rows = Contact.objects.for_tenant(tenant).filter(Q(deleted_at__isnull=True)).values(*columns)
+    facts = []
+    for row in rows:
+        email_index = row.pop("email_index")
+        facts.append(
+            ContactFacts(
+                **{k: v for k, v in row.items() if not k.endswith("tokens") and k != "sensitive_categories"},
+                clinical_tokens=frozenset(row["clinical_tokens"]),
+                demographic_tokens=frozenset(row["demographic_tokens"]),
+                tag_tokens=frozenset(row["tag_tokens"]),
+                sensitive_categories=frozenset(row["sensitive_categories"]),
+                granted_topics=frozenset(granted.get(row["id"], ())),
+                suppressed=row["id"] in suppressed_contacts
+                or (email_index is not None and bytes(email_index) in suppressed_emails),
+            )
+        )
+    return facts

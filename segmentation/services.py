@@ -1,0 +1,269 @@
+"""Segment writes and the rules around them: validation, counts (masked), breakdowns, snapshots.
+
+Every query runs inside the segment's tenant context (row-level security) with an explicit tenant
+filter, under a statement timeout so no crafted definition can hold the database.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, OperationalError, connection, transaction
+from django.utils import timezone
+from psycopg import errors as pg_errors
+from psycopg import sql
+
+from audit import services as audit
+from audit.actors import Actor
+from healthmail.errors import ApplicationError, Conflict
+from healthmail.tenants.context import db_setting, tenant_context
+from healthmail.tenants.models import Tenant
+
+from . import compiler, selectors
+from .dsl import DefinitionError, Parsed, parse
+from .models import Segment, SegmentSnapshot
+
+MASK_THRESHOLD = 11
+MAX_NAME = 120
+
+
+class SegmentTooSlow(ApplicationError):
+    status_code = 422
+    title = "Segment too slow to count"
+
+
+@dataclass(frozen=True)
+class Cell:
+    key: str
+    count: int | None  # None when masked
+    display: str
+
+
+@dataclass(frozen=True)
+class CountResult:
+    count: int | None  # None when masked (fewer than the threshold)
+    display: str
+    uses_phi: bool
+    breakdown: dict[str, list[Cell]]
+    counted_at: datetime.datetime
+
+
+def masked(count: int) -> tuple[int | None, str]:
+    """Small numbers could single people out: under the threshold only "fewer than N" is shown."""
+    threshold = getattr(settings, "SEGMENT_MASK_THRESHOLD", MASK_THRESHOLD)
+    if count < threshold:
+        return None, f"fewer than {threshold}"
+    return count, f"{count:,}"
+
+
+def segment_parse(*, tenant: Tenant, definition: Any, segment_id: uuid.UUID | None = None) -> Parsed:
+    with tenant_context(tenant):
+        return parse(definition, lookup=selectors.segment_lookup(tenant=tenant), segment_id=segment_id)
+
+
+def _context(tenant: Tenant, now: datetime.datetime | None = None) -> compiler.CompileContext:
+    now = now or timezone.now()
+    return compiler.CompileContext(tenant=tenant, today=now.date(), now=now)
+
+
+def segment_compile(
+    *, tenant: Tenant, definition: Any, now: datetime.datetime | None = None
+) -> compiler.Compiled:
+    return compiler.compile_segment(
+        segment_parse(tenant=tenant, definition=definition), _context(tenant, now)
+    )
+
+
+def _render(query: sql.Composable) -> str:
+    connection.ensure_connection()
+    return query.as_string(connection.connection)
+
+
+def _timeout_ms() -> int:
+    return int(getattr(settings, "SEGMENT_STATEMENT_TIMEOUT_MS", 2000))
+
+
+def _fetch(query: sql.Composable, params: list[Any]) -> list[tuple]:
+    """Run one read under the statement timeout (restored afterwards)."""
+    try:
+        with db_setting("statement_timeout", str(_timeout_ms())), connection.cursor() as cursor:
+            cursor.execute(_render(query), params)
+            return cursor.fetchall()
+    except OperationalError as error:
+        if isinstance(error.__cause__, pg_errors.QueryCanceled):
+            raise SegmentTooSlow(
+                "Counting this segment took too long. Simplify it (fewer conditions or values) and retry.",
+                code="segment_too_slow",
+            ) from None
+        raise
+
+
+def segment_member_ids(*, tenant: Tenant, definition: Any, now: datetime.datetime | None = None) -> list:
+    """Every member id, sorted (tests and small internal uses; people get masked pages)."""
+    with tenant_context(tenant):
+        compiled = segment_compile(tenant=tenant, definition=definition, now=now)
+        return [row[0] for row in _fetch(*compiler.ids_query(compiled))]
+
+
+def segment_count(
+    *,
+    tenant: Tenant,
+    definition: Any,
+    segment: Segment | None = None,
+    breakdown: bool = True,
+    now: datetime.datetime | None = None,
+) -> CountResult:
+    """The masked size of an audience (and per state / age band / language); remembered on `segment`."""
+    now = now or timezone.now()
+    with tenant_context(tenant):
+        compiled = segment_compile(tenant=tenant, definition=definition, now=now)
+        total = _fetch(*compiler.count_query(compiled))[0][0]
+        cells: dict[str, list[Cell]] = {}
+        if breakdown and total:
+            for dimension in compiler.BREAKDOWNS:
+                query, params = compiler.breakdown_query(compiled, dimension, year=now.year)
+                rows = sorted(_fetch(query, params), key=lambda row: (-row[1], row[0]))
+                cells[dimension] = [Cell(key or "unknown", *masked(count)) for key, count in rows]
+        if segment is not None:
+            Segment.objects.filter(pk=segment.pk).update(last_count=total, last_counted_at=now)
+            segment.last_count, segment.last_counted_at = total, now
+    count, display = masked(total)
+    return CountResult(count, display, compiled.uses_phi, cells, now)
+
+
+def _clean_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ApplicationError("Give the segment a name.", code="name_required")
+    if len(name) > MAX_NAME or any(ord(char) < 32 for char in name):
+        raise ApplicationError(
+            f"The name must be at most {MAX_NAME} printable characters.", code="name_invalid"
+        )
+    return name
+
+
+def _save(segment: Segment) -> None:
+    try:
+        with transaction.atomic():
+            segment.save()
+    except IntegrityError:
+        raise Conflict("A segment with this name already exists.", code="segment_name_taken") from None
+
+
+@transaction.atomic
+def segment_create(
+    *, tenant: Tenant, actor: Actor, name: str, definition: Any, description: str = ""
+) -> Segment:
+    segment_id = uuid.uuid4()
+    parsed = segment_parse(tenant=tenant, definition=definition, segment_id=segment_id)
+    with tenant_context(tenant):
+        segment = Segment(
+            id=segment_id,
+            tenant=tenant,
+            name=_clean_name(name),
+            description=(description or "").strip()[:500],
+            definition=definition,
+            owner=actor.user,
+            uses_phi=parsed.uses_phi,
+            references=[str(ref) for ref in parsed.references],
+        )
+        _save(segment)
+        audit.record(
+            actor=actor,
+            action="segment.create",
+            target=segment,
+            tenant=tenant,
+            details={"uses_phi": parsed.uses_phi, "conditions": parsed.condition_count},
+        )
+    return segment
+
+
+@transaction.atomic
+def segment_update(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    segment: Segment,
+    name: str | None = None,
+    definition: Any = None,
+    description: str | None = None,
+) -> Segment:
+    """A changed definition is validated with the segment's own id on the reference stack, so a
+    reference back to it through any chain of segments is refused as a cycle."""
+    changed = []
+    with tenant_context(tenant):
+        if definition is not None:
+            parsed = segment_parse(tenant=tenant, definition=definition, segment_id=segment.pk)
+            segment.definition = definition
+            segment.uses_phi = parsed.uses_phi
+            segment.references = [str(ref) for ref in parsed.references]
+            segment.last_count = segment.last_counted_at = None
+            changed.append("definition")
+        if name is not None:
+            segment.name = _clean_name(name)
+            changed.append("name")
+        if description is not None:
+            segment.description = description.strip()[:500]
+            changed.append("description")
+        _save(segment)
+        if "definition" in changed:
+            _refresh_users(tenant, segment)
+        audit.record(
+            actor=actor,
+            action="segment.update",
+            target=segment,
+            tenant=tenant,
+            details={"changed": changed, "uses_phi": segment.uses_phi},
+        )
+    return segment
+
+
+def _refresh_users(tenant: Tenant, segment: Segment) -> None:
+    """Segments that reference this one inherit its PHI use."""
+    for used in selectors.segment_where_used(tenant=tenant, segment=segment):
+        user = Segment.objects.for_tenant(tenant).get(pk=used["id"])
+        try:
+            parsed = segment_parse(tenant=tenant, definition=user.definition, segment_id=user.pk)
+        except DefinitionError:
+            continue  # cannot happen while cycles are refused; never block the edit on it
+        if parsed.uses_phi != user.uses_phi:
+            Segment.objects.filter(pk=user.pk).update(uses_phi=parsed.uses_phi)
+
+
+@transaction.atomic
+def segment_snapshot_take(
+    *, tenant: Tenant, actor: Actor, segment: Segment, purpose: str, now: datetime.datetime | None = None
+) -> SegmentSnapshot:
+    """Freeze the current membership: one INSERT ... SELECT of the compiled query, then seal the
+    count. Audited with the count and the snapshot id (never member ids)."""
+    if not purpose.strip():
+        raise ApplicationError("Say why the snapshot is taken.", code="purpose_required")
+    with tenant_context(tenant):
+        compiled = segment_compile(tenant=tenant, definition=segment.definition, now=now)
+        snapshot = SegmentSnapshot.objects.create(
+            tenant=tenant,
+            segment=segment,
+            definition=segment.definition,
+            uses_phi=compiled.uses_phi,
+            member_count=None,
+            purpose=purpose.strip()[:200],
+            taken_by=f"{actor.kind}:{actor.id}"[:80],
+        )
+        query, params = compiler.snapshot_insert_query(compiled, snapshot.pk)
+        with connection.cursor() as cursor:
+            cursor.execute(_render(query), params)
+            inserted = cursor.rowcount
+        SegmentSnapshot.objects.filter(pk=snapshot.pk).update(member_count=inserted)
+        snapshot.member_count = inserted
+        audit.record(
+            actor=actor,
+            action="segment.snapshot",
+            target=snapshot,
+            tenant=tenant,
+            details={"segment": str(segment.pk), "members": inserted, "uses_phi": compiled.uses_phi},
+        )
+    return snapshot

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import views
+
+app_name = "segmentation"
+
+urlpatterns = [
+    path("", views.segment_list, name="segment_list"),
+    path("new/", views.segment_new, name="segment_new"),
+    path("count/", views.segment_count, name="segment_count"),
+    path("<uuid:segment_id>/", views.segment_edit, name="segment_edit"),
+    path("<uuid:segment_id>/members/", views.segment_members, name="segment_members"),
+]

@@ -1,0 +1,311 @@
+"""Patient pages behind signed links: forged and expired links, signing (once), the preference
+center with evidence, and RFC 8058 one-click unsubscribe without CSRF or login."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+
+import pytest
+from django.core import signing
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import escape
+
+from consent import links, services
+from consent.gate import may_send
+from consent.models import (
+    Authorization,
+    ConsentEvent,
+    ConsentState,
+    PreferenceChange,
+    Suppression,
+)
+from consent.tokens import LinkKind, link_token
+from healthmail.tenants.context import tenant_context
+from tests.api.conftest import audit_events
+
+from .conftest import evidence, sign
+from .scenarios import topic_for
+
+pytestmark = pytest.mark.django_db
+
+UA = "Mozilla/5.0 (iPhone) test"
+# Research and fundraising are opt-out based: shown ticked, and left ticked they record nothing.
+KEEP_OPT_OUT_TOPICS = {"topic_research": "on", "topic_fundraising": "on"}
+
+
+def _client() -> Client:
+    return Client(enforce_csrf_checks=False, HTTP_USER_AGENT=UA, REMOTE_ADDR="198.51.100.7")
+
+
+def _url(kind: str, tenant, contact, **kwargs) -> str:
+    token = link_token(kind, tenant_id=tenant.pk, contact_id=contact.pk, **kwargs)
+    return reverse(f"consent_public:{kind}", args=[token])
+
+
+def _assert_friendly(response, status: int):
+    assert response.status_code == status
+    body = response.content.decode()
+    for leak in ("Traceback", "Exception", "Synthetic Clinic", "signing"):
+        assert leak not in body
+    return body
+
+
+@pytest.mark.parametrize("kind", [LinkKind.AUTHORIZE, LinkKind.PREFERENCES, LinkKind.UNSUBSCRIBE])
+def test_forged_links_get_a_friendly_refusal_and_are_audited(tenant_a, contact, text, kind):
+    genuine = link_token(kind, tenant_id=tenant_a.pk, contact_id=contact.pk, text_id=text.pk)
+    forged = genuine[:-4] + ("AAAA" if not genuine.endswith("AAAA") else "BBBB")
+    other_kind = link_token(
+        LinkKind.PREFERENCES if kind != LinkKind.PREFERENCES else LinkKind.AUTHORIZE,
+        tenant_id=tenant_a.pk,
+        contact_id=contact.pk,
+    )
+    for token in (forged, other_kind, "garbage", "x" * 500):
+        for method in ("get", "post"):
+            response = getattr(_client(), method)(reverse(f"consent_public:{kind}", args=[token]))
+            body = _assert_friendly(response, 400)
+            assert "not valid" in body
+    assert len(audit_events(action="consent.link_rejected")) == 8
+
+
+def test_an_expired_link_is_refused_with_403_and_audited_under_its_tenant(tenant_a, contact, monkeypatch):
+    url = _url(LinkKind.PREFERENCES, tenant_a, contact)
+    monkeypatch.setitem(
+        __import__("consent.tokens", fromlist=["MAX_AGE"]).MAX_AGE,
+        LinkKind.PREFERENCES,
+        datetime.timedelta(seconds=-1),
+    )
+    body = _assert_friendly(_client().get(url), 403)
+    assert "expired" in body
+    [event] = audit_events(tenant=tenant_a, action="consent.link_rejected")
+    assert event.reason == "link_expired"
+
+
+def test_a_link_to_a_deleted_contact_is_no_longer_valid(tenant_a, contact):
+    url = _url(LinkKind.PREFERENCES, tenant_a, contact)
+    with tenant_context(tenant_a):
+        type(contact).objects.filter(pk=contact.pk).update(deleted_at=datetime.datetime.now(datetime.UTC))
+    _assert_friendly(_client().get(url), 400)
+
+
+def test_a_link_signed_with_another_key_is_forged(tenant_a, contact, settings):
+    settings.SECRET_KEY = "another-deployment"
+    token = link_token(LinkKind.PREFERENCES, tenant_id=tenant_a.pk, contact_id=contact.pk)
+    settings.SECRET_KEY = "test-only-key"
+    with pytest.raises(signing.BadSignature):
+        signing.loads(token, salt="healthmail.consent.preferences")
+    _assert_friendly(_client().get(reverse("consent_public:preferences", args=[token])), 400)
+
+
+def test_the_signing_page_is_branded_and_shows_the_whole_text(tenant_a, contact, text):
+    response = _client().get(_url(LinkKind.AUTHORIZE, tenant_a, contact, text_id=text.pk))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert tenant_a.name in body
+    assert tenant_a.postal_address in body
+    for value in (
+        "phi_description",
+        "recipients",
+        "revocation_rights",
+        "conditioning_statement",
+        "redisclosure_statement",
+    ):
+        assert escape(getattr(text, value)) in body
+    assert response["Cache-Control"] == "no-store"
+    assert response["Referrer-Policy"] == "same-origin"
+
+
+def test_signing_records_once_even_when_submitted_twice(tenant_a, contact, text):
+    url = _url(LinkKind.AUTHORIZE, tenant_a, contact, text_id=text.pk)
+    client = _client()
+    form = {"signer_name": "Pat Example", "signed_on": timezone.localdate().isoformat(), "intent": "on"}
+    first = client.post(url, form)
+    second = client.post(url, form)
+    assert first.status_code == 302
+    assert second.status_code == 200
+    assert "signed" in second.content.decode()
+    with tenant_context(tenant_a):
+        [authorization] = Authorization.objects.all()
+    assert (authorization.ip_address, authorization.user_agent, authorization.source) == (
+        "198.51.100.7",
+        UA,
+        "web_form",
+    )
+    assert may_send(contact=contact, purpose="treatment", uses_phi=True).allowed
+
+
+def test_signing_without_intent_shows_the_error_and_records_nothing(tenant_a, contact, text):
+    url = _url(LinkKind.AUTHORIZE, tenant_a, contact, text_id=text.pk)
+    response = _client().post(
+        url, {"signer_name": "Pat Example", "signed_on": timezone.localdate().isoformat()}
+    )
+    assert response.status_code == 400
+    assert "Tick this box to sign." in response.content.decode()
+    with tenant_context(tenant_a):
+        assert not Authorization.objects.exists()
+
+
+def test_preference_center_records_each_change_with_evidence(tenant_a, contact, topics):
+    url = _url(LinkKind.PREFERENCES, tenant_a, contact)
+    client = _client()
+    assert client.get(url).status_code == 200
+    pause = (timezone.localdate() + datetime.timedelta(days=20)).isoformat()
+    response = client.post(
+        url,
+        {
+            "action": "save",
+            **KEEP_OPT_OUT_TOPICS,
+            "topic_marketing_newsletters": "on",
+            "frequency": "monthly",
+            "paused_until": pause,
+        },
+    )
+    assert response.status_code == 302
+    client.post(
+        url,
+        {
+            "action": "save",
+            **KEEP_OPT_OUT_TOPICS,
+            "topic_marketing_newsletters": "on",
+            "frequency": "monthly",
+            "paused_until": pause,
+        },
+    )
+    with tenant_context(tenant_a):
+        [event] = ConsentEvent.objects.filter(contact=contact).select_related("topic", "text")
+        changes = sorted(PreferenceChange.objects.filter(contact=contact).values_list("field", "value"))
+    assert (event.kind, event.topic.key, event.source) == ("granted", "marketing_newsletters", "web_form")
+    assert (event.ip_address, event.user_agent, event.actor_type) == ("198.51.100.7", UA, "recipient")
+    assert event.text.kind == "preference_center"
+    assert changes == [("frequency", "monthly"), ("paused_until", pause)]
+    topic = topics["marketing_newsletters"]
+    assert may_send(contact=contact, purpose="marketing", uses_phi=False, topic=topic).code == "paused"
+
+
+def test_opt_out_topics_show_ticked_and_unticking_records_the_opt_out(tenant_a, contact, topics):
+    url = _url(LinkKind.PREFERENCES, tenant_a, contact)
+    form = _client().get(url).context["form"]
+    assert form.initial["topic_research"] is True
+    assert form.initial["topic_marketing_newsletters"] is False
+    _client().post(url, {"action": "save", "topic_fundraising": "on", "frequency": "as_published"})
+    with tenant_context(tenant_a):
+        kinds = list(ConsentEvent.objects.filter(contact=contact).values_list("topic__key", "kind"))
+    assert kinds == [("research", "revoked")]
+    assert may_send(contact=contact, purpose="research", uses_phi=False).code == "opted_out"
+    assert may_send(contact=contact, purpose="fundraising", uses_phi=False).allowed
+
+
+def test_revoking_an_authorization_in_the_preference_center(tenant_a, contact, text):
+    authorization, _ = sign(tenant_a, contact, text)
+    url = _url(LinkKind.PREFERENCES, tenant_a, contact)
+    assert text.title in _client().get(url).content.decode()
+    response = _client().post(url, {"action": "revoke", "authorization": str(authorization.pk)})
+    assert response.status_code == 302
+    with tenant_context(tenant_a):
+        authorization.refresh_from_db()
+    assert authorization.status == "revoked"
+    assert authorization.revoked_via == "web_form"
+
+
+def test_the_preference_center_cannot_revoke_someone_elses_authorization(tenant_a, contact, text):
+    from .conftest import new_contact
+
+    other = new_contact(tenant_a)
+    theirs, _ = sign(tenant_a, other, text)
+    response = _client().post(
+        _url(LinkKind.PREFERENCES, tenant_a, contact), {"action": "revoke", "authorization": str(theirs.pk)}
+    )
+    assert response.status_code == 404
+    with tenant_context(tenant_a):
+        theirs.refresh_from_db()
+    assert theirs.status == "valid"
+
+
+def test_unsubscribe_from_all_then_opting_in_again(tenant_a, contact, topics):
+    topic = topics["marketing_newsletters"]
+    services.consent_grant(tenant=tenant_a, contact=contact, topic=topic, evidence=evidence())
+    url = _url(LinkKind.PREFERENCES, tenant_a, contact)
+    _client().post(url, {"action": "unsubscribe_all"})
+    assert (
+        may_send(contact=contact, purpose="marketing", uses_phi=False, topic=topic).code
+        == "suppressed_unsubscribe_all"
+    )
+    assert (
+        may_send(contact=contact, purpose="fundraising", uses_phi=False).code == "suppressed_unsubscribe_all"
+    )
+    assert may_send(contact=contact, purpose="treatment", uses_phi=True).allowed
+    _client().post(url, {"action": "save", "topic_marketing_newsletters": "on", "frequency": "as_published"})
+    assert may_send(contact=contact, purpose="marketing", uses_phi=False, topic=topic).allowed
+
+
+def test_one_click_unsubscribe_is_a_post_without_csrf_or_login(tenant_a, contact):
+    topic = topic_for(tenant_a, "marketing")
+    services.consent_grant(tenant=tenant_a, contact=contact, topic=topic, evidence=evidence())
+    headers = links.list_unsubscribe_headers(contact, topic)
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    url = headers["List-Unsubscribe"].strip("<>")
+    assert url.startswith("http")
+    assert "/p/unsubscribe/" in url
+    path = url.split("://", 1)[1].split("/", 1)[1]
+    client = Client(enforce_csrf_checks=True)
+
+    page = client.get(f"/{path}")  # a link scanner's GET changes nothing
+    assert page.status_code == 200
+    assert "Unsubscribe" in page.content.decode()
+    assert may_send(contact=contact, purpose="marketing", uses_phi=False, topic=topic).allowed
+
+    assert client.post(f"/{path}", {}).status_code == 400  # not the RFC 8058 body
+    response = client.post(
+        f"/{path}", "List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 200
+    assert (
+        may_send(contact=contact, purpose="marketing", uses_phi=False, topic=topic).code == "opt_in_revoked"
+    )
+    again = client.post(
+        f"/{path}", "List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
+    )
+    assert again.status_code == 200
+    with tenant_context(tenant_a):
+        assert ConsentEvent.objects.filter(contact=contact, kind="revoked").count() == 1
+        assert ConsentState.objects.get(contact=contact, topic=topic).status == "revoked"
+
+
+def test_unsubscribe_without_topic_suppresses_all_non_transactional(tenant_a, contact):
+    url = _url(LinkKind.UNSUBSCRIBE, tenant_a, contact)
+    response = Client(enforce_csrf_checks=True).post(url, {"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    with tenant_context(tenant_a):
+        assert Suppression.objects.filter(
+            contact=contact, reason="unsubscribe_all", removed_at__isnull=True
+        ).exists()
+
+
+def test_waiver_request_and_withdrawal_in_the_preference_center(tenant_a, contact):
+    services.consent_settings_update(
+        tenant=tenant_a,
+        actor=evidence().actor,
+        operating_states=[],
+        state_mode="strictest",
+        allow_unencrypted_waivers=True,
+        reminder_days_before_expiry=30,
+    )
+    url = _url(LinkKind.PREFERENCES, tenant_a, contact)
+    assert "without encryption" in _client().get(url).content.decode()
+    _client().post(url, {"action": "waiver_request", "purposes": ["treatment"], "understood": "on"})
+    assert may_send(contact=contact, purpose="treatment", uses_phi=True).unencrypted_allowed
+    _client().post(url, {"action": "waiver_withdraw"})
+    assert not may_send(contact=contact, purpose="treatment", uses_phi=True).unencrypted_allowed
+    assert [e.action for e in audit_events(tenant=tenant_a, action__startswith="waiver.")] == [
+        "waiver.request",
+        "waiver.withdraw",
+    ]
+
+
+def test_tokens_carry_no_phi(tenant_a, contact):
+    token = link_token(LinkKind.PREFERENCES, tenant_id=tenant_a.pk, contact_id=contact.pk)
+    payload = signing.loads(token, salt="healthmail.consent.preferences")
+    assert set(payload) == {"t", "c", "v", "k", "n"}
+    assert uuid.UUID(payload["c"]) == contact.pk

@@ -1,0 +1,148 @@
+"""Staff consent pages: who may see what, foreign ids answer 404, changes are audited, reports hide
+small counts."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.urls import reverse
+
+from consent import services
+from consent.models import AuthorizationText, Suppression
+from healthmail.tenants.context import tenant_context
+from tests.api.conftest import audit_events
+
+from .conftest import COMPLETE_ELEMENTS, evidence, new_contact, sign
+
+pytestmark = pytest.mark.django_db
+
+ADMIN, MARKETER, COMPLIANCE, CLINICAL = "tenant_admin", "marketer", "compliance_officer", "clinical_reviewer"
+
+
+@pytest.mark.parametrize(
+    ("name", "allowed"),
+    [
+        ("consent:text_list", {ADMIN, COMPLIANCE}),
+        ("consent:text_create", {ADMIN, COMPLIANCE}),
+        ("consent:suppression_list", {ADMIN, COMPLIANCE}),
+        ("consent:settings", {ADMIN, COMPLIANCE}),
+        ("consent:reports", {MARKETER, COMPLIANCE}),
+    ],
+)
+@pytest.mark.parametrize("role", [ADMIN, MARKETER, COMPLIANCE, CLINICAL])
+def test_page_permissions(member_client, name, allowed, role):
+    response = member_client(role).get(reverse(name))
+    assert response.status_code == (200 if role in allowed else 403)
+
+
+def test_contact_history_shows_the_timeline(member_client, tenant_a, contact, topics, text):
+    services.consent_grant(
+        tenant=tenant_a, contact=contact, topic=topics["research"], evidence=evidence(source="paper")
+    )
+    sign(tenant_a, contact, text)
+    body = member_client(MARKETER).get(reverse("consent:contact_consent", args=[contact.pk])).content.decode()
+    assert "Granted: Research studies" in body
+    assert "Signed: Marketing authorization" in body
+    assert "Paper form" in body
+    assert "Pat Example" not in body  # the signer's name is PHI and not shown here
+    assert "Record consent received" not in body  # marketers cannot record changes
+
+
+def test_a_foreign_or_unknown_contact_is_not_found(member_client, tenant_b):
+    foreign = new_contact(tenant_b)
+    client = member_client(COMPLIANCE)
+    for contact_id in (foreign.pk, uuid.uuid4()):
+        assert client.get(reverse("consent:contact_consent", args=[contact_id])).status_code == 404
+        response = client.post(
+            reverse("consent:contact_consent_record", args=[contact_id]),
+            {"action": "granted", "source": "paper", "occurred_on": "2024-01-01"},
+        )
+        assert response.status_code == 404
+
+
+def test_compliance_records_paper_consent(member_client, tenant_a, contact, topics):
+    client = member_client(COMPLIANCE)
+    response = client.post(
+        reverse("consent:contact_consent_record", args=[contact.pk]),
+        {
+            "topic": topics["marketing_newsletters"].pk,
+            "action": "granted",
+            "source": "paper",
+            "occurred_on": "2024-01-05",
+        },
+    )
+    assert response.status_code == 302
+    assert (
+        services.topic_states(tenant=tenant_a, contact=contact)[topics["marketing_newsletters"].pk]
+        == "granted"
+    )
+    [event] = audit_events(tenant=tenant_a, action="consent.granted")
+    assert event.actor_type == "user"
+
+
+def test_publishing_a_text_names_the_missing_element(member_client, tenant_a):
+    client = member_client(COMPLIANCE)
+    form = {"kind": "marketing", "title": "Newsletter authorization", **COMPLETE_ELEMENTS, "recipients": ""}
+    response = client.post(reverse("consent:text_create"), form)
+    assert response.status_code == 400
+    assert "who will receive the information" in response.content.decode()
+    form["recipients"] = "Our email provider."
+    assert client.post(reverse("consent:text_create"), form).status_code == 302
+    with tenant_context(tenant_a):
+        assert AuthorizationText.objects.get().version == 1
+    assert audit_events(tenant=tenant_a, action="authorization_text.create")
+
+
+def test_suppression_add_and_remove_are_audited(member_client, tenant_a):
+    client = member_client(ADMIN)
+    response = client.post(
+        reverse("consent:suppression_list"), {"email": "x@example.org", "reason": "legal_request"}
+    )
+    assert response.status_code == 302
+    with tenant_context(tenant_a):
+        entry = Suppression.objects.get()
+    assert entry.email_index is not None
+    assert entry.contact_id is None
+    assert b"x@example.org" not in bytes(entry.email_index)
+    client.post(reverse("consent:suppression_remove", args=[entry.pk]), {"reason": "request withdrawn"})
+    with tenant_context(tenant_a):
+        entry.refresh_from_db()
+    assert entry.removed_reason == "request withdrawn"
+    assert len(audit_events(tenant=tenant_a, action__startswith="suppression.")) == 2
+
+
+def test_reports_show_fewer_than_11_for_small_counts(member_client, tenant_a, topics):
+    topic = topics["marketing_newsletters"]
+    for _ in range(3):
+        services.consent_grant(
+            tenant=tenant_a, contact=new_contact(tenant_a), topic=topic, evidence=evidence()
+        )
+    body = member_client(MARKETER).get(reverse("consent:reports")).content.decode()
+    assert "fewer than 11" in body
+    assert "<td>3</td>" not in body
+
+
+def test_settings_page_saves_states_and_mode(member_client, tenant_a):
+    client = member_client(ADMIN)
+    response = client.post(
+        reverse("consent:settings"),
+        {"operating_states": "wa, ca", "state_mode": "per_contact", "reminder_days_before_expiry": "45"},
+    )
+    assert response.status_code == 302
+    current = services.consent_settings_get(tenant=tenant_a)
+    assert (current.operating_states, current.state_mode, current.reminder_days_before_expiry) == (
+        ["CA", "WA"],
+        "per_contact",
+        45,
+    )
+    assert audit_events(tenant=tenant_a, action="consent.settings_change")
+
+
+def test_signing_link_page_is_not_cached(member_client, tenant_a, contact, text):
+    response = member_client(COMPLIANCE).post(
+        reverse("consent:contact_signing_link", args=[contact.pk]), {"text": text.pk}
+    )
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
+    assert "/p/authorize/" in response.content.decode()

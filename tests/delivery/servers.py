@@ -1,0 +1,454 @@
+"""A test kit of real TLS/SMTP/HTTPS servers on loopback, and the CA that signs their certificates.
+
+Every SMTP server sits behind a `WireTap`: a TCP forwarder that records every byte the client puts on
+the socket (what an eavesdropper sees) and counts connections. The aiosmtpd side also records what
+it received after TLS decryption. Tests grep both for synthetic PHI.
+"""
+
+from __future__ import annotations
+
+import datetime
+import http.server
+import socket
+import socketserver
+import ssl
+import threading
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from delivery.tls.resolver import Answer, MxHost, StaticResolver
+
+LOOPBACK = "127.0.0.1"
+
+
+# --- certificates ----------------------------------------------------------------------------------
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _write(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
+
+
+class TestCA:
+    """A throw-away CA; `issue()` writes a server certificate + key for the given DNS names."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, directory: Path, common_name: str = "HealthMail Test CA"):
+        self.directory = directory
+        now = datetime.datetime.now(datetime.UTC)
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.certificate = (
+            x509.CertificateBuilder()
+            .subject_name(_name(common_name))
+            .issuer_name(_name(common_name))
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+        slug = common_name.lower().replace(" ", "-")
+        self.ca_file = _write(directory / f"{slug}.pem", self.certificate_pem)
+
+    @property
+    def certificate_pem(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def certificate_der(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.DER)
+
+    def issue(self, *names: str, self_signed: bool = False, expired: bool = False) -> tuple[str, str, bytes]:
+        """(cert_file, key_file, leaf DER)."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.UTC)
+        start, end = now - datetime.timedelta(days=1), now + datetime.timedelta(days=30)
+        if expired:
+            start, end = now - datetime.timedelta(days=30), now - datetime.timedelta(days=1)
+        issuer, signer = (_name(names[0]), key) if self_signed else (self.certificate.subject, self.key)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(_name(names[0]))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(end)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(signer, hashes.SHA256())
+        )
+        stem = names[0].replace("*", "star")
+        cert_file = _write(
+            self.directory / f"{stem}.crt", certificate.public_bytes(serialization.Encoding.PEM)
+        )
+        key_file = _write(
+            self.directory / f"{stem}.key",
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+        )
+        return cert_file, key_file, certificate.public_bytes(serialization.Encoding.DER)
+
+
+def server_context(cert_file: str, key_file: str, *, old_tls_only: bool = False) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    if old_tls_only:
+        # OpenSSL 3 only negotiates TLS 1.0/1.1 at security level 0; this server then really speaks
+        # TLS 1.1 at most (tests/delivery/test_servers_kit.py proves it with an old-TLS client), and
+        # our client, whose minimum is TLS 1.2, must refuse it.
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")
+        with warnings.catch_warnings():  # deprecated on purpose: this server must be outdated
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.minimum_version = ssl.TLSVersion.TLSv1
+            context.maximum_version = ssl.TLSVersion.TLSv1_1
+    return context
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
+
+
+# --- the wire tap ----------------------------------------------------------------------------------
+
+
+class WireTap:
+    """Forwards loopback TCP to `upstream_port`, recording client->server bytes and connections."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        self.lock = threading.Lock()
+        self.wire = bytearray()
+        self.connections = 0
+        tap = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                with tap.lock:
+                    tap.connections += 1
+                upstream = socket.create_connection((LOOPBACK, tap.upstream_port))
+                back = threading.Thread(target=tap._pump, args=(upstream, self.request, False), daemon=True)
+                back.start()
+                tap._pump(self.request, upstream, True)
+                back.join(timeout=5)
+
+        self.server = socketserver.ThreadingTCPServer((LOOPBACK, 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, record: bool) -> None:
+        try:
+            while chunk := source.recv(65536):
+                if record:
+                    with self.lock:
+                        self.wire += chunk
+                target.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def reset(self) -> None:
+        with self.lock:
+            self.wire.clear()
+            self.connections = 0
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# --- SMTP servers ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    content: bytes
+    mail_options: list[str]
+
+
+@dataclass
+class Behaviour:
+    tempfail_first: int = 0  # answer 451 to the first N DATA transactions, then accept
+    reject: bool = False  # answer 550 to every RCPT
+    drop_after_data: bool = False  # close the connection after the final "." without a reply
+    advertise_requiretls: bool = False
+
+
+class CapturingHandler:
+    def __init__(self, behaviour: Behaviour):
+        self.behaviour = behaviour
+        self.messages: list[Received] = []
+        self.data_transactions = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.behaviour.advertise_requiretls:
+            responses.insert(-1, "250-REQUIRETLS")
+        return responses
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.behaviour.reject:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.data_transactions += 1
+        if self.data_transactions <= self.behaviour.tempfail_first:
+            return "451 4.3.0 try again later"
+        received = Received(
+            envelope.mail_from,
+            list(envelope.rcpt_tos),
+            envelope.original_content or b"",
+            list(envelope.mail_options),
+        )
+        self.messages.append(received)
+        if self.behaviour.drop_after_data:
+            server.transport.abort()
+            return "250 OK (never seen: the connection is gone)"
+        return "250 2.0.0 queued"
+
+
+class CapturingSMTP(SMTP):
+    """Records the application bytes (after TLS) and accepts the REQUIRETLS MAIL parameter."""
+
+    def __init__(self, *args, sink: bytearray, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._sink = sink
+
+    def data_received(self, data: bytes) -> None:
+        self._sink += data
+        super().data_received(data)
+
+    async def smtp_MAIL(self, arg):
+        if arg and arg.upper().endswith(" REQUIRETLS"):
+            arg = arg[: -len(" REQUIRETLS")]
+            await super().smtp_MAIL(arg)
+            if self.envelope is not None and self.envelope.mail_from:
+                self.envelope.mail_options.append("REQUIRETLS")
+            return
+        await super().smtp_MAIL(arg)
+
+
+class _Controller(Controller):
+    def __init__(self, *args, sink: bytearray, **kwargs):
+        self._sink = sink
+        super().__init__(*args, **kwargs)
+
+    def factory(self):
+        return CapturingSMTP(self.handler, sink=self._sink, **self.SMTP_kwargs)
+
+
+@dataclass
+class SmtpServer:
+    name: str  # the MX host name, e.g. mx.good.test
+    behaviour: Behaviour
+    tls_context: ssl.SSLContext | None
+    auth: tuple[str, str] | None = None
+    received_bytes: bytearray = field(default_factory=bytearray)
+
+    def start(self) -> SmtpServer:
+        self.handler = CapturingHandler(self.behaviour)
+        kwargs = {}
+        if self.auth is not None:
+            user, password = self.auth
+
+            def authenticator(server, session, envelope, mechanism, auth_data):
+                from aiosmtpd.smtp import AuthResult
+
+                ok = auth_data.login == user.encode() and auth_data.password == password.encode()
+                return AuthResult(success=ok, handled=False)
+
+            kwargs.update(authenticator=authenticator, auth_require_tls=True, auth_required=True)
+        self.controller = _Controller(
+            self.handler,
+            hostname=LOOPBACK,
+            port=free_port(),
+            server_hostname=self.name,
+            tls_context=self.tls_context,
+            require_starttls=False,
+            sink=self.received_bytes,
+            **kwargs,
+        )
+        self.controller.start()
+        self.tap = WireTap(self.controller.port)
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.tap.port
+
+    @property
+    def messages(self) -> list[Received]:
+        return self.handler.messages
+
+    @property
+    def wire(self) -> bytes:
+        with self.tap.lock:
+            return bytes(self.tap.wire)
+
+    @property
+    def connections(self) -> int:
+        return self.tap.connections
+
+    def saw(self, needle: bytes) -> bool:
+        """Whether `needle` crossed the wire in the clear or reached the server after decryption."""
+        return needle in self.wire or needle in bytes(self.received_bytes)
+
+    def mx(self, preference: int = 10) -> MxHost:
+        return MxHost(preference, self.name, port=self.port, address=LOOPBACK)
+
+    def reset(self) -> None:
+        self.tap.reset()
+        self.received_bytes.clear()
+        self.handler.messages.clear()
+        self.handler.data_transactions = 0
+
+    def stop(self) -> None:
+        self.controller.stop()
+        self.tap.stop()
+
+
+# --- MTA-STS over HTTPS ----------------------------------------------------------------------------
+
+
+class PolicyServer:
+    """Serves /.well-known/mta-sts.txt per Host header; `policies[host] = (status, body)`."""
+
+    def __init__(self, cert_file: str, key_file: str):
+        self.policies: dict[str, tuple[int, str]] = {}
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                host = (self.headers.get("Host") or "").split(":")[0].lower()
+                server.requests.append(host)
+                status, body = server.policies.get(host, (404, "not found"))
+                if self.path != "/.well-known/mta-sts.txt":
+                    status, body = 404, "not found"
+                payload = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self.httpd.socket = server_context(cert_file, key_file).wrap_socket(
+            self.httpd.socket, server_side=True
+        )
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def publish(self, domain: str, *, mode: str, mx: list[str], max_age: int = 86400) -> None:
+        lines = ["version: STSv1", f"mode: {mode}", *[f"mx: {p}" for p in mx], f"max_age: {max_age}"]
+        self.policies[f"mta-sts.{domain}"] = (200, "\r\n".join(lines) + "\r\n")
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+# --- the whole kit ---------------------------------------------------------------------------------
+
+POLICY_DOMAINS = ("good.test", "testing.test", "enforce.test", "broken.test")
+
+
+class SmtpKit:
+    """CA + one server per behaviour; domain `<kind>.test` has its MX `mx.<kind>.test` on the server."""
+
+    def __init__(self, directory: Path):
+        self.ca = TestCA(directory)
+        self.other_ca = TestCA(directory, "Untrusted Other CA")
+
+        def good(kind: str, behaviour: Behaviour | None = None, **kwargs) -> SmtpServer:
+            cert, key, _ = self.ca.issue(f"mx.{kind}.test")
+            return SmtpServer(
+                f"mx.{kind}.test", behaviour or Behaviour(), server_context(cert, key), **kwargs
+            )
+
+        untrusted_cert, untrusted_key, _ = self.other_ca.issue("mx.untrusted.test")
+        selfsigned_cert, selfsigned_key, _ = self.ca.issue("mx.selfsigned.test", self_signed=True)
+        expired_cert, expired_key, _ = self.ca.issue("mx.expired.test", expired=True)
+        old_cert, old_key, _ = self.ca.issue("mx.oldtls.test")
+        self.servers: dict[str, SmtpServer] = {
+            "good": good("good", Behaviour(advertise_requiretls=True)),
+            "untrusted": SmtpServer(
+                "mx.untrusted.test", Behaviour(), server_context(untrusted_cert, untrusted_key)
+            ),
+            "selfsigned": SmtpServer(
+                "mx.selfsigned.test", Behaviour(), server_context(selfsigned_cert, selfsigned_key)
+            ),
+            "expired": SmtpServer("mx.expired.test", Behaviour(), server_context(expired_cert, expired_key)),
+            "plain": SmtpServer("mx.plain.test", Behaviour(), None),
+            "oldtls": SmtpServer(
+                "mx.oldtls.test", Behaviour(), server_context(old_cert, old_key, old_tls_only=True)
+            ),
+            "tempfail": good("tempfail", Behaviour(tempfail_first=1)),
+            "reject": good("reject", Behaviour(reject=True)),
+            "drop": good("drop", Behaviour(drop_after_data=True)),
+            "relay": good("relay", auth=("relay-user", "relay-secret")),
+        }
+        for server in self.servers.values():
+            server.start()
+        policy_cert, policy_key, _ = self.ca.issue(*[f"mta-sts.{d}" for d in POLICY_DOMAINS])
+        self.policy_server = PolicyServer(policy_cert, policy_key)
+
+    def __getitem__(self, kind: str) -> SmtpServer:
+        return self.servers[kind]
+
+    @property
+    def ca_file(self) -> str:
+        return self.ca.ca_file
+
+    def connect_to(self) -> dict[str, tuple[str, int]]:
+        return {f"mta-sts.{d}": (LOOPBACK, self.policy_server.port) for d in POLICY_DOMAINS}
+
+    def resolver(self, *, mx=None, txt=None, tlsa=None) -> StaticResolver:
+        """MX for every `<kind>.test` plus overrides (values may be lists or Answers)."""
+        mx_map: dict = {f"{kind}.test": Answer((server.mx(),)) for kind, server in self.servers.items()}
+        mx_map.update(mx or {})
+        return StaticResolver(mx_map=mx_map, txt_map=dict(txt or {}), tlsa_map=dict(tlsa or {}))
+
+    def reset(self) -> None:
+        for server in self.servers.values():
+            server.reset()
+        self.policy_server.policies.clear()
+        self.policy_server.requests.clear()
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+        self.policy_server.stop()

@@ -1,0 +1,74 @@
+"""Synthetic audiences for segmentation tests: contacts written straight through bulk_create with
+the real derived columns and keyed tokens (contacts.normalize.derived_columns over
+contacts.synthetic patients), leaving the encrypted identity columns empty to stay fast; plus
+consent grants and suppressions through the consent services, and varied creation dates."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import random
+
+import pytest
+from django.utils import timezone
+
+from audit.actors import Actor
+from consent import services as consent
+from consent.models import Source, Suppression
+from contacts import normalize
+from contacts.models import Contact
+from contacts.synthetic import synthetic_contact
+from healthmail.crypto import blind
+from healthmail.tenants.context import tenant_context
+from tests.api.conftest import api, issue_key  # noqa: F401 - the API fixtures, for test_api.py
+
+ENCRYPTED = set(normalize.PHI_COLUMNS.values())
+TODAY = datetime.date(2025, 1, 1)
+
+
+def make_contacts(tenant, count: int, *, seed: int = 1) -> list[Contact]:
+    rng = random.Random(seed)
+    contacts = []
+    for index in range(count):
+        data, _ = synthetic_contact(index + 1, seed=seed, today=TODAY).cleaned()
+        if index % 17 == 0:
+            data.birth_date = None  # some contacts with no known age
+        state = dataclasses.asdict(data)
+        columns = normalize.derived_columns(tenant, state, set(), TODAY)
+        plain = {k: v for k, v in columns.items() if k not in ENCRYPTED}
+        plain["email_index"] = blind.blind_index(tenant, "email", f"s{seed}-{index}@example.org")
+        contacts.append(Contact(tenant=tenant, **plain))
+    with tenant_context(tenant):
+        Contact.objects.bulk_create(contacts)
+        now = timezone.now()
+        for contact in contacts:
+            contact.created_at = now - datetime.timedelta(days=rng.randint(0, 400))
+        Contact.objects.bulk_update(contacts, ["created_at"])
+    return contacts
+
+
+def grant_and_suppress(tenant, contacts: list[Contact], *, seed: int = 1) -> None:
+    rng = random.Random(seed)
+    topics = consent.topics_ensure_system(tenant=tenant)
+    actor = Actor.system("tests")
+    evidence = consent.Evidence(source=Source.IMPORT, actor=actor)
+    for contact in rng.sample(contacts, k=max(1, len(contacts) // 5)):
+        topic = topics[rng.choice(["marketing_newsletters", "research"])]
+        consent.consent_grant(tenant=tenant, contact=contact, topic=topic, evidence=evidence)
+    for contact in rng.sample(contacts, k=max(1, len(contacts) // 10)):
+        consent.consent_revoke(tenant=tenant, contact=contact, topic=topics["research"], evidence=evidence)
+    for contact in rng.sample(contacts, k=max(1, len(contacts) // 12)):
+        consent.suppression_add(tenant=tenant, actor=actor, reason=Suppression.Reason.MANUAL, contact=contact)
+
+
+@pytest.fixture
+def audience_a(tenant_a):
+    contacts = make_contacts(tenant_a, 300, seed=1)
+    grant_and_suppress(tenant_a, contacts, seed=1)
+    return contacts
+
+
+@pytest.fixture
+def audience_b(tenant_b):
+    contacts = make_contacts(tenant_b, 60, seed=2)
+    return contacts
