@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from django.contrib.postgres.fields import ArrayField
 from django.db import connection, models
 from django.utils import timezone
@@ -45,6 +46,14 @@ def _element_type(field: models.Field) -> str:
     return "text" if isinstance(field, ArrayField) else field.db_type(connection)
 
 
+def _execute(sql: str, params: list) -> None:
+    """Server-side binding on the same connection and transaction: the arrays travel in binary
+    instead of being quoted into the statement text (Django's cursors bind client-side)."""
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params)
+
+
 def contacts_insert(contacts: Sequence[Contact]) -> None:
     """Insert new contacts whose attributes hold plaintext (sealed here)."""
     if not contacts:
@@ -65,8 +74,7 @@ def contacts_insert(contacts: Sequence[Contact]) -> None:
         f"INSERT INTO {quote(Contact._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608 - names come from the model
         f"SELECT {', '.join(selects)} FROM unnest({', '.join(unnests)}) AS t({', '.join(names)})"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, arrays)
+    _execute(sql, arrays)
 
 
 def contacts_update(
@@ -101,5 +109,4 @@ def contacts_update(
         f"FROM unnest({', '.join(unnests)}) AS t({', '.join(aliases)}) "
         "WHERE c.id = t.id AND c.tenant_id = %s"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [timezone.now(), *arrays, tenant_id])
+    _execute(sql, [timezone.now(), *arrays, tenant_id])

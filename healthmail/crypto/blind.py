@@ -28,9 +28,8 @@ _keyed: dict[uuid.UUID, hmac.HMAC] = {}  # an HMAC with the tenant's index key l
 
 
 def _tenant_id(tenant) -> uuid.UUID:
-    if isinstance(tenant, uuid.UUID):
-        return tenant
-    return uuid.UUID(str(getattr(tenant, "pk", tenant)))
+    value = getattr(tenant, "pk", tenant)
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 def _keyed_hmac(tenant_id: uuid.UUID) -> hmac.HMAC:
