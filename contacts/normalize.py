@@ -122,6 +122,9 @@ class ContactInput:
         return _Cleaner(self).run()
 
 
+_CONTROL = re.compile(r"[\x00-\x1f]")
+
+
 class _Cleaner:
     def __init__(self, data: ContactInput):
         self.data = data
@@ -155,7 +158,7 @@ class _Cleaner:
             self.error(field, "must be text")
             return None
         text = str(value).strip()
-        if any(ord(char) < 32 for char in text):
+        if _CONTROL.search(text):
             self.error(field, "contains control characters")
             return None
         if len(text) > max_length:
