@@ -34,6 +34,11 @@ format: $(INSTALLED)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Fault injection at full size (RELIABILITY R1-R3): `make test` runs the same tests small.
+chaos: $(INSTALLED)
+	CHAOS_RECIPIENTS=$${CHAOS_RECIPIENTS:-10000} CHAOS_KILLS=$${CHAOS_KILLS:-20} CHAOS_SINK_DELAY=$${CHAOS_SINK_DELAY:-0.02} \
+	  $(PY) -m healthmail.devstack test -- -m chaos -s $(PYTEST_ARGS) tests/chaos
+
 bench: $(INSTALLED)
 	$(PY) -m healthmail.devstack bench $(NAME)
 

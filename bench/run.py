@@ -12,7 +12,15 @@ import platform
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["crypto_audit", "contacts_import", "consent_gate", "segments"]
+BENCHMARKS = [
+    "crypto_audit",
+    "contacts_import",
+    "consent_gate",
+    "segments",
+    "delivery",
+    "transactional_latency",
+    "disposal",
+]
 RESULTS = Path(__file__).parent / "results"
 
 

@@ -2,15 +2,19 @@
 
 Django's bulk_create/bulk_update send one parameter per cell (27,000 for 1,000 contacts) and
 bulk_update reads attributes through the decrypting descriptor. Here every column travels as one
-PostgreSQL array, encrypted values are sealed exactly like the field's own pre_save would seal
-them, and the statement stays the same size whatever the batch. COPY is not an option: PostgreSQL
-refuses COPY FROM into tables under row-level security.
+PostgreSQL array in binary, encrypted values are sealed exactly like the field's own pre_save would
+seal them (same associated data, one batch per column), and the statement stays the same size
+whatever the batch. COPY is not an option: PostgreSQL refuses COPY FROM into tables under
+row-level security.
+
+Rows come in as plain dicts of column values (model field names; plaintext for encrypted fields),
+not model instances: building a Contact per row costs more than everything else done here.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -20,7 +24,10 @@ from django.utils import timezone
 
 from healthmail.crypto.fields import EncryptedFieldMixin
 
-from .models import Contact
+from .models import Contact, ContactExternalId
+
+# Columns the insert fills itself; every other column takes the row's value or the field default.
+_SET_BY_INSERT = ("id", "tenant", "created_at", "updated_at")
 
 
 def _array_literal(values: Sequence[Any]) -> str:
@@ -28,17 +35,16 @@ def _array_literal(values: Sequence[Any]) -> str:
     return "{" + ",".join(str(value) for value in values) + "}"
 
 
-def _prepared(field: models.Field, contact: Contact, value: Any) -> Any:
-    if value is None:
-        return None
+def _column(field: models.Field, tenant_id: uuid.UUID, object_ids: Sequence[str], values: list) -> list:
+    """One column's values as they are sent (sealed, array literals, plain bytes)."""
     if isinstance(field, EncryptedFieldMixin):
-        contact.__dict__[field.attname] = value
-        return bytes(field.pre_save(contact, True))
+        return [
+            None if sealed is None else bytes(sealed)
+            for sealed in field.seal_column(tenant_id=tenant_id, object_ids=object_ids, values=values)
+        ]
     if isinstance(field, ArrayField):
-        return _array_literal(value)
-    if isinstance(value, memoryview):
-        return bytes(value)
-    return value
+        return [None if value is None else _array_literal(value) for value in values]
+    return [bytes(value) if isinstance(value, memoryview) else value for value in values]
 
 
 def _element_type(field: models.Field) -> str:
@@ -48,28 +54,69 @@ def _element_type(field: models.Field) -> str:
 
 def _execute(sql: str, params: list) -> None:
     """Server-side binding on the same connection and transaction: the arrays travel in binary
-    instead of being quoted into the statement text (Django's cursors bind client-side)."""
+    (`%b`) instead of being quoted into the statement text or escaped element by element."""
     connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
+    # Django's own error classes (IntegrityError, OperationalError), as its cursors would raise.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, params)
 
 
-def contacts_insert(contacts: Sequence[Contact]) -> None:
-    """Insert new contacts whose attributes hold plaintext (sealed here)."""
-    if not contacts:
+def _fetch_column(sql: str, params: list) -> list:
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def live_contacts_with_email(*, tenant_id: uuid.UUID, email_indexes: Sequence[bytes]) -> list[uuid.UUID]:
+    """Ids of the live contacts holding any of these email indexes (one array, not an IN list)."""
+    if not email_indexes:
+        return []
+    table = connection.ops.quote_name(Contact._meta.db_table)
+    return _fetch_column(
+        f"SELECT id FROM {table} WHERE tenant_id = %s AND email_index = ANY(%b::bytea[]) "  # noqa: S608 - names come from the model
+        "AND email_index IS NOT NULL AND deleted_at IS NULL",
+        [tenant_id, list(email_indexes)],
+    )
+
+
+def external_ids_with_index(*, tenant_id: uuid.UUID, value_indexes: Sequence[bytes]) -> list[int]:
+    """Ids of the external-id links holding any of these value indexes (any system)."""
+    if not value_indexes:
+        return []
+    table = connection.ops.quote_name(ContactExternalId._meta.db_table)
+    return _fetch_column(
+        f"SELECT id FROM {table} WHERE tenant_id = %s AND value_index = ANY(%b::bytea[])",  # noqa: S608 - names come from the model
+        [tenant_id, list(value_indexes)],
+    )
+
+
+def _insert_fields() -> list[models.Field]:
+    return list(Contact._meta.concrete_fields)
+
+
+def contacts_insert(*, tenant_id: uuid.UUID, rows: Sequence[tuple[uuid.UUID, Mapping[str, Any]]]) -> None:
+    """Insert new contacts: (id, {field name: value}); a field not given takes its default."""
+    if not rows:
         return
     now = timezone.now()
-    fields = [field for field in Contact._meta.concrete_fields]
+    ids = [contact_id for contact_id, _values in rows]
+    object_ids = [str(contact_id) for contact_id in ids]
+    fixed = {"id": ids, "tenant": [tenant_id] * len(rows), "created_at": [now] * len(rows)}
+    fixed["updated_at"] = fixed["created_at"]
+    fields = _insert_fields()
     arrays = []
     for field in fields:
-        if field.name in ("created_at", "updated_at"):
-            arrays.append([now] * len(contacts))
-        else:
-            arrays.append([_prepared(field, c, c.__dict__.get(field.attname)) for c in contacts])
+        if field.name in _SET_BY_INSERT:
+            arrays.append(fixed[field.name])
+            continue
+        default = field.get_default()
+        values = [row.get(field.name, default) for _contact_id, row in rows]
+        arrays.append(_column(field, tenant_id, object_ids, values))
     quote = connection.ops.quote_name
     names = [f"c{position}" for position in range(len(fields))]
     selects = [f"{name}::{field.db_type(connection)}" for name, field in zip(names, fields, strict=True)]
-    unnests = [f"%s::{_element_type(field)}[]" for field in fields]
+    unnests = [f"%b::{_element_type(field)}[]" for field in fields]
     sql = (
         f"INSERT INTO {quote(Contact._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608 - names come from the model
         f"SELECT {', '.join(selects)} FROM unnest({', '.join(unnests)}) AS t({', '.join(names)})"
@@ -78,28 +125,25 @@ def contacts_insert(contacts: Sequence[Contact]) -> None:
 
 
 def contacts_update(
-    *, tenant_id: uuid.UUID, contacts: Sequence[Contact], changes: Sequence[dict[str, Any]]
+    *, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID], changes: Sequence[Mapping[str, Any]]
 ) -> None:
-    """Update many contacts at once, each only in its own changed columns (`changes[i]`)."""
-    if not contacts:
+    """Update many contacts at once, each only in its own changed columns (`changes[i]` of `ids[i]`)."""
+    if not ids:
         return
     names = sorted({name for change in changes for name in change})
     fields = [Contact._meta.get_field(name) for name in names]
-    arrays: list[list[Any]] = [[contact.pk for contact in contacts]]
+    object_ids = [str(contact_id) for contact_id in ids]
+    arrays: list[list[Any]] = [list(ids)]
     for field in fields:
         arrays.append([field.name in change for change in changes])
-        arrays.append(
-            [
-                _prepared(field, contact, change[field.name]) if field.name in change else None
-                for contact, change in zip(contacts, changes, strict=True)
-            ]
-        )
+        values = [change.get(field.name) for change in changes]
+        arrays.append(_column(field, tenant_id, object_ids, values))
     quote = connection.ops.quote_name
-    aliases, unnests, assignments = ["id"], ["%s::uuid[]"], []
+    aliases, unnests, assignments = ["id"], ["%b::uuid[]"], []
     for position, field in enumerate(fields):
         flag, value = f"s{position}", f"v{position}"
         aliases += [flag, value]
-        unnests += ["%s::boolean[]", f"%s::{_element_type(field)}[]"]
+        unnests += ["%b::boolean[]", f"%b::{_element_type(field)}[]"]
         column = quote(field.column)
         assignments.append(
             f"{column} = CASE WHEN t.{flag} THEN t.{value}::{field.db_type(connection)} ELSE c.{column} END"
@@ -110,3 +154,19 @@ def contacts_update(
         "WHERE c.id = t.id AND c.tenant_id = %s"
     )
     _execute(sql, [timezone.now(), *arrays, tenant_id])
+
+
+def external_ids_insert(*, tenant_id: uuid.UUID, links: Sequence[tuple[str, bytes, uuid.UUID]]) -> None:
+    """Insert (system, value index, contact id) links in one statement."""
+    if not links:
+        return
+    table = connection.ops.quote_name(ContactExternalId._meta.db_table)
+    sql = (
+        f"INSERT INTO {table} (tenant_id, system, value_index, contact_id) "  # noqa: S608 - names come from the model
+        "SELECT %s, t.system, t.value_index, t.contact_id "
+        "FROM unnest(%b::varchar[], %b::bytea[], %b::uuid[]) AS t(system, value_index, contact_id)"
+    )
+    systems = [system for system, _index, _contact_id in links]
+    indexes = [bytes(index) for _system, index, _contact_id in links]
+    contact_ids = [contact_id for _system, _index, contact_id in links]
+    _execute(sql, [tenant_id, systems, indexes, contact_ids])

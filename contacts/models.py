@@ -150,9 +150,9 @@ class ImportJob(TenantOwnedModel):
     """One CSV/XLSX import: the sealed upload, the column mapping, progress and the outcome.
 
     The uploaded file holds PHI: it is stored sealed with its own object key (ImportUploadChunk) and
-    shredded when the job ends or after a week. The job runs in slices, one transaction each;
-    `last_committed_row` and `resume_position` move in the same transaction as the slice's writes,
-    so a retried task resumes exactly after the last committed slice.
+    shredded when the job ends or after a week. A first pass over the file cuts it into slices
+    (ImportSlice) that workers import in parallel, one transaction each; the counts here move in the
+    same transaction as each slice's writes, so a retried slice never counts twice.
     """
 
     class Status(models.TextChoices):
@@ -187,7 +187,7 @@ class ImportJob(TenantOwnedModel):
     dry_run = models.BooleanField(default=False)
 
     total_rows = models.PositiveIntegerField(null=True, blank=True)
-    last_committed_row = models.PositiveIntegerField(default=0, help_text="Data rows done, in file order.")
+    last_committed_row = models.PositiveIntegerField(default=0, help_text="Data rows done.")
     created_count = models.PositiveIntegerField(default=0)
     updated_count = models.PositiveIntegerField(default=0)
     unchanged_count = models.PositiveIntegerField(default=0)
@@ -214,6 +214,41 @@ class ImportJob(TenantOwnedModel):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+
+class ImportSlice(TenantOwnedModel):
+    """A run of consecutive rows of an import job, imported by one worker task in one transaction.
+
+    Cut by the job's first pass at row boundaries; a worker claims it with `FOR UPDATE SKIP LOCKED`
+    (so a duplicate task skips it) and marks it done in the transaction that writes its contacts."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+
+    id = models.BigAutoField(primary_key=True)
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="slices")
+    index = models.PositiveIntegerField()
+    # Where its rows start: a byte offset at a row boundary (CSV) or data rows to skip (XLSX).
+    start_position = models.BigIntegerField()
+    first_row = models.PositiveIntegerField(help_text="Spreadsheet row number of its first row.")
+    row_count = models.PositiveIntegerField()
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    unchanged_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "job", "index"], name="import_slice_unique_index")
+        ]
+        indexes = [models.Index(fields=["tenant", "job", "state"], name="import_slice_state")]
+
+    def __str__(self) -> str:
+        return f"slice {self.index} of {self.job_id}"
 
 
 class ImportUploadChunk(TenantOwnedModel):

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -117,17 +118,26 @@ class ContactInput:
         """Per-field error messages (empty when valid); custom fields are checked by the service."""
         return [str(error) for error in self.cleaned()[1]]
 
-    def cleaned(self) -> tuple[ContactInput, list[FieldError]]:
-        """A normalized copy (trimmed, empty → not provided, dates parsed) and the errors found."""
-        return _Cleaner(self).run()
+    def cleaned(self, *, today: datetime.date | None = None) -> tuple[ContactInput, list[FieldError]]:
+        """A normalized copy (trimmed, empty → not provided, dates parsed) and the errors found.
+
+        `today` (the local date; looked up when not given) lets a batch look it up once."""
+        return _Cleaner(self, today or timezone.localdate()).run()
 
 
 _CONTROL = re.compile(r"[\x00-\x1f]")
+_PHONE_CHARACTERS = re.compile(r"[0-9+().\-\s]+")
+_NON_DIGITS = re.compile(r"\D")
+_LIST_SEPARATORS = re.compile(r"[;|]")
+_ISO_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_JOURNEY_STAGES = frozenset(JourneyStage.values)
+_JOURNEY_STAGE_NAMES = ", ".join(JourneyStage.values)
 
 
 class _Cleaner:
-    def __init__(self, data: ContactInput):
+    def __init__(self, data: ContactInput, today: datetime.date):
         self.data = data
+        self.today = today
         self.errors: list[FieldError] = []
 
     def error(self, field: str, message: str) -> None:
@@ -154,10 +164,12 @@ class _Cleaner:
     def text(self, field: str, value: Any, max_length: int = MAX_TEXT) -> str | None:
         if value is None:
             return None
-        if not isinstance(value, str | int | float) or isinstance(value, bool):
-            self.error(field, "must be text")
-            return None
-        text = str(value).strip()
+        if type(value) is not str:  # the common case skips the type checks
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                self.error(field, "must be text")
+                return None
+            value = str(value)
+        text = value.strip()
         if _CONTROL.search(text):
             self.error(field, "contains control characters")
             return None
@@ -181,10 +193,10 @@ class _Cleaner:
         phone = self.text("phone", value, 32)
         if phone is None:
             return None
-        if not re.fullmatch(r"[0-9+().\-\s]+", phone):
+        if not _PHONE_CHARACTERS.fullmatch(phone):
             self.error("phone", "may contain only digits, spaces and + ( ) . -")
             return None
-        digits = re.sub(r"\D", "", phone)
+        digits = _NON_DIGITS.sub("", phone)
         if not 7 <= len(digits) <= 15:
             self.error("phone", "must have between 7 and 15 digits")
             return None
@@ -196,6 +208,12 @@ class _Cleaner:
         text = self.text(field, value, 32)
         if text is None:
             return None
+        iso = _ISO_DATE.fullmatch(text)  # the usual shape, without strptime's cost
+        if iso is not None:
+            try:
+                return datetime.date(int(iso[1]), int(iso[2]), int(iso[3]))
+            except ValueError:
+                pass  # not a real date: the same error as below
         for pattern in ("%Y-%m-%d", "%m/%d/%Y"):
             try:
                 return datetime.datetime.strptime(text, pattern).date()  # noqa: DTZ007 - a date
@@ -209,7 +227,7 @@ class _Cleaner:
         born = self.date("birth_date", value)
         if born is None:
             return None
-        if born > timezone.localdate():
+        if born > self.today:
             self.error("birth_date", "is in the future")
             return None
         if born.year < OLDEST_BIRTH_YEAR:
@@ -301,7 +319,7 @@ class _Cleaner:
         if value is None:
             return None
         if isinstance(value, str):
-            value = [part for part in re.split(r"[;|]", value)]
+            value = _LIST_SEPARATORS.split(value)
         if not isinstance(value, list | tuple):
             self.error(field, "must be a list")
             return None
@@ -316,8 +334,8 @@ class _Cleaner:
         if stage is None:
             return None
         stage = stage.lower().replace(" ", "_").replace("-", "_")
-        if stage not in JourneyStage.values:
-            self.error("journey_stage", f"must be one of {', '.join(JourneyStage.values)}")
+        if stage not in _JOURNEY_STAGES:
+            self.error("journey_stage", f"must be one of {_JOURNEY_STAGE_NAMES}")
             return None
         return stage
 
@@ -377,9 +395,20 @@ def age_on(born: datetime.date, today: datetime.date) -> int:
 
 
 def derived_columns(
-    tenant, state: dict[str, Any], segmentable_custom: set[str], today: datetime.date
+    tenant,
+    state: dict[str, Any],
+    segmentable_custom: set[str],
+    today: datetime.date,
+    *,
+    token: Callable[[Any, str, str], int] = blind.token,
+    blind_index: Callable[[str, str], bytes] | None = None,
 ) -> dict[str, Any]:
-    """Every stored column of a contact computed from its merged input `state` (input field names)."""
+    """Every stored column of a contact computed from its merged input `state` (input field names).
+
+    `token` and `blind_index` may be memoized versions of the blind.py functions (a batch passes
+    its own, since the same tags and codes come back row after row)."""
+    if blind_index is None:
+        blind_index = functools.partial(blind.blind_index, tenant)
     email, phone = state.get("email"), state.get("phone")
     address = state.get("postal_address") or {}
     demographics = {k: v for k, v in (state.get("demographics") or {}).items() if v}
@@ -391,11 +420,11 @@ def derived_columns(
 
     columns: dict[str, Any] = {
         "email": email,
-        "email_index": blind.blind_index(tenant, "email", email) if email else None,
+        "email_index": blind_index("email", email) if email else None,
         "first_name": state.get("first_name"),
         "last_name": state.get("last_name"),
         "phone": phone,
-        "phone_index": blind.blind_index(tenant, "phone", phone) if phone else None,
+        "phone_index": blind_index("phone", phone) if phone else None,
         "postal_address": address or None,
         "birth_date": born.isoformat() if born else None,
         "external_ids": state.get("external_ids") or None,
@@ -421,9 +450,9 @@ def derived_columns(
         for key, value in custom.items()
         if key in segmentable_custom
     ]
-    columns["demographic_tokens"] = _tokens(tenant, segment_pairs)
-    columns["tag_tokens"] = _tokens(tenant, [(TAG_TOKEN_KIND, tag) for tag in state.get("tags") or ()])
-    columns["clinical_tokens"] = _tokens(tenant, _clinical_codes(clinical))
+    columns["demographic_tokens"] = _tokens(tenant, segment_pairs, token)
+    columns["tag_tokens"] = _tokens(tenant, [(TAG_TOKEN_KIND, tag) for tag in state.get("tags") or ()], token)
+    columns["clinical_tokens"] = _tokens(tenant, _clinical_codes(clinical), token)
     columns["sensitive_categories"] = sensitive_categories(clinical)
     return columns
 
@@ -444,12 +473,17 @@ def _clinical_codes(clinical: dict[str, Any]) -> list[tuple[str, str]]:
     return pairs
 
 
-def _tokens(tenant, pairs: list[tuple[str, str]]) -> list[int]:
-    return sorted({blind.token(tenant, kind, value) for kind, value in pairs})
+def _tokens(tenant, pairs: list[tuple[str, str]], token: Callable[[Any, str, str], int]) -> list[int]:
+    return sorted({token(tenant, kind, value) for kind, value in pairs})
+
+
+# Pure functions of a code, asked about the same few codes row after row.
+_category_of_condition = functools.lru_cache(maxsize=4096)(reference.category_of_condition)
+_category_of_medication = functools.lru_cache(maxsize=4096)(reference.category_of_medication)
 
 
 def sensitive_categories(clinical: dict[str, Any]) -> list[str]:
-    found = {reference.category_of_condition(code) for code in clinical.get("conditions") or ()}
-    found |= {reference.category_of_medication(name) for name in clinical.get("medications") or ()}
+    found = {_category_of_condition(code) for code in clinical.get("conditions") or ()}
+    found |= {_category_of_medication(name) for name in clinical.get("medications") or ()}
     found.discard(None)
     return sorted(found)

@@ -72,6 +72,40 @@ def contact_get(*, tenant: Tenant, contact_id: uuid.UUID | str) -> Contact:
     return contact
 
 
+def contact_find(
+    *,
+    tenant: Tenant,
+    contact_id: uuid.UUID | None = None,
+    external_system: str = "",
+    external_id: str = "",
+    email: str = "",
+) -> Contact:
+    """A live contact named the way integrations name people: by id, by EHR/CRM id, or by address."""
+    if contact_id is not None:
+        return contact_get(tenant=tenant, contact_id=contact_id)
+    if external_system and external_id:
+        link = (
+            ContactExternalId.objects.filter(
+                tenant=tenant,
+                system=external_system,
+                value_index=external_id_index(tenant, external_system, external_id),
+            )
+            .select_related("contact")
+            .first()
+        )
+        if link is None or link.contact.deleted_at is not None:
+            raise NotFound("No such contact.")
+        return link.contact
+    if email:
+        found = Contact.objects.filter(
+            tenant=tenant, email_index=blind.blind_index(tenant, "email", email), deleted_at__isnull=True
+        ).first()
+        if found is None:
+            raise NotFound("No such contact.")
+        return found
+    raise NotFound("Name the contact: contact_id, external_id or email.")
+
+
 @dataclasses.dataclass(frozen=True)
 class ReadScope:
     """What a reader may see: unmasked identity or hints only; clinical values or nothing."""

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import IntegrityError, models, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from audit import services as audit
@@ -76,13 +75,35 @@ def external_id_index(tenant, system: str, value: str) -> bytes:
 
 @dataclasses.dataclass
 class _Entry:
-    """One contact touched by the batch, with its merged input-state and pending column changes."""
+    """One contact touched by the batch, with its merged input-state and pending column changes.
 
-    contact: Contact
+    A new contact is never built as a model instance (costly per row): its columns are the
+    defaults plus `changes`. A stored one keeps its loaded instance to compare against."""
+
+    contact_id: uuid.UUID
+    stored: Contact | None  # None: created by this batch
     state: dict[str, Any]
-    is_new: bool
     changes: dict[str, Any] = dataclasses.field(default_factory=dict)
     seen: bool = False  # an earlier row of the batch already wrote to it
+
+    @property
+    def is_new(self) -> bool:
+        return self.stored is None
+
+    def current(self, name: str) -> Any:
+        if name in self.changes:
+            return self.changes[name]
+        if self.stored is None:
+            return _NEW_CONTACT[name]
+        value = getattr(self.stored, name)
+        return bytes(value) if isinstance(value, memoryview) else value
+
+
+def _defaults() -> dict[str, Any]:
+    return {field.name: field.get_default() for field in Contact._meta.concrete_fields}
+
+
+_NEW_CONTACT = _defaults()
 
 
 def contact_upsert_many(
@@ -130,11 +151,13 @@ class _Batch:
         self.entries: dict[uuid.UUID, _Entry] = {}
         self.links: dict[tuple[str, bytes], uuid.UUID] = {}  # (system, index) → contact id
         self.link_rows: dict[tuple[str, bytes], ContactExternalId] = {}
-        self.new_links: dict[tuple[str, bytes], ContactExternalId] = {}
+        self.new_links: dict[tuple[str, bytes], uuid.UUID] = {}  # links to write → contact id
         self.email_owner: dict[bytes, uuid.UUID] = {}  # live contacts only
         self.email_of: dict[uuid.UUID, bytes] = {}
         self.today = timezone.localdate()
         self.loaded: dict[uuid.UUID, Contact] = {}
+        self.indexes: dict[tuple[str, str], bytes] = {}  # (kind, value) → blind index, this batch
+        self.tokens: dict[tuple[str, str], int] = {}  # (kind, value) → keyed token, this batch
 
     # -- planning ---------------------------------------------------------------------------
     def plan(self) -> None:
@@ -142,7 +165,7 @@ class _Batch:
         self.segmentable = {key for key, field in definitions.items() if field.segmentable}
         cleaned: list[tuple[ContactInput, list[FieldError]]] = []
         for data in self.inputs:
-            clean, errors = data.cleaned()
+            clean, errors = data.cleaned(today=self.today)
             if clean.custom:
                 clean.custom, custom_errors = normalize.clean_custom(clean.custom, definitions)
                 errors += custom_errors
@@ -160,26 +183,30 @@ class _Batch:
 
     def _ext_keys(self, data: ContactInput) -> list[tuple[str, bytes]]:
         return [
-            (system, external_id_index(self.tenant, system, value))
+            (system, self._blind_index(f"external_id:{system}", value))
             for system, value in (data.external_ids or {}).items()
         ]
 
     def _load(self, inputs: list[ContactInput]) -> None:
+        # Matching ids first (one array parameter each, and nothing to load for new contacts), then
+        # the rows themselves.
         ext_keys = {key for data in inputs for key in self._ext_keys(data)}
-        emails = {normalize.blind.blind_index(self.tenant, "email", d.email) for d in inputs if d.email}
+        emails = {self._blind_index("email", d.email) for d in inputs if d.email}
         link_contact_ids: set[uuid.UUID] = set()
-        if ext_keys:
-            rows = ContactExternalId.objects.filter(
-                tenant=self.tenant, value_index__in=list({index for _, index in ext_keys})
-            )
-            for row in rows:
+        link_ids = bulk.external_ids_with_index(
+            tenant_id=self.tenant.pk, value_indexes=list({index for _, index in ext_keys})
+        )
+        if link_ids:
+            for row in ContactExternalId.objects.filter(tenant=self.tenant, pk__in=link_ids):
                 key = (row.system, bytes(row.value_index))
                 if key in ext_keys:
                     self.link_rows[key] = row
                     link_contact_ids.add(row.contact_id)
-        query = Q(email_index__in=list(emails), deleted_at__isnull=True) | Q(id__in=link_contact_ids)
-        if emails or link_contact_ids:
-            for contact in Contact.objects.filter(query, tenant=self.tenant):
+        contact_ids = link_contact_ids.union(
+            bulk.live_contacts_with_email(tenant_id=self.tenant.pk, email_indexes=list(emails))
+        )
+        if contact_ids:
+            for contact in Contact.objects.filter(tenant=self.tenant, pk__in=contact_ids):
                 self.loaded[contact.pk] = contact
                 if contact.deleted_at is None and contact.email_index is not None:
                     self.email_owner[bytes(contact.email_index)] = contact.pk
@@ -195,75 +222,94 @@ class _Batch:
         if len(targets) > 1:
             message = "these ids belong to different contacts; merge them before upserting"
             return UpsertResult(index, UpsertStatus.ERROR, None, (FieldError("external_ids", message),))
-        email_index = normalize.blind.blind_index(self.tenant, "email", data.email) if data.email else None
+        email_index = self._blind_index("email", data.email) if data.email else None
         target = next(iter(targets), None)
         if target is None and email_index is not None:
             target = self.email_owner.get(email_index)
         entry = self._entry(target)
         owner = self.email_owner.get(email_index) if email_index is not None else None
-        if owner is not None and owner != entry.contact.pk:
+        if owner is not None and owner != entry.contact_id:
             message = "is already the address of another contact"
             return UpsertResult(index, UpsertStatus.ERROR, None, (FieldError("email", message),))
 
         _merge(entry.state, data)
-        columns = normalize.derived_columns(self.tenant, entry.state, self.segmentable, self.today)
+        columns = normalize.derived_columns(
+            self.tenant,
+            entry.state,
+            self.segmentable,
+            self.today,
+            token=self._token,
+            blind_index=self._blind_index,
+        )
         if "tags" not in entry.state:
             del columns["tag_tokens"]  # tags are stored only as tokens: keep them when not given
-        changed = {name: value for name, value in columns.items() if _differs(entry.contact, name, value)}
-        new_keys = [key for key in ext_keys if self.links.get(key) != entry.contact.pk]
-        for name, value in changed.items():
-            _set(entry.contact, name, value)
+        changed = {name: value for name, value in columns.items() if entry.current(name) != value}
+        new_keys = [key for key in ext_keys if self.links.get(key) != entry.contact_id]
         entry.changes.update(changed)
         self._claim_email(entry, columns.get("email_index"))
         for key in new_keys:
-            self.links[key] = entry.contact.pk
-            self.new_links[key] = ContactExternalId(
-                tenant=self.tenant, contact_id=entry.contact.pk, system=key[0], value_index=key[1]
-            )
+            self.links[key] = entry.contact_id
+            self.new_links[key] = entry.contact_id
         first_time, entry.seen = not entry.seen, True
         if entry.is_new and first_time:
-            return UpsertResult(index, UpsertStatus.CREATED, entry.contact.pk)
+            return UpsertResult(index, UpsertStatus.CREATED, entry.contact_id)
         status = UpsertStatus.UPDATED if (changed or new_keys) else UpsertStatus.UNCHANGED
-        return UpsertResult(index, status, entry.contact.pk)
+        return UpsertResult(index, status, entry.contact_id)
+
+    def _blind_index(self, kind: str, value: str) -> bytes:
+        key = (kind, value)
+        index = self.indexes.get(key)
+        if index is None:
+            index = self.indexes[key] = normalize.blind.blind_index(self.tenant, kind, value)
+        return index
+
+    def _token(self, tenant, kind: str, value: str) -> int:
+        # Tags, codes and demographic values repeat across rows: one keyed hash per distinct value.
+        key = (kind, value)
+        token = self.tokens.get(key)
+        if token is None:
+            token = self.tokens[key] = normalize.blind.token(tenant, kind, value)
+        return token
 
     def _entry(self, contact_id: uuid.UUID | None) -> _Entry:
         if contact_id is not None and contact_id in self.entries:
             return self.entries[contact_id]
         if contact_id is None:
-            contact = Contact(id=uuid.uuid4(), tenant=self.tenant)
-            entry = _Entry(contact, {}, is_new=True)
+            entry = _Entry(uuid.uuid4(), None, {})
         else:
             contact = self.loaded[contact_id]
-            entry = _Entry(contact, _stored_state(contact), is_new=False)
-        self.entries[contact.pk] = entry
+            entry = _Entry(contact_id, contact, _stored_state(contact))
+        self.entries[entry.contact_id] = entry
         return entry
 
     def _claim_email(self, entry: _Entry, email_index: bytes | None) -> None:
-        previous = self.email_of.get(entry.contact.pk)
+        previous = self.email_of.get(entry.contact_id)
         if previous is not None and previous != email_index:
             del self.email_owner[previous]
         if email_index is not None:
-            self.email_owner[email_index] = entry.contact.pk
-            self.email_of[entry.contact.pk] = email_index
+            self.email_owner[email_index] = entry.contact_id
+            self.email_of[entry.contact_id] = email_index
 
     # -- writing ----------------------------------------------------------------------------
     def write(self) -> None:
-        created = [entry.contact for entry in self.entries.values() if entry.is_new]
+        created = [(entry.contact_id, entry.changes) for entry in self.entries.values() if entry.is_new]
         updated = [entry for entry in self.entries.values() if not entry.is_new and entry.changes]
         repointed = [row for key, row in self.link_rows.items() if key in self.new_links]
         for row in repointed:
-            row.contact_id = self.new_links.pop((row.system, bytes(row.value_index))).contact_id
+            row.contact_id = self.new_links.pop((row.system, bytes(row.value_index)))
+        tenant_id = self.tenant.pk
         try:
             with transaction.atomic():
-                bulk.contacts_insert(created)
+                bulk.contacts_insert(tenant_id=tenant_id, rows=created)
                 bulk.contacts_update(
-                    tenant_id=self.tenant.pk,
-                    contacts=[entry.contact for entry in updated],
+                    tenant_id=tenant_id,
+                    ids=[entry.contact_id for entry in updated],
                     changes=[entry.changes for entry in updated],
                 )
                 if repointed:
                     ContactExternalId.objects.bulk_update(repointed, ["contact"])
-                ContactExternalId.objects.bulk_create(list(self.new_links.values()), batch_size=MAX_BATCH)
+                links = [(system, index, contact) for (system, index), contact in self.new_links.items()]
+                bulk.external_ids_insert(tenant_id=tenant_id, links=links)
         except IntegrityError:
             raise Conflict(
                 "Another import or API call changed the same contacts at the same moment; retry the batch.",
@@ -277,26 +323,18 @@ def _stored_state(contact: Contact) -> dict[str, Any]:
     return state
 
 
+_INPUT_FIELDS = tuple(field.name for field in dataclasses.fields(ContactInput))
+
+
 def _merge(state: dict[str, Any], data: ContactInput) -> None:
-    for field in dataclasses.fields(ContactInput):
-        value = getattr(data, field.name)
+    for name in _INPUT_FIELDS:
+        value = getattr(data, name)
         if value is None:
             continue
-        if field.name in normalize.MERGED_FIELDS:
-            merged = {**(state.get(field.name) or {}), **value}
+        if name in normalize.MERGED_FIELDS:
+            merged = {**(state.get(name) or {}), **value}
             value = {key: item for key, item in merged.items() if item is not None}
-        state[field.name] = value
-
-
-def _differs(contact: Contact, name: str, value: Any) -> bool:
-    current = getattr(contact, name)
-    if isinstance(current, memoryview):
-        current = bytes(current)
-    return current != value
-
-
-def _set(contact: Contact, name: str, value: Any) -> None:
-    setattr(contact, Contact._meta.get_field(name).attname, value)
+        state[name] = value
 
 
 @transaction.atomic

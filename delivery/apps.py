@@ -4,3 +4,7 @@ from django.apps import AppConfig
 class DeliveryConfig(AppConfig):
     name = "delivery"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Celery's autodiscovery imports delivery.tasks only; register the webhook tasks too.
+        from .webhooks import tasks  # noqa: F401

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from healthmail.crypto.fields import EncryptedTextField, PhiClass
@@ -254,3 +255,226 @@ class MessageAttempt(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"attempt {self.outcome}"
+
+
+# --- Secure portal, bounce/complaint reports, tracking, webhooks out (issue 8, items 4, 7, 8, 9) ------
+
+
+class PortalMessage(TenantOwnedModel):
+    """A message held for the secure portal. The content is a copy sealed under its OWN object key, so
+    retention can shred it independently of the outbox row. Nothing here names the recipient."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+")
+    # Sealed JSON {subject, html, text, attachments} under `content_key`; NULL key = shredded.
+    content_key = models.ForeignKey(
+        "crypto.ObjectKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    content = models.BinaryField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+    recalled_at = models.DateTimeField(null=True, blank=True)
+    recalled_by = models.CharField(max_length=80, blank=True)
+    first_read_at = models.DateTimeField(null=True, blank=True)
+    last_read_at = models.DateTimeField(null=True, blank=True)
+    read_count = models.PositiveIntegerField(default=0)
+    passphrase_hash = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "message"], name="portal_message_one_per_message")
+        ]
+
+    def __str__(self) -> str:
+        return f"portal message {self.pk}"
+
+
+class PortalLink(TenantOwnedModel):
+    """One notice link. Only the SHA-256 of the token is stored; a re-sent notice gets a new link."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    portal_message = models.ForeignKey(PortalMessage, on_delete=models.CASCADE, related_name="links")
+    token_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "token_hash"], name="portal_link_token_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"portal link {self.pk}"
+
+
+class PortalCode(TenantOwnedModel):
+    """A one-time code sent to the recipient's address; stored as a keyed hash, short-lived."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    portal_message = models.ForeignKey(PortalMessage, on_delete=models.CASCADE, related_name="codes")
+    code_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"portal code {self.pk}"
+
+
+class PortalReply(TenantOwnedModel):
+    """A recipient's secure reply, sealed under its own object key (shreddable like the message)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    portal_message = models.ForeignKey(PortalMessage, on_delete=models.CASCADE, related_name="replies")
+    content_key = models.ForeignKey(
+        "crypto.ObjectKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    body = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    staff_read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"portal reply {self.pk}"
+
+
+class DeliveryReport(TenantOwnedModel):
+    """A parsed DSN (RFC 3464) or ARF complaint (RFC 5965) matched to a message. Status codes and
+    actions only: the diagnostic text may echo addresses, so it is not kept."""
+
+    class Kind(models.TextChoices):
+        BOUNCE = "bounce", "Bounce (hard)"
+        SOFT_BOUNCE = "soft_bounce", "Bounce (soft / delayed)"
+        COMPLAINT = "complaint", "Complaint"
+        DELIVERED = "delivered", "Delivery notification"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    action = models.CharField(max_length=16, blank=True)  # failed | delayed | delivered | relayed | expanded
+    status = models.CharField(max_length=16, blank=True)  # enhanced status code, e.g. 5.1.1
+    matched_by = models.CharField(max_length=16)  # verp | message-id
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [models.Index(fields=["tenant", "message"], name="delivery_report_message")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.status}"
+
+
+class TrackedUrl(TenantOwnedModel):
+    """A link target recorded at render time. The click redirect goes only to these (no open
+    redirect); one row per distinct URL of the tenant, shared by every message that links to it."""
+
+    id = models.BigAutoField(primary_key=True)
+    url_hash = models.CharField(max_length=64)
+    url = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "url_hash"], name="tracked_url_unique")]
+
+    def __str__(self) -> str:
+        return f"tracked url {self.pk}"
+
+
+class EngagementEvent(TenantOwnedModel):
+    """An open, click, conversion, form submission or page view. Bot/prefetch opens are kept but
+    flagged, and left out of counts."""
+
+    class Kind(models.TextChoices):
+        OPEN = "open", "Open"
+        CLICK = "click", "Click"
+        CONVERSION = "conversion", "Conversion"
+        FORM_SUBMISSION = "form_submission", "Form submission"
+        PAGE_VIEW = "page_view", "Page view"
+
+    id = models.BigAutoField(primary_key=True)
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    contact = models.ForeignKey(
+        "contacts.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    label = models.CharField(max_length=64, blank=True, help_text="Form or page key for reported events.")
+    link = models.ForeignKey(TrackedUrl, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    source_type = models.CharField(max_length=32, blank=True)
+    source_id = models.CharField(max_length=64, blank=True)
+    variant = models.CharField(max_length=16, blank=True)
+    occurred_at = models.DateTimeField()
+    is_bot = models.BooleanField(default=False)
+    bot_reason = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        indexes = [
+            # The segmentation selector: a contact's events of a kind since a moment.
+            models.Index(fields=["tenant", "contact", "kind", "occurred_at"], name="engagement_contact"),
+            models.Index(fields=["tenant", "source_type", "source_id", "kind"], name="engagement_source"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.occurred_at}"
+
+
+class WebhookEndpoint(TenantOwnedModel):
+    """Where a tenant wants message events POSTed, signed with its secret."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    url = models.URLField(max_length=2000)
+    description = models.CharField(max_length=200, blank=True)
+    # Not PHI, but a secret: sealed with the tenant's data key.
+    secret = EncryptedTextField(phi_class=PhiClass.IDENTIFIER)
+    event_types = ArrayField(models.CharField(max_length=32))
+    active = models.BooleanField(default=True)
+    created_by = models.CharField(max_length=80)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"webhook endpoint {self.pk}"
+
+
+class WebhookDelivery(TenantOwnedModel):
+    """One event for one endpoint, with its attempt log; retried with exponential backoff."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Delivered"
+        FAILED = "failed", "Failed (gave up)"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event_type = models.CharField(max_length=32)
+    stream = models.CharField(max_length=16, choices=Stream.choices, default=Stream.TRANSACTIONAL)
+    payload = models.JSONField()  # ids, states and timestamps only: never PHI
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    attempt_log = models.JSONField(default=list, blank=True)  # [{at, status, duration_ms, error}]
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["tenant", "next_attempt_at"],
+                name="webhook_delivery_due",
+                condition=models.Q(state="pending"),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"webhook delivery {self.pk} ({self.state})"

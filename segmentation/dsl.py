@@ -23,7 +23,7 @@ from typing import Any
 
 from healthmail.errors import ApplicationError
 
-from .registry import LIST_OPERATORS, Field, ValueType, field_get
+from .registry import LIST_OPERATORS, MAX_TIMES, PAIR_OPERATORS, Field, ValueType, field_get
 
 MAX_DEPTH = 6  # nested groups
 MAX_CONDITIONS = 100  # in one definition
@@ -180,6 +180,13 @@ class _Parser:
     # --- values ------------------------------------------------------------------------------
 
     def value(self, field: Field, op: str, raw: Any, path: str) -> Any:
+        if op in PAIR_OPERATORS:
+            if not isinstance(raw, list) or len(raw) != 2:
+                raise _Invalid(path, "must be a list of two numbers [times, days]")
+            times, days = raw
+            if isinstance(times, bool) or not isinstance(times, int) or not 1 <= times <= MAX_TIMES:
+                raise _Invalid(f"{path}/0", f"must be a whole number from 1 to {MAX_TIMES}")
+            return (times, self.scalar(field, days, f"{path}/1"))
         if op == "between":
             if not isinstance(raw, list) or len(raw) != 2:
                 raise _Invalid(path, "must be a list of two numbers [from, to]")

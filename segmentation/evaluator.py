@@ -31,6 +31,9 @@ def members(parsed: Parsed, contacts: Iterable[ContactFacts], ctx: Context) -> l
 def contact_facts(*, tenant) -> list[ContactFacts]:
     """Facts for every live contact of the tenant (for tests: loads the whole list)."""
     from consent.models import Channel, ConsentEvent, ConsentState, Suppression
+    from delivery.tracking.selectors import engagement_facts
+
+    engagement = engagement_facts(tenant=tenant)
 
     granted: dict = defaultdict(set)
     states = ConsentState.objects.for_tenant(tenant).filter(
@@ -62,6 +65,7 @@ def contact_facts(*, tenant) -> list[ContactFacts]:
                 granted_topics=frozenset(granted.get(row["id"], ())),
                 suppressed=row["id"] in suppressed_contacts
                 or (email_index is not None and bytes(email_index) in suppressed_emails),
+                engagement=engagement.get(row["id"], ()),
             )
         )
     return facts

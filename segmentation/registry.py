@@ -4,10 +4,8 @@ Each field declares its value type (how the validator checks and normalizes valu
 its compile strategy (segmentation/strategies.py) and whether using it is a use of PHI. Token kinds
 come from contacts.normalize, so what is stored and what is matched never drift apart.
 
-Engagement (opens, clicks, conversions, form submissions, page events) arrives with delivery: each
-becomes one entry here, e.g. `Field("engagement.opened", ..., type=DAYS, operators=RECENCY,
-strategy=EngagementRecency(event="opened"))`, with a strategy like `Recency` over an EXISTS on
-the event table.
+Engagement (opens, clicks, conversions; bots excluded) comes from delivery's EngagementEvent table
+through the `Engagement` strategy: any/none within N days, or at least K times within N days.
 """
 
 from __future__ import annotations
@@ -35,6 +33,9 @@ EQUALITY = ("eq", "neq", "in", "not_in")
 NUMERIC = ("eq", "neq", "lt", "lte", "gt", "gte", "between")
 TOKENS = ("in", "not_in", "all")
 RECENCY = ("within_days", "not_within_days")
+ENGAGEMENT = (*RECENCY, "count_at_least")
+PAIR_OPERATORS = frozenset({"count_at_least"})  # value [times, days]
+MAX_TIMES = 1000
 
 OPERATOR_LABELS = {
     "eq": "is",
@@ -48,6 +49,7 @@ OPERATOR_LABELS = {
     "gte": "is at least",
     "between": "is between",
     "within_days": "within the last (days)",
+    "count_at_least": "at least (times) within the last (days)",
     "not_within_days": "not within the last (days)",
     "granted": "has opted in to",
     "not_granted": "has not opted in to",
@@ -233,6 +235,25 @@ _FIELDS: list[Field] = [
         RECENCY,
         s.Recency("created_at"),
     ),
+]
+
+_FIELDS += [
+    Field(
+        f"engagement.{name}",
+        label,
+        BEHAVIOUR,
+        ValueType.DAYS,
+        ENGAGEMENT,
+        s.Engagement(kind),
+        help="Automated opens and clicks (scanners, prefetch) are not counted",
+    )
+    for name, label, kind in (
+        ("opened", "Opened an email", "open"),
+        ("clicked", "Clicked a link", "click"),
+        ("converted", "Converted", "conversion"),
+        ("form_submitted", "Submitted a form", "form_submission"),
+        ("page_viewed", "Viewed a page", "page_view"),
+    )
 ]
 
 FIELDS: dict[str, Field] = {f.name: f for f in _FIELDS}

@@ -44,6 +44,8 @@ class ContactFacts:
     sensitive_categories: frozenset[str]
     granted_topics: frozenset[uuid.UUID] = field(default_factory=frozenset)
     suppressed: bool = False
+    # Human (not bot) engagement events: (kind, occurred_at), from delivery.EngagementEvent.
+    engagement: tuple[tuple[str, datetime.datetime], ...] = ()
 
 
 class Context(Protocol):
@@ -268,3 +270,37 @@ class SegmentMembership:
 
         inside = evaluate_node(value.root, facts, ctx)
         return inside if op == "in_segment" else not inside
+
+
+@dataclass(frozen=True)
+class Engagement:
+    """Opens, clicks or conversions (delivery.EngagementEvent, bots excluded) relative to the count's
+    moment: any within N days, none within N days, or at least K within N days ([K, N])."""
+
+    kind: str
+
+    def _since(self, op: str, value: Any, ctx: Context) -> datetime.datetime:
+        days = value[1] if op == "count_at_least" else value
+        return ctx.now - datetime.timedelta(days=days)
+
+    def sql(self, op: str, value: Any, ctx: Context) -> SqlPart:
+        from delivery.models import EngagementEvent
+
+        table = sql.Identifier(EngagementEvent._meta.db_table)
+        where = sql.SQL(
+            "e.tenant_id = c.tenant_id AND e.contact_id = c.id AND e.kind = {} AND NOT e.is_bot"
+            " AND e.occurred_at >= {}"
+        ).format(_P, _P)
+        params: list[Any] = [self.kind, self._since(op, value, ctx)]
+        if op == "count_at_least":
+            part = sql.SQL("(SELECT count(*) FROM {} e WHERE {}) >= {}").format(table, where, _P)
+            return part, [*params, value[0]]
+        exists = sql.SQL("EXISTS (SELECT 1 FROM {} e WHERE {})").format(table, where)
+        return (exists if op == "within_days" else sql.SQL("NOT {}").format(exists)), params
+
+    def test(self, op: str, value: Any, facts: ContactFacts, ctx: Context) -> bool:
+        since = self._since(op, value, ctx)
+        recent = sum(1 for kind, at in facts.engagement if kind == self.kind and at >= since)
+        if op == "count_at_least":
+            return recent >= value[0]
+        return recent > 0 if op == "within_days" else recent == 0

@@ -1,30 +1,35 @@
-"""Contact import: upload (sealed), configure (mapping + options), run in slices, finish, sweep.
+"""Contact import: upload (sealed), configure (mapping + options), run in parallel slices, finish, sweep.
 
-A job runs as a chain of worker slices; each slice is one transaction holding the job row locked
-(`SELECT … FOR UPDATE SKIP LOCKED`, so a duplicate task skips instead of importing twice) and moves
-`last_committed_row`/`resume_position` together with the contacts it wrote. A crash rolls the
-slice back and the retried or swept task resumes after the last committed slice: nothing is lost,
-nothing is imported twice. Before the first write the whole file is read once (row count, and a
-file that is not UTF-8 anywhere fails as a whole before anything is imported).
+Running a job: a first pass over the file counts its rows, refuses a file that is not UTF-8
+anywhere before anything is imported, and cuts it into slices at row boundaries (ImportSlice).
+Workers then import the slices in parallel, each in one transaction that holds the slice row
+locked (`SELECT … FOR UPDATE SKIP LOCKED`, so a duplicate task skips instead of importing twice),
+marks it done and adds its counts to the job. A crash rolls the slice back and the retried or
+swept task imports it again: nothing is lost, nothing is counted twice. The slice that leaves none
+pending finishes the job (a compare-and-set on its status), and the upload is shredded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import gc
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from audit import services as audit
 from audit.actors import Actor
 from audit.models import AuditEvent
-from contacts.models import ImportJob, ImportRowError
+from contacts.models import ImportJob, ImportRowError, ImportSlice
 from contacts.services import UpsertStatus, contact_upsert_many
+from healthmail.crypto import blind, envelope, keys
 from healthmail.errors import Conflict, NotFound
 from healthmail.tasks import enqueue
 from healthmail.tenants.context import tenant_context
@@ -34,7 +39,10 @@ from . import consent_columns, mapping, parsing
 from .storage import CHUNK_SIZE, HEAD_SIZE, SealedFile, UploadUnreadable, UploadWriter, upload_shred
 
 BATCH_SIZE = 1000
-SLICE_ROWS = {ImportJob.Format.CSV: 25_000, ImportJob.Format.XLSX: 100_000}
+# Rows per slice: small enough that two workers share even a modest file, and that a slice's
+# transaction (which a concurrent slice importing the same new email waits for) stays short.
+SLICE_ROWS = {ImportJob.Format.CSV: 5_000, ImportJob.Format.XLSX: 100_000}
+CONFLICT_RETRIES = 5
 SHRED_AFTER = datetime.timedelta(days=7)
 STALLED_AFTER = datetime.timedelta(minutes=5)
 MAX_STALLS = 3
@@ -152,31 +160,39 @@ def import_job_start(*, tenant: Tenant, actor: Actor, job: ImportJob, options: I
     return job
 
 
-# --- Run --------------------------------------------------------------------------------------------
+# --- Run ----------------------------------------------------------------------------------------------
+# A first pass over the file (import_job_prepare) counts the rows, checks the whole file's encoding
+# before anything is written, and cuts it into slices at row boundaries. Each slice is then imported
+# by its own worker task (import_slice_run), in parallel, one transaction per slice.
 
 
-def _rows(job: ImportJob, raw: SealedFile, *, start: int) -> Iterator[parsing.ParsedRow]:
+@dataclass
+class _Tally:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: int = 0  # rows with at least one error
+
+
+def _rows(job: ImportJob, raw: SealedFile, *, start: int, first_number: int) -> Iterator[parsing.ParsedRow]:
     width = len(job.headers)
     if job.file_format == ImportJob.Format.XLSX:
         return parsing.xlsx_rows(raw, width=width, start=start)
-    first_number = job.last_committed_row + 2  # spreadsheet rows: the header is row 1
     return parsing.csv_rows(raw, delimiter=job.delimiter, width=width, start=start, first_number=first_number)
-
-
-def _count_rows(job: ImportJob, raw: SealedFile) -> int:
-    if job.file_format == ImportJob.Format.XLSX:
-        return parsing.xlsx_row_count(raw)
-    return parsing.csv_row_count(raw, delimiter=job.delimiter, width=len(job.headers))
 
 
 def _actor_of(job: ImportJob) -> Actor:
     return Actor.for_user(job.created_by) if job.created_by_id else SYSTEM
 
 
-def import_job_run_slice(*, job_id) -> bool:
-    """Import the next slice of rows. True when more remain (the caller enqueues the next slice).
+def _pending(job_id) -> models.QuerySet:
+    return ImportSlice.objects.filter(job_id=job_id, state=ImportSlice.State.PENDING)
 
-    Runs inside the job's tenant context, which is one transaction: the slice commits as a whole."""
+
+def import_job_prepare(*, job_id) -> list[int]:
+    """Cut the job's file into slices (once), and return the ids of the slices still to import.
+
+    Called again for a running job (the sweep, after a lost task), it only lists what is left."""
     job = (
         ImportJob.objects.select_for_update(skip_locked=True, of=("self",))
         .select_related("tenant", "created_by")
@@ -184,39 +200,161 @@ def import_job_run_slice(*, job_id) -> bool:
         .first()
     )
     if job is None:
-        return False  # finished, removed, or another worker holds it right now
+        return []  # finished, removed, or being prepared by another worker right now
+    if not job.slices.exists():
+        # Create the tenant's keys now if this is its first data: inside a slice, a parallel slice
+        # would wait for that slice's whole transaction to see them.
+        keys.current_version(job.tenant_id, envelope.DATA)
+        keys.current_version(job.tenant_id, blind.INDEX)
+        try:
+            with transaction.atomic():
+                _cut_into_slices(job, SealedFile(job))
+        except (parsing.FileRejected, UploadUnreadable) as error:
+            _finish(job, failure=error.message)
+            return []
+    pending = list(_pending(job.pk).order_by("index").values_list("pk", flat=True))
+    if not pending:
+        _finish(job)  # an empty file
+    return pending
+
+
+def _cut_into_slices(job: ImportJob, raw: SealedFile) -> None:
+    """Read the file once: count its rows and note where every SLICE_ROWS-th row ends. Starts
+    after what a job of an earlier version already committed (0 for every new job)."""
+    size = SLICE_ROWS[job.file_format]
+    slices: list[ImportSlice] = []
+    start, first_row, in_slice, total = job.resume_position, job.last_committed_row + 2, 0, 0
+
+    def cut(row_count: int) -> None:
+        slices.append(
+            ImportSlice(
+                tenant_id=job.tenant_id,
+                job=job,
+                index=len(slices),
+                start_position=start,
+                first_row=first_row,
+                row_count=row_count,
+            )
+        )
+
+    for row in _rows(job, raw, start=start, first_number=first_row):
+        in_slice += 1
+        total += 1
+        if in_slice == size:
+            cut(in_slice)
+            start, first_row, in_slice = row.end_position, row.number + 1, 0
+    if in_slice:
+        cut(in_slice)
+    ImportSlice.objects.bulk_create(slices)
+    now = timezone.now()
+    if job.total_rows is None:
+        job.total_rows = job.last_committed_row + total
     if job.status == ImportJob.Status.QUEUED:
-        job.status = ImportJob.Status.RUNNING
-        job.started_at = timezone.now()
+        job.status, job.started_at = ImportJob.Status.RUNNING, now
+    job.heartbeat_at = now
+    job.save()
+
+
+def import_slice_run(*, slice_id) -> bool:
+    """Import one slice in this transaction; the slice that completes the job finishes it.
+
+    False when there was nothing to do: the slice is done, another worker holds it right now, or
+    the job has ended."""
+    part = (
+        ImportSlice.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("job__tenant", "job__created_by")
+        .filter(pk=slice_id, state=ImportSlice.State.PENDING)
+        .first()
+    )
+    if part is None or part.job.status != ImportJob.Status.RUNNING:
+        return False
+    job = part.job
     plan = mapping.ImportPlan.from_job(job, targets=mapping.targets_for(tenant=job.tenant_id))
     try:
         with transaction.atomic():
-            # A fresh file per pass: each pass's buffered reader closes its file when done.
-            if job.total_rows is None:
-                job.total_rows = _count_rows(job, SealedFile(job))
-            consumed = _import_rows(job, plan, SealedFile(job), limit=SLICE_ROWS[job.file_format])
+            tally = _import_rows(job, plan, SealedFile(job), part)
     except (parsing.FileRejected, UploadUnreadable) as error:
         _finish(job, failure=error.message)
         return False
-    job.heartbeat_at = timezone.now()
-    job.stalled_count = 0
-    job.save()
-    if consumed < SLICE_ROWS[job.file_format]:
+    now = timezone.now()
+    part.state, part.finished_at = ImportSlice.State.DONE, now
+    part.created_count, part.updated_count = tally.created, tally.updated
+    part.unchanged_count, part.error_count = tally.unchanged, tally.errors
+    part.save()
+    # This update holds the job row until the slice commits, so slices ending at the same moment
+    # pass here one after the other, and exactly one of them sees that no slice is left.
+    ImportJob.objects.filter(pk=job.pk).update(
+        last_committed_row=F("last_committed_row") + part.row_count,
+        created_count=F("created_count") + tally.created,
+        updated_count=F("updated_count") + tally.updated,
+        unchanged_count=F("unchanged_count") + tally.unchanged,
+        error_count=F("error_count") + tally.errors,
+        heartbeat_at=now,
+        stalled_count=0,
+    )
+    if not _pending(job.pk).exists():
         _finish(job)
-        return False
     return True
 
 
-def _import_rows(job: ImportJob, plan: mapping.ImportPlan, raw: SealedFile, *, limit: int) -> int:
-    rows = itertools.islice(_rows(job, raw, start=job.resume_position), limit)
-    consumed = 0
+def import_job_run_slice(*, job_id) -> bool:
+    """Prepare the job if needed, then import its next slice here. True while slices remain.
+
+    The one-process way through a job (tests, benchmarks, commands); workers run the same
+    functions, one task per slice."""
+    import_job_prepare(job_id=job_id)
+    part_id = _pending(job_id).order_by("index").values_list("pk", flat=True).first()
+    if part_id is None:
+        return False
+    import_slice_run(slice_id=part_id)
+    return ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.RUNNING).exists()
+
+
+def _import_rows(job: ImportJob, plan: mapping.ImportPlan, raw: SealedFile, part: ImportSlice) -> _Tally:
+    rows = _rows(job, raw, start=part.start_position, first_number=part.first_row)
+    rows = itertools.islice(rows, part.row_count)
+    tally = _Tally()
     while batch := tuple(itertools.islice(rows, BATCH_SIZE)):
-        _import_batch(job, plan, batch)
-        consumed += len(batch)
-    return consumed
+        with _collector_paused():
+            _import_batch(job, plan, batch, tally)
+    return tally
 
 
-def _import_batch(job: ImportJob, plan: mapping.ImportPlan, batch: tuple[parsing.ParsedRow, ...]) -> None:
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """A batch allocates a few hundred thousand short-lived objects, which sets off the cyclic
+    garbage collector again and again, each pass walking the whole heap (a fifth of the import's
+    time). Reference counting frees the batch's objects either way; the collector runs after it."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _upsert(job: ImportJob, inputs: list) -> list:
+    """contact_upsert_many, again after a concurrent slice committed the same new contact.
+
+    Two slices running at once may both create the contact of one email (or external id): the
+    second INSERT waits for the first slice's transaction and then breaks the unique constraint.
+    The batch was rolled back to its savepoint, so planning it again now finds the committed
+    contact and updates it: one contact, no row lost."""
+    for attempt in range(1, CONFLICT_RETRIES + 1):
+        try:
+            return contact_upsert_many(
+                tenant=job.tenant, actor=_actor_of(job), inputs=inputs, source="import", dry_run=job.dry_run
+            )
+        except Conflict as conflict:
+            if conflict.code != "concurrent_upsert" or attempt == CONFLICT_RETRIES:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _import_batch(
+    job: ImportJob, plan: mapping.ImportPlan, batch: tuple[parsing.ParsedRow, ...], tally: _Tally
+) -> None:
     errors: list[ImportRowError] = []
     inputs, numbers, evidence = [], [], {}
 
@@ -243,18 +381,19 @@ def _import_batch(job: ImportJob, plan: mapping.ImportPlan, batch: tuple[parsing
             evidence[len(inputs)] = converted.evidence
         inputs.append(converted.contact)
         numbers.append(row.number)
-    counts = dict.fromkeys(UpsertStatus.values, 0)
     if inputs:
-        results = contact_upsert_many(
-            tenant=job.tenant, actor=_actor_of(job), inputs=inputs, source="import", dry_run=job.dry_run
-        )
         recorded = []
-        for position, (number, result) in enumerate(zip(numbers, results, strict=True)):
+        for position, (number, result) in enumerate(zip(numbers, _upsert(job, inputs), strict=True)):
             if result.status == UpsertStatus.ERROR:
                 for column, message in plan.field_errors(result.errors):
                     error(number, column, message)
                 continue
-            counts[result.status] += 1
+            if result.status == UpsertStatus.CREATED:
+                tally.created += 1
+            elif result.status == UpsertStatus.UPDATED:
+                tally.updated += 1
+            else:
+                tally.unchanged += 1
             if position in evidence and not job.dry_run:
                 recorded.append((result.contact_id, evidence[position]))
         if recorded:
@@ -262,19 +401,20 @@ def _import_batch(job: ImportJob, plan: mapping.ImportPlan, batch: tuple[parsing
                 tenant=job.tenant, actor=_actor_of(job), contact_ids_with_evidence=recorded
             )
     ImportRowError.objects.bulk_create(errors)
-    job.created_count += counts[UpsertStatus.CREATED]
-    job.updated_count += counts[UpsertStatus.UPDATED]
-    job.unchanged_count += counts[UpsertStatus.UNCHANGED]
-    job.error_count += len({e.row_number for e in errors})
-    job.last_committed_row = batch[-1].number - 1
-    job.resume_position = batch[-1].end_position
+    tally.errors += len({e.row_number for e in errors})
 
 
-def _finish(job: ImportJob, *, failure: str = "") -> None:
-    job.status = ImportJob.Status.FAILED if failure else ImportJob.Status.SUCCEEDED
-    job.failure_reason = failure[:500]
-    job.finished_at = timezone.now()
-    job.save()
+def _finish(job: ImportJob, *, failure: str = "") -> bool:
+    """End the job once (compare-and-set on its status), shred the upload, record the outcome."""
+    unfinished = [ImportJob.Status.UPLOADED, ImportJob.Status.QUEUED, ImportJob.Status.RUNNING]
+    ended = ImportJob.objects.filter(pk=job.pk, status__in=unfinished).update(
+        status=ImportJob.Status.FAILED if failure else ImportJob.Status.SUCCEEDED,
+        failure_reason=failure[:500],
+        finished_at=timezone.now(),
+    )
+    if ended != 1:
+        return False
+    job.refresh_from_db()
     upload_shred(job=job, actor=SYSTEM, reason="import finished")
     audit.record(
         actor=_actor_of(job),
@@ -292,6 +432,7 @@ def _finish(job: ImportJob, *, failure: str = "") -> None:
             "errors": job.error_count,
         },
     )
+    return True
 
 
 # --- Housekeeping -------------------------------------------------------------------------------------
@@ -335,11 +476,13 @@ def _requeue_stalled(tenant_id, now: datetime.datetime) -> int:
     requeued = 0
     for job in stalled:
         if job.stalled_count >= MAX_STALLS:
+            stuck_at = _pending(job.pk).order_by("index").values_list("first_row", flat=True).first()
+            after = stuck_at - 1 if stuck_at else job.last_committed_row + 1
             _finish(
                 job,
-                failure=f"The import stopped making progress after row {job.last_committed_row + 1} "
-                f"(tried {MAX_STALLS + 1} times); the rows before it were imported. Fix or remove that "
-                "part of the file and import the rest.",
+                failure=f"The import stopped making progress after row {after} (tried {MAX_STALLS + 1} "
+                f"times); {job.last_committed_row:,} rows of other parts of the file were imported. Fix or "
+                "remove that part of the file and import the file again (imported rows come back unchanged).",
             )
             continue
         job.stalled_count += 1

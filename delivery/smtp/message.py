@@ -21,6 +21,10 @@ HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")  # RFC 5322 ftext: printable ASCII
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@" + _LABEL + r"(?:\." + _LABEL + r")+$")
 MAX_HEADER_VALUE = 4000
+# Headers are written out with RFC 5322's hard limit (998), not the 78-character SHOULD: the email
+# package can only fold a long token (the unsubscribe URL of RFC 8058) by turning it into RFC 2047
+# encoded words, which makes List-Unsubscribe unusable. Bodies are encoded earlier, under SMTP's 78.
+WIRE = SMTP.clone(max_line_length=998)
 BARE_LINE_BREAK = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 LEADING_DOT = re.compile(rb"(?m)^\.")
 
@@ -97,7 +101,7 @@ def build_message(headers: list[tuple[str, str]], *, text: str, html: str | None
     message.set_content(_normalize_body(text), cte="quoted-printable")
     if html is not None:
         message.add_alternative(_normalize_body(html), subtype="html", cte="quoted-printable")
-    content = message.as_bytes()
+    content = message.as_bytes(policy=WIRE)
     builder_owned = ("mime-version", "content-")
     _check_built(
         content, expected=sum(1 for name, _ in headers if not name.lower().startswith(builder_owned))

@@ -19,8 +19,19 @@ from audit import services as audit
 from audit.actors import Actor
 from healthmail.tenants.models import Tenant
 
-# Reachable without a session: sign-in, health, static files, the API (own auth), public patient pages.
-OPEN_PREFIXES = ("/login/", "/invite/", "/healthz", "/metrics", "/static/", "/api/", "/p/", "/favicon.ico")
+# Reachable without a session: sign-in, health, static files, the API (own auth), public patient pages,
+# tracking pixels and click redirects (/t/: opaque signed tokens, no PHI).
+OPEN_PREFIXES = (
+    "/login/",
+    "/invite/",
+    "/healthz",
+    "/metrics",
+    "/static/",
+    "/api/",
+    "/p/",
+    "/t/",
+    "/favicon.ico",
+)
 # Reachable signed in but before MFA verification.
 MFA_PREFIXES = ("/mfa/", "/logout/")
 

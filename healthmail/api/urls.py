@@ -1,6 +1,8 @@
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
+from delivery.tracking.events_api import EventCollection
+
 from . import views
 from .errors import api_not_found
 
@@ -16,6 +18,9 @@ urlpatterns = [
     path("v1/me", views.WhoAmI.as_view(), name="api-me"),
     path("v1/contacts", include("contacts.api_urls")),
     path("v1/", include("consent.api_urls")),
+    path("v1/", include("delivery.webhooks.api_urls")),
+    path("v1/events", EventCollection.as_view(), name="api-events"),
+    path("v1/", include("campaigns.api_urls")),
     # Last: any other /api/ URL is a problem+json 404, never Django's HTML page.
     re_path(r"^.*$", api_not_found, name="api-not-found"),
 ]

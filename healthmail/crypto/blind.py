@@ -10,10 +10,8 @@ values (each tenant has its own index key), so an index reveals nothing across t
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
-import struct
 import unicodedata
 import uuid
 
@@ -24,7 +22,8 @@ INDEX_KEY_VERSION = 1  # index keys are not rotated in place: re-indexing is a r
 
 
 _CODE_KINDS = frozenset({"code", "tag", "condition", "medication", "procedure", "lab", "vaccine"})
-_keyed: dict[uuid.UUID, hmac.HMAC] = {}  # an HMAC with the tenant's index key loaded, copied per use
+_NON_DIGITS = re.compile(r"\D")
+_keyed: dict[uuid.UUID, bytes] = {}  # the tenant's index key, kept loaded (see _index_key)
 
 
 def _tenant_id(tenant) -> uuid.UUID:
@@ -32,22 +31,25 @@ def _tenant_id(tenant) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
-def _keyed_hmac(tenant_id: uuid.UUID) -> hmac.HMAC:
-    # Index keys never change in place (INDEX_KEY_VERSION), so the loaded HMAC can be kept.
-    keyed = _keyed.get(tenant_id)
-    if keyed is None:
+def _index_key(tenant_id: uuid.UUID) -> bytes:
+    # Index keys never change in place (INDEX_KEY_VERSION), so the loaded key can be kept.
+    key = _keyed.get(tenant_id)
+    if key is None:
         keys.current_version(tenant_id, INDEX)  # creates the index key on first use
-        keyed = hmac.new(keys.key_bytes(tenant_id, INDEX, INDEX_KEY_VERSION), digestmod=hashlib.sha256)
-        _keyed[tenant_id] = keyed
-    return keyed
+        key = keys.key_bytes(tenant_id, INDEX, INDEX_KEY_VERSION)
+        _keyed[tenant_id] = key
+    return key
 
 
 def normalize(kind: str, value: str) -> str:
-    value = unicodedata.normalize("NFKC", str(value)).strip()
+    value = str(value)
+    if not value.isascii():  # NFKC leaves ASCII text as it is
+        value = unicodedata.normalize("NFKC", value)
+    value = value.strip()
     if kind == "email":
         return value.lower()
     if kind == "phone":
-        digits = re.sub(r"\D", "", value)
+        digits = _NON_DIGITS.sub("", value)
         return digits[-10:] if len(digits) == 11 and digits.startswith("1") else digits
     if kind in _CODE_KINDS:
         return value.upper().replace(" ", "")
@@ -55,9 +57,9 @@ def normalize(kind: str, value: str) -> str:
 
 
 def _mac(tenant, kind: str, value: str) -> bytes:
-    mac = _keyed_hmac(_tenant_id(tenant)).copy()
-    mac.update(f"{kind}\x00{normalize(kind, value)}".encode())
-    return mac.digest()
+    # One call into OpenSSL's HMAC (hmac.digest) instead of copying a keyed HMAC object per value.
+    message = f"{kind}\x00{normalize(kind, value)}".encode()
+    return hmac.digest(_index_key(_tenant_id(tenant)), message, "sha256")
 
 
 def blind_index(tenant, kind: str, value: str) -> bytes:
@@ -65,4 +67,4 @@ def blind_index(tenant, kind: str, value: str) -> bytes:
 
 
 def token(tenant, kind: str, code: str) -> int:
-    return struct.unpack(">q", _mac(tenant, kind, code)[:8])[0]
+    return int.from_bytes(_mac(tenant, kind, code)[:8], "big", signed=True)

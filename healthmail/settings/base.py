@@ -273,3 +273,22 @@ CELERY_BEAT_SCHEDULE["consent-authorization-upkeep"] = {
     "task": "consent.tasks.authorization_upkeep_all",
     "schedule": 3600.0,
 }
+
+# --- Delivery engine (delivery/engine/config.py lists the DELIVERY_* tunables and their defaults) ----
+# The reconciler: re-queues claims of dead workers, expires, and wakes due work the broker lost.
+CELERY_BEAT_SCHEDULE["delivery-sweep"] = {"task": "delivery.tasks.transactional_sweep", "schedule": 30.0}
+
+# --- Secure portal, bounces, tracking, webhooks (delivery/portal, inbound, tracking, webhooks) --------
+PORTAL_CODE_SENDS_PER_LINK = env.int("PORTAL_CODE_SENDS_PER_LINK", default=5)  # per hour
+PORTAL_CODE_SENDS_PER_IP = env.int("PORTAL_CODE_SENDS_PER_IP", default=20)  # per hour
+PORTAL_FAILURES_PER_LINK = env.int("PORTAL_FAILURES_PER_LINK", default=10)  # wrong codes/passphrases per hour
+PORTAL_FAILURES_PER_IP = env.int("PORTAL_FAILURES_PER_IP", default=30)
+# Only tests turn this on (to reach a local HTTP server); production refuses non-public targets.
+WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {"task": "delivery.webhooks.tasks.webhooks_sweep", "schedule": 60.0}
+
+# --- Campaigns: launches at their time, A/B decisions after their wait, sent campaigns closed -------
+CELERY_BEAT_SCHEDULE["campaigns-sweep"] = {"task": "campaigns.tasks.campaigns_sweep", "schedule": 60.0}
+
+# --- Retention: daily disposal planning, archive moves, hold review reminders; stalled runs resume
+CELERY_BEAT_SCHEDULE["retention-daily"] = {"task": "retention.tasks.retention_daily_all", "schedule": 86400.0}

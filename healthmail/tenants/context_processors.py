@@ -1,5 +1,8 @@
 from audit.policy import may_review_audit
-from healthmail.accounts.roles import HOME_TITLES, role_can
+from healthmail.accounts.roles import HOME_TITLES, PERMISSIONS, role_can
+
+# "legal_holds_manage" → "legal_holds.manage": the dot is not always after the first underscore.
+_BY_ATTRIBUTE = {permission.replace(".", "_"): permission for permission in PERMISSIONS}
 
 
 class _Permissions:
@@ -9,7 +12,7 @@ class _Permissions:
         self.role = role
 
     def __getattr__(self, name: str) -> bool:
-        return role_can(self.role, name.replace("_", ".", 1))
+        return role_can(self.role, _BY_ATTRIBUTE.get(name, ""))
 
 
 def tenant(request):

@@ -15,7 +15,7 @@ from .conftest import password_only
 pytestmark = pytest.mark.django_db
 
 # Reachable without MFA: sign-in itself, the MFA steps, sign-out, invitations, health and metrics,
-# static files, the API (API keys), public patient pages, the favicon.
+# static files, the API (API keys), public patient pages, tracking pixels/redirects, the favicon.
 EXEMPT = (
     "/login/",
     "/mfa/",
@@ -26,6 +26,7 @@ EXEMPT = (
     "/static/",
     "/api/",
     "/p/",
+    "/t/",
     "/favicon.ico",
 )
 _CONVERTER = re.compile(r"<(?:(\w+):)?\w+>")

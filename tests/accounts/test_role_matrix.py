@@ -32,6 +32,9 @@ EXPECTED = {
     "retention.manage":                 (N,       N,       N,        Y,          N),
     "legal_holds.manage":               (N,       N,       N,        Y,          N),
     "break_glass.open":                 (N,       N,       N,        Y,          Y),
+    "delivery.view_progress":           (N,       Y,       Y,        Y,          N),
+    "delivery.search":                  (N,       Y,       N,        Y,          N),
+    "delivery.view_evidence":           (N,       Y,       N,        Y,          N),
 }  # fmt: skip
 
 

@@ -4,55 +4,13 @@ from __future__ import annotations
 
 import datetime
 
-import pytest
-from django.test import Client
 from django.utils import timezone
 
-from audit.actors import Actor
 from audit.models import AuditEvent
-from healthmail.accounts.api_keys import SCOPES, api_key_create
 from healthmail.tenants.context import platform_context, tenant_context
 
 PROBLEM = "application/problem+json"
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "code", "request_id"}
-
-
-@pytest.fixture
-def issue_key(tenant_a):
-    """`issue_key(scopes=[...], tenant=..., expires_at=...)` → the plaintext key, shown once."""
-
-    def issue(*, scopes=None, tenant=None, name="Test integration", expires_at=None) -> str:
-        issued = api_key_create(
-            actor=Actor.system("tests"),
-            tenant=tenant or tenant_a,
-            name=name,
-            scopes=list(SCOPES) if scopes is None else scopes,
-            expires_at=expires_at,
-        )
-        return issued.plaintext
-
-    return issue
-
-
-@pytest.fixture
-def api():
-    """`api(key).get(path)`: a Django test client sending `Authorization: Bearer <key>`."""
-
-    class ApiClient:
-        def __init__(self, key: str | None):
-            self.client = Client()
-            self.headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key else {}
-
-        def get(self, path, **extra):
-            return self.client.get(path, **self.headers, **extra)
-
-        def post(self, path, data=None, content_type="application/json", **extra):
-            return self.client.post(path, data, content_type=content_type, **self.headers, **extra)
-
-        def generic(self, method, path, data="", content_type="application/json", **extra):
-            return self.client.generic(method, path, data, content_type=content_type, **self.headers, **extra)
-
-    return ApiClient
 
 
 def assert_problem(response, status: int, code: str | None = None) -> dict:

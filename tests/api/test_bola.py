@@ -60,6 +60,38 @@ def _segment_id(tenant, issue_key) -> uuid.UUID:
     return segment.pk
 
 
+def _webhook_endpoint_id(tenant, issue_key) -> uuid.UUID:
+    from django.test import override_settings
+
+    from audit.actors import Actor
+    from delivery.webhooks.services import endpoint_create
+
+    with override_settings(WEBHOOK_ALLOW_PRIVATE_TARGETS=True):
+        created = endpoint_create(
+            tenant=tenant,
+            actor=Actor.system("tests"),
+            url="http://127.0.0.1:9/hooks",
+            event_types=["message.delivered"],
+        )
+    return created.endpoint.pk
+
+
+def _message_id(tenant, issue_key) -> uuid.UUID:
+    from delivery.models import Stream
+    from delivery.outbox import OutboxRecipient, RenderedContent, message_enqueue_many
+
+    [message] = message_enqueue_many(
+        tenant=tenant,
+        stream=Stream.TRANSACTIONAL,
+        source_type="api",
+        source_id="bola",
+        purpose="operations",
+        recipients=[OutboxRecipient(None, f"bola.{uuid.uuid4().hex[:8]}@example.org")],
+        content=RenderedContent(subject="Notice", html="<p>Notice</p>", text="Notice"),
+    )
+    return message.pk
+
+
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/api/v1/me"): Operation(scopes=[]),
     ("GET", "/api/v1/segments"): Operation(scopes=["segments:read"]),
@@ -70,6 +102,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/api/v1/segments/{segment_id}/count"): Operation(
         scopes=["segments:read"], make_object=_segment_id
     ),
+    ("POST", "/api/v1/events"): Operation(scopes=["events:write"]),
     ("POST", "/api/v1/consent/events"): Operation(scopes=["consent:write"]),
     ("POST", "/api/v1/suppressions"): Operation(scopes=["consent:write"]),
     ("GET", "/api/v1/contacts"): Operation(scopes=["contacts:read"]),
@@ -79,6 +112,20 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("DELETE", "/api/v1/contacts/{contact_id}"): Operation(
         scopes=["contacts:write"], make_object=_contact_id
     ),
+    ("GET", "/api/v1/webhooks"): Operation(scopes=["webhooks:manage"]),
+    ("POST", "/api/v1/webhooks"): Operation(scopes=["webhooks:manage"]),
+    ("GET", "/api/v1/webhooks/{endpoint_id}"): Operation(
+        scopes=["webhooks:manage"], make_object=_webhook_endpoint_id
+    ),
+    ("DELETE", "/api/v1/webhooks/{endpoint_id}"): Operation(
+        scopes=["webhooks:manage"], make_object=_webhook_endpoint_id
+    ),
+    ("GET", "/api/v1/webhooks/{endpoint_id}/deliveries"): Operation(
+        scopes=["webhooks:manage"], make_object=_webhook_endpoint_id
+    ),
+    ("POST", "/api/v1/messages"): Operation(scopes=["messages:send"]),
+    ("POST", "/api/v1/messages/batch"): Operation(scopes=["messages:send"]),
+    ("GET", "/api/v1/messages/{message_id}"): Operation(scopes=["messages:read"], make_object=_message_id),
 }
 
 # The test-only routes (tests/api/urls.py) keep the object-id half of the harness exercised until

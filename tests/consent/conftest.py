@@ -13,7 +13,6 @@ from consent.models import AuthorizationKind, Source
 from contacts.models import Contact
 from healthmail.crypto.blind import blind_index
 from healthmail.tenants.context import tenant_context
-from tests.api.conftest import api, issue_key  # noqa: F401 - fixtures for the consent API tests
 
 COMPLETE_ELEMENTS = {
     "phi_description": "Your name, email address and the services you used in the last two years.",

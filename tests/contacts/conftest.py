@@ -10,7 +10,6 @@ from audit.actors import Actor
 from contacts.models import Contact
 from contacts.services import ContactInput, contact_upsert_many
 from healthmail.tenants.context import tenant_context
-from tests.api.conftest import api, issue_key  # noqa: F401 - shared fixtures
 
 SYSTEM = Actor.system("tests")
 _numbers = itertools.count(1)

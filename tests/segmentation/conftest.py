@@ -20,10 +20,10 @@ from contacts.models import Contact
 from contacts.synthetic import synthetic_contact
 from healthmail.crypto import blind
 from healthmail.tenants.context import tenant_context
-from tests.api.conftest import api, issue_key  # noqa: F401 - the API fixtures, for test_api.py
 
 ENCRYPTED = set(normalize.PHI_COLUMNS.values())
 TODAY = datetime.date(2025, 1, 1)
+ENGAGEMENT_ANCHOR = datetime.datetime(2026, 3, 1, 12, tzinfo=datetime.UTC)  # test_language's NOW
 
 
 def make_contacts(tenant, count: int, *, seed: int = 1) -> list[Contact]:
@@ -61,10 +61,32 @@ def grant_and_suppress(tenant, contacts: list[Contact], *, seed: int = 1) -> Non
         consent.suppression_add(tenant=tenant, actor=actor, reason=Suppression.Reason.MANUAL, contact=contact)
 
 
+def add_engagement(tenant, contacts: list[Contact], *, seed: int = 1) -> None:
+    """Opens, clicks and conversions at varied ages, some flagged as bots (never counted)."""
+    from delivery.models import EngagementEvent
+
+    rng = random.Random(seed)
+    now = ENGAGEMENT_ANCHOR
+    events = [
+        EngagementEvent(
+            tenant=tenant,
+            contact=contact,
+            kind=rng.choice(["open", "open", "click", "conversion"]),
+            occurred_at=now - datetime.timedelta(days=rng.randint(0, 120), hours=rng.randint(0, 23)),
+            is_bot=rng.random() < 0.2,
+        )
+        for contact in rng.sample(contacts, k=len(contacts) // 2)
+        for _ in range(rng.randint(1, 4))
+    ]
+    with tenant_context(tenant):
+        EngagementEvent.objects.bulk_create(events)
+
+
 @pytest.fixture
 def audience_a(tenant_a):
     contacts = make_contacts(tenant_a, 300, seed=1)
     grant_and_suppress(tenant_a, contacts, seed=1)
+    add_engagement(tenant_a, contacts, seed=1)
     return contacts
 
 

@@ -69,6 +69,14 @@ CONDITIONS = st.one_of(
     st.tuples(st.sampled_from(["within_days", "not_within_days"]), st.integers(1, 500)).map(
         lambda t: {"field": "added", "op": t[0], "value": t[1]}
     ),
+    st.tuples(
+        st.sampled_from(["engagement.opened", "engagement.clicked", "engagement.converted"]),
+        st.sampled_from(["within_days", "not_within_days"]),
+        st.integers(1, 150),
+    ).map(lambda t: {"field": t[0], "op": t[1], "value": t[2]}),
+    st.tuples(
+        st.sampled_from(["engagement.opened", "engagement.clicked"]), st.integers(1, 4), st.integers(1, 150)
+    ).map(lambda t: {"field": t[0], "op": "count_at_least", "value": [t[1], t[2]]}),
 )
 
 

@@ -46,11 +46,13 @@ ROLE_TASKS: dict[str, list[Task]] = {
         Task("Settings", "tenants:settings", "Postal address, time zone and session timeout."),
         Task("Contacts", "contacts:contact_list", "Look up patients; every view is audited."),
         Task("Contact fields", "contacts:custom_field_list", "Custom contact fields and their PHI class."),
+        Task("Find a message", "sending:message_search", "Look up a message by id for a support request."),
     ],
     Role.MARKETER: [
         Task("Contacts", "contacts:contact_list", "Import patients and review masked contact lists."),
         Task("Segments", "segmentation:segment_list", "Build audiences and check their size."),
         Task("Campaigns", "campaigns:campaign_list", "Write templates, then send campaigns for approval."),
+        Task("Sending", "sending:source_list", "Follow campaigns as they send: delivered, waiting, bounced."),
     ],
     Role.COMPLIANCE_OFFICER: [
         Task("Contacts", "contacts:contact_list", "Look up patients; every view is audited."),
@@ -58,6 +60,7 @@ ROLE_TASKS: dict[str, list[Task]] = {
         Task("Audit trail", "audit:event_list", "Search who did what, verify the chain, export it."),
         Task("Security alerts", "audit:alert_list", "Failed sign-ins, mass exports, break-glass use."),
         Task("Consent", "consent:reports", "Opt-ins by topic, authorizations ending soon, suppressions."),
+        Task("Recipient domains", "sending:domain_table", "TLS per recipient domain; evidence per message."),
         Task(
             "Retention and legal holds",
             "retention:policy_list",

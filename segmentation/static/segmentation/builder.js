@@ -60,6 +60,7 @@
   function defaultValue(field, op) {
     if (LIST_OPS.indexOf(op) >= 0) return field.choices.length ? [field.choices[0].value] : [];
     if (op === "between") return [18, 65];
+    if (op === "count_at_least") return [2, 30];
     if (field.type === "boolean") return true;
     if (field.type === "integer") return 40;
     if (field.type === "days") return 30;
@@ -70,6 +71,15 @@
   function valueInput(node, field) {
     var id = "v" + (++counter);
     var wrap = el("span", { class: "value" });
+    if (node.op === "count_at_least") {
+      [0, 1].forEach(function (i) {
+        var input = el("input", { type: "number", min: "1", max: i ? "3650" : "1000",
+                                  "aria-label": i ? "Days" : "Times", value: String(node.value[i]) });
+        input.addEventListener("input", function () { node.value[i] = Number(input.value); changed(); });
+        wrap.appendChild(input);
+      });
+      return wrap;
+    }
     if (node.op === "between") {
       [0, 1].forEach(function (i) {
         var input = el("input", { type: "number", min: "0", max: "130", "aria-label": i ? "To" : "From",

@@ -1,0 +1,307 @@
+"""Reads of campaigns and templates: lists, lookups (a foreign id is simply not found), the review
+queue, live progress and the aggregate report. Reports never name a person, and counts from 1 to 10
+are shown as "fewer than 11" so small groups cannot be singled out."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Q, QuerySet
+
+from consent.models import ConsentEvent, Suppression
+from delivery.models import DeliveryReport, Message
+from delivery.tracking.selectors import engagement_summary
+from healthmail.accounts.roles import role_can
+from healthmail.errors import NotFound
+from healthmail.tenants.models import Tenant
+
+from .models import Campaign, CampaignApproval, CampaignTransition, CampaignVariant, ContentBlock, Template
+
+SMALL_CELL = 11
+SOURCE_TYPE = "campaign"
+State = Message.State
+
+
+def _uuid(value) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def campaign_list(*, tenant: Tenant) -> QuerySet[Campaign]:
+    return Campaign.objects.for_tenant(tenant).select_related("segment", "template").order_by("-created_at")
+
+
+def campaign_get(*, tenant: Tenant, campaign_id) -> Campaign:
+    found = (
+        Campaign.objects.for_tenant(tenant)
+        .select_related("segment", "template", "template_version", "topic", "sender_domain", "created_by")
+        .filter(pk=_uuid(campaign_id))
+        .first()
+    )
+    if found is None:
+        raise NotFound("No such campaign.")
+    return found
+
+
+def template_list(*, tenant: Tenant) -> QuerySet[Template]:
+    return Template.objects.for_tenant(tenant).order_by("name")
+
+
+def template_get(*, tenant: Tenant, template_id) -> Template:
+    found = Template.objects.for_tenant(tenant).filter(pk=_uuid(template_id)).first()
+    if found is None:
+        raise NotFound("No such template.")
+    return found
+
+
+def block_list(*, tenant: Tenant) -> QuerySet[ContentBlock]:
+    return ContentBlock.objects.for_tenant(tenant).order_by("name")
+
+
+def block_get(*, tenant: Tenant, block_id) -> ContentBlock:
+    found = ContentBlock.objects.for_tenant(tenant).filter(pk=_uuid(block_id)).first()
+    if found is None:
+        raise NotFound("No such block.")
+    return found
+
+
+def campaign_variants(*, tenant: Tenant, campaign: Campaign) -> list[CampaignVariant]:
+    return list(
+        CampaignVariant.objects.for_tenant(tenant).filter(campaign=campaign).select_related("template")
+    )
+
+
+def campaign_history(*, tenant: Tenant, campaign: Campaign) -> list[CampaignTransition]:
+    return list(
+        CampaignTransition.objects.for_tenant(tenant).filter(campaign=campaign).select_related("user")
+    )
+
+
+def campaign_reviews(*, tenant: Tenant, campaign: Campaign) -> list[CampaignApproval]:
+    return list(
+        CampaignApproval.objects.for_tenant(tenant)
+        .filter(campaign=campaign, round=campaign.review_round)
+        .select_related("reviewer")
+    )
+
+
+def approvals_waiting(*, tenant: Tenant, role: str) -> list[Campaign]:
+    """Campaigns in review that still need a review this role can give."""
+    kinds = [
+        k
+        for k, perm in (
+            ("compliance", "campaigns.approve_compliance"),
+            ("clinical", "campaigns.approve_clinical"),
+        )
+        if role_can(role, perm)
+    ]
+    waiting = []
+    for campaign in campaign_list(tenant=tenant).filter(status=Campaign.Status.IN_REVIEW):
+        given = {
+            r.kind for r in campaign_reviews(tenant=tenant, campaign=campaign) if r.decision == "approved"
+        }
+        needed = {"compliance"} | ({"clinical"} if campaign.uses_phi else set())
+        if (needed - given) & set(kinds):
+            waiting.append(campaign)
+    return waiting
+
+
+# --- Progress and reports -----------------------------------------------------------------------
+
+
+def shown(count: int) -> str:
+    return f"fewer than {SMALL_CELL}" if 0 < count < SMALL_CELL else f"{count:,}"
+
+
+PROGRESS_GROUPS = {
+    "waiting": (State.QUEUED, State.DEFERRED),
+    "sending": (State.SENDING,),
+    "delivered": (
+        State.DELIVERED_TLS,
+        State.DELIVERED_PORTAL,
+        State.DELIVERED_WAIVER,
+        State.DELIVERED_UNVERIFIED,
+    ),
+    "bounced": (State.BOUNCED,),
+    "failed": (State.FAILED, State.EXPIRED),
+    "suppressed": (State.SUPPRESSED,),
+    "cancelled": (State.CANCELLED,),
+}
+
+
+@dataclass(frozen=True)
+class Progress:
+    total: int
+    counts: dict[str, int]
+    percent_done: int
+
+    @property
+    def display(self) -> dict[str, str]:
+        return {name: shown(count) for name, count in self.counts.items()}
+
+
+def campaign_progress(*, tenant: Tenant, campaign: Campaign) -> Progress:
+    rows = dict(
+        Message.objects.for_tenant(tenant)
+        .filter(source_type=SOURCE_TYPE, source_id=str(campaign.pk))
+        .values("state")
+        .annotate(n=Count("id"))
+        .values_list("state", "n")
+    )
+    counts = {group: sum(rows.get(s, 0) for s in states) for group, states in PROGRESS_GROUPS.items()}
+    total = sum(rows.values())
+    done = total - counts["waiting"] - counts["sending"]
+    return Progress(total=total, counts=counts, percent_done=round(100 * done / total) if total else 0)
+
+
+REPORT_METRICS = (
+    ("sent", "Sent"),
+    ("delivered_tls", "Delivered (verified TLS)"),
+    ("delivered_portal", "Delivered (secure portal)"),
+    ("bounced", "Bounced"),
+    ("opens", "Opens (unique)"),
+    ("clicks", "Clicks (unique)"),
+    ("conversions", "Conversions"),
+    ("unsubscribes", "Unsubscribes"),
+    ("complaints", "Complaints"),
+)
+
+
+@dataclass
+class Report:
+    columns: list[str]  # variant keys ("" = no A/B test), then "total"
+    values: dict[str, dict[str, int]]  # metric -> column -> count
+    links: list[dict] = field(default_factory=list)
+    goal_metric: str = ""
+    goal_value: int = 0
+    goal_target: int | None = None
+
+    def cell(self, metric: str, column: str) -> str:
+        return shown(self.values[metric].get(column, 0))
+
+    def rows(self) -> list[tuple[str, list[str]]]:
+        return [(label, [self.cell(key, c) for c in self.columns]) for key, label in REPORT_METRICS]
+
+    def chart(self) -> list[dict]:
+        """Bars of the total column, suppressed cells drawn empty (only "fewer than 11" is shown)."""
+        totals = {key: self.values[key].get("total", 0) for key, _ in REPORT_METRICS}
+        top = max(totals.values()) or 1
+        bars = []
+        for index, (key, label) in enumerate(REPORT_METRICS):
+            value = totals[key]
+            visible = value if value >= SMALL_CELL or value == 0 else 0
+            bars.append(
+                {
+                    "label": label,
+                    "display": shown(value),
+                    "width": round(300 * visible / top),
+                    "y": index * 28,
+                }
+            )
+        return bars
+
+    @property
+    def chart_height(self) -> int:
+        return len(REPORT_METRICS) * 28
+
+    @property
+    def goal_display(self) -> str:
+        return shown(self.goal_value)
+
+
+def _by_variant(query, key: str = "variant") -> dict[str, int]:
+    return dict(query.values(key).annotate(n=Count("id")).values_list(key, "n"))
+
+
+def campaign_report(*, tenant: Tenant, campaign: Campaign) -> Report:
+    messages = Message.objects.for_tenant(tenant).filter(source_type=SOURCE_TYPE, source_id=str(campaign.pk))
+    keys = (
+        [v.key for v in campaign_variants(tenant=tenant, campaign=campaign)] if campaign.ab_enabled else [""]
+    )
+    values: dict[str, dict[str, int]] = {}
+    sent = messages.exclude(state__in=(State.CANCELLED, State.SUPPRESSED, State.QUEUED, State.DEFERRED))
+    values["sent"] = _by_variant(sent)
+    values["delivered_tls"] = _by_variant(messages.filter(state=State.DELIVERED_TLS))
+    values["delivered_portal"] = _by_variant(messages.filter(state=State.DELIVERED_PORTAL))
+    values["bounced"] = _by_variant(messages.filter(state=State.BOUNCED))
+    engagement = engagement_summary(tenant=tenant, source_type=SOURCE_TYPE, source_id=str(campaign.pk))
+    for metric, source in (
+        ("opens", "unique_opens"),
+        ("clicks", "unique_clicks"),
+        ("conversions", "conversions"),
+    ):
+        values[metric] = {k: v.get(source, 0) for k, v in engagement["variants"].items()}
+    complaints = DeliveryReport.objects.for_tenant(tenant).filter(
+        kind=DeliveryReport.Kind.COMPLAINT, message__in=messages
+    )
+    values["complaints"] = _by_variant(complaints, "message__variant")
+    values["unsubscribes"] = _unsubscribes(tenant, campaign, messages)
+    for metric in values:
+        values[metric]["total"] = sum(v for k, v in values[metric].items() if k in keys)
+    metric = campaign.primary_metric
+    return Report(
+        columns=[*keys, "total"] if keys != [""] else ["total"],
+        values=values,
+        links=[{**link, "display": shown(link["unique"])} for link in engagement["links"]],
+        goal_metric=metric,
+        goal_value=values.get(metric, {}).get("total", 0),
+        goal_target=campaign.goal_target,
+    )
+
+
+def _unsubscribes(tenant: Tenant, campaign: Campaign, messages) -> dict[str, int]:
+    """Recipients who left the campaign's topic (or all email) after it went out, by variant."""
+    if campaign.launched_at is None:
+        return {}
+    variant_of = dict(messages.exclude(contact__isnull=True).values_list("contact_id", "variant"))
+    left: set = set()
+    if campaign.topic_id:
+        left |= set(
+            ConsentEvent.objects.for_tenant(tenant)
+            .filter(
+                topic_id=campaign.topic_id,
+                kind=ConsentEvent.Kind.REVOKED,
+                occurred_at__gte=campaign.launched_at,
+                contact_id__in=list(variant_of),
+            )
+            .values_list("contact_id", flat=True)
+        )
+    left |= set(
+        Suppression.objects.for_tenant(tenant)
+        .filter(
+            Q(reason=Suppression.Reason.UNSUBSCRIBE_ALL),
+            created_at__gte=campaign.launched_at,
+            contact_id__in=list(variant_of),
+        )
+        .values_list("contact_id", flat=True)
+    )
+    counts: dict[str, int] = {}
+    for contact_id in left:
+        counts[variant_of[contact_id]] = counts.get(variant_of[contact_id], 0) + 1
+    return counts
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value) -> str:
+    """Spreadsheet programs run a cell that starts like a formula (CWE-1236): quote it."""
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def report_csv_rows(*, campaign: Campaign, report: Report) -> list[list[str]]:
+    header = ["metric", *[f"variant {c}" if c != "total" else "total" for c in report.columns]]
+    rows = [header, *[[label, *cells] for label, cells in report.rows()]]
+    rows.append([])
+    rows.append(["link", "unique clicks"])
+    rows.extend([[link["url"], link["display"]] for link in report.links])
+    rows.append([])
+    rows.append(["campaign", campaign.name])
+    rows.append(["goal", campaign.get_goal_display()])
+    rows.append(["primary metric", campaign.get_primary_metric_display()])
+    rows.append(["goal target", str(campaign.goal_target or "")])
+    return [[csv_safe(cell) for cell in row] for row in rows]

@@ -1,0 +1,283 @@
+"""Campaign pages: list, builder, detail (lint, reviews, exclusions, live progress, history),
+workflow buttons, the review page and the report."""
+
+from __future__ import annotations
+
+import csv
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from healthmail.accounts.roles import role_can
+from healthmail.accounts.views.access import actor_of, require_permission
+from healthmail.errors import ApplicationError
+
+from .. import selectors
+from ..forms import CampaignForm, CommentForm, ScheduleForm, campaign_initial, campaign_input
+from ..models import Campaign
+from ..services import campaigns as services
+from ..services import templates as template_services
+from ..services import workflow
+from ..templating.lint import findings_from_dicts
+from .common import VIEW_CAMPAIGNS, campaign_or_404, require_any_permission
+
+EDIT = "campaigns.edit"
+REVIEW = ("campaigns.approve_compliance", "campaigns.approve_clinical")
+
+
+@require_GET
+@require_any_permission(*VIEW_CAMPAIGNS)
+def campaign_list(request: HttpRequest) -> HttpResponse:
+    return render(
+        request, "campaigns/campaign_list.html", {"campaigns": selectors.campaign_list(tenant=request.tenant)}
+    )
+
+
+def _builder(request: HttpRequest, campaign: Campaign | None) -> HttpResponse:
+    initial = (
+        campaign_initial(campaign, selectors.campaign_variants(tenant=request.tenant, campaign=campaign))
+        if campaign
+        else {"sender_name": template_services.branding_get(tenant=request.tenant).sender_name}
+    )
+    form = CampaignForm(request.POST or None, initial=initial, tenant=request.tenant)
+    if request.method == "POST" and form.is_valid():
+        data = campaign_input(form.cleaned_data)
+        try:
+            if campaign is None:
+                campaign = services.campaign_create(tenant=request.tenant, actor=actor_of(request), data=data)
+            else:
+                campaign = services.campaign_update(
+                    tenant=request.tenant, actor=actor_of(request), campaign=campaign, data=data
+                )
+        except ApplicationError as error:
+            form.add_error(None, error.message)
+        else:
+            messages.success(request, f"Campaign “{campaign.name}” saved as a draft.")
+            return redirect("campaigns:campaign_detail", campaign_id=campaign.pk)
+    context = {"form": form, "campaign": campaign}
+    return render(request, "campaigns/campaign_edit.html", context, status=400 if form.is_bound else 200)
+
+
+@require_permission(EDIT)
+def campaign_new(request: HttpRequest) -> HttpResponse:
+    return _builder(request, None)
+
+
+@require_permission(EDIT)
+def campaign_edit(request: HttpRequest, campaign_id) -> HttpResponse:
+    campaign = campaign_or_404(request, campaign_id)
+    if campaign.is_locked:
+        messages.error(
+            request, f"The campaign is {campaign.get_status_display().lower()}: it can no longer be edited."
+        )
+        return redirect("campaigns:campaign_detail", campaign_id=campaign.pk)
+    return _builder(request, campaign)
+
+
+def _preview(request: HttpRequest, campaign: Campaign, language: str = ""):
+    if campaign.template_version is not None:
+        contents = template_services.version_contents(campaign.template_version)
+        blocks, kind = campaign.template_version.blocks, campaign.template_version.kind
+    elif campaign.template is not None:
+        contents = template_services.template_contents(template=campaign.template)
+        blocks, kind = template_services.tenant_blocks(tenant=request.tenant), campaign.template.kind
+    else:
+        return None
+    return template_services.preview(
+        tenant=request.tenant,
+        contents=contents,
+        blocks=blocks,
+        kind=kind,
+        language=language,
+        purpose=campaign.purpose,
+        topic=campaign.topic,
+        sender_name=campaign.sender_name,
+    )
+
+
+@require_GET
+@require_any_permission(*VIEW_CAMPAIGNS)
+def campaign_detail(request: HttpRequest, campaign_id) -> HttpResponse:
+    campaign = campaign_or_404(request, campaign_id)
+    tenant = request.tenant
+    reviews = selectors.campaign_reviews(tenant=tenant, campaign=campaign)
+    approved = {r.kind for r in reviews if r.decision == "approved"}
+    context = {
+        "campaign": campaign,
+        "findings": findings_from_dicts(campaign.lint),
+        "variants": selectors.campaign_variants(tenant=tenant, campaign=campaign),
+        "reviews": reviews,
+        "required": [(kind, kind in approved) for kind in workflow.required_reviews(campaign)],
+        "history": selectors.campaign_history(tenant=tenant, campaign=campaign),
+        "excluded": sorted(campaign.excluded_counts.items(), key=lambda item: -item[1]),
+        "progress": selectors.campaign_progress(tenant=tenant, campaign=campaign),
+        "may_edit": role_can(request.role, EDIT),
+        "may_review": any(role_can(request.role, p) for p in REVIEW),
+        "may_report": role_can(request.role, "reports.view"),
+        "schedule_form": ScheduleForm(),
+        "comment_form": CommentForm(),
+        "preview": _preview(request, campaign),
+    }
+    return render(request, "campaigns/campaign_detail.html", context)
+
+
+@require_GET
+@require_any_permission(*VIEW_CAMPAIGNS)
+def campaign_progress(request: HttpRequest, campaign_id) -> HttpResponse:
+    """The htmx partial the detail page polls while the campaign is sending."""
+    campaign = campaign_or_404(request, campaign_id)
+    progress = selectors.campaign_progress(tenant=request.tenant, campaign=campaign)
+    response = render(request, "campaigns/_progress.html", {"campaign": campaign, "progress": progress})
+    shown = request.GET.get("shown")
+    if shown and shown != campaign.status:
+        response["HX-Refresh"] = "true"  # the status moved on: the page's buttons must follow
+    return response
+
+
+def _step(
+    request: HttpRequest, campaign_id, step, success: str, *, commented: bool = True, **kwargs
+) -> HttpResponse:
+    campaign = campaign_or_404(request, campaign_id)
+    if commented:
+        kwargs["comment"] = request.POST.get("comment", "")
+    try:
+        step(tenant=request.tenant, actor=actor_of(request), campaign=campaign, **kwargs)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, success)
+    return redirect("campaigns:campaign_detail", campaign_id=campaign.pk)
+
+
+@require_POST
+@require_permission(EDIT)
+def campaign_submit(request: HttpRequest, campaign_id) -> HttpResponse:
+    return _step(request, campaign_id, workflow.campaign_submit, "Submitted for review.")
+
+
+@require_POST
+@require_permission(EDIT)
+def campaign_withdraw(request: HttpRequest, campaign_id) -> HttpResponse:
+    return _step(
+        request, campaign_id, workflow.campaign_withdraw, "Withdrawn: the campaign is a draft again."
+    )
+
+
+@require_POST
+@require_permission(EDIT)
+def campaign_schedule(request: HttpRequest, campaign_id) -> HttpResponse:
+    form = ScheduleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose when to send.")
+        return redirect("campaigns:campaign_detail", campaign_id=campaign_id)
+    data = form.cleaned_data
+    later = data["when"] == "later"
+    if later and not (data.get("send_date") and data.get("send_time")):
+        messages.error(request, "Give a date and a time.")
+        return redirect("campaigns:campaign_detail", campaign_id=campaign_id)
+    return _step(
+        request,
+        campaign_id,
+        workflow.campaign_schedule,
+        "Scheduled. Progress shows here once it starts.",
+        commented=False,
+        send_date=data["send_date"] if later else None,
+        send_time=data["send_time"] if later else None,
+        timezone_mode=data["timezone_mode"],
+    )
+
+
+@require_POST
+@require_permission(EDIT)
+def campaign_unschedule(request: HttpRequest, campaign_id) -> HttpResponse:
+    return _step(request, campaign_id, workflow.campaign_unschedule, "Unscheduled.", commented=False)
+
+
+@require_POST
+@require_permission(EDIT)
+def campaign_pause(request: HttpRequest, campaign_id) -> HttpResponse:
+    return _step(request, campaign_id, workflow.campaign_pause, "Paused: messages not yet sent wait.")
+
+
+@require_POST
+@require_permission(EDIT)
+def campaign_resume(request: HttpRequest, campaign_id) -> HttpResponse:
+    return _step(request, campaign_id, workflow.campaign_resume, "Resumed.")
+
+
+@require_POST
+@require_any_permission(EDIT, "campaigns.approve_compliance")
+def campaign_cancel(request: HttpRequest, campaign_id) -> HttpResponse:
+    return _step(request, campaign_id, workflow.campaign_cancel, "Cancelled: no further messages go out.")
+
+
+# --- Reviews --------------------------------------------------------------------------------------
+
+
+@require_GET
+@require_any_permission(*REVIEW)
+def approval_list(request: HttpRequest) -> HttpResponse:
+    waiting = selectors.approvals_waiting(tenant=request.tenant, role=request.role)
+    return render(request, "campaigns/approval_list.html", {"campaigns": waiting})
+
+
+@require_POST
+@require_any_permission(*REVIEW)
+def campaign_review(request: HttpRequest, campaign_id) -> HttpResponse:
+    campaign = campaign_or_404(request, campaign_id)
+    kind = "clinical" if role_can(request.role, "campaigns.approve_clinical") else "compliance"
+    comment = request.POST.get("comment", "")
+    try:
+        if request.POST.get("decision") == "approve":
+            campaign = workflow.campaign_approve(
+                tenant=request.tenant,
+                actor=actor_of(request),
+                role=request.role,
+                campaign=campaign,
+                kind=kind,
+                comment=comment,
+            )
+            messages.success(
+                request,
+                "Approved."
+                if campaign.status == Campaign.Status.APPROVED
+                else "Your approval is recorded; another review is still needed.",
+            )
+        else:
+            workflow.campaign_reject(
+                tenant=request.tenant,
+                actor=actor_of(request),
+                role=request.role,
+                campaign=campaign,
+                kind=kind,
+                comment=comment,
+            )
+            messages.success(request, "Changes requested: the campaign is back with its author.")
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    return redirect("campaigns:campaign_detail", campaign_id=campaign.pk)
+
+
+# --- Reports --------------------------------------------------------------------------------------
+
+
+@require_GET
+@require_permission("reports.view")
+def campaign_report(request: HttpRequest, campaign_id) -> HttpResponse:
+    campaign = campaign_or_404(request, campaign_id)
+    report = selectors.campaign_report(tenant=request.tenant, campaign=campaign)
+    return render(request, "campaigns/campaign_report.html", {"campaign": campaign, "report": report})
+
+
+@require_GET
+@require_permission("reports.view")
+def campaign_report_csv(request: HttpRequest, campaign_id) -> HttpResponse:
+    campaign = campaign_or_404(request, campaign_id)
+    report = selectors.campaign_report(tenant=request.tenant, campaign=campaign)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-report.csv"'
+    writer = csv.writer(response)
+    writer.writerows(selectors.report_csv_rows(campaign=campaign, report=report))
+    return response

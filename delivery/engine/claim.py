@@ -1,0 +1,65 @@
+"""Claiming due outbox rows: FOR UPDATE SKIP LOCKED inside the tenant's context, then a lease.
+
+The claim commits before any message is sent, so a second worker never takes the same rows, and a
+worker that dies leaves rows whose lease runs out (the sweeper gives them back). The lease is the
+only ownership: every later write checks `claimed_by`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from datetime import datetime, timedelta
+
+from django.db import connection
+from django.utils import timezone
+
+from healthmail.tenants.context import tenant_context
+
+# The claim query walks the partial index message_claim (tenant, stream, not_before) of unfinished
+# rows: due retries first (by not_before), then fresh rows (NULL not_before sorts last).
+_CLAIM = """
+WITH due AS (
+    SELECT id FROM delivery_message
+     WHERE tenant_id = %(tenant)s AND stream = %(stream)s AND state IN ('queued', 'deferred')
+       AND NOT held AND (not_before IS NULL OR not_before <= %(now)s)
+     ORDER BY not_before
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE delivery_message AS m
+   SET state = 'sending', claimed_by = %(worker)s, lease_until = %(lease_until)s, updated_at = %(now)s
+  FROM due
+ WHERE m.id = due.id
+RETURNING m.id
+"""
+
+
+def worker_name() -> str:
+    """Who holds a claim: host, process and a random part (a restarted process is someone else)."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def message_claim_batch(
+    *,
+    tenant_id: uuid.UUID,
+    stream: str,
+    worker: str,
+    limit: int,
+    lease: timedelta,
+    now: datetime | None = None,
+) -> list[uuid.UUID]:
+    """Claim up to `limit` due rows of one tenant's stream for `worker`; committed on return."""
+    now = now or timezone.now()
+    params = {
+        "tenant": str(tenant_id),
+        "stream": stream,
+        "now": now,
+        "limit": limit,
+        "worker": worker,
+        "lease_until": now + lease,
+    }
+    with tenant_context(tenant_id), connection.cursor() as cursor:
+        cursor.execute(_CLAIM, params)
+        return [row[0] for row in cursor.fetchall()]

@@ -1,0 +1,137 @@
+"""Turning a claimed message into wire bytes for its path: the content (or the portal notice that
+replaces it), the unsubscribe headers, the DKIM signature of the tenant's verified sender domain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from consent.links import list_unsubscribe_headers
+from consent.models import TRANSACTIONAL_PURPOSES
+from delivery import dkim
+from delivery.models import Message
+from delivery.outbox import RenderedContent, message_content
+from delivery.sender_domains.services import SenderDomainUnverified, sender_domain_signing_key
+from delivery.smtp.message import Prepared, UnsafeMessage
+from healthmail.crypto.errors import DecryptionError
+from healthmail.errors import ApplicationError
+from healthmail.tenants.models import Tenant
+
+from . import decide, record
+from .compose import compose, prepared
+from .config import StreamIdentity
+from .decide import Path
+from .gate import GateResult, topics_for
+
+State = Message.State
+
+
+@dataclass(frozen=True)
+class ContactRef:
+    """What an unsubscribe link needs of a contact: its ids."""
+
+    pk: object
+    tenant_id: object
+
+
+@dataclass
+class Work:
+    message: Message
+    path: Path
+    gate: GateResult
+    refusals: list[dict] = field(default_factory=list)
+    content: RenderedContent | None = None  # kept across rounds: rendered once
+
+    @property
+    def needs_verified(self) -> bool:
+        return decide.needs_verified_tls(
+            uses_phi=self.message.uses_phi, encryption_policy=self.message.encryption_policy
+        )
+
+    @property
+    def address(self) -> str:
+        return self.message.to_address
+
+
+class Preparer:
+    def __init__(self, *, tenant: Tenant, identity: StreamIdentity, deps):
+        self.tenant = tenant
+        self.identity = identity
+        self.deps = deps
+        self._keys: dict = {}
+        self._topics: dict | None = None
+
+    def _signing_key(self, message: Message) -> dkim.SigningKey:
+        if message.sender_domain is None:
+            raise SenderDomainUnverified("Mail without a sender domain is refused.")
+        domain_id = message.sender_domain_id
+        if domain_id not in self._keys:
+            try:
+                self._keys[domain_id] = sender_domain_signing_key(
+                    tenant=self.tenant, domain=message.sender_domain.domain
+                )
+            except SenderDomainUnverified as error:
+                self._keys[domain_id] = error
+        found = self._keys[domain_id]
+        if isinstance(found, SenderDomainUnverified):
+            raise found
+        return found
+
+    def _unsubscribe(self, message: Message) -> dict[str, str] | None:
+        if message.purpose in TRANSACTIONAL_PURPOSES or message.contact_id is None:
+            return None
+        if self._topics is None:
+            self._topics = {}
+        if message.topic not in self._topics:
+            self._topics.update(topics_for(tenant=self.tenant, messages=[message]))
+        # Only ids go into the link: the row's ids are all it needs (no Contact is loaded).
+        contact = ContactRef(pk=message.contact_id, tenant_id=message.tenant_id)
+        return list_unsubscribe_headers(contact, self._topics.get(message.topic))
+
+    def _content_for_path(self, item: Work) -> RenderedContent:
+        if item.content is None:
+            item.content = message_content(item.message)
+        if item.path != Path.PORTAL:
+            return item.content
+        if self.deps.portal is None:
+            raise PortalUnavailable("The secure portal is not available; the message waits for it.")
+        notice = self.deps.portal(item.message, item.content)
+        return RenderedContent(subject=notice.subject, html=notice.html, text=notice.text)
+
+    def prepare(self, item: Work, *, now: datetime) -> tuple[Prepared | None, record.Settle | None]:
+        """(wire-ready message, None) or (None, what becomes of the message instead)."""
+        message = item.message
+        try:
+            key = self._signing_key(message)
+            content = self._content_for_path(item)
+            data = compose(
+                message=message,
+                address=item.address,
+                content=content,
+                identity=self.identity,
+                signing_key=key,
+                display_name=self.tenant.name,
+                now=now,
+                unsubscribe_headers=self._unsubscribe(message),
+            )
+            phi = item.needs_verified if item.path == Path.DIRECT else False
+            return prepared(
+                message=message,
+                address=item.address,
+                content=data,
+                identity=self.identity,
+                sender_domain=key.domain,
+                phi=phi,
+            ), None
+        except PortalUnavailable as error:
+            retry = decide.Retry(State.DEFERRED, now + self.deps.engine.retry.minimum, str(error))
+            return None, record.Settle(message, retry.state, retry.reason, not_before=retry.not_before)
+        except SenderDomainUnverified as error:
+            return None, record.Settle(message, State.FAILED, error.message)
+        except (ApplicationError, UnsafeMessage, ValueError, DecryptionError) as error:
+            reason = getattr(error, "message", None) or str(error)
+            return None, record.Settle(message, State.FAILED, f"not sendable: {reason}"[:300])
+
+
+class PortalUnavailable(Exception):
+    pass

@@ -1,0 +1,193 @@
+"""Writing what happened: the message rows (only those this worker still holds), one attempt row per
+try, and a hard-bounce suppression through the consent service."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import connection
+from django.utils import timezone
+
+from audit.actors import Actor
+from consent import services as consent
+from consent.models import Suppression
+from contacts.models import Contact
+from delivery.models import Message, MessageAttempt
+from delivery.smtp.outcomes import Outcome
+from healthmail.tenants.context import tenant_context
+from healthmail.tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
+State = Message.State
+SYSTEM = Actor.system("delivery")
+# A server reply may echo the address (PHI): it is cut out before a reply is kept anywhere.
+_ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>]+>?")
+
+
+_HANDOFF = """
+UPDATE delivery_message SET handoff_at = %(now)s, lease_until = %(lease_until)s
+ WHERE id = ANY(%(ids)s::uuid[]) AND claimed_by = %(worker)s AND state = 'sending'
+RETURNING id
+"""
+
+
+def scrub(text: str) -> str:
+    return _ADDRESS.sub("[address]", text)[:300]
+
+
+@dataclass
+class Settle:
+    """What becomes of one claimed message after this round."""
+
+    message: Message
+    state: str
+    reason: str = ""
+    not_before: datetime | None = None
+    evidence: dict = field(default_factory=dict)
+    bounce_address: str = ""  # set on a hard bounce: suppress it
+
+
+def attempt_row(
+    message: Message, outcome: Outcome, *, path: str, started_at: datetime, now: datetime
+) -> MessageAttempt:
+    detail = outcome.reason or f"{outcome.code or ''} {outcome.reply}".strip()
+    return MessageAttempt(
+        tenant_id=message.tenant_id,
+        message_id=message.pk,
+        started_at=started_at,
+        finished_at=now,
+        outcome=str(outcome.status),
+        smtp_code=outcome.code,
+        detail=scrub(detail),
+        mx_host=outcome.evidence.mx if outcome.evidence else "",
+        evidence=outcome.evidence.as_dict() if outcome.evidence else {},
+        path=path,
+    )
+
+
+def mark_handoff(
+    *, tenant_id: uuid.UUID, worker: str, ids: Sequence[uuid.UUID], lease_until: datetime
+) -> set[uuid.UUID]:
+    """Commit "about to hand these to SMTP" and renew the lease; returns the ids still ours. A row not
+    returned was taken back by the sweeper and must not be sent by this worker."""
+    if not ids:
+        return set()
+    params = {
+        "now": timezone.now(),
+        "lease_until": lease_until,
+        "ids": "{" + ",".join(str(i) for i in ids) + "}",
+        "worker": worker,
+    }
+    with tenant_context(tenant_id), connection.cursor() as cursor:
+        cursor.execute(_HANDOFF, params)
+        return {row[0] for row in cursor.fetchall()}
+
+
+# One statement for the whole round (Django's bulk_update builds a CASE per field and row, which cost
+# more than the SMTP phase). The WHERE clause is the ownership check: a row the sweeper took back
+# is not written, and RETURNING says which rows were.
+_SETTLE = """
+UPDATE delivery_message AS m
+   SET state = v.state, state_reason = v.reason, attempts = v.attempts, ambiguous_sends = v.ambiguous,
+       not_before = v.not_before, claimed_by = '', lease_until = NULL, handoff_at = NULL,
+       evidence = COALESCE(v.evidence, m.evidence), finished_at = v.finished_at,
+       first_attempt_at = v.first_attempt_at, path = v.path, updated_at = %(now)s
+  FROM jsonb_to_recordset(%(rows)s::jsonb) AS v(
+       id uuid, state text, reason text, attempts int, ambiguous int, not_before timestamptz,
+       evidence jsonb, finished_at timestamptz, first_attempt_at timestamptz, path text)
+ WHERE m.id = v.id AND m.claimed_by = %(worker)s AND m.state = 'sending'
+RETURNING m.id
+"""
+# The attempt rows of a round, the same way (one JSON document instead of a parameter per value).
+_ATTEMPTS = """
+INSERT INTO delivery_messageattempt
+       (tenant_id, message_id, started_at, finished_at, outcome, smtp_code, detail, mx_host, evidence, path)
+SELECT %(tenant)s, a.message_id, a.started_at, a.finished_at, a.outcome, a.smtp_code, a.detail, a.mx_host,
+       a.evidence, a.path
+  FROM jsonb_to_recordset(%(rows)s::jsonb) AS a(
+       message_id uuid, started_at timestamptz, finished_at timestamptz, outcome text, smtp_code int,
+       detail text, mx_host text, evidence jsonb, path text)
+"""
+
+
+def _json(rows: list[dict]) -> str:
+    return json.dumps(rows, default=str)
+
+
+def settle(
+    *, tenant_id: uuid.UUID, worker: str, settles: Sequence[Settle], attempts: Sequence[MessageAttempt]
+) -> int:
+    """Write the outcomes of one round in one transaction; returns how many rows were still ours."""
+    now = timezone.now()
+    final = Message.FINAL_STATES
+    rows = [
+        {
+            "id": s.message.pk,
+            "state": s.state,
+            "reason": s.reason[:300],
+            "attempts": s.message.attempts,
+            "ambiguous": s.message.ambiguous_sends,
+            "not_before": s.not_before,
+            "evidence": s.evidence or None,
+            "finished_at": now if s.state in final else None,
+            "first_attempt_at": s.message.first_attempt_at,
+            "path": s.message.path,
+        }
+        for s in settles
+    ]
+    attempt_rows = [
+        {
+            "message_id": a.message_id,
+            "started_at": a.started_at,
+            "finished_at": a.finished_at,
+            "outcome": a.outcome,
+            "smtp_code": a.smtp_code,
+            "detail": a.detail,
+            "mx_host": a.mx_host,
+            "evidence": a.evidence,
+            "path": a.path,
+        }
+        for a in attempts
+    ]
+    with tenant_context(tenant_id):
+        owned: set[uuid.UUID] = set()
+        if settles:
+            with connection.cursor() as cursor:
+                cursor.execute(_SETTLE, {"now": now, "worker": worker, "rows": _json(rows)})
+                owned = {row[0] for row in cursor.fetchall()}
+        for item in settles:
+            if item.message.pk not in owned:
+                # The lease ran out and the sweeper took the row back (counted as ambiguous if it was
+                # handed off); its next sender records the final state.
+                logger.warning(
+                    "delivery: lease lost before recording", extra={"message": str(item.message.pk)}
+                )
+        if attempt_rows:
+            with connection.cursor() as cursor:
+                cursor.execute(_ATTEMPTS, {"tenant": tenant_id, "rows": _json(attempt_rows)})
+        bounces = [s for s in settles if s.bounce_address and s.message.pk in owned]
+        if bounces:
+            _suppress(tenant_id, bounces)
+    return len(owned)
+
+
+def _suppress(tenant_id: uuid.UUID, bounces: Sequence[Settle]) -> None:
+    """RELIABILITY R4: a 5xx is never retried and the address goes on the suppression list."""
+    tenant = Tenant.objects.get(pk=tenant_id)
+    contacts = Contact.objects.in_bulk([s.message.contact_id for s in bounces if s.message.contact_id])
+    for item in bounces:
+        contact = contacts.get(item.message.contact_id)
+        consent.suppression_add(
+            tenant=tenant,
+            actor=SYSTEM,
+            reason=Suppression.Reason.HARD_BOUNCE,
+            contact=contact,
+            email="" if contact is not None else item.bounce_address,
+            note=f"bounce of message {item.message.pk}",
+        )

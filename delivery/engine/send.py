@@ -1,0 +1,283 @@
+"""Sending one claimed batch: gate → path → content → DKIM → hand-off → outcomes, in rounds.
+
+Round 1 sends every message by its first path; a message the transport REFUSED (no verified TLS)
+comes back in round 2 on its fallback path (portal notice or waiver), never in the clear. Each round
+commits "handed off" before the SMTP phase and its outcomes right after, so a worker killed at any
+moment leaves rows the sweeper can account for: never started (resent) or handed off (resent with
+the same Message-ID and counted as ambiguous).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import dns.exception
+from django.utils import timezone
+
+from delivery.models import Message
+from delivery.outbox import RenderedContent
+from delivery.smtp.connection import MxRoute, TransportSettings
+from delivery.smtp.outcomes import Outcome, Status
+from delivery.tls.mta_sts import HttpsPolicyFetcher, PolicyFetcher
+from delivery.tls.policy import Prober, TlsPolicy, relay_policy
+from delivery.tls.probe import starttls_prober
+from delivery.tls.resolver import Resolver, get_resolver
+from delivery.tls.store import tls_policy_for_domain
+from healthmail.tenants.context import tenant_context
+from healthmail.tenants.models import Tenant
+
+from . import decide, record
+from .config import EngineSettings, stream_identity
+from .decide import Path
+from .gate import gate_messages
+from .prepare import Preparer, Work
+from .transport import Group, deliver_groups
+
+logger = logging.getLogger(__name__)
+State = Message.State
+MAX_ROUNDS = 3
+
+Portal = Callable[[Message, RenderedContent], object]
+
+
+def _default_portal() -> Portal | None:
+    try:
+        from delivery.portal.services import portal_deliver
+    except ImportError:  # the portal is a separate deployable part; without it PHI waits (deferred)
+        return None
+    return portal_deliver
+
+
+@dataclass
+class Dependencies:
+    """Everything that talks to the outside world, injectable for tests and benchmarks."""
+
+    resolver: Resolver
+    fetcher: PolicyFetcher
+    prober: Prober
+    transport: TransportSettings
+    engine: EngineSettings
+    portal: Portal | None = None
+    shared_limits: bool = True  # Redis token buckets and MX leases shared by all workers
+
+    @classmethod
+    def from_settings(cls) -> Dependencies:
+        transport = TransportSettings.from_settings()
+        return cls(
+            resolver=get_resolver(),
+            fetcher=HttpsPolicyFetcher(ca_file=transport.ca_file),
+            prober=starttls_prober(transport),
+            transport=transport,
+            engine=EngineSettings.from_settings(),
+            portal=_default_portal(),
+        )
+
+
+@dataclass
+class BatchReport:
+    claimed: int = 0
+    states: Counter = field(default_factory=Counter)
+    ambiguous: int = 0
+    attempts: int = 0
+
+    def add(self, other: BatchReport) -> None:
+        self.claimed += other.claimed
+        self.states.update(other.states)
+        self.ambiguous += other.ambiguous
+        self.attempts += other.attempts
+
+
+def _policies(domains: set[str], deps: Dependencies, relay: MxRoute | None) -> dict[str, TlsPolicy | str]:
+    """The TLS policy of each domain, or the reason it could not be looked up (then: retry later)."""
+    if relay is not None:
+        return {domain: relay_policy(relay.host) for domain in domains}
+    policies: dict[str, TlsPolicy | str] = {}
+    for domain in sorted(domains):
+        try:
+            policies[domain] = tls_policy_for_domain(
+                domain=domain, resolver=deps.resolver, fetcher=deps.fetcher, prober=deps.prober
+            )
+        except (OSError, ValueError, dns.exception.DNSException) as error:
+            policies[domain] = f"TLS policy lookup failed: {error.__class__.__name__}"
+    return policies
+
+
+def send_claimed(
+    *, tenant_id: uuid.UUID, stream: str, worker: str, ids: list[uuid.UUID], deps: Dependencies
+) -> BatchReport:
+    report = BatchReport(claimed=len(ids))
+    identity = stream_identity(stream)
+    now = timezone.now()
+    settles: list[record.Settle] = []
+    with tenant_context(tenant_id):
+        tenant = Tenant.objects.get(pk=tenant_id)
+        messages = list(
+            Message.objects.filter(pk__in=ids, claimed_by=worker, state=State.SENDING).select_related(
+                "sender_domain"
+            )
+        )
+        live = []
+        for message in messages:
+            if message.expires_at is not None and message.expires_at <= now:
+                settles.append(record.Settle(message, State.EXPIRED, "expired before it could be sent"))
+            else:
+                live.append(message)
+        gates = gate_messages(tenant=tenant, messages=live)
+        work = []
+        for message in live:
+            gate = gates[message.pk]
+            if not gate.allowed:
+                settles.append(record.Settle(message, State.SUPPRESSED, gate.reason))
+                continue
+            path = decide.first_path(encryption_policy=message.encryption_policy, previous_path=message.path)
+            work.append(Work(message=message, path=path, gate=gate))
+    # Cached per domain (DomainTlsPolicy); only a stale entry costs DNS or a probe here.
+    policies = _policies({item.message.to_domain for item in work}, deps, identity.relay)
+    preparer = Preparer(tenant=tenant, identity=identity, deps=deps)
+    for _ in range(MAX_ROUNDS):
+        if not work and not settles:
+            break
+        work, settles = _round(tenant_id, worker, work, settles, policies, preparer, deps, report)
+    for item in work:  # still refused after every fallback: not in the clear, later
+        settles.append(record.Settle(item.message, State.DEFERRED, "no path this round", not_before=now))
+    if settles:
+        _write(tenant_id, worker, settles, [], report)
+    return report
+
+
+def _round(tenant_id, worker, work, settles, policies, preparer, deps, report):
+    """One round: prepare, hand off, send, and record; returns the messages for the next round."""
+    now = timezone.now()
+    groups: dict[str, list[tuple[Work, object]]] = {}
+    with tenant_context(tenant_id):
+        for item in work:
+            policy = policies.get(item.message.to_domain)
+            if isinstance(policy, str):
+                settles.append(
+                    _retry(item, Outcome(str(item.message.pk), Status.DEFERRED, reason=policy), deps, now)
+                )
+                continue
+            prepared, failure = preparer.prepare(item, now=now)
+            if failure is not None:
+                settles.append(failure)
+                continue
+            groups.setdefault(item.message.to_domain, []).append((item, prepared))
+    handed = [item.message.pk for members in groups.values() for item, _ in members]
+    owned = record.mark_handoff(
+        tenant_id=tenant_id, worker=worker, ids=handed, lease_until=now + deps.engine.lease
+    )
+    if settles:  # failures found while preparing: recorded before the (slower) SMTP phase
+        _write(tenant_id, worker, settles, [], report)
+    delivery_groups = []
+    for domain, members in groups.items():
+        members = [(item, prepared) for item, prepared in members if item.message.pk in owned]
+        if members:
+            policy = policies[domain]
+            route = preparer.identity.relay or MxRoute.from_mx(policy.mx[0])
+            delivery_groups.append(Group(route=route, policy=policy, members=members))
+    started = timezone.now()
+    outcomes = asyncio.run(deliver_groups(delivery_groups, deps=deps, stream=preparer.identity.stream))
+    finished = timezone.now()
+    next_work, settles, attempts = [], [], []
+    for group in delivery_groups:
+        for item, prepared in group.members:
+            outcome = outcomes[prepared.key]
+            attempts.append(
+                record.attempt_row(item.message, outcome, path=item.path, started_at=started, now=finished)
+            )
+            following = _outcome(item, outcome, group.policy, deps, finished)
+            if isinstance(following, Work):
+                next_work.append(following)
+            else:
+                settles.append(following)
+    if settles or attempts:
+        _write(tenant_id, worker, settles, attempts, report)
+        report.attempts += len(attempts)
+    return next_work, []
+
+
+def _write(tenant_id, worker, settles, attempts, report: BatchReport) -> None:
+    record.settle(tenant_id=tenant_id, worker=worker, settles=settles, attempts=attempts)
+    for item in settles:
+        report.states[item.state] += 1
+    settles.clear()
+
+
+def _count_attempt(item: Work, now: datetime) -> None:
+    message = item.message
+    message.attempts += 1
+    if message.first_attempt_at is None:
+        message.first_attempt_at = now
+    message.path = item.path
+
+
+def _retry(item: Work, outcome: Outcome, deps: Dependencies, now: datetime) -> record.Settle:
+    _count_attempt(item, now)
+    retry = decide.retry_after(
+        outcome=outcome,
+        attempt=item.message.attempts,
+        first_attempt_at=item.message.first_attempt_at,
+        now=now,
+        schedule=deps.engine.retry,
+        soon=deps.engine.soon,
+    )
+    return record.Settle(item.message, retry.state, record.scrub(retry.reason), not_before=retry.not_before)
+
+
+def _evidence(item: Work, outcome: Outcome, policy: TlsPolicy, now: datetime) -> dict:
+    evidence = {
+        "path": str(item.path),
+        "delivered_at": now.isoformat(),
+        "smtp_code": outcome.code,
+        "tls": outcome.evidence.as_dict() if outcome.evidence else None,
+        "policy": {"source": str(policy.source), "mode": policy.mode, "reason": policy.reason[:300]},
+        "warnings": list(outcome.warnings),
+        "ambiguous_sends": item.message.ambiguous_sends,
+    }
+    if item.refusals:
+        evidence["refused"] = item.refusals  # why verified TLS was not available (the fallback's cause)
+    if item.path == Path.WAIVER:
+        evidence["waiver"] = "patient waiver of encryption on record (consent gate)"
+    return evidence
+
+
+def _outcome(item: Work, outcome: Outcome, policy: TlsPolicy, deps: Dependencies, now: datetime):
+    """A Settle, or the Work for the next round (a refused message on its fallback path)."""
+    message = item.message
+    if outcome.status == Status.DELIVERED:
+        _count_attempt(item, now)
+        verified = bool(outcome.evidence and outcome.evidence.verified)
+        state = decide.delivered_state(path=item.path, verified=verified)
+        return record.Settle(message, state, "", evidence=_evidence(item, outcome, policy, now))
+    if outcome.status == Status.BOUNCED:
+        _count_attempt(item, now)
+        reason = record.scrub(f"{outcome.code} {outcome.reply}")
+        return record.Settle(message, State.BOUNCED, reason, bounce_address=item.address)
+    if outcome.status == Status.AMBIGUOUS:
+        message.ambiguous_sends += 1  # RFC 1047: resent later with the same Message-ID, and counted
+        return _retry(item, outcome, deps, now)
+    if outcome.status == Status.DEFERRED:
+        return _retry(item, outcome, deps, now)
+    # REFUSED: the message needed verified TLS (or the domain enforces it) and did not get it.
+    if item.path == Path.DIRECT and not item.needs_verified:
+        return _retry(item, outcome, deps, now)  # non-PHI mail to an enforcing domain: RFC 8461, later
+    fallback = decide.after_refusal(
+        path=item.path,
+        encryption_policy=message.encryption_policy,
+        waiver_allowed=item.gate.unencrypted_allowed,
+        reason=outcome.reason,
+    )
+    if fallback.path is not None:
+        item.refusals.append({"path": str(item.path), "reason": outcome.reason[:300]})
+        item.path = fallback.path
+        return item
+    if fallback.state == State.DEFERRED:
+        return _retry(item, Outcome(outcome.key, Status.DEFERRED, reason=fallback.reason), deps, now)
+    _count_attempt(item, now)
+    return record.Settle(message, fallback.state, fallback.reason)

@@ -1,0 +1,112 @@
+"""The reconciler (beat): the outbox, not the broker, is the queue of record.
+
+For every tenant (row-level security needs each tenant's own context):
+- claims whose lease ran out go back to the queue: their worker died or hung. A row that was handed
+  to SMTP may have reached the server (RFC 1047), so it is counted in `ambiguous_sends` and resent
+  with the same Message-ID;
+- queued or deferred rows past `expires_at` expire;
+- every stream with due rows and no live claim gets a wake-up task (a lost or flushed broker message
+  costs one sweep period, never a message).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import connection
+from django.utils import timezone
+
+from delivery.models import MessageAttempt, Stream
+from healthmail.tenants.context import tenant_context
+from healthmail.tenants.models import Tenant
+
+LOST_HANDOFF = "worker lost during the SMTP hand-off; resent with the same Message-ID"
+
+_RECLAIM = """
+WITH lost AS (
+    SELECT id, handoff_at IS NOT NULL AS in_flight FROM delivery_message
+     WHERE tenant_id = %(tenant)s AND state = 'sending' AND lease_until < %(now)s
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE delivery_message AS m
+   SET state = 'queued', claimed_by = '', lease_until = NULL, handoff_at = NULL, updated_at = %(now)s,
+       ambiguous_sends = m.ambiguous_sends + lost.in_flight::int,
+       attempts = m.attempts + lost.in_flight::int,
+       first_attempt_at = CASE WHEN lost.in_flight THEN COALESCE(m.first_attempt_at, %(now)s)
+                          ELSE m.first_attempt_at END,
+       state_reason = CASE WHEN lost.in_flight THEN %(reason)s ELSE m.state_reason END
+  FROM lost
+ WHERE m.id = lost.id
+RETURNING m.id, lost.in_flight
+"""
+_EXPIRE = """
+UPDATE delivery_message SET state = 'expired', state_reason = 'expired before it could be sent',
+       finished_at = %(now)s, updated_at = %(now)s
+ WHERE tenant_id = %(tenant)s AND state IN ('queued', 'deferred') AND expires_at <= %(now)s
+"""
+_DUE = """
+SELECT EXISTS (SELECT 1 FROM delivery_message
+                WHERE tenant_id = %(tenant)s AND stream = %(stream)s AND state IN ('queued', 'deferred')
+                  AND NOT held AND (not_before IS NULL OR not_before <= %(now)s)),
+       EXISTS (SELECT 1 FROM delivery_message
+                WHERE tenant_id = %(tenant)s AND stream = %(stream)s AND state = 'sending'
+                  AND lease_until >= %(now)s)
+"""
+
+
+@dataclass
+class SweepReport:
+    requeued: int = 0
+    ambiguous: int = 0
+    expired: int = 0
+    woken: list[tuple[uuid.UUID, str]] = field(default_factory=list)
+
+
+def _sweep_tenant(tenant_id: uuid.UUID, now: datetime, report: SweepReport) -> list[str]:
+    params = {"tenant": str(tenant_id), "now": now, "reason": LOST_HANDOFF}
+    due = []
+    with tenant_context(tenant_id), connection.cursor() as cursor:
+        cursor.execute(_RECLAIM, params)
+        reclaimed = cursor.fetchall()
+        in_flight = [row[0] for row in reclaimed if row[1]]
+        MessageAttempt.objects.bulk_create(
+            MessageAttempt(
+                tenant_id=tenant_id,
+                message_id=message_id,
+                started_at=now,
+                finished_at=now,
+                outcome="ambiguous",
+                detail=LOST_HANDOFF,
+            )
+            for message_id in in_flight
+        )
+        cursor.execute(_EXPIRE, params)
+        report.expired += cursor.rowcount
+        for stream in Stream.values:
+            cursor.execute(_DUE, {**params, "stream": stream})
+            has_due, has_live_claim = cursor.fetchone()
+            # A live claim means a worker is draining this stream and re-enqueues itself while rows
+            # remain; waking another would only pile up tasks. Reclaimed rows always get a wake-up.
+            if has_due and (not has_live_claim or reclaimed):
+                due.append(stream)
+    report.requeued += len(reclaimed)
+    report.ambiguous += len(in_flight)
+    return due
+
+
+def delivery_sweep(*, now: datetime | None = None, wake=None, tenant_ids=None) -> SweepReport:
+    """One pass over every tenant (or the given ones)."""
+    from delivery import tasks
+
+    now = now or timezone.now()
+    wake = wake or tasks.wake
+    report = SweepReport()
+    if tenant_ids is None:
+        tenant_ids = Tenant.objects.values_list("pk", flat=True)
+    for tenant_id in tenant_ids:
+        for stream in _sweep_tenant(tenant_id, now, report):
+            wake(tenant_id=tenant_id, stream=stream)
+            report.woken.append((tenant_id, stream))
+    return report

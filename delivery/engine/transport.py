@@ -1,0 +1,111 @@
+"""The SMTP phase of a round: every recipient domain's messages over a few reused connections to its
+MX host, all domains at once, under the limits shared by every worker (Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from delivery.smtp.client import deliver_batch
+from delivery.smtp.connection import MxRoute
+from delivery.smtp.message import Prepared
+from delivery.smtp.outcomes import Outcome
+from delivery.smtp.throttle import BUCKET_SCRIPT, MxConcurrency, redis_client
+from delivery.tls.policy import TlsPolicy
+
+# Connections one worker process keeps open at once, across all domains.
+WORKER_CONNECTIONS = 20
+
+
+class BatchedTokenBucket:
+    """The transport's per-domain token bucket (same Redis keys and Lua script, so every worker shares
+    the rate), taking tokens `chunk` at a time: one Redis call per `chunk` messages instead of one per
+    message. Tokens left over when the round ends are simply not used (the rate errs low)."""
+
+    def __init__(self, client, *, rate: float, burst: int, prefix: str, chunk: int = 20):
+        self.rate, self.burst, self.prefix = rate, burst, prefix
+        self.chunk = max(1, min(chunk, burst))
+        self.local: dict[str, int] = {}
+        self._script = client.register_script(BUCKET_SCRIPT)
+
+    async def _take(self, domain: str, cost: int) -> float:
+        wait_ms = await self._script(
+            keys=[f"{self.prefix}:rate:{domain}"], args=[self.rate, self.burst, cost]
+        )
+        return int(wait_ms) / 1000
+
+    async def take(self, domain: str) -> float:
+        domain = domain.lower()
+        if self.local.get(domain, 0) > 0:
+            self.local[domain] -= 1
+            return 0.0
+        if self.chunk > 1 and await self._take(domain, self.chunk) <= 0:
+            self.local[domain] = self.chunk - 1
+            return 0.0
+        return await self._take(domain, 1)
+
+
+@dataclass
+class Group:
+    route: MxRoute
+    policy: TlsPolicy
+    members: list  # [(Work, Prepared)]
+
+
+def chunks(
+    messages: Sequence[Prepared], *, per_connection: int, max_connections: int
+) -> list[list[Prepared]]:
+    """Split one domain's messages over as few connections as `per_connection` allows, at most
+    `max_connections` of them, evenly (one slow connection should not hold most of the batch)."""
+    if not messages:
+        return []
+    count = min(max_connections, math.ceil(len(messages) / per_connection))
+    size = math.ceil(len(messages) / count)
+    return [list(messages[i : i + size]) for i in range(0, len(messages), size)]
+
+
+async def deliver_groups(groups: Sequence[Group], *, deps, stream: str) -> dict[str, Outcome]:
+    if not groups:
+        return {}
+    engine = deps.engine
+    client = throttle = concurrency = None
+    if deps.shared_limits:
+        client = redis_client()
+        # Each stream has its own buckets and MX slots: marketing volume never uses up transactional's.
+        prefix = f"{engine.redis_prefix}:{stream}"
+        throttle = BatchedTokenBucket(
+            client, rate=engine.domain_rate, burst=engine.domain_burst, prefix=prefix
+        )
+        concurrency = MxConcurrency(
+            client, limit=engine.mx_concurrency, lease_seconds=engine.mx_lease_seconds, prefix=prefix
+        )
+    slots = asyncio.Semaphore(WORKER_CONNECTIONS)
+
+    async def one(group: Group, batch: list[Prepared]) -> list[Outcome]:
+        async with slots:
+            return await deliver_batch(
+                group.route,
+                batch,
+                group.policy,
+                transport=deps.transport,
+                throttle=throttle,
+                concurrency=concurrency,
+            )
+
+    jobs = [
+        one(group, batch)
+        for group in groups
+        for batch in chunks(
+            [prepared for _, prepared in group.members],
+            per_connection=engine.per_connection,
+            max_connections=engine.mx_connections,
+        )
+    ]
+    try:
+        results = await asyncio.gather(*jobs)
+    finally:
+        if client is not None:
+            await client.aclose()
+    return {outcome.key: outcome for batch in results for outcome in batch}

@@ -1,0 +1,86 @@
+"""A worker's loop for one (tenant, stream): claim due rows, send them, until none are due or the
+time budget is spent (then the task re-enqueues itself, so other tenants' tasks get their turn).
+
+A large backlog is drained by several processes at once: a drain whose first batch came back full
+wakes one more drain, as long as one of DELIVERY_PARALLEL_DRAINS slots (Redis keys that expire on
+their own, so a killed worker frees its slot) is free. Slots only limit fanning out; every woken task
+drains, so a wake is never dropped.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+
+from .claim import message_claim_batch, worker_name
+from .send import BatchReport, Dependencies, send_claimed
+
+
+@dataclass
+class DrainReport(BatchReport):
+    more: bool = False  # the budget ran out with rows still due
+
+
+class DrainSlots:
+    def __init__(self, tenant_id, stream: str, *, size: int, ttl: float):
+        self.keys = [f"delivery:drain:{tenant_id}:{stream}:{index}" for index in range(size)]
+        self.ttl = max(1, int(ttl))
+        self.held: str | None = None
+
+    def take(self) -> bool:
+        for key in self.keys:
+            if cache.add(key, worker_name(), timeout=self.ttl):
+                self.held = key
+                return True
+        return False
+
+    def release(self) -> None:
+        if self.held is not None:
+            cache.delete(self.held)
+            self.held = None
+
+
+def drain(
+    *,
+    tenant_id: uuid.UUID,
+    stream: str,
+    deps: Dependencies | None = None,
+    budget_seconds: float | None = None,
+    fan_out: Callable[[], None] | None = None,
+) -> DrainReport:
+    deps = deps or Dependencies.from_settings()
+    budget = deps.engine.drain_seconds if budget_seconds is None else budget_seconds
+    deadline = time.monotonic() + budget
+    worker = worker_name()
+    report = DrainReport()
+    slots = DrainSlots(
+        tenant_id, stream, size=int(getattr(settings, "DELIVERY_PARALLEL_DRAINS", 4)), ttl=budget + 60
+    )
+    slots.take()
+    try:
+        while True:
+            ids = message_claim_batch(
+                tenant_id=tenant_id,
+                stream=stream,
+                worker=worker,
+                limit=deps.engine.claim_batch,
+                lease=deps.engine.lease,
+            )
+            if not ids:
+                return report
+            if fan_out is not None and len(ids) == deps.engine.claim_batch and not report.claimed:
+                helper = DrainSlots(tenant_id, stream, size=len(slots.keys), ttl=1)
+                if helper.take():  # a free slot: one more process joins (it takes its own slot)
+                    helper.release()
+                    fan_out()
+            report.add(send_claimed(tenant_id=tenant_id, stream=stream, worker=worker, ids=ids, deps=deps))
+            if time.monotonic() >= deadline:
+                report.more = True
+                return report
+    finally:
+        slots.release()

@@ -1,0 +1,1 @@
+"""First-party engagement tracking: open pixel, click redirect, bot flags, aggregates."""

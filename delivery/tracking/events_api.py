@@ -1,0 +1,70 @@
+"""POST /api/v1/events: the tenant's systems report conversions, form submissions and page views."""
+
+from __future__ import annotations
+
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit.actors import Actor
+from contacts.selectors import contact_find
+from healthmail.api.idempotency import idempotent
+
+from .events import REPORTABLE, engagement_report
+
+
+class EventExternalIdSerializer(serializers.Serializer):
+    system = serializers.CharField(max_length=32)
+    id = serializers.CharField(max_length=200)
+
+
+class EventSerializer(serializers.Serializer):
+    contact_id = serializers.UUIDField(required=False)
+    external_id = EventExternalIdSerializer(required=False)
+    email = serializers.EmailField(required=False)
+    kind = serializers.ChoiceField(choices=[str(kind) for kind in REPORTABLE])
+    label = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    occurred_at = serializers.DateTimeField(required=False)
+    message_id = serializers.UUIDField(required=False)
+
+    def validate(self, data):
+        named = [key for key in ("contact_id", "external_id", "email") if key in data]
+        if len(named) != 1:
+            raise serializers.ValidationError(
+                "Name the contact with exactly one of contact_id, external_id, email."
+            )
+        return data
+
+
+class EventResponseSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+
+
+class EventCollection(APIView):
+    required_scopes = {"POST": ["events:write"]}
+    serializer_class = EventSerializer
+
+    @idempotent
+    def post(self, request):
+        incoming = EventSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        external = data.get("external_id") or {}
+        contact = contact_find(
+            tenant=request.auth.tenant,
+            contact_id=data.get("contact_id"),
+            external_system=external.get("system", ""),
+            external_id=external.get("id", ""),
+            email=data.get("email", ""),
+        )
+        event = engagement_report(
+            tenant=request.auth.tenant,
+            actor=Actor.for_api_key(request.auth),
+            contact=contact,
+            kind=data["kind"],
+            label=data.get("label", ""),
+            occurred_at=data.get("occurred_at"),
+            message_id=data.get("message_id"),
+        )
+        return Response({"id": event.pk, "kind": event.kind}, status=status.HTTP_201_CREATED)

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import views
+
+app_name = "tracking"
+
+urlpatterns = [
+    path("o/<str:token>.gif", views.open_pixel, name="open"),
+    path("c/<str:token>", views.click, name="click"),
+]

@@ -1,0 +1,1 @@
+"""Webhooks out: signed message events POSTed to tenants' endpoints, retried with backoff."""

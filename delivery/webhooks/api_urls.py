@@ -1,0 +1,15 @@
+"""Webhook API routes, included under /api/v1/ by healthmail/api/urls.py."""
+
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path("webhooks", api.EndpointCollection.as_view(), name="api-webhooks"),
+    path("webhooks/<uuid:endpoint_id>", api.EndpointItem.as_view(), name="api-webhook"),
+    path(
+        "webhooks/<uuid:endpoint_id>/deliveries",
+        api.EndpointDeliveries.as_view(),
+        name="api-webhook-deliveries",
+    ),
+]

@@ -1,0 +1,423 @@
+"""Legal holds: what they cover, and the lock that makes "a held record is never destroyed" hold
+under concurrency.
+
+Creating or widening a hold takes an exclusive transaction-level advisory lock per tenant; every
+disposal and archive batch takes the same lock shared and reads the active holds after it has it.
+So a hold committed before a batch starts is seen by that batch, and a hold created while a batch
+runs waits for the batch to commit (its records were destroyed before the hold existed).
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import connection, models, transaction
+from django.utils import timezone
+
+from audit import services as audit
+from audit.actors import Actor
+from healthmail.accounts.models import Membership
+from healthmail.errors import ApplicationError, Conflict
+from healthmail.tenants.context import tenant_context
+
+from .models import HoldCustodian, LegalHold
+from .policies import ensure_second_person
+from .registry import all_categories, categories_for_model, expand_groups
+
+
+def _lock_key(tenant_id) -> str:
+    return f"retention-holds:{tenant_id}"
+
+
+def holds_lock_exclusive(tenant_id) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [_lock_key(tenant_id)])
+
+
+def holds_lock_shared(tenant_id) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock_shared(hashtextextended(%s, 0))", [_lock_key(tenant_id)])
+
+
+@dataclass(frozen=True)
+class RecordRef:
+    """What a hold looks at: the same columns the disposal candidates carry."""
+
+    category: str
+    record_id: str
+    clock_at: datetime.datetime
+    contact_id: uuid.UUID | None = None
+    source_ref: str | None = None
+    actor_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class HoldScope:
+    contact_ids: tuple[uuid.UUID, ...] = ()
+    sources: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    date_from: datetime.date | None = None
+    date_to: datetime.date | None = None
+    custodian_ids: tuple[uuid.UUID, ...] = ()
+    free_query: str = ""
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.contact_ids or self.sources or self.categories or self.date_from or self.date_to)
+
+
+@dataclass(frozen=True)
+class ActiveHold:
+    """An active hold with its custodians, as the disposal batch and `holds_for` read it."""
+
+    hold: LegalHold
+    custodian_refs: frozenset[str]
+    categories: frozenset[str]
+
+
+def _day_start(day: datetime.date) -> datetime.datetime:
+    return datetime.datetime.combine(day, datetime.time.min, tzinfo=datetime.UTC)
+
+
+def active_holds(*, tenant) -> list[ActiveHold]:
+    with tenant_context(tenant):
+        holds = list(LegalHold.objects.filter(tenant=tenant, status=LegalHold.Status.ACTIVE))
+        custodians: dict = {}
+        for hold_id, user_id in HoldCustodian.objects.filter(tenant=tenant, hold__in=holds).values_list(
+            "hold_id", "user_id"
+        ):
+            custodians.setdefault(hold_id, set()).add(str(user_id))
+    return [
+        ActiveHold(h, frozenset(custodians.get(h.pk, ())), frozenset(expand_groups(h.categories)))
+        for h in holds
+    ]
+
+
+def hold_covers(active: ActiveHold, ref: RecordRef) -> bool:
+    """The rule, in Python (for pages and `holds_for`); `holds_sql` states the same rule in SQL."""
+    hold = active.hold
+    if active.categories and ref.category not in active.categories:
+        return False
+    if hold.contact_ids and ref.contact_id not in hold.contact_ids:
+        return False
+    if hold.sources and ref.source_ref not in hold.sources:
+        return False
+    if hold.date_from and ref.clock_at < _day_start(hold.date_from):
+        return False
+    if hold.date_to and ref.clock_at >= _day_start(hold.date_to + datetime.timedelta(days=1)):
+        return False
+    return not (
+        active.custodian_refs and ref.actor_ref is not None and ref.actor_ref not in active.custodian_refs
+    )
+
+
+def holds_sql(holds: Sequence[ActiveHold], alias: str = "c") -> tuple[str, list]:
+    """An SQL condition over candidate-shaped columns (`alias`.category, contact_id, source_ref,
+    clock_at, actor_ref): true when any of the holds covers the row."""
+    clauses, params = [], []
+    for active in holds:
+        hold, parts = active.hold, []
+        if active.categories:
+            parts.append(f"{alias}.category = ANY(%s)")
+            params.append(sorted(active.categories))
+        if hold.contact_ids:
+            parts.append(f"{alias}.contact_id = ANY(%s::uuid[])")
+            params.append(list(hold.contact_ids))
+        if hold.sources:
+            parts.append(f"{alias}.source_ref = ANY(%s)")
+            params.append(list(hold.sources))
+        if hold.date_from:
+            parts.append(f"{alias}.clock_at >= %s")
+            params.append(_day_start(hold.date_from))
+        if hold.date_to:
+            parts.append(f"{alias}.clock_at < %s")
+            params.append(_day_start(hold.date_to + datetime.timedelta(days=1)))
+        if active.custodian_refs:
+            parts.append(f"({alias}.actor_ref IS NULL OR {alias}.actor_ref = ANY(%s))")
+            params.append(sorted(active.custodian_refs))
+        clauses.append("(" + (" AND ".join(parts) or "TRUE") + ")")
+    return ("(" + " OR ".join(clauses) + ")" if clauses else "FALSE"), params
+
+
+def record_refs(model_or_instance, record_ids: Sequence[str], *, tenant) -> list[RecordRef]:
+    """The hold-relevant columns of records, computed by the same SQL disposal uses."""
+    refs = []
+    tenant_id = getattr(tenant, "pk", tenant)
+    with tenant_context(tenant_id), connection.cursor() as cursor:
+        for category in categories_for_model(model_or_instance):
+            for source in category.sources:
+                if source.model != model_or_instance._meta.label:
+                    continue
+                cursor.execute(
+                    f"SELECT * FROM ({source.select_sql()}) q WHERE q.record_id = ANY(%(ids)s)",  # noqa: S608
+                    {"tenant": tenant_id, "ids": [str(i) for i in record_ids]},
+                )
+                refs.extend(RecordRef(category.key, *row) for row in cursor.fetchall())
+    return refs
+
+
+def holds_for(record: models.Model) -> list[LegalHold]:
+    """Active holds covering a record (any model registered in a retention category)."""
+    refs = record_refs(record, [str(record.pk)], tenant=record.tenant_id)
+    holds = active_holds(tenant=record.tenant_id)
+    return [a.hold for a in holds if any(hold_covers(a, ref) for ref in refs)]
+
+
+def holds_for_contact(*, tenant, contact_id) -> list[LegalHold]:
+    """Holds naming the contact, or covering the contact record itself."""
+    holds = active_holds(tenant=tenant)
+    from contacts.models import Contact
+
+    refs = record_refs(Contact, [str(contact_id)], tenant=tenant)
+    found = []
+    for active in holds:
+        if uuid.UUID(str(contact_id)) in active.hold.contact_ids or any(hold_covers(active, r) for r in refs):
+            found.append(active.hold)
+    return found
+
+
+# --- Services -----------------------------------------------------------------------------------------
+
+
+def _validate_scope(tenant, scope: HoldScope) -> None:
+    if scope.is_empty:
+        raise ApplicationError(
+            "Name at least one of: contacts, campaigns/sources, categories or a date range.", code="scope"
+        )
+    known = {c.key for c in all_categories()}
+    unknown = set(scope.categories) - known
+    if unknown:
+        raise ApplicationError("Unknown categories: " + ", ".join(sorted(unknown)), code="categories")
+    if scope.date_from and scope.date_to and scope.date_to < scope.date_from:
+        raise ApplicationError("The date range ends before it starts.", code="dates")
+    if scope.contact_ids:
+        from contacts.models import Contact
+
+        found = Contact.objects.filter(tenant=tenant, pk__in=scope.contact_ids).count()
+        if found != len(set(scope.contact_ids)):
+            raise ApplicationError(
+                f"{len(set(scope.contact_ids)) - found} of the contact ids are not contacts of this "
+                "organization.",
+                code="contacts",
+            )
+    members = Membership.objects.filter(
+        tenant=tenant, user_id__in=scope.custodian_ids, is_active=True
+    ).count()
+    if members != len(set(scope.custodian_ids)):
+        raise ApplicationError("Custodians must be active members of this organization.", code="custodians")
+
+
+def _notify(tenant, hold: LegalHold, user_ids: Sequence) -> None:
+    """Email the custodians (after commit); the in-app notice is the acknowledgement list itself."""
+    with tenant_context(tenant):
+        emails = list(
+            Membership.objects.filter(tenant=tenant, user_id__in=user_ids, is_active=True).values_list(
+                "user__email", flat=True
+            )
+        )
+    if emails:
+        send_mail(
+            # Matter names can name a patient: the email carries only the link.
+            subject="HealthMail: you are a custodian under a legal hold",
+            message=(
+                "You are a custodian under a legal hold. Preserve every record and document you hold "
+                "that relates to the matter; do not delete or alter anything in its scope.\n\n"
+                f"Acknowledge it at {settings.PUBLIC_BASE_URL}/retention/holds/{hold.pk}/\n"
+            ),
+            from_email=None,
+            recipient_list=emails,
+        )
+
+
+@transaction.atomic
+def hold_create(
+    *,
+    tenant,
+    actor: Actor,
+    matter: str,
+    reason: str,
+    counsel: str,
+    scope: HoldScope,
+    review_every_days: int = 90,
+) -> LegalHold:
+    if not (matter.strip() and reason.strip() and counsel.strip()):
+        raise ApplicationError("Matter, reason and counsel are required.", code="required")
+    with tenant_context(tenant):
+        _validate_scope(tenant, scope)
+        holds_lock_exclusive(tenant.pk)
+        now = timezone.now()  # after the lock: no batch that could destroy covered records is running
+        hold = LegalHold.objects.create(
+            tenant=tenant,
+            matter=matter.strip(),
+            reason=reason.strip(),
+            counsel=counsel.strip(),
+            contact_ids=list(dict.fromkeys(scope.contact_ids)),
+            sources=list(dict.fromkeys(s.strip() for s in scope.sources if s.strip())),
+            categories=list(dict.fromkeys(scope.categories)),
+            date_from=scope.date_from,
+            date_to=scope.date_to,
+            free_query=scope.free_query.strip(),
+            created_by=actor.user,
+            created_at=now,
+            review_every_days=review_every_days,
+            next_review_at=now + datetime.timedelta(days=review_every_days),
+        )
+        HoldCustodian.objects.bulk_create(
+            [
+                HoldCustodian(tenant=tenant, hold=hold, user_id=user_id, notified_at=now)
+                for user_id in dict.fromkeys(scope.custodian_ids)
+            ]
+        )
+        audit.record(
+            actor=actor,
+            action="legal_hold.create",
+            target=hold,
+            tenant=tenant,
+            reason=reason[:500],
+            details={
+                "contacts": len(hold.contact_ids),
+                "sources": hold.sources,
+                "categories": hold.categories,
+                "date_from": str(hold.date_from or ""),
+                "date_to": str(hold.date_to or ""),
+                "custodians": [str(u) for u in scope.custodian_ids],
+            },
+        )
+    custodian_ids = list(scope.custodian_ids)
+    transaction.on_commit(lambda: _notify(tenant, hold, custodian_ids))
+    return hold
+
+
+def _locked(tenant, hold: LegalHold) -> LegalHold:
+    return LegalHold.objects.select_for_update().get(tenant=tenant, pk=hold.pk)
+
+
+@transaction.atomic
+def hold_approve(*, tenant, actor: Actor, hold: LegalHold) -> LegalHold:
+    with tenant_context(tenant):
+        hold = _locked(tenant, hold)
+        if hold.approved_at is not None:
+            raise Conflict("This hold is already approved.", code="approved")
+        self_approved = ensure_second_person(
+            tenant=tenant, author=hold.created_by, approver=actor.user, what="hold"
+        )
+        hold.approved_by, hold.approved_at = actor.user, timezone.now()
+        hold.save(update_fields=["approved_by", "approved_at"])
+        audit.record(
+            actor=actor,
+            action="legal_hold.approve",
+            target=hold,
+            tenant=tenant,
+            details={"self_approved": self_approved},
+        )
+    return hold
+
+
+@transaction.atomic
+def hold_review(*, tenant, actor: Actor, hold: LegalHold, note: str) -> LegalHold:
+    """The periodic check that the hold is still needed: it stays, and the next review is scheduled."""
+    with tenant_context(tenant):
+        hold = _locked(tenant, hold)
+        if hold.status != LegalHold.Status.ACTIVE:
+            raise Conflict("A released hold is not reviewed.", code="released")
+        now = timezone.now()
+        hold.last_reviewed_at = now
+        hold.next_review_at = now + datetime.timedelta(days=hold.review_every_days)
+        hold.save(update_fields=["last_reviewed_at", "next_review_at"])
+        audit.record(actor=actor, action="legal_hold.review", target=hold, tenant=tenant, reason=note[:500])
+    return hold
+
+
+@transaction.atomic
+def hold_release(*, tenant, actor: Actor, hold: LegalHold, reason: str) -> LegalHold:
+    if not reason.strip():
+        raise ApplicationError("Say why the hold is released (e.g. the matter settled).", code="reason")
+    with tenant_context(tenant):
+        hold = _locked(tenant, hold)
+        if hold.status != LegalHold.Status.ACTIVE:
+            raise Conflict("This hold is already released.", code="released")
+        hold.status = LegalHold.Status.RELEASED
+        hold.released_by, hold.released_at, hold.release_reason = actor.user, timezone.now(), reason.strip()
+        hold.save(update_fields=["status", "released_by", "released_at", "release_reason"])
+        audit.record(
+            actor=actor, action="legal_hold.release", target=hold, tenant=tenant, reason=reason[:500]
+        )
+    return hold
+
+
+@transaction.atomic
+def hold_acknowledge(*, tenant, actor: Actor, hold: LegalHold) -> HoldCustodian:
+    with tenant_context(tenant):
+        custodian = (
+            HoldCustodian.objects.select_for_update()
+            .filter(tenant=tenant, hold=hold, user=actor.user)
+            .first()
+        )
+        if custodian is None:
+            raise ApplicationError("You are not a custodian of this hold.", code="not_custodian")
+        if custodian.acknowledged_at is None:
+            custodian.acknowledged_at = timezone.now()
+            custodian.save(update_fields=["acknowledged_at"])
+            audit.record(actor=actor, action="legal_hold.acknowledge", target=hold, tenant=tenant)
+    return custodian
+
+
+@transaction.atomic
+def hold_notify_again(*, tenant, actor: Actor, hold: LegalHold) -> int:
+    """Remind the custodians who have not acknowledged yet."""
+    with tenant_context(tenant):
+        waiting = list(
+            HoldCustodian.objects.filter(tenant=tenant, hold=hold, acknowledged_at__isnull=True).values_list(
+                "user_id", flat=True
+            )
+        )
+        HoldCustodian.objects.filter(tenant=tenant, hold=hold, user_id__in=waiting).update(
+            notified_at=timezone.now()
+        )
+        audit.record(
+            actor=actor,
+            action="legal_hold.notify",
+            target=hold,
+            tenant=tenant,
+            details={"count": len(waiting)},
+        )
+    transaction.on_commit(lambda: _notify(tenant, hold, waiting))
+    return len(waiting)
+
+
+def hold_reviews_remind(*, tenant) -> int:
+    """Tell the compliance officers about holds whose review is due (once per due date)."""
+    now = timezone.now()
+    with tenant_context(tenant), transaction.atomic():
+        due = list(
+            LegalHold.objects.select_for_update(skip_locked=True)
+            .filter(tenant=tenant, status=LegalHold.Status.ACTIVE, next_review_at__lte=now)
+            .filter(models.Q(reminded_at__isnull=True) | models.Q(reminded_at__lt=models.F("next_review_at")))
+        )
+        if not due:
+            return 0
+        LegalHold.objects.filter(pk__in=[h.pk for h in due]).update(reminded_at=now)
+        officers = list(
+            Membership.objects.filter(tenant=tenant, role="compliance_officer", is_active=True).values_list(
+                "user__email", flat=True
+            )
+        )
+        for hold in due:
+            audit.record(
+                actor=Actor.system("retention"), action="legal_hold.review_due", target=hold, tenant=tenant
+            )
+        if officers:
+            transaction.on_commit(
+                lambda: send_mail(
+                    subject=f"Legal holds due for review ({len(due)})",
+                    message=f"Review them at {settings.PUBLIC_BASE_URL}/retention/holds/\n",
+                    from_email=None,
+                    recipient_list=officers,
+                )
+            )
+    return len(due)

@@ -1,0 +1,155 @@
+"""Legal holds: list, create (custodians notified), detail with acknowledgements, approve, review,
+release; and the custodian's own notices (any member can be a custodian)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from healthmail.accounts.models import Membership
+from healthmail.accounts.roles import role_can
+from healthmail.accounts.views.access import actor_of, forbidden, require_permission
+from healthmail.errors import ApplicationError
+
+from .. import holds, selectors
+from ..forms import HoldForm, ReasonForm
+from .common import attempt
+
+
+def _hold_or_404(request: HttpRequest, hold_id):
+    hold = selectors.hold_get(tenant=request.tenant, hold_id=hold_id)
+    if hold is None:
+        raise Http404("No such hold.")
+    return hold
+
+
+@require_permission("legal_holds.manage")
+def hold_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "retention/hold_list.html", {"holds": selectors.hold_list(tenant=request.tenant)})
+
+
+@require_permission("legal_holds.manage")
+def hold_create(request: HttpRequest) -> HttpResponse:
+    members = Membership.objects.filter(tenant=request.tenant, is_active=True).select_related("user")
+    form = HoldForm(request.POST or None, members=members)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        scope = holds.HoldScope(
+            contact_ids=data["contact_ids"],
+            sources=data["sources"],
+            categories=tuple(data["categories"]),
+            date_from=data["date_from"],
+            date_to=data["date_to"],
+            custodian_ids=tuple(data["custodians"]),
+            free_query=data["free_query"],
+        )
+        try:
+            hold = holds.hold_create(
+                tenant=request.tenant,
+                actor=actor_of(request),
+                matter=data["matter"],
+                reason=data["reason"],
+                counsel=data["counsel"],
+                scope=scope,
+                review_every_days=data["review_every_days"],
+            )
+        except ApplicationError as error:
+            form.add_error(None, error.message)
+        else:
+            messages.success(
+                request, "Legal hold placed: covered records are frozen from now; custodians notified."
+            )
+            return redirect("retention:hold_detail", hold_id=hold.pk)
+    return render(request, "retention/hold_form.html", {"form": form})
+
+
+@require_permission("legal_holds.manage")
+def hold_detail(request: HttpRequest, hold_id) -> HttpResponse:
+    hold = _hold_or_404(request, hold_id)
+    context = {
+        "hold": hold,
+        "custodians": selectors.hold_custodians(tenant=request.tenant, hold=hold),
+        "reason_form": ReasonForm(),
+    }
+    return render(request, "retention/hold_detail.html", context)
+
+
+def _hold_action(request: HttpRequest, hold_id, action, success: str) -> HttpResponse:
+    hold = _hold_or_404(request, hold_id)
+    return attempt(request, lambda: action(hold), success, "retention:hold_detail", hold_id=hold.pk)
+
+
+@require_POST
+@require_permission("legal_holds.manage")
+def hold_approve(request: HttpRequest, hold_id) -> HttpResponse:
+    return _hold_action(
+        request,
+        hold_id,
+        lambda hold: holds.hold_approve(tenant=request.tenant, actor=actor_of(request), hold=hold),
+        "Hold approved.",
+    )
+
+
+@require_POST
+@require_permission("legal_holds.manage")
+def hold_review(request: HttpRequest, hold_id) -> HttpResponse:
+    return _hold_action(
+        request,
+        hold_id,
+        lambda hold: holds.hold_review(
+            tenant=request.tenant, actor=actor_of(request), hold=hold, note=request.POST.get("reason", "")
+        ),
+        "Review recorded: the hold stays in force.",
+    )
+
+
+@require_POST
+@require_permission("legal_holds.manage")
+def hold_release(request: HttpRequest, hold_id) -> HttpResponse:
+    return _hold_action(
+        request,
+        hold_id,
+        lambda hold: holds.hold_release(
+            tenant=request.tenant, actor=actor_of(request), hold=hold, reason=request.POST.get("reason", "")
+        ),
+        "Hold released: its records follow their retention policies again.",
+    )
+
+
+@require_POST
+@require_permission("legal_holds.manage")
+def hold_notify(request: HttpRequest, hold_id) -> HttpResponse:
+    return _hold_action(
+        request,
+        hold_id,
+        lambda hold: holds.hold_notify_again(tenant=request.tenant, actor=actor_of(request), hold=hold),
+        "Custodians who have not acknowledged were reminded.",
+    )
+
+
+def my_holds(request: HttpRequest) -> HttpResponse:
+    """The in-app notice: holds naming the signed-in member as custodian."""
+    if request.tenant is None or request.membership is None:
+        return forbidden(request, "Choose an organization first.")
+    pending = selectors.my_acknowledgements(tenant=request.tenant, user=request.user)
+    return render(request, "retention/my_holds.html", {"pending": pending})
+
+
+@require_POST
+def hold_acknowledge(request: HttpRequest, hold_id) -> HttpResponse:
+    if request.tenant is None or request.membership is None:
+        return forbidden(request, "Choose an organization first.")
+    hold = selectors.hold_get(tenant=request.tenant, hold_id=hold_id)
+    if hold is None:
+        raise Http404("No such hold.")
+    back = "retention:hold_detail" if role_can(request.role, "legal_holds.manage") else "retention:my_holds"
+    kwargs = {"hold_id": hold.pk} if back == "retention:hold_detail" else {}
+    return attempt(
+        request,
+        lambda: holds.hold_acknowledge(tenant=request.tenant, actor=actor_of(request), hold=hold),
+        "Acknowledged: thank you. Preserve everything in the hold's scope.",
+        back,
+        **kwargs,
+    )

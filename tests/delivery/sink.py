@@ -1,0 +1,200 @@
+"""A recording SMTP sink with STARTTLS (certificate from a test CA) for the chaos tests and the
+delivery benchmarks, runnable as its own process:
+
+    python -m tests.delivery.sink --port 2525 --cert c.pem --key k.pem --log ids.log [--delay 0.05]
+
+Every accepted message appends "<Message-ID> <unix time>" to the log (line-buffered), so another
+process can count deliveries, find duplicates and measure hand-off times. Also: the resolver factory
+and the settings module that point real workers (Celery or bench processes) at the sink.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+MESSAGE_ID = re.compile(rb"(?im)^Message-ID:\s*(<[^>\r\n]+>)")
+
+
+class RecordingHandler:
+    def __init__(self, log_path: str, delay: float = 0.0):
+        self.log = open(log_path, "a", buffering=1)
+        self.delay = delay
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        found = MESSAGE_ID.search(envelope.original_content or b"")
+        message_id = found.group(1).decode() if found else "<none>"
+        self.log.write(f"{message_id} {time.time():.6f}\n")
+        return "250 2.0.0 queued"
+
+
+def serve(port: int, cert: str, key: str, log: str, delay: float, hostname: str) -> None:
+    import logging
+
+    from aiosmtpd.controller import Controller
+
+    from tests.delivery.servers import server_context
+
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # it logs addresses at INFO
+    controller = Controller(
+        RecordingHandler(log, delay),
+        hostname="127.0.0.1",
+        port=port,
+        server_hostname=hostname,
+        tls_context=server_context(cert, key),
+        require_starttls=False,
+        data_size_limit=10 * 1024 * 1024,
+    )
+    controller.start()
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    print("ready", flush=True)
+    while not stop:
+        time.sleep(0.2)
+    controller.stop()
+
+
+class SinkProcess:
+    """The sink in a child process (its CPU is not the engine's); `.ids()` reads what it accepted."""
+
+    def __init__(self, directory: Path, *, delay: float = 0.0, hostname: str = "mx.sink.test"):
+        from tests.delivery.servers import TestCA, free_port
+
+        self.ca = TestCA(directory, "Sink Test CA")
+        self.cert, self.key, _ = self.ca.issue(hostname)
+        self.hostname = hostname
+        self.port = free_port()
+        self.log = str(directory / f"sink-{self.port}.log")
+        Path(self.log).write_text("")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.delivery.sink", "--port", str(self.port), "--cert", self.cert,
+             "--key", self.key, "--log", self.log, "--delay", str(delay), "--hostname", hostname],
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        assert self.process.stdout.readline().strip() == "ready"
+
+    @property
+    def ca_file(self) -> str:
+        return self.ca.ca_file
+
+    def records(self) -> list[tuple[str, float]]:
+        rows = []
+        for line in Path(self.log).read_text().splitlines():
+            message_id, _, at = line.rpartition(" ")
+            rows.append((message_id, float(at)))
+        return rows
+
+    def ids(self) -> Counter:
+        return Counter(message_id for message_id, _ in self.records())
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+    def environment(self, domain: str) -> dict[str, str]:
+        """What a worker process needs (with DJANGO_SETTINGS_MODULE=tests.delivery.sink) to send here."""
+        return {
+            "DELIVERY_CA_FILE": self.ca_file,
+            "DELIVERY_STATIC_MX": json.dumps({domain: [self.hostname, self.port]}),
+        }
+
+
+class CeleryWorkers:
+    """Real Celery workers (prefork) in their own process groups, pointed at the sink by `env`
+    (DJANGO_SETTINGS_MODULE=tests.delivery.sink_settings and the sink's environment)."""
+
+    def __init__(self, env: dict[str, str], *, database_url: str, queues: str = "transactional,marketing",
+                 concurrency: int = 2):  # fmt: skip
+        self.env = {**env, "DATABASE_URL": database_url}
+        self.queues, self.concurrency = queues, concurrency
+        self.processes: list[subprocess.Popen] = []
+        self.started = 0
+
+    def start(self) -> None:
+        self.started += 1
+        command = [
+            sys.executable, "-m", "celery", "-A", "healthmail", "worker", "-Q", self.queues,
+            "-n", f"sink{self.started}-{uuid.uuid4().hex[:6]}@%h", "--concurrency", str(self.concurrency),
+            "--pool", "prefork", "-I", "tests.delivery.synthetic_renderer", "--loglevel", "ERROR",
+            "--without-heartbeat", "--without-mingle", "--without-gossip",
+        ]  # fmt: skip
+        self.processes.append(subprocess.Popen(command, env=self.env, start_new_session=True))
+
+    def alive(self) -> list[subprocess.Popen]:
+        return [p for p in self.processes if p.poll() is None]
+
+    @staticmethod
+    def children(process: subprocess.Popen) -> list[int]:
+        try:
+            return [
+                int(pid)
+                for pid in Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+            ]
+        except OSError:
+            return []
+
+    def kill(self, rng: random.Random) -> str:
+        """kill -9 a pool child (the parent forks a new one) or a whole worker (a new one starts)."""
+        process = rng.choice(self.alive())
+        children = self.children(process)
+        if children and rng.random() < 0.6:
+            os.kill(rng.choice(children), signal.SIGKILL)
+            return "child"
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        self.start()
+        return "worker"
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        for process in self.processes:  # pool children orphaned by a killed parent share its group
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def resolver_from_env():
+    """DELIVERY_RESOLVER for worker processes: {domain: [mx host, port]} from DELIVERY_STATIC_MX."""
+    from delivery.tls.resolver import Answer, MxHost, StaticResolver
+
+    table = json.loads(os.environ.get("DELIVERY_STATIC_MX", "{}"))
+    return StaticResolver(
+        mx_map={
+            domain: Answer((MxHost(10, host, port=port, address="127.0.0.1"),))
+            for domain, (host, port) in table.items()
+        }
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--cert", required=True)
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--log", required=True)
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--hostname", default="mx.sink.test")
+    args = parser.parse_args()
+    serve(args.port, args.cert, args.key, args.log, args.delay, args.hostname)

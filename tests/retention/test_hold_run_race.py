@@ -1,0 +1,117 @@
+"""A hold created while a disposal run is in progress: the run skips what it now covers, and a
+hold created during a batch waits for that batch (holds.py's lock), so nothing held is destroyed."""
+
+import dataclasses
+import threading
+import uuid
+
+import pytest
+from django.db import connections
+
+from healthmail.tenants.context import tenant_context
+from retention import disposal, holds, registry
+from retention.models import DisposalCandidate, DisposalRun
+from tests.factories import BaaFactory, TenantFactory
+
+from .helpers import YEAR, message_exists, new_contact, new_messages, officer
+
+
+@pytest.fixture
+def tenant(committed_db, monkeypatch):
+    monkeypatch.setattr(disposal, "enqueue", lambda task, **kwargs: None)
+    slug = f"race-{uuid.uuid4().hex[:10]}"
+    tenant = TenantFactory(name=slug, slug=slug)
+    BaaFactory(tenant=tenant)
+    return tenant
+
+
+def _in_thread(function):
+    """Run `function` on its own thread and database connection; returns (thread, result box)."""
+    box = {}
+
+    def target():
+        try:
+            box["value"] = function()
+        except Exception as error:  # noqa: BLE001 - reported to the test thread
+            box["error"] = error
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, box
+
+
+def _approved_run(tenant, actor):
+    (run,) = disposal.disposal_plan(tenant=tenant, actor=actor)
+    disposal.disposal_approve(tenant=tenant, actor=actor, run=run)
+    return run
+
+
+def test_hold_created_between_batches_is_honoured(tenant):
+    actor = officer(tenant)
+    patient = new_contact(tenant)
+    first = new_messages(tenant, 3, age=8 * YEAR)  # planned first: destroyed in batch one
+    late = new_messages(tenant, 3, age=8 * YEAR, contact=patient)
+    run = _approved_run(tenant, actor)
+    assert disposal.disposal_run_batch(tenant_id=tenant.pk, run_id=run.pk, batch_size=3)
+
+    scope = holds.HoldScope(contact_ids=(patient.pk,))
+    thread, box = _in_thread(
+        lambda: holds.hold_create(
+            tenant=tenant, actor=actor, matter="M", reason="R", counsel="C", scope=scope
+        )
+    )
+    thread.join(timeout=30)
+    assert "error" not in box
+
+    disposal.disposal_run_execute(tenant_id=tenant.pk, run_id=run.pk, batch_size=3)
+    assert not any(message_exists(tenant, m.pk) for m in first)
+    assert all(message_exists(tenant, m.pk) for m in late)
+    with tenant_context(tenant):
+        run.refresh_from_db()
+        assert run.status == DisposalRun.Status.COMPLETED
+        assert run.certificate.record_count == 3  # only what was destroyed
+        skipped = DisposalCandidate.objects.filter(run=run, state="skipped", skip_reason="held").count()
+    assert skipped == 3
+
+
+def test_hold_created_during_a_batch_waits_for_it(tenant, monkeypatch):
+    actor = officer(tenant)
+    patient = new_contact(tenant)
+    messages = new_messages(tenant, 4, age=8 * YEAR, contact=patient)
+    run = _approved_run(tenant, actor)
+    category = registry.category_get("message_metadata")
+    seen = {}
+
+    def destroy_while_a_hold_is_being_created(cat, tenant_id, ids):
+        scope = holds.HoldScope(contact_ids=(patient.pk,))
+        thread, box = _in_thread(
+            lambda: holds.hold_create(
+                tenant=tenant, actor=actor, matter="M", reason="R", counsel="C", scope=scope
+            )
+        )
+        thread.join(timeout=1.0)
+        seen["blocked"] = thread.is_alive()  # waiting on the holds lock this batch holds
+        seen["thread"], seen["box"] = thread, box
+        return category.destroy(cat, tenant_id, ids)
+
+    monkeypatch.setitem(
+        registry._categories,
+        "message_metadata",
+        dataclasses.replace(category, destroy=destroy_while_a_hold_is_being_created),
+    )
+    assert disposal.disposal_run_batch(tenant_id=tenant.pk, run_id=run.pk, batch_size=2)
+    seen["thread"].join(timeout=30)
+    monkeypatch.setitem(registry._categories, "message_metadata", category)
+    assert seen["blocked"], "the hold did not wait for the batch"
+    hold = seen["box"]["value"]
+
+    disposal.disposal_run_execute(tenant_id=tenant.pk, run_id=run.pk, batch_size=2)
+    with tenant_context(tenant):
+        destroyed = list(DisposalCandidate.objects.filter(run=run, state="destroyed"))
+        held = DisposalCandidate.objects.filter(run=run, skip_reason="held").count()
+    assert len(destroyed) == 2
+    assert held == 2
+    assert all(c.destroyed_at < hold.created_at for c in destroyed)  # destroyed before the hold existed
+    assert sum(message_exists(tenant, m.pk) for m in messages) == 2
