@@ -10,6 +10,7 @@ through the `Engagement` strategy: any/none within N days, or at least K times w
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from contacts import normalize
@@ -260,5 +261,29 @@ FIELDS: dict[str, Field] = {f.name: f for f in _FIELDS}
 GROUPS: tuple[str, ...] = (DEMOGRAPHIC, LOCATION, CLINICAL, JOURNEY, CONSENT, BEHAVIOUR)
 
 
+CUSTOM_FIELD = re.compile(r"^custom\.([a-z0-9_-]{1,50})$")
+
+
+def custom_field(key: str) -> Field:
+    """A tenant-defined segmentable field (`custom.<key>`), matched by its keyed token.
+
+    Counted as PHI whatever class the tenant declared: the registry cannot see the tenant, and
+    treating it as PHI only adds review (a clinical reviewer, an authorization), never a leak."""
+    return Field(
+        f"custom.{key}",
+        f"Custom field {key}",
+        DEMOGRAPHIC,
+        ValueType.TEXT,
+        TOKENS,
+        s.TokenArray("demographic_tokens", f"{normalize.CUSTOM_TOKEN_PREFIX}{key}"),
+        is_phi=True,
+    )
+
+
 def field_get(name: object) -> Field | None:
-    return FIELDS.get(name) if isinstance(name, str) else None
+    if not isinstance(name, str):
+        return None
+    found = FIELDS.get(name)
+    if found is None and (match := CUSTOM_FIELD.match(name)):
+        return custom_field(match.group(1))
+    return found

@@ -3,6 +3,7 @@ list for readers allowed to see it. Thin: rules live in services and selectors."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from django.contrib import messages
@@ -11,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from contacts.models import Contact
-from contacts.selectors import ReadScope, contact_records
+from contacts.selectors import ReadScope, contact_records, custom_field_list
 from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import actor_of, forbidden, require_permission
 from healthmail.errors import ApplicationError, NotFound
@@ -20,7 +21,7 @@ from . import selectors, services
 from .dsl import DefinitionError
 from .forms import SegmentForm
 from .models import Segment
-from .registry import FIELDS, GROUPS, OPERATOR_LABELS
+from .registry import FIELDS, GROUPS, OPERATOR_LABELS, custom_field
 
 EDIT = "segments.edit"
 MEMBERS_PER_PAGE = 50
@@ -51,8 +52,16 @@ def _builder_fields(request: HttpRequest, exclude=None) -> list[dict]:
             "choices": dynamic.get(f.name) or [{"value": v, "label": str(label)} for v, label in f.choices],
         }
         for group in GROUPS
-        for f in FIELDS.values()
+        for f in [*FIELDS.values(), *_custom_fields(request.tenant)]
         if f.group == group
+    ]
+
+
+def _custom_fields(tenant) -> list:
+    """The tenant's segmentable custom fields, labelled as the tenant named them."""
+    return [
+        dataclasses.replace(custom_field(definition.key), label=definition.label)
+        for definition in custom_field_list(tenant=tenant).filter(segmentable=True)
     ]
 
 
