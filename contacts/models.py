@@ -197,7 +197,8 @@ class ImportJob(TenantOwnedModel):
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # Where the next slice starts reading: a byte offset (CSV) or a row count (XLSX).
+    # Where the first pass starts cutting the file into slices: a byte offset (CSV) or a row count
+    # (XLSX); 0, except for a job an earlier version had started importing row by row.
     resume_position = models.BigIntegerField(default=0)
     # Set by every committed slice; a job queued or running without one for a while is re-enqueued.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
