@@ -15,7 +15,7 @@ from healthmail.api.idempotency import idempotent
 from healthmail.api.serializers import ProblemSerializer
 from healthmail.errors import NotFound
 
-from . import services
+from . import services, suppressions
 from .models import ConsentEvent, ConsentText, Source, Suppression
 
 _SOURCES = [s for s in Source.values if s != Source.SYSTEM]
@@ -143,7 +143,7 @@ class SuppressionCreate(APIView):
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
         contact = _contact(request, data["contact_id"]) if data.get("contact_id") else None
-        entry = services.suppression_add(
+        entry = suppressions.suppression_add(
             tenant=request.auth.tenant,
             actor=Actor.for_api_key(request.auth),
             reason=data["reason"],

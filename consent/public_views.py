@@ -24,11 +24,12 @@ from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
-from . import services
+from . import services, waivers
 from .authorizations import authorization_revoke, authorization_sign
+from .evidence import Evidence, recipient_actor
 from .forms import PreferencesForm, SignForm, WaiverForm
 from .models import Authorization, AuthorizationText, ConsentText, Source, Topic
-from .services import Evidence, contact_rule, recipient_actor
+from .services import contact_rule
 from .tokens import Link, LinkExpired, LinkInvalid, LinkKind, link_read, link_token
 
 _NOT_VALID = "This link is no longer valid. Please ask the organization that sent it for a new one."
@@ -174,7 +175,7 @@ def _preference_context(tenant: Tenant, contact: Contact) -> dict:
             .filter(contact=contact, status="valid")
             .select_related("text")
         ),
-        "waiver": services.waiver_active(tenant=tenant, contact=contact),
+        "waiver": waivers.waiver_active(tenant=tenant, contact=contact),
         "waivers_allowed": settings.allow_unencrypted_waivers,
         "risk_text": services.consent_text_current(tenant=tenant, kind=ConsentText.Kind.UNENCRYPTED_WAIVER)
         if settings.allow_unencrypted_waivers
@@ -217,7 +218,7 @@ def preferences(
         elif action == "waiver_request":
             waiver_form = WaiverForm(request.POST)
             if waiver_form.is_valid():
-                services.waiver_request(
+                waivers.waiver_request(
                     tenant=tenant,
                     contact=contact,
                     purposes=waiver_form.cleaned_data["purposes"],
@@ -228,7 +229,7 @@ def preferences(
                 messages.success(request, "Your request is recorded.")
                 return redirect(request.path)
         elif action == "waiver_withdraw":
-            services.waiver_withdraw(tenant=tenant, contact=contact, evidence=evidence)
+            waivers.waiver_withdraw(tenant=tenant, contact=contact, evidence=evidence)
             messages.success(request, "Your request is withdrawn: email will be protected again.")
             return redirect(request.path)
     except ApplicationError as error:

@@ -10,23 +10,19 @@ from __future__ import annotations
 import datetime
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
-from django.http import HttpRequest
 from django.utils import timezone
 
 from audit import services as audit
 from audit.actors import Actor
 from contacts.models import Contact
-from healthmail.crypto.blind import blind_index
-from healthmail.errors import ApplicationError, Conflict, NotFound
-from healthmail.observability import client_ip
+from healthmail.errors import Conflict, NotFound
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
-from . import state_rules
+from . import state_rules, suppressions
+from .evidence import ConsentError, Evidence
 from .models import (
     Channel,
     ConsentEvent,
@@ -40,54 +36,7 @@ from .models import (
     Source,
     Suppression,
     Topic,
-    UnencryptedEmailWaiver,
-    WaiverEvent,
 )
-
-
-class ConsentError(ApplicationError):
-    pass
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """How a change is proven: source, time, network origin, the text shown, and who acted."""
-
-    source: str
-    actor: Actor
-    occurred_at: datetime.datetime | None = None
-    ip_address: str | None = None
-    user_agent: str = ""
-    text: ConsentText | None = None
-
-    def fields(self) -> dict:
-        if self.source not in Source.values:
-            raise ConsentError(f"Unknown evidence source “{self.source}”.", code="source_invalid")
-        return {
-            "source": self.source,
-            "occurred_at": self.occurred_at or timezone.now(),
-            "ip_address": self.ip_address,
-            "user_agent": (self.user_agent or "")[:400],
-            "actor_type": self.actor.kind,
-            "actor_id": (self.actor.id or "")[:64],
-        }
-
-    @classmethod
-    def from_request(
-        cls, request: HttpRequest, *, actor: Actor, source: str = Source.WEB_FORM, text=None
-    ) -> Evidence:
-        return cls(
-            source=source,
-            actor=actor,
-            ip_address=client_ip(request),
-            user_agent=request.META.get("HTTP_USER_AGENT", ""),
-            text=text,
-        )
-
-
-def recipient_actor(contact: Contact | uuid.UUID) -> Actor:
-    return Actor("recipient", str(getattr(contact, "pk", contact)))
-
 
 # --- Topics and texts ---------------------------------------------------------------------------
 
@@ -387,10 +336,10 @@ def preferences_apply(
             changes += 1
     if any(topics.values()):
         # Choosing a topic again undoes an earlier "unsubscribe from all" by the same person.
-        for entry in suppressions_active(
+        for entry in suppressions.suppressions_active(
             tenant=tenant, contact=contact, reasons=[Suppression.Reason.UNSUBSCRIBE_ALL]
         ):
-            suppression_remove(
+            suppressions.suppression_remove(
                 tenant=tenant,
                 actor=evidence.actor,
                 suppression=entry,
@@ -439,194 +388,10 @@ def unsubscribe(*, tenant: Tenant, contact: Contact, topic: Topic | None, eviden
         )
     for each in granted:
         consent_revoke(tenant=tenant, contact=contact, topic=each, evidence=evidence)
-    suppression_add(
+    suppressions.suppression_add(
         tenant=tenant, actor=evidence.actor, reason=Suppression.Reason.UNSUBSCRIBE_ALL, contact=contact
     )
     return len(granted) + 1
-
-
-# --- Suppression -----------------------------------------------------------------------------------
-
-
-def suppressions_active(
-    *, tenant: Tenant, contact: Contact, reasons: Iterable[str] | None = None
-) -> list[Suppression]:
-    with tenant_context(tenant):
-        query = Suppression.objects.for_tenant(tenant).filter(removed_at__isnull=True)
-        if contact.email_index:
-            query = query.filter(Q(contact=contact) | Q(email_index=bytes(contact.email_index)))
-        else:
-            query = query.filter(contact=contact)
-        if reasons is not None:
-            query = query.filter(reason__in=list(reasons))
-        return list(query)
-
-
-@transaction.atomic
-def suppression_add(
-    *,
-    tenant: Tenant,
-    actor: Actor,
-    reason: str,
-    contact: Contact | None = None,
-    email: str = "",
-    note: str = "",
-) -> Suppression:
-    """Suppress a contact and/or an address (kept as its blind index only). Adding an entry that is
-    already active returns it unchanged."""
-    if reason not in Suppression.Reason.values:
-        raise ConsentError("Unknown suppression reason.", code="reason_invalid")
-    if contact is not None and contact.tenant_id != tenant.pk:
-        raise NotFound("No such contact.", code="contact_not_found")
-    email_index = blind_index(tenant, "email", email) if email.strip() else None
-    with tenant_context(tenant):
-        if contact is None and email_index is not None:
-            contact = (
-                Contact.objects.for_tenant(tenant)
-                .filter(email_index=email_index, deleted_at__isnull=True)
-                .first()
-            )
-        if contact is not None and email_index is None and contact.email_index:
-            email_index = bytes(contact.email_index)
-        if contact is None and email_index is None:
-            raise ConsentError("Give a contact or an email address to suppress.", code="key_required")
-        existing = Suppression.objects.for_tenant(tenant).filter(reason=reason, removed_at__isnull=True)
-        existing = (
-            existing.filter(contact=contact)
-            if contact is not None
-            else existing.filter(email_index=email_index)
-        )
-        found = existing.first()
-        if found is not None:
-            return found
-        entry = Suppression.objects.create(
-            tenant=tenant,
-            contact=contact,
-            email_index=email_index,
-            reason=reason,
-            note=note.strip()[:200],
-            created_by=f"{actor.kind}:{actor.id}"[:80],
-        )
-        audit.record(
-            actor=actor,
-            action="suppression.add",
-            target=entry,
-            tenant=tenant,
-            details={"reason": reason, "contact": str(contact.pk) if contact else None},
-        )
-    return entry
-
-
-@transaction.atomic
-def suppression_remove(*, tenant: Tenant, actor: Actor, suppression: Suppression, reason: str) -> Suppression:
-    if not reason.strip():
-        raise ConsentError("Say why the entry is removed.", code="reason_required")
-    if suppression.tenant_id != tenant.pk:
-        raise NotFound("No such suppression.", code="not_found")
-    with tenant_context(tenant):
-        updated = Suppression.objects.filter(
-            pk=suppression.pk, tenant=tenant, removed_at__isnull=True
-        ).update(
-            removed_at=timezone.now(),
-            removed_by=f"{actor.kind}:{actor.id}"[:80],
-            removed_reason=reason.strip()[:200],
-        )
-        if updated != 1:
-            raise Conflict("This entry was already removed.", code="already_removed")
-        suppression.refresh_from_db()
-        audit.record(
-            actor=actor,
-            action="suppression.remove",
-            target=suppression,
-            tenant=tenant,
-            reason=reason.strip(),
-            details={"suppression_reason": suppression.reason},
-        )
-    return suppression
-
-
-# --- Unencrypted-email waiver -------------------------------------------------------------------
-
-
-def waiver_active(*, tenant: Tenant, contact: Contact) -> UnencryptedEmailWaiver | None:
-    with tenant_context(tenant):
-        return (
-            UnencryptedEmailWaiver.objects.for_tenant(tenant).filter(contact=contact, status="active").first()
-        )
-
-
-@transaction.atomic
-def waiver_request(
-    *, tenant: Tenant, contact: Contact, purposes: Iterable[str], evidence: Evidence
-) -> UnencryptedEmailWaiver:
-    """Record a patient's request for unencrypted email, after being shown the risk (evidence.text).
-    A new request replaces an active one (the old one is withdrawn, both stay in the history)."""
-    settings = consent_settings_get(tenant=tenant)
-    if not settings.allow_unencrypted_waivers:
-        raise ConsentError(
-            "This organization does not send unencrypted email on request.", code="waivers_off"
-        )
-    purposes = sorted(set(purposes))
-    if not purposes or set(purposes) - set(Purpose.values):
-        raise ConsentError(
-            "Choose which kinds of email may be sent without encryption.", code="purposes_invalid"
-        )
-    if evidence.text is None or evidence.text.kind != ConsentText.Kind.UNENCRYPTED_WAIVER:
-        raise ConsentError("The risk explanation shown must be recorded.", code="risk_text_required")
-    previous = waiver_active(tenant=tenant, contact=contact)
-    if previous is not None:
-        waiver_withdraw(tenant=tenant, contact=contact, evidence=evidence)
-    with tenant_context(tenant):
-        fields = evidence.fields()
-        waiver = UnencryptedEmailWaiver.objects.create(
-            tenant=tenant,
-            contact=contact,
-            purposes=purposes,
-            risk_text=evidence.text,
-            requested_at=fields["occurred_at"],
-        )
-        WaiverEvent.objects.create(
-            tenant=tenant,
-            waiver=waiver,
-            contact=contact,
-            kind="requested",
-            purposes=purposes,
-            text=evidence.text,
-            **fields,
-        )
-        audit.record(
-            actor=evidence.actor,
-            action="waiver.request",
-            target=waiver,
-            tenant=tenant,
-            details={"purposes": purposes},
-        )
-    return waiver
-
-
-@transaction.atomic
-def waiver_withdraw(*, tenant: Tenant, contact: Contact, evidence: Evidence) -> UnencryptedEmailWaiver | None:
-    waiver = waiver_active(tenant=tenant, contact=contact)
-    if waiver is None:
-        return None
-    with tenant_context(tenant):
-        fields = evidence.fields()
-        updated = UnencryptedEmailWaiver.objects.filter(pk=waiver.pk, status="active").update(
-            status="withdrawn", withdrawn_at=fields["occurred_at"]
-        )
-        if updated != 1:
-            return None
-        WaiverEvent.objects.create(
-            tenant=tenant,
-            waiver=waiver,
-            contact=contact,
-            kind="withdrawn",
-            purposes=waiver.purposes,
-            text=evidence.text,
-            **fields,
-        )
-        audit.record(actor=evidence.actor, action="waiver.withdraw", target=waiver, tenant=tenant)
-    return waiver
 
 
 # --- Settings -------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import actor_of, no_store, require_permission
 from healthmail.errors import ApplicationError
 
-from . import authorizations, links, selectors, services, state_rules
+from . import authorizations, links, selectors, services, state_rules, suppressions, waivers
 from .forms import (
     AuthorizationTextForm,
     ConsentRecordForm,
@@ -52,9 +52,9 @@ def contact_consent(request: HttpRequest, contact_id: uuid.UUID) -> HttpResponse
         "authorizations": Authorization.objects.for_tenant(tenant)
         .filter(contact=contact)
         .select_related("text"),
-        "suppressions": services.suppressions_active(tenant=tenant, contact=contact),
+        "suppressions": suppressions.suppressions_active(tenant=tenant, contact=contact),
         "preference": ContactPreference.objects.for_tenant(tenant).filter(contact=contact).first(),
-        "waiver": services.waiver_active(tenant=tenant, contact=contact),
+        "waiver": waivers.waiver_active(tenant=tenant, contact=contact),
         "manage": manage,
         "record_form": ConsentRecordForm(tenant=tenant) if manage else None,
         "link_form": SigningLinkForm(tenant=tenant) if manage else None,
@@ -190,7 +190,7 @@ def suppression_list(request: HttpRequest) -> HttpResponse:
     form = SuppressionAddForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.suppression_add(
+            suppressions.suppression_add(
                 tenant=request.tenant,
                 actor=actor_of(request),
                 reason=form.cleaned_data["reason"],
@@ -226,7 +226,7 @@ def suppression_remove(request: HttpRequest, suppression_id: uuid.UUID) -> HttpR
         messages.error(request, "Say why the entry is removed.")
         return redirect("consent:suppression_list")
     try:
-        services.suppression_remove(
+        suppressions.suppression_remove(
             tenant=request.tenant,
             actor=actor_of(request),
             suppression=entry,

@@ -15,7 +15,7 @@ from django.db import connection
 from django.utils import timezone
 
 from audit.actors import Actor
-from consent import services as consent
+from consent import suppressions
 from consent.models import Suppression
 from contacts.models import Contact
 from delivery.models import Message, MessageAttempt
@@ -183,7 +183,7 @@ def _suppress(tenant_id: uuid.UUID, bounces: Sequence[Settle]) -> None:
     contacts = Contact.objects.in_bulk([s.message.contact_id for s in bounces if s.message.contact_id])
     for item in bounces:
         contact = contacts.get(item.message.contact_id)
-        consent.suppression_add(
+        suppressions.suppression_add(
             tenant=tenant,
             actor=SYSTEM,
             reason=Suppression.Reason.HARD_BOUNCE,

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.actors import Actor
-from consent import services as consent
+from consent import suppressions
 from consent.models import Suppression
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
@@ -61,9 +61,13 @@ def _suppress(message: Message, reason: str, note: str) -> None:
 
         contact = Contact.objects.filter(pk=message.contact_id).first()
         if contact is not None:
-            consent.suppression_add(tenant=tenant, actor=ACTOR, reason=reason, contact=contact, note=note)
+            suppressions.suppression_add(
+                tenant=tenant, actor=ACTOR, reason=reason, contact=contact, note=note
+            )
             return
-    consent.suppression_add(tenant=tenant, actor=ACTOR, reason=reason, email=message.to_address, note=note)
+    suppressions.suppression_add(
+        tenant=tenant, actor=ACTOR, reason=reason, email=message.to_address, note=note
+    )
 
 
 def _notify(message: Message, event: str) -> None:

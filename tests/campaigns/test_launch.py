@@ -11,7 +11,7 @@ from django.utils import timezone
 from audit.actors import Actor
 from campaigns.models import Campaign, CampaignExclusion
 from campaigns.services import launch, workflow
-from consent import services as consent
+from consent import suppressions
 from consent.models import Suppression
 from contacts.models import Contact
 from delivery.models import Message, Stream
@@ -33,7 +33,7 @@ def test_launch_queues_one_message_per_allowed_recipient_and_records_exclusions(
     opt_in(tenant_a, ids[:8])  # four never opted in
     with tenant_context(tenant_a):
         suppressed = Contact.objects.get(pk=ids[0])
-    consent.suppression_add(
+    suppressions.suppression_add(
         tenant=tenant_a, actor=Actor.system("tests"), reason=Suppression.Reason.COMPLAINT, contact=suppressed
     )
     campaign = scheduled(tenant_a, team, ready)

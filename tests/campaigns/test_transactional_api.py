@@ -10,7 +10,7 @@ import pytest
 from audit.actors import Actor
 from audit.models import AuditEvent
 from campaigns.models import Template
-from consent import services as consent
+from consent import suppressions
 from consent.models import Suppression
 from contacts.models import Contact
 from delivery.models import Message, MessageAttempt, Stream
@@ -140,7 +140,7 @@ def test_bad_requests_are_refused_with_a_reason_and_nothing_is_queued(tenant_a, 
 def test_suppressed_contacts_are_refused_by_the_gate(tenant_a, setup):
     with tenant_context(tenant_a):
         contact = Contact.objects.get(pk=setup["contact_id"])
-    consent.suppression_add(
+    suppressions.suppression_add(
         tenant=tenant_a, actor=Actor.system("tests"), reason=Suppression.Reason.HARD_BOUNCE, contact=contact
     )
     response = setup["client"].post(URL, json.dumps(_body(setup)))

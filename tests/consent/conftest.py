@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from audit.actors import Actor
 from consent import authorizations, services
+from consent.evidence import recipient_actor
 from consent.models import AuthorizationKind, Source
 from contacts.models import Contact
 from healthmail.crypto.blind import blind_index
@@ -70,9 +71,7 @@ def sign(tenant, contact, text, **overrides):
         "intent_confirmed": True,
         "by_representative": False,
         "representative_authority": "",
-        "evidence": evidence(
-            actor=services.recipient_actor(contact), ip_address="192.0.2.10", user_agent="pytest"
-        ),
+        "evidence": evidence(actor=recipient_actor(contact), ip_address="192.0.2.10", user_agent="pytest"),
         "submission_key": uuid.uuid4().hex,
         **overrides,
     }

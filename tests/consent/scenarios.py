@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from consent import authorizations, services
 from consent.models import Authorization, AuthorizationKind, ContactPreference, Purpose
+from consent.suppressions import suppression_add
 from contacts.models import Contact
 from healthmail.tenants.context import tenant_context
 
@@ -68,7 +69,7 @@ def build(
         if authorization == "revoked":
             authorizations.authorization_revoke(tenant=tenant, authorization=signed, evidence=evidence())
     for reason in suppressions:
-        services.suppression_add(tenant=tenant, actor=staff_actor(), reason=reason, contact=contact)
+        suppression_add(tenant=tenant, actor=staff_actor(), reason=reason, contact=contact)
     if paused:
         days = 10 if paused == "future" else -1
         with tenant_context(tenant):

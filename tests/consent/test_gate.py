@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from consent import gate, services
+from consent import gate, services, suppressions, waivers
 from consent.gate import may_send, may_send_batch
 from healthmail.tenants import services as tenant_services
 from healthmail.tenants.context import tenant_context
@@ -136,7 +136,7 @@ def test_contact_problems(tenant_a, tenant_b):
 
 
 def test_a_suppressed_address_stays_suppressed_when_re_imported(tenant_a):
-    services.suppression_add(
+    suppressions.suppression_add(
         tenant=tenant_a, actor=staff_actor(), reason="legal_request", email="Returning.Patient@Example.org"
     )
     contact = new_contact(tenant_a, email="returning.patient@example.org")
@@ -147,8 +147,8 @@ def test_a_suppressed_address_stays_suppressed_when_re_imported(tenant_a):
 
 def test_a_removed_suppression_no_longer_blocks(tenant_a):
     contact = build(tenant_a, suppressions=("manual",))
-    entry = services.suppressions_active(tenant=tenant_a, contact=contact)[0]
-    services.suppression_remove(
+    entry = suppressions.suppressions_active(tenant=tenant_a, contact=contact)[0]
+    suppressions.suppression_remove(
         tenant=tenant_a, actor=staff_actor(), suppression=entry, reason="added by mistake"
     )
     assert may_send(contact=contact, purpose=T, uses_phi=False).allowed
@@ -214,15 +214,15 @@ def test_unencrypted_waiver_is_honoured_only_where_allowed_and_for_its_purposes(
     contact = build(tenant_a)
     risk = services.consent_text_current(tenant=tenant_a, kind="unencrypted_waiver")
     with pytest.raises(services.ConsentError):
-        services.waiver_request(tenant=tenant_a, contact=contact, purposes=[T], evidence=evidence(text=risk))
+        waivers.waiver_request(tenant=tenant_a, contact=contact, purposes=[T], evidence=evidence(text=risk))
     _settings(tenant_a, states=[], waivers=True)
-    services.waiver_request(tenant=tenant_a, contact=contact, purposes=[T], evidence=evidence(text=risk))
+    waivers.waiver_request(tenant=tenant_a, contact=contact, purposes=[T], evidence=evidence(text=risk))
     assert may_send(contact=contact, purpose=T, uses_phi=True).unencrypted_allowed
     assert not may_send(contact=contact, purpose=P, uses_phi=True).unencrypted_allowed
     _settings(tenant_a, states=[], waivers=False)  # the tenant stops honouring waivers
     assert not may_send(contact=contact, purpose=T, uses_phi=True).unencrypted_allowed
     _settings(tenant_a, states=[], waivers=True)
-    services.waiver_withdraw(tenant=tenant_a, contact=contact, evidence=evidence())
+    waivers.waiver_withdraw(tenant=tenant_a, contact=contact, evidence=evidence())
     assert not may_send(contact=contact, purpose=T, uses_phi=True).unencrypted_allowed
     batch = may_send_batch(tenant=tenant_a, contact_ids=[contact.pk], purpose=T, uses_phi=True)
     assert not batch[contact.pk].unencrypted_allowed

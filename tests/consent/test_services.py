@@ -10,7 +10,7 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from consent import services, state_rules
+from consent import services, state_rules, suppressions
 from consent.models import ConsentEvent, ConsentState, Suppression
 from healthmail.errors import NotFound
 from healthmail.tenants.context import tenant_context
@@ -100,17 +100,19 @@ def test_import_cannot_touch_another_tenants_contact(tenant_a, tenant_b):
 
 
 def test_suppression_is_kept_once_and_removal_keeps_the_record(tenant_a, contact):
-    first = services.suppression_add(
+    first = suppressions.suppression_add(
         tenant=tenant_a, actor=staff_actor(), reason="complaint", contact=contact
     )
-    again = services.suppression_add(
+    again = suppressions.suppression_add(
         tenant=tenant_a, actor=staff_actor(), reason="complaint", contact=contact
     )
     assert first.pk == again.pk
     assert first.email_index == contact.email_index  # keyed by the address too
     with pytest.raises(services.ConsentError):
-        services.suppression_remove(tenant=tenant_a, actor=staff_actor(), suppression=first, reason=" ")
-    services.suppression_remove(tenant=tenant_a, actor=staff_actor(), suppression=first, reason="resolved")
+        suppressions.suppression_remove(tenant=tenant_a, actor=staff_actor(), suppression=first, reason=" ")
+    suppressions.suppression_remove(
+        tenant=tenant_a, actor=staff_actor(), suppression=first, reason="resolved"
+    )
     with tenant_context(tenant_a):
         assert Suppression.objects.get(pk=first.pk).removed_reason == "resolved"
     assert [e.action for e in audit_events(tenant=tenant_a, action__startswith="suppression.")] == [
@@ -121,7 +123,7 @@ def test_suppression_is_kept_once_and_removal_keeps_the_record(tenant_a, contact
 
 def test_suppression_by_email_finds_the_contact(tenant_a):
     contact = new_contact(tenant_a, email="someone@example.org")
-    entry = services.suppression_add(
+    entry = suppressions.suppression_add(
         tenant=tenant_a, actor=staff_actor(), reason="manual", email="SOMEONE@example.org "
     )
     assert entry.contact_id == contact.pk

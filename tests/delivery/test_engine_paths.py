@@ -11,6 +11,7 @@ import dkim as dkimpy
 import pytest
 
 from consent import services as consent
+from consent import waivers
 from consent.gate import may_send
 from consent.models import ConsentSettings, ConsentText, Suppression
 from delivery import dkim
@@ -209,7 +210,7 @@ def test_a_waiver_is_the_only_way_to_unencrypted_phi(tenant_a, sender, kit, deps
         kind=ConsentText.Kind.UNENCRYPTED_WAIVER,
         body="Email is not secure.",
     )
-    consent.waiver_request(
+    waivers.waiver_request(
         tenant=tenant_a,
         contact=contact,
         purposes=["treatment"],

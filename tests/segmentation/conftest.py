@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from audit.actors import Actor
 from consent import services as consent
+from consent import suppressions
 from consent.models import Source, Suppression
 from contacts import normalize
 from contacts.models import Contact
@@ -58,7 +59,9 @@ def grant_and_suppress(tenant, contacts: list[Contact], *, seed: int = 1) -> Non
     for contact in rng.sample(contacts, k=max(1, len(contacts) // 10)):
         consent.consent_revoke(tenant=tenant, contact=contact, topic=topics["research"], evidence=evidence)
     for contact in rng.sample(contacts, k=max(1, len(contacts) // 12)):
-        consent.suppression_add(tenant=tenant, actor=actor, reason=Suppression.Reason.MANUAL, contact=contact)
+        suppressions.suppression_add(
+            tenant=tenant, actor=actor, reason=Suppression.Reason.MANUAL, contact=contact
+        )
 
 
 def add_engagement(tenant, contacts: list[Contact], *, seed: int = 1) -> None:

@@ -1,0 +1,119 @@
+"""The suppression list: addresses and contacts that must not receive email, and for which purposes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from audit import services as audit
+from audit.actors import Actor
+from contacts.models import Contact
+from healthmail.crypto.blind import blind_index
+from healthmail.errors import Conflict, NotFound
+from healthmail.tenants.context import tenant_context
+from healthmail.tenants.models import Tenant
+
+from .evidence import ConsentError
+from .models import (
+    Suppression,
+)
+
+
+def suppressions_active(
+    *, tenant: Tenant, contact: Contact, reasons: Iterable[str] | None = None
+) -> list[Suppression]:
+    with tenant_context(tenant):
+        query = Suppression.objects.for_tenant(tenant).filter(removed_at__isnull=True)
+        if contact.email_index:
+            query = query.filter(Q(contact=contact) | Q(email_index=bytes(contact.email_index)))
+        else:
+            query = query.filter(contact=contact)
+        if reasons is not None:
+            query = query.filter(reason__in=list(reasons))
+        return list(query)
+
+
+@transaction.atomic
+def suppression_add(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    reason: str,
+    contact: Contact | None = None,
+    email: str = "",
+    note: str = "",
+) -> Suppression:
+    """Suppress a contact and/or an address (kept as its blind index only). Adding an entry that is
+    already active returns it unchanged."""
+    if reason not in Suppression.Reason.values:
+        raise ConsentError("Unknown suppression reason.", code="reason_invalid")
+    if contact is not None and contact.tenant_id != tenant.pk:
+        raise NotFound("No such contact.", code="contact_not_found")
+    email_index = blind_index(tenant, "email", email) if email.strip() else None
+    with tenant_context(tenant):
+        if contact is None and email_index is not None:
+            contact = (
+                Contact.objects.for_tenant(tenant)
+                .filter(email_index=email_index, deleted_at__isnull=True)
+                .first()
+            )
+        if contact is not None and email_index is None and contact.email_index:
+            email_index = bytes(contact.email_index)
+        if contact is None and email_index is None:
+            raise ConsentError("Give a contact or an email address to suppress.", code="key_required")
+        existing = Suppression.objects.for_tenant(tenant).filter(reason=reason, removed_at__isnull=True)
+        existing = (
+            existing.filter(contact=contact)
+            if contact is not None
+            else existing.filter(email_index=email_index)
+        )
+        found = existing.first()
+        if found is not None:
+            return found
+        entry = Suppression.objects.create(
+            tenant=tenant,
+            contact=contact,
+            email_index=email_index,
+            reason=reason,
+            note=note.strip()[:200],
+            created_by=f"{actor.kind}:{actor.id}"[:80],
+        )
+        audit.record(
+            actor=actor,
+            action="suppression.add",
+            target=entry,
+            tenant=tenant,
+            details={"reason": reason, "contact": str(contact.pk) if contact else None},
+        )
+    return entry
+
+
+@transaction.atomic
+def suppression_remove(*, tenant: Tenant, actor: Actor, suppression: Suppression, reason: str) -> Suppression:
+    if not reason.strip():
+        raise ConsentError("Say why the entry is removed.", code="reason_required")
+    if suppression.tenant_id != tenant.pk:
+        raise NotFound("No such suppression.", code="not_found")
+    with tenant_context(tenant):
+        updated = Suppression.objects.filter(
+            pk=suppression.pk, tenant=tenant, removed_at__isnull=True
+        ).update(
+            removed_at=timezone.now(),
+            removed_by=f"{actor.kind}:{actor.id}"[:80],
+            removed_reason=reason.strip()[:200],
+        )
+        if updated != 1:
+            raise Conflict("This entry was already removed.", code="already_removed")
+        suppression.refresh_from_db()
+        audit.record(
+            actor=actor,
+            action="suppression.remove",
+            target=suppression,
+            tenant=tenant,
+            reason=reason.strip(),
+            details={"suppression_reason": suppression.reason},
+        )
+    return suppression
