@@ -249,7 +249,7 @@ def sample_message(sink) -> bytes:
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         ("Feedback-ID", "campaign:bench:0123456789ab:hm-marketing"),
     ]
-    return dkim.sign(build_message(headers, text=content.text, html=content.html), key)
+    return dkim.sign_message(build_message(headers, text=content.text, html=content.html), key)
 
 
 def run(size: str):

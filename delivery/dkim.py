@@ -108,7 +108,7 @@ def _private_key(pem: str):
     return serialization.load_pem_private_key(pem.encode(), password=None)
 
 
-def sign(message: bytes, key: SigningKey, *, timestamp: int | None = None) -> bytes:
+def sign_message(message: bytes, key: SigningKey, *, timestamp: int | None = None) -> bytes:
     """The message with a DKIM-Signature header prepended."""
     fields, body = split_message(message)
     body_hash = base64.b64encode(hashlib.sha256(canonical_body(body)).digest()).decode()

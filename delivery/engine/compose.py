@@ -58,7 +58,7 @@ def compose(
     built = build_simple(headers, text=content.text, html=html) or build_message(
         headers, text=content.text, html=html
     )
-    return dkim.sign(built, signing_key, timestamp=int(now.timestamp()))
+    return dkim.sign_message(built, signing_key, timestamp=int(now.timestamp()))
 
 
 def _quoted_printable(text: str) -> bytes:

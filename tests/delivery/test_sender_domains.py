@@ -69,7 +69,7 @@ def test_signing_is_refused_until_the_domain_verifies(tenant_a):
 
     assert sender_domain.status == SenderDomain.Status.VERIFIED
     message = b"From: care@mail.clinic-a.test\r\nTo: p@x.test\r\nSubject: hi\r\n\r\nhello\r\n"
-    signed = dkim.sign(message, key)
+    signed = dkim.sign_message(message, key)
     assert dkimpy.verify(signed, dnsfunc=lambda name, timeout=5: dkim.dns_record(public).encode())
 
 
