@@ -1,4 +1,5 @@
-"""Delivery models: the TLS policy cache per recipient domain, and tenants' sender domains with keys."""
+"""Delivery models: the TLS policy cache per recipient domain, sender domains and DKIM keys, the outbox
+(messages and attempts), the secure portal, bounce reports, tracking, engagement events and webhooks."""
 
 from __future__ import annotations
 
