@@ -120,8 +120,9 @@ class HoldForm(forms.Form):
     free_query = forms.CharField(
         max_length=1000,
         required=False,
-        label="Further scope (for counsel)",
-        help_text="Described to custodians; not applied automatically.",
+        label="Contacts matching (segment definition)",
+        help_text='Optional JSON in the segment language, e.g. {"all": [{"field": "state", "op": "in", '
+        '"value": ["CA"]}]}: the contacts it matches now are held.',
     )
     review_every_days = forms.IntegerField(
         min_value=7, max_value=365, initial=90, label="Review every (days)"

@@ -9,7 +9,9 @@ runs waits for the batch to commit (its records were destroyed before the hold e
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from audit.actors import Actor
 from healthmail.accounts.models import Membership
 from healthmail.errors import ApplicationError, Conflict
 from healthmail.tenants.context import tenant_context
+from segmentation.services import segment_member_ids
 
 from .models import HoldCustodian, LegalHold
 from .policies import ensure_second_person
@@ -184,6 +187,26 @@ def holds_for_contact(*, tenant, contact_id) -> list[LegalHold]:
 # --- Services -----------------------------------------------------------------------------------------
 
 
+def _resolve_free_query(tenant, scope: HoldScope) -> HoldScope:
+    """The free query is a segment definition (JSON, the segment builder's language): the contacts it
+    matches when the hold is placed join the hold's contacts, frozen like any preservation list."""
+    text = scope.free_query.strip()
+    if not text:
+        return scope
+    try:
+        definition = json.loads(text)
+    except ValueError:
+        raise ApplicationError(
+            'The free query must be a segment definition in JSON, e.g. {"all": [{"field": "state", '
+            '"op": "in", "value": ["CA"]}]}.',
+            code="free_query",
+        ) from None
+    matched = segment_member_ids(tenant=tenant, definition=definition)
+    if not matched:
+        raise ApplicationError("The free query matches no contact of this organization.", code="free_query")
+    return dataclasses.replace(scope, contact_ids=(*scope.contact_ids, *matched))
+
+
 def _validate_scope(tenant, scope: HoldScope) -> None:
     if scope.is_empty:
         raise ApplicationError(
@@ -248,6 +271,7 @@ def hold_create(
     if not (matter.strip() and reason.strip() and counsel.strip()):
         raise ApplicationError("Matter, reason and counsel are required.", code="required")
     with tenant_context(tenant):
+        scope = _resolve_free_query(tenant, scope)
         _validate_scope(tenant, scope)
         holds_lock_exclusive(tenant.pk)
         now = timezone.now()  # after the lock: no batch that could destroy covered records is running

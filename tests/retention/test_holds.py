@@ -117,3 +117,33 @@ def test_approval_by_a_second_officer(tenant_a):
     with pytest.raises(ApplicationError, match="Another compliance officer"):
         holds.hold_approve(tenant=tenant_a, actor=author, hold=hold)
     assert holds.hold_approve(tenant=tenant_a, actor=second, hold=hold).approved_by == second.user
+
+
+def test_a_free_query_holds_the_contacts_it_matches(tenant_a):
+    from audit.actors import Actor
+    from contacts.services import ContactInput, contact_upsert
+
+    def person(email, state):
+        data = ContactInput(email=email, postal_address={"state": state})
+        return contact_upsert(tenant=tenant_a, actor=Actor.system("t"), data=data, source="t").contact_id
+
+    in_ca, in_tx = person("ca@patients.example", "CA"), person("tx@patients.example", "TX")
+    query = '{"all": [{"field": "state", "op": "in", "value": ["CA"]}]}'
+    hold = _hold(tenant_a, officer(tenant_a), free_query=query)
+    assert set(hold.contact_ids) == {in_ca}
+    assert holds.holds_for_contact(tenant=tenant_a, contact_id=in_ca) == [hold]
+    assert holds.holds_for_contact(tenant=tenant_a, contact_id=in_tx) == []
+    assert hold.free_query == query
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("state = CA", "segment definition in JSON"),
+        ('{"all": [{"field": "nope", "op": "eq", "value": 1}]}', "nope"),
+        ('{"all": [{"field": "state", "op": "in", "value": ["WY"]}]}', "matches no contact"),
+    ],
+)
+def test_a_bad_free_query_is_refused_clearly(tenant_a, query, message):
+    with pytest.raises(ApplicationError, match=message):
+        _hold(tenant_a, officer(tenant_a), free_query=query)
