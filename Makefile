@@ -34,10 +34,12 @@ format: $(INSTALLED)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# Fault injection at full size (RELIABILITY R1-R3): `make test` runs the same tests small.
+# Fault injection and long property runs at full size (RELIABILITY R1-R3, C4): `make test` runs the
+# same tests small.
 chaos: $(INSTALLED)
 	CHAOS_RECIPIENTS=$${CHAOS_RECIPIENTS:-10000} CHAOS_KILLS=$${CHAOS_KILLS:-20} CHAOS_SINK_DELAY=$${CHAOS_SINK_DELAY:-0.02} \
-	  $(PY) -m healthmail.devstack test -- -m chaos -s $(PYTEST_ARGS) tests/chaos
+	  CHAOS_RETENTION_EXAMPLES=$${CHAOS_RETENTION_EXAMPLES:-10000} \
+	  $(PY) -m healthmail.devstack test -- -m chaos -s $(PYTEST_ARGS) tests/chaos tests/retention/test_retention_state_machine.py
 
 bench: $(INSTALLED)
 	$(PY) -m healthmail.devstack bench $(NAME)

@@ -6,7 +6,10 @@ record); the maximum is where we stop keeping PHI nobody needs (minimum necessar
 minimization). These are defaults for counsel to confirm, not legal advice: every tenant reviews
 them and writes its own versions.
 
-A form-submission category is registered by the forms app's block here once that app exists.
+Each category either moves to the archive (an archiver from retention/archive/moves.py) or says
+why it never does (`not_archivable`, shown when a policy asks to archive it). Form submissions are
+recorded today as tracking events (kind "form_submission", under that category); a forms app that
+stores the submitted answers registers its own category here.
 """
 
 from __future__ import annotations
@@ -79,6 +82,12 @@ FINAL_MESSAGE = (
     "'suppressed','cancelled','expired')"
 )
 MESSAGE_SOURCE = "NULLIF(m.source_type || ':' || m.source_id, ':')"
+# A portal copy nobody can open any more (recalled, or past its expiry at the archive's moment).
+PORTAL_CLOSED = "r.recalled_at IS NOT NULL OR r.expires_at <= %(as_of)s"
+PORTAL_COPY_OPEN = (
+    "EXISTS (SELECT 1 FROM delivery_portalmessage p WHERE p.tenant_id = r.tenant_id AND p.message_id = r.id"
+    " AND p.recalled_at IS NULL AND p.expires_at > %(as_of)s)"
+)
 # Children of a message take the message's clock, contact and source, so a hold decides the same
 # for a message and everything that cascades from it.
 JOIN_MESSAGE = "LEFT JOIN delivery_message m ON m.id = r.message_id AND m.tenant_id = r.tenant_id"
@@ -107,12 +116,15 @@ register_category(
             rationale=(
                 "Messages that must be documented (e.g. marketing sent under an authorization, notices) "
                 "are kept six years; where a message is part of the medical record, state rules can "
-                "require seven. Seven years covers both; after that the content is crypto-shredded."
+                "require seven. Seven years covers both; after that the content is crypto-shredded. "
+                "After two years it moves to the archive, still under its own key."
             ),
             legal_basis=(HIPAA_PRIVACY_DOCS, *STATE_MEDICAL_RECORDS, MINIMUM_NECESSARY),
+            archive_after_days=2 * YEAR,
         ),
         hold_group=MESSAGE_GROUP,
         destroy=destruction.shred_content,
+        archive=archive.archive_message_content,
         method="crypto-shredding: the message's own key deleted, ciphertext cleared",
         subsumed_by=(("message_metadata", "r.created_at"),),
         order=10,
@@ -148,6 +160,9 @@ register_category(
         hold_group=MESSAGE_GROUP,
         destroy=destruction.delete_records,
         archive=archive.archive_messages,
+        # A portal copy still open to its reader keeps its message live until it closes; then it
+        # moves with the message (as a portal record with its own clock), as do content and events.
+        archive_condition=f"NOT {PORTAL_COPY_OPEN}",
         method="rows deleted with attempts and reports; blind index removed; content key shredded",
         order=20,
     )
@@ -174,9 +189,12 @@ register_category(
             approval_required=True,
             rationale="Same rules as message content: the portal copy is the message.",
             legal_basis=(HIPAA_PRIVACY_DOCS, *STATE_MEDICAL_RECORDS, MINIMUM_NECESSARY),
+            archive_after_days=2 * YEAR,
         ),
         hold_group=MESSAGE_GROUP,
         destroy=destruction.delete_records,
+        archive=archive.archive_portal_messages,
+        archive_condition=PORTAL_CLOSED,
         method="rows deleted with replies, links and codes; content and reply keys shredded",
         subsumed_by=(("message_metadata", "m.created_at"),),
         order=30,
@@ -212,6 +230,7 @@ register_category(
         ),
         hold_group=MESSAGE_GROUP,
         destroy=destruction.delete_records,
+        archive=archive.archive_tracking_events,
         method="rows deleted",
         order=40,
     )
@@ -232,6 +251,10 @@ register_category(
             legal_basis=(MINIMUM_NECESSARY,),
         ),
         destroy=destruction.delete_records,
+        not_archivable=(
+            "they are operational logs (ids and states, no PHI, no evidence value) useful only next to "
+            "the live endpoint they troubleshoot; they are kept in place, then destroyed."
+        ),
         method="rows deleted",
         order=50,
     )
@@ -265,6 +288,11 @@ register_category(
             legal_basis=(MINIMUM_NECESSARY,),
         ),
         destroy=destruction.tombstone_contacts,
+        not_archivable=(
+            "a deleted contact waits out a short grace period and is then tombstoned in place; its row "
+            "must stay, because consent evidence, messages and events refer to it, and a copy in the "
+            "archive would only keep identity data longer and in one more place."
+        ),
         method="encrypted fields, blind indexes and tokens cleared; external id links deleted",
         order=60,
     )
@@ -296,6 +324,10 @@ register_category(
             legal_basis=(HIPAA_AUTHORIZATIONS, HIPAA_PRIVACY_DOCS, CAN_SPAM),
         ),
         notes="Append-only evidence: review only.",
+        not_archivable=(
+            "consent and authorization history is append-only (a database trigger refuses UPDATE and "
+            "DELETE) and the send gate reads it to honour opt-outs and revocations; it never moves."
+        ),
         order=70,
     )
 )
@@ -326,6 +358,10 @@ register_category(
             legal_basis=(HIPAA_AUDIT_CONTROLS, HIPAA_SECURITY_DOCS),
         ),
         notes="Append-only, hash-chained: review only.",
+        not_archivable=(
+            "the audit trail is append-only and tamper-evident (hash-chained, a database trigger refuses "
+            "UPDATE and DELETE); moving an event would break the chain, so it never moves."
+        ),
         order=80,
     )
 )
@@ -352,6 +388,10 @@ register_category(
             legal_basis=(MINIMUM_NECESSARY,),
         ),
         destroy=destruction.delete_records,
+        not_archivable=(
+            "an export is a decrypted copy made for one purpose; it is kept a short time for re-delivery "
+            "and then destroyed, never kept longer in the archive."
+        ),
         method="package key shredded, row deleted",
         order=90,
     )
@@ -372,6 +412,10 @@ register_category(
             legal_basis=(HIPAA_SECURITY_DOCS, HIPAA_PRIVACY_DOCS),
         ),
         notes="Kept under their own retention: review only.",
+        not_archivable=(
+            "a certificate is proof of disposal (no PHI) that must stay verifiable against its run's "
+            "candidates; it stays in place under its own retention."
+        ),
         order=100,
     )
 )

@@ -243,11 +243,13 @@ def _update_ids(
 
 
 def _destroy_archived(tenant_id, category: Category, record_ids: set[str]) -> set[str]:
+    """Archived records go with every object key their sealed parts use (content, portal replies):
+    crypto-shredding, as for live records; the snapshot goes with the row."""
     rows = ArchivedRecord.objects.filter(tenant_id=tenant_id, category=category.key, record_id__in=record_ids)
-    found = list(rows.values_list("record_id", "content_key_id"))
+    found = list(rows.values_list("record_id", "content_key_id", "part_key_ids"))
     rows.delete()
-    shred_keys(tenant_id, {key for _, key in found})
-    return {record_id for record_id, _ in found}
+    shred_keys(tenant_id, {key for _, content_key, parts in found for key in (content_key, *parts)})
+    return {record_id for record_id, _, _ in found}
 
 
 def _batch(run: DisposalRun, cursor, batch_size: int, now, reference) -> tuple[str, dict] | None:

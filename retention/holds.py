@@ -5,6 +5,10 @@ Creating or widening a hold takes an exclusive transaction-level advisory lock p
 disposal and archive batch takes the same lock shared and reads the active holds after it has it.
 So a hold committed before a batch starts is seen by that batch, and a hold created while a batch
 runs waits for the batch to commit (its records were destroyed before the hold existed).
+
+A hold naming campaigns (sources) also covers the contact-keyed records (contact, consent and
+authorization records) of every recipient of those campaigns: hold_recipients.py says how, and why
+the recipients are computed at check time rather than frozen when the hold is placed.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import datetime
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -28,6 +32,13 @@ from healthmail.errors import ApplicationError, Conflict
 from healthmail.tenants.context import tenant_context
 from segmentation.services import segment_member_ids
 
+from .hold_recipients import (
+    contact_keyed_categories,
+    date_bounds,
+    evidence_categories,
+    recipient_sql,
+    recipients_among,
+)
 from .models import HoldCustodian, LegalHold
 from .policies import ensure_second_person
 from .registry import all_categories, categories_for_model, expand_groups
@@ -76,15 +87,25 @@ class HoldScope:
 
 @dataclass(frozen=True)
 class ActiveHold:
-    """An active hold with its custodians, as the disposal batch and `holds_for` read it."""
+    """An active hold with its custodians, as the disposal batch and `holds_for` read it.
+
+    `categories`: what the hold covers (empty: every category); `contact_keyed`: the contact-keyed
+    categories its sources reach through their recipients (empty when it names no source)."""
 
     hold: LegalHold
     custodian_refs: frozenset[str]
     categories: frozenset[str]
+    contact_keyed: frozenset[str] = frozenset()
+    _reached: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
-
-def _day_start(day: datetime.date) -> datetime.datetime:
-    return datetime.datetime.combine(day, datetime.time.min, tzinfo=datetime.UTC)
+    def reaches(self, contact_id) -> bool:
+        """Whether the contact received a message from one of the hold's sources (asked once)."""
+        if contact_id is None or not self.hold.sources:
+            return False
+        key = uuid.UUID(str(contact_id))
+        if key not in self._reached:
+            self._reached[key] = key in recipients_among(self.hold, [key])
+        return self._reached[key]
 
 
 def active_holds(*, tenant) -> list[ActiveHold]:
@@ -95,10 +116,16 @@ def active_holds(*, tenant) -> list[ActiveHold]:
             "hold_id", "user_id"
         ):
             custodians.setdefault(hold_id, set()).add(str(user_id))
-    return [
-        ActiveHold(h, frozenset(custodians.get(h.pk, ())), frozenset(expand_groups(h.categories)))
-        for h in holds
-    ]
+    keyed, evidence = contact_keyed_categories(), evidence_categories()
+    found = []
+    for hold in holds:
+        categories = frozenset(expand_groups(hold.categories))
+        reached = frozenset() if not hold.sources else (keyed & categories if categories else keyed)
+        if reached and categories:
+            # The campaign's messages show who received it: kept, or the reach would shrink.
+            categories |= evidence
+        found.append(ActiveHold(hold, frozenset(custodians.get(hold.pk, ())), categories, reached))
+    return found
 
 
 def hold_covers(active: ActiveHold, ref: RecordRef) -> bool:
@@ -108,15 +135,46 @@ def hold_covers(active: ActiveHold, ref: RecordRef) -> bool:
         return False
     if hold.contact_ids and ref.contact_id not in hold.contact_ids:
         return False
+    if active.custodian_refs and ref.actor_ref is not None and ref.actor_ref not in active.custodian_refs:
+        return False
     if hold.sources and ref.source_ref not in hold.sources:
-        return False
-    if hold.date_from and ref.clock_at < _day_start(hold.date_from):
-        return False
-    if hold.date_to and ref.clock_at >= _day_start(hold.date_to + datetime.timedelta(days=1)):
-        return False
-    return not (
-        active.custodian_refs and ref.actor_ref is not None and ref.actor_ref not in active.custodian_refs
-    )
+        # A contact's own records name no source: the sources reach them through their recipients
+        # (the date range chose the recipients' messages, not the dates of these records).
+        return ref.category in active.contact_keyed and active.reaches(ref.contact_id)
+    return all(ref.clock_at >= v if op == ">=" else ref.clock_at < v for op, v in date_bounds(hold))
+
+
+def _hold_sql(active: ActiveHold, alias: str) -> tuple[str, list]:
+    hold, parts, params = active.hold, [], []
+
+    def add(sql: str, *values) -> None:
+        parts.append(sql)
+        params.extend(values)
+
+    if active.categories:
+        add(f"{alias}.category = ANY(%s)", sorted(active.categories))
+    if hold.contact_ids:
+        add(f"{alias}.contact_id = ANY(%s::uuid[])", list(hold.contact_ids))
+    if active.custodian_refs:
+        add(f"({alias}.actor_ref IS NULL OR {alias}.actor_ref = ANY(%s))", sorted(active.custodian_refs))
+    dates = [(f"{alias}.clock_at {op} %s", value) for op, value in date_bounds(hold)]
+    if not hold.sources:
+        for sql, value in dates:
+            add(sql, value)
+    else:
+        direct = " AND ".join([f"{alias}.source_ref = ANY(%s)", *(sql for sql, _ in dates)])
+        direct_params = [list(hold.sources), *(value for _, value in dates)]
+        if not active.contact_keyed:
+            add(direct, *direct_params)
+        else:
+            reached, reached_params = recipient_sql(hold, f"{alias}.contact_id")
+            add(
+                f"(({direct}) OR ({alias}.category = ANY(%s) AND {reached}))",
+                *direct_params,
+                sorted(active.contact_keyed),
+                *reached_params,
+            )
+    return "(" + (" AND ".join(parts) or "TRUE") + ")", params
 
 
 def holds_sql(holds: Sequence[ActiveHold], alias: str = "c") -> tuple[str, list]:
@@ -124,27 +182,18 @@ def holds_sql(holds: Sequence[ActiveHold], alias: str = "c") -> tuple[str, list]
     clock_at, actor_ref): true when any of the holds covers the row."""
     clauses, params = [], []
     for active in holds:
-        hold, parts = active.hold, []
-        if active.categories:
-            parts.append(f"{alias}.category = ANY(%s)")
-            params.append(sorted(active.categories))
-        if hold.contact_ids:
-            parts.append(f"{alias}.contact_id = ANY(%s::uuid[])")
-            params.append(list(hold.contact_ids))
-        if hold.sources:
-            parts.append(f"{alias}.source_ref = ANY(%s)")
-            params.append(list(hold.sources))
-        if hold.date_from:
-            parts.append(f"{alias}.clock_at >= %s")
-            params.append(_day_start(hold.date_from))
-        if hold.date_to:
-            parts.append(f"{alias}.clock_at < %s")
-            params.append(_day_start(hold.date_to + datetime.timedelta(days=1)))
-        if active.custodian_refs:
-            parts.append(f"({alias}.actor_ref IS NULL OR {alias}.actor_ref = ANY(%s))")
-            params.append(sorted(active.custodian_refs))
-        clauses.append("(" + (" AND ".join(parts) or "TRUE") + ")")
+        clause, clause_params = _hold_sql(active, alias)
+        clauses.append(clause)
+        params.extend(clause_params)
     return ("(" + " OR ".join(clauses) + ")" if clauses else "FALSE"), params
+
+
+def _refs(cursor, source, category: str, column: str, values: list, tenant_id) -> list[RecordRef]:
+    cursor.execute(
+        f"SELECT * FROM ({source.select_sql()}) q WHERE q.{column} = ANY(%(values)s)",  # noqa: S608
+        {"tenant": tenant_id, "values": values},
+    )
+    return [RecordRef(category, *row) for row in cursor.fetchall()]
 
 
 def record_refs(model_or_instance, record_ids: Sequence[str], *, tenant) -> list[RecordRef]:
@@ -154,13 +203,9 @@ def record_refs(model_or_instance, record_ids: Sequence[str], *, tenant) -> list
     with tenant_context(tenant_id), connection.cursor() as cursor:
         for category in categories_for_model(model_or_instance):
             for source in category.sources:
-                if source.model != model_or_instance._meta.label:
-                    continue
-                cursor.execute(
-                    f"SELECT * FROM ({source.select_sql()}) q WHERE q.record_id = ANY(%(ids)s)",  # noqa: S608
-                    {"tenant": tenant_id, "ids": [str(i) for i in record_ids]},
-                )
-                refs.extend(RecordRef(category.key, *row) for row in cursor.fetchall())
+                if source.model == model_or_instance._meta.label:
+                    ids = [str(i) for i in record_ids]
+                    refs.extend(_refs(cursor, source, category.key, "record_id", ids, tenant_id))
     return refs
 
 
@@ -172,16 +217,32 @@ def holds_for(record: models.Model) -> list[LegalHold]:
 
 
 def holds_for_contact(*, tenant, contact_id) -> list[LegalHold]:
-    """Holds naming the contact, or covering the contact record itself."""
+    """Holds covering any record about the contact: naming it, covering its contact or consent
+    records, or reaching it through a held campaign it received (those messages are held)."""
     holds = active_holds(tenant=tenant)
-    from contacts.models import Contact
-
-    refs = record_refs(Contact, [str(contact_id)], tenant=tenant)
-    found = []
-    for active in holds:
-        if uuid.UUID(str(contact_id)) in active.hold.contact_ids or any(hold_covers(active, r) for r in refs):
-            found.append(active.hold)
-    return found
+    if not holds:
+        return []
+    contact_id = uuid.UUID(str(contact_id))
+    tenant_id = getattr(tenant, "pk", tenant)
+    keyed, evidence = contact_keyed_categories(), evidence_categories()
+    refs = []
+    with tenant_context(tenant_id), connection.cursor() as cursor:
+        for category in all_categories():
+            if category.key in keyed:
+                for source in category.sources:
+                    refs.extend(_refs(cursor, source, category.key, "contact_id", [contact_id], tenant_id))
+    return [
+        active.hold
+        for active in holds
+        if contact_id in active.hold.contact_ids
+        or any(hold_covers(active, ref) for ref in refs)
+        or (
+            active.hold.sources
+            and not active.hold.contact_ids
+            and (not active.categories or active.categories & evidence)
+            and active.reaches(contact_id)
+        )
+    ]
 
 
 # --- Services -----------------------------------------------------------------------------------------

@@ -289,7 +289,8 @@ class RetentionException(TenantOwnedModel):
 
 class ArchivedRecord(TenantOwnedModel):
     """A record moved out of its live table. The snapshot is sealed like the live row was (tenant data
-    key, bound to this row); content keeps its own object key, so disposal can still crypto-shred it."""
+    key, bound to this row); content keeps its own object key, so disposal can still crypto-shred it.
+    `part_key_ids`: the object keys of the record's other sealed parts (a portal copy's replies)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     category = models.CharField(max_length=48)
@@ -302,6 +303,7 @@ class ArchivedRecord(TenantOwnedModel):
         "crypto.ObjectKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     content = models.BinaryField(null=True, blank=True)
+    part_key_ids = ArrayField(models.UUIDField(), default=list, blank=True)
     archived_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

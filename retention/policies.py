@@ -122,6 +122,8 @@ def _validate(category: Category, data: PolicyInput) -> None:
     def refuse(message: str, code: str) -> None:
         raise ApplicationError(message, code=code)
 
+    if category.archive is None and (data.action == Action.ARCHIVE or data.archive_after_days is not None):
+        refuse(f"{category.label} are never moved to the archive: {category.not_archivable}", "archive")
     if data.action not in category.actions:
         allowed = ", ".join(Action(a).label.lower() for a in category.actions)
         refuse(f"{category.label} can only be set to: {allowed}. {category.notes}".strip(), "action")
@@ -149,11 +151,12 @@ def _validate(category: Category, data: PolicyInput) -> None:
                 "must be the longest applicable rule.",
                 "below_basis",
             )
-    if data.archive_after_days is not None:
-        if category.archive is None:
-            refuse(f"{category.label} cannot be archived.", "archive")
-        if data.max_retention_days is not None and data.archive_after_days > data.max_retention_days:
-            refuse("Records must move to the archive before the maximum retention ends.", "archive_after_max")
+    if (
+        data.archive_after_days is not None
+        and data.max_retention_days is not None
+        and data.archive_after_days > data.max_retention_days
+    ):
+        refuse("Records must move to the archive before the maximum retention ends.", "archive_after_max")
     if not data.reason.strip() or not data.rationale.strip():
         refuse("Give the reason for this change and the rationale of the policy.", "reason")
 

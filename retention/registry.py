@@ -2,9 +2,10 @@
 starts, how it is found, scoped by a hold, destroyed and archived.
 
 Every category is declared once, in retention/categories.py (grouped by the app that owns the
-model), through `register_category()`. Models are named by label and resolved lazily, so a category
-whose app is not installed is simply unavailable. SQL fragments use the alias `r` for the record's
-table; they produce the columns a disposal candidate and a hold check need:
+model), through `register_category()`; each says how its records move to the archive, or why they
+never do. Models are named by label and resolved lazily, so a category whose app is not installed
+is simply unavailable. SQL fragments use the alias `r` for the record's table; they produce the
+columns a disposal candidate and a hold check need:
 
     record_id (text), clock_at (timestamptz), contact_id (uuid), source_ref (text), actor_ref (text)
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.apps import apps
 from django.db import models
@@ -96,8 +98,11 @@ class Source:
 # destroy(category, tenant_id, record_ids) -> the ids actually destroyed. Called inside the batch's
 # transaction, after the records were locked and checked against holds and exceptions.
 Destroyer = Callable[["Category", uuid.UUID, list[str]], list[str]]
-# archive(category, tenant_id, record_ids) -> the ids moved to the archive (same transaction rules).
-Archiver = Callable[["Category", uuid.UUID, list[str]], list[str]]
+# archive(category, tenant_id, record_ids, active_holds) -> {category key: ids moved}: the records
+# of the category and those of other categories that had to move with them (a message's portal
+# copy, content and events). Same transaction rules as destroy; records moved along are checked
+# against the holds here, by the archiver.
+Archiver = Callable[["Category", uuid.UUID, list[str], Sequence[Any]], dict[str, list[str]]]
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,11 @@ class Category:
     hold_group: str = ""  # holds and exceptions on any category of a group cover the whole group
     destroy: Destroyer | None = None
     archive: Archiver | None = None
+    # SQL over `r`: which records past their archive age can move now (a message waits while its
+    # portal copy can still be opened); `%(as_of)s` is the moment the archive is judged at.
+    archive_condition: str = ""
+    # Why records of this category never move to the archive (required when `archive` is None).
+    not_archivable: str = ""
     method: str = ""  # how destruction works, as printed on certificates
     # (category, clock expression over `r`): when that category is destroyed in the same run, its
     # destruction removes this category's records too, so planning leaves out the records whose
@@ -170,6 +180,12 @@ def register_category(category: Category) -> Category:
         raise ValueError(f"Destroyable category {category.key!r} must have exactly one source table.")
     if category.default.max_days is not None and category.default.max_days < category.default.min_days:
         raise ValueError(f"Default policy of {category.key!r} has max < min.")
+    if (category.archive is None) == (not category.not_archivable):
+        raise ValueError(
+            f"Category {category.key!r} needs either an archiver or the reason it is never archived."
+        )
+    if category.archive is not None and len(category.sources) != 1:
+        raise ValueError(f"Archivable category {category.key!r} must have exactly one source table.")
     _categories[category.key] = category
     return category
 

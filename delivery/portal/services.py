@@ -109,6 +109,11 @@ def _reply_aad(reply_id: uuid.UUID) -> bytes:
     return f"portal-reply|{reply_id}".encode()
 
 
+def reply_text_read(*, tenant_id: uuid.UUID, reply_id: uuid.UUID, key_id: uuid.UUID, body: bytes) -> str:
+    """A reply's text from its sealed body (live, or kept in the archive with its id and key)."""
+    return content_open(key_id, tenant_id, body, aad=_reply_aad(reply_id)).decode()
+
+
 # --- tokens ----------------------------------------------------------------------------------------
 
 
@@ -252,7 +257,8 @@ def portal_available(portal_message: PortalMessage) -> None:
 # --- reading, replying ------------------------------------------------------------------------------
 
 
-def _open(portal_message: PortalMessage) -> PortalContent:
+def portal_content_read(portal_message: PortalMessage) -> PortalContent:
+    """The sealed content of a portal row (live, or rebuilt from the archive with its id and key)."""
     blob = content_open(
         portal_message.content_key_id,
         portal_message.tenant_id,
@@ -281,7 +287,7 @@ def portal_open(
         fields=["content"],
         purpose=purpose,
     ):
-        content = _open(portal_message)
+        content = portal_content_read(portal_message)
     if not count_read:
         return content
     now = timezone.now()
@@ -368,10 +374,13 @@ def portal_replies_read(
             if reply.content_key_id is None:
                 out.append((reply, ""))
                 continue
-            text = content_open(
-                reply.content_key_id, reply.tenant_id, bytes(reply.body), aad=_reply_aad(reply.pk)
+            text = reply_text_read(
+                tenant_id=reply.tenant_id,
+                reply_id=reply.pk,
+                key_id=reply.content_key_id,
+                body=bytes(reply.body),
             )
-            out.append((reply, text.decode()))
+            out.append((reply, text))
     PortalReply.objects.filter(pk__in=[r.pk for r in replies], staff_read_at__isnull=True).update(
         staff_read_at=timezone.now()
     )

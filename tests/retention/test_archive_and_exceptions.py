@@ -36,13 +36,16 @@ def test_old_messages_move_to_the_archive_except_held_ones(tenant_a):
         counsel="C",
         scope=holds.HoldScope(contact_ids=(patient.pk,)),
     )
-    assert archive.archive_due(tenant=tenant_a) == 3
+    assert archive.archive_due(tenant=tenant_a) == 6  # three messages, each with its content
     assert not any(message_exists(tenant_a, m.pk) for m in old)
     assert message_exists(tenant_a, held[0].pk)
     assert message_exists(tenant_a, young[0].pk)
     with tenant_context(tenant_a):
-        entry = ArchivedRecord.objects.get(record_id=str(old[0].pk))
-        assert entry.content_key_id == old[0].content_key_id  # same content key: still shreddable
+        assert Message.objects.get(pk=held[0].pk).content_key_id == held[0].content_key_id
+        metadata = ArchivedRecord.objects.get(category="message_metadata", record_id=str(old[0].pk))
+        assert metadata.content is None  # the content is a record of its own category
+        content = ArchivedRecord.objects.get(category="message_content", record_id=str(old[0].pk))
+        assert content.content_key_id == old[0].content_key_id  # same content key: still shreddable
 
 
 def test_search_spans_live_and_archive_and_retrieval_is_audited(tenant_a):
@@ -63,12 +66,17 @@ def test_search_spans_live_and_archive_and_retrieval_is_audited(tenant_a):
     )
     found = {(h.category, h.record_id, h.archived_id is not None) for h in hits}
     assert ("message_metadata", str(archived.pk), True) in found
+    assert ("message_content", str(archived.pk), True) in found
     assert ("message_metadata", str(live.pk), False) in found
-    entry = next(h for h in hits if h.archived_id)
+    metadata = next(h for h in hits if h.archived_id and h.category == "message_metadata")
     record = archive.archive_retrieve(
-        tenant=tenant_a, actor=actor, archived_id=entry.archived_id, reason="Patient access request"
+        tenant=tenant_a, actor=actor, archived_id=metadata.archived_id, reason="Patient access request"
     )
     assert record["snapshot"]["to_address"].endswith("@example.org")
+    content = next(h for h in hits if h.archived_id and h.category == "message_content")
+    record = archive.archive_retrieve(
+        tenant=tenant_a, actor=actor, archived_id=content.archived_id, reason="Patient access request"
+    )
     assert record["content"].text == "A1C 7.1"
     with tenant_context(tenant_a):
         actions = list(
@@ -86,15 +94,16 @@ def test_archived_records_are_destroyed_at_their_maximum(tenant_a):
     (message,) = new_messages(tenant_a, 1, age=8 * YEAR)
     archive.archive_due(tenant=tenant_a)
     with tenant_context(tenant_a):
-        entry = ArchivedRecord.objects.get(record_id=str(message.pk))
+        entries = list(ArchivedRecord.objects.filter(record_id=str(message.pk)))
+    assert {e.category for e in entries} == {"message_metadata", "message_content"}
     (run,) = disposal.disposal_plan(tenant=tenant_a, actor=actor)
     disposal.disposal_approve(tenant=tenant_a, actor=actor, run=run)
     disposal.disposal_run_execute(tenant_id=tenant_a.pk, run_id=run.pk)
     from healthmail.crypto.models import ObjectKey
 
     with tenant_context(tenant_a):
-        assert not ArchivedRecord.objects.filter(pk=entry.pk).exists()
-        assert not ObjectKey.objects.filter(pk=entry.content_key_id).exists()
+        assert not ArchivedRecord.objects.filter(pk__in=[e.pk for e in entries]).exists()
+        assert not ObjectKey.objects.filter(pk=message.content_key_id).exists()
 
 
 def test_an_approved_exception_keeps_named_records_until_its_date(tenant_a):

@@ -1,21 +1,31 @@
 """Legal holds: scope rules, custodian notices and acknowledgements, reviews, release."""
 
+import dataclasses
 import datetime
 
 import pytest
 from django.core import mail
+from django.urls import reverse
 from django.utils import timezone
 
+from audit.actors import Actor
 from audit.models import AuditEvent
+from consent.evidence import Evidence
+from consent.models import Source
+from consent.services import consent_grant, topics_ensure_system
+from contacts.models import Contact
+from healthmail.accounts.roles import Role
 from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
-from retention import holds
-from retention.models import HoldCustodian, LegalHold
+from retention import disposal, holds, registry
+from retention.models import DisposalCandidate, HoldCustodian, LegalHold
+from retention.policies import PolicyInput, policy_decide, policy_propose
 from tests.factories import MembershipFactory
 
 from .helpers import YEAR, new_contact, new_messages, officer
 
 pytestmark = pytest.mark.django_db
+DAY = datetime.timedelta(days=1)
 
 
 def _hold(tenant, actor, **scope):
@@ -147,3 +157,136 @@ def test_a_free_query_holds_the_contacts_it_matches(tenant_a):
 def test_a_bad_free_query_is_refused_clearly(tenant_a, query, message):
     with pytest.raises(ApplicationError, match=message):
         _hold(tenant_a, officer(tenant_a), free_query=query)
+
+
+# --- Campaign (source) holds reach the recipients' own records ----------------------------------------
+
+
+def _consent(tenant, contact):
+    topic = topics_ensure_system(tenant=tenant)["marketing_newsletters"]
+    evidence = Evidence(source=Source.API, actor=Actor.system("test"))
+    return consent_grant(tenant=tenant, contact=contact, topic=topic, evidence=evidence)
+
+
+@pytest.fixture
+def consent_handed_to_destroyer(monkeypatch):
+    """Consent history is append-only at the database, so no run can delete it. Here the category
+    gets a destroyer that records what a run hands it: the records the run would destroy."""
+    handed = []
+
+    def record(category, tenant_id, ids):
+        handed.extend(ids)
+        return ids
+
+    category = registry.category_get("consent_records")
+    destroyable = dataclasses.replace(category, sources=category.sources[:1], destroy=record, method="test")
+    monkeypatch.setitem(registry._categories, "consent_records", destroyable)
+    monkeypatch.setattr(disposal, "enqueue", lambda task, **kwargs: None)
+    return handed
+
+
+def test_a_campaign_hold_keeps_its_recipients_contact_and_consent_records(
+    tenant_a, consent_handed_to_destroyer
+):
+    author, approver = officer(tenant_a), officer(tenant_a)
+    recipient, bystander = new_contact(tenant_a), new_contact(tenant_a)
+    recipient_consent, bystander_consent = _consent(tenant_a, recipient), _consent(tenant_a, bystander)
+    new_messages(tenant_a, 1, age=YEAR, contact=recipient, source_id="c-7")
+    new_messages(tenant_a, 1, age=YEAR, contact=bystander, source_id="c-8")
+    with tenant_context(tenant_a):  # both deleted long enough ago for their records to be due
+        Contact.objects.filter(pk__in=[recipient.pk, bystander.pk]).update(
+            deleted_at=timezone.now() - 90 * DAY
+        )
+    hold = _hold(tenant_a, author, sources=("campaign:c-7",))
+    version = policy_propose(
+        tenant=tenant_a,
+        actor=author,
+        category="consent_records",
+        data=PolicyInput(6 * 365, 6 * 365 + 1, "destroy", True, "Test", "Test"),
+    )
+    policy_decide(tenant=tenant_a, actor=approver, policy=version, approve=True)
+
+    as_of = timezone.now() + (6 * 365 + 30) * DAY  # consent past its maximum; messages not yet
+    runs = disposal.disposal_plan(
+        tenant=tenant_a, actor=author, as_of=as_of, categories=["contacts", "consent_records"]
+    )
+    for run in runs:
+        if run.status == "awaiting_approval":
+            disposal.disposal_approve(tenant=tenant_a, actor=approver, run=run)
+        disposal.disposal_run_execute(tenant_id=tenant_a.pk, run_id=run.pk)
+
+    assert len(runs) == 2
+    assert consent_handed_to_destroyer == [str(bystander_consent.pk)]
+    with tenant_context(tenant_a):
+        assert Contact.objects.get(pk=recipient.pk).email_index is not None  # kept whole
+        assert Contact.objects.get(pk=bystander.pk).email_index is None  # tombstoned
+        held = set(DisposalCandidate.objects.filter(skip_reason="held").values_list("record_id", flat=True))
+    assert held == {str(recipient.pk), str(recipient_consent.pk)}
+    assert holds.holds_for(recipient_consent) == [hold]
+    assert holds.holds_for(bystander_consent) == []
+
+
+def test_the_hold_badge_shows_on_a_campaign_recipient(tenant_a, member_client):
+    recipient, bystander = new_contact(tenant_a), new_contact(tenant_a)
+    new_messages(tenant_a, 1, age=YEAR, contact=recipient, source_id="c-7")
+    new_messages(tenant_a, 1, age=YEAR, contact=bystander, source_id="c-8")
+    _hold(tenant_a, officer(tenant_a), sources=("campaign:c-7",))
+    client = member_client(Role.COMPLIANCE_OFFICER)
+
+    def page(contact):
+        return client.get(reverse("contacts:contact_detail", args=[contact.pk])).content.decode()
+
+    assert "records are under 1 legal hold" in page(recipient)
+    assert "Roe v. Clinic" in page(recipient)
+    assert "records are under" not in page(bystander)
+
+
+def test_recipients_reached_after_the_hold_is_placed_are_covered(tenant_a):
+    """A campaign still sending: its later recipients are covered as soon as their message exists."""
+    hold = _hold(tenant_a, officer(tenant_a), sources=("campaign:c-7",))
+    late = new_contact(tenant_a)
+    consent = _consent(tenant_a, late)
+    assert holds.holds_for_contact(tenant=tenant_a, contact_id=late.pk) == []
+    assert holds.holds_for(consent) == []
+    new_messages(tenant_a, 1, age=DAY, contact=late, source_id="c-7")
+    assert holds.holds_for_contact(tenant=tenant_a, contact_id=late.pk) == [hold]
+    assert holds.holds_for(consent) == [hold]
+
+
+def test_the_date_range_chooses_the_campaign_messages_that_make_a_recipient(tenant_a):
+    inside, outside = new_contact(tenant_a), new_contact(tenant_a)
+    new_messages(tenant_a, 1, age=YEAR, contact=inside, source_id="c-7")
+    new_messages(tenant_a, 1, age=3 * YEAR, contact=outside, source_id="c-7")
+    inside_consent, outside_consent = _consent(tenant_a, inside), _consent(tenant_a, outside)
+    date_to = (timezone.now() - 180 * DAY).date()  # the consent events are newer than the range
+    hold = _hold(
+        tenant_a,
+        officer(tenant_a),
+        sources=("campaign:c-7",),
+        date_from=(timezone.now() - 2 * YEAR).date(),
+        date_to=date_to,
+    )
+    assert holds.holds_for(inside_consent) == [hold]
+    assert holds.holds_for(outside_consent) == []
+    assert holds.holds_for_contact(tenant=tenant_a, contact_id=outside.pk) == []
+
+
+def test_a_campaign_hold_on_contact_records_keeps_the_messages_that_show_the_recipients(tenant_a):
+    patient = new_contact(tenant_a)
+    (message,) = new_messages(tenant_a, 1, age=YEAR, contact=patient, source_id="c-7")
+    (unrelated,) = new_messages(tenant_a, 1, age=YEAR, contact=patient, source_id="c-8")
+    hold = _hold(tenant_a, officer(tenant_a), sources=("campaign:c-7",), categories=("contacts",))
+    assert holds.holds_for(message) == [hold]  # destroying it would end the hold's reach
+    assert holds.holds_for(unrelated) == []
+    assert holds.holds_for_contact(tenant=tenant_a, contact_id=patient.pk) == [hold]
+
+
+def test_a_campaign_hold_naming_contacts_reaches_only_those_recipients(tenant_a):
+    named, other = new_contact(tenant_a), new_contact(tenant_a)
+    for contact in (named, other):
+        new_messages(tenant_a, 1, age=YEAR, contact=contact, source_id="c-7")
+    named_consent, other_consent = _consent(tenant_a, named), _consent(tenant_a, other)
+    hold = _hold(tenant_a, officer(tenant_a), sources=("campaign:c-7",), contact_ids=(named.pk,))
+    assert holds.holds_for(named_consent) == [hold]
+    assert holds.holds_for(other_consent) == []
+    assert holds.holds_for_contact(tenant=tenant_a, contact_id=other.pk) == []

@@ -1,5 +1,6 @@
 """Property: whatever the holds, policies and dates, no held record is ever destroyed, and every
-expired record nothing protects is (RELIABILITY C4)."""
+expired record nothing protects is (RELIABILITY C4). Records: messages of two campaigns and the
+contact records of deleted people, so campaign holds reach their recipients' records too."""
 
 import datetime
 
@@ -9,6 +10,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contacts.models import Contact
 from delivery.models import Message
 from delivery.outbox import message_content
 from healthmail.tenants.context import tenant_context
@@ -20,7 +22,15 @@ from .helpers import new_contact, new_messages, officer
 
 pytestmark = pytest.mark.django_db
 DAY = datetime.timedelta(days=1)
-HOLD_CATEGORIES = ["message_metadata", "message_content", "contacts", "tracking_events", "exports"]
+HOLD_CATEGORIES = [
+    "message_metadata",
+    "message_content",
+    "contacts",
+    "consent_records",
+    "tracking_events",
+    "exports",
+]
+CONTACT_MAX = 60  # shipped default for deleted contacts
 
 message_specs = st.lists(
     st.tuples(st.integers(0, 4000), st.integers(0, 2), st.integers(0, 1)), min_size=1, max_size=8
@@ -45,20 +55,28 @@ hold_specs = st.lists(
     hold_list=hold_specs,
     max_years=st.integers(6, 10),
     ahead_days=st.integers(0, 5 * 365),
+    deleted=st.lists(st.none() | st.integers(0, 120), min_size=3, max_size=3),
 )
-def test_no_held_record_is_ever_destroyed(db, monkeypatch, messages, hold_list, max_years, ahead_days):
+def test_no_held_record_is_ever_destroyed(
+    db, monkeypatch, messages, hold_list, max_years, ahead_days, deleted
+):
     monkeypatch.setattr(disposal, "enqueue", lambda task, **kwargs: None)
     with transaction.atomic():
-        _scenario(messages, hold_list, max_years, ahead_days)
+        _scenario(messages, hold_list, max_years, ahead_days, deleted)
         transaction.set_rollback(True)
 
 
-def _scenario(messages, hold_list, max_years, ahead_days):
+def _scenario(messages, hold_list, max_years, ahead_days, deleted):
     tenant = TenantFactory()
     BaaFactory(tenant=tenant)
     author, approver = officer(tenant), officer(tenant)
     now = timezone.now()
     contacts = [new_contact(tenant) for _ in range(3)]
+    with tenant_context(tenant):
+        for contact, days in zip(contacts, deleted, strict=True):
+            if days is not None:
+                Contact.objects.filter(pk=contact.pk).update(deleted_at=now - days * DAY)
+    gone = [c for c, days in zip(contacts, deleted, strict=True) if days is not None]
     created = [
         (new_messages(tenant, 1, age=age * DAY, contact=contacts[c], source_id=f"s{s}")[0], age)
         for age, c, s in messages
@@ -89,6 +107,9 @@ def _scenario(messages, hold_list, max_years, ahead_days):
             holds.hold_release(tenant=tenant, actor=author, hold=hold, reason="settled")
     # The oracle: the Python statement of the hold rule, evaluated before anything runs.
     protected = {m.pk for m, _ in created if holds.holds_for(m)}
+    with tenant_context(tenant):
+        gone = list(Contact.objects.filter(pk__in=[c.pk for c in gone]))
+    protected_people = {c.pk for c in gone if holds.holds_for(c)}
 
     as_of = timezone.now() + ahead_days * DAY  # after the policy versions took effect
     for run in disposal.disposal_plan(tenant=tenant, actor=author, as_of=as_of):
@@ -109,3 +130,18 @@ def _scenario(messages, hold_list, max_years, ahead_days):
             assert message.pk not in remaining, "an expired record nothing protects was kept"
         elif age * DAY + ahead_days * DAY < max_years * 365 * DAY - DAY:
             assert message.pk in remaining, "a record was destroyed before its maximum retention"
+
+    with tenant_context(tenant):
+        tombstoned = set(
+            Contact.objects.filter(pk__in=[c.pk for c in gone], email_index__isnull=True).values_list(
+                "pk", flat=True
+            )
+        )
+    for contact in gone:
+        age = (now - contact.deleted_at) + ahead_days * DAY
+        if contact.pk in protected_people:
+            assert contact.pk not in tombstoned, "a held contact record was tombstoned"
+        elif age > CONTACT_MAX * DAY + DAY:
+            assert contact.pk in tombstoned, "an expired contact record nothing protects was kept"
+        elif age < CONTACT_MAX * DAY - DAY:
+            assert contact.pk not in tombstoned, "a contact record was tombstoned before its maximum"

@@ -1,8 +1,25 @@
-"""RELIABILITY C4 as a state machine: messages age, holds come and go, disposal runs at random
-moments; at every step no held record was destroyed, and after each run no expired record that
-nothing protects is left."""
+"""RELIABILITY C4 as a state machine: messages age, contacts are deleted, holds on contacts and on
+campaigns come and go, time passes and disposal runs. After every run nothing an active hold covers
+was destroyed or altered (messages deleted or shredded, contact records tombstoned), no expired
+record that nothing protects is left, and nothing went before its maximum.
+
+The oracle is a model of the hold rule written here from the scenario (who received which
+campaign), compared before each run with what `holds_for` answers (the Python rule); the run itself
+applies `holds_sql` (the SQL rule). A campaign hold covers the campaign's messages and the contact
+records of its recipients; a hold naming only contact records of a campaign keeps its messages too.
+
+Size: CHAOS_RETENTION_EXAMPLES examples of up to CHAOS_RETENTION_STEPS steps. `make test` runs it
+small; `make chaos` at the C4 size (10,000 examples). The report goes to artifacts/chaos/.
+"""
+
+from __future__ import annotations
 
 import datetime
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from django.db import transaction
@@ -11,101 +28,253 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
-    invariant,
+    initialize,
     precondition,
     rule,
     run_state_machine_as_test,
 )
 
+from contacts.models import Contact
 from delivery.models import Message
 from healthmail.tenants.context import tenant_context
 from retention import disposal, holds
 from retention.models import LegalHold
+from retention.policies import policies_ensure_defaults
 from tests.factories import BaaFactory, TenantFactory
 
 from .helpers import new_contact, new_messages, officer
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.chaos]
+EXAMPLES = int(os.environ.get("CHAOS_RETENTION_EXAMPLES", "40"))
+STEPS = int(os.environ.get("CHAOS_RETENTION_STEPS", "12"))
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "chaos"
 DAY = datetime.timedelta(days=1)
-MAX = 7 * 365  # the shipped default for message metadata
+MESSAGE_MAX = 7 * 365  # shipped default for message metadata (approval required)
+CONTACT_MAX = 60  # shipped default for deleted contacts (automatic)
+PEOPLE, CAMPAIGNS = 3, 2
+HOLD_CATEGORIES = [None, "message_metadata", "contacts", "consent_records"]
+
+
+@dataclass
+class World:
+    """What every example shares (created once, outside the examples' savepoints) and the tallies."""
+
+    tenant: object
+    actor: object
+    people: list  # contacts; each example's changes to them roll back with it
+    examples: int = 0
+    steps: int = 0
+    runs: int = 0
+    held_checks: dict = field(default_factory=lambda: {"messages": 0, "contacts": 0})
+    # Records a hold kept through a run that would otherwise have destroyed them.
+    kept_by_holds: dict = field(default_factory=lambda: {"messages": 0, "contacts": 0, "by_campaign": 0})
+
+
+@dataclass(frozen=True)
+class ModelHold:
+    by_campaign: bool
+    target: int  # person index, or campaign index
+    category: str | None
 
 
 class RetentionMachine(RuleBasedStateMachine):
+    world: World  # set by the test on a subclass
+
     def __init__(self):
         super().__init__()
         self._atomic = transaction.atomic()
-        self._atomic.__enter__()  # each example rolls back: the database stays small
-        self.tenant = TenantFactory()
-        BaaFactory(tenant=self.tenant)
-        self.actor = officer(self.tenant)
-        self.contacts = [new_contact(self.tenant) for _ in range(2)]
-        self.ages: dict = {}  # message id -> age in days at offset 0
-        self.contact_of: dict = {}
-        self.frozen: dict = {}  # active hold id -> the live messages it covered when placed
+        self._atomic.__enter__()  # each example rolls back to the shared world
+        self.world.examples += 1
+        self.tenant, self.actor = self.world.tenant, self.world.actor
+        self.people = self.world.people
+        # Ages are in days before the real now; a run judges them `offset` days later.
+        self.messages: dict = {}  # live message id -> (age, person, campaign)
+        self.deleted: dict = {}  # person -> days since deletion
+        self.tombstoned: set = set()
+        self.holds: dict = {}  # active hold id -> ModelHold
         self.offset = 0
 
-    @rule(age=st.integers(0, 3000), who=st.integers(0, 1))
-    def add_message(self, age, who):
-        (message,) = new_messages(self.tenant, 1, age=age * DAY, contact=self.contacts[who])
-        self.ages[message.pk] = age
-        self.contact_of[message.pk] = who
+    # --- The hold rule, from the scenario ---------------------------------------------------------
 
-    @rule(who=st.integers(0, 1), category=st.sampled_from([None, "message_metadata", "contacts"]))
-    def place_hold(self, who, category):
-        hold = holds.hold_create(
-            tenant=self.tenant,
-            actor=self.actor,
-            matter="M",
-            reason="R",
-            counsel="C",
-            scope=holds.HoldScope(
-                contact_ids=(self.contacts[who].pk,), categories=(category,) if category else ()
-            ),
+    def _covers_message(self, hold: ModelHold, person: int, campaign: int) -> bool:
+        keeps_messages = hold.category in (None, "message_metadata") or (
+            hold.by_campaign and hold.category in ("contacts", "consent_records")
         )
-        covers_messages = category != "contacts"
-        self.frozen[hold.pk] = {
-            m.pk for m in self._live() if covers_messages and self.contact_of[m.pk] == who
+        return keeps_messages and (campaign if hold.by_campaign else person) == hold.target
+
+    def _covers_contact(self, hold: ModelHold, person: int) -> bool:
+        if hold.category not in (None, "contacts"):
+            return False
+        if not hold.by_campaign:
+            return person == hold.target
+        return any(p == person and c == hold.target for _, p, c in self.messages.values())
+
+    def _held_messages(self) -> set:
+        return {
+            pk
+            for pk, (_, person, campaign) in self.messages.items()
+            if any(self._covers_message(h, person, campaign) for h in self.holds.values())
         }
 
-    @precondition(lambda self: self.ages)
-    @rule()
-    def release_a_hold(self):
+    def _held_people(self) -> set:
+        """Deleted people whose contact record a hold covers (a tombstone is past keeping)."""
+        return {
+            p
+            for p in self.deleted
+            if p not in self.tombstoned and any(self._covers_contact(h, p) for h in self.holds.values())
+        }
+
+    # --- Rules ------------------------------------------------------------------------------------
+
+    @initialize(
+        received=st.lists(
+            st.tuples(st.integers(0, 3000), st.integers(0, PEOPLE - 1), st.integers(0, CAMPAIGNS - 1)),
+            min_size=2,
+            max_size=5,
+        ),
+        deleted=st.lists(st.integers(0, 120) | st.none(), min_size=PEOPLE, max_size=PEOPLE),
+        placed=st.lists(
+            st.tuples(st.booleans(), st.integers(0, PEOPLE - 1), st.sampled_from(HOLD_CATEGORIES)),
+            min_size=1,
+            max_size=3,
+        ),
+    )
+    def people_received_campaigns_some_were_deleted_and_holds_were_placed(self, received, deleted, placed):
+        self.world.steps += 1
+        for age, person, campaign in received:
+            self._add(1, age, person, campaign)
+        for person, days in enumerate(deleted):
+            if days is not None:
+                self._delete(person, days)
+        for by_campaign, index, category in placed:
+            self._place(by_campaign, index, category)
+
+    @rule(
+        count=st.integers(1, 3),
+        age=st.integers(0, 3000),
+        person=st.integers(0, PEOPLE - 1),
+        campaign=st.integers(0, CAMPAIGNS - 1),
+    )
+    def add_messages(self, count, age, person, campaign):
+        self.world.steps += 1
+        self._add(count, age, person, campaign)
+
+    def _add(self, count, age, person, campaign):
+        for message in new_messages(
+            self.tenant, count, age=age * DAY, contact=self.people[person], source_id=f"s{campaign}"
+        ):
+            self.messages[message.pk] = (age, person, campaign)
+
+    @rule(person=st.integers(0, PEOPLE - 1), days=st.integers(0, 200))
+    def delete_contact(self, person, days):
+        self.world.steps += 1
+        self._delete(person, days)
+
+    def _delete(self, person, days):
+        if person in self.deleted:
+            return
         with tenant_context(self.tenant):
-            hold = LegalHold.objects.filter(status="active").first()
-        if hold:
-            holds.hold_release(tenant=self.tenant, actor=self.actor, hold=hold, reason="settled")
-            self.frozen.pop(hold.pk, None)
+            Contact.objects.filter(pk=self.people[person].pk).update(deleted_at=timezone.now() - days * DAY)
+        self.deleted[person] = days
 
-    @rule(days=st.integers(1, 1500))
-    def time_passes(self, days):
+    @rule(
+        by_campaign=st.booleans(),
+        index=st.integers(0, PEOPLE - 1),
+        category=st.sampled_from(HOLD_CATEGORIES),
+    )
+    def place_hold(self, by_campaign, index, category):
+        self.world.steps += 1
+        self._place(by_campaign, index, category)
+
+    def _place(self, by_campaign, index, category):
+        model = ModelHold(by_campaign, index % CAMPAIGNS if by_campaign else index, category)
+        scope = holds.HoldScope(
+            contact_ids=() if by_campaign else (self.people[model.target].pk,),
+            sources=(f"campaign:s{model.target}",) if by_campaign else (),
+            categories=(category,) if category else (),
+        )
+        hold = holds.hold_create(
+            tenant=self.tenant, actor=self.actor, matter="M", reason="R", counsel="C", scope=scope
+        )
+        self.holds[hold.pk] = model
+
+    @precondition(lambda self: self.holds)
+    @rule(which=st.integers(0, 3))
+    def release_a_hold(self, which):
+        self.world.steps += 1
+        hold_id = sorted(self.holds, key=str)[which % len(self.holds)]
+        with tenant_context(self.tenant):
+            hold = LegalHold.objects.get(pk=hold_id)
+        holds.hold_release(tenant=self.tenant, actor=self.actor, hold=hold, reason="settled")
+        del self.holds[hold_id]
+
+    @precondition(lambda self: self.messages or set(self.deleted) - self.tombstoned)
+    @rule(days=st.integers(0, 1500))
+    def time_passes_and_disposal_runs(self, days):
+        self.world.steps += 1
+        self.world.runs += 1
         self.offset += days
-
-    @rule()
-    def run_disposal(self):
-        messages = self._live()
-        held_now = {m.pk for m in messages if holds.holds_for(m)}
+        held_messages, held_people = self._held_messages(), self._held_people()
+        self._check_the_python_rule_agrees(held_messages, held_people)
         as_of = timezone.now() + self.offset * DAY
         for run in disposal.disposal_plan(tenant=self.tenant, actor=self.actor, as_of=as_of):
             if run.status == "awaiting_approval":
                 disposal.disposal_approve(tenant=self.tenant, actor=self.actor, run=run)
             disposal.disposal_run_execute(tenant_id=self.tenant.pk, run_id=run.pk, batch_size=2)
-        remaining = {m.pk for m in self._live()}
-        assert held_now <= remaining, "a held record was destroyed"
-        for message in messages:
-            age = self.ages[message.pk] + self.offset
-            if message.pk not in held_now and age > MAX + 1:
-                assert message.pk not in remaining, "an expired, unprotected record was kept"
-            if age < MAX - 1:
-                assert message.pk in remaining, "a record was destroyed before its maximum"
+        live, intact, tombstoned = self._database()
+        assert held_messages <= live, "a held message was destroyed"
+        assert held_messages <= intact, "a held message was altered (content shredded)"
+        assert not held_people & tombstoned, "a held contact record was tombstoned"
+        kept = self.world.kept_by_holds
+        for pk, (age, _, _) in self.messages.items():
+            age += self.offset
+            if pk not in held_messages and age > MESSAGE_MAX + 1:
+                assert pk not in live, "an expired, unprotected message was kept"
+            if age < MESSAGE_MAX - 1:
+                assert pk in live, "a message was destroyed before its maximum"
+            kept["messages"] += pk in held_messages and age > MESSAGE_MAX + 1
+        for person, days in self.deleted.items():
+            days += self.offset
+            if person not in held_people and days > CONTACT_MAX + 1:
+                assert person in tombstoned, "an expired, unprotected contact record was kept"
+            if days < CONTACT_MAX - 1:
+                assert person not in tombstoned, "a contact record was tombstoned before its maximum"
+            if person in held_people and days > CONTACT_MAX + 1:
+                kept["contacts"] += 1
+                kept["by_campaign"] += not any(
+                    self._covers_contact(h, person) for h in self.holds.values() if not h.by_campaign
+                )
+        self.messages = {pk: spec for pk, spec in self.messages.items() if pk in live}
+        self.tombstoned = tombstoned
 
-    def _live(self) -> list[Message]:
+    def _check_the_python_rule_agrees(self, held_messages: set, held_people: set) -> None:
+        """`holds_for` (records' badges) says the same as the model; asked once for all records."""
+        active = holds.active_holds(tenant=self.tenant)
+
+        def held(model, ids) -> set:
+            refs = holds.record_refs(model, [str(i) for i in ids], tenant=self.tenant)
+            return {ref.record_id for ref in refs if any(holds.hold_covers(a, ref) for a in active)}
+
+        people = {str(self.people[p].pk): p for p in self.deleted if p not in self.tombstoned}
+        assert held(Message, self.messages) == {str(pk) for pk in held_messages}, "rule mismatch (message)"
+        assert {people[i] for i in held(Contact, people)} == held_people, "rule mismatch (contact)"
+        self.world.held_checks["messages"] += len(self.messages)
+        self.world.held_checks["contacts"] += len(people)
+
+    def _database(self) -> tuple[set, set, set]:
+        """(messages still there, those with their content, people whose record is tombstoned)."""
         with tenant_context(self.tenant):
-            return list(Message.objects.filter(pk__in=list(self.ages)))
-
-    @invariant()
-    def what_a_hold_froze_is_still_there(self):
-        frozen = set().union(*self.frozen.values()) if self.frozen else set()
-        assert frozen <= {m.pk for m in self._live()}, "a record frozen by an active hold is gone"
+            rows = Message.objects.filter(pk__in=list(self.messages)).values_list("pk", "content_key_id")
+            live = {pk for pk, _ in rows}
+            intact = {pk for pk, key in rows if key is not None}
+            ids = {self.people[p].pk: p for p in self.deleted}
+            tombstoned = {
+                ids[pk]
+                for pk in Contact.objects.filter(pk__in=list(ids), email_index__isnull=True).values_list(
+                    "pk", flat=True
+                )
+            }
+        return live, intact, tombstoned
 
     def teardown(self):
         transaction.set_rollback(True)
@@ -114,12 +283,31 @@ class RetentionMachine(RuleBasedStateMachine):
 
 def test_retention_state_machine(db, monkeypatch):
     monkeypatch.setattr(disposal, "enqueue", lambda task, **kwargs: None)
+    tenant = TenantFactory()
+    BaaFactory(tenant=tenant)
+    policies_ensure_defaults(tenant=tenant)
+    world = World(tenant=tenant, actor=officer(tenant), people=[new_contact(tenant) for _ in range(PEOPLE)])
+    machine = type("Machine", (RetentionMachine,), {"world": world})
+    started = time.monotonic()
     run_state_machine_as_test(
-        RetentionMachine,
+        machine,
         settings=settings(
-            max_examples=12,
-            stateful_step_count=10,
+            max_examples=EXAMPLES,
+            stateful_step_count=STEPS,
             deadline=None,
             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
         ),
     )
+    report = {
+        "examples": world.examples,
+        "steps": world.steps,
+        "disposal_runs": world.runs,
+        "hold_rule_checks": world.held_checks,
+        "kept_by_holds": world.kept_by_holds,
+        "max_examples": EXAMPLES,
+        "max_steps": STEPS,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / f"retention-{EXAMPLES}.json").write_text(json.dumps(report, indent=2) + "\n")
+    print("retention state machine:", json.dumps(report))
