@@ -255,7 +255,11 @@ def _render(
     except RenderError as error:
         raise MessageRefused(str(error), code="render_failed") from None
     return RenderedContent(
-        subject=rendered.subject, html=rendered.html, text=rendered.text, preheader=rendered.preheader
+        subject=rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        preheader=rendered.preheader,
+        from_name=branding.sender_name,
     )
 
 

@@ -41,6 +41,9 @@ class RenderedContent:
     text: str
     preheader: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    # The From display name (a campaign's sender name, the tenant's branding); empty: the tenant's name.
+    # Validated like every header value when the message is built.
+    from_name: str = ""
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()

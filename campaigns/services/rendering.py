@@ -95,7 +95,11 @@ def render_campaign_message(message: Message) -> RenderedContent:
             enabled=tracking_allowed(contact=contact, campaign_tracking=campaign.track_engagement),
         )
     return RenderedContent(
-        subject=rendered.subject, html=html, text=rendered.text, preheader=rendered.preheader
+        subject=rendered.subject,
+        html=html,
+        text=rendered.text,
+        preheader=rendered.preheader,
+        from_name=campaign.sender_name,
     )
 
 

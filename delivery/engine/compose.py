@@ -1,12 +1,14 @@
 """The RFC 5322 message of one outbox row, DKIM-signed, ready for the transport.
 
-From names the tenant and its verified sender domain; the envelope sender is the stream's VERP
+From shows the content's sender name (a campaign's, the tenant's branding; else the tenant's name)
+and the stream's address at the verified sender domain; the envelope sender is the stream's VERP
 return path (an opaque row id); the Message-ID is the row's, so a resend after an ambiguous hand-off
 is recognisably the same message. Every header value goes through build_message's validation.
 """
 
 from __future__ import annotations
 
+import base64
 import binascii
 import re
 import secrets
@@ -44,7 +46,7 @@ def compose(
     unsubscribe_headers: dict[str, str] | None = None,
 ) -> bytes:
     headers = [
-        ("From", formataddr((display_name, f"{identity.from_local_part}@{signing_key.domain}"))),
+        ("From", from_header(display_name, f"{identity.from_local_part}@{signing_key.domain}")),
         ("To", address),
         ("Subject", content.subject),
         ("Date", format_datetime(now)),
@@ -59,6 +61,30 @@ def compose(
         headers, text=content.text, html=html
     )
     return dkim.sign_message(built, signing_key, timestamp=int(now.timestamp()))
+
+
+def from_header(display_name: str, address: str) -> str:
+    """`Name <address>`: an ASCII name quoted where RFC 5322 needs it; any other name as RFC 2047
+    encoded words of at most 75 characters (§2), which a reader joins back into the same name."""
+    validate_header("From", display_name)  # before any encoding can hide a line break
+    if display_name.isascii():
+        return formataddr((display_name, address))
+    words = " ".join(f"=?utf-8?b?{base64.b64encode(w.encode()).decode()}?=" for w in _chunks(display_name))
+    return f"{words} <{address}>"
+
+
+def _chunks(text: str, size: int = 45) -> list[str]:
+    """Pieces of at most `size` UTF-8 bytes (45 -> 60 base64 characters + 12 of syntax), cut after a
+    space where there is one: readers that wrongly keep the space between encoded words (CPython's
+    address parser) then show a doubled space, not one inside a word."""
+    pieces, piece = [], ""
+    for character in text:
+        if len((piece + character).encode()) > size:
+            cut = piece.rfind(" ") + 1 or len(piece)
+            pieces.append(piece[:cut])
+            piece = piece[cut:]
+        piece += character
+    return [*pieces, piece]
 
 
 def _quoted_printable(text: str) -> bytes:

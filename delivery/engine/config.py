@@ -16,6 +16,11 @@
 | DELIVERY_SOON_SECONDS | 5 | re-try of a message that never started (rate or MX limit, lost connection) |
 | DELIVERY_REDIS_PREFIX | hm:delivery | Redis keys of the shared limits |
 | DELIVERY_STREAMS | see STREAM_DEFAULTS | sending identity per stream |
+
+DELIVERY_STREAMS = {"transactional": {...}, "marketing": {...}}, each optional key:
+`from_local_part`, `verp_prefix`, `return_path_domain`, `source_address` (the local IP the stream's
+SMTP connections bind to, probe included; base settings read it from DELIVERY_<STREAM>_SOURCE_ADDRESS)
+and `relay` ({host, port, address, username, password}).
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from delivery.smtp.connection import MxRoute
 from delivery.smtp.outcomes import RetrySchedule
 
 # Transactional and marketing mail never share an identity: their own VERP return path (so bounces
-# and reputation are told apart), optionally their own relay, and their own connection limits.
+# and reputation are told apart), optionally their own source IP or relay, and their own connection
+# limits.
 STREAM_DEFAULTS: dict[str, dict] = {
     Stream.TRANSACTIONAL: {"from_local_part": "care", "verp_prefix": "bounce-t", "return_path_domain": ""},
     Stream.MARKETING: {"from_local_part": "news", "verp_prefix": "bounce-m", "return_path_domain": ""},
@@ -44,6 +50,9 @@ class StreamIdentity:
     verp_prefix: str
     return_path_domain: str = ""  # empty: the sender domain itself (SPF on it is already required)
     relay: MxRoute | None = None  # a smart host: every message of the stream goes through it
+    # The local IP every SMTP connection of the stream binds to (its own sending reputation); empty:
+    # the OS picks. An address the host does not have defers the stream's mail with the reason.
+    source_address: str = ""
 
     def return_path(self, *, message_id, sender_domain: str) -> str:
         """VERP: the bounce address names the outbox row (an opaque id, never the recipient)."""
@@ -72,6 +81,7 @@ def stream_identity(stream: str) -> StreamIdentity:
         verp_prefix=values["verp_prefix"],
         return_path_domain=values.get("return_path_domain", ""),
         relay=_relay(values.get("relay")),
+        source_address=str(values.get("source_address") or "").strip(),
     )
 
 

@@ -3,6 +3,7 @@ replaces it), the unsubscribe headers, the DKIM signature of the tenant's verifi
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -48,9 +49,9 @@ class Work:
             uses_phi=self.message.uses_phi, encryption_policy=self.message.encryption_policy
         )
 
-    @property
+    @functools.cached_property
     def address(self) -> str:
-        return self.message.to_address
+        return self.message.to_address  # decrypted once, not on every use
 
 
 class Preparer:
@@ -110,7 +111,7 @@ class Preparer:
                 content=content,
                 identity=self.identity,
                 signing_key=key,
-                display_name=self.tenant.name,
+                display_name=content.from_name or self.tenant.name,
                 now=now,
                 unsubscribe_headers=self._unsubscribe(message),
             )

@@ -14,7 +14,7 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import dns.exception
@@ -33,7 +33,7 @@ from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
 from . import decide, record
-from .config import EngineSettings, stream_identity
+from .config import EngineSettings, StreamIdentity, stream_identity
 from .decide import Path
 from .gate import gate_messages
 from .prepare import Preparer, Work
@@ -65,6 +65,13 @@ class Dependencies:
     engine: EngineSettings
     portal: Portal | None = None
     shared_limits: bool = True  # Redis token buckets and MX leases shared by all workers
+
+    def for_stream(self, identity: StreamIdentity) -> Dependencies:
+        """Every connection of the stream, the STARTTLS probe's included, from its own source address."""
+        if not identity.source_address:
+            return self
+        transport = replace(self.transport, source_address=identity.source_address)
+        return replace(self, transport=transport, prober=starttls_prober(transport))
 
     @classmethod
     def from_settings(cls) -> Dependencies:
@@ -113,6 +120,7 @@ def send_claimed(
 ) -> BatchReport:
     report = BatchReport(claimed=len(ids))
     identity = stream_identity(stream)
+    deps = deps.for_stream(identity)
     now = timezone.now()
     settles: list[record.Settle] = []
     with tenant_context(tenant_id):
@@ -179,8 +187,9 @@ def _round(tenant_id, worker, work, settles, policies, preparer, deps, report):
         members = [(item, prepared) for item, prepared in members if item.message.pk in owned]
         if members:
             policy = policies[domain]
-            route = preparer.identity.relay or MxRoute.from_mx(policy.mx[0])
-            delivery_groups.append(Group(route=route, policy=policy, members=members))
+            delivery_groups.append(
+                Group(routes=_routes(policy, preparer.identity.relay), policy=policy, members=members)
+            )
     started = timezone.now()
     outcomes = asyncio.run(deliver_groups(delivery_groups, deps=deps, stream=preparer.identity.stream))
     finished = timezone.now()
@@ -200,6 +209,14 @@ def _round(tenant_id, worker, work, settles, policies, preparer, deps, report):
         _write(tenant_id, worker, settles, attempts, report)
         report.attempts += len(attempts)
     return next_work, []
+
+
+def _routes(policy: TlsPolicy, relay: MxRoute | None) -> tuple[MxRoute, ...]:
+    """The relay, or every MX host in preference order (RFC 5321 §5.1): the transport moves on to the
+    next one when a host is unreachable or cannot meet the TLS policy, never to a weaker connection."""
+    if relay is not None:
+        return (relay,)
+    return tuple(MxRoute.from_mx(mx) for mx in policy.mx)
 
 
 def _write(tenant_id, worker, settles, attempts, report: BatchReport) -> None:

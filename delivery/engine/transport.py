@@ -1,5 +1,10 @@
 """The SMTP phase of a round: every recipient domain's messages over a few reused connections to its
-MX host, all domains at once, under the limits shared by every worker (Redis)."""
+MX hosts (the most preferred one that takes them), all domains at once, under the limits shared by
+every worker of the stream (Redis).
+
+Connections are opened for one round of one (tenant, stream) drain and closed at its end: no pool
+outlives a round or is shared between streams, and every connection binds the stream's own source
+address (`deps.transport`, see send.Dependencies.for_stream)."""
 
 from __future__ import annotations
 
@@ -49,7 +54,7 @@ class BatchedTokenBucket:
 
 @dataclass
 class Group:
-    route: MxRoute
+    routes: tuple[MxRoute, ...]  # the relay, or the domain's MX hosts in preference order
     policy: TlsPolicy
     members: list  # [(Work, Prepared)]
 
@@ -86,7 +91,7 @@ async def deliver_groups(groups: Sequence[Group], *, deps, stream: str) -> dict[
     async def one(group: Group, batch: list[Prepared]) -> list[Outcome]:
         async with slots:
             return await deliver_batch(
-                group.route,
+                group.routes,
                 batch,
                 group.policy,
                 transport=deps.transport,

@@ -6,7 +6,10 @@ requirement is met: the only commands before the check are EHLO and STARTTLS.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import ipaddress
+import os
 import ssl
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -60,6 +63,7 @@ class TransportSettings:
     ca_file: str | None = None
     local_hostname: str = "localhost"
     timeout: float = 60.0
+    source_address: str = ""  # the local IP every connection binds to (a stream's own); empty: the OS picks
 
     @classmethod
     def from_settings(cls) -> TransportSettings:
@@ -78,12 +82,41 @@ def describe_tls_error(error: BaseException) -> str:
     return f"TLS handshake failed: {error.__class__.__name__}"
 
 
+def _source_address(transport: TransportSettings) -> tuple[str, int] | None:
+    if not transport.source_address:
+        return None
+    try:
+        return str(ipaddress.ip_address(transport.source_address)), 0
+    except ValueError:
+        raise ConnectFailed(f"the source address {transport.source_address!r} is not an IP address") from None
+
+
+def _unbindable(error: BaseException) -> OSError | None:
+    """The bind error behind a failed connect (asyncio wraps it), or None for any other failure."""
+    cause = error.__cause__ if isinstance(error, aiosmtplib.SMTPException) else error
+    if not isinstance(cause, OSError):
+        return None
+    if cause.errno in (errno.EADDRNOTAVAIL, errno.EADDRINUSE) or "local address" in str(cause):
+        return cause
+    return None
+
+
+def _connect_failure(route: MxRoute, source: tuple[str, int] | None, error: BaseException) -> str:
+    bind_error = _unbindable(error) if source else None
+    if bind_error is not None:
+        detail = os.strerror(bind_error.errno) if bind_error.errno else str(bind_error)
+        return f"cannot bind the source address {source[0]}: {detail}"
+    return f"connect to {route.host}:{route.port} failed: {error.__class__.__name__}"
+
+
 async def _connect(route: MxRoute, transport: TransportSettings) -> aiosmtplib.SMTP:
+    source = _source_address(transport)
     smtp = aiosmtplib.SMTP(
         hostname=route.address or route.host,
         port=route.port,
         local_hostname=transport.local_hostname,
         timeout=transport.timeout,
+        source_address=source,
         start_tls=False,
         use_tls=False,
     )
@@ -92,9 +125,7 @@ async def _connect(route: MxRoute, transport: TransportSettings) -> aiosmtplib.S
         await smtp.ehlo()
     except (aiosmtplib.SMTPException, OSError) as error:
         smtp.close()
-        raise ConnectFailed(
-            f"connect to {route.host}:{route.port} failed: {error.__class__.__name__}"
-        ) from error
+        raise ConnectFailed(_connect_failure(route, source, error)) from error
     return smtp
 
 

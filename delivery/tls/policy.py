@@ -35,6 +35,7 @@ class ProbeResult:
     version: str = ""
     cipher: str = ""
     reason: str = ""
+    reachable: bool = True  # False: no SMTP session at all, which says nothing about the host's TLS
 
 
 Prober = Callable[[MxHost], Awaitable[ProbeResult]]
@@ -157,6 +158,15 @@ def _mta_sts(
     )
 
 
+async def _probe(hosts: tuple[MxHost, ...], prober: Prober) -> ProbeResult:
+    """The first MX host, in preference order, that answers (RFC 5321 §5.1: senders move on too)."""
+    for mx in hosts:
+        probe = await prober(mx)
+        if probe.reachable:
+            return probe
+    return probe
+
+
 async def tls_policy_resolve(
     domain: str, *, resolver: Resolver, fetcher: PolicyFetcher, prober: Prober
 ) -> TlsPolicy:
@@ -170,7 +180,7 @@ async def tls_policy_resolve(
     if isinstance(sts, TlsPolicy):
         return sts
     note = f"{sts}; " if isinstance(sts, str) else ""
-    probe = await prober(hosts[0])
+    probe = await _probe(hosts, prober)
     if probe.verified:
         return TlsPolicy(
             domain=domain,

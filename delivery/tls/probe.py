@@ -25,7 +25,7 @@ def starttls_prober(transport: TransportSettings) -> Prober:
         except TlsRefused as refused:
             return ProbeResult(mx=mx.host, verified=False, reason=refused.reason)
         except ConnectFailed as failed:
-            return ProbeResult(mx=mx.host, verified=False, reason=str(failed))
+            return ProbeResult(mx=mx.host, verified=False, reason=str(failed), reachable=False)
         await close_session(smtp)
         return ProbeResult(mx=mx.host, verified=True, version=evidence.version, cipher=evidence.cipher)
 

@@ -275,6 +275,12 @@ CELERY_BEAT_SCHEDULE["consent-authorization-upkeep"] = {
 }
 
 # --- Delivery engine (delivery/engine/config.py lists the DELIVERY_* tunables and their defaults) ----
+# Each stream's SMTP connections bind to its own source IP (its own sending reputation); empty: the OS
+# picks. The rest of a stream's identity (relay, return path) is set in DELIVERY_STREAMS too.
+DELIVERY_STREAMS = {
+    "transactional": {"source_address": env("DELIVERY_TRANSACTIONAL_SOURCE_ADDRESS", default="")},
+    "marketing": {"source_address": env("DELIVERY_MARKETING_SOURCE_ADDRESS", default="")},
+}
 # The reconciler: re-queues claims of dead workers, expires, and wakes due work the broker lost.
 CELERY_BEAT_SCHEDULE["delivery-sweep"] = {"task": "delivery.tasks.transactional_sweep", "schedule": 30.0}
 

@@ -1,8 +1,9 @@
 """A test kit of real TLS/SMTP/HTTPS servers on loopback, and the CA that signs their certificates.
 
 Every SMTP server sits behind a `WireTap`: a TCP forwarder that records every byte the client puts on
-the socket (what an eavesdropper sees) and counts connections. The aiosmtpd side also records what
-it received after TLS decryption. Tests grep both for synthetic PHI.
+the socket (what an eavesdropper sees), counts connections and notes the address each came from (it
+dials the server from that same address, so aiosmtpd sees the real peer too). The aiosmtpd side also
+records what it received after TLS decryption, and from which peer. Tests grep both for synthetic PHI.
 """
 
 from __future__ import annotations
@@ -133,20 +134,24 @@ def free_port() -> int:
 
 
 class WireTap:
-    """Forwards loopback TCP to `upstream_port`, recording client->server bytes and connections."""
+    """Forwards loopback TCP to `upstream_port`, recording client->server bytes, connections and the
+    client address of each (127.0.0.0/8 is all loopback on Linux: a client may bind 127.0.0.2)."""
 
     def __init__(self, upstream_port: int):
         self.upstream_port = upstream_port
         self.lock = threading.Lock()
         self.wire = bytearray()
         self.connections = 0
+        self.peers: list[str] = []
         tap = self
 
         class Handler(socketserver.BaseRequestHandler):
             def handle(self):
+                peer = self.client_address[0]
                 with tap.lock:
                     tap.connections += 1
-                upstream = socket.create_connection((LOOPBACK, tap.upstream_port))
+                    tap.peers.append(peer)
+                upstream = socket.create_connection((LOOPBACK, tap.upstream_port), source_address=(peer, 0))
                 back = threading.Thread(target=tap._pump, args=(upstream, self.request, False), daemon=True)
                 back.start()
                 tap._pump(self.request, upstream, True)
@@ -177,6 +182,7 @@ class WireTap:
         with self.lock:
             self.wire.clear()
             self.connections = 0
+            self.peers.clear()
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -192,6 +198,7 @@ class Received:
     rcpt_tos: list[str]
     content: bytes
     mail_options: list[str]
+    peer: str = ""  # the client's IP address
 
 
 @dataclass
@@ -229,6 +236,7 @@ class CapturingHandler:
             list(envelope.rcpt_tos),
             envelope.original_content or b"",
             list(envelope.mail_options),
+            peer=session.peer[0] if session.peer else "",
         )
         self.messages.append(received)
         if self.behaviour.drop_after_data:
@@ -318,6 +326,12 @@ class SmtpServer:
     @property
     def connections(self) -> int:
         return self.tap.connections
+
+    @property
+    def peers(self) -> list[str]:
+        """The client address of every connection, in order (probes included)."""
+        with self.tap.lock:
+            return list(self.tap.peers)
 
     def saw(self, needle: bytes) -> bool:
         """Whether `needle` crossed the wire in the clear or reached the server after decryption."""
