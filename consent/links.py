@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from django.conf import settings
 from django.urls import reverse
 
@@ -10,21 +12,32 @@ from contacts.models import Contact
 from .models import AuthorizationText, Topic
 from .tokens import LinkKind, link_token
 
+_SLOT = "TOKEN"
 
-def _absolute(path: str) -> str:
-    return settings.PUBLIC_BASE_URL.rstrip("/") + path
+
+@functools.lru_cache(maxsize=16)
+def _around(name: str, base_url: str, urlconf: str) -> tuple[str, str]:
+    """What comes before and after the token in the page's absolute URL: resolved once, not per link
+    (the delivery engine makes one per marketing message). Tokens are URL-safe as they are."""
+    before, _, after = reverse(name, args=[_SLOT], urlconf=urlconf).partition(_SLOT)
+    return base_url.rstrip("/") + before, after
+
+
+def _absolute(name: str, token: str) -> str:
+    before, after = _around(name, settings.PUBLIC_BASE_URL, settings.ROOT_URLCONF)
+    return before + token + after
 
 
 def authorize_url(*, contact: Contact, text: AuthorizationText) -> str:
     token = link_token(
         LinkKind.AUTHORIZE, tenant_id=contact.tenant_id, contact_id=contact.pk, text_id=text.pk
     )
-    return _absolute(reverse("consent_public:authorize", args=[token]))
+    return _absolute("consent_public:authorize", token)
 
 
 def preferences_url(*, contact: Contact) -> str:
     token = link_token(LinkKind.PREFERENCES, tenant_id=contact.tenant_id, contact_id=contact.pk)
-    return _absolute(reverse("consent_public:preferences", args=[token]))
+    return _absolute("consent_public:preferences", token)
 
 
 def unsubscribe_url(*, contact: Contact, topic: Topic | None) -> str:
@@ -34,7 +47,7 @@ def unsubscribe_url(*, contact: Contact, topic: Topic | None) -> str:
         contact_id=contact.pk,
         topic_key=topic.key if topic else "",
     )
-    return _absolute(reverse("consent_public:unsubscribe", args=[token]))
+    return _absolute("consent_public:unsubscribe", token)
 
 
 def list_unsubscribe_headers(contact: Contact, topic: Topic | None) -> dict[str, str]:

@@ -18,7 +18,7 @@ from audit.actors import Actor
 from consent import suppressions
 from consent.models import Suppression
 from contacts.models import Contact
-from delivery.models import Message, MessageAttempt
+from delivery.models import Message
 from delivery.smtp.outcomes import Outcome
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
@@ -55,20 +55,21 @@ class Settle:
 
 def attempt_row(
     message: Message, outcome: Outcome, *, path: str, started_at: datetime, now: datetime
-) -> MessageAttempt:
+) -> dict:
+    """One delivery_messageattempt row (the columns _ATTEMPTS reads; a plain dict is cheaper to build
+    than a model instance that would only be turned into one)."""
     detail = outcome.reason or f"{outcome.code or ''} {outcome.reply}".strip()
-    return MessageAttempt(
-        tenant_id=message.tenant_id,
-        message_id=message.pk,
-        started_at=started_at,
-        finished_at=now,
-        outcome=str(outcome.status),
-        smtp_code=outcome.code,
-        detail=scrub(detail),
-        mx_host=outcome.evidence.mx if outcome.evidence else "",
-        evidence=outcome.evidence.as_dict() if outcome.evidence else {},
-        path=path,
-    )
+    return {
+        "message_id": message.pk,
+        "started_at": started_at,
+        "finished_at": now,
+        "outcome": str(outcome.status),
+        "smtp_code": outcome.code,
+        "detail": scrub(detail),
+        "mx_host": outcome.evidence.mx if outcome.evidence else "",
+        "evidence": outcome.evidence.as_dict() if outcome.evidence else {},
+        "path": path,
+    }
 
 
 def mark_handoff(
@@ -120,9 +121,7 @@ def _json(rows: list[dict]) -> str:
     return json.dumps(rows, default=str)
 
 
-def settle(
-    *, tenant_id: uuid.UUID, worker: str, settles: Sequence[Settle], attempts: Sequence[MessageAttempt]
-) -> int:
+def settle(*, tenant_id: uuid.UUID, worker: str, settles: Sequence[Settle], attempts: Sequence[dict]) -> int:
     """Write the outcomes of one round in one transaction; returns how many rows were still ours."""
     now = timezone.now()
     final = Message.FINAL_STATES
@@ -141,20 +140,6 @@ def settle(
         }
         for s in settles
     ]
-    attempt_rows = [
-        {
-            "message_id": a.message_id,
-            "started_at": a.started_at,
-            "finished_at": a.finished_at,
-            "outcome": a.outcome,
-            "smtp_code": a.smtp_code,
-            "detail": a.detail,
-            "mx_host": a.mx_host,
-            "evidence": a.evidence,
-            "path": a.path,
-        }
-        for a in attempts
-    ]
     with tenant_context(tenant_id):
         owned: set[uuid.UUID] = set()
         if settles:
@@ -168,9 +153,9 @@ def settle(
                 logger.warning(
                     "delivery: lease lost before recording", extra={"message": str(item.message.pk)}
                 )
-        if attempt_rows:
+        if attempts:
             with connection.cursor() as cursor:
-                cursor.execute(_ATTEMPTS, {"tenant": tenant_id, "rows": _json(attempt_rows)})
+                cursor.execute(_ATTEMPTS, {"tenant": tenant_id, "rows": _json(attempts)})
         bounces = [s for s in settles if s.bounce_address and s.message.pk in owned]
         if bounces:
             _suppress(tenant_id, bounces)

@@ -61,7 +61,6 @@ def drain(
     slots = DrainSlots(
         tenant_id, stream, size=int(getattr(settings, "DELIVERY_PARALLEL_DRAINS", 4)), ttl=budget + 60
     )
-    slots.take()
     try:
         while True:
             ids = message_claim_batch(
@@ -73,6 +72,8 @@ def drain(
             )
             if not ids:
                 return report
+            if not report.claimed:
+                slots.take()  # only a drain with work counts against the fan-out (an empty one is a query)
             if fan_out is not None and len(ids) == deps.engine.claim_batch and not report.claimed:
                 helper = DrainSlots(tenant_id, stream, size=len(slots.keys), ttl=1)
                 if helper.take():  # a free slot: one more process joins (it takes its own slot)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -32,7 +32,7 @@ class TlsEvidence:
     requiretls: bool = False
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return dict(vars(self))  # flat fields: dataclasses.asdict's deep copy costs 10x more
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,9 @@ return 0
 
 
 def redis_client() -> redis_asyncio.Redis:
-    return redis_asyncio.Redis.from_url(settings.REDIS_URL)
+    # No CLIENT SETINFO: redis-py reads its version from the package metadata for every new
+    # connection (~5 ms), and the engine opens a client per sending round.
+    return redis_asyncio.Redis.from_url(settings.REDIS_URL, driver_info=None)
 
 
 class Throttle(Protocol):

@@ -4,7 +4,6 @@ center with evidence, and RFC 8058 one-click unsubscribe without CSRF or login."
 from __future__ import annotations
 
 import datetime
-import uuid
 
 import pytest
 from django.core import signing
@@ -22,7 +21,8 @@ from consent.models import (
     PreferenceChange,
     Suppression,
 )
-from consent.tokens import LinkKind, link_token
+from consent.tokens import LinkInvalid, LinkKind, link_read, link_token
+from healthmail.crypto.sealed import unseal
 from healthmail.tenants.context import tenant_context
 from tests.api.conftest import audit_events
 
@@ -94,8 +94,8 @@ def test_a_link_signed_with_another_key_is_forged(tenant_a, contact, settings):
     settings.SECRET_KEY = "another-deployment"
     token = link_token(LinkKind.PREFERENCES, tenant_id=tenant_a.pk, contact_id=contact.pk)
     settings.SECRET_KEY = "test-only-key"
-    with pytest.raises(signing.BadSignature):
-        signing.loads(token, salt="healthmail.consent.preferences")
+    with pytest.raises(LinkInvalid):
+        link_read(LinkKind.PREFERENCES, token)
     _assert_friendly(_client().get(reverse("consent_public:preferences", args=[token])), 400)
 
 
@@ -305,7 +305,33 @@ def test_waiver_request_and_withdrawal_in_the_preference_center(tenant_a, contac
 
 
 def test_tokens_carry_no_phi(tenant_a, contact):
+    token = link_token(LinkKind.UNSUBSCRIBE, tenant_id=tenant_a.pk, contact_id=contact.pk, topic_key="news")
+    body = unseal("healthmail.consent.unsubscribe", token, max_chars=400)
+    # issued, tenant, contact, (no) text version, nonce, topic key: ids only
+    assert len(body) == 4 + 16 + 16 + 16 + 9 + len(b"news")
+    assert contact.pk.bytes in body
+    assert tenant_a.pk.bytes in body
+    assert body.endswith(b"news")
+    link = link_read(LinkKind.UNSUBSCRIBE, token)
+    assert (link.tenant_id, link.contact_id, link.text_id, link.topic_key) == (
+        tenant_a.pk,
+        contact.pk,
+        None,
+        "news",
+    )
+
+
+def test_links_issued_before_sealed_tokens_still_work(tenant_a, contact):
+    """Unsubscribe links already in inboxes were signed with django.core.signing."""
+    payload = {"t": str(tenant_a.pk), "c": str(contact.pk), "v": "", "k": "news", "n": "legacy-nonce"}
+    legacy = signing.dumps(payload, salt="healthmail.consent.unsubscribe", compress=True)
+    assert link_read(LinkKind.UNSUBSCRIBE, legacy).contact_id == contact.pk
+    with pytest.raises(LinkInvalid):
+        link_read(LinkKind.PREFERENCES, signing.dumps(payload, salt="healthmail.consent.unsubscribe"))
+
+
+def test_a_link_sealed_before_a_secret_key_rotation_still_opens(tenant_a, contact, settings):
     token = link_token(LinkKind.PREFERENCES, tenant_id=tenant_a.pk, contact_id=contact.pk)
-    payload = signing.loads(token, salt="healthmail.consent.preferences")
-    assert set(payload) == {"t", "c", "v", "k", "n"}
-    assert uuid.UUID(payload["c"]) == contact.pk
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "the-next-key"
+    assert link_read(LinkKind.PREFERENCES, token).contact_id == contact.pk

@@ -7,6 +7,7 @@ import hashlib
 import dkim as dkimpy
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from dkim.canonicalization import Relaxed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -68,6 +69,24 @@ def test_signatures_over_arbitrary_subjects_and_whitespace_verify(rsa_key, subje
     assert dkimpy.verify(
         dkim.sign_message(_message(subject=subject, body=body), key), dnsfunc=_dnsfunc(public)
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"a", b" ", b"  ", b"\t", b"\r\n", b".", b"x"]), max_size=40).map(b"".join))
+def test_body_canonicalization_matches_dkimpy(body):
+    """The fast paths (skipping substitutions a body does not need) give dkimpy's relaxed form."""
+    assert dkim.canonical_body(body) == Relaxed.canonicalize_body(body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from([b"a", b" ", b"  ", b"\t", b"\r\n ", b"\r\n\t", b":"]), max_size=30).map(
+        b"".join
+    )
+)
+def test_header_canonicalization_matches_dkimpy(value):
+    [(name, canonical)] = Relaxed.canonicalize_headers([(b"Subject", value)])
+    assert dkim.canonical_header(b"Subject", value) == name + b":" + canonical.removesuffix(b"\r\n")
 
 
 @pytest.mark.parametrize(

@@ -13,18 +13,37 @@ from hypothesis import strategies as st
 from delivery.smtp.client import deliver_batch
 from delivery.smtp.connection import MxRoute
 from delivery.smtp.message import (
-    BARE_LINE_BREAK,
     FORBIDDEN,
     Prepared,
     UnsafeMessage,
     build_message,
     dot_stuff,
+    has_bare_line_break,
     validate_address,
 )
 from delivery.smtp.outcomes import Status
 from delivery.tls.policy import Source, TlsPolicy
 
 from .conftest import run
+
+BARE_LINE_BREAK = re.compile(rb"\r(?!\n)|(?<!\r)\n")  # the definition, as the oracle for the fast check
+
+
+@settings(max_examples=500)
+@given(
+    st.lists(st.sampled_from([b"a", b"\r", b"\n", b"\r\n", b".", b"\r\r\n", b"\n\r"]), max_size=30).map(
+        b"".join
+    )
+)
+def test_bare_line_break_check_agrees_with_its_definition(content):
+    assert has_bare_line_break(content) == bool(BARE_LINE_BREAK.search(content))
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from([b"a", b".", b"\r\n", b"..", b"\r\n.\r\n"]), max_size=30).map(b"".join))
+def test_dot_stuffing_doubles_every_leading_dot(content):
+    assert dot_stuff(content) == re.sub(rb"(?m)^\.", b"..", content) + b".\r\n"
+
 
 NASTY = [
     "a\r\nBcc: victim@evil.test",
@@ -73,6 +92,7 @@ def test_fuzzed_headers_never_add_headers_and_never_put_bare_line_breaks_on_the_
         assert any(FORBIDDEN.search(v) or "=?" in v or len(v) > 4000 for v in (subject, name))
         return
     assert not BARE_LINE_BREAK.search(content)
+    assert not has_bare_line_break(content)
     parsed = _parse(content)
     names = [k.lower() for k in parsed.keys()]
     assert names.count("bcc") == 0
