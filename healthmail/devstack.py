@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import mailbox
 import os
 import pwd
@@ -224,19 +225,49 @@ def stop_redis() -> None:
 
 @dataclass
 class Services:
+    """The services one run uses. Every run holds a shared lock on .devstack/users.lock while it
+    runs; the run that started the embedded services stops them at its end only if no other run
+    still holds it (two `make test` at once: the first to finish must not pull the database from
+    under the other). Otherwise they stay up for the others, ports remembered; `make stop` ends them."""
+
     env: dict[str, str]
     started: list[str] = field(default_factory=list)
+    users: int | None = None  # the lock file's descriptor
 
     def stop(self) -> None:
-        if "redis" in self.started:
-            stop_redis()
-        if "postgres" in self.started:
-            stop_postgres()
+        alone = self._alone()
+        if self.started and not alone:
+            print("devstack: another run still uses the embedded services; left running (`make stop`).")
+        elif alone:
+            if "redis" in self.started:
+                stop_redis()
+            if "postgres" in self.started:
+                stop_postgres()
+        if self.users is not None:
+            os.close(self.users)  # releases the lock
+            self.users = None
+
+    def _alone(self) -> bool:
+        if self.users is None:
+            return True
+        try:
+            fcntl.flock(self.users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+
+def _take_user_lock() -> int:
+    STATE.mkdir(exist_ok=True)
+    users = os.open(STATE / "users.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(users, fcntl.LOCK_SH)
+    return users
 
 
 def start_services() -> Services:
     env = {}
     started = []
+    users = _take_user_lock()
     database_url = os.environ.get("DATABASE_URL")
     if not database_url:
         database_url, fresh = start_postgres()
@@ -249,7 +280,7 @@ def start_services() -> Services:
             started.append("redis")
     env["DATABASE_URL"] = database_url
     env["REDIS_URL"] = redis_url
-    return Services(env, started)
+    return Services(env, started, users)
 
 
 def manage(*args: str, env: dict[str, str], owner: bool = False) -> None:

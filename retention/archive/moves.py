@@ -286,16 +286,21 @@ def portal_entries(tenant_id, portals: list, refs: dict[str, LiveRef]) -> list[A
     return entries
 
 
+def _move_rows(model, entries, category, tenant_id, record_ids, active) -> dict[str, list[str]]:
+    """Rows of one model that are due and not held: archive entries written, live rows deleted."""
+    refs = live_refs(category.key, tenant_id, _ids_condition(category), {"ids": record_ids}, active)
+    movable = [rid for rid, ref in refs.items() if not ref.held]
+    rows = list(model.objects.filter(tenant_id=tenant_id, pk__in=movable))
+    ArchivedRecord.objects.bulk_create(entries(tenant_id, rows, refs))
+    model.objects.filter(tenant_id=tenant_id, pk__in=[row.pk for row in rows]).delete()
+    return {category.key: [str(row.pk) for row in rows]}
+
+
 def archive_portal_messages(category, tenant_id, record_ids, active) -> dict[str, list[str]]:
     """Closed portal copies (the category's archive condition) leave; their message stays live."""
     from delivery.models import PortalMessage
 
-    refs = live_refs(category.key, tenant_id, _ids_condition(category), {"ids": record_ids}, active)
-    movable = [rid for rid, ref in refs.items() if not ref.held]
-    portals = list(PortalMessage.objects.filter(tenant_id=tenant_id, pk__in=movable))
-    ArchivedRecord.objects.bulk_create(portal_entries(tenant_id, portals, refs))
-    PortalMessage.objects.filter(tenant_id=tenant_id, pk__in=[p.pk for p in portals]).delete()
-    return {category.key: [str(p.pk) for p in portals]}
+    return _move_rows(PortalMessage, portal_entries, category, tenant_id, record_ids, active)
 
 
 # --- tracking events ----------------------------------------------------------------------------------
@@ -331,9 +336,4 @@ def event_entries(tenant_id, events: list, refs: dict[str, LiveRef]) -> list[Arc
 def archive_tracking_events(category, tenant_id, record_ids, active) -> dict[str, list[str]]:
     from delivery.models import EngagementEvent
 
-    refs = live_refs(category.key, tenant_id, _ids_condition(category), {"ids": record_ids}, active)
-    movable = [rid for rid, ref in refs.items() if not ref.held]
-    events = list(EngagementEvent.objects.filter(tenant_id=tenant_id, pk__in=movable))
-    ArchivedRecord.objects.bulk_create(event_entries(tenant_id, events, refs))
-    EngagementEvent.objects.filter(tenant_id=tenant_id, pk__in=[e.pk for e in events]).delete()
-    return {category.key: [str(e.pk) for e in events]}
+    return _move_rows(EngagementEvent, event_entries, category, tenant_id, record_ids, active)
