@@ -68,6 +68,7 @@ def _insert_candidates(run: DisposalRun, category: Category, cut: datetime.datet
         " UNION ALL SELECT %(tenant)s, %(run)s, %(category)s, a.record_id, a.clock_at, a.contact_id,"
         " a.source_ref, NULL, 'pending', '' FROM retention_archivedrecord a WHERE a.tenant_id = %(tenant)s"
         " AND a.category = %(category)s AND a.clock_at < %(cutoff)s"
+        " ORDER BY 5, 4"  # oldest first (clock, then record id): batches take them in candidate-id order
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
