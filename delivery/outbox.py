@@ -45,6 +45,9 @@ class RenderedContent:
     # The From display name (a campaign's sender name, the tenant's branding); empty: the tenant's name.
     # Validated like every header value when the message is built.
     from_name: str = ""
+    # The From address before the @ (a campaign's sender address); empty: the stream's (care@, news@).
+    # The domain is always the tenant's verified sender domain.
+    from_local_part: str = ""
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()

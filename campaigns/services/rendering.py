@@ -100,6 +100,7 @@ def render_campaign_message(message: Message) -> RenderedContent:
         text=rendered.text,
         preheader=rendered.preheader,
         from_name=campaign.sender_name,
+        from_local_part=campaign.from_local_part,
     )
 
 

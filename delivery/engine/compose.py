@@ -1,9 +1,10 @@
 """The RFC 5322 message of one outbox row, DKIM-signed, ready for the transport.
 
 From shows the content's sender name (a campaign's, the tenant's branding; else the tenant's name)
-and the stream's address at the verified sender domain; the envelope sender is the stream's VERP
-return path (an opaque row id); the Message-ID is the row's, so a resend after an ambiguous hand-off
-is recognisably the same message. Every header value goes through build_message's validation.
+and its sender address (a campaign's; else the stream's) at the verified sender domain; the envelope
+sender is the stream's VERP return path (an opaque row id); the Message-ID is the row's, so a resend
+after an ambiguous hand-off is recognisably the same message. Every header value goes through
+build_message's validation.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from email.utils import format_datetime, formataddr
 from delivery import dkim
 from delivery.models import Message
 from delivery.outbox import RenderedContent
-from delivery.smtp.message import Prepared, build_message, validate_header
+from delivery.smtp.message import Prepared, build_message, validate_address, validate_header
 
 from .config import StreamIdentity
 
@@ -46,7 +47,7 @@ def compose(
     unsubscribe_headers: dict[str, str] | None = None,
 ) -> bytes:
     headers = [
-        ("From", from_header(display_name, f"{identity.from_local_part}@{signing_key.domain}")),
+        ("From", from_header(display_name, _from_address(content, identity, signing_key.domain))),
         ("To", address),
         ("Subject", content.subject),
         ("Date", format_datetime(now)),
@@ -61,6 +62,11 @@ def compose(
         headers, text=content.text, html=html
     )
     return dkim.sign_message(built, signing_key, timestamp=int(now.timestamp()))
+
+
+def _from_address(content: RenderedContent, identity: StreamIdentity, domain: str) -> str:
+    """The content's sender address (a campaign's) or the stream's, always at the verified domain."""
+    return validate_address(f"{content.from_local_part or identity.from_local_part}@{domain}")
 
 
 def from_header(display_name: str, address: str) -> str:

@@ -127,6 +127,20 @@ def test_the_content_sender_name_is_the_from_name_and_the_tenant_name_the_fallba
     assert _from(by_recipient["quinn@good.test"]) == (tenant_a.name, f"care@{SENDER}")
 
 
+def test_a_stored_sender_address_that_is_not_a_plain_local_part_fails_the_message(
+    tenant_a, sender_domain, kit, transport
+):
+    injected = RenderedContent(subject="Hello", html="<p>x</p>", text="x", from_local_part="a b@evil.test> x")
+    (message,) = enqueue(tenant_a, ["zebediah@good.test"], sender_domain=sender_domain, content=injected)
+
+    drain(tenant_id=tenant_a.pk, stream=Stream.TRANSACTIONAL, deps=dependencies(kit, transport))
+
+    (message,) = reload(tenant_a, [message])
+    assert message.state == State.FAILED
+    assert message.state_reason == "not sendable: address is not a plain addr-spec"
+    assert kit["good"].messages == []
+
+
 def test_a_stored_from_name_with_a_line_break_fails_the_message_and_sends_nothing(
     tenant_a, sender_domain, kit, transport
 ):
@@ -148,7 +162,7 @@ def test_a_stored_from_name_with_a_line_break_fails_the_message_and_sends_nothin
 def test_a_campaign_sender_name_is_the_from_name_on_the_wire(tenant_a, team, ready, kit, transport):
     ids = contacts(tenant_a, 2)  # one at patients.test, one at example.org
     opt_in(tenant_a, ids)
-    campaign = scheduled(tenant_a, team, ready, sender_name="Riverside Cardiology")
+    campaign = scheduled(tenant_a, team, ready, sender_name="Riverside Cardiology", from_local_part="heart")
     launch.campaign_launch(tenant=tenant_a, campaign_id=campaign.pk)
     good = kit["good"]
     resolver = kit.resolver(mx={"patients.test": Answer((good.mx(),)), "example.org": Answer((good.mx(),))})
@@ -162,8 +176,8 @@ def test_a_campaign_sender_name_is_the_from_name_on_the_wire(tenant_a, team, rea
     assert states == [State.DELIVERED_TLS] * 2
     assert len(good.messages) == 2
     for received in good.messages:
-        assert f"\r\nFrom: Riverside Cardiology <news@{SENDER}>\r\n".encode() in received.content
-        assert _from(received) == ("Riverside Cardiology", f"news@{SENDER}")
+        assert f"\r\nFrom: Riverside Cardiology <heart@{SENDER}>\r\n".encode() in received.content
+        assert _from(received) == ("Riverside Cardiology", f"heart@{SENDER}")
 
 
 def test_transactional_mail_uses_the_branding_sender_name(tenant_a, sender_domain, kit, transport):
