@@ -124,6 +124,20 @@ def dependencies(kit, transport, *, resolver=None, portal=None, **engine) -> Dep
     )
 
 
+def relay_stream(relay, **extra) -> dict:
+    """A DELIVERY_STREAMS entry sending everything through the kit's relay (verified TLS + AUTH)."""
+    return {
+        "relay": {
+            "host": "mx.relay.test",
+            "port": relay.port,
+            "address": "127.0.0.1",
+            "username": "relay-user",
+            "password": "relay-secret",
+        },
+        **extra,
+    }
+
+
 def reload(tenant, messages) -> list[Message]:
     with tenant_context(tenant):
         by_id = Message.objects.in_bulk([m.pk for m in messages])

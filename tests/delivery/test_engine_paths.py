@@ -29,6 +29,7 @@ from .engine_support import (
     evidence,
     new_contact,
     opted_in,
+    relay_stream,
     reload,
     verified_sender_domain,
 )
@@ -345,17 +346,7 @@ def test_a_stream_relay_carries_every_message_over_verified_tls_with_auth(
 ):
     sender_domain, _ = sender
     relay = kit["relay"]
-    settings.DELIVERY_STREAMS = {
-        "transactional": {
-            "relay": {
-                "host": "mx.relay.test",
-                "port": relay.port,
-                "address": "127.0.0.1",
-                "username": "relay-user",
-                "password": "relay-secret",
-            }
-        }
-    }
+    settings.DELIVERY_STREAMS = {"transactional": relay_stream(relay)}
     (message,) = enqueue(tenant_a, ["zebediah@nowhere-in-dns.test"], sender_domain=sender_domain)
 
     _drain(tenant_a, deps)

@@ -18,7 +18,7 @@ from delivery.smtp.outcomes import Status
 from delivery.tls.policy import Source, TlsPolicy
 
 from .conftest import PHI_DIAGNOSIS, PHI_NAME, phi_message, run
-from .engine_support import PHI_CONTENT, dependencies, enqueue, new_contact, opted_in, reload
+from .engine_support import PHI_CONTENT, dependencies, enqueue, new_contact, opted_in, relay_stream, reload
 from .engine_support import verified_sender_domain as make_sender_domain
 
 pytestmark = pytest.mark.django_db
@@ -79,18 +79,7 @@ def test_a_stream_relay_is_reached_from_the_stream_source_address(
     tenant_a, sender_domain, kit, transport, settings
 ):
     relay = kit["relay"]
-    settings.DELIVERY_STREAMS = {
-        "transactional": {
-            "source_address": TRANSACTIONAL_IP,
-            "relay": {
-                "host": "mx.relay.test",
-                "port": relay.port,
-                "address": "127.0.0.1",
-                "username": "relay-user",
-                "password": "relay-secret",
-            },
-        }
-    }
+    settings.DELIVERY_STREAMS = {"transactional": relay_stream(relay, source_address=TRANSACTIONAL_IP)}
     (message,) = enqueue(tenant_a, ["zebediah@nowhere-in-dns.test"], sender_domain=sender_domain)
 
     drain(tenant_id=tenant_a.pk, stream=Stream.TRANSACTIONAL, deps=dependencies(kit, transport))

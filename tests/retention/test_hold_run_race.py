@@ -48,6 +48,17 @@ def _in_thread(function):
     return thread, box
 
 
+def _hold_from_another_connection(tenant, actor, scope: holds.HoldScope) -> None:
+    """A hold placed by someone else between two batches of the run (its own thread and connection)."""
+    thread, box = _in_thread(
+        lambda: holds.hold_create(
+            tenant=tenant, actor=actor, matter="M", reason="R", counsel="C", scope=scope
+        )
+    )
+    thread.join(timeout=30)
+    assert "error" not in box
+
+
 def _approved_run(tenant, actor):
     (run,) = disposal.disposal_plan(tenant=tenant, actor=actor)
     disposal.disposal_approve(tenant=tenant, actor=actor, run=run)
@@ -62,14 +73,7 @@ def test_hold_created_between_batches_is_honoured(tenant):
     run = _approved_run(tenant, actor)
     assert disposal.disposal_run_batch(tenant_id=tenant.pk, run_id=run.pk, batch_size=3)
 
-    scope = holds.HoldScope(contact_ids=(patient.pk,))
-    thread, box = _in_thread(
-        lambda: holds.hold_create(
-            tenant=tenant, actor=actor, matter="M", reason="R", counsel="C", scope=scope
-        )
-    )
-    thread.join(timeout=30)
-    assert "error" not in box
+    _hold_from_another_connection(tenant, actor, holds.HoldScope(contact_ids=(patient.pk,)))
 
     disposal.disposal_run_execute(tenant_id=tenant.pk, run_id=run.pk, batch_size=3)
     assert not any(message_exists(tenant, m.pk) for m in first)
@@ -142,14 +146,7 @@ def test_a_campaign_hold_created_between_batches_keeps_its_recipients(tenant):
     (run,) = disposal.disposal_plan(tenant=tenant, actor=actor, categories=["contacts"])
     assert disposal.disposal_run_batch(tenant_id=tenant.pk, run_id=run.pk, batch_size=3)
 
-    scope = holds.HoldScope(sources=("campaign:c-9",))
-    thread, box = _in_thread(
-        lambda: holds.hold_create(
-            tenant=tenant, actor=actor, matter="M", reason="R", counsel="C", scope=scope
-        )
-    )
-    thread.join(timeout=30)
-    assert "error" not in box
+    _hold_from_another_connection(tenant, actor, holds.HoldScope(sources=("campaign:c-9",)))
 
     disposal.disposal_run_execute(tenant_id=tenant.pk, run_id=run.pk, batch_size=3)
     assert _tombstoned(tenant, (*first, *recipients)) == {c.pk for c in first}
