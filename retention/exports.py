@@ -29,6 +29,7 @@ from healthmail.observability import request_meta
 from healthmail.tenants.context import tenant_context
 
 from . import packages
+from .hold_recipients import recipients_of
 from .models import ArchivedRecord, EvidenceExport, LegalHold, RetentionPolicy
 
 MAX_CONTACTS = 1000
@@ -76,7 +77,10 @@ class ExportScope:
 
     @classmethod
     def of_hold(cls, hold: LegalHold) -> ExportScope:
-        return cls(tuple(hold.contact_ids), tuple(hold.sources), hold.date_from, hold.date_to)
+        """What the hold preserves: its named contacts, or, for a hold naming only campaigns, every
+        recipient of them (their records and consent; messages stay those of the campaigns)."""
+        contacts = tuple(hold.contact_ids) or tuple(recipients_of(hold))
+        return cls(contacts, tuple(hold.sources), hold.date_from, hold.date_to)
 
 
 def _json(value) -> bytes:

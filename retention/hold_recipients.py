@@ -103,3 +103,20 @@ def recipients_among(hold, contact_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
             [ids, *params],
         )
         return {row[0] for row in cursor.fetchall()}
+
+
+def recipients_of(hold) -> list[uuid.UUID]:
+    """Every contact that received a message from one of the hold's sources (live or archived, in
+    its date range): the people a campaign hold reaches, for its evidence export."""
+    if not hold.sources:
+        return []
+    from contacts.models import Contact
+
+    condition, params = recipient_sql(hold, "c.id")
+    with tenant_context(hold.tenant_id), connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT c.id FROM {Contact._meta.db_table} c WHERE c.tenant_id = %s AND {condition}"  # noqa: S608
+            " ORDER BY c.id",
+            [hold.tenant_id, *params],
+        )
+        return [row[0] for row in cursor.fetchall()]

@@ -2,6 +2,9 @@
 
 import dataclasses
 import datetime
+import io
+import json
+import zipfile
 
 import pytest
 from django.core import mail
@@ -17,7 +20,7 @@ from contacts.models import Contact
 from healthmail.accounts.roles import Role
 from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
-from retention import disposal, holds, registry
+from retention import disposal, exports, holds, registry
 from retention.models import DisposalCandidate, HoldCustodian, LegalHold
 from retention.policies import PolicyInput, policy_decide, policy_propose
 from tests.factories import MembershipFactory
@@ -290,3 +293,32 @@ def test_a_campaign_hold_naming_contacts_reaches_only_those_recipients(tenant_a)
     assert holds.holds_for(named_consent) == [hold]
     assert holds.holds_for(other_consent) == []
     assert holds.holds_for_contact(tenant=tenant_a, contact_id=other.pk) == []
+
+
+def test_the_evidence_export_of_a_campaign_hold_holds_its_recipients_records(tenant_a):
+    actor = officer(tenant_a)
+    recipients, bystander = (new_contact(tenant_a), new_contact(tenant_a)), new_contact(tenant_a)
+    for person in recipients:
+        new_messages(tenant_a, 1, age=YEAR, contact=person, source_id="c-7")
+        _consent(tenant_a, person)
+    new_messages(tenant_a, 1, age=YEAR, contact=recipients[0], source_id="c-8")  # another campaign
+    new_messages(tenant_a, 1, age=YEAR, contact=bystander, source_id="c-8")
+    _consent(tenant_a, bystander)
+    hold = _hold(tenant_a, actor, sources=("campaign:c-7",))
+
+    scope = exports.ExportScope.of_hold(hold)
+    assert set(scope.contact_ids) == {p.pk for p in recipients}
+    export = exports.evidence_export_create(
+        tenant=tenant_a, actor=actor, purpose="Discovery", recipient="Counsel", scope=scope, hold=hold
+    )
+    _, content = exports.evidence_export_download(tenant=tenant_a, actor=actor, export_id=export.pk)
+    archive = zipfile.ZipFile(io.BytesIO(content))
+    contacts = {row["id"] for row in json.loads(archive.read("records/contacts.json"))}
+    assert contacts == {str(p.pk) for p in recipients}
+    consent = json.loads(archive.read("consent/evidence.json"))["consent_events"]
+    assert {str(row["contact_id"]) for row in consent} == {str(p.pk) for p in recipients}
+    messages = json.loads(archive.read("records/messages.json"))
+    assert len(messages) == 2  # the held campaign's messages only, not the recipients' other mail
+    # A hold that names people keeps to them.
+    named = _hold(tenant_a, actor, sources=("campaign:c-7",), contact_ids=(recipients[0].pk,))
+    assert exports.ExportScope.of_hold(named).contact_ids == (recipients[0].pk,)
