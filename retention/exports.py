@@ -8,11 +8,12 @@ stored sealed under its own object key (category `exports`); every download is a
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from django.db import transaction
 from django.db.models import Q
@@ -29,6 +30,7 @@ from healthmail.observability import request_meta
 from healthmail.tenants.context import tenant_context
 
 from . import packages
+from .archive import archived_open
 from .hold_recipients import recipients_of
 from .models import ArchivedRecord, EvidenceExport, LegalHold, RetentionPolicy
 
@@ -173,16 +175,33 @@ def _archived(tenant, actor, scope: ExportScope, purpose: str) -> list[dict]:
     if scope.sources:
         rows = rows.filter(source_ref__in=scope.sources)
     entries = list(rows.order_by("clock_at")[:MAX_MESSAGES])
-    with phi_access(actor=actor, tenant=tenant, objects=entries, fields=["snapshot"], purpose=purpose):
-        return [
-            {
-                "category": e.category,
-                "record_id": e.record_id,
-                "archived_at": e.archived_at,
-                "snapshot": e.snapshot,
-            }
-            for e in entries
-        ]
+    records = []
+    with phi_access(
+        actor=actor, tenant=tenant, objects=entries, fields=["snapshot", "content"], purpose=purpose
+    ):
+        for entry in entries:
+            opened = archived_open(entry)  # content and replies decrypted for this package only
+            records.append(
+                {
+                    "category": entry.category,
+                    "record_id": entry.record_id,
+                    "archived_at": entry.archived_at,
+                    "snapshot": opened["snapshot"],
+                    "content": _content_json(opened["content"]),
+                    "replies": opened["replies"],
+                }
+            )
+    return records
+
+
+def _content_json(content):
+    """Message or portal content as JSON (attachments base64); None or "destroyed" as they are."""
+    if content is None or isinstance(content, str):
+        return content
+    document = asdict(content)
+    for attachment in document.get("attachments", []):
+        attachment["data"] = base64.b64encode(attachment["data"]).decode()
+    return document
 
 
 def _consent(tenant, scope: ExportScope) -> dict:

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import io
+import json
+import zipfile
 
 import pytest
 from django.db import connection
@@ -21,7 +24,7 @@ from healthmail.accounts.roles import Role
 from healthmail.crypto.models import ObjectKey
 from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
-from retention import archive, disposal, holds, policies
+from retention import archive, disposal, exports, holds, packages, policies
 from retention.models import ArchivedRecord
 from retention.registry import Category, DefaultPolicy, Source, all_categories, register_category
 
@@ -459,3 +462,34 @@ def test_the_retrieval_page_opens_an_archived_portal_copy_with_its_replies(membe
     assert response["Cache-Control"] == "no-store"
     assert "A1C 7.1" in body
     assert REPLY in body
+
+
+def test_an_evidence_export_decrypts_archived_content_and_portal_replies(tenant_a):
+    actor = officer(tenant_a)
+    _policy_set(tenant_a, "message_content", archive_after_days=None)
+    _policy_set(tenant_a, "portal_messages", archive_after_days=None)
+    patient = new_contact(tenant_a)
+    (message,) = new_messages(tenant_a, 1, age=3 * YEAR, contact=patient)
+    portal = _portal_copy(tenant_a, message)
+    assert archive.archive_due(tenant=tenant_a) == 3  # metadata, content, portal copy
+
+    export = exports.evidence_export_create(
+        tenant=tenant_a,
+        actor=actor,
+        purpose="Subpoena",
+        recipient="Counsel",
+        scope=exports.ExportScope(contact_ids=(patient.pk,)),
+    )
+    _, content = exports.evidence_export_download(tenant=tenant_a, actor=actor, export_id=export.pk)
+    assert packages.verify(content)[0] == []
+    archived = {
+        (row["category"], row["record_id"]): row
+        for row in json.loads(zipfile.ZipFile(io.BytesIO(content)).read("records/archived.json"))
+    }
+    copy = archived[("portal_messages", str(portal.pk))]
+    assert (copy["content"]["subject"], copy["content"]["text"]) == ("Your results", "A1C 7.1")
+    assert [reply["text"] for reply in copy["replies"]] == [REPLY]
+    assert archived[("message_content", str(message.pk))]["content"]["text"] == "A1C 7.1"
+    assert archived[("message_metadata", str(message.pk))]["snapshot"]["to_address"].endswith("@example.org")
+    with tenant_context(tenant_a):  # stored sealed; the decrypted copy exists only in the package
+        assert b"A1C 7.1" not in bytes(ArchivedRecord.objects.get(record_id=str(portal.pk)).content)
