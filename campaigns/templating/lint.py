@@ -32,6 +32,7 @@ RULES: dict[str, tuple[str, str]] = {
     "unknown_block": (ERROR, "Included blocks must exist."),
     "too_long": (ERROR, "A part is too long."),
     "literal_too_long": (ERROR, "Quoted text inside a tag is too long."),
+    "output_too_large": (ERROR, "A template may not grow past the size limit when rendered."),
     "subject_missing": (ERROR, "Every language needs a subject."),
     "html_missing": (ERROR, "Every language needs an HTML body."),
     "header_injection": (ERROR, "No line breaks in the subject, preheader or sender name."),

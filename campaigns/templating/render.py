@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from delivery.smtp.message import FORBIDDEN
 
 from . import html as mail_html
-from .sandbox import render_string
+from .limits import render_limits
+from .sandbox import RenderError, render_string
 
 # Exactly what delivery's header validation refuses (CR, LF, NUL, other controls, Unicode line
 # separators): refused when a sender name or subject is saved, so no campaign fails at send time.
@@ -170,9 +171,13 @@ def render_parts(
         text = render_string(parts.text, context, blocks=blocks, autoescape=False).strip()
     else:
         text = mail_html.html_to_text(body)
-    return Rendered(
+    rendered = Rendered(
         subject=subject,
         preheader=preheader,
         html=layout(body=body, subject=subject, preheader=preheader, branding=branding, footer=footer),
         text=f"{text}\n\n{footer_text(footer, branding)}\n",
     )
+    limit = render_limits().message_chars
+    if sum(map(len, (rendered.subject, rendered.preheader, rendered.html, rendered.text))) > limit:
+        raise RenderError(f"The rendered message would be longer than {limit:,} characters, the limit.")
+    return rendered

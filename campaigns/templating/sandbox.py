@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .fields import FieldSet
+from .limits import ASSUMED_VALUE_CHARS, bound_or_none, context_value_length, render_limits
 
 ALLOWED_FILTERS = frozenset(
     {
@@ -291,7 +293,44 @@ def analyze(source: str, *, field_set: FieldSet, blocks: Mapping[str, str] | Non
             Problem(p.code, f"In block “{key}”: {p.message}", p.line, p.column)
             for p in block_checker.result.problems
         )
+    if not result.problems:
+        result.problems.extend(_size_problems(tree, blocks))
     return result
+
+
+def _size_problems(tree: nodes.Template, blocks: Mapping[str, str]) -> list[Problem]:
+    """A template that can grow past the part limit with ordinary merge values is refused when saved."""
+    limit = render_limits().part_chars
+    bound = _bound(tree, blocks, value_length=lambda name: ASSUMED_VALUE_CHARS, escape=False)
+    if bound is None or bound <= limit:
+        return []
+    return [
+        Problem(
+            "output_too_large",
+            f"This template can grow to more than {limit:,} characters when rendered (a filter such as "
+            "“replace” repeated on its own output multiplies the text): simplify it.",
+        )
+    ]
+
+
+def _bound(tree: nodes.Template, blocks: Mapping[str, str], *, value_length, escape: bool) -> int | None:
+    def block_length(key: str) -> int:
+        block_tree, _ = _parsed(blocks.get(key, ""))
+        found = (
+            None
+            if block_tree is None
+            else bound_or_none(
+                block_tree, value_length=value_length, block_length=lambda _key: 0, escape=escape
+            )
+        )
+        return found if found is not None else 0
+
+    return bound_or_none(tree, value_length=value_length, block_length=block_length, escape=escape)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(source: str) -> tuple[nodes.Template | None, Problem | None]:
+    return parse(source)
 
 
 @functools.lru_cache(maxsize=256)
@@ -302,16 +341,47 @@ def _compiled(source: str, blocks: tuple[tuple[str, str], ...], autoescape: bool
 def render_string(
     source: str, context: Mapping, *, blocks: Mapping[str, str] | None = None, autoescape: bool = True
 ) -> str:
-    """Render an analyzed template. Errors become RenderError with a message safe to show."""
+    """Render an analyzed template. Errors become RenderError with a message safe to show.
+
+    The output's size is bounded from the real merge values before anything is rendered, and counted
+    (with the time spent) while it streams: no template holds a worker or a page past the limits."""
+    limits = render_limits()
+    blocks = blocks or {}
+    tree, _ = _parsed(source)
+    if tree is not None:
+        bound = _bound(tree, blocks, value_length=context_value_length(context), escape=autoescape)
+        if bound is not None and bound > limits.part_chars:
+            raise RenderError(_too_large(limits.part_chars))
     try:
-        template = _compiled(source, tuple(sorted((blocks or {}).items())), autoescape)
-        return template.render(dict(context))
+        template = _compiled(source, tuple(sorted(blocks.items())), autoescape)
+        return _stream(template.generate(dict(context)), limits)
     except UndefinedError as error:
         raise RenderError(f"A merge field has no value: {error.message}") from None
     except SecurityError:
         raise RenderError("The template tried something templates may not do.") from None
     except TemplateError as error:
         raise RenderError(f"The template could not be rendered: {error.message}") from None
+    except (ArithmeticError, AssertionError, LookupError, TypeError, ValueError):
+        # A filter refusing its arguments (truncate shorter than its ending, say): the author's to fix.
+        raise RenderError("The template could not be rendered: a filter refused its arguments.") from None
+
+
+def _stream(chunks: Iterator[str], limits) -> str:
+    deadline = time.monotonic() + limits.seconds
+    out: list[str] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > limits.part_chars:
+            raise RenderError(_too_large(limits.part_chars))
+        if time.monotonic() > deadline:
+            raise RenderError(f"The template took longer than {limits.seconds:g} s to render.")
+        out.append(chunk)
+    return "".join(out)
+
+
+def _too_large(limit: int) -> str:
+    return f"The rendered template could be longer than {limit:,} characters, the limit for one part."
 
 
 def iter_problems(*analyses: Analysis) -> Iterator[Problem]:

@@ -293,6 +293,12 @@ PORTAL_FAILURES_PER_IP = env.int("PORTAL_FAILURES_PER_IP", default=30)
 WEBHOOK_ALLOW_PRIVATE_TARGETS = False
 CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {"task": "delivery.webhooks.tasks.webhooks_sweep", "schedule": 60.0}
 
+# --- Templates: what one rendering may produce (campaigns/templating/limits.py). A template that can
+# grow past the part limit is refused when saved; the real values are measured again before each render.
+TEMPLATE_MAX_PART_CHARS = env.int("TEMPLATE_MAX_PART_CHARS", default=500_000)
+TEMPLATE_MAX_MESSAGE_CHARS = env.int("TEMPLATE_MAX_MESSAGE_CHARS", default=1_000_000)
+TEMPLATE_RENDER_SECONDS = env.float("TEMPLATE_RENDER_SECONDS", default=5.0)
+
 # --- Campaigns: launches at their time, A/B decisions after their wait, sent campaigns closed -------
 CELERY_BEAT_SCHEDULE["campaigns-sweep"] = {"task": "campaigns.tasks.campaigns_sweep", "schedule": 60.0}
 
