@@ -181,7 +181,10 @@ class ImportJob(TenantOwnedModel):
     shredded_at = models.DateTimeField(null=True, blank=True)
     encoding = models.CharField(max_length=16, blank=True)
     delimiter = models.CharField(max_length=1, blank=True)
-    headers = models.JSONField(default=list, blank=True, help_text="Column names (no row values).")
+    # The header row, sealed with the upload's key and shredded with it: a file without a header row
+    # puts a patient's values there. Only the number of columns stays readable.
+    headers_sealed = models.BinaryField(null=True, blank=True)
+    column_count = models.PositiveSmallIntegerField(default=0)
     mapping = models.JSONField(default=dict, blank=True, help_text="Column index → target field key.")
     options = models.JSONField(default=dict, blank=True)
     dry_run = models.BooleanField(default=False)
@@ -270,12 +273,13 @@ class ImportUploadChunk(TenantOwnedModel):
 
 
 class ImportRowError(TenantOwnedModel):
-    """Why one row (or one cell) was not imported. Messages name the column, never the value."""
+    """Why one row (or one cell) was not imported. The column is its position (its name comes from
+    the file and may be a value); messages name the field, never the value."""
 
     id = models.BigAutoField(primary_key=True)
     job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="row_errors")
     row_number = models.PositiveIntegerField(help_text="Spreadsheet row: the header is row 1.")
-    column = models.CharField(max_length=200, blank=True)
+    column_index = models.PositiveSmallIntegerField(null=True, blank=True)
     message = models.CharField(max_length=500)
 
     class Meta:

@@ -94,36 +94,33 @@ def row_evidence(
     columns: ConsentColumns,
     *,
     values: list[str],
-    headers: list[str],
     topics: set[str],
     job_id: uuid.UUID,
     row_number: int,
     today: datetime.date,
-) -> tuple[ConsentEvidenceRow | None, list[tuple[str, str]]]:
+) -> tuple[ConsentEvidenceRow | None, list[tuple[int | None, str]]]:
     """Evidence from one row, or (column, message) errors. A row with an empty date carries no
     evidence (not every row must); a row with a date needs a valid topic and source."""
     date_text = values[columns.date_column].strip()
     if not date_text:
         return None, []
-    errors: list[tuple[str, str]] = []
+    errors: list[tuple[int | None, str]] = []
     obtained_on = parse_date(date_text)
     if obtained_on is None:
-        errors.append((headers[columns.date_column], "Not a date (use YYYY-MM-DD or MM/DD/YYYY)."))
+        errors.append((columns.date_column, "Not a date (use YYYY-MM-DD or MM/DD/YYYY)."))
     elif obtained_on > today:
-        errors.append((headers[columns.date_column], "A consent date cannot be in the future."))
+        errors.append((columns.date_column, "A consent date cannot be in the future."))
     topic = columns.topic_value
     if columns.topic_column is not None:
         topic = values[columns.topic_column].strip().casefold()
         if topic not in topics:
-            errors.append((headers[columns.topic_column], "Unknown consent topic."))
+            errors.append((columns.topic_column, "Unknown consent topic."))
     source = columns.source_value
     if columns.source_column is not None:
         source = source_key(values[columns.source_column]) or ""
         if not source:
             allowed = ", ".join(SOURCES)
-            errors.append(
-                (headers[columns.source_column], f"Unknown consent source (use one of: {allowed}).")
-            )
+            errors.append((columns.source_column, f"Unknown consent source (use one of: {allowed})."))
     if errors:
         return None, errors
     return ConsentEvidenceRow(topic, source, obtained_on, job_id, row_number), []

@@ -25,6 +25,7 @@ from healthmail.errors import ApplicationError
 
 from . import consent_columns
 from .consent_columns import ConsentColumns, ConsentEvidenceRow
+from .storage import job_headers
 
 NOT_ENCRYPTED = "Segmentation value (kept as a keyed token or plain code)"
 CONSENT_DATE, CONSENT_TOPIC, CONSENT_SOURCE = "consent.date", "consent.topic", "consent.source"
@@ -135,7 +136,7 @@ def suggest(headers: list[str], targets: dict[str, Target]) -> dict[int, str]:
 @dataclass(frozen=True)
 class Converted:
     contact: ContactInput | None
-    errors: list[tuple[str, str]] = field(default_factory=list)  # (column, message)
+    errors: list[tuple[int | None, str]] = field(default_factory=list)  # (column index, message)
     evidence: ConsentEvidenceRow | None = None
 
 
@@ -149,7 +150,7 @@ class ImportPlan:
     consent_topics: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self._header_of = {key: self.headers[index] for index, key in self.column_targets.items()}
+        self._index_of = {key: index for index, key in self.column_targets.items()}
         self._contact_columns = [
             (index, key)
             for index, key in sorted(self.column_targets.items())
@@ -232,7 +233,7 @@ class ImportPlan:
     def from_job(cls, job, *, targets: dict[str, Target]) -> ImportPlan:
         options = job.options or {}
         return cls(
-            headers=job.headers,
+            headers=job_headers(job),
             column_targets={int(i): key for i, key in job.mapping.items()},
             targets=targets,
             external_id_system=options.get("external_id_system", ""),
@@ -240,11 +241,11 @@ class ImportPlan:
             consent_topics=set(options.get("consent_topics", [])),
         )
 
-    def column_of_field(self, field_name: str) -> str:
+    def column_of_field(self, field_name: str) -> int | None:
         """The column behind an error's field name ("postal_address.state", "external_ids.epic")."""
         if field_name.startswith("external_ids"):
             field_name = "external_ids"
-        return self._header_of.get(field_name, "")
+        return self._index_of.get(field_name)
 
     def message(self, field_name: str, message: str) -> str:
         target = self.targets.get("external_ids" if field_name.startswith("external_ids") else field_name)
@@ -266,13 +267,12 @@ class ImportPlan:
             else:
                 fields[key] = text
         if not fields.get("email") and not fields.get("external_ids"):
-            return Converted(None, [("", "The row has neither an email nor an external id.")])
+            return Converted(None, [(None, "The row has neither an email nor an external id.")])
         evidence, errors = None, []
         if self.consent is not None:
             evidence, errors = consent_columns.row_evidence(
                 self.consent,
                 values=values,
-                headers=self.headers,
                 topics=self.consent_topics,
                 job_id=job_id,
                 row_number=row_number,
@@ -284,5 +284,5 @@ class ImportPlan:
         # field_errors() turns back into the file's column.
         return Converted(ContactInput(**fields), [], evidence)
 
-    def field_errors(self, errors) -> list[tuple[str, str]]:
+    def field_errors(self, errors) -> list[tuple[int | None, str]]:
         return [(self.column_of_field(e.field), self.message(e.field, e.message)) for e in errors]

@@ -36,7 +36,16 @@ from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
 from . import consent_columns, mapping, parsing
-from .storage import CHUNK_SIZE, HEAD_SIZE, SealedFile, UploadUnreadable, UploadWriter, upload_shred
+from .storage import (
+    CHUNK_SIZE,
+    HEAD_SIZE,
+    SealedFile,
+    UploadUnreadable,
+    UploadWriter,
+    headers_seal,
+    job_headers,
+    upload_shred,
+)
 
 BATCH_SIZE = 1000
 # Rows per slice: small enough that two workers share even a modest file, and that a slice's
@@ -95,14 +104,15 @@ def import_upload_finish(*, writer: UploadWriter, actor: Actor) -> ImportJob:
             "Only one column was found, so the columns cannot be mapped. Separate columns with commas, "
             "semicolons, tabs or | and put the column names in the first row."
         )
-    job.headers, job.encoding, job.delimiter = shape.headers, shape.encoding, shape.delimiter
-    job.save(update_fields=["file_format", "headers", "encoding", "delimiter"])
+    headers_seal(job, shape.headers)
+    job.encoding, job.delimiter = shape.encoding, shape.delimiter
+    job.save(update_fields=["file_format", "headers_sealed", "column_count", "encoding", "delimiter"])
     audit.record(
         actor=actor,
         action="contacts.import.upload",
         target=job,
         tenant=job.tenant_id,
-        details={"format": job.file_format, "size_bytes": job.size_bytes, "columns": len(job.headers)},
+        details={"format": job.file_format, "size_bytes": job.size_bytes, "columns": job.column_count},
     )
     return job
 
@@ -123,7 +133,7 @@ def import_job_start(*, tenant: Tenant, actor: Actor, job: ImportJob, options: I
     """Validate the mapping and queue the job. Starting the same upload twice starts it once."""
     targets = mapping.targets_for(tenant=tenant)
     plan = mapping.ImportPlan.build(
-        headers=job.headers,
+        headers=job_headers(job),
         column_targets=options.mapping,
         targets=targets,
         external_id_system=options.external_id_system,
@@ -175,7 +185,7 @@ class _Tally:
 
 
 def _rows(job: ImportJob, raw: SealedFile, *, start: int, first_number: int) -> Iterator[parsing.ParsedRow]:
-    width = len(job.headers)
+    width = job.column_count
     if job.file_format == ImportJob.Format.XLSX:
         return parsing.xlsx_rows(raw, width=width, start=start)
     return parsing.csv_rows(raw, delimiter=job.delimiter, width=width, start=start, first_number=first_number)
@@ -358,17 +368,17 @@ def _import_batch(
     errors: list[ImportRowError] = []
     inputs, numbers, evidence = [], [], {}
 
-    def error(number: int, column: str, message: str) -> None:
+    def error(number: int, column: int | None, message: str) -> None:
         errors.append(
             ImportRowError(
-                tenant_id=job.tenant_id, job=job, row_number=number, column=column, message=message
+                tenant_id=job.tenant_id, job=job, row_number=number, column_index=column, message=message
             )
         )
 
     today = timezone.localdate()
     for row in batch:
         if row.error:
-            error(row.number, row.column, row.error)
+            error(row.number, None, row.error)
             continue
         if not row.values:
             continue  # a blank line

@@ -9,6 +9,7 @@ pieces, so a copy in a backup can never be opened again.
 from __future__ import annotations
 
 import io
+import json
 from collections import OrderedDict
 
 from django.utils import timezone
@@ -36,6 +37,37 @@ class UploadUnreadable(ApplicationError):
 
 def _aad(job_id, index: int) -> bytes:
     return f"contact-import|{job_id}|{index}".encode()
+
+
+def _headers_aad(job_id) -> bytes:
+    return f"contact-import|{job_id}|headers".encode()
+
+
+def headers_seal(job: ImportJob, headers: list[str]) -> None:
+    """Keep the header row under the upload's key (a file without one puts a patient's values there)."""
+    plaintext = json.dumps(headers).encode()
+    job.headers_sealed = objects.content_seal(_object_key(job), plaintext, aad=_headers_aad(job.pk))
+    job.column_count = len(headers)
+
+
+def job_headers(job: ImportJob) -> list[str]:
+    """The file's column names while the upload exists; "Column N" once it is shredded."""
+    if job.object_key_id is not None and job.headers_sealed:
+        try:
+            sealed = bytes(job.headers_sealed)
+            opened = objects.content_open(job.object_key_id, job.tenant_id, sealed, aad=_headers_aad(job.pk))
+        except DecryptionError:
+            pass
+        else:
+            return json.loads(opened)
+    return [f"Column {index + 1}" for index in range(job.column_count)]
+
+
+def _object_key(job: ImportJob) -> ObjectKey:
+    object_key = ObjectKey.objects.filter(pk=job.object_key_id).first()
+    if object_key is None:
+        raise UploadUnreadable("The upload was destroyed; upload the file again.")
+    return object_key
 
 
 class UploadWriter:
@@ -145,4 +177,5 @@ def upload_shred(*, job: ImportJob, actor: Actor, reason: str) -> None:
     ImportUploadChunk.objects.filter(job_id=job.pk).delete()
     job.object_key_id = None
     job.shredded_at = timezone.now()
-    job.save(update_fields=["object_key_id", "shredded_at"])
+    job.headers_sealed = None  # unreadable without the key anyway; nothing of the file stays
+    job.save(update_fields=["object_key_id", "shredded_at", "headers_sealed"])

@@ -20,6 +20,7 @@ from healthmail.errors import ApplicationError, Conflict, NotFound
 from . import consent_columns, mapping, services
 from .forms import MappingForm, UploadForm
 from .reports import error_report_lines
+from .storage import job_headers
 from .uploads import SealedUpload, SealingUploadHandler
 
 PERMISSION = "contacts.import"
@@ -74,11 +75,12 @@ def _upload_post(request: HttpRequest, handler: SealingUploadHandler) -> HttpRes
 
 def _mapping_form(request: HttpRequest, job: ImportJob, data=None) -> MappingForm:
     targets = mapping.targets_for(tenant=request.tenant)
+    headers = job_headers(job)
     return MappingForm(
         data,
-        headers=job.headers,
+        headers=headers,
         targets=targets,
-        suggested=mapping.suggest(job.headers, targets),
+        suggested=mapping.suggest(headers, targets),
         consent_topics=consent_columns.consent_topics(tenant=request.tenant),
     )
 

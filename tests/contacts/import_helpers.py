@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 
 from audit.actors import Actor
-from contacts.imports import services
+from contacts.imports import reports, services, storage
 from contacts.imports.services import ImportOptions
-from contacts.models import Contact, ImportJob, ImportRowError
+from contacts.models import Contact, ImportJob
 from healthmail.tenants.context import tenant_context
 
 ACTOR = Actor.system("tests")
@@ -24,7 +24,8 @@ def start(tenant, job: ImportJob, mapping: dict[int, str] | None = None, **optio
         from contacts.imports import mapping as mapping_module
 
         if mapping is None:
-            mapping = mapping_module.suggest(job.headers, mapping_module.targets_for(tenant=tenant))
+            headers = storage.job_headers(job)
+            mapping = mapping_module.suggest(headers, mapping_module.targets_for(tenant=tenant))
         return services.import_job_start(
             tenant=tenant, actor=ACTOR, job=job, options=ImportOptions(mapping=mapping, **options)
         )
@@ -45,12 +46,9 @@ def import_file(tenant, content, *, name: str = "patients.csv", mapping=None, **
 
 
 def row_errors(job: ImportJob) -> list[tuple[int, str, str]]:
+    """(row, column label, message), as the error report shows them."""
     with tenant_context(job.tenant_id):
-        return list(
-            ImportRowError.objects.filter(job=job)
-            .order_by("row_number", "id")
-            .values_list("row_number", "column", "message")
-        )
+        return [(row, column, message) for row, _id, column, message in reports.error_rows(job)]
 
 
 def contacts(tenant) -> list[Contact]:

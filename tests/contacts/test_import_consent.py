@@ -40,9 +40,13 @@ def test_consent_columns_record_evidence_and_report_bad_rows(tenant_a):
         "bob@example.org": ("research", "paper", "2024-03-02"),
     }
     assert row_errors(job) == [
-        (5, "Opt-in date", "Not a date (use YYYY-MM-DD or MM/DD/YYYY)."),
-        (6, "Topic", "Unknown consent topic."),
-        (7, "Consent source", "Unknown consent source (use one of: web_form, paper, verbal, api, import)."),
+        (5, "Consent: date given (column 2)", "Not a date (use YYYY-MM-DD or MM/DD/YYYY)."),
+        (6, "Consent: topic (column 3)", "Unknown consent topic."),
+        (
+            7,
+            "Consent: source (column 4)",
+            "Unknown consent source (use one of: web_form, paper, verbal, api, import).",
+        ),
     ]
     # A row whose evidence is wrong is not imported at all (no contact without its consent).
     with tenant_context(tenant_a):
@@ -78,7 +82,9 @@ def test_a_future_consent_date_is_refused(tenant_a):
         consent_topic="research",
         consent_source="paper",
     )
-    assert row_errors(job) == [(2, "Opt-in date", "A consent date cannot be in the future.")]
+    assert row_errors(job) == [
+        (2, "Consent: date given (column 2)", "A consent date cannot be in the future.")
+    ]
 
 
 @pytest.mark.parametrize(

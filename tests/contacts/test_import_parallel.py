@@ -87,7 +87,7 @@ def test_row_numbers_and_errors_are_right_in_every_slice(tenant_a, monkeypatch):
     finished = run(job)
 
     assert [first_row for _index, first_row, _count, _state in _slices(job)] == [2, 3, 4, 5, 6]
-    assert row_errors(finished) == [(5, "Email", "Email is not a valid email address")]
+    assert row_errors(finished) == [(5, "Email (column 1)", "Email is not a valid email address")]
     assert (finished.created_count, finished.error_count, finished.total_rows) == (4, 1, 5)
     with tenant_context(tenant_a):
         assert Contact.objects.filter(tenant=tenant_a).count() == 4

@@ -144,8 +144,8 @@ def test_job_page_progress_and_error_report(member_client, tenant_a):
     assert response["Cache-Control"] == "no-store"
     assert report.splitlines() == [
         "row,column,message",
-        "3,Email,Email is not a valid email address",
-        "3,DOB,Date of birth is not a real calendar date",
+        "3,Email (column 1),Email is not a valid email address",
+        "3,Date of birth (column 4),Date of birth is not a real calendar date",
     ]
     assert "=bad" not in report
     assert "Bob" not in report
