@@ -432,6 +432,10 @@ class WebhookEndpoint(TenantOwnedModel):
     description = models.CharField(max_length=200, blank=True)
     # Not PHI, but a secret: sealed with the tenant's data key.
     secret = EncryptedTextField(phi_class=PhiClass.IDENTIFIER)
+    # After a rotation the old secret still signs (beside the new one) until this time, so receivers
+    # can switch without dropping events.
+    previous_secret = EncryptedTextField(phi_class=PhiClass.IDENTIFIER, null=True, blank=True)
+    previous_secret_until = models.DateTimeField(null=True, blank=True)
     event_types = ArrayField(models.CharField(max_length=32))
     active = models.BooleanField(default=True)
     created_by = models.CharField(max_length=80)

@@ -20,6 +20,7 @@ from consent.models import Suppression
 from contacts.models import Contact
 from delivery.models import Message
 from delivery.smtp.outcomes import Outcome
+from delivery.webhooks.services import webhooks_notify_states
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
@@ -159,6 +160,11 @@ def settle(*, tenant_id: uuid.UUID, worker: str, settles: Sequence[Settle], atte
         bounces = [s for s in settles if s.bounce_address and s.message.pk in owned]
         if bounces:
             _suppress(tenant_id, bounces)
+        # In the same transaction as the state change: the events commit with it or not at all.
+        webhooks_notify_states(
+            tenant_id=tenant_id,
+            changes=[(s.message, s.state, s.reason) for s in settles if s.message.pk in owned],
+        )
     return len(owned)
 
 

@@ -18,7 +18,8 @@ from datetime import datetime
 from django.db import connection
 from django.utils import timezone
 
-from delivery.models import MessageAttempt, Stream
+from delivery.models import Message, MessageAttempt, Stream
+from delivery.webhooks.services import webhooks_notify_states
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
@@ -45,6 +46,7 @@ _EXPIRE = """
 UPDATE delivery_message SET state = 'expired', state_reason = 'expired before it could be sent',
        finished_at = %(now)s, updated_at = %(now)s
  WHERE tenant_id = %(tenant)s AND state IN ('queued', 'deferred') AND expires_at <= %(now)s
+RETURNING id
 """
 _DUE = """
 SELECT EXISTS (SELECT 1 FROM delivery_message
@@ -83,7 +85,13 @@ def _sweep_tenant(tenant_id: uuid.UUID, now: datetime, report: SweepReport) -> l
             for message_id in in_flight
         )
         cursor.execute(_EXPIRE, params)
-        report.expired += cursor.rowcount
+        expired = [row[0] for row in cursor.fetchall()]
+        report.expired += len(expired)
+        if expired:  # announced in the transaction that expired them
+            gone = Message.objects.filter(pk__in=expired)
+            webhooks_notify_states(
+                tenant_id=tenant_id, changes=[(m, Message.State.EXPIRED, "") for m in gone]
+            )
         for stream in Stream.values:
             cursor.execute(_DUE, {**params, "stream": stream})
             has_due, has_live_claim = cursor.fetchone()

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from audit.actors import Actor
 from healthmail.api.idempotency import idempotent
 from healthmail.api.pagination import CursorPagination
+from healthmail.errors import NotFound
 
 from ..models import WebhookDelivery, WebhookEndpoint
 from . import services
@@ -24,6 +25,33 @@ class EndpointInSerializer(serializers.Serializer):
         child=serializers.ChoiceField(choices=sorted(services.EVENT_TYPES)), min_length=1, max_length=20
     )
     description = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+
+class EndpointPatchSerializer(serializers.Serializer):
+    url = serializers.URLField(max_length=2000, required=False)
+    event_types = serializers.ListField(
+        child=serializers.ChoiceField(choices=sorted(services.EVENT_TYPES)),
+        min_length=1,
+        max_length=20,
+        required=False,
+    )
+    description = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    active = serializers.BooleanField(required=False)
+
+
+class RotateInSerializer(serializers.Serializer):
+    grace_seconds = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=services.MAX_ROTATION_GRACE_SECONDS,
+        default=services.ROTATION_GRACE_SECONDS,
+        help_text="How long the old secret keeps signing beside the new one (0: stop at once).",
+    )
+
+
+class RotatedSerializer(serializers.Serializer):
+    secret = serializers.CharField(help_text="The new signing secret, shown only in this answer.")
+    previous_secret_until = serializers.DateTimeField(allow_null=True)
 
 
 class EndpointSerializer(serializers.ModelSerializer):
@@ -95,7 +123,22 @@ class EndpointCollection(APIView):
 
 
 class EndpointItem(APIView):
-    required_scopes = {"GET": SCOPE, "DELETE": SCOPE}
+    required_scopes = {"GET": SCOPE, "PATCH": SCOPE, "DELETE": SCOPE}
+
+    @extend_schema(
+        operation_id="webhooks_partial_update",
+        request=EndpointPatchSerializer,
+        responses=EndpointSerializer,
+        tags=["webhooks"],
+    )
+    def patch(self, request, endpoint_id):
+        endpoint = services.endpoint_get(tenant=request.tenant, endpoint_id=endpoint_id)
+        incoming = EndpointPatchSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        endpoint = services.endpoint_update(
+            tenant=request.tenant, actor=_actor(request), endpoint=endpoint, **incoming.validated_data
+        )
+        return Response(EndpointSerializer(endpoint).data)
 
     @extend_schema(operation_id="webhooks_retrieve", responses=EndpointSerializer, tags=["webhooks"])
     def get(self, request, endpoint_id):
@@ -121,3 +164,64 @@ class EndpointDeliveries(APIView):
         rows = WebhookDelivery.objects.for_tenant(request.tenant).filter(endpoint=endpoint)
         page = paginator.paginate_queryset(rows, request, view=self)
         return paginator.get_paginated_response(DeliverySerializer(page, many=True).data)
+
+
+class EndpointRotateSecret(APIView):
+    required_scopes = {"POST": SCOPE}
+
+    @extend_schema(
+        operation_id="webhooks_rotate_secret",
+        request=RotateInSerializer,
+        responses=RotatedSerializer,
+        tags=["webhooks"],
+        description="A new signing secret. During the grace period every delivery carries two "
+        "signatures (`v1=<new>, v1=<old>`), so receivers can switch without losing events.",
+    )
+    @idempotent
+    def post(self, request, endpoint_id):
+        endpoint = services.endpoint_get(tenant=request.tenant, endpoint_id=endpoint_id)
+        incoming = RotateInSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        secret = services.endpoint_rotate_secret(
+            tenant=request.tenant,
+            actor=_actor(request),
+            endpoint=endpoint,
+            grace_seconds=incoming.validated_data["grace_seconds"],
+        )
+        return Response({"secret": secret, "previous_secret_until": endpoint.previous_secret_until})
+
+
+class EndpointPing(APIView):
+    required_scopes = {"POST": SCOPE}
+
+    @extend_schema(
+        operation_id="webhooks_ping",
+        request=None,
+        responses={202: DeliverySerializer},
+        tags=["webhooks"],
+        description="Queue a signed `webhook.test` event to this endpoint.",
+    )
+    def post(self, request, endpoint_id):
+        endpoint = services.endpoint_get(tenant=request.tenant, endpoint_id=endpoint_id)
+        delivery = services.webhook_test_send(tenant=request.tenant, actor=_actor(request), endpoint=endpoint)
+        return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+
+class DeliveryRedeliver(APIView):
+    required_scopes = {"POST": SCOPE}
+
+    @extend_schema(
+        operation_id="webhooks_deliveries_redeliver",
+        request=None,
+        responses={202: DeliverySerializer},
+        tags=["webhooks"],
+        description="Send an earlier event again: same payload and `event_id`, a new delivery id.",
+    )
+    def post(self, request, delivery_id):
+        original = WebhookDelivery.objects.for_tenant(request.tenant).filter(pk=delivery_id).first()
+        if original is None:
+            raise NotFound("No such webhook delivery.", code="webhook_delivery_not_found")
+        delivery = services.webhook_redeliver(
+            tenant=request.tenant, actor=_actor(request), endpoint=original.endpoint, delivery_id=original.pk
+        )
+        return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)

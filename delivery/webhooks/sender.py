@@ -27,17 +27,24 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
     return "v1=" + mac.hexdigest()
 
 
+def signatures(secrets: list[str], timestamp: int, body: bytes) -> str:
+    """The header value: one `v1=` signature per secret in force (two during a rotation's grace)."""
+    return ", ".join(signature(secret, timestamp, body) for secret in secrets)
+
+
 def signature_valid(
     secret: str, timestamp: str, body: bytes, presented: str, *, tolerance: int = 300
 ) -> bool:
-    """What a receiver does (documented for tenants, used by our tests)."""
+    """What a receiver does (documented for tenants, used by our tests): any one signature in the
+    header made with its secret, and a fresh timestamp."""
     try:
         stamp = int(timestamp)
     except ValueError:
         return False
     if abs(time.time() - stamp) > tolerance:
         return False
-    return hmac.compare_digest(signature(secret, stamp, body), presented)
+    expected = signature(secret, stamp, body)
+    return any(hmac.compare_digest(expected, one.strip()) for one in presented.split(","))
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
 """Webhook endpoints and deliveries.
 
-    webhooks_notify(message, "message.delivered")   # the engine, on every state change
+    webhooks_notify_states(tenant_id, [(message, new_state), ...])  # the engine, in its own transaction
+    webhooks_notify(message, "message.opened")                       # tracking, inbound, portal
 
-Payloads carry ids, states and timestamps only, never PHI. Each delivery is a row (the queue of
-record); the task only wakes it up, and the sweeper retries whatever the broker lost.
+Payloads carry ids, states and timestamps only, never PHI. Each event has an `event_id` that stays
+the same across endpoints and redeliveries (receivers de-duplicate on it). Each delivery is a row
+written in the transaction that changed the message (the queue of record); the task only wakes it
+up, and the sweeper retries whatever the broker lost: delivery is at least once.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from django.utils import timezone
 
 from audit import services as audit
 from audit.actors import Actor
+from healthmail.crypto import access
 from healthmail.errors import ApplicationError, NotFound
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
@@ -41,10 +45,25 @@ EVENT_TYPES: dict[str, str] = {
     "message.portal_read": "Read in the secure portal",
     "webhook.test": "Test event",
 }
+# Which message states the engine announces, and as what. Cancelled messages were never the
+# receiver's business; expiry is a failure to deliver.
+STATE_EVENTS: dict[str, str] = {
+    Message.State.DELIVERED_TLS: "message.delivered",
+    Message.State.DELIVERED_PORTAL: "message.delivered",
+    Message.State.DELIVERED_WAIVER: "message.delivered",
+    Message.State.DELIVERED_UNVERIFIED: "message.delivered",
+    Message.State.DEFERRED: "message.deferred",
+    Message.State.BOUNCED: "message.bounced",
+    Message.State.FAILED: "message.failed",
+    Message.State.EXPIRED: "message.failed",
+    Message.State.SUPPRESSED: "message.suppressed",
+}
 MAX_ATTEMPTS = 8
 BASE_DELAY_SECONDS = 30
 MAX_DELAY_SECONDS = 6 * 3600
 MAX_ENDPOINTS_PER_TENANT = 20
+ROTATION_GRACE_SECONDS = 24 * 3600
+MAX_ROTATION_GRACE_SECONDS = 7 * 24 * 3600
 
 
 class WebhookError(ApplicationError):
@@ -116,20 +135,71 @@ def endpoint_update(
     endpoint: WebhookEndpoint,
     active: bool | None = None,
     event_types: list[str] | None = None,
+    url: str | None = None,
+    description: str | None = None,
+    resolve: Resolve = system_resolve,
 ) -> WebhookEndpoint:
+    if url is not None and url != endpoint.url:
+        resolve_target(url, resolve=resolve)  # the same check as at creation
+        endpoint.url = url
+    if description is not None:
+        endpoint.description = description.strip()[:200]
     if active is not None:
         endpoint.active = active
     if event_types is not None:
         endpoint.event_types = _event_types(event_types)
-    endpoint.save(update_fields=["active", "event_types"])
+    endpoint.save(update_fields=["url", "description", "active", "event_types"])
     audit.record(
         actor=actor,
         action="webhook.update",
         target=endpoint,
         tenant=tenant,
-        details={"active": endpoint.active, "event_types": endpoint.event_types},
+        details={
+            "active": endpoint.active,
+            "event_types": endpoint.event_types,
+            "url_changed": url is not None,
+        },
     )
     return endpoint
+
+
+@transaction.atomic
+def endpoint_rotate_secret(
+    *, tenant: Tenant, actor: Actor, endpoint: WebhookEndpoint, grace_seconds: int = ROTATION_GRACE_SECONDS
+) -> str:
+    """A new signing secret, returned once. The old one keeps signing beside it for `grace_seconds`
+    (0 ends it at once, e.g. after a leak), so receivers can switch without losing events."""
+    if not 0 <= grace_seconds <= MAX_ROTATION_GRACE_SECONDS:
+        raise WebhookError(
+            f"The grace period is 0 to {MAX_ROTATION_GRACE_SECONDS} seconds.", code="grace_invalid"
+        )
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    # The old secret is re-sealed for its new column, never shown: a grant, not a PHI read (the
+    # rotation itself is the audited event).
+    grant = access.Grant(endpoint._meta.label_lower, frozenset({"secret"}), frozenset({str(endpoint.pk)}))
+    with access.granted(grant):
+        endpoint.previous_secret = str(endpoint.secret) if grace_seconds else None
+    endpoint.previous_secret_until = (
+        timezone.now() + datetime.timedelta(seconds=grace_seconds) if grace_seconds else None
+    )
+    endpoint.secret = secret
+    endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_until"])
+    audit.record(
+        actor=actor,
+        action="webhook.rotate_secret",
+        target=endpoint,
+        tenant=tenant,
+        details={"grace_seconds": grace_seconds},
+    )
+    return secret
+
+
+def signing_secrets(endpoint: WebhookEndpoint, *, now: datetime.datetime) -> list[str]:
+    """The secrets a delivery is signed with now: the current one, and the previous one in its grace."""
+    found = [str(endpoint.secret)]
+    if endpoint.previous_secret and endpoint.previous_secret_until and endpoint.previous_secret_until > now:
+        found.append(str(endpoint.previous_secret))
+    return found
 
 
 @transaction.atomic
@@ -141,13 +211,22 @@ def endpoint_delete(*, tenant: Tenant, actor: Actor, endpoint: WebhookEndpoint) 
 # --- events ----------------------------------------------------------------------------------------
 
 
-def payload_for(message: Message, event: str, *, occurred_at: datetime.datetime | None = None) -> dict:
-    """Ids, state and time only. No address, subject, content or contact data."""
+def payload_for(
+    message: Message,
+    event: str,
+    *,
+    state: str = "",
+    reason: str = "",
+    occurred_at: datetime.datetime | None = None,
+) -> dict:
+    """Ids, state, a PHI-free reason and time only. No address, subject, content or contact data."""
     return {
         "event": event,
+        "event_id": str(uuid.uuid4()),
         "message_id": str(message.pk),
         "rfc_message_id": message.message_id,
-        "state": message.state,
+        "state": state or message.state,
+        "reason": reason,
         "stream": message.stream,
         "source": {"type": message.source_type, "id": message.source_id},
         "occurred_at": (occurred_at or timezone.now()).isoformat(),
@@ -166,7 +245,11 @@ def _enqueue(delivery: WebhookDelivery) -> None:
     )
 
 
-def _deliveries_create(tenant_id, event: str, payload: dict, stream: str, endpoints) -> list[WebhookDelivery]:
+def _deliveries_create(
+    tenant_id, event: str, payload: dict, stream: str, endpoints, *, force: bool = False
+) -> list[WebhookDelivery]:
+    """One row per endpoint subscribed to the event (`force`: the given endpoints, whatever they
+    subscribe to: a ping or a redelivery)."""
     now = timezone.now()
     rows = [
         WebhookDelivery(
@@ -178,7 +261,7 @@ def _deliveries_create(tenant_id, event: str, payload: dict, stream: str, endpoi
             next_attempt_at=now,
         )
         for endpoint in endpoints
-        if event in endpoint.event_types or event == "webhook.test"
+        if force or event in endpoint.event_types
     ]
     for row in rows:
         row.payload["delivery_id"] = str(row.pk)  # receivers dedupe on it
@@ -186,6 +269,30 @@ def _deliveries_create(tenant_id, event: str, payload: dict, stream: str, endpoi
     for row in rows:
         _enqueue(row)
     return rows
+
+
+def webhooks_notify_states(*, tenant_id, changes: list[tuple[Message, str, str]]) -> int:
+    """Queue an event for each (message, new state, reason) whose state is announced, for every active
+    endpoint that subscribed to it. Runs in the caller's transaction: the rows commit with the state
+    change or not at all. Returns the number of deliveries queued."""
+    events = [(message, STATE_EVENTS.get(state, ""), state, reason) for message, state, reason in changes]
+    events = [(m, event, state, reason) for m, event, state, reason in events if event]
+    # The gate's reasons are our own codes; an SMTP reply may quote the recipient, so it stays out.
+    if not events:
+        return 0
+    with tenant_context(tenant_id):
+        # Only what routing needs: the sealed secret is not opened on the engine's hot path.
+        endpoints = list(
+            WebhookEndpoint.objects.filter(tenant_id=tenant_id, active=True).only("id", "event_types")
+        )
+        wanted = {event for endpoint in endpoints for event in endpoint.event_types}
+        queued = 0
+        for message, event, state, reason in events:
+            if event in wanted:
+                shown = reason if state == Message.State.SUPPRESSED else ""
+                payload = payload_for(message, event, state=state, reason=shown)
+                queued += len(_deliveries_create(tenant_id, event, payload, message.stream, endpoints))
+    return queued
 
 
 def webhooks_notify(message: Message, event: str) -> list[WebhookDelivery]:
@@ -203,10 +310,39 @@ def webhooks_notify(message: Message, event: str) -> list[WebhookDelivery]:
 
 
 def webhook_test_send(*, tenant: Tenant, actor: Actor, endpoint: WebhookEndpoint) -> WebhookDelivery:
-    payload = {"event": "webhook.test", "message_id": None, "occurred_at": timezone.now().isoformat()}
+    payload = {
+        "event": "webhook.test",
+        "event_id": str(uuid.uuid4()),
+        "message_id": None,
+        "occurred_at": timezone.now().isoformat(),
+    }
     with tenant_context(tenant):
-        [delivery] = _deliveries_create(tenant.pk, "webhook.test", payload, Stream.TRANSACTIONAL, [endpoint])
+        [delivery] = _deliveries_create(
+            tenant.pk, "webhook.test", payload, Stream.TRANSACTIONAL, [endpoint], force=True
+        )
         audit.record(actor=actor, action="webhook.test", target=endpoint, tenant=tenant)
+    return delivery
+
+
+def webhook_redeliver(
+    *, tenant: Tenant, actor: Actor, endpoint: WebhookEndpoint, delivery_id: uuid.UUID
+) -> WebhookDelivery:
+    """Send an earlier event again as a new delivery: the same payload and event id (receivers
+    de-duplicate on it), a new delivery id, a fresh attempt count."""
+    with tenant_context(tenant):
+        original = WebhookDelivery.objects.filter(tenant=tenant, endpoint=endpoint, pk=delivery_id).first()
+        if original is None:
+            raise NotFound("No such webhook delivery.", code="webhook_delivery_not_found")
+        [delivery] = _deliveries_create(
+            tenant.pk, original.event_type, dict(original.payload), original.stream, [endpoint], force=True
+        )
+        audit.record(
+            actor=actor,
+            action="webhook.redeliver",
+            target=endpoint,
+            tenant=tenant,
+            details={"delivery": str(original.pk), "new_delivery": str(delivery.pk)},
+        )
     return delivery
 
 
@@ -247,7 +383,7 @@ def webhook_delivery_attempt(
             "Content-Type": "application/json",
             "User-Agent": "HealthMail-Webhooks/1",
             sender.TIMESTAMP_HEADER: str(stamp),
-            sender.SIGNATURE_HEADER: sender.signature(endpoint.secret, stamp, body),
+            sender.SIGNATURE_HEADER: sender.signatures(signing_secrets(endpoint, now=now), stamp, body),
             sender.EVENT_HEADER: delivery.event_type,
             sender.DELIVERY_HEADER: str(delivery.pk),
         }

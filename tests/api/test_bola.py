@@ -41,6 +41,17 @@ def _contact_id(tenant, issue_key) -> uuid.UUID:
     return contact_upsert(tenant=tenant, actor=Actor.system("tests"), data=data, source="test").contact_id
 
 
+def _webhook_delivery_id(tenant, issue_key) -> uuid.UUID:
+    from audit.actors import Actor
+    from delivery.webhooks.services import endpoint_get, webhook_test_send
+    from healthmail.tenants.context import tenant_context
+
+    endpoint_id = _webhook_endpoint_id(tenant, issue_key)
+    with tenant_context(tenant):
+        endpoint = endpoint_get(tenant=tenant, endpoint_id=endpoint_id)
+    return webhook_test_send(tenant=tenant, actor=Actor.system("tests"), endpoint=endpoint).pk
+
+
 @dataclass(frozen=True)
 class Operation:
     scopes: list[str] | None  # what the view declares; None: refused to every key by design
@@ -119,6 +130,18 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("DELETE", "/api/v1/webhooks/{endpoint_id}"): Operation(
         scopes=["webhooks:manage"], make_object=_webhook_endpoint_id
+    ),
+    ("PATCH", "/api/v1/webhooks/{endpoint_id}"): Operation(
+        scopes=["webhooks:manage"], make_object=_webhook_endpoint_id
+    ),
+    ("POST", "/api/v1/webhooks/{endpoint_id}/ping"): Operation(
+        scopes=["webhooks:manage"], make_object=_webhook_endpoint_id
+    ),
+    ("POST", "/api/v1/webhooks/{endpoint_id}/rotate-secret"): Operation(
+        scopes=["webhooks:manage"], make_object=_webhook_endpoint_id
+    ),
+    ("POST", "/api/v1/webhook-deliveries/{delivery_id}/redeliver"): Operation(
+        scopes=["webhooks:manage"], make_object=_webhook_delivery_id
     ),
     ("GET", "/api/v1/webhooks/{endpoint_id}/deliveries"): Operation(
         scopes=["webhooks:manage"], make_object=_webhook_endpoint_id
