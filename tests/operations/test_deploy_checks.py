@@ -126,3 +126,14 @@ def test_check_deploy_needs_an_spf_include_once_sender_domains_exist(settings, t
     assert [message.id for message in spf_include_check(None)] == ["delivery.E001"]
     settings.DELIVERY_SPF_INCLUDE = "_spf.mta.example.org"
     assert spf_include_check(None) == []
+
+
+@pytest.mark.django_db
+def test_check_deploy_passes_a_safe_configuration(settings):
+    """Nothing else among the deploy checks fails a safe configuration (the migrate job runs it)."""
+    settings.DELIVERY_EHLO_HOSTNAME = "mta1.example.org"
+    settings.PUBLIC_BASE_URL = "https://mail.example.org"
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = True
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    settings.DELIVERY_SPF_INCLUDE = "_spf.mta.example.org"
+    call_command("check", deploy=True, fail_level="ERROR")
