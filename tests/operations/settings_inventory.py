@@ -198,3 +198,31 @@ def documented_variables(markdown: str) -> dict[str, str]:
         for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", match["names"]):
             documented[name] = match["default"].strip()
     return documented
+
+
+def configuration_gaps(
+    *,
+    reads: dict[str, list[str]],
+    environment: dict[str, list[str]],
+    documented: dict[str, str],
+    exempt: set[str],
+    pending: set[str] = frozenset(),
+) -> dict[str, str]:
+    """{setting: what is missing} for every setting the code reads: an environment variable in the
+    settings modules, a documentation row for each of its variables, a default in that row.
+    `pending` settings may be absent from the settings modules (added by another change); once
+    they are defined, they are held to every rule."""
+    gaps = {}
+    for name in sorted(reads):
+        if name in exempt or (name in pending and name not in environment):
+            continue
+        variables = environment.get(name) or []
+        if not variables:
+            gaps[name] = f"no environment variable (read at {reads[name][0]})"
+            continue
+        undocumented = [v for v in variables if v not in documented]
+        if undocumented:
+            gaps[name] = f"{', '.join(undocumented)} not in docs/operations.md"
+        elif not all(documented[v] for v in variables):
+            gaps[name] = "documented without a default"
+    return gaps
