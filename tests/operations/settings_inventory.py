@@ -26,6 +26,7 @@ PROJECT_PACKAGES = (
     "campaigns",
     "delivery",
     "retention",
+    "bench",
 )
 SETTINGS_MODULES = ("base.py", "production.py", "dev.py")
 
