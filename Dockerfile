@@ -29,6 +29,7 @@ RUN pip install --no-deps . \
     && DJANGO_SECRET_KEY=build-only-not-a-secret \
        DATABASE_URL=postgres://build@127.0.0.1:5432/build \
        HEALTHMAIL_MASTER_KEY=build:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= \
+       PUBLIC_BASE_URL=https://build.invalid DELIVERY_EHLO_HOSTNAME=build.invalid \
        python manage.py collectstatic --no-input -v 0 \
     && mkdir -p /var/lib/healthmail/audit-checkpoints /tmp/prometheus \
     && chown -R healthmail:healthmail /var/lib/healthmail /tmp/prometheus

@@ -146,6 +146,14 @@ class ScheduleForm(forms.Form):
     timezone_mode = forms.ChoiceField(
         choices=Campaign.TimezoneMode.choices, initial=Campaign.TimezoneMode.TENANT, label="In"
     )
+    confirm_empty = forms.BooleanField(
+        required=False, label="Schedule anyway: I understand this campaign would send no messages now"
+    )
+
+    def __init__(self, *args, confirm_needed: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not confirm_needed:  # shown only when the campaign would reach nobody
+            del self.fields["confirm_empty"]
 
 
 class CommentForm(forms.Form):

@@ -217,6 +217,9 @@ class Campaign(TenantOwnedModel):
     send_time = models.TimeField(null=True, blank=True)
     timezone_mode = models.CharField(max_length=16, choices=TimezoneMode.choices, default=TimezoneMode.TENANT)
     scheduled_for = models.DateTimeField(null=True, blank=True, help_text="Earliest send, for the launcher.")
+    # The marketer scheduled it knowing nobody in the audience may receive it now; without this a
+    # launch that would queue no message is refused rather than "sent" to nobody.
+    empty_send_confirmed = models.BooleanField(default=False)
     window_start = models.TimeField(null=True, blank=True, help_text="Send only after this local time.")
     window_end = models.TimeField(null=True, blank=True, help_text="…and before this one.")
     throttle_per_hour = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])

@@ -74,6 +74,36 @@ SUPPRESSION_BLOCKS: dict[str, frozenset[str]] = {
 _SUPPRESSION_ORDER = list(SUPPRESSION_BLOCKS)
 
 
+# What each refusal code means, in the words a marketer reads next to an audience count.
+REFUSAL_LABELS: dict[str, str] = {
+    "baa_not_in_force": "No BAA in force for this kind of email",
+    "contact_not_found": "Contact no longer exists",
+    "contact_deleted": "Contact deleted",
+    "no_email_address": "No email address",
+    "topic_required": "No topic chosen (marketing needs one)",
+    "topic_mismatch": "Topic does not match the purpose",
+    "paused": "Paused email in their preferences",
+    "no_opt_in": "Never opted in to the topic",
+    "opt_in_revoked": "Withdrew their opt-in to the topic",
+    "opt_in_expired": "Opt-in to the topic expired",
+    "opted_out": "Opted out of the topic",
+    "state_opt_in_required": "State law requires an opt-in they have not given",
+    "state_health_data_consent_required": "State law requires consent to use health data",
+    "authorization_required": "No HIPAA authorization in force (PHI)",
+    "authorization_not_yet_effective": "HIPAA authorization not yet in effect",
+}
+
+
+def refusal_label(code: str) -> str:
+    """A refusal code as a person reads it ("suppressed_hard_bounce" -> "Suppressed: hard bounce")."""
+    if code in REFUSAL_LABELS:
+        return REFUSAL_LABELS[code]
+    reason = code.removeprefix("suppressed_")
+    if reason != code and reason in Suppression.Reason.values:
+        return f"Suppressed: {Suppression.Reason(reason).label.lower()}"
+    return code.replace("_", " ").capitalize()
+
+
 @dataclass(frozen=True)
 class Decision:
     allowed: bool

@@ -7,4 +7,5 @@ class DeliveryConfig(AppConfig):
 
     def ready(self) -> None:
         # Celery's autodiscovery imports delivery.tasks only; register the webhook tasks too.
+        from . import checks  # noqa: F401 - registers the deploy checks
         from .webhooks import tasks  # noqa: F401

@@ -17,8 +17,9 @@ from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
 from ..models import Campaign, CampaignVariant, Metric
+from .audience import NOT_SENT
 from .history import transition_record
-from .launch import NOT_SENT, SOURCE_TYPE, remainder_send
+from .launch import SOURCE_TYPE, remainder_send
 
 Status = Campaign.Status
 SYSTEM = Actor.system("campaigns.ab")

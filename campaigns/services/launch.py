@@ -17,11 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Count
 from django.utils import timezone
 
 from audit.actors import Actor
-from consent.gate import may_send_batch
 from consent.models import TRANSACTIONAL_PURPOSES
 from contacts.models import Contact
 from delivery.models import EncryptionPolicy, Message, SenderDomain, Stream
@@ -34,15 +32,13 @@ from segmentation.services import segment_snapshot_take
 
 from ..models import Campaign, CampaignExclusion, CampaignVariant
 from . import scheduling
+from .audience import audience_screen, exclusions_sentence
 from .history import transition_record
 
 Status = Campaign.Status
 SYSTEM = Actor.system("campaigns.launch")
 SOURCE_TYPE = "campaign"
 CHUNK = 5_000
-FREQUENCY_CAP_REASON = "frequency_cap"
-# Messages that never reach the person do not count against a frequency cap.
-NOT_SENT = (Message.State.CANCELLED, Message.State.SUPPRESSED, Message.State.EXPIRED, Message.State.FAILED)
 
 
 class LaunchRefused(Exception):
@@ -87,34 +83,6 @@ def _fail(campaign: Campaign, reason: str) -> Campaign:
     return campaign
 
 
-def frequency_capped(
-    *, tenant: Tenant, campaign: Campaign, contact_ids: list[uuid.UUID], now: datetime.datetime
-) -> set[uuid.UUID]:
-    """Contacts who already got `frequency_cap_count` campaign or journey messages in the window."""
-    if not campaign.frequency_cap_count or not contact_ids:
-        return set()
-    since = now - datetime.timedelta(days=campaign.frequency_cap_days)
-    capped: set[uuid.UUID] = set()
-    for start in range(0, len(contact_ids), CHUNK):
-        chunk = contact_ids[start : start + CHUNK]
-        rows = (
-            Message.objects.filter(
-                tenant=tenant,
-                contact_id__in=chunk,
-                created_at__gte=since,
-                source_type__in=("campaign", "journey"),
-            )
-            .exclude(source_type=SOURCE_TYPE, source_id=str(campaign.pk))
-            .exclude(state__in=NOT_SENT)
-            .values("contact_id")
-            .annotate(sent=Count("id"))
-            .filter(sent__gte=campaign.frequency_cap_count)
-            .values_list("contact_id", flat=True)
-        )
-        capped.update(rows)
-    return capped
-
-
 def _recipients(tenant: Tenant, contact_ids: list[uuid.UUID]) -> list[Recipient]:
     """Addresses decrypted as the system (a worker serves no person), in a stable order."""
     found: list[Recipient] = []
@@ -127,24 +95,6 @@ def _recipients(tenant: Tenant, contact_ids: list[uuid.UUID]) -> list[Recipient]
                 found.append(Recipient(contact.pk, contact.email, contact.state))
     found.sort(key=lambda r: str(r.contact_id))
     return found
-
-
-def _screen(
-    tenant: Tenant, campaign: Campaign, contact_ids: list[uuid.UUID], now: datetime.datetime
-) -> tuple[list[uuid.UUID], dict[uuid.UUID, str]]:
-    """(allowed, {excluded id: reason}) after the send gate and the frequency cap."""
-    decisions = may_send_batch(
-        tenant=tenant,
-        contact_ids=contact_ids,
-        purpose=campaign.purpose,
-        uses_phi=campaign.uses_phi,
-        topic=campaign.topic,
-    )
-    excluded = {cid: d.code for cid, d in decisions.items() if not d.allowed}
-    allowed = [cid for cid in contact_ids if cid not in excluded]
-    for cid in frequency_capped(tenant=tenant, campaign=campaign, contact_ids=allowed, now=now):
-        excluded[cid] = FREQUENCY_CAP_REASON
-    return [cid for cid in allowed if cid not in excluded], excluded
 
 
 def _record_exclusions(tenant: Tenant, campaign: Campaign, excluded: dict[uuid.UUID, str]) -> Counter:
@@ -263,10 +213,16 @@ def campaign_launch(*, tenant: Tenant, campaign_id, now: datetime.datetime | Non
 
 def _launch(tenant: Tenant, campaign: Campaign, now: datetime.datetime) -> Campaign:
     contact_ids = members(tenant, campaign)
-    allowed, excluded = _screen(tenant, campaign, contact_ids, now)
+    allowed, excluded = audience_screen(tenant, campaign, contact_ids, now)
     recipients = _recipients(tenant, allowed)
     missing = set(allowed) - {r.contact_id for r in recipients}
     excluded.update(dict.fromkeys(missing, "no_email_address"))
+    if not recipients and not campaign.empty_send_confirmed:
+        reasons = exclusions_sentence(Counter(excluded.values()))
+        raise LaunchRefused(
+            "Nothing was sent: nobody in the audience may receive this campaign now. Schedule it again "
+            f"and confirm to launch it anyway. Not sent, by reason: {reasons}."
+        )
     keys = list(
         CampaignVariant.objects.for_tenant(tenant).filter(campaign=campaign).values_list("key", flat=True)
     )
@@ -318,7 +274,7 @@ def remainder_send(*, tenant: Tenant, campaign: Campaign, variant: str, now: dat
         .values_list("contact_id", flat=True)
     )
     rest = [cid for cid in members(tenant, campaign) if cid not in done]
-    allowed, excluded = _screen(tenant, campaign, rest, now)
+    allowed, excluded = audience_screen(tenant, campaign, rest, now)
     recipients = _recipients(tenant, allowed)
     excluded.update(dict.fromkeys(set(allowed) - {r.contact_id for r in recipients}, "no_email_address"))
     sent = enqueue(tenant=tenant, campaign=campaign, recipients=recipients, variants=[variant], now=now)

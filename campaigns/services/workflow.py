@@ -25,6 +25,7 @@ from ..models import Campaign, CampaignApproval, CampaignVariant
 from ..templating import lint as linting
 from . import scheduling
 from . import templates as template_services
+from .audience import campaign_audience_preview
 from .campaigns import campaign_relint
 from .common import CampaignConflict, CampaignError
 from .history import transition_record
@@ -229,11 +230,13 @@ def campaign_schedule(
     send_date: datetime.date | None = None,
     send_time: datetime.time | None = None,
     timezone_mode: str = Campaign.TimezoneMode.TENANT,
+    confirm_empty: bool = False,
     now: datetime.datetime | None = None,
 ) -> Campaign:
     """Schedule an approved campaign: now, or at a local time (the organization's or each
     recipient's). The launch task is queued for that moment; the sweeper launches it if the broker
-    loses the task."""
+    loses the task. A campaign nobody in its audience may receive now is refused unless
+    `confirm_empty` (the marketer saw the warning and the reasons, and still wants it)."""
     from .. import tasks
 
     now = now or timezone.now()
@@ -252,6 +255,15 @@ def campaign_schedule(
             )
         if timezone_mode not in Campaign.TimezoneMode.values:
             raise CampaignError("Choose whose time zone the time is in.", code="schedule_invalid")
+        preview = campaign_audience_preview(tenant=tenant, campaign=locked, now=now)
+        if preview is not None and preview.sends_nothing and not confirm_empty:
+            why = f"not sent, by reason: {preview.sentence()}" if preview.members else "the segment is empty"
+            raise CampaignError(
+                "This campaign would send no messages: nobody in the audience may receive it now "
+                f"({why}). Confirm to schedule it anyway.",
+                code="audience_empty",
+                extra={"exclusions": [{"reason": e.code, "label": e.label} for e in preview.exclusions]},
+            )
         start = scheduling.schedule_start(
             tenant_timezone=tenant.timezone,
             send_date=send_date,
@@ -267,14 +279,14 @@ def campaign_schedule(
             send_time=send_time,
             timezone_mode=timezone_mode,
             scheduled_for=start,
+            empty_send_confirmed=confirm_empty,
             status_reason="",
         )
+        details = {"scheduled_for": start.isoformat(), "timezone_mode": timezone_mode}
+        if preview is not None:
+            details |= {"sendable_now": preview.sendable, "empty_send_confirmed": confirm_empty}
         transition_record(
-            campaign=locked,
-            actor=actor,
-            action="schedule",
-            from_status=previous,
-            details={"scheduled_for": start.isoformat(), "timezone_mode": timezone_mode},
+            campaign=locked, actor=actor, action="schedule", from_status=previous, details=details
         )
         tasks.launch_later(campaign=locked, eta=start)
     return locked

@@ -17,6 +17,7 @@ from healthmail.errors import ApplicationError
 from .. import selectors
 from ..forms import CampaignForm, CommentForm, ScheduleForm, campaign_initial, campaign_input
 from ..models import Campaign
+from ..services import audience as audience_services
 from ..services import campaigns as services
 from ..services import templates as template_services
 from ..services import workflow
@@ -104,6 +105,7 @@ def campaign_detail(request: HttpRequest, campaign_id) -> HttpResponse:
     tenant = request.tenant
     reviews = selectors.campaign_reviews(tenant=tenant, campaign=campaign)
     approved = {r.kind for r in reviews if r.decision == "approved"}
+    audience = _audience(tenant, campaign)
     context = {
         "campaign": campaign,
         "findings": findings_from_dicts(campaign.lint),
@@ -111,16 +113,37 @@ def campaign_detail(request: HttpRequest, campaign_id) -> HttpResponse:
         "reviews": reviews,
         "required": [(kind, kind in approved) for kind in workflow.required_reviews(campaign)],
         "history": selectors.campaign_history(tenant=tenant, campaign=campaign),
-        "excluded": sorted(campaign.excluded_counts.items(), key=lambda item: -item[1]),
+        "excluded": audience_services.exclusions_from_counts(campaign.excluded_counts),
+        "queued_display": audience_services.count_display(campaign.recipient_count),
         "progress": selectors.campaign_progress(tenant=tenant, campaign=campaign),
         "may_edit": role_can(request.role, EDIT),
         "may_review": any(role_can(request.role, p) for p in REVIEW),
         "may_report": role_can(request.role, "reports.view"),
-        "schedule_form": ScheduleForm(),
         "comment_form": CommentForm(),
         "preview": _preview(request, campaign),
+        **audience,
+        "schedule_form": ScheduleForm(confirm_needed=_sends_nothing(audience)),
     }
     return render(request, "campaigns/campaign_detail.html", context)
+
+
+# Before it is submitted, while it is reviewed and before it is scheduled, the page says how many
+# people the campaign would reach now and why the others would not.
+AUDIENCE_SHOWN = (Campaign.Status.DRAFT, Campaign.Status.IN_REVIEW, Campaign.Status.APPROVED)
+
+
+def _sends_nothing(audience: dict) -> bool:
+    preview = audience.get("audience")
+    return bool(preview and preview.sends_nothing)
+
+
+def _audience(tenant, campaign: Campaign) -> dict:
+    if campaign.status not in AUDIENCE_SHOWN:
+        return {}
+    try:
+        return {"audience": audience_services.campaign_audience_preview(tenant=tenant, campaign=campaign)}
+    except ApplicationError as error:
+        return {"audience_error": error.message}
 
 
 @require_GET
@@ -186,6 +209,7 @@ def campaign_schedule(request: HttpRequest, campaign_id) -> HttpResponse:
         send_date=data["send_date"] if later else None,
         send_time=data["send_time"] if later else None,
         timezone_mode=data["timezone_mode"],
+        confirm_empty=data.get("confirm_empty", False),
     )
 
 

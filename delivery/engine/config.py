@@ -1,4 +1,5 @@
-"""Engine settings, read once per batch from Django settings (every one has a default).
+"""Engine settings, read once per batch from Django settings (every one has a default). Base
+settings read each from the environment variable of the same name (docs/operations.md).
 
 | setting | default | |
 |---|---|---|
@@ -20,7 +21,8 @@
 DELIVERY_STREAMS = {"transactional": {...}, "marketing": {...}}, each optional key:
 `from_local_part`, `verp_prefix`, `return_path_domain`, `source_address` (the local IP the stream's
 SMTP connections bind to, probe included; base settings read it from DELIVERY_<STREAM>_SOURCE_ADDRESS)
-and `relay` ({host, port, address, username, password}).
+and `relay` ({host, port, address, username, password}; from DELIVERY_<STREAM>_RELAY_HOST, _PORT,
+_USERNAME, _PASSWORD or _PASSWORD_FILE).
 """
 
 from __future__ import annotations

@@ -10,9 +10,19 @@ from delivery import dkim
 from delivery.models import DkimKey, SenderDomain
 from delivery.tls.resolver import Resolver
 
+# Shown instead of an SPF record while the operator has not configured the include: a placeholder
+# domain without an SPF record of its own would make the tenant's whole SPF evaluation a permerror
+# (RFC 7208 5.2), so receivers would treat every message of the domain as unauthenticated.
+SPF_UNCONFIGURED = (
+    "Not available yet: the platform operator has not set DELIVERY_SPF_INCLUDE (the domain whose SPF "
+    "record lists HealthMail's sending hosts). Do not add an include for HealthMail until it is set; "
+    "ask your HealthMail operator."
+)
+
 
 def spf_include() -> str:
-    return getattr(settings, "DELIVERY_SPF_INCLUDE", "_spf.healthmail.invalid")
+    """The domain every sender domain's SPF record must include; empty while unconfigured."""
+    return str(getattr(settings, "DELIVERY_SPF_INCLUDE", "") or "").strip().lower()
 
 
 @dataclass(frozen=True)
@@ -23,6 +33,7 @@ class DnsRecord:
     value: str
     required: bool = True
     key_id: str = ""
+    unavailable: str = ""  # why no value can be given yet (shown instead of the value)
 
 
 @dataclass(frozen=True)
@@ -34,8 +45,14 @@ class RecordCheck:
 
 def expected_records(sender_domain: SenderDomain, keys: list[DkimKey]) -> list[DnsRecord]:
     domain = sender_domain.domain
+    include = spf_include()
+    spf = (
+        DnsRecord("SPF", domain, "TXT", f"v=spf1 include:{include} ~all")
+        if include
+        else DnsRecord("SPF", domain, "TXT", "", unavailable=SPF_UNCONFIGURED)
+    )
     records = [
-        DnsRecord("SPF", domain, "TXT", f"v=spf1 include:{spf_include()} ~all"),
+        spf,
         DnsRecord(
             "DMARC",
             f"_dmarc.{domain}",
@@ -67,6 +84,8 @@ def _tags(text: str) -> dict[str, str]:
 def check_record(record: DnsRecord, resolver: Resolver) -> RecordCheck:
     published = resolver.txt(record.name).records
     if record.purpose == "SPF":
+        if not spf_include():
+            return RecordCheck(record, False, "cannot be checked: DELIVERY_SPF_INCLUDE is not configured")
         spf = [t for t in published if t.strip().lower().startswith("v=spf1")]
         if not spf:
             return RecordCheck(record, False, "no SPF record published")

@@ -1,5 +1,6 @@
 """Settings shared by every environment. All configuration comes from the environment."""
 
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -8,7 +9,19 @@ import environ
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
 
+
+def env_secret(name: str, default: str = "") -> str:
+    """A secret from the variable NAME, or from the file NAME_FILE names (a mounted secret: it never
+    shows in the process environment); the file wins when both are set."""
+    path = env(f"{name}_FILE", default="")
+    if path:
+        return Path(path).read_text(encoding="utf-8").strip()
+    return env(name, default=default)
+
+
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
+# Previous keys, still accepted for signatures made before a rotation (sessions, invitation tokens).
+SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
@@ -158,7 +171,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-OTP_TOTP_ISSUER = "HealthMail"
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="HealthMail")  # the name authenticator apps show
 OTP_TOTP_THROTTLE_FACTOR = 1
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
 LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=900)
@@ -275,11 +288,61 @@ CELERY_BEAT_SCHEDULE["consent-authorization-upkeep"] = {
 }
 
 # --- Delivery engine (delivery/engine/config.py lists the DELIVERY_* tunables and their defaults) ----
+# The name every SMTP connection greets with (EHLO). Receivers check it against the source IP's PTR
+# record; production refuses `localhost` and anything that is not a fully qualified domain name.
+DELIVERY_EHLO_HOSTNAME = env("DELIVERY_EHLO_HOSTNAME", default="localhost")
+# The SPF mechanism every sender domain must include (the sending hosts' own SPF record). Empty: the
+# sender-domain page tells the operator to configure it instead of showing a record that would break
+# the tenant's SPF (an include of a domain without an SPF record is a permerror, RFC 7208 5.2).
+DELIVERY_SPF_INCLUDE = env("DELIVERY_SPF_INCLUDE", default="")
+DELIVERY_SMTP_TIMEOUT = env.float("DELIVERY_SMTP_TIMEOUT", default=60.0)
+DELIVERY_CLAIM_BATCH = env.int("DELIVERY_CLAIM_BATCH", default=200)
+DELIVERY_LEASE_SECONDS = env.int("DELIVERY_LEASE_SECONDS", default=300)
+DELIVERY_DRAIN_SECONDS = env.float("DELIVERY_DRAIN_SECONDS", default=30.0)
+DELIVERY_PARALLEL_DRAINS = env.int("DELIVERY_PARALLEL_DRAINS", default=4)
+DELIVERY_MESSAGES_PER_CONNECTION = env.int("DELIVERY_MESSAGES_PER_CONNECTION", default=50)
+DELIVERY_MX_CONNECTIONS = env.int("DELIVERY_MX_CONNECTIONS", default=8)
+DELIVERY_MX_CONCURRENCY = env.int("DELIVERY_MX_CONCURRENCY", default=20)
+DELIVERY_MX_LEASE_SECONDS = env.int("DELIVERY_MX_LEASE_SECONDS", default=120)
+DELIVERY_DOMAIN_RATE = env.float("DELIVERY_DOMAIN_RATE", default=500.0)
+DELIVERY_DOMAIN_BURST = env.int("DELIVERY_DOMAIN_BURST", default=1000)
+DELIVERY_RETRY_MINIMUM_SECONDS = env.int("DELIVERY_RETRY_MINIMUM_SECONDS", default=300)
+DELIVERY_MAX_AGE_SECONDS = env.int("DELIVERY_MAX_AGE_SECONDS", default=5 * 86400)
+DELIVERY_SOON_SECONDS = env.int("DELIVERY_SOON_SECONDS", default=5)
+DELIVERY_REDIS_PREFIX = env("DELIVERY_REDIS_PREFIX", default="hm:delivery")
+
+
+def _relay(*, host: str, port: int, username: str, password: str) -> dict | None:
+    """A smart host for a stream (always verified TLS; AUTH only over it), or None: direct MX."""
+    if not host:
+        return None
+    return {"host": host, "port": port, "username": username, "password": password}
+
+
 # Each stream's SMTP connections bind to its own source IP (its own sending reputation); empty: the OS
-# picks. The rest of a stream's identity (relay, return path) is set in DELIVERY_STREAMS too.
+# picks. A relay (smart host) replaces direct MX delivery for that stream; its password may come from
+# a file (DELIVERY_<STREAM>_RELAY_PASSWORD_FILE, a mounted secret).
 DELIVERY_STREAMS = {
-    "transactional": {"source_address": env("DELIVERY_TRANSACTIONAL_SOURCE_ADDRESS", default="")},
-    "marketing": {"source_address": env("DELIVERY_MARKETING_SOURCE_ADDRESS", default="")},
+    "transactional": {
+        "source_address": env("DELIVERY_TRANSACTIONAL_SOURCE_ADDRESS", default=""),
+        "return_path_domain": env("DELIVERY_TRANSACTIONAL_RETURN_PATH_DOMAIN", default=""),
+        "relay": _relay(
+            host=env("DELIVERY_TRANSACTIONAL_RELAY_HOST", default=""),
+            port=env.int("DELIVERY_TRANSACTIONAL_RELAY_PORT", default=587),
+            username=env("DELIVERY_TRANSACTIONAL_RELAY_USERNAME", default=""),
+            password=env_secret("DELIVERY_TRANSACTIONAL_RELAY_PASSWORD"),
+        ),
+    },
+    "marketing": {
+        "source_address": env("DELIVERY_MARKETING_SOURCE_ADDRESS", default=""),
+        "return_path_domain": env("DELIVERY_MARKETING_RETURN_PATH_DOMAIN", default=""),
+        "relay": _relay(
+            host=env("DELIVERY_MARKETING_RELAY_HOST", default=""),
+            port=env.int("DELIVERY_MARKETING_RELAY_PORT", default=587),
+            username=env("DELIVERY_MARKETING_RELAY_USERNAME", default=""),
+            password=env_secret("DELIVERY_MARKETING_RELAY_PASSWORD"),
+        ),
+    },
 }
 # The reconciler: re-queues claims of dead workers, expires, and wakes due work the broker lost.
 CELERY_BEAT_SCHEDULE["delivery-sweep"] = {"task": "delivery.tasks.transactional_sweep", "schedule": 30.0}
@@ -289,8 +352,13 @@ PORTAL_CODE_SENDS_PER_LINK = env.int("PORTAL_CODE_SENDS_PER_LINK", default=5)  #
 PORTAL_CODE_SENDS_PER_IP = env.int("PORTAL_CODE_SENDS_PER_IP", default=20)  # per hour
 PORTAL_FAILURES_PER_LINK = env.int("PORTAL_FAILURES_PER_LINK", default=10)  # wrong codes/passphrases per hour
 PORTAL_FAILURES_PER_IP = env.int("PORTAL_FAILURES_PER_IP", default=30)
-# Only tests turn this on (to reach a local HTTP server); production refuses non-public targets.
-WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+# How long a secure-portal message stays readable after it is sent.
+PORTAL_EXPIRY = timedelta(days=env.int("PORTAL_EXPIRY_DAYS", default=30))
+# Only tests and a local mail world turn this on (to reach a local HTTP server); production refuses
+# to start with it on (healthmail/deployment.py).
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
+# A CA bundle webhook targets are verified against instead of the system store (a private CA).
+WEBHOOK_CA_FILE = env("WEBHOOK_CA_FILE", default="") or None
 CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {"task": "delivery.webhooks.tasks.webhooks_sweep", "schedule": 60.0}
 
 # --- Templates: what one rendering may produce (campaigns/templating/limits.py). A template that can
@@ -298,6 +366,10 @@ CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {"task": "delivery.webhooks.tasks.webho
 TEMPLATE_MAX_PART_CHARS = env.int("TEMPLATE_MAX_PART_CHARS", default=500_000)
 TEMPLATE_MAX_MESSAGE_CHARS = env.int("TEMPLATE_MAX_MESSAGE_CHARS", default=1_000_000)
 TEMPLATE_RENDER_SECONDS = env.float("TEMPLATE_RENDER_SECONDS", default=5.0)
+
+# --- Segments: counts under the threshold are shown as "fewer than N"; counting queries are cut off
+SEGMENT_MASK_THRESHOLD = env.int("SEGMENT_MASK_THRESHOLD", default=11)
+SEGMENT_STATEMENT_TIMEOUT_MS = env.int("SEGMENT_STATEMENT_TIMEOUT_MS", default=2000)
 
 # --- Campaigns: launches at their time, A/B decisions after their wait, sent campaigns closed -------
 CELERY_BEAT_SCHEDULE["campaigns-sweep"] = {"task": "campaigns.tasks.campaigns_sweep", "schedule": 60.0}

@@ -10,3 +10,6 @@ SECRET_KEY = env("DJANGO_SECRET_KEY", default="dev-only-insecure-key-never-use-i
 HEALTHMAIL_MASTER_KEY_FILE = env(
     "HEALTHMAIL_MASTER_KEY_FILE", default=str(BASE_DIR / ".devstack" / "master.key")
 )
+
+# The local mail world's zone publishes this SPF record for the sending hosts (.test: RFC 2606).
+DELIVERY_SPF_INCLUDE = env("DELIVERY_SPF_INCLUDE", default="_spf.healthmail.test")

@@ -26,3 +26,6 @@ DATABASES["owner"] = _database(DATABASE_URL, as_owner=True)
 # A fixed synthetic master key for tests only.
 HEALTHMAIL_MASTER_KEY = "test:" + "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE="
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]  # noqa: F405 - a model with encrypted fields
+
+# Sender-domain tests expect a configured SPF include (the unset case is tested by overriding it).
+DELIVERY_SPF_INCLUDE = "_spf.healthmail.test"

@@ -172,6 +172,8 @@ def approved(tenant, team, ready, **overrides) -> Campaign:
     return campaign
 
 
-def scheduled(tenant, team, ready, **overrides) -> Campaign:
+def scheduled(tenant, team, ready, *, confirm_empty: bool = False, **overrides) -> Campaign:
     campaign = approved(tenant, team, ready, **overrides)
-    return workflow.campaign_schedule(tenant=tenant, actor=team["marketer"].actor, campaign=campaign)
+    return workflow.campaign_schedule(
+        tenant=tenant, actor=team["marketer"].actor, campaign=campaign, confirm_empty=confirm_empty
+    )

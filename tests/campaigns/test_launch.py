@@ -79,7 +79,7 @@ def test_frequency_cap_excludes_contacts_who_had_enough_mail(tenant_a, team, rea
     first = scheduled(tenant_a, team, ready)
     launch.campaign_launch(tenant=tenant_a, campaign_id=first.pk)
 
-    second = scheduled(tenant_a, team, ready, frequency_cap_count=1, frequency_cap_days=7)
+    second = scheduled(tenant_a, team, ready, confirm_empty=True, frequency_cap_count=1, frequency_cap_days=7)
     launched = launch.campaign_launch(tenant=tenant_a, campaign_id=second.pk)
 
     assert launched.excluded_counts == {"frequency_cap": 4}
@@ -87,7 +87,7 @@ def test_frequency_cap_excludes_contacts_who_had_enough_mail(tenant_a, team, rea
 
 
 def test_empty_segment_at_launch_sends_nothing_and_says_why(tenant_a, team, ready):
-    campaign = scheduled(tenant_a, team, ready)  # no contacts at all
+    campaign = scheduled(tenant_a, team, ready, confirm_empty=True)  # no contacts at all
 
     result = launch.campaign_launch(tenant=tenant_a, campaign_id=campaign.pk)
 

@@ -185,3 +185,21 @@ def test_another_tenants_domain_answers_404(member_client, tenant_b):
         assert client.post(reverse(name, args=[foreign.pk])).status_code == 404
     with tenant_context(tenant_b):
         assert foreign.keys.count() == 1
+
+
+def test_without_an_spf_include_the_page_says_what_to_configure(member_client, tenant_a, settings):
+    """No placeholder include: one for a domain without SPF would break the tenant's SPF (RFC 7208 5.2)."""
+    settings.DELIVERY_SPF_INCLUDE = ""
+    client = member_client(Role.TENANT_ADMIN)
+    client.post(reverse("delivery:sender_domain_list"), {"domain": "mail.clinic-a.test"})
+    with tenant_context(tenant_a):
+        sender_domain = SenderDomain.objects.get()
+    page = client.get(reverse("delivery:sender_domain_detail", args=[sender_domain.pk])).content.decode()
+    assert "include:_" not in page
+    assert "v=spf1" not in page
+    assert "has not set DELIVERY_SPF_INCLUDE" in page
+    with tenant_context(tenant_a):
+        resolver = _published(sender_domain)
+        check = records.check_record(records.expected_records(sender_domain, [])[0], resolver)
+    assert not check.ok
+    assert "not configured" in check.note
