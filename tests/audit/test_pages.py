@@ -15,6 +15,7 @@ from audit.exports import verify_export
 from audit.models import Alert, AuditEvent, ChainVerification
 from healthmail.accounts.roles import Role
 from healthmail.tenants.context import tenant_context
+from tests.sysmail.outbox import deliver_system_mail
 
 pytestmark = pytest.mark.django_db
 
@@ -135,6 +136,7 @@ def test_alert_rules_fire_and_officers_are_emailed(
         fired = alerts.alerts_scan_tenant(tenant_a)
     assert {a.rule for a in fired} >= {"failed_sign_ins", "api_key_new_network", "mass_export"}
     assert alerts.alerts_scan_tenant(tenant_a) == []  # the stream is read once
+    assert deliver_system_mail(tenant_a) == ["sent"]
     assert len(mailoutbox) == 1
     assert mailoutbox[0].to == [officer.membership.user.email]
     assert "failed sign-in" in mailoutbox[0].body
