@@ -28,6 +28,8 @@ class SystemMail(TenantOwnedModel):
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
 
+    break_glass_target = False  # a queue, not a patient record: nothing a person opens in an emergency
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # What the mail is about, chosen by the sending app ("audit.alert", "retention.hold_notice"...);
     # source_ids name the objects it announces, so their pages can show the delivery status.
