@@ -11,7 +11,6 @@ import datetime
 import time
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.core import mail
 from django.db import connection, transaction
 from django.utils import timezone
@@ -25,45 +24,11 @@ from healthmail.sysmail.models import SystemMail
 from healthmail.tenants.context import tenant_context
 from retention import holds
 from tests.conftest import sign_in
-from tests.delivery.servers import LOOPBACK, Behaviour, CapturingHandler, free_port
 from tests.factories import MembershipFactory
-from tests.sysmail.outbox import deliver_system_mail
+from tests.sysmail.outbox import Receiver, deliver_system_mail
 from tests.testapp.models import SecretNote
 
 pytestmark = pytest.mark.django_db
-
-
-class Receiver:
-    """An SMTP server on a port chosen up front, so it can be down first and come up later."""
-
-    def __init__(self, behaviour: Behaviour | None = None):
-        self.port = free_port()
-        self.handler = CapturingHandler(behaviour or Behaviour())
-        self.controller: Controller | None = None
-
-    def up(self) -> None:
-        self.controller = Controller(self.handler, hostname=LOOPBACK, port=self.port)
-        self.controller.start()
-
-    def down(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
-
-    def recipients(self) -> list[str]:
-        return [rcpt for message in self.handler.messages for rcpt in message.rcpt_tos]
-
-
-@pytest.fixture
-def receiver(settings):
-    """Down at first. The real SMTP backend, and a first retry due within a second."""
-    server = Receiver()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = LOOPBACK, server.port, False
-    settings.EMAIL_TIMEOUT = 5
-    settings.SYSTEM_MAIL_RETRY_FIRST_SECONDS = 1
-    yield server
-    server.down()
 
 
 def _rows(tenant, **filters) -> list[SystemMail]:
@@ -84,7 +49,7 @@ def _retry_after_outage(receiver: Receiver, tenant, expected: int) -> None:
 
 
 def test_invitation_while_mail_server_is_down_is_saved_then_delivered_once(
-    client, tenant_a, receiver, django_capture_on_commit_callbacks
+    client, tenant_a, smtp_receiver, django_capture_on_commit_callbacks
 ):
     admin = MembershipFactory(tenant=tenant_a, role=Role.TENANT_ADMIN)
     sign_in(client, admin.user, tenant=tenant_a)
@@ -102,13 +67,13 @@ def test_invitation_while_mail_server_is_down_is_saved_then_delivered_once(
     [row] = _rows(tenant_a)
     assert (row.state, row.recipient_user_id, row.topic) == ("queued", user.pk, "accounts.invitation")
 
-    _retry_after_outage(receiver, tenant_a, expected=1)
-    assert receiver.recipients() == ["outage.invitee@staff.example.org"]
-    assert b"/invite/" in receiver.handler.messages[0].content
+    _retry_after_outage(smtp_receiver, tenant_a, expected=1)
+    assert smtp_receiver.recipients() == ["outage.invitee@staff.example.org"]
+    assert b"/invite/" in smtp_receiver.handler.messages[0].content
 
 
 def test_hold_placed_while_mail_server_is_down_notifies_custodians_once_it_returns(
-    client, tenant_a, receiver, django_capture_on_commit_callbacks
+    client, tenant_a, smtp_receiver, django_capture_on_commit_callbacks
 ):
     officer = MembershipFactory(tenant=tenant_a, role=Role.COMPLIANCE_OFFICER)
     custodians = [MembershipFactory(tenant=tenant_a, role=Role.MARKETER).user for _ in range(2)]
@@ -132,13 +97,13 @@ def test_hold_placed_while_mail_server_is_down_notifies_custodians_once_it_retur
         hold = holds.LegalHold.objects.get(tenant=tenant_a)
     assert {row.source_ids[0] for row in _rows(tenant_a)} == {str(hold.pk)}
 
-    _retry_after_outage(receiver, tenant_a, expected=2)
-    assert sorted(receiver.recipients()) == sorted(u.email for u in custodians)
-    assert all(b"Roe" not in m.content for m in receiver.handler.messages)  # the matter stays in the app
+    _retry_after_outage(smtp_receiver, tenant_a, expected=2)
+    assert sorted(smtp_receiver.recipients()) == sorted(u.email for u in custodians)
+    assert all(b"Roe" not in m.content for m in smtp_receiver.handler.messages)  # the matter stays in the app
 
 
 def test_break_glass_alert_while_mail_server_is_down_reaches_every_officer_once(
-    tenant_a, receiver, django_capture_on_commit_callbacks
+    tenant_a, smtp_receiver, django_capture_on_commit_callbacks
 ):
     officers = [MembershipFactory(tenant=tenant_a, role=Role.COMPLIANCE_OFFICER).user for _ in range(2)]
     MembershipFactory(tenant=tenant_a, role=Role.MARKETER)  # not an alert recipient
@@ -158,14 +123,14 @@ def test_break_glass_alert_while_mail_server_is_down_reaches_every_officer_once(
         fired = alerts.alerts_scan_tenant(tenant_a)
     assert [a.rule for a in fired] == ["break_glass"]
 
-    _retry_after_outage(receiver, tenant_a, expected=2)
-    assert sorted(receiver.recipients()) == sorted(u.email for u in officers)
-    assert all(b"CRITICAL" in m.content for m in receiver.handler.messages)
+    _retry_after_outage(smtp_receiver, tenant_a, expected=2)
+    assert sorted(smtp_receiver.recipients()) == sorted(u.email for u in officers)
+    assert all(b"CRITICAL" in m.content for m in smtp_receiver.handler.messages)
 
 
-def test_a_permanent_refusal_is_not_retried(tenant_a, receiver):
-    receiver.handler.behaviour.reject = True
-    receiver.up()
+def test_a_permanent_refusal_is_not_retried(tenant_a, smtp_receiver):
+    smtp_receiver.handler.behaviour.reject = True
+    smtp_receiver.up()
     officer = MembershipFactory(tenant=tenant_a, role=Role.COMPLIANCE_OFFICER).user
     services.system_mail_queue(tenant=tenant_a, topic="test", subject="s", body="b", users=[officer])
     assert deliver_system_mail(tenant_a) == ["failed"]
@@ -174,7 +139,7 @@ def test_a_permanent_refusal_is_not_retried(tenant_a, receiver):
     assert deliver_system_mail(tenant_a) == []
 
 
-def test_mail_that_cannot_be_sent_within_its_lifetime_fails_for_good(tenant_a, receiver, settings):
+def test_mail_that_cannot_be_sent_within_its_lifetime_fails_for_good(tenant_a, smtp_receiver, settings):
     settings.SYSTEM_MAIL_RETRY_FIRST_SECONDS = 600
     officer = MembershipFactory(tenant=tenant_a, role=Role.COMPLIANCE_OFFICER).user
     services.system_mail_queue(
@@ -191,20 +156,20 @@ def test_mail_that_cannot_be_sent_within_its_lifetime_fails_for_good(tenant_a, r
     assert (row.content, row.to_address) == (None, None)
 
 
-def test_the_sweep_fails_rows_past_their_lifetime(tenant_a, receiver):
+def test_the_sweep_fails_rows_past_their_lifetime(tenant_a, smtp_receiver):
     officer = MembershipFactory(tenant=tenant_a, role=Role.COMPLIANCE_OFFICER).user
     [row] = services.system_mail_queue(tenant=tenant_a, topic="test", subject="s", body="b", users=[officer])
     with tenant_context(tenant_a):
         SystemMail.objects.filter(pk=row.pk).update(expires_at=timezone.now() - datetime.timedelta(seconds=1))
-    receiver.up()
+    smtp_receiver.up()
     assert deliver_system_mail(tenant_a) == []
     [row] = _rows(tenant_a)
     assert (row.state, row.last_error) == ("failed", "lifetime over after 0 attempts")
-    assert receiver.handler.messages == []
+    assert smtp_receiver.handler.messages == []
 
 
-def test_a_claim_is_sent_once_and_an_abandoned_claim_is_taken_over(tenant_a, receiver):
-    receiver.up()
+def test_a_claim_is_sent_once_and_an_abandoned_claim_is_taken_over(tenant_a, smtp_receiver):
+    smtp_receiver.up()
     officer = MembershipFactory(tenant=tenant_a, role=Role.COMPLIANCE_OFFICER).user
     [row] = services.system_mail_queue(tenant=tenant_a, topic="test", subject="s", body="b", users=[officer])
     with tenant_context(tenant_a):  # a worker claimed it and is still within its lease
@@ -219,7 +184,7 @@ def test_a_claim_is_sent_once_and_an_abandoned_claim_is_taken_over(tenant_a, rec
         )
     assert deliver_system_mail(tenant_a) == ["sent"]
     assert services.system_mail_send(tenant_id=tenant_a.pk, mail_id=row.pk) is None
-    assert receiver.recipients() == [officer.email]
+    assert smtp_receiver.recipients() == [officer.email]
 
 
 def _stored(tenant, row) -> tuple:
@@ -229,8 +194,8 @@ def _stored(tenant, row) -> tuple:
         return cursor.fetchone()
 
 
-def test_address_and_body_are_sealed_at_rest_and_wiped_once_sent(tenant_a, receiver):
-    receiver.up()
+def test_address_and_body_are_sealed_at_rest_and_wiped_once_sent(tenant_a, smtp_receiver):
+    smtp_receiver.up()
     [row] = services.system_mail_queue(
         tenant=tenant_a,
         topic="test",
@@ -242,7 +207,7 @@ def test_address_and_body_are_sealed_at_rest_and_wiped_once_sent(tenant_a, recei
     assert b"zeb.canary" not in stored
     assert b"864209" not in stored
     assert deliver_system_mail(tenant_a) == ["sent"]
-    assert b"864209" in receiver.handler.messages[0].content
+    assert b"864209" in smtp_receiver.handler.messages[0].content
     assert _stored(tenant_a, row) == (None, None)
 
 
