@@ -125,8 +125,15 @@ def _permanent(error: Exception) -> str:
 
 
 def _describe(error: Exception) -> str:
+    """For the status pages: what went wrong, in words an officer can pass on to the operator."""
     code = getattr(error, "smtp_code", None)
-    return f"SMTP {code}" if isinstance(code, int) else type(error).__name__
+    if isinstance(code, int):
+        return f"SMTP {code}"
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        return "mail server disconnected"
+    if isinstance(error, TimeoutError):
+        return "mail server timed out"
+    return f"mail server unreachable ({type(error).__name__})"
 
 
 def _finish(mail: SystemMail, state: str, error: str = "") -> None:

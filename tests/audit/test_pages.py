@@ -189,5 +189,5 @@ def test_alert_page_shows_each_officers_mail_delivery_status(officer, tenant_a, 
     )
     assert "Sent" in mine_line
     assert "Retrying" in colleague_line
-    assert "1 attempt, ConnectionRefusedError" in colleague_line
+    assert "1 attempt, mail server unreachable (ConnectionRefusedError)" in colleague_line
     assert foreign.email not in html  # another tenant's alert mail is not ours to see

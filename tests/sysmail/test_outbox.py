@@ -152,7 +152,7 @@ def test_mail_that_cannot_be_sent_within_its_lifetime_fails_for_good(tenant_a, s
     )
     assert deliver_system_mail(tenant_a) == ["failed"]  # the next retry would fall after the lifetime
     [row] = _rows(tenant_a)
-    assert row.last_error == "gave up after 1: ConnectionRefusedError"
+    assert row.last_error == "gave up after 1: mail server unreachable (ConnectionRefusedError)"
     assert (row.content, row.to_address) == (None, None)
 
 
