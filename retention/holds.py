@@ -39,12 +39,9 @@ from .hold_recipients import (
     recipient_sql,
     recipients_among,
 )
-from .models import HoldCustodian, LegalHold
+from .models import HOLD_NOTICE_TOPIC, HOLD_REVIEW_TOPIC, HoldCustodian, LegalHold
 from .policies import ensure_second_person
 from .registry import all_categories, categories_for_model, expand_groups
-
-HOLD_NOTICE_TOPIC = "retention.hold_notice"
-HOLD_REVIEW_TOPIC = "retention.hold_review"
 
 
 def _lock_key(tenant_id) -> str:

@@ -8,6 +8,7 @@ Then the receiver comes up, the retry delivers, and each recipient gets the mail
 from __future__ import annotations
 
 import datetime
+import re
 import time
 
 import pytest
@@ -72,6 +73,14 @@ def test_invitation_while_mail_server_is_down_is_saved_then_delivered_once(
     assert b"/invite/" in smtp_receiver.handler.messages[0].content
 
 
+def _custodian_notice_states(client, hold, custodians) -> list[str]:
+    """The "Email notice" cell of each custodian's row on the hold's page."""
+    html = client.get(f"/retention/holds/{hold.pk}/").content.decode()
+    rows = re.findall(r"<tr><td>(.*?)</tr>", html, re.S)
+    cells = [next(row for row in rows if row.startswith(user.email)) for user in custodians]
+    return [re.search(r'<span class="badge[^"]*">(\w+)</span>', cell).group(1) for cell in cells]
+
+
 def test_hold_placed_while_mail_server_is_down_notifies_custodians_once_it_returns(
     client, tenant_a, smtp_receiver, django_capture_on_commit_callbacks
 ):
@@ -96,9 +105,11 @@ def test_hold_placed_while_mail_server_is_down_notifies_custodians_once_it_retur
     with tenant_context(tenant_a):
         hold = holds.LegalHold.objects.get(tenant=tenant_a)
     assert {row.source_ids[0] for row in _rows(tenant_a)} == {str(hold.pk)}
+    assert _custodian_notice_states(client, hold, custodians) == ["Queued", "Queued"]
 
     _retry_after_outage(smtp_receiver, tenant_a, expected=2)
     assert sorted(smtp_receiver.recipients()) == sorted(u.email for u in custodians)
+    assert _custodian_notice_states(client, hold, custodians) == ["Sent", "Sent"]
     assert all(b"Roe" not in m.content for m in smtp_receiver.handler.messages)  # the matter stays in the app
 
 
