@@ -264,3 +264,26 @@ def test_mail_of_one_tenant_is_invisible_to_another(tenant_a, tenant_b):
         assert SystemMail.objects.count() == 0
     assert services.system_mail_sweep_tenant(tenant_id=tenant_b.pk) == []
     assert mail.outbox == []
+
+
+def test_portal_code_asked_for_during_an_outage_arrives_once_the_server_returns(
+    client, tenant_a, smtp_receiver, django_capture_on_commit_callbacks
+):
+    from delivery.outbox import message_content
+    from delivery.portal.services import portal_deliver
+    from tests.delivery.outbox_helpers import make_message
+
+    message = make_message(tenant_a, address="zeb.outage@patients.example")
+    with tenant_context(tenant_a):
+        notice = portal_deliver(message, message_content(message))
+    path = "/" + notice.portal_url.split("://", 1)[1].split("/", 1)[1]
+    client.defaults["REMOTE_ADDR"] = "10.13.5.1"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(path + "code/", follow=True)
+    assert response.status_code == 200
+    assert "We sent a one-time code" in response.content.decode()
+    [row] = _rows(tenant_a, topic="delivery.portal_code")
+    assert row.expires_at - row.created_at == datetime.timedelta(minutes=10)  # no use after the code's life
+
+    _retry_after_outage(smtp_receiver, tenant_a, expected=1)
+    assert smtp_receiver.recipients() == ["zeb.outage@patients.example"]
