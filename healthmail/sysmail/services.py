@@ -116,16 +116,24 @@ def _send(mail: SystemMail) -> None:
 
 
 def _permanent(error: Exception) -> str:
-    """The SMTP reply code of a permanent refusal, or "" when the error is worth retrying."""
+    """The SMTP reply code when the server refused this very mail for good (5xx to its recipient or
+    its content), or "" when it is worth retrying. Refusals of our own set-up (authentication, the
+    sender address) are retried too: an operator fixes them, and the mail should then still go."""
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in error.recipients.values()]
         return f"SMTP {codes[0]}" if codes and all(500 <= c < 600 for c in codes) else ""
-    code = getattr(error, "smtp_code", 0)
-    return f"SMTP {code}" if isinstance(code, int) and 500 <= code < 600 else ""
+    if isinstance(error, smtplib.SMTPDataError) and 500 <= error.smtp_code < 600:
+        return f"SMTP {error.smtp_code}"
+    return ""
 
 
 def _describe(error: Exception) -> str:
     """For the status pages: what went wrong, in words an officer can pass on to the operator."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in error.recipients.values()]
+        return f"SMTP {codes[0]}" if codes else "recipient refused"
+    if isinstance(error, smtplib.SMTPAuthenticationError):
+        return f"SMTP {error.smtp_code}: the mail server refused our credentials"
     code = getattr(error, "smtp_code", None)
     if isinstance(code, int):
         return f"SMTP {code}"

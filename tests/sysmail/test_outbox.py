@@ -150,6 +150,18 @@ def test_a_permanent_refusal_is_not_retried(tenant_a, smtp_receiver):
     assert deliver_system_mail(tenant_a) == []
 
 
+def test_a_temporary_refusal_is_retried_until_accepted(tenant_a, smtp_receiver):
+    smtp_receiver.handler.behaviour.tempfail_first = 1  # 451 to the first DATA, then 250
+    smtp_receiver.up()
+    officer = MembershipFactory(tenant=tenant_a, role=Role.COMPLIANCE_OFFICER).user
+    services.system_mail_queue(tenant=tenant_a, topic="test", subject="s", body="b", users=[officer])
+    assert deliver_system_mail(tenant_a) == ["retrying"]
+    assert _rows(tenant_a)[0].last_error == "SMTP 451"
+    time.sleep(1.1)
+    assert deliver_system_mail(tenant_a) == ["sent"]
+    assert smtp_receiver.recipients() == [officer.email]
+
+
 def test_mail_that_cannot_be_sent_within_its_lifetime_fails_for_good(tenant_a, smtp_receiver, settings):
     settings.SYSTEM_MAIL_RETRY_FIRST_SECONDS = 600
     officer = MembershipFactory(tenant=tenant_a, role=Role.COMPLIANCE_OFFICER).user
