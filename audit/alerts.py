@@ -127,15 +127,19 @@ RULES: tuple[Rule, ...] = (
 SCAN_BATCH = 5000
 
 
-def _officers(tenant: Tenant) -> list:
+def _people(tenant: Tenant, role: str) -> list:
     return list(
         User.objects.filter(
             is_active=True,
-            pk__in=Membership.objects.filter(
-                tenant=tenant, role=Role.COMPLIANCE_OFFICER, is_active=True
-            ).values("user_id"),
+            pk__in=Membership.objects.filter(tenant=tenant, role=role, is_active=True).values("user_id"),
         )
     )
+
+
+def _recipients(tenant: Tenant) -> list:
+    """Every active compliance officer; a tenant without one falls back to its admins, so a
+    critical alert always reaches someone who can act on it."""
+    return _people(tenant, Role.COMPLIANCE_OFFICER) or _people(tenant, Role.TENANT_ADMIN)
 
 
 def _queue_mail(tenant: Tenant, alerts: list[Alert]) -> None:
@@ -150,7 +154,7 @@ def _queue_mail(tenant: Tenant, alerts: list[Alert]) -> None:
         subject=f"HealthMail {'CRITICAL ' if critical else ''}security alerts for {tenant.name} "
         f"({len(alerts)})",
         body=f"{lines}\n\nReview them at {link}\n",
-        users=_officers(tenant),
+        users=_recipients(tenant),
         source_ids=[a.pk for a in alerts],
     )
 

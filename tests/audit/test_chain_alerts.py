@@ -9,7 +9,7 @@ import uuid
 import pytest
 from django.core.management import CommandError, call_command
 
-from audit import chain
+from audit import alerts, chain
 from audit import services as audit
 from audit.actors import Actor
 from audit.alerts import CHAIN_BROKEN
@@ -102,3 +102,13 @@ def test_the_sealer_raises_nothing_on_an_intact_chain(tenant):
     audit.record(actor=Actor.system("test"), action="test.event", tenant=tenant)
     assert chain.seal_pending(tenant.pk) == 1
     assert _chain_alerts(tenant) == []
+
+
+def test_a_tenant_without_compliance_officers_alerts_its_admins(committed_db, smtp_receiver):
+    tenant = TenantFactory(slug=f"no-officer-{uuid.uuid4().hex[:8]}")
+    admin = MembershipFactory(tenant=tenant, role=Role.TENANT_ADMIN).user
+    MembershipFactory(tenant=tenant, role=Role.MARKETER)
+    alerts.alert_chain_broken(tenant_id=tenant.pk, problem="seq 2: planted", found_by="test")
+    smtp_receiver.up()
+    assert deliver_system_mail(tenant) == ["sent"]
+    assert smtp_receiver.recipients() == [admin.email]
