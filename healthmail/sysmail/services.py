@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import re
 import secrets
 import smtplib
 import uuid
@@ -31,6 +32,7 @@ from .models import SystemMail
 
 logger = logging.getLogger(__name__)
 SWEEP_BATCH = 500
+_HEADER_BREAKS = re.compile(r"[\r\n\0]")
 _random = secrets.SystemRandom()
 
 
@@ -54,6 +56,13 @@ def system_mail_queue(
     lifetime: datetime.timedelta | None = None,
 ) -> list[SystemMail]:
     """One row per recipient (staff users and/or plain addresses), sent after the caller commits."""
+    # CPython's email package has let header injection through before (CVE-2024-6923): the subject
+    # never carries a line break or NUL (a tenant name could), and an address with one is a bug.
+    subject = " ".join(_HEADER_BREAKS.sub(" ", subject).split())
+    addresses = list(addresses)
+    users = list(users)
+    if any(_HEADER_BREAKS.search(a) for a in [*addresses, *(u.email for u in users)]):
+        raise ValueError("A system mail address contains a line break or NUL.")
     now = timezone.now()
     expires_at = now + (lifetime or datetime.timedelta(seconds=settings.SYSTEM_MAIL_LIFETIME_SECONDS))
     common = {
@@ -70,8 +79,7 @@ def system_mail_queue(
     if not rows:
         return []
     with tenant_context(tenant):
-        for row in rows:
-            row.save(force_insert=True)  # save(), not bulk_create: the sealed fields need the row's id
+        SystemMail.objects.bulk_create(rows)  # ids are made client-side: each field is sealed to its row
     for row in rows:
         # robust: a broker outage must not turn the committed write into an error; the sweep sends it
         transaction.on_commit(lambda row=row: _enqueue(row.tenant_id, row.pk), robust=True)
@@ -163,6 +171,11 @@ def system_mail_send(*, tenant_id: uuid.UUID, mail_id: uuid.UUID) -> str | None:
         return None
     try:
         _send(mail)
+    except ValueError:  # Django refused to build it (a header it will not send): no retry can help
+        with tenant_context(tenant_id):
+            _finish(mail, SystemMail.State.FAILED, "invalid message")
+        logger.error("system mail invalid", extra={"mail_id": str(mail.pk), "topic": mail.topic})
+        return SystemMail.State.FAILED
     except (smtplib.SMTPException, OSError) as error:
         permanent = _permanent(error)
         with tenant_context(tenant_id):

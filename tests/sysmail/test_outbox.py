@@ -299,3 +299,24 @@ def test_portal_code_asked_for_during_an_outage_arrives_once_the_server_returns(
 
     _retry_after_outage(smtp_receiver, tenant_a, expected=1)
     assert smtp_receiver.recipients() == ["zeb.outage@patients.example"]
+
+
+def test_a_line_break_in_a_subject_cannot_add_a_header_or_a_recipient(tenant_a, smtp_receiver):
+    smtp_receiver.up()
+    officer = MembershipFactory(tenant=tenant_a, role=Role.COMPLIANCE_OFFICER).user
+    services.system_mail_queue(
+        tenant=tenant_a,
+        topic="test",
+        subject="Alerts for Clinic\r\nBcc: thief@elsewhere.example\n",
+        body="b",
+        users=[officer],
+    )
+    assert deliver_system_mail(tenant_a) == ["sent"]
+    assert smtp_receiver.recipients() == [officer.email]
+    content = smtp_receiver.handler.messages[0].content
+    assert b"Subject: Alerts for Clinic Bcc: thief@elsewhere.example\r\n" in content
+    assert b"\nBcc:" not in content
+    with pytest.raises(ValueError, match="line break"):
+        services.system_mail_queue(
+            tenant=tenant_a, topic="test", subject="s", body="b", addresses=["a@b.example\r\nRCPT TO:<c@d>"]
+        )

@@ -77,8 +77,9 @@ def test_invitation_queued_during_an_outage_is_delivered_by_the_worker_once_smtp
     assert system_mail_sweep() >= 1  # what beat runs: the retry goes to the worker
     row = _wait_for(tenant, lambda r: r.state == SystemMail.State.SENT)
     assert (row.state, row.attempts) == (SystemMail.State.SENT, 2)
-    assert receiver.recipients() == [email]
+    # (the sweep covers every tenant: mail queued by other tests in this database may arrive too)
+    assert receiver.recipients().count(email) == 1
 
     system_mail_sweep()
     time.sleep(1)
-    assert receiver.recipients() == [email]  # once
+    assert receiver.recipients().count(email) == 1  # once
