@@ -1,21 +1,25 @@
 """Rules over the audit stream. A periodic task reads each tenant's newly sealed events in chain
-order, fires alerts, and tells the tenant's compliance officers in-app and by email. Alerts carry
+order, fires alerts, and tells the tenant's compliance officers in-app and by email (through the
+system-mail outbox, so an alert is mailed even when the mail server was down when it fired). A broken
+audit chain, found by the sealer or by verification, raises a critical alert too. Alerts carry
 references only (rule, event ids, counts), never PHI."""
 
 from __future__ import annotations
 
 import datetime
+import logging
+import uuid
 import zoneinfo
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from healthmail.accounts.models import Membership
+from healthmail.accounts.models import Membership, User
 from healthmail.accounts.roles import Role
+from healthmail.sysmail.services import system_mail_queue
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
@@ -27,6 +31,9 @@ FAILED_SIGN_IN_LIMIT = 10
 FAILED_SIGN_IN_WINDOW = datetime.timedelta(minutes=15)
 MASS_EXPORT_ROWS = 500
 WORKING_HOURS = (7, 19)  # local time, Monday to Friday
+MAIL_TOPIC = "audit.alert"
+CHAIN_BROKEN = "chain_broken"
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -120,22 +127,35 @@ RULES: tuple[Rule, ...] = (
 SCAN_BATCH = 5000
 
 
-def _notify(tenant: Tenant, alerts: list[Alert]) -> None:
-    with tenant_context(tenant):  # runs after commit, outside the scan's context
-        recipients = list(
-            Membership.objects.filter(
-                tenant=tenant, role=Role.COMPLIANCE_OFFICER, is_active=True, user__is_active=True
-            ).values_list("user__email", flat=True)
+def _people(tenant: Tenant, role: str) -> list:
+    return list(
+        User.objects.filter(
+            is_active=True,
+            pk__in=Membership.objects.filter(tenant=tenant, role=role, is_active=True).values("user_id"),
         )
-    if not recipients:
-        return
+    )
+
+
+def _recipients(tenant: Tenant) -> list:
+    """Every active compliance officer; a tenant without one falls back to its admins, so a
+    critical alert always reaches someone who can act on it."""
+    return _people(tenant, Role.COMPLIANCE_OFFICER) or _people(tenant, Role.TENANT_ADMIN)
+
+
+def _queue_mail(tenant: Tenant, alerts: list[Alert]) -> None:
+    """One mail per compliance officer naming every alert of the batch, queued in the transaction
+    that creates the alerts: each officer's copy is retried on its own until delivered."""
     lines = "\n".join(f"- [{a.severity}] {a.summary}" for a in alerts)
-    link = f"{settings.PUBLIC_BASE_URL}/audit/alerts/"
-    send_mail(
-        subject=f"HealthMail security alerts for {tenant.name} ({len(alerts)})",
-        message=f"{lines}\n\nReview them at {link}\n",
-        from_email=None,
-        recipient_list=recipients,
+    link = f"{settings.PUBLIC_BASE_URL.rstrip('/')}/audit/alerts/"
+    critical = any(a.severity == Alert.Severity.CRITICAL for a in alerts)
+    system_mail_queue(
+        tenant=tenant,
+        topic=MAIL_TOPIC,
+        subject=f"HealthMail {'CRITICAL ' if critical else ''}security alerts for {tenant.name} "
+        f"({len(alerts)})",
+        body=f"{lines}\n\nReview them at {link}\n",
+        users=_recipients(tenant),
+        source_ids=[a.pk for a in alerts],
     )
 
 
@@ -161,8 +181,35 @@ def alerts_scan_tenant(tenant: Tenant) -> list[Alert]:
         scan.last_seq = events[-1].seq
         scan.save(update_fields=["last_seq"])
         if alerts:
-            transaction.on_commit(lambda: _notify(tenant, alerts))
+            _queue_mail(tenant, alerts)
     return alerts
+
+
+def alert_chain_broken(*, tenant_id: uuid.UUID | None, problem: str, found_by: str) -> Alert | None:
+    """A critical alert for a broken audit chain, mailed to every compliance officer; raised once per
+    distinct problem (the sealer and the hourly verification keep finding the same break)."""
+    logger.critical("audit chain broken", extra={"chain": str(tenant_id or "platform"), "found_by": found_by})
+    if tenant_id is None:
+        return None  # the platform chain has no compliance officers: the CRITICAL log line is the alert
+    tenant = Tenant.objects.get(pk=tenant_id)
+    summary = f"Audit chain broken: {problem}"[:300]
+    with tenant_context(tenant), transaction.atomic():
+        AlertScan.objects.select_for_update().get_or_create(tenant=tenant)  # one raiser at a time
+        if Alert.objects.filter(tenant=tenant, rule=CHAIN_BROKEN, summary=summary).exists():
+            return None
+        alert = Alert.objects.create(
+            tenant=tenant, rule=CHAIN_BROKEN, severity=Alert.Severity.CRITICAL, summary=summary, event_ids=[]
+        )
+        services.record(
+            actor=Actor.system("audit"),
+            action="audit.chain_broken",
+            target=alert,
+            tenant=tenant,
+            outcome="failure",
+            details={"found_by": found_by},
+        )
+        _queue_mail(tenant, [alert])
+    return alert
 
 
 def alerts_scan() -> int:

@@ -28,6 +28,7 @@ from healthmail.crypto.master import key_ring
 from healthmail.tenants.context import platform_context, tenant_context
 from healthmail.tenants.models import Tenant
 
+from .alerts import alert_chain_broken
 from .models import AuditEvent, ChainHead
 
 GENESIS = "0" * 64
@@ -75,8 +76,31 @@ def chain_ids() -> Iterator[uuid.UUID | None]:
 # --- Sealing -----------------------------------------------------------------------------------------
 
 
+def _tail_problem(tenant_id: uuid.UUID | None, head: ChainHead) -> str:
+    """Whether the newest sealed row still is what the head says: a cheap check on every sealing
+    batch (the full recomputation is audit_verify's), catching an edited or deleted newest row."""
+    if head.seq == 0:
+        return ""
+    rows = list(
+        AuditEvent.objects.filter(tenant_id=tenant_id, seq__in=[head.seq - 1, head.seq])
+        .order_by("seq")
+        .values(*CHAINED_FIELDS, "hash")
+    )
+    if not rows or rows[-1]["seq"] != head.seq:
+        return f"seq {head.seq}: the newest sealed row is missing (found by the sealer)"
+    tail = rows[-1]
+    if head.seq > 1 and rows[0]["seq"] != head.seq - 1:
+        return f"seq {head.seq - 1}: row missing (found by the sealer)"
+    previous = rows[0]["hash"] if head.seq > 1 else GENESIS
+    if tail["hash"] != head.hash or link(previous, tail) != tail["hash"]:
+        return f"seq {head.seq} (row id {tail['id']}): content does not match its hash (found by the sealer)"
+    return ""
+
+
 def seal_pending(tenant_id: uuid.UUID | None, *, batch: int = SEAL_BATCH) -> int:
-    """Link up to `batch` unsealed rows of one chain. Returns how many were sealed."""
+    """Link up to `batch` unsealed rows of one chain. Returns how many were sealed.
+
+    Sealing goes on after a break (writers must not pile up), but the break raises a critical alert."""
     with chain_scope(tenant_id), transaction.atomic():
         head, _ = ChainHead.objects.select_for_update().get_or_create(tenant_id=tenant_id)
         rows = list(
@@ -86,23 +110,32 @@ def seal_pending(tenant_id: uuid.UUID | None, *, batch: int = SEAL_BATCH) -> int
         )
         if not rows:
             return 0
-        previous, seq = head.hash or GENESIS, head.seq
-        sealed = []
-        for row in rows:
-            seq += 1
-            row["seq"] = seq
-            previous = link(previous, row)
-            sealed.append((row["id"], seq, previous))
-        now = timezone.now()
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE audit_auditevent AS e SET seq = v.seq, hash = v.hash, sealed_at = %s "
-                "FROM unnest(%s::bigint[], %s::bigint[], %s::text[]) AS v(id, seq, hash) WHERE e.id = v.id",
-                [now, [s[0] for s in sealed], [s[1] for s in sealed], [s[2] for s in sealed]],
-            )
-        head.seq, head.hash = seq, previous
-        head.save(update_fields=["seq", "hash", "updated_at"])
-        return len(sealed)
+        problem = _tail_problem(tenant_id, head)
+        sealed = _seal_rows(head, rows)
+    if problem:
+        alert_chain_broken(tenant_id=tenant_id, problem=problem, found_by="sealer")
+    return sealed
+
+
+def _seal_rows(head: ChainHead, rows: list[dict]) -> int:
+    """Link `rows` after the head (the caller holds the head's lock) and move the head."""
+    previous, seq = head.hash or GENESIS, head.seq
+    sealed = []
+    for row in rows:
+        seq += 1
+        row["seq"] = seq
+        previous = link(previous, row)
+        sealed.append((row["id"], seq, previous))
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE audit_auditevent AS e SET seq = v.seq, hash = v.hash, sealed_at = %s "
+            "FROM unnest(%s::bigint[], %s::bigint[], %s::text[]) AS v(id, seq, hash) WHERE e.id = v.id",
+            [now, [s[0] for s in sealed], [s[1] for s in sealed], [s[2] for s in sealed]],
+        )
+    head.seq, head.hash = seq, previous
+    head.save(update_fields=["seq", "hash", "updated_at"])
+    return len(sealed)
 
 
 def seal_all() -> int:
@@ -209,6 +242,14 @@ class ChainReport:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+def verify_and_alert(tenant_id: uuid.UUID | None, *, found_by: str) -> ChainReport:
+    """verify_chain, and a critical alert to the tenant's compliance officers when it is broken."""
+    report = verify_chain(tenant_id)
+    if not report.ok:
+        alert_chain_broken(tenant_id=tenant_id, problem=report.problems[0], found_by=found_by)
+    return report
 
 
 def verify_chain(tenant_id: uuid.UUID | None) -> ChainReport:

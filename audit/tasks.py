@@ -23,10 +23,10 @@ def audit_alerts_scan() -> int:
 
 @app.task(ignore_result=True, soft_time_limit=3500, time_limit=3600)
 def audit_verify_all() -> int:
-    """Hourly: verify every chain and record the result for the status banner."""
+    """Hourly: verify every chain, record the result for the status banner, alert on a break."""
     broken = 0
     for chain_id in chain.chain_ids():
-        report = chain.verify_chain(chain_id)
+        report = chain.verify_and_alert(chain_id, found_by="hourly verification")
         with chain.chain_scope(chain_id):
             ChainVerification.objects.create(
                 tenant_id=chain_id, ok=report.ok, rows=report.rows, problem=(report.problems or [""])[0][:500]

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import actor_of, forbidden, require_permission
 from healthmail.errors import ApplicationError
+from healthmail.sysmail.selectors import deliveries_for
 
 from . import alerts, break_glass, chain, exports, policy, services
 from .forms import AuditPolicyForm, BreakGlassForm, EventFilterForm, ExportForm
@@ -79,7 +80,7 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
 @require_audit_reviewer
 def chain_verify(request: HttpRequest) -> HttpResponse:
     chain.seal_pending(request.tenant.pk)
-    report = chain.verify_chain(request.tenant.pk)
+    report = chain.verify_and_alert(request.tenant.pk, found_by="verification requested by an officer")
     ChainVerification.objects.create(
         tenant=request.tenant, ok=report.ok, rows=report.rows, problem=(report.problems or [""])[0][:500]
     )
@@ -126,8 +127,12 @@ def event_export(request: HttpRequest) -> HttpResponse:
 
 @require_audit_reviewer
 def alert_list(request: HttpRequest) -> HttpResponse:
-    items = Alert.objects.filter(tenant=request.tenant)
-    return render(request, "audit/alert_list.html", {"alerts": items[:200]})
+    items = list(Alert.objects.filter(tenant=request.tenant)[:200])
+    deliveries = deliveries_for(
+        tenant=request.tenant, topic=alerts.MAIL_TOPIC, source_ids=[a.pk for a in items]
+    )
+    rows = [(alert, deliveries.get(str(alert.pk), [])) for alert in items]
+    return render(request, "audit/alert_list.html", {"rows": rows})
 
 
 @require_POST

@@ -13,7 +13,6 @@ import logging
 import zoneinfo
 
 from django.conf import settings as django_settings
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -22,6 +21,7 @@ from audit import services as audit
 from audit.actors import Actor
 from contacts.models import Contact
 from healthmail.errors import ApplicationError, NotFound
+from healthmail.sysmail.services import system_mail_queue
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
@@ -312,7 +312,7 @@ def _reminder_body(tenant: Tenant, expires_at: datetime.datetime, link: str) -> 
 @transaction.atomic
 def authorization_reminders_send(*, tenant: Tenant, now: datetime.datetime | None = None) -> int:
     """Renewal reminders N days before expiry (ConsentSettings, default 30), once per
-    authorization (compare-and-set on reminder_sent_at); mail leaves after the commit."""
+    authorization (compare-and-set on reminder_sent_at); mail is queued in the same transaction."""
     now = now or timezone.now()
     settings = consent_settings_get(tenant=tenant)
     horizon = now + datetime.timedelta(days=settings.reminder_days_before_expiry)
@@ -349,10 +349,15 @@ def authorization_reminders_send(*, tenant: Tenant, now: datetime.datetime | Non
             )
             body = _reminder_body(tenant, authorization.expires_at, link)
             address = contact.email  # system work (a task): decrypted for delivery only
-            transaction.on_commit(
-                lambda address=address, body=body: send_mail(
-                    REMINDER_SUBJECT, body, django_settings.DEFAULT_FROM_EMAIL, [address]
-                )
+            # Into the system-mail outbox (address and body sealed with the tenant's key), in this
+            # transaction: the reminder is retried if the mail server is down, never sent twice.
+            system_mail_queue(
+                tenant=tenant,
+                topic="consent.authorization_reminder",
+                subject=REMINDER_SUBJECT,
+                body=body,
+                addresses=[address],
+                source_ids=[authorization.pk],
             )
             audit.record(
                 actor=evidence.actor, action="authorization.remind", target=authorization, tenant=tenant

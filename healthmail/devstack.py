@@ -301,10 +301,18 @@ class MaildirSink:
     """aiosmtpd handler: keeps every message in a Maildir for the dev mailbox page."""
 
     def __init__(self, path: Path):
-        path.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._ensure_folders()
         self.box = mailbox.Maildir(str(path), create=True)
 
+    def _ensure_folders(self) -> None:
+        # mailbox.Maildir creates tmp/new/cur only when the top folder does not exist yet; a folder
+        # made beforehand (or emptied by hand while the sink runs) made every delivery fail.
+        for folder in ("tmp", "new", "cur"):
+            (self.path / folder).mkdir(parents=True, exist_ok=True)
+
     async def handle_DATA(self, server, session, envelope):
+        self._ensure_folders()
         self.box.add(envelope.original_content or envelope.content)
         return "250 OK"
 

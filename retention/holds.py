@@ -21,14 +21,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import connection, models, transaction
 from django.utils import timezone
 
 from audit import services as audit
 from audit.actors import Actor
-from healthmail.accounts.models import Membership
+from healthmail.accounts.models import Membership, User
 from healthmail.errors import ApplicationError, Conflict
+from healthmail.sysmail.services import system_mail_queue
 from healthmail.tenants.context import tenant_context
 from segmentation.services import segment_member_ids
 
@@ -39,7 +39,7 @@ from .hold_recipients import (
     recipient_sql,
     recipients_among,
 )
-from .models import HoldCustodian, LegalHold
+from .models import HOLD_NOTICE_TOPIC, HOLD_REVIEW_TOPIC, HoldCustodian, LegalHold
 from .policies import ensure_second_person
 from .registry import all_categories, categories_for_model, expand_groups
 
@@ -296,26 +296,31 @@ def _validate_scope(tenant, scope: HoldScope) -> None:
         raise ApplicationError("Custodians must be active members of this organization.", code="custodians")
 
 
-def _notify(tenant, hold: LegalHold, user_ids: Sequence) -> None:
-    """Email the custodians (after commit); the in-app notice is the acknowledgement list itself."""
+def _queue_notice(tenant, hold: LegalHold, user_ids: Sequence) -> None:
+    """Email the custodians through the system-mail outbox, in the hold's own transaction (placing a
+    hold never depends on the mail server); the in-app notice is the acknowledgement list itself."""
     with tenant_context(tenant):
-        emails = list(
-            Membership.objects.filter(tenant=tenant, user_id__in=user_ids, is_active=True).values_list(
-                "user__email", flat=True
+        custodians = list(
+            User.objects.filter(
+                is_active=True,
+                pk__in=Membership.objects.filter(tenant=tenant, user_id__in=user_ids, is_active=True).values(
+                    "user_id"
+                ),
             )
         )
-    if emails:
-        send_mail(
-            # Matter names can name a patient: the email carries only the link.
-            subject="HealthMail: you are a custodian under a legal hold",
-            message=(
-                "You are a custodian under a legal hold. Preserve every record and document you hold "
-                "that relates to the matter; do not delete or alter anything in its scope.\n\n"
-                f"Acknowledge it at {settings.PUBLIC_BASE_URL}/retention/holds/{hold.pk}/\n"
-            ),
-            from_email=None,
-            recipient_list=emails,
-        )
+    system_mail_queue(
+        tenant=tenant,
+        topic=HOLD_NOTICE_TOPIC,
+        # Matter names can name a patient: the email carries only the link.
+        subject="HealthMail: you are a custodian under a legal hold",
+        body=(
+            "You are a custodian under a legal hold. Preserve every record and document you hold "
+            "that relates to the matter; do not delete or alter anything in its scope.\n\n"
+            f"Acknowledge it at {settings.PUBLIC_BASE_URL.rstrip('/')}/retention/holds/{hold.pk}/\n"
+        ),
+        users=custodians,
+        source_ids=[hold.pk],
+    )
 
 
 @transaction.atomic
@@ -373,8 +378,7 @@ def hold_create(
                 "custodians": [str(u) for u in scope.custodian_ids],
             },
         )
-    custodian_ids = list(scope.custodian_ids)
-    transaction.on_commit(lambda: _notify(tenant, hold, custodian_ids))
+        _queue_notice(tenant, hold, list(scope.custodian_ids))
     return hold
 
 
@@ -471,7 +475,7 @@ def hold_notify_again(*, tenant, actor: Actor, hold: LegalHold) -> int:
             tenant=tenant,
             details={"count": len(waiting)},
         )
-    transaction.on_commit(lambda: _notify(tenant, hold, waiting))
+        _queue_notice(tenant, hold, waiting)
     return len(waiting)
 
 
@@ -488,21 +492,23 @@ def hold_reviews_remind(*, tenant) -> int:
             return 0
         LegalHold.objects.filter(pk__in=[h.pk for h in due]).update(reminded_at=now)
         officers = list(
-            Membership.objects.filter(tenant=tenant, role="compliance_officer", is_active=True).values_list(
-                "user__email", flat=True
+            User.objects.filter(
+                is_active=True,
+                pk__in=Membership.objects.filter(
+                    tenant=tenant, role="compliance_officer", is_active=True
+                ).values("user_id"),
             )
         )
         for hold in due:
             audit.record(
                 actor=Actor.system("retention"), action="legal_hold.review_due", target=hold, tenant=tenant
             )
-        if officers:
-            transaction.on_commit(
-                lambda: send_mail(
-                    subject=f"Legal holds due for review ({len(due)})",
-                    message=f"Review them at {settings.PUBLIC_BASE_URL}/retention/holds/\n",
-                    from_email=None,
-                    recipient_list=officers,
-                )
-            )
+        system_mail_queue(
+            tenant=tenant,
+            topic=HOLD_REVIEW_TOPIC,
+            subject=f"Legal holds due for review ({len(due)})",
+            body=f"Review them at {settings.PUBLIC_BASE_URL.rstrip('/')}/retention/holds/\n",
+            users=officers,
+            source_ids=[h.pk for h in due],
+        )
     return len(due)

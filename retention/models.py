@@ -84,6 +84,11 @@ class RetentionPolicy(TenantOwnedModel):
         return f"{self.category} v{self.version}"
 
 
+# Topics of the system mail about holds (healthmail/sysmail): pages look its delivery up by them.
+HOLD_NOTICE_TOPIC = "retention.hold_notice"
+HOLD_REVIEW_TOPIC = "retention.hold_review"
+
+
 class LegalHold(TenantOwnedModel):
     """Freezes every record in its scope: nothing covered is destroyed or altered while it is active.
 

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from django.db import connection
 from django.utils import timezone
 
+from healthmail.sysmail.selectors import deliveries_for
 from healthmail.tenants.context import tenant_context
 
 from .models import (
+    HOLD_NOTICE_TOPIC,
     ArchivedRecord,
     DisposalRun,
     EvidenceExport,
@@ -144,8 +146,16 @@ def hold_get(*, tenant, hold_id) -> LegalHold | None:
 
 
 def hold_custodians(*, tenant, hold: LegalHold) -> list[HoldCustodian]:
+    """The custodians, each with `email_delivery`: the state of the latest notice mailed to them."""
     with tenant_context(tenant):
-        return list(HoldCustodian.objects.filter(tenant=tenant, hold=hold).select_related("user"))
+        custodians = list(HoldCustodian.objects.filter(tenant=tenant, hold=hold).select_related("user"))
+        sent = deliveries_for(tenant=tenant, topic=HOLD_NOTICE_TOPIC, source_ids=[hold.pk]).get(
+            str(hold.pk), []
+        )
+    latest = {delivery.recipient: delivery for delivery in sent}  # oldest first: the newest wins
+    for custodian in custodians:
+        custodian.email_delivery = latest.get(custodian.user.email)
+    return custodians
 
 
 def run_list(*, tenant) -> list[DisposalRun]:

@@ -171,3 +171,18 @@ def api():
             return self.client.generic(method, path, data, content_type=content_type, **self.headers, **extra)
 
     return ApiClient
+
+
+@pytest.fixture
+def smtp_receiver(settings):
+    """A real SMTP server for system mail (tests/sysmail/outbox.py): down until `.up()`; Django's
+    SMTP backend points at it, and the first retry is due within a second."""
+    from tests.sysmail.outbox import Receiver
+
+    server = Receiver()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = "127.0.0.1", server.port, False
+    settings.EMAIL_TIMEOUT = 5
+    settings.SYSTEM_MAIL_RETRY_FIRST_SECONDS = 1
+    yield server
+    server.down()

@@ -12,7 +12,6 @@ import uuid
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.cache import cache
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
@@ -20,6 +19,7 @@ from audit import services as audit
 from audit.models import AuditEvent
 from audit.phi import phi_access
 from healthmail.errors import ApplicationError
+from healthmail.sysmail.services import system_mail_queue
 from healthmail.tenants.models import Tenant
 
 from ..models import Message, PortalCode, PortalMessage
@@ -118,14 +118,20 @@ def _code_issue(portal_message: PortalMessage) -> None:
         purpose="portal one-time code",
     ):
         address = message.to_address
-    send_mail(
+    # Through the system-mail outbox (address and code sealed with the tenant's key): a mail server
+    # outage answers "code sent" and retries, instead of an error page; a code is useless after its
+    # lifetime, so is its mail.
+    system_mail_queue(
+        tenant=tenant,
+        topic="delivery.portal_code",
         subject=f"Your code for the secure message from {tenant.name}",
-        message=(
+        body=(
             f"Your one-time code is {code}\n\nIt works for 10 minutes. If you did not ask for it, "
             "you can ignore this email.\n"
         ),
-        from_email=None,
-        recipient_list=[address],
+        addresses=[address],
+        source_ids=[entry.pk],
+        lifetime=CODE_TTL,
     )
     audit.record(
         actor=recipient(portal_message), action="portal.code_send", target=portal_message, tenant=tenant

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.urls import reverse
@@ -26,6 +24,7 @@ from audit import services as audit
 from audit.actors import Actor
 from audit.models import AuditEvent
 from healthmail.errors import ApplicationError, Conflict, NotFound
+from healthmail.sysmail.services import system_mail_queue
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
@@ -68,10 +67,10 @@ def invitation_link(user: User) -> str:
     return f"{settings.PUBLIC_BASE_URL.rstrip('/')}{path}"
 
 
-def _send_invitation(*, user_id: uuid.UUID, tenant_id: uuid.UUID) -> None:
-    """Runs after commit: the email goes out only for a membership that exists."""
-    user = User.objects.get(pk=user_id)
-    tenant = Tenant.objects.get(pk=tenant_id)
+def _queue_invitation(*, tenant: Tenant, user: User, membership: Membership) -> None:
+    """Into the system-mail outbox, in the caller's transaction: the membership never waits on SMTP.
+
+    The body holds a one-time password link: the outbox seals it with the tenant's key."""
     login_url = f"{settings.PUBLIC_BASE_URL.rstrip('/')}{reverse('accounts:login')}"
     if user.has_usable_password():
         body = (
@@ -84,7 +83,14 @@ def _send_invitation(*, user_id: uuid.UUID, tenant_id: uuid.UUID) -> None:
             f"Choose your password here (the link works once, for 3 days):\n{invitation_link(user)}\n\n"
             "At your first sign-in you will set up an authenticator app for two-factor authentication.\n"
         )
-    send_mail(f"Your HealthMail invitation to {tenant.name}", body, None, [user.email])
+    system_mail_queue(
+        tenant=tenant,
+        topic="accounts.invitation",
+        subject=f"Your HealthMail invitation to {tenant.name}",
+        body=body,
+        users=[user],
+        source_ids=[membership.pk],
+    )
 
 
 @transaction.atomic
@@ -128,7 +134,7 @@ def member_invite(*, actor: Actor, tenant: Tenant, email: str, role: str) -> Mem
             tenant=tenant,
             details={"role": role, "new_account": created, "user": str(user.pk)},
         )
-    transaction.on_commit(partial(_send_invitation, user_id=user.pk, tenant_id=tenant.pk), robust=True)
+        _queue_invitation(tenant=tenant, user=user, membership=membership)
     return membership
 
 
@@ -137,9 +143,7 @@ def member_invitation_resend(*, actor: Actor, tenant: Tenant, membership: Member
     if membership.user.has_usable_password():
         raise ApplicationError("This person has already chosen a password.", code="already_accepted")
     audit.record(actor=actor, action="member.invite_resend", target=membership, tenant=tenant)
-    transaction.on_commit(
-        partial(_send_invitation, user_id=membership.user_id, tenant_id=tenant.pk), robust=True
-    )
+    _queue_invitation(tenant=tenant, user=membership.user, membership=membership)
 
 
 def invitation_user(*, uidb64: str, token: str) -> User | None:

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "healthmail.accounts",
     "healthmail.api",
     "healthmail.crypto",
+    "healthmail.sysmail",
     "audit",
     "contacts",
     "consent",
@@ -203,6 +204,17 @@ EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="HealthMail <no-reply@healthmail.invalid>")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)  # seconds; a stalled mail server must not hold a worker
+# System mail (invitations, alerts, hold notices, reminders, portal codes) goes through a durable outbox
+# (healthmail/sysmail): retried with exponential backoff and jitter from the first delay up to the cap,
+# given up (recorded as failed) once its lifetime is over. See docs/operations.md, System mail.
+SYSTEM_MAIL_RETRY_FIRST_SECONDS = env.int("SYSTEM_MAIL_RETRY_FIRST_SECONDS", default=60)
+SYSTEM_MAIL_RETRY_MAX_SECONDS = env.int("SYSTEM_MAIL_RETRY_MAX_SECONDS", default=3600)
+SYSTEM_MAIL_LIFETIME_SECONDS = env.int("SYSTEM_MAIL_LIFETIME_SECONDS", default=3 * 86400)
+SYSTEM_MAIL_LEASE_SECONDS = env.int(
+    "SYSTEM_MAIL_LEASE_SECONDS", default=300
+)  # a claim held longer: worker died
+SYSTEM_MAIL_SWEEP_SECONDS = env.float("SYSTEM_MAIL_SWEEP_SECONDS", default=30.0)
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 DEV_MAILBOX_DIR = env("DEV_MAILBOX_DIR", default="")
 
@@ -256,6 +268,11 @@ METRICS_TOKEN = env("METRICS_TOKEN", default="")
 # --- PHI encryption: the master key (KEK) ring; see healthmail/crypto/master.py --------------------
 HEALTHMAIL_MASTER_KEY = env("HEALTHMAIL_MASTER_KEY", default="")
 HEALTHMAIL_MASTER_KEY_FILE = env("HEALTHMAIL_MASTER_KEY_FILE", default="")
+
+CELERY_BEAT_SCHEDULE["system-mail-sweep"] = {
+    "task": "healthmail.sysmail.tasks.system_mail_sweep",
+    "schedule": SYSTEM_MAIL_SWEEP_SECONDS,
+}
 
 # --- API idempotency
 # Idempotency-Key records are answered for 24 hours; the sweep deletes them once an hour after that.

@@ -59,7 +59,9 @@ def hold_create(request: HttpRequest) -> HttpResponse:
             form.add_error(None, error.message)
         else:
             messages.success(
-                request, "Legal hold placed: covered records are frozen from now; custodians notified."
+                request,
+                "Legal hold placed: covered records are frozen from now; the custodians' email notices are "
+                "queued (retried until the mail server accepts them).",
             )
             return redirect("retention:hold_detail", hold_id=hold.pk)
     return render(request, "retention/hold_form.html", {"form": form})
@@ -125,7 +127,7 @@ def hold_notify(request: HttpRequest, hold_id) -> HttpResponse:
         request,
         hold_id,
         lambda hold: holds.hold_notify_again(tenant=request.tenant, actor=actor_of(request), hold=hold),
-        "Custodians who have not acknowledged were reminded.",
+        "Reminders to the custodians who have not acknowledged are queued by email.",
     )
 
 

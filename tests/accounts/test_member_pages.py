@@ -18,6 +18,7 @@ from healthmail.accounts.roles import Role
 from healthmail.tenants.context import tenant_context
 from tests.conftest import sign_in
 from tests.factories import PASSWORD, MembershipFactory, UserFactory, confirmed_totp
+from tests.sysmail.outbox import deliver_system_mail
 
 from .conftest import events
 
@@ -117,6 +118,7 @@ def test_invite_creates_account_membership_and_a_working_link(
     assert membership.invited_by == admin_client.membership.user
     assert len(events("member.invite", tenant=tenant_a)) == 1
 
+    assert deliver_system_mail(tenant_a) == ["sent"]
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["new.person@staff.example.org"]
     link = re.search(r"https?://\S+/invite/\S+/", mail.outbox[0].body).group(0)
@@ -145,6 +147,7 @@ def test_inviting_an_existing_account_sends_a_sign_in_note_without_a_link(
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post("/members/invite/", {"email": elsewhere.user.email, "role": "marketer"})
     assert response.status_code == 302
+    deliver_system_mail(admin_client.membership.tenant)
     assert "/invite/" not in mail.outbox[0].body
     assert "existing password" in mail.outbox[0].body
     assert elsewhere.user.check_password(PASSWORD)

@@ -15,6 +15,7 @@ from healthmail.accounts.roles import Role
 from healthmail.errors import ApplicationError, NotFound, PermissionRefused
 from healthmail.tenants.context import tenant_context
 from tests.factories import MembershipFactory
+from tests.sysmail.outbox import deliver_system_mail
 from tests.testapp.models import SecretNote
 
 pytestmark = pytest.mark.django_db
@@ -80,6 +81,7 @@ def test_reads_under_a_grant_are_flagged_and_officers_alerted(
     with django_capture_on_commit_callbacks(execute=True):
         fired = alerts.alerts_scan_tenant(tenant_a)
     assert [a.rule for a in fired if a.severity == "critical"] == ["break_glass"]
+    deliver_system_mail(tenant_a)
     assert officer.email in mailoutbox[0].to
 
 

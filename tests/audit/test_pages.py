@@ -2,6 +2,7 @@
 
 import io
 import json
+import time
 import zipfile
 
 import pytest
@@ -14,7 +15,11 @@ from audit.actors import Actor
 from audit.exports import verify_export
 from audit.models import Alert, AuditEvent, ChainVerification
 from healthmail.accounts.roles import Role
+from healthmail.sysmail import services
+from healthmail.sysmail.models import SystemMail
 from healthmail.tenants.context import tenant_context
+from tests.factories import MembershipFactory
+from tests.sysmail.outbox import deliver_system_mail
 
 pytestmark = pytest.mark.django_db
 
@@ -135,6 +140,7 @@ def test_alert_rules_fire_and_officers_are_emailed(
         fired = alerts.alerts_scan_tenant(tenant_a)
     assert {a.rule for a in fired} >= {"failed_sign_ins", "api_key_new_network", "mass_export"}
     assert alerts.alerts_scan_tenant(tenant_a) == []  # the stream is read once
+    assert deliver_system_mail(tenant_a) == ["sent"]
     assert len(mailoutbox) == 1
     assert mailoutbox[0].to == [officer.membership.user.email]
     assert "failed sign-in" in mailoutbox[0].body
@@ -147,3 +153,41 @@ def test_officer_acknowledges_an_alert(officer, tenant_a):
     with tenant_context(tenant_a):
         alert.refresh_from_db()
     assert alert.acknowledged_by_id == officer.membership.user.pk
+
+
+def _alert_rows(html: str) -> list[str]:
+    import re
+
+    return re.findall(r"<tr>(.*?)</tr>", html, re.S)[1:]
+
+
+def test_alert_page_shows_each_officers_mail_delivery_status(officer, tenant_a, tenant_b, smtp_receiver):
+    colleague = MembershipFactory(tenant=tenant_a, role=Role.COMPLIANCE_OFFICER).user
+    foreign = MembershipFactory(tenant=tenant_b, role=Role.COMPLIANCE_OFFICER).user
+    alert = alerts.alert_chain_broken(tenant_id=tenant_a.pk, problem="seq 3: planted", found_by="test")
+    alerts.alert_chain_broken(tenant_id=tenant_b.pk, problem="seq 5: planted", found_by="test")
+    me = officer.membership.user
+
+    [row] = _alert_rows(officer.get(reverse("audit:alert_list")).content.decode())
+    assert f"{me.email}: <span" in row
+    assert row.count("Queued") == 2
+
+    assert deliver_system_mail(tenant_a) == ["retrying", "retrying"]  # the mail server is down
+    smtp_receiver.up()
+    time.sleep(1.1)  # the first retry's backoff
+    with tenant_context(tenant_a):
+        mine = SystemMail.objects.get(source_ids__contains=[str(alert.pk)], recipient_user=me)
+    assert (
+        services.system_mail_send(tenant_id=tenant_a.pk, mail_id=mine.pk) == "sent"
+    )  # only my copy got through so far
+
+    html = officer.get(reverse("audit:alert_list")).content.decode()
+    [row] = _alert_rows(html)
+    mine_line, colleague_line = (
+        next(line for line in row.split("<li>") if line.startswith(email))
+        for email in (me.email, colleague.email)
+    )
+    assert "Sent" in mine_line
+    assert "Retrying" in colleague_line
+    assert "1 attempt, mail server unreachable (ConnectionRefusedError)" in colleague_line
+    assert foreign.email not in html  # another tenant's alert mail is not ours to see

@@ -22,6 +22,7 @@ from consent.models import (
 )
 from healthmail.tenants.context import tenant_context
 from tests.api.conftest import audit_events
+from tests.sysmail.outbox import deliver_system_mail
 
 from .conftest import COMPLETE_ELEMENTS, MEDIA_ELEMENTS, evidence, new_contact, new_text, sign, staff_actor
 
@@ -191,6 +192,7 @@ def test_renewal_reminder_goes_once_without_phi_in_the_subject(
     with django_capture_on_commit_callbacks(execute=True):
         assert authorizations.authorization_reminders_send(tenant=tenant_a, now=due) == 1
         assert authorizations.authorization_reminders_send(tenant=tenant_a, now=due) == 0
+    assert deliver_system_mail(tenant_a) == ["sent"]
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
     with tenant_context(tenant_a):

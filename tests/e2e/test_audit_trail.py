@@ -1,17 +1,25 @@
-"""A compliance officer filters the audit trail, opens an event, verifies the chain and exports."""
+"""A compliance officer filters the audit trail, opens an event, verifies the chain and exports; and
+sees on the alerts page whether each officer's alert email was delivered."""
 
 import io
 import json
 import re
+import time
 import zipfile
 
 import pytest
 from playwright.sync_api import expect
 
+from audit import alerts, chain
 from audit import services as audit
 from audit.actors import Actor
+from audit.break_glass import break_glass_open
 from audit.exports import verify_export
 from healthmail.accounts.roles import Role
+from healthmail.tenants.context import tenant_context
+from tests.factories import MembershipFactory
+from tests.sysmail.outbox import deliver_system_mail
+from tests.testapp.models import SecretNote
 
 from .conftest import browser_sign_in, screenshot
 
@@ -56,3 +64,44 @@ def test_compliance_officer_filters_opens_and_exports(page, make_person, setting
     manifest = json.loads(zipfile.ZipFile(io.BytesIO(content)).read("manifest.json"))
     assert manifest["row_count"] == 3
     assert manifest["filters"] == {"action": "campaign."}
+
+
+def test_officer_sees_alert_mail_retried_then_delivered(page, make_person, settings, tmp_path, smtp_receiver):
+    """Break-glass opened while the mail server is down: the alert page says each officer's copy is
+    being retried; once the server is back and the retry ran, it says sent."""
+    settings.AUDIT_CHECKPOINT_DIR = str(tmp_path)
+    officer = make_person(Role.COMPLIANCE_OFFICER)
+    colleague = MembershipFactory(tenant=officer.tenant, role=Role.COMPLIANCE_OFFICER).user
+    reviewer = MembershipFactory(tenant=officer.tenant, role=Role.CLINICAL_REVIEWER).user
+    with tenant_context(officer.tenant):
+        note = SecretNote.objects.create(tenant=officer.tenant, body="Synthetic Patient Zed")
+    break_glass_open(
+        user=reviewer,
+        role=Role.CLINICAL_REVIEWER,
+        tenant=officer.tenant,
+        target_type="testapp.secretnote",
+        target_id=str(note.pk),
+        reason="Patient unconscious in the emergency department",
+    )
+    chain.seal_pending(officer.tenant.pk)
+    assert [a.rule for a in alerts.alerts_scan_tenant(officer.tenant)] == ["break_glass"]
+    assert deliver_system_mail(officer.tenant) == ["retrying", "retrying"]
+
+    browser_sign_in(page, officer)
+    page.goto("/audit/alerts/")
+    row = page.get_by_role("table", name="Alerts").locator("tbody tr").filter(has_text="Break-glass")
+    delivery = row.get_by_role("list", name="Email delivery")
+    expect(delivery.get_by_role("listitem")).to_have_count(2)
+    for email in (officer.email, colleague.email):
+        expect(delivery.get_by_role("listitem").filter(has_text=email)).to_contain_text("Retrying")
+    expect(delivery).to_contain_text("mail server unreachable")
+    screenshot(page, "alert-mail-retrying")
+
+    smtp_receiver.up()
+    time.sleep(1.1)  # the first retry's backoff
+    assert deliver_system_mail(officer.tenant) == ["sent", "sent"]
+    page.reload()
+    for email in (officer.email, colleague.email):
+        expect(delivery.get_by_role("listitem").filter(has_text=email)).to_contain_text("Sent")
+    assert sorted(smtp_receiver.recipients()) == sorted([officer.email, colleague.email])
+    screenshot(page, "alert-mail-sent")

@@ -15,6 +15,7 @@ from delivery.portal.services import portal_deliver
 from healthmail.tenants.context import tenant_context
 from tests.delivery.outbox_helpers import PHI_SUBJECT, make_message
 from tests.e2e.conftest import screenshot, unique
+from tests.sysmail.outbox import deliver_system_mail
 
 pytestmark = pytest.mark.browser
 
@@ -43,6 +44,7 @@ def test_recipient_verifies_reads_and_replies(page, portal_link):
 
     page.get_by_role("button", name="Send me a code").click()
     expect(page.get_by_text("We sent a one-time code")).to_be_visible()
+    assert deliver_system_mail(tenant) == ["sent"]
     code = re.search(r"\b(\d{6})\b", mail.outbox[-1].body).group(1)
     page.get_by_role("textbox", name=re.compile(r"^One-time code")).fill(code)
     page.get_by_role("button", name="Confirm and read").click()

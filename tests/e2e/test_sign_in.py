@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 
 from healthmail.accounts.roles import HOME_TITLES, PLATFORM_ADMIN, Role
 from tests.factories import PASSWORD
+from tests.sysmail.outbox import deliver_system_mail
 
 from .conftest import browser_sign_in, screenshot
 
@@ -79,12 +80,13 @@ def test_tenant_admin_invites_a_user_who_joins(page, browser, live_server_url, m
     page.get_by_label("Role").select_option(label="Clinical reviewer")
     page.get_by_role("button", name="Send invitation").click()
 
-    expect(page.get_by_text(f"Invitation sent to {newcomer}.")).to_be_visible()
+    expect(page.get_by_text(f"{newcomer} was added. The invitation email is queued")).to_be_visible()
     row = page.get_by_role("row").filter(has_text=newcomer)
     expect(row).to_contain_text("Clinical reviewer")
     expect(row).to_contain_text("Invited")
     screenshot(page, "member-invited")
 
+    assert deliver_system_mail(admin.tenant) == ["sent"]
     invitation = next(m for m in mail.outbox if m.to == [newcomer])
     link = re.search(r"https?://\S+(/invite/\S+/)", invitation.body).group(1)
     context = browser.new_context(base_url=live_server_url)

@@ -24,6 +24,7 @@ from retention import disposal, exports, holds, registry
 from retention.models import DisposalCandidate, HoldCustodian, LegalHold
 from retention.policies import PolicyInput, policy_decide, policy_propose
 from tests.factories import MembershipFactory
+from tests.sysmail.outbox import deliver_system_mail
 
 from .helpers import YEAR, new_contact, new_messages, officer
 
@@ -85,6 +86,7 @@ def test_custodians_are_notified_and_acknowledge(tenant_a, django_capture_on_com
     custodian = MembershipFactory(tenant=tenant_a).user
     with django_capture_on_commit_callbacks(execute=True):
         hold = _hold(tenant_a, actor, categories=("audit_events",), custodian_ids=(custodian.pk,))
+    assert deliver_system_mail(tenant_a) == ["sent"]
     assert [m.to for m in mail.outbox] == [[custodian.email]]
     assert "Roe" not in mail.outbox[0].subject + mail.outbox[0].body  # matter names stay in the app
     from audit.actors import Actor

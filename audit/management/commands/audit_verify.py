@@ -3,7 +3,8 @@
     manage.py audit_verify [--tenant SLUG] [--seal]
     manage.py audit_verify --export FILE     check an exported ZIP offline (no database needed)
 
-Exit status 1 when any chain is broken; each broken chain names its first bad row.
+Exit status 1 when any chain is broken; each broken chain names its first bad row and raises a
+critical alert to the tenant's compliance officers (once per distinct break).
 """
 
 from pathlib import Path
@@ -39,7 +40,7 @@ class Command(BaseCommand):
             if seal:
                 while chain.seal_pending(chain_id):
                     pass
-            report = chain.verify_chain(chain_id)
+            report = chain.verify_and_alert(chain_id, found_by="audit_verify")
             status = self.style.SUCCESS("ok") if report.ok else self.style.ERROR("BROKEN")
             pending = f", {report.unsealed} not yet sealed" if report.unsealed else ""
             self.stdout.write(f"{report.chain}: {status} ({report.rows} rows{pending})")

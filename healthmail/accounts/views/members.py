@@ -71,7 +71,11 @@ def member_invite(request: HttpRequest) -> HttpResponse:
             form.add_error(None, error.message)
             status = error.status_code
         else:
-            messages.success(request, f"Invitation sent to {membership.user.email}.")
+            messages.success(
+                request,
+                f"{membership.user.email} was added. The invitation email is queued "
+                "(retried until the mail server accepts it).",
+            )
             return redirect("accounts:member_list")
     return render(request, "accounts/member_invite.html", {"form": form}, status=status)
 
@@ -166,5 +170,5 @@ def member_invitation_resend(request: HttpRequest, membership_id: uuid.UUID) -> 
         lambda: services.member_invitation_resend(
             actor=actor_of(request), tenant=request.tenant, membership=membership
         ),
-        "Invitation sent again.",
+        "The invitation email is queued again.",
     )
