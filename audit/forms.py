@@ -12,6 +12,11 @@ class EventFilterForm(forms.Form):
         required=False, max_length=64, help_text="Exact action, or a prefix ending in “.”"
     )
     target = forms.CharField(required=False, max_length=130, help_text="Object id, or type:id.")
+    contact = forms.UUIDField(
+        required=False,
+        label="Patient (contact id)",
+        help_text="Every event that concerns this contact. Use “Find the patient” to look one up.",
+    )
     outcome = forms.ChoiceField(required=False, choices=[("", "Any"), *AuditEvent.Outcome.choices])
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From")
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="To")
@@ -29,6 +34,18 @@ class EventFilterForm(forms.Form):
 
 class ExportForm(EventFilterForm):
     format = forms.ChoiceField(choices=[("csv", "CSV"), ("json", "JSON")])
+    # The newest event the officer was shown: events written later are not part of "these events".
+    through_id = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+
+class PatientLookupForm(forms.Form):
+    """An exact identifier, never a partial one: a lookup finds one person, it does not browse."""
+
+    identifier = forms.CharField(
+        max_length=254,
+        label="Find the patient",
+        help_text="Exact email, phone, MRN or external id (system:id). The lookup is recorded.",
+    )
 
 
 class BreakGlassForm(forms.Form):

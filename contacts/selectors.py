@@ -15,11 +15,12 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from audit import services as audit
 from audit.actors import Actor
 from audit.phi import phi_access
 from healthmail.crypto import blind
 from healthmail.crypto.masking import HIDDEN, mask
-from healthmail.errors import NotFound
+from healthmail.errors import ApplicationError, NotFound
 from healthmail.tenants.models import Tenant
 
 from .models import Contact, ContactExternalId, CustomField, JourneyStage, SensitiveCategory
@@ -70,6 +71,44 @@ def contact_get(*, tenant: Tenant, contact_id: uuid.UUID | str) -> Contact:
     if contact is None:
         raise NotFound("No such contact.")
     return contact
+
+
+LOOKUP_ACTION = "phi.lookup"
+
+
+def _identifier_kind(identifier: str) -> str:
+    if "@" in identifier:
+        return "email"
+    digits = re.sub(r"\D", "", identifier)
+    if 7 <= len(digits) <= 15 and re.fullmatch(r"[0-9+().\-\s]+", identifier):
+        return "phone or external id"
+    return "external id"
+
+
+def contact_lookup(*, tenant: Tenant, actor: Actor, identifier: str, purpose: str) -> Contact:
+    """The one live contact an exact email, phone, MRN or external id (`system:id`) names, through
+    the blind indexes. Finding a person is itself a PHI lookup: audited (which contact, the kind of
+    identifier, why; never the identifier). No match or several matches find nobody."""
+    identifier = identifier.strip()
+    if not identifier:
+        raise NotFound("Enter an exact email, phone, MRN or external id.")
+    found = list(contact_list(tenant=tenant, search=identifier)[:2])
+    kind = _identifier_kind(identifier)
+    audit.record(
+        actor=actor,
+        action=LOOKUP_ACTION,
+        target=found[0] if len(found) == 1 else None,
+        outcome="success" if len(found) == 1 else "failure",
+        tenant=tenant,
+        details={"identifier_kind": kind, "purpose": purpose, "matches": min(len(found), 2)},
+    )
+    if not found:
+        raise NotFound("No contact has exactly this email, phone, MRN or external id.")
+    if len(found) > 1:
+        raise ApplicationError(
+            "Several contacts share this identifier: use an MRN or external id (system:id).", code="ambiguous"
+        )
+    return found[0]
 
 
 def contact_find(
@@ -181,3 +220,8 @@ def _age(contact: Contact) -> str:
 
 def custom_field_list(*, tenant: Tenant) -> QuerySet[CustomField]:
     return CustomField.objects.filter(tenant=tenant).order_by("label")
+
+
+def contact_lookup_id(*, tenant: Tenant, actor: Actor, identifier: str, purpose: str) -> uuid.UUID:
+    """`contact_lookup` for lower layers (audit) that name people by id only."""
+    return contact_lookup(tenant=tenant, actor=actor, identifier=identifier, purpose=purpose).pk
