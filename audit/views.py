@@ -177,9 +177,19 @@ def break_glass_list(request: HttpRequest) -> HttpResponse:
     targets = break_glass.break_glass_targets()
     form = BreakGlassForm(request.POST or None, targets=targets)
     if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
         try:
+            if patient := data.pop("patient"):
+                data["target_id"] = str(
+                    patients.patient_find(
+                        tenant=request.tenant,
+                        actor=actor_of(request),
+                        identifier=patient,
+                        purpose="break-glass",
+                    )
+                )
             grant = break_glass.break_glass_open(
-                user=request.user, role=request.role, tenant=request.tenant, **form.cleaned_data
+                user=request.user, role=request.role, tenant=request.tenant, **data
             )
         except ApplicationError as error:
             form.add_error(None, error.message)

@@ -21,6 +21,7 @@ from audit.phi import phi_access
 from healthmail.crypto import blind
 from healthmail.crypto.masking import HIDDEN, mask
 from healthmail.errors import ApplicationError, NotFound
+from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
 from .models import Contact, ContactExternalId, CustomField, JourneyStage, SensitiveCategory
@@ -92,7 +93,8 @@ def contact_lookup(*, tenant: Tenant, actor: Actor, identifier: str, purpose: st
     identifier = identifier.strip()
     if not identifier:
         raise NotFound("Enter an exact email, phone, MRN or external id.")
-    found = list(contact_list(tenant=tenant, search=identifier)[:2])
+    with tenant_context(tenant):
+        found = list(contact_list(tenant=tenant, search=identifier)[:2])
     kind = _identifier_kind(identifier)
     audit.record(
         actor=actor,
@@ -220,6 +222,21 @@ def _age(contact: Contact) -> str:
 
 def custom_field_list(*, tenant: Tenant) -> QuerySet[CustomField]:
     return CustomField.objects.filter(tenant=tenant).order_by("label")
+
+
+def contact_lookup_many(
+    *, tenant: Tenant, actor: Actor, identifiers: Sequence[str], purpose: str
+) -> tuple[uuid.UUID, ...]:
+    """`contact_lookup` for each exact identifier (one audited lookup each); the first that finds
+    nobody, or several people, stops with its line number (never the identifier itself)."""
+    found: dict[uuid.UUID, None] = {}
+    for line, identifier in enumerate(identifiers, start=1):
+        try:
+            contact = contact_lookup(tenant=tenant, actor=actor, identifier=identifier, purpose=purpose)
+        except ApplicationError as error:
+            raise type(error)(f"Patient {line}: {error.message}", code=error.code) from None
+        found[contact.pk] = None
+    return tuple(found)
 
 
 def contact_lookup_id(*, tenant: Tenant, actor: Actor, identifier: str, purpose: str) -> uuid.UUID:
