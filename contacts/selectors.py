@@ -169,6 +169,26 @@ def contact_records(
         return [_record(contact, scope, detail) for contact in contacts]
 
 
+UNMASK_MIN_REASON = 15
+UNMASK_PURPOSE = "unmask"
+
+
+def contact_unmasked_read(*, actor: Actor, tenant: Tenant, contact: Contact, reason: str) -> dict[str, Any]:
+    """One contact's identity unmasked for a reader whose role masks it by default (tenant admins):
+    only with a reason, recorded with the read (`contact.unmask`) and the read itself (`phi.read`,
+    purpose "unmask"). Clinical values stay hidden: unmasking is about who, not what."""
+    reason = reason.strip()
+    if len(reason) < UNMASK_MIN_REASON:
+        raise ApplicationError(
+            f"Say why you need to see this person's details (at least {UNMASK_MIN_REASON} characters).",
+            code="reason",
+        )
+    audit.record(actor=actor, action="contact.unmask", target=contact, tenant=tenant, reason=reason[:500])
+    scope = ReadScope(unmasked=True, clinical=False, purpose=UNMASK_PURPOSE)
+    (record,) = contact_records(actor=actor, tenant=tenant, contacts=[contact], scope=scope, detail=True)
+    return record
+
+
 def _record(contact: Contact, scope: ReadScope, detail: bool) -> dict[str, Any]:
     first, last = contact.first_name or "", contact.last_name or ""
     name = f"{first} {last}".strip()
