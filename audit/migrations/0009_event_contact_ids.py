@@ -2,7 +2,8 @@
 patient" is one indexed query. The append-only guard learns the new column: sealing may not change it.
 
 Events written before this migration keep an empty array (the chain hashes an empty list as it did
-before the column existed, so old rows still verify); they are found by their target or details."""
+before the column existed, so old rows still verify; an append-only row cannot be back-filled). The
+patient filter does not find them: search them by their object (target) instead."""
 
 import django.contrib.postgres.fields
 import django.contrib.postgres.indexes

@@ -210,3 +210,12 @@ def test_patient_filter_finds_every_event_about_the_patient(officer, tenant_a):
     )
     assert len(rows) == 2
     assert manifest["filters"]["contact"] == str(patient)
+
+
+def test_event_detail_links_each_patient_to_their_trail(officer, tenant_a):
+    import uuid
+
+    patient = uuid.uuid4()
+    event = audit.record(actor=Actor.system("test"), action="phi.read", tenant=tenant_a, contacts=[patient])
+    page = officer.get(reverse("audit:event_detail", args=[event.pk])).content.decode()
+    assert f"{reverse('audit:event_list')}?contact={patient}" in page
