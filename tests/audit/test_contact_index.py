@@ -19,7 +19,9 @@ from tests.factories import TenantFactory
 
 from .test_chain import _owner_sql, _problem
 
-PATIENT, OTHER = uuid.uuid4(), uuid.uuid4()
+# Fixed ids: parametrize ids must be the same in every xdist worker.
+PATIENT = uuid.UUID("6f1c2b1e-3d4a-4f5b-9c8d-7e6f5a4b3c21")
+OTHER = uuid.UUID("0a9b8c7d-6e5f-4a3b-8c2d-1e0f9a8b7c6d")
 
 
 @pytest.fixture(autouse=True)

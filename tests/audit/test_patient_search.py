@@ -110,6 +110,19 @@ def _break_glass(world: World) -> None:
     assert client.get(reverse("contacts:contact_detail", args=[world.patient.pk])).status_code == 200
 
 
+def _unmask(world: World) -> None:
+    url = reverse("contacts:contact_unmask", args=[world.patient.pk])
+    response = world.member_client(Role.TENANT_ADMIN).post(
+        url, {"reason": "Patient asked to fix their address"}
+    )
+    assert response.status_code == 200
+
+
+def _unmask_refused(world: World) -> None:
+    url = reverse("contacts:contact_unmask", args=[world.patient.pk])
+    assert world.member_client(Role.TENANT_ADMIN).post(url, {"reason": "curious"}).status_code == 400
+
+
 def _api_list(world: World) -> None:
     client = world.api(world.issue_key(scopes=["contacts:read"]))
     assert client.get("/api/v1/contacts").status_code == 200
@@ -228,6 +241,14 @@ PHI_READ_PATHS = [
     Path_("contacts.views:contact_list", "list", _list, "contact list", "contacts.contact"),
     Path_("contacts.views:contact_detail", "detail", _detail, "contact detail", "contacts.contact"),
     Path_("contacts.views:contact_detail", "break-glass", _break_glass, "break-glass", "contacts.contact"),
+    Path_("contacts.selectors:contact_unmasked_read", "unmask", _unmask, "unmask", "contacts.contact"),
+    Path_(
+        "contacts.views:contact_unmask",
+        "unmask refused",
+        _unmask_refused,
+        "masked detail",
+        "contacts.contact",
+    ),
     Path_("contacts.api:ContactCollection.get", "API list", _api_list, "api", "contacts.contact"),
     Path_("contacts.api:ContactItem.get", "API detail", _api_detail, "api", "contacts.contact"),
     Path_(
