@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
@@ -48,13 +48,19 @@ CHAINED_FIELDS = (
     "details",
     "request_id",
     "ip_address",
+    "contact_ids",
 )
 SIGNING_PURPOSE = "healthmail audit checkpoint signing"
 
 
 def canonical(row: dict) -> bytes:
-    values = {name: row[name] for name in CHAINED_FIELDS}
+    values = {name: row[name] for name in CHAINED_FIELDS if name != "contact_ids"}
     values["tenant_id"] = str(values["tenant_id"]) if values["tenant_id"] else None
+    # Rows that concern no contact hash exactly as before the column existed (old chains still
+    # verify); any contact listed, added or removed changes the hash.
+    contact_ids = sorted(str(c) for c in row.get("contact_ids") or ())
+    if contact_ids:
+        values["contact_ids"] = contact_ids
     values["occurred_at"] = values["occurred_at"].astimezone(datetime.UTC).isoformat()
     return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -302,3 +308,59 @@ def _checkpoint_matches(tenant_id: uuid.UUID | None, checkpoint: dict) -> bool:
             "hash", flat=True
         )
         return list(stored) == [checkpoint["hash"]]
+
+
+# --- Proof for a slice of the chain (an evidence package about one patient) -------------------------------
+
+
+def checkpoint_covering(tenant_id: uuid.UUID | None, seq: int) -> dict | None:
+    """The oldest signed checkpoint at or after `seq`. When none has reached it yet, the current
+    head is signed now and appended to the checkpoint file once the caller's transaction commits:
+    a head written for rows that are then rolled back would later read as tampering."""
+    path = checkpoint_path(tenant_id)
+    for line in path.read_text().splitlines() if path.exists() else []:
+        entry = json.loads(line)
+        if entry["seq"] >= seq and checkpoint_signature_ok(entry):
+            return entry
+    with chain_scope(tenant_id):
+        head = ChainHead.objects.filter(tenant_id=tenant_id).first()
+    if head is None or head.seq < seq:
+        return None
+    entry = _checkpoint_entry(tenant_id, head)
+    transaction.on_commit(lambda: _checkpoint_append(tenant_id, entry))
+    return entry
+
+
+def _checkpoint_entry(tenant_id: uuid.UUID | None, head: ChainHead) -> dict:
+    key_id, _ = _signing_key()
+    entry = {
+        "chain": str(tenant_id or "platform"),
+        "seq": head.seq,
+        "hash": head.hash,
+        "at": timezone.now().isoformat(),
+        "key_id": key_id,
+    }
+    entry["signature"], _ = sign(_checkpoint_message(entry))
+    return entry
+
+
+def _checkpoint_append(tenant_id: uuid.UUID | None, entry: dict) -> None:
+    checkpoint_path(tenant_id).parent.mkdir(parents=True, exist_ok=True)
+    with checkpoint_path(tenant_id).open("a") as handle:
+        handle.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
+def checkpoint_public_key(key_id: str | None) -> str:
+    _, private_key = _signing_key(key_id)
+    return private_key.public_key().public_bytes_raw().hex()
+
+
+def checkpoint_verify_with(entry: dict, public_key: str) -> bool:
+    """A checkpoint's signature checked with a published public key alone (no master key)."""
+    try:
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key)).verify(
+            bytes.fromhex(entry.get("signature", "")), _checkpoint_message(entry)
+        )
+    except (InvalidSignature, ValueError, KeyError):
+        return False
+    return True

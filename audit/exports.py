@@ -13,6 +13,7 @@ import datetime
 import hashlib
 import io
 import json
+import uuid
 import zipfile
 from dataclasses import dataclass
 
@@ -47,7 +48,7 @@ def _neutralize(value) -> str:
     text = (
         ""
         if value is None
-        else (json.dumps(value, sort_keys=True) if isinstance(value, dict) else str(value))
+        else (json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else str(value))
     )
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
@@ -161,9 +162,102 @@ def _parse(data: bytes, fmt: str) -> list[dict]:
             }
             row["id"], row["seq"] = int(row["id"]), int(row["seq"])
             row["details"] = json.loads(row["details"]) if row["details"] else {}
+            row["contact_ids"] = json.loads(row.get("contact_ids") or "[]")
             for key in ("tenant_id", "ip_address"):
                 row[key] = row[key] or None
             rows.append(row)
     for row in rows:
         row["occurred_at"] = datetime.datetime.fromisoformat(row["occurred_at"])
     return rows
+
+
+# --- The chain proof that goes with a slice (an evidence package about some patients) ---------------------
+
+PROOF_NOTE = (
+    "Each event's hash is SHA-256(previous_hash, canonical row): recompute it from events.json. "
+    "`checkpoint` is the oldest signed chain head at or after the newest event (Ed25519 over "
+    "'chain|seq|hash|at', key `public_key`); its seq covers every event here. The events in between "
+    "concern other people and are not included: on the platform, `manage.py verify_evidence FILE "
+    "--against-chain` checks each hash listed here against the stored chain and `manage.py "
+    "audit_verify` recomputes the whole chain up to the signed heads."
+)
+
+
+def _export_rows(content: bytes) -> list[dict]:
+    archive = zipfile.ZipFile(io.BytesIO(content))
+    manifest = json.loads(archive.read("manifest.json"))
+    return _parse(archive.read(manifest["data_file"]), manifest["format"])
+
+
+def slice_proof(*, tenant, content: bytes) -> dict:
+    """The links of an exported slice and the signed checkpoint that covers them."""
+    rows = _export_rows(content)
+    checkpoint = chain.checkpoint_covering(tenant.pk, max(r["seq"] for r in rows)) if rows else None
+    return {
+        "chain": str(tenant.pk),
+        "events": [
+            {"id": r["id"], "seq": r["seq"], "hash": r["hash"], "previous_hash": r["previous_hash"]}
+            for r in rows
+        ],
+        "checkpoint": checkpoint,
+        "public_key": chain.checkpoint_public_key(checkpoint["key_id"]) if checkpoint else None,
+        "explanation": PROOF_NOTE,
+    }
+
+
+def verify_slice_proof(proof: dict, content: bytes, *, public_key: str | None = None) -> list[str]:
+    """Offline checks of a slice and its proof (empty: it verifies). With `public_key` the
+    checkpoint is checked with that published key alone, else with the platform's key."""
+    try:
+        rows = _export_rows(content)
+    except (zipfile.BadZipFile, KeyError, ValueError) as error:
+        return [f"audit slice unreadable: {error}"]
+    problems = [
+        f"seq {row['seq']} (row id {row['id']}): content does not match its hash"
+        for row in rows
+        if chain.link(row["previous_hash"], row) != row["hash"]
+    ]
+    links = [{k: r[k] for k in ("id", "seq", "hash", "previous_hash")} for r in rows]
+    if links != proof.get("events"):
+        problems.append("the proof's events differ from the audit slice")
+    if not rows:
+        return problems
+    checkpoint = proof.get("checkpoint")
+    if not checkpoint:
+        return [*problems, "no signed checkpoint covers these events"]
+    signed = (
+        chain.checkpoint_verify_with(checkpoint, public_key)
+        if public_key
+        else chain.checkpoint_signature_ok(checkpoint)
+    )
+    if not signed:
+        problems.append("the checkpoint's signature does not verify")
+    if checkpoint.get("chain") != proof.get("chain"):
+        problems.append("the checkpoint belongs to another chain")
+    newest = max(r["seq"] for r in rows)
+    if checkpoint.get("seq", 0) < newest:
+        problems.append(f"the checkpoint (seq {checkpoint.get('seq')}) does not cover seq {newest}")
+    at_head = [r for r in rows if r["seq"] == checkpoint.get("seq")]
+    if at_head and at_head[0]["hash"] != checkpoint.get("hash"):
+        problems.append(f"seq {checkpoint['seq']}: hash differs from the signed checkpoint")
+    return problems
+
+
+def slice_proof_against_chain(proof: dict) -> list[str]:
+    """On the platform: each listed hash is the stored one at its seq, the checkpoint's head is in
+    the stored chain, and that chain recomputes (so the slice links to the signed head)."""
+    tenant_id = uuid.UUID(proof["chain"])
+    wanted = [(e["seq"], e["hash"]) for e in proof.get("events", [])]
+    if proof.get("checkpoint"):
+        wanted.append((proof["checkpoint"]["seq"], proof["checkpoint"]["hash"]))
+    with chain.chain_scope(tenant_id):
+        stored = dict(
+            AuditEvent.objects.filter(tenant_id=tenant_id, seq__in=[seq for seq, _ in wanted]).values_list(
+                "seq", "hash"
+            )
+        )
+    problems = [
+        f"seq {seq}: hash differs from the stored chain" for seq, value in wanted if stored.get(seq) != value
+    ]
+    report = chain.verify_chain(tenant_id)
+    return problems + [f"stored chain: {p}" for p in report.problems]

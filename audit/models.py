@@ -7,6 +7,7 @@ import uuid
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.utils import timezone
 
@@ -31,6 +32,9 @@ class AuditEvent(models.Model):
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS)
     reason = models.CharField(max_length=500, blank=True)
     details = models.JSONField(default=dict, blank=True)
+    # Every contact (patient) the event concerns: each one a PHI read touched, or the contact it acted
+    # on. Indexed (GIN), so "every access to this patient" is one query; chained with the row.
+    contact_ids = ArrayField(models.UUIDField(), default=list, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     # Set once by the sealer (chain.py); a trigger refuses every other change, and any delete.
@@ -52,6 +56,7 @@ class AuditEvent(models.Model):
             models.Index(fields=["tenant", "occurred_at"]),
             models.Index(fields=["tenant", "action", "occurred_at"]),
             models.Index(fields=["tenant", "actor_type", "actor_id"]),
+            GinIndex(fields=["contact_ids"], name="audit_contact_ids"),
         ]
 
     def __str__(self) -> str:

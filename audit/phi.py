@@ -5,13 +5,15 @@
         render(contact.email, contact.name)
 
 One audit event per access: who, which objects, which fields, why, from where (request metadata),
-and the break-glass grant when the person reads the record under one. Field names are references;
-values never are.
+the break-glass grant when the person reads the record under one, and every contact the objects
+belong to (`contact_ids`, indexed: the patient search finds each read, however many rows it
+covered). Field names are references; values never are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from django.db import models
@@ -23,6 +25,18 @@ from .actors import Actor
 from .break_glass import break_glass_active
 
 MAX_IDS_IN_EVENT = 500
+CONTACT_MODEL = "contacts.contact"
+
+
+def _contacts_of(objects: Sequence[models.Model], named: Iterable | None) -> list:
+    """Every contact the read touches: those the caller names, else the objects themselves when
+    they are contacts, else their `contact_id`. Objects linked to a contact only indirectly (a
+    portal copy, a reply) name their contacts; records about nobody (a test note) index none."""
+    if named is not None:
+        return list(named)
+    if objects[0]._meta.label_lower == CONTACT_MODEL:
+        return [obj.pk for obj in objects]
+    return [getattr(obj, "contact_id", None) for obj in objects]
 
 
 @contextmanager
@@ -33,6 +47,7 @@ def phi_access(
     objects: Sequence[models.Model],
     fields: Sequence[str],
     purpose: str,
+    contact_ids: Iterable[uuid.UUID | str | None] | None = None,
 ) -> Iterator[None]:
     if not purpose.strip():
         raise ValueError("A purpose is required to read PHI.")
@@ -49,7 +64,14 @@ def phi_access(
         if grant is not None:
             details["break_glass"] = str(grant.pk)
     target = (model._meta.label_lower, ids[0] if len(ids) == 1 else "")
-    services.record(actor=actor, action="phi.read", target=target, tenant=tenant, details=details)
+    services.record(
+        actor=actor,
+        action="phi.read",
+        target=target,
+        tenant=tenant,
+        details=details,
+        contacts=_contacts_of(objects, contact_ids),
+    )
     grant = access.Grant(model._meta.label_lower, frozenset(fields), frozenset(ids))
     with access.granted(grant):
         yield

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import connection
@@ -22,10 +24,25 @@ def _target_reference(target: Any) -> tuple[str, str]:
     return target._meta.label_lower, str(target.pk)
 
 
+CONTACT_MODEL = "contacts.contact"
+
+
+def _contact_ids(target_type: str, target_id: str, contacts: Iterable | None) -> list[uuid.UUID]:
+    """The contacts an event concerns: those named, plus its target when the target is a contact.
+    Sorted and unique, so the chain hashes the same list however the caller ordered it."""
+    found = {uuid.UUID(str(c)) for c in contacts or () if c is not None}
+    if target_type == CONTACT_MODEL and target_id:
+        try:
+            found.add(uuid.UUID(target_id))
+        except ValueError:
+            pass  # not a contact id: nothing to index (the target is still recorded as given)
+    return sorted(found)
+
+
 _INSERT = (
     "INSERT INTO audit_auditevent (tenant_id, occurred_at, actor_type, actor_id, action, target_type,"
-    " target_id, outcome, reason, details, request_id, ip_address, hash)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '') RETURNING id"
+    " target_id, outcome, reason, details, request_id, ip_address, contact_ids, hash)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::uuid[], '') RETURNING id"
 )
 
 
@@ -48,6 +65,7 @@ def _insert(event: AuditEvent) -> None:
                 Jsonb(event.details),
                 event.request_id,
                 event.ip_address,
+                event.contact_ids,
             ],
         )
         event.pk = cursor.fetchone()[0]
@@ -63,9 +81,11 @@ def record(
     reason: str = "",
     details: dict | None = None,
     tenant=None,
+    contacts: Iterable[uuid.UUID | str] | None = None,
 ) -> AuditEvent:
     """Append an audit event. `target` is a model instance or a (type, id) pair; `details` must
-    hold references only. The event joins the caller's transaction: it exists iff the action did."""
+    hold references only; `contacts` are the ids of every contact the event concerns (a contact
+    target is added by itself). The event joins the caller's transaction: it exists iff the action did."""
     target_type, target_id = _target_reference(target)
     meta = request_meta()
     event = AuditEvent(
@@ -78,6 +98,7 @@ def record(
         outcome=outcome,
         reason=reason[:500],
         details=details or {},
+        contact_ids=_contact_ids(target_type, target_id, contacts),
         request_id=meta.request_id,
         ip_address=meta.client_ip,
     )

@@ -9,6 +9,7 @@ urlpatterns = [
     path("events/<int:event_id>/", views.event_detail, name="event_detail"),
     path("verify/", views.chain_verify, name="chain_verify"),
     path("export/", views.event_export, name="event_export"),
+    path("find-patient/", views.patient_lookup, name="patient_lookup"),
     path("settings/", views.audit_settings, name="settings"),
     path("alerts/", views.alert_list, name="alert_list"),
     path("alerts/<uuid:alert_id>/acknowledge/", views.alert_acknowledge, name="alert_acknowledge"),

@@ -20,8 +20,8 @@ from healthmail.accounts.views.access import actor_of, forbidden, require_permis
 from healthmail.errors import ApplicationError
 from healthmail.sysmail.selectors import deliveries_for
 
-from . import alerts, break_glass, chain, exports, policy, services
-from .forms import AuditPolicyForm, BreakGlassForm, EventFilterForm, ExportForm
+from . import alerts, break_glass, chain, exports, patients, policy, services
+from .forms import AuditPolicyForm, BreakGlassForm, EventFilterForm, ExportForm, PatientLookupForm
 from .models import Alert, AuditEvent, BreakGlassGrant, ChainVerification
 from .selectors import EventFilter, event_search, latest_verification
 
@@ -51,23 +51,56 @@ def require_audit_reviewer(view: Callable) -> Callable:
 @require_audit_reviewer
 def event_list(request: HttpRequest) -> HttpResponse:
     form = EventFilterForm(request.GET or None)
-    filters = form.filters() if form.is_bound and form.is_valid() else EventFilter()
-    page = Paginator(event_search(tenant=request.tenant, filters=filters), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    valid = not form.is_bound or form.is_valid()
+    filters = form.filters() if form.is_bound and valid else EventFilter()
+    events = event_search(tenant=request.tenant, filters=filters)
+    if not valid:
+        events = events.none()  # a filter that cannot be read shows nothing, never everything
+    page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
+    newest = events.values_list("id", flat=True).first()
     context = {
         "form": form,
         "page": page,
         "verification": latest_verification(tenant=request.tenant),
-        "export_form": ExportForm(initial=request.GET.dict()),
+        # Built from the filters applied to these rows (not the page's first URL), and bounded by
+        # the newest event shown: the export is exactly "these events".
+        "export_form": ExportForm(initial={**filters.__dict__, "through_id": newest}) if valid else None,
+        "matching": page.paginator.count,
+        "lookup_form": PatientLookupForm(),
         "open_alerts": Alert.objects.filter(tenant=request.tenant, acknowledged_at__isnull=True).count(),
-        "query": request.GET.urlencode(),
+        "query": _filter_query(filters),
     }
     partial = request.htmx and not request.htmx.history_restore_request
     response = render(request, "audit/_event_rows.html" if partial else "audit/event_list.html", context)
     # The same URL answers a whole page or the rows: caches (and the back button) must tell them apart.
     patch_vary_headers(response, ["HX-Request"])
     return response
+
+
+def _filter_query(filters: EventFilter) -> str:
+    fields = EventFilterForm.base_fields
+    return urlencode({k: v for k, v in filters.__dict__.items() if k in fields and v})
+
+
+@require_POST
+@require_audit_reviewer
+def patient_lookup(request: HttpRequest) -> HttpResponse:
+    """Exact identifier in the POST body (never in a URL) → the audit trail of that contact."""
+    form = PatientLookupForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Enter an exact email, phone, MRN or external id.")
+        return redirect("audit:event_list")
+    try:
+        contact_id = patients.patient_find(
+            tenant=request.tenant,
+            actor=actor_of(request),
+            identifier=form.cleaned_data["identifier"],
+            purpose="audit search",
+        )
+    except ApplicationError as error:
+        messages.error(request, error.message)
+        return redirect("audit:event_list")
+    return redirect(f"{reverse('audit:event_list')}?{urlencode({'contact': contact_id})}")
 
 
 @require_audit_reviewer
@@ -149,9 +182,19 @@ def break_glass_list(request: HttpRequest) -> HttpResponse:
     targets = break_glass.break_glass_targets()
     form = BreakGlassForm(request.POST or None, targets=targets)
     if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
         try:
+            if patient := data.pop("patient"):
+                data["target_id"] = str(
+                    patients.patient_find(
+                        tenant=request.tenant,
+                        actor=actor_of(request),
+                        identifier=patient,
+                        purpose="break-glass",
+                    )
+                )
             grant = break_glass.break_glass_open(
-                user=request.user, role=request.role, tenant=request.tenant, **form.cleaned_data
+                user=request.user, role=request.role, tenant=request.tenant, **data
             )
         except ApplicationError as error:
             form.add_error(None, error.message)

@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class ContactsConfig(AppConfig):
     name = "contacts"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from audit.patients import patient_finder_register
+
+        from .selectors import contact_lookup_id
+
+        patient_finder_register(contact_lookup_id)

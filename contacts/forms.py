@@ -18,6 +18,15 @@ class ContactSearchForm(forms.Form):
     )
 
 
+class UnmaskForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason for unmasking",
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Recorded in the audit trail with your name. Compliance officers review it.",
+    )
+
+
 class CustomFieldForm(forms.Form):
     key = forms.SlugField(max_length=50, help_text="Used in imports and the API, e.g. member_tier.")
     label = forms.CharField(max_length=100)

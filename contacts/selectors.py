@@ -15,11 +15,13 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from audit import services as audit
 from audit.actors import Actor
 from audit.phi import phi_access
 from healthmail.crypto import blind
 from healthmail.crypto.masking import HIDDEN, mask
-from healthmail.errors import NotFound
+from healthmail.errors import ApplicationError, NotFound
+from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
 from .models import Contact, ContactExternalId, CustomField, JourneyStage, SensitiveCategory
@@ -70,6 +72,45 @@ def contact_get(*, tenant: Tenant, contact_id: uuid.UUID | str) -> Contact:
     if contact is None:
         raise NotFound("No such contact.")
     return contact
+
+
+LOOKUP_ACTION = "phi.lookup"
+
+
+def _identifier_kind(identifier: str) -> str:
+    if "@" in identifier:
+        return "email"
+    digits = re.sub(r"\D", "", identifier)
+    if 7 <= len(digits) <= 15 and re.fullmatch(r"[0-9+().\-\s]+", identifier):
+        return "phone or external id"
+    return "external id"
+
+
+def contact_lookup(*, tenant: Tenant, actor: Actor, identifier: str, purpose: str) -> Contact:
+    """The one live contact an exact email, phone, MRN or external id (`system:id`) names, through
+    the blind indexes. Finding a person is itself a PHI lookup: audited (which contact, the kind of
+    identifier, why; never the identifier). No match or several matches find nobody."""
+    identifier = identifier.strip()
+    if not identifier:
+        raise NotFound("Enter an exact email, phone, MRN or external id.")
+    with tenant_context(tenant):
+        found = list(contact_list(tenant=tenant, search=identifier)[:2])
+    kind = _identifier_kind(identifier)
+    audit.record(
+        actor=actor,
+        action=LOOKUP_ACTION,
+        target=found[0] if len(found) == 1 else None,
+        outcome="success" if len(found) == 1 else "failure",
+        tenant=tenant,
+        details={"identifier_kind": kind, "purpose": purpose, "matches": min(len(found), 2)},
+    )
+    if not found:
+        raise NotFound("No contact has exactly this email, phone, MRN or external id.")
+    if len(found) > 1:
+        raise ApplicationError(
+            "Several contacts share this identifier: use an MRN or external id (system:id).", code="ambiguous"
+        )
+    return found[0]
 
 
 def contact_find(
@@ -128,6 +169,26 @@ def contact_records(
         return [_record(contact, scope, detail) for contact in contacts]
 
 
+UNMASK_MIN_REASON = 15
+UNMASK_PURPOSE = "unmask"
+
+
+def contact_unmasked_read(*, actor: Actor, tenant: Tenant, contact: Contact, reason: str) -> dict[str, Any]:
+    """One contact's identity unmasked for a reader whose role masks it by default (tenant admins):
+    only with a reason, recorded with the read (`contact.unmask`) and the read itself (`phi.read`,
+    purpose "unmask"). Clinical values stay hidden: unmasking is about who, not what."""
+    reason = reason.strip()
+    if len(reason) < UNMASK_MIN_REASON:
+        raise ApplicationError(
+            f"Say why you need to see this person's details (at least {UNMASK_MIN_REASON} characters).",
+            code="reason",
+        )
+    audit.record(actor=actor, action="contact.unmask", target=contact, tenant=tenant, reason=reason[:500])
+    scope = ReadScope(unmasked=True, clinical=False, purpose=UNMASK_PURPOSE)
+    (record,) = contact_records(actor=actor, tenant=tenant, contacts=[contact], scope=scope, detail=True)
+    return record
+
+
 def _record(contact: Contact, scope: ReadScope, detail: bool) -> dict[str, Any]:
     first, last = contact.first_name or "", contact.last_name or ""
     name = f"{first} {last}".strip()
@@ -181,3 +242,23 @@ def _age(contact: Contact) -> str:
 
 def custom_field_list(*, tenant: Tenant) -> QuerySet[CustomField]:
     return CustomField.objects.filter(tenant=tenant).order_by("label")
+
+
+def contact_lookup_many(
+    *, tenant: Tenant, actor: Actor, identifiers: Sequence[str], purpose: str
+) -> tuple[uuid.UUID, ...]:
+    """`contact_lookup` for each exact identifier (one audited lookup each); the first that finds
+    nobody, or several people, stops with its line number (never the identifier itself)."""
+    found: dict[uuid.UUID, None] = {}
+    for line, identifier in enumerate(identifiers, start=1):
+        try:
+            contact = contact_lookup(tenant=tenant, actor=actor, identifier=identifier, purpose=purpose)
+        except ApplicationError as error:
+            raise type(error)(f"Patient {line}: {error.message}", code=error.code) from None
+        found[contact.pk] = None
+    return tuple(found)
+
+
+def contact_lookup_id(*, tenant: Tenant, actor: Actor, identifier: str, purpose: str) -> uuid.UUID:
+    """`contact_lookup` for lower layers (audit) that name people by id only."""
+    return contact_lookup(tenant=tenant, actor=actor, identifier=identifier, purpose=purpose).pk

@@ -15,7 +15,7 @@ from healthmail.accounts.views.access import actor_of, require_permission
 from healthmail.errors import ApplicationError, NotFound
 
 from . import selectors, services
-from .forms import ContactSearchForm, CustomFieldForm
+from .forms import ContactSearchForm, CustomFieldForm, UnmaskForm
 from .models import CustomField
 
 PAGE_SIZE = 50
@@ -78,8 +78,47 @@ def contact_detail(request: HttpRequest, contact_id) -> HttpResponse:
         ],
         "break_glass": grant,
         "may_break_glass": not view_phi and role_can(request.role, "break_glass.open"),
+        "unmask_form": UnmaskForm() if not view_phi and role_can(request.role, "contacts.unmask") else None,
     }
     return render(request, "contacts/contact_detail.html", context)
+
+
+@require_POST
+@require_permission("contacts.unmask")
+def contact_unmask(request: HttpRequest, contact_id) -> HttpResponse:
+    """The detail page unmasked, for this response only, after a reason is given (POST: the
+    unmasked page is never a URL to bookmark, share or replay from history)."""
+    try:
+        contact = selectors.contact_get(tenant=request.tenant, contact_id=contact_id)
+    except NotFound:
+        raise Http404("No such contact.") from None
+    form = UnmaskForm(request.POST)
+    record, status = None, 400
+    if form.is_valid():
+        try:
+            record = selectors.contact_unmasked_read(
+                actor=actor_of(request),
+                tenant=request.tenant,
+                contact=contact,
+                reason=form.cleaned_data["reason"],
+            )
+            status = 200
+        except ApplicationError as error:
+            form.add_error("reason", error.message)
+    if record is None:
+        scope = selectors.ReadScope(unmasked=False, clinical=False, purpose="masked detail")
+        (record,) = selectors.contact_records(
+            actor=actor_of(request), tenant=request.tenant, contacts=[contact], scope=scope, detail=True
+        )
+    context = {
+        "record": record,
+        "clinical_rows": None,
+        "unmasked_reason": form.cleaned_data.get("reason") if status == 200 else "",
+        "unmask_form": None if status == 200 else form,
+    }
+    response = render(request, "contacts/contact_detail.html", context, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @require_permission("tenant.manage_settings")

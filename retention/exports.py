@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from audit import services as audit
 from audit.actors import Actor
-from audit.exports import ExportError, audit_export
+from audit.exports import ExportError, audit_export, slice_proof
 from audit.phi import phi_access
 from audit.selectors import EventFilter
 from healthmail.crypto.objects import content_open, content_seal, object_key_create
@@ -55,8 +55,12 @@ manifest.json lists every file with its SHA-256 and is signed (Ed25519). To veri
     manage.py verify_evidence PACKAGE.zip                      (on the platform: master key)
     manage.py verify_evidence PACKAGE.zip --public-key HEX     (anywhere: the operator's published key)
 
-audit/audit-export.zip is the audit trail slice, verifiable on its own with
-`manage.py audit_verify --export audit/audit-export.zip`. chain_of_custody.json records who collected
+audit/audit-export.zip holds the audit events that concern the package's patients and sources
+(every access and change; not the organization's whole trail), verifiable on its own with
+`manage.py audit_verify --export audit/audit-export.zip`. audit/chain-proof.json lists each event's
+hash and previous hash and the signed chain head (checkpoint) that covers them, with its public
+key; `verify_evidence` checks it, and `verify_evidence PACKAGE.zip --against-chain` (on the
+platform) matches every hash against the stored, recomputed chain. chain_of_custody.json records who collected
 the package, when, why and for whom; later downloads are recorded in the platform's audit trail.
 The records were decrypted only to build this package. Handle it as PHI.
 """
@@ -76,6 +80,16 @@ class ExportScope:
             "date_from": str(self.date_from or ""),
             "date_to": str(self.date_to or ""),
         }
+
+    def audit_filter(self) -> EventFilter:
+        """The audit events that concern this scope: about its contacts (every access, every
+        change) or about its sources (the campaign itself), within its dates. Never the whole trail."""
+        return EventFilter(
+            since=self.date_from,
+            until=self.date_to,
+            concerning_contacts=tuple(self.contact_ids),
+            concerning_targets=tuple(ref.partition(":")[2] or ref for ref in self.sources),
+        )
 
     @classmethod
     def of_hold(cls, hold: LegalHold) -> ExportScope:
@@ -266,13 +280,9 @@ def evidence_export_create(
             "README.txt": README.encode(),
         }
         try:
-            audit_zip = audit_export(
-                actor=actor,
-                tenant=tenant,
-                fmt="json",
-                filters=EventFilter(since=scope.date_from, until=scope.date_to),
-            )
+            audit_zip = audit_export(actor=actor, tenant=tenant, fmt="json", filters=scope.audit_filter())
             files["audit/audit-export.zip"] = audit_zip.content
+            files["audit/chain-proof.json"] = _json(slice_proof(tenant=tenant, content=audit_zip.content))
         except ExportError as error:
             files["audit/NOT-INCLUDED.txt"] = f"The audit slice was not included: {error}\n".encode()
         if hold is not None:
@@ -329,6 +339,7 @@ def evidence_export_create(
                 "files": len(manifest["files"]),
                 "hold": str(hold.pk) if hold else "",
             },
+            contacts=scope.contact_ids,
         )
     return export
 

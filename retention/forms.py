@@ -94,10 +94,29 @@ class PolicyForm(forms.Form):
         }
 
 
+class PatientsField(forms.CharField):
+    """Exact identifiers, one per line: the view finds each patient through the blind indexes."""
+
+    widget = forms.Textarea(attrs={"rows": 2, "autocomplete": "off"})
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("label", "Find the patients")
+        kwargs.setdefault(
+            "help_text",
+            "Exact email, phone, MRN or external id (system:id), one per line. Each lookup is recorded.",
+        )
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        return tuple(line.strip() for line in (super().clean(value) or "").splitlines() if line.strip())
+
+
 class HoldForm(forms.Form):
     matter = forms.CharField(max_length=200, label="Matter name")
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=1000)
     counsel = forms.CharField(max_length=200)
+    patients = PatientsField()
     contact_ids = UuidLinesField(required=False, label="Contacts (ids)")
     sources = LinesField(
         required=False, label="Campaigns or sources", help_text="e.g. campaign:<id>, one per line."
@@ -165,6 +184,7 @@ class ExportForm(forms.Form):
         max_length=200, label="Recipient", help_text="Counsel or auditor receiving it."
     )
     hold = forms.ChoiceField(choices=[], required=False, label="Scope of a legal hold")
+    patients = PatientsField()
     contact_ids = UuidLinesField(required=False, label="Contacts (ids)")
     sources = LinesField(required=False, label="Campaigns or sources")
     date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From")

@@ -369,6 +369,7 @@ def hold_create(
             target=hold,
             tenant=tenant,
             reason=reason[:500],
+            contacts=hold.contact_ids,
             details={
                 "contacts": len(hold.contact_ids),
                 "sources": hold.sources,

@@ -109,6 +109,14 @@ def _nested(archive: zipfile.ZipFile, manifest: dict, public_key: str | None) ->
             from audit.exports import verify_export
 
             problems.extend(f"{name}: {p}" for p in verify_export(archive.read(name)))
+    if "audit/chain-proof.json" in manifest.get("files", {}):
+        from audit.exports import verify_slice_proof
+
+        proof = json.loads(archive.read("audit/chain-proof.json"))
+        problems.extend(
+            f"audit/chain-proof.json: {p}"
+            for p in verify_slice_proof(proof, archive.read("audit/audit-export.zip"), public_key=public_key)
+        )
     if "certificate.json" in manifest.get("files", {}):
         from .certificates import verify_certificate_files
 
@@ -118,3 +126,14 @@ def _nested(archive: zipfile.ZipFile, manifest: dict, public_key: str | None) ->
             )
         )
     return problems
+
+
+def verify_against_chain(content: bytes) -> list[str]:
+    """On the platform: the package's audit slice is part of the stored chain (see chain-proof.json)."""
+    from audit.exports import slice_proof_against_chain
+
+    archive = zipfile.ZipFile(io.BytesIO(content))
+    if "audit/chain-proof.json" not in archive.namelist():
+        return []
+    proof = json.loads(archive.read("audit/chain-proof.json"))
+    return [f"audit/chain-proof.json: {p}" for p in slice_proof_against_chain(proof)]

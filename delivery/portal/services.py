@@ -286,6 +286,7 @@ def portal_open(
         objects=[portal_message],
         fields=["content"],
         purpose=purpose,
+        contact_ids=Message.objects.filter(pk=portal_message.message_id).values_list("contact_id", flat=True),
     ):
         content = portal_content_read(portal_message)
     if not count_read:
@@ -368,7 +369,15 @@ def portal_replies_read(
     replies = list(PortalReply.objects.for_tenant(tenant).filter(portal_message=portal_message))
     if not replies:
         return []
-    with phi_access(actor=actor, tenant=tenant, objects=replies, fields=["body"], purpose="portal reply"):
+    contact_ids = Message.objects.filter(pk=portal_message.message_id).values_list("contact_id", flat=True)
+    with phi_access(
+        actor=actor,
+        tenant=tenant,
+        objects=replies,
+        fields=["body"],
+        purpose="portal reply",
+        contact_ids=contact_ids,
+    ):
         out = []
         for reply in replies:
             if reply.content_key_id is None:

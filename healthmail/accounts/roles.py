@@ -34,7 +34,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "tenant.view_baa": frozenset({_ADMIN, _COMPLIANCE}),
     # contacts and PHI
     "contacts.view_masked": frozenset({_ADMIN, _MARKETER, _COMPLIANCE, _CLINICAL}),
-    "contacts.view_phi": frozenset({_ADMIN, _COMPLIANCE}),
+    # Unmasked by default: compliance officers only. Tenant admins see masked PHI like everyone else
+    # and may unmask one contact at a time for a recorded reason (contacts.unmask, audited).
+    "contacts.view_phi": frozenset({_COMPLIANCE}),
+    "contacts.unmask": frozenset({_ADMIN}),
     "contacts.import": frozenset({_ADMIN, _MARKETER}),
     "contacts.export_phi": frozenset({_COMPLIANCE}),
     # marketing work

@@ -118,6 +118,7 @@ def record_search(*, tenant, actor: Actor, reason: str, filters: SearchFilter) -
             tenant=tenant,
             reason=reason[:500],
             details={"filters": filters.as_details(), "results": len(hits)},
+            contacts=[filters.contact_id] if filters.contact_id else None,
         )
     return hits[:SEARCH_LIMIT]
 
@@ -143,6 +144,7 @@ def archive_retrieve(*, tenant, actor: Actor, archived_id, reason: str) -> dict:
             tenant=tenant,
             reason=reason[:500],
             details={"category": entry.category, "record_id": entry.record_id},
+            contacts=[entry.contact_id],
         )
     return {"entry": entry, **opened}
 

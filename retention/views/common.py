@@ -8,6 +8,8 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
+from contacts.selectors import contact_lookup_many
+from healthmail.accounts.views.access import actor_of
 from healthmail.errors import ApplicationError
 
 
@@ -29,3 +31,17 @@ def download(content: bytes, filename: str, content_type: str) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"
     return response
+
+
+def contacts_named(request: HttpRequest, form, *, purpose: str) -> tuple | None:
+    """The form's contact ids plus the patients found by exact identifier; None (and the error on
+    the form) when an identifier finds nobody or several people."""
+    data = form.cleaned_data
+    try:
+        found = contact_lookup_many(
+            tenant=request.tenant, actor=actor_of(request), identifiers=data["patients"], purpose=purpose
+        )
+    except ApplicationError as error:
+        form.add_error("patients", error.message)
+        return None
+    return tuple(dict.fromkeys((*data["contact_ids"], *found)))

@@ -15,7 +15,7 @@ from healthmail.errors import ApplicationError
 
 from .. import holds, selectors
 from ..forms import HoldForm, ReasonForm
-from .common import attempt
+from .common import attempt, contacts_named
 
 
 def _hold_or_404(request: HttpRequest, hold_id):
@@ -35,29 +35,9 @@ def hold_create(request: HttpRequest) -> HttpResponse:
     members = Membership.objects.filter(tenant=request.tenant, is_active=True).select_related("user")
     form = HoldForm(request.POST or None, members=members)
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        scope = holds.HoldScope(
-            contact_ids=data["contact_ids"],
-            sources=data["sources"],
-            categories=tuple(data["categories"]),
-            date_from=data["date_from"],
-            date_to=data["date_to"],
-            custodian_ids=tuple(data["custodians"]),
-            free_query=data["free_query"],
-        )
-        try:
-            hold = holds.hold_create(
-                tenant=request.tenant,
-                actor=actor_of(request),
-                matter=data["matter"],
-                reason=data["reason"],
-                counsel=data["counsel"],
-                scope=scope,
-                review_every_days=data["review_every_days"],
-            )
-        except ApplicationError as error:
-            form.add_error(None, error.message)
-        else:
+        contact_ids = contacts_named(request, form, purpose="legal hold")
+        hold = None if contact_ids is None else _hold_create(request, form, contact_ids)
+        if hold is not None:
             messages.success(
                 request,
                 "Legal hold placed: covered records are frozen from now; the custodians' email notices are "
@@ -65,6 +45,32 @@ def hold_create(request: HttpRequest) -> HttpResponse:
             )
             return redirect("retention:hold_detail", hold_id=hold.pk)
     return render(request, "retention/hold_form.html", {"form": form})
+
+
+def _hold_create(request: HttpRequest, form: HoldForm, contact_ids: tuple):
+    data = form.cleaned_data
+    scope = holds.HoldScope(
+        contact_ids=contact_ids,
+        sources=data["sources"],
+        categories=tuple(data["categories"]),
+        date_from=data["date_from"],
+        date_to=data["date_to"],
+        custodian_ids=tuple(data["custodians"]),
+        free_query=data["free_query"],
+    )
+    try:
+        return holds.hold_create(
+            tenant=request.tenant,
+            actor=actor_of(request),
+            matter=data["matter"],
+            reason=data["reason"],
+            counsel=data["counsel"],
+            scope=scope,
+            review_every_days=data["review_every_days"],
+        )
+    except ApplicationError as error:
+        form.add_error(None, error.message)
+        return None
 
 
 @require_permission("legal_holds.manage")

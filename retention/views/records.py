@@ -15,7 +15,7 @@ from .. import archive, exports, policies, selectors, services
 from ..forms import ExceptionForm, ExportForm, PolicyForm, ReasonForm, SearchForm
 from ..models import RetentionException, RetentionPolicy
 from ..registry import category_get
-from .common import attempt, download
+from .common import attempt, contacts_named, download
 
 
 @require_permission("retention.manage")
@@ -185,10 +185,13 @@ def archive_retrieve(request: HttpRequest, archived_id) -> HttpResponse:
 def export_list(request: HttpRequest) -> HttpResponse:
     active = [h for h in selectors.hold_list(tenant=request.tenant) if h.status == "active"]
     form = ExportForm(request.POST or None, holds=active)
+    contact_ids = None
     if request.method == "POST" and form.is_valid():
+        contact_ids = contacts_named(request, form, purpose="evidence export")
+    if contact_ids is not None:
         data = form.cleaned_data
         hold = next((h for h in active if str(h.pk) == data["hold"]), None)
-        scope = exports.ExportScope(data["contact_ids"], data["sources"], data["date_from"], data["date_to"])
+        scope = exports.ExportScope(contact_ids, data["sources"], data["date_from"], data["date_to"])
         if hold is not None and not (scope.contact_ids or scope.sources):
             scope = exports.ExportScope.of_hold(hold)
         try:

@@ -191,3 +191,75 @@ def test_alert_page_shows_each_officers_mail_delivery_status(officer, tenant_a, 
     assert "Retrying" in colleague_line
     assert "1 attempt, mail server unreachable (ConnectionRefusedError)" in colleague_line
     assert foreign.email not in html  # another tenant's alert mail is not ours to see
+
+
+def _hidden_inputs(html: str, form_action: str) -> dict[str, str]:
+    import re
+
+    form = html.split(f'action="{form_action}"', 1)[1].split("</form>", 1)[0]
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form))
+
+
+def _exported_rows(response) -> list[dict]:
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    return json.loads(archive.read("events.json")), json.loads(archive.read("manifest.json"))
+
+
+def test_export_after_an_htmx_filter_holds_exactly_the_rows_shown(officer, tenant_a):
+    """The filter swaps the rows by htmx; the export form travels with them, so "Export these
+    events" takes the filter shown (the whole trail was exported before)."""
+    _events(tenant_a, 7, "contact.view")
+    _events(tenant_a, 3, "campaign.approve")
+    shown = officer.get(reverse("audit:event_list"), {"action": "campaign."}, HTTP_HX_REQUEST="true")
+    html = shown.content.decode()
+    assert "Export these events" in html  # part of the swapped partial
+    fields = _hidden_inputs(html, reverse("audit:event_export"))
+    assert fields["action"] == "campaign."
+    _events(tenant_a, 2, "campaign.approve")  # written after the officer looked: not "these"
+    rows, manifest = _exported_rows(officer.post(reverse("audit:event_export"), {**fields, "format": "json"}))
+    shown_ids = {e.pk for e in shown.context["page"]}
+    assert {r["id"] for r in rows} == shown_ids
+    assert len(rows) == 3
+    assert manifest["filters"]["action"] == "campaign."
+    assert manifest["filters"]["through_id"] == fields["through_id"]
+    assert manifest["row_count"] == 3
+
+
+def test_an_unreadable_filter_shows_and_exports_nothing(officer, tenant_a):
+    _events(tenant_a, 3)
+    response = officer.get(reverse("audit:event_list"), {"since": "2026-05-02", "until": "2026-05-01"})
+    assert list(response.context["page"]) == []
+    assert response.context["export_form"] is None
+
+
+def test_patient_filter_finds_every_event_about_the_patient(officer, tenant_a):
+    import uuid
+
+    patient, other = uuid.uuid4(), uuid.uuid4()
+    audit.record(actor=Actor.system("test"), action="phi.read", tenant=tenant_a, contacts=[patient, other])
+    audit.record(actor=Actor.system("test"), action="phi.read", tenant=tenant_a, contacts=[other])
+    audit.record(
+        actor=Actor.system("test"),
+        action="contact.update",
+        tenant=tenant_a,
+        target=("contacts.contact", str(patient)),
+    )
+    response = officer.get(reverse("audit:event_list"), {"contact": str(patient)})
+    assert [e.action for e in response.context["page"]] == ["contact.update", "phi.read"]
+    rows, manifest = _exported_rows(
+        officer.post(
+            reverse("audit:event_export"),
+            {**_hidden_inputs(response.content.decode(), reverse("audit:event_export")), "format": "json"},
+        )
+    )
+    assert len(rows) == 2
+    assert manifest["filters"]["contact"] == str(patient)
+
+
+def test_event_detail_links_each_patient_to_their_trail(officer, tenant_a):
+    import uuid
+
+    patient = uuid.uuid4()
+    event = audit.record(actor=Actor.system("test"), action="phi.read", tenant=tenant_a, contacts=[patient])
+    page = officer.get(reverse("audit:event_detail", args=[event.pk])).content.decode()
+    assert f"{reverse('audit:event_list')}?contact={patient}" in page

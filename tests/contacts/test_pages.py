@@ -18,8 +18,9 @@ pytestmark = pytest.mark.django_db
 
 LIST = reverse("contacts:contact_list")
 FIELDS = reverse("contacts:custom_field_list")
-UNMASKED_ROLES = [Role.TENANT_ADMIN, Role.COMPLIANCE_OFFICER]
-MASKED_ROLES = [Role.MARKETER, Role.CLINICAL_REVIEWER]
+UNMASKED_ROLES = [Role.COMPLIANCE_OFFICER]
+# Tenant admins are masked by default like everyone else; they may unmask one contact for a reason.
+MASKED_ROLES = [Role.TENANT_ADMIN, Role.MARKETER, Role.CLINICAL_REVIEWER]
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def test_masked_roles_see_hints_only_and_the_read_is_audited(member_client, tena
 
 
 @pytest.mark.parametrize("role", UNMASKED_ROLES)
-def test_admins_and_compliance_see_unmasked(member_client, tenant_a, patient, role):
+def test_compliance_sees_unmasked(member_client, tenant_a, patient, role):
     html = member_client(role).get(LIST).content.decode()
     assert "visible.patient@example.org" in html
     assert "Synthetic Visible" in html
@@ -216,3 +217,62 @@ def test_nav_links_follow_permissions(member_client):
     marketer_html = member_client(Role.MARKETER).get("/").content.decode()
     assert LIST in marketer_html
     assert FIELDS not in marketer_html
+
+
+# --- Unmasking: a tenant admin's permission, one contact at a time, for a recorded reason ---------------
+
+
+def unmask_url(contact_id) -> str:
+    return reverse("contacts:contact_unmask", args=[contact_id])
+
+
+def test_admin_detail_is_masked_and_offers_unmasking(member_client, tenant_a, patient):
+    html = member_client(Role.TENANT_ADMIN).get(detail_url(patient.pk)).content.decode()
+    assert "visible.patient@example.org" not in html
+    assert "v***@example.org" in html
+    assert unmask_url(patient.pk) in html
+
+
+def test_admin_unmasks_with_a_reason_and_both_are_recorded(member_client, tenant_a, patient):
+    client = member_client(Role.TENANT_ADMIN)
+    reason = "Patient asked by phone to fix their address"
+    response = client.post(unmask_url(patient.pk), {"reason": reason})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "visible.patient@example.org" in html
+    assert "9 Test Lane" in html
+    assert "F32.9" not in html  # identity, not clinical values
+    assert response["Cache-Control"] == "no-store"
+    with tenant_context(tenant_a):
+        unmask = AuditEvent.objects.get(action="contact.unmask")
+    assert (unmask.reason, unmask.actor_id) == (reason, str(client.membership.user.pk))
+    assert unmask.contact_ids == [patient.pk]
+    read = phi_reads(tenant_a)[-1]
+    assert read.details["purpose"] == "unmask"
+    assert read.contact_ids == [patient.pk]
+    # The next plain visit is masked again.
+    assert "visible.patient@example.org" not in client.get(detail_url(patient.pk)).content.decode()
+
+
+@pytest.mark.parametrize("reason", ["", "because", "   x   "])
+def test_unmasking_without_a_real_reason_stays_masked(member_client, tenant_a, patient, reason):
+    response = member_client(Role.TENANT_ADMIN).post(unmask_url(patient.pk), {"reason": reason})
+    assert response.status_code == 400
+    assert "visible.patient@example.org" not in response.content.decode()
+    with tenant_context(tenant_a):
+        assert not AuditEvent.objects.filter(action="contact.unmask").exists()
+
+
+@pytest.mark.parametrize("role", [Role.MARKETER, Role.CLINICAL_REVIEWER, Role.COMPLIANCE_OFFICER])
+def test_only_tenant_admins_hold_the_unmask_permission(member_client, tenant_a, patient, role):
+    response = member_client(role).post(unmask_url(patient.pk), {"reason": "I would like to see it please"})
+    assert response.status_code == 403
+    assert "visible.patient@example.org" not in response.content.decode()
+
+
+def test_unmasking_a_foreign_contact_is_404(member_client, tenant_b, make_contact):
+    foreign = make_contact(tenant_b, email="foreign.person@example.org")
+    client = member_client(Role.TENANT_ADMIN)
+    response = client.post(unmask_url(foreign.pk), {"reason": "Patient asked by phone to fix it"})
+    assert response.status_code == 404
+    assert client.post(unmask_url(uuid.uuid4()), {"reason": "Patient asked by phone"}).status_code == 404

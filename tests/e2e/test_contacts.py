@@ -40,3 +40,28 @@ def test_marketer_sees_masked_contacts_and_finds_one(page, make_person):
     expect(page.get_by_text("Clinical information is not shown to your role.")).to_be_visible()
     assert patients[2].email not in page.content()
     screenshot(page, "contacts-masked-detail")
+
+
+def test_tenant_admin_sees_masked_details_and_unmasks_one_with_a_reason(page, make_person):
+    admin = make_person(Role.TENANT_ADMIN)
+    patient = synthetic_contact(1, seed=78)
+    contact_upsert_many(tenant=admin.tenant, actor=Actor.system("e2e"), inputs=[patient], source="e2e")
+
+    browser_sign_in(page, admin)
+    page.get_by_role("link", name="Contacts").first.click()
+    expect(page.get_by_text("masked for your role")).to_be_visible()
+    assert patient.email not in page.content()
+    page.get_by_role("table", name="Contacts of").locator("tbody tr").first.get_by_role("link").click()
+    assert patient.email not in page.content()
+
+    page.get_by_label("Reason for unmasking").fill("curious")  # not a reason: refused, still masked
+    page.get_by_role("button", name="Unmask").click()
+    expect(page.get_by_text("at least 15 characters")).to_be_visible()
+    assert patient.email not in page.content()
+    page.get_by_label("Reason for unmasking").fill("Patient called to correct their mailing address")
+    page.get_by_role("button", name="Unmask").click()
+    expect(page.get_by_text("Unmasked for this page only")).to_be_visible()
+    expect(page.get_by_text(patient.email)).to_be_visible()
+    screenshot(page, "contacts-admin-unmasked")
+    page.goto(page.url.replace("unmask/", ""))  # the contact page itself is masked again
+    assert patient.email not in page.content()

@@ -33,7 +33,7 @@ def test_officer_places_a_hold_then_approves_a_disposal_run_and_downloads_the_ce
     page.get_by_label("Matter name").fill("Doe v. Synthetic Clinic")
     page.get_by_label(re.compile(r"^Reason")).fill("Complaint served; preserve the patient's messages.")
     page.get_by_label(re.compile(r"^Counsel")).fill("Outside Counsel LLP")
-    page.get_by_label("Contacts (ids)").fill(str(patient.pk))
+    page.get_by_label("Find the patients").fill(patient.email)  # exact identifier, not a record id
     page.get_by_role("button", name="Place hold").click()
     expect(page.get_by_text("Legal hold placed")).to_be_visible()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Doe v. Synthetic Clinic")

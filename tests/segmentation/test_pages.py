@@ -63,7 +63,8 @@ def test_marketer_saves_a_segment(member_client, tenant_a):
         (Role.MARKETER, CLINICAL, 403, None),
         (Role.MARKETER, PLAIN, 200, False),
         (Role.COMPLIANCE_OFFICER, CLINICAL, 200, True),
-        (Role.TENANT_ADMIN, CLINICAL, 200, True),
+        (Role.TENANT_ADMIN, CLINICAL, 403, None),  # masked by default: a PHI segment discloses health
+        (Role.TENANT_ADMIN, PLAIN, 200, False),
     ],
 )
 def test_member_list_by_role(member_client, tenant_a, audience_a, role, definition, status, unmasked):

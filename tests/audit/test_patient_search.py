@@ -1,0 +1,407 @@
+""" "Every access to this patient" is one indexed query, complete over every path that reads PHI.
+
+The paths are enumerated twice on purpose: PHI_READ_PATHS below drives each one for a patient, and
+`test_every_phi_read_call_site_is_in_the_registry` scans the source for every call of `phi_access`
+or `contact_records`. A new reading path without a driver here fails that test.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime
+import json
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from audit.actors import Actor
+from audit.break_glass import break_glass_open
+from audit.models import AuditEvent
+from audit.selectors import EventFilter, event_search
+from contacts.models import Contact
+from contacts.services import ContactInput, contact_upsert_many
+from delivery.models import PortalMessage
+from delivery.outbox import message_content
+from delivery.portal import services as portal
+from healthmail.accounts.roles import Role
+from healthmail.tenants.context import tenant_context
+from retention import archive, disposal
+from retention.exports import ExportScope, evidence_export_create
+from retention.models import ArchivedRecord
+from segmentation.services import segment_create
+from tests.campaigns.conftest import template, verified_domain
+from tests.delivery.outbox_helpers import make_message
+from tests.factories import MembershipFactory
+from tests.retention.helpers import YEAR, new_messages
+
+pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parents[2]
+READERS = {"phi_access", "contact_records"}
+# contact_records is the one pass-through: its callers are the paths.
+PASS_THROUGH = {"contacts.selectors:contact_records"}
+
+
+@dataclass
+class World:
+    tenant: object
+    patient: Contact
+    other: Contact
+    member_client: Callable
+    api: Callable
+    issue_key: Callable
+
+    def officer(self) -> Actor:
+        return Actor.for_user(MembershipFactory(tenant=self.tenant, role=Role.COMPLIANCE_OFFICER).user)
+
+
+def _patient(tenant, email: str, mrn: str) -> Contact:
+    (result,) = contact_upsert_many(
+        tenant=tenant,
+        actor=Actor.system("tests"),
+        inputs=[
+            ContactInput(
+                email=email,
+                first_name="Synthetic",
+                last_name="Searched",
+                phone="555-010-4711",
+                external_ids={"mrn": mrn},
+                postal_address={"line1": "1 Test Way", "city": "Austin", "state": "TX", "zip": "75001"},
+                birth_date=datetime.date(1980, 5, 17),
+            )
+        ],
+        source="test",
+    )
+    with tenant_context(tenant):
+        return Contact.objects.get(pk=result.contact_id)
+
+
+# --- Drivers: each reads the patient's PHI through one product path, as a user or client would --------
+
+
+def _list(world: World) -> None:
+    assert (
+        world.member_client(Role.COMPLIANCE_OFFICER).get(reverse("contacts:contact_list")).status_code == 200
+    )
+
+
+def _detail(world: World) -> None:
+    url = reverse("contacts:contact_detail", args=[world.patient.pk])
+    assert world.member_client(Role.COMPLIANCE_OFFICER).get(url).status_code == 200
+
+
+def _break_glass(world: World) -> None:
+    client = world.member_client(Role.CLINICAL_REVIEWER)
+    break_glass_open(
+        user=client.membership.user,
+        role=Role.CLINICAL_REVIEWER,
+        tenant=world.tenant,
+        target_type="contacts.contact",
+        target_id=str(world.patient.pk),
+        reason="Patient unconscious in the emergency room",
+        minutes=5,
+    )
+    assert client.get(reverse("contacts:contact_detail", args=[world.patient.pk])).status_code == 200
+
+
+def _unmask(world: World) -> None:
+    url = reverse("contacts:contact_unmask", args=[world.patient.pk])
+    response = world.member_client(Role.TENANT_ADMIN).post(
+        url, {"reason": "Patient asked to fix their address"}
+    )
+    assert response.status_code == 200
+
+
+def _unmask_refused(world: World) -> None:
+    url = reverse("contacts:contact_unmask", args=[world.patient.pk])
+    assert world.member_client(Role.TENANT_ADMIN).post(url, {"reason": "curious"}).status_code == 400
+
+
+def _api_list(world: World) -> None:
+    client = world.api(world.issue_key(scopes=["contacts:read"]))
+    assert client.get("/api/v1/contacts").status_code == 200
+
+
+def _api_detail(world: World) -> None:
+    client = world.api(world.issue_key(scopes=["contacts:read", "contacts:phi"]))
+    assert client.get(f"/api/v1/contacts/{world.patient.pk}").status_code == 200
+
+
+def _segment_members(world: World) -> None:
+    definition = {"all": [{"field": "state", "op": "eq", "value": "TX"}]}
+    segment = segment_create(
+        tenant=world.tenant, actor=Actor.system("tests"), name="Texas", definition=definition
+    )
+    response = world.member_client(Role.COMPLIANCE_OFFICER).get(f"/segments/{segment.pk}/members/")
+    assert response.status_code == 200
+
+
+def _message_search(world: World) -> None:
+    message = make_message(world.tenant, contact_id=world.patient.pk)
+    response = world.member_client(Role.TENANT_ADMIN).get(
+        reverse("sending:message_search"), {"q": str(message.pk)}
+    )
+    assert response.status_code == 200
+
+
+def _portal_message(world: World) -> tuple[PortalMessage, str]:
+    message = make_message(world.tenant, contact_id=world.patient.pk, address="searched@patients.example")
+    with tenant_context(world.tenant):
+        notice = portal.portal_deliver(message, message_content(message))
+        portal_message = PortalMessage.objects.get(message_id=message.pk)
+    path = notice.portal_url.split("://", 1)[1].split("/", 1)[1].join(["/", ""])
+    return portal_message, path
+
+
+def _portal_recipient(world: World) -> None:
+    """The patient asks for a code, proves the address and opens the message."""
+    from django.test import Client
+
+    _, path = _portal_message(world)
+    client = Client(REMOTE_ADDR=f"10.9.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}")
+    client.post(path + "code/")
+    code = re.search(r"\b(\d{6})\b", mail.outbox[-1].body).group(1)
+    assert client.post(path + "verify/", {"code": code}).status_code == 302
+    assert client.get(path).status_code == 200
+
+
+def _portal_replies(world: World) -> None:
+    portal_message, _ = _portal_message(world)
+    with tenant_context(world.tenant):
+        portal.portal_reply(portal_message=portal_message, body="Please call me.")
+    url = reverse("portal_staff:detail", args=[portal_message.pk])
+    assert world.member_client(Role.COMPLIANCE_OFFICER).get(url).status_code == 200
+
+
+def _transactional_api(world: World) -> None:
+    verified_domain(world.tenant)
+    marketer = MembershipFactory(tenant=world.tenant, role=Role.MARKETER).user
+    reminder = template(
+        world.tenant,
+        Actor.for_user(marketer),
+        name="Reminder",
+        subject="Appointment reminder",
+        html="<p>Hello {{ contact.first_name }}</p>",
+        text="",
+        kind="transactional",
+    )
+    body = {
+        "recipient": {"contact_id": str(world.patient.pk)},
+        "purpose": "treatment",
+        "template_id": str(reminder.pk),
+        "data": {},
+    }
+    client = world.api(world.issue_key(scopes=["messages:send"]))
+    response = client.post("/api/v1/messages", json.dumps(body))
+    assert response.status_code == 202, response.content
+
+
+def _archived_entry(world: World) -> ArchivedRecord:
+    new_messages(world.tenant, 1, age=3 * YEAR, contact=world.patient)
+    archive.archive_due(tenant=world.tenant)
+    with tenant_context(world.tenant):
+        return ArchivedRecord.objects.filter(contact_id=world.patient.pk).first()
+
+
+def _evidence_export(world: World) -> None:
+    _archived_entry(world)
+    make_message(world.tenant, contact_id=world.patient.pk)
+    evidence_export_create(
+        tenant=world.tenant,
+        actor=world.officer(),
+        purpose="Subpoena 24-117",
+        recipient="Counsel",
+        scope=ExportScope(contact_ids=(world.patient.pk,)),
+    )
+
+
+def _archive_retrieve(world: World) -> None:
+    entry = _archived_entry(world)
+    archive.archive_retrieve(
+        tenant=world.tenant, actor=world.officer(), archived_id=entry.pk, reason="Patient access request"
+    )
+
+
+@dataclass(frozen=True)
+class Path_:
+    call_site: str  # module:qualname of the phi_access / contact_records call
+    name: str
+    drive: Callable[[World], None]
+    purpose: str  # the read's recorded purpose (contains)
+    model: str  # the read's object type
+
+
+PHI_READ_PATHS = [
+    Path_("contacts.views:contact_list", "list", _list, "contact list", "contacts.contact"),
+    Path_("contacts.views:contact_detail", "detail", _detail, "contact detail", "contacts.contact"),
+    Path_("contacts.views:contact_detail", "break-glass", _break_glass, "break-glass", "contacts.contact"),
+    Path_("contacts.selectors:contact_unmasked_read", "unmask", _unmask, "unmask", "contacts.contact"),
+    Path_(
+        "contacts.views:contact_unmask",
+        "unmask refused",
+        _unmask_refused,
+        "masked detail",
+        "contacts.contact",
+    ),
+    Path_("contacts.api:ContactCollection.get", "API list", _api_list, "api", "contacts.contact"),
+    Path_("contacts.api:ContactItem.get", "API detail", _api_detail, "api", "contacts.contact"),
+    Path_(
+        "segmentation.views:segment_members",
+        "segment members",
+        _segment_members,
+        "segment member review",
+        "contacts.contact",
+    ),
+    Path_(
+        "delivery.engine.selectors:masked_address",
+        "message search",
+        _message_search,
+        "message search",
+        "delivery.message",
+    ),
+    Path_(
+        "delivery.portal.verification:_code_issue",
+        "portal code",
+        _portal_recipient,
+        "portal one-time code",
+        "delivery.message",
+    ),
+    Path_("delivery.portal.services:portal_open", "portal open", _portal_recipient, "portal open", ""),
+    Path_(
+        "delivery.portal.services:portal_replies_read",
+        "portal replies",
+        _portal_replies,
+        "portal reply",
+        "delivery.portalreply",
+    ),
+    Path_(
+        "campaigns.transactional:transactional_send",
+        "transactional API",
+        _transactional_api,
+        "transactional message",
+        "contacts.contact",
+    ),
+    Path_(
+        "retention.exports:_contacts",
+        "evidence export",
+        _evidence_export,
+        "evidence export",
+        "contacts.contact",
+    ),
+    Path_(
+        "retention.exports:_messages",
+        "evidence export",
+        _evidence_export,
+        "evidence export",
+        "delivery.message",
+    ),
+    Path_(
+        "retention.exports:_archived",
+        "evidence export",
+        _evidence_export,
+        "evidence export",
+        "retention.archivedrecord",
+    ),
+    Path_(
+        "retention.archive.search:archive_retrieve",
+        "archive retrieval",
+        _archive_retrieve,
+        "Patient access request",
+        "retention.archivedrecord",
+    ),
+]
+
+
+def _call_sites() -> set[str]:
+    found = set()
+    for path in ROOT.rglob("*.py"):
+        relative = path.relative_to(ROOT)
+        if relative.parts[0] in (".venv", "tests", "bench") or "migrations" in relative.parts:
+            continue
+        module = ".".join(relative.with_suffix("").parts)
+
+        def visit(node: ast.AST, stack: list[str], module: str = module) -> None:
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                    visit(child, [*stack, child.name])
+                    continue
+                if isinstance(child, ast.Call):
+                    func = child.func
+                    name = getattr(func, "id", None) or getattr(func, "attr", None)
+                    if name in READERS:
+                        found.add(f"{module}:{'.'.join(stack)}")
+                visit(child, stack)
+
+        visit(ast.parse(path.read_text()), [])
+    return found - PASS_THROUGH
+
+
+def test_every_phi_read_call_site_is_in_the_registry():
+    assert _call_sites() == {p.call_site for p in PHI_READ_PATHS}
+
+
+@pytest.fixture
+def world(tenant_a, member_client, api, issue_key, monkeypatch, settings):
+    monkeypatch.setattr(disposal, "enqueue", lambda task, **kwargs: None)
+    return World(
+        tenant=tenant_a,
+        patient=_patient(tenant_a, "searched.patient@example.org", "MRN-4711"),
+        other=_patient(tenant_a, "someone.else@example.org", "MRN-0815"),
+        member_client=member_client,
+        api=api,
+        issue_key=issue_key,
+    )
+
+
+@pytest.mark.parametrize("path", PHI_READ_PATHS, ids=lambda p: f"{p.name}:{p.call_site}")
+def test_every_phi_read_path_appears_in_the_patients_search(world, path):
+    with tenant_context(world.tenant):
+        before = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    path.drive(world)
+    with tenant_context(world.tenant):
+        reads = [
+            e
+            for e in AuditEvent.objects.filter(action="phi.read", id__gt=before)
+            if path.purpose.lower() in e.details["purpose"].lower()
+            and (not path.model or e.target_type == path.model)
+        ]
+        found = set(
+            event_search(tenant=world.tenant, filters=EventFilter(contact=world.patient.pk)).values_list(
+                "id", flat=True
+            )
+        )
+        others = set(
+            event_search(tenant=world.tenant, filters=EventFilter(contact=world.other.pk)).values_list(
+                "id", flat=True
+            )
+        )
+    assert reads, (
+        f"{path.name}: no PHI read with purpose {path.purpose!r} on {path.model or 'any'} was recorded"
+    )
+    assert {e.id for e in reads} <= found, f"{path.name}: the patient's search misses its read"
+    for event in reads:
+        assert world.patient.pk in event.contact_ids
+    # A read that did not include the other patient is not in their search.
+    assert not {e.id for e in reads if world.other.pk not in e.contact_ids} & others
+
+
+def test_patient_search_is_a_gin_indexable_query(world):
+    """One indexed query: the filter is `contact_ids @> ARRAY[id]`, an operator the GIN index on
+    contact_ids serves (the planner prefers other indexes on a table this small, so the catalog and
+    the SQL are checked rather than a plan)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'audit_contact_ids'")
+        (definition,) = cursor.fetchone()
+    assert "USING gin (contact_ids)" in definition
+    query = event_search(tenant=world.tenant, filters=EventFilter(contact=world.patient.pk))
+    sql = str(query.query)
+    assert '"audit_auditevent"."contact_ids" @> ' in sql
+    assert "details" not in sql.split("WHERE", 1)[1]
