@@ -139,7 +139,9 @@ def prepared(
 ) -> Prepared:
     return Prepared(
         key=str(message.pk),
-        sender=identity.return_path(message_id=message.pk, sender_domain=sender_domain),
+        sender=identity.return_path(
+            tenant_id=message.tenant_id, message_id=message.pk, sender_domain=sender_domain
+        ),
         recipient=address,
         content=content,
         phi=phi,

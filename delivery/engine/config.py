@@ -18,8 +18,9 @@
 | DELIVERY_STREAMS | see STREAM_DEFAULTS | sending identity per stream |
 
 DELIVERY_STREAMS = {"transactional": {...}, "marketing": {...}}, each optional key:
-`from_local_part`, `verp_prefix`, `return_path_domain`, `source_address` (the local IP the stream's
-SMTP connections bind to, probe included; base settings read it from DELIVERY_<STREAM>_SOURCE_ADDRESS)
+`from_local_part`, `verp_prefix` (up to 11 characters), `return_path_domain`, `source_address` (the
+local IP the stream's SMTP connections bind to, probe included; base settings read it from
+DELIVERY_<STREAM>_SOURCE_ADDRESS)
 and `relay` ({host, port, address, username, password}).
 """
 
@@ -30,6 +31,7 @@ from datetime import timedelta
 
 from django.conf import settings
 
+from delivery.inbound.verp import verp_address
 from delivery.models import Stream
 from delivery.smtp.connection import MxRoute
 from delivery.smtp.outcomes import RetrySchedule
@@ -54,10 +56,13 @@ class StreamIdentity:
     # the OS picks. An address the host does not have defers the stream's mail with the reason.
     source_address: str = ""
 
-    def return_path(self, *, message_id, sender_domain: str) -> str:
-        """VERP: the bounce address names the outbox row (an opaque id, never the recipient)."""
+    def return_path(self, *, tenant_id, message_id, sender_domain: str) -> str:
+        """VERP: the bounce address names the tenant and the outbox row (opaque ids, never the
+        recipient), so a report is matched without asking every tenant (delivery/inbound/verp.py)."""
         domain = self.return_path_domain or sender_domain
-        return f"{self.verp_prefix}+{message_id.hex}@{domain}"
+        return verp_address(
+            prefix=self.verp_prefix, tenant_id=tenant_id, message_id=message_id, domain=domain
+        )
 
 
 def _relay(spec: dict | None) -> MxRoute | None:

@@ -56,7 +56,8 @@ def sender_domain_detail(request: HttpRequest, sender_domain_id: uuid.UUID) -> H
     sender_domain = _domain_or_404(request, sender_domain_id)
     keys, records = selectors.sender_domain_records(sender_domain=sender_domain)
     rows = [(record, sender_domain.last_check.get(record.name)) for record in records]
-    context = {"sender_domain": sender_domain, "keys": keys, "rows": rows}
+    health = selectors.sender_domain_health(tenant=request.tenant, sender_domain=sender_domain)
+    context = {"sender_domain": sender_domain, "keys": keys, "rows": rows, "health": health}
     return render(request, "delivery/sender_domain_detail.html", context)
 
 

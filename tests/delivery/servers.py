@@ -204,7 +204,8 @@ class Received:
 @dataclass
 class Behaviour:
     tempfail_first: int = 0  # answer 451 to the first N DATA transactions, then accept
-    reject: bool = False  # answer 550 to every RCPT
+    reject: bool = False  # answer `reject_reply` to every RCPT
+    reject_reply: str = "550 5.1.1 mailbox unavailable"
     drop_after_data: bool = False  # close the connection after the final "." without a reply
     advertise_requiretls: bool = False
 
@@ -223,7 +224,7 @@ class CapturingHandler:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.behaviour.reject:
-            return "550 5.1.1 mailbox unavailable"
+            return self.behaviour.reject_reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -432,6 +433,15 @@ class SmtpKit:
             ),
             "tempfail": good("tempfail", Behaviour(tempfail_first=1)),
             "reject": good("reject", Behaviour(reject=True)),
+            "dmarc": good(
+                "dmarc",
+                Behaviour(
+                    reject=True,
+                    reject_reply="550 5.7.26 Unauthenticated email from mail.clinic-a.test is not accepted "
+                    "due to domain's DMARC policy",
+                ),
+            ),
+            "full": good("full", Behaviour(reject=True, reject_reply="552 5.2.2 mailbox full")),
             "drop": good("drop", Behaviour(drop_after_data=True)),
             "relay": good("relay", auth=("relay-user", "relay-secret")),
         }
