@@ -360,6 +360,7 @@ class PolicyServer:
 
     def __init__(self, cert_file: str, key_file: str):
         self.policies: dict[str, tuple[int, str]] = {}
+        self.content_types: dict[str, str] = {}  # per host; text/plain unless set
         self.requests: list[str] = []
         server = self
 
@@ -372,7 +373,7 @@ class PolicyServer:
                     status, body = 404, "not found"
                 payload = body.encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Type", server.content_types.get(host, "text/plain"))
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
@@ -470,6 +471,7 @@ class SmtpKit:
         for server in self.servers.values():
             server.reset()
         self.policy_server.policies.clear()
+        self.policy_server.content_types.clear()
         self.policy_server.requests.clear()
 
     def stop(self) -> None:
