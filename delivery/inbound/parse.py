@@ -144,7 +144,10 @@ def _text(report: Message, limit: int = 200_000) -> str:
         if part.get_content_maintype() == "text" or part.get_content_type() == "message/delivery-status":
             payload = part.get_payload(decode=True)
             if isinstance(payload, bytes):
-                chunks.append(payload.decode(part.get_content_charset() or "utf-8", "replace"))
+                try:
+                    chunks.append(payload.decode(part.get_content_charset() or "utf-8", "replace"))
+                except LookupError:  # an unknown charset name: the ASCII parts still read
+                    chunks.append(payload.decode("utf-8", "replace"))
     return "\n".join(chunks)[:limit]
 
 

@@ -221,3 +221,13 @@ def test_the_sender_domain_page_shows_its_health(member_client, tenant_a):
     assert "Paused because a receiving domain kept refusing" in body
     assert item.message.to_address not in body
     assert f"rua=mailto:{dmarc_address(tenant_a).replace('bounces', 'reports')}" in body
+
+
+def test_a_plain_text_bounce_in_an_unknown_charset_is_still_read(tenant_a):
+    item = case(tenant_a, "qmail")
+    raw = item.raw.replace(
+        b"Subject: failure notice\r\n",
+        b"Subject: failure notice\r\nContent-Type: text/plain; charset=x-klingon\r\n",
+    )
+    inbound_process(raw, envelope_recipients=[item.rcpt])
+    assert observed(tenant_a, item).suppression == HARD
