@@ -295,7 +295,14 @@ def _outcome(item: Work, outcome: Outcome, policy: TlsPolicy, deps: Dependencies
         message.ambiguous_sends += 1  # RFC 1047: resent later with the same Message-ID, and counted
         return _retry(item, outcome, deps, now)
     if outcome.status == Status.DEFERRED:
-        return _retry(item, outcome, deps, now)
+        settle = _retry(item, outcome, deps, now)
+        if outcome.code is not None and 400 <= outcome.code < 500:
+            verdict = classify_status(text=f"{outcome.code} {outcome.reply}")
+            if verdict.category == Category.SENDER:
+                # "Try again, unauthenticated" (4.7.x): retried as any 4xx, and it counts toward the
+                # sender domain's health and a pause, never toward the patient's soft-bounce streak.
+                settle.verdict = verdict
+        return settle
     # REFUSED: the message needed verified TLS (or the domain enforces it) and did not get it.
     if item.path == Path.DIRECT and not item.needs_verified:
         return _retry(item, outcome, deps, now)  # non-PHI mail to an enforcing domain: RFC 8461, later

@@ -203,7 +203,8 @@ class Received:
 
 @dataclass
 class Behaviour:
-    tempfail_first: int = 0  # answer 451 to the first N DATA transactions, then accept
+    tempfail_first: int = 0  # answer `tempfail_reply` to the first N DATA transactions, then accept
+    tempfail_reply: str = "451 4.3.0 try again later"
     reject: bool = False  # answer `reject_reply` to every RCPT
     reject_reply: str = "550 5.1.1 mailbox unavailable"
     drop_after_data: bool = False  # close the connection after the final "." without a reply
@@ -231,7 +232,7 @@ class CapturingHandler:
     async def handle_DATA(self, server, session, envelope):
         self.data_transactions += 1
         if self.data_transactions <= self.behaviour.tempfail_first:
-            return "451 4.3.0 try again later"
+            return self.behaviour.tempfail_reply
         received = Received(
             envelope.mail_from,
             list(envelope.rcpt_tos),
@@ -443,6 +444,13 @@ class SmtpKit:
                 ),
             ),
             "full": good("full", Behaviour(reject=True, reject_reply="552 5.2.2 mailbox full")),
+            "dmarctemp": good(
+                "dmarctemp",
+                Behaviour(
+                    tempfail_first=10**6,
+                    tempfail_reply="450 4.7.26 Unauthenticated email is not accepted, try again later",
+                ),
+            ),
             "drop": good("drop", Behaviour(drop_after_data=True)),
             "relay": good("relay", auth=("relay-user", "relay-secret")),
         }

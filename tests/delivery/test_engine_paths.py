@@ -354,6 +354,28 @@ def test_an_in_session_dmarc_refusal_fails_the_message_and_never_suppresses_the_
     assert (health.domain, health.receiving_domain) == (sender_domain.domain, "dmarc.test")
 
 
+def test_temporary_sender_refusals_are_retried_and_pause_the_domain_not_the_patient(
+    tenant_a, sender, kit, deps, settings
+):
+    settings.DELIVERY_SENDER_REJECTION_THRESHOLD = 1
+    sender_domain, _ = sender
+    (message,) = enqueue(tenant_a, ["zebediah@dmarctemp.test"], sender_domain=sender_domain)
+
+    _drain(tenant_a, deps)
+
+    (message,) = reload(tenant_a, [message])
+    assert message.state == State.DEFERRED  # a 4xx: tried again later
+    with tenant_context(tenant_a):
+        assert not Suppression.objects.filter(contact_id=message.contact_id).exists()
+        assert not DeliveryReport.objects.filter(
+            message=message, kind=DeliveryReport.Kind.SOFT_BOUNCE
+        ).exists()
+        [health] = SenderFeedback.objects.filter(tenant=tenant_a)
+        pause = DomainPause.objects.get(tenant=tenant_a, receiving_domain="dmarctemp.test")
+    assert (health.cause, health.status) == ("dmarc", "4.7.26")
+    assert pause.stream == "transactional"
+
+
 def test_an_in_session_mailbox_full_is_a_soft_bounce_not_a_suppression(tenant_a, sender, kit, deps):
     sender_domain, _ = sender
     (message,) = enqueue(tenant_a, ["zebediah@full.test"], sender_domain=sender_domain)
