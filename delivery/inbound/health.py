@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from audit import services as audit
 from audit.actors import Actor
+from healthmail.errors import Conflict, NotFound
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
@@ -159,6 +160,43 @@ def paused_domains(*, tenant_id, stream: str, domains: set[str]) -> dict[str, da
                 paused_until__gt=timezone.now(),
             ).values_list("receiving_domain", "paused_until")
         )
+
+
+def domain_pause_lift(*, tenant: Tenant, actor: Actor, pause: DomainPause) -> DomainPause:
+    """End a pause now (the tenant fixed its DKIM/SPF/DMARC set-up): held messages go out at once."""
+    if pause.tenant_id != tenant.pk:
+        raise NotFound("No such pause.", code="pause_not_found")
+    with tenant_context(tenant):
+        now = timezone.now()
+        lifted = DomainPause.objects.filter(pk=pause.pk, tenant=tenant, paused_until__gt=now).update(
+            paused_until=now
+        )
+        if lifted != 1:
+            raise Conflict("This pause has already ended.", code="pause_ended")
+        Message.objects.filter(
+            tenant=tenant,
+            stream=pause.stream,
+            to_domain=pause.receiving_domain,
+            state=Message.State.DEFERRED,
+            not_before__gt=now,
+        ).update(not_before=now)
+        audit.record(
+            actor=actor,
+            action="delivery.stream_pause_lifted",
+            target=pause,
+            tenant=tenant,
+            details={"stream": pause.stream, "receiving_domain": pause.receiving_domain},
+        )
+        pause.refresh_from_db()
+    return pause
+
+
+def domain_pause_get(*, tenant: Tenant, pause_id) -> DomainPause:
+    with tenant_context(tenant):
+        pause = DomainPause.objects.filter(tenant=tenant, pk=pause_id).first()
+    if pause is None:
+        raise NotFound("No such pause.", code="pause_not_found")
+    return pause
 
 
 def _sender_domain(tenant: Tenant, domain: str) -> SenderDomain | None:

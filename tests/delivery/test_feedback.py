@@ -4,9 +4,12 @@ touch the patient, complaints end marketing, auto-replies and success notices do
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.test import override_settings
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.alerts import flagged_by_writer
 from audit.models import AuditEvent
@@ -231,3 +234,53 @@ def test_a_plain_text_bounce_in_an_unknown_charset_is_still_read(tenant_a):
     )
     inbound_process(raw, envelope_recipients=[item.rcpt])
     assert observed(tenant_a, item).suppression == HARD
+
+
+def _paused(tenant):
+    item = case(tenant, "dmarc_reject_dsn", sender=f"mail.{tenant.slug}.test")
+    with override_settings(DELIVERY_SENDER_REJECTION_THRESHOLD=1):
+        inbound_process(item.raw, envelope_recipients=[item.rcpt])
+    with tenant_context(tenant):
+        held = make_message(tenant, address="another@patients.example")
+        Message.objects.filter(pk=held.pk).update(
+            state=Message.State.DEFERRED, not_before=timezone.now() + timedelta(hours=1)
+        )
+        return item, DomainPause.objects.get(tenant=tenant), held
+
+
+def test_a_tenant_admin_lifts_a_pause_and_held_mail_is_due_at_once(member_client, tenant_a):
+    item, pause, held = _paused(tenant_a)
+    client = member_client(Role.TENANT_ADMIN)
+    url = reverse("delivery:domain_pause_lift", args=[item.message.sender_domain_id, pause.pk])
+    response = client.post(url)
+    assert response.status_code == 302
+    with tenant_context(tenant_a):
+        pause.refresh_from_db()
+        held.refresh_from_db()
+        lifted = AuditEvent.objects.filter(tenant=tenant_a, action="delivery.stream_pause_lifted").count()
+    assert pause.paused_until <= timezone.now()
+    assert held.not_before <= timezone.now()
+    assert lifted == 1
+    assert "already ended" in client.post(url, follow=True).content.decode()
+
+
+@pytest.mark.parametrize("role", [Role.MARKETER, Role.COMPLIANCE_OFFICER, Role.CLINICAL_REVIEWER])
+def test_only_tenant_admins_lift_pauses(member_client, tenant_a, role):
+    item, pause, _ = _paused(tenant_a)
+    url = reverse("delivery:domain_pause_lift", args=[item.message.sender_domain_id, pause.pk])
+    assert member_client(role).post(url).status_code == 403
+    with tenant_context(tenant_a):
+        pause.refresh_from_db()
+    assert pause.paused_until > timezone.now()
+
+
+def test_another_tenants_pause_answers_404(member_client, tenant_a, tenant_b):
+    own, _, _ = _paused(tenant_a)
+    foreign, pause, _ = _paused(tenant_b)
+    client = member_client(Role.TENANT_ADMIN)  # of tenant A
+    for domain_id in (own.message.sender_domain_id, foreign.message.sender_domain_id):
+        response = client.post(reverse("delivery:domain_pause_lift", args=[domain_id, pause.pk]))
+        assert response.status_code == 404
+    with tenant_context(tenant_b):
+        pause.refresh_from_db()
+    assert pause.paused_until > timezone.now()
