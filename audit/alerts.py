@@ -117,7 +117,23 @@ def api_key_new_network(tenant: Tenant, events: list[AuditEvent]) -> Iterable[Fi
             )
 
 
+def flagged_by_writer(tenant: Tenant, events: list[AuditEvent]) -> Iterable[Fired]:
+    """Events whose writer asked for an alert (details: alert = severity, summary = text without PHI):
+    higher apps raise alerts this way without the audit app knowing them, e.g. delivery's
+    sender-health events (a receiver refusing the tenant's mail for DMARC)."""
+    for event in events:
+        severity = event.details.get("alert") if isinstance(event.details, dict) else None
+        if severity in Alert.Severity.values:
+            yield Fired(
+                event.action.replace(".", "_")[:64],
+                severity,
+                str(event.details.get("summary") or event.action),
+                (event.id,),
+            )
+
+
 RULES: tuple[Rule, ...] = (
+    flagged_by_writer,
     failed_sign_ins,
     mass_export,
     break_glass_use,

@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-# Headers signed when present. From is listed twice (over-signing): a second From added in transit
-# breaks the signature instead of being shown to the reader.
+# Headers signed. Each is over-signed (RFC 6376 §8.15): named once more than it occurs - once even
+# when absent - so an instance added in transit (a second Subject or From shown to the patient, a
+# Reply-To, a List-Unsubscribe pointing elsewhere, another Content-Type) breaks the signature.
 SIGNED_HEADERS = (
-    "from", "from", "to", "cc", "subject", "date", "message-id", "reply-to", "mime-version",
-    "content-type", "content-transfer-encoding", "list-unsubscribe", "list-unsubscribe-post",
-    "feedback-id",
+    "from", "to", "cc", "subject", "date", "message-id", "reply-to", "mime-version", "content-type",
+    "content-transfer-encoding", "list-unsubscribe", "list-unsubscribe-post",
 )  # fmt: skip
+# Signed as present but not over-signed: a mailbox provider's feedback loop may legitimately add its own.
+SIGNED_ONLY = ("feedback-id",)
 _WSP_RUN = re.compile(rb"[ \t]+")
 _TRAILING_WSP = re.compile(rb"[ \t]+\r\n")
 
@@ -94,19 +96,15 @@ def _selected_headers(fields: list[tuple[bytes, bytes]]) -> tuple[list[str], lis
     present: dict[str, list[tuple[bytes, bytes]]] = {}
     for field in fields:
         present.setdefault(field[0].strip().lower().decode("ascii", "replace"), []).append(field)
-    used: dict[str, int] = {}
     names, lines = [], []
-    for wanted in SIGNED_HEADERS:
-        instances = present.get(wanted)
-        if not instances:
-            continue
-        index = used.get(wanted, 0)
-        used[wanted] = index + 1
-        names.append(wanted)
-        if index < len(instances):
-            name, value = instances[len(instances) - 1 - index]
+    for wanted, extra in (*((n, 1) for n in SIGNED_HEADERS), *((n, 0) for n in SIGNED_ONLY)):
+        instances = present.get(wanted, [])
+        for name, value in reversed(instances):
+            names.append(wanted)
             lines.append(canonical_header(name, value) + b"\r\n")
-        # else: an over-signed name with no instance left contributes the null string
+        # One more name than instances: it contributes the null string, and a verifier that finds an
+        # instance added later signs it in its place, so the signature breaks.
+        names.extend([wanted] * extra)
     return names, lines
 
 

@@ -346,21 +346,24 @@ class PortalReply(TenantOwnedModel):
 
 
 class DeliveryReport(TenantOwnedModel):
-    """A parsed DSN (RFC 3464) or ARF complaint (RFC 5965) matched to a message. Status codes and
-    actions only: the diagnostic text may echo addresses, so it is not kept."""
+    """A bounce (a DSN, a plain-text bounce or our own SMTP transaction's 5xx) or a complaint, matched
+    to a message and classified (delivery/inbound/classify.py). Status codes and actions only: the
+    diagnostic text may echo addresses, so it is not kept."""
 
     class Kind(models.TextChoices):
         BOUNCE = "bounce", "Bounce (hard)"
         SOFT_BOUNCE = "soft_bounce", "Bounce (soft / delayed)"
         COMPLAINT = "complaint", "Complaint"
         DELIVERED = "delivered", "Delivery notification"
+        DELAYED = "delayed", "Delayed (the remote MTA still tries)"
+        SENDER_POLICY = "sender_policy", "Refused for the sender's policy or authentication"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     action = models.CharField(max_length=16, blank=True)  # failed | delayed | delivered | relayed | expanded
     status = models.CharField(max_length=16, blank=True)  # enhanced status code, e.g. 5.1.1
-    matched_by = models.CharField(max_length=16)  # verp | message-id
+    matched_by = models.CharField(max_length=16)  # verp | message-id | smtp (our own transaction)
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -483,3 +486,7 @@ class WebhookDelivery(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"webhook delivery {self.pk} ({self.state})"
+
+
+# Sender-domain health and pauses live with the inbound feedback that fills them.
+from .inbound.models import DomainPause, SenderFeedback  # noqa: E402, F401

@@ -54,7 +54,7 @@ def compose(
         ("Message-ID", message.message_id),
     ]
     headers += [(name, content.headers[name]) for name in RENDERER_HEADERS if content.headers.get(name)]
-    # RFC 8058: both headers, and the DKIM signature covers them (dkim.SIGNED_HEADERS lists them).
+    # RFC 8058: both headers, and the DKIM signature covers and over-signs them (dkim.SIGNED_HEADERS).
     headers += list((unsubscribe_headers or {}).items())
     headers.append(("Feedback-ID", feedback_id(message)))
     html = content.html or None
@@ -139,7 +139,9 @@ def prepared(
 ) -> Prepared:
     return Prepared(
         key=str(message.pk),
-        sender=identity.return_path(message_id=message.pk, sender_domain=sender_domain),
+        sender=identity.return_path(
+            tenant_id=message.tenant_id, message_id=message.pk, sender_domain=sender_domain
+        ),
         recipient=address,
         content=content,
         phi=phi,

@@ -19,10 +19,10 @@ settings read each from the environment variable of the same name (docs/operatio
 | DELIVERY_STREAMS | see STREAM_DEFAULTS | sending identity per stream |
 
 DELIVERY_STREAMS = {"transactional": {...}, "marketing": {...}}, each optional key:
-`from_local_part`, `verp_prefix`, `return_path_domain`, `source_address` (the local IP the stream's
-SMTP connections bind to, probe included; base settings read it from DELIVERY_<STREAM>_SOURCE_ADDRESS)
-and `relay` ({host, port, address, username, password}; from DELIVERY_<STREAM>_RELAY_HOST, _PORT,
-_USERNAME, _PASSWORD or _PASSWORD_FILE).
+`from_local_part`, `verp_prefix` (up to 11 characters), `return_path_domain`, `source_address` (the
+local IP the stream's SMTP connections bind to, probe included; base settings read it from
+DELIVERY_<STREAM>_SOURCE_ADDRESS) and `relay` ({host, port, address, username, password}; from
+DELIVERY_<STREAM>_RELAY_HOST, _PORT, _USERNAME, _PASSWORD or _PASSWORD_FILE).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from datetime import timedelta
 
 from django.conf import settings
 
+from delivery.inbound.verp import verp_address
 from delivery.models import Stream
 from delivery.smtp.connection import MxRoute
 from delivery.smtp.outcomes import RetrySchedule
@@ -56,10 +57,13 @@ class StreamIdentity:
     # the OS picks. An address the host does not have defers the stream's mail with the reason.
     source_address: str = ""
 
-    def return_path(self, *, message_id, sender_domain: str) -> str:
-        """VERP: the bounce address names the outbox row (an opaque id, never the recipient)."""
+    def return_path(self, *, tenant_id, message_id, sender_domain: str) -> str:
+        """VERP: the bounce address names the tenant and the outbox row (opaque ids, never the
+        recipient), so a report is matched without asking every tenant (delivery/inbound/verp.py)."""
         domain = self.return_path_domain or sender_domain
-        return f"{self.verp_prefix}+{message_id.hex}@{domain}"
+        return verp_address(
+            prefix=self.verp_prefix, tenant_id=tenant_id, message_id=message_id, domain=domain
+        )
 
 
 def _relay(spec: dict | None) -> MxRoute | None:

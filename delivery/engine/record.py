@@ -1,5 +1,5 @@
 """Writing what happened: the message rows (only those this worker still holds), one attempt row per
-try, and a hard-bounce suppression through the consent service."""
+try, and what a 5xx means for the recipient and the sender (delivery/inbound/feedback.py)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,12 @@ from django.db import connection
 from django.utils import timezone
 
 from audit.actors import Actor
-from consent import suppressions
-from consent.models import Suppression
-from contacts.models import Contact
+from delivery.inbound.classify import Verdict
+from delivery.inbound.feedback import feedback_apply
 from delivery.models import Message
 from delivery.smtp.outcomes import Outcome
 from delivery.webhooks.services import webhooks_notify_states
 from healthmail.tenants.context import tenant_context
-from healthmail.tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 State = Message.State
@@ -51,7 +49,7 @@ class Settle:
     reason: str = ""
     not_before: datetime | None = None
     evidence: dict = field(default_factory=dict)
-    bounce_address: str = ""  # set on a hard bounce: suppress it
+    verdict: Verdict | None = None  # set on a 5xx: what it means for the recipient and the sender
 
 
 def attempt_row(
@@ -157,28 +155,16 @@ def settle(*, tenant_id: uuid.UUID, worker: str, settles: Sequence[Settle], atte
         if attempts:
             with connection.cursor() as cursor:
                 cursor.execute(_ATTEMPTS, {"tenant": tenant_id, "rows": _json(attempts)})
-        bounces = [s for s in settles if s.bounce_address and s.message.pk in owned]
-        if bounces:
-            _suppress(tenant_id, bounces)
+        for item in settles:
+            if item.verdict is not None and item.message.pk in owned:
+                # The one table decides: suppress a gone recipient, count a soft one, and never touch
+                # the patient for a sender-side refusal (delivery/inbound/classify.py).
+                feedback_apply(
+                    message=item.message, verdict=item.verdict, matched_by="smtp", update_state=False
+                )
         # In the same transaction as the state change: the events commit with it or not at all.
         webhooks_notify_states(
             tenant_id=tenant_id,
             changes=[(s.message, s.state, s.reason) for s in settles if s.message.pk in owned],
         )
     return len(owned)
-
-
-def _suppress(tenant_id: uuid.UUID, bounces: Sequence[Settle]) -> None:
-    """RELIABILITY R4: a 5xx is never retried and the address goes on the suppression list."""
-    tenant = Tenant.objects.get(pk=tenant_id)
-    contacts = Contact.objects.in_bulk([s.message.contact_id for s in bounces if s.message.contact_id])
-    for item in bounces:
-        contact = contacts.get(item.message.contact_id)
-        suppressions.suppression_add(
-            tenant=tenant,
-            actor=SYSTEM,
-            reason=Suppression.Reason.HARD_BOUNCE,
-            contact=contact,
-            email="" if contact is not None else item.bounce_address,
-            note=f"bounce of message {item.message.pk}",
-        )

@@ -20,6 +20,8 @@ from datetime import datetime
 import dns.exception
 from django.utils import timezone
 
+from delivery.inbound.classify import Category, classify_status
+from delivery.inbound.health import paused_domains
 from delivery.models import Message
 from delivery.outbox import RenderedContent
 from delivery.smtp.connection import MxRoute, TransportSettings
@@ -137,9 +139,16 @@ def send_claimed(
             else:
                 live.append(message)
         gates = gate_messages(tenant=tenant, messages=live)
+        paused = paused_domains(tenant_id=tenant_id, stream=stream, domains={m.to_domain for m in live})
         work = []
         for message in live:
             gate = gates[message.pk]
+            if message.to_domain in paused and gate.allowed:
+                # The receiving domain kept refusing this stream for sender reasons: hold, lose nothing.
+                until = paused[message.to_domain]
+                reason = f"paused: {message.to_domain} refused this stream's mail for sender reasons"
+                settles.append(record.Settle(message, State.DEFERRED, reason, not_before=until))
+                continue
             if not gate.allowed:
                 settles.append(record.Settle(message, State.SUPPRESSED, gate.reason))
                 continue
@@ -274,13 +283,26 @@ def _outcome(item: Work, outcome: Outcome, policy: TlsPolicy, deps: Dependencies
         return record.Settle(message, state, "", evidence=_evidence(item, outcome, policy, now))
     if outcome.status == Status.BOUNCED:
         _count_attempt(item, now)
-        reason = record.scrub(f"{outcome.code} {outcome.reply}")
-        return record.Settle(message, State.BOUNCED, reason, bounce_address=item.address)
+        reply = f"{outcome.code} {outcome.reply}"
+        verdict = classify_status(text=reply)
+        if verdict.category == Category.SENDER:
+            # Refused for our DKIM/SPF/DMARC or reputation (5.7.26...): the message failed, the patient
+            # is not at fault and is not suppressed (delivery/inbound/classify.py).
+            reason = record.scrub(f"refused for the sender's {verdict.cause or 'policy'}: {reply}")
+            return record.Settle(message, State.FAILED, reason, verdict=verdict)
+        return record.Settle(message, State.BOUNCED, record.scrub(reply), verdict=verdict)
     if outcome.status == Status.AMBIGUOUS:
         message.ambiguous_sends += 1  # RFC 1047: resent later with the same Message-ID, and counted
         return _retry(item, outcome, deps, now)
     if outcome.status == Status.DEFERRED:
-        return _retry(item, outcome, deps, now)
+        settle = _retry(item, outcome, deps, now)
+        if outcome.code is not None and 400 <= outcome.code < 500:
+            verdict = classify_status(text=f"{outcome.code} {outcome.reply}")
+            if verdict.category == Category.SENDER:
+                # "Try again, unauthenticated" (4.7.x): retried as any 4xx, and it counts toward the
+                # sender domain's health and a pause, never toward the patient's soft-bounce streak.
+                settle.verdict = verdict
+        return settle
     # REFUSED: the message needed verified TLS (or the domain enforces it) and did not get it.
     if item.path == Path.DIRECT and not item.needs_verified:
         return _retry(item, outcome, deps, now)  # non-PHI mail to an enforcing domain: RFC 8461, later

@@ -1,5 +1,6 @@
-"""An aiosmtpd handler that accepts reports for our return-path and feedback addresses and applies
-them. It answers 250 for anything it accepted (no backscatter) and refuses other recipients."""
+"""An aiosmtpd handler that accepts reports for our return-path (VERP), feedback-loop and DMARC report
+addresses and applies them. It answers 250 for anything it accepted (no backscatter) and refuses other
+recipients."""
 
 from __future__ import annotations
 
@@ -8,20 +9,24 @@ import logging
 
 from aiosmtpd.controller import Controller
 
-from .parse import MAX_REPORT_BYTES, verp_message_id
+from .parse import MAX_REPORT_BYTES
 from .services import inbound_process
+from .verp import dmarc_report_tenant, verp_parse
 
 logger = logging.getLogger(__name__)
 
 
 class ReportHandler:
-    def __init__(self, *, accept_locals: tuple[str, ...] = ("fbl", "abuse", "postmaster"), process=None):
+    def __init__(
+        self, *, accept_locals: tuple[str, ...] = ("fbl", "abuse", "postmaster", "dmarc"), process=None
+    ):
         self.accept_locals = accept_locals
         self.process = process or _process_closing
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = address.rpartition("@")[0].lower()
-        if verp_message_id(address) is None and local not in self.accept_locals:
+        ours = verp_parse(address) is not None or dmarc_report_tenant(address) is not None
+        if not ours and local not in self.accept_locals:
             return "550 5.1.1 No such mailbox"
         envelope.rcpt_tos.append(address)
         return "250 OK"

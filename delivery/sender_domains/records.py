@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from delivery import dkim
+from delivery.inbound.verp import dmarc_report_address
 from delivery.models import DkimKey, SenderDomain
 from delivery.tls.resolver import Resolver
 
@@ -43,6 +44,16 @@ class RecordCheck:
     note: str
 
 
+def dmarc_report_mailbox(sender_domain: SenderDomain) -> str:
+    """Where DMARC aggregate reports go: the platform's report address for this tenant when
+    DELIVERY_REPORTS_DOMAIN is set (so they reach the sender-health page; that domain must publish
+    `<domain>._report._dmarc.<reports domain>` TXT "v=DMARC1", RFC 7489 7.1), else the domain's own."""
+    reports_domain = str(getattr(settings, "DELIVERY_REPORTS_DOMAIN", "") or "").strip()
+    if not reports_domain:
+        return f"dmarc@{sender_domain.domain}"
+    return dmarc_report_address(tenant_id=sender_domain.tenant_id, domain=reports_domain)
+
+
 def expected_records(sender_domain: SenderDomain, keys: list[DkimKey]) -> list[DnsRecord]:
     domain = sender_domain.domain
     include = spf_include()
@@ -57,7 +68,7 @@ def expected_records(sender_domain: SenderDomain, keys: list[DkimKey]) -> list[D
             "DMARC",
             f"_dmarc.{domain}",
             "TXT",
-            f"v=DMARC1; p=quarantine; adkim=r; aspf=r; rua=mailto:dmarc@{domain}",
+            f"v=DMARC1; p=quarantine; adkim=r; aspf=r; rua=mailto:{dmarc_report_mailbox(sender_domain)}",
         ),
     ]
     for key in keys:

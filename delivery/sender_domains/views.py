@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from delivery.inbound import health
 from delivery.tls.resolver import get_resolver
 from healthmail.accounts.views.access import actor_of, require_permission
 from healthmail.errors import ApplicationError, NotFound
@@ -56,7 +57,8 @@ def sender_domain_detail(request: HttpRequest, sender_domain_id: uuid.UUID) -> H
     sender_domain = _domain_or_404(request, sender_domain_id)
     keys, records = selectors.sender_domain_records(sender_domain=sender_domain)
     rows = [(record, sender_domain.last_check.get(record.name)) for record in records]
-    context = {"sender_domain": sender_domain, "keys": keys, "rows": rows}
+    health = selectors.sender_domain_health(tenant=request.tenant, sender_domain=sender_domain)
+    context = {"sender_domain": sender_domain, "keys": keys, "rows": rows, "health": health}
     return render(request, "delivery/sender_domain_detail.html", context)
 
 
@@ -108,4 +110,21 @@ def dkim_key_retire(request: HttpRequest, sender_domain_id: uuid.UUID, key_id: u
         messages.error(request, error.message)
     else:
         messages.success(request, f"Key {key.selector} retired: you may remove its DNS record.")
+    return redirect("delivery:sender_domain_detail", sender_domain_id=sender_domain.pk)
+
+
+@require_permission(PERMISSION)
+@require_POST
+def domain_pause_lift(request: HttpRequest, sender_domain_id: uuid.UUID, pause_id: uuid.UUID) -> HttpResponse:
+    sender_domain = _domain_or_404(request, sender_domain_id)
+    try:
+        pause = health.domain_pause_get(tenant=request.tenant, pause_id=pause_id)
+    except NotFound as error:
+        raise Http404(error.message) from error
+    try:
+        health.domain_pause_lift(tenant=request.tenant, actor=actor_of(request), pause=pause)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Mail to {pause.receiving_domain} goes out again.")
     return redirect("delivery:sender_domain_detail", sender_domain_id=sender_domain.pk)

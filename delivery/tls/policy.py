@@ -7,14 +7,16 @@ cached, TTL-bound copy lives in DomainTlsPolicy (delivery/tls/store.py).
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
 from .dane import usable
-from .mta_sts import MtaStsPolicy, PolicyError, PolicyFetcher, mx_matches, parse_policy, txt_policy_id
+from .mta_sts import MtaStsPolicy, PolicyError, PolicyFetcher, mx_matches, parse_policy, txt_policy
 from .resolver import MxHost, Resolver, Tlsa
 
+logger = logging.getLogger(__name__)
 PROBE_TTL = 3600
 FAILURE_TTL = 300
 MAX_TTL = 86_400
@@ -136,12 +138,15 @@ def _mta_sts(
     itself stays in force for max_age even if later lookups fail (delivery/tls/store.py).
     """
     txt = resolver.txt(f"_mta-sts.{domain}")
-    policy_id = txt_policy_id(txt.records)
+    policy_id, why = txt_policy(txt.records)
     if policy_id is None:
+        if txt.records:  # something was published: say why it does not count
+            logger.info("MTA-STS: no policy", extra={"domain": domain, "reason": why})
         return None
     try:
         sts: MtaStsPolicy = parse_policy(fetcher.fetch(domain), policy_id=policy_id)
     except PolicyError as error:
+        logger.info("MTA-STS: policy unusable", extra={"domain": domain, "reason": str(error)})
         return f"MTA-STS announced but unusable: {error}"
     if sts.mode == "none":
         return None

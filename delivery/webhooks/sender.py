@@ -11,7 +11,7 @@ import ssl
 import time
 from dataclasses import dataclass
 
-from .ssrf import Target
+from .ssrf import Target, UnsafeTarget, ensure_connectable
 
 TIMEOUT_SECONDS = 10
 MAX_RESPONSE_BYTES = 4096
@@ -64,6 +64,7 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
         self._address = target.address
 
     def connect(self):
+        ensure_connectable(self._address, self.port)
         self.sock = socket.create_connection((self._address, self.port), self.timeout)
 
 
@@ -74,6 +75,7 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self._context = context
 
     def connect(self):
+        ensure_connectable(self._address, self.port)
         raw = socket.create_connection((self._address, self.port), self.timeout)
         self.sock = self._context.wrap_socket(raw, server_hostname=self.host)
 
@@ -94,6 +96,8 @@ def post(target: Target, *, body: bytes, headers: dict[str, str], ca_file: str |
         # A redirect is not followed (it could point anywhere); it counts as a failed attempt.
         error = "redirect not followed" if 300 <= status < 400 else ""
         return Result(status, _ms(started), error)
+    except UnsafeTarget:
+        return Result(None, _ms(started), "refused: not a public address")
     except (OSError, http.client.HTTPException) as failure:
         return Result(None, _ms(started), type(failure).__name__)
     finally:

@@ -2,11 +2,14 @@
 every address its host resolves to is public, and the request then goes to the address we checked
 (no second lookup, so DNS rebinding cannot swap in 127.0.0.1) and never follows a redirect.
 
-Refused: loopback, private, link-local (cloud metadata 169.254.169.254), CGNAT, multicast, reserved,
-unspecified, IPv4 embedded in IPv6 (mapped ::ffff:, 6to4, Teredo, NAT64) when the IPv4 is not public,
-hosts written as bare numbers (decimal, octal, hex, short dotted forms that inet_aton accepts),
-userinfo in the URL and unusual ports. `settings.WEBHOOK_ALLOW_PRIVATE_TARGETS` (tests only) lifts
-the address rules so tests can talk to a local server.
+Refused: every IANA special-purpose address and the cloud metadata/host-agent endpoints (our own
+tables, addresses.py - never `ipaddress.is_private`, which differs between Python versions), IPv4
+embedded in IPv6 (mapped, compatible; 6to4 and NAT64 when the IPv4 is not public), hosts written as
+bare numbers (decimal, octal, hex, short dotted forms that inet_aton accepts), userinfo in the URL,
+port 0, ports above 65535 and unusual ports. The connection itself checks the address again
+(`ensure_connectable`), so nothing but a checked public address is ever dialled.
+`settings.WEBHOOK_ALLOW_PRIVATE_TARGETS` (tests only) lifts the address rules so tests can talk to a
+local server.
 """
 
 from __future__ import annotations
@@ -22,10 +25,13 @@ from django.conf import settings
 
 from healthmail.errors import ApplicationError
 
+from .addresses import address_is_public, port_allowed
+
+__all__ = ["Target", "UnsafeTarget", "address_is_public", "ensure_connectable", "resolve_target"]
+
 MAX_URL_LENGTH = 2000
 ALLOWED_PORTS = frozenset({80, 443}) | frozenset(range(1024, 65536))
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 Resolve = Callable[[str, int], list[str]]
 
@@ -53,35 +59,6 @@ def system_resolve(host: str, port: int) -> list[str]:
     return sorted({info[4][0] for info in infos})
 
 
-def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address.sixtofour is not None:
-        return address.sixtofour
-    if address.teredo is not None:
-        return address.teredo[1]
-    if address in _NAT64:
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return None
-
-
-def address_is_public(text: str) -> bool:
-    try:
-        address = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(address)
-        if embedded is not None and not address_is_public(str(embedded)):
-            return False
-        if address.is_site_local:  # deprecated fec0::/10, still routed inside some networks
-            return False
-    return address.is_global and not (
-        address.is_multicast or address.is_reserved or address.is_loopback or address.is_link_local
-        or address.is_private or address.is_unspecified
-    )  # fmt: skip
-
-
 def _refuse(reason: str) -> UnsafeTarget:
     return UnsafeTarget(f"This URL cannot receive webhooks: {reason}.", code="webhook_url_unsafe")
 
@@ -89,6 +66,8 @@ def _refuse(reason: str) -> UnsafeTarget:
 def _literal_ip(host: str) -> str | None:
     """A canonical IP literal, or None for a name. Numeric forms that are not canonical are refused."""
     if host.startswith("[") and host.endswith("]"):
+        if "%" in host:
+            raise _refuse("IPv6 zone identifiers are not allowed")
         try:
             return str(ipaddress.IPv6Address(host[1:-1].split("%", 1)[0]))
         except ValueError:
@@ -121,7 +100,10 @@ def parse_target(url: str) -> tuple[str, str, int, str]:
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         raise _refuse("it has no host")
-    port = port or (443 if parts.scheme == "https" else 80)
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    elif not port_allowed(port):
+        raise _refuse("the port must be between 1 and 65535")
     if port not in ALLOWED_PORTS and not private_allowed():
         raise _refuse("this port is not allowed")
     if parts.fragment:
@@ -155,3 +137,12 @@ def resolve_target(url: str, *, resolve: Resolve = system_resolve) -> Target:
         if bad:
             raise _refuse("it points to a private, loopback or reserved address")
     return Target(scheme=scheme, host=host.strip("[]"), port=port, path=path, address=addresses[0])
+
+
+def ensure_connectable(address: str, port: int) -> None:
+    """The last check, right before connect(): the address we are about to dial is public and the
+    port a real one. Raises UnsafeTarget (an OSError is not enough: it would read as a network fault)."""
+    if not port_allowed(port):
+        raise _refuse("the port must be between 1 and 65535")
+    if not private_allowed() and not address_is_public(address):
+        raise _refuse("it points to a private, loopback or reserved address")

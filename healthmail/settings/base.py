@@ -259,6 +259,8 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # Django logs the request path of 4xx answers; paths carry no PHI (ids only), by design.
         "django.request": {"level": "ERROR"},
+        # The bounce detectors log each detector they try (and may log bounce content on errors).
+        "flufl.bounce": {"level": "CRITICAL"},
     },
 }
 HEALTHZ_WORKER_TIMEOUT = env.float("HEALTHZ_WORKER_TIMEOUT", default=1.0)
@@ -369,6 +371,13 @@ PORTAL_CODE_SENDS_PER_LINK = env.int("PORTAL_CODE_SENDS_PER_LINK", default=5)  #
 PORTAL_CODE_SENDS_PER_IP = env.int("PORTAL_CODE_SENDS_PER_IP", default=20)  # per hour
 PORTAL_FAILURES_PER_LINK = env.int("PORTAL_FAILURES_PER_LINK", default=10)  # wrong codes/passphrases per hour
 PORTAL_FAILURES_PER_IP = env.int("PORTAL_FAILURES_PER_IP", default=30)
+# Feedback (delivery/inbound/classify.py): soft bounces in a row that suppress an address, and the
+# sender-side refusals by one receiving domain (within the window) that pause a stream to it.
+DELIVERY_SOFT_BOUNCE_STREAK = env.int("DELIVERY_SOFT_BOUNCE_STREAK", default=5)
+DELIVERY_SENDER_REJECTION_THRESHOLD = env.int("DELIVERY_SENDER_REJECTION_THRESHOLD", default=5)
+DELIVERY_SENDER_REJECTION_WINDOW_SECONDS = env.int("DELIVERY_SENDER_REJECTION_WINDOW_SECONDS", default=3600)
+DELIVERY_SENDER_PAUSE_SECONDS = env.int("DELIVERY_SENDER_PAUSE_SECONDS", default=3600)
+DELIVERY_REPORTS_DOMAIN = env("DELIVERY_REPORTS_DOMAIN", default="")
 # How long a secure-portal message stays readable after it is sent.
 PORTAL_EXPIRY = timedelta(days=env.int("PORTAL_EXPIRY_DAYS", default=30))
 # Only tests and a local mail world turn this on (to reach a local HTTP server); production refuses

@@ -203,8 +203,10 @@ class Received:
 
 @dataclass
 class Behaviour:
-    tempfail_first: int = 0  # answer 451 to the first N DATA transactions, then accept
-    reject: bool = False  # answer 550 to every RCPT
+    tempfail_first: int = 0  # answer `tempfail_reply` to the first N DATA transactions, then accept
+    tempfail_reply: str = "451 4.3.0 try again later"
+    reject: bool = False  # answer `reject_reply` to every RCPT
+    reject_reply: str = "550 5.1.1 mailbox unavailable"
     drop_after_data: bool = False  # close the connection after the final "." without a reply
     advertise_requiretls: bool = False
 
@@ -223,14 +225,14 @@ class CapturingHandler:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.behaviour.reject:
-            return "550 5.1.1 mailbox unavailable"
+            return self.behaviour.reject_reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         self.data_transactions += 1
         if self.data_transactions <= self.behaviour.tempfail_first:
-            return "451 4.3.0 try again later"
+            return self.behaviour.tempfail_reply
         received = Received(
             envelope.mail_from,
             list(envelope.rcpt_tos),
@@ -359,6 +361,7 @@ class PolicyServer:
 
     def __init__(self, cert_file: str, key_file: str):
         self.policies: dict[str, tuple[int, str]] = {}
+        self.content_types: dict[str, str] = {}  # per host; text/plain unless set
         self.requests: list[str] = []
         server = self
 
@@ -371,7 +374,7 @@ class PolicyServer:
                     status, body = 404, "not found"
                 payload = body.encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Type", server.content_types.get(host, "text/plain"))
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
@@ -432,6 +435,22 @@ class SmtpKit:
             ),
             "tempfail": good("tempfail", Behaviour(tempfail_first=1)),
             "reject": good("reject", Behaviour(reject=True)),
+            "dmarc": good(
+                "dmarc",
+                Behaviour(
+                    reject=True,
+                    reject_reply="550 5.7.26 Unauthenticated email from mail.clinic-a.test is not accepted "
+                    "due to domain's DMARC policy",
+                ),
+            ),
+            "full": good("full", Behaviour(reject=True, reject_reply="552 5.2.2 mailbox full")),
+            "dmarctemp": good(
+                "dmarctemp",
+                Behaviour(
+                    tempfail_first=10**6,
+                    tempfail_reply="450 4.7.26 Unauthenticated email is not accepted, try again later",
+                ),
+            ),
             "drop": good("drop", Behaviour(drop_after_data=True)),
             "relay": good("relay", auth=("relay-user", "relay-secret")),
         }
@@ -460,6 +479,7 @@ class SmtpKit:
         for server in self.servers.values():
             server.reset()
         self.policy_server.policies.clear()
+        self.policy_server.content_types.clear()
         self.policy_server.requests.clear()
 
     def stop(self) -> None:

@@ -104,6 +104,65 @@ def test_tampering_breaks_the_signature(rsa_key, tamper):
     assert not dkimpy.verify(tamper(signed), dnsfunc=_dnsfunc(public))
 
 
+def _add_before_body(message: bytes, header: bytes) -> bytes:
+    """What a relay could do: append a header field after the others (where verifiers look first)."""
+    head, _, body = message.partition(b"\r\n\r\n")
+    return head + b"\r\n" + header + b"\r\n\r\n" + body
+
+
+def _marketing_message() -> bytes:
+    headers = [
+        ("From", "Synthetic Clinic A <news@clinic-a.test>"),
+        ("To", "pat@patients.test"),
+        ("Subject", "Seasonal tips"),
+        ("Date", "Mon, 05 Jan 2026 10:00:00 +0000"),
+        ("Message-ID", "<news@clinic-a.test>"),
+        ("List-Unsubscribe", "<https://clinic-a.test/u/opaque>"),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+    ]
+    return build_message(headers, text="Tips.\n")
+
+
+ADDED_IN_TRANSIT = [
+    b"Subject: Your results are ready - sign in here",
+    b"To: someone-else@patients.test",
+    b"Date: Tue, 06 Jan 2026 10:00:00 +0000",
+    b"Message-ID: <forged@evil.test>",
+    b"From: attacker@evil.test",
+    b"Reply-To: attacker@evil.test",
+    b"Cc: attacker@evil.test",
+    b"MIME-Version: 1.0",
+    b"Content-Type: text/html",
+    b"Content-Transfer-Encoding: base64",
+    b"List-Unsubscribe: <https://evil.test/u>",
+    b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+]
+
+
+@pytest.mark.parametrize("added", ADDED_IN_TRANSIT)
+@pytest.mark.parametrize("make", [_message, _marketing_message])
+def test_a_header_added_in_transit_breaks_the_signature(rsa_key, added, make):
+    """RFC 6376 §8.15: every signed header is over-signed, present or not."""
+    key, public = rsa_key
+    signed = dkim.sign_message(make(), key)
+    assert dkimpy.verify(signed, dnsfunc=_dnsfunc(public))  # untouched, it verifies
+    assert not dkimpy.verify(_add_before_body(signed, added), dnsfunc=_dnsfunc(public))
+    # and at the top, where some verifiers and clients read first
+    header_line, rest = signed.split(b"\r\n", 1)
+    assert not dkimpy.verify(header_line + b"\r\n" + added + b"\r\n" + rest, dnsfunc=_dnsfunc(public))
+
+
+def test_the_signature_names_each_header_once_more_than_it_occurs(rsa_key):
+    key, _ = rsa_key
+    signed = dkim.sign_message(_marketing_message(), key)
+    tags = dict(part.strip().split("=", 1) for part in signed.split(b"\r\n", 1)[0].decode().split(";"))
+    names = tags["h"].split(":")
+    for name in ("from", "to", "subject", "date", "message-id", "list-unsubscribe", "list-unsubscribe-post"):
+        assert names.count(name) == 2, name
+    for name in ("cc", "reply-to"):  # absent: named once, so adding one breaks the signature
+        assert names.count(name) == 1, name
+
+
 def test_whitespace_changes_in_transit_are_tolerated_by_relaxed_canonicalization(rsa_key):
     key, public = rsa_key
     signed = dkim.sign_message(_message(), key)

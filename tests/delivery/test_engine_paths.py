@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import email
 import email.policy
+from datetime import timedelta
 
 import dkim as dkimpy
 import pytest
+from django.utils import timezone
 
 from consent import services as consent
 from consent import waivers
@@ -16,7 +18,16 @@ from consent.gate import may_send
 from consent.models import ConsentSettings, ConsentText, Suppression
 from delivery import dkim
 from delivery.engine.worker import drain
-from delivery.models import EncryptionPolicy, Message, MessageAttempt, Stream
+from delivery.inbound.verp import VerpAddress, verp_address, verp_parse
+from delivery.models import (
+    DeliveryReport,
+    DomainPause,
+    EncryptionPolicy,
+    Message,
+    MessageAttempt,
+    SenderFeedback,
+    Stream,
+)
 from delivery.outbox import OutboxRecipient, message_enqueue_many
 from delivery.portal.services import PortalNotice
 from healthmail.tenants.context import tenant_context
@@ -97,7 +108,11 @@ def test_verified_tls_delivers_the_content_signed_with_evidence(tenant_a, sender
     assert message.evidence["policy"]["source"] == "starttls-probe"
     (received,) = kit["good"].messages
     assert received.rcpt_tos == ["zebediah@good.test"]
-    assert received.mail_from == f"bounce-t+{message.pk.hex}@{SENDER}"  # VERP: the row, not the person
+    # VERP: the tenant and the row, not the person
+    assert received.mail_from == verp_address(
+        prefix="bounce-t", tenant_id=message.tenant_id, message_id=message.pk, domain=SENDER
+    )
+    assert verp_parse(received.mail_from) == VerpAddress(message.pk, message.tenant_id)
     parsed = _parsed(received)
     assert parsed["Message-ID"] == message.message_id
     assert parsed["From"].addresses[0].domain == SENDER
@@ -317,6 +332,82 @@ def test_a_hard_bounce_is_final_and_suppresses_the_address(tenant_a, sender, kit
         contact = message.contact
     assert suppression.reason == Suppression.Reason.HARD_BOUNCE
     assert may_send(contact=contact, purpose="treatment", uses_phi=True).code == "suppressed_hard_bounce"
+
+
+def test_an_in_session_dmarc_refusal_fails_the_message_and_never_suppresses_the_patient(
+    tenant_a, sender, kit, deps
+):
+    sender_domain, _ = sender
+    (message,) = enqueue(tenant_a, ["zebediah@dmarc.test"], sender_domain=sender_domain)
+
+    _drain(tenant_a, deps)
+
+    (message,) = reload(tenant_a, [message])
+    assert message.state == State.FAILED
+    assert "dmarc" in message.state_reason
+    with tenant_context(tenant_a):
+        assert not Suppression.objects.filter(contact_id=message.contact_id).exists()
+        contact = message.contact
+        [health] = SenderFeedback.objects.filter(tenant=tenant_a)
+    assert may_send(contact=contact, purpose="treatment", uses_phi=True).allowed
+    assert (health.kind, health.cause, health.status) == ("rejection", "dmarc", "5.7.26")
+    assert (health.domain, health.receiving_domain) == (sender_domain.domain, "dmarc.test")
+
+
+def test_temporary_sender_refusals_are_retried_and_pause_the_domain_not_the_patient(
+    tenant_a, sender, kit, deps, settings
+):
+    settings.DELIVERY_SENDER_REJECTION_THRESHOLD = 1
+    sender_domain, _ = sender
+    (message,) = enqueue(tenant_a, ["zebediah@dmarctemp.test"], sender_domain=sender_domain)
+
+    _drain(tenant_a, deps)
+
+    (message,) = reload(tenant_a, [message])
+    assert message.state == State.DEFERRED  # a 4xx: tried again later
+    with tenant_context(tenant_a):
+        assert not Suppression.objects.filter(contact_id=message.contact_id).exists()
+        assert not DeliveryReport.objects.filter(
+            message=message, kind=DeliveryReport.Kind.SOFT_BOUNCE
+        ).exists()
+        [health] = SenderFeedback.objects.filter(tenant=tenant_a)
+        pause = DomainPause.objects.get(tenant=tenant_a, receiving_domain="dmarctemp.test")
+    assert (health.cause, health.status) == ("dmarc", "4.7.26")
+    assert pause.stream == "transactional"
+
+
+def test_an_in_session_mailbox_full_is_a_soft_bounce_not_a_suppression(tenant_a, sender, kit, deps):
+    sender_domain, _ = sender
+    (message,) = enqueue(tenant_a, ["zebediah@full.test"], sender_domain=sender_domain)
+
+    _drain(tenant_a, deps)
+
+    (message,) = reload(tenant_a, [message])
+    assert message.state == State.BOUNCED
+    with tenant_context(tenant_a):
+        assert not Suppression.objects.filter(contact_id=message.contact_id).exists()
+        assert DeliveryReport.objects.get(message=message).kind == DeliveryReport.Kind.SOFT_BOUNCE
+
+
+def test_a_paused_receiving_domain_holds_the_stream_and_loses_nothing(tenant_a, sender, kit, deps):
+    sender_domain, _ = sender
+    until = timezone.now() + timedelta(hours=1)
+    with tenant_context(tenant_a):
+        DomainPause.objects.create(
+            tenant=tenant_a,
+            stream="transactional",
+            receiving_domain="good.test",
+            paused_until=until,
+            reason="dmarc refusals (5.7.26)",
+        )
+    (message,) = enqueue(tenant_a, ["zebediah@good.test"], sender_domain=sender_domain)
+
+    _drain(tenant_a, deps)
+
+    (message,) = reload(tenant_a, [message])
+    assert (message.state, message.not_before, message.attempts) == (State.DEFERRED, until, 0)
+    assert "paused" in message.state_reason
+    assert kit["good"].messages == []
 
 
 def test_mta_sts_enforce_refuses_a_mismatching_mx_even_for_the_notice(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import uuid
 from email.message import Message as EmailMessage
 from email.mime.base import MIMEBase
 from email.mime.message import MIMEMessage
@@ -17,6 +18,7 @@ from consent.models import Suppression
 from delivery.inbound.parse import parse_report, verp_message_id, verp_return_path
 from delivery.inbound.services import inbound_process
 from delivery.inbound.smtp import inbound_controller
+from delivery.inbound.verp import VerpAddress, verp_parse
 from delivery.models import DeliveryReport, Message
 from healthmail.crypto import blind
 from healthmail.tenants.context import tenant_context
@@ -93,19 +95,24 @@ def _suppressed(tenant, reason) -> bool:
 
 
 def test_verp_round_trip():
-    message_id = verp_message_id(verp_return_path(__import__("uuid").UUID(int=7), "bounces.example"))
-    assert message_id.int == 7
+    tenant_id, message_id = uuid.uuid4(), uuid.UUID(int=7)
+    address = verp_return_path(message_id, "bounces.example", tenant_id=tenant_id)
+    assert len(address.partition("@")[0]) <= 64  # RFC 5321 4.5.3.1.1
+    assert verp_parse(address) == VerpAddress(message_id, tenant_id)
+    assert verp_parse(address.upper()) == VerpAddress(message_id, tenant_id)  # case-insensitive
     assert verp_message_id("someone@example.org") is None
-    # The engine's per-stream prefixes (delivery/engine/config.py) are VERP addresses too.
+    # Addresses of messages sent before the tenant was part of it are still read (tenant unknown).
     hex_id = "0" * 31 + "7"
-    assert verp_message_id(f"bounce-t+{hex_id}@bounces.example").int == 7
+    assert verp_parse(f"bounce-t+{hex_id}@bounces.example") == VerpAddress(message_id, None)
     assert verp_message_id(f"bounce-m+{hex_id}@bounces.example").int == 7
 
 
 def test_hard_bounce_by_verp_marks_bounced_and_suppresses(tenant_a, tenant_b):
     make_message(tenant_b, address=ADDRESS)  # another tenant's message to the same address: untouched
     message = make_message(tenant_a, address=ADDRESS)
-    outcome = inbound_process(dsn(to=verp_return_path(message.pk, "bounces.healthmail.test")))
+    outcome = inbound_process(
+        dsn(to=verp_return_path(message.pk, "bounces.healthmail.test", tenant_id=message.tenant_id))
+    )
     assert (outcome.reports, outcome.matched) == (1, 1)
     reloaded = _reload(tenant_a, message)
     assert reloaded.state == Message.State.BOUNCED
@@ -126,22 +133,32 @@ def test_bounce_matched_by_original_message_id(tenant_a):
 def test_envelope_recipient_alone_identifies_the_message(tenant_a):
     message = make_message(tenant_a, address=ADDRESS)
     raw = dsn(to="undisclosed-recipients:;")
-    outcome = inbound_process(raw, envelope_recipients=[verp_return_path(message.pk, "b.test")])
+    outcome = inbound_process(
+        raw, envelope_recipients=[verp_return_path(message.pk, "b.test", tenant_id=message.tenant_id)]
+    )
     assert outcome.matched == 1
 
 
 def test_delayed_dsn_is_recorded_but_not_a_bounce(tenant_a):
     message = make_message(tenant_a, address=ADDRESS)
-    inbound_process(dsn(to=verp_return_path(message.pk, "b.test"), action="delayed", status="4.4.7"))
+    inbound_process(
+        dsn(
+            to=verp_return_path(message.pk, "b.test", tenant_id=message.tenant_id),
+            action="delayed",
+            status="4.4.7",
+        )
+    )
     assert _reload(tenant_a, message).state == Message.State.QUEUED
     assert not _suppressed(tenant_a, Suppression.Reason.HARD_BOUNCE)
     with tenant_context(tenant_a):
-        assert DeliveryReport.objects.get(message=message).kind == "soft_bounce"
+        assert DeliveryReport.objects.get(message=message).kind == "delayed"
 
 
 def test_complaint_suppresses_with_complaint_reason(tenant_a):
     message = make_message(tenant_a, address=ADDRESS)
-    outcome = inbound_process(arf(mail_from=verp_return_path(message.pk, "b.test")))
+    outcome = inbound_process(
+        arf(mail_from=verp_return_path(message.pk, "b.test", tenant_id=message.tenant_id))
+    )
     assert outcome.matched == 1
     assert _suppressed(tenant_a, Suppression.Reason.COMPLAINT)
     with tenant_context(tenant_a):
@@ -155,7 +172,7 @@ def test_complaint_matched_by_message_id(tenant_a):
 
 def test_unmatched_report_changes_nothing(tenant_a):
     message = make_message(tenant_a, address=ADDRESS)
-    outcome = inbound_process(dsn(to="bounce+" + "0" * 32 + "@b.test"))
+    outcome = inbound_process(dsn(to=verp_return_path(uuid.uuid4(), "b.test", tenant_id=tenant_a.pk)))
     assert (outcome.reports, outcome.matched) == (1, 0)
     assert _reload(tenant_a, message).state == Message.State.QUEUED
 
@@ -184,8 +201,10 @@ def test_malformed_reports_never_crash_and_log_no_content(raw, caplog, tenant_a)
 
 
 def test_parse_reads_each_recipient_block():
-    [report] = parse_report(dsn(to="bounce+" + "a" * 32 + "@b.test", status="5.2.2"))
-    assert (report.kind, report.action, report.status) == ("bounce", "failed", "5.2.2")
+    report = parse_report(dsn(to="bounce+" + "a" * 32 + "@b.test", status="5.2.2"))
+    [recipient] = report.recipients
+    assert (report.format, recipient.action, recipient.status) == ("dsn", "failed", "5.2.2")
+    assert recipient.address == ADDRESS
     assert report.message_ids == ("<unknown@example>",)
 
 
@@ -204,7 +223,7 @@ def test_inbound_smtp_endpoint_accepts_reports_and_refuses_other_mailboxes(tenan
     controller.start()
     try:
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
-            verp = verp_return_path(message.pk, "bounces.healthmail.test")
+            verp = verp_return_path(message.pk, "bounces.healthmail.test", tenant_id=message.tenant_id)
             client.sendmail("", [verp], dsn(to=verp))
             with pytest.raises(smtplib.SMTPRecipientsRefused):
                 client.sendmail("", ["someone@bounces.healthmail.test"], dsn(to=verp))
