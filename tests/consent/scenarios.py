@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import zoneinfo
 import uuid
 
 from django.utils import timezone
@@ -76,7 +77,9 @@ def build(
             ContactPreference.objects.create(
                 tenant=tenant,
                 contact=contact,
-                paused_until=timezone.localdate() + datetime.timedelta(days=days),
+                # The gate ends pauses on the tenant's own date, not the server's (UTC).
+                paused_until=timezone.localdate(timezone=zoneinfo.ZoneInfo(tenant.timezone))
+                + datetime.timedelta(days=days),
             )
     if deleted:
         with tenant_context(tenant):

@@ -19,16 +19,17 @@ from tests.factories import BaaFactory, TenantFactory
 
 pytestmark = pytest.mark.django_db
 
-TODAY = timezone.localdate()
+def _today() -> datetime.date:
+    return timezone.localdate()  # at run time: a run that crosses midnight must not use a stale date
 DAY = datetime.timedelta(days=1)
 EMAIL = Service.MARKETING_EMAIL
 
 
 def _baa(tenant, **overrides):
     fields = {
-        "signed_on": TODAY - 30 * DAY,
-        "effective_on": TODAY - 30 * DAY,
-        "expires_on": TODAY + 300 * DAY,
+        "signed_on": _today() - 30 * DAY,
+        "effective_on": _today() - 30 * DAY,
+        "expires_on": _today() + 300 * DAY,
     }
     return BaaFactory(tenant=tenant, **{**fields, **overrides})
 
@@ -38,21 +39,21 @@ CASES = [
     ("no BAA", lambda t: None, EMAIL, False, "No Business Associate Agreement is in force"),
     (
         "not yet effective",
-        lambda t: _baa(t, signed_on=TODAY, effective_on=TODAY + 5 * DAY),
+        lambda t: _baa(t, signed_on=_today(), effective_on=_today() + 5 * DAY),
         EMAIL,
         False,
         "No Business Associate Agreement",
     ),
     (
         "expired",
-        lambda t: _baa(t, effective_on=TODAY - 30 * DAY, expires_on=TODAY),
+        lambda t: _baa(t, effective_on=_today() - 30 * DAY, expires_on=_today()),
         EMAIL,
         False,
         "No Business Associate Agreement",
     ),
-    ("expired yesterday", lambda t: _baa(t, expires_on=TODAY - DAY), EMAIL, False, "No Business Associate"),
-    ("terminated", lambda t: _baa(t, terminated_on=TODAY), EMAIL, False, "No Business Associate"),
-    ("terminated tomorrow", lambda t: _baa(t, terminated_on=TODAY + DAY), EMAIL, True, "Covered by the BAA"),
+    ("expired yesterday", lambda t: _baa(t, expires_on=_today() - DAY), EMAIL, False, "No Business Associate"),
+    ("terminated", lambda t: _baa(t, terminated_on=_today()), EMAIL, False, "No Business Associate"),
+    ("terminated tomorrow", lambda t: _baa(t, terminated_on=_today() + DAY), EMAIL, True, "Covered by the BAA"),
     (
         "service not in scope",
         lambda t: _baa(t, services=[Service.TRANSACTIONAL_EMAIL]),
@@ -72,8 +73,8 @@ CASES = [
     (
         "newer renewal governs scope",
         lambda t: (
-            _baa(t, effective_on=TODAY - 30 * DAY),
-            _baa(t, effective_on=TODAY - DAY, services=[Service.SECURE_PORTAL]),
+            _baa(t, effective_on=_today() - 30 * DAY),
+            _baa(t, effective_on=_today() - DAY, services=[Service.SECURE_PORTAL]),
         ),
         EMAIL,
         False,
@@ -82,8 +83,8 @@ CASES = [
     (
         "old BAA expired, renewal in force",
         lambda t: (
-            _baa(t, signed_on=TODAY - 400 * DAY, effective_on=TODAY - 400 * DAY, expires_on=TODAY - 10 * DAY),
-            _baa(t, signed_on=TODAY - 20 * DAY, effective_on=TODAY - 10 * DAY, expires_on=None),
+            _baa(t, signed_on=_today() - 400 * DAY, effective_on=_today() - 400 * DAY, expires_on=_today() - 10 * DAY),
+            _baa(t, signed_on=_today() - 20 * DAY, effective_on=_today() - 10 * DAY, expires_on=None),
         ),
         EMAIL,
         True,
@@ -130,5 +131,5 @@ def test_one_tenants_baa_never_covers_another(tenant_a):
 
 def test_terminating_the_baa_stops_phi_at_once(tenant_a):
     baa = active_baa(tenant=tenant_a)
-    baa_terminate(actor=Actor.system("test"), tenant=tenant_a, baa=baa, on=TODAY, reason="contract ended")
+    baa_terminate(actor=Actor.system("test"), tenant=tenant_a, baa=baa, on=_today(), reason="contract ended")
     assert not tenant_can(tenant_a, EMAIL)
