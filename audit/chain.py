@@ -2,8 +2,10 @@
 
 Writers only INSERT; a sealer links new rows of each tenant in batches (so writers never wait on a
 lock): seq = previous + 1, hash = SHA-256(previous hash, canonical JSON of the row). Chain heads are
-signed (Ed25519, key derived from the master key) and appended to files outside the database
-(settings.AUDIT_CHECKPOINT_DIR), so deleting the newest rows is detected too.
+signed and appended to files outside the database (settings.AUDIT_CHECKPOINT_DIR), so deleting the
+newest rows is detected too. A tenant's heads are signed with the tenant's published Ed25519 key
+(healthmail/crypto/signing.py), so an outside auditor can check them; the platform chain's with a key
+derived from the master key.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.utils import timezone
 
+from healthmail.crypto import signing
 from healthmail.crypto.master import key_ring
 from healthmail.tenants.context import platform_context, tenant_context
 from healthmail.tenants.models import Tenant
@@ -161,13 +164,20 @@ def _signing_key(key_id: str | None = None) -> tuple[str, Ed25519PrivateKey]:
     return key_id, Ed25519PrivateKey.from_private_bytes(ring.derive(SIGNING_PURPOSE, key_id))
 
 
-def sign(message: bytes) -> tuple[str, str]:
-    """Ed25519 signature (hex) and the master key id it derives from."""
+def sign(message: bytes, *, tenant_id=None) -> tuple[str, str]:
+    """Ed25519 signature (hex) and its key id: the tenant's published key, or (no tenant: the platform
+    chain) the key derived from the current master key."""
+    if tenant_id is not None:
+        return signing.sign(tenant_id, message)
     key_id, private_key = _signing_key()
     return private_key.sign(message).hex(), key_id
 
 
-def signature_ok(message: bytes, signature: str, key_id: str | None) -> bool:
+def signature_ok(message: bytes, signature: str, key_id: str | None, *, tenant_id=None) -> bool:
+    """Made by the named key: a tenant's (key ids "ed25519:…") or one derived from a master key
+    (signatures made before tenants had keys of their own, and the platform chain's)."""
+    if key_id and key_id.startswith(signing.KEY_ID_PREFIX):
+        return tenant_id is not None and signing.signature_ok(tenant_id, message, signature, key_id)
     try:
         _, private_key = _signing_key(key_id)
         private_key.public_key().verify(bytes.fromhex(signature), message)
@@ -200,16 +210,7 @@ def checkpoint_export() -> int:
         latest = latest_checkpoint(tenant_id)
         if latest and latest["seq"] == head.seq:
             continue
-        entry = {
-            "chain": str(tenant_id or "platform"),
-            "seq": head.seq,
-            "hash": head.hash,
-            "at": timezone.now().isoformat(),
-            "key_id": key_id,
-        }
-        entry["signature"], _ = sign(_checkpoint_message(entry))
-        with checkpoint_path(tenant_id).open("a") as handle:
-            handle.write(json.dumps(entry, sort_keys=True) + "\n")
+        _checkpoint_append(tenant_id, _checkpoint_entry(tenant_id, head))
         written += 1
     return written
 
@@ -232,7 +233,9 @@ def checkpoint_signature_ok(entry: dict) -> bool:
         message = _checkpoint_message(entry)
     except KeyError:
         return False
-    return signature_ok(message, entry.get("signature", ""), entry.get("key_id"))
+    chain_name = entry.get("chain")
+    tenant_id = None if chain_name == "platform" else chain_name
+    return signature_ok(message, entry.get("signature", ""), entry.get("key_id"), tenant_id=tenant_id)
 
 
 # --- Verification -------------------------------------------------------------------------------------------
@@ -332,15 +335,14 @@ def checkpoint_covering(tenant_id: uuid.UUID | None, seq: int) -> dict | None:
 
 
 def _checkpoint_entry(tenant_id: uuid.UUID | None, head: ChainHead) -> dict:
-    key_id, _ = _signing_key()
+    """A signed head: with the tenant's published key (the platform chain: the master-derived key)."""
     entry = {
         "chain": str(tenant_id or "platform"),
         "seq": head.seq,
         "hash": head.hash,
         "at": timezone.now().isoformat(),
-        "key_id": key_id,
     }
-    entry["signature"], _ = sign(_checkpoint_message(entry))
+    entry["signature"], entry["key_id"] = sign(_checkpoint_message(entry), tenant_id=tenant_id)
     return entry
 
 
@@ -350,7 +352,12 @@ def _checkpoint_append(tenant_id: uuid.UUID | None, entry: dict) -> None:
         handle.write(json.dumps(entry, sort_keys=True) + "\n")
 
 
-def checkpoint_public_key(key_id: str | None) -> str:
+def checkpoint_public_key(tenant_id: uuid.UUID | None, key_id: str | None) -> str | None:
+    """The public key a checkpoint names (hex): the tenant's published one, or the derived one."""
+    if key_id and key_id.startswith(signing.KEY_ID_PREFIX):
+        fingerprint = key_id.removeprefix(signing.KEY_ID_PREFIX)
+        found = [k for k in signing.signing_keys(tenant_id) if k.fingerprint == fingerprint]
+        return found[0].public_key if found else None
     _, private_key = _signing_key(key_id)
     return private_key.public_key().public_bytes_raw().hex()
 
@@ -358,9 +365,7 @@ def checkpoint_public_key(key_id: str | None) -> str:
 def checkpoint_verify_with(entry: dict, public_key: str) -> bool:
     """A checkpoint's signature checked with a published public key alone (no master key)."""
     try:
-        Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key)).verify(
-            bytes.fromhex(entry.get("signature", "")), _checkpoint_message(entry)
-        )
-    except (InvalidSignature, ValueError, KeyError):
+        message = _checkpoint_message(entry)
+    except KeyError:
         return False
-    return True
+    return signing.public_key_verifies(public_key, message, entry.get("signature", ""))

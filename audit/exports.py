@@ -1,9 +1,10 @@
 """Audit exports that a third party can check offline.
 
 The ZIP holds `events.csv` or `events.json` and `manifest.json`: row count, first/last hash, the
-SHA-256 of the data file and an Ed25519 signature over the manifest (key derived from the master
-key, the same as chain checkpoints). Each exported row carries its chain hash and the hash before
-it, so `manage.py audit_verify --export FILE` recomputes every row's link without the database.
+SHA-256 of the data file, an Ed25519 signature over the manifest with the organization's published
+key (healthmail/crypto/signing.py, as for chain checkpoints) and that public key. Each exported row
+carries its chain hash and the hash before it, so `manage.py audit_verify --export FILE` recomputes
+every row's link without the database.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
+from healthmail.crypto import signing
 from healthmail.tenants.context import tenant_context
 
 from . import chain, services
@@ -106,7 +108,12 @@ def audit_export(*, actor: Actor, tenant, filters: EventFilter, fmt: str) -> Exp
             "data_file": f"events.{fmt}",
             "data_sha256": hashlib.sha256(data).hexdigest(),
         }
-        manifest["signature"], manifest["key_id"] = chain.sign(json.dumps(manifest, sort_keys=True).encode())
+        manifest["signature"], manifest["key_id"] = chain.sign(
+            json.dumps(manifest, sort_keys=True).encode(), tenant_id=tenant.pk
+        )
+        # The key to check it with, for convenience: it proves something only when it matches the
+        # key the organization publishes (audit page, API).
+        manifest["public_key"] = signing.signing_key_current(tenant).public_key
         services.record(
             actor=actor,
             action="audit.export",
@@ -126,8 +133,9 @@ def audit_export(*, actor: Actor, tenant, filters: EventFilter, fmt: str) -> Exp
     return Export(f"audit-{tenant.slug}-{stamp}.zip", buffer.getvalue(), len(rows))
 
 
-def verify_export(content: bytes) -> list[str]:
-    """Every problem found in an export file (empty: it verifies)."""
+def verify_export(content: bytes, *, public_key: str | None = None) -> list[str]:
+    """Every problem found in an export file (empty: it verifies). With `public_key` (the published
+    one, hex or PEM) anyone can check it; without, the platform checks it with the tenant's key."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(content))
         manifest = json.loads(archive.read("manifest.json"))
@@ -136,7 +144,13 @@ def verify_export(content: bytes) -> list[str]:
         return [f"not an audit export: {error}"]
     problems = []
     signature, key_id = manifest.pop("signature", ""), manifest.pop("key_id", None)
-    if not chain.signature_ok(json.dumps(manifest, sort_keys=True).encode(), signature, key_id):
+    manifest.pop("public_key", None)
+    message = json.dumps(manifest, sort_keys=True).encode()
+    if public_key is not None:
+        signed = signing.public_key_verifies(public_key, message, signature)
+    else:
+        signed = chain.signature_ok(message, signature, key_id, tenant_id=manifest.get("tenant"))
+    if not signed:
         problems.append("manifest signature does not verify (manifest edited or not ours)")
     if hashlib.sha256(data).hexdigest() != manifest["data_sha256"]:
         problems.append("data file SHA-256 differs from the manifest (file edited)")
@@ -200,7 +214,7 @@ def slice_proof(*, tenant, content: bytes) -> dict:
             for r in rows
         ],
         "checkpoint": checkpoint,
-        "public_key": chain.checkpoint_public_key(checkpoint["key_id"]) if checkpoint else None,
+        "public_key": chain.checkpoint_public_key(tenant.pk, checkpoint["key_id"]) if checkpoint else None,
         "explanation": PROOF_NOTE,
     }
 

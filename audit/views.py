@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 
 from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import actor_of, forbidden, require_permission
+from healthmail.crypto import signing
 from healthmail.errors import ApplicationError
 from healthmail.sysmail.selectors import deliveries_for
 
@@ -239,3 +240,32 @@ def audit_settings(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Audit review settings saved.")
             return redirect("audit:settings")
     return render(request, "audit/settings.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@require_permission("audit.view")
+def signing_keys(request: HttpRequest) -> HttpResponse:
+    """The organization's published public keys (what outside auditors verify with); rotating one
+    retires it for signing and keeps it for verifying."""
+    if request.method == "POST":
+        key = signing.signing_key_rotate(request.tenant)
+        services.record(
+            actor=actor_of(request),
+            action="crypto.signing_key_rotate",
+            tenant=request.tenant,
+            details={"key_id": key.key_id},
+        )
+        messages.success(request, f"New signing key {key.key_id}; the previous one still verifies.")
+        return redirect("audit:signing_keys")
+    signing.signing_key_current(request.tenant)
+    keys = [(key, signing.public_key_pem(key)) for key in signing.signing_keys(request.tenant)]
+    return render(request, "audit/signing_keys.html", {"keys": keys})
+
+
+@require_permission("audit.view")
+def signing_key_pem(request: HttpRequest, fingerprint: str) -> HttpResponse:
+    key = next((k for k in signing.signing_keys(request.tenant) if k.fingerprint == fingerprint), None)
+    if key is None:
+        raise Http404
+    response = HttpResponse(signing.public_key_pem(key), content_type="application/x-pem-file")
+    response["Content-Disposition"] = f'attachment; filename="healthmail-{key.fingerprint}.pem"'
+    return response

@@ -12,14 +12,13 @@ import hashlib
 import json
 from collections.abc import Iterator
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.db.models import Count, Max, Min
 from django.utils import timezone
 
 from audit import chain
 from audit import services as audit
 from audit.actors import Actor
+from healthmail.crypto import signing
 from healthmail.tenants.context import tenant_context
 
 from . import packages, pdf
@@ -155,7 +154,7 @@ def certificate_issue(*, run: DisposalRun) -> DestructionCertificate:
     document = _document(run, certificate.pk, digest, count)
     certificate.document = document
     certificate.manifest_sha256, certificate.record_count = digest, count
-    certificate.signature, certificate.key_id = chain.sign(_canonical(document))
+    certificate.signature, certificate.key_id = chain.sign(_canonical(document), tenant_id=run.tenant_id)
     certificate.pdf = _pdf(document)
     certificate.save()
     audit.record(
@@ -173,7 +172,7 @@ def certificate_verify(*, tenant, certificate: DestructionCertificate) -> list[s
     problems = []
     with tenant_context(tenant):
         if not chain.signature_ok(
-            _canonical(certificate.document), certificate.signature, certificate.key_id
+            _canonical(certificate.document), certificate.signature, certificate.key_id, tenant_id=tenant.pk
         ):
             problems.append("the certificate's signature does not verify (document edited)")
         digest, count = manifest_digest(manifest_lines(certificate.run))
@@ -187,7 +186,7 @@ def certificate_verify(*, tenant, certificate: DestructionCertificate) -> list[s
 
 
 def verify_certificate_files(
-    certificate_json: bytes, destroyed: bytes, *, public_key: str | None = None
+    certificate_json: bytes, destroyed: bytes, *, public_key: str | None = None, tenant_id=None
 ) -> list[str]:
     """Offline: the signed document matches the id list in the package."""
     problems = []
@@ -197,16 +196,10 @@ def verify_certificate_files(
     except (ValueError, KeyError):
         return ["certificate.json is not a certificate"]
     message = _canonical(document)
-    if public_key is None:
-        signature_ok = chain.signature_ok(message, signature, signed.get("key_id"))
+    if public_key is not None:
+        signature_ok = signing.public_key_verifies(public_key, message, signature)
     else:
-        try:
-            Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key)).verify(
-                bytes.fromhex(signature), message
-            )
-            signature_ok = True
-        except (InvalidSignature, ValueError):
-            signature_ok = False
+        signature_ok = chain.signature_ok(message, signature, signed.get("key_id"), tenant_id=tenant_id)
     if not signature_ok:
         problems.append("certificate.json: signature does not verify")
     lines = destroyed.splitlines(keepends=True)

@@ -1,10 +1,10 @@
 """Signed ZIP packages (evidence exports, certificate packages) that anyone can check offline.
 
 `manifest.json` lists every other file with its SHA-256 and size, plus who made the package and
-why; it is signed with Ed25519 exactly like audit exports and chain checkpoints (audit/chain.py: key
-derived from the master key). It also names the public key, so a recipient without the master key
-verifies with the public key published by the operator (`verify_evidence --public-key`): the
-embedded key alone proves nothing, it must match the published one.
+why; it is signed with the organization's Ed25519 key, like audit exports and chain checkpoints
+(healthmail/crypto/signing.py). The package carries that public key (`signing-key.pem`, and in the
+manifest), so a recipient verifies with `verify_evidence --public-key` or the documented openssl
+commands: the embedded key alone proves nothing, it must match the key the organization publishes.
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ import io
 import json
 import zipfile
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from audit import chain
+from healthmail.crypto import signing
 
 FORMAT = "healthmail-evidence/1"
 MANIFEST = "manifest.json"
@@ -28,16 +26,17 @@ def _canonical(manifest: dict) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
-def public_key_hex(key_id: str | None = None) -> str:
-    _, private_key = chain._signing_key(key_id)
-    return private_key.public_key().public_bytes_raw().hex()
+PUBLIC_KEY_FILE = "signing-key.pem"
 
 
 def build(files: dict[str, bytes], meta: dict) -> tuple[bytes, dict]:
-    """The ZIP bytes and its manifest. File names are package paths (no leading slash, no '..')."""
+    """The ZIP bytes and its manifest, signed with the key of the tenant `meta["tenant_id"]` names.
+    File names are package paths (no leading slash, no '..')."""
     for name in files:
-        if name == MANIFEST or name.startswith("/") or ".." in name.split("/"):
+        if name in (MANIFEST, PUBLIC_KEY_FILE) or name.startswith("/") or ".." in name.split("/"):
             raise ValueError(f"Bad package path: {name}")
+    key = signing.signing_key_current(meta["tenant_id"])
+    files = {**files, PUBLIC_KEY_FILE: signing.public_key_pem(key).encode()}
     manifest = {
         "format": FORMAT,
         **meta,
@@ -46,8 +45,8 @@ def build(files: dict[str, bytes], meta: dict) -> tuple[bytes, dict]:
             for name, data in sorted(files.items())
         },
     }
-    manifest["signature"], manifest["key_id"] = chain.sign(_canonical(manifest))
-    manifest["public_key"] = public_key_hex(manifest["key_id"])
+    manifest["signature"], manifest["key_id"] = signing.sign_with(key, _canonical(manifest))
+    manifest["public_key"] = key.public_key
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in sorted(files.items()):
@@ -58,21 +57,16 @@ def build(files: dict[str, bytes], meta: dict) -> tuple[bytes, dict]:
 
 def _signature_ok(manifest: dict, public_key: str | None) -> bool:
     message, signature = _canonical(manifest), manifest.get("signature", "")
-    if public_key is None:
-        return chain.signature_ok(message, signature, manifest.get("key_id"))
-    try:
-        Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key)).verify(
-            bytes.fromhex(signature), message
-        )
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+    if public_key is not None:
+        return signing.public_key_verifies(public_key, message, signature)
+    return chain.signature_ok(message, signature, manifest.get("key_id"), tenant_id=manifest.get("tenant_id"))
 
 
 def verify(content: bytes, *, public_key: str | None = None) -> tuple[list[str], dict]:
     """(problems, manifest). No problems: every file is there, unmodified, and the manifest is ours.
 
-    Without `public_key` the signature is checked with the master key (on the platform itself)."""
+    With `public_key` (the organization's published key, hex or PEM) anyone can check it; without,
+    the platform checks it with the tenant's own key."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(content))
         manifest = json.loads(archive.read(MANIFEST))
@@ -105,10 +99,11 @@ def _nested(archive: zipfile.ZipFile, manifest: dict, public_key: str | None) ->
     """Checks that go beyond file hashes: the audit slice's own chain, the certificate's manifest."""
     problems = []
     for name in manifest.get("files", {}):
-        if name.endswith("audit-export.zip") and public_key is None:
+        if name.endswith("audit-export.zip"):
             from audit.exports import verify_export
 
-            problems.extend(f"{name}: {p}" for p in verify_export(archive.read(name)))
+            found = verify_export(archive.read(name), public_key=public_key)
+            problems.extend(f"{name}: {p}" for p in found)
     if "audit/chain-proof.json" in manifest.get("files", {}):
         from audit.exports import verify_slice_proof
 
@@ -122,7 +117,10 @@ def _nested(archive: zipfile.ZipFile, manifest: dict, public_key: str | None) ->
 
         problems.extend(
             verify_certificate_files(
-                archive.read("certificate.json"), archive.read("destroyed-records.txt"), public_key=public_key
+                archive.read("certificate.json"),
+                archive.read("destroyed-records.txt"),
+                public_key=public_key,
+                tenant_id=manifest.get("tenant_id"),
             )
         )
     return problems

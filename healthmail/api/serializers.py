@@ -32,3 +32,11 @@ class KeySummarySerializer(serializers.Serializer):
 class WhoAmISerializer(serializers.Serializer):
     tenant = TenantSummarySerializer()
     key = KeySummarySerializer()
+
+
+class SigningKeySerializer(serializers.Serializer):
+    key_id = serializers.CharField(help_text="As named in every signature's key_id.")
+    public_key = serializers.CharField(help_text="Raw Ed25519 public key, hex.")
+    public_key_pem = serializers.CharField(help_text="The same key as PEM (SubjectPublicKeyInfo).")
+    created_at = serializers.DateTimeField()
+    retired_at = serializers.DateTimeField(allow_null=True, help_text="No longer signs; still verifies.")

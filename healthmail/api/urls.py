@@ -16,6 +16,7 @@ urlpatterns = [
         name="api-docs",
     ),
     path("v1/me", views.WhoAmI.as_view(), name="api-me"),
+    path("v1/signing-keys", views.SigningKeys.as_view(), name="api-signing-keys"),
     path("v1/", include("contacts.api_urls")),
     path("v1/", include("consent.api_urls")),
     path("v1/", include("delivery.webhooks.api_urls")),

@@ -2,7 +2,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .serializers import WhoAmISerializer
+from healthmail.crypto import signing
+
+from .serializers import SigningKeySerializer, WhoAmISerializer
 
 
 class WhoAmI(APIView):
@@ -23,3 +25,30 @@ class WhoAmI(APIView):
             },
         }
         return Response(WhoAmISerializer(data).data)
+
+
+class SigningKeys(APIView):
+    """The organization's published Ed25519 keys: every audit export, chain checkpoint, destruction
+    certificate and evidence package it ever signed verifies with one of them."""
+
+    required_scopes = {"GET": []}  # public keys: any valid key may read them
+
+    @extend_schema(operation_id="signing_keys_list", responses=SigningKeySerializer(many=True), tags=["meta"])
+    def get(self, request):
+        signing.signing_key_current(request.tenant)  # published before the first signature
+        keys = signing.signing_keys(request.tenant)
+        return Response(
+            SigningKeySerializer(
+                [
+                    {
+                        "key_id": key.key_id,
+                        "public_key": key.public_key,
+                        "public_key_pem": signing.public_key_pem(key),
+                        "created_at": key.created_at,
+                        "retired_at": key.retired_at,
+                    }
+                    for key in keys
+                ],
+                many=True,
+            ).data
+        )

@@ -39,3 +39,32 @@ class ObjectKey(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"object key {self.pk}"
+
+
+class SigningKey(TenantOwnedModel):
+    """A tenant's Ed25519 key for what outsiders must be able to check: audit chain heads, audit
+    exports, destruction certificates, evidence packages. The private key is sealed by the tenant's
+    data key; the public key is published. Rotation retires a key and never deletes it, so every
+    signature it made stays checkable."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    fingerprint = models.CharField(
+        max_length=32, help_text="SHA-256 of the public key, first 12 bytes (hex)."
+    )
+    public_key = models.CharField(max_length=64, help_text="The raw 32-byte Ed25519 public key (hex).")
+    wrapped_key = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "fingerprint"], name="signing_key_fingerprint_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"signing key {self.fingerprint}"
+
+    @property
+    def key_id(self) -> str:
+        return f"ed25519:{self.fingerprint}"

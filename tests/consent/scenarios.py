@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime
-import zoneinfo
 import uuid
+import zoneinfo
 
 from django.utils import timezone
 

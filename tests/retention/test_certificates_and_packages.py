@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from audit.models import AuditEvent
+from healthmail.crypto import signing
 from healthmail.tenants.context import tenant_context
 from retention import certificates, disposal, exports, packages, pdf
 from retention.models import DestructionCertificate
@@ -67,7 +68,7 @@ def test_an_edited_certificate_does_not_verify(tenant_a):
 def test_certificate_package_verifies_offline_with_the_public_key_and_detects_edits(tenant_a):
     actor, _, certificate = _completed_run(tenant_a)
     _, content = certificates.certificate_package(tenant=tenant_a, actor=actor, certificate=certificate)
-    public_key = packages.public_key_hex()
+    public_key = signing.signing_key_current(tenant_a).public_key  # what the audit page publishes
     assert packages.verify(content, public_key=public_key)[0] == []
     assert packages.verify(content)[0] == []
     edited = _rewrite(content, "destroyed-records.txt", b"message_metadata\tsomething-else\n")
@@ -117,7 +118,11 @@ def test_evidence_package_holds_the_records_and_verifies_offline(tenant_a, tmp_p
     call_command("verify_evidence", str(good), stdout=out)
     assert "verify" in out.getvalue()
     call_command(
-        "verify_evidence", str(good), "--public-key", packages.public_key_hex(), stdout=io.StringIO()
+        "verify_evidence",
+        str(good),
+        "--public-key",
+        signing.signing_key_current(tenant_a).public_key,
+        stdout=io.StringIO(),
     )
     out = io.StringIO()
     with pytest.raises(CommandError):
@@ -126,7 +131,7 @@ def test_evidence_package_holds_the_records_and_verifies_offline(tenant_a, tmp_p
 
 
 def test_an_edited_manifest_is_detected(tenant_a):
-    content, manifest = packages.build({"a.txt": b"alpha"}, {"kind": "test"})
+    content, manifest = packages.build({"a.txt": b"alpha"}, {"kind": "test", "tenant_id": str(tenant_a.pk)})
     manifest["files"]["a.txt"]["sha256"] = "0" * 64
     forged = _rewrite(content, "manifest.json", json.dumps(manifest).encode())
     problems, _ = packages.verify(forged)

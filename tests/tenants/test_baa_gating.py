@@ -19,8 +19,11 @@ from tests.factories import BaaFactory, TenantFactory
 
 pytestmark = pytest.mark.django_db
 
+
 def _today() -> datetime.date:
     return timezone.localdate()  # at run time: a run that crosses midnight must not use a stale date
+
+
 DAY = datetime.timedelta(days=1)
 EMAIL = Service.MARKETING_EMAIL
 
@@ -51,9 +54,21 @@ CASES = [
         False,
         "No Business Associate Agreement",
     ),
-    ("expired yesterday", lambda t: _baa(t, expires_on=_today() - DAY), EMAIL, False, "No Business Associate"),
+    (
+        "expired yesterday",
+        lambda t: _baa(t, expires_on=_today() - DAY),
+        EMAIL,
+        False,
+        "No Business Associate",
+    ),
     ("terminated", lambda t: _baa(t, terminated_on=_today()), EMAIL, False, "No Business Associate"),
-    ("terminated tomorrow", lambda t: _baa(t, terminated_on=_today() + DAY), EMAIL, True, "Covered by the BAA"),
+    (
+        "terminated tomorrow",
+        lambda t: _baa(t, terminated_on=_today() + DAY),
+        EMAIL,
+        True,
+        "Covered by the BAA",
+    ),
     (
         "service not in scope",
         lambda t: _baa(t, services=[Service.TRANSACTIONAL_EMAIL]),
@@ -83,7 +98,12 @@ CASES = [
     (
         "old BAA expired, renewal in force",
         lambda t: (
-            _baa(t, signed_on=_today() - 400 * DAY, effective_on=_today() - 400 * DAY, expires_on=_today() - 10 * DAY),
+            _baa(
+                t,
+                signed_on=_today() - 400 * DAY,
+                effective_on=_today() - 400 * DAY,
+                expires_on=_today() - 10 * DAY,
+            ),
             _baa(t, signed_on=_today() - 20 * DAY, effective_on=_today() - 10 * DAY, expires_on=None),
         ),
         EMAIL,
