@@ -22,7 +22,7 @@ from audit import services as audit
 from audit.actors import Actor
 from healthmail.tenants.context import tenant_context
 
-from . import packages, pdf
+from . import accounting, packages, pdf
 from .models import DestructionCertificate, DisposalCandidate, DisposalRun
 from .registry import category_get
 
@@ -81,6 +81,7 @@ def _document(run: DisposalRun, certificate_id, digest: str, count: int) -> dict
                 "earliest_record": row["earliest"].isoformat(),
                 "latest_record": row["latest"].isoformat(),
                 "method": category.method,
+                "removed_along": run.removed_along.get(category.key, {}),
                 "policy": run.policy_versions.get(category.key),
             }
         )
@@ -177,6 +178,9 @@ def certificate_verify(*, tenant, certificate: DestructionCertificate) -> list[s
         ):
             problems.append("the certificate's signature does not verify (document edited)")
         digest, count = manifest_digest(manifest_lines(certificate.run))
+        still_there = accounting.destroyed_still_there(run=certificate.run)
+    if still_there:
+        problems.append(f"{still_there} records the certificate counts as destroyed are in the database")
     if digest != certificate.document["manifest"]["sha256"] or digest != certificate.manifest_sha256:
         problems.append("the destroyed record ids differ from the certificate's manifest")
     if count != certificate.record_count or count != certificate.document["record_count"]:

@@ -160,6 +160,7 @@ class DisposalRun(TenantOwnedModel):
         RUNNING = "running", "Running"
         COMPLETED = "completed", "Completed"
         CANCELLED = "cancelled", "Cancelled"
+        HALTED = "halted", "Stopped: counts disagree with the database"
 
     OPEN = ("awaiting_approval", "approved", "running")
 
@@ -177,6 +178,8 @@ class DisposalRun(TenantOwnedModel):
     approved_at = models.DateTimeField(null=True, blank=True)
     cancelled_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     cancel_reason = models.CharField(max_length=500, blank=True)
+    # Why the run stopped without a certificate (what the database did differs from its counts).
+    halt_reason = models.TextField(blank=True)
     executed_by = models.CharField(max_length=80, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -185,6 +188,9 @@ class DisposalRun(TenantOwnedModel):
     total_candidates = models.PositiveIntegerField(default=0)
     destroyed_count = models.PositiveIntegerField(default=0)
     skipped_count = models.PositiveIntegerField(default=0)
+    # category -> {model label: rows} deleted with the category's records (attempts, portal copies),
+    # as the database returned them; printed on the certificate.
+    removed_along = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-planned_at"]

@@ -20,7 +20,7 @@ from contacts.models import Contact
 from healthmail.accounts.roles import Role
 from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
-from retention import disposal, exports, holds, registry
+from retention import destruction, disposal, exports, holds, registry
 from retention.models import DisposalCandidate, HoldCustodian, LegalHold
 from retention.policies import PolicyInput, policy_decide, policy_propose
 from tests.factories import MembershipFactory
@@ -179,8 +179,10 @@ def consent_handed_to_destroyer(monkeypatch):
 
     def record(category, tenant_id, ids):
         handed.extend(ids)
-        return ids
+        return destruction.Destroyed(list(ids))
 
+    # It destroys nothing, so the run's check that destroyed records are gone is told so.
+    monkeypatch.setitem(destruction.REMAINS_SQL, record, "FALSE")
     category = registry.category_get("consent_records")
     destroyable = dataclasses.replace(category, sources=category.sources[:1], destroy=record, method="test")
     monkeypatch.setitem(registry._categories, "consent_records", destroyable)
