@@ -23,7 +23,7 @@ from audit.actors import Actor
 from healthmail.tenants.context import tenant_context
 
 from . import accounting, packages, pdf
-from .models import DestructionCertificate, DisposalCandidate, DisposalRun
+from .models import DestructionCertificate, DisposalCandidate, DisposalRun, RetentionPolicy
 from .registry import category_get
 
 
@@ -53,6 +53,18 @@ def _canonical(document: dict) -> bytes:
 
 def _person(user) -> dict | None:
     return None if user is None else {"id": str(user.pk), "email": user.email}
+
+
+def _sole_officer(run: DisposalRun) -> dict:
+    """Decisions behind this run that one person took alone (four eyes' sole-officer path)."""
+    ids = [planned["id"] for planned in run.policy_versions.values()]
+    policies = RetentionPolicy.objects.filter(tenant_id=run.tenant_id, pk__in=ids).exclude(
+        sole_officer_reason=""
+    )
+    return {
+        "run_approval": run.approval_sole_officer_reason or None,
+        "policy_versions": {p.category: p.sole_officer_reason for p in policies.order_by("category")},
+    }
 
 
 def _document(run: DisposalRun, certificate_id, digest: str, count: int) -> dict:
@@ -99,12 +111,31 @@ def _document(run: DisposalRun, certificate_id, digest: str, count: int) -> dict
         "requested_by": _person(run.requested_by),
         "approved_by": _person(run.approved_by),
         "approved_at": run.approved_at.isoformat() if run.approved_at else None,
+        "sole_officer": _sole_officer(run),
         "executed_by": run.executed_by,
         "planned_at": run.planned_at.isoformat(),
         "started_at": run.started_at.isoformat() if run.started_at else None,
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         "issued_at": timezone.now().isoformat(),
     }
+
+
+def _sole_officer_lines(sole: dict) -> list:
+    lines = []
+    if sole.get("run_approval"):
+        lines.append(
+            pdf.Line(
+                f"SOLE OFFICER: the run was approved without a second person: {sole['run_approval']}",
+                bold=True,
+            )
+        )
+    for category, reason in (sole.get("policy_versions") or {}).items():
+        lines.append(
+            pdf.Line(
+                f"SOLE OFFICER: the {category} policy version was approved by its author: {reason}", bold=True
+            )
+        )
+    return lines
 
 
 def _pdf(document: dict) -> bytes:
@@ -133,6 +164,7 @@ def _pdf(document: dict) -> bytes:
         L("Who and when", size=11, bold=True, gap_before=8),
         L(f"Approved by: {approver.get('email', 'automatic (the policy needs no approval)')}"),
         L(f"Approved at: {document['approved_at'] or '-'}"),
+        *_sole_officer_lines(document.get("sole_officer") or {}),
         L(f"Executed by: {document['executed_by']}"),
         L(f"Planned {document['planned_at']}"),
         L(f"Started {document['started_at']}; finished {document['finished_at']}"),

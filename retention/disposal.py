@@ -28,14 +28,15 @@ from django.utils import timezone
 
 from audit import services as audit
 from audit.actors import Actor
+from healthmail.accounts.four_eyes import second_person_require
 from healthmail.errors import ApplicationError, Conflict
 from healthmail.tasks import enqueue
 from healthmail.tenants.context import tenant_context
 
 from . import accounting, certificates, holds
 from .destruction import DestructionMismatch
-from .models import Action, DisposalCandidate, DisposalRun
-from .policies import cutoff, policies_ensure_defaults, policy_in_force
+from .models import Action, DisposalCandidate, DisposalRun, RetentionPolicy
+from .policies import PERMISSION, cutoff, policies_ensure_defaults, policy_in_force
 from .registry import Category, all_categories, category_get
 from .services import exceptions_sql
 
@@ -187,11 +188,25 @@ def _start(run: DisposalRun) -> None:
 
 
 @transaction.atomic
-def disposal_approve(*, tenant, actor: Actor, run: DisposalRun) -> DisposalRun:
+def disposal_approve(*, tenant, actor: Actor, run: DisposalRun, sole_officer_reason: str = "") -> DisposalRun:
+    """Four eyes: neither the officer who planned the run nor one who wrote a policy version it
+    applies may approve it, unless they are the sole officer (with a reason, printed on the certificate)."""
     with tenant_context(tenant):
         run = DisposalRun.objects.select_for_update().get(tenant=tenant, pk=run.pk)
         if run.status != DisposalRun.Status.AWAITING_APPROVAL:
             raise Conflict("This run is not waiting for approval.", code="not_awaiting")
+        policy_ids = [planned["id"] for planned in run.policy_versions.values()]
+        authors = RetentionPolicy.objects.filter(tenant=tenant, pk__in=policy_ids).values_list(
+            "created_by_id", flat=True
+        )
+        second = second_person_require(
+            tenant=tenant,
+            approver=actor.user,
+            authors=[run.requested_by_id, *authors],
+            permission=PERMISSION,
+            what="disposal run",
+            sole_officer_reason=sole_officer_reason,
+        )
         for key, planned in run.policy_versions.items():
             current = policy_in_force(tenant=tenant, category=key)
             if current is None or str(current.pk) != planned["id"]:
@@ -201,13 +216,14 @@ def disposal_approve(*, tenant, actor: Actor, run: DisposalRun) -> DisposalRun:
                     code="policy_changed",
                 )
         run.status, run.approved_by, run.approved_at = DisposalRun.Status.APPROVED, actor.user, timezone.now()
-        run.save(update_fields=["status", "approved_by", "approved_at"])
+        run.approval_sole_officer_reason = second.sole_officer_reason
+        run.save(update_fields=["status", "approved_by", "approved_at", "approval_sole_officer_reason"])
         audit.record(
             actor=actor,
             action="retention.disposal_approve",
             target=run,
             tenant=tenant,
-            details={"candidates": run.total_candidates},
+            details={"candidates": run.total_candidates, **second.as_details()},
         )
     _start(run)
     return run

@@ -54,6 +54,8 @@ class RetentionPolicy(TenantOwnedModel):
     approved_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     approved_at = models.DateTimeField(null=True, blank=True)
     effective_from = models.DateTimeField(null=True, blank=True)
+    # Four eyes: set when the author approved it as the tenant's sole officer (why no second person).
+    sole_officer_reason = models.CharField(max_length=1000, blank=True)
     is_shipped_default = models.BooleanField(default=False)
 
     class Meta:
@@ -109,6 +111,7 @@ class LegalHold(TenantOwnedModel):
     created_at = models.DateTimeField(default=timezone.now)
     approved_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     approved_at = models.DateTimeField(null=True, blank=True)
+    approval_sole_officer_reason = models.CharField(max_length=1000, blank=True)
     review_every_days = models.PositiveSmallIntegerField(default=90)
     next_review_at = models.DateTimeField()
     last_reviewed_at = models.DateTimeField(null=True, blank=True)
@@ -116,6 +119,12 @@ class LegalHold(TenantOwnedModel):
     released_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     released_at = models.DateTimeField(null=True, blank=True)
     release_reason = models.CharField(max_length=1000, blank=True)
+    # A release is asked for, then confirmed by a second officer (four eyes).
+    release_requested_by = models.ForeignKey(
+        _USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    release_requested_at = models.DateTimeField(null=True, blank=True)
+    release_sole_officer_reason = models.CharField(max_length=1000, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -176,6 +185,7 @@ class DisposalRun(TenantOwnedModel):
     planned_at = models.DateTimeField(default=timezone.now)
     approved_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     approved_at = models.DateTimeField(null=True, blank=True)
+    approval_sole_officer_reason = models.CharField(max_length=1000, blank=True)
     cancelled_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     cancel_reason = models.CharField(max_length=500, blank=True)
     # Why the run stopped without a certificate (what the database did differs from its counts).
@@ -285,6 +295,7 @@ class RetentionException(TenantOwnedModel):
     decided_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_reason = models.CharField(max_length=500, blank=True)
+    sole_officer_reason = models.CharField(max_length=1000, blank=True)
 
     class Meta:
         ordering = ["-requested_at"]

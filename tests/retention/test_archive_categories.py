@@ -116,7 +116,7 @@ def _retrieve(tenant, actor, hit) -> dict:
 def _dispose(tenant, actor) -> None:
     for run in disposal.disposal_plan(tenant=tenant, actor=actor):
         if run.status == "awaiting_approval":
-            disposal.disposal_approve(tenant=tenant, actor=actor, run=run)
+            disposal.disposal_approve(tenant=tenant, actor=officer(tenant), run=run)
         disposal.disposal_run_execute(tenant_id=tenant.pk, run_id=run.pk)
 
 

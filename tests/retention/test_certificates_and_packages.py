@@ -27,10 +27,11 @@ def _completed_run(tenant, count=4):
     actor = officer(tenant)
     messages = new_messages(tenant, count, age=8 * YEAR)
     (run,) = disposal.disposal_plan(tenant=tenant, actor=actor)
-    disposal.disposal_approve(tenant=tenant, actor=actor, run=run)
+    approver = officer(tenant)
+    disposal.disposal_approve(tenant=tenant, actor=approver, run=run)
     disposal.disposal_run_execute(tenant_id=tenant.pk, run_id=run.pk)
     with tenant_context(tenant):
-        return actor, messages, DestructionCertificate.objects.get(run=run)
+        return approver, messages, DestructionCertificate.objects.get(run=run)
 
 
 def _rewrite(content: bytes, name: str, data: bytes) -> bytes:

@@ -245,7 +245,8 @@ class RetentionMachine(RuleBasedStateMachine):
         hold_id = sorted(self.holds, key=str)[which % len(self.holds)]
         with tenant_context(self.tenant):
             hold = LegalHold.objects.get(pk=hold_id)
-        holds.hold_release(tenant=self.tenant, actor=self.actor, hold=hold, reason="settled")
+        holds.hold_release_request(tenant=self.tenant, actor=self.actor, hold=hold, reason="settled")
+        holds.hold_release(tenant=self.tenant, actor=self.world.approver, hold=hold)
         del self.holds[hold_id]
 
     @precondition(lambda self: self.messages or set(self.deleted) - self.tombstoned)
