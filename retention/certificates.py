@@ -52,7 +52,15 @@ def _canonical(document: dict) -> bytes:
 
 
 def _person(user) -> dict | None:
-    return None if user is None else {"id": str(user.pk), "email": user.email}
+    if user is None:
+        return None
+    return {"id": str(user.pk), "email": user.email, "name": user.get_full_name()}
+
+
+def _who(person: dict | None, default: str) -> str:
+    if not person:
+        return default
+    return f"{person['name']} <{person['email']}>" if person.get("name") else person["email"]
 
 
 def _sole_officer(run: DisposalRun) -> dict:
@@ -152,17 +160,21 @@ def _pdf(document: dict) -> bytes:
             L(f"{row['label']}: {row['count']} records", bold=True, gap_before=3),
             L(f"  created {row['earliest_record'][:10]} to {row['latest_record'][:10]}"),
             L(f"  method: {row['method']}"),
+            *[
+                L(f"  removed with them: {count} {label} rows")
+                for label, count in sorted((row.get("removed_along") or {}).items())
+            ],
             L(f"  policy version {policy.get('version')} (maximum {policy.get('max_days')} days)"),
             L(f"  policy id {policy.get('id')}"),
         ]
     if not document["categories"]:
         lines.append(L("No record was destroyed by this run."))
     skipped = ", ".join(f"{k}: {v}" for k, v in document["skipped"].items()) or "none"
-    approver = document["approved_by"] or {}
     lines += [
         L(f"Total destroyed: {document['record_count']}. Kept (not destroyed): {skipped}.", gap_before=6),
         L("Who and when", size=11, bold=True, gap_before=8),
-        L(f"Approved by: {approver.get('email', 'automatic (the policy needs no approval)')}"),
+        L(f"Requested by: {_who(document['requested_by'], 'the daily schedule')}"),
+        L(f"Approved by: {_who(document['approved_by'], 'automatic (the policy needs no approval)')}"),
         L(f"Approved at: {document['approved_at'] or '-'}"),
         *_sole_officer_lines(document.get("sole_officer") or {}),
         L(f"Executed by: {document['executed_by']}"),
