@@ -298,3 +298,14 @@ def test_cascaded_rows_are_deleted_by_statements_that_return_them(tenant_a):
     assert outcome.removed
     assert outcome.cascaded["delivery.PortalMessage"] == [copy]
     assert len(outcome.cascaded["delivery.PortalReply"]) == 1
+
+
+def test_a_record_counted_missing_that_is_there_refuses_the_certificate(tenant_a):
+    run, _ = _tracking_run(tenant_a, count=2)
+    with tenant_context(tenant_a):  # a pending candidate marked missing while its record exists
+        candidate = DisposalCandidate.objects.filter(run=run, state="pending").first()
+        DisposalCandidate.objects.filter(pk=candidate.pk).update(state="skipped", skip_reason="missing")
+        DisposalRun.objects.filter(pk=run.pk).update(skipped_count=1)
+    disposal.disposal_run_execute(tenant_id=tenant_a.pk, run_id=run.pk, batch_size=2)
+    run = _halted(tenant_a, run)
+    assert "1 tracking events counted as missing are there" in run.halt_reason

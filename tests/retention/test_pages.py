@@ -216,3 +216,41 @@ def test_archive_search_and_export_pages(compliance, tenant_a):
     download = compliance.get(reverse("retention:export_download", args=[export.pk]))
     assert download["Content-Type"] == "application/zip"
     assert packages.verify(download.content)[0] == []
+
+
+def test_a_hold_release_is_asked_for_then_confirmed_by_another_officer(client, compliance, tenant_a):
+    from tests.conftest import sign_in
+
+    asker = compliance.membership.user
+    hold = holds.hold_create(
+        tenant=tenant_a,
+        actor=officer(tenant_a),
+        matter="M",
+        reason="R",
+        counsel="C",
+        scope=holds.HoldScope(categories=("contacts",)),
+    )
+    page = compliance.post(
+        reverse("retention:hold_release", args=[hold.pk]), {"reason": "Settled"}, follow=True
+    )
+    assert "Release asked for" in page.content.decode()
+    refused = compliance.post(reverse("retention:hold_release_confirm", args=[hold.pk]), follow=True)
+    assert "Another compliance officer must approve this hold release" in refused.content.decode()
+    with tenant_context(tenant_a):
+        assert LegalHold.objects.get(pk=hold.pk).status == "active"
+    marketer = MembershipFactory(tenant=tenant_a, role=Role.MARKETER).user
+    sign_in(client, marketer, tenant=tenant_a)
+    assert client.post(reverse("retention:hold_release_confirm", args=[hold.pk])).status_code == 403
+    second = MembershipFactory(tenant=tenant_a, role=Role.COMPLIANCE_OFFICER).user
+    sign_in(client, second, tenant=tenant_a)
+    done = client.post(
+        reverse("retention:hold_release_confirm", args=[hold.pk]), follow=True
+    ).content.decode()
+    assert "Hold released" in done
+    with tenant_context(tenant_a):
+        released = LegalHold.objects.get(pk=hold.pk)
+    assert (released.status, released.release_requested_by, released.released_by) == (
+        "released",
+        asker,
+        second,
+    )
