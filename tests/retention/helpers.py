@@ -25,6 +25,31 @@ def officer(tenant):
     return Actor.for_user(membership.user)
 
 
+def policy_set(tenant, category: str, **changes) -> None:
+    """A new policy version for `category` (the current one with `changes`), proposed by one officer
+    and approved by a second (four eyes)."""
+    import dataclasses
+
+    from retention import policies
+
+    policies.policies_ensure_defaults(tenant=tenant)
+    current = policies.policy_in_force(tenant=tenant, category=category)
+    data = policies.PolicyInput(
+        min_retention_days=current.min_retention_days,
+        max_retention_days=current.max_retention_days,
+        action=current.action,
+        approval_required=current.approval_required,
+        rationale="Test policy",
+        reason="Test",
+        legal_basis=current.legal_basis,
+        archive_after_days=current.archive_after_days,
+    )
+    proposed = policies.policy_propose(
+        tenant=tenant, actor=officer(tenant), category=category, data=dataclasses.replace(data, **changes)
+    )
+    policies.policy_decide(tenant=tenant, actor=officer(tenant), policy=proposed, approve=True)
+
+
 def new_contact(tenant, *, deleted_at=None) -> Contact:
     email = f"patient-{uuid.uuid4().hex[:10]}@example.org"
     with tenant_context(tenant):

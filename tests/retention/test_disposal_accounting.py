@@ -18,7 +18,7 @@ from django.db import connection
 from audit.models import AuditEvent
 from delivery.models import EngagementEvent, PortalMessage
 from healthmail.tenants.context import tenant_context
-from retention import certificates, destruction, disposal, policies, registry
+from retention import certificates, destruction, disposal, registry
 from retention.models import DestructionCertificate, DisposalCandidate, DisposalRun
 
 from .helpers import (
@@ -31,6 +31,7 @@ from .helpers import (
     new_tracking_event,
     new_webhook_delivery,
     officer,
+    policy_set,
     records_gone,
 )
 
@@ -43,29 +44,10 @@ def no_broker(monkeypatch):
     monkeypatch.setattr(disposal, "enqueue", lambda task, **kwargs: None)
 
 
-def _policy_set(tenant, category: str, **changes) -> None:
-    policies.policies_ensure_defaults(tenant=tenant)
-    current = policies.policy_in_force(tenant=tenant, category=category)
-    data = policies.PolicyInput(
-        min_retention_days=current.min_retention_days,
-        max_retention_days=current.max_retention_days,
-        action=current.action,
-        approval_required=current.approval_required,
-        rationale="Test policy",
-        reason="Test",
-        legal_basis=current.legal_basis,
-        archive_after_days=current.archive_after_days,
-    )
-    proposed = policies.policy_propose(
-        tenant=tenant, actor=officer(tenant), category=category, data=dataclasses.replace(data, **changes)
-    )
-    policies.policy_decide(tenant=tenant, actor=officer(tenant), policy=proposed, approve=True)
-
-
 def _seed(tenant, actor) -> dict[str, tuple[list[str], list[str]]]:
     """category -> (ids past their maximum, ids within it), for every destroyable category."""
     # Metadata kept nine years, content seven: messages of eight years lose their content only.
-    _policy_set(tenant, "message_metadata", max_retention_days=9 * 365)
+    policy_set(tenant, "message_metadata", max_retention_days=9 * 365)
     old, shredded, young = (
         new_messages(tenant, 2, age=10 * YEAR),
         new_messages(tenant, 2, age=8 * YEAR),
