@@ -21,8 +21,8 @@ from audit.actors import Actor
 from healthmail.crypto import signing
 from healthmail.tenants.context import tenant_context
 
-from . import packages, pdf
-from .models import DestructionCertificate, DisposalCandidate, DisposalRun
+from . import accounting, packages, pdf
+from .models import DestructionCertificate, DisposalCandidate, DisposalRun, RetentionPolicy
 from .registry import category_get
 
 
@@ -51,7 +51,27 @@ def _canonical(document: dict) -> bytes:
 
 
 def _person(user) -> dict | None:
-    return None if user is None else {"id": str(user.pk), "email": user.email}
+    if user is None:
+        return None
+    return {"id": str(user.pk), "email": user.email, "name": user.get_full_name()}
+
+
+def _who(person: dict | None, default: str) -> str:
+    if not person:
+        return default
+    return f"{person['name']} <{person['email']}>" if person.get("name") else person["email"]
+
+
+def _sole_officer(run: DisposalRun) -> dict:
+    """Decisions behind this run that one person took alone (four eyes' sole-officer path)."""
+    ids = [planned["id"] for planned in run.policy_versions.values()]
+    policies = RetentionPolicy.objects.filter(tenant_id=run.tenant_id, pk__in=ids).exclude(
+        sole_officer_reason=""
+    )
+    return {
+        "run_approval": run.approval_sole_officer_reason or None,
+        "policy_versions": {p.category: p.sole_officer_reason for p in policies.order_by("category")},
+    }
 
 
 def _document(run: DisposalRun, certificate_id, digest: str, count: int) -> dict:
@@ -80,6 +100,7 @@ def _document(run: DisposalRun, certificate_id, digest: str, count: int) -> dict
                 "earliest_record": row["earliest"].isoformat(),
                 "latest_record": row["latest"].isoformat(),
                 "method": category.method,
+                "removed_along": run.removed_along.get(category.key, {}),
                 "policy": run.policy_versions.get(category.key),
             }
         )
@@ -97,12 +118,31 @@ def _document(run: DisposalRun, certificate_id, digest: str, count: int) -> dict
         "requested_by": _person(run.requested_by),
         "approved_by": _person(run.approved_by),
         "approved_at": run.approved_at.isoformat() if run.approved_at else None,
+        "sole_officer": _sole_officer(run),
         "executed_by": run.executed_by,
         "planned_at": run.planned_at.isoformat(),
         "started_at": run.started_at.isoformat() if run.started_at else None,
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         "issued_at": timezone.now().isoformat(),
     }
+
+
+def _sole_officer_lines(sole: dict) -> list:
+    lines = []
+    if sole.get("run_approval"):
+        lines.append(
+            pdf.Line(
+                f"SOLE OFFICER: the run was approved without a second person: {sole['run_approval']}",
+                bold=True,
+            )
+        )
+    for category, reason in (sole.get("policy_versions") or {}).items():
+        lines.append(
+            pdf.Line(
+                f"SOLE OFFICER: the {category} policy version was approved by its author: {reason}", bold=True
+            )
+        )
+    return lines
 
 
 def _pdf(document: dict) -> bytes:
@@ -119,18 +159,23 @@ def _pdf(document: dict) -> bytes:
             L(f"{row['label']}: {row['count']} records", bold=True, gap_before=3),
             L(f"  created {row['earliest_record'][:10]} to {row['latest_record'][:10]}"),
             L(f"  method: {row['method']}"),
+            *[
+                L(f"  removed with them: {count} {label} rows")
+                for label, count in sorted((row.get("removed_along") or {}).items())
+            ],
             L(f"  policy version {policy.get('version')} (maximum {policy.get('max_days')} days)"),
             L(f"  policy id {policy.get('id')}"),
         ]
     if not document["categories"]:
         lines.append(L("No record was destroyed by this run."))
     skipped = ", ".join(f"{k}: {v}" for k, v in document["skipped"].items()) or "none"
-    approver = document["approved_by"] or {}
     lines += [
         L(f"Total destroyed: {document['record_count']}. Kept (not destroyed): {skipped}.", gap_before=6),
         L("Who and when", size=11, bold=True, gap_before=8),
-        L(f"Approved by: {approver.get('email', 'automatic (the policy needs no approval)')}"),
+        L(f"Requested by: {_who(document['requested_by'], 'the daily schedule')}"),
+        L(f"Approved by: {_who(document['approved_by'], 'automatic (the policy needs no approval)')}"),
         L(f"Approved at: {document['approved_at'] or '-'}"),
+        *_sole_officer_lines(document.get("sole_officer") or {}),
         L(f"Executed by: {document['executed_by']}"),
         L(f"Planned {document['planned_at']}"),
         L(f"Started {document['started_at']}; finished {document['finished_at']}"),
@@ -176,6 +221,9 @@ def certificate_verify(*, tenant, certificate: DestructionCertificate) -> list[s
         ):
             problems.append("the certificate's signature does not verify (document edited)")
         digest, count = manifest_digest(manifest_lines(certificate.run))
+        still_there = accounting.destroyed_still_there(run=certificate.run)
+    if still_there:
+        problems.append(f"{still_there} records the certificate counts as destroyed are in the database")
     if digest != certificate.document["manifest"]["sha256"] or digest != certificate.manifest_sha256:
         problems.append("the destroyed record ids differ from the certificate's manifest")
     if count != certificate.record_count or count != certificate.document["record_count"]:

@@ -9,11 +9,17 @@ now, destroys the rest and marks them destroyed. A crash rolls the whole batch b
 half-destroyed and no candidate is marked destroyed that was not. Running the run again resumes at
 the first pending candidate; the certificate is issued in the transaction of the last batch, from
 the candidates marked destroyed.
+
+Every count is what the database returned (accounting.py): a batch marks destroyed exactly the
+records whose ids the destroying statements returned, and refuses any difference from the records
+it locked; before the certificate, the run's candidates, counters and tables are reconciled. A
+difference stops the run (status `halted`, with the reason, audited) instead of issuing a certificate.
 """
 
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Sequence
 
 from django.db import connection, transaction
@@ -22,14 +28,15 @@ from django.utils import timezone
 
 from audit import services as audit
 from audit.actors import Actor
+from healthmail.accounts.four_eyes import second_person_require
 from healthmail.errors import ApplicationError, Conflict
 from healthmail.tasks import enqueue
 from healthmail.tenants.context import tenant_context
 
-from . import certificates, holds
-from .destruction import shred_keys
-from .models import Action, ArchivedRecord, DisposalCandidate, DisposalRun
-from .policies import cutoff, policies_ensure_defaults, policy_in_force
+from . import accounting, certificates, holds
+from .destruction import DestructionMismatch
+from .models import Action, DisposalCandidate, DisposalRun, RetentionPolicy
+from .policies import PERMISSION, cutoff, policies_ensure_defaults, policy_in_force
 from .registry import Category, all_categories, category_get
 from .services import exceptions_sql
 
@@ -37,6 +44,7 @@ BATCH_SIZE = 2000
 SAMPLES = 5
 EXECUTOR = "system:retention.disposal"
 CANDIDATES = "retention_disposalcandidate"
+logger = logging.getLogger(__name__)
 
 
 def _due_categories(tenant, as_of: datetime.datetime, only: Sequence[str] | None) -> dict[str, tuple]:
@@ -180,11 +188,25 @@ def _start(run: DisposalRun) -> None:
 
 
 @transaction.atomic
-def disposal_approve(*, tenant, actor: Actor, run: DisposalRun) -> DisposalRun:
+def disposal_approve(*, tenant, actor: Actor, run: DisposalRun, sole_officer_reason: str = "") -> DisposalRun:
+    """Four eyes: neither the officer who planned the run nor one who wrote a policy version it
+    applies may approve it, unless they are the sole officer (with a reason, printed on the certificate)."""
     with tenant_context(tenant):
         run = DisposalRun.objects.select_for_update().get(tenant=tenant, pk=run.pk)
         if run.status != DisposalRun.Status.AWAITING_APPROVAL:
             raise Conflict("This run is not waiting for approval.", code="not_awaiting")
+        policy_ids = [planned["id"] for planned in run.policy_versions.values()]
+        authors = RetentionPolicy.objects.filter(tenant=tenant, pk__in=policy_ids).values_list(
+            "created_by_id", flat=True
+        )
+        second = second_person_require(
+            tenant=tenant,
+            approver=actor.user,
+            authors=[run.requested_by_id, *authors],
+            permission=PERMISSION,
+            what="disposal run",
+            sole_officer_reason=sole_officer_reason,
+        )
         for key, planned in run.policy_versions.items():
             current = policy_in_force(tenant=tenant, category=key)
             if current is None or str(current.pk) != planned["id"]:
@@ -194,13 +216,14 @@ def disposal_approve(*, tenant, actor: Actor, run: DisposalRun) -> DisposalRun:
                     code="policy_changed",
                 )
         run.status, run.approved_by, run.approved_at = DisposalRun.Status.APPROVED, actor.user, timezone.now()
-        run.save(update_fields=["status", "approved_by", "approved_at"])
+        run.approval_sole_officer_reason = second.sole_officer_reason
+        run.save(update_fields=["status", "approved_by", "approved_at", "approval_sole_officer_reason"])
         audit.record(
             actor=actor,
             action="retention.disposal_approve",
             target=run,
             tenant=tenant,
-            details={"candidates": run.total_candidates},
+            details={"candidates": run.total_candidates, **second.as_details()},
         )
     _start(run)
     return run
@@ -243,16 +266,6 @@ def _update_ids(
     return {row[0] for row in cursor.fetchall()}
 
 
-def _destroy_archived(tenant_id, category: Category, record_ids: set[str]) -> set[str]:
-    """Archived records go with every object key their sealed parts use (content, portal replies):
-    crypto-shredding, as for live records; the snapshot goes with the row."""
-    rows = ArchivedRecord.objects.filter(tenant_id=tenant_id, category=category.key, record_id__in=record_ids)
-    found = list(rows.values_list("record_id", "content_key_id", "part_key_ids"))
-    rows.delete()
-    shred_keys(tenant_id, {key for _, content_key, parts in found for key in (content_key, *parts)})
-    return {record_id for record_id, _, _ in found}
-
-
 def _batch(run: DisposalRun, cursor, batch_size: int, now, reference) -> tuple[str, dict] | None:
     cursor.execute(
         f"SELECT category FROM {CANDIDATES} WHERE tenant_id = %s AND run_id = %s AND state = 'pending'"  # noqa: S608
@@ -270,9 +283,9 @@ def _batch(run: DisposalRun, cursor, batch_size: int, now, reference) -> tuple[s
     )
     candidates = dict(cursor.fetchall())  # candidate id -> record id
     ids = list(candidates)
-    source = category.source
     # Lock the records themselves: nobody alters them between the checks and the destruction.
-    cursor.execute(source.lock_sql(), [run.tenant_id, list(candidates.values())])
+    cursor.execute(category.source.lock_sql(), [run.tenant_id, list(candidates.values())])
+    present = {r[0] for r in cursor.fetchall()}
     cursor.execute(
         "SELECT record_id FROM retention_archivedrecord WHERE tenant_id = %s AND category = %s"
         " AND record_id = ANY(%s) FOR UPDATE",
@@ -290,10 +303,9 @@ def _batch(run: DisposalRun, cursor, batch_size: int, now, reference) -> tuple[s
     )
     remaining = {cid: rid for cid, rid in candidates.items() if not any(cid in s for s in skipped.values())}
     in_archive = {rid for rid in remaining.values() if rid in archived}
-    destroyed = _destroy_archived(run.tenant_id, category, in_archive) if in_archive else set()
-    live = [rid for rid in remaining.values() if rid not in in_archive]
-    if live:
-        destroyed |= set(category.destroy(category, run.tenant_id, live))
+    live = {rid for rid in remaining.values() if rid in present and rid not in in_archive}
+    outcome = accounting.destroy_checked(run.tenant_id, category, in_archive, live)
+    destroyed = set(outcome.ids)
     done = [cid for cid, rid in remaining.items() if rid in destroyed]
     if done:
         cursor.execute(
@@ -301,12 +313,46 @@ def _batch(run: DisposalRun, cursor, batch_size: int, now, reference) -> tuple[s
             " WHERE id = ANY(%s)",
             [now, done],
         )
+    # Not in its table nor in the archive when the batch locked it: gone before this run reached it.
     skipped["missing"] = _update_ids(cursor, [cid for cid in remaining if cid not in set(done)], "missing")
-    return category.key, {"destroyed": len(done), **{k: len(v) for k, v in skipped.items()}}
+    along = accounting.mark_removed_along(cursor, run, category, outcome, now)
+    return category.key, {
+        "destroyed": len(done),
+        **{k: len(v) for k, v in skipped.items()},
+        "destroyed_along": along,
+        "rows_removed_along": {label: len(rows) for label, rows in outcome.cascaded.items()},
+        "manifest_sha256": accounting.batch_digest(category.key, outcome.ids),
+    }
 
 
 def disposal_run_batch(*, tenant_id, run_id, batch_size: int = BATCH_SIZE, executor: str = EXECUTOR) -> bool:
-    """Destroy one batch of a run (one transaction). Returns whether work remains."""
+    """Destroy one batch of a run (one transaction). Returns whether work remains. When what the
+    database did differs from what the run planned and counted, the batch rolls back and the run
+    stops (halted, with the reason, audited): it issues no certificate."""
+    try:
+        return _run_batch(tenant_id, run_id, batch_size, executor)
+    except DestructionMismatch as error:
+        _halt(tenant_id, run_id, error)
+        return False
+
+
+def _halt(tenant_id, run_id, error: DestructionMismatch) -> None:
+    logger.error("disposal run halted: counts disagree", extra={"run": str(run_id), "code": error.code})
+    with tenant_context(tenant_id):
+        run = DisposalRun.objects.select_for_update().get(tenant_id=tenant_id, pk=run_id)
+        run.status, run.halt_reason = DisposalRun.Status.HALTED, error.message[:2000]
+        run.finished_at = run.heartbeat_at = timezone.now()
+        run.save(update_fields=["status", "halt_reason", "finished_at", "heartbeat_at"])
+        audit.record(
+            actor=Actor.system("retention.disposal"),
+            action="retention.disposal_halt",
+            target=run,
+            tenant=tenant_id,
+            details={"code": error.code, "reason": error.message[:2000]},
+        )
+
+
+def _run_batch(tenant_id, run_id, batch_size: int, executor: str) -> bool:
     with tenant_context(tenant_id):
         run = DisposalRun.objects.select_for_update().filter(tenant_id=tenant_id, pk=run_id).first()
         if run is None or run.status not in (DisposalRun.Status.APPROVED, DisposalRun.Status.RUNNING):
@@ -320,6 +366,8 @@ def disposal_run_batch(*, tenant_id, run_id, batch_size: int = BATCH_SIZE, execu
         holds.holds_lock_shared(tenant_id)
         with connection.cursor() as cursor:
             outcome = _batch(run, cursor, batch_size, now, reference)
+            if outcome is None:
+                accounting.run_reconcile(cursor, run)
         if outcome is None:
             run.status, run.finished_at, run.heartbeat_at = DisposalRun.Status.COMPLETED, now, now
             run.save()
@@ -337,8 +385,11 @@ def disposal_run_batch(*, tenant_id, run_id, batch_size: int = BATCH_SIZE, execu
             )
             return False
         category, counts = outcome
-        run.destroyed_count += counts["destroyed"]
-        run.skipped_count += sum(v for k, v in counts.items() if k != "destroyed")
+        run.destroyed_count += counts["destroyed"] + sum(counts["destroyed_along"].values())
+        run.skipped_count += sum(counts[k] for k in ("held", "exception", "policy_changed", "missing"))
+        along = run.removed_along.setdefault(category, {})
+        for label, rows in counts["rows_removed_along"].items():
+            along[label] = along.get(label, 0) + rows
         run.batches_done += 1
         run.heartbeat_at = now
         run.save()

@@ -27,11 +27,17 @@ from django.utils import timezone
 from audit import services as audit
 from audit.actors import Actor
 from healthmail.accounts.models import Membership, User
-from healthmail.errors import ApplicationError, Conflict
+from healthmail.errors import ApplicationError
 from healthmail.sysmail.services import system_mail_queue
 from healthmail.tenants.context import tenant_context
 from segmentation.services import segment_member_ids
 
+from .hold_decisions import (  # noqa: F401 - re-exported: callers use holds.*
+    hold_approve,
+    hold_release,
+    hold_release_request,
+    hold_review,
+)
 from .hold_recipients import (
     contact_keyed_categories,
     date_bounds,
@@ -40,7 +46,6 @@ from .hold_recipients import (
     recipients_among,
 )
 from .models import HOLD_NOTICE_TOPIC, HOLD_REVIEW_TOPIC, HoldCustodian, LegalHold
-from .policies import ensure_second_person
 from .registry import all_categories, categories_for_model, expand_groups
 
 
@@ -380,63 +385,6 @@ def hold_create(
             },
         )
         _queue_notice(tenant, hold, list(scope.custodian_ids))
-    return hold
-
-
-def _locked(tenant, hold: LegalHold) -> LegalHold:
-    return LegalHold.objects.select_for_update().get(tenant=tenant, pk=hold.pk)
-
-
-@transaction.atomic
-def hold_approve(*, tenant, actor: Actor, hold: LegalHold) -> LegalHold:
-    with tenant_context(tenant):
-        hold = _locked(tenant, hold)
-        if hold.approved_at is not None:
-            raise Conflict("This hold is already approved.", code="approved")
-        self_approved = ensure_second_person(
-            tenant=tenant, author=hold.created_by, approver=actor.user, what="hold"
-        )
-        hold.approved_by, hold.approved_at = actor.user, timezone.now()
-        hold.save(update_fields=["approved_by", "approved_at"])
-        audit.record(
-            actor=actor,
-            action="legal_hold.approve",
-            target=hold,
-            tenant=tenant,
-            details={"self_approved": self_approved},
-        )
-    return hold
-
-
-@transaction.atomic
-def hold_review(*, tenant, actor: Actor, hold: LegalHold, note: str) -> LegalHold:
-    """The periodic check that the hold is still needed: it stays, and the next review is scheduled."""
-    with tenant_context(tenant):
-        hold = _locked(tenant, hold)
-        if hold.status != LegalHold.Status.ACTIVE:
-            raise Conflict("A released hold is not reviewed.", code="released")
-        now = timezone.now()
-        hold.last_reviewed_at = now
-        hold.next_review_at = now + datetime.timedelta(days=hold.review_every_days)
-        hold.save(update_fields=["last_reviewed_at", "next_review_at"])
-        audit.record(actor=actor, action="legal_hold.review", target=hold, tenant=tenant, reason=note[:500])
-    return hold
-
-
-@transaction.atomic
-def hold_release(*, tenant, actor: Actor, hold: LegalHold, reason: str) -> LegalHold:
-    if not reason.strip():
-        raise ApplicationError("Say why the hold is released (e.g. the matter settled).", code="reason")
-    with tenant_context(tenant):
-        hold = _locked(tenant, hold)
-        if hold.status != LegalHold.Status.ACTIVE:
-            raise Conflict("This hold is already released.", code="released")
-        hold.status = LegalHold.Status.RELEASED
-        hold.released_by, hold.released_at, hold.release_reason = actor.user, timezone.now(), reason.strip()
-        hold.save(update_fields=["status", "released_by", "released_at", "release_reason"])
-        audit.record(
-            actor=actor, action="legal_hold.release", target=hold, tenant=tenant, reason=reason[:500]
-        )
     return hold
 
 

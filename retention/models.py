@@ -54,6 +54,8 @@ class RetentionPolicy(TenantOwnedModel):
     approved_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     approved_at = models.DateTimeField(null=True, blank=True)
     effective_from = models.DateTimeField(null=True, blank=True)
+    # Four eyes: set when the author approved it as the tenant's sole officer (why no second person).
+    sole_officer_reason = models.CharField(max_length=1000, blank=True)
     is_shipped_default = models.BooleanField(default=False)
 
     class Meta:
@@ -114,6 +116,7 @@ class LegalHold(TenantOwnedModel):
     created_at = models.DateTimeField(default=timezone.now)
     approved_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     approved_at = models.DateTimeField(null=True, blank=True)
+    approval_sole_officer_reason = models.CharField(max_length=1000, blank=True)
     review_every_days = models.PositiveSmallIntegerField(default=90)
     next_review_at = models.DateTimeField()
     last_reviewed_at = models.DateTimeField(null=True, blank=True)
@@ -121,6 +124,12 @@ class LegalHold(TenantOwnedModel):
     released_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     released_at = models.DateTimeField(null=True, blank=True)
     release_reason = models.CharField(max_length=1000, blank=True)
+    # A release is asked for, then confirmed by a second officer (four eyes).
+    release_requested_by = models.ForeignKey(
+        _USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    release_requested_at = models.DateTimeField(null=True, blank=True)
+    release_sole_officer_reason = models.CharField(max_length=1000, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -165,6 +174,7 @@ class DisposalRun(TenantOwnedModel):
         RUNNING = "running", "Running"
         COMPLETED = "completed", "Completed"
         CANCELLED = "cancelled", "Cancelled"
+        HALTED = "halted", "Stopped: counts disagree with the database"
 
     OPEN = ("awaiting_approval", "approved", "running")
 
@@ -180,8 +190,11 @@ class DisposalRun(TenantOwnedModel):
     planned_at = models.DateTimeField(default=timezone.now)
     approved_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     approved_at = models.DateTimeField(null=True, blank=True)
+    approval_sole_officer_reason = models.CharField(max_length=1000, blank=True)
     cancelled_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     cancel_reason = models.CharField(max_length=500, blank=True)
+    # Why the run stopped without a certificate (what the database did differs from its counts).
+    halt_reason = models.TextField(blank=True)
     executed_by = models.CharField(max_length=80, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -190,6 +203,9 @@ class DisposalRun(TenantOwnedModel):
     total_candidates = models.PositiveIntegerField(default=0)
     destroyed_count = models.PositiveIntegerField(default=0)
     skipped_count = models.PositiveIntegerField(default=0)
+    # category -> {model label: rows} deleted with the category's records (attempts, portal copies),
+    # as the database returned them; printed on the certificate.
+    removed_along = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-planned_at"]
@@ -284,6 +300,7 @@ class RetentionException(TenantOwnedModel):
     decided_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_reason = models.CharField(max_length=500, blank=True)
+    sole_officer_reason = models.CharField(max_length=1000, blank=True)
 
     class Meta:
         ordering = ["-requested_at"]

@@ -1,18 +1,37 @@
-"""A minimal PDF 1.4 writer for text documents (certificates): Helvetica, one column, A4/Letter-safe
-margins, as many pages as the lines need. No dependency; the output opens in every reader.
+"""Text documents (destruction certificates) as PDF, written with fpdf2 and embedded Unicode fonts.
 
-Text is encoded as WinAnsi (Latin-1 subset); other characters become "?" (certificates hold ids,
-counts, dates and names of people on staff).
+Fonts come from Python packages the project installs (pyproject.toml), all under the SIL Open Font
+License 1.1: Noto Sans (Latin, Greek, Cyrillic), Noto Sans Arabic, and Noto Sans CJK SC (Chinese,
+Japanese kana, Korean), the last two as fallbacks for characters Noto Sans lacks. Text shaping
+(uharfbuzz) joins Arabic letters and lays right-to-left runs out in order, so a name in any of these
+scripts prints as written. Only the glyphs used are embedded (subsets); the text stays extractable.
+The CJK collection is loaded only when the document holds a character from its ranges (it takes
+about a second to read). Noto Sans is a variable font: its default instance (regular) is embedded,
+and "bold" lines are drawn with a stroke around the glyphs, because instancing the bold weight takes
+seconds per document.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-PAGE_WIDTH, PAGE_HEIGHT = 612, 792  # US Letter, points
-MARGIN = 56
-WRAP = 95  # characters per line at 9.5 pt
+import fontpkg_noto_sans
+import fontpkg_noto_sans_arabic
+import noto_cjk_sans_otc
+from fpdf import FPDF
+from fpdf.enums import Align, TextMode, XPos, YPos
+
+# fontTools logs every subset it makes at INFO: noise in the application's logs.
+logging.getLogger("fontTools").setLevel(logging.WARNING)
+MARGIN_MM = 20
+LINE_HEIGHT = 1.45  # times the font size
+CJK_COLLECTION_INDEX = 2  # Noto Sans CJK SC in NotoSansCJK-Regular.ttc
+FONTS = {
+    "NotoSans": fontpkg_noto_sans.ROOT / "files" / "NotoSans[wdth,wght].ttf",
+    "NotoSansArabic": fontpkg_noto_sans_arabic.ROOT / "files" / "NotoSansArabic[wdth,wght].ttf",
+}
 
 
 @dataclass(frozen=True)
@@ -20,98 +39,57 @@ class Line:
     text: str
     size: float = 9.5
     bold: bool = False
-    gap_before: float = 0
+    gap_before: float = 0  # points
 
 
-def _escape(text: str) -> bytes:
-    encoded = text.encode("latin-1", errors="replace")
-    return encoded.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
-
-
-def _wrap(line: Line) -> list[Line]:
-    width = int(WRAP * 9.5 / line.size)
-    text, pieces = line.text, []
-    while len(text) > width:
-        cut = text.rfind(" ", 0, width)
-        cut = cut if cut > width // 2 else width
-        pieces.append(text[:cut])
-        text = text[cut:].lstrip()
-    pieces.append(text)
-    return [
-        Line(piece, line.size, line.bold, line.gap_before if i == 0 else 0) for i, piece in enumerate(pieces)
-    ]
-
-
-def _pages(lines: Sequence[Line]) -> list[list[tuple[Line, float]]]:
-    pages: list[list[tuple[Line, float]]] = [[]]
-    y = PAGE_HEIGHT - MARGIN
-    for line in (piece for original in lines for piece in _wrap(original)):
-        step = line.size * 1.45 + line.gap_before
-        if y - step < MARGIN:
-            pages.append([])
-            y = PAGE_HEIGHT - MARGIN
-            step = line.size * 1.45
-        y -= step
-        pages[-1].append((line, y))
-    return pages
-
-
-def _content(placed: list[tuple[Line, float]], page_number: int, page_count: int, footer: str) -> bytes:
-    parts = [b"BT"]
-    for line, y in placed:
-        font = b"/F2" if line.bold else b"/F1"
-        parts.append(
-            b"%s %.1f Tf 1 0 0 1 %d %.1f Tm (%s) Tj" % (font, line.size, MARGIN, y, _escape(line.text))
-        )
-    parts.append(
-        b"/F1 8 Tf 1 0 0 1 %d %d Tm (%s) Tj"
-        % (MARGIN, MARGIN // 2, _escape(f"{footer}  -  page {page_number} of {page_count}"))
+def _needs_cjk(texts: Sequence[str]) -> bool:
+    """Han, kana, hangul, CJK punctuation and full-width forms: what Noto Sans CJK adds."""
+    return any(
+        0x2E80 <= ord(c) <= 0x9FFF or 0xAC00 <= ord(c) <= 0xD7AF or 0xF900 <= ord(c) <= 0xFFEF
+        for text in texts
+        for c in text
     )
-    parts.append(b"ET")
-    return b"\n".join(parts)
+
+
+class _Document(FPDF):
+    footer_text = ""
+
+    def footer(self) -> None:
+        with self.local_context(text_mode=TextMode.FILL):
+            self.set_y(-MARGIN_MM / 2 - 4)
+            self.set_font("NotoSans", size=8)
+            self.cell(0, 4, f"{self.footer_text}  -  page {self.page_no()} of {{nb}}")
 
 
 def render(lines: Sequence[Line], *, title: str, footer: str = "") -> bytes:
-    pages = _pages(lines)
-    objects: list[bytes] = []  # object n is objects[n - 1]
-
-    def add(body: bytes) -> int:
-        objects.append(body)
-        return len(objects)
-
-    catalog = add(b"")  # filled once the page tree exists
-    tree = add(b"")
-    regular = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
-    bold = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold /Encoding /WinAnsiEncoding >>")
-    info = add(b"<< /Title (%s) /Producer (HealthMail) >>" % _escape(title))
-    kids = []
-    for number, placed in enumerate(pages, start=1):
-        stream = _content(placed, number, len(pages), footer or title)
-        content = add(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
-        kids.append(
-            add(
-                b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 %d %d] /Contents %d 0 R "
-                b"/Resources << /Font << /F1 %d 0 R /F2 %d 0 R >> >> >>"
-                % (tree, PAGE_WIDTH, PAGE_HEIGHT, content, regular, bold)
-            )
+    document = _Document(unit="mm", format="Letter")
+    document.set_margins(MARGIN_MM, MARGIN_MM, MARGIN_MM)
+    document.set_auto_page_break(auto=True, margin=MARGIN_MM)
+    document.footer_text = footer or title
+    document.set_title(title)
+    document.set_producer("HealthMail")
+    document.set_creator("HealthMail")
+    for family, path in FONTS.items():
+        document.add_font(family, "", str(path))
+    fallbacks = ["NotoSansArabic"]
+    if _needs_cjk([title, footer, *(line.text for line in lines)]):
+        document.add_font(
+            "NotoSansCJK", "", str(noto_cjk_sans_otc.FONT_PATH), collection_font_number=CJK_COLLECTION_INDEX
         )
-    objects[catalog - 1] = b"<< /Type /Catalog /Pages %d 0 R >>" % tree
-    objects[tree - 1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (
-        b" ".join(b"%d 0 R" % k for k in kids),
-        len(kids),
-    )
-    output = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(output))
-        output += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(output)
-    output += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    output += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    output += b"trailer\n<< /Size %d /Root %d 0 R /Info %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        catalog,
-        info,
-        xref,
-    )
-    return bytes(output)
+        fallbacks.append("NotoSansCJK")
+    document.set_fallback_fonts(fallbacks, exact_match=False)
+    document.set_text_shaping(True)
+    document.add_page()
+    for line in lines:
+        document.set_font("NotoSans", size=line.size)
+        if line.gap_before:
+            document.ln(line.gap_before * 25.4 / 72)
+        height = line.size * LINE_HEIGHT * 25.4 / 72
+        # A bold line strokes its glyphs, inside its own graphics state (q ... Q): nothing after it
+        # (the next line, the footer) inherits the stroke.
+        style = {"text_mode": TextMode.FILL_STROKE, "line_width": line.size * 0.012} if line.bold else {}
+        with document.local_context(**style):
+            document.multi_cell(
+                0, height, line.text or " ", align=Align.L, new_x=XPos.LMARGIN, new_y=YPos.NEXT
+            )
+    return bytes(document.output())

@@ -16,13 +16,14 @@ from django.utils import timezone
 
 from audit import services as audit
 from audit.actors import Actor
-from healthmail.accounts.models import Membership
-from healthmail.accounts.roles import Role
+from healthmail.accounts.four_eyes import SecondPerson, second_person_require
 from healthmail.errors import ApplicationError, Conflict
 from healthmail.tenants.context import tenant_context
 
 from .models import Action, RetentionPolicy
 from .registry import YEAR, Category, all_categories, category_get
+
+PERMISSION = "retention.manage"  # who proposes and approves policies, exceptions and disposal runs
 
 
 @dataclass(frozen=True)
@@ -37,21 +38,6 @@ class PolicyInput:
     # bind: the minimum must be at least the longest of them.
     legal_basis: list[dict] = field(default_factory=list)
     archive_after_days: int | None = None
-
-
-def ensure_second_person(*, tenant, author, approver, what: str) -> bool:
-    """Four eyes: the approver differs from the author, unless the approver is the tenant's only
-    active compliance officer (then the approval is recorded as self-approved). Returns self-approved."""
-    if author is None or approver is None or author.pk != approver.pk:
-        return False
-    officers = Membership.objects.filter(
-        tenant=tenant, role=Role.COMPLIANCE_OFFICER, is_active=True, user__is_active=True
-    ).count()
-    if officers > 1:
-        raise ApplicationError(
-            f"Another compliance officer must approve this {what}: you wrote it.", code="second_person"
-        )
-    return True
 
 
 def policies_ensure_defaults(*, tenant) -> None:
@@ -200,16 +186,28 @@ def policy_propose(*, tenant, actor: Actor, category: str, data: PolicyInput) ->
 
 
 @transaction.atomic
-def policy_decide(*, tenant, actor: Actor, policy: RetentionPolicy, approve: bool) -> RetentionPolicy:
+def policy_decide(
+    *, tenant, actor: Actor, policy: RetentionPolicy, approve: bool, sole_officer_reason: str = ""
+) -> RetentionPolicy:
+    """Approve or reject a proposed version. Approving needs a second officer (four eyes; the author
+    of the version rejecting it withdraws it)."""
     with tenant_context(tenant):
         policy = RetentionPolicy.objects.select_for_update().get(tenant=tenant, pk=policy.pk)
         if policy.status != RetentionPolicy.Status.PENDING:
             raise Conflict("This version was already decided.", code="decided")
-        self_approved = ensure_second_person(
-            tenant=tenant, author=policy.created_by, approver=actor.user, what="policy version"
-        )
+        second = SecondPerson()
+        if approve:
+            second = second_person_require(
+                tenant=tenant,
+                approver=actor.user,
+                authors=[policy.created_by],
+                permission=PERMISSION,
+                what="policy version",
+                sole_officer_reason=sole_officer_reason,
+            )
         now = timezone.now()
         policy.approved_by, policy.approved_at = actor.user, now
+        policy.sole_officer_reason = second.sole_officer_reason
         if approve:
             RetentionPolicy.objects.filter(
                 tenant=tenant, category=policy.category, status=RetentionPolicy.Status.ACTIVE
@@ -217,12 +215,14 @@ def policy_decide(*, tenant, actor: Actor, policy: RetentionPolicy, approve: boo
             policy.status, policy.effective_from = RetentionPolicy.Status.ACTIVE, now
         else:
             policy.status = RetentionPolicy.Status.REJECTED
-        policy.save(update_fields=["status", "approved_by", "approved_at", "effective_from"])
+        policy.save(
+            update_fields=["status", "approved_by", "approved_at", "effective_from", "sole_officer_reason"]
+        )
         audit.record(
             actor=actor,
             action="retention.policy_approve" if approve else "retention.policy_reject",
             target=policy,
             tenant=tenant,
-            details={"category": policy.category, "version": policy.version, "self_approved": self_approved},
+            details={"category": policy.category, "version": policy.version, **second.as_details()},
         )
     return policy

@@ -15,10 +15,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.db import models
+
+if TYPE_CHECKING:
+    from .destruction import Destroyed
 
 DAY = 1
 YEAR = 365
@@ -76,9 +79,9 @@ class Source:
         return "uuid" if isinstance(self.model_class()._meta.pk, models.UUIDField) else "bigint"
 
     def lock_sql(self) -> str:
-        """Lock rows of the tenant by id: parameters (tenant id, list of ids)."""
+        """Lock rows of the tenant by id: parameters (tenant id, list of ids); returns the ids found."""
         return (
-            f"SELECT 1 FROM {self.table} WHERE tenant_id = %s"  # noqa: S608 - names from the registry
+            f"SELECT {self.pk_column}::text FROM {self.table} WHERE tenant_id = %s"  # noqa: S608 - registry names
             f" AND {self.pk_column} = ANY(%s::{self.pk_cast}[]) FOR UPDATE"
         )
 
@@ -95,9 +98,10 @@ class Source:
         )
 
 
-# destroy(category, tenant_id, record_ids) -> the ids actually destroyed. Called inside the batch's
-# transaction, after the records were locked and checked against holds and exceptions.
-Destroyer = Callable[["Category", uuid.UUID, list[str]], list[str]]
+# destroy(category, tenant_id, record_ids) -> destruction.Destroyed: the ids the database's statements
+# returned (and the rows of other tables that went with them). Called inside the batch's transaction,
+# after the records were locked and checked against holds and exceptions.
+Destroyer = Callable[["Category", uuid.UUID, list[str]], "Destroyed"]
 # archive(category, tenant_id, record_ids, active_holds) -> {category key: ids moved}: the records
 # of the category and those of other categories that had to move with them (a message's portal
 # copy, content and events). Same transaction rules as destroy; records moved along are checked

@@ -142,7 +142,8 @@ def hold_list(*, tenant) -> list[LegalHold]:
 
 def hold_get(*, tenant, hold_id) -> LegalHold | None:
     with tenant_context(tenant):
-        return LegalHold.objects.filter(tenant=tenant, pk=hold_id).first()
+        related = ("created_by", "approved_by", "release_requested_by", "released_by")
+        return LegalHold.objects.filter(tenant=tenant, pk=hold_id).select_related(*related).first()
 
 
 def hold_custodians(*, tenant, hold: LegalHold) -> list[HoldCustodian]:

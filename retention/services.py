@@ -11,11 +11,12 @@ from django.utils import timezone
 
 from audit import services as audit
 from audit.actors import Actor
+from healthmail.accounts.four_eyes import SecondPerson, second_person_require
 from healthmail.errors import ApplicationError, Conflict
 from healthmail.tenants.context import tenant_context
 
 from .models import RetentionException
-from .policies import ensure_second_person
+from .policies import PERMISSION
 from .registry import category_get, expand_groups
 
 MAX_EXCEPTION_DAYS = 3 * 365
@@ -70,21 +71,38 @@ def exception_request(
 
 @transaction.atomic
 def exception_decide(
-    *, tenant, actor: Actor, exception: RetentionException, approve: bool, reason: str = ""
+    *,
+    tenant,
+    actor: Actor,
+    exception: RetentionException,
+    approve: bool,
+    reason: str = "",
+    sole_officer_reason: str = "",
 ) -> RetentionException:
+    """Approving needs a second officer (four eyes); the requester rejecting it withdraws it."""
     with tenant_context(tenant):
         exception = RetentionException.objects.select_for_update().get(tenant=tenant, pk=exception.pk)
         if exception.status != RetentionException.Status.REQUESTED:
             raise Conflict("This exception was already decided.", code="decided")
-        self_approved = ensure_second_person(
-            tenant=tenant, author=exception.requested_by, approver=actor.user, what="exception"
-        )
+        second = SecondPerson()
+        if approve:
+            second = second_person_require(
+                tenant=tenant,
+                approver=actor.user,
+                authors=[exception.requested_by],
+                permission=PERMISSION,
+                what="exception",
+                sole_officer_reason=sole_officer_reason,
+            )
+        exception.sole_officer_reason = second.sole_officer_reason
         exception.status = (
             RetentionException.Status.APPROVED if approve else RetentionException.Status.REJECTED
         )
         exception.decided_by, exception.decided_at = actor.user, timezone.now()
         exception.decision_reason = reason.strip()
-        exception.save(update_fields=["status", "decided_by", "decided_at", "decision_reason"])
+        exception.save(
+            update_fields=["status", "decided_by", "decided_at", "decision_reason", "sole_officer_reason"]
+        )
         audit.record(
             actor=actor,
             action="retention.exception_approve" if approve else "retention.exception_reject",
@@ -94,7 +112,7 @@ def exception_decide(
             details={
                 "category": exception.category,
                 "records": len(exception.record_ids),
-                "self_approved": self_approved,
+                **second.as_details(),
             },
         )
     return exception

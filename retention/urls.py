@@ -16,6 +16,7 @@ urlpatterns = [
     path("holds/<uuid:hold_id>/approve/", holds.hold_approve, name="hold_approve"),
     path("holds/<uuid:hold_id>/review/", holds.hold_review, name="hold_review"),
     path("holds/<uuid:hold_id>/release/", holds.hold_release, name="hold_release"),
+    path("holds/<uuid:hold_id>/release/confirm/", holds.hold_release_confirm, name="hold_release_confirm"),
     path("holds/<uuid:hold_id>/notify/", holds.hold_notify, name="hold_notify"),
     path("holds/<uuid:hold_id>/acknowledge/", holds.hold_acknowledge, name="hold_acknowledge"),
     path("runs/", runs.run_list, name="run_list"),

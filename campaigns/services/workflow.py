@@ -16,6 +16,7 @@ from django.utils import timezone
 from audit.actors import Actor
 from delivery.engine import services as delivery_controls
 from delivery.models import SenderDomain
+from healthmail.accounts.four_eyes import second_person_require
 from healthmail.accounts.roles import role_can
 from healthmail.errors import PermissionRefused
 from healthmail.tenants.context import tenant_context
@@ -140,8 +141,15 @@ def _check_reviewer(campaign: Campaign, actor: Actor, role: str, kind: str) -> N
         raise PermissionRefused("Only a person can review a campaign.", code="reviewer_required")
     if not role_can(role, REVIEW_PERMISSION[kind]):
         raise PermissionRefused("Your role cannot give this review.", code="review_role")
-    if actor.user.pk in (campaign.created_by_id, campaign.submitted_by_id):
-        raise PermissionRefused("You cannot approve your own campaign.", code="own_campaign")
+    second_person_require(
+        tenant=campaign.tenant_id,
+        approver=actor.user,
+        authors=(campaign.created_by_id, campaign.submitted_by_id),
+        permission=REVIEW_PERMISSION[kind],
+        what="campaign",
+        sole_officer_allowed=False,  # a campaign always has another reviewer: nobody approves their own
+        code="own_campaign",
+    )
 
 
 @transaction.atomic

@@ -95,7 +95,12 @@ def hold_approve(request: HttpRequest, hold_id) -> HttpResponse:
     return _hold_action(
         request,
         hold_id,
-        lambda hold: holds.hold_approve(tenant=request.tenant, actor=actor_of(request), hold=hold),
+        lambda hold: holds.hold_approve(
+            tenant=request.tenant,
+            actor=actor_of(request),
+            hold=hold,
+            sole_officer_reason=request.POST.get("sole_officer_reason", ""),
+        ),
         "Hold approved.",
     )
 
@@ -119,8 +124,24 @@ def hold_release(request: HttpRequest, hold_id) -> HttpResponse:
     return _hold_action(
         request,
         hold_id,
-        lambda hold: holds.hold_release(
+        lambda hold: holds.hold_release_request(
             tenant=request.tenant, actor=actor_of(request), hold=hold, reason=request.POST.get("reason", "")
+        ),
+        "Release asked for: the hold stays in force until another officer confirms it.",
+    )
+
+
+@require_POST
+@require_permission("legal_holds.manage")
+def hold_release_confirm(request: HttpRequest, hold_id) -> HttpResponse:
+    return _hold_action(
+        request,
+        hold_id,
+        lambda hold: holds.hold_release(
+            tenant=request.tenant,
+            actor=actor_of(request),
+            hold=hold,
+            sole_officer_reason=request.POST.get("sole_officer_reason", ""),
         ),
         "Hold released: its records follow their retention policies again.",
     )

@@ -84,7 +84,11 @@ def policy_decide(request: HttpRequest, policy_id) -> HttpResponse:
     return attempt(
         request,
         lambda: policies.policy_decide(
-            tenant=request.tenant, actor=actor_of(request), policy=policy, approve=approve
+            tenant=request.tenant,
+            actor=actor_of(request),
+            policy=policy,
+            approve=approve,
+            sole_officer_reason=request.POST.get("sole_officer_reason", ""),
         ),
         "Version approved: it is in force from now." if approve else "Version rejected.",
         "retention:policy_detail",
@@ -131,6 +135,7 @@ def exception_decide(request: HttpRequest, exception_id) -> HttpResponse:
             exception=exception,
             approve=approve,
             reason=request.POST.get("reason", ""),
+            sole_officer_reason=request.POST.get("sole_officer_reason", ""),
         ),
         "Exception approved." if approve else "Exception rejected.",
         "retention:exception_list",

@@ -89,7 +89,12 @@ def run_approve(request: HttpRequest, run_id) -> HttpResponse:
     run = _run_or_404(request, run_id)
     return attempt(
         request,
-        lambda: disposal.disposal_approve(tenant=request.tenant, actor=actor_of(request), run=run),
+        lambda: disposal.disposal_approve(
+            tenant=request.tenant,
+            actor=actor_of(request),
+            run=run,
+            sole_officer_reason=request.POST.get("sole_officer_reason", ""),
+        ),
         "Run approved: destruction starts in the background; held records will be skipped.",
         "retention:run_detail",
         run_id=run.pk,

@@ -28,7 +28,7 @@ from retention import archive, disposal, exports, holds, packages, policies
 from retention.models import ArchivedRecord
 from retention.registry import Category, DefaultPolicy, Source, all_categories, register_category
 
-from .helpers import YEAR, message_exists, new_contact, new_messages, officer
+from .helpers import YEAR, message_exists, new_contact, new_messages, officer, policy_set
 
 pytestmark = pytest.mark.django_db
 
@@ -39,26 +39,6 @@ PAGE = "insulin-pump-trial-signup"
 @pytest.fixture(autouse=True)
 def no_broker(monkeypatch):
     monkeypatch.setattr(disposal, "enqueue", lambda task, **kwargs: None)
-
-
-def _policy_set(tenant, category: str, **changes) -> None:
-    """A new policy version for `category` (the current one with `changes`), approved by a second officer."""
-    policies.policies_ensure_defaults(tenant=tenant)
-    current = policies.policy_in_force(tenant=tenant, category=category)
-    data = policies.PolicyInput(
-        min_retention_days=current.min_retention_days,
-        max_retention_days=current.max_retention_days,
-        action=current.action,
-        approval_required=current.approval_required,
-        rationale="Test policy",
-        reason="Test",
-        legal_basis=current.legal_basis,
-        archive_after_days=current.archive_after_days,
-    )
-    proposed = policies.policy_propose(
-        tenant=tenant, actor=officer(tenant), category=category, data=dataclasses.replace(data, **changes)
-    )
-    policies.policy_decide(tenant=tenant, actor=officer(tenant), policy=proposed, approve=True)
 
 
 def _hold(tenant, contact):
@@ -116,7 +96,7 @@ def _retrieve(tenant, actor, hit) -> dict:
 def _dispose(tenant, actor) -> None:
     for run in disposal.disposal_plan(tenant=tenant, actor=actor):
         if run.status == "awaiting_approval":
-            disposal.disposal_approve(tenant=tenant, actor=actor, run=run)
+            disposal.disposal_approve(tenant=tenant, actor=officer(tenant), run=run)
         disposal.disposal_run_execute(tenant_id=tenant.pk, run_id=run.pk)
 
 
@@ -158,7 +138,7 @@ def _event(tenant, *, contact, message=None, age=3 * YEAR) -> EngagementEvent:
 
 def test_message_content_moves_alone_while_the_metadata_stays_live(tenant_a):
     actor = officer(tenant_a)
-    _policy_set(tenant_a, "message_metadata", archive_after_days=5 * 365)
+    policy_set(tenant_a, "message_metadata", archive_after_days=5 * 365)
     patient, kept_patient = new_contact(tenant_a), new_contact(tenant_a)
     (message,) = new_messages(tenant_a, 1, age=3 * YEAR, contact=patient)
     (held,) = new_messages(tenant_a, 1, age=3 * YEAR, contact=kept_patient)
@@ -184,7 +164,7 @@ def test_message_content_moves_alone_while_the_metadata_stays_live(tenant_a):
 
 def test_archived_message_content_is_crypto_shredded_at_its_maximum(tenant_a):
     actor = officer(tenant_a)
-    _policy_set(tenant_a, "message_metadata", archive_after_days=None)
+    policy_set(tenant_a, "message_metadata", archive_after_days=None)
     (message,) = new_messages(tenant_a, 1, age=8 * YEAR)
     archive.archive_due(tenant=tenant_a)
     entry = _entry(tenant_a, "message_content", message.pk)
@@ -201,8 +181,8 @@ def test_archived_message_content_is_crypto_shredded_at_its_maximum(tenant_a):
 
 def test_a_message_with_a_closed_portal_copy_moves_with_it_and_each_keeps_its_category(tenant_a):
     actor = officer(tenant_a)
-    _policy_set(tenant_a, "message_content", archive_after_days=None)
-    _policy_set(tenant_a, "portal_messages", archive_after_days=None)
+    policy_set(tenant_a, "message_content", archive_after_days=None)
+    policy_set(tenant_a, "portal_messages", archive_after_days=None)
     patient = new_contact(tenant_a)
     (message,) = new_messages(tenant_a, 1, age=3 * YEAR, contact=patient)
     portal = _portal_copy(tenant_a, message)
@@ -267,7 +247,7 @@ def test_an_open_portal_copy_keeps_its_message_live_until_it_closes(tenant_a):
 
 def test_a_portal_copy_archived_alone_leaves_its_message_live_and_both_are_disposed_later(tenant_a):
     actor = officer(tenant_a)
-    _policy_set(tenant_a, "message_metadata", archive_after_days=None)
+    policy_set(tenant_a, "message_metadata", archive_after_days=None)
     (message,) = new_messages(tenant_a, 1, age=8 * YEAR)
     portal = _portal_copy(tenant_a, message)
     with tenant_context(tenant_a):
@@ -337,7 +317,7 @@ def test_a_held_event_keeps_its_message_live(tenant_a):
 
 def test_tracking_events_move_to_the_archive_and_are_destroyed_there(tenant_a):
     actor = officer(tenant_a)
-    _policy_set(tenant_a, "tracking_events", archive_after_days=365)
+    policy_set(tenant_a, "tracking_events", archive_after_days=365)
     patient, kept_patient = new_contact(tenant_a), new_contact(tenant_a)
     event = _event(tenant_a, contact=patient, age=18 * datetime.timedelta(days=30))
     held = _event(tenant_a, contact=kept_patient, age=18 * datetime.timedelta(days=30))
@@ -358,7 +338,7 @@ def test_tracking_events_move_to_the_archive_and_are_destroyed_there(tenant_a):
 
     _dispose(tenant_a, actor)  # nothing is past the two-year maximum yet
     assert _entry(tenant_a, "tracking_events", event.pk) is not None
-    _policy_set(tenant_a, "tracking_events", max_retention_days=400)
+    policy_set(tenant_a, "tracking_events", max_retention_days=400)
     _dispose(tenant_a, actor)
     assert _entry(tenant_a, "tracking_events", event.pk) is None
     with tenant_context(tenant_a):
@@ -367,7 +347,7 @@ def test_tracking_events_move_to_the_archive_and_are_destroyed_there(tenant_a):
 
 def test_archive_as_the_action_at_the_maximum_moves_records_instead_of_destroying_them(tenant_a):
     actor = officer(tenant_a)
-    _policy_set(tenant_a, "tracking_events", max_retention_days=365, action="archive")
+    policy_set(tenant_a, "tracking_events", max_retention_days=365, action="archive")
     patient = new_contact(tenant_a)
     event = _event(tenant_a, contact=patient, age=2 * YEAR)
     _dispose(tenant_a, actor)
@@ -466,8 +446,8 @@ def test_the_retrieval_page_opens_an_archived_portal_copy_with_its_replies(membe
 
 def test_an_evidence_export_decrypts_archived_content_and_portal_replies(tenant_a):
     actor = officer(tenant_a)
-    _policy_set(tenant_a, "message_content", archive_after_days=None)
-    _policy_set(tenant_a, "portal_messages", archive_after_days=None)
+    policy_set(tenant_a, "message_content", archive_after_days=None)
+    policy_set(tenant_a, "portal_messages", archive_after_days=None)
     patient = new_contact(tenant_a)
     (message,) = new_messages(tenant_a, 1, age=3 * YEAR, contact=patient)
     portal = _portal_copy(tenant_a, message)

@@ -11,7 +11,7 @@ from django.core.management.base import CommandError
 from audit.models import AuditEvent
 from healthmail.crypto import signing
 from healthmail.tenants.context import tenant_context
-from retention import certificates, disposal, exports, packages, pdf
+from retention import certificates, disposal, exports, packages
 from retention.models import DestructionCertificate
 
 from .helpers import YEAR, new_contact, new_messages, officer
@@ -28,10 +28,11 @@ def _completed_run(tenant, count=4):
     actor = officer(tenant)
     messages = new_messages(tenant, count, age=8 * YEAR)
     (run,) = disposal.disposal_plan(tenant=tenant, actor=actor)
-    disposal.disposal_approve(tenant=tenant, actor=actor, run=run)
+    approver = officer(tenant)
+    disposal.disposal_approve(tenant=tenant, actor=approver, run=run)
     disposal.disposal_run_execute(tenant_id=tenant.pk, run_id=run.pk)
     with tenant_context(tenant):
-        return actor, messages, DestructionCertificate.objects.get(run=run)
+        return approver, messages, DestructionCertificate.objects.get(run=run)
 
 
 def _rewrite(content: bytes, name: str, data: bytes) -> bytes:
@@ -53,8 +54,7 @@ def test_certificate_manifest_verifies_and_covers_exactly_the_destroyed_records(
     assert document["categories"][0]["policy"]["version"] == 1
     expected = "".join(sorted(f"message_metadata\t{m.pk}\n" for m in messages)).encode()
     assert certificates.manifest_digest(expected.splitlines(keepends=True))[0] == certificate.manifest_sha256
-    assert bytes(certificate.pdf).startswith(b"%PDF-1.4")
-    assert certificate.manifest_sha256.encode() in bytes(certificate.pdf)
+    assert bytes(certificate.pdf).startswith(b"%PDF-")  # its text: tests/retention/test_certificate_pdf.py
 
 
 def test_an_edited_certificate_does_not_verify(tenant_a):
@@ -136,14 +136,3 @@ def test_an_edited_manifest_is_detected(tenant_a):
     forged = _rewrite(content, "manifest.json", json.dumps(manifest).encode())
     problems, _ = packages.verify(forged)
     assert any("signature" in p for p in problems)
-
-
-def test_pdf_writer_produces_a_well_formed_multi_page_document():
-    document = pdf.render(
-        [pdf.Line(f"line {i} (with parentheses) \\ and more") for i in range(120)], title="T"
-    )
-    assert document.startswith(b"%PDF-1.4")
-    assert document.rstrip().endswith(b"%%EOF")
-    assert document.count(b"/Type /Page ") == 3
-    xref = int(document.rsplit(b"startxref\n", 1)[1].split(b"\n", 1)[0])
-    assert document[xref:].startswith(b"xref")

@@ -45,7 +45,7 @@ def test_run_previews_then_destroys_only_after_approval(tenant_a, no_broker):
     assert disposal.disposal_run_execute(tenant_id=tenant_a.pk, run_id=run.pk) == 0  # not approved yet
     assert all(message_exists(tenant_a, m.pk) for m in old)
 
-    disposal.disposal_approve(tenant=tenant_a, actor=actor, run=run)
+    disposal.disposal_approve(tenant=tenant_a, actor=officer(tenant_a), run=run)
     assert no_broker == [str(run.pk)]
     disposal.disposal_run_execute(tenant_id=tenant_a.pk, run_id=run.pk)
     with tenant_context(tenant_a):
@@ -67,7 +67,7 @@ def test_destroyed_content_is_unrecoverable(tenant_a):
         address_index = bytes(message.to_address_index)
     assert message_content(message).text == "A1C 7.1"
     run = _plan(tenant_a, actor)
-    disposal.disposal_approve(tenant=tenant_a, actor=actor, run=run)
+    disposal.disposal_approve(tenant=tenant_a, actor=officer(tenant_a), run=run)
     disposal.disposal_run_execute(tenant_id=tenant_a.pk, run_id=run.pk)
     with tenant_context(tenant_a):
         assert not ObjectKey.objects.filter(pk=key_id).exists()  # the key is shredded
@@ -93,7 +93,7 @@ def test_held_records_are_skipped_and_kept(tenant_a):
     )
     run = _plan(tenant_a, actor)
     assert run.preview["message_metadata"]["held"] == 2
-    disposal.disposal_approve(tenant=tenant_a, actor=actor, run=run)
+    disposal.disposal_approve(tenant=tenant_a, actor=officer(tenant_a), run=run)
     disposal.disposal_run_execute(tenant_id=tenant_a.pk, run_id=run.pk)
     assert all(message_exists(tenant_a, m.pk) for m in held)
     assert message_content(held[0]).text == "A1C 7.1"  # not altered either
@@ -130,7 +130,7 @@ def test_crash_mid_run_resumes_without_half_destroyed_records(tenant_a, monkeypa
     actor = officer(tenant_a)
     messages = new_messages(tenant_a, 6, age=8 * YEAR)
     run = _plan(tenant_a, actor)
-    disposal.disposal_approve(tenant=tenant_a, actor=actor, run=run)
+    disposal.disposal_approve(tenant=tenant_a, actor=officer(tenant_a), run=run)
     category = registry.category_get("message_metadata")
     calls = []
 
@@ -173,7 +173,7 @@ def test_runs_never_cross_tenants(tenant_a, tenant_b):
     kept = new_messages(tenant_b, 2, age=8 * YEAR)
     actor = officer(tenant_a)
     run = _plan(tenant_a, actor)
-    disposal.disposal_approve(tenant=tenant_a, actor=actor, run=run)
+    disposal.disposal_approve(tenant=tenant_a, actor=officer(tenant_a), run=run)
     disposal.disposal_run_execute(tenant_id=tenant_a.pk, run_id=run.pk)
     assert all(message_exists(tenant_b, m.pk) for m in kept)
     with connection.cursor() as cursor:

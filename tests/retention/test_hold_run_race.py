@@ -61,7 +61,7 @@ def _hold_from_another_connection(tenant, actor, scope: holds.HoldScope) -> None
 
 def _approved_run(tenant, actor):
     (run,) = disposal.disposal_plan(tenant=tenant, actor=actor)
-    disposal.disposal_approve(tenant=tenant, actor=actor, run=run)
+    disposal.disposal_approve(tenant=tenant, actor=officer(tenant), run=run)
     return run
 
 

@@ -20,7 +20,7 @@ from contacts.models import Contact
 from healthmail.accounts.roles import Role
 from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
-from retention import disposal, exports, holds, registry
+from retention import destruction, disposal, exports, holds, registry
 from retention.models import DisposalCandidate, HoldCustodian, LegalHold
 from retention.policies import PolicyInput, policy_decide, policy_propose
 from tests.factories import MembershipFactory
@@ -113,17 +113,24 @@ def test_reviews_fall_due_and_remind_once(tenant_a):
     assert hold.next_review_at > timezone.now() + datetime.timedelta(days=80)
 
 
-def test_release_needs_a_reason_and_frees_the_records(tenant_a):
-    actor = officer(tenant_a)
+def test_release_needs_a_reason_and_a_second_officer_and_frees_the_records(tenant_a):
+    actor, second = officer(tenant_a), officer(tenant_a)
     (message,) = new_messages(tenant_a, 1, age=YEAR)
     hold = _hold(tenant_a, actor, categories=("message_metadata",))
     with pytest.raises(ApplicationError, match="why"):
-        holds.hold_release(tenant=tenant_a, actor=actor, hold=hold, reason=" ")
-    holds.hold_release(tenant=tenant_a, actor=actor, hold=hold, reason="Case settled")
+        holds.hold_release_request(tenant=tenant_a, actor=actor, hold=hold, reason=" ")
+    with pytest.raises(ApplicationError, match="Nobody asked"):
+        holds.hold_release(tenant=tenant_a, actor=second, hold=hold)
+    holds.hold_release_request(tenant=tenant_a, actor=actor, hold=hold, reason="Case settled")
+    assert holds.holds_for(message) != []  # asked for, not released: the hold is in force
+    with pytest.raises(ApplicationError, match="Another compliance officer"):
+        holds.hold_release(tenant=tenant_a, actor=actor, hold=hold, sole_officer_reason="I am alone")
+    released = holds.hold_release(tenant=tenant_a, actor=second, hold=hold)
+    assert (released.released_by, released.release_reason) == (second.user, "Case settled")
     assert holds.holds_for(message) == []
     with tenant_context(tenant_a):
         actions = list(AuditEvent.objects.filter(target_id=str(hold.pk)).values_list("action", flat=True))
-    assert {"legal_hold.create", "legal_hold.release"} <= set(actions)
+    assert {"legal_hold.create", "legal_hold.release_request", "legal_hold.release"} <= set(actions)
 
 
 def test_approval_by_a_second_officer(tenant_a):
@@ -181,8 +188,10 @@ def consent_handed_to_destroyer(monkeypatch):
 
     def record(category, tenant_id, ids):
         handed.extend(ids)
-        return ids
+        return destruction.Destroyed(list(ids))
 
+    # It destroys nothing, so the run's check that destroyed records are gone is told so.
+    monkeypatch.setitem(destruction.REMAINS_SQL, record, "FALSE")
     category = registry.category_get("consent_records")
     destroyable = dataclasses.replace(category, sources=category.sources[:1], destroy=record, method="test")
     monkeypatch.setitem(registry._categories, "consent_records", destroyable)

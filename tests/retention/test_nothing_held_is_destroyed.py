@@ -104,7 +104,8 @@ def _scenario(messages, hold_list, max_years, ahead_days, deleted):
             tenant=tenant, actor=author, matter="M", reason="R", counsel="C", scope=scope
         )
         if spec["released"]:
-            holds.hold_release(tenant=tenant, actor=author, hold=hold, reason="settled")
+            holds.hold_release_request(tenant=tenant, actor=author, hold=hold, reason="settled")
+            holds.hold_release(tenant=tenant, actor=approver, hold=hold)
     # The oracle: the Python statement of the hold rule, evaluated before anything runs.
     protected = {m.pk for m, _ in created if holds.holds_for(m)}
     with tenant_context(tenant):

@@ -128,7 +128,11 @@ def test_foreign_and_unknown_ids_answer_404(compliance, tenant_b):
         ("export_download", [run.pk]),
     ]:
         assert compliance.get(reverse(f"retention:{name}", args=args)).status_code == 404
-    for name, args in [("hold_release", [hold.pk]), ("run_approve", [run.pk])]:
+    for name, args in [
+        ("hold_release", [hold.pk]),
+        ("hold_release_confirm", [hold.pk]),
+        ("run_approve", [run.pk]),
+    ]:
         assert compliance.post(reverse(f"retention:{name}", args=args), {"reason": "x"}).status_code == 404
     with tenant_context(tenant_b):
         assert DisposalRun.objects.get(pk=run.pk).status == "awaiting_approval"
@@ -144,7 +148,10 @@ def test_plan_preview_approve_and_download_the_certificate(compliance, tenant_a,
     assert "A1C" not in page
     with tenant_context(tenant_a):
         run = DisposalRun.objects.get(requires_approval=True)
+    # The compliance user planned it and is the only officer: sole-officer approval, with a reason.
     compliance.post(reverse("retention:run_approve", args=[run.pk]))
+    assert no_broker == []
+    compliance.post(reverse("retention:run_approve", args=[run.pk]), {"sole_officer_reason": "Sole officer"})
     assert no_broker == [str(run.pk)]
     disposal.disposal_run_execute(tenant_id=tenant_a.pk, run_id=run.pk)  # what the worker does
     progress = compliance.get(reverse("retention:run_detail", args=[run.pk]), HTTP_HX_REQUEST="true")
@@ -176,14 +183,17 @@ def test_exception_request_and_decision_pages(compliance, tenant_a):
         exception = RetentionException.objects.get()
     assert exception.status == "requested"
     assert exception.record_ids == [str(message.pk)]
-    # The requester is the tenant's only compliance officer: they may decide it (recorded as such).
+    # The requester is the tenant's only compliance officer: they may decide it, saying why alone.
+    url = reverse("retention:exception_decide", args=[exception.pk])
+    refused = compliance.post(url, {"decision": "approve"}, follow=True).content.decode()
+    assert "say why no second person can" in refused
     response = compliance.post(
-        reverse("retention:exception_decide", args=[exception.pk]), {"decision": "approve"}, follow=True
+        url, {"decision": "approve", "sole_officer_reason": "Only officer"}, follow=True
     )
     assert "Exception approved" in response.content.decode()
     with tenant_context(tenant_a):
         exception.refresh_from_db()
-    assert exception.status == "approved"
+    assert (exception.status, exception.sole_officer_reason) == ("approved", "Only officer")
 
 
 def test_archive_search_and_export_pages(compliance, tenant_a):
@@ -206,3 +216,41 @@ def test_archive_search_and_export_pages(compliance, tenant_a):
     download = compliance.get(reverse("retention:export_download", args=[export.pk]))
     assert download["Content-Type"] == "application/zip"
     assert packages.verify(download.content)[0] == []
+
+
+def test_a_hold_release_is_asked_for_then_confirmed_by_another_officer(client, compliance, tenant_a):
+    from tests.conftest import sign_in
+
+    asker = compliance.membership.user
+    hold = holds.hold_create(
+        tenant=tenant_a,
+        actor=officer(tenant_a),
+        matter="M",
+        reason="R",
+        counsel="C",
+        scope=holds.HoldScope(categories=("contacts",)),
+    )
+    page = compliance.post(
+        reverse("retention:hold_release", args=[hold.pk]), {"reason": "Settled"}, follow=True
+    )
+    assert "Release asked for" in page.content.decode()
+    refused = compliance.post(reverse("retention:hold_release_confirm", args=[hold.pk]), follow=True)
+    assert "Another compliance officer must approve this hold release" in refused.content.decode()
+    with tenant_context(tenant_a):
+        assert LegalHold.objects.get(pk=hold.pk).status == "active"
+    marketer = MembershipFactory(tenant=tenant_a, role=Role.MARKETER).user
+    sign_in(client, marketer, tenant=tenant_a)
+    assert client.post(reverse("retention:hold_release_confirm", args=[hold.pk])).status_code == 403
+    second = MembershipFactory(tenant=tenant_a, role=Role.COMPLIANCE_OFFICER).user
+    sign_in(client, second, tenant=tenant_a)
+    done = client.post(
+        reverse("retention:hold_release_confirm", args=[hold.pk]), follow=True
+    ).content.decode()
+    assert "Hold released" in done
+    with tenant_context(tenant_a):
+        released = LegalHold.objects.get(pk=hold.pk)
+    assert (released.status, released.release_requested_by, released.released_by) == (
+        "released",
+        asker,
+        second,
+    )

@@ -127,10 +127,25 @@ def test_a_sole_officer_may_approve_their_own_version_and_it_is_recorded(tenant_
         category="webhook_logs",
         data=_input(min_retention_days=30, max_retention_days=200, approval_required=False),
     )
-    policy_decide(tenant=tenant_a, actor=only, policy=version, approve=True)
+    with pytest.raises(ApplicationError, match="say why no second person can") as refused:
+        policy_decide(tenant=tenant_a, actor=only, policy=version, approve=True)
+    assert refused.value.code == "sole_officer_reason"
+    approved = policy_decide(
+        tenant=tenant_a,
+        actor=only,
+        policy=version,
+        approve=True,
+        sole_officer_reason="Only officer until May",
+    )
+    assert approved.sole_officer_reason == "Only officer until May"
     with tenant_context(tenant_a):
         event = AuditEvent.objects.get(action="retention.policy_approve")
-    assert event.details["self_approved"] is True
+    assert event.details == {
+        "category": "webhook_logs",
+        "version": 2,
+        "sole_officer": True,
+        "sole_officer_reason": "Only officer until May",
+    }
 
 
 def test_policies_are_never_back_dated(tenant_a):

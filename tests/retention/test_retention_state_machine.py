@@ -1,7 +1,11 @@
-"""RELIABILITY C4 as a state machine: messages age, contacts are deleted, holds on contacts and on
-campaigns come and go, time passes and disposal runs. After every run nothing an active hold covers
-was destroyed or altered (messages deleted or shredded, contact records tombstoned), no expired
-record that nothing protects is left, and nothing went before its maximum.
+"""RELIABILITY C4 as a state machine: messages (some with portal copies) age, contacts are deleted,
+tracking events, webhook logs and evidence exports accumulate, holds on contacts and on campaigns
+come and go, time passes and disposal runs. After every run nothing an active hold covers was
+destroyed or altered (messages deleted or shredded, contact records tombstoned), no expired record
+that nothing protects is left, nothing went before its maximum, and the certificates of the run
+count exactly the records gone from the database, per category, with the manifest of their ids
+(every registered category: those a run may destroy are all created here; the others can never
+be destroyed, which the test asserts).
 
 The oracle is a model of the hold rule written here from the scenario (who received which
 campaign), compared before each run with what `holds_for` answers (the Python rule); the run itself
@@ -15,6 +19,7 @@ small; `make chaos` at the C4 size (10,000 examples). The report goes to artifac
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import time
@@ -38,11 +43,21 @@ from contacts.models import Contact
 from delivery.models import Message
 from healthmail.tenants.context import tenant_context
 from retention import disposal, holds
-from retention.models import LegalHold
+from retention.models import DisposalRun, LegalHold
 from retention.policies import policies_ensure_defaults
+from retention.registry import all_categories
 from tests.factories import BaaFactory, TenantFactory
 
-from .helpers import new_contact, new_messages, officer
+from .helpers import (
+    new_contact,
+    new_export,
+    new_messages,
+    new_portal_copy,
+    new_tracking_event,
+    new_webhook_delivery,
+    officer,
+    records_gone,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.chaos]
 EXAMPLES = int(os.environ.get("CHAOS_RETENTION_EXAMPLES", "40"))
@@ -53,6 +68,8 @@ MESSAGE_MAX = 7 * 365  # shipped default for message metadata (approval required
 CONTACT_MAX = 60  # shipped default for deleted contacts (automatic)
 PEOPLE, CAMPAIGNS = 3, 2
 HOLD_CATEGORIES = [None, "message_metadata", "contacts", "consent_records"]
+# Records no hold of this machine covers (no contact, no campaign): their maximum alone decides.
+UNHELD_MAX = {"tracking_events": 2 * 365, "webhook_logs": 365, "exports": 90}
 
 
 @dataclass
@@ -61,6 +78,8 @@ class World:
 
     tenant: object
     actor: object
+    approver: object  # a second compliance officer: disposal runs are approved by another person
+    exported: object  # the contact evidence exports are made of
     people: list  # contacts; each example's changes to them roll back with it
     examples: int = 0
     steps: int = 0
@@ -68,6 +87,7 @@ class World:
     held_checks: dict = field(default_factory=lambda: {"messages": 0, "contacts": 0})
     # Records a hold kept through a run that would otherwise have destroyed them.
     kept_by_holds: dict = field(default_factory=lambda: {"messages": 0, "contacts": 0, "by_campaign": 0})
+    certified: dict = field(default_factory=dict)  # category -> records counted on certificates
 
 
 @dataclass(frozen=True)
@@ -93,6 +113,8 @@ class RetentionMachine(RuleBasedStateMachine):
         self.tombstoned: set = set()
         self.holds: dict = {}  # active hold id -> ModelHold
         self.offset = 0
+        self.portal: dict = {}  # live portal copy id -> its message id
+        self.unheld: dict = {key: {} for key in UNHELD_MAX}  # category -> {live id: age in days}
 
     # --- The hold rule, from the scenario ---------------------------------------------------------
 
@@ -159,11 +181,29 @@ class RetentionMachine(RuleBasedStateMachine):
         self.world.steps += 1
         self._add(count, age, person, campaign)
 
-    def _add(self, count, age, person, campaign):
+    def _add(self, count, age, person, campaign, portal=False):
         for message in new_messages(
             self.tenant, count, age=age * DAY, contact=self.people[person], source_id=f"s{campaign}"
         ):
             self.messages[message.pk] = (age, person, campaign)
+            if portal:
+                self.portal[new_portal_copy(self.tenant, message)] = message.pk
+
+    @rule(age=st.integers(0, 3000), person=st.integers(0, PEOPLE - 1), campaign=st.integers(0, CAMPAIGNS - 1))
+    def add_a_message_with_a_portal_copy(self, age, person, campaign):
+        self.world.steps += 1
+        self._add(1, age, person, campaign, portal=True)
+
+    @rule(category=st.sampled_from(sorted(UNHELD_MAX)), age=st.integers(0, 1000))
+    def add_a_tracking_event_webhook_log_or_export(self, category, age):
+        self.world.steps += 1
+        if category == "tracking_events":  # no message, no contact: fast-deleted by Django
+            record = new_tracking_event(self.tenant, age=age * DAY)
+        elif category == "webhook_logs":
+            record = new_webhook_delivery(self.tenant, age=age * DAY)
+        else:
+            record = new_export(self.tenant, self.actor, age=age * DAY, contact=self.world.exported)
+        self.unheld[category][record] = age
 
     @rule(person=st.integers(0, PEOPLE - 1), days=st.integers(0, 200))
     def delete_contact(self, person, days):
@@ -205,7 +245,8 @@ class RetentionMachine(RuleBasedStateMachine):
         hold_id = sorted(self.holds, key=str)[which % len(self.holds)]
         with tenant_context(self.tenant):
             hold = LegalHold.objects.get(pk=hold_id)
-        holds.hold_release(tenant=self.tenant, actor=self.actor, hold=hold, reason="settled")
+        holds.hold_release_request(tenant=self.tenant, actor=self.actor, hold=hold, reason="settled")
+        holds.hold_release(tenant=self.tenant, actor=self.world.approver, hold=hold)
         del self.holds[hold_id]
 
     @precondition(lambda self: self.messages or set(self.deleted) - self.tombstoned)
@@ -217,10 +258,16 @@ class RetentionMachine(RuleBasedStateMachine):
         held_messages, held_people = self._held_messages(), self._held_people()
         self._check_the_python_rule_agrees(held_messages, held_people)
         as_of = timezone.now() + self.offset * DAY
-        for run in disposal.disposal_plan(tenant=self.tenant, actor=self.actor, as_of=as_of):
+        tracked = self._tracked()
+        before = {key: set(ids) - records_gone(self.tenant, key, ids) for key, ids in tracked.items()}
+        runs = disposal.disposal_plan(tenant=self.tenant, actor=self.actor, as_of=as_of)
+        for run in runs:
             if run.status == "awaiting_approval":
-                disposal.disposal_approve(tenant=self.tenant, actor=self.actor, run=run)
+                disposal.disposal_approve(tenant=self.tenant, actor=self.world.approver, run=run)
             disposal.disposal_run_execute(tenant_id=self.tenant.pk, run_id=run.pk, batch_size=2)
+        went = {key: ids & records_gone(self.tenant, key, ids) for key, ids in before.items()}
+        self._check_the_certificates_count_what_went(runs, went)
+        self._check_unheld_records(went)
         live, intact, tombstoned = self._database()
         assert held_messages <= live, "a held message was destroyed"
         assert held_messages <= intact, "a held message was altered (content shredded)"
@@ -246,6 +293,53 @@ class RetentionMachine(RuleBasedStateMachine):
                 )
         self.messages = {pk: spec for pk, spec in self.messages.items() if pk in live}
         self.tombstoned = tombstoned
+        self.portal = {
+            pk: message for pk, message in self.portal.items() if pk not in went["portal_messages"]
+        }
+
+    def _tracked(self) -> dict[str, list[str]]:
+        """Every record this machine created, by category."""
+        messages = [str(pk) for pk in self.messages]
+        return {
+            "message_metadata": messages,
+            "message_content": messages,
+            "portal_messages": list(self.portal),
+            "contacts": [str(self.people[p].pk) for p in self.deleted],
+            **{key: list(ids) for key, ids in self.unheld.items()},
+        }
+
+    def _check_the_certificates_count_what_went(self, runs, went: dict[str, set]) -> None:
+        """Counts and manifests of the certificates = the rows gone from the database. A portal copy
+        deleted with its message is counted with the message (removed along), not on its own."""
+        along = {pk for pk, message in self.portal.items() if str(message) in went["message_metadata"]}
+        expected = {**went, "portal_messages": went["portal_messages"] - along}
+        certified: dict[str, int] = {}
+        removed_along = 0
+        with tenant_context(self.tenant):
+            for run in DisposalRun.objects.filter(pk__in=[r.pk for r in runs]).select_related("certificate"):
+                assert run.status == DisposalRun.Status.COMPLETED, run.halt_reason
+                certificate = run.certificate
+                lines = sorted(f"{key}\t{pk}\n" for key in run.categories for pk in expected.get(key, ()))
+                assert certificate.record_count == len(lines), "certificate count differs from rows gone"
+                digest = hashlib.sha256("".join(lines).encode()).hexdigest()
+                assert certificate.manifest_sha256 == digest, "manifest differs from the rows gone"
+                for row in certificate.document["categories"]:
+                    certified[row["category"]] = row["count"]
+                    removed_along += row["removed_along"].get("delivery.PortalMessage", 0)
+        assert certified == {key: len(ids) for key, ids in expected.items() if ids}
+        assert removed_along == len(along), "portal copies deleted with their message are not counted"
+        for key, count in certified.items():
+            self.world.certified[key] = self.world.certified.get(key, 0) + count
+
+    def _check_unheld_records(self, went: dict[str, set]) -> None:
+        for key, records in self.unheld.items():
+            for pk, age in records.items():
+                age += self.offset
+                if age > UNHELD_MAX[key] + 1:
+                    assert pk in went[key], f"an expired {key} record was kept"
+                if age < UNHELD_MAX[key] - 1:
+                    assert pk not in went[key], f"a {key} record was destroyed before its maximum"
+            self.unheld[key] = {pk: age for pk, age in records.items() if pk not in went[key]}
 
     def _check_the_python_rule_agrees(self, held_messages: set, held_people: set) -> None:
         """`holds_for` (records' badges) says the same as the model; asked once for all records."""
@@ -286,7 +380,21 @@ def test_retention_state_machine(db, monkeypatch):
     tenant = TenantFactory()
     BaaFactory(tenant=tenant)
     policies_ensure_defaults(tenant=tenant)
-    world = World(tenant=tenant, actor=officer(tenant), people=[new_contact(tenant) for _ in range(PEOPLE)])
+    destroyable = {c.key for c in all_categories() if c.destroyable}
+    assert destroyable == {
+        "message_metadata",
+        "message_content",
+        "portal_messages",
+        "contacts",
+        *UNHELD_MAX,
+    }, "a registered category a run may destroy is not created by this machine"
+    world = World(
+        tenant=tenant,
+        actor=officer(tenant),
+        approver=officer(tenant),
+        exported=new_contact(tenant),
+        people=[new_contact(tenant) for _ in range(PEOPLE)],
+    )
     machine = type("Machine", (RetentionMachine,), {"world": world})
     started = time.monotonic()
     run_state_machine_as_test(
@@ -304,6 +412,7 @@ def test_retention_state_machine(db, monkeypatch):
         "disposal_runs": world.runs,
         "hold_rule_checks": world.held_checks,
         "kept_by_holds": world.kept_by_holds,
+        "certified_destroyed": world.certified,
         "max_examples": EXAMPLES,
         "max_steps": STEPS,
         "seconds": round(time.monotonic() - started, 1),
