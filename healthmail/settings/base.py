@@ -281,6 +281,12 @@ DELIVERY_STREAMS = {
     "transactional": {"source_address": env("DELIVERY_TRANSACTIONAL_SOURCE_ADDRESS", default="")},
     "marketing": {"source_address": env("DELIVERY_MARKETING_SOURCE_ADDRESS", default="")},
 }
+# DNS for delivery and sender-domain checks: "system" (the host's resolver; a local validating one for
+# DANE), "static" (the zone file DELIVERY_DNS_ZONE_FILE: air-gapped sites, the dev mail world), or a
+# dotted path to a resolver factory. DELIVERY_CA_FILE replaces the system trust store for MX TLS.
+DELIVERY_RESOLVER = env("DELIVERY_RESOLVER", default="system")
+DELIVERY_DNS_ZONE_FILE = env("DELIVERY_DNS_ZONE_FILE", default="")
+DELIVERY_CA_FILE = env("DELIVERY_CA_FILE", default="")
 # The reconciler: re-queues claims of dead workers, expires, and wakes due work the broker lost.
 CELERY_BEAT_SCHEDULE["delivery-sweep"] = {"task": "delivery.tasks.transactional_sweep", "schedule": 30.0}
 
