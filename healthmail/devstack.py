@@ -119,7 +119,7 @@ def start_postgres() -> tuple[str, bool]:
         os.chown(PG_DATA, uid.pw_uid, uid.pw_gid)
     PG_DATA.chmod(0o700)
     if not (PG_DATA / "PG_VERSION").exists():
-        print("devstack: initialising embedded PostgreSQL in .devstack/postgres", flush=True)
+        print(f"devstack: initialising embedded PostgreSQL in {PG_DATA}", flush=True)
         subprocess.run(
             [
                 _pg_bin("initdb"),
