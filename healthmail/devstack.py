@@ -324,7 +324,7 @@ def receivers(config: Path) -> None:
 
 def _children(env: dict[str, str], web_port: int) -> dict[str, list[str]]:
     python = sys.executable
-    celery = [python, "-m", "celery", "-A", "healthmail"]
+    celery = [python, "-m", "celery", "-A", "healthmail", "--quiet"]  # --quiet: no start-up banner
     return {
         "mail": [python, "-m", "healthmail.devstack", "receivers", "--config", str(STATE / "mailworld.json")],
         "web": [
@@ -337,7 +337,9 @@ def _children(env: dict[str, str], web_port: int) -> dict[str, list[str]]:
             "--workers",
             "2",
             "--threads",
-            "4",  # no access log: query strings may carry PHI
+            "4",  # no access log: query strings may carry PHI (the app logs the route of each request)
+            "--log-level",
+            "warning",
         ],
         "worker-transactional": [
             *celery,
@@ -392,7 +394,11 @@ def run() -> int:
         "DELIVERY_RESOLVER": "static",
         "DELIVERY_DNS_ZONE_FILE": world.zone_file,
         "AUDIT_CHECKPOINT_DIR": os.environ.get("AUDIT_CHECKPOINT_DIR", str(STATE / "audit-checkpoints")),
+        # One readable line per event in the terminal; every record in full, as JSON, in the file.
+        "LOG_FORMAT": os.environ.get("LOG_FORMAT", "console"),
+        "LOG_FILE": os.environ.get("LOG_FILE", str(STATE / "logs" / "healthmail.jsonl")),
     }
+    Path(env["LOG_FILE"]).parent.mkdir(parents=True, exist_ok=True)
     if not os.environ.get("HEALTHMAIL_MASTER_KEY") and not os.environ.get("HEALTHMAIL_MASTER_KEY_FILE"):
         from healthmail.crypto.master import generate_key_file
 

@@ -236,6 +236,22 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
     },
 }
+# LOG_FORMAT=console: one readable line per event on the terminal (healthmail/console_log.py; `make run`);
+# LOG_FILE: the full JSON lines also go to this file.
+LOG_FORMAT = env("LOG_FORMAT", default="json")
+LOG_FILE = env("LOG_FILE", default="")
+if LOG_FORMAT == "console":
+    LOGGING["formatters"]["console"] = {"()": "healthmail.console_log.ConsoleFormatter"}
+    LOGGING["filters"]["quiet"] = {"()": "healthmail.console_log.QuietFilter"}
+    LOGGING["handlers"]["console"].update(formatter="console", filters=["context", "quiet"])
+if LOG_FILE:
+    LOGGING["handlers"]["file"] = {
+        "class": "logging.FileHandler",
+        "filename": LOG_FILE,
+        "formatter": "json",
+        "filters": ["context"],
+    }
+    LOGGING["root"]["handlers"].append("file")
 HEALTHZ_WORKER_TIMEOUT = env.float("HEALTHZ_WORKER_TIMEOUT", default=1.0)
 # When set, /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")

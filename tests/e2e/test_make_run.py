@@ -1,0 +1,243 @@
+"""Acceptance: the README's first steps against the real `make run` stack (healthmail.devstack run),
+not the test server. The stack runs with its own state directory (its own embedded PostgreSQL and
+Redis, CA, mail world and demo logins) on free ports, so it never touches the test databases nor a
+developer's `make run`.
+
+A newcomer signs in with TOTP, sends the demo campaign and watches it finish, opens the dev mailbox,
+sees a message delivered over verified TLS and a portal notice, opens the portal with the one-time
+code from the dev mailbox, clicks one-click unsubscribe and sees the contact's consent change; and
+an EHR's POST /api/v1/messages reaches its final state with TLS evidence within 60 seconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from .conftest import screenshot
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[2]
+STARTUP_SECONDS = 240
+# The test session's own services: the stack under test must not inherit them.
+INHERITED_OUT = ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "HEALTHMAIL_MASTER_KEY", "PORT")
+
+
+@dataclass
+class Stack:
+    url: str
+    state: Path
+
+    def logins(self) -> dict[str, dict[str, str]]:
+        """{role: {email, password, secret}} and {"api": {"key": ...}} from demo-logins.txt."""
+        text = (self.state / "demo-logins.txt").read_text()
+        found: dict[str, dict[str, str]] = {}
+        for block in text.split("\n\n"):
+            head = re.match(r"^(\w+): (\S+@\S+)$", block.strip().splitlines()[0]) if block.strip() else None
+            if head:
+                password = re.search(r"password:\s+(\S+)", block).group(1)
+                secret = re.search(r"TOTP secret:\s+(\S+)", block).group(1)
+                found[head.group(1)] = {"email": head.group(2), "password": password, "secret": secret}
+        found["api"] = {"key": re.search(r"API key .*: (\S+)", text).group(1)}
+        return found
+
+    def api(self, method: str, path: str, key: str, body: dict | None = None) -> tuple[int, dict]:
+        request = urllib.request.Request(  # noqa: S310 - http://127.0.0.1 only
+            self.url + path,
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=20) as response:  # noqa: S310
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def stack() -> Stack:
+    # Under /tmp, traversable: the embedded PostgreSQL runs as its own system user when we are root.
+    state = Path(tempfile.mkdtemp(prefix="hm-make-run-", dir="/tmp"))
+    state.chmod(0o755)
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in INHERITED_OUT}
+    env.update(DEVSTACK_STATE_DIR=str(state), PORT=str(port), PYTHONUNBUFFERED="1")
+    log = open(state / "run.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "healthmail.devstack", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while "HealthMail is running" not in (state / "run.log").read_text():
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("make run did not start:\n" + (state / "run.log").read_text()[-4000:])
+            time.sleep(1)
+        yield Stack(url, state)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGTERM)  # the devstack stops its children and services
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+        artifacts = ROOT / "artifacts"
+        artifacts.mkdir(exist_ok=True)
+        shutil.copy(state / "run.log", artifacts / "make-run.log")
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _totp(secret: str, *, step_offset: int = 0) -> str:
+    from django_otp.oath import totp
+
+    return f"{totp(base64.b32decode(secret), t0=0, step=30, digits=6, drift=step_offset):06d}"
+
+
+def _sign_in(page, login: dict[str, str]) -> None:
+    page.goto("/login/")
+    page.get_by_label("Email").fill(login["email"])
+    page.get_by_label("Password").fill(login["password"])
+    page.get_by_role("button", name="Continue").click()
+    expect(page).to_have_url(re.compile(r"/mfa/verify/$"))
+    page.get_by_label("Code").fill(_totp(login["secret"]))
+    page.get_by_role("button", name="Verify").click()
+    expect(page).not_to_have_url(re.compile(r"/(login|mfa)/"))
+
+
+def test_api_send_reaches_a_final_state_with_evidence(stack):
+    key = stack.logins()["api"]["key"]
+    sent = {}
+    for address in ("synthetic.patient.2024.0000@patients.test", "synthetic.patient.2024.0001@example.org"):
+        status, body = stack.api(
+            "POST",
+            "/api/v1/messages",
+            key,
+            {
+                "recipient": {"address": address},
+                "purpose": "treatment",
+                "content": {"subject": "Your appointment", "html": "<p>See you on {{ data.day }}.</p>"},
+                "data": {"day": "Monday"},
+            },
+        )
+        assert status == 202, body
+        sent[address.rsplit("@", 1)[1]] = body["id"]
+    final = {}
+    deadline = time.monotonic() + 60
+    while len(final) < len(sent) and time.monotonic() < deadline:
+        for domain, message_id in sent.items():
+            status, body = stack.api("GET", f"/api/v1/messages/{message_id}", key)
+            assert status == 200, body
+            if body["status"].startswith("delivered") or body["status"] in ("failed", "bounced", "expired"):
+                final[domain] = body
+        time.sleep(1)
+    assert final["patients.test"]["status"] == "delivered_tls"
+    tls = final["patients.test"]["evidence"]["tls"]
+    assert (tls["verified"], tls["method"], tls["mx"]) == (True, "pkix", "mx.patients.test")
+    assert final["example.org"]["status"] == "delivered_portal"
+    assert final["example.org"]["evidence"]["refused"] == [
+        {"path": "direct", "reason": "STARTTLS not offered"}
+    ]
+
+
+def test_first_steps_in_the_browser(stack, browser):
+    logins = stack.logins()
+    context = browser.new_context(base_url=stack.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    try:
+        _first_steps(page, logins)
+    finally:
+        screenshot(page, "make-run-first-steps-end")
+        context.close()
+
+
+def _first_steps(page, logins) -> None:
+    _sign_in(page, logins["marketer"])
+    page.get_by_role("link", name="Campaigns").first.click()
+    page.get_by_role("link", name="Flu shots are here (demo)").click()
+    expect(page.get_by_test_id("campaign-status")).to_have_text("Approved")
+    page.get_by_role("button", name="Schedule").click()  # no date: send now
+    expect(page.get_by_test_id("campaign-status")).to_have_text(re.compile("Scheduled|Sending|Sent"))
+    page.reload()
+    expect(page.get_by_test_id("campaign-status")).to_have_text(re.compile("Sending|Sent"), timeout=30_000)
+    expect(page.get_by_test_id("progress-delivered")).not_to_have_text("0", timeout=60_000)
+    screenshot(page, "make-run-campaign-progress")
+
+    page.goto("/dev/mailbox/")
+    rows = page.get_by_test_id("mailbox-row")
+    campaign_tls = rows.filter(has_text="Flu shots are here").filter(has_text="Verified TLS").first
+    notice = rows.filter(has_text="You have a secure message").first
+    expect(campaign_tls).to_be_visible(timeout=60_000)
+    expect(notice).to_be_visible(timeout=60_000)
+    screenshot(page, "make-run-dev-mailbox")
+
+    # the portal notice: its link, then the one-time code that arrives in the dev mailbox
+    notice.get_by_role("link").click()
+    expect(page.get_by_test_id("transport")).to_have_text(re.compile("^Plain"))
+    page.get_by_test_id("portal-link").first.click()
+    expect(page.get_by_role("heading", name="You have a secure message")).to_be_visible()
+    page.get_by_role("button", name="Send me a code").click()
+    expect(page.get_by_text("We sent a one-time code")).to_be_visible()
+    portal_url = page.url
+    page.goto("/dev/mailbox/")
+    code_row = page.get_by_test_id("mailbox-row").filter(has_text="Your code for the secure message").first
+    expect(code_row).to_be_visible(timeout=30_000)
+    code_row.get_by_role("link").click()
+    code = re.search(r"one-time code is (\d{6})", page.get_by_test_id("text-body").inner_text()).group(1)
+    page.goto(portal_url)
+    page.get_by_role("textbox", name=re.compile(r"^One-time code")).fill(code)
+    page.get_by_role("button", name="Confirm and read").click()
+    # the message itself (the demo campaign's or the API test's, whichever notice came first)
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        re.compile("Flu shots are here|Your appointment")
+    )
+    expect(page.get_by_role("region", name="Reply securely")).to_be_visible()
+    screenshot(page, "make-run-portal")
+
+    # one-click unsubscribe from the message delivered over verified TLS
+    page.goto("/dev/mailbox/")
+    campaign_tls.get_by_role("link").click()
+    expect(page.get_by_test_id("transport")).to_have_text("Verified TLS")
+    recipient = page.locator("dd", has_text="@patients.test").first.inner_text().strip()
+    page.get_by_role("button", name=re.compile("One-click unsubscribe")).click()
+    expect(page.get_by_text(re.compile("unsubscribed", re.I)).first).to_be_visible()
+
+    page.goto("/contacts/")
+    page.get_by_label("Find a contact").fill(recipient)
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("table").get_by_role("link").first.click()  # names are masked for a marketer
+    contact_id = re.search(r"/contacts/([0-9a-f-]{36})/", page.url).group(1)
+    page.goto(f"/consent/contacts/{contact_id}/")
+    state = page.get_by_role("row").filter(has_text="Newsletters")
+    expect(state).to_contain_text(re.compile("opt.?out|revoked|unsubscribed", re.I))
+    screenshot(page, "make-run-contact-unsubscribed")
