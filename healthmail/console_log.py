@@ -15,6 +15,8 @@ IDLE_RESULTS = frozenset({"0", "None", "[]", "{}", "()", "False", "''", "0.0", "
 _DROPPED = {
     "celery.beat": ("Scheduler: Sending due task",),
     "celery.worker.strategy": ("Task ",),  # "Task x[id] received"
+    "celery.worker.consumer.connection": ("Connected to",),
+    "celery.worker.consumer.mingle": ("mingle:",),
 }
 
 
@@ -31,6 +33,8 @@ class QuietFilter(logging.Filter):
             data = getattr(record, "data", None) or {}
             if "return_value" in data and str(data["return_value"]) in IDLE_RESULTS:
                 return False
+        if record.name == "healthmail.request" and getattr(record, "route", "") == "unmatched":
+            return int(getattr(record, "status", 0)) >= 400  # static files: only failures
         return True
 
 
@@ -41,6 +45,11 @@ class ConsoleFormatter(logging.Formatter):
         if record.name == "healthmail.request" and hasattr(record, "route"):
             text = f"{record.method} {record.route} {record.status} {float(record.duration_ms):.0f} ms"
             source = "web"
+        elif record.name == "celery.app.trace" and "return_value" in (getattr(record, "data", None) or {}):
+            data = record.data
+            runtime = float(data.get("runtime", 0))
+            text = f"{data.get('name', 'task')} did work: {data['return_value']} ({runtime:.2f} s)"
+            source = "task"
         else:
             text = record.getMessage()
             source = record.name.removeprefix("healthmail.")

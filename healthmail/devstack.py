@@ -397,6 +397,8 @@ def run() -> int:
         # One readable line per event in the terminal; every record in full, as JSON, in the file.
         "LOG_FORMAT": os.environ.get("LOG_FORMAT", "console"),
         "LOG_FILE": os.environ.get("LOG_FILE", str(STATE / "logs" / "healthmail.jsonl")),
+        # Celery's warning about running as root (containers): once per process, not useful here.
+        "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "ignore:::celery.platforms"),
     }
     Path(env["LOG_FILE"]).parent.mkdir(parents=True, exist_ok=True)
     if not os.environ.get("HEALTHMAIL_MASTER_KEY") and not os.environ.get("HEALTHMAIL_MASTER_KEY_FILE"):

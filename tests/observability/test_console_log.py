@@ -26,6 +26,9 @@ def _record(name, message, level=logging.INFO, **extra):
         (_record("celery.beat", "Scheduler: Sending due task x", level=logging.WARNING), True),
         (_record("celery.app.trace", "Task a[1] raised: KeyError", level=logging.ERROR), True),
         (_record("delivery.engine", "delivered 12 messages"), True),
+        (_record("healthmail.request", "request", route="unmatched", status=304), False),  # static files
+        (_record("healthmail.request", "request", route="unmatched", status=404), True),
+        (_record("healthmail.request", "request", route="/campaigns/", status=200), True),
     ],
 )
 def test_quiet_filter_keeps_only_work_and_trouble(record, shown):
@@ -46,6 +49,12 @@ def test_request_is_one_line_with_the_route_only():
     assert "\n" not in line
     warning = ConsoleFormatter().format(_record("delivery.engine", "MX down", level=logging.WARNING))
     assert warning.endswith(" WARNING delivery.engine: MX down")
+    task = _record(
+        "celery.app.trace",
+        "Task audit.tasks.audit_seal[1] succeeded in 0.08s: 3",
+        data={"name": "audit.tasks.audit_seal", "return_value": "3", "runtime": 0.081},
+    )
+    assert ConsoleFormatter().format(task).endswith(" task: audit.tasks.audit_seal did work: 3 (0.08 s)")
 
 
 @pytest.mark.django_db
