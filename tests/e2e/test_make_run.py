@@ -1,7 +1,5 @@
 """Acceptance: the README's first steps against the real `make run` stack (healthmail.devstack run),
-not the test server. The stack runs with its own state directory (its own embedded PostgreSQL and
-Redis, CA, mail world and demo logins) on free ports, so it never touches the test databases nor a
-developer's `make run`.
+not the test server; tests/e2e/make_run.py starts it in its own state directory on a free port.
 
 A newcomer signs in with TOTP, sends the demo campaign and watches it finish, opens the dev mailbox,
 sees a message delivered over verified TLS and a portal notice, opens the portal with the one-time
@@ -12,15 +10,8 @@ an EHR's POST /api/v1/messages reaches its final state with TLS evidence within 
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-import os
 import re
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -30,12 +21,10 @@ import pytest
 from playwright.sync_api import expect
 
 from .conftest import screenshot
+from .make_run import StackProcess
 
 pytestmark = pytest.mark.browser
-ROOT = Path(__file__).resolve().parents[2]
-STARTUP_SECONDS = 240
-# The test session's own services: the stack under test must not inherit them.
-INHERITED_OUT = ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "HEALTHMAIL_MASTER_KEY", "PORT")
+STARTUP_SECONDS = 300
 
 
 @dataclass
@@ -70,51 +59,21 @@ class Stack:
             return error.code, json.loads(error.read() or b"{}")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def stack() -> Stack:
-    # Under /tmp, traversable: the embedded PostgreSQL runs as its own system user when we are root.
-    state = Path(tempfile.mkdtemp(prefix="hm-make-run-", dir="/tmp"))
-    state.chmod(0o755)
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in INHERITED_OUT}
-    env.update(DEVSTACK_STATE_DIR=str(state), PORT=str(port), PYTHONUNBUFFERED="1")
-    log = open(state / "run.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "healthmail.devstack", "run"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    """The stack the session started (tests/conftest.py), or one of our own when run alone."""
+    process = StackProcess.from_handoff()
+    own = process is None
+    if own:
+        process = StackProcess.start()
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while "HealthMail is running" not in (state / "run.log").read_text():
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("make run did not start:\n" + (state / "run.log").read_text()[-4000:])
-            time.sleep(1)
-        yield Stack(url, state)
+        problem = process.wait_ready(STARTUP_SECONDS)
+        if problem:
+            pytest.fail(problem)
+        yield Stack(process.url, process.state)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGTERM)  # the devstack stops its children and services
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
-        artifacts = ROOT / "artifacts"
-        artifacts.mkdir(exist_ok=True)
-        shutil.copy(state / "run.log", artifacts / "make-run.log")
-        shutil.rmtree(state, ignore_errors=True)
+        if own:
+            process.stop()
 
 
 def _totp(secret: str, *, step_offset: int = 0) -> str:
