@@ -133,10 +133,11 @@ def _sender_domain(tenant: Tenant, publish_dns: bool, story: Story) -> SenderDom
 def dns_publish(sender: SenderDomain) -> None:
     """Publish what the sender-domain page asks for (SPF, DKIM with the tenant's own public key,
     DMARC) and an MTA-STS/TLS-RPT announcement in the zone file of the static resolver."""
+    from delivery.tls.zone import ZoneFileError
     from healthmail.devmail.world import zone_publish_txt
 
     if settings.DELIVERY_RESOLVER != "static" or not settings.DELIVERY_DNS_ZONE_FILE:
-        raise RuntimeError("--publish-dns needs DELIVERY_RESOLVER=static and DELIVERY_DNS_ZONE_FILE")
+        raise ZoneFileError("--publish-dns needs DELIVERY_RESOLVER=static and DELIVERY_DNS_ZONE_FILE.")
     records: dict[str, list[str]] = defaultdict(list)
     for record in expected_records(sender, list(DkimKey.objects.filter(sender_domain=sender))):
         records[record.name].append(record.value)

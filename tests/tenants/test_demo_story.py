@@ -63,3 +63,11 @@ def test_story_verifies_through_the_product_check_and_is_ready_to_send(tmp_path,
     allowed = {c.email.split("@")[1] for c in contacts if decisions[c.pk].allowed}
     assert allowed == {"patients.test", "example.org"}
     assert sum(not d.allowed for d in decisions.values()) > 0
+
+
+def test_publish_dns_needs_the_static_resolver(tmp_path, settings):
+    from django.core.management import CommandError
+
+    settings.DELIVERY_RESOLVER = "system"
+    with pytest.raises(CommandError, match="DELIVERY_RESOLVER=static"):
+        _call("seed_demo", "--logins-file", str(tmp_path / "logins.txt"), "--publish-dns")
