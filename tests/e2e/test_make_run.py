@@ -200,3 +200,38 @@ def _first_steps(page, logins) -> None:
     state = page.get_by_role("row").filter(has_text="Newsletters")
     expect(state).to_contain_text(re.compile("opt.?out|revoked|unsubscribed", re.I))
     screenshot(page, "make-run-contact-unsubscribed")
+
+
+def test_every_role_signs_in_and_finds_their_first_page(stack, browser):
+    logins = stack.logins()
+    steps = {
+        # the product's own sender-domain check, run from the page against the dev DNS zone
+        "tenant_admin": lambda page: (
+            page.get_by_role("link", name="Sender domains").first.click(),
+            page.get_by_role("link", name="mail.demo-health.test").click(),
+            page.get_by_role("button", name="Check what is published").click(),
+            expect(page.get_by_role("heading", level=1)).to_contain_text("Verified"),
+        ),
+        "compliance_officer": lambda page: (
+            page.get_by_role("link", name="Audit trail").first.click(),
+            expect(page.get_by_role("heading", name="Audit trail")).to_be_visible(),
+        ),
+        "clinical_reviewer": lambda page: (
+            page.get_by_role("link", name="Approvals").first.click(),
+            expect(page).to_have_url(re.compile(r"/campaigns/approvals/$")),
+        ),
+        "platform_admin": lambda page: (
+            page.get_by_role("link", name="Tenants").first.click(),
+            expect(page.get_by_text("Demo Health System").first).to_be_visible(),
+        ),
+    }
+    for role, step in steps.items():
+        context = browser.new_context(base_url=stack.url, viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(20_000)
+        page = context.new_page()
+        try:
+            _sign_in(page, logins[role])
+            step(page)
+            screenshot(page, f"make-run-{role}")
+        finally:
+            context.close()
