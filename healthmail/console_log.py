@@ -9,9 +9,13 @@ returned 0, None or an empty value). Everything is still written in full, as JSO
 from __future__ import annotations
 
 import logging
+import re
 
 # Return values (as Celery's trace logs them) of a task run that had nothing to do.
 IDLE_RESULTS = frozenset({"0", "None", "[]", "{}", "()", "False", "''", "0.0", "Counter()"})
+# Periodic bookkeeping whose work is only the echo of other events (sealing audit rows, checkpoints).
+BOOKKEEPING_TASKS = frozenset({"audit.tasks.audit_seal", "audit.tasks.audit_checkpoint"})
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _DROPPED = {
     "celery.beat": ("Scheduler: Sending due task",),
     "celery.worker.strategy": ("Task ",),  # "Task x[id] received"
@@ -31,11 +35,19 @@ class QuietFilter(logging.Filter):
             return False
         if record.name == "celery.app.trace":
             data = getattr(record, "data", None) or {}
-            if "return_value" in data and str(data["return_value"]) in IDLE_RESULTS:
+            if "return_value" in data and (
+                _idle(str(data["return_value"])) or data.get("name") in BOOKKEEPING_TASKS
+            ):
                 return False
         if record.name == "healthmail.request" and getattr(record, "route", "") == "unmatched":
             return int(getattr(record, "status", 0)) >= 400  # static files: only failures
         return True
+
+
+def _idle(result: str) -> bool:
+    """Nothing done: an empty result, or one whose every number is zero ({'launch': 0, 'sending': 0})."""
+    numbers = _NUMBER.findall(result)
+    return result in IDLE_RESULTS or (bool(numbers) and all(float(n) == 0 for n in numbers))
 
 
 class ConsoleFormatter(logging.Formatter):

@@ -23,6 +23,12 @@ def _record(name, message, level=logging.INFO, **extra):
         (_record("celery.app.trace", "Task a[1] succeeded in 0.05s: 0", data={"return_value": "0"}), False),
         (_record("celery.app.trace", "Task a[1] succeeded: None", data={"return_value": "None"}), False),
         (_record("celery.app.trace", "Task a[1] succeeded in 0.05s: 3", data={"return_value": "3"}), True),
+        (_record("celery.app.trace", "s", data={"return_value": "{'launch': 0, 'sending': 0}"}), False),
+        (_record("celery.app.trace", "s", data={"return_value": "{'launch': 0, 'sending': 1}"}), True),
+        (
+            _record("celery.app.trace", "s", data={"name": "audit.tasks.audit_seal", "return_value": "7"}),
+            False,
+        ),
         (_record("celery.beat", "Scheduler: Sending due task x", level=logging.WARNING), True),
         (_record("celery.app.trace", "Task a[1] raised: KeyError", level=logging.ERROR), True),
         (_record("delivery.engine", "delivered 12 messages"), True),
