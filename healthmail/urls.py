@@ -1,6 +1,13 @@
+from django.http import HttpRequest, HttpResponsePermanentRedirect
+from django.templatetags.static import static
 from django.urls import include, path
 
 from healthmail import devmailbox, observability
+
+
+def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
+    return HttpResponsePermanentRedirect(static("healthmail/favicon.svg"))
+
 
 urlpatterns = [
     path("", include("healthmail.accounts.urls")),
@@ -23,6 +30,8 @@ urlpatterns = [
     path("campaigns/", include("campaigns.urls")),
     path("healthz", observability.healthz, name="healthz"),
     path("metrics", observability.metrics, name="metrics"),
+    # Browsers ask for /favicon.ico whatever the page links; the icon is a static file.
+    path("favicon.ico", favicon),
     path("dev/mailbox/", devmailbox.mailbox_list, name="dev_mailbox"),
     path("dev/mailbox/<str:key>/", devmailbox.mailbox_message, name="dev_mailbox_message"),
 ]

@@ -12,6 +12,26 @@ from django.core.management import call_command
 from django.db import connections
 from psycopg import sql
 
+_ACCEPTANCE: list = []
+
+
+def pytest_configure(config):
+    """Start the `make run` stack of the acceptance test now (it takes a minute or two) when the session
+    will run it: in the xdist controller or the only process, never in each worker."""
+    if hasattr(config, "workerinput"):
+        return
+    from tests.e2e.make_run import HANDOFF, StackProcess, selected
+
+    if selected(config) and not os.environ.get(HANDOFF):
+        stack = StackProcess.start()
+        os.environ[HANDOFF] = stack.handoff()  # xdist workers start after this and inherit it
+        _ACCEPTANCE.append(stack)
+
+
+def pytest_unconfigure(config):
+    while _ACCEPTANCE:
+        _ACCEPTANCE.pop().stop()
+
 
 def _admin_connection(dbname: str) -> psycopg.Connection:
     owner = settings.DATABASES["owner"]

@@ -131,8 +131,20 @@ class DnsPythonResolver:
 
 
 def get_resolver() -> Resolver:
-    """The resolver named by settings.DELIVERY_RESOLVER (a dotted path to a class or factory)."""
-    factory: Callable[[], Resolver] = import_string(
-        getattr(settings, "DELIVERY_RESOLVER", "delivery.tls.resolver.DnsPythonResolver")
-    )
+    """The resolver settings.DELIVERY_RESOLVER names: "system" (the host's recursive resolver),
+    "static" (the zone file settings.DELIVERY_DNS_ZONE_FILE, delivery/tls/zone.py), or a dotted path
+    to a class or factory (tests)."""
+    choice = getattr(settings, "DELIVERY_RESOLVER", "") or "system"
+    if choice == "system":
+        return DnsPythonResolver()
+    if choice == "static":
+        from .zone import ZoneFileError, zone_resolver
+
+        zone_file = getattr(settings, "DELIVERY_DNS_ZONE_FILE", "")
+        if not zone_file:
+            raise ZoneFileError(
+                "DELIVERY_RESOLVER=static needs DELIVERY_DNS_ZONE_FILE (the zone file's path)."
+            )
+        return zone_resolver(zone_file)
+    factory: Callable[[], Resolver] = import_string(choice)
     return factory()

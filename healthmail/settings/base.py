@@ -263,6 +263,22 @@ LOGGING = {
         "flufl.bounce": {"level": "CRITICAL"},
     },
 }
+# LOG_FORMAT=console: one readable line per event on the terminal (healthmail/console_log.py; `make run`);
+# LOG_FILE: the full JSON lines also go to this file.
+LOG_FORMAT = env("LOG_FORMAT", default="json")
+LOG_FILE = env("LOG_FILE", default="")
+if LOG_FORMAT == "console":
+    LOGGING["formatters"]["console"] = {"()": "healthmail.console_log.ConsoleFormatter"}
+    LOGGING["filters"]["quiet"] = {"()": "healthmail.console_log.QuietFilter"}
+    LOGGING["handlers"]["console"].update(formatter="console", filters=["context", "quiet"])
+if LOG_FILE:
+    LOGGING["handlers"]["file"] = {
+        "class": "logging.FileHandler",
+        "filename": LOG_FILE,
+        "formatter": "json",
+        "filters": ["context"],
+    }
+    LOGGING["root"]["handlers"].append("file")
 HEALTHZ_WORKER_TIMEOUT = env.float("HEALTHZ_WORKER_TIMEOUT", default=1.0)
 # When set, /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
@@ -363,6 +379,12 @@ DELIVERY_STREAMS = {
         ),
     },
 }
+# DNS for delivery and sender-domain checks: "system" (the host's resolver; a local validating one for
+# DANE), "static" (the zone file DELIVERY_DNS_ZONE_FILE: air-gapped sites, the dev mail world), or a
+# dotted path to a resolver factory. DELIVERY_CA_FILE replaces the system trust store for MX TLS.
+DELIVERY_RESOLVER = env("DELIVERY_RESOLVER", default="system")
+DELIVERY_DNS_ZONE_FILE = env("DELIVERY_DNS_ZONE_FILE", default="")
+DELIVERY_CA_FILE = env("DELIVERY_CA_FILE", default="")
 # The reconciler: re-queues claims of dead workers, expires, and wakes due work the broker lost.
 CELERY_BEAT_SCHEDULE["delivery-sweep"] = {"task": "delivery.tasks.transactional_sweep", "schedule": 30.0}
 

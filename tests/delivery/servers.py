@@ -8,24 +8,19 @@ records what it received after TLS decryption, and from which peer. Tests grep b
 
 from __future__ import annotations
 
-import datetime
 import http.server
 import socket
 import socketserver
 import ssl
 import threading
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from delivery.tls.resolver import Answer, MxHost, StaticResolver
+from healthmail.devmail.ca import CertificateAuthority, server_context
 
 LOOPBACK = "127.0.0.1"
 
@@ -33,95 +28,10 @@ LOOPBACK = "127.0.0.1"
 # --- certificates ----------------------------------------------------------------------------------
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _write(path: Path, data: bytes) -> str:
-    path.write_bytes(data)
-    return str(path)
-
-
-class TestCA:
-    """A throw-away CA; `issue()` writes a server certificate + key for the given DNS names."""
+class TestCA(CertificateAuthority):
+    """A throw-away CA (healthmail/devmail/ca.py, shared with the dev mail world of `make run`)."""
 
     __test__ = False  # not a pytest test class
-
-    def __init__(self, directory: Path, common_name: str = "HealthMail Test CA"):
-        self.directory = directory
-        now = datetime.datetime.now(datetime.UTC)
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        self.certificate = (
-            x509.CertificateBuilder()
-            .subject_name(_name(common_name))
-            .issuer_name(_name(common_name))
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-            )
-            .sign(self.key, hashes.SHA256())
-        )
-        slug = common_name.lower().replace(" ", "-")
-        self.ca_file = _write(directory / f"{slug}.pem", self.certificate_pem)
-
-    @property
-    def certificate_pem(self) -> bytes:
-        return self.certificate.public_bytes(serialization.Encoding.PEM)
-
-    @property
-    def certificate_der(self) -> bytes:
-        return self.certificate.public_bytes(serialization.Encoding.DER)
-
-    def issue(self, *names: str, self_signed: bool = False, expired: bool = False) -> tuple[str, str, bytes]:
-        """(cert_file, key_file, leaf DER)."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.UTC)
-        start, end = now - datetime.timedelta(days=1), now + datetime.timedelta(days=30)
-        if expired:
-            start, end = now - datetime.timedelta(days=30), now - datetime.timedelta(days=1)
-        issuer, signer = (_name(names[0]), key) if self_signed else (self.certificate.subject, self.key)
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(_name(names[0]))
-            .issuer_name(issuer)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(end)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .sign(signer, hashes.SHA256())
-        )
-        stem = names[0].replace("*", "star")
-        cert_file = _write(
-            self.directory / f"{stem}.crt", certificate.public_bytes(serialization.Encoding.PEM)
-        )
-        key_file = _write(
-            self.directory / f"{stem}.key",
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            ),
-        )
-        return cert_file, key_file, certificate.public_bytes(serialization.Encoding.DER)
-
-
-def server_context(cert_file: str, key_file: str, *, old_tls_only: bool = False) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file, key_file)
-    if old_tls_only:
-        # OpenSSL 3 only negotiates TLS 1.0/1.1 at security level 0; this server then really speaks
-        # TLS 1.1 at most (tests/delivery/test_servers_kit.py proves it with an old-TLS client), and
-        # our client, whose minimum is TLS 1.2, must refuse it.
-        context.set_ciphers("DEFAULT:@SECLEVEL=0")
-        with warnings.catch_warnings():  # deprecated on purpose: this server must be outdated
-            warnings.simplefilter("ignore", DeprecationWarning)
-            context.minimum_version = ssl.TLSVersion.TLSv1
-            context.maximum_version = ssl.TLSVersion.TLSv1_1
-    return context
 
 
 def free_port() -> int:

@@ -4,8 +4,8 @@ delivery benchmarks, runnable as its own process:
     python -m tests.delivery.sink --port 2525 --cert c.pem --key k.pem --log ids.log [--delay 0.05]
 
 Every accepted message appends "<Message-ID> <unix time>" to the log (line-buffered), so another
-process can count deliveries, find duplicates and measure hand-off times. Also: the resolver factory
-and the settings module that point real workers (Celery or bench processes) at the sink.
+process can count deliveries, find duplicates and measure hand-off times. Also: the environment
+(CA file and DNS zone file) that points real workers (Celery or bench processes) at the sink.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def serve(port: int, cert: str, key: str, log: str, delay: float, hostname: str)
 
     from aiosmtpd.controller import Controller
 
-    from tests.delivery.servers import server_context
+    from healthmail.devmail.ca import server_context
 
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # it logs addresses at INFO
     controller = Controller(
@@ -106,10 +106,21 @@ class SinkProcess:
         self.process.wait(timeout=30)
 
     def environment(self, domain: str) -> dict[str, str]:
-        """What a worker process needs (with DJANGO_SETTINGS_MODULE=tests.delivery.sink) to send here."""
+        """What a worker process needs (with DJANGO_SETTINGS_MODULE=tests.delivery.sink_settings) to
+        send here: the CA, and a DNS zone file (delivery/tls/zone.py) with `domain`'s MX on the sink."""
+        zone = Path(self.log).with_suffix(".zone.json")
+        zone.write_text(
+            json.dumps(
+                {
+                    "mx": {domain: [{"host": self.hostname, "port": self.port}]},
+                    "a": {self.hostname: ["127.0.0.1"]},
+                }
+            )
+        )
         return {
             "DELIVERY_CA_FILE": self.ca_file,
-            "DELIVERY_STATIC_MX": json.dumps({domain: [self.hostname, self.port]}),
+            "DELIVERY_RESOLVER": "static",
+            "DELIVERY_DNS_ZONE_FILE": str(zone),
         }
 
 
@@ -173,19 +184,6 @@ class CeleryWorkers:
                 os.killpg(process.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-
-
-def resolver_from_env():
-    """DELIVERY_RESOLVER for worker processes: {domain: [mx host, port]} from DELIVERY_STATIC_MX."""
-    from delivery.tls.resolver import Answer, MxHost, StaticResolver
-
-    table = json.loads(os.environ.get("DELIVERY_STATIC_MX", "{}"))
-    return StaticResolver(
-        mx_map={
-            domain: Answer((MxHost(10, host, port=port, address="127.0.0.1"),))
-            for domain, (host, port) in table.items()
-        }
-    )
 
 
 if __name__ == "__main__":

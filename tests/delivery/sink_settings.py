@@ -1,6 +1,6 @@
 """Settings for worker processes of the chaos tests and the delivery benchmarks: the settings module
-named by SINK_BASE_SETTINGS (test or dev), with DNS pointed at the sink (tests/delivery/sink.py) and
-the DELIVERY_* tunables taken from the environment."""
+named by SINK_BASE_SETTINGS (test or dev), with DNS pointed at the sink (the zone file of
+tests/delivery/sink.py, DELIVERY_RESOLVER=static) and the DELIVERY_* tunables taken from the environment."""
 
 import importlib
 import os
@@ -8,11 +8,16 @@ import os
 _base = importlib.import_module(os.environ.get("SINK_BASE_SETTINGS", "healthmail.settings.test"))
 globals().update({name: value for name, value in vars(_base).items() if name.isupper()})
 
-DELIVERY_RESOLVER = "tests.delivery.sink.resolver_from_env"
 DELIVERY_CA_FILE = os.environ["DELIVERY_CA_FILE"]
+DELIVERY_RESOLVER = "static"
+DELIVERY_DNS_ZONE_FILE = os.environ["DELIVERY_DNS_ZONE_FILE"]
 DELIVERY_EHLO_HOSTNAME = "sender.healthmail.test"
 for _name, _value in os.environ.items():
-    if _name.startswith("DELIVERY_") and _name not in ("DELIVERY_CA_FILE", "DELIVERY_STATIC_MX"):
+    if _name.startswith("DELIVERY_") and _name not in (
+        "DELIVERY_CA_FILE",
+        "DELIVERY_RESOLVER",
+        "DELIVERY_DNS_ZONE_FILE",
+    ):
         globals()[_name] = _value  # engine settings are converted by delivery/engine/config.py
 
 if os.environ.get("SINK_BROKER_URL"):  # the run's own Redis database (the chaos test flushes it)

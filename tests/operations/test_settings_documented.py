@@ -12,9 +12,6 @@ DERIVED = {
     "BASE_DIR": "the checkout's directory",
     "REQUEST_BODY_MAX_BYTES_BY_PATH": "CONTACT_IMPORT_MAX_BYTES plus headroom for the upload page",
 }
-# Read by delivery code but added to the settings by the local-mail-world change (issue 13 item 1,
-# branch mailworld). Allowed to be missing from the settings only: once defined, every rule applies.
-ADDED_BY_MAIL_WORLD = {"DELIVERY_RESOLVER", "DELIVERY_CA_FILE", "DELIVERY_DNS_ZONE_FILE"}
 EXEMPT = DJANGO_BUILT_INS | set(DERIVED)
 
 
@@ -28,7 +25,6 @@ def test_every_setting_the_code_reads_has_a_documented_environment_variable():
         environment=inventory.all_settings_environment(),
         documented=_guide(),
         exempt=EXEMPT,
-        pending=ADDED_BY_MAIL_WORLD,
     )
     assert gaps == {}
 

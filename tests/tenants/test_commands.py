@@ -136,9 +136,12 @@ def test_record_baa_bad_subcontractor_line(document):
         _call("record_baa", *_baa_args("clinic", document), "--subcontractor", "no separator")
 
 
-def test_seed_demo_creates_everything_once(tmp_path):
+def test_seed_demo_creates_everything_once(tmp_path, settings):
+    zone = tmp_path / "dns-zone.json"
+    zone.write_text("{}")
+    settings.DELIVERY_RESOLVER, settings.DELIVERY_DNS_ZONE_FILE = "static", str(zone)
     logins = tmp_path / "devstack" / "demo-logins.txt"
-    first = _call("seed_demo", "--logins-file", str(logins))
+    first = _call("seed_demo", "--logins-file", str(logins), "--publish-dns")
     tenant = Tenant.objects.get(slug="demo")
     assert tenant.name == "Demo Health System"
     assert all(tenant_can(tenant, service) for service in Service.values)
@@ -179,9 +182,12 @@ def test_seed_demo_creates_everything_once(tmp_path):
     assert any(p.sensitive_categories for p in patients)
     assert "synthetic patients: 200 created, 0 already there" in first
 
-    second = _call("seed_demo", "--logins-file", str(logins))
+    text = logins.read_text()
+    assert "API key (Demo EHR" in text
+    second = _call("seed_demo", "--logins-file", str(logins), "--publish-dns")
     assert second.strip().splitlines() == [
         "synthetic patients: 0 created, 200 already there",
+        "demo: sender domain mail.demo-health.test: verified through the dev DNS zone",
         f"demo data exists; logins in {logins}",
     ]
     with tenant_context(tenant):
@@ -197,7 +203,9 @@ def test_seed_demo_uses_the_fixed_password_only_in_debug(tmp_path, settings):
     logins = tmp_path / "demo-logins.txt"
     logins.write_text("stale")
     logins.chmod(0o644)
-    _call("seed_demo", "--logins-file", str(logins))
+    out = _call("seed_demo", "--logins-file", str(logins))
+    # without --publish-dns nothing is published: the product's check keeps the domain unverified
+    assert "sender domain mail.demo-health.test is not verified: publish its records" in out
     assert User.objects.get(email="marketer@demo.healthmail.test").check_password(
         "demo-only-password-not-for-production"
     )

@@ -1,6 +1,10 @@
-"""`manage.py seed_demo`: the demo tenant, an active BAA, one synthetic user per role and ~200
-synthetic patients (contacts/synthetic.py). Idempotent: patients are upserted by their synthetic
-external id, so a re-run changes nothing.
+"""`manage.py seed_demo`: the demo tenant, an active BAA, one synthetic user per role, ~200
+synthetic patients (contacts/synthetic.py) and the demo story (healthmail/tenants/demo_story.py: a
+sender domain, consents, a campaign ready to send, an API key). Idempotent: patients are upserted by
+their synthetic external id and story pieces are made only when missing, so a re-run changes nothing.
+
+`--publish-dns` (the devstack) writes the sender domain's records into the dev DNS zone file
+(DELIVERY_RESOLVER=static) and verifies the domain through the product's own check.
 
 On first creation each login (email, password, TOTP secret and otpauth:// URI) is printed once and
 written to .devstack/demo-logins.txt (mode 0600); later runs only point at that file.
@@ -26,6 +30,7 @@ from healthmail.accounts.models import User
 from healthmail.accounts.roles import PLATFORM_ADMIN, Role
 from healthmail.accounts.services import user_provision
 from healthmail.errors import ApplicationError
+from healthmail.tenants.demo_story import API_KEY_NAME, story_ensure
 from healthmail.tenants.models import Service, Tenant
 from healthmail.tenants.services import baa_record, tenant_create
 
@@ -62,12 +67,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--logins-file", type=Path, default=None, help="Where to write the demo logins.")
+        parser.add_argument(
+            "--publish-dns",
+            action="store_true",
+            help="Publish the demo sender domain's records in the static DNS zone file and verify it.",
+        )
 
-    def handle(self, *args, logins_file: Path | None, **options):
+    def handle(self, *args, logins_file: Path | None, publish_dns: bool = False, **options):
         logins_file = logins_file or default_logins_file()
         existing = Tenant.objects.filter(slug=DEMO_SLUG).first()
         if existing is not None:
             self._patients(existing)
+            self._story(existing, logins_file, publish_dns)
             self.stdout.write(f"demo data exists; logins in {self._display(logins_file)}")
             return
         taken = [
@@ -90,6 +101,22 @@ class Command(BaseCommand):
             raise CommandError(error.message) from error
         self.stdout.write(text)
         self.stdout.write(f"These logins were written to {self._display(logins_file)} (mode 0600).")
+        self._story(tenant, logins_file, publish_dns)
+
+    def _story(self, tenant: Tenant, logins_file: Path, publish_dns: bool) -> None:
+        try:
+            story = story_ensure(tenant=tenant, users_domain=DEMO_DOMAIN, publish_dns=publish_dns)
+        except ApplicationError as error:
+            raise CommandError(error.message) from error
+        for note in story.notes:
+            self.stdout.write(f"demo: {note}")
+        if story.api_key:
+            previous = logins_file.read_text(encoding="utf-8") if logins_file.exists() else ""
+            line = f"API key ({API_KEY_NAME}, scopes messages:send messages:read): {story.api_key}\n"
+            write_private_file(logins_file, previous + ("\n" if previous else "") + line)
+            self.stdout.write(
+                f"demo: an API key for POST /api/v1/messages was written to {self._display(logins_file)}"
+            )
 
     def _tenant(self, actor: Actor) -> Tenant:
         tenant = tenant_create(

@@ -1,0 +1,108 @@
+"""The dev mail world's layout: the CA, the receivers and the DNS zone file that points at them.
+
+    world = mail_world(state_dir, ports)      # CA + certificates (made once), receiver specs
+    zone_write(world.zone_file, world)        # MX/A records of the patient domains
+    zone_publish_txt(world.zone_file, {...})  # a sender domain's SPF/DKIM/DMARC (seed_demo --publish-dns)
+
+Patient domains (contacts/synthetic.py uses both): `patients.test` is served by the verified-TLS
+receiver, `example.org` by the receiver without STARTTLS, `badcert.test` by the one whose certificate
+no CA signed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .ca import CertificateAuthority, write_private
+from .receivers import ReceiverSpec
+
+PATIENT_DOMAINS = {"tls": "patients.test", "plain": "example.org", "badcert": "badcert.test"}
+SYSTEM_HOST = "mail.dev.healthmail.test"
+
+
+@dataclass(frozen=True)
+class MailWorld:
+    ca_file: str
+    zone_file: str
+    maildir: str
+    receivers: tuple[ReceiverSpec, ...]
+
+    def receiver(self, kind: str) -> ReceiverSpec:
+        return next(spec for spec in self.receivers if spec.kind == kind)
+
+    def config(self) -> str:
+        return json.dumps({"maildir": self.maildir, "receivers": [r.as_dict() for r in self.receivers]})
+
+    @staticmethod
+    def receivers_from_config(text: str) -> tuple[Path, list[ReceiverSpec]]:
+        data = json.loads(text)
+        return Path(data["maildir"]), [ReceiverSpec(**r) for r in data["receivers"]]
+
+
+def mail_world(state: Path, ports: dict[str, int]) -> MailWorld:
+    """The CA (kept in state/ca, files mode 0600) and one receiver per kind in `ports`
+    (tls, plain, badcert, system)."""
+    ca = CertificateAuthority.persistent(state / "ca")
+    specs = []
+    for kind, port in ports.items():
+        if kind in ("system", "plain"):  # no STARTTLS offered
+            specs.append(ReceiverSpec(kind, SYSTEM_HOST if kind == "system" else "mx.example.org", port))
+            continue
+        host = f"mx.{PATIENT_DOMAINS[kind]}"
+        cert, key = ca.directory / f"{host}.crt", ca.directory / f"{host}.key"
+        ca_made = (ca.directory / "ca.crt").stat().st_mtime
+        if not (cert.exists() and key.exists()) or cert.stat().st_mtime < ca_made:
+            ca.issue(host, self_signed=kind == "badcert")  # a new CA re-issues its certificates
+        specs.append(ReceiverSpec(kind, host, port, str(cert), str(key)))
+    return MailWorld(ca.ca_file, str(state / "dns-zone.json"), str(state / "mail"), tuple(specs))
+
+
+def _zone_read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _zone_update(path: Path, change) -> None:
+    """Read-change-write under a lock (seed_demo and the devstack may both write)."""
+    path = Path(path)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        zone = _zone_read(path)
+        change(zone)
+        temporary = path.with_suffix(".tmp")
+        write_private(temporary, json.dumps(zone, indent=2, sort_keys=True).encode())
+        os.replace(temporary, path)
+
+
+def zone_write(path: Path | str, world: MailWorld) -> None:
+    """MX and A records: each patient domain's MX is its receiver on loopback (TXT records kept)."""
+
+    def change(zone: dict) -> None:
+        zone["mx"] = {}
+        zone["a"] = {}
+        for spec in world.receivers:
+            if spec.kind in PATIENT_DOMAINS:
+                zone["mx"][PATIENT_DOMAINS[spec.kind]] = [
+                    {"preference": 10, "host": spec.hostname, "port": spec.port}
+                ]
+                zone["a"][spec.hostname] = ["127.0.0.1"]
+        zone.setdefault("txt", {})
+
+    _zone_update(Path(path), change)
+
+
+def zone_publish_txt(path: Path | str, records: dict[str, list[str]]) -> None:
+    """Publish TXT records (name -> texts), replacing what those names had."""
+
+    def change(zone: dict) -> None:
+        zone.setdefault("txt", {}).update(
+            {name.rstrip(".").lower(): texts for name, texts in records.items()}
+        )
+
+    _zone_update(Path(path), change)

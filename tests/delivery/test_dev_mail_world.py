@@ -1,0 +1,110 @@
+"""The dev mail world (healthmail/devmail): receivers that keep every message in the dev Maildir,
+a persistent dev CA whose files only the owner reads, and the zone file that points at them."""
+
+import mailbox
+import smtplib
+import ssl
+import stat
+
+import pytest
+
+from delivery.tls.zone import zone_resolver
+from healthmail.devmail import receivers
+from healthmail.devmail.ca import CertificateAuthority
+from healthmail.devmail.world import PATIENT_DOMAINS, mail_world, zone_publish_txt, zone_write
+from tests.delivery.servers import free_port
+
+RAW = b"From: a@mail.demo-health.test\r\nTo: p@patients.test\r\nSubject: hi\r\n\r\nHello.\r\n"
+
+
+@pytest.fixture
+def world(tmp_path):
+    ports = {kind: free_port() for kind in ("tls", "plain", "badcert", "system")}
+    world = mail_world(tmp_path, ports)
+    (tmp_path / "mail").mkdir()  # the folder exists without tmp/new/cur: the sink used to refuse all mail
+    controllers = receivers.start(list(world.receivers), tmp_path / "mail")
+    yield world
+    for controller in controllers:
+        controller.stop()
+
+
+def _starttls(port: int, context: ssl.SSLContext, name: str) -> None:
+    """STARTTLS to a receiver on 127.0.0.1, verifying the certificate names `name` (as the engine does)."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.ehlo()
+        client._host = name  # smtplib checks the certificate against the host it was given
+        client.starttls(context=context)
+
+
+def _send(port: int, *, tls_context: ssl.SSLContext | None) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        if tls_context is not None:
+            client.starttls(context=tls_context)
+        client.sendmail("bounce-t+1@mail.demo-health.test", ["p@patients.test"], RAW)
+
+
+def _stored(world) -> list[bytes]:
+    box = mailbox.Maildir(world.maildir, factory=None, create=False)
+    return [box.get_bytes(key) for key in box.iterkeys()]
+
+
+def test_tls_receiver_verifies_against_the_dev_ca_and_keeps_the_raw_message(world):
+    context = ssl.create_default_context(cafile=world.ca_file)  # hostname checked as the engine does
+    context.check_hostname = False  # the receiver is dialled at 127.0.0.1; its name is checked below
+    _send(world.receiver("tls").port, tls_context=context)
+    [stored] = _stored(world)
+    head, _, rest = stored.partition(b"X-Dev-TLS: ")
+    assert rest.split(b"\r\n", 1)[0].startswith(b"TLSv1.")
+    assert stored.endswith(RAW)  # the message's own bytes untouched, below the trace headers
+    assert b"Return-Path: <bounce-t+1@mail.demo-health.test>" in head
+    assert b"Delivered-To: p@patients.test" in head
+    assert b"X-Dev-Receiver: tls; host=mx.patients.test" in head
+    _starttls(
+        world.receiver("tls").port, ssl.create_default_context(cafile=world.ca_file), "mx.patients.test"
+    )
+    with pytest.raises(ssl.SSLCertVerificationError):  # and only that name
+        _starttls(
+            world.receiver("tls").port, ssl.create_default_context(cafile=world.ca_file), "mx.other.test"
+        )
+
+
+def test_plain_receiver_has_no_starttls_and_records_that(world):
+    with smtplib.SMTP("127.0.0.1", world.receiver("plain").port, timeout=10) as client:
+        client.ehlo()
+        assert not client.has_extn("starttls")
+    _send(world.receiver("plain").port, tls_context=None)
+    [stored] = _stored(world)
+    assert b"X-Dev-TLS: none" in stored
+    assert b"X-Dev-Receiver: plain; host=mx.example.org" in stored
+
+
+def test_bad_certificate_fails_verification(world):
+    verifying = ssl.create_default_context(cafile=world.ca_file)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        _starttls(world.receiver("badcert").port, verifying, "mx.badcert.test")
+
+
+def test_the_sink_recreates_its_folders_while_running(world, tmp_path):
+    for sub in ("tmp", "new", "cur"):
+        (tmp_path / "mail" / sub).rmdir()
+    _send(world.receiver("system").port, tls_context=None)
+    assert len(_stored(world)) == 1
+
+
+def test_ca_is_kept_private_and_reused(tmp_path):
+    first = CertificateAuthority.persistent(tmp_path / "ca")
+    second = CertificateAuthority.persistent(tmp_path / "ca")
+    assert first.certificate_der == second.certificate_der
+    for path in (tmp_path / "ca").iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert stat.S_IMODE((tmp_path / "ca").stat().st_mode) == 0o700
+
+
+def test_zone_points_patient_domains_at_their_receivers_and_keeps_published_txt(world):
+    zone_publish_txt(world.zone_file, {"mail.demo-health.test": ["v=spf1 ~all"]})
+    zone_write(world.zone_file, world)  # a later run rewrites the MX part only
+    resolver = zone_resolver(world.zone_file)
+    for kind, domain in PATIENT_DOMAINS.items():
+        [mx] = resolver.mx(domain).records
+        assert (mx.host, mx.port, mx.address) == (f"mx.{domain}", world.receiver(kind).port, "127.0.0.1")
+    assert resolver.txt("mail.demo-health.test").records == ("v=spf1 ~all",)

@@ -1,0 +1,237 @@
+"""Acceptance: the README's first steps against the real `make run` stack (healthmail.devstack run),
+not the test server; tests/e2e/make_run.py starts it in its own state directory on a free port.
+
+A newcomer signs in with TOTP, sends the demo campaign and watches it finish, opens the dev mailbox,
+sees a message delivered over verified TLS and a portal notice, opens the portal with the one-time
+code from the dev mailbox, clicks one-click unsubscribe and sees the contact's consent change; and
+an EHR's POST /api/v1/messages reaches its final state with TLS evidence within 60 seconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from .conftest import screenshot
+from .make_run import StackProcess
+
+pytestmark = pytest.mark.browser
+STARTUP_SECONDS = 300
+
+
+@dataclass
+class Stack:
+    url: str
+    state: Path
+
+    def logins(self) -> dict[str, dict[str, str]]:
+        """{role: {email, password, secret}} and {"api": {"key": ...}} from demo-logins.txt."""
+        text = (self.state / "demo-logins.txt").read_text()
+        found: dict[str, dict[str, str]] = {}
+        for block in text.split("\n\n"):
+            head = re.match(r"^(\w+): (\S+@\S+)$", block.strip().splitlines()[0]) if block.strip() else None
+            if head:
+                password = re.search(r"password:\s+(\S+)", block).group(1)
+                secret = re.search(r"TOTP secret:\s+(\S+)", block).group(1)
+                found[head.group(1)] = {"email": head.group(2), "password": password, "secret": secret}
+        found["api"] = {"key": re.search(r"API key .*: (\S+)", text).group(1)}
+        return found
+
+    def api(self, method: str, path: str, key: str, body: dict | None = None) -> tuple[int, dict]:
+        request = urllib.request.Request(  # noqa: S310 - http://127.0.0.1 only
+            self.url + path,
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=20) as response:  # noqa: S310
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+
+
+@pytest.fixture(scope="module")
+def stack() -> Stack:
+    """The stack the session started (tests/conftest.py), or one of our own when run alone."""
+    process = StackProcess.from_handoff()
+    own = process is None
+    if own:
+        process = StackProcess.start()
+    try:
+        problem = process.wait_ready(STARTUP_SECONDS)
+        if problem:
+            pytest.fail(problem)
+        yield Stack(process.url, process.state)
+    finally:
+        if own:
+            process.stop()
+
+
+def _totp(secret: str, *, step_offset: int = 0) -> str:
+    from django_otp.oath import totp
+
+    return f"{totp(base64.b32decode(secret), t0=0, step=30, digits=6, drift=step_offset):06d}"
+
+
+def _sign_in(page, login: dict[str, str]) -> None:
+    page.goto("/login/")
+    page.get_by_label("Email").fill(login["email"])
+    page.get_by_label("Password").fill(login["password"])
+    page.get_by_role("button", name="Continue").click()
+    expect(page).to_have_url(re.compile(r"/mfa/verify/$"))
+    page.get_by_label("Code").fill(_totp(login["secret"]))
+    page.get_by_role("button", name="Verify").click()
+    expect(page).not_to_have_url(re.compile(r"/(login|mfa)/"))
+
+
+def test_api_send_reaches_a_final_state_with_evidence(stack):
+    key = stack.logins()["api"]["key"]
+    sent = {}
+    for address in ("synthetic.patient.2024.0000@patients.test", "synthetic.patient.2024.0001@example.org"):
+        status, body = stack.api(
+            "POST",
+            "/api/v1/messages",
+            key,
+            {
+                "recipient": {"address": address},
+                "purpose": "treatment",
+                "content": {"subject": "Your appointment", "html": "<p>See you on {{ data.day }}.</p>"},
+                "data": {"day": "Monday"},
+            },
+        )
+        assert status == 202, body
+        sent[address.rsplit("@", 1)[1]] = body["id"]
+    final = {}
+    deadline = time.monotonic() + 60
+    while len(final) < len(sent) and time.monotonic() < deadline:
+        for domain, message_id in sent.items():
+            status, body = stack.api("GET", f"/api/v1/messages/{message_id}", key)
+            assert status == 200, body
+            if body["status"].startswith("delivered") or body["status"] in ("failed", "bounced", "expired"):
+                final[domain] = body
+        time.sleep(1)
+    assert final["patients.test"]["status"] == "delivered_tls"
+    tls = final["patients.test"]["evidence"]["tls"]
+    assert (tls["verified"], tls["method"], tls["mx"]) == (True, "pkix", "mx.patients.test")
+    assert final["example.org"]["status"] == "delivered_portal"
+    assert final["example.org"]["evidence"]["refused"] == [
+        {"path": "direct", "reason": "STARTTLS not offered"}
+    ]
+
+
+def test_first_steps_in_the_browser(stack, browser):
+    logins = stack.logins()
+    context = browser.new_context(base_url=stack.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    try:
+        _first_steps(page, logins)
+    finally:
+        screenshot(page, "make-run-first-steps-end")
+        context.close()
+
+
+def _first_steps(page, logins) -> None:
+    _sign_in(page, logins["marketer"])
+    page.get_by_role("link", name="Campaigns").first.click()
+    page.get_by_role("link", name="Flu shots are here (demo)").click()
+    expect(page.get_by_test_id("campaign-status")).to_have_text("Approved")
+    page.get_by_role("button", name="Schedule").click()  # no date: send now
+    expect(page.get_by_test_id("campaign-status")).to_have_text(re.compile("Scheduled|Sending|Sent"))
+    page.reload()
+    expect(page.get_by_test_id("campaign-status")).to_have_text(re.compile("Sending|Sent"), timeout=30_000)
+    expect(page.get_by_test_id("progress-delivered")).not_to_have_text("0", timeout=60_000)
+    screenshot(page, "make-run-campaign-progress")
+
+    page.goto("/dev/mailbox/")
+    rows = page.get_by_test_id("mailbox-row")
+    campaign_tls = rows.filter(has_text="Flu shots are here").filter(has_text="Verified TLS").first
+    notice = rows.filter(has_text="You have a secure message").first
+    expect(campaign_tls).to_be_visible(timeout=60_000)
+    expect(notice).to_be_visible(timeout=60_000)
+    screenshot(page, "make-run-dev-mailbox")
+
+    # the portal notice: its link, then the one-time code that arrives in the dev mailbox
+    notice.get_by_role("link").click()
+    expect(page.get_by_test_id("transport")).to_have_text(re.compile("^Plain"))
+    page.get_by_test_id("portal-link").first.click()
+    expect(page.get_by_role("heading", name="You have a secure message")).to_be_visible()
+    page.get_by_role("button", name="Send me a code").click()
+    expect(page.get_by_text("We sent a one-time code")).to_be_visible()
+    portal_url = page.url
+    page.goto("/dev/mailbox/")
+    code_row = page.get_by_test_id("mailbox-row").filter(has_text="Your code for the secure message").first
+    expect(code_row).to_be_visible(timeout=30_000)
+    code_row.get_by_role("link").click()
+    code = re.search(r"one-time code is (\d{6})", page.get_by_test_id("text-body").inner_text()).group(1)
+    page.goto(portal_url)
+    page.get_by_role("textbox", name=re.compile(r"^One-time code")).fill(code)
+    page.get_by_role("button", name="Confirm and read").click()
+    # the message itself (the demo campaign's or the API test's, whichever notice came first)
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        re.compile("Flu shots are here|Your appointment")
+    )
+    expect(page.get_by_role("region", name="Reply securely")).to_be_visible()
+    screenshot(page, "make-run-portal")
+
+    # one-click unsubscribe from the message delivered over verified TLS
+    page.goto("/dev/mailbox/")
+    campaign_tls.get_by_role("link").click()
+    expect(page.get_by_test_id("transport")).to_have_text("Verified TLS")
+    recipient = page.locator("dd", has_text="@patients.test").first.inner_text().strip()
+    page.get_by_role("button", name=re.compile("One-click unsubscribe")).click()
+    expect(page.get_by_text(re.compile("unsubscribed", re.I)).first).to_be_visible()
+
+    page.goto("/contacts/")
+    page.get_by_label("Find a contact").fill(recipient)
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("table").get_by_role("link").first.click()  # names are masked for a marketer
+    contact_id = re.search(r"/contacts/([0-9a-f-]{36})/", page.url).group(1)
+    page.goto(f"/consent/contacts/{contact_id}/")
+    state = page.get_by_role("row").filter(has_text="Newsletters")
+    expect(state).to_contain_text(re.compile("opt.?out|revoked|unsubscribed", re.I))
+    screenshot(page, "make-run-contact-unsubscribed")
+
+
+def test_every_role_signs_in_and_finds_their_first_page(stack, browser):
+    logins = stack.logins()
+    steps = {
+        # the product's own sender-domain check, run from the page against the dev DNS zone
+        "tenant_admin": lambda page: (
+            page.get_by_role("link", name="Sender domains").first.click(),
+            page.get_by_role("link", name="mail.demo-health.test").click(),
+            page.get_by_role("button", name="Check what is published").click(),
+            expect(page.get_by_role("heading", level=1)).to_contain_text("Verified"),
+        ),
+        "compliance_officer": lambda page: (
+            page.get_by_role("link", name="Audit trail").first.click(),
+            expect(page.get_by_role("heading", name="Audit trail")).to_be_visible(),
+        ),
+        "clinical_reviewer": lambda page: (
+            page.get_by_role("link", name="Approvals").first.click(),
+            expect(page).to_have_url(re.compile(r"/campaigns/approvals/$")),
+        ),
+        "platform_admin": lambda page: (
+            page.get_by_role("link", name="Tenants").first.click(),
+            expect(page.get_by_text("Demo Health System").first).to_be_visible(),
+        ),
+    }
+    for role, step in steps.items():
+        context = browser.new_context(base_url=stack.url, viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(20_000)
+        page = context.new_page()
+        try:
+            _sign_in(page, logins[role])
+            step(page)
+            screenshot(page, f"make-run-{role}")
+        finally:
+            context.close()
