@@ -13,6 +13,7 @@ from django.core.management.base import CommandError
 from audit import exports as audit_exports
 from audit import services as audit
 from audit.actors import Actor
+from healthmail.crypto import signing
 from retention import disposal, exports, packages
 
 from .helpers import YEAR, new_contact, new_messages, officer
@@ -88,7 +89,7 @@ def test_the_slice_and_its_proof_verify_offline_and_against_the_chain(tenant_a, 
     patient = new_contact(tenant_a)
     new_messages(tenant_a, 1, age=YEAR, contact=patient)
     content = _package(tenant_a, actor, exports.ExportScope(contact_ids=(patient.pk,)))
-    public_key = packages.public_key_hex()
+    public_key = signing.signing_key_current(tenant_a).public_key  # as the audit page publishes it
     assert packages.verify(content)[0] == []
     assert packages.verify(content, public_key=public_key)[0] == []
     assert packages.verify_against_chain(content) == []
@@ -110,7 +111,7 @@ def test_a_forged_checkpoint_or_hash_in_the_proof_is_found(tenant_a):
     patient = new_contact(tenant_a)
     content = _package(tenant_a, actor, exports.ExportScope(contact_ids=(patient.pk,)))
     slice_zip = zipfile.ZipFile(io.BytesIO(content)).read("audit/audit-export.zip")
-    public_key = packages.public_key_hex()
+    public_key = signing.signing_key_current(tenant_a).public_key  # as the audit page publishes it
 
     def forge_head(proof):
         proof["checkpoint"]["hash"] = "0" * 64
