@@ -8,6 +8,7 @@ import uuid
 from django.utils import timezone
 
 from consent import authorizations, services
+from consent.authorization_records import day_end, tenant_today
 from consent.models import Authorization, AuthorizationKind, ContactPreference, Purpose
 from consent.suppressions import suppression_add
 from contacts.models import Contact
@@ -63,8 +64,9 @@ def build(
                     effective_from=now + datetime.timedelta(days=7)
                 )
             elif authorization == "expired":  # past its date, before the expiry task has run
+                yesterday = tenant_today(tenant) - datetime.timedelta(days=1)
                 Authorization.objects.filter(pk=signed.pk).update(
-                    expires_at=now - datetime.timedelta(minutes=1)
+                    expires_on=yesterday, expires_at=day_end(tenant, yesterday)
                 )
         if authorization == "revoked":
             authorizations.authorization_revoke(tenant=tenant, authorization=signed, evidence=evidence())
