@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import zoneinfo
 from dataclasses import dataclass
 
 from django.db.models import Count
@@ -11,6 +12,7 @@ from django.utils import timezone
 from contacts.models import Contact
 from healthmail.tenants.models import Tenant
 
+from . import authorization_standing as standing
 from .models import (
     Authorization,
     AuthorizationEvent,
@@ -189,4 +191,27 @@ def consent_report(*, tenant: Tenant, days: int = 30, with_ids: bool = False) ->
         expiring=list(expiring.order_by("expires_at").only("id", "contact_id", "expires_at", "kind")[:200])
         if with_ids
         else [],
+    )
+
+
+def contact_authorization_standing(
+    *, tenant: Tenant, contact: Contact, kind: str = "marketing"
+) -> standing.Standing | None:
+    """What the send gate would say about this contact's authorizations of `kind` now (None: one is
+    valid). The same rule as the gate, without the opt-in and suppression rules around it."""
+    now = timezone.now()
+    zone = zoneinfo.ZoneInfo(tenant.timezone)
+    rows = list(
+        Authorization.objects.for_tenant(tenant)
+        .filter(contact=contact, kind=kind, channels__contains=["email"])
+        .annotate(**standing.presence_annotations())
+        .values_list(*standing.AUTHORIZATION_FIELDS)
+    )
+    return standing.authorization_standing(
+        rows=rows,
+        texts={},
+        tenant_id=tenant.pk,
+        now=now,
+        today=timezone.localdate(now, timezone=zone),
+        zone=zone,
     )

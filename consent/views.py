@@ -52,6 +52,10 @@ def contact_consent(request: HttpRequest, contact_id: uuid.UUID) -> HttpResponse
         "authorizations": Authorization.objects.for_tenant(tenant)
         .filter(contact=contact)
         .select_related("text"),
+        "marketing_standing": selectors.contact_authorization_standing(tenant=tenant, contact=contact),
+        # The day an authorization ended is a date about the person: PHI, shown unmasked only to
+        # roles that may see PHI.
+        "show_dates": role_can(request.role, "contacts.view_phi"),
         "suppressions": suppressions.suppressions_active(tenant=tenant, contact=contact),
         "preference": ContactPreference.objects.for_tenant(tenant).filter(contact=contact).first(),
         "waiver": waivers.waiver_active(tenant=tenant, contact=contact),

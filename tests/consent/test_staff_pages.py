@@ -146,3 +146,33 @@ def test_signing_link_page_is_not_cached(member_client, tenant_a, contact, text)
     assert response.status_code == 200
     assert response["Cache-Control"] == "no-store"
     assert "/p/authorize/" in response.content.decode()
+
+
+def _revoked_yesterday(tenant, contact, text):
+    import datetime
+
+    from consent import authorizations
+    from consent.authorization_records import tenant_today
+
+    authorization, _ = sign(tenant, contact, text)
+    yesterday = tenant_today(tenant) - datetime.timedelta(days=1)
+    received = datetime.datetime.combine(yesterday, datetime.time(12), tzinfo=datetime.UTC)
+    authorizations.authorization_revoke(
+        tenant=tenant, authorization=authorization, evidence=evidence(source="paper", occurred_at=received)
+    )
+    return received.date()
+
+
+@pytest.mark.parametrize(("role", "date_shown"), [(MARKETER, False), (COMPLIANCE, True)])
+def test_the_contact_page_says_why_marketing_is_refused(
+    member_client, tenant_a, contact, text, role, date_shown
+):
+    url = reverse("consent:contact_consent", args=[contact.pk])
+    assert "No authorization" not in member_client(role).get(url).content.decode()
+    assert "<code>no_authorization</code>" in member_client(role).get(url).content.decode()
+    revoked_on = _revoked_yesterday(tenant_a, contact, text)
+    body = member_client(role).get(url).content.decode()
+    assert "<code>authorization_revoked</code>" in body
+    assert (
+        f"{revoked_on:%Y-%m-%d}" in body.split('data-testid="authorization-standing"')[1][:600]
+    ) is date_shown
