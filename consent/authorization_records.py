@@ -104,6 +104,10 @@ def _expiration(text: AuthorizationText, signature: Signature, given: Circumstan
         return signature.signed_on + datetime.timedelta(days=text.expiry_days), ""
     if rules.NO_EXPIRATION_WORDS.match(text.expiration) or not text.expiration.strip():
         return None, ""
+    if text.origin == "recorded":
+        # A form recorded from elsewhere states its end in expires_on or expiry_event: words such as
+        # "one year after signing" cannot be held against a calendar.
+        return None, ""
     return None, text.expiration.strip()[:300]
 
 
