@@ -176,3 +176,63 @@ def test_the_contact_page_says_why_marketing_is_refused(
     assert (
         f"{revoked_on:%Y-%m-%d}" in body.split('data-testid="authorization-standing"')[1][:600]
     ) is date_shown
+
+
+def _record_form(text, **values) -> dict:
+    import datetime
+
+    from django.utils import timezone
+
+    today = timezone.localdate()
+    return {
+        "text": str(text.pk),
+        "signer_name": "Pat Example",
+        "signed_on": str(today - datetime.timedelta(days=20)),
+        "expires_on": str(today + datetime.timedelta(days=100)),
+        "initiated_by": "covered_entity",
+        "form_source": "paper",
+        **values,
+    }
+
+
+def test_compliance_records_a_paper_authorization_with_its_scan(member_client, tenant_a, contact, text):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from consent.models import Authorization, AuthorizationAttachment
+
+    url = reverse("consent:contact_authorization_record", args=[contact.pk])
+    scan = SimpleUploadedFile("form.pdf", b"%PDF-1.4 scan", content_type="application/pdf")
+    response = member_client(COMPLIANCE).post(url, {**_record_form(text), "scan": scan}, follow=True)
+    assert "The signed authorization is recorded." in response.content.decode()
+    with tenant_context(tenant_a):
+        authorization = Authorization.objects.get(contact=contact)
+        assert authorization.form_source == "paper"
+        assert authorization.recorded_by.startswith("user:")
+        assert AuthorizationAttachment.objects.filter(authorization=authorization).count() == 1
+    assert audit_events(tenant=tenant_a, action="authorization.record")
+
+
+def test_a_defective_paper_form_shows_every_defect(member_client, tenant_a, contact, text):
+    from consent.models import Authorization
+
+    url = reverse("consent:contact_authorization_record", args=[contact.pk])
+    form = _record_form(text, signer_name="", by_representative="on", combined_with=["treatment_consent"])
+    body = member_client(COMPLIANCE).post(url, form, follow=True).content.decode()
+    assert "missing_signature" in body
+    assert "missing_representative_authority" in body
+    assert "compound_authorization" in body
+    with tenant_context(tenant_a):
+        assert not Authorization.objects.exists()
+
+
+@pytest.mark.parametrize("role", [MARKETER, CLINICAL])
+def test_only_consent_managers_record_authorizations(member_client, tenant_a, contact, text, role):
+    url = reverse("consent:contact_authorization_record", args=[contact.pk])
+    assert member_client(role).post(url, _record_form(text)).status_code == 403
+
+
+def test_recording_for_a_foreign_contact_is_not_found(member_client, tenant_a, tenant_b, text):
+    foreign = new_contact(tenant_b)
+    for contact_id in (foreign.pk, uuid.uuid4()):
+        url = reverse("consent:contact_authorization_record", args=[contact_id])
+        assert member_client(COMPLIANCE).post(url, _record_form(text)).status_code == 404
