@@ -267,6 +267,22 @@ def authorization_end_event_record(
 
 
 @transaction.atomic
+def authorization_copy_delivered(*, tenant: Tenant, authorization: Authorization, evidence: Evidence) -> None:
+    """The individual received a copy of the signed form (164.508(c)(4)): recorded each time."""
+    if authorization.tenant_id != tenant.pk:
+        raise NotFound("No such authorization.", code="not_found")
+    with tenant_context(tenant):
+        _event(tenant, authorization, AuthorizationEvent.Kind.COPY_DELIVERED, evidence.fields())
+        audit.record(
+            actor=evidence.actor,
+            action="authorization.copy",
+            target=authorization,
+            tenant=tenant,
+            details={"contact": str(authorization.contact_id)},
+        )
+
+
+@transaction.atomic
 def authorization_mark_false(*, tenant: Tenant, authorization: Authorization, evidence: Evidence) -> bool:
     """Material information in the form is known to be false (164.508(b)(2)(v)): never valid again."""
     if authorization.tenant_id != tenant.pk:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -19,13 +20,14 @@ from django.views.decorators.http import require_http_methods
 from audit import services as audit
 from audit.actors import Actor
 from audit.models import AuditEvent
+from audit.phi import phi_access
 from contacts.models import Contact
 from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
 from . import services, waivers
-from .authorizations import authorization_revoke, authorization_sign
+from .authorizations import authorization_copy_delivered, authorization_revoke, authorization_sign
 from .evidence import Evidence, recipient_actor
 from .forms import PreferencesForm, SignForm, WaiverForm
 from .models import Authorization, AuthorizationText, ConsentText, Source, Topic
@@ -101,6 +103,17 @@ def _preferences_path(link: Link) -> str:
     return reverse("consent_public:preferences", args=[token])
 
 
+# Which field of the signing form each signature defect belongs to (the rest are about the document).
+_DEFECT_FIELDS = {
+    "missing_signature": "signer_name",
+    "missing_signature_date": "signed_on",
+    "signature_date_in_future": "signed_on",
+    "signature_date_not_today": "signed_on",
+    "missing_intent": "intent",
+    "missing_representative_authority": "representative_authority",
+}
+
+
 @require_http_methods(["GET", "POST"])
 @public_page(LinkKind.AUTHORIZE)
 def authorize(
@@ -118,7 +131,9 @@ def authorize(
             tenant,
             authorization=signed,
             text=text,
+            notices=_state_notices(tenant, contact, text),
             preferences_path=_preferences_path(link),
+            copy_path=reverse("consent_public:authorization_copy", args=[token]),
         )
     today = timezone.localdate()
     form = SignForm(request.POST or None, initial={"signed_on": today})
@@ -138,8 +153,9 @@ def authorize(
                 submission_key=link.nonce,
             )
         except ApplicationError as error:
-            field = error.code.removeprefix("missing_")
-            form.add_error(field if field in form.fields else None, error.message)
+            for defect in error.extra.get("defects") or [{"code": error.code, "message": error.message}]:
+                field = _DEFECT_FIELDS.get(defect["code"])
+                form.add_error(field if field in form.fields else None, defect["message"])
         else:
             return redirect(request.path)
     rule = contact_rule(tenant=tenant, contact=contact)
@@ -151,8 +167,57 @@ def authorize(
         form=form,
         text=text,
         rule=rule,
+        notices=_state_notices(tenant, contact, text),
         minor=contact.is_minor,
     )
+
+
+def _state_notices(tenant: Tenant, contact: Contact, text: AuthorizationText) -> list[str]:
+    """The notices the state rules that apply to this person require on the form, beyond those
+    already printed in the document (a state added after it was published, the person's own state)."""
+    rule = contact_rule(tenant=tenant, contact=contact)
+    return [notice for notice in rule.disclosures if notice not in text.state_disclosures]
+
+
+@require_http_methods(["GET"])
+@public_page(LinkKind.AUTHORIZE)
+def authorization_copy(
+    request: HttpRequest, *, link: Link, tenant: Tenant, contact: Contact, token: str
+) -> HttpResponse:
+    """The signed document, for the individual to keep (45 CFR 164.508(c)(4))."""
+    signed = (
+        Authorization.objects.for_tenant(tenant)
+        .filter(submission_key=link.nonce, contact=contact)
+        .select_related("text")
+        .first()
+    )
+    if signed is None:
+        return _refused(request, LinkInvalid(_NOT_VALID, code="authorization_not_signed"), LinkKind.AUTHORIZE)
+    actor = recipient_actor(contact)
+    authorization_copy_delivered(
+        tenant=tenant, authorization=signed, evidence=Evidence.from_request(request, actor=actor)
+    )
+    with phi_access(
+        actor=actor,
+        tenant=tenant,
+        objects=[signed],
+        fields=["signer_name", "representative_authority"],
+        purpose="copy of a signed authorization for the individual",
+    ):
+        body = render_to_string(
+            "consent/authorization_copy.txt",
+            {
+                "org": tenant,
+                "authorization": signed,
+                "text": signed.text,
+                "notices": _state_notices(tenant, contact, signed.text),
+                "signer_name": signed.signer_name,
+                "representative_authority": signed.representative_authority or "",
+            },
+        )
+    response = HttpResponse(body, content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="authorization-{signed.signed_on:%Y-%m-%d}.txt"'
+    return response
 
 
 # --- Preference center -----------------------------------------------------------------------------

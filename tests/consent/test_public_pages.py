@@ -335,3 +335,44 @@ def test_a_link_sealed_before_a_secret_key_rotation_still_opens(tenant_a, contac
     settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
     settings.SECRET_KEY = "the-next-key"
     assert link_read(LinkKind.PREFERENCES, token).contact_id == contact.pk
+
+
+@pytest.mark.parametrize("state", ["CA", "WA"])
+def test_the_signing_page_shows_the_notices_the_patients_state_requires(tenant_a, text, state):
+    from consent import state_rules
+
+    from .conftest import new_contact
+
+    patient = new_contact(tenant_a, state=state)  # the text was published before any state applied
+    notice = state_rules.RULES[state].required_disclosure_text
+    assert notice
+    assert notice not in text.state_disclosures
+    url = _url(LinkKind.AUTHORIZE, tenant_a, patient, text_id=text.pk)
+    body = _client().get(url).content.decode()
+    assert escape(notice) in body
+    form = {"signer_name": "Pat Example", "signed_on": timezone.localdate().isoformat(), "intent": "on"}
+    _client().post(url, form)
+    copy = _client().get(url + "copy/")
+    assert notice in copy.content.decode()
+
+
+def test_the_signer_downloads_a_copy_and_the_delivery_is_recorded(tenant_a, contact, text):
+    from consent.models import AuthorizationEvent
+
+    url = _url(LinkKind.AUTHORIZE, tenant_a, contact, text_id=text.pk)
+    client = _client()
+    assert client.get(url + "copy/").status_code == 400  # nothing signed yet: nothing to copy
+    form = {"signer_name": "Pat Example", "signed_on": timezone.localdate().isoformat(), "intent": "on"}
+    client.post(url, form)
+    assert 'data-testid="authorization-copy"' in client.get(url).content.decode()
+    response = client.get(url + "copy/")
+    assert response.status_code == 200
+    assert response["Content-Disposition"].startswith('attachment; filename="authorization-')
+    assert response["Cache-Control"] == "no-store"
+    body = response.content.decode()
+    for value in ("Pat Example", text.phi_description, text.recipients, text.redisclosure_statement):
+        assert value in body
+    with tenant_context(tenant_a):
+        assert AuthorizationEvent.objects.filter(kind="copy_delivered").count() == 1
+    assert audit_events(tenant=tenant_a, action="authorization.copy")
+    assert audit_events(tenant=tenant_a, action="phi.read")
