@@ -215,3 +215,44 @@ def test_an_attachment_must_be_a_scan(tenant_a, opted_in):
     with pytest.raises(records.ApplicationError) as refused:
         record(tenant_a, opted_in, signed_on=today, expires_on=today, attachment=html)
     assert refused.value.code == "attachment_type_invalid"
+
+
+def test_the_report_counts_expiry_bands_and_gate_answers_without_names(tenant_a):
+    from consent import selectors
+
+    today = records.tenant_today(tenant_a)
+    text = new_text(tenant_a)
+    for _ in range(11):
+        record(
+            tenant_a,
+            new_contact(tenant_a),
+            text=text,
+            signed_on=today,
+            expires_on=today + datetime.timedelta(days=45),
+        )
+    soon = record(
+        tenant_a,
+        new_contact(tenant_a),
+        text=text,
+        signed_on=today,
+        expires_on=today + datetime.timedelta(days=5),
+    )
+    authorizations.authorization_revoke(tenant=tenant_a, authorization=soon, evidence=evidence())
+    record(
+        tenant_a,
+        new_contact(tenant_a),
+        text=text,
+        signed_on=today,
+        expires_on=today + datetime.timedelta(days=80),
+    )
+    with tenant_context(tenant_a):
+        bands = {row["kind"]: row for row in selectors.authorization_expiry_bands(tenant=tenant_a)}
+        counted = selectors.authorization_standing_counts(tenant=tenant_a)
+    marketing = bands["Marketing (HIPAA authorization)"]
+    assert (marketing["within_30"], marketing["within_60"], marketing["within_90"]) == (
+        "0",
+        "11",
+        "fewer than 11",
+    )
+    answers = {row["code"]: row["count"] for row in counted}
+    assert answers == {"authorization_valid": "12", "authorization_revoked": "fewer than 11"}
