@@ -208,9 +208,10 @@ def _check_attachment(attachment: Attachment | None) -> None:
 def _signed_at(tenant: Tenant, signed_on: datetime.date, occurred_at: datetime.datetime) -> datetime.datetime:
     """When it was signed: the moment of the evidence for a form signed today, else the start of the
     day written next to the signature (a backdated form claims no more than its date)."""
-    if timezone.localdate(occurred_at, timezone=zoneinfo.ZoneInfo(tenant.timezone)) == signed_on:
-        return occurred_at
-    return datetime.datetime.combine(signed_on, datetime.time(0), tzinfo=zoneinfo.ZoneInfo(tenant.timezone))
+    zone = zoneinfo.ZoneInfo(tenant.timezone)
+    if signed_on >= timezone.localdate(occurred_at, timezone=zone):
+        return occurred_at  # signed now (a signer a time zone ahead may write tomorrow's date)
+    return min(occurred_at, datetime.datetime.combine(signed_on, datetime.time(0), tzinfo=zone))
 
 
 @transaction.atomic

@@ -16,6 +16,7 @@ the list (docs/authorizations.md repeats it).
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -64,6 +65,9 @@ LEGALESE = re.compile(
 )
 MAX_SENTENCE_WORDS = 45
 
+# The signer may write their own local date, up to a day ahead of the organization's time zone.
+SIGNATURE_DATE_TOLERANCE = datetime.timedelta(days=1)
+
 
 @dataclass(frozen=True)
 class Defect:
@@ -110,7 +114,10 @@ DEFECTS: dict[str, tuple[str, str]] = {
     ),
     "missing_signature": ("(c)(1)(vi)", "The form is not signed."),
     "missing_signature_date": ("(c)(1)(vi)", "The signature is not dated."),
-    "signature_date_in_future": ("(c)(1)(vi)", "The date of the signature is in the future."),
+    "signature_date_in_future": (
+        "(c)(1)(vi)",
+        "The date of the signature is in the future (more than a day ahead of the organization's date).",
+    ),
     "missing_representative_authority": (
         "(c)(1)(vi)",
         "A personal representative signed, but the form does not describe their authority to act "
@@ -212,16 +219,28 @@ def authorization_defects(*, form: SignedForm, today: datetime.date) -> list[Def
     return [_defect(code) for code in codes]
 
 
-def _core_element_codes(form: SignedForm) -> list[str]:
-    codes = [
-        code
-        for name, code in TEXT_ELEMENT_CODES.items()
-        if name in ("phi_description", "disclosers", "recipients", "purpose") and _blank(getattr(form, name))
-    ]
-    at_request = form.purpose.strip().rstrip(".").lower() == AT_REQUEST_OF_INDIVIDUAL
-    if at_request and form.initiated_by != Initiator.INDIVIDUAL:
+def _core_element_codes(form: SignedForm) -> tuple[str, ...]:
+    return _core_codes(
+        form.phi_description, form.disclosers, form.recipients, form.purpose, form.initiated_by
+    )
+
+
+# The text-only rules are cached: the gate asks about the same few documents for millions of people.
+@functools.lru_cache(maxsize=4096)
+def _core_codes(
+    phi_description: str, disclosers: str, recipients: str, purpose: str, initiated_by: str
+) -> tuple:
+    elements = {
+        "missing_phi_description": phi_description,
+        "missing_disclosers": disclosers,
+        "missing_recipients": recipients,
+        "missing_purpose": purpose,
+    }
+    codes = [code for code, value in elements.items() if _blank(value)]
+    at_request = purpose.strip().rstrip(".").lower() == AT_REQUEST_OF_INDIVIDUAL
+    if at_request and initiated_by != Initiator.INDIVIDUAL:
         codes.append("purpose_at_request_not_individual")
-    return codes
+    return tuple(codes)
 
 
 def _expiration_codes(form: SignedForm) -> list[str]:
@@ -245,25 +264,46 @@ def _signature_codes(form: SignedForm, today: datetime.date) -> list[str]:
         codes.append("missing_signature")
     if form.signed_on is None:
         codes.append("missing_signature_date")
-    elif form.signed_on > today:
+    elif form.signed_on > today + SIGNATURE_DATE_TOLERANCE:
         codes.append("signature_date_in_future")
     if form.by_representative and _blank(form.representative_authority):
         codes.append("missing_representative_authority")
     return codes
 
 
-def _statement_codes(form: SignedForm) -> list[str]:
-    codes = [
-        code
-        for name, code in TEXT_ELEMENT_CODES.items()
-        if name in ("revocation_rights", "conditioning_statement", "redisclosure_statement")
-        and _blank(getattr(form, name))
-    ]
-    if not plain_language(_words_on_form(form)):
+def _statement_codes(form: SignedForm) -> tuple[str, ...]:
+    return _statement_codes_of(
+        form.kind,
+        form.revocation_rights,
+        form.conditioning_statement,
+        form.redisclosure_statement,
+        form.remuneration_involved,
+        form.remuneration_statement,
+        _words_on_form(form),
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _statement_codes_of(
+    kind: str,
+    revocation_rights: str,
+    conditioning_statement: str,
+    redisclosure_statement: str,
+    remuneration_involved: bool,
+    remuneration_statement: str,
+    words: str,
+) -> tuple[str, ...]:
+    statements = {
+        "missing_revocation_statement": revocation_rights,
+        "missing_conditioning_statement": conditioning_statement,
+        "missing_redisclosure_statement": redisclosure_statement,
+    }
+    codes = [code for code, value in statements.items() if _blank(value)]
+    if not plain_language(words):
         codes.append("not_plain_language")
-    if form.kind == "marketing" and form.remuneration_involved and _blank(form.remuneration_statement):
+    if kind == "marketing" and remuneration_involved and _blank(remuneration_statement):
         codes.append("missing_remuneration_statement")
-    return codes
+    return tuple(codes)
 
 
 def _words_on_form(form: SignedForm) -> str:

@@ -368,6 +368,9 @@ def authorization_reminders_send(*, tenant: Tenant, now: datetime.datetime | Non
     settings = consent_settings_get(tenant=tenant)
     horizon = now + datetime.timedelta(days=settings.reminder_days_before_expiry)
     evidence = _system_evidence("consent.reminders")
+    published = {
+        kind: authorization_text_current(tenant=tenant, kind=kind) for kind in AuthorizationKind.values
+    }
     sent = 0
     with tenant_context(tenant):
         due = (
@@ -392,8 +395,11 @@ def authorization_reminders_send(*, tenant: Tenant, now: datetime.datetime | Non
                 kind="reminded",
                 **evidence.fields(),
             )
+            # Renewal is offered on the current published version (a form recorded from paper has
+            # no version of its own to sign online).
+            current = published.get(authorization.kind) or authorization.text
             token = link_token(
-                LinkKind.AUTHORIZE, tenant_id=tenant.pk, contact_id=contact.pk, text_id=authorization.text_id
+                LinkKind.AUTHORIZE, tenant_id=tenant.pk, contact_id=contact.pk, text_id=current.pk
             )
             link = django_settings.PUBLIC_BASE_URL.rstrip("/") + reverse(
                 "consent_public:authorize", args=[token]

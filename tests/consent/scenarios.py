@@ -78,7 +78,7 @@ def build(
             ContactPreference.objects.create(
                 tenant=tenant,
                 contact=contact,
-                paused_until=timezone.localdate() + datetime.timedelta(days=days),
+                paused_until=tenant_today(tenant) + datetime.timedelta(days=days),  # pauses end locally
             )
     if deleted:
         with tenant_context(tenant):

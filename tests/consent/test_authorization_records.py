@@ -256,3 +256,29 @@ def test_the_report_counts_expiry_bands_and_gate_answers_without_names(tenant_a)
     )
     answers = {row["code"]: row["count"] for row in counted}
     assert answers == {"authorization_valid": "12", "authorization_revoked": "fewer than 11"}
+
+
+def test_a_renewal_reminder_for_a_paper_form_links_to_the_published_version(
+    tenant_a, django_capture_on_commit_callbacks
+):
+    from django.core import mail
+
+    from consent.tokens import LinkKind, link_read
+
+    published = new_text(tenant_a)
+    paper = records.authorization_text_from_elements(
+        tenant=tenant_a, kind="marketing", title="Paper form", elements=COMPLETE_ELEMENTS
+    )
+    today = records.tenant_today(tenant_a)
+    authorization = record(
+        tenant_a,
+        new_contact(tenant_a),
+        text=paper,
+        signed_on=today,
+        expires_on=today + datetime.timedelta(days=10),
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert authorizations.authorization_reminders_send(tenant=tenant_a) == 1
+    token = mail.outbox[0].body.split("/p/authorize/")[1].split("/")[0]
+    assert link_read(LinkKind.AUTHORIZE, token).text_id == published.pk
+    assert authorization.text_id == paper.pk

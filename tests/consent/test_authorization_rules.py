@@ -56,7 +56,7 @@ ONE_DEFECT = {
     },
     "missing_signature": {"signer_name": ""},
     "missing_signature_date": {"signed_on": None},
-    "signature_date_in_future": {"signed_on": datetime.date(2026, 6, 16)},
+    "signature_date_in_future": {"signed_on": datetime.date(2026, 6, 17)},
     "missing_representative_authority": {"by_representative": True, "representative_authority": " "},
     "missing_revocation_statement": {"revocation_rights": ""},
     "missing_conditioning_statement": {"conditioning_statement": ""},
@@ -224,7 +224,7 @@ def expected_codes(f: SignedForm, today: datetime.date) -> set[str]:
         found.add("missing_signature")
     if f.signed_on is None:
         found.add("missing_signature_date")
-    elif (f.signed_on - today).days > 0:
+    elif (f.signed_on - today).days > 1:  # a signer a time zone ahead writes tomorrow's date
         found.add("signature_date_in_future")
     if f.by_representative and _empty(f.representative_authority):
         found.add("missing_representative_authority")

@@ -220,3 +220,36 @@ def test_a_malformed_attachment_is_refused(api, issue_key, opted_in):
     client = api(issue_key(scopes=["consent:write"]))
     body = _body(opted_in, attachment={"content_type": "application/pdf", "content_base64": "not base64!"})
     assert_problem(client.post("/api/v1/authorizations", body), 400, "attachment_invalid")
+
+
+def test_a_queued_marketing_message_with_phi_is_refused_the_day_after_with_the_reason(
+    api, issue_key, tenant_a, opted_in, monkeypatch
+):
+    """The delivery worker's gate check, right before sending, reads the recorded authorization."""
+    from delivery.engine.gate import gate_messages
+    from delivery.models import Stream
+    from delivery.outbox import OutboxRecipient, RenderedContent, message_enqueue_many
+
+    client = api(issue_key(scopes=["consent:write"]))
+    last_day = tenant_today(tenant_a) + datetime.timedelta(days=3)
+    assert client.post("/api/v1/authorizations", _body(opted_in, expires_on=str(last_day))).status_code == 201
+    [message] = message_enqueue_many(
+        tenant=tenant_a,
+        stream=Stream.MARKETING,
+        source_type="test",
+        source_id="authz",
+        purpose="marketing",
+        topic="marketing_newsletters",
+        uses_phi=True,
+        recipients=[OutboxRecipient(opted_in.pk, "patient@example.org")],
+        content=RenderedContent(subject="News", html="<p>News</p>", text="News"),
+    )
+    _clock(monkeypatch, tenant_a, last_day, 22)
+    with tenant_context(tenant_a):
+        assert gate_messages(tenant=tenant_a, messages=[message])[message.pk].allowed
+    _clock(monkeypatch, tenant_a, last_day + datetime.timedelta(days=1), 1)
+    with tenant_context(tenant_a):
+        refused = gate_messages(tenant=tenant_a, messages=[message])[message.pk]
+    assert not refused.allowed
+    assert refused.reason.startswith("authorization_expired: ")
+    assert str(last_day) not in refused.reason  # the reason is stored with the message: no PHI
