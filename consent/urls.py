@@ -16,6 +16,11 @@ urlpatterns = [
         name="contact_authorization_record",
     ),
     path(
+        "contacts/<uuid:contact_id>/authorizations/<uuid:authorization_id>/end/",
+        views.contact_authorization_end,
+        name="contact_authorization_end",
+    ),
+    path(
         "contacts/<uuid:contact_id>/authorizations/<uuid:authorization_id>/revoke/",
         views.contact_authorization_revoke,
         name="contact_authorization_revoke",

@@ -118,6 +118,40 @@ def contact_authorization_revoke(
 
 @require_POST
 @require_permission("consent.manage")
+def contact_authorization_end(
+    request: HttpRequest, contact_id: uuid.UUID, authorization_id: uuid.UUID
+) -> HttpResponse:
+    """Staff record that the expiration event occurred, or that the form is known to be false."""
+    contact = _contact(request, contact_id)
+    authorization = get_object_or_404(
+        Authorization, tenant=request.tenant, contact=contact, pk=authorization_id
+    )
+    evidence = Evidence(source=Source.PAPER, actor=actor_of(request))
+    try:
+        if request.POST.get("reason") == "known_false":
+            changed = authorizations.authorization_mark_false(
+                tenant=request.tenant, authorization=authorization, evidence=evidence
+            )
+        else:
+            occurred_on = datetime.date.fromisoformat(request.POST.get("occurred_on", ""))
+            changed = authorizations.authorization_end_event_record(
+                tenant=request.tenant, authorization=authorization, occurred_on=occurred_on, evidence=evidence
+            )
+    except ValueError:
+        messages.error(request, "Give the day the event occurred.")
+        return redirect("consent:contact_consent", contact_id=contact.pk)
+    except ApplicationError as refused:
+        messages.error(request, refused.message)
+        return redirect("consent:contact_consent", contact_id=contact.pk)
+    if changed:
+        messages.success(request, "Recorded: the authorization no longer allows anything.")
+    else:
+        messages.info(request, "The authorization was already no longer in force.")
+    return redirect("consent:contact_consent", contact_id=contact.pk)
+
+
+@require_POST
+@require_permission("consent.manage")
 def contact_authorization_record(request: HttpRequest, contact_id: uuid.UUID) -> HttpResponse:
     """Staff record a form signed on paper or elsewhere; every defect is reported at once."""
     contact = _contact(request, contact_id)

@@ -236,3 +236,65 @@ def test_recording_for_a_foreign_contact_is_not_found(member_client, tenant_a, t
     for contact_id in (foreign.pk, uuid.uuid4()):
         url = reverse("consent:contact_authorization_record", args=[contact_id])
         assert member_client(COMPLIANCE).post(url, _record_form(text)).status_code == 404
+
+
+def _paper_with_event(tenant, contact, text):
+    import datetime
+
+    from consent import authorization_records as records
+
+    today = records.tenant_today(tenant)
+    authorization, _ = records.authorization_record(
+        tenant=tenant,
+        contact=contact,
+        text=text,
+        signature=records.Signature("Pat Example", today - datetime.timedelta(days=5)),
+        circumstances=records.Circumstances(form_source="paper", expiry_event="Leaving the plan"),
+        evidence=evidence(source="paper"),
+        submission_key=uuid.uuid4().hex,
+    )
+    return authorization, today
+
+
+def test_compliance_records_the_end_event_and_marks_a_form_false(member_client, tenant_a, contact, text):
+    from consent.models import Authorization
+
+    authorization, today = _paper_with_event(tenant_a, contact, text)
+    url = reverse("consent:contact_authorization_end", args=[contact.pk, authorization.pk])
+    client = member_client(COMPLIANCE)
+    assert (
+        "Record the end event"
+        in client.get(reverse("consent:contact_consent", args=[contact.pk])).content.decode()
+    )
+    client.post(url, {"occurred_on": str(today)})
+    with tenant_context(tenant_a):
+        authorization.refresh_from_db()
+    assert (authorization.status, authorization.expiry_event_occurred_on) == ("expired", today)
+    other, _ = _paper_with_event(tenant_a, contact, text)
+    client.post(
+        reverse("consent:contact_authorization_end", args=[contact.pk, other.pk]), {"reason": "known_false"}
+    )
+    with tenant_context(tenant_a):
+        assert Authorization.objects.get(pk=other.pk).status == "invalid"
+    assert audit_events(tenant=tenant_a, action="authorization.mark_false")
+
+
+def test_ending_an_authorization_needs_the_role_and_the_tenant(
+    member_client, tenant_a, tenant_b, contact, text
+):
+    authorization, today = _paper_with_event(tenant_a, contact, text)
+    url = reverse("consent:contact_authorization_end", args=[contact.pk, authorization.pk])
+    assert member_client(MARKETER).post(url, {"occurred_on": str(today)}).status_code == 403
+    foreign_contact = new_contact(tenant_b)
+    foreign, _ = _paper_with_event(tenant_b, foreign_contact, new_text_for(tenant_b))
+    foreign_url = reverse("consent:contact_authorization_end", args=[foreign_contact.pk, foreign.pk])
+    assert member_client(COMPLIANCE).post(foreign_url, {"occurred_on": str(today)}).status_code == 404
+    with tenant_context(tenant_b):
+        foreign.refresh_from_db()
+    assert foreign.status == "valid"
+
+
+def new_text_for(tenant):
+    from .conftest import new_text
+
+    return new_text(tenant)
