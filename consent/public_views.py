@@ -11,7 +11,6 @@ from collections.abc import Callable
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -20,13 +19,12 @@ from django.views.decorators.http import require_http_methods
 from audit import services as audit
 from audit.actors import Actor
 from audit.models import AuditEvent
-from audit.phi import phi_access
 from contacts.models import Contact
 from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
-from . import services, waivers
+from . import copies, services, waivers
 from .authorizations import authorization_copy_delivered, authorization_revoke, authorization_sign
 from .evidence import Evidence, recipient_actor
 from .forms import PreferencesForm, SignForm, WaiverForm
@@ -140,7 +138,7 @@ def authorize(
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            authorization_sign(
+            signed, created = authorization_sign(
                 tenant=tenant,
                 contact=contact,
                 text=text,
@@ -157,6 +155,8 @@ def authorize(
                 field = _DEFECT_FIELDS.get(defect["code"])
                 form.add_error(field if field in form.fields else None, defect["message"])
         else:
+            if created:
+                copies.authorization_copy_send(tenant=tenant, authorization=signed)
             return redirect(request.path)
     rule = contact_rule(tenant=tenant, contact=contact)
     return _page(
@@ -197,24 +197,7 @@ def authorization_copy(
     authorization_copy_delivered(
         tenant=tenant, authorization=signed, evidence=Evidence.from_request(request, actor=actor)
     )
-    with phi_access(
-        actor=actor,
-        tenant=tenant,
-        objects=[signed],
-        fields=["signer_name", "representative_authority"],
-        purpose="copy of a signed authorization for the individual",
-    ):
-        body = render_to_string(
-            "consent/authorization_copy.txt",
-            {
-                "org": tenant,
-                "authorization": signed,
-                "text": signed.text,
-                "notices": _state_notices(tenant, contact, signed.text),
-                "signer_name": signed.signer_name,
-                "representative_authority": signed.representative_authority or "",
-            },
-        )
+    body = copies.authorization_copy_text(tenant=tenant, authorization=signed, actor=actor)
     response = HttpResponse(body, content_type="text/plain; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="authorization-{signed.signed_on:%Y-%m-%d}.txt"'
     return response

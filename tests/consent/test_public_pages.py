@@ -373,6 +373,31 @@ def test_the_signer_downloads_a_copy_and_the_delivery_is_recorded(tenant_a, cont
     for value in ("Pat Example", text.phi_description, text.recipients, text.redisclosure_statement):
         assert value in body
     with tenant_context(tenant_a):
-        assert AuthorizationEvent.objects.filter(kind="copy_delivered").count() == 1
+        sources = sorted(
+            AuthorizationEvent.objects.filter(kind="copy_delivered").values_list("source", flat=True)
+        )
+    assert sources == ["system", "web_form"]  # sent through the portal once signed, then downloaded
     assert audit_events(tenant=tenant_a, action="authorization.copy")
     assert audit_events(tenant=tenant_a, action="phi.read")
+
+
+def test_a_signed_copy_goes_to_the_patient_through_the_secure_portal(tenant_a, contact, text):
+    from delivery.models import Message
+    from delivery.outbox import message_content
+
+    url = _url(LinkKind.AUTHORIZE, tenant_a, contact, text_id=text.pk)
+    form = {"signer_name": "Pat Example", "signed_on": timezone.localdate().isoformat(), "intent": "on"}
+    _client().post(url, form)
+    _client().post(url, form)  # a double submission sends no second copy
+    with tenant_context(tenant_a):
+        [message] = Message.objects.filter(source_type="authorization_copy")
+        content = message_content(message)
+    assert (message.contact_id, message.encryption_policy, message.purpose) == (
+        contact.pk,
+        "portal_always",
+        "operations",
+    )
+    assert "Pat Example" in content.text
+    assert "Pat" not in content.subject
+    assert text.recipients in content.text
+    assert audit_events(tenant=tenant_a, action="authorization.copy_send")
