@@ -13,7 +13,7 @@ import logging
 import zoneinfo
 
 from django.conf import settings as django_settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -25,7 +25,9 @@ from healthmail.sysmail.services import system_mail_queue
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
+from . import authorization_records as records
 from . import state_rules
+from .authorization_rules import Defect
 from .models import (
     AUTHORIZATION_TEXT_ELEMENTS,
     MEDIA_TEXT_ELEMENTS,
@@ -34,18 +36,27 @@ from .models import (
     AuthorizationKind,
     AuthorizationText,
     Channel,
+    FormSource,
     Source,
 )
-from .services import Evidence, consent_settings_get, contact_rule
+from .services import Evidence, consent_settings_get
 from .tokens import LinkKind, link_token
 
 logger = logging.getLogger("healthmail.consent")
 
-SIGNATURE_ELEMENTS: dict[str, str] = {
-    "signer_name": "the signature (the signer's typed full name)",
-    "signed_on": "the date of the signature",
-    "intent_confirmed": "the signer's confirmation that they intend to sign",
-    "representative_authority": "the personal representative's authority to sign for the patient",
+# An electronic signature on the signing page also needs the signer's intent, given now (E-SIGN Act,
+# 15 U.S.C. 7006(5): a signature is a sound, symbol or process adopted with the intent to sign).
+ESIGN_DEFECTS: dict[str, Defect] = {
+    "missing_intent": Defect(
+        "missing_intent",
+        "15 U.S.C. 7006(5)",
+        "The signer did not confirm that they intend to sign.",
+    ),
+    "signature_date_not_today": Defect(
+        "signature_date_not_today",
+        "15 U.S.C. 7006(5)",
+        "The date next to an electronic signature must be today's date.",
+    ),
 }
 REMUNERATION_ELEMENT = ("remuneration_statement", "a statement of the remuneration involved")
 
@@ -87,8 +98,10 @@ def _text_values(text: AuthorizationText) -> dict:
 
 
 def authorization_text_current(*, tenant: Tenant, kind: str) -> AuthorizationText | None:
+    """The published version offered for signing (texts recorded from paper forms are not offered)."""
     with tenant_context(tenant):
-        return AuthorizationText.objects.for_tenant(tenant).filter(kind=kind).order_by("-version").first()
+        published = AuthorizationText.objects.for_tenant(tenant).filter(kind=kind, origin="published")
+        return published.order_by("-version").first()
 
 
 @transaction.atomic
@@ -106,12 +119,12 @@ def authorization_text_create(
     disclosures = state_rules.combine(settings.operating_states).disclosures
     allowed = {*AUTHORIZATION_TEXT_ELEMENTS, *MEDIA_TEXT_ELEMENTS, "remuneration_statement"}
     fields = {key: str(value).strip() for key, value in elements.items() if key in allowed}
-    current = authorization_text_current(tenant=tenant, kind=kind)
     with tenant_context(tenant):
+        latest = AuthorizationText.objects.for_tenant(tenant).filter(kind=kind).order_by("-version").first()
         text = AuthorizationText.objects.create(
             tenant=tenant,
             kind=kind,
-            version=(current.version + 1) if current else 1,
+            version=(latest.version + 1) if latest else 1,
             title=title.strip(),
             expiry_days=elements.get("expiry_days") or None,
             remuneration_involved=bool(elements.get("remuneration_involved")),
@@ -129,7 +142,6 @@ def authorization_text_create(
     return text
 
 
-@transaction.atomic
 def authorization_sign(
     *,
     tenant: Tenant,
@@ -144,116 +156,155 @@ def authorization_sign(
     submission_key: str,
     channels: tuple[str, ...] = (Channel.EMAIL,),
 ) -> tuple[Authorization, bool]:
-    """Record a signed authorization; (authorization, created). The same submission (the signing
-    link's nonce) submitted twice returns the first authorization instead of a second one."""
-    if text.tenant_id != tenant.pk or contact.tenant_id != tenant.pk:
-        raise NotFound("No such contact or document.", code="not_found")
-    with tenant_context(tenant):
-        existing = Authorization.objects.for_tenant(tenant).filter(submission_key=submission_key).first()
-        if existing is not None:
-            return existing, False
-    missing = authorization_text_missing(_text_values(text), text.kind)
-    values = {
-        "signer_name": signer_name.strip(),
-        "signed_on": signed_on,
-        "intent_confirmed": intent_confirmed,
-    }
-    missing += [(key, SIGNATURE_ELEMENTS[key]) for key, value in values.items() if not value]
-    if (by_representative or contact.is_minor) and not representative_authority.strip():
-        missing.append(("representative_authority", SIGNATURE_ELEMENTS["representative_authority"]))
-    _refuse_missing(missing)
+    """A patient signs on the signing page: (authorization, created). The same submission (the
+    signing link's nonce) submitted twice returns the first authorization instead of a second one.
+    Signed here and now, so the date next to the signature must be today's."""
+    extra = []
+    if not intent_confirmed:
+        extra.append(ESIGN_DEFECTS["missing_intent"])
     today = timezone.localdate(timezone=zoneinfo.ZoneInfo(tenant.timezone))
-    if abs((signed_on - today).days) > 1:
-        raise ApplicationError(
-            "The date next to the signature must be today's date.", code="signed_on_invalid"
-        )
-    if set(channels) - set(Channel.values) or not channels:
-        raise ApplicationError("Unknown channel.", code="channels_invalid")
-
-    fields = evidence.fields()
-    signed_at = fields["occurred_at"]
-    rule = contact_rule(tenant=tenant, contact=contact)
-    with tenant_context(tenant):
-        authorization = Authorization(
-            tenant=tenant,
-            contact=contact,
-            text=text,
-            kind=text.kind,
-            signer_name=signer_name.strip(),
+    if signed_on is not None and abs((signed_on - today).days) > 1:
+        extra.append(ESIGN_DEFECTS["signature_date_not_today"])
+    return records.authorization_record(
+        tenant=tenant,
+        contact=contact,
+        text=text,
+        signature=records.Signature(
+            signer_name=signer_name,
             signed_on=signed_on,
-            signed_at=signed_at,
-            intent_confirmed=True,
-            by_representative=bool(by_representative or contact.is_minor),
-            representative_authority=representative_authority.strip() or None,
-            # State waiting periods: the authorization exists at once but allows nothing before this.
-            effective_from=signed_at + datetime.timedelta(days=rule.waiting_period_days),
-            expires_at=signed_at + datetime.timedelta(days=text.expiry_days) if text.expiry_days else None,
-            expiry_event="" if text.expiry_days else text.expiration[:300],
-            channels=list(channels),
-            source=fields["source"],
-            ip_address=fields["ip_address"],
-            user_agent=fields["user_agent"],
-            submission_key=submission_key,
-        )
-        try:
-            with transaction.atomic():
-                authorization.save()
-        except IntegrityError:
-            # A concurrent double submission won the race: answer with its authorization.
-            existing = Authorization.objects.for_tenant(tenant).filter(submission_key=submission_key).first()
-            if existing is None:
-                raise
-            return existing, False
-        AuthorizationEvent.objects.create(
-            tenant=tenant, authorization=authorization, contact=contact, kind="signed", **fields
-        )
-        audit.record(
-            actor=evidence.actor,
-            action="authorization.sign",
-            target=authorization,
-            tenant=tenant,
-            details={
-                "contact": str(contact.pk),
-                "text": str(text.pk),
-                "version": text.version,
-                "kind": text.kind,
-                "state_rules": list(rule.codes),
-                "by_representative": authorization.by_representative,
-            },
-        )
-    return authorization, True
+            by_representative=by_representative,
+            representative_authority=representative_authority,
+        ),
+        circumstances=records.Circumstances(form_source=FormSource.ELECTRONIC),
+        evidence=evidence,
+        submission_key=submission_key,
+        channels=channels,
+        extra_defects=tuple(extra),
+    )
+
+
+REVOCATION_RECEIVED = ("mail", "in_person", "portal", "email", "fax", "ehr", "phone_then_writing")
 
 
 @transaction.atomic
-def authorization_revoke(*, tenant: Tenant, authorization: Authorization, evidence: Evidence) -> bool:
-    """Revoke at once (164.508(b)(5)); False when it was no longer valid. Queued messages re-check
-    the gate before sending, so nothing relying on it leaves after this commits."""
+def authorization_revoke(
+    *, tenant: Tenant, authorization: Authorization, evidence: Evidence, received_via: str = ""
+) -> bool:
+    """Revoke (164.508(b)(5)): in force from the moment the revocation was received (the evidence's
+    time), False when it was no longer valid. Queued messages re-check the gate before sending, so
+    nothing relying on it leaves after this commits."""
     if authorization.tenant_id != tenant.pk:
         raise NotFound("No such authorization.", code="not_found")
+    if received_via and received_via not in REVOCATION_RECEIVED:
+        raise ApplicationError("Unknown way of receiving the revocation.", code="received_via_invalid")
     fields = evidence.fields()
+    if fields["occurred_at"] > timezone.now():
+        raise ApplicationError("A revocation cannot be dated in the future.", code="revoked_on_invalid")
     with tenant_context(tenant):
         updated = Authorization.objects.filter(pk=authorization.pk, tenant=tenant, status="valid").update(
             status=Authorization.Status.REVOKED,
             revoked_at=fields["occurred_at"],
             revoked_via=fields["source"],
+            revocation_received=received_via,
         )
         if updated != 1:
             return False
-        AuthorizationEvent.objects.create(
-            tenant=tenant,
-            authorization=authorization,
-            contact_id=authorization.contact_id,
-            kind="revoked",
-            **fields,
-        )
+        _event(tenant, authorization, AuthorizationEvent.Kind.REVOKED, fields)
         audit.record(
             actor=evidence.actor,
             action="authorization.revoke",
             target=authorization,
             tenant=tenant,
-            details={"contact": str(authorization.contact_id), "via": fields["source"]},
+            details={
+                "contact": str(authorization.contact_id),
+                "via": fields["source"],
+                "received": received_via,
+            },
         )
-        authorization.refresh_from_db(fields=["status", "revoked_at", "revoked_via"])  # never the PHI
+        authorization.refresh_from_db(fields=["status", "revoked_at", "revoked_via", "revocation_received"])
+    return True
+
+
+def _event(tenant: Tenant, authorization: Authorization, kind: str, fields: dict) -> None:
+    AuthorizationEvent.objects.create(
+        tenant=tenant, authorization=authorization, contact_id=authorization.contact_id, kind=kind, **fields
+    )
+
+
+@transaction.atomic
+def authorization_end_event_record(
+    *, tenant: Tenant, authorization: Authorization, occurred_on: datetime.date, evidence: Evidence
+) -> bool:
+    """The expiration event written on the form has occurred: the authorization ends that day
+    (164.508(b)(2)(i)). False when it was no longer valid."""
+    if authorization.tenant_id != tenant.pk:
+        raise NotFound("No such authorization.", code="not_found")
+    if not authorization.expiry_event:
+        raise ApplicationError(
+            "This authorization ends on a date, not with an event.", code="expiry_event_none"
+        )
+    if occurred_on > records.tenant_today(tenant):
+        raise ApplicationError("The event cannot have occurred in the future.", code="occurred_on_invalid")
+    fields = evidence.fields()
+    with tenant_context(tenant):
+        updated = Authorization.objects.filter(pk=authorization.pk, tenant=tenant, status="valid").update(
+            status=Authorization.Status.EXPIRED,
+            expiry_event_occurred_on=occurred_on,
+            expired_at=records.day_end(tenant, occurred_on) - datetime.timedelta(days=1),
+        )
+        if updated != 1:
+            return False
+        _event(tenant, authorization, AuthorizationEvent.Kind.EVENT_OCCURRED, fields)
+        audit.record(
+            actor=evidence.actor,
+            action="authorization.end_event",
+            target=authorization,
+            tenant=tenant,
+            details={"contact": str(authorization.contact_id)},
+        )
+        authorization.refresh_from_db(fields=["status", "expiry_event_occurred_on", "expired_at"])
+    return True
+
+
+@transaction.atomic
+def authorization_copy_delivered(*, tenant: Tenant, authorization: Authorization, evidence: Evidence) -> None:
+    """The individual received a copy of the signed form (164.508(c)(4)): recorded each time."""
+    if authorization.tenant_id != tenant.pk:
+        raise NotFound("No such authorization.", code="not_found")
+    with tenant_context(tenant):
+        _event(tenant, authorization, AuthorizationEvent.Kind.COPY_DELIVERED, evidence.fields())
+        audit.record(
+            actor=evidence.actor,
+            action="authorization.copy",
+            target=authorization,
+            tenant=tenant,
+            details={"contact": str(authorization.contact_id)},
+        )
+
+
+@transaction.atomic
+def authorization_mark_false(*, tenant: Tenant, authorization: Authorization, evidence: Evidence) -> bool:
+    """Material information in the form is known to be false (164.508(b)(2)(v)): never valid again."""
+    if authorization.tenant_id != tenant.pk:
+        raise NotFound("No such authorization.", code="not_found")
+    fields = evidence.fields()
+    with tenant_context(tenant):
+        updated = (
+            Authorization.objects.filter(pk=authorization.pk, tenant=tenant, known_false=False)
+            .exclude(status=Authorization.Status.INVALID)
+            .update(known_false=True, status=Authorization.Status.INVALID)
+        )
+        if updated != 1:
+            return False
+        _event(tenant, authorization, AuthorizationEvent.Kind.MARKED_FALSE, fields)
+        audit.record(
+            actor=evidence.actor,
+            action="authorization.mark_false",
+            target=authorization,
+            tenant=tenant,
+            details={"contact": str(authorization.contact_id)},
+        )
+        authorization.refresh_from_db(fields=["status", "known_false"])
     return True
 
 
@@ -317,6 +368,9 @@ def authorization_reminders_send(*, tenant: Tenant, now: datetime.datetime | Non
     settings = consent_settings_get(tenant=tenant)
     horizon = now + datetime.timedelta(days=settings.reminder_days_before_expiry)
     evidence = _system_evidence("consent.reminders")
+    published = {
+        kind: authorization_text_current(tenant=tenant, kind=kind) for kind in AuthorizationKind.values
+    }
     sent = 0
     with tenant_context(tenant):
         due = (
@@ -341,8 +395,11 @@ def authorization_reminders_send(*, tenant: Tenant, now: datetime.datetime | Non
                 kind="reminded",
                 **evidence.fields(),
             )
+            # Renewal is offered on the current published version (a form recorded from paper has
+            # no version of its own to sign online).
+            current = published.get(authorization.kind) or authorization.text
             token = link_token(
-                LinkKind.AUTHORIZE, tenant_id=tenant.pk, contact_id=contact.pk, text_id=authorization.text_id
+                LinkKind.AUTHORIZE, tenant_id=tenant.pk, contact_id=contact.pk, text_id=current.pk
             )
             link = django_settings.PUBLIC_BASE_URL.rstrip("/") + reverse(
                 "consent_public:authorize", args=[token]

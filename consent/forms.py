@@ -5,13 +5,16 @@ from __future__ import annotations
 from django import forms
 from django.utils import timezone
 
+from .authorization_rules import CONDITIONABLE, Combined
 from .models import (
     AUTHORIZATION_TEXT_ELEMENTS,
     MEDIA_TEXT_ELEMENTS,
     AuthorizationKind,
     AuthorizationText,
     ConsentSettings,
+    FormSource,
     Frequency,
+    Initiator,
     Purpose,
     Source,
     Suppression,
@@ -46,6 +49,48 @@ class ConsentRecordForm(forms.Form):
         if value > timezone.localdate():
             raise forms.ValidationError("The date cannot be in the future.")
         return value
+
+
+class AuthorizationRecordForm(forms.Form):
+    """A signed authorization received on paper or from another system. Only shapes are checked
+    here; the record service decides validity (45 CFR 164.508) and reports every defect."""
+
+    text = forms.ModelChoiceField(queryset=AuthorizationText.objects.none(), label="Document signed")
+    signer_name = forms.CharField(label="Name as signed", max_length=200, required=False)
+    signed_on = forms.DateField(
+        label="Date next to the signature", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    by_representative = forms.BooleanField(label="Signed by a personal representative", required=False)
+    representative_authority = forms.CharField(
+        label="Their authority (e.g. parent of a minor, guardian)", required=False, max_length=300
+    )
+    expires_on = forms.DateField(
+        label="Expiration date on the form", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    expiry_event = forms.CharField(
+        label="Or the expiration event on the form", required=False, max_length=300
+    )
+    initiated_by = forms.ChoiceField(choices=Initiator.choices, label="Who asked for it")
+    combined_with = forms.MultipleChoiceField(
+        choices=[(c, c.replace("_", " ")) for c in Combined.ALL],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Other documents on the same form",
+    )
+    conditioned_on = forms.MultipleChoiceField(
+        choices=[(c, c) for c in CONDITIONABLE],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Made a condition of",
+    )
+    form_source = forms.ChoiceField(choices=FormSource.choices, label="Where the signed form is")
+    scan = forms.FileField(label="Scanned signed form", required=False)
+
+    def __init__(self, *args, tenant, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["text"].queryset = AuthorizationText.objects.for_tenant(tenant).filter(
+            kind__in=[AuthorizationKind.MARKETING, AuthorizationKind.RESEARCH]
+        )
 
 
 class SigningLinkForm(forms.Form):

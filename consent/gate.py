@@ -27,8 +27,8 @@ import datetime
 import functools
 import uuid
 import zoneinfo
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from django.db import connection
@@ -40,6 +40,7 @@ from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Service, Tenant
 from healthmail.tenants.services import Permit, tenant_can
 
+from . import authorization_standing as standing
 from . import state_rules
 from .models import (
     TRANSACTIONAL_PURPOSES,
@@ -89,7 +90,10 @@ REFUSAL_LABELS: dict[str, str] = {
     "opted_out": "Opted out of the topic",
     "state_opt_in_required": "State law requires an opt-in they have not given",
     "state_health_data_consent_required": "State law requires consent to use health data",
-    "authorization_required": "No HIPAA authorization in force (PHI)",
+    "no_authorization": "No HIPAA authorization (PHI)",
+    "authorization_expired": "HIPAA authorization expired",
+    "authorization_revoked": "HIPAA authorization revoked",
+    "authorization_defective": "HIPAA authorization defective",
     "authorization_not_yet_effective": "HIPAA authorization not yet in effect",
 }
 
@@ -108,12 +112,22 @@ def refusal_label(code: str) -> str:
 class Decision:
     allowed: bool
     code: str
-    reason: str
+    reason: str  # never PHI: safe for marketers, logs and exclusion lists
     # The patient asked for unencrypted email for this purpose and the tenant honours such requests.
     unencrypted_allowed: bool = False
+    # authorization_defective: the validator's codes (consent.authorization_rules.DEFECTS).
+    defects: tuple[str, ...] = ()
+    # authorization_expired / authorization_revoked: the day it happened. A date about a person is
+    # PHI: shown only where PHI may be (the contact page, the API), through `detail`.
+    on: datetime.date | None = None
 
     def __bool__(self) -> bool:
         return self.allowed
+
+    @property
+    def detail(self) -> str:
+        """The reason with the date, for readers allowed to see PHI."""
+        return f"{self.reason} ({self.on:%Y-%m-%d})" if self.on else self.reason
 
 
 class Facts(NamedTuple):
@@ -125,8 +139,8 @@ class Facts(NamedTuple):
     state: str = ""
     suppressions: Collection[str] | None = None
     topic_status: str | None = None
-    authorization_valid: bool | None = False
-    authorization_pending: bool | None = False
+    # The contact's authorizations of the purpose's kind, as AUTHORIZATION_COLUMNS rows.
+    authorizations: Sequence[Sequence] | None = ()
     paused_until: datetime.date | None = None
     waiver_purposes: Collection[str] | None = None
     exists: bool = True
@@ -147,7 +161,9 @@ class _Context:
     authorization_kind: str
     now: datetime.datetime
     today: datetime.date
+    zone: zoneinfo.ZoneInfo
     rules: dict[str, state_rules.CombinedRule]
+    texts: dict = field(default_factory=dict)  # authorization texts by id, loaded as needed
 
     def rule(self, contact_state: str) -> state_rules.CombinedRule:
         found = self.rules.get(contact_state)
@@ -162,13 +178,22 @@ class _Context:
 
 
 @functools.lru_cache(maxsize=4096)
-def _decision(allowed: bool, code: str, reason: str, unencrypted: bool = False) -> Decision:
+def _decision(
+    allowed: bool,
+    code: str,
+    reason: str,
+    unencrypted: bool = False,
+    defects: tuple[str, ...] = (),
+    on: datetime.date | None = None,
+) -> Decision:
     """Decisions are immutable values: a batch of a million shares a few dozen of them."""
-    return Decision(allowed, code, reason, unencrypted_allowed=unencrypted)
+    return Decision(allowed, code, reason, unencrypted_allowed=unencrypted, defects=defects, on=on)
 
 
-def _refuse(code: str, reason: str) -> Decision:
-    return _decision(False, code, reason)
+def _refuse(
+    code: str, reason: str, defects: tuple[str, ...] = (), on: datetime.date | None = None
+) -> Decision:
+    return _decision(False, code, reason, False, defects, on)
 
 
 def _context(*, tenant: Tenant, purpose: str, uses_phi: bool, topic: Topic | None) -> _Context:
@@ -202,6 +227,7 @@ def _context(*, tenant: Tenant, purpose: str, uses_phi: bool, topic: Topic | Non
         authorization_kind=kind,
         now=now,
         today=timezone.localdate(now, timezone=zoneinfo.ZoneInfo(tenant.timezone)),  # pauses end locally
+        zone=zoneinfo.ZoneInfo(tenant.timezone),
         rules={},
     )
 
@@ -249,25 +275,24 @@ def _decide_marketing(ctx: _Context, facts: Facts, rule, topic_name: str) -> Dec
 
 
 def _authorization_refusal(ctx: _Context, facts: Facts, rule) -> Decision | None:
-    if facts.authorization_valid:
+    found = standing.authorization_standing(
+        rows=[row for row in facts.authorizations or ()],
+        texts=ctx.texts,
+        tenant_id=ctx.tenant.pk,
+        now=ctx.now,
+        today=ctx.today,
+        zone=ctx.zone,
+    )
+    if found is None:
         return None
-    if facts.authorization_pending:
-        return _refuse(
-            "authorization_not_yet_effective",
-            "The authorization is signed but not yet in effect (state waiting period).",
-        )
-    if not ctx.uses_phi:
+    if not ctx.uses_phi and found.code == "no_authorization":
         states = ", ".join(c for c in rule.codes if c != "default")
         return _refuse(
             "state_health_data_consent_required",
             f"State law ({states}) requires separate consent to use consumer health data for marketing; "
             "no valid authorization is in force.",
         )
-    return _refuse(
-        "authorization_required",
-        "Email that uses PHI for this purpose needs a valid HIPAA authorization (45 CFR 164.508(a)(3)); "
-        "none is in force.",
-    )
+    return _refuse(found.code, found.reason, found.defects, found.on)
 
 
 def _decide_opt_out_based(ctx: _Context, facts: Facts, rule, topic_name: str) -> Decision:
@@ -310,17 +335,18 @@ def _facts_one(ctx: _Context, contact_id: uuid.UUID) -> Facts:
         return MISSING
     email_index = bytes(row["email_index"]) if row["email_index"] is not None else None
     suppressed = Q(contact_id=contact_id) | (Q(email_index=email_index) if email_index else Q(pk__in=[]))
-    auth = {"valid": False, "pending": False}
+    authorizations: list = []
     if ctx.authorization_kind:
-        for effective_from, expires_at in Authorization.objects.filter(
-            tenant=tenant,
-            contact_id=contact_id,
-            kind=ctx.authorization_kind,
-            status="valid",
-            channels__contains=[Channel.EMAIL],
-        ).values_list("effective_from", "expires_at"):
-            if expires_at is None or expires_at > ctx.now:
-                auth["valid" if effective_from <= ctx.now else "pending"] = True
+        authorizations = list(
+            Authorization.objects.filter(
+                tenant=tenant,
+                contact_id=contact_id,
+                kind=ctx.authorization_kind,
+                channels__contains=[Channel.EMAIL],
+            )
+            .annotate(**standing.presence_annotations())
+            .values_list(*standing.AUTHORIZATION_FIELDS)
+        )
     status = None
     if ctx.topic is not None:
         status = (
@@ -343,8 +369,7 @@ def _facts_one(ctx: _Context, contact_id: uuid.UUID) -> Facts:
             )
         ),
         topic_status=status,
-        authorization_valid=auth["valid"],
-        authorization_pending=auth["pending"],
+        authorizations=authorizations,
         paused_until=ContactPreference.objects.filter(tenant=tenant, contact_id=contact_id)
         .values_list("paused_until", flat=True)
         .first(),
@@ -370,18 +395,19 @@ SELECT c.id, c.deleted_at IS NOT NULL, c.email_index IS NOT NULL, c.state,
        (SELECT cs.status FROM consent_consentstate cs
          WHERE cs.tenant_id = c.tenant_id AND cs.contact_id = c.id AND cs.channel = 'email'
            AND cs.topic_id = %(topic)s),
-       auth.valid, auth.pending,
+       (SELECT json_agg(json_build_array(
+                 a.id, a.text_id, a.signed_on, a.signer_name IS NOT NULL, a.by_representative,
+                 a.representative_authority IS NOT NULL, a.initiated_by, a.combined_with, a.conditioned_on,
+                 a.expires_on, a.expires_at, a.expiry_event, a.expiry_event_occurred_on, a.revoked_at,
+                 a.known_false, a.status, a.effective_from, a.signed_at))
+          FROM consent_authorization a
+         WHERE a.tenant_id = c.tenant_id AND a.contact_id = c.id AND a.kind = %(kind)s
+           AND 'email' = ANY(a.channels)),
        (SELECT p.paused_until FROM consent_contactpreference p
          WHERE p.tenant_id = c.tenant_id AND p.contact_id = c.id),
        (SELECT w.purposes FROM consent_unencryptedemailwaiver w
          WHERE w.tenant_id = c.tenant_id AND w.contact_id = c.id AND w.status = 'active')
   FROM contacts_contact c
-  LEFT JOIN LATERAL (
-       SELECT bool_or(a.effective_from <= %(now)s) AS valid, bool_or(a.effective_from > %(now)s) AS pending
-         FROM consent_authorization a
-        WHERE a.tenant_id = c.tenant_id AND a.contact_id = c.id AND a.kind = %(kind)s AND a.status = 'valid'
-          AND 'email' = ANY(a.channels) AND (a.expires_at IS NULL OR a.expires_at > %(now)s)
-  ) auth ON true
  WHERE c.tenant_id = %(tenant)s AND c.id = ANY(%(ids)s::text::uuid[])
 """
 # Each per-contact fact is a correlated probe of a unique (tenant, contact, ...) index: a batch of
@@ -400,7 +426,17 @@ def _facts_batch(ctx: _Context, ids: list[uuid.UUID]) -> dict[uuid.UUID, Facts]:
     }
     with connection.cursor() as cursor:
         cursor.execute(_BATCH_SQL, params)
-        return {row[0]: Facts(*row[1:]) for row in cursor.fetchall()}
+        facts = {row[0]: Facts(*row[1:]) for row in cursor.fetchall()}
+    if ctx.authorization_kind:
+        facts = {
+            key: value._replace(
+                authorizations=[standing.from_json(row) for row in value.authorizations or ()]
+            )
+            for key, value in facts.items()
+        }
+        text_ids = {row[1] for value in facts.values() for row in value.authorizations or ()}
+        standing.texts_load(tenant_id=ctx.tenant.pk, text_ids=text_ids, cache=ctx.texts)
+    return facts
 
 
 def may_send_batch(

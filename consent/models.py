@@ -262,6 +262,11 @@ class AuthorizationText(TenantOwnedModel):
     media_distribution = models.TextField(blank=True)
     media_duration = models.TextField(blank=True)
     state_disclosures = models.TextField(blank=True, help_text="Added from the state rules that apply.")
+    # Published: offered on the signing page. Recorded: the words of a form signed elsewhere (paper, an
+    # EHR), kept as the document the authorization was recorded from; never offered for signing.
+    origin = models.CharField(
+        max_length=12, choices=[("published", "Published"), ("recorded", "Recorded")], default="published"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.CharField(max_length=80, blank=True, help_text="Actor reference.")
 
@@ -296,14 +301,29 @@ class AuthorizationText(TenantOwnedModel):
         return f"{self.title} (v{self.version})"
 
 
+class Initiator(models.TextChoices):
+    COVERED_ENTITY = "covered_entity", "The covered entity asked for it"
+    INDIVIDUAL = "individual", "The individual asked for it"
+
+
+class FormSource(models.TextChoices):
+    """Where the signed form itself lives."""
+
+    PAPER = "paper", "Paper form"
+    ELECTRONIC = "electronic", "Electronic form"
+    EHR = "ehr", "Recorded in the EHR"
+
+
 class Authorization(TenantOwnedModel):
-    """A signed authorization. Its status changes (revoked, expired) by compare-and-set in services;
-    AuthorizationEvent keeps the history."""
+    """A signed authorization. Its status changes (revoked, expired, invalid) by compare-and-set in
+    services; AuthorizationEvent keeps the history. Validity is decided by
+    consent.authorization_rules each time the gate asks; status is the record of what happened."""
 
     class Status(models.TextChoices):
         VALID = "valid", "Valid"
         REVOKED = "revoked", "Revoked"
         EXPIRED = "expired", "Expired"
+        INVALID = "invalid", "Invalid (known to be false)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="+")
@@ -316,12 +336,26 @@ class Authorization(TenantOwnedModel):
     by_representative = models.BooleanField(default=False)
     representative_authority = EncryptedTextField(phi_class=PhiClass.IDENTIFIER, null=True, blank=True)
     effective_from = models.DateTimeField()
+    # The last day the authorization allows anything; expires_at is the start of the next day in the
+    # tenant's time zone (what the gate compares with now).
+    expires_on = models.DateField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     expiry_event = models.CharField(max_length=300, blank=True)
+    expiry_event_occurred_on = models.DateField(null=True, blank=True)
+    initiated_by = models.CharField(
+        max_length=16, choices=Initiator.choices, default=Initiator.COVERED_ENTITY
+    )
+    combined_with = ArrayField(models.CharField(max_length=40), default=list, blank=True)
+    conditioned_on = ArrayField(models.CharField(max_length=16), default=list, blank=True)
+    known_false = models.BooleanField(default=False)
+    form_source = models.CharField(max_length=12, choices=FormSource.choices, default=FormSource.ELECTRONIC)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    recorded_by = models.CharField(max_length=80, blank=True, help_text="Actor reference.")
     channels = ArrayField(models.CharField(max_length=8, choices=Channel.choices), default=list)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.VALID)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_via = models.CharField(max_length=16, choices=Source.choices, blank=True)
+    revocation_received = models.CharField(max_length=16, blank=True, help_text="mail, in person, portal...")
     expired_at = models.DateTimeField(null=True, blank=True)
     reminder_sent_at = models.DateTimeField(null=True, blank=True)
     source = models.CharField(max_length=16, choices=Source.choices)
@@ -339,9 +373,6 @@ class Authorization(TenantOwnedModel):
                 condition=Q(effective_from__gte=models.F("signed_at")), name="authorization_effective_after"
             ),
             models.CheckConstraint(
-                condition=Q(expires_at__isnull=False) | ~Q(expiry_event=""), name="authorization_expiry_set"
-            ),
-            models.CheckConstraint(
                 condition=~Q(status="revoked") | Q(revoked_at__isnull=False), name="authorization_revoked_at"
             ),
         ]
@@ -354,19 +385,38 @@ class Authorization(TenantOwnedModel):
         return f"{self.get_kind_display()} authorization {self.pk}"
 
 
+class AuthorizationAttachment(TenantOwnedModel):
+    """The scanned signed form (the evidence of a backdated or paper signature), encrypted at rest."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    authorization = models.ForeignKey(Authorization, on_delete=models.PROTECT, related_name="attachments")
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    content = EncryptedTextField(phi_class=PhiClass.CONTENT, help_text="Base64 of the file.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"attachment {self.pk}"
+
+
 class AuthorizationEvent(Evidence, TenantOwnedModel):
-    """History of an authorization: signed, revoked, expired, reminded. Append-only."""
+    """History of an authorization. Append-only."""
 
     class Kind(models.TextChoices):
         SIGNED = "signed", "Signed"
+        RECORDED = "recorded", "Recorded from a form signed elsewhere"
         REVOKED = "revoked", "Revoked"
         EXPIRED = "expired", "Expired"
+        EVENT_OCCURRED = "event_occurred", "Expiration event occurred"
+        MARKED_FALSE = "marked_false", "Known to be false"
+        COPY_DELIVERED = "copy_delivered", "Copy given to the individual"
         REMINDED = "reminded", "Renewal reminder sent"
 
     id = models.BigAutoField(primary_key=True)
     authorization = models.ForeignKey(Authorization, on_delete=models.PROTECT, related_name="events")
     contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="+")
-    kind = models.CharField(max_length=8, choices=Kind.choices)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
 
     class Meta:
         ordering = ["occurred_at", "id"]

@@ -8,6 +8,7 @@ app_name = "consent_public"
 
 urlpatterns = [
     path("authorize/<str:token>/", public_views.authorize, name="authorize"),
+    path("authorize/<str:token>/copy/", public_views.authorization_copy, name="authorization_copy"),
     path("preferences/<str:token>/", public_views.preferences, name="preferences"),
     path("unsubscribe/<str:token>/", public_views.unsubscribe, name="unsubscribe"),
 ]

@@ -24,8 +24,8 @@ from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
-from . import services, waivers
-from .authorizations import authorization_revoke, authorization_sign
+from . import copies, services, waivers
+from .authorizations import authorization_copy_delivered, authorization_revoke, authorization_sign
 from .evidence import Evidence, recipient_actor
 from .forms import PreferencesForm, SignForm, WaiverForm
 from .models import Authorization, AuthorizationText, ConsentText, Source, Topic
@@ -101,6 +101,17 @@ def _preferences_path(link: Link) -> str:
     return reverse("consent_public:preferences", args=[token])
 
 
+# Which field of the signing form each signature defect belongs to (the rest are about the document).
+_DEFECT_FIELDS = {
+    "missing_signature": "signer_name",
+    "missing_signature_date": "signed_on",
+    "signature_date_in_future": "signed_on",
+    "signature_date_not_today": "signed_on",
+    "missing_intent": "intent",
+    "missing_representative_authority": "representative_authority",
+}
+
+
 @require_http_methods(["GET", "POST"])
 @public_page(LinkKind.AUTHORIZE)
 def authorize(
@@ -118,14 +129,16 @@ def authorize(
             tenant,
             authorization=signed,
             text=text,
+            notices=_state_notices(tenant, contact, text),
             preferences_path=_preferences_path(link),
+            copy_path=reverse("consent_public:authorization_copy", args=[token]),
         )
     today = timezone.localdate()
     form = SignForm(request.POST or None, initial={"signed_on": today})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            authorization_sign(
+            signed, created = authorization_sign(
                 tenant=tenant,
                 contact=contact,
                 text=text,
@@ -138,9 +151,12 @@ def authorize(
                 submission_key=link.nonce,
             )
         except ApplicationError as error:
-            field = error.code.removeprefix("missing_")
-            form.add_error(field if field in form.fields else None, error.message)
+            for defect in error.extra.get("defects") or [{"code": error.code, "message": error.message}]:
+                field = _DEFECT_FIELDS.get(defect["code"])
+                form.add_error(field if field in form.fields else None, defect["message"])
         else:
+            if created:
+                copies.authorization_copy_send(tenant=tenant, authorization=signed)
             return redirect(request.path)
     rule = contact_rule(tenant=tenant, contact=contact)
     return _page(
@@ -151,8 +167,40 @@ def authorize(
         form=form,
         text=text,
         rule=rule,
+        notices=_state_notices(tenant, contact, text),
         minor=contact.is_minor,
     )
+
+
+def _state_notices(tenant: Tenant, contact: Contact, text: AuthorizationText) -> list[str]:
+    """The notices the state rules that apply to this person require on the form, beyond those
+    already printed in the document (a state added after it was published, the person's own state)."""
+    rule = contact_rule(tenant=tenant, contact=contact)
+    return [notice for notice in rule.disclosures if notice not in text.state_disclosures]
+
+
+@require_http_methods(["GET"])
+@public_page(LinkKind.AUTHORIZE)
+def authorization_copy(
+    request: HttpRequest, *, link: Link, tenant: Tenant, contact: Contact, token: str
+) -> HttpResponse:
+    """The signed document, for the individual to keep (45 CFR 164.508(c)(4))."""
+    signed = (
+        Authorization.objects.for_tenant(tenant)
+        .filter(submission_key=link.nonce, contact=contact)
+        .select_related("text")
+        .first()
+    )
+    if signed is None:
+        return _refused(request, LinkInvalid(_NOT_VALID, code="authorization_not_signed"), LinkKind.AUTHORIZE)
+    actor = recipient_actor(contact)
+    authorization_copy_delivered(
+        tenant=tenant, authorization=signed, evidence=Evidence.from_request(request, actor=actor)
+    )
+    body = copies.authorization_copy_text(tenant=tenant, authorization=signed, actor=actor)
+    response = HttpResponse(body, content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="authorization-{signed.signed_on:%Y-%m-%d}.txt"'
+    return response
 
 
 # --- Preference center -----------------------------------------------------------------------------

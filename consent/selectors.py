@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+import zoneinfo
+from dataclasses import dataclass, field
 
 from django.db.models import Count
 from django.utils import timezone
@@ -11,9 +12,11 @@ from django.utils import timezone
 from contacts.models import Contact
 from healthmail.tenants.models import Tenant
 
+from . import authorization_standing as standing
 from .models import (
     Authorization,
     AuthorizationEvent,
+    AuthorizationKind,
     ConsentEvent,
     ConsentState,
     PreferenceChange,
@@ -141,6 +144,10 @@ class ConsentReport:
     suppressions: list[dict]
     expiring_count: str
     expiring: list[Authorization]
+    # Valid authorizations ending within 30, 31-60 and 61-90 days, per kind (aggregate).
+    expiring_bands: list[dict] = field(default_factory=list)
+    # Contacts by what the gate would answer for marketing with PHI now (aggregate).
+    marketing_standing: list[dict] = field(default_factory=list)
 
 
 def consent_report(*, tenant: Tenant, days: int = 30, with_ids: bool = False) -> ConsentReport:
@@ -182,6 +189,8 @@ def consent_report(*, tenant: Tenant, days: int = 30, with_ids: bool = False) ->
         status="valid", expires_at__gt=now, expires_at__lte=now + datetime.timedelta(days=days)
     )
     return ConsentReport(
+        expiring_bands=authorization_expiry_bands(tenant=tenant),
+        marketing_standing=authorization_standing_counts(tenant=tenant),
         topics=topic_rows,
         authorizations=authorization_rows,
         suppressions=suppression_rows,
@@ -190,3 +199,78 @@ def consent_report(*, tenant: Tenant, days: int = 30, with_ids: bool = False) ->
         if with_ids
         else [],
     )
+
+
+def contact_authorization_standing(
+    *, tenant: Tenant, contact: Contact, kind: str = "marketing"
+) -> standing.Standing | None:
+    """What the send gate would say about this contact's authorizations of `kind` now (None: one is
+    valid). The same rule as the gate, without the opt-in and suppression rules around it."""
+    now = timezone.now()
+    zone = zoneinfo.ZoneInfo(tenant.timezone)
+    rows = list(
+        Authorization.objects.for_tenant(tenant)
+        .filter(contact=contact, kind=kind, channels__contains=["email"])
+        .annotate(**standing.presence_annotations())
+        .values_list(*standing.AUTHORIZATION_FIELDS)
+    )
+    return standing.authorization_standing(
+        rows=rows,
+        texts={},
+        tenant_id=tenant.pk,
+        now=now,
+        today=timezone.localdate(now, timezone=zone),
+        zone=zone,
+    )
+
+
+EXPIRY_BANDS = ((0, 30), (30, 60), (60, 90))
+
+
+def authorization_expiry_bands(*, tenant: Tenant) -> list[dict]:
+    """Valid authorizations whose calendar end falls within 30, 31-60 and 61-90 days, per kind.
+    Counts only (small cells hidden): who they are is on each contact's page."""
+    zone = zoneinfo.ZoneInfo(tenant.timezone)
+    today = timezone.localdate(timezone.now(), timezone=zone)
+    valid = Authorization.objects.for_tenant(tenant).filter(status="valid", expires_on__isnull=False)
+    rows = []
+    for kind in (AuthorizationKind.MARKETING, AuthorizationKind.RESEARCH):
+        counts = {}
+        for start, end in EXPIRY_BANDS:
+            counts[f"within_{end}"] = small_cell(
+                valid.filter(
+                    kind=kind,
+                    expires_on__gt=today + datetime.timedelta(days=start)
+                    if start
+                    else today - datetime.timedelta(days=1),
+                    expires_on__lte=today + datetime.timedelta(days=end),
+                ).count()
+            )
+        rows.append({"kind": AuthorizationKind(kind).label, **counts})
+    return rows
+
+
+def authorization_standing_counts(*, tenant: Tenant, kind: str = "marketing") -> list[dict]:
+    """How many contacts with an authorization of `kind` the gate would allow or refuse now, by the
+    gate's code (the same rule: consent.authorization_standing)."""
+    now = timezone.now()
+    zone = zoneinfo.ZoneInfo(tenant.timezone)
+    today = timezone.localdate(now, timezone=zone)
+    by_contact: dict = {}
+    rows = (
+        Authorization.objects.for_tenant(tenant)
+        .filter(kind=kind, channels__contains=["email"])
+        .annotate(**standing.presence_annotations())
+        .values_list("contact_id", *standing.AUTHORIZATION_FIELDS)
+    )
+    for contact_id, *row in rows.iterator(chunk_size=5000):
+        by_contact.setdefault(contact_id, []).append(tuple(row))
+    texts: dict = {}
+    counts: dict[str, int] = {}
+    for contact_rows in by_contact.values():
+        found = standing.authorization_standing(
+            rows=contact_rows, texts=texts, tenant_id=tenant.pk, now=now, today=today, zone=zone
+        )
+        code = "authorization_valid" if found is None else found.code
+        counts[code] = counts.get(code, 0) + 1
+    return [{"code": code, "count": small_cell(count)} for code, count in sorted(counts.items())]

@@ -11,6 +11,16 @@ urlpatterns = [
     path("contacts/<uuid:contact_id>/record/", views.contact_consent_record, name="contact_consent_record"),
     path("contacts/<uuid:contact_id>/signing-link/", views.contact_signing_link, name="contact_signing_link"),
     path(
+        "contacts/<uuid:contact_id>/authorizations/record/",
+        views.contact_authorization_record,
+        name="contact_authorization_record",
+    ),
+    path(
+        "contacts/<uuid:contact_id>/authorizations/<uuid:authorization_id>/end/",
+        views.contact_authorization_end,
+        name="contact_authorization_end",
+    ),
+    path(
         "contacts/<uuid:contact_id>/authorizations/<uuid:authorization_id>/revoke/",
         views.contact_authorization_revoke,
         name="contact_authorization_revoke",

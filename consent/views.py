@@ -18,8 +18,10 @@ from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import actor_of, no_store, require_permission
 from healthmail.errors import ApplicationError
 
+from . import authorization_records as records
 from . import authorizations, links, selectors, services, state_rules, suppressions, waivers
 from .forms import (
+    AuthorizationRecordForm,
     AuthorizationTextForm,
     ConsentRecordForm,
     ConsentSettingsForm,
@@ -52,12 +54,17 @@ def contact_consent(request: HttpRequest, contact_id: uuid.UUID) -> HttpResponse
         "authorizations": Authorization.objects.for_tenant(tenant)
         .filter(contact=contact)
         .select_related("text"),
+        "marketing_standing": selectors.contact_authorization_standing(tenant=tenant, contact=contact),
+        # The day an authorization ended is a date about the person: PHI, shown unmasked only to
+        # roles that may see PHI.
+        "show_dates": role_can(request.role, "contacts.view_phi"),
         "suppressions": suppressions.suppressions_active(tenant=tenant, contact=contact),
         "preference": ContactPreference.objects.for_tenant(tenant).filter(contact=contact).first(),
         "waiver": waivers.waiver_active(tenant=tenant, contact=contact),
         "manage": manage,
         "record_form": ConsentRecordForm(tenant=tenant) if manage else None,
         "link_form": SigningLinkForm(tenant=tenant) if manage else None,
+        "authorization_form": AuthorizationRecordForm(tenant=tenant) if manage else None,
     }
     return render(request, "consent/contact_consent.html", context)
 
@@ -106,6 +113,89 @@ def contact_authorization_revoke(
         messages.success(request, "The authorization is revoked.")
     else:
         messages.info(request, "The authorization was already no longer in force.")
+    return redirect("consent:contact_consent", contact_id=contact.pk)
+
+
+@require_POST
+@require_permission("consent.manage")
+def contact_authorization_end(
+    request: HttpRequest, contact_id: uuid.UUID, authorization_id: uuid.UUID
+) -> HttpResponse:
+    """Staff record that the expiration event occurred, or that the form is known to be false."""
+    contact = _contact(request, contact_id)
+    authorization = get_object_or_404(
+        Authorization, tenant=request.tenant, contact=contact, pk=authorization_id
+    )
+    evidence = Evidence(source=Source.PAPER, actor=actor_of(request))
+    try:
+        if request.POST.get("reason") == "known_false":
+            changed = authorizations.authorization_mark_false(
+                tenant=request.tenant, authorization=authorization, evidence=evidence
+            )
+        else:
+            occurred_on = datetime.date.fromisoformat(request.POST.get("occurred_on", ""))
+            changed = authorizations.authorization_end_event_record(
+                tenant=request.tenant, authorization=authorization, occurred_on=occurred_on, evidence=evidence
+            )
+    except ValueError:
+        messages.error(request, "Give the day the event occurred.")
+        return redirect("consent:contact_consent", contact_id=contact.pk)
+    except ApplicationError as refused:
+        messages.error(request, refused.message)
+        return redirect("consent:contact_consent", contact_id=contact.pk)
+    if changed:
+        messages.success(request, "Recorded: the authorization no longer allows anything.")
+    else:
+        messages.info(request, "The authorization was already no longer in force.")
+    return redirect("consent:contact_consent", contact_id=contact.pk)
+
+
+@require_POST
+@require_permission("consent.manage")
+def contact_authorization_record(request: HttpRequest, contact_id: uuid.UUID) -> HttpResponse:
+    """Staff record a form signed on paper or elsewhere; every defect is reported at once."""
+    contact = _contact(request, contact_id)
+    form = AuthorizationRecordForm(request.POST, request.FILES, tenant=request.tenant)
+    if not form.is_valid():
+        messages.error(
+            request,
+            "The authorization is incomplete: "
+            + "; ".join(str(e) for errors in form.errors.values() for e in errors),
+        )
+        return redirect("consent:contact_consent", contact_id=contact.pk)
+    data = form.cleaned_data
+    scan = data.get("scan")
+    try:
+        records.authorization_record(
+            tenant=request.tenant,
+            contact=contact,
+            text=data["text"],
+            signature=records.Signature(
+                data["signer_name"],
+                data["signed_on"],
+                data["by_representative"],
+                data["representative_authority"],
+            ),
+            circumstances=records.Circumstances(
+                initiated_by=data["initiated_by"],
+                combined_with=frozenset(data["combined_with"]),
+                conditioned_on=frozenset(data["conditioned_on"]),
+                form_source=data["form_source"],
+                expires_on=data["expires_on"],
+                expiry_event=data["expiry_event"],
+            ),
+            evidence=Evidence(source=Source.PAPER, actor=actor_of(request)),
+            submission_key=f"staff:{uuid.uuid4().hex}",
+            attachment=records.Attachment(scan.read(), scan.content_type) if scan else None,
+        )
+    except records.AuthorizationDefective as refused:
+        for defect in refused.defects:
+            messages.error(request, f"{defect.message} ({defect.paragraph}; {defect.code})")
+        return redirect("consent:contact_consent", contact_id=contact.pk)
+    except ApplicationError as refused:
+        messages.error(request, refused.message)
+        return redirect("consent:contact_consent", contact_id=contact.pk)
+    messages.success(request, "The signed authorization is recorded.")
     return redirect("consent:contact_consent", contact_id=contact.pk)
 
 

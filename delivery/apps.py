@@ -7,5 +7,11 @@ class DeliveryConfig(AppConfig):
 
     def ready(self) -> None:
         # Celery's autodiscovery imports delivery.tasks only; register the webhook tasks too.
+        # The patient's copy of a signed authorization goes through the portal (consent sits below us).
+        from consent.copies import copy_sender_register
+
         from . import checks  # noqa: F401 - registers the deploy checks
+        from .authorization_copies import authorization_copy_by_portal
         from .webhooks import tasks  # noqa: F401
+
+        copy_sender_register(authorization_copy_by_portal)

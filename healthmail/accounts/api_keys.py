@@ -32,6 +32,7 @@ SCOPES: dict[str, str] = {
     "contacts:read": "Read contacts (masked unless contacts:phi)",
     "contacts:write": "Create, update and delete contacts",
     "contacts:phi": "Read unmasked PHI fields of contacts",
+    "consent:read": "Read a contact's authorizations and where they stand (dates are PHI; audited)",
     "consent:write": "Record consent and authorizations",
     "messages:send": "Send transactional messages",
     "messages:read": "Read message status and delivery evidence",

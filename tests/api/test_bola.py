@@ -103,6 +103,27 @@ def _message_id(tenant, issue_key) -> uuid.UUID:
     return message.pk
 
 
+def _authorization_id(tenant, issue_key) -> uuid.UUID:
+    import datetime
+
+    from audit.actors import Actor
+    from consent import authorization_records as records
+    from consent.services import Evidence
+    from tests.consent.conftest import new_contact, new_text
+
+    today = records.tenant_today(tenant)
+    authorization, _ = records.authorization_record(
+        tenant=tenant,
+        contact=new_contact(tenant),
+        text=new_text(tenant),
+        signature=records.Signature(signer_name="Pat Example", signed_on=today - datetime.timedelta(days=3)),
+        circumstances=records.Circumstances(form_source="paper", expiry_event="Leaving the plan"),
+        evidence=Evidence(source="paper", actor=Actor.system("tests")),
+        submission_key=uuid.uuid4().hex,
+    )
+    return authorization.pk
+
+
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/api/v1/me"): Operation(scopes=[]),
     ("GET", "/api/v1/segments"): Operation(scopes=["segments:read"]),
@@ -117,6 +138,19 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/api/v1/consent/events"): Operation(scopes=["consent:write"]),
     ("POST", "/api/v1/suppressions"): Operation(scopes=["consent:write"]),
     ("GET", "/api/v1/signing-keys"): Operation(scopes=[]),
+    ("POST", "/api/v1/authorizations"): Operation(scopes=["consent:write"]),
+    ("GET", "/api/v1/authorizations/{authorization_id}"): Operation(
+        scopes=["consent:read"], make_object=_authorization_id
+    ),
+    ("POST", "/api/v1/authorizations/{authorization_id}/revoke"): Operation(
+        scopes=["consent:write"], make_object=_authorization_id
+    ),
+    ("POST", "/api/v1/authorizations/{authorization_id}/end-event"): Operation(
+        scopes=["consent:write"], make_object=_authorization_id
+    ),
+    ("GET", "/api/v1/contacts/{contact_id}/authorizations"): Operation(
+        scopes=["consent:read"], make_object=_contact_id
+    ),
     ("GET", "/api/v1/contacts"): Operation(scopes=["contacts:read"]),
     ("POST", "/api/v1/contacts"): Operation(scopes=["contacts:write"]),
     ("POST", "/api/v1/contacts/bulk"): Operation(scopes=["contacts:write"]),

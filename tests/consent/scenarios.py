@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime
 import uuid
-import zoneinfo
 
 from django.utils import timezone
 
 from consent import authorizations, services
+from consent.authorization_records import day_end, tenant_today
 from consent.models import Authorization, AuthorizationKind, ContactPreference, Purpose
 from consent.suppressions import suppression_add
 from contacts.models import Contact
@@ -64,8 +64,9 @@ def build(
                     effective_from=now + datetime.timedelta(days=7)
                 )
             elif authorization == "expired":  # past its date, before the expiry task has run
+                yesterday = tenant_today(tenant) - datetime.timedelta(days=1)
                 Authorization.objects.filter(pk=signed.pk).update(
-                    expires_at=now - datetime.timedelta(minutes=1)
+                    expires_on=yesterday, expires_at=day_end(tenant, yesterday)
                 )
         if authorization == "revoked":
             authorizations.authorization_revoke(tenant=tenant, authorization=signed, evidence=evidence())
@@ -77,9 +78,7 @@ def build(
             ContactPreference.objects.create(
                 tenant=tenant,
                 contact=contact,
-                # The gate ends pauses on the tenant's own date, not the server's (UTC).
-                paused_until=timezone.localdate(timezone=zoneinfo.ZoneInfo(tenant.timezone))
-                + datetime.timedelta(days=days),
+                paused_until=tenant_today(tenant) + datetime.timedelta(days=days),  # pauses end locally
             )
     if deleted:
         with tenant_context(tenant):

@@ -11,7 +11,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from consent import authorizations, services, state_rules
-from consent.authorizations import SIGNATURE_ELEMENTS, AuthorizationIncomplete
+from consent.authorization_records import AuthorizationDefective, day_end
+from consent.authorizations import AuthorizationIncomplete
 from consent.models import (
     AUTHORIZATION_TEXT_ELEMENTS,
     MEDIA_TEXT_ELEMENTS,
@@ -69,28 +70,37 @@ def test_remuneration_must_be_stated_when_involved(tenant_a):
 
 
 @pytest.mark.parametrize(
-    ("element", "overrides"),
+    ("defect", "overrides"),
     [
-        ("signer_name", {"signer_name": "  "}),
-        ("signed_on", {"signed_on": None}),
-        ("intent_confirmed", {"intent_confirmed": False}),
-        ("representative_authority", {"by_representative": True, "representative_authority": ""}),
+        ("missing_signature", {"signer_name": "  "}),
+        ("missing_signature_date", {"signed_on": None}),
+        ("missing_intent", {"intent_confirmed": False}),
+        ("missing_representative_authority", {"by_representative": True, "representative_authority": ""}),
     ],
 )
-def test_a_signature_missing_an_element_is_not_recorded(tenant_a, contact, text, element, overrides):
-    assert element in SIGNATURE_ELEMENTS
-    with pytest.raises(AuthorizationIncomplete) as refused:
+def test_a_signature_missing_an_element_is_not_recorded(tenant_a, contact, text, defect, overrides):
+    with pytest.raises(AuthorizationDefective) as refused:
         sign(tenant_a, contact, text, **overrides)
-    assert refused.value.code == f"missing_{element}"
-    assert SIGNATURE_ELEMENTS[element] in refused.value.message
+    assert refused.value.code == "authorization_defective"
+    assert [d["code"] for d in refused.value.extra["defects"]] == [defect]
     assert _valid_count(tenant_a) == 0
+
+
+def test_every_signature_defect_is_reported_at_once(tenant_a, contact, text):
+    with pytest.raises(AuthorizationDefective) as refused:
+        sign(tenant_a, contact, text, signer_name="", intent_confirmed=False, by_representative=True)
+    assert [d["code"] for d in refused.value.extra["defects"]] == [
+        "missing_intent",
+        "missing_signature",
+        "missing_representative_authority",
+    ]
 
 
 def test_a_minor_needs_a_personal_representative(tenant_a, text):
     minor = new_contact(tenant_a, is_minor=True)
-    with pytest.raises(AuthorizationIncomplete) as refused:
+    with pytest.raises(AuthorizationDefective) as refused:
         sign(tenant_a, minor, text)
-    assert refused.value.code == "missing_representative_authority"
+    assert [d["code"] for d in refused.value.extra["defects"]] == ["missing_representative_authority"]
     authorization, created = sign(tenant_a, minor, text, representative_authority="Parent of the minor")
     assert created
     assert authorization.by_representative
@@ -100,7 +110,8 @@ def test_a_complete_signature_is_valid_with_its_evidence(tenant_a, contact, text
     authorization, created = sign(tenant_a, contact, text)
     assert created
     assert authorization.status == "valid"
-    assert authorization.expires_at - authorization.signed_at == datetime.timedelta(days=365)
+    assert authorization.expires_on == authorization.signed_on + datetime.timedelta(days=365)
+    assert authorization.expires_at == day_end(tenant_a, authorization.expires_on)
     assert authorization.effective_from == authorization.signed_at
     assert authorization.channels == ["email"]
     assert (authorization.ip_address, authorization.user_agent) == ("192.0.2.10", "pytest")

@@ -335,3 +335,69 @@ def test_a_link_sealed_before_a_secret_key_rotation_still_opens(tenant_a, contac
     settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
     settings.SECRET_KEY = "the-next-key"
     assert link_read(LinkKind.PREFERENCES, token).contact_id == contact.pk
+
+
+@pytest.mark.parametrize("state", ["CA", "WA"])
+def test_the_signing_page_shows_the_notices_the_patients_state_requires(tenant_a, text, state):
+    from consent import state_rules
+
+    from .conftest import new_contact
+
+    patient = new_contact(tenant_a, state=state)  # the text was published before any state applied
+    notice = state_rules.RULES[state].required_disclosure_text
+    assert notice
+    assert notice not in text.state_disclosures
+    url = _url(LinkKind.AUTHORIZE, tenant_a, patient, text_id=text.pk)
+    body = _client().get(url).content.decode()
+    assert escape(notice) in body
+    form = {"signer_name": "Pat Example", "signed_on": timezone.localdate().isoformat(), "intent": "on"}
+    _client().post(url, form)
+    copy = _client().get(url + "copy/")
+    assert notice in copy.content.decode()
+
+
+def test_the_signer_downloads_a_copy_and_the_delivery_is_recorded(tenant_a, contact, text):
+    from consent.models import AuthorizationEvent
+
+    url = _url(LinkKind.AUTHORIZE, tenant_a, contact, text_id=text.pk)
+    client = _client()
+    assert client.get(url + "copy/").status_code == 400  # nothing signed yet: nothing to copy
+    form = {"signer_name": "Pat Example", "signed_on": timezone.localdate().isoformat(), "intent": "on"}
+    client.post(url, form)
+    assert 'data-testid="authorization-copy"' in client.get(url).content.decode()
+    response = client.get(url + "copy/")
+    assert response.status_code == 200
+    assert response["Content-Disposition"].startswith('attachment; filename="authorization-')
+    assert response["Cache-Control"] == "no-store"
+    body = response.content.decode()
+    for value in ("Pat Example", text.phi_description, text.recipients, text.redisclosure_statement):
+        assert value in body
+    with tenant_context(tenant_a):
+        sources = sorted(
+            AuthorizationEvent.objects.filter(kind="copy_delivered").values_list("source", flat=True)
+        )
+    assert sources == ["system", "web_form"]  # sent through the portal once signed, then downloaded
+    assert audit_events(tenant=tenant_a, action="authorization.copy")
+    assert audit_events(tenant=tenant_a, action="phi.read")
+
+
+def test_a_signed_copy_goes_to_the_patient_through_the_secure_portal(tenant_a, contact, text):
+    from delivery.models import Message
+    from delivery.outbox import message_content
+
+    url = _url(LinkKind.AUTHORIZE, tenant_a, contact, text_id=text.pk)
+    form = {"signer_name": "Pat Example", "signed_on": timezone.localdate().isoformat(), "intent": "on"}
+    _client().post(url, form)
+    _client().post(url, form)  # a double submission sends no second copy
+    with tenant_context(tenant_a):
+        [message] = Message.objects.filter(source_type="authorization_copy")
+        content = message_content(message)
+    assert (message.contact_id, message.encryption_policy, message.purpose) == (
+        contact.pk,
+        "portal_always",
+        "operations",
+    )
+    assert "Pat Example" in content.text
+    assert "Pat" not in content.subject
+    assert text.recipients in content.text
+    assert audit_events(tenant=tenant_a, action="authorization.copy_send")

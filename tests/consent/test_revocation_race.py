@@ -64,11 +64,11 @@ def test_revoked_authorization_stops_a_queued_send_once_committed():
             )
         )
         decision = may_send(contact=contact, purpose="marketing", uses_phi=True, topic=topic)
-        assert (decision.allowed, decision.code) == (False, "authorization_required")
+        assert (decision.allowed, decision.code) == (False, "authorization_revoked")
         batch = may_send_batch(
             tenant=tenant, contact_ids=[contact.pk], purpose="marketing", uses_phi=True, topic=topic
         )
-        assert batch[contact.pk].code == "authorization_required"
+        assert batch[contact.pk].code == "authorization_revoked"
 
 
 def test_revoked_opt_in_stops_a_queued_send_once_committed():
