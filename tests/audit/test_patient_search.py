@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from django.core import mail
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.actors import Actor
 from audit.break_glass import break_glass_open
@@ -239,6 +240,35 @@ class Path_:
     model: str  # the read's object type
 
 
+def _recorded_authorization(world: World):
+    from consent.models import Authorization
+    from tests.consent.test_authorizations_api import _body
+
+    client = world.api(world.issue_key(scopes=["consent:write", "consent:read"]))
+    response = client.post("/api/v1/authorizations", _body(world.patient))
+    assert response.status_code == 201, response.content
+    with tenant_context(world.tenant):
+        return client, Authorization.objects.get(pk=response.json()["id"])
+
+
+def _authorization_api(world: World) -> None:
+    client, authorization = _recorded_authorization(world)
+    assert client.get(f"/api/v1/authorizations/{authorization.pk}").status_code == 200
+    assert client.get(f"/api/v1/contacts/{world.patient.pk}/authorizations").status_code == 200
+
+
+def _authorization_copy(world: World) -> None:
+    """The patient signs a published text: the copy is rendered and sent through the portal."""
+    from consent.copies import authorization_copy_send
+    from tests.consent.conftest import new_text
+    from tests.consent.test_authorization_records import record
+
+    today = timezone.localdate()
+    authorization = record(world.tenant, world.patient, text=new_text(world.tenant), signed_on=today)
+    with tenant_context(world.tenant):  # as on the signing page
+        assert authorization_copy_send(tenant=world.tenant, authorization=authorization)
+
+
 PHI_READ_PATHS = [
     Path_("contacts.views:contact_list", "list", _list, "contact list", "contacts.contact"),
     Path_("contacts.views:contact_detail", "detail", _detail, "contact detail", "contacts.contact"),
@@ -316,6 +346,34 @@ PHI_READ_PATHS = [
         _archive_retrieve,
         "Patient access request",
         "retention.archivedrecord",
+    ),
+    Path_(
+        "consent.authorizations_api:AuthorizationItem.get",
+        "authorization API",
+        _authorization_api,
+        "api authorization",
+        "consent.authorization",
+    ),
+    Path_(
+        "consent.authorizations_api:ContactAuthorizations.get",
+        "authorization API",
+        _authorization_api,
+        "api authorizations",
+        "consent.authorization",
+    ),
+    Path_(
+        "consent.copies:authorization_copy_text",
+        "authorization copy",
+        _authorization_copy,
+        "copy of a signed authorization",
+        "consent.authorization",
+    ),
+    Path_(
+        "delivery.authorization_copies:authorization_copy_by_portal",
+        "authorization copy",
+        _authorization_copy,
+        "send the individual a copy",
+        "contacts.contact",
     ),
 ]
 

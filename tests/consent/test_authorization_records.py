@@ -15,6 +15,7 @@ from consent.gate import may_send, may_send_batch
 from consent.models import Authorization, AuthorizationAttachment, AuthorizationEvent, FormSource, Source
 from healthmail.tenants.context import tenant_context
 from tests.api.conftest import audit_events
+from tests.sysmail.outbox import deliver_system_mail
 
 from .conftest import COMPLETE_ELEMENTS, evidence, new_contact, new_text, staff_actor
 from .scenarios import topic_for
@@ -279,6 +280,7 @@ def test_a_renewal_reminder_for_a_paper_form_links_to_the_published_version(
     )
     with django_capture_on_commit_callbacks(execute=True):
         assert authorizations.authorization_reminders_send(tenant=tenant_a) == 1
+    deliver_system_mail(tenant_a)  # reminders go through the system-mail outbox
     token = mail.outbox[0].body.split("/p/authorize/")[1].split("/")[0]
     assert link_read(LinkKind.AUTHORIZE, token).text_id == published.pk
     assert authorization.text_id == paper.pk
