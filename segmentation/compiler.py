@@ -77,6 +77,21 @@ def count_query(compiled: Compiled) -> SqlPart:
     return _select(sql.SQL("count(*)"), compiled)
 
 
+def count_with_differences_query(compiled: Compiled, others: list[Compiled]) -> SqlPart:
+    """In one scan: the members, the live contacts of the tenant (the complement's population), and
+    for each other query how many contacts are in exactly one of it and this one."""
+    columns: list[sql.Composable] = [sql.SQL("count(*) FILTER (WHERE {})").format(compiled.where)]
+    params: list[Any] = list(compiled.params)
+    columns.append(sql.SQL("count(*)"))
+    for other in others:
+        columns.append(sql.SQL("count(*) FILTER (WHERE ({}) <> ({}))").format(compiled.where, other.where))
+        params += [*compiled.params, *other.params]
+    query = sql.SQL(
+        "SELECT {columns} FROM {contacts} c WHERE c.tenant_id = {tenant} AND c.deleted_at IS NULL"
+    ).format(columns=sql.SQL(", ").join(columns), contacts=_CONTACTS, tenant=sql.Placeholder())
+    return query, [*params, compiled.tenant_id]
+
+
 def ids_query(compiled: Compiled) -> SqlPart:
     return _select(sql.SQL("c.id"), compiled, sql.SQL(" ORDER BY c.id"))
 
