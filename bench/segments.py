@@ -14,8 +14,8 @@ one human open somewhere in the last 180 days).
 
 Metrics: count_ms_p50/p95 over RUNS counts through services.segment_count as a marketer (no PHI
 access) sees them: validation, compile, statement timeout, and the disclosure policy's audited path
-compared with five recent counts of the same viewer; breakdowns off, and snapshot_500k_seconds for services.segment_snapshot_take
-of a ~50% segment (gender = female). EXPLAIN (ANALYZE, BUFFERS) plans go to
+compared with five recent counts of the same viewer; breakdowns off), and snapshot_500k_seconds
+for services.segment_snapshot_take of a ~50% segment (gender = female). EXPLAIN (ANALYZE, BUFFERS) plans go to
 bench/results/segments_explain.txt for docs/benchmarks.md.
 """
 
