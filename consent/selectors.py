@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
+from functools import partial
 
 from django.db.models import Count
 from django.utils import timezone
 
 from contacts.models import Contact
+from healthmail.disclosure import Viewer, disclose
 from healthmail.tenants.models import Tenant
 
 from .models import (
@@ -24,11 +26,13 @@ from .models import (
     WaiverEvent,
 )
 
-SMALL_CELL = 11  # counts from 1 to 10 are shown as "fewer than 11" (CMS cell-size suppression)
 
-
-def small_cell(count: int) -> str:
-    return f"fewer than {SMALL_CELL}" if 0 < count < SMALL_CELL else str(count)
+def _shown(count: int, *, tenant: Tenant, viewer: Viewer, cell: str) -> str:
+    """Every consent-report number goes through the disclosure policy. Topics can be health programs
+    and authorizations cover uses of PHI, so the cells are sensitive for viewers without PHI access."""
+    return disclose(
+        count, tenant=tenant, viewer=viewer, query=f"consent-report#{cell}", sensitive=True
+    ).display
 
 
 @dataclass(frozen=True)
@@ -143,9 +147,12 @@ class ConsentReport:
     expiring: list[Authorization]
 
 
-def consent_report(*, tenant: Tenant, days: int = 30, with_ids: bool = False) -> ConsentReport:
+def consent_report(
+    *, tenant: Tenant, viewer: Viewer, days: int = 30, with_ids: bool = False
+) -> ConsentReport:
     """Counts by topic and status, authorizations by kind and status, active suppressions by reason,
-    and authorizations expiring within `days`. Counts under 11 are shown as "fewer than 11"."""
+    and authorizations expiring within `days`, as `viewer` may see them (healthmail/disclosure.py)."""
+    small_cell = partial(_shown, tenant=tenant, viewer=viewer)
     topics = {t.pk: t for t in Topic.objects.for_tenant(tenant)}
     by_topic: dict = {}
     for topic_id, status, count in (
@@ -156,21 +163,27 @@ def consent_report(*, tenant: Tenant, days: int = 30, with_ids: bool = False) ->
         {
             "topic": topic,
             **{
-                status: small_cell(by_topic.get(topic.pk, {}).get(status, 0))
+                status: small_cell(
+                    by_topic.get(topic.pk, {}).get(status, 0), cell=f"topic:{topic.pk}:{status}"
+                )
                 for status in ConsentEvent.Kind.values
             },
         }
         for topic in topics.values()
     ]
     authorization_rows = [
-        {"kind": Authorization(kind=kind).get_kind_display(), "status": status, "count": small_cell(count)}
+        {
+            "kind": Authorization(kind=kind).get_kind_display(),
+            "status": status,
+            "count": small_cell(count, cell=f"authorization:{kind}:{status}"),
+        }
         for kind, status, count in Authorization.objects.for_tenant(tenant)
         .values_list("kind", "status")
         .annotate(n=Count("id"))
         .order_by("kind", "status")
     ]
     suppression_rows = [
-        {"reason": Suppression.Reason(reason).label, "count": small_cell(count)}
+        {"reason": Suppression.Reason(reason).label, "count": small_cell(count, cell=f"suppression:{reason}")}
         for reason, count in Suppression.objects.for_tenant(tenant)
         .filter(removed_at__isnull=True)
         .values_list("reason")
@@ -185,7 +198,7 @@ def consent_report(*, tenant: Tenant, days: int = 30, with_ids: bool = False) ->
         topics=topic_rows,
         authorizations=authorization_rows,
         suppressions=suppression_rows,
-        expiring_count=small_cell(expiring.count()),
+        expiring_count=small_cell(expiring.count(), cell=f"expiring:{days}"),
         expiring=list(expiring.order_by("expires_at").only("id", "contact_id", "expires_at", "kind")[:200])
         if with_ids
         else [],

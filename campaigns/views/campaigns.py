@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import actor_of, require_permission
+from healthmail.disclosure import Viewer, shows_aggregates
 from healthmail.errors import ApplicationError
 
 from .. import selectors
@@ -97,6 +98,7 @@ def _preview(request: HttpRequest, campaign: Campaign, language: str = ""):
     )
 
 
+@shows_aggregates
 @require_GET
 @require_any_permission(*VIEW_CAMPAIGNS)
 def campaign_detail(request: HttpRequest, campaign_id) -> HttpResponse:
@@ -111,8 +113,10 @@ def campaign_detail(request: HttpRequest, campaign_id) -> HttpResponse:
         "reviews": reviews,
         "required": [(kind, kind in approved) for kind in workflow.required_reviews(campaign)],
         "history": selectors.campaign_history(tenant=tenant, campaign=campaign),
-        "excluded": sorted(campaign.excluded_counts.items(), key=lambda item: -item[1]),
-        "progress": selectors.campaign_progress(tenant=tenant, campaign=campaign),
+        "audience": selectors.campaign_audience_shown(
+            tenant=tenant, campaign=campaign, viewer=Viewer.of(request)
+        ),
+        "progress": selectors.campaign_progress(tenant=tenant, campaign=campaign, viewer=Viewer.of(request)),
         "may_edit": role_can(request.role, EDIT),
         "may_review": any(role_can(request.role, p) for p in REVIEW),
         "may_report": role_can(request.role, "reports.view"),
@@ -123,12 +127,15 @@ def campaign_detail(request: HttpRequest, campaign_id) -> HttpResponse:
     return render(request, "campaigns/campaign_detail.html", context)
 
 
+@shows_aggregates
 @require_GET
 @require_any_permission(*VIEW_CAMPAIGNS)
 def campaign_progress(request: HttpRequest, campaign_id) -> HttpResponse:
     """The htmx partial the detail page polls while the campaign is sending."""
     campaign = campaign_or_404(request, campaign_id)
-    progress = selectors.campaign_progress(tenant=request.tenant, campaign=campaign)
+    progress = selectors.campaign_progress(
+        tenant=request.tenant, campaign=campaign, viewer=Viewer.of(request)
+    )
     response = render(request, "campaigns/_progress.html", {"campaign": campaign, "progress": progress})
     shown = request.GET.get("shown")
     if shown and shown != campaign.status:
@@ -264,18 +271,20 @@ def campaign_review(request: HttpRequest, campaign_id) -> HttpResponse:
 
 
 @require_GET
+@shows_aggregates
 @require_permission("reports.view")
 def campaign_report(request: HttpRequest, campaign_id) -> HttpResponse:
     campaign = campaign_or_404(request, campaign_id)
-    report = selectors.campaign_report(tenant=request.tenant, campaign=campaign)
+    report = selectors.campaign_report(tenant=request.tenant, campaign=campaign, viewer=Viewer.of(request))
     return render(request, "campaigns/campaign_report.html", {"campaign": campaign, "report": report})
 
 
 @require_GET
+@shows_aggregates
 @require_permission("reports.view")
 def campaign_report_csv(request: HttpRequest, campaign_id) -> HttpResponse:
     campaign = campaign_or_404(request, campaign_id)
-    report = selectors.campaign_report(tenant=request.tenant, campaign=campaign)
+    report = selectors.campaign_report(tenant=request.tenant, campaign=campaign, viewer=Viewer.of(request))
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-report.csv"'
     writer = csv.writer(response)
