@@ -50,7 +50,7 @@ SEGMENT = {
     ]
 }
 HALF = {"field": "gender", "op": "eq", "value": "female"}
-PRIOR_STATES = (["WA", "OR"], ["IL", "OH"], ["GA", "NC"], ["PA", "NJ"], ["AZ", "NV"])
+PRIOR_STATES = (["WA", "IL"], ["MA", "NV"], ["CT", "PR"], ["WY", "NH"], ["CA", "WA"])
 
 _INSERT = """
 INSERT INTO contacts_contact (
