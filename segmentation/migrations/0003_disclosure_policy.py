@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
                 ('actor', models.CharField(help_text='Actor reference (user:<id>, api_key:<id>).', max_length=80)),
                 ('query', models.TextField(help_text='The canonical query text the answer was keyed by.')),
                 ('definition', models.JSONField()),
-                ('answered', models.BooleanField(default=True)),
+                ('count', models.PositiveIntegerField(null=True)),
                 ('asked_at', models.DateTimeField(auto_now_add=True)),
                 ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='tenants.tenant')),
             ],
