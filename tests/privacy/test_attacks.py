@@ -8,7 +8,10 @@ can fail). The marketer attacks through the segment builder's live count (web pa
 
 from __future__ import annotations
 
+import random
+import re
 import statistics
+import uuid
 
 import pytest
 
@@ -20,6 +23,7 @@ from .conftest import CHANCE, DIABETES, MARGIN, PLANTED, email, plant, success_r
 
 pytestmark = pytest.mark.django_db
 FEMALE = {"field": "gender", "op": "eq", "value": "female"}
+TOTAL = re.compile(r"waiting or sending, of (?:about )?([0-9,]+)\.")
 DEFENCE = pytest.mark.parametrize("defended", [True, False], ids=["defended", "defence-off"])
 
 
@@ -166,3 +170,34 @@ def test_the_policy_switch_is_only_a_test_setting(settings):
 
     assert not hasattr(base, "DISCLOSURE_ENABLED")
     assert disclosure.enabled() is True
+
+
+@DEFENCE
+def test_report_pages_show_no_planted_person(world, member_client, defended, settings, monkeypatch):
+    """Report-page reading: one sending per planted person whose audience holds the person only if
+    the hidden bit is set (as a campaign to "diabetes and this tag" would); read its progress page."""
+    from django.urls import reverse
+
+    from tests.delivery.engine_support import enqueue, verified_sender_domain
+
+    _switch(defended, settings, monkeypatch)
+    sender = verified_sender_domain(world.tenant)[0]
+    client = member_client("marketer")
+    coin = random.Random(7)
+    right = 0
+    for index, bit in enumerate(world.bits):
+        source_id = str(uuid.uuid4())
+        addresses = [f"r{n}-{index}@good.test" for n in range(11)] + ([email(index)] if bit else [])
+        enqueue(
+            world.tenant,
+            addresses,
+            sender_domain=sender,
+            stream="marketing",
+            source_id=source_id,
+            contacts=False,
+        )
+        page = client.get(reverse("sending:source_progress", args=["campaign", source_id]))
+        found = TOTAL.search(page.content.decode())
+        seen = int(found.group(1).replace(",", "")) - 11 if found else None
+        right += (seen if seen in (0, 1) else coin.randint(0, 1)) == bit
+    _judge(right / PLANTED, defended)
