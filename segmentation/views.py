@@ -7,10 +7,12 @@ import dataclasses
 import json
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from contacts import icd10
 from contacts.models import Contact
 from contacts.selectors import ReadScope, contact_records, custom_field_list
 from healthmail.accounts.roles import role_can
@@ -50,6 +52,7 @@ def _builder_fields(request: HttpRequest, exclude=None) -> list[dict]:
             "is_phi": f.is_phi,
             "help": f.help,
             "operators": [{"value": op, "label": OPERATOR_LABELS[op]} for op in f.operators],
+            "lookup_url": reverse("segmentation:condition_lookup") if f.extra.get("lookup") else "",
             "choices": dynamic.get(f.name) or [{"value": v, "label": str(label)} for v, label in f.choices],
         }
         for group in GROUPS
@@ -164,6 +167,14 @@ def _may_see_members(request: HttpRequest, segment: Segment) -> bool:
     if not role_can(request.role, "contacts.view_masked"):
         return False
     return not segment.uses_phi or role_can(request.role, "contacts.view_phi")
+
+
+@require_GET
+@require_permission(EDIT)
+def condition_lookup(request: HttpRequest) -> JsonResponse:
+    """ICD-10-CM categories and codes by code prefix or name, for the builder's search (no PHI)."""
+    query = (request.GET.get("q") or "")[:100]
+    return JsonResponse({"results": icd10.condition_search(query)})
 
 
 @shows_aggregates

@@ -51,6 +51,7 @@ NOT_AGGREGATES = {
     "api-not-found": "the 404 answer",
     "segmentation:segment_new": "the builder; its live count is segmentation:segment_count",
     "segmentation:segment_edit": "the builder; its live count is segmentation:segment_count",
+    "segmentation:condition_lookup": "names of ICD-10-CM codes (the public code list): no contact",
     "consent:contact_consent": "one contact's consent history",
     "consent:contact_consent_record": _ACTION,
     "consent:contact_signing_link": _ACTION,
