@@ -135,8 +135,8 @@
   // Search codes by name (e.g. "type 2 diabetes"); picking one adds its code to the list.
   function codeSearch(field, node, valueInput) {
     var box = el("span", { class: "code-search" });
-    var search = el("input", { type: "search", "aria-label": "Search codes by name",
-                               placeholder: "search by name" });
+    var search = el("input", { type: "search", "aria-label": "Find a condition code",
+                               placeholder: "find by words, e.g. type 2 diabetes" });
     var results = el("ul", { class: "code-results", role: "listbox", "aria-label": "Matching codes" });
     var timer = null;
     search.addEventListener("input", function () {
