@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 
 from django.db.models import Count, Q, QuerySet
 
@@ -13,12 +14,13 @@ from consent.models import ConsentEvent, Suppression
 from delivery.models import DeliveryReport, Message
 from delivery.tracking.selectors import engagement_summary
 from healthmail.accounts.roles import role_can
+from healthmail.disclosure import Disclosed, Viewer, disclose
 from healthmail.errors import NotFound
 from healthmail.tenants.models import Tenant
 
 from .models import Campaign, CampaignApproval, CampaignTransition, CampaignVariant, ContentBlock, Template
+from .services.audience import exclusion_label
 
-SMALL_CELL = 11
 SOURCE_TYPE = "campaign"
 State = Message.State
 
@@ -112,8 +114,16 @@ def approvals_waiting(*, tenant: Tenant, role: str) -> list[Campaign]:
 # --- Progress and reports -----------------------------------------------------------------------
 
 
-def shown(count: int) -> str:
-    return f"fewer than {SMALL_CELL}" if 0 < count < SMALL_CELL else f"{count:,}"
+def shown(count: int, *, tenant: Tenant, viewer: Viewer, campaign: Campaign, cell: str) -> Disclosed:
+    """Every campaign figure goes through the disclosure policy: sensitive when the audience was
+    chosen by clinical criteria (the campaign uses PHI)."""
+    return disclose(
+        count,
+        tenant=tenant,
+        viewer=viewer,
+        query=f"campaign:{campaign.pk}#{cell}",
+        sensitive=campaign.uses_phi,
+    )
 
 
 PROGRESS_GROUPS = {
@@ -134,16 +144,12 @@ PROGRESS_GROUPS = {
 
 @dataclass(frozen=True)
 class Progress:
-    total: int
-    counts: dict[str, int]
-    percent_done: int
-
-    @property
-    def display(self) -> dict[str, str]:
-        return {name: shown(count) for name, count in self.counts.items()}
+    total: Disclosed
+    display: dict[str, str]
+    percent_done: int | None  # None when the total is masked
 
 
-def campaign_progress(*, tenant: Tenant, campaign: Campaign) -> Progress:
+def campaign_progress(*, tenant: Tenant, campaign: Campaign, viewer: Viewer) -> Progress:
     rows = dict(
         Message.objects.for_tenant(tenant)
         .filter(source_type=SOURCE_TYPE, source_id=str(campaign.pk))
@@ -154,7 +160,30 @@ def campaign_progress(*, tenant: Tenant, campaign: Campaign) -> Progress:
     counts = {group: sum(rows.get(s, 0) for s in states) for group, states in PROGRESS_GROUPS.items()}
     total = sum(rows.values())
     done = total - counts["waiting"] - counts["sending"]
-    return Progress(total=total, counts=counts, percent_done=round(100 * done / total) if total else 0)
+    figure = partial(shown, tenant=tenant, viewer=viewer, campaign=campaign)
+    total_shown = figure(total, cell="progress:total")
+    percent = None
+    if total and total_shown.value is not None:
+        # In steps of 10 when the figures are blurred, so the share cannot undo the rounding.
+        step = 1 if total_shown.exact else 10
+        percent = step * round(100 * done / total / step)
+    return Progress(
+        total=total_shown,
+        display={name: figure(count, cell=f"progress:{name}").display for name, count in counts.items()},
+        percent_done=percent,
+    )
+
+
+def campaign_audience_shown(*, tenant: Tenant, campaign: Campaign, viewer: Viewer) -> dict:
+    """The queued recipients and the exclusions by reason, as `viewer` may see them."""
+    figure = partial(shown, tenant=tenant, viewer=viewer, campaign=campaign)
+    excluded = sorted(campaign.excluded_counts.items(), key=lambda item: -item[1])
+    return {
+        "queued": figure(campaign.recipient_count, cell="queued"),
+        "excluded": [
+            (exclusion_label(reason), figure(count, cell=f"excluded:{reason}")) for reason, count in excluded
+        ],
+    }
 
 
 REPORT_METRICS = (
@@ -173,30 +202,30 @@ REPORT_METRICS = (
 @dataclass
 class Report:
     columns: list[str]  # variant keys ("" = no A/B test), then "total"
-    values: dict[str, dict[str, int]]  # metric -> column -> count
+    values: dict[str, dict[str, Disclosed]]  # metric -> column -> count as the viewer may see it
     links: list[dict] = field(default_factory=list)
     goal_metric: str = ""
-    goal_value: int = 0
+    goal_shown: Disclosed | None = None
     goal_target: int | None = None
 
     def cell(self, metric: str, column: str) -> str:
-        return shown(self.values[metric].get(column, 0))
+        found = self.values[metric].get(column)
+        return found.display if found is not None else "0"
 
     def rows(self) -> list[tuple[str, list[str]]]:
         return [(label, [self.cell(key, c) for c in self.columns]) for key, label in REPORT_METRICS]
 
     def chart(self) -> list[dict]:
         """Bars of the total column, suppressed cells drawn empty (only "fewer than 11" is shown)."""
-        totals = {key: self.values[key].get("total", 0) for key, _ in REPORT_METRICS}
-        top = max(totals.values()) or 1
+        totals = {key: self.values[key]["total"] for key, _ in REPORT_METRICS}
+        top = max((t.value or 0 for t in totals.values()), default=0) or 1
         bars = []
         for index, (key, label) in enumerate(REPORT_METRICS):
-            value = totals[key]
-            visible = value if value >= SMALL_CELL or value == 0 else 0
+            visible = totals[key].value or 0
             bars.append(
                 {
                     "label": label,
-                    "display": shown(value),
+                    "display": totals[key].display,
                     "width": round(300 * visible / top),
                     "y": index * 28,
                 }
@@ -209,14 +238,14 @@ class Report:
 
     @property
     def goal_display(self) -> str:
-        return shown(self.goal_value)
+        return self.goal_shown.display if self.goal_shown is not None else "0"
 
 
 def _by_variant(query, key: str = "variant") -> dict[str, int]:
     return dict(query.values(key).annotate(n=Count("id")).values_list(key, "n"))
 
 
-def campaign_report(*, tenant: Tenant, campaign: Campaign) -> Report:
+def campaign_report(*, tenant: Tenant, campaign: Campaign, viewer: Viewer) -> Report:
     messages = Message.objects.for_tenant(tenant).filter(source_type=SOURCE_TYPE, source_id=str(campaign.pk))
     keys = (
         [v.key for v in campaign_variants(tenant=tenant, campaign=campaign)] if campaign.ab_enabled else [""]
@@ -241,13 +270,21 @@ def campaign_report(*, tenant: Tenant, campaign: Campaign) -> Report:
     values["unsubscribes"] = _unsubscribes(tenant, campaign, messages)
     for metric in values:
         values[metric]["total"] = sum(v for k, v in values[metric].items() if k in keys)
+    figure = partial(shown, tenant=tenant, viewer=viewer, campaign=campaign)
+    disclosed = {
+        metric: {column: figure(count, cell=f"report:{metric}:{column}") for column, count in cells.items()}
+        for metric, cells in values.items()
+    }
     metric = campaign.primary_metric
     return Report(
         columns=[*keys, "total"] if keys != [""] else ["total"],
-        values=values,
-        links=[{**link, "display": shown(link["unique"])} for link in engagement["links"]],
+        values=disclosed,
+        links=[
+            {**link, "display": figure(link["unique"], cell=f"link:{link['url']}").display}
+            for link in engagement["links"]
+        ],
         goal_metric=metric,
-        goal_value=values.get(metric, {}).get("total", 0),
+        goal_shown=disclosed.get(metric, {}).get("total"),
         goal_target=campaign.goal_target,
     )
 

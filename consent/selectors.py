@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime
 import zoneinfo
 from dataclasses import dataclass, field
+from functools import partial
 
 from django.db.models import Count
 from django.utils import timezone
 
 from contacts.models import Contact
+from healthmail.disclosure import Viewer, disclose
 from healthmail.tenants.models import Tenant
 
 from . import authorization_standing as standing
@@ -27,11 +29,13 @@ from .models import (
     WaiverEvent,
 )
 
-SMALL_CELL = 11  # counts from 1 to 10 are shown as "fewer than 11" (CMS cell-size suppression)
 
-
-def small_cell(count: int) -> str:
-    return f"fewer than {SMALL_CELL}" if 0 < count < SMALL_CELL else str(count)
+def _shown(count: int, *, tenant: Tenant, viewer: Viewer, cell: str) -> str:
+    """Every consent-report number goes through the disclosure policy. Topics can be health programs
+    and authorizations cover uses of PHI, so the cells are sensitive for viewers without PHI access."""
+    return disclose(
+        count, tenant=tenant, viewer=viewer, query=f"consent-report#{cell}", sensitive=True
+    ).display
 
 
 @dataclass(frozen=True)
@@ -150,9 +154,12 @@ class ConsentReport:
     marketing_standing: list[dict] = field(default_factory=list)
 
 
-def consent_report(*, tenant: Tenant, days: int = 30, with_ids: bool = False) -> ConsentReport:
+def consent_report(
+    *, tenant: Tenant, viewer: Viewer, days: int = 30, with_ids: bool = False
+) -> ConsentReport:
     """Counts by topic and status, authorizations by kind and status, active suppressions by reason,
-    and authorizations expiring within `days`. Counts under 11 are shown as "fewer than 11"."""
+    and authorizations expiring within `days`, as `viewer` may see them (healthmail/disclosure.py)."""
+    small_cell = partial(_shown, tenant=tenant, viewer=viewer)
     topics = {t.pk: t for t in Topic.objects.for_tenant(tenant)}
     by_topic: dict = {}
     for topic_id, status, count in (
@@ -163,21 +170,27 @@ def consent_report(*, tenant: Tenant, days: int = 30, with_ids: bool = False) ->
         {
             "topic": topic,
             **{
-                status: small_cell(by_topic.get(topic.pk, {}).get(status, 0))
+                status: small_cell(
+                    by_topic.get(topic.pk, {}).get(status, 0), cell=f"topic:{topic.pk}:{status}"
+                )
                 for status in ConsentEvent.Kind.values
             },
         }
         for topic in topics.values()
     ]
     authorization_rows = [
-        {"kind": Authorization(kind=kind).get_kind_display(), "status": status, "count": small_cell(count)}
+        {
+            "kind": Authorization(kind=kind).get_kind_display(),
+            "status": status,
+            "count": small_cell(count, cell=f"authorization:{kind}:{status}"),
+        }
         for kind, status, count in Authorization.objects.for_tenant(tenant)
         .values_list("kind", "status")
         .annotate(n=Count("id"))
         .order_by("kind", "status")
     ]
     suppression_rows = [
-        {"reason": Suppression.Reason(reason).label, "count": small_cell(count)}
+        {"reason": Suppression.Reason(reason).label, "count": small_cell(count, cell=f"suppression:{reason}")}
         for reason, count in Suppression.objects.for_tenant(tenant)
         .filter(removed_at__isnull=True)
         .values_list("reason")
@@ -189,12 +202,12 @@ def consent_report(*, tenant: Tenant, days: int = 30, with_ids: bool = False) ->
         status="valid", expires_at__gt=now, expires_at__lte=now + datetime.timedelta(days=days)
     )
     return ConsentReport(
-        expiring_bands=authorization_expiry_bands(tenant=tenant),
-        marketing_standing=authorization_standing_counts(tenant=tenant),
+        expiring_bands=authorization_expiry_bands(tenant=tenant, viewer=viewer),
+        marketing_standing=authorization_standing_counts(tenant=tenant, viewer=viewer),
         topics=topic_rows,
         authorizations=authorization_rows,
         suppressions=suppression_rows,
-        expiring_count=small_cell(expiring.count()),
+        expiring_count=small_cell(expiring.count(), cell=f"expiring:{days}"),
         expiring=list(expiring.order_by("expires_at").only("id", "contact_id", "expires_at", "kind")[:200])
         if with_ids
         else [],
@@ -227,7 +240,7 @@ def contact_authorization_standing(
 EXPIRY_BANDS = ((0, 30), (30, 60), (60, 90))
 
 
-def authorization_expiry_bands(*, tenant: Tenant) -> list[dict]:
+def authorization_expiry_bands(*, tenant: Tenant, viewer: Viewer) -> list[dict]:
     """Valid authorizations whose calendar end falls within 30, 31-60 and 61-90 days, per kind.
     Counts only (small cells hidden): who they are is on each contact's page."""
     zone = zoneinfo.ZoneInfo(tenant.timezone)
@@ -237,20 +250,23 @@ def authorization_expiry_bands(*, tenant: Tenant) -> list[dict]:
     for kind in (AuthorizationKind.MARKETING, AuthorizationKind.RESEARCH):
         counts = {}
         for start, end in EXPIRY_BANDS:
-            counts[f"within_{end}"] = small_cell(
+            counts[f"within_{end}"] = _shown(
                 valid.filter(
                     kind=kind,
                     expires_on__gt=today + datetime.timedelta(days=start)
                     if start
                     else today - datetime.timedelta(days=1),
                     expires_on__lte=today + datetime.timedelta(days=end),
-                ).count()
+                ).count(),
+                tenant=tenant,
+                viewer=viewer,
+                cell=f"expiring:{kind}:{end}",
             )
         rows.append({"kind": AuthorizationKind(kind).label, **counts})
     return rows
 
 
-def authorization_standing_counts(*, tenant: Tenant, kind: str = "marketing") -> list[dict]:
+def authorization_standing_counts(*, tenant: Tenant, viewer: Viewer, kind: str = "marketing") -> list[dict]:
     """How many contacts with an authorization of `kind` the gate would allow or refuse now, by the
     gate's code (the same rule: consent.authorization_standing)."""
     now = timezone.now()
@@ -273,4 +289,7 @@ def authorization_standing_counts(*, tenant: Tenant, kind: str = "marketing") ->
         )
         code = "authorization_valid" if found is None else found.code
         counts[code] = counts.get(code, 0) + 1
-    return [{"code": code, "count": small_cell(count)} for code, count in sorted(counts.items())]
+    return [
+        {"code": code, "count": _shown(count, tenant=tenant, viewer=viewer, cell=f"standing:{kind}:{code}")}
+        for code, count in sorted(counts.items())
+    ]

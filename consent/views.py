@@ -16,6 +16,7 @@ from audit import services as audit
 from contacts.models import Contact
 from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import actor_of, no_store, require_permission
+from healthmail.disclosure import Viewer, shows_aggregates
 from healthmail.errors import ApplicationError
 
 from . import authorization_records as records
@@ -386,8 +387,9 @@ def topic_create(request: HttpRequest) -> HttpResponse:
 # --- Reports ---------------------------------------------------------------------------------------------
 
 
+@shows_aggregates
 @require_permission("consent.view_reports")
 def reports(request: HttpRequest) -> HttpResponse:
     manage = role_can(request.role, "consent.manage")
-    report = selectors.consent_report(tenant=request.tenant, with_ids=manage)
+    report = selectors.consent_report(tenant=request.tenant, viewer=Viewer.of(request), with_ids=manage)
     return render(request, "consent/reports.html", {"report": report, "manage": manage})

@@ -1,7 +1,8 @@
 """REST API for contacts (/api/v1/contacts). Thin: parse, call a service or selector, answer.
 
 Reads are masked unless the key holds `contacts:phi`, and every read is an audited PHI access.
-Write answers carry ids and outcomes only: idempotent replays are stored unencrypted.
+Write answers carry ids and outcomes only: idempotent replays are stored unencrypted. A key without
+`contacts:phi` is never told "unchanged" (a write must not confirm a guessed stored value).
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ SOURCE = "api"
 def _scope(request, purpose: str) -> selectors.ReadScope:
     phi = "contacts:phi" in request.auth.scopes
     return selectors.ReadScope(unmasked=phi, clinical=phi, purpose=purpose)
+
+
+def _reads_phi(request) -> bool:
+    return "contacts:phi" in request.auth.scopes
 
 
 def _actor(request) -> Actor:
@@ -70,7 +75,11 @@ class ContactCollection(APIView):
         incoming = ContactInputSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         result = services.contact_upsert(
-            tenant=request.tenant, actor=_actor(request), data=incoming.to_input(), source=SOURCE
+            tenant=request.tenant,
+            actor=_actor(request),
+            data=incoming.to_input(),
+            source=SOURCE,
+            writer_reads_phi=_reads_phi(request),
         )
         if result.status == services.UpsertStatus.ERROR:
             errors: dict[str, list[str]] = {}
@@ -117,7 +126,11 @@ class ContactBulk(APIView):
                     for field, messages in found.items()
                 ]
         outcomes = services.contact_upsert_many(
-            tenant=request.tenant, actor=_actor(request), inputs=[data for _, data in parsed], source=SOURCE
+            tenant=request.tenant,
+            actor=_actor(request),
+            inputs=[data for _, data in parsed],
+            source=SOURCE,
+            writer_reads_phi=_reads_phi(request),
         )
         results = [
             {**UpsertResultSerializer.of(outcome), "index": index}

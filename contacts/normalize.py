@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from healthmail.crypto import blind
 
-from . import reference
+from . import icd10, reference
 from .models import CustomField, JourneyStage
 
 DEMOGRAPHIC_FIELDS = (
@@ -466,7 +466,16 @@ def _zip3(zip_code: str) -> str:
 
 def _clinical_codes(clinical: dict[str, Any]) -> list[tuple[str, str]]:
     pairs = [
-        (kind, code) for field, kind in CLINICAL_TOKEN_KINDS.items() for code in clinical.get(field) or ()
+        (kind, code)
+        for field, kind in CLINICAL_TOKEN_KINDS.items()
+        if field != "conditions"
+        for code in clinical.get(field) or ()
+    ]
+    # A condition is also stored under its category and subcategories, so E11 finds E11.9.
+    pairs += [
+        (CLINICAL_TOKEN_KINDS["conditions"], level)
+        for code in clinical.get("conditions") or ()
+        for level in icd10.condition_with_ancestors(code)
     ]
     if clinical.get("provider"):
         pairs.append((PROVIDER_TOKEN_KIND, clinical["provider"]))

@@ -12,6 +12,7 @@ from django.shortcuts import render
 from delivery.engine import selectors
 from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import actor_of, require_permission
+from healthmail.disclosure import Viewer, shows_aggregates
 from healthmail.errors import NotFound
 
 POLL_SECONDS = 2
@@ -26,12 +27,18 @@ class MessageSearchForm(forms.Form):
     )
 
 
+@shows_aggregates
 @require_permission("delivery.view_progress")
 def source_list(request: HttpRequest) -> HttpResponse:
-    sources = selectors.source_list(tenant=request.tenant)
+    viewer = Viewer.of(request)
+    sources = [
+        (progress, selectors.source_progress_shown(tenant=request.tenant, viewer=viewer, progress=progress))
+        for progress in selectors.source_list(tenant=request.tenant)
+    ]
     return render(request, "delivery/engine/source_list.html", {"sources": sources})
 
 
+@shows_aggregates
 @require_permission("delivery.view_progress")
 def source_progress(request: HttpRequest, source_type: str, source_id: str) -> HttpResponse:
     source_id = "" if source_id == NO_SOURCE_ID else source_id
@@ -41,7 +48,10 @@ def source_progress(request: HttpRequest, source_type: str, source_id: str) -> H
         )
     except NotFound as error:
         raise Http404(error.message) from error
-    context = {"progress": progress, "poll_seconds": POLL_SECONDS}
+    shown = selectors.source_progress_shown(
+        tenant=request.tenant, viewer=Viewer.of(request), progress=progress
+    )
+    context = {"progress": progress, "shown": shown, "poll_seconds": POLL_SECONDS}
     # htmx polls the counts only; a finished source stops polling (no hx-trigger in the fragment).
     template = "delivery/engine/_progress.html" if request.htmx else "delivery/engine/source_progress.html"
     return render(request, template, context)

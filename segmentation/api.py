@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from audit.actors import Actor
 from healthmail.api.idempotency import idempotent
+from healthmail.disclosure import Viewer, shows_aggregates
 from healthmail.errors import NotFound
 
 from . import selectors, services
@@ -25,10 +26,22 @@ from .serializers import (
 )
 
 MAX_LISTED = 200
+COUNT_HELP = (
+    "Count {} now, with breakdowns, through the disclosure policy (docs/privacy.md). "
+    "Clinical criteria need the contacts:phi scope."
+)
 
 
 def _actor(request) -> Actor:
     return Actor.for_api_key(request.auth)
+
+
+def _shown(request, segment) -> dict:
+    """A segment with its remembered count as this key may see it (through the disclosure policy)."""
+    shown = services.segment_count_disclosed(
+        tenant=request.tenant, viewer=Viewer.of(request), segment=segment
+    )
+    return SegmentSerializer.of(segment, shown)
 
 
 def _segment(request, segment_id):
@@ -38,13 +51,14 @@ def _segment(request, segment_id):
         raise NotFound("No such object.", code="not_found") from None
 
 
+@shows_aggregates
 class SegmentCollection(APIView):
     required_scopes = {"GET": ["segments:read"], "POST": ["segments:write"]}
 
     @extend_schema(operation_id="segments_list", responses=SegmentSerializer(many=True), tags=["segments"])
     def get(self, request):
         segments = selectors.segment_list(tenant=request.tenant)[:MAX_LISTED]
-        return Response(SegmentSerializer(segments, many=True).data)
+        return Response([_shown(request, segment) for segment in segments])
 
     @extend_schema(
         operation_id="segments_create",
@@ -64,16 +78,18 @@ class SegmentCollection(APIView):
             name=data["name"],
             description=data.get("description", ""),
             definition=data["definition"],
+            viewer=Viewer.of(request),
         )
-        return Response(SegmentSerializer(segment).data, status=status.HTTP_201_CREATED)
+        return Response(_shown(request, segment), status=status.HTTP_201_CREATED)
 
 
+@shows_aggregates
 class SegmentItem(APIView):
     required_scopes = {"GET": ["segments:read"], "PATCH": ["segments:write"]}
 
     @extend_schema(operation_id="segments_retrieve", responses=SegmentSerializer, tags=["segments"])
     def get(self, request, segment_id):
-        return Response(SegmentSerializer(_segment(request, segment_id)).data)
+        return Response(_shown(request, _segment(request, segment_id)))
 
     @extend_schema(
         operation_id="segments_update",
@@ -93,10 +109,12 @@ class SegmentItem(APIView):
             name=data.get("name"),
             description=data.get("description"),
             definition=data.get("definition"),
+            viewer=Viewer.of(request),
         )
-        return Response(SegmentSerializer(segment).data)
+        return Response(_shown(request, segment))
 
 
+@shows_aggregates
 class SegmentCount(APIView):
     required_scopes = {"POST": ["segments:read"]}
 
@@ -105,14 +123,17 @@ class SegmentCount(APIView):
         request=None,
         responses=CountSerializer,
         tags=["segments"],
-        description="Count a saved segment now (masked below 11), with breakdowns.",
+        description=COUNT_HELP.format("a saved segment"),
     )
     def post(self, request, segment_id):
         segment = _segment(request, segment_id)
-        result = services.segment_count(tenant=request.tenant, definition=segment.definition, segment=segment)
+        result = services.segment_count(
+            tenant=request.tenant, viewer=Viewer.of(request), definition=segment.definition, segment=segment
+        )
         return Response(CountSerializer.of(result))
 
 
+@shows_aggregates
 class DefinitionCount(APIView):
     required_scopes = {"POST": ["segments:read"]}
 
@@ -121,12 +142,12 @@ class DefinitionCount(APIView):
         request=DefinitionSerializer,
         responses=CountSerializer,
         tags=["segments"],
-        description="Count an unsaved definition (masked below 11), with breakdowns.",
+        description=COUNT_HELP.format("an unsaved definition"),
     )
     def post(self, request):
         incoming = DefinitionSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         result = services.segment_count(
-            tenant=request.tenant, definition=incoming.validated_data["definition"]
+            tenant=request.tenant, viewer=Viewer.of(request), definition=incoming.validated_data["definition"]
         )
         return Response(CountSerializer.of(result))

@@ -77,6 +77,28 @@ def count_query(compiled: Compiled) -> SqlPart:
     return _select(sql.SQL("count(*)"), compiled)
 
 
+def difference_query(compiled: Compiled, other: Compiled) -> SqlPart:
+    """How many contacts are in exactly one of the two: |Q or R| - |Q and R|, over Q OR R so the
+    indexes that serve either definition serve this too."""
+    query = sql.SQL(
+        "SELECT count(*) - count(*) FILTER (WHERE ({q}) AND ({r})) FROM {contacts} c"
+        " WHERE c.tenant_id = {tenant} AND c.deleted_at IS NULL AND (({q2}) OR ({r2}))"
+    ).format(
+        q=compiled.where,
+        r=other.where,
+        contacts=_CONTACTS,
+        tenant=sql.Placeholder(),
+        q2=compiled.where,
+        r2=other.where,
+    )
+    return query, [*compiled.params, *other.params, compiled.tenant_id, *compiled.params, *other.params]
+
+
+def population_query(compiled: Compiled) -> SqlPart:
+    """The tenant's live contacts: the group a count's complement is taken in."""
+    return _select(sql.SQL("count(*)"), Compiled(sql.SQL("TRUE"), [], False, compiled.tenant_id))
+
+
 def ids_query(compiled: Compiled) -> SqlPart:
     return _select(sql.SQL("c.id"), compiled, sql.SQL(" ORDER BY c.id"))
 

@@ -82,3 +82,24 @@ class SegmentSnapshotMember(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.contact_id} in {self.snapshot_id}"
+
+
+class CountQuery(TenantOwnedModel):
+    """A sensitive count answered to a viewer without PHI access, kept for the disclosure policy's
+    auditing (healthmail/disclosure.py): the budget per window, and the recent queries a new one is
+    compared with. Holds the criteria the viewer typed and the true count, never a contact."""
+
+    id = models.BigAutoField(primary_key=True)
+    actor = models.CharField(max_length=80, help_text="Actor reference (user:<id>, api_key:<id>).")
+    query = models.TextField(help_text="The canonical query text the answer was keyed by.")
+    definition = models.JSONField()
+    # The true count when asked (never shown): a symmetric difference is at least the difference of
+    # the two counts, so pairs whose counts are far apart need no comparison in the database.
+    count = models.PositiveIntegerField(null=True)
+    asked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "actor", "asked_at"], name="segment_count_query_recent")]
+
+    def __str__(self) -> str:
+        return f"count query by {self.actor}"

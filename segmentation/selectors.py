@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from typing import Any
 
@@ -11,7 +12,7 @@ from healthmail.errors import NotFound
 from healthmail.tenants.models import Tenant
 
 from .dsl import Lookup
-from .models import Segment, SegmentSnapshot
+from .models import CountQuery, Segment, SegmentSnapshot
 
 
 def segment_lookup(*, tenant: Tenant) -> Lookup:
@@ -66,3 +67,9 @@ def topic_options(*, tenant: Tenant) -> list[dict[str, str]]:
 
     topics = Topic.objects.for_tenant(tenant).order_by("name").values_list("key", "name")
     return [{"value": key, "label": name} for key, name in topics]
+
+
+def count_queries_recent(*, tenant: Tenant, actor: str, since: datetime.datetime) -> list[CountQuery]:
+    """The actor's sensitive count queries in the window, newest first (the disclosure audit)."""
+    rows = CountQuery.objects.for_tenant(tenant).filter(actor=actor[:80], asked_at__gte=since)
+    return list(rows.order_by("-asked_at"))

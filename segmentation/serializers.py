@@ -1,10 +1,13 @@
-"""API shapes for segments. Counts are always masked below the threshold."""
+"""API shapes for segments. Counts come from the disclosure policy (healthmail/disclosure.py);
+nothing here formats a number."""
 
 from __future__ import annotations
 
 from rest_framework import serializers
 
-from .services import CountResult, masked
+from healthmail.disclosure import Disclosed
+
+from .services import CountResult
 
 
 class SegmentInputSerializer(serializers.Serializer):
@@ -29,17 +32,20 @@ class SegmentSerializer(serializers.Serializer):
     description = serializers.CharField()
     definition = serializers.JSONField()
     uses_phi = serializers.BooleanField()
-    last_count = serializers.SerializerMethodField(help_text="Null when never counted or masked.")
-    last_count_display = serializers.SerializerMethodField()
+    last_count = serializers.IntegerField(
+        allow_null=True, help_text="Null when never counted or masked; rounded and noisy when clinical."
+    )
+    last_count_display = serializers.CharField()
     last_counted_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
-    def get_last_count(self, segment) -> int | None:
-        return None if segment.last_count is None else masked(segment.last_count)[0]
-
-    def get_last_count_display(self, segment) -> str:
-        return "" if segment.last_count is None else masked(segment.last_count)[1]
+    @classmethod
+    def of(cls, segment, shown: Disclosed | None) -> dict:
+        fields = {name: getattr(segment, name, None) for name in cls._declared_fields}
+        fields["last_count"] = shown.value if shown is not None else None
+        fields["last_count_display"] = shown.display if shown is not None else ""
+        return cls(fields).data
 
 
 class CellSerializer(serializers.Serializer):
@@ -49,8 +55,13 @@ class CellSerializer(serializers.Serializer):
 
 
 class CountSerializer(serializers.Serializer):
-    count = serializers.IntegerField(allow_null=True, help_text="Null when fewer than the threshold.")
+    count = serializers.IntegerField(
+        allow_null=True,
+        help_text="Null when masked; rounded and noisy for clinical criteria without PHI access.",
+    )
     display = serializers.CharField()
+    exact = serializers.BooleanField(help_text="True when `count` is the true count.")
+    empty = serializers.BooleanField(help_text="True when no contact matches and saying so is safe.")
     uses_phi = serializers.BooleanField()
     breakdown = serializers.DictField(child=CellSerializer(many=True))
     counted_at = serializers.DateTimeField()

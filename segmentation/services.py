@@ -1,4 +1,5 @@
-"""Segment writes and the rules around them: validation, counts (masked), breakdowns, snapshots.
+"""Segment writes and the rules around them: validation, counts (through the disclosure policy),
+breakdowns, snapshots.
 
 Every query runs inside the segment's tenant context (row-level security) with an explicit tenant
 filter, under a statement timeout so no crafted definition can hold the database.
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 from psycopg import errors as pg_errors
@@ -19,16 +21,29 @@ from psycopg import sql
 
 from audit import services as audit
 from audit.actors import Actor
-from healthmail.errors import ApplicationError, Conflict
+from healthmail import disclosure
+from healthmail.disclosure import Viewer
+from healthmail.errors import ApplicationError, Conflict, PermissionRefused
 from healthmail.tenants.context import db_setting, tenant_context
 from healthmail.tenants.models import Tenant
 
 from . import compiler, selectors
 from .dsl import DefinitionError, Parsed, parse
-from .models import Segment, SegmentSnapshot
+from .models import CountQuery, Segment, SegmentSnapshot
 
-MASK_THRESHOLD = 11
 MAX_NAME = 120
+POPULATION_CACHE_SECONDS = 300
+
+
+class ClinicalCriteriaRefused(PermissionRefused):
+    title = "Clinical criteria need PHI access"
+
+
+def _require_clinical(viewer: Viewer | None, uses_phi: bool) -> None:
+    if uses_phi and viewer is not None and not viewer.clinical_criteria:
+        raise ClinicalCriteriaRefused(
+            "Choosing contacts by clinical fields needs the contacts:phi scope.", code="phi_scope_required"
+        )
 
 
 class SegmentTooSlow(ApplicationError):
@@ -45,19 +60,28 @@ class Cell:
 
 @dataclass(frozen=True)
 class CountResult:
-    count: int | None  # None when masked (fewer than the threshold)
+    count: int | None  # what may be shown (None when masked); noisy and rounded for sensitive counts
     display: str
     uses_phi: bool
     breakdown: dict[str, list[Cell]]
     counted_at: datetime.datetime
+    exact: bool = True
+    empty: bool = False  # no contact matches, and saying so is safe (healthmail/disclosure.py)
 
 
-def masked(count: int) -> tuple[int | None, str]:
-    """Small numbers could single people out: under the threshold only "fewer than N" is shown."""
-    threshold = getattr(settings, "SEGMENT_MASK_THRESHOLD", MASK_THRESHOLD)
-    if count < threshold:
-        return None, f"fewer than {threshold}"
-    return count, f"{count:,}"
+def segment_count_disclosed(
+    *, tenant: Tenant, viewer: Viewer, segment: Segment
+) -> disclosure.Disclosed | None:
+    """The remembered count of a saved segment as `viewer` may see it (None: never counted)."""
+    if segment.last_count is None:
+        return None
+    return disclosure.disclose(
+        segment.last_count,
+        tenant=tenant,
+        viewer=viewer,
+        query=disclosure.canonical(segment.definition),
+        sensitive=segment.uses_phi,
+    )
 
 
 def segment_parse(*, tenant: Tenant, definition: Any, segment_id: uuid.UUID | None = None) -> Parsed:
@@ -112,27 +136,106 @@ def segment_member_ids(*, tenant: Tenant, definition: Any, now: datetime.datetim
 def segment_count(
     *,
     tenant: Tenant,
+    viewer: Viewer,
     definition: Any,
     segment: Segment | None = None,
     breakdown: bool = True,
     now: datetime.datetime | None = None,
 ) -> CountResult:
-    """The masked size of an audience (and per state / age band / language); remembered on `segment`."""
+    """The size of an audience (and per state / age band / language) as `viewer` may see it, through
+    the disclosure policy; the true count is remembered on `segment`."""
     now = now or timezone.now()
     with tenant_context(tenant):
         compiled = segment_compile(tenant=tenant, definition=definition, now=now)
-        total = _fetch(*compiler.count_query(compiled))[0][0]
+        _require_clinical(viewer, compiled.uses_phi)
+        query = disclosure.canonical(definition)
+        population = None
+        if compiled.uses_phi and not viewer.phi and disclosure.enabled():
+            total, population = _audited_count(tenant, viewer, definition, query, compiled, now)
+        else:
+            total = _fetch(*compiler.count_query(compiled))[0][0]
+        shown = disclosure.disclose(
+            total,
+            tenant=tenant,
+            viewer=viewer,
+            query=query,
+            sensitive=compiled.uses_phi,
+            population=population,
+        )
         cells: dict[str, list[Cell]] = {}
-        if breakdown and total:
+        if breakdown and shown.value:
             for dimension in compiler.BREAKDOWNS:
-                query, params = compiler.breakdown_query(compiled, dimension, year=now.year)
-                rows = sorted(_fetch(query, params), key=lambda row: (-row[1], row[0]))
-                cells[dimension] = [Cell(key or "unknown", *masked(count)) for key, count in rows]
+                query_part, params = compiler.breakdown_query(compiled, dimension, year=now.year)
+                rows = sorted(_fetch(query_part, params), key=lambda row: (-row[1], row[0]))
+                cells[dimension] = [
+                    _cell(tenant, viewer, f"{query}#{dimension}={key}", key, count, compiled.uses_phi)
+                    for key, count in rows
+                ]
         if segment is not None:
             Segment.objects.filter(pk=segment.pk).update(last_count=total, last_counted_at=now)
             segment.last_count, segment.last_counted_at = total, now
-    count, display = masked(total)
-    return CountResult(count, display, compiled.uses_phi, cells, now)
+    return CountResult(
+        shown.value, shown.display, compiled.uses_phi, cells, now, exact=shown.exact, empty=shown.empty
+    )
+
+
+def _cell(tenant: Tenant, viewer: Viewer, query: str, key: str, count: int, sensitive: bool) -> Cell:
+    shown = disclosure.disclose(count, tenant=tenant, viewer=viewer, query=query, sensitive=sensitive)
+    return Cell(key or "unknown", shown.value, shown.display)
+
+
+def _audited_count(
+    tenant: Tenant,
+    viewer: Viewer,
+    definition: Any,
+    query: str,
+    compiled: compiler.Compiled,
+    now: datetime.datetime,
+) -> tuple[int, int]:
+    """A sensitive count for a viewer without PHI access: checked against the viewer's budget and
+    recent queries, logged, then answered. Returns the true count and the tenant's population."""
+    policy = disclosure.policy_for(tenant)
+    recent = selectors.count_queries_recent(
+        tenant=tenant, actor=viewer.key, since=now - datetime.timedelta(hours=policy.window_hours)
+    )
+    total = _fetch(*compiler.count_query(compiled))[0][0]
+
+    def differences() -> dict[str, int]:
+        # |Q Δ R| >= ||Q| - |R||: only recent queries of a close size can be a differencing pair.
+        # (Sizes drift as contacts change; the per-query noise still covers such pairs.)
+        found: dict[str, int] = {}
+        for row in recent:
+            if len(found) >= policy.compared:
+                break
+            if row.query == query or row.query in found or row.count is None:
+                continue
+            if abs(total - row.count) >= 2 * policy.k:
+                continue
+            try:
+                other = segment_compile(tenant=tenant, definition=row.definition, now=now)
+            except DefinitionError:
+                continue  # a referenced segment changed since: nothing left to compare with
+            found[row.query] = _fetch(*compiler.difference_query(compiled, other))[0][0]
+        return found
+
+    disclosure.audit_check(
+        tenant=tenant, viewer=viewer, query=query, used=[row.query for row in recent], differences=differences
+    )
+    CountQuery.objects.create(
+        tenant=tenant, actor=viewer.key[:80], query=query, definition=definition, count=total
+    )
+    return total, _population(tenant, compiled)
+
+
+def _population(tenant: Tenant, compiled: compiler.Compiled) -> int:
+    """The tenant's live contacts, cached a few minutes (a count of everyone is no secret, and at a
+    million contacts it costs as much as the count itself)."""
+    key = f"disclosure:population:{tenant.pk}"
+    population = cache.get(key)
+    if population is None:
+        population = _fetch(*compiler.population_query(compiled))[0][0]
+        cache.set(key, population, POPULATION_CACHE_SECONDS)
+    return population
 
 
 def _clean_name(name: str) -> str:
@@ -156,10 +259,17 @@ def _save(segment: Segment) -> None:
 
 @transaction.atomic
 def segment_create(
-    *, tenant: Tenant, actor: Actor, name: str, definition: Any, description: str = ""
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    name: str,
+    definition: Any,
+    description: str = "",
+    viewer: Viewer | None = None,
 ) -> Segment:
     segment_id = uuid.uuid4()
     parsed = segment_parse(tenant=tenant, definition=definition, segment_id=segment_id)
+    _require_clinical(viewer, parsed.uses_phi)
     with tenant_context(tenant):
         segment = Segment(
             id=segment_id,
@@ -191,6 +301,7 @@ def segment_update(
     name: str | None = None,
     definition: Any = None,
     description: str | None = None,
+    viewer: Viewer | None = None,
 ) -> Segment:
     """A changed definition is validated with the segment's own id on the reference stack, so a
     reference back to it through any chain of segments is refused as a cycle."""
@@ -198,6 +309,7 @@ def segment_update(
     with tenant_context(tenant):
         if definition is not None:
             parsed = segment_parse(tenant=tenant, definition=definition, segment_id=segment.pk)
+            _require_clinical(viewer, parsed.uses_phi)
             segment.definition = definition
             segment.uses_phi = parsed.uses_phi
             segment.references = [str(ref) for ref in parsed.references]

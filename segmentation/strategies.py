@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from psycopg import sql
 
+from contacts import icd10
 from contacts.reference import AGE_FOLDED_AT
 from healthmail.crypto import blind
 
@@ -184,6 +185,16 @@ class TokenArray:
         if op == "all":
             return wanted <= have
         return not have & wanted
+
+
+@dataclass(frozen=True)
+class ConditionCodes(TokenArray):
+    """ICD-10-CM conditions: a code given without its dot is read with it (E119 is E11.9), and a
+    category or subcategory matches every code below it (E11 covers E11.0-E11.9), because each
+    stored condition also carries the tokens of its ancestors (contacts/icd10.py)."""
+
+    def tokens(self, value: Any, ctx: Context) -> list[int]:
+        return sorted({blind.token(ctx.tenant, self.kind, icd10.canonical(code)) for code in value})
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,17 @@ import dataclasses
 import json
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from contacts import icd10
 from contacts.models import Contact
 from contacts.selectors import ReadScope, contact_records, custom_field_list
 from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import actor_of, forbidden, require_permission
+from healthmail.disclosure import Viewer, disclose, shows_aggregates
 from healthmail.errors import ApplicationError, NotFound
 
 from . import selectors, services
@@ -49,6 +52,7 @@ def _builder_fields(request: HttpRequest, exclude=None) -> list[dict]:
             "is_phi": f.is_phi,
             "help": f.help,
             "operators": [{"value": op, "label": OPERATOR_LABELS[op]} for op in f.operators],
+            "lookup_url": reverse("segmentation:condition_lookup") if f.extra.get("lookup") else "",
             "choices": dynamic.get(f.name) or [{"value": v, "label": str(label)} for v, label in f.choices],
         }
         for group in GROUPS
@@ -65,14 +69,16 @@ def _custom_fields(tenant) -> list:
     ]
 
 
+@shows_aggregates
 @require_GET
 @require_permission(EDIT)
 def segment_list(request: HttpRequest) -> HttpResponse:
     segments = list(selectors.segment_list(tenant=request.tenant))
+    viewer = Viewer.of(request)
     rows = [
         {
             "segment": s,
-            "count": services.masked(s.last_count)[1] if s.last_count is not None else "",
+            "count": services.segment_count_disclosed(tenant=request.tenant, viewer=viewer, segment=s),
             "where_used": selectors.segment_where_used(tenant=request.tenant, segment=s),
         }
         for s in segments
@@ -92,6 +98,7 @@ def _builder(request: HttpRequest, segment: Segment | None) -> HttpResponse:
                 segment = services.segment_create(
                     tenant=request.tenant,
                     actor=actor_of(request),
+                    viewer=Viewer.of(request),
                     name=data["name"],
                     description=data["description"],
                     definition=data["definition"],
@@ -100,6 +107,7 @@ def _builder(request: HttpRequest, segment: Segment | None) -> HttpResponse:
                 services.segment_update(
                     tenant=request.tenant,
                     actor=actor_of(request),
+                    viewer=Viewer.of(request),
                     segment=segment,
                     name=data["name"],
                     description=data["description"],
@@ -134,14 +142,17 @@ def segment_edit(request: HttpRequest, segment_id) -> HttpResponse:
     return _builder(request, _segment(request, segment_id))
 
 
+@shows_aggregates
 @require_POST
 @require_permission(EDIT)
 def segment_count(request: HttpRequest) -> HttpResponse:
-    """The live count (htmx partial): masked, with breakdowns, or the validation errors."""
+    """The live count (htmx partial) through the disclosure policy, with breakdowns, or the errors."""
     context: dict = {}
     try:
         definition = json.loads(request.POST.get("definition") or "null")
-        context["result"] = services.segment_count(tenant=request.tenant, definition=definition)
+        context["result"] = services.segment_count(
+            tenant=request.tenant, viewer=Viewer.of(request), definition=definition
+        )
     except ValueError:
         context["errors"] = [{"path": "/", "message": "is not valid JSON"}]
     except DefinitionError as error:
@@ -159,6 +170,15 @@ def _may_see_members(request: HttpRequest, segment: Segment) -> bool:
 
 
 @require_GET
+@require_permission(EDIT)
+def condition_lookup(request: HttpRequest) -> JsonResponse:
+    """ICD-10-CM categories and codes by code prefix or name, for the builder's search (no PHI)."""
+    query = (request.GET.get("q") or "")[:100]
+    return JsonResponse({"results": icd10.condition_search(query)})
+
+
+@shows_aggregates
+@require_GET
 def segment_members(request: HttpRequest, segment_id) -> HttpResponse:
     segment = _segment(request, segment_id)
     if not _may_see_members(request, segment):
@@ -173,7 +193,13 @@ def segment_members(request: HttpRequest, segment_id) -> HttpResponse:
     context = {
         "segment": segment,
         "records": records,
-        "total": services.masked(len(ids))[1],
+        "total": disclose(
+            len(ids),
+            tenant=request.tenant,
+            viewer=Viewer.of(request),
+            query=f"members:{segment.pk}",
+            sensitive=segment.uses_phi,
+        ).display,
         "shown": len(records),
         "unmasked": unmasked,
     }

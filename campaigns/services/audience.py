@@ -18,9 +18,10 @@ from django.utils import timezone
 
 from consent.gate import may_send_batch, refusal_label
 from delivery.models import Message
+from healthmail.disclosure import policy_for
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
-from segmentation.services import masked, segment_member_ids
+from segmentation.services import segment_member_ids
 
 from ..models import Campaign
 
@@ -33,10 +34,12 @@ CAMPAIGN_LABELS = {FREQUENCY_CAP_REASON: "Reached the frequency cap"}
 
 
 def count_display(count: int) -> str:
-    """Every audience number a marketer sees goes through here: small counts could single people out,
-    so they are masked like segment counts ("fewer than 11"). Zero is shown: the warning that nobody
-    would be reached discloses it anyway."""
-    return "0" if count == 0 else masked(count)[1]
+    """Every audience number of the pre-launch preview goes through here: small counts could single
+    people out, so they are hidden under the disclosure policy's smallest group ("fewer than 11").
+    Zero is shown: the warning that nobody would be reached discloses it anyway. (Launched campaigns'
+    figures take the whole policy, noise included: campaigns.selectors.shown.)"""
+    k = policy_for(None).k
+    return "0" if count == 0 else (f"fewer than {k}" if count < k else str(count))
 
 
 def exclusion_label(code: str) -> str:

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import actor_of, require_permission
+from healthmail.disclosure import Viewer, shows_aggregates
 from healthmail.errors import ApplicationError
 
 from .. import selectors
@@ -98,6 +99,7 @@ def _preview(request: HttpRequest, campaign: Campaign, language: str = ""):
     )
 
 
+@shows_aggregates
 @require_GET
 @require_any_permission(*VIEW_CAMPAIGNS)
 def campaign_detail(request: HttpRequest, campaign_id) -> HttpResponse:
@@ -113,9 +115,10 @@ def campaign_detail(request: HttpRequest, campaign_id) -> HttpResponse:
         "reviews": reviews,
         "required": [(kind, kind in approved) for kind in workflow.required_reviews(campaign)],
         "history": selectors.campaign_history(tenant=tenant, campaign=campaign),
-        "excluded": audience_services.exclusions_from_counts(campaign.excluded_counts),
-        "queued_display": audience_services.count_display(campaign.recipient_count),
-        "progress": selectors.campaign_progress(tenant=tenant, campaign=campaign),
+        "launched": selectors.campaign_audience_shown(
+            tenant=tenant, campaign=campaign, viewer=Viewer.of(request)
+        ),
+        "progress": selectors.campaign_progress(tenant=tenant, campaign=campaign, viewer=Viewer.of(request)),
         "may_edit": role_can(request.role, EDIT),
         "may_review": any(role_can(request.role, p) for p in REVIEW),
         "may_report": role_can(request.role, "reports.view"),
@@ -146,12 +149,15 @@ def _audience(tenant, campaign: Campaign) -> dict:
         return {"audience_error": error.message}
 
 
+@shows_aggregates
 @require_GET
 @require_any_permission(*VIEW_CAMPAIGNS)
 def campaign_progress(request: HttpRequest, campaign_id) -> HttpResponse:
     """The htmx partial the detail page polls while the campaign is sending."""
     campaign = campaign_or_404(request, campaign_id)
-    progress = selectors.campaign_progress(tenant=request.tenant, campaign=campaign)
+    progress = selectors.campaign_progress(
+        tenant=request.tenant, campaign=campaign, viewer=Viewer.of(request)
+    )
     response = render(request, "campaigns/_progress.html", {"campaign": campaign, "progress": progress})
     shown = request.GET.get("shown")
     if shown and shown != campaign.status:
@@ -288,18 +294,20 @@ def campaign_review(request: HttpRequest, campaign_id) -> HttpResponse:
 
 
 @require_GET
+@shows_aggregates
 @require_permission("reports.view")
 def campaign_report(request: HttpRequest, campaign_id) -> HttpResponse:
     campaign = campaign_or_404(request, campaign_id)
-    report = selectors.campaign_report(tenant=request.tenant, campaign=campaign)
+    report = selectors.campaign_report(tenant=request.tenant, campaign=campaign, viewer=Viewer.of(request))
     return render(request, "campaigns/campaign_report.html", {"campaign": campaign, "report": report})
 
 
 @require_GET
+@shows_aggregates
 @require_permission("reports.view")
 def campaign_report_csv(request: HttpRequest, campaign_id) -> HttpResponse:
     campaign = campaign_or_404(request, campaign_id)
-    report = selectors.campaign_report(tenant=request.tenant, campaign=campaign)
+    report = selectors.campaign_report(tenant=request.tenant, campaign=campaign, viewer=Viewer.of(request))
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-report.csv"'
     writer = csv.writer(response)

@@ -29,6 +29,8 @@ from audit.actors import Actor
 from audit.models import AuditEvent
 from contacts.models import ImportJob, ImportRowError, ImportSlice
 from contacts.services import UpsertStatus, contact_upsert_many
+from healthmail.accounts.models import Membership
+from healthmail.accounts.roles import PERMISSIONS
 from healthmail.crypto import blind, envelope, keys
 from healthmail.errors import Conflict, NotFound
 from healthmail.tasks import enqueue
@@ -195,6 +197,19 @@ def _actor_of(job: ImportJob) -> Actor:
     return Actor.for_user(job.created_by) if job.created_by_id else SYSTEM
 
 
+def _importer_reads_phi(job: ImportJob) -> bool:
+    """Whether the person who started the import may read PHI: if not, the import's tallies never
+    say "unchanged" (re-importing a row with a guessed diagnosis must not confirm it)."""
+    if not job.created_by_id:
+        return True  # a system import: no person sees the tally
+    return Membership.objects.filter(
+        tenant_id=job.tenant_id,
+        user_id=job.created_by_id,
+        is_active=True,
+        role__in=PERMISSIONS["contacts.view_phi"],
+    ).exists()
+
+
 def _pending(job_id) -> models.QuerySet:
     return ImportSlice.objects.filter(job_id=job_id, state=ImportSlice.State.PENDING)
 
@@ -354,7 +369,12 @@ def _upsert(job: ImportJob, inputs: list) -> list:
     for attempt in range(1, CONFLICT_RETRIES + 1):
         try:
             return contact_upsert_many(
-                tenant=job.tenant, actor=_actor_of(job), inputs=inputs, source="import", dry_run=job.dry_run
+                tenant=job.tenant,
+                actor=_actor_of(job),
+                inputs=inputs,
+                source="import",
+                dry_run=job.dry_run,
+                writer_reads_phi=_importer_reads_phi(job),
             )
         except Conflict as conflict:
             if conflict.code != "concurrent_upsert" or attempt == CONFLICT_RETRIES:

@@ -14,6 +14,7 @@ from audit.actors import Actor
 from audit.phi import phi_access
 from delivery.models import DomainTlsPolicy, Message, MessageAttempt
 from healthmail.crypto.masking import mask
+from healthmail.disclosure import Disclosed, Viewer, disclose
 from healthmail.errors import NotFound
 
 State = Message.State
@@ -65,6 +66,31 @@ class SourceProgress:
     def rows(self) -> list[tuple[str, str, int]]:
         """(state, label, count) for every state, in lifecycle order."""
         return [(state.value, state.label, self.counts.get(state.value, 0)) for state in State]
+
+
+def source_progress_shown(*, tenant, viewer: Viewer, progress: SourceProgress) -> dict:
+    """A source's figures as `viewer` may see them (healthmail/disclosure.py). Delivery cannot tell
+    whether a source's recipients were chosen by clinical criteria (a campaign knows, delivery does
+    not), and transactional mail is PHI by nature, so every figure counts as sensitive."""
+    key = f"source:{progress.source_type}:{progress.source_id}"
+
+    def figure(count: int, cell: str) -> Disclosed:
+        return disclose(count, tenant=tenant, viewer=viewer, query=f"{key}#{cell}", sensitive=True)
+
+    total = figure(progress.total, "total")
+    percent = None
+    if total.value is not None:
+        step = 1 if total.exact else 10  # a blurred total gets a blurred share
+        percent = step * round(progress.percent_done / step)
+    return {
+        "total": total,
+        "pending": figure(progress.pending, "pending"),
+        "delivered": figure(progress.delivered, "delivered"),
+        "not_delivered": figure(progress.not_delivered, "not_delivered"),
+        "ambiguous_sends": figure(progress.ambiguous_sends, "ambiguous"),
+        "rows": [(state, label, figure(count, state)) for state, label, count in progress.rows() if count],
+        "percent_done": percent,
+    }
 
 
 def source_progress(*, tenant, source_type: str, source_id: str) -> SourceProgress:

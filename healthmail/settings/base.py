@@ -424,3 +424,12 @@ CELERY_BEAT_SCHEDULE["campaigns-sweep"] = {"task": "campaigns.tasks.campaigns_sw
 
 # --- Retention: daily disposal planning, archive moves, hold review reminders; stalled runs resume
 CELERY_BEAT_SCHEDULE["retention-daily"] = {"task": "retention.tasks.retention_daily_all", "schedule": 86400.0}
+
+# --- Disclosure policy (healthmail/disclosure.py, docs/privacy.md): platform defaults; a tenant may
+# be stricter (Tenant.disclosure_k / disclosure_rounding_base / disclosure_budget), never looser.
+DISCLOSURE_K = env.int("DISCLOSURE_K", default=11)
+DISCLOSURE_ROUNDING_BASE = env.int("DISCLOSURE_ROUNDING_BASE", default=10)
+DISCLOSURE_NOISE_SCALE = env.float("DISCLOSURE_NOISE_SCALE", default=5.0)
+DISCLOSURE_BUDGET = env.int("DISCLOSURE_BUDGET", default=200)
+DISCLOSURE_WINDOW_HOURS = env.int("DISCLOSURE_WINDOW_HOURS", default=24)
+DISCLOSURE_COMPARED_QUERIES = env.int("DISCLOSURE_COMPARED_QUERIES", default=20)

@@ -31,6 +31,17 @@ class Tenant(models.Model):
     idle_timeout_minutes = models.PositiveSmallIntegerField(
         default=15, validators=[MinValueValidator(1), MaxValueValidator(60)]
     )
+    # The disclosure policy's parameters for this tenant (healthmail/disclosure.py, docs/privacy.md):
+    # empty means the platform default; a tenant may be stricter than the platform, never looser.
+    disclosure_k = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(2), MaxValueValidator(1000)]
+    )
+    disclosure_rounding_base = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(1000)]
+    )
+    disclosure_budget = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(100000)]
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     status_changed_at = models.DateTimeField(null=True, blank=True)
     status_reason = models.CharField(max_length=500, blank=True)

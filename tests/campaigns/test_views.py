@@ -233,7 +233,10 @@ def test_detail_shows_exclusions_and_progress(client, tenant_a, team, ready):
     page = client.get(reverse("campaigns:campaign_detail", args=[campaign.pk])).content.decode()
     assert "Never opted in to the topic" in page
     assert "no_opt_in" not in page  # a label, not the code
-    assert "Queued: fewer than 11" in page  # small counts masked like segment counts
+    # Small audience figures go through the disclosure policy: never the exact 2 queued or 2 excluded.
+    assert "Queued: fewer than 11" in page
+    assert "Queued: 2" not in page
+    assert "<td>2</td>" not in page
     partial = client.get(reverse("campaigns:campaign_progress", args=[campaign.pk])).content.decode()
     assert 'hx-trigger="every 3s"' in partial
     assert "Sending" in partial

@@ -77,7 +77,8 @@ def _progress_url(source_id="11111111-2222-3333-4444-555555555555"):
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_progress_page_counts_per_state_for_allowed_roles(member_client, sent, role):
+def test_progress_page_counts_per_state_for_allowed_roles(member_client, sent, role, settings):
+    settings.DISCLOSURE_NOISE_SCALE = 0.5  # this test is about roles; tests/privacy tries the noise
     client = member_client(role)
 
     response = client.get(_progress_url())
@@ -87,9 +88,11 @@ def test_progress_page_counts_per_state_for_allowed_roles(member_client, sent, r
         return
     assert response.status_code == 200
     body = response.content.decode()
-    assert 'data-state="delivered_tls">1<' in body
-    assert 'data-state="bounced">1<' in body
-    assert 'data-state="queued">1<' in body
+    # One message per state: each figure goes through the disclosure policy, so none shows as 1.
+    assert 'data-state="delivered_tls">fewer than 11<' in body
+    assert 'data-state="bounced">fewer than 11<' in body
+    assert 'data-state="queued">fewer than 11<' in body
+    assert ">1<" not in body
     assert 'hx-trigger="every 2s"' in body  # still sending: the fragment polls
     assert "zebediah" not in body
 

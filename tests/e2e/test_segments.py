@@ -1,10 +1,12 @@
-"""A marketer builds a nested segment in the visual builder, watches the masked count change, and
-saves it."""
+"""A marketer builds a nested segment in the visual builder, watches the count change (noisy and
+rounded once clinical), and saves it."""
 
 import pytest
+from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from healthmail.accounts.roles import Role
+from healthmail.disclosure import Viewer
 from healthmail.tenants.context import tenant_context
 from segmentation import services
 from segmentation.models import Segment
@@ -31,7 +33,10 @@ def test_marketer_builds_a_nested_segment_and_saves_it(page, make_person):
     condition.get_by_label("Operator").select_option(label="is at least")
     condition.get_by_label("Value").fill("18")
     adults = services.segment_count(
-        tenant=marketer.tenant, definition={"field": "age", "op": "gte", "value": 18}, breakdown=False
+        viewer=Viewer.trusted(),
+        tenant=marketer.tenant,
+        definition={"field": "age", "op": "gte", "value": 18},
+        breakdown=False,
     )
     assert adults.display != "40"
     expect(count).to_have_text(adults.display)
@@ -56,7 +61,12 @@ def test_marketer_builds_a_nested_segment_and_saves_it(page, make_person):
             },
         ]
     }
-    expected = services.segment_count(tenant=marketer.tenant, definition=final, breakdown=False)
+    # What the marketer is shown: clinical criteria go through the disclosure policy (rounded, noisy).
+    user = get_user_model().objects.get(email=marketer.email)
+    as_marketer = Viewer.for_role(user=user, role=Role.MARKETER)
+    expected = services.segment_count(
+        viewer=as_marketer, tenant=marketer.tenant, definition=final, breakdown=False
+    )
     assert expected.display != adults.display
     expect(count).to_have_text(expected.display)
     expect(page.locator("#segment-count .badge.phi")).to_be_visible()

@@ -11,7 +11,7 @@ DIABETES = {"all": [{"field": "condition", "op": "in", "value": ["E11.9"]}]}
 
 
 def test_create_update_and_count(api, issue_key, tenant_a, audience_a):
-    client = api(issue_key(scopes=["segments:read", "segments:write"]))
+    client = api(issue_key(scopes=["segments:read", "segments:write", "contacts:phi"]))
     created = client.post(
         "/api/v1/segments", {"name": "Diabetes", "definition": DIABETES}, HTTP_IDEMPOTENCY_KEY="k1"
     )
@@ -32,6 +32,32 @@ def test_create_update_and_count(api, issue_key, tenant_a, audience_a):
     assert counted.json()["count"] == 300
     assert counted.json()["display"] == "300"
     assert client.get(f"/api/v1/segments/{segment_id}").json()["last_count"] == 300
+
+
+def test_clinical_criteria_need_the_phi_scope(api, issue_key, tenant_a, audience_a):
+    """A key that cannot read PHI cannot choose people by it either (tag one patient, count, compare)."""
+    client = api(issue_key(scopes=["segments:read", "segments:write"]))
+    refused = client.post(
+        "/api/v1/segments", {"name": "Diabetes", "definition": DIABETES}, HTTP_IDEMPOTENCY_KEY="k9"
+    )
+    assert_problem(refused, 403, "phi_scope_required")
+    assert_problem(client.post("/api/v1/segments/count", {"definition": DIABETES}), 403, "phi_scope_required")
+    everyone = client.post(
+        "/api/v1/segments", {"name": "Everyone", "definition": {"all": []}}, HTTP_IDEMPOTENCY_KEY="k10"
+    ).json()
+    to_clinical = client.generic(
+        "PATCH",
+        f"/api/v1/segments/{everyone['id']}",
+        '{"definition": {"field": "condition", "op": "in", "value": ["E11.9"]}}',
+    )
+    assert_problem(to_clinical, 403, "phi_scope_required")
+
+
+def test_zero_is_said_when_the_criteria_use_no_phi(api, issue_key, tenant_a, audience_a):
+    client = api(issue_key(scopes=["segments:read"]))
+    nobody = {"definition": {"field": "age", "op": "gt", "value": 125}}
+    body = client.post("/api/v1/segments/count", nobody).json()
+    assert (body["count"], body["empty"], body["exact"]) == (0, True, True)
 
 
 def test_invalid_definition_answers_422_with_the_path(api, issue_key, tenant_a):

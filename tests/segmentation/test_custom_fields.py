@@ -7,6 +7,7 @@ from django.utils import timezone
 from audit.actors import Actor
 from contacts.services import ContactInput, contact_upsert, custom_field_create
 from healthmail.accounts.roles import Role
+from healthmail.disclosure import Viewer
 from segmentation import services
 from segmentation.dsl import DefinitionError
 
@@ -41,13 +42,20 @@ def test_custom_field_segment_matches_by_token_and_uses_phi(tenant_a, program_me
     definition = {"all": [{"field": "custom.care_program", "op": "in", "value": ["diabetes prevention"]}]}
     members = services.segment_member_ids(tenant=tenant_a, definition=definition, now=timezone.now())
     assert set(members) == {program_members["a@patients.example"]}
-    assert services.segment_count(tenant=tenant_a, definition=definition, breakdown=False).uses_phi is True
+    assert (
+        services.segment_count(
+            viewer=Viewer.trusted(), tenant=tenant_a, definition=definition, breakdown=False
+        ).uses_phi
+        is True
+    )
 
 
 def test_malformed_custom_field_names_are_validation_errors(tenant_a):
     with pytest.raises(DefinitionError):
         services.segment_count(
-            tenant=tenant_a, definition={"all": [{"field": "custom.Bad Key!", "op": "in", "value": ["x"]}]}
+            viewer=Viewer.trusted(),
+            tenant=tenant_a,
+            definition={"all": [{"field": "custom.Bad Key!", "op": "in", "value": ["x"]}]},
         )
 
 

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contacts.models import JourneyStage, SensitiveCategory
+from healthmail.disclosure import Viewer
 from healthmail.tenants.context import tenant_context
 from segmentation import compiler, evaluator, services
 from segmentation.dsl import MAX_DEPTH, MAX_LIST_VALUES, DefinitionError
@@ -123,8 +124,18 @@ def test_the_property_is_not_vacuous(tenant_a, audience_a):
 
 def test_segment_counts_only_its_own_tenant(tenant_a, tenant_b, audience_a, audience_b):
     everyone = {"all": []}
-    assert services.segment_count(tenant=tenant_a, definition=everyone, breakdown=False).count == 300
-    assert services.segment_count(tenant=tenant_b, definition=everyone, breakdown=False).count == 60
+    assert (
+        services.segment_count(
+            viewer=Viewer.trusted(), tenant=tenant_a, definition=everyone, breakdown=False
+        ).count
+        == 300
+    )
+    assert (
+        services.segment_count(
+            viewer=Viewer.trusted(), tenant=tenant_b, definition=everyone, breakdown=False
+        ).count
+        == 60
+    )
     # Tokens are keyed per tenant: B's codes computed for A match nothing of B's contacts.
     ids_a = services.segment_member_ids(
         tenant=tenant_a, definition={"field": "condition", "op": "in", "value": ["I10"]}
@@ -161,8 +172,14 @@ def test_sql_looking_values_are_only_values(tenant_a, audience_a):
             {"field": "tag", "op": "all", "value": ["'; DROP TABLE contacts_contact; --"]},
         ]
     }
-    assert services.segment_count(tenant=tenant_a, definition=definition).display == "fewer than 11"
-    assert services.segment_count(tenant=tenant_a, definition={"all": []}, breakdown=False).count == 300
+    nobody = services.segment_count(viewer=Viewer.trusted(), tenant=tenant_a, definition=definition)
+    assert (nobody.display, nobody.empty) == ("0", True)
+    assert (
+        services.segment_count(
+            viewer=Viewer.trusted(), tenant=tenant_a, definition={"all": []}, breakdown=False
+        ).count
+        == 300
+    )
 
 
 def test_uses_phi_is_derived_from_the_fields(tenant_a):
@@ -254,11 +271,13 @@ NEAR_VALID = st.recursive(
 @given(definition=JSON | NEAR_VALID)
 def test_fuzzed_definitions_only_raise_definition_errors(tenant_a, definition):
     try:
-        result = services.segment_count(tenant=tenant_a, definition=definition, breakdown=False)
+        result = services.segment_count(
+            viewer=Viewer.trusted(), tenant=tenant_a, definition=definition, breakdown=False
+        )
     except DefinitionError as error:  # the only exception allowed
         errors = error.errors
     else:
-        assert result.count is None  # no contacts in this test
+        assert (result.count, result.empty) == (0, True)  # no contacts in this test
         return
     assert errors
     assert all(path == "" or path.startswith("/") for path, _ in errors)

@@ -8,6 +8,7 @@ from django.db import DatabaseError, connection, transaction
 
 from audit.actors import Actor
 from audit.models import AuditEvent
+from healthmail.disclosure import Viewer
 from healthmail.errors import Conflict
 from healthmail.tenants.context import tenant_context
 from segmentation import services
@@ -80,10 +81,10 @@ def test_names_are_unique_per_tenant(tenant_a, tenant_b):
 
 def test_counts_are_masked_below_eleven(tenant_a, audience_a):
     tiny = {"all": [CA, {"field": "age", "op": "between", "value": [40, 41]}]}
-    result = services.segment_count(tenant=tenant_a, definition=tiny)
+    result = services.segment_count(viewer=Viewer.trusted(), tenant=tenant_a, definition=tiny)
     assert result.count is None
     assert result.display == "fewer than 11"
-    everyone = services.segment_count(tenant=tenant_a, definition={"all": []})
+    everyone = services.segment_count(viewer=Viewer.trusted(), tenant=tenant_a, definition={"all": []})
     assert everyone.count == 300
     assert everyone.display == "300"
     for cells in everyone.breakdown.values():
@@ -96,7 +97,9 @@ def test_counts_are_masked_below_eleven(tenant_a, audience_a):
 
 def test_count_remembers_on_the_segment(tenant_a, audience_a):
     segment = _create(tenant_a, "Everyone", {"all": []})
-    services.segment_count(tenant=tenant_a, definition=segment.definition, segment=segment)
+    services.segment_count(
+        viewer=Viewer.trusted(), tenant=tenant_a, definition=segment.definition, segment=segment
+    )
     with tenant_context(tenant_a):
         segment.refresh_from_db()
     assert segment.last_count == 300
@@ -109,7 +112,9 @@ def test_slow_counts_stop_at_the_statement_timeout(tenant_a, audience_a, setting
     def count_repeatedly():
         # pg_sleep cannot be injected through a definition; a 1 ms budget stops a real count soon.
         for _ in range(50):
-            services.segment_count(tenant=tenant_a, definition={"any": [CA, DIABETES] * 40})
+            services.segment_count(
+                viewer=Viewer.trusted(), tenant=tenant_a, definition={"any": [CA, DIABETES] * 40}
+            )
 
     with pytest.raises(services.SegmentTooSlow):
         count_repeatedly()

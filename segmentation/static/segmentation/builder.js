@@ -127,8 +127,41 @@
       });
     }
     wrap.appendChild(input);
+    if (field.lookup_url && isList) wrap.appendChild(codeSearch(field, node, input));
     if (field.help) wrap.appendChild(el("small", { class: "help", text: " " + field.help }));
     return wrap;
+  }
+
+  // Search codes by name (e.g. "type 2 diabetes"); picking one adds its code to the list.
+  function codeSearch(field, node, valueInput) {
+    var box = el("span", { class: "code-search" });
+    var search = el("input", { type: "search", "aria-label": "Find a condition code",
+                               placeholder: "find by words, e.g. type 2 diabetes" });
+    var results = el("ul", { class: "code-results", role: "listbox", "aria-label": "Matching codes" });
+    var timer = null;
+    search.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        fetch(field.lookup_url + "?q=" + encodeURIComponent(search.value), { credentials: "same-origin" })
+          .then(function (r) { return r.json(); })
+          .then(function (data) {
+            results.textContent = "";
+            data.results.forEach(function (item) {
+              var pick = el("button", { type: "button", text: item.label });
+              pick.addEventListener("click", function () {
+                node.value = (node.value || []).concat([item.value]);
+                valueInput.value = node.value.join(", ");
+                results.textContent = "";
+                changed();
+              });
+              results.appendChild(el("li", {}, [pick]));
+            });
+          });
+      }, 250);
+    });
+    box.appendChild(search);
+    box.appendChild(results);
+    return box;
   }
 
   // --- rendering --------------------------------------------------------------------------

@@ -1,0 +1,220 @@
+"""Every page and API operation that shows an aggregate goes through the disclosure policy.
+
+The URL configuration is walked: each route is either marked `@shows_aggregates` (its counts come
+from healthmail.disclosure) or listed below with the reason it shows no aggregate a viewer without
+PHI access could use. A new route that is neither fails, so nobody adds a count page unnoticed.
+The OpenAPI schema is read too: an operation whose answer carries a count-like integer must be
+marked, whatever the list says.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import URLResolver, get_resolver, resolve
+from drf_spectacular.generators import SchemaGenerator
+
+pytestmark = pytest.mark.django_db
+
+_OWN = "the caller's own records or settings, no count over contacts"
+_PHI_ROLES = "only roles with PHI access (compliance, tenant admin) reach it"
+_PUBLIC = "a recipient's own link: no aggregate"
+_ACTION = "a form or an action (POST and redirect): shows no count"
+_NAMESPACES_WITHOUT_AGGREGATES = {
+    "accounts": "sign-in, members and API keys of the tenant: no count over contacts",
+    "tenants": "platform administration: member counts of tenants, not contacts",
+    "audit": _PHI_ROLES + " (audit.view)",
+    "retention": _PHI_ROLES + " (retention.manage, legal holds): record counts of runs and holds",
+    "portal": _PUBLIC,
+    "consent_public": _PUBLIC,
+    "tracking": "open pixel and click redirect: no page",
+    "webhooks": _OWN + " (endpoints and their delivery attempts)",
+    "portal_staff": "one secure message at a time (its own read and reply counts)",
+}
+NOT_AGGREGATES = {
+    "schema": "the OpenAPI document",
+    "api-docs": "the API reference page",
+    "api-me": _OWN,
+    "api-contacts": "contact pages and upsert: records the key may read; write answers hide 'unchanged'",
+    "api-contacts-bulk": "outcomes of the caller's own batch; 'unchanged' hidden from keys without PHI",
+    "api-contact": "one contact",
+    "api-consent-event-create": _ACTION,
+    "api-suppression-create": _ACTION,
+    "api-webhooks": _OWN,
+    "api-webhook": _OWN,
+    "api-webhook-deliveries": _OWN,
+    "api-events": _ACTION,
+    "api-messages": "the key's own transactional messages",
+    "api-messages-batch": "the key's own transactional messages",
+    "api-message": "one message",
+    "api-not-found": "the 404 answer",
+    "segmentation:segment_new": "the builder; its live count is segmentation:segment_count",
+    "segmentation:segment_edit": "the builder; its live count is segmentation:segment_count",
+    "segmentation:condition_lookup": "names of ICD-10-CM codes (the public code list): no contact",
+    "consent:contact_consent": "one contact's consent history",
+    "consent:contact_consent_record": _ACTION,
+    "consent:contact_signing_link": _ACTION,
+    "consent:contact_authorization_revoke": _ACTION,
+    "consent:text_list": "authorization texts (documents)",
+    "consent:text_create": _ACTION,
+    "consent:text_detail": "one authorization text",
+    "consent:suppression_list": "suppression entries, consent.manage only: " + _PHI_ROLES,
+    "consent:suppression_remove": _ACTION,
+    "consent:settings": "consent settings",
+    "consent:topic_create": _ACTION,
+    "contact_imports:job_list": "the importer's own files; 'unchanged' never told to a writer without PHI",
+    "contact_imports:upload": _ACTION,
+    "contact_imports:job_detail": "the importer's own file; 'unchanged' never told to a writer without PHI",
+    "contact_imports:job_map": _ACTION,
+    "contact_imports:error_report": "rows of the importer's own file",
+    "delivery:sender_domain_list": "sender domains (DNS settings)",
+    "delivery:sender_domain_detail": "one sender domain",
+    "delivery:sender_domain_check": _ACTION,
+    "delivery:dkim_key_rotate": _ACTION,
+    "delivery:dkim_key_retire": _ACTION,
+    "sending:message_search": "one message, delivery.search: " + _PHI_ROLES,
+    "sending:message_evidence": "one message, delivery.view_evidence: " + _PHI_ROLES,
+    "sending:domain_table": "per recipient domain evidence, delivery.view_evidence: " + _PHI_ROLES,
+    "contacts:contact_list": "contact records (masked for roles without PHI access)",
+    "contacts:contact_detail": "one contact",
+    "contacts:custom_field_list": "field definitions",
+    "contacts:custom_field_delete": _ACTION,
+    "campaigns:campaign_list": "names, statuses and dates; figures are on the detail page",
+    "campaigns:campaign_new": _ACTION,
+    "campaigns:approval_list": "campaigns waiting for review",
+    "campaigns:campaign_edit": "the campaign form",
+    **{
+        f"campaigns:campaign_{step}": _ACTION
+        for step in ("submit", "withdraw", "review", "schedule", "unschedule", "pause", "resume", "cancel")
+    },
+    **{
+        f"campaigns:{name}": "templates, blocks and branding: no audience"
+        for name in (
+            "template_list",
+            "template_new",
+            "template_edit",
+            "template_preview",
+            "template_test_send",
+            "block_list",
+            "block_new",
+            "block_edit",
+            "branding",
+        )
+    },
+    "healthz": "service health",
+    "metrics": "Prometheus process metrics, behind a token: no count over one tenant's contacts",
+    "dev_mailbox": "development only: the local SMTP sink",
+    "dev_mailbox_message": "development only: the local SMTP sink",
+}
+
+
+def _routes(patterns=None, namespace=""):
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(pattern, URLResolver):
+            inner = namespace + (f"{pattern.namespace}:" if pattern.namespace else "")
+            yield from _routes(pattern.url_patterns, inner)
+        else:
+            yield namespace + (pattern.name or str(pattern.pattern)), pattern.callback
+
+
+def _marked(callback) -> bool:
+    return bool(getattr(callback, "shows_aggregates", False)) or bool(
+        getattr(getattr(callback, "cls", None), "shows_aggregates", False)
+    )
+
+
+def _excused(name: str) -> bool:
+    return name in NOT_AGGREGATES or name.split(":")[0] in _NAMESPACES_WITHOUT_AGGREGATES
+
+
+def test_every_route_is_marked_or_excused():
+    unclassified = sorted(
+        name for name, callback in _routes() if not _marked(callback) and not _excused(name)
+    )
+    assert not unclassified, (
+        "routes that neither take their counts from healthmail.disclosure (@shows_aggregates) nor are "
+        f"listed as showing no aggregate: {unclassified}"
+    )
+
+
+def test_the_list_names_only_routes_that_exist_and_are_not_marked():
+    routes = dict(_routes())
+    stale = sorted(name for name in NOT_AGGREGATES if name not in routes)
+    assert not stale, f"NOT_AGGREGATES lists routes that no longer exist: {stale}"
+    both = sorted(name for name in NOT_AGGREGATES if _marked(routes[name]))
+    assert not both, f"marked routes need no excuse: {both}"
+
+
+def test_known_aggregate_pages_are_marked():
+    """The pages the issue named (and their API twins) are on the policy path."""
+    routes = dict(_routes())
+    for name in (
+        "segmentation:segment_count",
+        "segmentation:segment_list",
+        "campaigns:campaign_detail",
+        "campaigns:campaign_progress",
+        "campaigns:campaign_report",
+        "campaigns:campaign_report_csv",
+        "sending:source_list",
+        "sending:source_progress",
+        "consent:reports",
+        "api-segments-count",
+        "api-segment-count",
+    ):
+        assert _marked(routes[name]), name
+
+
+COUNTISH = re.compile(
+    r"(^|_)(count|counts|total|members|queued|excluded|delivered|bounced|opens|clicks|recipients)($|_)"
+)
+
+
+def _countish(schema: dict, components: dict, seen: frozenset = frozenset()) -> list[str]:
+    """Names of count-like integer properties anywhere in a response schema."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        return [] if name in seen else _countish(components[name], components, seen | {name})
+    found = []
+    for key, value in (schema.get("properties") or {}).items():
+        if COUNTISH.search(key) and (value.get("type") == "integer" or "additionalProperties" in value):
+            found.append(key)
+        found += _countish(value, components, seen)
+    for nested in ("items", "additionalProperties"):
+        if isinstance(schema.get(nested), dict):
+            found += _countish(schema[nested], components, seen)
+    for combined in ("allOf", "oneOf", "anyOf"):
+        for part in schema.get(combined, []):
+            found += _countish(part, components, seen)
+    return found
+
+
+OWN_OUTCOMES = {("POST", "/api/v1/contacts/bulk")}  # the batch's own outcomes (see NOT_AGGREGATES)
+
+
+def test_every_api_answer_with_a_count_is_marked():
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    components = schema["components"]["schemas"]
+    unmarked = []
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if (method.upper(), path) in OWN_OUTCOMES:
+                continue
+            counts = []
+            for status, response in operation.get("responses", {}).items():
+                if status.startswith("2"):
+                    for content in (response.get("content") or {}).values():
+                        counts += _countish(content.get("schema", {}), components)
+            if counts:
+                callback = resolve(re.sub(r"\{[^}]+\}", "00000000-0000-0000-0000-000000000000", path)).func
+                if not _marked(callback):
+                    unmarked.append((method.upper(), path, sorted(set(counts))))
+    assert not unmarked, f"API operations answering counts outside healthmail.disclosure: {unmarked}"
+
+
+def test_the_api_check_can_fail():
+    """The detector finds the segment count's fields (so an unmarked twin would be caught)."""
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    components = schema["components"]["schemas"]
+    count_answer = schema["paths"]["/api/v1/segments/count"]["post"]["responses"]["200"]
+    assert "count" in _countish(count_answer["content"]["application/json"]["schema"], components)
