@@ -415,8 +415,7 @@ TEMPLATE_MAX_PART_CHARS = env.int("TEMPLATE_MAX_PART_CHARS", default=500_000)
 TEMPLATE_MAX_MESSAGE_CHARS = env.int("TEMPLATE_MAX_MESSAGE_CHARS", default=1_000_000)
 TEMPLATE_RENDER_SECONDS = env.float("TEMPLATE_RENDER_SECONDS", default=5.0)
 
-# --- Segments: counts under the threshold are shown as "fewer than N"; counting queries are cut off
-SEGMENT_MASK_THRESHOLD = env.int("SEGMENT_MASK_THRESHOLD", default=11)
+# --- Segments: counting queries are cut off (what a count shows: DISCLOSURE_*, healthmail/disclosure.py)
 SEGMENT_STATEMENT_TIMEOUT_MS = env.int("SEGMENT_STATEMENT_TIMEOUT_MS", default=2000)
 
 # --- Campaigns: launches at their time, A/B decisions after their wait, sent campaigns closed -------

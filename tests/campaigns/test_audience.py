@@ -144,8 +144,8 @@ def test_counts_shown_to_a_marketer_are_masked_when_small(count, shown):
     assert audience.count_display(count) == shown
 
 
-def test_the_mask_follows_the_segment_threshold_setting(settings):
-    settings.SEGMENT_MASK_THRESHOLD = 20
+def test_the_mask_follows_the_disclosure_policy_k(settings):
+    settings.DISCLOSURE_K = 20
     assert audience.count_display(15) == "fewer than 20"
 
 

@@ -12,7 +12,9 @@ DERIVED = {
     "BASE_DIR": "the checkout's directory",
     "REQUEST_BODY_MAX_BYTES_BY_PATH": "CONTACT_IMPORT_MAX_BYTES plus headroom for the upload page",
 }
-EXEMPT = DJANGO_BUILT_INS | set(DERIVED)
+# Switches tests flip to prove a defence can fail; never read from the environment on purpose.
+TEST_ONLY = {"DISCLOSURE_ENABLED": "the attack suite turns the disclosure policy off to show it can fail"}
+EXEMPT = DJANGO_BUILT_INS | set(DERIVED) | set(TEST_ONLY)
 
 
 def _guide() -> dict[str, str]:

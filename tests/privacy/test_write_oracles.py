@@ -9,7 +9,7 @@ import io
 import pytest
 
 from audit.actors import Actor
-from contacts.imports import services
+from contacts.imports import services, storage
 from contacts.imports.services import ImportOptions
 from contacts.models import ImportJob
 from healthmail.tenants.context import tenant_context
@@ -30,7 +30,8 @@ def _import(tenant, actor: Actor) -> ImportJob:
         job = services.import_upload(
             tenant=tenant, actor=actor, file_name="p.csv", stream=io.BytesIO(FILE.encode())
         )
-        mapping = mapping_module.suggest(job.headers, mapping_module.targets_for(tenant=tenant))
+        headers = storage.job_headers(job)
+        mapping = mapping_module.suggest(headers, mapping_module.targets_for(tenant=tenant))
         assert "clinical.conditions" in mapping.values()
         job = services.import_job_start(
             tenant=tenant, actor=actor, job=job, options=ImportOptions(mapping=mapping)
