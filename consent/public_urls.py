@@ -10,4 +10,5 @@ urlpatterns = [
     path("authorize/<str:token>/", public_views.authorize, name="authorize"),
     path("preferences/<str:token>/", public_views.preferences, name="preferences"),
     path("unsubscribe/<str:token>/", public_views.unsubscribe, name="unsubscribe"),
+    path("undo/<str:token>/", public_views.waiver_undo, name="waiver_undo"),
 ]

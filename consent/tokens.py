@@ -27,6 +27,7 @@ class LinkKind:
     AUTHORIZE = "authorize"
     PREFERENCES = "preferences"
     UNSUBSCRIBE = "unsubscribe"
+    WAIVER_UNDO = "waiver_undo"  # carries the waiver's id where the others carry a text version
 
 
 # How long a link works. CAN-SPAM asks that an opt-out keep working at least 30 days after sending
@@ -35,6 +36,8 @@ MAX_AGE = {
     LinkKind.AUTHORIZE: datetime.timedelta(days=30),
     LinkKind.PREFERENCES: datetime.timedelta(days=90),
     LinkKind.UNSUBSCRIBE: datetime.timedelta(days=365),
+    # Taking protection back must stay possible long after the confirmation mail arrived.
+    LinkKind.WAIVER_UNDO: datetime.timedelta(days=365),
 }
 
 

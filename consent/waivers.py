@@ -1,9 +1,16 @@
-"""Unencrypted-email waivers: a patient who was told the risk asks for email without encryption."""
+"""Unencrypted-email waivers: a patient who was told the risk asks for email without encryption.
+
+From an emailed link the request takes proof of the mailbox (consent.mailbox) and is confirmed by a
+mail with a one-click undo; staff and the API record a waiver given on paper or by phone, with its
+evidence. When a tenant stops honouring waivers they end for good: turning them back on revives none."""
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
 from collections.abc import Iterable
 
+from django.core.mail import send_mail
 from django.db import transaction
 
 from audit import services as audit
@@ -11,9 +18,11 @@ from contacts.models import Contact
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
+from . import links, mailbox
 from .evidence import ConsentError, Evidence
 from .models import (
     ConsentText,
+    MailboxCheck,
     Purpose,
     UnencryptedEmailWaiver,
     WaiverEvent,
@@ -28,12 +37,7 @@ def waiver_active(*, tenant: Tenant, contact: Contact) -> UnencryptedEmailWaiver
         )
 
 
-@transaction.atomic
-def waiver_request(
-    *, tenant: Tenant, contact: Contact, purposes: Iterable[str], evidence: Evidence
-) -> UnencryptedEmailWaiver:
-    """Record a patient's request for unencrypted email, after being shown the risk (evidence.text).
-    A new request replaces an active one (the old one is withdrawn, both stay in the history)."""
+def _validated(*, tenant: Tenant, purposes: Iterable[str], evidence: Evidence) -> list[str]:
     settings = consent_settings_get(tenant=tenant)
     if not settings.allow_unencrypted_waivers:
         raise ConsentError(
@@ -46,6 +50,17 @@ def waiver_request(
         )
     if evidence.text is None or evidence.text.kind != ConsentText.Kind.UNENCRYPTED_WAIVER:
         raise ConsentError("The risk explanation shown must be recorded.", code="risk_text_required")
+    return purposes
+
+
+@transaction.atomic
+def waiver_request(
+    *, tenant: Tenant, contact: Contact, purposes: Iterable[str], evidence: Evidence
+) -> UnencryptedEmailWaiver:
+    """Record a request for unencrypted email, after the risk was explained (evidence.text). Callers
+    prove who asks first: a mailbox check from a link, a signed paper or a call staff took.
+    A new request replaces an active one (the old one is withdrawn, both stay in the history)."""
+    purposes = _validated(tenant=tenant, purposes=purposes, evidence=evidence)
     previous = waiver_active(tenant=tenant, contact=contact)
     if previous is not None:
         waiver_withdraw(tenant=tenant, contact=contact, evidence=evidence)
@@ -100,3 +115,72 @@ def waiver_withdraw(*, tenant: Tenant, contact: Contact, evidence: Evidence) -> 
         )
         audit.record(actor=evidence.actor, action="waiver.withdraw", target=waiver, tenant=tenant)
     return waiver
+
+
+# --- From an emailed link: proof of the mailbox first, a confirmation with an undo after ------------
+
+
+def waiver_request_start(
+    *, tenant: Tenant, contact: Contact, purposes: Iterable[str], evidence: Evidence
+) -> MailboxCheck:
+    """Nothing changes yet: a code goes to the contact's address, and only that code confirms."""
+    purposes = _validated(tenant=tenant, purposes=purposes, evidence=evidence)
+    return mailbox.mailbox_check_start(
+        tenant=tenant,
+        contact=contact,
+        action=MailboxCheck.Action.WAIVER_REQUEST,
+        purposes=purposes,
+        evidence=evidence,
+    )
+
+
+def waiver_request_confirm(
+    *, tenant: Tenant, contact: Contact, code: str, evidence: Evidence
+) -> UnencryptedEmailWaiver:
+    """The code proves the mailbox: record the waiver asked for and tell the mailbox, with an undo."""
+    check = mailbox.mailbox_check_confirm(
+        tenant=tenant,
+        contact=contact,
+        action=MailboxCheck.Action.WAIVER_REQUEST,
+        code=code,
+        evidence=evidence,
+    )
+    with transaction.atomic():
+        waiver = waiver_request(
+            tenant=tenant,
+            contact=contact,
+            purposes=check.purposes,
+            evidence=dataclasses.replace(evidence, text=check.text),
+        )
+        address = mailbox.contact_address(
+            tenant=tenant, contact=contact, purpose="confirmation of a settings change"
+        )
+        undo = links.waiver_undo_url(waiver=waiver)
+        transaction.on_commit(lambda: _send_confirmation(tenant, address, undo))
+    return waiver
+
+
+def _send_confirmation(tenant: Tenant, address: str, undo_url: str) -> None:
+    # No purposes, no health words: only that a setting changed and how to take it back.
+    send_mail(
+        subject=f"Your email settings with {tenant.name} changed",
+        message=(
+            f"You asked {tenant.name} to send some of your email without encryption.\n\n"
+            "If this was not you, or you changed your mind, undo it with one click:\n"
+            f"{undo_url}\n\n"
+            "Until then, email we send you may travel unencrypted.\n"
+        ),
+        from_email=None,
+        recipient_list=[address],
+    )
+
+
+@transaction.atomic
+def waiver_undo(
+    *, tenant: Tenant, contact: Contact, waiver_id: uuid.UUID, evidence: Evidence
+) -> UnencryptedEmailWaiver | None:
+    """Withdraw the waiver this undo link was sent for, if it is still the active one."""
+    waiver = waiver_active(tenant=tenant, contact=contact)
+    if waiver is None or waiver.pk != waiver_id:
+        return None
+    return waiver_withdraw(tenant=tenant, contact=contact, evidence=evidence)

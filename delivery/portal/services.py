@@ -47,7 +47,7 @@ EXPIRY = datetime.timedelta(days=30)
 CODE_TTL = datetime.timedelta(minutes=10)
 CODE_MAX_ATTEMPTS = 5
 VERIFIED_SESSION_SECONDS = 15 * 60
-THROTTLE_WINDOW_SECONDS = 3600
+THROTTLE_WINDOW_SECONDS = 3600  # the counters in healthmail.one_time_codes use the same window
 MAX_REPLY_CHARS = 10_000
 MIN_PASSPHRASE_CHARS = 12
 

@@ -4,9 +4,10 @@ center with evidence, and RFC 8058 one-click unsubscribe without CSRF or login."
 from __future__ import annotations
 
 import datetime
+import re
 
 import pytest
-from django.core import signing
+from django.core import mail, signing
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -283,7 +284,9 @@ def test_unsubscribe_without_topic_suppresses_all_non_transactional(tenant_a, co
         ).exists()
 
 
-def test_waiver_request_and_withdrawal_in_the_preference_center(tenant_a, contact):
+def test_waiver_request_and_withdrawal_in_the_preference_center(
+    tenant_a, contact, django_capture_on_commit_callbacks
+):
     services.consent_settings_update(
         tenant=tenant_a,
         actor=evidence().actor,
@@ -294,7 +297,12 @@ def test_waiver_request_and_withdrawal_in_the_preference_center(tenant_a, contac
     )
     url = _url(LinkKind.PREFERENCES, tenant_a, contact)
     assert "without encryption" in _client().get(url).content.decode()
-    _client().post(url, {"action": "waiver_request", "purposes": ["treatment"], "understood": "on"})
+    mail.outbox = []
+    with django_capture_on_commit_callbacks(execute=True):
+        _client().post(url, {"action": "waiver_request", "purposes": ["treatment"], "understood": "on"})
+    assert not may_send(contact=contact, purpose="treatment", uses_phi=True).unencrypted_allowed
+    code = re.search(r"\b(\d{6})\b", mail.outbox[-1].body).group(1)
+    _client().post(url, {"action": "waiver_confirm", "code": code})
     assert may_send(contact=contact, purpose="treatment", uses_phi=True).unencrypted_allowed
     _client().post(url, {"action": "waiver_withdraw"})
     assert not may_send(contact=contact, purpose="treatment", uses_phi=True).unencrypted_allowed
