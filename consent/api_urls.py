@@ -6,5 +6,6 @@ from . import api
 
 urlpatterns = [
     path("consent/events", api.ConsentEventCreate.as_view(), name="api-consent-event-create"),
+    path("consent/waivers", api.WaiverCreate.as_view(), name="api-consent-waiver-create"),
     path("suppressions", api.SuppressionCreate.as_view(), name="api-suppression-create"),
 ]

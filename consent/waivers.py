@@ -6,14 +6,18 @@ evidence. When a tenant stops honouring waivers they end for good: turning them 
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import datetime
 import uuid
 from collections.abc import Iterable
 
 from django.core.mail import send_mail
 from django.db import transaction
+from django.utils import timezone
 
 from audit import services as audit
+from audit.actors import Actor
 from contacts.models import Contact
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
@@ -24,10 +28,12 @@ from .models import (
     ConsentText,
     MailboxCheck,
     Purpose,
+    Source,
     UnencryptedEmailWaiver,
+    WaiverDocument,
     WaiverEvent,
 )
-from .services import consent_settings_get
+from .services import consent_settings_get, consent_text_current
 
 
 def waiver_active(*, tenant: Tenant, contact: Contact) -> UnencryptedEmailWaiver | None:
@@ -184,3 +190,74 @@ def waiver_undo(
     if waiver is None or waiver.pk != waiver_id:
         return None
     return waiver_withdraw(tenant=tenant, contact=contact, evidence=evidence)
+
+
+# --- Given on paper or by phone, recorded by staff or an integration -----------------------------------
+
+MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
+DOCUMENT_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg", "image/tiff"})
+_OUTSIDE_THE_WEB = frozenset({Source.PAPER, Source.VERBAL})
+
+
+@dataclasses.dataclass(frozen=True)
+class ScannedDocument:
+    name: str
+    content_type: str
+    content: bytes
+
+
+@transaction.atomic
+def waiver_record(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    contact: Contact,
+    purposes: Iterable[str],
+    source: str,
+    received_on: datetime.date,
+    document: ScannedDocument | None = None,
+) -> UnencryptedEmailWaiver:
+    """A waiver the patient gave on a signed paper or in a call, recorded with who recorded it, how and
+    when it was received, the risk explanation in force, and the scanned paper sealed if there is one."""
+    if source not in _OUTSIDE_THE_WEB:
+        raise ConsentError("A recorded waiver comes on paper or by phone.", code="source_invalid")
+    if received_on > timezone.localdate():
+        raise ConsentError("The date received cannot be in the future.", code="received_on_future")
+    if document is not None:
+        _document_check(document)
+    occurred_at = min(
+        datetime.datetime.combine(received_on, datetime.time(12), tzinfo=datetime.UTC), timezone.now()
+    )
+    risk_text = consent_text_current(tenant=tenant, kind=ConsentText.Kind.UNENCRYPTED_WAIVER)
+    evidence = Evidence(source=source, actor=actor, occurred_at=occurred_at, text=risk_text)
+    waiver = waiver_request(tenant=tenant, contact=contact, purposes=purposes, evidence=evidence)
+    with tenant_context(tenant):
+        if document is not None:
+            WaiverDocument.objects.create(
+                tenant=tenant,
+                waiver=waiver,
+                name=document.name[:200],
+                content_type=document.content_type,
+                size=len(document.content),
+                content=base64.b64encode(document.content).decode(),
+                created_by=f"{actor.kind}:{actor.id}"[:80],
+            )
+        audit.record(
+            actor=actor,
+            action="waiver.record",
+            target=waiver,
+            tenant=tenant,
+            details={
+                "source": source,
+                "received_on": received_on.isoformat(),
+                "document": document is not None,
+            },
+        )
+    return waiver
+
+
+def _document_check(document: ScannedDocument) -> None:
+    if document.content_type not in DOCUMENT_TYPES:
+        raise ConsentError("Attach the scan as PDF, PNG, JPEG or TIFF.", code="document_type")
+    if not document.content or len(document.content) > MAX_DOCUMENT_BYTES:
+        raise ConsentError("The scan must be between 1 byte and 10 MB.", code="document_size")
