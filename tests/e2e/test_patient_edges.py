@@ -1,6 +1,6 @@
 """Patient-facing edges in a real browser: the preference link from a marketing footer is not enough
 to lower a patient's protection; the code sent to the mailbox is, and the patient gets a
-confirmation with a one-click undo."""
+confirmation with a one-click undo. A link inside a portal message opens."""
 
 from __future__ import annotations
 
@@ -13,7 +13,11 @@ from playwright.sync_api import expect
 from audit.actors import Actor
 from consent import links, services
 from consent.gate import may_send
+from delivery.outbox import RenderedContent
+from delivery.portal.services import portal_deliver
+from healthmail.tenants.context import tenant_context
 from tests.consent.conftest import new_contact
+from tests.delivery.outbox_helpers import make_message
 from tests.factories import BaaFactory, TenantFactory
 
 from .conftest import screenshot, unique
@@ -87,3 +91,32 @@ def test_the_patient_confirms_with_the_code_and_undoes_from_the_confirmation(pag
     page.get_by_role("button", name="Undo: protect my email again").click()
     expect(page.get_by_role("status")).to_contain_text("protected again")
     assert not _unencrypted(contact)
+
+
+def test_a_link_in_a_portal_message_opens_in_a_new_tab(page, live_server_url, committed):
+    # Our own sign-in page refuses to be framed (X-Frame-Options: DENY): the hardest case for a link.
+    html = f'<p>Please <a href="{live_server_url}/login/?next=/">sign in to book a visit</a>.</p>'
+    slug = unique("clinic")
+    tenant = TenantFactory(name=f"Clinic {slug[-10:]}", slug=slug)
+    BaaFactory(tenant=tenant)
+    message = make_message(tenant, address=f"{unique('patient')}@patients.example")
+    with tenant_context(tenant):
+        notice = portal_deliver(message, RenderedContent(subject="Your visit", html=html, text="Sign in."))
+    mail.outbox = []
+    page.goto(_path(notice.portal_url))
+    page.get_by_role("button", name="Send me a code").click()
+    code = re.search(r"\b(\d{6})\b", mail.outbox[-1].body).group(1)
+    page.get_by_role("textbox", name=re.compile(r"^One-time code")).fill(code)
+    page.get_by_role("button", name="Confirm and read").click()
+    expect(page.get_by_role("heading", name="Your visit")).to_be_visible()
+
+    with page.context.expect_page() as opened:
+        page.frame_locator("iframe[title=Message]").get_by_role(
+            "link", name="sign in to book a visit"
+        ).click()
+    tab = opened.value
+    tab.wait_for_load_state()
+    expect(tab).to_have_url(re.compile(r"/login/\?next=/$"))
+    expect(tab.get_by_label("Email")).to_be_visible()
+    screenshot(tab, "portal-link-opened")
+    tab.close()
