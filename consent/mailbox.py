@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit import services as audit
+from audit.actors import Actor
 from audit.models import AuditEvent
 from audit.phi import phi_access
 from contacts.models import Contact
@@ -84,10 +85,14 @@ def _hit(contact: Contact, ip: str | None, kind: str) -> None:
             throttle_hit(key)
 
 
-def contact_address(*, tenant: Tenant, contact: Contact, purpose: str) -> str:
-    """The contact's address, read as an audited PHI access."""
+def contact_address(*, tenant: Tenant, contact: Contact, purpose: str, actor: Actor | None = None) -> str:
+    """The contact's address, read as an audited PHI access (by the patient unless `actor` says who)."""
     with phi_access(
-        actor=recipient_actor(contact), tenant=tenant, objects=[contact], fields=["email"], purpose=purpose
+        actor=actor or recipient_actor(contact),
+        tenant=tenant,
+        objects=[contact],
+        fields=["email"],
+        purpose=purpose,
     ):
         address = contact.email
     if not address:

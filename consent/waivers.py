@@ -23,7 +23,7 @@ from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
 from . import links, mailbox
-from .evidence import ConsentError, Evidence
+from .evidence import ConsentError, Evidence, recipient_actor
 from .models import (
     ConsentText,
     MailboxCheck,
@@ -158,11 +158,7 @@ def waiver_request_confirm(
             purposes=check.purposes,
             evidence=dataclasses.replace(evidence, text=check.text),
         )
-        address = mailbox.contact_address(
-            tenant=tenant, contact=contact, purpose="confirmation of a settings change"
-        )
-        undo = links.waiver_undo_url(waiver=waiver)
-        transaction.on_commit(lambda: _send_confirmation(tenant, address, undo))
+        _confirm_to_mailbox(tenant, contact, waiver, actor=recipient_actor(contact))
     return waiver
 
 
@@ -253,7 +249,22 @@ def waiver_record(
                 "document": document is not None,
             },
         )
+    _confirm_to_mailbox(tenant, contact, waiver, actor=actor)
     return waiver
+
+
+def _confirm_to_mailbox(
+    tenant: Tenant, contact: Contact, waiver: UnencryptedEmailWaiver, *, actor: Actor
+) -> None:
+    """A call can be social engineering and paper can be forged: the mailbox hears of it, with the undo."""
+    try:
+        address = mailbox.contact_address(
+            tenant=tenant, contact=contact, purpose="confirmation of a settings change", actor=actor
+        )
+    except ConsentError:
+        return  # no address on file: nothing will be emailed to it either
+    undo = links.waiver_undo_url(waiver=waiver)
+    transaction.on_commit(lambda: _send_confirmation(tenant, address, undo))
 
 
 def _document_check(document: ScannedDocument) -> None:

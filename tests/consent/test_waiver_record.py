@@ -9,6 +9,7 @@ import datetime
 import uuid
 
 import pytest
+from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.urls import reverse
@@ -64,11 +65,20 @@ def _body(contact, **overrides) -> dict:
     }
 
 
-def test_the_api_records_a_paper_waiver_with_its_sealed_scan(api, issue_key, tenant_a, contact, waivers_on):
-    response = api(issue_key(scopes=["consent:write"])).post(
-        "/api/v1/consent/waivers", _body(contact), content_type="application/json"
-    )
+def test_the_api_records_a_paper_waiver_with_its_sealed_scan(
+    api, issue_key, tenant_a, contact, waivers_on, django_capture_on_commit_callbacks
+):
+    mail.outbox = []
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api(issue_key(scopes=["consent:write"])).post(
+            "/api/v1/consent/waivers", _body(contact), content_type="application/json"
+        )
     assert response.status_code == 201, response.content
+    # Paper can be forged and a caller can pretend: the mailbox hears of it, with the undo.
+    (confirmation,) = mail.outbox
+    assert confirmation.to == [contact.email]
+    assert "/p/undo/o." in confirmation.body
+    assert "treatment" not in confirmation.body.lower()
     assert response.json()["purposes"] == ["treatment"]
     assert _unencrypted(contact)
     with tenant_context(tenant_a):
