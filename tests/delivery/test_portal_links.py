@@ -69,6 +69,7 @@ def test_a_verified_reader_opens_the_messages_link(client, tenant_a):
     assert unverified["Location"] == path
     _verify(client, path)
     page = client.get(path).content.decode()
+    assert "delivery/portal/links.py" not in page  # template comments stay comments
     frame = re.search(r'<iframe[^>]*sandbox="([^"]*)"[^>]*srcdoc="([^"]*)"', page)
     assert set(frame.group(1).split()) == {"allow-popups", "allow-popups-to-escape-sandbox"}
     assert "allow-scripts" not in frame.group(1)
