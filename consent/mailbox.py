@@ -143,16 +143,21 @@ def mailbox_check_start(
     return check
 
 
+def mailbox_mail(*, tenant: Tenant, address: str, subject: str, body: str) -> None:
+    """The one place these mails leave (codes, confirmations): sent like the portal's codes."""
+    send_mail(subject=subject, message=body, from_email=None, recipient_list=[address])
+
+
 def _send_code(tenant: Tenant, address: str, code: str) -> None:
-    send_mail(
+    mailbox_mail(
+        tenant=tenant,
+        address=address,
         subject=f"Your code to change your email settings with {tenant.name}",
-        message=(
+        body=(
             f"Your one-time code is {code}\n\n"
             "Someone asked to change how you receive email from us. The code works for 10 minutes.\n"
             "If it was not you, ignore this email: nothing changes without the code.\n"
         ),
-        from_email=None,
-        recipient_list=[address],
     )
 
 

@@ -12,7 +12,6 @@ import datetime
 import uuid
 from collections.abc import Iterable
 
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
@@ -164,16 +163,16 @@ def waiver_request_confirm(
 
 def _send_confirmation(tenant: Tenant, address: str, undo_url: str) -> None:
     # No purposes, no health words: only that a setting changed and how to take it back.
-    send_mail(
+    mailbox.mailbox_mail(
+        tenant=tenant,
+        address=address,
         subject=f"Your email settings with {tenant.name} changed",
-        message=(
+        body=(
             f"You asked {tenant.name} to send some of your email without encryption.\n\n"
             "If this was not you, or you changed your mind, undo it with one click:\n"
             f"{undo_url}\n\n"
             "Until then, email we send you may travel unencrypted.\n"
         ),
-        from_email=None,
-        recipient_list=[address],
     )
 
 
