@@ -1,8 +1,12 @@
-"""Consent API for EHR/CRM systems: record a consent change with its evidence, add a suppression.
+"""Consent API for EHR/CRM systems: record a consent change with its evidence, add a suppression,
+record a waiver of encryption the patient gave on paper or by phone.
 Thin: validate, find the contact in the key's tenant (another tenant's id is simply not found), call
 one service."""
 
 from __future__ import annotations
+
+import base64
+import binascii
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -15,8 +19,8 @@ from healthmail.api.idempotency import idempotent
 from healthmail.api.serializers import ProblemSerializer
 from healthmail.errors import NotFound
 
-from . import services, suppressions
-from .models import ConsentEvent, ConsentText, Source, Suppression
+from . import services, suppressions, waivers
+from .models import ConsentEvent, ConsentText, Purpose, Source, Suppression
 
 _SOURCES = [s for s in Source.values if s != Source.SYSTEM]
 
@@ -158,3 +162,75 @@ class SuppressionCreate(APIView):
             "created_at": entry.created_at,
         }
         return Response(SuppressionOutSerializer(body).data, status=201)
+
+
+class WaiverDocumentSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    content_type = serializers.ChoiceField(choices=sorted(waivers.DOCUMENT_TYPES))
+    content = serializers.CharField(help_text="The scanned file, base64; stored encrypted.")
+
+    def validate_content(self, value: str) -> bytes:
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise serializers.ValidationError("Not valid base64.") from None
+
+
+class WaiverInSerializer(serializers.Serializer):
+    contact_id = serializers.UUIDField()
+    purposes = serializers.ListField(
+        child=serializers.ChoiceField(choices=Purpose.choices),
+        allow_empty=False,
+        help_text="Which kinds of email may go without encryption.",
+    )
+    source = serializers.ChoiceField(
+        choices=[Source.PAPER, Source.VERBAL], help_text="How the patient gave it: signed paper or phone."
+    )
+    received_on = serializers.DateField(help_text="When the patient gave it.")
+    document = WaiverDocumentSerializer(required=False, help_text="The scanned signed paper, if any.")
+
+
+class WaiverOutSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    contact_id = serializers.UUIDField()
+    purposes = serializers.ListField(child=serializers.CharField())
+    status = serializers.CharField()
+    requested_at = serializers.DateTimeField()
+
+
+class WaiverCreate(APIView):
+    """Record a patient's request for email without encryption, given on paper or by phone after the
+    risk was explained. The API key is recorded as who recorded it; the tenant must allow waivers."""
+
+    required_scopes = {"POST": ["consent:write"]}
+
+    @extend_schema(
+        operation_id="consent_waiver_create",
+        request=WaiverInSerializer,
+        responses={201: WaiverOutSerializer, 404: _NOT_FOUND},
+        tags=["consent"],
+    )
+    @idempotent
+    def post(self, request):
+        incoming = WaiverInSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        contact = _contact(request, data["contact_id"])
+        document = data.get("document")
+        waiver = waivers.waiver_record(
+            tenant=request.auth.tenant,
+            actor=Actor.for_api_key(request.auth),
+            contact=contact,
+            purposes=data["purposes"],
+            source=data["source"],
+            received_on=data["received_on"],
+            document=waivers.ScannedDocument(**document) if document else None,
+        )
+        body = {
+            "id": waiver.pk,
+            "contact_id": contact.pk,
+            "purposes": waiver.purposes,
+            "status": waiver.status,
+            "requested_at": waiver.requested_at,
+        }
+        return Response(WaiverOutSerializer(body).data, status=201)

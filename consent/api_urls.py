@@ -6,6 +6,7 @@ from . import api, authorizations_api
 
 urlpatterns = [
     path("consent/events", api.ConsentEventCreate.as_view(), name="api-consent-event-create"),
+    path("consent/waivers", api.WaiverCreate.as_view(), name="api-consent-waiver-create"),
     path("suppressions", api.SuppressionCreate.as_view(), name="api-suppression-create"),
     path("authorizations", authorizations_api.AuthorizationCollection.as_view(), name="api-authorizations"),
     path(

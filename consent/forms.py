@@ -232,3 +232,21 @@ class WaiverForm(forms.Form):
         label="Email I agree to receive without encryption",
     )
     understood = forms.BooleanField(label="I have read the explanation of the risk above.")
+
+
+class WaiverRecordForm(forms.Form):
+    """A waiver of encryption the patient gave outside the web; staff record it with the evidence."""
+
+    purposes = forms.MultipleChoiceField(
+        choices=Purpose.choices,
+        widget=forms.CheckboxSelectMultiple,
+        label="Email that may go without encryption",
+    )
+    source = forms.ChoiceField(
+        choices=[(s, Source(s).label) for s in (Source.PAPER, Source.VERBAL)], label="Received"
+    )
+    received_on = forms.DateField(
+        label="Date received", widget=forms.DateInput(attrs={"type": "date"}), initial=timezone.localdate
+    )
+    document = forms.FileField(label="Scanned signed paper (optional)", required=False)
+    explained = forms.BooleanField(label="The patient was given the current risk explanation.")

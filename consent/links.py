@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from contacts.models import Contact
 
-from .models import AuthorizationText, Topic
+from .models import AuthorizationText, Topic, UnencryptedEmailWaiver
 from .tokens import LinkKind, link_token
 
 _SLOT = "TOKEN"
@@ -48,6 +48,13 @@ def unsubscribe_url(*, contact: Contact, topic: Topic | None) -> str:
         topic_key=topic.key if topic else "",
     )
     return _absolute("consent_public:unsubscribe", token)
+
+
+def waiver_undo_url(*, waiver: UnencryptedEmailWaiver) -> str:
+    token = link_token(
+        LinkKind.WAIVER_UNDO, tenant_id=waiver.tenant_id, contact_id=waiver.contact_id, text_id=waiver.pk
+    )
+    return _absolute("consent_public:waiver_undo", token)
 
 
 def list_unsubscribe_headers(contact: Contact, topic: Topic | None) -> dict[str, str]:

@@ -11,4 +11,5 @@ urlpatterns = [
     path("authorize/<str:token>/copy/", public_views.authorization_copy, name="authorization_copy"),
     path("preferences/<str:token>/", public_views.preferences, name="preferences"),
     path("unsubscribe/<str:token>/", public_views.unsubscribe, name="unsubscribe"),
+    path("undo/<str:token>/", public_views.waiver_undo, name="waiver_undo"),
 ]

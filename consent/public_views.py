@@ -24,11 +24,11 @@ from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
-from . import copies, services, waivers
+from . import copies, mailbox, services, waivers
 from .authorizations import authorization_copy_delivered, authorization_revoke, authorization_sign
 from .evidence import Evidence, recipient_actor
 from .forms import PreferencesForm, SignForm, WaiverForm
-from .models import Authorization, AuthorizationText, ConsentText, Source, Topic
+from .models import Authorization, AuthorizationText, ConsentText, MailboxCheck, Source, Topic
 from .services import contact_rule
 from .tokens import Link, LinkExpired, LinkInvalid, LinkKind, link_read, link_token
 
@@ -224,6 +224,9 @@ def _preference_context(tenant: Tenant, contact: Contact) -> dict:
             .select_related("text")
         ),
         "waiver": waivers.waiver_active(tenant=tenant, contact=contact),
+        "waiver_check": mailbox.mailbox_check_pending(
+            tenant=tenant, contact=contact, action=MailboxCheck.Action.WAIVER_REQUEST
+        ),
         "waivers_allowed": settings.allow_unencrypted_waivers,
         "risk_text": services.consent_text_current(tenant=tenant, kind=ConsentText.Kind.UNENCRYPTED_WAIVER)
         if settings.allow_unencrypted_waivers
@@ -241,6 +244,7 @@ def preferences(
     context = _preference_context(tenant, contact)
     form = PreferencesForm(topics=context["topics"], initial=context["initial"])
     waiver_form = WaiverForm()
+    waiver_error, status_code = "", 400
     action = request.POST.get("action", "")
     evidence = Evidence.from_request(request, actor=recipient_actor(contact), text=context["intro"])
     try:
@@ -264,9 +268,11 @@ def preferences(
         elif action == "revoke":
             return _revoke(request, tenant, contact, evidence)
         elif action == "waiver_request":
+            # Holding this link proves nothing about the mailbox (footers are forwarded and scanned):
+            # nothing changes until the code sent to the address on file comes back.
             waiver_form = WaiverForm(request.POST)
             if waiver_form.is_valid():
-                waivers.waiver_request(
+                waivers.waiver_request_start(
                     tenant=tenant,
                     contact=contact,
                     purposes=waiver_form.cleaned_data["purposes"],
@@ -274,15 +280,30 @@ def preferences(
                         request, actor=recipient_actor(contact), text=context["risk_text"]
                     ),
                 )
-                messages.success(request, "Your request is recorded.")
+                messages.info(
+                    request,
+                    "We sent a one-time code to your email address. Enter it below to confirm; "
+                    "nothing changes until you do.",
+                )
                 return redirect(request.path)
+        elif action == "waiver_confirm":
+            waivers.waiver_request_confirm(
+                tenant=tenant, contact=contact, code=request.POST.get("code", ""), evidence=evidence
+            )
+            messages.success(
+                request, "Your request is recorded. We sent a confirmation to your email address."
+            )
+            return redirect(request.path)
         elif action == "waiver_withdraw":
             waivers.waiver_withdraw(tenant=tenant, contact=contact, evidence=evidence)
             messages.success(request, "Your request is withdrawn: email will be protected again.")
             return redirect(request.path)
     except ApplicationError as error:
-        form.add_error(None, error.message)
-    status = 400 if request.method == "POST" else 200
+        if action.startswith("waiver_"):
+            waiver_error, status_code = error.message, error.status_code
+        else:
+            form.add_error(None, error.message)
+    status = (status_code if waiver_error else 400) if request.method == "POST" else 200
     return _page(
         request,
         "consent/public_preferences.html",
@@ -290,6 +311,7 @@ def preferences(
         status=status,
         form=form,
         waiver_form=waiver_form,
+        waiver_error=waiver_error,
         **context,
     )
 
@@ -338,3 +360,21 @@ def unsubscribe(
     evidence = Evidence.from_request(request, actor=recipient_actor(contact), source=Source.WEB_FORM)
     services.unsubscribe(tenant=tenant, contact=contact, topic=topic, evidence=evidence)
     return _page(request, "consent/public_unsubscribed.html", tenant, **context)
+
+
+# --- Undo a waiver, from the confirmation mail -------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@public_page(LinkKind.WAIVER_UNDO)
+def waiver_undo(
+    request: HttpRequest, *, link: Link, tenant: Tenant, contact: Contact, token: str
+) -> HttpResponse:
+    # One click, but a POST: link scanners open every URL in a mail and must not undo anything.
+    if request.method == "GET":
+        active = waivers.waiver_active(tenant=tenant, contact=contact)
+        pending = active is not None and active.pk == link.text_id
+        return _page(request, "consent/public_waiver_undo.html", tenant, pending=pending)
+    evidence = Evidence.from_request(request, actor=recipient_actor(contact))
+    waivers.waiver_undo(tenant=tenant, contact=contact, waiver_id=link.text_id, evidence=evidence)
+    return _page(request, "consent/public_waiver_undo.html", tenant, pending=False, undone=True)

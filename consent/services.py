@@ -36,6 +36,8 @@ from .models import (
     Source,
     Suppression,
     Topic,
+    UnencryptedEmailWaiver,
+    WaiverEvent,
 )
 
 # --- Topics and texts ---------------------------------------------------------------------------
@@ -424,6 +426,8 @@ def consent_settings_update(
             "Reminders go out between 1 and 180 days before expiry.", code="reminder_days_invalid"
         )
     settings = consent_settings_get(tenant=tenant)
+    if settings.allow_unencrypted_waivers and not allow_unencrypted_waivers:
+        _waivers_end_all(tenant=tenant, actor=actor)
     settings.operating_states = states
     settings.state_mode = state_mode
     settings.allow_unencrypted_waivers = allow_unencrypted_waivers
@@ -444,3 +448,38 @@ def consent_settings_update(
             },
         )
     return settings
+
+
+def _waivers_end_all(*, tenant: Tenant, actor: Actor) -> int:
+    """Turning waivers off ends every active one for good, in the history: turning them on again later
+    must not silently revive a waiver the patient gave under other terms. Patients ask again."""
+    with tenant_context(tenant):
+        now = timezone.now()
+        ending = list(
+            UnencryptedEmailWaiver.objects.for_tenant(tenant).select_for_update().filter(status="active")
+        )
+        UnencryptedEmailWaiver.objects.filter(pk__in=[w.pk for w in ending], status="active").update(
+            status="withdrawn", withdrawn_at=now
+        )
+        WaiverEvent.objects.bulk_create(
+            WaiverEvent(
+                tenant=tenant,
+                waiver=waiver,
+                contact_id=waiver.contact_id,
+                kind=WaiverEvent.Kind.ENDED,
+                purposes=waiver.purposes,
+                source=Source.SYSTEM,
+                occurred_at=now,
+                actor_type=actor.kind,
+                actor_id=(actor.id or "")[:64],
+            )
+            for waiver in ending
+        )
+        if ending:
+            audit.record(
+                actor=actor,
+                action="waiver.end_all",
+                tenant=tenant,
+                details={"count": len(ending)},
+            )
+    return len(ending)

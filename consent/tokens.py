@@ -2,10 +2,12 @@
 unsubscribe. The token carries ids only (tenant, contact, text version, topic key), never PHI, and
 each kind has its own key, so an unsubscribe token cannot open the preference center.
 
-A token is a sealed binary record (healthmail.crypto.sealed): issue time, the ids, a random nonce and
-the topic key; about 100 characters, and cheap enough for one per marketing message. Links issued
-before it (django.core.signing, recognisable by their ':') are still read until they expire: an
-unsubscribe link must keep working long after the message was sent.
+A token is an encrypted binary record (healthmail.crypto.opaque): issue time, the ids, a random nonce
+and the topic key; opaque (whoever holds the link cannot read the contact's id from it), marked by a
+leading "o.", about 150 characters, and cheap enough for one per marketing message. Links issued
+before it are still read until they expire, because an unsubscribe link must keep working long after
+the message was sent: sealed but readable tokens (healthmail.crypto.sealed, no '.') and
+django.core.signing ones (recognisable by their ':').
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from dataclasses import dataclass
 
 from django.core import signing
 
-from healthmail.crypto.sealed import seal, unseal
+from healthmail.crypto.opaque import opaque_open, opaque_seal
+from healthmail.crypto.sealed import unseal
 from healthmail.errors import ApplicationError
 
 
@@ -27,6 +30,7 @@ class LinkKind:
     AUTHORIZE = "authorize"
     PREFERENCES = "preferences"
     UNSUBSCRIBE = "unsubscribe"
+    WAIVER_UNDO = "waiver_undo"  # carries the waiver's id where the others carry a text version
 
 
 # How long a link works. CAN-SPAM asks that an opt-out keep working at least 30 days after sending
@@ -35,6 +39,8 @@ MAX_AGE = {
     LinkKind.AUTHORIZE: datetime.timedelta(days=30),
     LinkKind.PREFERENCES: datetime.timedelta(days=90),
     LinkKind.UNSUBSCRIBE: datetime.timedelta(days=365),
+    # Taking protection back must stay possible long after the confirmation mail arrived.
+    LinkKind.WAIVER_UNDO: datetime.timedelta(days=365),
 }
 
 
@@ -66,6 +72,7 @@ class Link:
 _HEAD = struct.Struct(">I16s16s16s9s")
 _NO_TEXT = bytes(16)
 MAX_CHARS = 400  # topic keys are short slugs; anything longer is not ours
+_OPAQUE = "o."  # never in a sealed token (URL-safe base64) nor a signed one
 
 
 def _salt(kind: str) -> str:
@@ -82,7 +89,7 @@ def link_token(
         _uuid(text_id).bytes if text_id else _NO_TEXT,
         nonce or secrets.token_bytes(9),
     )
-    return seal(_salt(kind), body + topic_key.encode())
+    return _OPAQUE + opaque_seal(_salt(kind), body + topic_key.encode())
 
 
 def _uuid(value) -> uuid.UUID:
@@ -120,7 +127,10 @@ def link_read(kind: str, token: str) -> Link:
     """The link's content, or LinkInvalid (forged, altered, another kind) / LinkExpired."""
     if ":" in token:
         return _legacy_read(kind, token)
-    body = unseal(_salt(kind), token, max_chars=MAX_CHARS)
+    if token.startswith(_OPAQUE):
+        body = opaque_open(_salt(kind), token.removeprefix(_OPAQUE), max_chars=MAX_CHARS)
+    else:  # sealed before links became opaque
+        body = unseal(_salt(kind), token, max_chars=MAX_CHARS)
     if body is None or len(body) < _HEAD.size:
         raise _invalid()
     issued, tenant, contact, text, nonce = _HEAD.unpack_from(body)

@@ -9,6 +9,7 @@ app_name = "consent"
 urlpatterns = [
     path("contacts/<uuid:contact_id>/", views.contact_consent, name="contact_consent"),
     path("contacts/<uuid:contact_id>/record/", views.contact_consent_record, name="contact_consent_record"),
+    path("contacts/<uuid:contact_id>/waiver/", views.contact_waiver_record, name="contact_waiver_record"),
     path("contacts/<uuid:contact_id>/signing-link/", views.contact_signing_link, name="contact_signing_link"),
     path(
         "contacts/<uuid:contact_id>/authorizations/record/",

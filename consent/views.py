@@ -30,6 +30,7 @@ from .forms import (
     SuppressionAddForm,
     SuppressionRemoveForm,
     TopicForm,
+    WaiverRecordForm,
 )
 from .models import Authorization, AuthorizationText, ContactPreference, Source, Suppression, Topic
 from .services import Evidence
@@ -66,6 +67,9 @@ def contact_consent(request: HttpRequest, contact_id: uuid.UUID) -> HttpResponse
         "record_form": ConsentRecordForm(tenant=tenant) if manage else None,
         "link_form": SigningLinkForm(tenant=tenant) if manage else None,
         "authorization_form": AuthorizationRecordForm(tenant=tenant) if manage else None,
+        "waiver_form": WaiverRecordForm()
+        if manage and services.consent_settings_get(tenant=tenant).allow_unencrypted_waivers
+        else None,
     }
     return render(request, "consent/contact_consent.html", context)
 
@@ -94,6 +98,44 @@ def contact_consent_record(request: HttpRequest, contact_id: uuid.UUID) -> HttpR
         request,
         f"Recorded: {data['topic'].name} — {'opted in' if data['action'] == 'granted' else 'opted out'}.",
     )
+    return redirect("consent:contact_consent", contact_id=contact.pk)
+
+
+@require_POST
+@require_permission("consent.manage")
+def contact_waiver_record(request: HttpRequest, contact_id: uuid.UUID) -> HttpResponse:
+    contact = _contact(request, contact_id)
+    form = WaiverRecordForm(request.POST, request.FILES)
+    if not form.is_valid():
+        messages.error(
+            request,
+            "The waiver is incomplete: "
+            + "; ".join(str(e) for errors in form.errors.values() for e in errors),
+        )
+        return redirect("consent:contact_consent", contact_id=contact.pk)
+    data = form.cleaned_data
+    upload = data["document"]
+    document = (
+        waivers.ScannedDocument(
+            name=upload.name, content_type=upload.content_type or "", content=upload.read()
+        )
+        if upload
+        else None
+    )
+    try:
+        waivers.waiver_record(
+            tenant=request.tenant,
+            actor=actor_of(request),
+            contact=contact,
+            purposes=data["purposes"],
+            source=data["source"],
+            received_on=data["received_on"],
+            document=document,
+        )
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "The waiver is recorded.")
     return redirect("consent:contact_consent", contact_id=contact.pk)
 
 

@@ -7,11 +7,12 @@ import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from consent.links import list_unsubscribe_headers
+from consent.links import list_unsubscribe_headers, preferences_url, unsubscribe_url
 from consent.models import TRANSACTIONAL_PURPOSES
 from delivery import dkim
 from delivery.models import Message
 from delivery.outbox import RenderedContent, message_content
+from delivery.portal.services import portal_notice_commercial
 from delivery.sender_domains.services import SenderDomainUnverified, sender_domain_signing_key
 from delivery.smtp.message import Prepared, UnsafeMessage
 from healthmail.crypto.errors import DecryptionError
@@ -78,7 +79,8 @@ class Preparer:
             raise found
         return found
 
-    def _unsubscribe(self, message: Message) -> dict[str, str] | None:
+    def _commercial(self, message: Message) -> tuple[ContactRef, object] | None:
+        """(contact ids, topic) of commercial mail to a contact, which carries an opt-out; else None."""
         if message.purpose in TRANSACTIONAL_PURPOSES or message.contact_id is None:
             return None
         if self._topics is None:
@@ -86,8 +88,11 @@ class Preparer:
         if message.topic not in self._topics:
             self._topics.update(topics_for(tenant=self.tenant, messages=[message]))
         # Only ids go into the link: the row's ids are all it needs (no Contact is loaded).
-        contact = ContactRef(pk=message.contact_id, tenant_id=message.tenant_id)
-        return list_unsubscribe_headers(contact, self._topics.get(message.topic))
+        return ContactRef(pk=message.contact_id, tenant_id=message.tenant_id), self._topics.get(message.topic)
+
+    def _unsubscribe(self, message: Message) -> dict[str, str] | None:
+        commercial = self._commercial(message)
+        return list_unsubscribe_headers(*commercial) if commercial else None
 
     def _content_for_path(self, item: Work) -> RenderedContent:
         if item.content is None:
@@ -97,7 +102,22 @@ class Preparer:
         if self.deps.portal is None:
             raise PortalUnavailable("The secure portal is not available; the message waits for it.")
         notice = self.deps.portal(item.message, item.content)
-        return RenderedContent(subject=notice.subject, html=notice.html, text=notice.text)
+        commercial = self._commercial(item.message)
+        if commercial is None:
+            return RenderedContent(subject=notice.subject, html=notice.html, text=notice.text)
+        contact, topic = commercial
+        sender = item.content.from_name or self.tenant.name
+        notice = portal_notice_commercial(
+            notice,
+            tenant=self.tenant,
+            subject=item.content.subject,
+            sender_identity=sender,
+            unsubscribe_url=unsubscribe_url(contact=contact, topic=topic),
+            preferences_url=preferences_url(contact=contact),
+        )
+        return RenderedContent(
+            subject=notice.subject, html=notice.html, text=notice.text, from_name=item.content.from_name
+        )
 
     def prepare(self, item: Work, *, now: datetime) -> tuple[Prepared | None, record.Settle | None]:
         """(wire-ready message, None) or (None, what becomes of the message instead)."""

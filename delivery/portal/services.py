@@ -47,7 +47,7 @@ EXPIRY = datetime.timedelta(days=30)
 CODE_TTL = datetime.timedelta(minutes=10)
 CODE_MAX_ATTEMPTS = 5
 VERIFIED_SESSION_SECONDS = 15 * 60
-THROTTLE_WINDOW_SECONDS = 3600
+THROTTLE_WINDOW_SECONDS = 3600  # the counters in healthmail.one_time_codes use the same window
 MAX_REPLY_CHARS = 10_000
 MIN_PASSPHRASE_CHARS = 12
 
@@ -186,6 +186,42 @@ def _notice(tenant: Tenant, url: str, expires_at: datetime.datetime) -> PortalNo
         "<p>We will send a one-time code to this email address to confirm it is you. "
         f"The message is available until {escape(until)}.</p>"
         f"{linebreaks(tenant.postal_address)}"
+    )
+    return PortalNotice(subject=subject, html=html, text=text, portal_url=url)
+
+
+def portal_notice_commercial(
+    notice: PortalNotice,
+    *,
+    tenant: Tenant,
+    subject: str,
+    sender_identity: str,
+    unsubscribe_url: str,
+    preferences_url: str,
+) -> PortalNotice:
+    """The notice for a newsletter, research invitation or appeal held for the portal: it says what it
+    is, under the message's own subject (template lint keeps PHI out of every subject), and carries
+    the same visible opt-out and postal address as the message itself (CAN-SPAM, 15 U.S.C.
+    7704(a)(2), (3) and (5)): a "secure message" title on a newsletter would mislead."""
+    url = notice.portal_url
+    text = (
+        f"{sender_identity} sent you “{subject}”.\n\n"
+        "Your email provider did not offer a verified encrypted connection, so it waits for you on our "
+        f"secure page:\n{url}\n\n"
+        "We will send a one-time code to this email address to confirm it is you.\n\n"
+        f"--\n{sender_identity}\n{tenant.postal_address}\n"
+        f"Unsubscribe: {unsubscribe_url}\nEmail preferences: {preferences_url}\n"
+    )
+    html = (
+        f"<p>{escape(sender_identity)} sent you “{escape(subject)}”.</p>"
+        "<p>Your email provider did not offer a verified encrypted connection, so it waits for you "
+        "on our secure page.</p>"
+        f'<p><a href="{escape(url)}">Read it</a></p>'
+        "<p>We will send a one-time code to this email address to confirm it is you.</p>"
+        f'<div style="font-size:12px;color:#555555"><strong>{escape(sender_identity)}</strong>'
+        f"{linebreaks(tenant.postal_address)}"
+        f'<p><a href="{escape(unsubscribe_url)}">Unsubscribe</a> · '
+        f'<a href="{escape(preferences_url)}">Email preferences</a></p></div>'
     )
     return PortalNotice(subject=subject, html=html, text=text, portal_url=url)
 

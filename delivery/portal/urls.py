@@ -13,4 +13,5 @@ urlpatterns = [
     path("<str:token>/reply/", views.reply, name="reply"),
     path("<str:token>/passphrase/", views.passphrase, name="passphrase"),
     path("<str:token>/attachments/<int:index>/", views.attachment, name="attachment"),
+    path("<str:token>/links/<int:index>/", views.link, name="link"),
 ]

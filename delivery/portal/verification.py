@@ -4,14 +4,9 @@ client address through Redis counters shared by every web process (429 past the 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 import uuid
 
-from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,6 +14,14 @@ from audit import services as audit
 from audit.models import AuditEvent
 from audit.phi import phi_access
 from healthmail.errors import ApplicationError
+from healthmail.one_time_codes import (
+    code_hash,
+    code_matches,
+    code_new,
+    code_normalize,
+    throttle_count,
+    throttle_hit,
+)
 from healthmail.sysmail.services import system_mail_queue
 from healthmail.tenants.models import Tenant
 
@@ -27,7 +30,6 @@ from .services import (
     CODE_MAX_ATTEMPTS,
     CODE_TTL,
     MIN_PASSPHRASE_CHARS,
-    THROTTLE_WINDOW_SECONDS,
     PortalThrottled,
     PortalVerificationFailed,
     _setting,
@@ -35,20 +37,10 @@ from .services import (
     recipient,
 )
 
-# --- throttling (Redis counters shared by all web processes) ------------------------------------------
+# --- throttling (Redis counters shared by all web processes: healthmail.one_time_codes) ---------------
 
-
-def _count(key: str) -> int:
-    return cache.get(key) or 0
-
-
-def _bump(key: str) -> int:
-    cache.add(key, 0, timeout=THROTTLE_WINDOW_SECONDS)
-    try:
-        return cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=THROTTLE_WINDOW_SECONDS)
-        return 1
+_count = throttle_count
+_bump = throttle_hit
 
 
 def _throttled(portal_message: PortalMessage, what: str, reason: str) -> PortalThrottled:
@@ -86,8 +78,7 @@ def _record_hit(portal_message: PortalMessage, ip: str | None, kind: str) -> Non
 
 
 def _code_hash(code_id: uuid.UUID, code: str) -> str:
-    key = settings.SECRET_KEY.encode()
-    return hmac.new(key, f"portal-code|{code_id}|{code}".encode(), hashlib.sha256).hexdigest()
+    return code_hash(purpose="portal-code", entry_id=code_id, code=code)
 
 
 def portal_code_send(*, portal_message: PortalMessage, ip: str | None) -> None:
@@ -102,7 +93,7 @@ def portal_code_send(*, portal_message: PortalMessage, ip: str | None) -> None:
 def _code_issue(portal_message: PortalMessage) -> None:
     now = timezone.now()
     PortalCode.objects.filter(portal_message=portal_message, used_at__isnull=True).update(used_at=now)
-    code = f"{secrets.randbelow(1_000_000):06d}"
+    code = code_new()
     entry = PortalCode(
         tenant_id=portal_message.tenant_id, portal_message=portal_message, expires_at=now + CODE_TTL
     )
@@ -165,7 +156,7 @@ def portal_code_verify(*, portal_message: PortalMessage, code: str, ip: str | No
     """Accept the latest code, or raise PortalVerificationFailed / PortalThrottled (429)."""
     portal_available(portal_message)
     _check_limits(portal_message, ip, "fail", "verify")
-    code = "".join(ch for ch in code if ch.isdigit())[:6]
+    code = code_normalize(code)
     with transaction.atomic():
         entry = (
             PortalCode.objects.select_for_update()
@@ -175,8 +166,8 @@ def portal_code_verify(*, portal_message: PortalMessage, code: str, ip: str | No
         good = False
         if entry is not None:
             entry.attempts += 1
-            good = entry.attempts <= CODE_MAX_ATTEMPTS and hmac.compare_digest(
-                entry.code_hash, _code_hash(entry.pk, code)
+            good = entry.attempts <= CODE_MAX_ATTEMPTS and code_matches(
+                purpose="portal-code", entry_id=entry.pk, code=code, stored_hash=entry.code_hash
             )
             if good or entry.attempts >= CODE_MAX_ATTEMPTS:
                 entry.used_at = timezone.now()  # used, or burnt: the next try needs a new code

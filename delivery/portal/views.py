@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from django import forms
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -24,6 +24,7 @@ from healthmail.tenants.models import Tenant
 
 from ..models import PortalMessage
 from . import services, verification
+from .links import portal_frame_html, portal_link_target
 from .services import PortalGone, PortalLinkInvalid, PortalThrottled
 
 SESSION_KEY = "portal_verified"
@@ -140,6 +141,7 @@ def landing(request: HttpRequest, *, tenant, portal_message, token) -> HttpRespo
         "org": tenant,
         "token": token,
         "content": content,
+        "frame_html": portal_frame_html(html=content.html, token=token),
         "portal_message": portal_message,
         "reply_form": ReplyForm(),
         "passphrase_form": NewPassphraseForm(),
@@ -250,3 +252,24 @@ def attachment(request: HttpRequest, *, tenant, portal_message, token, index: in
     safe = "".join(ch for ch in item.filename if ch.isascii() and (ch.isalnum() or ch in "._- "))[:100]
     response["Content-Disposition"] = f'attachment; filename="{safe or "attachment"}"'
     return response
+
+
+@require_http_methods(["GET"])
+@portal_page
+@_require_verified
+def link(request: HttpRequest, *, tenant, portal_message, token, index: int) -> HttpResponse:
+    """A link of the message, opened from the frame in a new tab: only the message's own web links."""
+    content = services.portal_open(portal_message=portal_message, purpose="portal link", count_read=False)
+    url = portal_link_target(html=content.html, index=index)
+    if url is None:
+        return _problem(
+            request, PortalLinkInvalid("No such link in this message.", code="link_unknown"), tenant
+        )
+    audit.record(
+        actor=services.recipient(portal_message),
+        action="portal.link_open",
+        target=portal_message,
+        tenant=tenant,
+        details={"link": index},
+    )
+    return HttpResponseRedirect(url)

@@ -136,6 +136,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("POST", "/api/v1/events"): Operation(scopes=["events:write"]),
     ("POST", "/api/v1/consent/events"): Operation(scopes=["consent:write"]),
+    ("POST", "/api/v1/consent/waivers"): Operation(scopes=["consent:write"]),
     ("POST", "/api/v1/suppressions"): Operation(scopes=["consent:write"]),
     ("GET", "/api/v1/signing-keys"): Operation(scopes=[]),
     ("POST", "/api/v1/authorizations"): Operation(scopes=["consent:write"]),
