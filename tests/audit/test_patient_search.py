@@ -269,6 +269,16 @@ def _authorization_copy(world: World) -> None:
         assert authorization_copy_send(tenant=world.tenant, authorization=authorization)
 
 
+def _mailbox_address(world: World) -> None:
+    """The preference center reads the address to send a code or a confirmation to."""
+    from consent import mailbox
+
+    address = mailbox.contact_address(
+        tenant=world.tenant, contact=world.patient, purpose="confirmation of a settings change"
+    )
+    assert address == world.patient.email
+
+
 PHI_READ_PATHS = [
     Path_("contacts.views:contact_list", "list", _list, "contact list", "contacts.contact"),
     Path_("contacts.views:contact_detail", "detail", _detail, "contact detail", "contacts.contact"),
@@ -367,6 +377,13 @@ PHI_READ_PATHS = [
         _authorization_copy,
         "copy of a signed authorization",
         "consent.authorization",
+    ),
+    Path_(
+        "consent.mailbox:contact_address",
+        "mailbox address",
+        _mailbox_address,
+        "confirmation of a settings change",
+        "contacts.contact",
     ),
     Path_(
         "delivery.authorization_copies:authorization_copy_by_portal",

@@ -29,6 +29,7 @@ from consent.tokens import LinkInvalid, LinkKind, link_read, link_token
 from healthmail.crypto.sealed import seal
 from healthmail.tenants.context import tenant_context
 from tests.api.conftest import audit_events
+from tests.sysmail.outbox import sent_mail
 
 from .conftest import evidence, sign
 from .scenarios import topic_for
@@ -304,7 +305,7 @@ def test_waiver_request_and_withdrawal_in_the_preference_center(
     with django_capture_on_commit_callbacks(execute=True):
         _client().post(url, {"action": "waiver_request", "purposes": ["treatment"], "understood": "on"})
     assert not may_send(contact=contact, purpose="treatment", uses_phi=True).unencrypted_allowed
-    code = re.search(r"\b(\d{6})\b", mail.outbox[-1].body).group(1)
+    code = re.search(r"\b(\d{6})\b", sent_mail()[-1].body).group(1)
     _client().post(url, {"action": "waiver_confirm", "code": code})
     assert may_send(contact=contact, purpose="treatment", uses_phi=True).unencrypted_allowed
     _client().post(url, {"action": "waiver_withdraw"})

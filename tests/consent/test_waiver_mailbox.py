@@ -18,6 +18,7 @@ from consent.models import MailboxCheck, UnencryptedEmailWaiver
 from consent.tokens import LinkKind, link_token
 from healthmail.tenants.context import tenant_context
 from tests.api.conftest import audit_events
+from tests.sysmail.outbox import sent_mail
 
 from .conftest import evidence, new_contact
 
@@ -73,15 +74,15 @@ def test_holding_the_footer_link_alone_changes_nothing(tenant_a, patient, django
     with tenant_context(tenant_a):
         assert not UnencryptedEmailWaiver.objects.filter(contact=patient).exists()
     # The code went to the patient's mailbox, not to whoever holds the link.
-    assert [m.to for m in mail.outbox] == [[patient.email]]
+    assert [m.to for m in sent_mail()] == [[patient.email]]
     page = stranger.get(url).content.decode()
     assert "One-time code" in page
-    assert _code(mail.outbox[0]) not in page
+    assert _code(sent_mail()[0]) not in page
     # Guessing fails, and the code burns after five tries: a new one is needed.
     for guess in ("000000", "111111", "222222", "333333", "444444"):
         refused = stranger.post(url, {"action": "waiver_confirm", "code": guess})
         assert refused.status_code == 400
-    right_too_late = stranger.post(url, {"action": "waiver_confirm", "code": _code(mail.outbox[0])})
+    right_too_late = stranger.post(url, {"action": "waiver_confirm", "code": _code(sent_mail()[0])})
     assert right_too_late.status_code == 400
     assert "expired or was replaced" in right_too_late.content.decode()
     assert not _unencrypted(patient)
@@ -103,16 +104,16 @@ def test_the_patient_confirms_with_the_code_and_can_undo_in_one_click(
     mail.outbox = []
     with django_capture_on_commit_callbacks(execute=True):
         client.post(url, REQUEST)
-    code = _code(mail.outbox[0])
+    code = _code(sent_mail()[0])
     with django_capture_on_commit_callbacks(execute=True):
         confirmed = client.post(url, {"action": "waiver_confirm", "code": f"{code[:3]} {code[3:]}"})
     assert confirmed.status_code == 302
     assert _unencrypted(patient)
 
-    confirmation = mail.outbox[-1]
+    confirmation = sent_mail()[-1]
     assert confirmation.to == [patient.email]
     assert "changed" in confirmation.subject
-    for message in mail.outbox:  # neither mail says anything about the patient's care
+    for message in sent_mail():  # neither mail says anything about the patient's care
         text = (message.subject + message.body).lower()
         assert "treatment" not in text
         assert patient.email not in message.body
@@ -134,7 +135,7 @@ def test_the_patient_confirms_with_the_code_and_can_undo_in_one_click(
     with django_capture_on_commit_callbacks(execute=True):
         client.post(url, REQUEST)
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(url, {"action": "waiver_confirm", "code": _code(mail.outbox[-1])})
+        client.post(url, {"action": "waiver_confirm", "code": _code(sent_mail()[-1])})
     assert _unencrypted(patient)
     client.post(undo_path)
     assert _unencrypted(patient)
@@ -147,7 +148,7 @@ def test_a_new_code_replaces_the_previous_one(tenant_a, patient, django_capture_
     with django_capture_on_commit_callbacks(execute=True):
         client.post(url, REQUEST)
         client.post(url, REQUEST)
-    first, second = _code(mail.outbox[0]), _code(mail.outbox[1])
+    first, second = _code(sent_mail()[0]), _code(sent_mail()[1])
     if first != second:
         assert client.post(url, {"action": "waiver_confirm", "code": first}).status_code == 400
     assert client.post(url, {"action": "waiver_confirm", "code": second}).status_code == 302

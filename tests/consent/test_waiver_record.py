@@ -21,6 +21,7 @@ from consent.gate import may_send
 from consent.models import UnencryptedEmailWaiver, WaiverDocument, WaiverEvent
 from healthmail.tenants.context import tenant_context
 from tests.api.conftest import assert_problem, audit_events
+from tests.sysmail.outbox import sent_mail
 
 from .conftest import new_contact
 
@@ -75,7 +76,7 @@ def test_the_api_records_a_paper_waiver_with_its_sealed_scan(
         )
     assert response.status_code == 201, response.content
     # Paper can be forged and a caller can pretend: the mailbox hears of it, with the undo.
-    (confirmation,) = mail.outbox
+    (confirmation,) = sent_mail()
     assert confirmation.to == [contact.email]
     assert "/p/undo/o." in confirmation.body
     assert "treatment" not in confirmation.body.lower()

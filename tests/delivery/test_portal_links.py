@@ -9,7 +9,6 @@ import re
 import uuid
 
 import pytest
-from django.core import mail
 
 from delivery.outbox import RenderedContent
 from delivery.portal.links import portal_frame_html, portal_link_target
@@ -17,6 +16,7 @@ from delivery.portal.services import portal_deliver
 from healthmail.tenants.context import tenant_context
 from tests.api.conftest import audit_events
 from tests.delivery.outbox_helpers import make_message
+from tests.sysmail.outbox import sent_mail
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +42,7 @@ def _portal_path(tenant) -> str:
 
 def _verify(client, path: str) -> None:
     client.post(path + "code/")
-    code = re.search(r"\b(\d{6})\b", mail.outbox[-1].body).group(1)
+    code = re.search(r"\b(\d{6})\b", sent_mail()[-1].body).group(1)
     assert client.post(path + "verify/", {"code": code}).status_code == 302
 
 

@@ -1,7 +1,8 @@
-"""A tenant admin opens a sending campaign and watches its counts move without reloading the page.
+"""A compliance officer opens a sending campaign and watches its counts move without reloading the page.
 
-An admin may read PHI, so the counts are exact (from 11 up); a marketer sees them through the
-disclosure policy (noisy, rounded: tests/privacy), which a live-update test cannot pin down."""
+An officer reads PHI, so the counts are exact (from 11 up); marketers and tenant admins (masked by
+default) see them through the disclosure policy (noisy, rounded: tests/privacy), which a live-update
+test cannot pin down."""
 
 import re
 
@@ -19,8 +20,8 @@ from .conftest import browser_sign_in, screenshot
 pytestmark = pytest.mark.browser
 
 
-def test_admin_follows_sending_progress_live(page, make_person):
-    admin = make_person(Role.TENANT_ADMIN)
+def test_officer_follows_sending_progress_live(page, make_person):
+    admin = make_person(Role.COMPLIANCE_OFFICER)
     tenant = admin.tenant
     sender = verified_sender_domain(tenant, f"mail.{tenant.slug}.test")[0]
     messages = enqueue(

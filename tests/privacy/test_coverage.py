@@ -45,6 +45,8 @@ NOT_AGGREGATES = {
     "api-webhook": _OWN,
     "api-webhook-deliveries": _OWN,
     "api-webhook-ping": _ACTION,
+    "api-consent-waiver-create": _ACTION,
+    "consent:contact_waiver_record": _ACTION,
     "api-webhook-redeliver": _ACTION,
     "api-webhook-rotate-secret": _ACTION,
     "api-signing-keys": "the organization's public signing keys: no contact",

@@ -9,6 +9,15 @@ from healthmail.tenants.models import Tenant
 from tests.delivery.servers import LOOPBACK, Behaviour, CapturingHandler, free_port
 
 
+def sent_mail() -> list:
+    """Django's test outbox after the system-mail outbox ran once for every tenant (what the worker
+    does a moment after the request): codes and confirmations are there to read."""
+    from django.core import mail
+
+    deliver_system_mail()
+    return mail.outbox
+
+
 def deliver_system_mail(*tenants) -> list[str | None]:
     """One attempt at every due row (of the given tenants, default all); returns the new states."""
     tenant_ids = [t.pk for t in tenants] or list(Tenant.objects.values_list("pk", flat=True))
