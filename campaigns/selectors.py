@@ -186,6 +186,19 @@ def campaign_audience_shown(*, tenant: Tenant, campaign: Campaign, viewer: Viewe
     }
 
 
+def audience_preview_shown(*, tenant: Tenant, campaign: Campaign, viewer: Viewer, preview) -> dict:
+    """The pre-launch preview (campaigns.services.audience.AudiencePreview) as `viewer` may see it:
+    the same policy as the segment's own count, or the preview would be a way around it."""
+    figure = partial(shown, tenant=tenant, viewer=viewer, campaign=campaign)
+    return {
+        "members": figure(preview.members, cell="preview:members"),
+        "sendable": figure(preview.sendable, cell="preview:sendable"),
+        "exclusions": [
+            (e.label, figure(e.count, cell=f"preview:excluded:{e.code}")) for e in preview.exclusions
+        ],
+    }
+
+
 REPORT_METRICS = (
     ("sent", "Sent"),
     ("delivered_tls", "Delivered (verified TLS)"),

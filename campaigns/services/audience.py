@@ -79,14 +79,6 @@ class AudiencePreview:
     def sends_nothing(self) -> bool:
         return self.sendable == 0
 
-    @property
-    def members_display(self) -> str:
-        return count_display(self.members)
-
-    @property
-    def sendable_display(self) -> str:
-        return count_display(self.sendable)
-
     def sentence(self) -> str:
         return exclusions_sentence({e.code: e.count for e in self.exclusions})
 

@@ -107,7 +107,7 @@ def campaign_detail(request: HttpRequest, campaign_id) -> HttpResponse:
     tenant = request.tenant
     reviews = selectors.campaign_reviews(tenant=tenant, campaign=campaign)
     approved = {r.kind for r in reviews if r.decision == "approved"}
-    audience = _audience(tenant, campaign)
+    audience = _audience(request, campaign)
     context = {
         "campaign": campaign,
         "findings": findings_from_dicts(campaign.lint),
@@ -140,13 +140,17 @@ def _sends_nothing(audience: dict) -> bool:
     return bool(preview and preview.sends_nothing)
 
 
-def _audience(tenant, campaign: Campaign) -> dict:
+def _audience(request: HttpRequest, campaign: Campaign) -> dict:
     if campaign.status not in AUDIENCE_SHOWN:
         return {}
     try:
-        return {"audience": audience_services.campaign_audience_preview(tenant=tenant, campaign=campaign)}
+        preview = audience_services.campaign_audience_preview(tenant=request.tenant, campaign=campaign)
     except ApplicationError as error:
         return {"audience_error": error.message}
+    figures = selectors.audience_preview_shown(
+        tenant=request.tenant, campaign=campaign, viewer=Viewer.of(request), preview=preview
+    )
+    return {"audience": preview, "audience_figures": figures}
 
 
 @shows_aggregates

