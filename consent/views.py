@@ -40,6 +40,10 @@ def _contact(request: HttpRequest, contact_id: uuid.UUID) -> Contact:
     return get_object_or_404(Contact, tenant=request.tenant, pk=contact_id, deleted_at__isnull=True)
 
 
+def _authorization(request: HttpRequest, contact: Contact, authorization_id: uuid.UUID) -> Authorization:
+    return get_object_or_404(Authorization, tenant=request.tenant, contact=contact, pk=authorization_id)
+
+
 # --- A contact's consent --------------------------------------------------------------------------
 
 
@@ -146,9 +150,7 @@ def contact_authorization_revoke(
 ) -> HttpResponse:
     """Staff record a revocation the patient sent in writing (164.508(b)(5) requires writing)."""
     contact = _contact(request, contact_id)
-    authorization = get_object_or_404(
-        Authorization, tenant=request.tenant, contact=contact, pk=authorization_id
-    )
+    authorization = _authorization(request, contact, authorization_id)
     evidence = Evidence(source=Source.PAPER, actor=actor_of(request))
     if authorizations.authorization_revoke(
         tenant=request.tenant, authorization=authorization, evidence=evidence
@@ -166,9 +168,7 @@ def contact_authorization_end(
 ) -> HttpResponse:
     """Staff record that the expiration event occurred, or that the form is known to be false."""
     contact = _contact(request, contact_id)
-    authorization = get_object_or_404(
-        Authorization, tenant=request.tenant, contact=contact, pk=authorization_id
-    )
+    authorization = _authorization(request, contact, authorization_id)
     evidence = Evidence(source=Source.PAPER, actor=actor_of(request))
     try:
         if request.POST.get("reason") == "known_false":

@@ -207,15 +207,12 @@ def configuration_gaps(
     environment: dict[str, list[str]],
     documented: dict[str, str],
     exempt: set[str],
-    pending: set[str] = frozenset(),
 ) -> dict[str, str]:
     """{setting: what is missing} for every setting the code reads: an environment variable in the
-    settings modules, a documentation row for each of its variables, a default in that row.
-    `pending` settings may be absent from the settings modules (added by another change); once
-    they are defined, they are held to every rule."""
+    settings modules, a documentation row for each of its variables, a default in that row."""
     gaps = {}
     for name in sorted(reads):
-        if name in exempt or (name in pending and name not in environment):
+        if name in exempt:
             continue
         variables = environment.get(name) or []
         if not variables:

@@ -76,7 +76,7 @@ def test_the_scanner_ignores_other_objects_named_like_settings():
 
 def test_planted_gaps_are_caught(tmp_path):
     """The whole rule on a planted project: a read without a variable, a variable without a row,
-    a row without a default, and a pending setting that got defined but not documented."""
+    and a row without a default."""
     for package in inventory.PROJECT_PACKAGES:
         (tmp_path / package).mkdir()
     (tmp_path / "delivery" / "planted.py").write_text(
@@ -85,15 +85,12 @@ def test_planted_gaps_are_caught(tmp_path):
         "B = settings.UNDOCUMENTED\n"
         "C = settings.NO_DEFAULT\n"
         "D = settings.FINE\n"
-        "E = settings.PENDING_ABSENT\n"
-        "F = settings.PENDING_DEFINED\n"
         "G = settings.ROOT_URLCONF\n"
     )
     settings_source = (
         'UNDOCUMENTED = env("UNDOCUMENTED_VARIABLE", default="")\n'
         'NO_DEFAULT = env.int("NO_DEFAULT", default=1)\n'
         'FINE = env("FINE", default="x")\n'
-        'PENDING_DEFINED = env("PENDING_DEFINED", default="")\n'
     )
     guide = "| variable | default | meaning |\n| `NO_DEFAULT` |  | x |\n| `FINE` | `x` | fine |\n"
 
@@ -102,14 +99,12 @@ def test_planted_gaps_are_caught(tmp_path):
         environment=inventory.settings_environment(settings_source),
         documented=inventory.documented_variables(guide),
         exempt={"ROOT_URLCONF"},
-        pending={"PENDING_ABSENT", "PENDING_DEFINED"},
     )
 
     assert gaps == {
         "DELIVERY_SOMETHING_NEW": "no environment variable (read at delivery/planted.py:2)",
         "UNDOCUMENTED": "UNDOCUMENTED_VARIABLE not in docs/operations.md",
         "NO_DEFAULT": "documented without a default",
-        "PENDING_DEFINED": "PENDING_DEFINED not in docs/operations.md",
     }
 
 
