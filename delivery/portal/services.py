@@ -29,8 +29,11 @@ from django.utils.html import escape, linebreaks
 from audit import services as audit
 from audit.actors import Actor
 from audit.phi import phi_access
+from healthmail.accounts.models import Membership, User
+from healthmail.accounts.roles import PERMISSIONS
 from healthmail.crypto.objects import content_open, content_seal, object_key_create
 from healthmail.errors import ApplicationError, NotFound
+from healthmail.sysmail.services import system_mail_queue
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Service, Tenant
 from healthmail.tenants.services import require_phi_flow
@@ -370,7 +373,41 @@ def portal_reply(*, portal_message: PortalMessage, body: str) -> PortalReply:
         tenant=portal_message.tenant_id,
         details={"portal_message": str(portal_message.pk)},
     )
+    _reply_notify(portal_message, reply)
     return reply
+
+
+REPLY_MAIL_TOPIC = "delivery.portal_reply"
+REPLY_READ_PERMISSION = "contacts.view_phi"  # the staff portal pages' permission: replies are PHI
+
+
+def portal_reply_readers(tenant_id: uuid.UUID) -> list:
+    """The active staff of the tenant whose role may open the portal's staff pages."""
+    roles = PERMISSIONS.get(REPLY_READ_PERMISSION, frozenset())
+    members = Membership.objects.filter(tenant_id=tenant_id, role__in=roles, is_active=True)
+    return list(User.objects.filter(is_active=True, pk__in=members.values("user_id")).order_by("pk"))
+
+
+def _reply_notify(portal_message: PortalMessage, reply: PortalReply) -> None:
+    """Tell the sender, in the reply's transaction: a webhook event (ids only) and one system mail per
+    staff member who may read replies. Neither carries the reply's text nor anything about the patient:
+    the mail names the tenant and links to the staff page, where reading it is an audited PHI access."""
+    from ..webhooks.services import webhooks_notify
+
+    webhooks_notify(Message.objects.get(pk=portal_message.message_id), "message.portal_reply")
+    tenant = Tenant.objects.get(pk=portal_message.tenant_id)
+    link = settings.PUBLIC_BASE_URL.rstrip("/") + reverse("portal_staff:detail", args=[portal_message.pk])
+    system_mail_queue(
+        tenant=tenant,
+        topic=REPLY_MAIL_TOPIC,
+        subject=f"HealthMail: a secure reply arrived for {tenant.name}",
+        body=(
+            "A recipient replied to a secure portal message. For privacy the reply is not included "
+            f"in this email.\n\nRead it (you will need to sign in):\n{link}\n"
+        ),
+        users=portal_reply_readers(tenant.pk),
+        source_ids=[reply.pk],
+    )
 
 
 # --- staff side -------------------------------------------------------------------------------------
@@ -396,6 +433,11 @@ def portal_recall(
             actor=actor, action="portal.recall", target=portal_message, tenant=tenant, reason=reason[:200]
         )
     return portal_message
+
+
+def portal_replies_unread(*, tenant: Tenant) -> int:
+    """Replies no staff member has opened yet (a count: no PHI)."""
+    return PortalReply.objects.for_tenant(tenant).filter(staff_read_at__isnull=True).count()
 
 
 def portal_replies_read(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 
 from django.contrib import messages
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -31,10 +31,17 @@ def _portal_message_or_404(request: HttpRequest, portal_message_id: uuid.UUID) -
 def portal_message_list(request: HttpRequest) -> HttpResponse:
     rows = (
         PortalMessage.objects.for_tenant(request.tenant)
-        .annotate(reply_count=Count("replies"))
+        .annotate(
+            reply_count=Count("replies"),
+            unread_count=Count("replies", filter=Q(replies__staff_read_at__isnull=True)),
+        )
         .order_by("-created_at")[:200]
     )
-    return render(request, "delivery/portal/staff_list.html", {"portal_messages": rows})
+    context = {
+        "portal_messages": rows,
+        "unread_replies": services.portal_replies_unread(tenant=request.tenant),
+    }
+    return render(request, "delivery/portal/staff_list.html", context)
 
 
 @require_permission(PERMISSION)

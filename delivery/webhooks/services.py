@@ -43,6 +43,7 @@ EVENT_TYPES: dict[str, str] = {
     "message.opened": "Opened (bots excluded)",
     "message.clicked": "Link clicked (bots excluded)",
     "message.portal_read": "Read in the secure portal",
+    "message.portal_reply": "The recipient replied in the secure portal",
     "webhook.test": "Test event",
 }
 # Which message states the engine announces, and as what. Cancelled messages were never the
