@@ -52,13 +52,15 @@ def _element_type(field: models.Field) -> str:
     return "text" if isinstance(field, ArrayField) else field.db_type(connection)
 
 
-def _execute(sql: str, params: list) -> None:
+def _execute(sql: str, params: list) -> int:
     """Server-side binding on the same connection and transaction: the arrays travel in binary
-    (`%b`) instead of being quoted into the statement text or escaped element by element."""
+    (`%b`) instead of being quoted into the statement text or escaped element by element.
+    Returns the number of rows the database reports written."""
     connection.ensure_connection()
     # Django's own error classes (IntegrityError, OperationalError), as its cursors would raise.
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, params)
+        return cursor.rowcount
 
 
 def _fetch_column(sql: str, params: list) -> list:
@@ -126,10 +128,11 @@ def contacts_insert(*, tenant_id: uuid.UUID, rows: Sequence[tuple[uuid.UUID, Map
 
 def contacts_update(
     *, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID], changes: Sequence[Mapping[str, Any]]
-) -> None:
-    """Update many contacts at once, each only in its own changed columns (`changes[i]` of `ids[i]`)."""
+) -> int:
+    """Update many contacts at once, each only in its own changed columns (`changes[i]` of `ids[i]`).
+    Returns the number of rows the database updated."""
     if not ids:
-        return
+        return 0
     names = sorted({name for change in changes for name in change})
     fields = [Contact._meta.get_field(name) for name in names]
     object_ids = [str(contact_id) for contact_id in ids]
@@ -153,7 +156,7 @@ def contacts_update(
         f"FROM unnest({', '.join(unnests)}) AS t({', '.join(aliases)}) "
         "WHERE c.id = t.id AND c.tenant_id = %s"
     )
-    _execute(sql, [timezone.now(), *arrays, tenant_id])
+    return _execute(sql, [timezone.now(), *arrays, tenant_id])
 
 
 def external_ids_insert(*, tenant_id: uuid.UUID, links: Sequence[tuple[str, bytes, uuid.UUID]]) -> None:

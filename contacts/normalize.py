@@ -445,16 +445,45 @@ def derived_columns(
         columns["age_90_or_older"] = age >= reference.AGE_FOLDED_AT
         columns["birth_year"] = None if columns["age_90_or_older"] else born.year
         columns["is_minor"] = age < reference.ADULT_AGE
+    columns.update(
+        segmentation_columns(
+            tenant,
+            demographics=demographics,
+            clinical=clinical,
+            custom=custom,
+            segmentable_custom=segmentable_custom,
+            token=token,
+        )
+    )
+    columns["tag_tokens"] = _tokens(tenant, [(TAG_TOKEN_KIND, tag) for tag in state.get("tags") or ()], token)
+    return columns
+
+
+def segmentation_columns(
+    tenant,
+    *,
+    demographics: Mapping[str, Any] | None,
+    clinical: Mapping[str, Any] | None,
+    custom: Mapping[str, Any] | None,
+    segmentable_custom: set[str],
+    token: Callable[[Any, str, str], int] = blind.token,
+) -> dict[str, Any]:
+    """The keyed tokens and flags segmentation matches on, from the stored demographics, clinical
+    and custom values alone (no identifiers needed): what `reindex_conditions` recomputes when the
+    derivation rules change (e.g. conditions gaining their ICD-10-CM ancestors)."""
+    demographics = {k: v for k, v in (demographics or {}).items() if v}
+    clinical = {k: v for k, v in (clinical or {}).items() if v}
+    custom = {k: v for k, v in (custom or {}).items() if v is not None}
     segment_pairs = list(demographics.items()) + [
         (f"{CUSTOM_TOKEN_PREFIX}{key}", str(value))
         for key, value in custom.items()
         if key in segmentable_custom
     ]
-    columns["demographic_tokens"] = _tokens(tenant, segment_pairs, token)
-    columns["tag_tokens"] = _tokens(tenant, [(TAG_TOKEN_KIND, tag) for tag in state.get("tags") or ()], token)
-    columns["clinical_tokens"] = _tokens(tenant, _clinical_codes(clinical), token)
-    columns["sensitive_categories"] = sensitive_categories(clinical)
-    return columns
+    return {
+        "demographic_tokens": _tokens(tenant, segment_pairs, token),
+        "clinical_tokens": _tokens(tenant, _clinical_codes(clinical), token),
+        "sensitive_categories": sensitive_categories(clinical),
+    }
 
 
 def _zip3(zip_code: str) -> str:
