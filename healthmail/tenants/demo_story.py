@@ -32,12 +32,13 @@ from delivery.tls.resolver import get_resolver
 from healthmail.accounts.api_keys import api_key_create
 from healthmail.accounts.models import ApiKey, User
 from healthmail.accounts.roles import Role
+from healthmail.devmail.world import DEMO_SENDER_DOMAIN
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 from segmentation.models import Segment
 from segmentation.services import segment_create
 
-SENDER_DOMAIN = "mail.demo-health.test"
+SENDER_DOMAIN = DEMO_SENDER_DOMAIN
 SEGMENT_NAME = "Adults due for a flu shot"
 CAMPAIGN_NAME = "Flu shots are here (demo)"
 CAMPAIGN_TEMPLATE = "Flu season"
