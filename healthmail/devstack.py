@@ -305,6 +305,7 @@ def prepare_mail_world(smtp_port: int):
     from healthmail.devmail.world import mail_world, zone_write
 
     ports = {"tls": _port("smtp-tls"), "plain": _port("smtp-plain"), "badcert": _port("smtp-badcert")}
+    ports["mta-sts"] = _port("https-mta-sts")  # the demo sender domain's MTA-STS policy
     world = mail_world(STATE, {**ports, "system": smtp_port})
     zone_write(world.zone_file, world)
     (STATE / "mailworld.json").write_text(world.config())

@@ -26,7 +26,7 @@ from delivery.models import Message
 from delivery.outbox import RenderedContent
 from delivery.smtp.connection import MxRoute, TransportSettings
 from delivery.smtp.outcomes import Outcome, Status
-from delivery.tls.mta_sts import HttpsPolicyFetcher, PolicyFetcher
+from delivery.tls.mta_sts import PolicyFetcher, policy_fetcher_from_settings
 from delivery.tls.policy import Prober, TlsPolicy, relay_policy
 from delivery.tls.probe import starttls_prober
 from delivery.tls.resolver import Resolver, get_resolver
@@ -80,7 +80,7 @@ class Dependencies:
         transport = TransportSettings.from_settings()
         return cls(
             resolver=get_resolver(),
-            fetcher=HttpsPolicyFetcher(ca_file=transport.ca_file),
+            fetcher=policy_fetcher_from_settings(ca_file=transport.ca_file),
             prober=starttls_prober(transport),
             transport=transport,
             engine=EngineSettings.from_settings(),

@@ -177,3 +177,17 @@ class HttpsPolicyFetcher:
             return body.decode("utf-8")  # US-ASCII fields; UTF-8 only in extension values
         except UnicodeDecodeError as error:
             raise PolicyError("policy is not UTF-8 text") from error
+
+
+def policy_fetcher_from_settings(*, ca_file: str | None) -> HttpsPolicyFetcher:
+    """The fetcher the engine uses: with DELIVERY_RESOLVER=static it dials the policy hosts the zone
+    file's "https" table names (the local mail world, split-horizon set-ups), otherwise host:443."""
+    from django.conf import settings
+
+    connect_to: dict[str, tuple[str, int]] = {}
+    zone_file = getattr(settings, "DELIVERY_DNS_ZONE_FILE", "")
+    if getattr(settings, "DELIVERY_RESOLVER", "") == "static" and zone_file:
+        from .zone import zone_connect_to
+
+        connect_to = zone_connect_to(zone_file)
+    return HttpsPolicyFetcher(ca_file=ca_file, connect_to=connect_to)

@@ -9,13 +9,15 @@ The file is JSON (`.json`) or TOML (`.toml`):
       "a":    {"mx.patients.test": ["127.0.0.1"]},
       "txt":  {"mail.clinic.test": ["v=spf1 include:_spf.example.net ~all"]},
       "tlsa": {"_25._tcp.mx.patients.test": [{"usage": 3, "selector": 1, "matching": 1, "data": "<hex>"}]},
-      "secure": ["patients.test"]
+      "secure": ["patients.test"],
+      "https": {"mta-sts.clinic.test": {"address": "127.0.0.1", "port": 8443}}
     }
 
 An MX host listed under "a" is dialled at that address (its name is still what TLS verifies); `port`
-defaults to 25. Names under "secure" (and their sub-names) answer as DNSSEC-validated. A missing name
-answers empty, as NXDOMAIN does. The file is read on every lookup batch (get_resolver), so an edit
-takes effect without a restart.
+defaults to 25. An "https" entry is where the MTA-STS policy fetcher dials that host (default: the
+host itself on 443); the certificate is still verified against the name. Names under "secure" (and
+their sub-names) answer as DNSSEC-validated. A missing name answers empty, as NXDOMAIN does. The file
+is read on every lookup batch (get_resolver), so an edit takes effect without a restart.
 """
 
 from __future__ import annotations
@@ -98,3 +100,14 @@ def zone_resolver(path: str | Path) -> StaticResolver:
         txt_map=answers("txt", str),
         tlsa_map=answers("tlsa", _tlsa),
     )
+
+
+def zone_connect_to(path: str | Path) -> dict[str, tuple[str, int]]:
+    """The zone's "https" table as the policy fetcher's connect-to map (host -> (address, port))."""
+    connect_to = {}
+    for name, entry in _load(Path(path)).get("https", {}).items():
+        try:
+            connect_to[_normalize(name)] = (str(entry["address"]), int(entry.get("port", 443)))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ZoneFileError(f"An https entry needs an address (and numeric port): {entry!r}") from error
+    return connect_to

@@ -3,17 +3,21 @@
 Each receiver stands for one kind of remote mail server: `tls` offers STARTTLS with a certificate from
 the dev CA (the engine's verified-TLS path), `plain` offers no STARTTLS (the engine holds PHI for the
 portal and sends a notice), `badcert` offers STARTTLS with a self-signed certificate (verification
-fails), `system` takes Django's own system mail (EMAIL_HOST/EMAIL_PORT). A message is stored with its
-raw bytes untouched below trace headers, as a receiving MTA prepends them: Return-Path and
-Delivered-To (the envelope) and X-Dev-Receiver / X-Dev-TLS (which receiver, which TLS session).
+fails), `system` takes Django's own system mail (EMAIL_HOST/EMAIL_PORT). The `mta-sts` spec is no SMTP
+receiver: it serves the demo sender domain's MTA-STS policy file over HTTPS (PolicyServer).
+A message is stored with its raw bytes untouched below trace headers, as a receiving MTA prepends
+them: Return-Path and Delivered-To (the envelope) and X-Dev-Receiver / X-Dev-TLS (which receiver,
+which TLS session).
 """
 
 from __future__ import annotations
 
+import http.server
 import logging
 import mailbox
 import signal
 import ssl
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,7 +27,7 @@ TLS_HEADER = "X-Dev-TLS"
 
 @dataclass(frozen=True)
 class ReceiverSpec:
-    kind: str  # tls | plain | badcert | system
+    kind: str  # tls | plain | badcert | system | mta-sts
     hostname: str  # the MX host name it answers as (and its certificate names)
     port: int
     cert_file: str = ""
@@ -81,14 +85,49 @@ def _context(spec: ReceiverSpec) -> ssl.SSLContext | None:
     return server_context(spec.cert_file, spec.key_file)
 
 
+class PolicyServer:
+    """HTTPS on 127.0.0.1: GET /.well-known/mta-sts.txt answers the policy (text/plain), else 404."""
+
+    def __init__(self, spec: ReceiverSpec, policy: str):
+        payload = policy.encode("ascii")
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                host = (self.headers.get("Host") or "").split(":")[0].lower()
+                found = self.path == "/.well-known/mta-sts.txt" and host == spec.hostname
+                body = payload if found else b"not found"
+                self.send_response(200 if found else 404)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", spec.port), Handler)
+        self.httpd.socket = _context(spec).wrap_socket(self.httpd.socket, server_side=True)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 def start(specs: list[ReceiverSpec], maildir: Path) -> list:
-    """Start one aiosmtpd controller per spec (threads of this process); returns the controllers."""
+    """Start one aiosmtpd controller per spec (threads of this process), the policy server for the
+    `mta-sts` spec; returns what was started (each has stop())."""
     from aiosmtpd.controller import Controller
+
+    from .world import mta_sts_policy_text
 
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # it logs envelope addresses at INFO
     maildir_open(maildir)
     controllers = []
     for spec in specs:
+        if spec.kind == "mta-sts":
+            controllers.append(PolicyServer(spec, mta_sts_policy_text()))
+            continue
         context = _context(spec)
         controller = Controller(
             MaildirHandler(maildir, spec),
@@ -109,6 +148,9 @@ def serve(specs: list[ReceiverSpec], maildir: Path) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     controllers = start(specs, maildir)
     for spec in specs:
+        if spec.kind == "mta-sts":
+            print(f"devstack: MTA-STS policy https://{spec.hostname} on 127.0.0.1:{spec.port}", flush=True)
+            continue
         tls = (
             "STARTTLS, dev CA"
             if spec.kind == "tls"

@@ -6,7 +6,9 @@
 
 Patient domains (contacts/synthetic.py uses both): `patients.test` is served by the verified-TLS
 receiver, `example.org` by the receiver without STARTTLS, `badcert.test` by the one whose certificate
-no CA signed.
+no CA signed. The demo sender domain's MTA-STS policy is served over HTTPS (a dev-CA certificate for
+`mta-sts.<domain>`) by the `mta-sts` spec; the zone's "https" table tells the policy fetcher its port,
+and the domain's MX is the system receiver (the host the policy names).
 """
 
 from __future__ import annotations
@@ -22,6 +24,13 @@ from .receivers import ReceiverSpec
 
 PATIENT_DOMAINS = {"tls": "patients.test", "plain": "example.org", "badcert": "badcert.test"}
 SYSTEM_HOST = "mail.dev.healthmail.test"
+DEMO_SENDER_DOMAIN = "mail.demo-health.test"  # the seeded demo tenant's sender domain (demo_story.py)
+POLICY_HOST = f"mta-sts.{DEMO_SENDER_DOMAIN}"
+
+
+def mta_sts_policy_text() -> str:
+    """The demo sender domain's policy (RFC 8461 3.2): its MX is the system receiver."""
+    return f"version: STSv1\r\nmode: testing\r\nmx: {SYSTEM_HOST}\r\nmax_age: 86400\r\n"
 
 
 @dataclass(frozen=True)
@@ -45,14 +54,14 @@ class MailWorld:
 
 def mail_world(state: Path, ports: dict[str, int]) -> MailWorld:
     """The CA (kept in state/ca, files mode 0600) and one receiver per kind in `ports`
-    (tls, plain, badcert, system)."""
+    (tls, plain, badcert, system) and the MTA-STS policy server (mta-sts)."""
     ca = CertificateAuthority.persistent(state / "ca")
     specs = []
     for kind, port in ports.items():
         if kind in ("system", "plain"):  # no STARTTLS offered
             specs.append(ReceiverSpec(kind, SYSTEM_HOST if kind == "system" else "mx.example.org", port))
             continue
-        host = f"mx.{PATIENT_DOMAINS[kind]}"
+        host = POLICY_HOST if kind == "mta-sts" else f"mx.{PATIENT_DOMAINS[kind]}"
         cert, key = ca.directory / f"{host}.crt", ca.directory / f"{host}.key"
         ca_made = (ca.directory / "ca.crt").stat().st_mtime
         if not (cert.exists() and key.exists()) or cert.stat().st_mtime < ca_made:
@@ -81,17 +90,26 @@ def _zone_update(path: Path, change) -> None:
 
 
 def zone_write(path: Path | str, world: MailWorld) -> None:
-    """MX and A records: each patient domain's MX is its receiver on loopback (TXT records kept)."""
+    """MX and A records: each patient domain's MX is its receiver on loopback, the MTA-STS policy host's
+    HTTPS port (TXT records kept)."""
 
     def change(zone: dict) -> None:
         zone["mx"] = {}
         zone["a"] = {}
+        zone.pop("https", None)
         for spec in world.receivers:
             if spec.kind in PATIENT_DOMAINS:
                 zone["mx"][PATIENT_DOMAINS[spec.kind]] = [
                     {"preference": 10, "host": spec.hostname, "port": spec.port}
                 ]
                 zone["a"][spec.hostname] = ["127.0.0.1"]
+            elif spec.kind == "system":  # the demo sender domain's own mail (its MTA-STS policy's mx)
+                mx = {"preference": 10, "host": spec.hostname, "port": spec.port}
+                zone["mx"][DEMO_SENDER_DOMAIN] = [mx]
+                zone["a"][spec.hostname] = ["127.0.0.1"]
+            elif spec.kind == "mta-sts":
+                zone["a"][spec.hostname] = ["127.0.0.1"]
+                zone["https"] = {spec.hostname: {"address": "127.0.0.1", "port": spec.port}}
         zone.setdefault("txt", {})
 
     _zone_update(Path(path), change)

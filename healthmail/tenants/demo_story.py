@@ -32,16 +32,23 @@ from delivery.tls.resolver import get_resolver
 from healthmail.accounts.api_keys import api_key_create
 from healthmail.accounts.models import ApiKey, User
 from healthmail.accounts.roles import Role
+from healthmail.devmail.world import DEMO_SENDER_DOMAIN
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 from segmentation.models import Segment
 from segmentation.services import segment_create
 
-SENDER_DOMAIN = "mail.demo-health.test"
+SENDER_DOMAIN = DEMO_SENDER_DOMAIN
 SEGMENT_NAME = "Adults due for a flu shot"
 CAMPAIGN_NAME = "Flu shots are here (demo)"
 CAMPAIGN_TEMPLATE = "Flu season"
 TRANSACTIONAL_TEMPLATE = "Appointment reminder"
+# The PHI campaign: its segment uses a clinical field, so only patients with a HIPAA authorization may
+# get it (45 CFR 164.508(a)(3)); its page shows the others excluded with that reason.
+PHI_SEGMENT_NAME = "Patients with hypertension"
+PHI_SEGMENT_DEFINITION = {"all": [{"field": "condition", "op": "in", "value": ["I10"]}]}
+PHI_CAMPAIGN_NAME = "Blood pressure check-ups (demo, PHI)"
+PHI_CAMPAIGN_TEMPLATE = "Blood pressure check-up"
 API_KEY_NAME = "Demo EHR"
 TOPIC = "marketing_newsletters"
 
@@ -51,6 +58,12 @@ CAMPAIGN_HTML = (
     '<p><a class="button" href="https://demo-health.test/book">Book a visit</a></p>'
 )
 CAMPAIGN_TEXT = "Flu shots are here. Book a visit: https://demo-health.test/book"
+PHI_CAMPAIGN_HTML = (
+    "<h1>Time for a blood pressure check-up</h1>"
+    "<p>Hello {{ contact.first_name }}, our nurses run free check-ups every Tuesday.</p>"
+    '<p><a class="button" href="https://demo-health.test/book">Book a check-up</a></p>'
+)
+PHI_CAMPAIGN_TEXT = "Free blood pressure check-ups every Tuesday: https://demo-health.test/book"
 REMINDER_HTML = "<p>Hello {{ contact.first_name }}, your appointment is on {{ data.appointment_time }}.</p>"
 AUTHORIZATION_ELEMENTS = {
     "phi_description": "Your name, email address and the vaccinations you are due for.",
@@ -97,8 +110,16 @@ def story_ensure(*, tenant: Tenant, users_domain: str, publish_dns: bool) -> Sto
         campaign_template = _template(tenant, marketer, CAMPAIGN_TEMPLATE, Template.Kind.MARKETING)
         _template(tenant, marketer, TRANSACTIONAL_TEMPLATE, Template.Kind.TRANSACTIONAL)
         if not Campaign.objects.filter(tenant=tenant, name=CAMPAIGN_NAME).exists():
-            _campaign(tenant, users_domain, sender, segment, campaign_template)
+            _campaign(tenant, users_domain, sender, segment, campaign_template, name=CAMPAIGN_NAME)
             story.notes.append(f"campaign “{CAMPAIGN_NAME}” approved and ready to send")
+        if not Campaign.objects.filter(tenant=tenant, name=PHI_CAMPAIGN_NAME).exists():
+            phi_segment = Segment.objects.filter(tenant=tenant, name=PHI_SEGMENT_NAME).first()
+            phi_segment = phi_segment or segment_create(
+                tenant=tenant, actor=marketer, name=PHI_SEGMENT_NAME, definition=PHI_SEGMENT_DEFINITION
+            )
+            phi_template = _template(tenant, marketer, PHI_CAMPAIGN_TEMPLATE, Template.Kind.MARKETING)
+            _campaign(tenant, users_domain, sender, phi_segment, phi_template, name=PHI_CAMPAIGN_NAME)
+            story.notes.append(f"campaign “{PHI_CAMPAIGN_NAME}” approved: it shows the HIPAA exclusions")
         if not ApiKey.objects.filter(tenant=tenant, name=API_KEY_NAME).exists():
             issued = api_key_create(
                 actor=_actor("tenant_admin", users_domain),
@@ -191,6 +212,10 @@ def _template(tenant: Tenant, actor: Actor, name: str, kind: str) -> Template:
         return found
     if kind == Template.Kind.TRANSACTIONAL:
         content = template_services.ContentInput("en", "Appointment reminder", "", REMINDER_HTML, "")
+    elif name == PHI_CAMPAIGN_TEMPLATE:
+        content = template_services.ContentInput(
+            "en", "Blood pressure check-up", "Free every Tuesday", PHI_CAMPAIGN_HTML, PHI_CAMPAIGN_TEXT
+        )
     else:
         content = template_services.ContentInput(
             "en", "Flu shots are here", "Protect yourself this winter", CAMPAIGN_HTML, CAMPAIGN_TEXT
@@ -200,11 +225,11 @@ def _template(tenant: Tenant, actor: Actor, name: str, kind: str) -> Template:
     )
 
 
-def _campaign(tenant: Tenant, users_domain: str, sender, segment, template) -> Campaign:
+def _campaign(tenant: Tenant, users_domain: str, sender, segment, template, *, name: str) -> Campaign:
     marketer = _actor("marketer", users_domain)
     topic = consent.topic_by_key(tenant=tenant, key=TOPIC)
     data = campaign_services.CampaignInput(
-        name=CAMPAIGN_NAME,
+        name=name,
         goal=Goal.AWARENESS,
         purpose="marketing",
         sender_name="Demo Health System",

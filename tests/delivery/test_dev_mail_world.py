@@ -8,10 +8,20 @@ import stat
 
 import pytest
 
+from delivery.engine.send import Dependencies
+from delivery.tls.policy import Source, tls_policy_resolve
 from delivery.tls.zone import zone_resolver
 from healthmail.devmail import receivers
 from healthmail.devmail.ca import CertificateAuthority
-from healthmail.devmail.world import PATIENT_DOMAINS, mail_world, zone_publish_txt, zone_write
+from healthmail.devmail.world import (
+    DEMO_SENDER_DOMAIN,
+    PATIENT_DOMAINS,
+    SYSTEM_HOST,
+    mail_world,
+    zone_publish_txt,
+    zone_write,
+)
+from tests.delivery.conftest import run
 from tests.delivery.servers import free_port
 
 RAW = b"From: a@mail.demo-health.test\r\nTo: p@patients.test\r\nSubject: hi\r\n\r\nHello.\r\n"
@@ -19,7 +29,7 @@ RAW = b"From: a@mail.demo-health.test\r\nTo: p@patients.test\r\nSubject: hi\r\n\
 
 @pytest.fixture
 def world(tmp_path):
-    ports = {kind: free_port() for kind in ("tls", "plain", "badcert", "system")}
+    ports = {kind: free_port() for kind in ("tls", "plain", "badcert", "system", "mta-sts")}
     world = mail_world(tmp_path, ports)
     (tmp_path / "mail").mkdir()  # the folder exists without tmp/new/cur: the sink used to refuse all mail
     controllers = receivers.start(list(world.receivers), tmp_path / "mail")
@@ -108,3 +118,22 @@ def test_zone_points_patient_domains_at_their_receivers_and_keeps_published_txt(
         [mx] = resolver.mx(domain).records
         assert (mx.host, mx.port, mx.address) == (f"mx.{domain}", world.receiver(kind).port, "127.0.0.1")
     assert resolver.txt("mail.demo-health.test").records == ("v=spf1 ~all",)
+
+
+def test_the_engine_fetches_the_demo_sender_domains_mta_sts_policy_through_the_static_zone(world, settings):
+    """The product's own fetch (Dependencies.from_settings, as the worker builds it): the TXT id from
+    the zone, the policy over HTTPS from the port the zone's "https" table names, verified against the
+    dev CA. Without that table the fetcher dials mta-sts.<domain>:443 and the policy is unusable."""
+    settings.DELIVERY_RESOLVER, settings.DELIVERY_DNS_ZONE_FILE = "static", world.zone_file
+    settings.DELIVERY_CA_FILE = world.ca_file
+    zone_write(world.zone_file, world)
+    zone_publish_txt(world.zone_file, {f"_mta-sts.{DEMO_SENDER_DOMAIN}": ["v=STSv1; id=20261207"]})
+    deps = Dependencies.from_settings()
+    policy = run(
+        tls_policy_resolve(
+            DEMO_SENDER_DOMAIN, resolver=deps.resolver, fetcher=deps.fetcher, prober=deps.prober
+        )
+    )
+    assert (policy.source, policy.mode, policy.mta_sts_id) == (Source.MTA_STS, "testing", "20261207")
+    assert policy.mx_patterns == (SYSTEM_HOST,)
+    assert [mx.host for mx in policy.mx] == [SYSTEM_HOST]  # the policy names the domain's own MX

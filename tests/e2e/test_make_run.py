@@ -143,6 +143,9 @@ def test_first_steps_in_the_browser(stack, browser):
 def _first_steps(page, logins) -> None:
     _sign_in(page, logins["marketer"])
     page.get_by_role("link", name="Campaigns").first.click()
+    page.get_by_role("link", name="Blood pressure check-ups (demo, PHI)").click()  # the PHI campaign
+    expect(page.get_by_test_id("audience-exclusions")).to_contain_text("No HIPAA authorization (PHI)")
+    page.go_back()
     page.get_by_role("link", name="Flu shots are here (demo)").click()
     expect(page.get_by_test_id("campaign-status")).to_have_text("Approved")
     page.get_by_role("button", name="Schedule").click()  # no date: send now

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from campaigns.models import Campaign, Template
+from campaigns.services.audience import campaign_audience_preview
 from consent.gate import may_send_batch
 from consent.models import Authorization, ConsentEvent
 from contacts.models import Contact
@@ -12,7 +13,7 @@ from delivery.models import DkimKey, SenderDomain
 from delivery.sender_domains.records import spf_include
 from healthmail.accounts.models import ApiKey
 from healthmail.tenants.context import tenant_context
-from healthmail.tenants.demo_story import CAMPAIGN_NAME, SENDER_DOMAIN
+from healthmail.tenants.demo_story import CAMPAIGN_NAME, PHI_CAMPAIGN_NAME, SENDER_DOMAIN
 from healthmail.tenants.models import Tenant
 
 from .test_commands import _call
@@ -63,6 +64,18 @@ def test_story_verifies_through_the_product_check_and_is_ready_to_send(tmp_path,
     allowed = {c.email.split("@")[1] for c in contacts if decisions[c.pk].allowed}
     assert allowed == {"patients.test", "example.org"}
     assert sum(not d.allowed for d in decisions.values()) > 0
+    # the second campaign's segment uses a clinical field: opted-in patients without a HIPAA
+    # authorization are excluded for that reason, the authorized ones remain
+    with tenant_context(tenant):
+        phi = Campaign.objects.get(name=PHI_CAMPAIGN_NAME)
+    assert phi.status == Campaign.Status.APPROVED
+    assert phi.uses_phi
+    assert not campaign.uses_phi
+    preview = campaign_audience_preview(tenant=tenant, campaign=phi)
+    reasons = {e.code: e for e in preview.exclusions}
+    assert reasons["no_authorization"].label == "No HIPAA authorization (PHI)"
+    assert reasons["no_authorization"].count > 0
+    assert preview.sendable > 0
 
 
 def test_publish_dns_needs_the_static_resolver(tmp_path, settings):
