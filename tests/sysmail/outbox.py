@@ -9,13 +9,14 @@ from healthmail.tenants.models import Tenant
 from tests.delivery.servers import LOOPBACK, Behaviour, CapturingHandler, free_port
 
 
-def sent_mail() -> list:
+def sent_mail(*, to: str = "") -> list:
     """Django's test outbox after the system-mail outbox ran once for every tenant (what the worker
-    does a moment after the request): codes and confirmations are there to read."""
+    does a moment after the request): codes and confirmations are there to read. `to`: only the mail
+    to that address (tests on committed data share the outbox with other tenants' mail)."""
     from django.core import mail
 
     deliver_system_mail()
-    return mail.outbox
+    return [m for m in mail.outbox if not to or m.to == [to]]
 
 
 def deliver_system_mail(*tenants) -> list[str | None]:
