@@ -181,8 +181,10 @@ def tombstone_contacts(category: Category, tenant_id: uuid.UUID, record_ids: lis
         raise DestructionMismatch(
             f"{updated} contact records were updated but {len(tombstoned)} are tombstones.", code="tombstone"
         )
-    ContactExternalId.objects.filter(tenant_id=tenant_id, contact_id__in=tombstoned).delete()
-    return Destroyed(tombstoned)
+    # The contacts' external-id links (blind indexes of identifiers) go with them: counted from what
+    # the statement deleted, like every row removed along with a record.
+    links = delete_returning(ContactExternalId.objects.filter(tenant_id=tenant_id, contact_id__in=tombstoned))
+    return Destroyed(tombstoned, {ContactExternalId._meta.label: links} if links else {})
 
 
 CONTACT_TOMBSTONED_SQL = (

@@ -291,3 +291,20 @@ def test_a_record_counted_missing_that_is_there_refuses_the_certificate(tenant_a
     disposal.disposal_run_execute(tenant_id=tenant_a.pk, run_id=run.pk, batch_size=2)
     run = _halted(tenant_a, run)
     assert "1 tracking events counted as missing are there" in run.halt_reason
+
+
+def test_a_tombstoned_contacts_external_id_links_are_counted_as_removed_with_it(tenant_a):
+    """The links (blind indexes of EHR ids) leave with the identity: counted from the DELETE."""
+    from contacts.models import ContactExternalId
+
+    contact_id = new_deleted_contact(tenant_a, age=90 * DAY)
+    with tenant_context(tenant_a):
+        link = ContactExternalId.objects.create(
+            tenant=tenant_a, contact_id=contact_id, system="epic", value_index=b"\x01" * 32
+        )
+    category = registry.category_get("contacts")
+    with tenant_context(tenant_a), connection.cursor():
+        outcome = category.destroy(category, tenant_a.pk, [contact_id])
+        assert not ContactExternalId.objects.filter(pk=link.pk).exists()
+    assert outcome.ids == [contact_id]
+    assert outcome.cascaded == {"contacts.ContactExternalId": [str(link.pk)]}
