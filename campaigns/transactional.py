@@ -27,6 +27,7 @@ from contacts.models import Contact, ContactExternalId
 from contacts.services import external_id_index
 from delivery.models import EncryptionPolicy, Message, SenderDomain, Stream
 from delivery.outbox import OutboxRecipient, RenderedContent, message_enqueue_many
+from delivery.sender_domains.selectors import sender_domain_verified
 from healthmail.crypto import blind
 from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
@@ -217,10 +218,7 @@ def _gate(tenant: Tenant, prepared: list[_Prepared], purpose: str) -> dict[int, 
 
 
 def _sender_domain(tenant: Tenant, name: str) -> SenderDomain:
-    domains = SenderDomain.objects.for_tenant(tenant).filter(status=SenderDomain.Status.VERIFIED)
-    found = (
-        domains.filter(domain=name.strip().lower()).first() if name else domains.order_by("domain").first()
-    )
+    found = sender_domain_verified(tenant=tenant, name=name)
     if found is None:
         raise MessageRefused(
             f"“{name}” is not a verified sender domain of this organization."

@@ -21,7 +21,6 @@ from audit import services as audit
 from audit.actors import Actor
 from contacts.models import Contact
 from healthmail.errors import ApplicationError, NotFound
-from healthmail.sysmail.services import system_mail_queue
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
@@ -39,6 +38,7 @@ from .models import (
     FormSource,
     Source,
 )
+from .patient_mail import patient_mail_send
 from .services import Evidence, consent_settings_get
 from .tokens import LinkKind, link_token
 
@@ -363,7 +363,9 @@ def _reminder_body(tenant: Tenant, expires_at: datetime.datetime, link: str) -> 
 @transaction.atomic
 def authorization_reminders_send(*, tenant: Tenant, now: datetime.datetime | None = None) -> int:
     """Renewal reminders N days before expiry (ConsentSettings, default 30), once per
-    authorization (compare-and-set on reminder_sent_at); mail is queued in the same transaction."""
+    authorization (compare-and-set on reminder_sent_at); mail is queued in the same transaction.
+    A tenant that cannot email its patients yet (no verified sender domain) sends none: they stay
+    due, and go out on the first run after the domain is verified."""
     now = now or timezone.now()
     settings = consent_settings_get(tenant=tenant)
     horizon = now + datetime.timedelta(days=settings.reminder_days_before_expiry)
@@ -384,40 +386,44 @@ def authorization_reminders_send(*, tenant: Tenant, now: datetime.datetime | Non
             contact = authorization.contact
             if contact.deleted_at is not None or not contact.email_index:
                 continue
-            if not Authorization.objects.filter(pk=authorization.pk, reminder_sent_at__isnull=True).update(
-                reminder_sent_at=now
-            ):
-                continue
-            AuthorizationEvent.objects.create(
-                tenant=tenant,
-                authorization=authorization,
-                contact=contact,
-                kind="reminded",
-                **evidence.fields(),
-            )
-            # Renewal is offered on the current published version (a form recorded from paper has
-            # no version of its own to sign online).
-            current = published.get(authorization.kind) or authorization.text
-            token = link_token(
-                LinkKind.AUTHORIZE, tenant_id=tenant.pk, contact_id=contact.pk, text_id=current.pk
-            )
-            link = django_settings.PUBLIC_BASE_URL.rstrip("/") + reverse(
-                "consent_public:authorize", args=[token]
-            )
-            body = _reminder_body(tenant, authorization.expires_at, link)
-            address = contact.email  # system work (a task): decrypted for delivery only
-            # Into the system-mail outbox (address and body sealed with the tenant's key), in this
-            # transaction: the reminder is retried if the mail server is down, never sent twice.
-            system_mail_queue(
-                tenant=tenant,
-                topic="consent.authorization_reminder",
-                subject=REMINDER_SUBJECT,
-                body=body,
-                addresses=[address],
-                source_ids=[authorization.pk],
-            )
-            audit.record(
-                actor=evidence.actor, action="authorization.remind", target=authorization, tenant=tenant
-            )
-            sent += 1
+            try:
+                with transaction.atomic():  # the reminder's mark and mail: both or neither
+                    sent += _remind(tenant, authorization, published, evidence, now)
+            except ApplicationError as error:
+                logger.warning(
+                    "authorization reminders not sent: %s", error.code, extra={"tenant": str(tenant.pk)}
+                )
+                break  # the same for every later one
     return sent
+
+
+def _remind(tenant: Tenant, authorization: Authorization, published: dict, evidence, now) -> int:
+    contact = authorization.contact
+    if not Authorization.objects.filter(pk=authorization.pk, reminder_sent_at__isnull=True).update(
+        reminder_sent_at=now
+    ):
+        return 0
+    AuthorizationEvent.objects.create(
+        tenant=tenant,
+        authorization=authorization,
+        contact=contact,
+        kind="reminded",
+        **evidence.fields(),
+    )
+    # Renewal is offered on the current published version (a form recorded from paper has
+    # no version of its own to sign online).
+    current = published.get(authorization.kind) or authorization.text
+    token = link_token(LinkKind.AUTHORIZE, tenant_id=tenant.pk, contact_id=contact.pk, text_id=current.pk)
+    link = django_settings.PUBLIC_BASE_URL.rstrip("/") + reverse("consent_public:authorize", args=[token])
+    # From the tenant's verified sender domain through the delivery engine (consent.patient_mail), in
+    # this transaction: the reminder is retried if the mail server is down, never sent twice.
+    patient_mail_send(
+        tenant=tenant,
+        contact_id=contact.pk,
+        address=contact.email,  # system work (a task): decrypted for delivery only
+        subject=REMINDER_SUBJECT,
+        body=_reminder_body(tenant, authorization.expires_at, link),
+        kind="authorization_reminder",
+    )
+    audit.record(actor=evidence.actor, action="authorization.remind", target=authorization, tenant=tenant)
+    return 1

@@ -29,12 +29,12 @@ from healthmail.one_time_codes import (
     throttle_count,
     throttle_hit,
 )
-from healthmail.sysmail.services import system_mail_queue
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
 from .evidence import ConsentError, Evidence, recipient_actor
 from .models import MailboxCheck
+from .patient_mail import patient_mail_send
 
 CODE_TTL = datetime.timedelta(minutes=10)
 CODE_MAX_ATTEMPTS = 5
@@ -139,36 +139,47 @@ def mailbox_check_start(
             tenant=tenant,
             details={"action": action},
         )
-        _send_code(tenant, address, code)  # queued with the check: both commit or neither
+        _send_code(tenant, contact, address, check, code)  # queued with the check: both or neither
     return check
 
 
 def mailbox_mail(
-    *, tenant: Tenant, address: str, subject: str, body: str, lifetime: datetime.timedelta | None = None
+    *,
+    tenant: Tenant,
+    contact: Contact,
+    address: str,
+    kind: str,
+    subject: str,
+    body: str,
+    expires_at: datetime.datetime | None = None,
 ) -> None:
-    """The one place these mails leave (codes, confirmations): through the system-mail outbox, like
-    the portal's codes, in the caller's transaction (a mail server outage never loses or fails one)."""
-    system_mail_queue(
+    """The one place these mails leave (codes, confirmations): from the tenant's verified sender domain
+    through the delivery engine (consent.patient_mail), in the caller's transaction, so a mail server
+    outage never loses or fails one. A tenant that cannot send yet is refused with a clear message."""
+    patient_mail_send(
         tenant=tenant,
-        topic="consent.mailbox",
+        contact_id=contact.pk,
+        address=address,
         subject=subject,
         body=body,
-        addresses=[address],
-        lifetime=lifetime,
+        kind=kind,
+        expires_at=expires_at,
     )
 
 
-def _send_code(tenant: Tenant, address: str, code: str) -> None:
+def _send_code(tenant: Tenant, contact: Contact, address: str, check: MailboxCheck, code: str) -> None:
     mailbox_mail(
         tenant=tenant,
+        contact=contact,
         address=address,
+        kind="mailbox_code",
         subject=f"Your code to change your email settings with {tenant.name}",
         body=(
             f"Your one-time code is {code}\n\n"
             "Someone asked to change how you receive email from us. The code works for 10 minutes.\n"
             "If it was not you, ignore this email: nothing changes without the code.\n"
         ),
-        lifetime=CODE_TTL,  # a code that arrives after it expired helps nobody
+        expires_at=check.expires_at,  # a code that arrives after it expired helps nobody
     )
 
 

@@ -18,6 +18,7 @@ from django.utils import timezone
 from audit import services as audit
 from audit.actors import Actor
 from contacts.models import Contact
+from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
@@ -161,11 +162,13 @@ def waiver_request_confirm(
     return waiver
 
 
-def _send_confirmation(tenant: Tenant, address: str, undo_url: str) -> None:
+def _send_confirmation(tenant: Tenant, contact: Contact, address: str, undo_url: str) -> None:
     # No purposes, no health words: only that a setting changed and how to take it back.
     mailbox.mailbox_mail(
         tenant=tenant,
+        contact=contact,
         address=address,
+        kind="waiver_confirmation",
         subject=f"Your email settings with {tenant.name} changed",
         body=(
             f"You asked {tenant.name} to send some of your email without encryption.\n\n"
@@ -248,7 +251,16 @@ def waiver_record(
                 "document": document is not None,
             },
         )
-    _confirm_to_mailbox(tenant, contact, waiver, actor=actor)
+    try:
+        _confirm_to_mailbox(tenant, contact, waiver, actor=actor)
+    except ApplicationError as error:
+        if error.code != "sender_domain_unverified":
+            raise
+        raise ConsentError(
+            "This organization has no verified sender domain, so the patient cannot be told of the "
+            "waiver by email (with its undo link). Verify a sender domain first, then record it.",
+            code="sender_domain_unverified",
+        ) from error
     return waiver
 
 
@@ -263,7 +275,9 @@ def _confirm_to_mailbox(
     except ConsentError:
         return  # no address on file: nothing will be emailed to it either
     undo = links.waiver_undo_url(waiver=waiver)
-    _send_confirmation(tenant, address, undo)  # queued in the waiver's own transaction
+    # Queued in the waiver's own transaction: a tenant that cannot email its patients (no verified
+    # sender domain) cannot record a waiver either, since the mailbox would never hear of it.
+    _send_confirmation(tenant, contact, address, undo)
 
 
 def _document_check(document: ScannedDocument) -> None:

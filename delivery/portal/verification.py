@@ -22,10 +22,10 @@ from healthmail.one_time_codes import (
     throttle_count,
     throttle_hit,
 )
-from healthmail.sysmail.services import system_mail_queue
 from healthmail.tenants.models import Tenant
 
 from ..models import Message, PortalCode, PortalMessage
+from ..patient_mail import PatientMailUnavailable, patient_mail_send
 from .services import (
     CODE_MAX_ATTEMPTS,
     CODE_TTL,
@@ -86,8 +86,19 @@ def portal_code_send(*, portal_message: PortalMessage, ip: str | None) -> None:
     portal_available(portal_message)
     _check_limits(portal_message, ip, "send", "code_send")  # outside the atomic block: the refusal is kept
     _record_hit(portal_message, ip, "send")
-    with transaction.atomic():
-        _code_issue(portal_message)
+    try:
+        with transaction.atomic():
+            _code_issue(portal_message)
+    except PatientMailUnavailable as error:
+        audit.record(
+            actor=recipient(portal_message),
+            action="portal.code_send",
+            target=portal_message,
+            tenant=portal_message.tenant_id,
+            outcome=AuditEvent.Outcome.DENIED,
+            reason=error.code,
+        )
+        raise
 
 
 def _code_issue(portal_message: PortalMessage) -> None:
@@ -109,20 +120,21 @@ def _code_issue(portal_message: PortalMessage) -> None:
         purpose="portal one-time code",
     ):
         address = message.to_address
-    # Through the system-mail outbox (address and code sealed with the tenant's key): a mail server
-    # outage answers "code sent" and retries, instead of an error page; a code is useless after its
-    # lifetime, so is its mail.
-    system_mail_queue(
+    # From the tenant's domain, DKIM-signed, through the engine (delivery.patient_mail); the mail that
+    # brought the link came from the message's own sender domain, so the code does too while it stays
+    # verified. The row expires with the code: a code that arrives late helps nobody.
+    patient_mail_send(
         tenant=tenant,
-        topic="delivery.portal_code",
+        contact_id=message.contact_id,
+        address=address,
         subject=f"Your code for the secure message from {tenant.name}",
         body=(
             f"Your one-time code is {code}\n\nIt works for 10 minutes. If you did not ask for it, "
             "you can ignore this email.\n"
         ),
-        addresses=[address],
-        source_ids=[entry.pk],
-        lifetime=CODE_TTL,
+        kind="portal_code",
+        expires_at=entry.expires_at,
+        preferred_domain_id=message.sender_domain_id,
     )
     audit.record(
         actor=recipient(portal_message), action="portal.code_send", target=portal_message, tenant=tenant

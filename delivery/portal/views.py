@@ -23,6 +23,7 @@ from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
 from ..models import PortalMessage
+from ..patient_mail import PatientMailUnavailable
 from . import services, verification
 from .links import portal_frame_html, portal_link_target
 from .services import PortalGone, PortalLinkInvalid, PortalThrottled
@@ -152,7 +153,10 @@ def landing(request: HttpRequest, *, tenant, portal_message, token) -> HttpRespo
 @require_POST
 @portal_page
 def code_send(request: HttpRequest, *, tenant, portal_message, token) -> HttpResponse:
-    verification.portal_code_send(portal_message=portal_message, ip=client_ip(request))
+    try:
+        verification.portal_code_send(portal_message=portal_message, ip=client_ip(request))
+    except PatientMailUnavailable as error:
+        return _problem(request, error, tenant)
     return redirect(f"{request.path.rsplit('code/', 1)[0]}?sent=1")
 
 

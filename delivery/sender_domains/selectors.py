@@ -84,3 +84,18 @@ def sender_domain_health(*, tenant, sender_domain: SenderDomain) -> SenderHealth
         auth_failures=list(auth_failures.order_by("-count")),
         pauses=list(pauses),
     )
+
+
+def sender_domain_verified(
+    *, tenant, name: str = "", preferred_id: uuid.UUID | None = None
+) -> SenderDomain | None:
+    """A verified sender domain of the tenant: the one named, else the preferred one while it is still
+    verified, else the first by name (the transactional API's default too); None when there is none."""
+    domains = SenderDomain.objects.filter(tenant=tenant, status=SenderDomain.Status.VERIFIED)
+    if name:
+        return domains.filter(domain=name.strip().lower()).first()
+    if preferred_id is not None:
+        preferred = domains.filter(pk=preferred_id).first()
+        if preferred is not None:
+            return preferred
+    return domains.order_by("domain").first()

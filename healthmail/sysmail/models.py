@@ -1,9 +1,10 @@
-"""The durable outbox for system mail: invitations, security alerts, hold notices, reminders, portal codes.
+"""The durable outbox for system mail to staff: invitations, security alerts, hold notices, reply notices.
+(Mail to patients never comes here: it leaves from the tenant's domain through the delivery engine.)
 
 One row per recipient, written in the same transaction as the business write it announces, so that
 write never depends on the mail server and no announced event is lost. The address and the content are
-sealed with the tenant's data key (an invitation carries a password link, a portal notice goes to a
-patient) and wiped once the row reaches a final state.
+sealed with the tenant's data key (an invitation carries a password link) and wiped once the row
+reaches a final state.
 """
 
 from __future__ import annotations

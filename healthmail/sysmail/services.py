@@ -51,17 +51,16 @@ def system_mail_queue(
     subject: str,
     body: str,
     users: Iterable = (),
-    addresses: Iterable[str] = (),
     source_ids: Sequence = (),
     lifetime: datetime.timedelta | None = None,
 ) -> list[SystemMail]:
-    """One row per recipient (staff users and/or plain addresses), sent after the caller commits."""
+    """One row per staff user, sent after the caller commits. Staff only, by construction: mail to a
+    patient leaves from the tenant's own domain through the delivery engine (delivery.patient_mail)."""
     # CPython's email package has let header injection through before (CVE-2024-6923): the subject
     # never carries a line break or NUL (a tenant name could), and an address with one is a bug.
     subject = " ".join(_HEADER_BREAKS.sub(" ", subject).split())
-    addresses = list(addresses)
     users = list(users)
-    if any(_HEADER_BREAKS.search(a) for a in [*addresses, *(u.email for u in users)]):
+    if any(_HEADER_BREAKS.search(u.email) for u in users):
         raise ValueError("A system mail address contains a line break or NUL.")
     now = timezone.now()
     expires_at = now + (lifetime or datetime.timedelta(seconds=settings.SYSTEM_MAIL_LIFETIME_SECONDS))
@@ -75,7 +74,6 @@ def system_mail_queue(
         "expires_at": expires_at,
     }
     rows = [SystemMail(recipient_user=user, to_address=user.email, **common) for user in users]
-    rows += [SystemMail(to_address=address, **common) for address in addresses]
     if not rows:
         return []
     with tenant_context(tenant):

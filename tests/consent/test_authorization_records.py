@@ -16,7 +16,7 @@ from consent.models import Authorization, AuthorizationAttachment, Authorization
 from healthmail.disclosure import Viewer
 from healthmail.tenants.context import tenant_context
 from tests.api.conftest import audit_events
-from tests.sysmail.outbox import deliver_system_mail
+from tests.delivery.patient_mail import patient_mail, patient_sender
 
 from .conftest import COMPLETE_ELEMENTS, evidence, new_contact, new_text, staff_actor
 from .scenarios import topic_for
@@ -266,7 +266,6 @@ def test_the_report_counts_expiry_bands_and_gate_answers_without_names(tenant_a)
 def test_a_renewal_reminder_for_a_paper_form_links_to_the_published_version(
     tenant_a, django_capture_on_commit_callbacks
 ):
-    from django.core import mail
 
     from consent.tokens import LinkKind, link_read
 
@@ -282,9 +281,9 @@ def test_a_renewal_reminder_for_a_paper_form_links_to_the_published_version(
         signed_on=today,
         expires_on=today + datetime.timedelta(days=10),
     )
+    patient_sender(tenant_a)  # reminders leave from the tenant's verified sender domain
     with django_capture_on_commit_callbacks(execute=True):
         assert authorizations.authorization_reminders_send(tenant=tenant_a) == 1
-    deliver_system_mail(tenant_a)  # reminders go through the system-mail outbox
-    token = mail.outbox[0].body.split("/p/authorize/")[1].split("/")[0]
+    token = patient_mail()[0].body.split("/p/authorize/")[1].split("/")[0]
     assert link_read(LinkKind.AUTHORIZE, token).text_id == published.pk
     assert authorization.text_id == paper.pk

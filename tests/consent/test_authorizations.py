@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from django.core import mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -21,9 +20,11 @@ from consent.models import (
     AuthorizationKind,
     AuthorizationText,
 )
+from delivery.models import SenderDomain
+from healthmail.sysmail.models import SystemMail
 from healthmail.tenants.context import tenant_context
 from tests.api.conftest import audit_events
-from tests.sysmail.outbox import deliver_system_mail
+from tests.delivery.patient_mail import patient_mail, patient_sender
 
 from .conftest import COMPLETE_ELEMENTS, MEDIA_ELEMENTS, evidence, new_contact, new_text, sign, staff_actor
 
@@ -193,8 +194,17 @@ def test_expiry_flips_status_and_writes_the_expired_event(tenant_a, contact, tex
     assert event.actor_type == "system"
 
 
+SENDER_DOMAIN = "mail.clinic-a.test"
+
+
+@pytest.fixture
+def sender_domain(tenant_a):
+    """Reminders leave from the tenant's verified sender domain (consent.patient_mail)."""
+    return patient_sender(tenant_a, SENDER_DOMAIN)
+
+
 def test_renewal_reminder_goes_once_without_phi_in_the_subject(
-    tenant_a, contact, text, django_capture_on_commit_callbacks
+    tenant_a, sender_domain, contact, text, django_capture_on_commit_callbacks
 ):
     authorization, _ = sign(tenant_a, contact, text)
     too_early = authorization.expires_at - datetime.timedelta(days=45)
@@ -203,9 +213,8 @@ def test_renewal_reminder_goes_once_without_phi_in_the_subject(
     with django_capture_on_commit_callbacks(execute=True):
         assert authorizations.authorization_reminders_send(tenant=tenant_a, now=due) == 1
         assert authorizations.authorization_reminders_send(tenant=tenant_a, now=due) == 0
-    assert deliver_system_mail(tenant_a) == ["sent"]
-    assert len(mail.outbox) == 1
-    message = mail.outbox[0]
+    (message,) = patient_mail()  # from the tenant's verified domain, through the engine
+    assert message.from_domain == SENDER_DOMAIN
     with tenant_context(tenant_a):
         address = Authorization.objects.select_related("contact").get(pk=authorization.pk).contact.email
     assert message.to == [address]
@@ -215,7 +224,7 @@ def test_renewal_reminder_goes_once_without_phi_in_the_subject(
     assert "/p/authorize/" in message.body
 
 
-def test_reminder_days_follow_the_tenant_setting(tenant_a, contact, text):
+def test_reminder_days_follow_the_tenant_setting(tenant_a, sender_domain, contact, text):
     services.consent_settings_update(
         tenant=tenant_a,
         actor=staff_actor(),
@@ -249,3 +258,24 @@ def test_the_upkeep_tasks_run_per_tenant_in_its_context(tenant_a, contact, text,
     monkeypatch.setattr(tasks.authorization_remind_tenant, "apply_async", lambda kwargs: sent.append(kwargs))
     assert tasks.authorization_upkeep_all.apply().get() >= 1
     assert {"tenant_id": str(tenant_a.pk)} in sent
+
+
+def test_reminders_wait_for_a_verified_sender_domain_then_leave_from_it(
+    tenant_a, sender_domain, contact, text
+):
+    with tenant_context(tenant_a):
+        SenderDomain.objects.filter(tenant=tenant_a).update(status=SenderDomain.Status.UNVERIFIED)
+    authorization, _ = sign(tenant_a, contact, text)
+    due = authorization.expires_at - datetime.timedelta(days=1)
+
+    assert authorizations.authorization_reminders_send(tenant=tenant_a, now=due) == 0
+    with tenant_context(tenant_a):
+        assert Authorization.objects.get(pk=authorization.pk).reminder_sent_at is None  # still due
+    assert patient_mail() == []
+    with tenant_context(tenant_a):
+        SenderDomain.objects.filter(tenant=tenant_a).update(status=SenderDomain.Status.VERIFIED)
+    assert authorizations.authorization_reminders_send(tenant=tenant_a, now=due) == 1
+    (reminder,) = patient_mail()
+    assert reminder.from_domain == SENDER_DOMAIN
+    with tenant_context(tenant_a):
+        assert not SystemMail.objects.exists()  # never the platform's own outbox

@@ -8,7 +8,6 @@ import re
 import uuid
 
 import pytest
-from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
@@ -18,7 +17,7 @@ from consent.models import MailboxCheck, UnencryptedEmailWaiver
 from consent.tokens import LinkKind, link_token
 from healthmail.tenants.context import tenant_context
 from tests.api.conftest import audit_events
-from tests.sysmail.outbox import sent_mail
+from tests.delivery.patient_mail import patient_mail, patient_sender
 
 from .conftest import evidence, new_contact
 
@@ -29,6 +28,7 @@ REQUEST = {"action": "waiver_request", "purposes": ["treatment"], "understood": 
 
 @pytest.fixture
 def waivers_on(tenant_a):
+    patient_sender(tenant_a)  # codes and confirmations leave from the tenant's verified domain
     services.consent_settings_update(
         tenant=tenant_a,
         actor=evidence().actor,
@@ -66,7 +66,6 @@ def _code(message) -> str:
 def test_holding_the_footer_link_alone_changes_nothing(tenant_a, patient, django_capture_on_commit_callbacks):
     url = _preferences(tenant_a, patient)
     stranger = _client()
-    mail.outbox = []
     with django_capture_on_commit_callbacks(execute=True):
         response = stranger.post(url, REQUEST)
     assert response.status_code == 302
@@ -74,15 +73,15 @@ def test_holding_the_footer_link_alone_changes_nothing(tenant_a, patient, django
     with tenant_context(tenant_a):
         assert not UnencryptedEmailWaiver.objects.filter(contact=patient).exists()
     # The code went to the patient's mailbox, not to whoever holds the link.
-    assert [m.to for m in sent_mail()] == [[patient.email]]
+    assert [m.to for m in patient_mail()] == [[patient.email]]
     page = stranger.get(url).content.decode()
     assert "One-time code" in page
-    assert _code(sent_mail()[0]) not in page
+    assert _code(patient_mail()[0]) not in page
     # Guessing fails, and the code burns after five tries: a new one is needed.
     for guess in ("000000", "111111", "222222", "333333", "444444"):
         refused = stranger.post(url, {"action": "waiver_confirm", "code": guess})
         assert refused.status_code == 400
-    right_too_late = stranger.post(url, {"action": "waiver_confirm", "code": _code(sent_mail()[0])})
+    right_too_late = stranger.post(url, {"action": "waiver_confirm", "code": _code(patient_mail()[0])})
     assert right_too_late.status_code == 400
     assert "expired or was replaced" in right_too_late.content.decode()
     assert not _unencrypted(patient)
@@ -101,19 +100,18 @@ def test_the_patient_confirms_with_the_code_and_can_undo_in_one_click(
 ):
     url = _preferences(tenant_a, patient)
     client = _client()
-    mail.outbox = []
     with django_capture_on_commit_callbacks(execute=True):
         client.post(url, REQUEST)
-    code = _code(sent_mail()[0])
+    code = _code(patient_mail()[0])
     with django_capture_on_commit_callbacks(execute=True):
         confirmed = client.post(url, {"action": "waiver_confirm", "code": f"{code[:3]} {code[3:]}"})
     assert confirmed.status_code == 302
     assert _unencrypted(patient)
 
-    confirmation = sent_mail()[-1]
+    confirmation = patient_mail()[-1]
     assert confirmation.to == [patient.email]
     assert "changed" in confirmation.subject
-    for message in sent_mail():  # neither mail says anything about the patient's care
+    for message in patient_mail():  # neither mail says anything about the patient's care
         text = (message.subject + message.body).lower()
         assert "treatment" not in text
         assert patient.email not in message.body
@@ -135,7 +133,7 @@ def test_the_patient_confirms_with_the_code_and_can_undo_in_one_click(
     with django_capture_on_commit_callbacks(execute=True):
         client.post(url, REQUEST)
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(url, {"action": "waiver_confirm", "code": _code(sent_mail()[-1])})
+        client.post(url, {"action": "waiver_confirm", "code": _code(patient_mail()[-1])})
     assert _unencrypted(patient)
     client.post(undo_path)
     assert _unencrypted(patient)
@@ -144,11 +142,10 @@ def test_the_patient_confirms_with_the_code_and_can_undo_in_one_click(
 def test_a_new_code_replaces_the_previous_one(tenant_a, patient, django_capture_on_commit_callbacks):
     url = _preferences(tenant_a, patient)
     client = _client()
-    mail.outbox = []
     with django_capture_on_commit_callbacks(execute=True):
         client.post(url, REQUEST)
         client.post(url, REQUEST)
-    first, second = _code(sent_mail()[0]), _code(sent_mail()[1])
+    first, second = _code(patient_mail()[0]), _code(patient_mail()[1])
     if first != second:
         assert client.post(url, {"action": "waiver_confirm", "code": first}).status_code == 400
     assert client.post(url, {"action": "waiver_confirm", "code": second}).status_code == 302

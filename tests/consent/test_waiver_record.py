@@ -9,7 +9,6 @@ import datetime
 import uuid
 
 import pytest
-from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.urls import reverse
@@ -21,7 +20,7 @@ from consent.gate import may_send
 from consent.models import UnencryptedEmailWaiver, WaiverDocument, WaiverEvent
 from healthmail.tenants.context import tenant_context
 from tests.api.conftest import assert_problem, audit_events
-from tests.sysmail.outbox import sent_mail
+from tests.delivery.patient_mail import patient_mail, patient_sender
 
 from .conftest import new_contact
 
@@ -44,6 +43,7 @@ def _waivers(tenant, allowed: bool) -> None:
 
 @pytest.fixture
 def waivers_on(tenant_a):
+    patient_sender(tenant_a)  # codes and confirmations leave from the tenant's verified domain
     _waivers(tenant_a, True)
 
 
@@ -69,14 +69,13 @@ def _body(contact, **overrides) -> dict:
 def test_the_api_records_a_paper_waiver_with_its_sealed_scan(
     api, issue_key, tenant_a, contact, waivers_on, django_capture_on_commit_callbacks
 ):
-    mail.outbox = []
     with django_capture_on_commit_callbacks(execute=True):
         response = api(issue_key(scopes=["consent:write"])).post(
             "/api/v1/consent/waivers", _body(contact), content_type="application/json"
         )
     assert response.status_code == 201, response.content
     # Paper can be forged and a caller can pretend: the mailbox hears of it, with the undo.
-    (confirmation,) = sent_mail()
+    (confirmation,) = patient_mail()
     assert confirmation.to == [contact.email]
     assert "/p/undo/o." in confirmation.body
     assert "treatment" not in confirmation.body.lower()

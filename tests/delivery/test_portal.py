@@ -7,7 +7,6 @@ import re
 import uuid
 
 import pytest
-from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
@@ -19,11 +18,17 @@ from delivery.portal import services
 from delivery.portal.services import Attachment, portal_deliver
 from healthmail.crypto.objects import shred
 from healthmail.tenants.context import tenant_context
-from tests.sysmail.outbox import deliver_system_mail
 
 from .outbox_helpers import PHI_BODY, PHI_SUBJECT, content, make_message
+from .patient_mail import patient_mail, patient_sender
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _sender_domain(tenant_a):
+    """Codes leave from the tenant's verified sender domain (delivery.patient_mail)."""
+    patient_sender(tenant_a)
 
 
 @pytest.fixture(autouse=True)
@@ -51,8 +56,7 @@ def _portal_message(tenant, message) -> PortalMessage:
 
 
 def _code_from_outbox() -> str:
-    deliver_system_mail()
-    return re.search(r"\b(\d{6})\b", mail.outbox[-1].body).group(1)
+    return re.search(r"\b(\d{6})\b", patient_mail()[-1].body).group(1)
 
 
 def _verify(client, path: str) -> None:
@@ -105,9 +109,9 @@ def test_code_flow_opens_the_message_and_audits_every_open(client, tenant_a):
     message, notice = _deliver(tenant_a)
     path = _path(notice)
     client.post(path + "code/")
-    deliver_system_mail(tenant_a)
-    assert mail.outbox[-1].to == ["zeb@patients.example"]
-    assert "HbA1c" not in mail.outbox[-1].subject + mail.outbox[-1].body
+    code_mail = patient_mail()[-1]
+    assert code_mail.to == ["zeb@patients.example"]
+    assert "HbA1c" not in code_mail.subject + code_mail.body
     response = client.post(path + "verify/", {"code": _code_from_outbox()})
     assert response.status_code == 302
     page = client.get(path)
@@ -158,8 +162,7 @@ def test_code_sends_are_rate_limited_per_link(client, tenant_a, settings):
     assert client.post(path + "code/").status_code == 302
     assert client.post(path + "code/").status_code == 302
     assert client.post(path + "code/").status_code == 429
-    deliver_system_mail(tenant_a)
-    assert len(mail.outbox) == 2
+    assert len(patient_mail()) == 2
 
 
 def test_code_sends_are_rate_limited_per_address(client, tenant_a, settings):

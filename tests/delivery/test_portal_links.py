@@ -16,7 +16,7 @@ from delivery.portal.services import portal_deliver
 from healthmail.tenants.context import tenant_context
 from tests.api.conftest import audit_events
 from tests.delivery.outbox_helpers import make_message
-from tests.sysmail.outbox import sent_mail
+from tests.delivery.patient_mail import patient_mail, patient_sender
 
 pytestmark = pytest.mark.django_db
 
@@ -33,6 +33,7 @@ def _own_address(client):
 
 
 def _portal_path(tenant) -> str:
+    patient_sender(tenant)  # the code leaves from the tenant's verified domain
     message = make_message(tenant, address="zeb@patients.example")
     content = RenderedContent(subject="Your visit", html=HTML, text="See your visit.")
     with tenant_context(tenant):
@@ -42,7 +43,7 @@ def _portal_path(tenant) -> str:
 
 def _verify(client, path: str) -> None:
     client.post(path + "code/")
-    code = re.search(r"\b(\d{6})\b", sent_mail()[-1].body).group(1)
+    code = re.search(r"\b(\d{6})\b", patient_mail()[-1].body).group(1)
     assert client.post(path + "verify/", {"code": code}).status_code == 302
 
 

@@ -219,12 +219,15 @@ def _stored(tenant, row) -> tuple:
 
 def test_address_and_body_are_sealed_at_rest_and_wiped_once_sent(tenant_a, smtp_receiver):
     smtp_receiver.up()
+    officer = MembershipFactory(
+        tenant=tenant_a, role=Role.COMPLIANCE_OFFICER, user__email="zeb.canary@staff.example"
+    ).user
     [row] = services.system_mail_queue(
         tenant=tenant_a,
         topic="test",
-        subject="Your code",
-        body="Your one-time code is 864209",
-        addresses=["zeb.canary@patients.example"],
+        subject="Your invitation",
+        body="Your password link ends in 864209",
+        users=[officer],
     )
     stored = b"".join(bytes(value) for value in _stored(tenant_a, row))
     assert b"zeb.canary" not in stored
@@ -239,9 +242,10 @@ def test_tasks_carry_ids_only(tenant_a, monkeypatch, django_capture_on_commit_ca
     monkeypatch.setattr(
         tasks.transactional_system_mail_send, "apply_async", lambda kwargs: sent.append(kwargs)
     )
+    officer = MembershipFactory(tenant=tenant_a, role=Role.COMPLIANCE_OFFICER).user
     with django_capture_on_commit_callbacks(execute=True):
         [row] = services.system_mail_queue(
-            tenant=tenant_a, topic="test", subject="s", body="secret body", addresses=["pat@patients.example"]
+            tenant=tenant_a, topic="test", subject="s", body="secret body", users=[officer]
         )
     assert sent == [{"tenant_id": str(tenant_a.pk), "mail_id": str(row.pk)}]
 
@@ -278,29 +282,6 @@ def test_mail_of_one_tenant_is_invisible_to_another(tenant_a, tenant_b):
     assert mail.outbox == []
 
 
-def test_portal_code_asked_for_during_an_outage_arrives_once_the_server_returns(
-    client, tenant_a, smtp_receiver, django_capture_on_commit_callbacks
-):
-    from delivery.outbox import message_content
-    from delivery.portal.services import portal_deliver
-    from tests.delivery.outbox_helpers import make_message
-
-    message = make_message(tenant_a, address="zeb.outage@patients.example")
-    with tenant_context(tenant_a):
-        notice = portal_deliver(message, message_content(message))
-    path = "/" + notice.portal_url.split("://", 1)[1].split("/", 1)[1]
-    client.defaults["REMOTE_ADDR"] = "10.13.5.1"
-    with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(path + "code/", follow=True)
-    assert response.status_code == 200
-    assert "We sent a one-time code" in response.content.decode()
-    [row] = _rows(tenant_a, topic="delivery.portal_code")
-    assert row.expires_at - row.created_at == datetime.timedelta(minutes=10)  # no use after the code's life
-
-    _retry_after_outage(smtp_receiver, tenant_a, expected=1)
-    assert smtp_receiver.recipients() == ["zeb.outage@patients.example"]
-
-
 def test_a_line_break_in_a_subject_cannot_add_a_header_or_a_recipient(tenant_a, smtp_receiver):
     smtp_receiver.up()
     officer = MembershipFactory(tenant=tenant_a, role=Role.COMPLIANCE_OFFICER).user
@@ -316,7 +297,6 @@ def test_a_line_break_in_a_subject_cannot_add_a_header_or_a_recipient(tenant_a, 
     content = smtp_receiver.handler.messages[0].content
     assert b"Subject: Alerts for Clinic Bcc: thief@elsewhere.example\r\n" in content
     assert b"\nBcc:" not in content
+    officer.email = "a@b.example\r\nRCPT TO:<c@d>"  # never saved: an address with a break is a bug
     with pytest.raises(ValueError, match="line break"):
-        services.system_mail_queue(
-            tenant=tenant_a, topic="test", subject="s", body="b", addresses=["a@b.example\r\nRCPT TO:<c@d>"]
-        )
+        services.system_mail_queue(tenant=tenant_a, topic="test", subject="s", body="b", users=[officer])
