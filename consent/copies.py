@@ -20,8 +20,9 @@ from healthmail.tenants.models import Tenant
 from . import services
 from .models import Authorization, AuthorizationEvent, Source
 
-# (tenant, authorization, subject, text) -> a reference of what was sent (e.g. the message id)
-CopySender = Callable[[Tenant, Authorization, str, str], str]
+# (tenant, authorization, subject, text) -> a reference of what was sent (e.g. the message id), or
+# None when the channel could not send (no address, no verified sender domain): nothing is recorded.
+CopySender = Callable[[Tenant, Authorization, str, str], str | None]
 _senders: list[CopySender] = []
 
 COPY_SUBJECT = "Your copy of the permission you signed"  # never PHI: the portal holds the document
@@ -64,6 +65,8 @@ def authorization_copy_send(*, tenant: Tenant, authorization: Authorization) -> 
     sent = []
     for sender in _senders:
         reference = sender(tenant, authorization, COPY_SUBJECT, body)
+        if reference is None:
+            continue  # a copy not given is not recorded as given; the download stays
         with tenant_context(tenant):
             AuthorizationEvent.objects.create(
                 tenant=tenant,

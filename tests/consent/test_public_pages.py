@@ -10,7 +10,7 @@ import struct
 import time
 
 import pytest
-from django.core import mail, signing
+from django.core import signing
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -29,7 +29,7 @@ from consent.tokens import LinkInvalid, LinkKind, link_read, link_token
 from healthmail.crypto.sealed import seal
 from healthmail.tenants.context import tenant_context
 from tests.api.conftest import audit_events
-from tests.sysmail.outbox import sent_mail
+from tests.delivery.patient_mail import patient_mail, patient_sender
 
 from .conftest import evidence, sign
 from .scenarios import topic_for
@@ -291,6 +291,7 @@ def test_unsubscribe_without_topic_suppresses_all_non_transactional(tenant_a, co
 def test_waiver_request_and_withdrawal_in_the_preference_center(
     tenant_a, contact, django_capture_on_commit_callbacks
 ):
+    patient_sender(tenant_a)  # the code leaves from the tenant's verified domain
     services.consent_settings_update(
         tenant=tenant_a,
         actor=evidence().actor,
@@ -301,11 +302,10 @@ def test_waiver_request_and_withdrawal_in_the_preference_center(
     )
     url = _url(LinkKind.PREFERENCES, tenant_a, contact)
     assert "without encryption" in _client().get(url).content.decode()
-    mail.outbox = []
     with django_capture_on_commit_callbacks(execute=True):
         _client().post(url, {"action": "waiver_request", "purposes": ["treatment"], "understood": "on"})
     assert not may_send(contact=contact, purpose="treatment", uses_phi=True).unencrypted_allowed
-    code = re.search(r"\b(\d{6})\b", sent_mail()[-1].body).group(1)
+    code = re.search(r"\b(\d{6})\b", patient_mail()[-1].body).group(1)
     _client().post(url, {"action": "waiver_confirm", "code": code})
     assert may_send(contact=contact, purpose="treatment", uses_phi=True).unencrypted_allowed
     _client().post(url, {"action": "waiver_withdraw"})
@@ -391,6 +391,7 @@ def test_the_signing_page_shows_the_notices_the_patients_state_requires(tenant_a
 def test_the_signer_downloads_a_copy_and_the_delivery_is_recorded(tenant_a, contact, text):
     from consent.models import AuthorizationEvent
 
+    patient_sender(tenant_a)  # the portal copy leaves from the tenant's verified domain
     url = _url(LinkKind.AUTHORIZE, tenant_a, contact, text_id=text.pk)
     client = _client()
     assert client.get(url + "copy/").status_code == 400  # nothing signed yet: nothing to copy
@@ -417,6 +418,7 @@ def test_a_signed_copy_goes_to_the_patient_through_the_secure_portal(tenant_a, c
     from delivery.models import Message
     from delivery.outbox import message_content
 
+    sender_domain = patient_sender(tenant_a)
     url = _url(LinkKind.AUTHORIZE, tenant_a, contact, text_id=text.pk)
     form = {"signer_name": "Pat Example", "signed_on": timezone.localdate().isoformat(), "intent": "on"}
     _client().post(url, form)
@@ -424,12 +426,29 @@ def test_a_signed_copy_goes_to_the_patient_through_the_secure_portal(tenant_a, c
     with tenant_context(tenant_a):
         [message] = Message.objects.filter(source_type="authorization_copy")
         content = message_content(message)
-    assert (message.contact_id, message.encryption_policy, message.purpose) == (
+    assert (message.contact_id, message.encryption_policy, message.purpose, message.sender_domain_id) == (
         contact.pk,
         "portal_always",
         "operations",
+        sender_domain.pk,  # without one the engine would refuse it
     )
     assert "Pat Example" in content.text
     assert "Pat" not in content.subject
     assert text.recipients in content.text
     assert audit_events(tenant=tenant_a, action="authorization.copy_send")
+
+
+def test_without_a_verified_sender_domain_the_copy_is_a_download_and_none_is_recorded_as_sent(
+    tenant_a, contact, text
+):
+    from consent.models import AuthorizationEvent
+    from delivery.models import Message
+
+    url = _url(LinkKind.AUTHORIZE, tenant_a, contact, text_id=text.pk)
+    form = {"signer_name": "Pat Example", "signed_on": timezone.localdate().isoformat(), "intent": "on"}
+    assert _client().post(url, form).status_code == 302
+    with tenant_context(tenant_a):
+        assert not Message.objects.filter(source_type="authorization_copy").exists()
+        assert not AuthorizationEvent.objects.filter(kind="copy_delivered").exists()
+    assert not audit_events(tenant=tenant_a, action="authorization.copy_send")
+    assert _client().get(url + "copy/").status_code == 200
