@@ -3,7 +3,7 @@ creation. Another tenant's endpoint id is simply not found."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -67,7 +67,40 @@ class EndpointCreatedSerializer(EndpointSerializer):
         fields = [*EndpointSerializer.Meta.fields, "secret"]
 
 
+class EventSourceSerializer(serializers.Serializer):
+    type = serializers.CharField(
+        help_text="What sent the message: campaign, api (transactional API), journey, portal, "
+        "authorization_copy, patient_mail (codes, confirmations, reminders the platform sends)."
+    )
+    id = serializers.CharField(help_text="The source's id (a campaign id; for patient_mail, its kind).")
+
+
+class WebhookEventSerializer(serializers.Serializer):
+    """The JSON body POSTed to an endpoint (and kept as a delivery's `payload`): ids, states and times,
+    never PHI. Signed in `X-HealthMail-Signature`; receivers de-duplicate on `event_id`."""
+
+    event = serializers.ChoiceField(choices=sorted(services.EVENT_TYPES.items()))
+    event_id = serializers.UUIDField(help_text="Stable across redeliveries of the same event.")
+    delivery_id = serializers.UUIDField(help_text="This attempt series; a redelivery gets a new one.")
+    message_id = serializers.UUIDField(allow_null=True, help_text="The message; null for webhook.test.")
+    rfc_message_id = serializers.CharField(required=False, help_text="The Message-ID header sent.")
+    state = serializers.CharField(required=False, help_text="The message's state after the event.")
+    reason = serializers.CharField(
+        required=False, allow_blank=True, help_text="Why (a gate code, an SMTP status), without PHI."
+    )
+    stream = serializers.ChoiceField(choices=["transactional", "marketing"], required=False)
+    source = EventSourceSerializer(required=False)
+    occurred_at = serializers.DateTimeField()
+
+
+@extend_schema_field(WebhookEventSerializer)
+class EventPayloadField(serializers.JSONField):
+    """The stored payload, as sent (a JSON object documented by WebhookEventSerializer)."""
+
+
 class DeliverySerializer(serializers.ModelSerializer):
+    payload = EventPayloadField(read_only=True)
+
     class Meta:
         model = WebhookDelivery
         fields = [

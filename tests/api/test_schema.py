@@ -71,3 +71,26 @@ def test_schema_and_docs_are_served_without_a_key(client):
     docs = client.get("/api/docs/")
     assert docs.status_code == 200
     assert b"/api/schema/" in docs.content
+
+
+def _resolve(schema: dict, node: dict) -> dict:
+    while "$ref" in node or "allOf" in node:
+        node = node["allOf"][0] if "allOf" in node else node
+        if "$ref" in node:
+            node = schema["components"]["schemas"][node["$ref"].rsplit("/", 1)[1]]
+    return node
+
+
+def test_webhook_event_payloads_are_documented(tenant_a):
+    """Receivers build against the schema: every event type and every key of a real payload."""
+    from delivery.webhooks.services import EVENT_TYPES, payload_for
+    from tests.delivery.outbox_helpers import make_message
+
+    schema = _schema()
+    deliveries = schema["paths"]["/api/v1/webhook-deliveries/{delivery_id}/redeliver"]["post"]
+    delivery = _resolve(schema, deliveries["responses"]["202"]["content"]["application/json"]["schema"])
+    event = _resolve(schema, delivery["properties"]["payload"])
+    assert sorted(_resolve(schema, event["properties"]["event"])["enum"]) == sorted(EVENT_TYPES)
+    payload = {**payload_for(make_message(tenant_a), "message.delivered"), "delivery_id": "x"}
+    assert set(payload) <= set(event["properties"])
+    assert set(payload["source"]) <= set(_resolve(schema, event["properties"]["source"])["properties"])
