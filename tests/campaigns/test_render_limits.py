@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -171,3 +172,84 @@ def test_api_refuses_a_message_whose_data_makes_it_too_large(tenant_a, team, iss
     response = client.post("/api/v1/messages", json.dumps(body))
     assert response.status_code == 422, response.content
     assert response.json()["code"] == "render_failed"
+
+
+# --- The worker is freed: a campaign message whose data makes it too large fails at once ---------------
+
+
+@pytest.mark.django_db
+def test_a_campaign_message_too_large_for_its_data_fails_fast_and_frees_the_worker(tenant_a, team, ready):
+    """Saved and approved (a 200-character name is fine), then one contact's name makes the same
+    template grow past the limit: the worker refuses that message at once, as `not sendable`, and
+    the next one in the batch is prepared as usual."""
+    from types import SimpleNamespace
+
+    from campaigns.services import launch
+    from contacts.models import Contact
+    from delivery.engine.config import stream_identity
+    from delivery.engine.decide import Path
+    from delivery.engine.gate import GateResult
+    from delivery.engine.prepare import Preparer, Work
+    from delivery.models import Message
+    from healthmail.tenants.context import tenant_context
+    from tests.delivery.engine_support import verified_sender_domain
+
+    from .conftest import opt_in, scheduled
+
+    grows = template(
+        tenant_a,
+        team["marketer"].actor,
+        name="Grows with the name",
+        html="<p>{{ contact.first_name" + '|replace("a", "aaaaaaaaaa")' * 3 + " }}</p>",
+    )
+    domain, _key = verified_sender_domain(tenant_a, "mail.grows.test")  # a real signing key
+    small, large = contacts(tenant_a, 2)
+    opt_in(tenant_a, [small, large])
+    with tenant_context(tenant_a):
+        contact = Contact.objects.get(pk=large)
+        contact.first_name = "a" * 2_000  # 2,000,000 characters once the filters ran
+        contact.save(update_fields=["first_name"])
+    campaign = scheduled(tenant_a, team, {**ready, "template": grows, "domain": domain})
+    launch.campaign_launch(tenant=tenant_a, campaign_id=campaign.pk)
+
+    preparer = Preparer(
+        tenant=tenant_a, identity=stream_identity("marketing"), deps=SimpleNamespace(portal=None)
+    )
+    with tenant_context(tenant_a):
+        messages = {m.contact_id: m for m in Message.objects.filter(source_id=str(campaign.pk))}
+        started = time.monotonic()
+        refused, settle = preparer.prepare(
+            Work(messages[large], Path.DIRECT, GateResult(True)), now=timezone.now()
+        )
+        elapsed = time.monotonic() - started
+        prepared, nothing = preparer.prepare(
+            Work(messages[small], Path.DIRECT, GateResult(True)), now=timezone.now()
+        )
+    assert refused is None
+    assert settle.state == Message.State.FAILED
+    assert settle.reason.startswith("not sendable:")
+    assert "longer than" in settle.reason
+    assert elapsed < 1  # refused before building the text, not after
+    assert nothing is None
+    assert prepared is not None
+
+
+@pytest.mark.django_db
+def test_the_preview_answers_within_the_limit_for_an_exponential_template(member_client, tenant_a, team):
+    """A template stored before the save-time check (or past it some other way) still cannot hold the
+    web worker: the preview page answers at once with the reason."""
+    from django.urls import reverse
+
+    from campaigns.models import TemplateContent
+    from healthmail.accounts.roles import Role
+    from healthmail.tenants.context import tenant_context
+
+    stored = template(tenant_a, team["marketer"].actor, name="Stored long ago")
+    with tenant_context(tenant_a):
+        TemplateContent.objects.filter(template=stored).update(html=f"<p>{EXPONENTIAL}</p>")
+    client = member_client(Role.MARKETER)
+    started = time.monotonic()
+    response = client.get(reverse("campaigns:template_preview", args=[stored.pk]))
+    assert time.monotonic() - started < 5
+    assert response.status_code == 200
+    assert "longer than" in response.content.decode()
