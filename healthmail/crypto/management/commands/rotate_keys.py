@@ -4,6 +4,8 @@
     manage.py rotate_keys --master          re-wrap tenant keys with the first key of HEALTHMAIL_MASTER_KEY
 
 Interrupt it at any time: the next run resumes (rows still on older versions are the work left).
+A record that does not decrypt is skipped, named and alerted on; the rest is rotated, and the command
+then exits with status 1 (`manage.py integrity_scan` lists every damaged record).
 """
 
 from argparse import SUPPRESS as SUPPRESS_HELP
@@ -12,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from audit import services as audit
 from audit.actors import Actor
+from healthmail.crypto.integrity import Damage
 from healthmail.crypto.rotation import rotate_data_key, rotate_master_key
 from healthmail.tenants.models import Tenant
 
@@ -29,7 +32,20 @@ class Command(BaseCommand):
     def _progress(self, table: str, done: int, total: int) -> None:
         self.stdout.write(f"  {table}: {done}/{total} re-encrypted")
 
+    def _damaged(self, damage: Damage) -> None:
+        self.damaged.append(damage)
+        self.stderr.write(f"  DAMAGED, skipped: {damage}")
+
     def handle(self, *args, tenant=None, master=False, settle_seconds=None, **options):
+        self.damaged: list[Damage] = []
+        self._rotate(tenant=tenant, master=master, settle_seconds=settle_seconds)
+        if self.damaged:
+            raise CommandError(
+                f"{len(self.damaged)} damaged record(s) skipped (listed above; an alert names each): "
+                "everything else was rotated. See manage.py integrity_scan."
+            )
+
+    def _rotate(self, *, tenant, master, settle_seconds) -> None:
         tenants = Tenant.objects.all()
         if tenant:
             tenants = tenants.filter(slug=tenant)
@@ -37,13 +53,17 @@ class Command(BaseCommand):
                 raise CommandError(f"No tenant with slug {tenant!r}.")
         actor = Actor.system("manage.py rotate_keys")
         if master:
-            count = rotate_master_key((t.pk for t in tenants), progress=self._progress)
+            count = rotate_master_key(
+                (t.pk for t in tenants), progress=self._progress, on_damaged=self._damaged
+            )
             audit.record(actor=actor, action="crypto.rotate_master_key", details={"rewrapped": count})
             self.stdout.write(self.style.SUCCESS(f"Re-wrapped {count} tenant keys."))
             return
         for each in tenants:
             self.stdout.write(f"Tenant {each.slug}:")
-            version = rotate_data_key(each.pk, progress=self._progress, settle_seconds=settle_seconds)
+            version = rotate_data_key(
+                each.pk, progress=self._progress, settle_seconds=settle_seconds, on_damaged=self._damaged
+            )
             audit.record(
                 actor=actor,
                 action="crypto.rotate_data_key",
@@ -51,4 +71,6 @@ class Command(BaseCommand):
                 target=each,
                 details={"version": version},
             )
-            self.stdout.write(self.style.SUCCESS(f"  data key now v{version}; every row re-encrypted."))
+            skipped = sum(1 for damage in self.damaged if damage.tenant_id == each.pk)
+            left = f"; {skipped} damaged row(s) skipped" if skipped else "; every row re-encrypted"
+            self.stdout.write(self.style.SUCCESS(f"  data key now v{version}{left}."))
