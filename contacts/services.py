@@ -21,6 +21,7 @@ from healthmail.crypto import access
 from healthmail.errors import ApplicationError, Conflict
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
+from healthmail.tenants.services import require_phi_intake
 
 from . import binding, bulk, normalize
 from .models import Contact, ContactExternalId, CustomField
@@ -120,12 +121,16 @@ def contact_upsert_many(
     Fields left as None keep what is stored; dict fields (external ids, demographics, clinical,
     custom) merge key by key. Invalid rows get errors and are skipped; the rest are written.
 
+    Refused as a whole (PhiFlowRefused) for a tenant without a BAA in force or suspended.
+
     A writer that cannot read PHI (`writer_reads_phi=False`) is told "updated" for every existing
     contact it wrote, changed or not: "unchanged" would confirm that the stored value (a guessed
     diagnosis) equals the one written, turning the write into a way to read.
     """
     if len(inputs) > MAX_BATCH:
         raise BatchTooLarge(f"At most {MAX_BATCH} contacts per batch; this one has {len(inputs)}.")
+    if inputs:
+        require_phi_intake(tenant)  # every contact field is PHI: none is received without a BAA
     with tenant_context(tenant):
         batch = _Batch(tenant, inputs)
         batch.plan()
