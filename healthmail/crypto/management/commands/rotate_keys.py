@@ -2,6 +2,7 @@
 
     manage.py rotate_keys [--tenant SLUG]   new data-key version per tenant, rows re-encrypted in batches
     manage.py rotate_keys --master          re-wrap tenant keys with the first key of HEALTHMAIL_MASTER_KEY
+    manage.py rotate_keys --epochs          object keys to a new epoch key; older epoch keys destroyed
 
 Interrupt it at any time: the next run resumes (rows still on older versions are the work left).
 A record that does not decrypt is skipped, named and alerted on; the rest is rotated, and the command
@@ -15,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 from audit import services as audit
 from audit.actors import Actor
 from healthmail.crypto.integrity import Damage
+from healthmail.crypto.objects import epochs_rotate
 from healthmail.crypto.rotation import rotate_data_key, rotate_master_key
 from healthmail.tenants.models import Tenant
 
@@ -27,6 +29,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--master", action="store_true", help="Re-wrap tenant keys with the current master key."
         )
+        parser.add_argument(
+            "--epochs",
+            action="store_true",
+            help="Re-wrap object keys under a new epoch key and destroy the older ones (shredding).",
+        )
         parser.add_argument("--settle-seconds", type=float, default=None, help=SUPPRESS_HELP)
 
     def _progress(self, table: str, done: int, total: int) -> None:
@@ -36,21 +43,38 @@ class Command(BaseCommand):
         self.damaged.append(damage)
         self.stderr.write(f"  DAMAGED, skipped: {damage}")
 
-    def handle(self, *args, tenant=None, master=False, settle_seconds=None, **options):
+    def handle(self, *args, tenant=None, master=False, epochs=False, settle_seconds=None, **options):
         self.damaged: list[Damage] = []
-        self._rotate(tenant=tenant, master=master, settle_seconds=settle_seconds)
+        if epochs:
+            self._rotate_epochs(tenant)
+        else:
+            self._rotate(tenant=tenant, master=master, settle_seconds=settle_seconds)
         if self.damaged:
             raise CommandError(
                 f"{len(self.damaged)} damaged record(s) skipped (listed above; an alert names each): "
                 "everything else was rotated. See manage.py integrity_scan."
             )
 
-    def _rotate(self, *, tenant, master, settle_seconds) -> None:
+    def _tenants(self, slug):
         tenants = Tenant.objects.all()
-        if tenant:
-            tenants = tenants.filter(slug=tenant)
+        if slug:
+            tenants = tenants.filter(slug=slug)
             if not tenants.exists():
-                raise CommandError(f"No tenant with slug {tenant!r}.")
+                raise CommandError(f"No tenant with slug {slug!r}.")
+        return tenants
+
+    def _rotate_epochs(self, tenant) -> None:
+        for each in self._tenants(tenant):
+            result = epochs_rotate(each.pk)
+            for damage in result.damaged:
+                self._damaged(damage)
+            self.stdout.write(
+                f"Tenant {each.slug}: {result.rewrapped} object keys under the new epoch; "
+                f"{len(result.destroyed)} older epoch key(s) destroyed."
+            )
+
+    def _rotate(self, *, tenant, master, settle_seconds) -> None:
+        tenants = self._tenants(tenant)
         actor = Actor.system("manage.py rotate_keys")
         if master:
             count = rotate_master_key(
