@@ -5,9 +5,9 @@ value denies is damage to one record, not to the system around it. Whoever meets
 the API, key rotation — keeps going without it and calls `damage_report`, which raises a critical
 alert naming the record (table and id, never a value) once per record and problem.
 
-`damaged_rows(tenant_id)` walks every encrypted column of a tenant (and the checks other apps
-register, such as the contacts' index bindings) and yields each damaged record: the basis of
-`manage.py integrity_scan`.
+`damaged_rows(tenant_id)` walks a tenant's keys, object keys and every encrypted column (and the
+checks other apps register, such as the contacts' index bindings) and yields each damaged record:
+the basis of `manage.py integrity_scan`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from healthmail.tenants.context import tenant_context
 from . import envelope, keys
 from .errors import DecryptionError
 from .fields import EncryptedFieldMixin, Sealed, row_aad
-from .models import TenantKey
+from .models import ObjectKey, TenantKey
 
 SCAN_BATCH = 500
 
@@ -99,6 +99,7 @@ def damaged_rows(tenant_id: uuid.UUID) -> Iterator[Damage]:
     from .rotation import encrypted_tables  # rotation reports damage through this module
 
     yield from _damaged_keys(tenant_id)
+    yield from _damaged_object_keys(tenant_id)
     for target in encrypted_tables():
         yield from _damaged_in_table(tenant_id, target.table, target.pk, target.columns)
     for check in _checks:
@@ -113,6 +114,23 @@ def _damaged_keys(tenant_id: uuid.UUID) -> Iterator[Damage]:
             keys.unwrap(row)
         except DecryptionError as error:
             yield Damage(tenant_id, TenantKey._meta.db_table, str(row.pk), str(error))
+
+
+def _damaged_object_keys(tenant_id: uuid.UUID) -> Iterator[Damage]:
+    from .objects import object_key_unwrap  # objects reports damage through this module
+
+    with tenant_context(tenant_id):
+        rows = ObjectKey.objects.filter(tenant_id=tenant_id).values_list("pk", "epoch_id", "wrapped_key")
+        for object_key_id, epoch_id, wrapped in rows.iterator(chunk_size=SCAN_BATCH):
+            try:
+                object_key_unwrap(
+                    tenant_id=tenant_id,
+                    object_key_id=object_key_id,
+                    epoch_id=epoch_id,
+                    wrapped=bytes(wrapped),
+                )
+            except DecryptionError as error:
+                yield Damage(tenant_id, ObjectKey._meta.db_table, str(object_key_id), str(error))
 
 
 def _damaged_in_table(
