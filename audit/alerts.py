@@ -33,6 +33,7 @@ MASS_EXPORT_ROWS = 500
 WORKING_HOURS = (7, 19)  # local time, Monday to Friday
 MAIL_TOPIC = "audit.alert"
 CHAIN_BROKEN = "chain_broken"
+INTEGRITY_DAMAGED = "integrity_damaged"
 logger = logging.getLogger(__name__)
 
 
@@ -207,22 +208,50 @@ def alert_chain_broken(*, tenant_id: uuid.UUID | None, problem: str, found_by: s
     logger.critical("audit chain broken", extra={"chain": str(tenant_id or "platform"), "found_by": found_by})
     if tenant_id is None:
         return None  # the platform chain has no compliance officers: the CRITICAL log line is the alert
+    return _critical_once(
+        tenant_id=tenant_id,
+        rule=CHAIN_BROKEN,
+        summary=f"Audit chain broken: {problem}",
+        action="audit.chain_broken",
+        details={"found_by": found_by},
+    )
+
+
+def alert_integrity_damaged(
+    *, tenant_id: uuid.UUID, record: str, problem: str, found_by: str
+) -> Alert | None:
+    """A critical alert naming a stored record that fails its integrity check (a ciphertext that does
+    not decrypt, an index its row denies): once per record and problem, whoever finds it. `record`
+    and `problem` are references only (table and id, what failed), never PHI."""
+    logger.critical("damaged record", extra={"record": record, "found_by": found_by})
+    return _critical_once(
+        tenant_id=tenant_id,
+        rule=INTEGRITY_DAMAGED,
+        summary=f"Damaged record {record}: {problem}",
+        action="crypto.integrity_damaged",
+        details={"found_by": found_by, "record": record},
+    )
+
+
+def _critical_once(
+    *, tenant_id: uuid.UUID, rule: str, summary: str, action: str, details: dict
+) -> Alert | None:
     tenant = Tenant.objects.get(pk=tenant_id)
-    summary = f"Audit chain broken: {problem}"[:300]
+    summary = summary[:300]
     with tenant_context(tenant), transaction.atomic():
         AlertScan.objects.select_for_update().get_or_create(tenant=tenant)  # one raiser at a time
-        if Alert.objects.filter(tenant=tenant, rule=CHAIN_BROKEN, summary=summary).exists():
+        if Alert.objects.filter(tenant=tenant, rule=rule, summary=summary).exists():
             return None
         alert = Alert.objects.create(
-            tenant=tenant, rule=CHAIN_BROKEN, severity=Alert.Severity.CRITICAL, summary=summary, event_ids=[]
+            tenant=tenant, rule=rule, severity=Alert.Severity.CRITICAL, summary=summary, event_ids=[]
         )
         services.record(
             actor=Actor.system("audit"),
-            action="audit.chain_broken",
+            action=action,
             target=alert,
             tenant=tenant,
             outcome="failure",
-            details={"found_by": found_by},
+            details=details,
         )
         _queue_mail(tenant, [alert])
     return alert

@@ -19,7 +19,6 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -31,6 +30,7 @@ from healthmail.crypto.master import key_ring
 from healthmail.tenants.context import platform_context, tenant_context
 from healthmail.tenants.models import Tenant
 
+from . import key_history
 from .alerts import alert_chain_broken
 from .models import AuditEvent, ChainHead
 
@@ -176,14 +176,20 @@ def sign(message: bytes, *, tenant_id=None) -> tuple[str, str]:
 def signature_ok(message: bytes, signature: str, key_id: str | None, *, tenant_id=None) -> bool:
     """Made by the named key: a tenant's (key ids "ed25519:…") or one derived from a master key
     (signatures made before tenants had keys of their own, and the platform chain's)."""
+    public = platform_public_key(tenant_id, key_id)
+    return public is not None and signing.public_key_verifies(public, message, signature)
+
+
+def platform_public_key(tenant_id, key_id: str | None) -> str | None:
+    """The public key (hex) the platform itself vouches for: a tenant's recomputed from its sealed
+    private key, or one derived from a master key still in the ring; else None."""
     if key_id and key_id.startswith(signing.KEY_ID_PREFIX):
-        return tenant_id is not None and signing.signature_ok(tenant_id, message, signature, key_id)
+        return signing.platform_public_key(tenant_id, key_id) if tenant_id is not None else None
     try:
         _, private_key = _signing_key(key_id)
-        private_key.public_key().verify(bytes.fromhex(signature), message)
-    except (InvalidSignature, ValueError, ImproperlyConfigured):
-        return False
-    return True
+    except ImproperlyConfigured:
+        return None
+    return private_key.public_key().public_bytes_raw().hex()
 
 
 def checkpoint_path(tenant_id: uuid.UUID | None) -> Path:
@@ -196,11 +202,7 @@ def _checkpoint_message(entry: dict) -> bytes:
 
 def checkpoint_export() -> int:
     """Append each chain's signed head to its checkpoint file when it moved. Returns files written."""
-    key_id, private_key = _signing_key()
-    directory = Path(settings.AUDIT_CHECKPOINT_DIR)
-    directory.mkdir(parents=True, exist_ok=True)
-    public = private_key.public_key().public_bytes_raw().hex()
-    (directory / f"signing-key-{key_id}.pub").write_text(public + "\n")
+    _publish_master_keys()
     written = 0
     for tenant_id in chain_ids():
         with chain_scope(tenant_id):
@@ -215,27 +217,73 @@ def checkpoint_export() -> int:
     return written
 
 
-def latest_checkpoint(tenant_id: uuid.UUID | None) -> dict | None:
-    """The newest checkpoint whose signature verifies (a forged line is skipped and reported)."""
+def _publish_master_keys() -> None:
+    """Every master key in the ring has its derived checkpoint key in the published history, so a
+    key removed later (after a master-key rotation) still checks what it signed."""
+    history = key_history.history_read()
+    for key_id in key_ring().ids:
+        _, private_key = _signing_key(key_id)
+        public = private_key.public_key().public_bytes_raw().hex()
+        key_history.key_publish(key_id=key_id, scope=key_history.PLATFORM, public_key=public, history=history)
+
+
+def checkpoints_read(tenant_id: uuid.UUID | None) -> tuple[list[dict], list[str]]:
+    """Every checkpoint line of a chain that verifies, and a problem for each that does not."""
     path = checkpoint_path(tenant_id)
     if not path.exists():
-        return None
-    valid = None
-    for line in path.read_text().splitlines():
-        entry = json.loads(line)
-        if checkpoint_signature_ok(entry):
-            valid = entry
-    return valid
+        return [], []
+    history, platform_keys = key_history.history_read(), {}
+    valid, problems = [], []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        problem = "not a checkpoint"
+        if isinstance(entry, dict):
+            problem = checkpoint_problem(entry, history=history, platform_keys=platform_keys)
+        if problem:
+            problems.append(f"checkpoint line {number} of {path.name}: {problem}")
+        else:
+            valid.append(entry)
+    return valid, problems
 
 
-def checkpoint_signature_ok(entry: dict) -> bool:
+def latest_checkpoint(tenant_id: uuid.UUID | None) -> dict | None:
+    """The newest checkpoint whose signature verifies (verify_chain reports the others)."""
+    valid, _problems = checkpoints_read(tenant_id)
+    return max(valid, key=lambda entry: entry["seq"], default=None)
+
+
+def checkpoint_problem(
+    entry: dict, *, history: key_history.History | None = None, platform_keys: dict | None = None
+) -> str:
+    """Why a checkpoint cannot be trusted ("" when it verifies). Checked with the key published in
+    the history, else the one the platform recomputes; both known and different is a problem too."""
     try:
         message = _checkpoint_message(entry)
     except KeyError:
-        return False
-    chain_name = entry.get("chain")
-    tenant_id = None if chain_name == "platform" else chain_name
-    return signature_ok(message, entry.get("signature", ""), entry.get("key_id"), tenant_id=tenant_id)
+        return "a field is missing"
+    chain_name, key_id = str(entry.get("chain")), entry.get("key_id")
+    published = key_history.published_key(
+        key_history.history_read() if history is None else history, key_id, chain_name
+    )
+    platform_keys = {} if platform_keys is None else platform_keys  # one lookup per key, not per line
+    if key_id not in platform_keys:
+        platform_keys[key_id] = platform_public_key(None if chain_name == "platform" else chain_name, key_id)
+    platform = platform_keys[key_id]
+    if published and platform and published != platform:
+        return f"key {key_id} differs from the key published for it"
+    public = published or platform
+    if public is None:
+        return f"cannot be verified: key {key_id} is neither published nor available"
+    if not signing.public_key_verifies(public, message, entry.get("signature", "")):
+        return f"signature does not verify with key {key_id}"
+    return ""
+
+
+def checkpoint_signature_ok(entry: dict) -> bool:
+    return not checkpoint_problem(entry)
 
 
 # --- Verification -------------------------------------------------------------------------------------------
@@ -264,6 +312,11 @@ def verify_and_alert(tenant_id: uuid.UUID | None, *, found_by: str) -> ChainRepo
 def verify_chain(tenant_id: uuid.UUID | None) -> ChainReport:
     """Recompute one chain from its start; name the first broken, missing or reordered row."""
     report = ChainReport(str(tenant_id or "platform"))
+    checkpoints, checkpoint_problems = checkpoints_read(tenant_id)
+    signed: dict[int, dict] = {}
+    for entry in checkpoints:
+        if signed.setdefault(entry["seq"], entry)["hash"] != entry["hash"]:
+            checkpoint_problems.append(f"seq {entry['seq']}: two signed checkpoints name different hashes")
     previous, expected_seq = GENESIS, 1
     with chain_scope(tenant_id), transaction.atomic():
         rows = (
@@ -288,29 +341,25 @@ def verify_chain(tenant_id: uuid.UUID | None) -> ChainReport:
                     "(edited, reordered or forged)"
                 )
                 continue
+            checkpoint = signed.get(row["seq"])
+            if checkpoint is not None and checkpoint["hash"] != row["hash"]:
+                report.problems.append(
+                    f"seq {row['seq']}: hash differs from the signed checkpoint of {checkpoint['at']}"
+                )
+                continue
             previous, expected_seq = row["hash"], expected_seq + 1
         report.unsealed = AuditEvent.objects.filter(tenant_id=tenant_id, seq__isnull=True).count()
     last_seq = expected_seq - 1
-    checkpoint = latest_checkpoint(tenant_id)
-    if not report.problems and checkpoint is not None:
-        if checkpoint["seq"] > last_seq:
-            report.problems.append(
-                f"seq {last_seq + 1}..{checkpoint['seq']}: rows missing at the end of the chain "
-                f"(signed checkpoint of {checkpoint['at']} has seq {checkpoint['seq']})"
-            )
-        elif not _checkpoint_matches(tenant_id, checkpoint):
-            report.problems.append(
-                f"seq {checkpoint['seq']}: hash differs from the signed checkpoint of {checkpoint['at']}"
-            )
-    return report
-
-
-def _checkpoint_matches(tenant_id: uuid.UUID | None, checkpoint: dict) -> bool:
-    with chain_scope(tenant_id):
-        stored = AuditEvent.objects.filter(tenant_id=tenant_id, seq=checkpoint["seq"]).values_list(
-            "hash", flat=True
+    newest = max(checkpoints, key=lambda entry: entry["seq"], default=None)
+    if not report.problems and newest is not None and newest["seq"] > last_seq:
+        report.problems.append(
+            f"seq {last_seq + 1}..{newest['seq']}: rows missing at the end of the chain "
+            f"(signed checkpoint of {newest['at']} has seq {newest['seq']})"
         )
-        return list(stored) == [checkpoint["hash"]]
+    # A checkpoint nobody can verify is never skipped in silence: it may be the one that shows
+    # the newest rows were deleted.
+    report.problems.extend(checkpoint_problems)
+    return report
 
 
 # --- Proof for a slice of the chain (an evidence package about one patient) -------------------------------
@@ -320,11 +369,10 @@ def checkpoint_covering(tenant_id: uuid.UUID | None, seq: int) -> dict | None:
     """The oldest signed checkpoint at or after `seq`. When none has reached it yet, the current
     head is signed now and appended to the checkpoint file once the caller's transaction commits:
     a head written for rows that are then rolled back would later read as tampering."""
-    path = checkpoint_path(tenant_id)
-    for line in path.read_text().splitlines() if path.exists() else []:
-        entry = json.loads(line)
-        if entry["seq"] >= seq and checkpoint_signature_ok(entry):
-            return entry
+    valid, _problems = checkpoints_read(tenant_id)
+    covering = [entry for entry in valid if entry["seq"] >= seq]
+    if covering:
+        return min(covering, key=lambda entry: entry["seq"])
     with chain_scope(tenant_id):
         head = ChainHead.objects.filter(tenant_id=tenant_id).first()
     if head is None or head.seq < seq:
@@ -347,6 +395,11 @@ def _checkpoint_entry(tenant_id: uuid.UUID | None, head: ChainHead) -> dict:
 
 
 def _checkpoint_append(tenant_id: uuid.UUID | None, entry: dict) -> None:
+    """Publish the key that signed the entry (first), then append the entry."""
+    public = platform_public_key(tenant_id, entry["key_id"])
+    if public is not None:
+        scope = str(tenant_id) if entry["key_id"].startswith(signing.KEY_ID_PREFIX) else key_history.PLATFORM
+        key_history.key_publish(key_id=entry["key_id"], scope=scope, public_key=public)
     checkpoint_path(tenant_id).parent.mkdir(parents=True, exist_ok=True)
     with checkpoint_path(tenant_id).open("a") as handle:
         handle.write(json.dumps(entry, sort_keys=True) + "\n")
@@ -354,12 +407,8 @@ def _checkpoint_append(tenant_id: uuid.UUID | None, entry: dict) -> None:
 
 def checkpoint_public_key(tenant_id: uuid.UUID | None, key_id: str | None) -> str | None:
     """The public key a checkpoint names (hex): the tenant's published one, or the derived one."""
-    if key_id and key_id.startswith(signing.KEY_ID_PREFIX):
-        fingerprint = key_id.removeprefix(signing.KEY_ID_PREFIX)
-        found = [k for k in signing.signing_keys(tenant_id) if k.fingerprint == fingerprint]
-        return found[0].public_key if found else None
-    _, private_key = _signing_key(key_id)
-    return private_key.public_key().public_bytes_raw().hex()
+    published = key_history.published_key(key_history.history_read(), key_id, str(tenant_id or "platform"))
+    return published or platform_public_key(tenant_id, key_id)
 
 
 def checkpoint_verify_with(entry: dict, public_key: str) -> bool:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from audit.actors import Actor
 from contacts.models import Contact
-from healthmail.crypto.blind import blind_index
+from contacts.selectors import contact_with_email
 from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
@@ -69,8 +69,7 @@ def _contact(tenant: Tenant, row: dict) -> Contact:
         except ValueError:
             found = None
     elif (row.get("email") or "").strip():
-        index = blind_index(tenant, "email", row["email"].strip())
-        found = Contact.objects.for_tenant(tenant).filter(email_index=index).first()
+        found = contact_with_email(tenant=tenant, email=row["email"].strip())
     if found is None or found.deleted_at is not None:
         raise RowRefused("No such contact in this organization.", code="contact_not_found")
     return found

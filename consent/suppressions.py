@@ -11,6 +11,7 @@ from django.utils import timezone
 from audit import services as audit
 from audit.actors import Actor
 from contacts.models import Contact
+from contacts.selectors import contact_with_email
 from healthmail.crypto.blind import blind_index
 from healthmail.errors import Conflict, NotFound
 from healthmail.tenants.context import tenant_context
@@ -55,11 +56,7 @@ def suppression_add(
     email_index = blind_index(tenant, "email", email) if email.strip() else None
     with tenant_context(tenant):
         if contact is None and email_index is not None:
-            contact = (
-                Contact.objects.for_tenant(tenant)
-                .filter(email_index=email_index, deleted_at__isnull=True)
-                .first()
-            )
+            contact = contact_with_email(tenant=tenant, email=email)
         if contact is not None and email_index is None and contact.email_index:
             email_index = bytes(contact.email_index)
         if contact is None and email_index is None:

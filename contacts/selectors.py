@@ -19,11 +19,14 @@ from audit import services as audit
 from audit.actors import Actor
 from audit.phi import phi_access
 from healthmail.crypto import blind
+from healthmail.crypto.errors import DecryptionError
+from healthmail.crypto.integrity import damage_report, sealed_damage
 from healthmail.crypto.masking import HIDDEN, mask
 from healthmail.errors import ApplicationError, NotFound
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
+from . import binding
 from .models import Contact, ContactExternalId, CustomField, JourneyStage, SensitiveCategory
 from .services import external_id_index
 
@@ -36,22 +39,39 @@ COARSE_DEMOGRAPHICS = ("gender", "preferred_language")
 
 def contact_list(*, tenant: Tenant, search: str = "") -> QuerySet[Contact]:
     """Live contacts, newest first; `search` is an exact email, phone or external id (any system,
-    or `system:id`) matched through its blind index. Nothing else is searchable."""
+    or `system:id`) matched through its blind index, each match confirmed by the row's own value
+    (binding.py). Nothing else is searchable."""
     contacts = Contact.objects.filter(tenant=tenant, deleted_at__isnull=True).order_by("-created_at", "-id")
     search = search.strip()
     if not search:
         return contacts
     if "@" in search:
-        return contacts.filter(email_index=blind.blind_index(tenant, "email", search))
-    indexes = _external_id_indexes(tenant, search)
-    by_external_id = ContactExternalId.objects.filter(tenant=tenant, value_index__in=indexes).values(
-        "contact_id"
-    )
+        return contacts.filter(pk__in=_confirmed_ids(contacts, "email", search, tenant))
+    found = _external_id_matches(tenant, search)
     digits = re.sub(r"\D", "", search)
     if 7 <= len(digits) <= 15 and re.fullmatch(r"[0-9+().\-\s]+", search):
-        phone = blind.blind_index(tenant, "phone", search)
-        return contacts.filter(phone_index=phone) | contacts.filter(pk__in=by_external_id)
-    return contacts.filter(pk__in=by_external_id)
+        found += _confirmed_ids(contacts, "phone", search, tenant)
+    return contacts.filter(pk__in=found)
+
+
+def _confirmed_ids(contacts: QuerySet[Contact], kind: str, value: str, tenant: Tenant) -> list[uuid.UUID]:
+    index = blind.blind_index(tenant, kind, value)
+    candidates = contacts.filter(**{f"{kind}_index": index})
+    return [
+        contact.pk
+        for contact in binding.contacts_confirmed(candidates, kind, index, found_by="contact search")
+    ]
+
+
+def _external_id_matches(tenant: Tenant, search: str) -> list[uuid.UUID]:
+    links = ContactExternalId.objects.filter(
+        tenant=tenant, value_index__in=_external_id_indexes(tenant, search), contact__deleted_at__isnull=True
+    ).select_related("contact")
+    return [
+        link.contact_id
+        for link in links
+        if binding.link_confirmed(link, link.contact, found_by="contact search")
+    ]
 
 
 def _external_id_indexes(tenant: Tenant, search: str) -> list[bytes]:
@@ -136,15 +156,24 @@ def contact_find(
         )
         if link is None or link.contact.deleted_at is not None:
             raise NotFound("No such contact.")
+        if not binding.link_confirmed(link, link.contact, found_by="contact lookup"):
+            raise NotFound("No such contact.")
         return link.contact
     if email:
-        found = Contact.objects.filter(
-            tenant=tenant, email_index=blind.blind_index(tenant, "email", email), deleted_at__isnull=True
-        ).first()
+        found = contact_with_email(tenant=tenant, email=email)
         if found is None:
             raise NotFound("No such contact.")
         return found
     raise NotFound("Name the contact: contact_id, external_id or email.")
+
+
+def contact_with_email(*, tenant: Tenant, email: str) -> Contact | None:
+    """The live contact whose stored address is this one (its index confirmed by its value)."""
+    index = blind.blind_index(tenant, "email", email)
+    with tenant_context(tenant):
+        candidates = Contact.objects.filter(tenant=tenant, email_index=index, deleted_at__isnull=True)
+        confirmed = binding.contacts_confirmed(candidates, "email", index, found_by="contact lookup")
+    return confirmed[0] if confirmed else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,7 +195,48 @@ def contact_records(
     """Plain dicts of the contacts as this reader may see them; one audit event for the lot."""
     fields = scope.fields(detail)
     with phi_access(actor=actor, tenant=tenant, objects=list(contacts), fields=fields, purpose=scope.purpose):
-        return [_record(contact, scope, detail) for contact in contacts]
+        return [_record_or_damaged(contact, scope, detail) for contact in contacts]
+
+
+def _record_or_damaged(contact: Contact, scope: ReadScope, detail: bool) -> dict[str, Any]:
+    """One contact's record; a contact whose data does not decrypt is shown as damaged (the rest of
+    the page or API answer is unaffected) and raises a critical alert naming it."""
+    try:
+        return _record(contact, scope, detail)
+    except DecryptionError:
+        damage_report(sealed_damage(contact), found_by=scope.purpose)
+        return _damaged(contact, detail)
+
+
+def _damaged(contact: Contact, detail: bool) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "id": contact.pk,
+        "damaged": True,
+        "email": "",
+        "name": "",
+        "phone": "",
+        "birth_date": "",
+        "masked": True,
+        "journey_stage": contact.journey_stage,
+        "journey_stage_label": JourneyStage(contact.journey_stage).label if contact.journey_stage else "",
+        "state": contact.state,
+        "is_minor": contact.is_minor,
+        "created_at": contact.created_at,
+        "updated_at": contact.updated_at,
+    }
+    if detail:
+        record.update(
+            postal_address={},
+            external_ids={},
+            demographics={},
+            custom_fields=None,
+            clinical=None,
+            sensitive_categories=None,
+            birth_year=contact.birth_year,
+            age_90_or_older=contact.age_90_or_older,
+            zip3=contact.zip3,
+        )
+    return record
 
 
 UNMASK_MIN_REASON = 15
@@ -199,6 +269,7 @@ def _record(contact: Contact, scope: ReadScope, detail: bool) -> dict[str, Any]:
         "phone": contact.phone if scope.unmasked else mask(contact.phone, "phone"),
         "birth_date": contact.birth_date if scope.unmasked else _age(contact),
         "masked": not scope.unmasked,
+        "damaged": False,
         "journey_stage": contact.journey_stage,
         "journey_stage_label": JourneyStage(contact.journey_stage).label if contact.journey_stage else "",
         "state": contact.state,

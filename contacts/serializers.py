@@ -75,6 +75,9 @@ class ContactSummarySerializer(serializers.Serializer):
 
     id = serializers.UUIDField()
     masked = serializers.BooleanField()
+    damaged = serializers.BooleanField(
+        help_text="The stored data failed its integrity check: nothing of it is shown; an alert names it."
+    )
     email = serializers.CharField(allow_null=True)
     name = serializers.CharField(allow_null=True)
     first_name = serializers.CharField(allow_null=True, required=False)

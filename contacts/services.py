@@ -21,8 +21,9 @@ from healthmail.crypto import access
 from healthmail.errors import ApplicationError, Conflict
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
+from healthmail.tenants.services import require_phi_intake
 
-from . import bulk, normalize
+from . import binding, bulk, normalize
 from .models import Contact, ContactExternalId, CustomField
 from .normalize import ContactInput, FieldError
 
@@ -120,12 +121,16 @@ def contact_upsert_many(
     Fields left as None keep what is stored; dict fields (external ids, demographics, clinical,
     custom) merge key by key. Invalid rows get errors and are skipped; the rest are written.
 
+    Refused as a whole (PhiFlowRefused) for a tenant without a BAA in force or suspended.
+
     A writer that cannot read PHI (`writer_reads_phi=False`) is told "updated" for every existing
     contact it wrote, changed or not: "unchanged" would confirm that the stored value (a guessed
     diagnosis) equals the one written, turning the write into a way to read.
     """
     if len(inputs) > MAX_BATCH:
         raise BatchTooLarge(f"At most {MAX_BATCH} contacts per batch; this one has {len(inputs)}.")
+    if inputs:
+        require_phi_intake(tenant)  # every contact field is PHI: none is received without a BAA
     with tenant_context(tenant):
         batch = _Batch(tenant, inputs)
         batch.plan()
@@ -170,6 +175,7 @@ class _Batch:
         self.new_links: dict[tuple[str, bytes], uuid.UUID] = {}  # links to write → contact id
         self.email_owner: dict[bytes, uuid.UUID] = {}  # live contacts only
         self.email_of: dict[uuid.UUID, bytes] = {}
+        self.unconfirmed: set[bytes] = set()  # indexes found on rows whose own value denies them
         self.today = timezone.localdate()
         self.loaded: dict[uuid.UUID, Contact] = {}
         self.indexes: dict[tuple[str, str], bytes] = {}  # (kind, value) → blind index, this batch
@@ -225,12 +231,22 @@ class _Batch:
             for contact in Contact.objects.filter(tenant=self.tenant, pk__in=contact_ids):
                 self.loaded[contact.pk] = contact
                 if contact.deleted_at is None and contact.email_index is not None:
-                    self.email_owner[bytes(contact.email_index)] = contact.pk
-                    self.email_of[contact.pk] = bytes(contact.email_index)
+                    email_index = bytes(contact.email_index)
+                    # An index its row's own address does not confirm (copied or swapped in the
+                    # database) matches nobody: no row may be written through it.
+                    if not binding.index_confirmed(contact, "email", email_index, found_by="contact upsert"):
+                        self.unconfirmed.add(email_index)
+                        continue
+                    self.email_owner[email_index] = contact.pk
+                    self.email_of[contact.pk] = email_index
         for key, row in self.link_rows.items():
             contact = self.loaded.get(row.contact_id)
-            if contact is not None and contact.deleted_at is None:
+            if contact is None or contact.deleted_at is not None:
+                continue
+            if binding.link_confirmed(row, contact, found_by="contact upsert"):
                 self.links[key] = row.contact_id
+            else:
+                self.unconfirmed.add(key[1])
 
     def _apply(self, index: int, data: ContactInput) -> UpsertResult:
         ext_keys = self._ext_keys(data)
@@ -239,6 +255,10 @@ class _Batch:
             message = "these ids belong to different contacts; merge them before upserting"
             return UpsertResult(index, UpsertStatus.ERROR, None, (FieldError("external_ids", message),))
         email_index = self._blind_index("email", data.email) if data.email else None
+        if email_index in self.unconfirmed or any(key[1] in self.unconfirmed for key in ext_keys):
+            message = "matches a stored contact whose data does not confirm it (damaged); nothing was written"
+            field = "email" if email_index in self.unconfirmed else "external_ids"
+            return UpsertResult(index, UpsertStatus.ERROR, None, (FieldError(field, message),))
         target = next(iter(targets), None)
         if target is None and email_index is not None:
             target = self.email_owner.get(email_index)

@@ -32,10 +32,11 @@ from contacts.services import UpsertStatus, contact_upsert_many
 from healthmail.accounts.models import Membership
 from healthmail.accounts.roles import PERMISSIONS
 from healthmail.crypto import blind, envelope, keys
-from healthmail.errors import Conflict, NotFound
+from healthmail.errors import Conflict, NotFound, PhiFlowRefused
 from healthmail.tasks import enqueue
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
+from healthmail.tenants.services import require_phi_intake
 
 from . import consent_columns, mapping, parsing
 from .storage import (
@@ -80,7 +81,9 @@ def import_job_get(*, tenant: Tenant, job_id) -> ImportJob:
 
 
 def import_upload_begin(*, tenant: Tenant, actor: Actor, file_name: str) -> UploadWriter:
-    """Open a job and its sealed upload; feed the writer, then call import_upload_finish."""
+    """Open a job and its sealed upload; feed the writer, then call import_upload_finish. A tenant
+    without a BAA in force is refused before a byte of the file is stored."""
+    require_phi_intake(tenant)
     job = ImportJob.objects.create(
         tenant=tenant,
         created_by=actor.user,
@@ -133,6 +136,7 @@ def import_upload(*, tenant: Tenant, actor: Actor, file_name: str, stream: Binar
 
 def import_job_start(*, tenant: Tenant, actor: Actor, job: ImportJob, options: ImportOptions) -> ImportJob:
     """Validate the mapping and queue the job. Starting the same upload twice starts it once."""
+    require_phi_intake(tenant)
     targets = mapping.targets_for(tenant=tenant)
     plan = mapping.ImportPlan.build(
         headers=job_headers(job),
@@ -298,8 +302,8 @@ def import_slice_run(*, slice_id) -> bool:
     try:
         with transaction.atomic():
             tally = _import_rows(job, plan, SealedFile(job), part)
-    except (parsing.FileRejected, UploadUnreadable) as error:
-        _finish(job, failure=error.message)
+    except (parsing.FileRejected, UploadUnreadable, PhiFlowRefused) as error:
+        _finish(job, failure=error.message)  # PhiFlowRefused: the BAA ended after the job started
         return False
     now = timezone.now()
     part.state, part.finished_at = ImportSlice.State.DONE, now

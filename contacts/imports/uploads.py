@@ -35,9 +35,12 @@ class SealingUploadHandler(FileUploadHandler):
     def new_file(self, field_name, file_name, *args, **kwargs):
         super().new_file(field_name, file_name, *args, **kwargs)
         if field_name == FIELD_NAME and self.writer is None:
-            self.writer = services.import_upload_begin(
-                tenant=self.tenant, actor=self.actor, file_name=file_name
-            )
+            try:
+                self.writer = services.import_upload_begin(
+                    tenant=self.tenant, actor=self.actor, file_name=file_name
+                )
+            except ApplicationError as error:  # refused before anything is stored (no BAA)
+                self.error = error.message
             raise StopFutureHandlers()
 
     def receive_data_chunk(self, raw_data, start):

@@ -29,11 +29,20 @@ class TenantKey(TenantOwnedModel):
 
 
 class ObjectKey(TenantOwnedModel):
-    """A key for one object's content (a message body, a portal message). Deleting it shreds the
-    content: the ciphertext stays behind but nothing can ever decrypt it again."""
+    """A key for one object's content (a message body, a portal message), wrapped by an epoch key
+    (objects.py). Deleting it shreds the content: the ciphertext stays behind but nothing can
+    decrypt it again, and once its epoch key is destroyed, neither can a copy from a backup."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    data_key_version = models.PositiveIntegerField()
+    epoch = models.ForeignKey(
+        "crypto.EpochKey",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The epoch key wrapping this key; empty: wrapped by the tenant's data key (older keys).",
+    )
+    data_key_version = models.PositiveIntegerField(help_text="0 when wrapped by an epoch key.")
     wrapped_key = models.BinaryField()
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -68,3 +77,25 @@ class SigningKey(TenantOwnedModel):
     @property
     def key_id(self) -> str:
         return f"ed25519:{self.fingerprint}"
+
+
+class EpochKey(TenantOwnedModel):
+    """A key in the key store (outside the database and its backups) that wraps object keys made
+    or re-wrapped during its epoch. Destroying it after every live object key has moved to a newer
+    epoch is what makes a shredded object unrecoverable from earlier database backups."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    retired_at = models.DateTimeField(null=True, blank=True, help_text="No longer wraps new keys.")
+    destroyed_at = models.DateTimeField(null=True, blank=True, help_text="Deleted from the key store.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant"], condition=models.Q(retired_at__isnull=True), name="epoch_key_one_current"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"epoch key {self.pk}"

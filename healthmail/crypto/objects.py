@@ -1,13 +1,26 @@
 """Per-object keys for content that retention must be able to destroy (message bodies, portal
-messages). The content is sealed with its own key; the key is sealed with the tenant's data key.
-`shred()` deletes the key row: the ciphertext may linger in backups, but nothing can open it.
+messages, import uploads, exports). The content is sealed with its own key; the object key is
+wrapped by the tenant's current **epoch key**, which lives in the key store outside the database
+and its backups (keystore.py).
+
+`shred()` deletes the object key row. A backup taken before still holds that row, wrapped by an
+epoch key: `epochs_rotate()` (on a schedule, and on demand) re-wraps every live object key under a
+fresh epoch key and then destroys the older epoch keys, after which the row in any earlier backup
+opens with nothing. Object keys made before epochs existed are wrapped by the tenant's data key
+(`epoch` empty) until the first rotation re-wraps them.
 """
 
 from __future__ import annotations
 
+import secrets
+import time
 import uuid
+from dataclasses import dataclass, field
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from audit import services as audit
 from audit.actors import Actor
@@ -15,20 +28,74 @@ from healthmail.tenants.context import tenant_context
 
 from . import envelope
 from .errors import DecryptionError
-from .models import ObjectKey
+from .integrity import Damage, damage_report
+from .keystore import key_store
+from .models import EpochKey, ObjectKey
+
+REWRAP_BATCH = 500
 
 
 def _key_aad(tenant_id, object_key_id) -> bytes:
     return f"object-key|{tenant_id}|{object_key_id}".encode()
 
 
+def _tenant_id(tenant) -> uuid.UUID:
+    return uuid.UUID(str(getattr(tenant, "pk", tenant)))
+
+
+def _epoch_lock(tenant_id: uuid.UUID, *, exclusive: bool) -> None:
+    # Creators hold it shared until their transaction ends; a rotation takes it exclusively to switch
+    # epochs, so no object key can still be committed under an epoch being retired.
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(hashtext(%s))", [f"epoch-key:{tenant_id}"])
+
+
+def _epoch_new(tenant_id: uuid.UUID) -> EpochKey:
+    epoch = EpochKey(tenant_id=tenant_id)
+    key_store().key_create(tenant_id=tenant_id, key_id=epoch.pk)
+    epoch.save()
+    return epoch
+
+
+def _epoch_current(tenant_id: uuid.UUID) -> EpochKey:
+    found = EpochKey.objects.filter(tenant_id=tenant_id, retired_at__isnull=True).first()
+    if found is not None:
+        return found
+    try:
+        with transaction.atomic():
+            return _epoch_new(tenant_id)
+    except IntegrityError:  # another creator started the tenant's first epoch at the same moment
+        return EpochKey.objects.get(tenant_id=tenant_id, retired_at__isnull=True)
+
+
+def _wrap(epoch_id: uuid.UUID, tenant_id: uuid.UUID, key: bytes, aad: bytes) -> bytes:
+    nonce = secrets.token_bytes(12)
+    epoch_key = key_store().key_load(tenant_id=tenant_id, key_id=epoch_id)
+    return nonce + AESGCM(epoch_key).encrypt(nonce, key, aad)
+
+
+def object_key_unwrap(*, tenant_id: uuid.UUID, object_key_id, epoch_id, wrapped: bytes) -> bytes:
+    """The content key held by one object key row (as stored, or as restored from a backup)."""
+    aad = _key_aad(tenant_id, object_key_id)
+    if epoch_id is None:  # made before epochs: wrapped by the tenant's data key
+        return envelope.decrypt(tenant_id, wrapped, aad)
+    epoch_key = key_store().key_load(tenant_id=tenant_id, key_id=uuid.UUID(str(epoch_id)))
+    try:
+        return AESGCM(epoch_key).decrypt(wrapped[:12], wrapped[12:], aad)
+    except InvalidTag:
+        raise DecryptionError("An object key failed authentication (tampered or moved).") from None
+
+
 def object_key_create(*, tenant) -> ObjectKey:
-    tenant_id = uuid.UUID(str(getattr(tenant, "pk", tenant)))
-    object_key = ObjectKey(tenant_id=tenant_id)
-    sealed = envelope.encrypt(tenant_id, AESGCM.generate_key(256), _key_aad(tenant_id, object_key.pk))
-    object_key.data_key_version = envelope.key_version_of(sealed)
-    object_key.wrapped_key = sealed
-    with tenant_context(tenant_id):
+    tenant_id = _tenant_id(tenant)
+    with tenant_context(tenant_id), transaction.atomic():
+        _epoch_lock(tenant_id, exclusive=False)
+        epoch = _epoch_current(tenant_id)
+        object_key = ObjectKey(tenant_id=tenant_id, epoch=epoch, data_key_version=0)
+        object_key.wrapped_key = _wrap(
+            epoch.pk, tenant_id, AESGCM.generate_key(256), _key_aad(tenant_id, object_key.pk)
+        )
         object_key.save()
     return object_key
 
@@ -38,8 +105,14 @@ def _cipher(object_key_id: uuid.UUID, tenant_id: uuid.UUID) -> AESGCM:
         object_key = ObjectKey.objects.filter(pk=object_key_id).first()
     if object_key is None:
         raise DecryptionError("The content key was destroyed (shredded); the content is unrecoverable.")
-    key = envelope.decrypt(tenant_id, bytes(object_key.wrapped_key), _key_aad(tenant_id, object_key.pk))
-    return AESGCM(key)
+    return AESGCM(
+        object_key_unwrap(
+            tenant_id=tenant_id,
+            object_key_id=object_key.pk,
+            epoch_id=object_key.epoch_id,
+            wrapped=bytes(object_key.wrapped_key),
+        )
+    )
 
 
 def content_seal(object_key: ObjectKey, plaintext: bytes, *, aad: bytes = b"") -> bytes:
@@ -52,7 +125,8 @@ def content_open(object_key_id: uuid.UUID, tenant_id: uuid.UUID, blob: bytes, *,
 
 
 def shred(object_key: ObjectKey, *, actor: Actor, reason: str) -> None:
-    """Destroy the key of one object (crypto-shredding). Idempotent."""
+    """Destroy the key of one object (crypto-shredding). Idempotent. Copies in earlier backups
+    stay openable until the next epochs_rotate() has destroyed the epoch key that wrapped it."""
     with tenant_context(object_key.tenant_id):
         deleted, _ = ObjectKey.objects.filter(pk=object_key.pk).delete()
         audit.record(
@@ -63,3 +137,80 @@ def shred(object_key: ObjectKey, *, actor: Actor, reason: str) -> None:
             reason=reason,
             details={"destroyed": bool(deleted)},
         )
+
+
+@dataclass
+class EpochRotation:
+    epoch: uuid.UUID
+    rewrapped: int = 0
+    destroyed: list[uuid.UUID] = field(default_factory=list)
+    damaged: list[Damage] = field(default_factory=list)
+
+
+def epochs_rotate(tenant, *, settle_seconds: float = 0.0) -> EpochRotation:
+    """Start a new epoch, re-wrap every live object key under it, then destroy every older epoch
+    key (and with it, the object keys that only earlier backups still hold)."""
+    tenant_id = _tenant_id(tenant)
+    with tenant_context(tenant_id), transaction.atomic():
+        _epoch_lock(tenant_id, exclusive=True)
+        EpochKey.objects.filter(tenant_id=tenant_id, retired_at__isnull=True).update(
+            retired_at=timezone.now()
+        )
+        result = EpochRotation(_epoch_new(tenant_id).pk)
+    time.sleep(settle_seconds)
+    while _rewrap_batch(tenant_id, result):
+        pass
+    with tenant_context(tenant_id):
+        old = list(
+            EpochKey.objects.filter(tenant_id=tenant_id, destroyed_at__isnull=True).exclude(pk=result.epoch)
+        )
+        damaged = [uuid.UUID(d.object_id) for d in result.damaged]
+        left = ObjectKey.objects.filter(epoch__in=old).exclude(pk__in=damaged).exists()
+    if left:  # never destroy a key a live object still needs; the next run finishes the move
+        raise RuntimeError("Object keys are still under an older epoch; nothing was destroyed.")
+    for epoch in old:
+        key_store().key_destroy(tenant_id=tenant_id, key_id=epoch.pk)
+        with tenant_context(tenant_id):
+            EpochKey.objects.filter(pk=epoch.pk).update(destroyed_at=timezone.now())
+        result.destroyed.append(epoch.pk)
+    for damage in result.damaged:
+        damage_report(damage, found_by="epoch rotation")
+    if result.rewrapped or result.destroyed:
+        audit.record(
+            actor=Actor.system("crypto.epochs_rotate"),
+            action="crypto.epoch_rotate",
+            target=("crypto.epochkey", result.epoch),
+            tenant=tenant_id,
+            details={"rewrapped": result.rewrapped, "destroyed": len(result.destroyed)},
+        )
+    return result
+
+
+def _rewrap_batch(tenant_id: uuid.UUID, result: EpochRotation) -> bool:
+    """Re-wrap one batch of object keys still under an older epoch (or the data key). False: done."""
+    skipped = [uuid.UUID(d.object_id) for d in result.damaged]
+    with tenant_context(tenant_id), transaction.atomic():
+        rows = list(
+            ObjectKey.objects.filter(tenant_id=tenant_id)
+            .exclude(epoch_id=result.epoch)
+            .exclude(pk__in=skipped)
+            .select_for_update()
+            .order_by("pk")[:REWRAP_BATCH]
+        )
+        for row in rows:
+            try:
+                key = object_key_unwrap(
+                    tenant_id=tenant_id,
+                    object_key_id=row.pk,
+                    epoch_id=row.epoch_id,
+                    wrapped=bytes(row.wrapped_key),
+                )
+            except DecryptionError as error:
+                result.damaged.append(Damage(tenant_id, ObjectKey._meta.db_table, str(row.pk), str(error)))
+                continue
+            row.epoch_id, row.data_key_version = result.epoch, 0
+            row.wrapped_key = _wrap(result.epoch, tenant_id, key, _key_aad(tenant_id, row.pk))
+        done = [row for row in rows if row.epoch_id == result.epoch]
+        ObjectKey.objects.bulk_update(done, ["epoch", "wrapped_key", "data_key_version"])
+        result.rewrapped += len(done)
+    return bool(rows)

@@ -24,7 +24,9 @@ from psycopg import sql
 from healthmail.tenants.context import tenant_context
 
 from . import envelope, keys
+from .errors import DecryptionError
 from .fields import EncryptedFieldMixin
+from .integrity import Damage, columns_damage, damage_report, undecryptable
 from .master import key_ring
 from .models import TenantKey
 
@@ -71,10 +73,15 @@ def remaining(tenant_id: uuid.UUID, version: int) -> dict[str, int]:
     return counts
 
 
-def _reencrypt_batch(tenant_id: uuid.UUID, target: EncryptedColumns, version: int) -> int:
+def _reencrypt_batch(
+    tenant_id: uuid.UUID, target: EncryptedColumns, version: int, damaged: dict[str, Damage]
+) -> int:
+    """Re-encrypt one batch; a row that does not decrypt is left as it is, added to `damaged` and
+    kept out of the following batches. Returns the rows looked at (0: nothing left)."""
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in target.columns)
     select = sql.SQL(
-        "SELECT {pk}, {cols} FROM {t} WHERE {cond} ORDER BY {pk} LIMIT {n} FOR UPDATE SKIP LOCKED"
+        "SELECT {pk}, {cols} FROM {t} WHERE ({cond}) AND NOT ({pk}::text = ANY(%s)) "
+        "ORDER BY {pk} LIMIT {n} FOR UPDATE SKIP LOCKED"
     ).format(
         pk=sql.Identifier(target.pk),
         cols=columns,
@@ -87,22 +94,31 @@ def _reencrypt_batch(tenant_id: uuid.UUID, target: EncryptedColumns, version: in
         t=sql.Identifier(target.table), a=assignments, pk=sql.Identifier(target.pk)
     )
     with tenant_context(tenant_id), transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(select.as_string(cursor.connection))
+        cursor.execute(select.as_string(cursor.connection), [list(damaged)])
         rows = cursor.fetchall()
         updates = []
         for pk, *values in rows:
-            sealed = []
-            for column, value in zip(target.columns, values, strict=True):
-                if value is None:
-                    sealed.append(None)
-                    continue
-                aad = f"{tenant_id}|{target.table}|{column}|{pk}".encode()
-                plaintext = envelope.decrypt(tenant_id, bytes(value), aad)
-                sealed.append(envelope.encrypt(tenant_id, plaintext, aad))
-            updates.append((*sealed, pk))
+            try:
+                updates.append((*_resealed(tenant_id, target, pk, values), pk))
+            except DecryptionError:
+                stored = dict(zip(target.columns, values, strict=True))
+                found = columns_damage(tenant_id, target.table, pk, stored)
+                damaged[str(pk)] = found or undecryptable(tenant_id, target.table, pk, "?")
         if updates:
             cursor.executemany(update.as_string(cursor.connection), updates)
     return len(rows)
+
+
+def _resealed(tenant_id: uuid.UUID, target: EncryptedColumns, pk, values: list) -> list:
+    sealed = []
+    for column, value in zip(target.columns, values, strict=True):
+        if value is None:
+            sealed.append(None)
+            continue
+        aad = f"{tenant_id}|{target.table}|{column}|{pk}".encode()
+        plaintext = envelope.decrypt(tenant_id, bytes(value), aad)
+        sealed.append(envelope.encrypt(tenant_id, plaintext, aad))
+    return sealed
 
 
 def rotate_data_key(
@@ -111,11 +127,13 @@ def rotate_data_key(
     progress: Progress | None = None,
     settle_seconds: float | None = None,
     resume: bool = True,
+    on_damaged: Callable[[Damage], None] | None = None,
 ) -> int:
     """Rotate one tenant's data key and re-encrypt its rows. Returns the new version.
 
     With `resume`, an unfinished earlier rotation (rows on older versions) is completed instead of
-    starting another version."""
+    starting another version. A row that does not decrypt is skipped (it stays on its old version),
+    reported with a critical alert and passed to `on_damaged`; every other row is re-encrypted."""
     newest = keys.key_row(tenant_id, envelope.DATA, None)
     if resume and newest is not None and any(remaining(tenant_id, newest.version).values()):
         version = newest.version
@@ -123,6 +141,7 @@ def rotate_data_key(
         version = keys.create_version(tenant_id, envelope.DATA)
     keys.forget_current(tenant_id)
     settle = keys.CURRENT_TTL if settle_seconds is None else settle_seconds
+    damaged: dict[str, Damage] = {}
     for final_pass in (False, True):
         if final_pass:
             time.sleep(settle)
@@ -130,24 +149,41 @@ def rotate_data_key(
             total = remaining(tenant_id, version)[target.table]
             done = 0
             while True:
-                count = _reencrypt_batch(tenant_id, target, version)
+                count = _reencrypt_batch(tenant_id, target, version, damaged)
                 if count == 0:
                     break
                 done += count
                 if progress:
                     progress(target.table, done, total)
+    for damage in damaged.values():
+        damage_report(damage, found_by="rotate_keys")
+        if on_damaged:
+            on_damaged(damage)
     return version
 
 
-def rotate_master_key(tenant_ids: Iterator[uuid.UUID], *, progress: Progress | None = None) -> int:
-    """Re-wrap every tenant key with the current master key. Returns the number re-wrapped."""
+def rotate_master_key(
+    tenant_ids: Iterator[uuid.UUID],
+    *,
+    progress: Progress | None = None,
+    on_damaged: Callable[[Damage], None] | None = None,
+) -> int:
+    """Re-wrap every tenant key with the current master key. Returns the number re-wrapped; a key
+    that does not unwrap is skipped, reported and passed to `on_damaged`."""
     ring = key_ring()
     count = 0
     for tenant_id in tenant_ids:
         with tenant_context(tenant_id):
             stale = list(TenantKey.objects.exclude(master_key_id=ring.current_id))
             for row in stale:
-                plaintext = keys.unwrap(row)
+                try:
+                    plaintext = keys.unwrap(row)
+                except DecryptionError as error:
+                    damage = Damage(tenant_id, TenantKey._meta.db_table, str(row.pk), str(error))
+                    damage_report(damage, found_by="rotate_keys --master")
+                    if on_damaged:
+                        on_damaged(damage)
+                    continue
                 row.master_key_id, row.wrapped_key = keys.wrap_key(
                     plaintext, tenant_id=row.tenant_id, purpose=row.purpose, version=row.version
                 )

@@ -102,20 +102,26 @@ def sign_with(key: SigningKey, message: bytes) -> tuple[str, str]:
 
 def signature_ok(tenant, message: bytes, signature: str, key_id: str | None) -> bool:
     """On the platform: the named key of this tenant made this signature over this message."""
+    public = platform_public_key(tenant, key_id)
+    return public is not None and public_key_verifies(public, message, signature)
+
+
+def platform_public_key(tenant, key_id: str | None) -> str | None:
+    """The public key (hex) of this tenant's named key, recomputed from its sealed private key (a
+    database row cannot vouch for it); None when there is no such key or it no longer opens."""
     if not key_id or not key_id.startswith(KEY_ID_PREFIX):
-        return False
+        return None
     tenant_id = _tenant(tenant)
     with tenant_context(tenant_id):
         key = SigningKey.objects.filter(
             tenant_id=tenant_id, fingerprint=key_id.removeprefix(KEY_ID_PREFIX)
         ).first()
         if key is None:
-            return False
+            return None
         try:
-            public = _private(key).public_key()
+            return _private(key).public_key().public_bytes_raw().hex()
         except DecryptionError:
-            return False
-    return _verifies(public, message, signature)
+            return None
 
 
 def public_key_pem(key: SigningKey) -> str:

@@ -286,6 +286,14 @@ METRICS_TOKEN = env("METRICS_TOKEN", default="")
 # --- PHI encryption: the master key (KEK) ring; see healthmail/crypto/master.py --------------------
 HEALTHMAIL_MASTER_KEY = env("HEALTHMAIL_MASTER_KEY", default="")
 HEALTHMAIL_MASTER_KEY_FILE = env("HEALTHMAIL_MASTER_KEY_FILE", default="")
+# Keys whose destruction must hold against database backups (epoch keys, healthmail/crypto/keystore.py):
+# keep this directory off the database host and out of its backups.
+HEALTHMAIL_KEYSTORE_DIR = env("HEALTHMAIL_KEYSTORE_DIR", default=str(BASE_DIR / ".devstack" / "keystore"))
+HEALTHMAIL_EPOCH_ROTATE_SECONDS = env.float("HEALTHMAIL_EPOCH_ROTATE_SECONDS", default=86400.0)
+CELERY_BEAT_SCHEDULE["crypto-epochs-rotate"] = {
+    "task": "healthmail.crypto.tasks.epochs_rotate_all",
+    "schedule": HEALTHMAIL_EPOCH_ROTATE_SECONDS,
+}
 
 CELERY_BEAT_SCHEDULE["system-mail-sweep"] = {
     "task": "healthmail.sysmail.tasks.system_mail_sweep",

@@ -92,6 +92,24 @@ def require_phi_flow(tenant: Tenant, service: str) -> None:
         raise PhiFlowRefused(permit.reason, code="baa_required")
 
 
+def require_phi_intake(tenant: Tenant) -> None:
+    """Raise PhiFlowRefused unless patient data may be received and stored for this tenant: the
+    organization is active and a BAA is in force. Any covered service will do: the contact record
+    (identity, demographics, clinical codes) is what every covered service works from."""
+    if not tenant.is_active:
+        raise PhiFlowRefused(
+            f"The organization {tenant.name} is suspended; no patient data (PHI) may be received.",
+            code="tenant_suspended",
+        )
+    if active_baa(tenant=tenant) is None:
+        raise PhiFlowRefused(
+            f"No Business Associate Agreement is in force for {tenant.name}, so patient data "
+            "(contacts with their identifying, demographic and clinical fields) cannot be received. "
+            "A platform administrator must record a signed BAA first.",
+            code="baa_required",
+        )
+
+
 @transaction.atomic
 def tenant_create(
     *, actor: Actor, name: str, slug: str, postal_address: str, timezone_name: str = "America/New_York"

@@ -138,13 +138,14 @@ def test_forged_row_is_found(sealed_tenant):
     assert _problem(sealed_tenant).startswith("seq 11 (row id")
 
 
-def test_forged_checkpoint_line_is_ignored(sealed_tenant):
+def test_forged_checkpoint_line_is_not_trusted_and_is_reported(sealed_tenant):
     path = chain.checkpoint_path(sealed_tenant.pk)
     path.write_text(
         path.read_text() + '{"chain": "x", "seq": 99, "hash": "00", "at": "now", "key_id": "test",'
         ' "signature": "00"}\n'
     )
     assert chain.latest_checkpoint(sealed_tenant.pk)["seq"] == 10
+    assert "signature does not verify" in _problem(sealed_tenant)
 
 
 def test_audit_verify_command_names_the_row_and_fails(sealed_tenant, capsys):

@@ -69,12 +69,12 @@ def test_interrupted_rotation_resumes(committed_db, monkeypatch):
     calls = {"n": 0}
     original = rotation._reencrypt_batch
 
-    def crash_after_one(tenant_id, target, version):
+    def crash_after_one(tenant_id, target, version, damaged):
         if target.table == "testapp_secretnote":
             calls["n"] += 1
             if calls["n"] == 2:
                 raise KeyboardInterrupt
-        return original(tenant_id, target, version)
+        return original(tenant_id, target, version, damaged)
 
     monkeypatch.setattr(rotation, "_reencrypt_batch", crash_after_one)
     with pytest.raises(KeyboardInterrupt):

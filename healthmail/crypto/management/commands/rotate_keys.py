@@ -2,8 +2,11 @@
 
     manage.py rotate_keys [--tenant SLUG]   new data-key version per tenant, rows re-encrypted in batches
     manage.py rotate_keys --master          re-wrap tenant keys with the first key of HEALTHMAIL_MASTER_KEY
+    manage.py rotate_keys --epochs          object keys to a new epoch key; older epoch keys destroyed
 
 Interrupt it at any time: the next run resumes (rows still on older versions are the work left).
+A record that does not decrypt is skipped, named and alerted on; the rest is rotated, and the command
+then exits with status 1 (`manage.py integrity_scan` lists every damaged record).
 """
 
 from argparse import SUPPRESS as SUPPRESS_HELP
@@ -12,6 +15,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from audit import services as audit
 from audit.actors import Actor
+from healthmail.crypto.integrity import Damage
+from healthmail.crypto.objects import epochs_rotate
 from healthmail.crypto.rotation import rotate_data_key, rotate_master_key
 from healthmail.tenants.models import Tenant
 
@@ -24,26 +29,65 @@ class Command(BaseCommand):
         parser.add_argument(
             "--master", action="store_true", help="Re-wrap tenant keys with the current master key."
         )
+        parser.add_argument(
+            "--epochs",
+            action="store_true",
+            help="Re-wrap object keys under a new epoch key and destroy the older ones (shredding).",
+        )
         parser.add_argument("--settle-seconds", type=float, default=None, help=SUPPRESS_HELP)
 
     def _progress(self, table: str, done: int, total: int) -> None:
         self.stdout.write(f"  {table}: {done}/{total} re-encrypted")
 
-    def handle(self, *args, tenant=None, master=False, settle_seconds=None, **options):
+    def _damaged(self, damage: Damage) -> None:
+        self.damaged.append(damage)
+        self.stderr.write(f"  DAMAGED, skipped: {damage}")
+
+    def handle(self, *args, tenant=None, master=False, epochs=False, settle_seconds=None, **options):
+        self.damaged: list[Damage] = []
+        if epochs:
+            self._rotate_epochs(tenant)
+        else:
+            self._rotate(tenant=tenant, master=master, settle_seconds=settle_seconds)
+        if self.damaged:
+            raise CommandError(
+                f"{len(self.damaged)} damaged record(s) skipped (listed above; an alert names each): "
+                "everything else was rotated. See manage.py integrity_scan."
+            )
+
+    def _tenants(self, slug):
         tenants = Tenant.objects.all()
-        if tenant:
-            tenants = tenants.filter(slug=tenant)
+        if slug:
+            tenants = tenants.filter(slug=slug)
             if not tenants.exists():
-                raise CommandError(f"No tenant with slug {tenant!r}.")
+                raise CommandError(f"No tenant with slug {slug!r}.")
+        return tenants
+
+    def _rotate_epochs(self, tenant) -> None:
+        for each in self._tenants(tenant):
+            result = epochs_rotate(each.pk)
+            for damage in result.damaged:
+                self._damaged(damage)
+            self.stdout.write(
+                f"Tenant {each.slug}: {result.rewrapped} object keys under the new epoch; "
+                f"{len(result.destroyed)} older epoch key(s) destroyed."
+            )
+
+    def _rotate(self, *, tenant, master, settle_seconds) -> None:
+        tenants = self._tenants(tenant)
         actor = Actor.system("manage.py rotate_keys")
         if master:
-            count = rotate_master_key((t.pk for t in tenants), progress=self._progress)
+            count = rotate_master_key(
+                (t.pk for t in tenants), progress=self._progress, on_damaged=self._damaged
+            )
             audit.record(actor=actor, action="crypto.rotate_master_key", details={"rewrapped": count})
             self.stdout.write(self.style.SUCCESS(f"Re-wrapped {count} tenant keys."))
             return
         for each in tenants:
             self.stdout.write(f"Tenant {each.slug}:")
-            version = rotate_data_key(each.pk, progress=self._progress, settle_seconds=settle_seconds)
+            version = rotate_data_key(
+                each.pk, progress=self._progress, settle_seconds=settle_seconds, on_damaged=self._damaged
+            )
             audit.record(
                 actor=actor,
                 action="crypto.rotate_data_key",
@@ -51,4 +95,6 @@ class Command(BaseCommand):
                 target=each,
                 details={"version": version},
             )
-            self.stdout.write(self.style.SUCCESS(f"  data key now v{version}; every row re-encrypted."))
+            skipped = sum(1 for damage in self.damaged if damage.tenant_id == each.pk)
+            left = f"; {skipped} damaged row(s) skipped" if skipped else "; every row re-encrypted"
+            self.stdout.write(self.style.SUCCESS(f"  data key now v{version}{left}."))
