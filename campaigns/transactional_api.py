@@ -55,7 +55,8 @@ class MessageCollection(APIView):
         "audited PHI access.",
     )
     def get(self, request):
-        filters = MessageFilterSerializer(data=request.query_params)
+        # A plain dict: as form data, DRF would read `?state=` as "not given" instead of refusing it.
+        filters = MessageFilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         paginator = self.pagination_class()
         with tenant_context(request.tenant):

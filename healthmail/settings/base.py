@@ -242,6 +242,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"TemplateKindEnum": "campaigns.models.Template.Kind"},
 }
 
 # --- Logging: JSON lines, request id and tenant id on every record, never PHI ----------------------

@@ -65,6 +65,25 @@ def _suppression_id(tenant, issue_key) -> uuid.UUID:
     ).pk
 
 
+def _template_id(tenant, issue_key) -> uuid.UUID:
+    from healthmail.accounts.roles import Role
+    from tests.campaigns.conftest import person, template
+
+    return template(tenant, person(tenant, Role.MARKETER).actor).pk
+
+
+def _campaign_id(tenant, issue_key) -> uuid.UUID:
+    from campaigns.services.campaigns import campaign_create
+    from healthmail.accounts.roles import Role
+    from tests.campaigns.conftest import campaign_input, person, segment, template
+
+    marketer = person(tenant, Role.MARKETER).actor
+    data = campaign_input(
+        tenant, template_obj=template(tenant, marketer), segment_obj=segment(tenant), domain=None
+    )
+    return campaign_create(tenant=tenant, actor=marketer, data=data).pk
+
+
 @dataclass(frozen=True)
 class Operation:
     scopes: list[str] | None  # what the view declares; None: refused to every key by design
@@ -203,6 +222,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         scopes=["webhooks:manage"], make_object=_webhook_endpoint_id
     ),
     ("GET", "/api/v1/messages"): Operation(scopes=["messages:read"]),
+    ("GET", "/api/v1/templates"): Operation(scopes=["campaigns:read"]),
+    ("GET", "/api/v1/templates/{template_id}"): Operation(
+        scopes=["campaigns:read"], make_object=_template_id
+    ),
+    ("GET", "/api/v1/campaigns"): Operation(scopes=["campaigns:read"]),
+    ("GET", "/api/v1/campaigns/{campaign_id}"): Operation(
+        scopes=["campaigns:read"], make_object=_campaign_id
+    ),
     ("POST", "/api/v1/messages"): Operation(scopes=["messages:send"]),
     ("POST", "/api/v1/messages/batch"): Operation(scopes=["messages:send"]),
     ("GET", "/api/v1/messages/{message_id}"): Operation(scopes=["messages:read"], make_object=_message_id),

@@ -80,6 +80,7 @@ def test_each_page_is_an_audited_phi_read(api, issue_key, tenant_a):
 def test_bad_filters_and_page_sizes_answer_422(api, issue_key):
     client = api(issue_key(scopes=["messages:read"]))
     assert_problem(client.get(_url(state="lost")), 422, "validation_failed")
+    assert_problem(client.get(_url(stream="")), 422, "validation_failed")
     assert_problem(client.get(_url(page_size=0)), 422, "validation_failed")
     assert_problem(client.get(_url(page_size="ten")), 422, "validation_failed")
     assert_problem(client.get(_url(cursor="not-a-cursor")), 422, "validation_failed")
