@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from delivery.models import EncryptionPolicy
+from contacts.addresses import validate_address
+from delivery.models import EncryptionPolicy, Message, Stream
 
 from .transactional import ALLOWED_POLICIES, MAX_BATCH, MessageRequest, RecipientRef
 
@@ -28,7 +29,7 @@ class ExternalIdSerializer(StrictSerializer):
 class RecipientSerializer(StrictSerializer):
     contact_id = serializers.UUIDField(required=False)
     external_id = ExternalIdSerializer(required=False)
-    address = serializers.EmailField(required=False)
+    address = serializers.EmailField(required=False, validators=[validate_address])
 
     def validate(self, attrs):
         if len(attrs) != 1:
@@ -111,6 +112,26 @@ class AttemptSerializer(serializers.Serializer):
     smtp_code = serializers.IntegerField(allow_null=True)
     mx_host = serializers.CharField()
     evidence = serializers.JSONField()
+
+
+class MessageFilterSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=Message.State.choices, required=False)
+    stream = serializers.ChoiceField(choices=Stream.choices, required=False)
+    contact_id = serializers.UUIDField(required=False)
+    created_after = serializers.DateTimeField(required=False)
+
+
+class MessageSummarySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.CharField(source="state")
+    stream = serializers.CharField()
+    purpose = serializers.CharField()
+    contact_id = serializers.UUIDField(allow_null=True)
+    message_id = serializers.CharField()
+    to_domain = serializers.CharField()
+    attempts = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
 
 
 class MessageStatusSerializer(serializers.Serializer):

@@ -384,3 +384,24 @@ def message_get(*, tenant: Tenant, message_id) -> Message | None:
         return None
     with tenant_context(tenant):
         return Message.objects.for_tenant(tenant).filter(pk=message_id).first()
+
+
+def message_list(
+    *,
+    tenant: Tenant,
+    state: str | None = None,
+    stream: str | None = None,
+    contact_id: uuid.UUID | None = None,
+    created_after=None,
+):
+    """The tenant's messages (every source), newest first, narrowed by the filters given."""
+    messages = Message.objects.for_tenant(tenant)
+    if state:
+        messages = messages.filter(state=state)
+    if stream:
+        messages = messages.filter(stream=stream)
+    if contact_id is not None:
+        messages = messages.filter(contact_id=contact_id)
+    if created_after is not None:
+        messages = messages.filter(created_at__gt=created_after)
+    return messages

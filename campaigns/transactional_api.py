@@ -12,9 +12,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.actors import Actor
+from audit.phi import phi_access
 from delivery.models import MessageAttempt
 from healthmail.api.errors import problem
 from healthmail.api.idempotency import idempotent
+from healthmail.api.pagination import CursorPagination
 from healthmail.errors import NotFound
 from healthmail.tenants.context import tenant_context
 
@@ -23,8 +25,10 @@ from .serializers import (
     AcceptedSerializer,
     BatchResultSerializer,
     MessageBatchSerializer,
+    MessageFilterSerializer,
     MessageRequestSerializer,
     MessageStatusSerializer,
+    MessageSummarySerializer,
 )
 
 
@@ -38,7 +42,37 @@ def _accepted(message) -> dict:
 
 
 class MessageCollection(APIView):
-    required_scopes = {"POST": ["messages:send"]}
+    required_scopes = {"GET": ["messages:read"], "POST": ["messages:send"]}
+    pagination_class = CursorPagination
+
+    @extend_schema(
+        operation_id="messages_list",
+        parameters=[MessageFilterSerializer],
+        responses=MessageSummarySerializer(many=True),
+        tags=["messages"],
+        description="Messages of every source (API, campaigns, journeys), newest first, in cursor pages; "
+        "no addresses or content. Which person got which kind of message is PHI: every page is an "
+        "audited PHI access.",
+    )
+    def get(self, request):
+        # A plain dict: as form data, DRF would read `?state=` as "not given" instead of refusing it.
+        filters = MessageFilterSerializer(data=request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        paginator = self.pagination_class()
+        with tenant_context(request.tenant):
+            page = paginator.paginate_queryset(
+                transactional.message_list(tenant=request.tenant, **filters.validated_data),
+                request,
+                view=self,
+            )
+        with phi_access(
+            actor=Actor.for_api_key(request.auth),
+            tenant=request.tenant,
+            objects=page,
+            fields=["contact_id", "purpose"],
+            purpose="api message list",
+        ):
+            return paginator.get_paginated_response(MessageSummarySerializer(page, many=True).data)
 
     @extend_schema(
         operation_id="messages_send",

@@ -14,12 +14,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.actors import Actor
+from audit.phi import phi_access
+from contacts.addresses import validate_address
 from contacts.models import Contact
 from healthmail.api.idempotency import idempotent
 from healthmail.api.serializers import ProblemSerializer
 from healthmail.errors import NotFound
 
-from . import services, suppressions, waivers
+from . import selectors, services, suppressions, waivers
 from .models import ConsentEvent, ConsentText, Purpose, Source, Suppression
 
 _SOURCES = [s for s in Source.values if s != Source.SYSTEM]
@@ -51,7 +53,12 @@ class ConsentEventOutSerializer(serializers.Serializer):
 
 class SuppressionInSerializer(serializers.Serializer):
     contact_id = serializers.UUIDField(required=False, allow_null=True)
-    email = serializers.EmailField(required=False, allow_blank=True, help_text="Stored only as a keyed hash.")
+    email = serializers.EmailField(
+        required=False,
+        allow_blank=True,
+        validators=[validate_address],
+        help_text="Stored only as a keyed hash.",
+    )
     reason = serializers.ChoiceField(choices=Suppression.Reason.choices)
     note = serializers.CharField(
         required=False, allow_blank=True, max_length=200, help_text="A reference; no PHI."
@@ -68,6 +75,27 @@ class SuppressionOutSerializer(serializers.Serializer):
     contact_id = serializers.UUIDField(allow_null=True)
     reason = serializers.CharField()
     created_at = serializers.DateTimeField()
+
+
+class SuppressionRemoveInSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=200, help_text="Why the entry goes (kept in the audit trail).")
+
+
+class SuppressionRemovedSerializer(SuppressionOutSerializer):
+    removed_at = serializers.DateTimeField()
+
+
+class TopicStateSerializer(serializers.Serializer):
+    topic = serializers.CharField(help_text="Topic key, e.g. `marketing_newsletters`.")
+    status = serializers.CharField(help_text="`granted`, `revoked`, or empty: never asked.")
+
+
+class ContactConsentSerializer(serializers.Serializer):
+    contact_id = serializers.UUIDField()
+    topics = TopicStateSerializer(many=True)
+    suppressions = SuppressionOutSerializer(
+        many=True, help_text="Active entries for the contact or its address."
+    )
 
 
 def _contact(request, contact_id) -> Contact:
@@ -155,13 +183,81 @@ class SuppressionCreate(APIView):
             email=data.get("email") or "",
             note=data.get("note", ""),
         )
-        body = {
-            "id": entry.pk,
-            "contact_id": entry.contact_id,
-            "reason": entry.reason,
-            "created_at": entry.created_at,
-        }
-        return Response(SuppressionOutSerializer(body).data, status=201)
+        return Response(SuppressionOutSerializer(_suppression_body(entry)).data, status=201)
+
+
+def _suppression_body(entry) -> dict:
+    return {
+        "id": entry.pk,
+        "contact_id": entry.contact_id,
+        "reason": entry.reason,
+        "created_at": entry.created_at,
+    }
+
+
+class SuppressionRemove(APIView):
+    """Take an entry off the suppression list, with the reason (e.g. the person asked for mail again)."""
+
+    required_scopes = {"POST": ["consent:write"]}
+
+    @extend_schema(
+        operation_id="suppression_remove",
+        request=SuppressionRemoveInSerializer,
+        responses={
+            200: SuppressionRemovedSerializer,
+            404: OpenApiResponse(description="No such suppression in your organization."),
+            409: OpenApiResponse(description="The entry was already removed."),
+        },
+        tags=["consent"],
+    )
+    @idempotent
+    def post(self, request, suppression_id):
+        entry = suppressions.suppression_get(tenant=request.auth.tenant, suppression_id=suppression_id)
+        incoming = SuppressionRemoveInSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        entry = suppressions.suppression_remove(
+            tenant=request.auth.tenant,
+            actor=Actor.for_api_key(request.auth),
+            suppression=entry,
+            reason=incoming.validated_data["reason"],
+        )
+        body = {**_suppression_body(entry), "removed_at": entry.removed_at}
+        return Response(SuppressionRemovedSerializer(body).data)
+
+
+class ContactConsent(APIView):
+    """Where a contact stands now: consent per topic and active suppressions."""
+
+    required_scopes = {"GET": ["consent:read"]}
+
+    @extend_schema(
+        operation_id="contact_consent_retrieve",
+        responses={200: ContactConsentSerializer, 404: _NOT_FOUND},
+        tags=["consent"],
+        description="A person's consent choices are PHI: every read is an audited PHI access.",
+    )
+    def get(self, request, contact_id):
+        tenant = request.auth.tenant
+        contact = _contact(request, contact_id)
+        with phi_access(
+            actor=Actor.for_api_key(request.auth),
+            tenant=tenant,
+            objects=[contact],
+            fields=["consent_state", "suppressions"],
+            purpose="api consent state",
+        ):
+            body = {
+                "contact_id": contact.pk,
+                "topics": [
+                    {"topic": topic.key, "status": status}
+                    for topic, status in selectors.contact_topic_states(tenant=tenant, contact=contact)
+                ],
+                "suppressions": [
+                    _suppression_body(entry)
+                    for entry in suppressions.suppressions_active(tenant=tenant, contact=contact)
+                ],
+            }
+            return Response(ContactConsentSerializer(body).data)
 
 
 class WaiverDocumentSerializer(serializers.Serializer):

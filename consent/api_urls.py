@@ -8,6 +8,12 @@ urlpatterns = [
     path("consent/events", api.ConsentEventCreate.as_view(), name="api-consent-event-create"),
     path("consent/waivers", api.WaiverCreate.as_view(), name="api-consent-waiver-create"),
     path("suppressions", api.SuppressionCreate.as_view(), name="api-suppression-create"),
+    path(
+        "suppressions/<uuid:suppression_id>/remove",
+        api.SuppressionRemove.as_view(),
+        name="api-suppression-remove",
+    ),
+    path("contacts/<uuid:contact_id>/consent", api.ContactConsent.as_view(), name="api-contact-consent"),
     path("authorizations", authorizations_api.AuthorizationCollection.as_view(), name="api-authorizations"),
     path(
         "authorizations/<uuid:authorization_id>",

@@ -37,6 +37,15 @@ def suppressions_active(
         return list(query)
 
 
+def suppression_get(*, tenant: Tenant, suppression_id) -> Suppression:
+    """An entry of this tenant (removed or not); another tenant's id is simply not found."""
+    with tenant_context(tenant):
+        found = Suppression.objects.for_tenant(tenant).filter(pk=suppression_id).first()
+    if found is None:
+        raise NotFound("No such suppression.", code="not_found")
+    return found
+
+
 @transaction.atomic
 def suppression_add(
     *,

@@ -46,6 +46,7 @@ def _actor(request) -> Actor:
 
 class ContactCollection(APIView):
     required_scopes = {"GET": ["contacts:read"], "POST": ["contacts:write"]}
+    pagination_class = CursorPagination  # also what the schema documents (cursor, page_size, results)
 
     @extend_schema(
         operation_id="contacts_list",
@@ -54,7 +55,7 @@ class ContactCollection(APIView):
         description="Live contacts, newest first (cursor pages); masked unless the key holds contacts:phi.",
     )
     def get(self, request):
-        paginator = CursorPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.contact_list(tenant=request.tenant), request, view=self)
         purpose = "api contact list" if "contacts:phi" in request.auth.scopes else "api masked list"
         records = selectors.contact_records(

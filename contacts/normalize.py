@@ -14,13 +14,12 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.utils import timezone
 
 from healthmail.crypto import blind
 
 from . import icd10, reference
+from .addresses import address_problem
 from .models import CustomField, JourneyStage
 
 DEMOGRAPHIC_FIELDS = (
@@ -182,10 +181,9 @@ class _Cleaner:
         email = self.text("email", value, 254)
         if email is None:
             return None
-        try:
-            validate_email(email)
-        except ValidationError:
-            self.error("email", "is not a valid email address")
+        problem = address_problem(email)
+        if problem is not None:
+            self.error("email", problem)
             return None
         return email
 

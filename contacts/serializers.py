@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from healthmail.api.serializers import StrictCharField
+
 from .normalize import ContactInput
 from .services import UpsertResult
 
@@ -16,13 +18,13 @@ class ContactInputSerializer(serializers.Serializer):
     first_name = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     last_name = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     phone = serializers.CharField(required=False, allow_null=True, allow_blank=True)
-    postal_address = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False)
+    postal_address = serializers.DictField(child=StrictCharField(allow_blank=True), required=False)
     birth_date = serializers.CharField(required=False, allow_null=True, help_text="YYYY-MM-DD")
-    external_ids = serializers.DictField(child=serializers.CharField(), required=False)
-    demographics = serializers.DictField(child=serializers.CharField(allow_null=True), required=False)
+    external_ids = serializers.DictField(child=StrictCharField(), required=False)
+    demographics = serializers.DictField(child=StrictCharField(allow_null=True), required=False)
     clinical = serializers.DictField(required=False)
     journey_stage = serializers.CharField(required=False, allow_null=True, allow_blank=True)
-    tags = serializers.ListField(child=serializers.CharField(), required=False, max_length=200)
+    tags = serializers.ListField(child=StrictCharField(), required=False, max_length=200)
     custom = serializers.DictField(required=False)
 
     def validate(self, attrs):

@@ -20,6 +20,7 @@ from datetime import datetime
 import dns.exception
 from django.utils import timezone
 
+from contacts.addresses import domain_problem
 from delivery.inbound.classify import Category, classify_status
 from delivery.inbound.health import paused_domains
 from delivery.models import Message
@@ -136,6 +137,10 @@ def send_claimed(
         for message in messages:
             if message.expires_at is not None and message.expires_at <= now:
                 settles.append(record.Settle(message, State.EXPIRED, "expired before it could be sent"))
+            elif (problem := domain_problem(message.to_domain)) is not None:
+                # Intake refuses these (contacts/addresses.py); one enqueued before the rule, or by a
+                # path that skips it, fails here at once instead of after DNS lookups and retries.
+                settles.append(record.Settle(message, State.FAILED, f"the address {problem}"))
             else:
                 live.append(message)
         gates = gate_messages(tenant=tenant, messages=live)

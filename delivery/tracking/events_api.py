@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.actors import Actor
+from contacts.addresses import validate_address
 from contacts.selectors import contact_find
 from healthmail.api.idempotency import idempotent
 
@@ -21,7 +23,7 @@ class EventExternalIdSerializer(serializers.Serializer):
 class EventSerializer(serializers.Serializer):
     contact_id = serializers.UUIDField(required=False)
     external_id = EventExternalIdSerializer(required=False)
-    email = serializers.EmailField(required=False)
+    email = serializers.EmailField(required=False, validators=[validate_address])
     kind = serializers.ChoiceField(choices=[str(kind) for kind in REPORTABLE])
     label = serializers.CharField(required=False, allow_blank=True, max_length=64)
     occurred_at = serializers.DateTimeField(required=False)
@@ -45,6 +47,15 @@ class EventCollection(APIView):
     required_scopes = {"POST": ["events:write"]}
     serializer_class = EventSerializer
 
+    @extend_schema(
+        operation_id="events_create",
+        request=EventSerializer,
+        responses={
+            201: EventResponseSerializer,
+            404: OpenApiResponse(description="No live contact matches the one named."),
+        },
+        tags=["events"],
+    )
     @idempotent
     def post(self, request):
         incoming = EventSerializer(data=request.data)

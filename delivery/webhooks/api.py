@@ -124,10 +124,11 @@ def _actor(request) -> Actor:
 
 class EndpointCollection(APIView):
     required_scopes = {"GET": SCOPE, "POST": SCOPE}
+    pagination_class = CursorPagination
 
     @extend_schema(operation_id="webhooks_list", responses=EndpointSerializer(many=True), tags=["webhooks"])
     def get(self, request):
-        paginator = CursorPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(
             WebhookEndpoint.objects.for_tenant(request.tenant), request, view=self
         )
@@ -187,13 +188,14 @@ class EndpointItem(APIView):
 
 class EndpointDeliveries(APIView):
     required_scopes = {"GET": SCOPE}
+    pagination_class = CursorPagination
 
     @extend_schema(
         operation_id="webhooks_deliveries_list", responses=DeliverySerializer(many=True), tags=["webhooks"]
     )
     def get(self, request, endpoint_id):
         endpoint = services.endpoint_get(tenant=request.tenant, endpoint_id=endpoint_id)
-        paginator = CursorPagination()
+        paginator = self.pagination_class()
         rows = WebhookDelivery.objects.for_tenant(request.tenant).filter(endpoint=endpoint)
         page = paginator.paginate_queryset(rows, request, view=self)
         return paginator.get_paginated_response(DeliverySerializer(page, many=True).data)

@@ -40,6 +40,7 @@ SCOPES: dict[str, str] = {
     "segments:read": "Count segments",
     "segments:write": "Create and update segments",
     "webhooks:manage": "Manage webhook endpoints",
+    "campaigns:read": "Read templates and campaigns (no audience counts)",
 }
 
 

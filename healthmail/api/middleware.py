@@ -1,9 +1,11 @@
-"""Refuse oversized bodies before anything reads them (413: problem+json for the API, text elsewhere)."""
+"""API middleware: oversized bodies refused before anything reads them (413: problem+json for the API,
+text elsewhere), and the rate-limit headers."""
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from .errors import is_api_request, problem_response
+from .throttling import rate_limit_headers
 
 
 class BodySizeLimitMiddleware:
@@ -22,3 +24,19 @@ class BodySizeLimitMiddleware:
                 return problem_response(413, detail, code="body_too_large")
             return HttpResponse(detail, status=413, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
+
+
+class RateLimitHeadersMiddleware:
+    """Every API answer that went through the rate limit says how much of it is left (RateLimit-*),
+    so a client can slow down before it gets a 429 (which also carries Retry-After)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        state = getattr(request, "rate_limit", None)
+        if state is not None:
+            for name, value in rate_limit_headers(state).items():
+                response[name] = value
+        return response

@@ -13,6 +13,12 @@ from .idempotency import MAX_KEY_LENGTH, is_idempotent
 from .serializers import ProblemSerializer
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
+# Sent on every answer that passed the rate limit (authenticated calls); see throttling.py.
+_RATE_LIMIT_HEADERS = {
+    "RateLimit-Limit": "Requests allowed per window for this API key.",
+    "RateLimit-Remaining": "Requests left in the current window.",
+    "RateLimit-Reset": "Seconds until a request slot frees up (0 while some are left).",
+}
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
@@ -52,6 +58,17 @@ class ProblemAutoSchema(AutoSchema):
                 description="Seconds to wait before retrying.",
             )
         )
+        parameters += [
+            OpenApiParameter(
+                name,
+                OpenApiTypes.INT,
+                OpenApiParameter.HEADER,
+                response=True,
+                required=False,
+                description=description,
+            )
+            for name, description in _RATE_LIMIT_HEADERS.items()
+        ]
         if self.method == "POST" and is_idempotent(self._handler()):
             parameters += [
                 OpenApiParameter(
@@ -83,6 +100,8 @@ class ProblemAutoSchema(AutoSchema):
         }
         if "{" in self.path:
             errors[404] = "No such object in your organization."
+        if self.method == "GET" and self._get_paginator() is not None and self._is_list_view():
+            errors[422] = "A query parameter is invalid (`page_size` out of range, a `cursor` not given out)."
         if self.method in _BODY_METHODS:
             errors |= {
                 400: "The body is not valid JSON (or a header is malformed).",
@@ -97,9 +116,11 @@ class ProblemAutoSchema(AutoSchema):
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
-        for status_code, description in sorted(self._error_responses().items()):
-            code = str(status_code)
-            if code not in responses:
-                problem = OpenApiResponse(ProblemSerializer, description=description)
-                responses[code] = self._get_response_for_code(problem, code, [PROBLEM], direction)
+        errors = {str(code): description for code, description in self._error_responses().items()}
+        # Every error answers problem+json (healthmail/api/errors.py), whatever a view declared for it:
+        # a view's own description of an error code is kept, its body shape is not.
+        for code in sorted(errors.keys() | {code for code in responses if code[0] in "45"}):
+            description = responses.get(code, {}).get("description") or errors.get(code, "")
+            problem = OpenApiResponse(ProblemSerializer, description=description)
+            responses[code] = self._get_response_for_code(problem, code, [PROBLEM], direction)
         return responses

@@ -12,8 +12,10 @@ class ProblemSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="What went wrong, for a person.")
     code = serializers.CharField(help_text="Stable machine-readable code, e.g. `rate_limited`.")
     request_id = serializers.CharField(help_text="Quote it to support; also sent as `X-Request-ID`.")
-    errors = serializers.DictField(
-        required=False, help_text="Validation errors (422 only): field name → list of messages."
+    errors = serializers.JSONField(
+        required=False,
+        help_text="Validation errors (422 only): usually field name → list of messages; a list of "
+        "`{message, path}` objects where the body is a tree (segment definitions).",
     )
 
 
@@ -40,3 +42,13 @@ class SigningKeySerializer(serializers.Serializer):
     public_key_pem = serializers.CharField(help_text="The same key as PEM (SubjectPublicKeyInfo).")
     created_at = serializers.DateTimeField()
     retired_at = serializers.DateTimeField(allow_null=True, help_text="No longer signs; still verifies.")
+
+
+class StrictCharField(serializers.CharField):
+    """Text that must arrive as a JSON string, as the schema says (`type: string`): DRF's CharField
+    turns numbers into text, so a client's wrong type would pass unnoticed."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)

@@ -1,5 +1,47 @@
+"""The API's rate limit, per key, and what it tells the client (RateLimit-* headers before a 429).
+
+`rate_limit_state()` only reads what DRF's throttle already keeps after deciding (its rate and the
+request history of the window), so the headers follow whatever storage the throttle uses."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
+
+
+@dataclass(frozen=True)
+class RateLimitState:
+    limit: int  # requests allowed per window
+    window: int  # seconds
+    remaining: int  # requests left in the current window
+    reset: int  # seconds until a request slot frees up (0 when some are left)
+
+
+def rate_limit_state(throttle: SimpleRateThrottle) -> RateLimitState | None:
+    """The state `throttle` left after its last `allow_request`; None when no limit applies."""
+    history = getattr(throttle, "history", None)
+    if throttle.rate is None or history is None:
+        return None
+    remaining = max(0, throttle.num_requests - len(history))
+    reset = 0
+    if remaining == 0 and history:
+        # The oldest request in the window (history is newest first) frees the next slot.
+        reset = max(1, math.ceil(throttle.duration - (throttle.now - history[-1])))
+    return RateLimitState(
+        limit=throttle.num_requests, window=throttle.duration, remaining=remaining, reset=reset
+    )
+
+
+def rate_limit_headers(state: RateLimitState) -> dict[str, str]:
+    """IETF draft-ietf-httpapi-ratelimit-headers fields (the widely deployed three-field form)."""
+    return {
+        "RateLimit-Limit": str(state.limit),
+        "RateLimit-Remaining": str(state.remaining),
+        "RateLimit-Reset": str(state.reset),
+    }
 
 
 class ApiKeyRateThrottle(SimpleRateThrottle):
@@ -14,3 +56,10 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
     def get_cache_key(self, request, view):
         ident = request.auth.prefix if request.auth is not None else self.get_ident(request)
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+    def allow_request(self, request, view) -> bool:
+        allowed = super().allow_request(request, view)
+        # Kept on the Django request: RateLimitHeadersMiddleware adds the headers to whatever answer
+        # follows (the view's, an error's, or the 429).
+        request._request.rate_limit = rate_limit_state(self)
+        return allowed

@@ -1,5 +1,5 @@
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+from drf_spectacular.views import SpectacularAPIView
 
 from delivery.tracking.events_api import EventCollection
 
@@ -10,11 +10,7 @@ urlpatterns = [
     path(
         "schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"
     ),
-    path(
-        "docs/",
-        SpectacularRedocView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]),
-        name="api-docs",
-    ),
+    path("docs/", views.ApiDocs.as_view(), name="api-docs"),
     path("v1/me", views.WhoAmI.as_view(), name="api-me"),
     path("v1/signing-keys", views.SigningKeys.as_view(), name="api-signing-keys"),
     path("v1/", include("contacts.api_urls")),

@@ -7,6 +7,7 @@ scopes it declares and, if its path carries an id, how to make a foreign tenant'
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Callable
@@ -52,10 +53,42 @@ def _webhook_delivery_id(tenant, issue_key) -> uuid.UUID:
     return webhook_test_send(tenant=tenant, actor=Actor.system("tests"), endpoint=endpoint).pk
 
 
+def _suppression_id(tenant, issue_key) -> uuid.UUID:
+    from audit.actors import Actor
+    from consent.suppressions import suppression_add
+
+    return suppression_add(
+        tenant=tenant,
+        actor=Actor.system("tests"),
+        reason="manual",
+        email=f"bola.{uuid.uuid4().hex[:8]}@example.org",
+    ).pk
+
+
+def _template_id(tenant, issue_key) -> uuid.UUID:
+    from healthmail.accounts.roles import Role
+    from tests.campaigns.conftest import person, template
+
+    return template(tenant, person(tenant, Role.MARKETER).actor).pk
+
+
+def _campaign_id(tenant, issue_key) -> uuid.UUID:
+    from campaigns.services.campaigns import campaign_create
+    from healthmail.accounts.roles import Role
+    from tests.campaigns.conftest import campaign_input, person, segment, template
+
+    marketer = person(tenant, Role.MARKETER).actor
+    data = campaign_input(
+        tenant, template_obj=template(tenant, marketer), segment_obj=segment(tenant), domain=None
+    )
+    return campaign_create(tenant=tenant, actor=marketer, data=data).pk
+
+
 @dataclass(frozen=True)
 class Operation:
     scopes: list[str] | None  # what the view declares; None: refused to every key by design
     make_object: Callable | None = None  # (tenant, issue_key) -> id of an object of that tenant
+    body: dict | None = None  # what a valid call sends (the same for own, foreign and missing ids)
 
 
 def _segment_id(tenant, issue_key) -> uuid.UUID:
@@ -138,6 +171,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/api/v1/consent/events"): Operation(scopes=["consent:write"]),
     ("POST", "/api/v1/consent/waivers"): Operation(scopes=["consent:write"]),
     ("POST", "/api/v1/suppressions"): Operation(scopes=["consent:write"]),
+    ("POST", "/api/v1/suppressions/{suppression_id}/remove"): Operation(
+        scopes=["consent:write"], make_object=_suppression_id, body={"reason": "asked to receive mail again"}
+    ),
+    ("GET", "/api/v1/contacts/{contact_id}/consent"): Operation(
+        scopes=["consent:read"], make_object=_contact_id
+    ),
     ("GET", "/api/v1/signing-keys"): Operation(scopes=[]),
     ("POST", "/api/v1/authorizations"): Operation(scopes=["consent:write"]),
     ("GET", "/api/v1/authorizations/{authorization_id}"): Operation(
@@ -181,6 +220,15 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("GET", "/api/v1/webhooks/{endpoint_id}/deliveries"): Operation(
         scopes=["webhooks:manage"], make_object=_webhook_endpoint_id
+    ),
+    ("GET", "/api/v1/messages"): Operation(scopes=["messages:read"]),
+    ("GET", "/api/v1/templates"): Operation(scopes=["campaigns:read"]),
+    ("GET", "/api/v1/templates/{template_id}"): Operation(
+        scopes=["campaigns:read"], make_object=_template_id
+    ),
+    ("GET", "/api/v1/campaigns"): Operation(scopes=["campaigns:read"]),
+    ("GET", "/api/v1/campaigns/{campaign_id}"): Operation(
+        scopes=["campaigns:read"], make_object=_campaign_id
     ),
     ("POST", "/api/v1/messages"): Operation(scopes=["messages:send"]),
     ("POST", "/api/v1/messages/batch"): Operation(scopes=["messages:send"]),
@@ -241,11 +289,12 @@ def test_foreign_and_missing_ids_answer_the_same_404(
     scopes = list(SCOPES) if persona == "all_scopes" else (operation.scopes or ["contacts:read"])
     client = api(issue_key(tenant=tenant_a, scopes=scopes))
 
-    own = client.generic(method, _fill(path, operation.make_object(tenant_a, issue_key)))
+    body = json.dumps(operation.body) if operation.body is not None else ""
+    own = client.generic(method, _fill(path, operation.make_object(tenant_a, issue_key)), body)
     assert 200 <= own.status_code < 300, "the route must work for the caller's own object"
 
-    foreign = client.generic(method, _fill(path, operation.make_object(tenant_b, issue_key)))
-    missing = client.generic(method, _fill(path, uuid.uuid4()))
+    foreign = client.generic(method, _fill(path, operation.make_object(tenant_b, issue_key)), body)
+    missing = client.generic(method, _fill(path, uuid.uuid4()), body)
     foreign_body, missing_body = assert_problem(foreign, 404), assert_problem(missing, 404)
     assert {**foreign_body, "request_id": ""} == {**missing_body, "request_id": ""}
     assert foreign.content.replace(foreign["X-Request-ID"].encode(), b"") == missing.content.replace(

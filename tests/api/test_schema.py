@@ -42,9 +42,15 @@ def test_every_operation_documents_its_problem_responses():
     schema = _schema("tests.api.urls")
     for path, item in schema["paths"].items():
         for method, operation in item.items():
-            for code in ("401", "403", "429", "500"):
-                content = operation["responses"][code]["content"]
-                assert content == {"application/problem+json": {"schema": PROBLEM_REF}}, (method, path, code)
+            assert {"401", "403", "429", "500"} <= set(operation["responses"]), (method, path)
+            for code, response in operation["responses"].items():
+                if code[0] in "45":  # every error, 404 and 422 included, whatever the view declared
+                    content = response["content"]
+                    assert content == {"application/problem+json": {"schema": PROBLEM_REF}}, (
+                        method,
+                        path,
+                        code,
+                    )
     assert "Retry-After" in schema["paths"]["/api/v1/me"]["get"]["responses"]["429"]["headers"]
     assert {"type", "title", "status", "detail", "code", "request_id"} <= set(
         schema["components"]["schemas"]["Problem"]["required"]
@@ -94,3 +100,40 @@ def test_webhook_event_payloads_are_documented(tenant_a):
     payload = {**payload_for(make_message(tenant_a), "message.delivered"), "delivery_id": "x"}
     assert set(payload) <= set(event["properties"])
     assert set(payload["source"]) <= set(_resolve(schema, event["properties"]["source"])["properties"])
+
+
+@pytest.mark.parametrize("path", ["/api/v1/contacts", "/api/v1/webhooks", "/api/v1/messages"])
+def test_lists_are_documented_as_the_cursor_pages_they_answer(path):
+    operation = _schema()["paths"][path]["get"]
+    names = {parameter["name"]: parameter for parameter in operation["parameters"]}
+    assert {"cursor", "page_size"} <= set(names)
+    assert (names["page_size"]["schema"]["minimum"], names["page_size"]["schema"]["maximum"]) == (1, 500)
+    body = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    page = _schema()["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]
+    assert {"next", "previous", "results"} <= set(page["properties"])
+    assert page["properties"]["results"]["type"] == "array"
+    assert "422" in operation["responses"]
+
+
+def test_created_answers_are_documented_as_201():
+    paths = _schema()["paths"]
+    assert set(paths["/api/v1/events"]["post"]["responses"]) & {"200", "201"} == {"201"}
+    assert set(paths["/api/v1/contacts"]["post"]["responses"]) & {"200", "201"} == {"200", "201"}
+
+
+def test_rate_limit_headers_are_documented():
+    headers = _schema()["paths"]["/api/v1/me"]["get"]["responses"]["200"]["headers"]
+    assert {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} <= set(headers)
+
+
+def test_docs_page_loads_redoc_from_our_static_files(client):
+    response = client.get("/api/docs/")
+    docs = response.content.decode()
+    assert "https://" not in docs  # no CDN, no web fonts
+    assert "http://" not in docs
+    scripts = [line.split('"')[1] for line in docs.splitlines() if "<script src=" in line]
+    # Served by WhiteNoise from collected static files (tests/e2e/test_api_docs.py loads them).
+    assert scripts[0].startswith("/static/drf_spectacular_sidecar/redoc/")
+    assert all(script.startswith("/static/") for script in scripts)
+    # What Redoc itself asks of other hosts (its footer logo) the browser never requests.
+    assert "default-src 'self'" in response["Content-Security-Policy"]

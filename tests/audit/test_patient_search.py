@@ -257,6 +257,19 @@ def _authorization_api(world: World) -> None:
     assert client.get(f"/api/v1/contacts/{world.patient.pk}/authorizations").status_code == 200
 
 
+def _consent_api(world: World) -> None:
+    client = world.api(world.issue_key(tenant=world.tenant, scopes=["consent:read"]))
+    assert client.get(f"/api/v1/contacts/{world.patient.pk}/consent").status_code == 200
+
+
+def _message_list_api(world: World) -> None:
+    make_message(world.tenant, contact_id=world.patient.pk, address="searched@patients.example")
+    client = world.api(world.issue_key(tenant=world.tenant, scopes=["messages:read"]))
+    response = client.get(f"/api/v1/messages?contact_id={world.patient.pk}")
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == 1
+
+
 def _authorization_copy(world: World) -> None:
     """The patient signs a published text: the copy is rendered and sent through the portal."""
     from consent.copies import authorization_copy_send
@@ -372,6 +385,16 @@ PHI_READ_PATHS = [
         _authorization_api,
         "api authorizations",
         "consent.authorization",
+    ),
+    Path_(
+        "consent.api:ContactConsent.get", "consent API", _consent_api, "api consent state", "contacts.contact"
+    ),
+    Path_(
+        "campaigns.transactional_api:MessageCollection.get",
+        "message list API",
+        _message_list_api,
+        "api message list",
+        "delivery.message",
     ),
     Path_(
         "consent.copies:authorization_copy_text",

@@ -274,3 +274,21 @@ def test_cancel_pause_and_resume_a_source(tenant_a, sender, kit, deps):
     drain(tenant_id=tenant_a.pk, stream=Stream.TRANSACTIONAL, deps=deps)
     assert {m.state for m in reload(tenant_a, paused)} == {State.DELIVERED_TLS}
     assert len(kit["good"].messages) == 3
+
+
+@pytest.mark.django_db
+def test_a_message_to_an_undeliverable_domain_fails_at_once_without_any_lookup(tenant_a, sender, kit, deps):
+    # Intake refuses these addresses (contacts/addresses.py); the engine keeps the same rule for rows
+    # enqueued before it, and fails them for good instead of deferring them through DNS retries.
+    messages = enqueue(tenant_a, ["p@localhost", "p@good.test"], sender_domain=sender, contacts=False)
+
+    drain(tenant_id=tenant_a.pk, stream=Stream.TRANSACTIONAL, deps=deps)
+
+    refused, sent = reload(tenant_a, messages)
+    assert (refused.state, refused.attempts) == (State.FAILED, 0)
+    assert (
+        refused.state_reason
+        == "the address has a domain without a dot, which cannot receive mail from the internet"
+    )
+    assert sent.state == State.DELIVERED_TLS
+    assert [m.rcpt_tos for m in kit["good"].messages] == [["p@good.test"]]
