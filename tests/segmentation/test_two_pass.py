@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.db import ProgrammingError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from hypothesis import given
 from hypothesis import strategies as st
 from psycopg import sql as psycopg_sql
@@ -71,8 +72,26 @@ def test_a_mixed_definition_splits_into_covered_and_heap_conditions(tenant_a, au
         assert "tag_tokens" in rest
         assert "tokens" not in first
         assert _ids(compiler.ids_query(compiled, two_pass=True)) == _ids(compiler.ids_query(compiled))
-        total = services._count(compiled)
-    assert 0 < total < 300  # the property is not vacuous for this definition
+        members = _ids(compiler.ids_query(compiled))
+        assert services._count(compiled) == len(members)
+    assert 0 < len(members) < 300  # the property is not vacuous for this definition
+
+
+@pytest.mark.parametrize("cheaper", ["plain", "two_pass"])
+def test_the_count_runs_the_shape_the_planner_costs_lower(tenant_a, audience_a, monkeypatch, cheaper):
+    def cost(query, params):
+        two_pass = "first_pass" in services._render(query)
+        return 1.0 if two_pass == (cheaper == "two_pass") else 2.0
+
+    monkeypatch.setattr(services, "_cost", cost)
+    with tenant_context(tenant_a):
+        compiled = services.segment_compile(tenant=tenant_a, definition=MIXED, now=NOW)
+        with CaptureQueriesContext(connection) as queries:
+            total = services._count(compiled)
+        assert total == len(_ids(compiler.ids_query(compiled)))
+    counted = [q["sql"] for q in queries.captured_queries if "count(*)" in q["sql"]]
+    assert len(counted) == 1
+    assert ("first_pass" in counted[0]) == (cheaper == "two_pass")
 
 
 def test_only_a_root_conjunction_of_both_kinds_gets_two_passes(tenant_a):
