@@ -15,8 +15,13 @@ one human open somewhere in the last 180 days).
 Metrics: count_ms_p50/p95 over RUNS counts through services.segment_count as a marketer (no PHI
 access) sees them: validation, compile, statement timeout, and the disclosure policy's audited path
 compared with five recent counts of the same viewer; breakdowns off), and snapshot_500k_seconds
-for services.segment_snapshot_take of a ~50% segment (gender = female). EXPLAIN (ANALYZE, BUFFERS) plans go to
-bench/results/segments_explain.txt for docs/benchmarks.md.
+for services.segment_snapshot_take of a ~50% segment (gender = female). Same-run baseline of the
+query shapes (segmentation/compiler.py): the plain and the two-pass count SQL, interleaved, each
+timed at the database (count_sql_plain_ms_p50, count_sql_two_pass_ms_p50). EXPLAIN (ANALYZE,
+BUFFERS) plans go to bench/results/segments_explain.txt for docs/benchmarks.md.
+
+BENCH_KEEP=1 (healthmail/devstack.py) keeps the database: a later run at the same size reuses the
+two filled tenants instead of generating them again (setup_seconds 0).
 """
 
 from __future__ import annotations
@@ -100,6 +105,35 @@ def _tenant(label: str):
     )
 
 
+def _kept_tenants(count: int):
+    """With BENCH_KEEP (healthmail/devstack.py keeps the database and its key), the two tenants a
+    previous run filled with `count` contacts each, or None."""
+    from healthmail.tenants.models import Tenant
+
+    if os.environ.get("BENCH_KEEP", "") in ("", "0"):
+        return None
+    tenants = [Tenant.objects.filter(slug=f"bench-keep-{label}-{count}").first() for label in "ab"]
+    return tenants if all(tenants) else None
+
+
+def _tenants(count: int):
+    """The measured tenant and a second one of the same size, filled, analyzed, and the seconds it took."""
+    kept = _kept_tenants(count)
+    if kept:
+        return (*kept, 0.0)
+    keep = os.environ.get("BENCH_KEEP", "") not in ("", "0")
+    began = time.perf_counter()
+    tenant, other = _tenant("a"), _tenant("b")
+    _load(tenant, count)
+    _load(other, count)
+    _analyze()
+    if keep:  # named only once filled, so an interrupted set-up is never reused
+        for label, filled in zip("ab", (tenant, other), strict=True):
+            filled.slug = f"bench-keep-{label}-{count}"
+            filled.save(update_fields=["slug"])
+    return tenant, other, time.perf_counter() - began
+
+
 def _load(tenant, count: int) -> None:
     from django.db import connection
 
@@ -150,7 +184,7 @@ def _analyze() -> None:
             admin.execute(f"VACUUM ANALYZE {table}")
 
 
-def _explain(tenant, definition) -> str:
+def _explain(tenant, definition, *, two_pass: bool = False) -> str:
     from django.db import connection
 
     from healthmail.tenants.context import tenant_context
@@ -158,12 +192,37 @@ def _explain(tenant, definition) -> str:
 
     with tenant_context(tenant):
         compiled = services.segment_compile(tenant=tenant, definition=definition)
-        query, params = compiler.count_query(compiled)
+        query, params = compiler.count_query(compiled, two_pass=two_pass)
         text = services._render(query)
         with connection.cursor() as cursor:
             cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + text, params)
             plan = "\n".join(row[0] for row in cursor.fetchall())
     return f"-- {text}\n{plan}\n"
+
+
+def _query_shapes(tenant, definition) -> dict[str, list[float]]:
+    """The plain and the two-pass count SQL of one definition, interleaved, timed at the database."""
+    from django.db import connection
+
+    from healthmail.tenants.context import tenant_context
+    from segmentation import compiler, services
+
+    timings: dict[str, list[float]] = {"plain": [], "two_pass": []}
+    with tenant_context(tenant):
+        compiled = services.segment_compile(tenant=tenant, definition=definition)
+        shapes = {name: compiler.count_query(compiled, two_pass=name == "two_pass") for name in timings}
+        texts = {name: (services._render(query), params) for name, (query, params) in shapes.items()}
+        answers = set()
+        for _ in range(RUNS):
+            for name, (text, params) in texts.items():
+                with connection.cursor() as cursor:
+                    started = time.perf_counter()
+                    cursor.execute(text, params)
+                    answers.add(cursor.fetchone()[0])
+                    timings[name].append((time.perf_counter() - started) * 1000)
+    if len(answers) != 1:
+        raise AssertionError(f"the two query shapes disagree: {answers}")
+    return timings
 
 
 def run(size: str):
@@ -173,16 +232,12 @@ def run(size: str):
     from segmentation import services
 
     count = 20_000 if size == "small" else 1_000_000
-    tenant, other = _tenant("a"), _tenant("b")
-    began = time.perf_counter()
-    _load(tenant, count)
-    _load(other, count)
-    _analyze()
-    setup_seconds = time.perf_counter() - began
+    tenant, _other, setup_seconds = _tenants(count)
 
     # Counted as a marketer sees it: the disclosure policy's audited path (log, budget, one scan that
     # also measures the difference to each of the viewer's recent clinical counts), noise, rounding.
-    viewer = Viewer(key="user:bench-marketer", phi=False)
+    # A new marketer per run: a kept database still holds earlier runs' query logs.
+    viewer = Viewer(key=f"user:bench-marketer-{uuid.uuid4().hex[:8]}", phi=False)
     for states in PRIOR_STATES:  # recent counts the timed one is compared with
         prior = {**SEGMENT, "all": [{"field": "state", "op": "in", "value": states}, *SEGMENT["all"][2:]]}
         services.segment_count(tenant=tenant, viewer=viewer, definition=prior, breakdown=False)
@@ -199,6 +254,7 @@ def run(size: str):
         started = time.perf_counter()
         services.segment_count(tenant=tenant, viewer=Viewer.trusted(), definition=SEGMENT, breakdown=False)
         trusted.append((time.perf_counter() - started) * 1000)
+    shapes = _query_shapes(tenant, SEGMENT)
     # A new query (the builder after an edit) is compared in the database with every recent one of
     # a close size: time one, whether the policy answers or refuses it.
     edited = {**SEGMENT, "all": [{"field": "age", "op": "between", "value": [35, 75]}, *SEGMENT["all"][1:]]}
@@ -214,7 +270,7 @@ def run(size: str):
 
     with tenant_context(tenant):
         segment = services.segment_create(
-            tenant=tenant, actor=Actor.system("bench"), name="Half", definition=HALF
+            tenant=tenant, actor=Actor.system("bench"), name=f"Half {uuid.uuid4().hex[:8]}", definition=HALF
         )
         started = time.perf_counter()
         snapshot = services.segment_snapshot_take(
@@ -222,7 +278,14 @@ def run(size: str):
         )
         snapshot_seconds = time.perf_counter() - started
 
-    explain = "## count (6 conditions)\n" + _explain(tenant, SEGMENT) + "\n## half\n" + _explain(tenant, HALF)
+    explain = (
+        "## count (6 conditions), plain\n"
+        + _explain(tenant, SEGMENT)
+        + "\n## count (6 conditions), two-pass\n"
+        + _explain(tenant, SEGMENT, two_pass=True)
+        + "\n## half\n"
+        + _explain(tenant, HALF)
+    )
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)
     (results / "segments_explain.txt").write_text(explain)
@@ -235,6 +298,8 @@ def run(size: str):
         "count_ms_p95": round(sorted(timings)[int(len(timings) * 0.95) - 1], 1),
         "count_trusted_ms_p50": round(statistics.median(trusted), 1),
         "policy_overhead_ms_p50": round(statistics.median(timings) - statistics.median(trusted), 1),
+        "count_sql_plain_ms_p50": round(statistics.median(shapes["plain"]), 1),
+        "count_sql_two_pass_ms_p50": round(statistics.median(shapes["two_pass"]), 1),
         "count_new_query_ms": round(new_query_ms, 1),
         "count_with_breakdown_ms": round(breakdown_ms, 1),
         "breakdown_states": len(with_breakdown.breakdown.get("state", [])),

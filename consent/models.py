@@ -162,7 +162,13 @@ class ConsentState(TenantOwnedModel):
                 fields=["tenant", "contact", "channel", "topic"], name="consent_state_unique"
             )
         ]
-        indexes = [models.Index(fields=["tenant", "topic", "status"], name="consent_state_topic_status")]
+        indexes = [
+            # Who holds a topic's consent: scanned by topic, or probed per contact, without the table
+            # (a segment's consent condition, segmentation/strategies.py).
+            models.Index(
+                fields=["tenant", "topic", "status", "channel", "contact"], name="consent_state_topic_contact"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.status} {self.topic_id} for {self.contact_id}"

@@ -88,7 +88,25 @@ class Contact(TenantOwnedModel):
             GinIndex(fields=["demographic_tokens"], name="contact_demographic_tokens"),
             GinIndex(fields=["tag_tokens"], name="contact_tag_tokens"),
             models.Index(fields=["tenant", "phone_index"], name="contact_phone_index"),
-            models.Index(fields=["tenant", "state", "birth_year"], name="contact_state_birth_year"),
+            # Segmentation's covering index: state and age ranges as keys, every other plaintext column
+            # a segment condition reads as payload, so the conditions on them (and the consent and
+            # engagement look-ups by contact id) run on the index alone (segmentation/compiler.py,
+            # two-pass counts). Token arrays stay out: unbounded, they could outgrow an index entry.
+            models.Index(
+                fields=["tenant", "state", "birth_year"],
+                include=[
+                    "id",
+                    "deleted_at",
+                    "age_90_or_older",
+                    "gender",
+                    "language",
+                    "zip3",
+                    "journey_stage",
+                    "is_minor",
+                    "created_at",
+                ],
+                name="contact_segment_cover",
+            ),
             models.Index(fields=["tenant", "journey_stage"], name="contact_journey_stage"),
         ]
 

@@ -421,6 +421,14 @@ class EngagementEvent(TenantOwnedModel):
             # The segmentation selector: a contact's events of a kind since a moment.
             models.Index(fields=["tenant", "contact", "kind", "occurred_at"], name="engagement_contact"),
             models.Index(fields=["tenant", "source_type", "source_id", "kind"], name="engagement_source"),
+            # Segments' "opened within N days": the tenant's human events of a kind since a moment,
+            # with the contact, read from the index alone (segmentation/strategies.py, Engagement).
+            models.Index(
+                fields=["tenant", "kind", "occurred_at"],
+                include=["contact"],
+                condition=models.Q(is_bot=False),
+                name="engagement_recent_human",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -465,20 +465,40 @@ def test(pytest_args: list[str]) -> int:
         services.stop()
 
 
-def bench(names: list[str]) -> int:
-    """Benchmarks in a throw-away database on the same services as the tests."""
+def _bench_master_key(keep: bool) -> str:
+    """A fresh key per run; a kept database keeps its key too (its tokens and sealed rows need it)."""
     import base64
     import secrets
 
+    path = STATE / "bench-keep.key"
+    if keep and path.exists():
+        return path.read_text().strip()
+    key = "bench:" + base64.b64encode(secrets.token_bytes(32)).decode()
+    if keep:
+        STATE.mkdir(exist_ok=True)
+        path.write_text(key)
+        path.chmod(0o600)
+    return key
+
+
+def bench(names: list[str]) -> int:
+    """Benchmarks in a throw-away database on the same services as the tests. BENCH_KEEP=1 keeps
+    one database (and its master key) between runs instead, so a benchmark that supports it (segments)
+    reuses its set-up; `make clean` removes it with the rest of the state."""
     import psycopg
 
+    keep = os.environ.get("BENCH_KEEP", "") not in ("", "0")
     services = start_services()
     owner_url = services.env["DATABASE_URL"]
     base_url = owner_url.rpartition("/")[0]
-    bench_db = f"bench_healthmail_{os.getpid()}"  # parallel runs never drop each other's database
+    # Parallel runs never drop each other's database.
+    bench_db = "bench_healthmail_keep" if keep else f"bench_healthmail_{os.getpid()}"
     with psycopg.connect(owner_url, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {bench_db} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {bench_db}")
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [bench_db]).fetchone()
+        if exists and not keep:
+            admin.execute(f"DROP DATABASE {bench_db} WITH (FORCE)")
+        if not exists or not keep:
+            admin.execute(f"CREATE DATABASE {bench_db}")
     env = {
         **os.environ,
         **services.env,
@@ -487,7 +507,7 @@ def bench(names: list[str]) -> int:
         "DJANGO_SETTINGS_MODULE": "healthmail.settings.dev",
         "DJANGO_DEBUG": "false",
         "LOG_LEVEL": "WARNING",
-        "HEALTHMAIL_MASTER_KEY": "bench:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        "HEALTHMAIL_MASTER_KEY": _bench_master_key(keep),
         "AUDIT_CHECKPOINT_DIR": str(STATE / "bench-checkpoints"),
     }
     try:
@@ -496,8 +516,9 @@ def bench(names: list[str]) -> int:
             [sys.executable, "-m", "bench.run", *names], env=env, cwd=ROOT, check=False
         ).returncode
     finally:
-        with psycopg.connect(owner_url, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {bench_db} WITH (FORCE)")
+        if not keep:
+            with psycopg.connect(owner_url, autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {bench_db} WITH (FORCE)")
         services.stop()
 
 

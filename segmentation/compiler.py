@@ -4,6 +4,12 @@ Composed with psycopg `sql`: identifiers come from the registry, every value fro
 a bound parameter. The query also runs as the application role inside the tenant's context, so
 row-level security applies on top of the explicit `c.tenant_id = %s`. The same definition, tenant
 and moment always give the same SQL and the same parameters (deterministic).
+
+Two shapes select the same contacts. The plain one reads every contact row the index conditions
+leave. The two-pass one first narrows the tenant's contacts with the conditions the covering index
+answers alone (the plaintext columns, consent and engagement by contact id), then reads only those
+rows for the rest (token arrays): much less to read when the first pass is selective, more when it is
+not, so the caller lets the planner's estimate choose (segmentation/services.py).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from psycopg import sql
 
 from contacts.models import Contact
 
-from .dsl import Condition, Node, Parsed
+from .dsl import Condition, Group, Node, Parsed
 from .models import SegmentSnapshotMember
 from .strategies import SqlPart
 
@@ -35,6 +41,8 @@ class Compiled:
     params: list[Any]
     uses_phi: bool
     tenant_id: uuid.UUID
+    # The same WHERE as two conjunctions, (covered, rest), when it has conditions of both kinds.
+    passes: tuple[SqlPart, SqlPart] | None = None
 
 
 def compile_node(node: Node, ctx: CompileContext) -> SqlPart:
@@ -55,10 +63,32 @@ def compile_node(node: Node, ctx: CompileContext) -> SqlPart:
     return sql.SQL("({})").format(joiner.join(parts)), params
 
 
+def covered(node: Node) -> bool:
+    """Whether the covering index alone answers `node` (see segmentation/strategies.py)."""
+    if isinstance(node, Condition):
+        return node.field.strategy.covered(node.value)
+    return all(covered(child) for child in node.children)
+
+
+def _conjuncts(node: Node) -> list[Node]:
+    """The conditions an "all" at the root ANDs together, nested "all"s flattened."""
+    if isinstance(node, Group) and node.kind == "all":
+        return [part for child in node.children for part in _conjuncts(child)]
+    return [node]
+
+
+def _conjunction(nodes: list[Node], ctx: CompileContext) -> SqlPart:
+    return compile_node(Group("all", tuple(nodes), ""), ctx)
+
+
 def compile_segment(parsed: Parsed, ctx: CompileContext) -> Compiled:
     where, params = compile_node(parsed.root, ctx)
     tenant_id = uuid.UUID(str(getattr(ctx.tenant, "pk", ctx.tenant)))
-    return Compiled(where, params, parsed.uses_phi, tenant_id)
+    conjuncts = _conjuncts(parsed.root)
+    first = [node for node in conjuncts if covered(node)]
+    rest = [node for node in conjuncts if not covered(node)]
+    passes = (_conjunction(first, ctx), _conjunction(rest, ctx)) if first and rest else None
+    return Compiled(where, params, parsed.uses_phi, tenant_id, passes)
 
 
 _CONTACTS = sql.Identifier(Contact._meta.db_table)
@@ -73,8 +103,27 @@ def _select(columns: sql.Composable, compiled: Compiled, tail: sql.Composable = 
     return query, [compiled.tenant_id, *compiled.params]
 
 
-def count_query(compiled: Compiled) -> SqlPart:
-    return _select(sql.SQL("count(*)"), compiled)
+def _select_two_pass(columns: sql.Composable, compiled: Compiled, tail: sql.Composable = _NOTHING) -> SqlPart:
+    """The first pass's ids (its own alias `c`, so the conditions compile unchanged), joined back to
+    their rows for the remaining conditions. Ids are unique, so the join neither adds nor loses a
+    row. The first pass is a materialized CTE: it runs once, as the index-only scan it is meant to
+    be, whatever join the planner picks (inlined, it could be merged back into one scan or rescanned
+    for every row of a nested loop)."""
+    if compiled.passes is None:
+        raise ValueError("this definition has no two-pass form")
+    (first, first_params), (rest, rest_params) = compiled.passes
+    query = sql.SQL(
+        "WITH first_pass AS MATERIALIZED (SELECT c.id FROM {contacts} c"
+        " WHERE c.tenant_id = {tenant} AND c.deleted_at IS NULL AND {first})"
+        " SELECT {columns} FROM first_pass JOIN {contacts} c ON c.id = first_pass.id"
+        " WHERE c.tenant_id = {tenant} AND c.deleted_at IS NULL AND {rest}{tail}"
+    ).format(columns=columns, contacts=_CONTACTS, tenant=sql.Placeholder(), first=first, rest=rest, tail=tail)
+    return query, [compiled.tenant_id, *first_params, compiled.tenant_id, *rest_params]
+
+
+def count_query(compiled: Compiled, *, two_pass: bool = False) -> SqlPart:
+    """`two_pass` only when `compiled.passes` is set."""
+    return (_select_two_pass if two_pass else _select)(sql.SQL("count(*)"), compiled)
 
 
 def difference_query(compiled: Compiled, other: Compiled) -> SqlPart:
@@ -99,8 +148,8 @@ def population_query(compiled: Compiled) -> SqlPart:
     return _select(sql.SQL("count(*)"), Compiled(sql.SQL("TRUE"), [], False, compiled.tenant_id))
 
 
-def ids_query(compiled: Compiled) -> SqlPart:
-    return _select(sql.SQL("c.id"), compiled, sql.SQL(" ORDER BY c.id"))
+def ids_query(compiled: Compiled, *, two_pass: bool = False) -> SqlPart:
+    return (_select_two_pass if two_pass else _select)(sql.SQL("c.id"), compiled, sql.SQL(" ORDER BY c.id"))
 
 
 AGE_BANDS = (("0-17", 0, 17), ("18-29", 18, 29), ("30-44", 30, 44), ("45-64", 45, 64), ("65-89", 65, 89))

@@ -5,6 +5,10 @@ SQL is built with psycopg `sql` composition: identifiers come from the registry 
 definition), every user value travels as a bound parameter (`%s`). Contacts are aliased `c`.
 Every condition is written so that it is never NULL (columns are NOT NULL or guarded with
 IS NOT NULL), so NOT behaves the same in SQL and in Python.
+
+`covered(value)` says whether a condition reads only columns of the contacts' covering index
+(`contact_segment_cover`), looking other tables up by contact id: such conditions can be answered
+without reading contact rows, the first pass of a two-pass count (segmentation/compiler.py).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any, Protocol
 from psycopg import sql
 
 from contacts import icd10
+from contacts.models import Contact
 from contacts.reference import AGE_FOLDED_AT
 from healthmail.crypto import blind
 
@@ -60,6 +65,17 @@ class Strategy(Protocol):
 
     def test(self, op: str, value: Any, facts: ContactFacts, ctx: Context) -> bool: ...
 
+    def covered(self, value: Any) -> bool: ...
+
+
+def _index_columns(name: str) -> frozenset[str]:
+    """The columns one of the contact model's indexes holds (keys and included payload)."""
+    index = next(index for index in Contact._meta.indexes if index.name == name)
+    return frozenset(Contact._meta.get_field(f).column for f in (*index.fields, *index.include))
+
+
+COVERED_COLUMNS = _index_columns("contact_segment_cover")
+
 
 def _col(name: str) -> sql.Composable:
     return sql.SQL("c.{}").format(sql.Identifier(name))
@@ -83,6 +99,9 @@ class Column:
             "not_in": "{} <> ALL({})",
         }[op]
         return sql.SQL(template).format(col, _P), [list(value) if isinstance(value, tuple) else value]
+
+    def covered(self, value: Any) -> bool:
+        return self.column in COVERED_COLUMNS
 
     def test(self, op: str, value: Any, facts: ContactFacts, ctx: Context) -> bool:
         actual = getattr(facts, self.column)
@@ -108,6 +127,9 @@ class StateGroup:
     def sql(self, op: str, value: Any, ctx: Context) -> SqlPart:
         template = "c.state = ANY({})" if op in ("eq", "in") else "c.state <> ALL({})"
         return sql.SQL(template).format(_P), [self._states(op, value)]
+
+    def covered(self, value: Any) -> bool:
+        return "state" in COVERED_COLUMNS
 
     def test(self, op: str, value: Any, facts: ContactFacts, ctx: Context) -> bool:
         inside = facts.state in self._states(op, value)
@@ -146,6 +168,9 @@ class Age:
             part = sql.SQL("NOT {}").format(part)
         return part, params
 
+    def covered(self, value: Any) -> bool:
+        return {"birth_year", "age_90_or_older"} <= COVERED_COLUMNS
+
     def test(self, op: str, value: Any, facts: ContactFacts, ctx: Context) -> bool:
         low, high = age_interval(op, value)
         if facts.age_90_or_older:
@@ -177,6 +202,9 @@ class TokenArray:
         }[op]
         return sql.SQL(template).format(_col(self.column), _P), [self.tokens(value, ctx)]
 
+    def covered(self, value: Any) -> bool:
+        return False  # arrays are never in the covering index (unbounded size)
+
     def test(self, op: str, value: Any, facts: ContactFacts, ctx: Context) -> bool:
         have: frozenset[int] = getattr(facts, self.column)
         wanted = set(self.tokens(value, ctx))
@@ -207,6 +235,9 @@ class TextArray:
         template = "{} && {}::varchar[]" if op == "in" else "NOT ({} && {}::varchar[])"
         return sql.SQL(template).format(_col(self.column), _P), [list(value)]
 
+    def covered(self, value: Any) -> bool:
+        return False
+
     def test(self, op: str, value: Any, facts: ContactFacts, ctx: Context) -> bool:
         hit = bool(getattr(facts, self.column) & set(value))
         return hit if op == "in" else not hit
@@ -222,6 +253,9 @@ class Recency:
         since = ctx.now - datetime.timedelta(days=value)
         template = "{} >= {}" if op == "within_days" else "{} < {}"
         return sql.SQL(template).format(_col(self.column), _P), [since]
+
+    def covered(self, value: Any) -> bool:
+        return self.column in COVERED_COLUMNS
 
     def test(self, op: str, value: Any, facts: ContactFacts, ctx: Context) -> bool:
         recent = getattr(facts, self.column) >= ctx.now - datetime.timedelta(days=value)
@@ -243,6 +277,9 @@ class ConsentTopic:
         params = [Channel.EMAIL.value, value.topic_id, ConsentEvent.Kind.GRANTED.value]
         return (exists if op == "granted" else sql.SQL("NOT {}").format(exists)), params
 
+    def covered(self, value: Any) -> bool:
+        return True  # by contact id, from consent_state_topic_contact
+
     def test(self, op: str, value: Any, facts: ContactFacts, ctx: Context) -> bool:
         granted = value.topic_id in facts.granted_topics
         return granted if op == "granted" else not granted
@@ -261,6 +298,9 @@ class Suppressed:
         ).format(sql.Identifier(Suppression._meta.db_table))
         return (exists if value else sql.SQL("NOT {}").format(exists)), []
 
+    def covered(self, value: Any) -> bool:
+        return "email_index" in COVERED_COLUMNS
+
     def test(self, op: str, value: Any, facts: ContactFacts, ctx: Context) -> bool:
         return facts.suppressed == value
 
@@ -275,6 +315,11 @@ class SegmentMembership:
 
         inner, params = compile_node(value.root, ctx)
         return (inner if op == "in_segment" else sql.SQL("NOT {}").format(inner)), params
+
+    def covered(self, value: Any) -> bool:
+        from .compiler import covered
+
+        return covered(value.root)
 
     def test(self, op: str, value: Any, facts: ContactFacts, ctx: Context) -> bool:
         from .evaluator import evaluate_node
@@ -308,6 +353,9 @@ class Engagement:
             return part, [*params, value[0]]
         exists = sql.SQL("EXISTS (SELECT 1 FROM {} e WHERE {})").format(table, where)
         return (exists if op == "within_days" else sql.SQL("NOT {}").format(exists)), params
+
+    def covered(self, value: Any) -> bool:
+        return True  # by contact id, from engagement_recent_human / engagement_contact
 
     def test(self, op: str, value: Any, facts: ContactFacts, ctx: Context) -> bool:
         since = self._since(op, value, ctx)
