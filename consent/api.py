@@ -65,9 +65,17 @@ class SuppressionInSerializer(serializers.Serializer):
 
 class SuppressionOutSerializer(serializers.Serializer):
     id = serializers.UUIDField()
-    contact_id = serializers.UUIDField(allow_null=True)
+    contact_id = serializers.UUIDField(
+        allow_null=True, help_text="The contact given; for an address, only to a key with contacts:phi."
+    )
     reason = serializers.CharField()
-    created_at = serializers.DateTimeField()
+    created_at = serializers.DateTimeField(
+        allow_null=True, help_text="For an address, only to a key with contacts:phi."
+    )
+
+
+def _reads_phi(request) -> bool:
+    return "contacts:phi" in request.auth.scopes
 
 
 def _contact(request, contact_id) -> Contact:
@@ -161,6 +169,10 @@ class SuppressionCreate(APIView):
             "reason": entry.reason,
             "created_at": entry.created_at,
         }
+        if contact is None and not _reads_phi(request):
+            # Given an address only, the contact it belongs to (or none) and the date of an earlier
+            # entry would tell a key that may not read PHI whether the address is a patient's.
+            body.update(contact_id=None, created_at=None)
         return Response(SuppressionOutSerializer(body).data, status=201)
 
 
