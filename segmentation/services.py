@@ -172,6 +172,8 @@ def segment_count(
                 cells[dimension] = _cells(
                     tenant, viewer, definition, query, dimension, rows, compiled.uses_phi, audit_log
                 )
+        if audit_log is not None:
+            audit_log.save()
         if segment is not None:
             Segment.objects.filter(pk=segment.pk).update(last_count=total, last_counted_at=now)
             segment.last_count, segment.last_counted_at = total, now
@@ -239,6 +241,7 @@ class _QueryAudit:
     def __init__(self, tenant: Tenant, viewer: Viewer, now: datetime.datetime):
         self.tenant, self.viewer, self.now = tenant, viewer, now
         self.policy = disclosure.policy_for(tenant)
+        self.pending: list[CountQuery] = []
         self.recent = selectors.count_queries_recent(
             tenant=tenant, actor=viewer.key, since=now - datetime.timedelta(hours=self.policy.window_hours)
         )
@@ -256,7 +259,7 @@ class _QueryAudit:
             unit=unit or query,
             differences=lambda: self._differences(compiled, query, count, unit),
         )
-        row = CountQuery.objects.create(
+        row = CountQuery(
             tenant=self.tenant,
             actor=self.viewer.key[:80],
             query=query,
@@ -265,6 +268,12 @@ class _QueryAudit:
             count=count,
         )
         self.recent.insert(0, row)
+        self.pending.append(row)
+
+    def save(self) -> None:
+        """Write the answers remembered since the last save (one INSERT for a count's cells)."""
+        CountQuery.objects.bulk_create(self.pending)
+        self.pending = []
 
     def try_answer(self, definition: Any, query: str, count: int, *, unit: str) -> bool:
         """A breakdown cell: False when it may not be shown (refused, or not expressible as a query)."""
