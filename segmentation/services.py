@@ -72,15 +72,28 @@ class CountResult:
 def segment_count_disclosed(
     *, tenant: Tenant, viewer: Viewer, segment: Segment
 ) -> disclosure.Disclosed | None:
-    """The remembered count of a saved segment as `viewer` may see it (None: never counted)."""
+    """The remembered count of a saved segment as `viewer` may see it (None: never counted).
+
+    A clinical segment's count is shown to a viewer without PHI access only if that viewer's own
+    count of it is in their query audit: someone else's count would be an answer the viewer's
+    audit never weighed (an alias of a group they could not count, say)."""
     if segment.last_count is None:
         return None
+    query = disclosure.canonical(segment.definition)
+    if segment.uses_phi and not viewer.phi and disclosure.enabled() and not _answered(tenant, viewer, query):
+        return NOT_COUNTED_BY_VIEWER
     return disclosure.disclose(
-        segment.last_count,
-        tenant=tenant,
-        viewer=viewer,
-        query=disclosure.canonical(segment.definition),
-        sensitive=segment.uses_phi,
+        segment.last_count, tenant=tenant, viewer=viewer, query=query, sensitive=segment.uses_phi
+    )
+
+
+NOT_COUNTED_BY_VIEWER = disclosure.Disclosed(None, "not shown until you count it", exact=False)
+
+
+def _answered(tenant: Tenant, viewer: Viewer, query: str) -> bool:
+    window = datetime.timedelta(hours=disclosure.policy_for(tenant).window_hours)
+    return selectors.count_query_answered(
+        tenant=tenant, actor=viewer.key, query=query, since=timezone.now() - window
     )
 
 
