@@ -198,6 +198,20 @@ def segment_count(
 NOT_SHOWN = "not shown"
 
 
+def segment_answer_audit(*, tenant: Tenant, viewer: Viewer, definition: Any, count: int) -> None:
+    """Put an answer about a segment's members that another page shows (a campaign's audience
+    preview) through the viewer's query audit, as the builder's count would be: raises
+    QueryRefused when it may not be shown. The caller shows it keyed by `canonical(definition)`."""
+    if viewer.phi or not disclosure.enabled():
+        return
+    now = timezone.now()
+    with tenant_context(tenant):
+        compiled = segment_compile(tenant=tenant, definition=definition, now=now)
+        audit_log = _QueryAudit(tenant, viewer, now)
+        audit_log.answer(definition, disclosure.canonical(definition), compiled, count)
+        audit_log.save()
+
+
 def _cells(
     tenant: Tenant,
     viewer: Viewer,
