@@ -14,9 +14,10 @@ from consent.models import ConsentEvent, Suppression
 from delivery.models import DeliveryReport, Message
 from delivery.tracking.selectors import engagement_summary
 from healthmail.accounts.roles import role_can
-from healthmail.disclosure import Disclosed, Viewer, disclose
+from healthmail.disclosure import Disclosed, QueryRefused, Viewer, canonical, disclose
 from healthmail.errors import NotFound
 from healthmail.tenants.models import Tenant
+from segmentation import services as segmentation
 
 from .models import Campaign, CampaignApproval, CampaignTransition, CampaignVariant, ContentBlock, Template
 from .services.audience import exclusion_label
@@ -186,16 +187,42 @@ def campaign_audience_shown(*, tenant: Tenant, campaign: Campaign, viewer: Viewe
     }
 
 
+PREVIEW_NOT_SHOWN = Disclosed(None, "not shown", exact=False)
+
+
 def audience_preview_shown(*, tenant: Tenant, campaign: Campaign, viewer: Viewer, preview) -> dict:
     """The pre-launch preview (campaigns.services.audience.AudiencePreview) as `viewer` may see it:
-    the same policy as the segment's own count, or the preview would be a way around it."""
-    figure = partial(shown, tenant=tenant, viewer=viewer, campaign=campaign)
+    the same policy as the segment's own count, or the preview would be a way around it.
+
+    Draft campaigns cost nothing to make, so the figures are keyed by what decides them (the
+    segment's definition; the topic, purpose and PHI use of the gate), not by the campaign: N
+    campaigns on one segment get one answer, not N draws to average. The members figure is the
+    segment's count, in the viewer's query audit like the builder's; when the audit refuses it
+    (an alias of a group counted lately), no figure of the preview is shown."""
+    if preview is None:
+        return {}
+    definition = campaign.segment.definition
+    try:
+        segmentation.segment_answer_audit(
+            tenant=tenant, viewer=viewer, definition=definition, count=preview.members
+        )
+    except QueryRefused:
+        return {"members": PREVIEW_NOT_SHOWN, "sendable": PREVIEW_NOT_SHOWN, "exclusions": []}
+    sensitive = campaign.uses_phi
+    gate = canonical(
+        {"segment": definition, "topic": campaign.topic_id, "purpose": campaign.purpose, "phi": sensitive}
+    )
+
+    def figure(count: int, cell: str) -> Disclosed:
+        query = f"preview:{gate}#{cell}"
+        return disclose(count, tenant=tenant, viewer=viewer, query=query, sensitive=sensitive)
+
     return {
-        "members": figure(preview.members, cell="preview:members"),
-        "sendable": figure(preview.sendable, cell="preview:sendable"),
-        "exclusions": [
-            (e.label, figure(e.count, cell=f"preview:excluded:{e.code}")) for e in preview.exclusions
-        ],
+        "members": disclose(
+            preview.members, tenant=tenant, viewer=viewer, query=canonical(definition), sensitive=sensitive
+        ),
+        "sendable": figure(preview.sendable, "sendable"),
+        "exclusions": [(e.label, figure(e.count, f"excluded:{e.code}")) for e in preview.exclusions],
     }
 
 

@@ -72,9 +72,17 @@ class SuppressionInSerializer(serializers.Serializer):
 
 class SuppressionOutSerializer(serializers.Serializer):
     id = serializers.UUIDField()
-    contact_id = serializers.UUIDField(allow_null=True)
+    contact_id = serializers.UUIDField(
+        allow_null=True, help_text="The contact given; for an address, only to a key with contacts:phi."
+    )
     reason = serializers.CharField()
-    created_at = serializers.DateTimeField()
+    created_at = serializers.DateTimeField(
+        allow_null=True, help_text="For an address, only to a key with contacts:phi."
+    )
+
+
+def _reads_phi(request) -> bool:
+    return "contacts:phi" in request.auth.scopes
 
 
 class SuppressionRemoveInSerializer(serializers.Serializer):
@@ -183,7 +191,12 @@ class SuppressionCreate(APIView):
             email=data.get("email") or "",
             note=data.get("note", ""),
         )
-        return Response(SuppressionOutSerializer(_suppression_body(entry)).data, status=201)
+        body = _suppression_body(entry)
+        if contact is None and not _reads_phi(request):
+            # Given an address only, the contact it belongs to (or none) and the date of an earlier
+            # entry would tell a key that may not read PHI whether the address is a patient's.
+            body.update(contact_id=None, created_at=None)
+        return Response(SuppressionOutSerializer(body).data, status=201)
 
 
 def _suppression_body(entry) -> dict:
@@ -222,6 +235,9 @@ class SuppressionRemove(APIView):
             reason=incoming.validated_data["reason"],
         )
         body = {**_suppression_body(entry), "removed_at": entry.removed_at}
+        if not _reads_phi(request):
+            # As when it was added by address: the answer must not name the patient behind it.
+            body.update(contact_id=None, created_at=None)
         return Response(SuppressionRemovedSerializer(body).data)
 
 

@@ -2,7 +2,8 @@
 
 Reads are masked unless the key holds `contacts:phi`, and every read is an audited PHI access.
 Write answers carry ids and outcomes only: idempotent replays are stored unencrypted. A key without
-`contacts:phi` is never told "unchanged" (a write must not confirm a guessed stored value).
+`contacts:phi` gets one answer for every row it wrote, 200 "accepted": "unchanged" would confirm a
+guessed stored value, and "created" (201) vs "updated" whether the address was already a patient's.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ class ContactCollection(APIView):
         responses={201: UpsertResultSerializer, 200: UpsertResultSerializer},
         tags=["contacts"],
         description="Create or update one contact: by external id first, else by email. "
-        "Fields left out keep their stored values.",
+        "Fields left out keep their stored values. A key with contacts:phi is told 201 created, "
+        "200 updated or 200 unchanged; a key without it always 200 accepted (docs/privacy.md).",
     )
     @idempotent
     def post(self, request):

@@ -212,6 +212,8 @@ class ImportJob(TenantOwnedModel):
     created_count = models.PositiveIntegerField(default=0)
     updated_count = models.PositiveIntegerField(default=0)
     unchanged_count = models.PositiveIntegerField(default=0)
+    # Rows written for an importer without PHI access, who is not told created from updated.
+    accepted_count = models.PositiveIntegerField(default=0)
     error_count = models.PositiveIntegerField(default=0)
     failure_reason = models.CharField(max_length=500, blank=True)
 
@@ -259,6 +261,8 @@ class ImportSlice(TenantOwnedModel):
     created_count = models.PositiveIntegerField(default=0)
     updated_count = models.PositiveIntegerField(default=0)
     unchanged_count = models.PositiveIntegerField(default=0)
+    # Rows written for an importer without PHI access, who is not told created from updated.
+    accepted_count = models.PositiveIntegerField(default=0)
     error_count = models.PositiveIntegerField(default=0)
     finished_at = models.DateTimeField(null=True, blank=True)
 

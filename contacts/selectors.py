@@ -8,6 +8,7 @@ decrypts to build its hints, and being on a patient list is PHI in itself.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import re
 import uuid
 from collections.abc import Sequence
@@ -259,6 +260,12 @@ def contact_unmasked_read(*, actor: Actor, tenant: Tenant, contact: Contact, rea
     return record
 
 
+def _changed_at(contact: Contact, scope: ReadScope) -> datetime.datetime | None:
+    """When the row last changed, to a clinical reader only: to anyone else it would tell whether a
+    diagnosis they wrote was the stored one (no change) or not, a write oracle through the read path."""
+    return contact.updated_at if scope.clinical else None
+
+
 def _record(contact: Contact, scope: ReadScope, detail: bool) -> dict[str, Any]:
     first, last = contact.first_name or "", contact.last_name or ""
     name = f"{first} {last}".strip()
@@ -275,7 +282,7 @@ def _record(contact: Contact, scope: ReadScope, detail: bool) -> dict[str, Any]:
         "state": contact.state,
         "is_minor": contact.is_minor,
         "created_at": contact.created_at,
-        "updated_at": contact.updated_at,
+        "updated_at": _changed_at(contact, scope),
     }
     if scope.unmasked:
         record["first_name"], record["last_name"] = contact.first_name, contact.last_name

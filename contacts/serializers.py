@@ -90,7 +90,9 @@ class ContactSummarySerializer(serializers.Serializer):
     state = serializers.CharField(allow_blank=True)
     is_minor = serializers.BooleanField()
     created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField(
+        allow_null=True, help_text="Only with contacts:phi: it moves when a written clinical value differs."
+    )
 
 
 class ContactDetailSerializer(ContactSummarySerializer):

@@ -46,6 +46,9 @@ class UpsertStatus(models.TextChoices):
     CREATED = "created", "Created"
     UPDATED = "updated", "Updated"
     UNCHANGED = "unchanged", "Unchanged"
+    # What a writer without PHI access is told for every row written: whether the contact existed
+    # (created vs updated) or already held the written values (unchanged) is not its to learn.
+    ACCEPTED = "accepted", "Accepted"
     ERROR = "error", "Error"
 
 
@@ -123,9 +126,10 @@ def contact_upsert_many(
 
     Refused as a whole (PhiFlowRefused) for a tenant without a BAA in force or suspended.
 
-    A writer that cannot read PHI (`writer_reads_phi=False`) is told "updated" for every existing
-    contact it wrote, changed or not: "unchanged" would confirm that the stored value (a guessed
-    diagnosis) equals the one written, turning the write into a way to read.
+    A writer that cannot read PHI (`writer_reads_phi=False`) is told "accepted" for every row it
+    wrote: "unchanged" would confirm that the stored value (a guessed diagnosis) equals the one
+    written, and "created" vs "updated" whether the address was already a patient's. The audit
+    event keeps the true outcome.
     """
     if len(inputs) > MAX_BATCH:
         raise BatchTooLarge(f"At most {MAX_BATCH} contacts per batch; this one has {len(inputs)}.")
@@ -136,7 +140,8 @@ def contact_upsert_many(
         batch.plan()
         if not dry_run:
             batch.write()
-        counts = {status: 0 for status in UpsertStatus.values}
+        # The true outcomes ("accepted" is only what a writer without PHI access is told).
+        counts = {status: 0 for status in UpsertStatus.values if status != UpsertStatus.ACCEPTED}
         for result in batch.results:
             counts[result.status] += 1
         audit.record(
@@ -149,9 +154,12 @@ def contact_upsert_many(
     if writer_reads_phi:
         return batch.results
     return [
-        dataclasses.replace(result, status=UpsertStatus.UPDATED)
-        if result.status == UpsertStatus.UNCHANGED
-        else result
+        result
+        if result.status == UpsertStatus.ERROR
+        # A dry run's ids would tell a stored contact (an id) from one it would create (none).
+        else dataclasses.replace(
+            result, status=UpsertStatus.ACCEPTED, contact_id=None if dry_run else result.contact_id
+        )
         for result in batch.results
     ]
 

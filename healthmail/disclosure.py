@@ -221,12 +221,17 @@ def audit_check(
     query: str,
     used: Iterable[str],
     differences: Callable[[], dict[str, int]],
+    spent: Iterable[str] | None = None,
+    unit: str | None = None,
 ) -> None:
     """Refuse a sensitive query that would, with the viewer's recent ones, isolate a small group.
 
     `used`: the viewer's sensitive queries in the window (canonical texts, repeats included);
     `differences()`: for each recent answered query, how many people are in exactly one of it and
-    this one (evaluated in the database, only when needed).
+    this one (evaluated in the database, only when needed). `spent` and `unit`: the budget units of
+    the recent queries and of this one (default: the queries themselves). The cells of one
+    breakdown share a unit: they are disjoint groups, so together they cost what one count costs
+    (parallel composition), while each is still compared like a query of its own.
     """
     if viewer.phi or not enabled():
         return
@@ -234,7 +239,8 @@ def audit_check(
     used = set(used)
     if query in used:
         return  # the same query: the same answer, already given
-    if len(used) >= policy.budget:
+    units = set(used if spent is None else spent)
+    if (unit or query) not in units and len(units) >= policy.budget:
         raise QueryRefused(
             f"You have run {policy.budget} different counts on clinical criteria in the last "
             f"{policy.window_hours} hours, the most the privacy policy allows. Reuse a count you ran, "

@@ -96,6 +96,9 @@ class CountQuery(TenantOwnedModel):
     # The true count when asked (never shown): a symmetric difference is at least the difference of
     # the two counts, so pairs whose counts are far apart need no comparison in the database.
     count = models.PositiveIntegerField(null=True)
+    # The budget unit when it is not the query itself: the cells of one breakdown share one (they
+    # are disjoint groups, so together they cost one answer), e.g. "<query>#state".
+    unit = models.TextField(blank=True, default="")
     asked_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -73,3 +73,9 @@ def count_queries_recent(*, tenant: Tenant, actor: str, since: datetime.datetime
     """The actor's sensitive count queries in the window, newest first (the disclosure audit)."""
     rows = CountQuery.objects.for_tenant(tenant).filter(actor=actor[:80], asked_at__gte=since)
     return list(rows.order_by("-asked_at"))
+
+
+def count_query_answered(*, tenant: Tenant, actor: str, query: str, since: datetime.datetime) -> bool:
+    """Whether the actor was answered this sensitive query in the window (the disclosure audit)."""
+    rows = CountQuery.objects.for_tenant(tenant).filter(actor=actor[:80], query=query, asked_at__gte=since)
+    return rows.exists()

@@ -73,15 +73,28 @@ class CountResult:
 def segment_count_disclosed(
     *, tenant: Tenant, viewer: Viewer, segment: Segment
 ) -> disclosure.Disclosed | None:
-    """The remembered count of a saved segment as `viewer` may see it (None: never counted)."""
+    """The remembered count of a saved segment as `viewer` may see it (None: never counted).
+
+    A clinical segment's count is shown to a viewer without PHI access only if that viewer's own
+    count of it is in their query audit: someone else's count would be an answer the viewer's
+    audit never weighed (an alias of a group they could not count, say)."""
     if segment.last_count is None:
         return None
+    query = disclosure.canonical(segment.definition)
+    if segment.uses_phi and not viewer.phi and disclosure.enabled() and not _answered(tenant, viewer, query):
+        return NOT_COUNTED_BY_VIEWER
     return disclosure.disclose(
-        segment.last_count,
-        tenant=tenant,
-        viewer=viewer,
-        query=disclosure.canonical(segment.definition),
-        sensitive=segment.uses_phi,
+        segment.last_count, tenant=tenant, viewer=viewer, query=query, sensitive=segment.uses_phi
+    )
+
+
+NOT_COUNTED_BY_VIEWER = disclosure.Disclosed(None, "not shown until you count it", exact=False)
+
+
+def _answered(tenant: Tenant, viewer: Viewer, query: str) -> bool:
+    window = datetime.timedelta(hours=disclosure.policy_for(tenant).window_hours)
+    return selectors.count_query_answered(
+        tenant=tenant, actor=viewer.key, query=query, since=timezone.now() - window
     )
 
 
@@ -171,10 +184,12 @@ def segment_count(
         _require_clinical(viewer, compiled.uses_phi)
         query = disclosure.canonical(definition)
         population = None
+        audit_log = None
+        total = _count(compiled)
         if compiled.uses_phi and not viewer.phi and disclosure.enabled():
-            total, population = _audited_count(tenant, viewer, definition, query, compiled, now)
-        else:
-            total = _count(compiled)
+            audit_log = _QueryAudit(tenant, viewer, now)
+            audit_log.answer(definition, query, compiled, total)
+            population = _population(tenant, compiled)
         shown = disclosure.disclose(
             total,
             tenant=tenant,
@@ -187,11 +202,12 @@ def segment_count(
         if breakdown and shown.value:
             for dimension in compiler.BREAKDOWNS:
                 query_part, params = compiler.breakdown_query(compiled, dimension, year=now.year)
-                rows = sorted(_fetch(query_part, params), key=lambda row: (-row[1], row[0]))
-                cells[dimension] = [
-                    _cell(tenant, viewer, f"{query}#{dimension}={key}", key, count, compiled.uses_phi)
-                    for key, count in rows
-                ]
+                rows = sorted(_fetch(query_part, params), key=lambda row: (-row[1], row[0] or ""))
+                cells[dimension] = _cells(
+                    tenant, viewer, definition, query, dimension, rows, compiled.uses_phi, audit_log
+                )
+        if audit_log is not None:
+            audit_log.save()
         if segment is not None:
             Segment.objects.filter(pk=segment.pk).update(last_count=total, last_counted_at=now)
             segment.last_count, segment.last_counted_at = total, now
@@ -200,52 +216,140 @@ def segment_count(
     )
 
 
-def _cell(tenant: Tenant, viewer: Viewer, query: str, key: str, count: int, sensitive: bool) -> Cell:
-    shown = disclosure.disclose(count, tenant=tenant, viewer=viewer, query=query, sensitive=sensitive)
-    return Cell(key or "unknown", shown.value, shown.display)
+NOT_SHOWN = "not shown"
 
 
-def _audited_count(
+def segment_answer_audit(*, tenant: Tenant, viewer: Viewer, definition: Any, count: int) -> None:
+    """Put an answer about a segment's members that another page shows (a campaign's audience
+    preview) through the viewer's query audit, as the builder's count would be: raises
+    QueryRefused when it may not be shown. The caller shows it keyed by `canonical(definition)`."""
+    if viewer.phi or not disclosure.enabled():
+        return
+    now = timezone.now()
+    with tenant_context(tenant):
+        compiled = segment_compile(tenant=tenant, definition=definition, now=now)
+        audit_log = _QueryAudit(tenant, viewer, now)
+        audit_log.answer(definition, disclosure.canonical(definition), compiled, count)
+        audit_log.save()
+
+
+def _cells(
     tenant: Tenant,
     viewer: Viewer,
     definition: Any,
     query: str,
-    compiled: compiler.Compiled,
-    now: datetime.datetime,
-) -> tuple[int, int]:
-    """A sensitive count for a viewer without PHI access: checked against the viewer's budget and
-    recent queries, logged, then answered. Returns the true count and the tenant's population."""
-    policy = disclosure.policy_for(tenant)
-    recent = selectors.count_queries_recent(
-        tenant=tenant, actor=viewer.key, since=now - datetime.timedelta(hours=policy.window_hours)
-    )
-    total = _count(compiled)
+    dimension: str,
+    rows: list[tuple],
+    sensitive: bool,
+    audit_log: _QueryAudit | None,
+) -> list[Cell]:
+    """One breakdown's cells. Each cell is the query "definition AND this value": when the count
+    was audited, so is each cell shown as a number, like a query of its own (compared with the
+    viewer's recent queries and cells, and remembered for the next ones), or it is not shown."""
+    unit = f"{query}#{dimension}"
+    keys = [key for key, _ in rows if key]
+    found = []
+    for key, count in rows:
+        cell_query = f"{unit}={key or ''}"
+        shown = disclosure.disclose(
+            count, tenant=tenant, viewer=viewer, query=cell_query, sensitive=sensitive
+        )
+        if audit_log is not None and shown.value is not None:
+            cell_definition = {"all": [definition, _cell_criterion(dimension, key, keys)]}
+            if not audit_log.try_answer(cell_definition, cell_query, count, unit=unit):
+                found.append(Cell(key or "unknown", None, NOT_SHOWN))
+                continue
+        found.append(Cell(key or "unknown", shown.value, shown.display))
+    return found
 
-    def differences() -> dict[str, int]:
+
+def _cell_criterion(dimension: str, key: str | None, keys: list[str]) -> dict:
+    """The segment criterion that picks a breakdown cell (compiler.breakdown_query's groups)."""
+    if key:
+        if dimension == "age_band":
+            return _age_band(key)
+        return {"field": dimension, "op": "eq", "value": key}
+    # The "unknown" cell: everyone of the group in none of the other cells.
+    if dimension == "age_band":
+        return {"not": {"any": [_age_band(other) for other in keys]}}
+    return {"not": {"field": dimension, "op": "in", "value": keys}}
+
+
+def _age_band(label: str) -> dict:
+    if label == "90+":
+        return {"field": "age", "op": "gte", "value": 90}
+    low, high = next((low, high) for name, low, high in compiler.AGE_BANDS if name == label)
+    return {"field": "age", "op": "between", "value": [low, high]}
+
+
+class _QueryAudit:
+    """The query audit of one viewer's count (healthmail/disclosure.py): its recent sensitive
+    queries, each new answer checked against them and remembered."""
+
+    def __init__(self, tenant: Tenant, viewer: Viewer, now: datetime.datetime):
+        self.tenant, self.viewer, self.now = tenant, viewer, now
+        self.policy = disclosure.policy_for(tenant)
+        self.pending: list[CountQuery] = []
+        self.recent = selectors.count_queries_recent(
+            tenant=tenant, actor=viewer.key, since=now - datetime.timedelta(hours=self.policy.window_hours)
+        )
+
+    def answer(
+        self, definition: Any, query: str, compiled: compiler.Compiled, count: int, unit: str = ""
+    ) -> None:
+        """Check the query against the recent ones (raises QueryRefused), then remember it."""
+        disclosure.audit_check(
+            tenant=self.tenant,
+            viewer=self.viewer,
+            query=query,
+            used=[row.query for row in self.recent],
+            spent=[row.unit or row.query for row in self.recent],
+            unit=unit or query,
+            differences=lambda: self._differences(compiled, query, count, unit),
+        )
+        row = CountQuery(
+            tenant=self.tenant,
+            actor=self.viewer.key[:80],
+            query=query,
+            unit=unit,
+            definition=definition,
+            count=count,
+        )
+        self.recent.insert(0, row)
+        self.pending.append(row)
+
+    def save(self) -> None:
+        """Write the answers remembered since the last save (one INSERT for a count's cells)."""
+        CountQuery.objects.bulk_create(self.pending)
+        self.pending = []
+
+    def try_answer(self, definition: Any, query: str, count: int, *, unit: str) -> bool:
+        """A breakdown cell: False when it may not be shown (refused, or not expressible as a query)."""
+        try:
+            compiled = segment_compile(tenant=self.tenant, definition=definition, now=self.now)
+            self.answer(definition, query, compiled, count, unit=unit)
+        except (DefinitionError, disclosure.QueryRefused):
+            return False
+        return True
+
+    def _differences(self, compiled: compiler.Compiled, query: str, count: int, unit: str) -> dict[str, int]:
         # |Q Δ R| >= ||Q| - |R||: only recent queries of a close size can be a differencing pair.
-        # (Sizes drift as contacts change; the per-query noise still covers such pairs.)
+        # (Sizes drift as contacts change; the per-query noise still covers such pairs.) Cells of
+        # one breakdown are disjoint groups: they need no comparison with each other.
         found: dict[str, int] = {}
-        for row in recent:
-            if len(found) >= policy.compared:
+        for row in self.recent:
+            if len(found) >= self.policy.compared:
                 break
             if row.query == query or row.query in found or row.count is None:
                 continue
-            if abs(total - row.count) >= 2 * policy.k:
+            if (unit and row.unit == unit) or abs(count - row.count) >= 2 * self.policy.k:
                 continue
             try:
-                other = segment_compile(tenant=tenant, definition=row.definition, now=now)
+                other = segment_compile(tenant=self.tenant, definition=row.definition, now=self.now)
             except DefinitionError:
                 continue  # a referenced segment changed since: nothing left to compare with
             found[row.query] = _fetch(*compiler.difference_query(compiled, other))[0][0]
         return found
-
-    disclosure.audit_check(
-        tenant=tenant, viewer=viewer, query=query, used=[row.query for row in recent], differences=differences
-    )
-    CountQuery.objects.create(
-        tenant=tenant, actor=viewer.key[:80], query=query, definition=definition, count=total
-    )
-    return total, _population(tenant, compiled)
 
 
 def _population(tenant: Tenant, compiled: compiler.Compiled) -> int:

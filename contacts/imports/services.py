@@ -187,6 +187,7 @@ class _Tally:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    accepted: int = 0  # written, outcome not told (an importer without PHI access)
     errors: int = 0  # rows with at least one error
 
 
@@ -202,8 +203,9 @@ def _actor_of(job: ImportJob) -> Actor:
 
 
 def _importer_reads_phi(job: ImportJob) -> bool:
-    """Whether the person who started the import may read PHI: if not, the import's tallies never
-    say "unchanged" (re-importing a row with a guessed diagnosis must not confirm it)."""
+    """Whether the person who started the import may read PHI: if not, the import's tallies say
+    only "imported" (accepted): "unchanged" would confirm a re-imported guessed diagnosis, and
+    created vs updated whether an address was already a patient's."""
     if not job.created_by_id:
         return True  # a system import: no person sees the tally
     return Membership.objects.filter(
@@ -309,6 +311,7 @@ def import_slice_run(*, slice_id) -> bool:
     part.state, part.finished_at = ImportSlice.State.DONE, now
     part.created_count, part.updated_count = tally.created, tally.updated
     part.unchanged_count, part.error_count = tally.unchanged, tally.errors
+    part.accepted_count = tally.accepted
     part.save()
     # This update holds the job row until the slice commits, so slices ending at the same moment
     # pass here one after the other, and exactly one of them sees that no slice is left.
@@ -317,6 +320,7 @@ def import_slice_run(*, slice_id) -> bool:
         created_count=F("created_count") + tally.created,
         updated_count=F("updated_count") + tally.updated,
         unchanged_count=F("unchanged_count") + tally.unchanged,
+        accepted_count=F("accepted_count") + tally.accepted,
         error_count=F("error_count") + tally.errors,
         heartbeat_at=now,
         stalled_count=0,
@@ -426,6 +430,8 @@ def _import_batch(
                 tally.created += 1
             elif result.status == UpsertStatus.UPDATED:
                 tally.updated += 1
+            elif result.status == UpsertStatus.ACCEPTED:
+                tally.accepted += 1
             else:
                 tally.unchanged += 1
             if position in evidence and not job.dry_run:
@@ -463,6 +469,7 @@ def _finish(job: ImportJob, *, failure: str = "") -> bool:
             "created": job.created_count,
             "updated": job.updated_count,
             "unchanged": job.unchanged_count,
+            "accepted": job.accepted_count,
             "errors": job.error_count,
         },
     )

@@ -17,6 +17,7 @@ from tests.api.conftest import assert_problem
 pytestmark = pytest.mark.django_db
 
 WRITE = ["contacts:write"]
+WRITE_PHI = ["contacts:write", "contacts:phi"]
 READ = ["contacts:read"]
 READ_PHI = ["contacts:read", "contacts:phi"]
 
@@ -32,7 +33,7 @@ def phi_reads(tenant) -> list[AuditEvent]:
 
 
 def test_upsert_creates_then_updates_and_answers_ids_only(tenant_a, client_with):
-    client = client_with(WRITE)
+    client = client_with(WRITE_PHI)
     body = {"email": "api.one@example.org", "first_name": "Synthetic", "birth_date": "1980-04-02"}
     created = client.post("/api/v1/contacts", body)
     assert created.status_code == 201, created.content
@@ -42,6 +43,16 @@ def test_upsert_creates_then_updates_and_answers_ids_only(tenant_a, client_with)
     assert again.json() == {"index": 0, "status": "updated", "id": created.json()["id"], "errors": []}
     assert b"api.one" not in again.content
     assert b"Synthetic" not in again.content
+
+
+def test_upsert_answers_a_key_without_phi_scope_accepted_whether_new_or_not(tenant_a, client_with):
+    client = client_with(WRITE)
+    body = {"email": "api.two@example.org", "clinical": {"conditions": ["E11.9"]}}
+    answers = [client.post("/api/v1/contacts", body) for _ in range(3)]  # created, unchanged, unchanged
+    assert {(a.status_code, a.json()["status"]) for a in answers} == {(200, "accepted")}
+    assert len({a.json()["id"] for a in answers}) == 1
+    with tenant_context(tenant_a):
+        assert Contact.objects.count() == 1
 
 
 def test_idempotent_replay_stores_no_phi(tenant_a, client_with):
@@ -85,14 +96,19 @@ def test_bulk_returns_one_result_per_item_in_order(tenant_a, client_with):
         {"email": "b1@example.org", "last_name": "Again"},
         {"first_name": "no key"},
     ]
-    response = client_with(WRITE).post("/api/v1/contacts/bulk", {"contacts": items})
+    response = client_with(WRITE_PHI).post("/api/v1/contacts/bulk", {"contacts": items})
     assert response.status_code == 200, response.content
     results = response.json()["results"]
     assert [r["index"] for r in results] == [0, 1, 2, 3, 4]
     assert [r["status"] for r in results] == ["created", "error", "error", "updated", "error"]
     assert results[0]["id"] == results[3]["id"]
     assert results[1]["errors"] == [{"field": "email", "message": "is not a valid email address"}]
-    assert response.json()["counts"] == {"created": 1, "updated": 1, "unchanged": 0, "error": 3}
+    counts = {"created": 1, "updated": 1, "unchanged": 0, "accepted": 0, "error": 3}
+    assert response.json()["counts"] == counts
+    # A key without the PHI scope is told only which rows were written.
+    again = client_with(WRITE).post("/api/v1/contacts/bulk", {"contacts": items})
+    statuses = [r["status"] for r in again.json()["results"]]
+    assert statuses == ["accepted", "error", "error", "accepted", "error"]
 
 
 def test_bulk_over_a_thousand_is_413(tenant_a, client_with):
