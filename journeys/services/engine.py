@@ -239,12 +239,16 @@ def _claim(tenant: Tenant, now, limit: int, ids: Iterable[uuid.UUID] | None = No
 
 @transaction.atomic
 def positions_advance(
-    *, tenant: Tenant, now: datetime.datetime | None = None, ids: Iterable[uuid.UUID] | None = None
+    *,
+    tenant: Tenant,
+    now: datetime.datetime | None = None,
+    ids: Iterable[uuid.UUID] | None = None,
+    batch: int | None = None,
 ) -> Report:
     """Claim one batch of due positions (all due ones, or only `ids`) and walk them forward."""
     now = now or timezone.now()
     with tenant_context(tenant):
-        claimed = _claim(tenant, now, batch_size(), ids)
+        claimed = _claim(tenant, now, batch or batch_size(), ids)
         if not claimed:
             return Report()
         report = _walk(tenant, claimed, now)

@@ -23,7 +23,7 @@ from healthmail.tenants.models import Tenant
 from segmentation.models import Segment
 from segmentation.services import segment_member_ids
 
-from ..models import Journey, Position, StepLog
+from ..models import Journey, JourneyVersion, Position, StepLog
 from . import engine
 
 DATE_SCAN_BATCH = 2_000
@@ -158,10 +158,10 @@ def journey_date_enrol(*, tenant: Tenant, journey: Journey, today: datetime.date
     At most once a day per journey (a compare-and-set on the day). The dates are sealed, so the scan
     opens them as the system, only that one column."""
     _live(journey)
-    entry = journey.live_version.definition["entry"]
     zone = zoneinfo.ZoneInfo(tenant.timezone)
     today = today or timezone.localdate(timezone.now(), timezone=zone)
     with tenant_context(tenant):
+        entry = JourneyVersion.objects.get(tenant=tenant, pk=journey.live_version_id).definition["entry"]
         claimed = (
             Journey.objects.filter(pk=journey.pk, tenant=tenant)
             .exclude(date_entered_on=today)
