@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pytest
 from django.db import transaction
 from django.utils import timezone
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -53,6 +53,7 @@ STEPS = int(os.environ.get("JOURNEYS_MACHINE_STEPS", "20"))
 CONTACTS = 4
 EVENTS = ("e1", "e2")
 KINDS = ("send", "wait", "wait_event", "branch", "update", "exit")
+FIRST = ("send", "branch", "update")  # the start does something: short graphs still meet the gate
 
 
 @dataclass
@@ -65,6 +66,8 @@ class World:
     examples: int = 0
     accepted: int = 0
     refused: int = 0
+    queued: int = 0
+    refusals_seen: int = 0  # contacts the gate stopped at a send step
 
 
 def _step(kind: str, targets: list[str], template_id) -> dict:
@@ -91,17 +94,21 @@ def _step(kind: str, targets: list[str], template_id) -> dict:
 
 @st.composite
 def graphs(draw, template_id) -> dict:
-    """A random step graph from s0, pruned to what s0 reaches (unreachable steps are another refusal)."""
+    """A random step graph from s0: edges go forward (the last step exits) unless a drawn back edge
+    points anywhere, which is how loops, with or without a wait, appear. Pruned to what s0 reaches
+    (unreachable steps are another refusal)."""
     size = draw(st.integers(2, 6))
     keys = [f"s{i}" for i in range(size)]
-    steps = {
-        key: _step(
-            draw(st.sampled_from(KINDS)),
-            [draw(st.sampled_from(keys)), draw(st.sampled_from(keys))],
-            template_id,
-        )
-        for key in keys
-    }
+
+    def target(index: int) -> str:
+        if draw(st.booleans()):
+            return draw(st.sampled_from(keys))
+        return draw(st.sampled_from(keys[index + 1 :]))
+
+    steps = {keys[-1]: {"type": "exit"}}
+    for index, key in enumerate(keys[:-1]):
+        kind = draw(st.sampled_from(FIRST if index == 0 else KINDS))
+        steps[key] = _step(kind, [target(index), target(index)], template_id)
     seen, todo = set(), ["s0"]
     while todo:
         key = todo.pop()
@@ -109,6 +116,14 @@ def graphs(draw, template_id) -> dict:
             seen.add(key)
             todo += [steps[key].get(e) for e in spec.EXITS[steps[key]["type"]]]
     return {key: step for key, step in steps.items() if key in seen}
+
+
+@settings(max_examples=500, deadline=None)
+@given(graph=graphs(uuid.uuid4()))
+def test_a_definition_is_refused_exactly_when_it_has_a_loop_without_a_wait(graph):
+    body = {"entry": {"kind": "manual"}, "start": "s0", "steps": graph}
+
+    assert bool(spec.problems_of(body)) == has_loop_without_wait(graph)
 
 
 def has_loop_without_wait(steps: dict) -> bool:
@@ -158,6 +173,10 @@ class JourneyMachine(RuleBasedStateMachine):
             self.world.refused += 1
             return
         assert not has_loop_without_wait(graph), "a loop without a wait was accepted"
+        for index in steps.draw(st.sets(st.integers(0, CONTACTS - 1), max_size=CONTACTS - 1)):
+            self.change_consent(index=index, grant=False)  # some start without consent
+        for contact in self.world.contacts:  # everyone enters; the enrol rule tries re-entries
+            enrolment.journey_enrol(tenant=self.tenant, actor=SYSTEM, journey=self.journey, contact=contact)
         self.world.accepted += 1
 
     def teardown(self):
@@ -198,6 +217,10 @@ class JourneyMachine(RuleBasedStateMachine):
             pass
         self._check_sends()
         with tenant_context(self.tenant):
+            self.world.refusals_seen += Position.objects.filter(
+                journey=self.journey, exit_reason__startswith="send_refused"
+            ).count()
+        with tenant_context(self.tenant):
             stuck = Position.objects.filter(journey=self.journey, state="waiting", due_at__lte=self.clock)
             assert not stuck.exists(), "a contact waits on a time already past"
 
@@ -208,6 +231,7 @@ class JourneyMachine(RuleBasedStateMachine):
                     source_type="journey", source_id__startswith=f"{self.journey.live_version_id}:"
                 ).values_list("pk", "contact_id")
             )
+        self.world.queued += len(queued - self.queued_before)
         for _, contact_id in queued - self.queued_before:
             index = next(i for i, c in enumerate(self.world.contacts) if c.pk == contact_id)
             assert self.consented[index], "journey email queued for a contact without consent"
@@ -266,4 +290,5 @@ def test_journey_state_machine(tenant_a, monkeypatch):
     )
 
     assert world.accepted > 0
-    assert world.refused > 0  # the random graphs did exercise the loop check both ways
+    assert world.queued > 0, world
+    assert world.refusals_seen > 0, world  # and revoked consent did meet a send step
