@@ -159,7 +159,7 @@ class StepLog(TenantOwnedModel):
         EXITED = "exited", "Exited"
         CONVERTED = "converted", "Reached the goal"
 
-    id = models.BigAutoField(primary_key=True)
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="+")
     version = models.ForeignKey(JourneyVersion, on_delete=models.PROTECT, related_name="+")
     position = models.ForeignKey(Position, on_delete=models.CASCADE, related_name="+")
