@@ -19,13 +19,13 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from audit import services as audit
-from healthmail.bulk import insert_unnest
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
@@ -59,26 +59,48 @@ def batch_size() -> int:
     return int(getattr(settings, "JOURNEYS_ADVANCE_BATCH", 500))
 
 
-def _log(
-    logs: list[StepLog], position: Position, step: str, outcome: str, now, detail: str = "", message=None
-):
-    logs.append(
-        StepLog(
-            tenant_id=position.tenant_id,
-            journey_id=position.journey_id,
-            version_id=position.version_id,
-            position=position,
-            contact_id=position.contact_id,
-            step=step,
-            outcome=outcome,
-            detail=detail[:200],
-            message=message,
-            at=now,
-        )
-    )
+class _Logged(NamedTuple):
+    """One StepLog row as the batch insert takes it (a model instance per row cost more than the row)."""
+
+    position: Position
+    step: str
+    outcome: str
+    detail: str
+    message_id: uuid.UUID | None
 
 
-def _exit(walk: _Walk, logs: list[StepLog], now, reason: str, outcome: str = Outcome.EXITED) -> None:
+def _log(logs: list, position: Position, step: str, outcome: str, now, detail: str = "", message=None):
+    logs.append(_Logged(position, step, outcome, detail[:200], message.pk if message is not None else None))
+
+
+_LOG = """
+INSERT INTO journeys_steplog (id, tenant_id, journey_id, version_id, position_id, contact_id, step, outcome,
+                              detail, message_id, at)
+SELECT gen_random_uuid(), %s, v.journey_id, v.version_id, v.position_id, v.contact_id, v.step, v.outcome,
+       v.detail, v.message_id, %s
+  FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::text[], %s::uuid[])
+       AS v(journey_id, version_id, position_id, contact_id, step, outcome, detail, message_id)
+"""
+
+
+def _logs_write(tenant: Tenant, logs: list, now) -> None:
+    if not logs:
+        return
+    columns = [
+        [log.position.journey_id for log in logs],
+        [log.position.version_id for log in logs],
+        [log.position.pk for log in logs],
+        [log.position.contact_id for log in logs],
+        [log.step for log in logs],
+        [str(log.outcome) for log in logs],
+        [log.detail for log in logs],
+        [log.message_id for log in logs],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_LOG, [tenant.pk, now, *columns])
+
+
+def _exit(walk: _Walk, logs: list, now, reason: str, outcome: str = Outcome.EXITED) -> None:
     position = walk.position
     position.state = Position.State.EXITED
     position.exited_at = now
@@ -104,7 +126,7 @@ def _leave(walk: _Walk, definition: dict, now) -> str | None:
     return step["next"] if position.due_at and position.due_at <= now else None
 
 
-def _enter(walk: _Walk, definition: dict, logs: list[StepLog], now) -> bool:
+def _enter(walk: _Walk, definition: dict, logs: list, now) -> bool:
     """Count the visit; False when the cycle cap ends the contact's journey here."""
     position = walk.position
     visits = dict(position.visits)
@@ -118,7 +140,7 @@ def _enter(walk: _Walk, definition: dict, logs: list[StepLog], now) -> bool:
     return True
 
 
-def _rest(walk: _Walk, step: dict, logs: list[StepLog], now) -> None:
+def _rest(walk: _Walk, step: dict, logs: list, now) -> None:
     position = walk.position
     position.event_arrived = False
     if step["type"] == "wait":
@@ -131,9 +153,7 @@ def _rest(walk: _Walk, step: dict, logs: list[StepLog], now) -> None:
     walk.at = ""
 
 
-def _round(
-    tenant: Tenant, walks: list[_Walk], versions: dict, logs: list[StepLog], now, report: Report
-) -> None:
+def _round(tenant: Tenant, walks: list[_Walk], versions: dict, logs: list, now, report: Report) -> None:
     """Every walk standing on a step enters it; grouped by (version, step) so each group is one call."""
     groups: dict[tuple[uuid.UUID, str], list[_Walk]] = defaultdict(list)
     for walk in walks:
@@ -192,7 +212,7 @@ def _walk(tenant: Tenant, positions: Sequence[Position], now) -> Report:
         v.pk: v
         for v in JourneyVersion.objects.filter(tenant=tenant, pk__in={p.version_id for p in positions})
     }
-    logs: list[StepLog] = []
+    logs: list = []
     walks = []
     for position in positions:
         target = _leave(_Walk(position), versions[position.version_id].definition, now)
@@ -205,7 +225,7 @@ def _walk(tenant: Tenant, positions: Sequence[Position], now) -> Report:
         _round(tenant, walks, versions, logs, now, report)
     moved = [walk.position for walk in walks]
     _positions_write(moved, now)
-    insert_unnest(logs)  # one statement of arrays: a batch logs a few rows per contact
+    _logs_write(tenant, logs, now)  # one statement of arrays: a batch logs a few rows per contact
     report.advanced = len(moved)
     report.exited = sum(1 for p in moved if p.state == Position.State.EXITED)
     report.waiting = len(moved) - report.exited
