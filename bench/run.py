@@ -20,6 +20,7 @@ BENCHMARKS = [
     "delivery",
     "transactional_latency",
     "disposal",
+    "journeys",
 ]
 RESULTS = Path(__file__).parent / "results"
 

@@ -59,8 +59,36 @@ def render_campaign_message(message: Message) -> RenderedContent:
         contact = Contact.objects.filter(pk=message.contact_id, tenant_id=message.tenant_id).first()
         if contact is None or contact.deleted_at is not None:
             raise CampaignRenderError("The contact of this message was deleted.")
-        tenant = Tenant.objects.get(pk=message.tenant_id)
         version, subject_override = _version_and_subject(campaign, message.variant)
+        return render_version_message(
+            message=message,
+            contact=contact,
+            version=version,
+            purpose=campaign.purpose,
+            topic=campaign.topic,
+            sender_name=campaign.sender_name,
+            from_local_part=campaign.from_local_part,
+            track_engagement=campaign.track_engagement,
+            subject_override=subject_override,
+        )
+
+
+def render_version_message(
+    *,
+    message: Message,
+    contact: Contact,
+    version: TemplateVersion,
+    purpose: str,
+    topic,
+    sender_name: str,
+    from_local_part: str,
+    track_engagement: bool,
+    subject_override: str = "",
+) -> RenderedContent:
+    """One message from a frozen template version and the contact's data now: the render path every
+    source of marketing-style mail (campaigns, journeys) shares, footer and tracking included."""
+    with tenant_context(message.tenant_id):
+        tenant = Tenant.objects.get(pk=message.tenant_id)
         contents = template_services.version_contents(version)
         language = render.choose_language(list(contents), contact.language, version.default_language)
         used = set(version.fields) | _subject_fields(subject_override, tenant)
@@ -68,15 +96,11 @@ def render_campaign_message(message: Message) -> RenderedContent:
         values["organization.name"] = tenant.name
         from consent.links import preferences_url, unsubscribe_url
 
-        values["links.unsubscribe"] = unsubscribe_url(contact=contact, topic=campaign.topic)
+        values["links.unsubscribe"] = unsubscribe_url(contact=contact, topic=topic)
         values["links.preferences"] = preferences_url(contact=contact)
         branding = template_services.branding_get(tenant=tenant)
         footer = template_services.footer_for(
-            tenant=tenant,
-            contact=contact,
-            purpose=campaign.purpose,
-            topic=campaign.topic,
-            sender_name=campaign.sender_name,
+            tenant=tenant, contact=contact, purpose=purpose, topic=topic, sender_name=sender_name
         )
         try:
             rendered = render.render_parts(
@@ -92,15 +116,15 @@ def render_campaign_message(message: Message) -> RenderedContent:
         html = tracking_rewrite(
             rendered.html,
             message,
-            enabled=tracking_allowed(contact=contact, campaign_tracking=campaign.track_engagement),
+            enabled=tracking_allowed(contact=contact, campaign_tracking=track_engagement),
         )
     return RenderedContent(
         subject=rendered.subject,
         html=html,
         text=rendered.text,
         preheader=rendered.preheader,
-        from_name=campaign.sender_name,
-        from_local_part=campaign.from_local_part,
+        from_name=sender_name,
+        from_local_part=from_local_part,
     )
 
 

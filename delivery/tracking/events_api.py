@@ -1,4 +1,6 @@
-"""POST /api/v1/events: the tenant's systems report conversions, form submissions and page views."""
+"""POST /api/v1/events: the tenant's systems report engagement (`kind`: conversions, form submissions,
+page views) or a named event (`type` with its `id` and `data`: lab_result.ready, appointment.booked)
+that starts, wakes or completes journeys. A named event's id makes a retry harmless."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from contacts.addresses import validate_address
 from contacts.selectors import contact_find
 from healthmail.api.idempotency import idempotent
 
-from .events import REPORTABLE, engagement_report
+from .events import REPORTABLE, engagement_report, named_event_report
 
 
 class EventExternalIdSerializer(serializers.Serializer):
@@ -24,7 +26,12 @@ class EventSerializer(serializers.Serializer):
     contact_id = serializers.UUIDField(required=False)
     external_id = EventExternalIdSerializer(required=False)
     email = serializers.EmailField(required=False, validators=[validate_address])
-    kind = serializers.ChoiceField(choices=[str(kind) for kind in REPORTABLE])
+    kind = serializers.ChoiceField(choices=[str(kind) for kind in REPORTABLE], required=False)
+    type = serializers.CharField(
+        required=False, max_length=64, help_text="A named event, e.g. lab_result.ready."
+    )
+    id = serializers.CharField(required=False, max_length=100, help_text="Your system's id of a named event.")
+    data = serializers.DictField(required=False, help_text="Values of a named event (scalars only).")
     label = serializers.CharField(required=False, allow_blank=True, max_length=64)
     occurred_at = serializers.DateTimeField(required=False)
     message_id = serializers.UUIDField(required=False)
@@ -35,12 +42,18 @@ class EventSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 "Name the contact with exactly one of contact_id, external_id, email."
             )
+        if ("kind" in data) == ("type" in data):
+            raise serializers.ValidationError("Give either kind (engagement) or type (a named event).")
+        if "type" in data and not data.get("id"):
+            raise serializers.ValidationError({"id": "A named event needs your system's id for it."})
         return data
 
 
 class EventResponseSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    kind = serializers.CharField()
+    id = serializers.CharField()
+    kind = serializers.CharField(required=False)
+    type = serializers.CharField(required=False)
+    duplicate = serializers.BooleanField(required=False)
 
 
 class EventCollection(APIView):
@@ -51,7 +64,11 @@ class EventCollection(APIView):
         operation_id="events_create",
         request=EventSerializer,
         responses={
-            201: EventResponseSerializer,
+            201: OpenApiResponse(EventResponseSerializer, description="An engagement event, recorded."),
+            202: OpenApiResponse(EventResponseSerializer, description="A named event, accepted."),
+            200: OpenApiResponse(
+                EventResponseSerializer, description="A named event whose id was received before."
+            ),
             404: OpenApiResponse(description="No live contact matches the one named."),
         },
         tags=["events"],
@@ -69,6 +86,20 @@ class EventCollection(APIView):
             external_id=external.get("id", ""),
             email=data.get("email", ""),
         )
+        if "type" in data:
+            receipt = named_event_report(
+                tenant=request.auth.tenant,
+                actor=Actor.for_api_key(request.auth),
+                contact=contact,
+                event_type=data["type"],
+                event_id=data["id"],
+                data=data.get("data"),
+                occurred_at=data.get("occurred_at"),
+            )
+            body = {"id": receipt.event_id, "type": receipt.type, "duplicate": receipt.duplicate}
+            return Response(
+                body, status=status.HTTP_200_OK if receipt.duplicate else status.HTTP_202_ACCEPTED
+            )
         event = engagement_report(
             tenant=request.auth.tenant,
             actor=Actor.for_api_key(request.auth),

@@ -46,6 +46,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "campaigns.edit": frozenset({_MARKETER}),
     "campaigns.approve_compliance": frozenset({_COMPLIANCE}),
     "campaigns.approve_clinical": frozenset({_CLINICAL}),
+    "journeys.edit": frozenset({_MARKETER}),
+    "journeys.approve": frozenset({_COMPLIANCE}),
     "reports.view": frozenset({_ADMIN, _MARKETER, _COMPLIANCE}),
     # consent (texts, suppression list, settings; reports)
     "consent.manage": frozenset({_ADMIN, _COMPLIANCE}),

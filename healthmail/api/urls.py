@@ -18,6 +18,7 @@ urlpatterns = [
     path("v1/", include("delivery.webhooks.api_urls")),
     path("v1/events", EventCollection.as_view(), name="api-events"),
     path("v1/", include("campaigns.api_urls")),
+    path("v1/", include("journeys.api_urls")),
     # Last: any other /api/ URL is a problem+json 404, never Django's HTML page.
     re_path(r"^.*$", api_not_found, name="api-not-found"),
 ]

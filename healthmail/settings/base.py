@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "segmentation",
     "campaigns",
     "delivery",
+    "journeys",
     "retention",
 ]
 
@@ -433,6 +434,14 @@ SEGMENT_STATEMENT_TIMEOUT_MS = env.int("SEGMENT_STATEMENT_TIMEOUT_MS", default=2
 
 # --- Campaigns: launches at their time, A/B decisions after their wait, sent campaigns closed -------
 CELERY_BEAT_SCHEDULE["campaigns-sweep"] = {"task": "campaigns.tasks.campaigns_sweep", "schedule": 60.0}
+
+# --- Journeys: due positions claimed in batches; the sweep finds what the broker lost -----------------
+JOURNEYS_ADVANCE_BATCH = env.int("JOURNEYS_ADVANCE_BATCH", default=500)
+JOURNEYS_SWEEP_SECONDS = env.float("JOURNEYS_SWEEP_SECONDS", default=30.0)
+CELERY_BEAT_SCHEDULE["journeys-sweep"] = {
+    "task": "journeys.tasks.journeys_sweep",
+    "schedule": JOURNEYS_SWEEP_SECONDS,
+}
 
 # --- Retention: daily disposal planning, archive moves, hold review reminders; stalled runs resume
 CELERY_BEAT_SCHEDULE["retention-daily"] = {"task": "retention.tasks.retention_daily_all", "schedule": 86400.0}

@@ -26,6 +26,8 @@ EXPECTED = {
     "campaigns.edit":                   (N,       N,       Y,        N,          N),
     "campaigns.approve_compliance":     (N,       N,       N,        Y,          N),
     "campaigns.approve_clinical":       (N,       N,       N,        N,          Y),
+    "journeys.edit":                    (N,       N,       Y,        N,          N),
+    "journeys.approve":                 (N,       N,       N,        Y,          N),
     "reports.view":                     (N,       Y,       Y,        Y,          N),
     "consent.manage":                   (N,       Y,       N,        Y,          N),
     "consent.view_reports":             (N,       N,       Y,        Y,          N),

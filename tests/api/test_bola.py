@@ -84,11 +84,26 @@ def _campaign_id(tenant, issue_key) -> uuid.UUID:
     return campaign_create(tenant=tenant, actor=marketer, data=data).pk
 
 
+def _journey_id(tenant, issue_key) -> uuid.UUID:
+    from tests.journeys.conftest import active_journey
+
+    return active_journey(tenant).pk
+
+
+def _removal_reason(tenant, issue_key) -> dict:
+    return {"reason": "asked to receive mail again"}
+
+
+def _own_contact_body(tenant, issue_key) -> dict:
+    """A body naming a contact of the caller's tenant: only the id in the path varies."""
+    return {"contact_id": str(_contact_id(tenant, issue_key))}
+
+
 @dataclass(frozen=True)
 class Operation:
     scopes: list[str] | None  # what the view declares; None: refused to every key by design
     make_object: Callable | None = None  # (tenant, issue_key) -> id of an object of that tenant
-    body: dict | None = None  # what a valid call sends (the same for own, foreign and missing ids)
+    make_body: Callable | None = None  # (caller's tenant, issue_key) -> a valid JSON body, if one is needed
 
 
 def _segment_id(tenant, issue_key) -> uuid.UUID:
@@ -172,7 +187,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/api/v1/consent/waivers"): Operation(scopes=["consent:write"]),
     ("POST", "/api/v1/suppressions"): Operation(scopes=["consent:write"]),
     ("POST", "/api/v1/suppressions/{suppression_id}/remove"): Operation(
-        scopes=["consent:write"], make_object=_suppression_id, body={"reason": "asked to receive mail again"}
+        scopes=["consent:write"], make_object=_suppression_id, make_body=_removal_reason
     ),
     ("GET", "/api/v1/contacts/{contact_id}/consent"): Operation(
         scopes=["consent:read"], make_object=_contact_id
@@ -233,6 +248,17 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/api/v1/messages"): Operation(scopes=["messages:send"]),
     ("POST", "/api/v1/messages/batch"): Operation(scopes=["messages:send"]),
     ("GET", "/api/v1/messages/{message_id}"): Operation(scopes=["messages:read"], make_object=_message_id),
+    ("GET", "/api/v1/journeys"): Operation(scopes=["journeys:read"]),
+    ("GET", "/api/v1/journeys/{journey_id}"): Operation(scopes=["journeys:read"], make_object=_journey_id),
+    ("POST", "/api/v1/journeys/{journey_id}/enrolments"): Operation(
+        scopes=["journeys:write"], make_object=_journey_id, make_body=_own_contact_body
+    ),
+    ("POST", "/api/v1/journeys/{journey_id}/removals"): Operation(
+        scopes=["journeys:write"], make_object=_journey_id, make_body=_own_contact_body
+    ),
+    ("GET", "/api/v1/contacts/{contact_id}/journeys"): Operation(
+        scopes=["journeys:read"], make_object=_contact_id
+    ),
 }
 
 # The test-only routes (tests/api/urls.py) keep the object-id half of the harness exercised until
@@ -289,12 +315,15 @@ def test_foreign_and_missing_ids_answer_the_same_404(
     scopes = list(SCOPES) if persona == "all_scopes" else (operation.scopes or ["contacts:read"])
     client = api(issue_key(tenant=tenant_a, scopes=scopes))
 
-    body = json.dumps(operation.body) if operation.body is not None else ""
-    own = client.generic(method, _fill(path, operation.make_object(tenant_a, issue_key)), body)
+    def call(object_id):
+        body = json.dumps(operation.make_body(tenant_a, issue_key)) if operation.make_body else ""
+        return client.generic(method, _fill(path, object_id), body)
+
+    own = call(operation.make_object(tenant_a, issue_key))
     assert 200 <= own.status_code < 300, "the route must work for the caller's own object"
 
-    foreign = client.generic(method, _fill(path, operation.make_object(tenant_b, issue_key)), body)
-    missing = client.generic(method, _fill(path, uuid.uuid4()), body)
+    foreign = call(operation.make_object(tenant_b, issue_key))
+    missing = call(uuid.uuid4())
     foreign_body, missing_body = assert_problem(foreign, 404), assert_problem(missing, 404)
     assert {**foreign_body, "request_id": ""} == {**missing_body, "request_id": ""}
     assert foreign.content.replace(foreign["X-Request-ID"].encode(), b"") == missing.content.replace(

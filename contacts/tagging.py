@@ -1,0 +1,84 @@
+"""Tags and journey stage set by automation (a journey's update step), many contacts at once.
+
+Tags are stored only as keyed tokens (contacts/normalize.py), so adding one is adding its token;
+the counts are the rows the database changed, and one audit event names every contact touched.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from django.db import connection, transaction
+
+from audit import services as audit
+from audit.actors import Actor
+from healthmail.crypto import blind
+from healthmail.errors import ApplicationError
+from healthmail.tenants.context import tenant_context
+from healthmail.tenants.models import Tenant
+
+from .models import Contact, JourneyStage
+from .normalize import TAG_TOKEN_KIND
+
+_ADD = """
+UPDATE contacts_contact SET tag_tokens = array_append(tag_tokens, %s), updated_at = now()
+WHERE tenant_id = %s AND id = ANY(%s) AND deleted_at IS NULL AND NOT (tag_tokens @> ARRAY[%s]::bigint[])
+RETURNING id
+"""
+_REMOVE = """
+UPDATE contacts_contact SET tag_tokens = array_remove(tag_tokens, %s), updated_at = now()
+WHERE tenant_id = %s AND id = ANY(%s) AND deleted_at IS NULL AND tag_tokens @> ARRAY[%s]::bigint[]
+RETURNING id
+"""
+
+
+def tag_token(tenant: Tenant, tag: str) -> int:
+    return blind.token(tenant, TAG_TOKEN_KIND, tag)
+
+
+@transaction.atomic
+def contacts_tag(
+    *, tenant: Tenant, actor: Actor, contact_ids: Sequence[uuid.UUID], tag: str, remove: bool = False
+) -> list[uuid.UUID]:
+    """Add (or remove) one tag on the contacts; returns the contacts whose tags changed."""
+    if not tag:
+        raise ApplicationError("Name the tag.", code="tag_required")
+    token = tag_token(tenant, tag)
+    with tenant_context(tenant), connection.cursor() as cursor:
+        cursor.execute(_REMOVE if remove else _ADD, [token, tenant.pk, list(contact_ids), token])
+        changed = [row[0] for row in cursor.fetchall()]
+        if changed:
+            audit.record(
+                actor=actor,
+                action="contacts.tag_remove" if remove else "contacts.tag_add",
+                tenant=tenant,
+                details={"changed": len(changed)},
+                contacts=changed,
+            )
+    return changed
+
+
+@transaction.atomic
+def contacts_journey_stage_set(
+    *, tenant: Tenant, actor: Actor, contact_ids: Sequence[uuid.UUID], stage: str
+) -> int:
+    """Set the journey stage of the contacts; returns how many rows changed."""
+    if stage not in JourneyStage.values:
+        raise ApplicationError("Unknown journey stage.", code="journey_stage")
+    with tenant_context(tenant):
+        changed = list(
+            Contact.objects.filter(tenant=tenant, pk__in=list(contact_ids), deleted_at__isnull=True)
+            .exclude(journey_stage=stage)
+            .values_list("pk", flat=True)
+        )
+        updated = Contact.objects.filter(tenant=tenant, pk__in=changed).update(journey_stage=stage)
+        if updated:
+            audit.record(
+                actor=actor,
+                action="contacts.journey_stage_set",
+                tenant=tenant,
+                details={"stage": stage, "changed": updated},
+                contacts=changed,
+            )
+    return updated

@@ -1,0 +1,18 @@
+from django.apps import AppConfig
+
+
+class JourneysConfig(AppConfig):
+    name = "journeys"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Journey messages are rendered by the delivery worker at send time, like campaign messages;
+        # named events posted to the events API reach journeys through delivery's registry.
+        from delivery.outbox import register_renderer
+        from delivery.tracking.events import register_event_type_handler
+
+        from .services.events import journey_event_receive
+        from .services.rendering import render_journey_message
+
+        register_renderer("journey", render_journey_message)
+        register_event_type_handler(journey_event_receive)

@@ -1,0 +1,205 @@
+"""Journeys: versioned step graphs, per-contact positions, the history of every step taken, and the
+named events that start and wake them. The database is the record of where every contact stands."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from healthmail.crypto.fields import EncryptedJSONField, PhiClass
+from healthmail.tenants.models import TenantOwnedModel
+
+
+class Journey(TenantOwnedModel):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        IN_REVIEW = "in_review", "In review"
+        APPROVED = "approved", "Approved"
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        ARCHIVED = "archived", "Archived"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=120)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    # The version new contacts enter (the newest approved one once activated); contacts already in
+    # the journey stay on the version they entered.
+    live_version = models.ForeignKey(
+        "JourneyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Indexed copies of the live version's entry trigger: an event finds the journeys it starts
+    # without reading every definition.
+    entry_kind = models.CharField(max_length=16, blank=True)
+    entry_event = models.CharField(max_length=64, blank=True)
+    # The last day the date trigger ran (once a day, compare-and-set).
+    date_entered_on = models.DateField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "status", "entry_kind", "entry_event"], name="journey_entry")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JourneyVersion(TenantOwnedModel):
+    """One frozen definition. An edit is a new version; approval is given to a version."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        IN_REVIEW = "in_review", "In review"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    definition = models.JSONField(help_text="Validated step graph (journeys/definition.py).")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    uses_phi = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "journey", "number"], name="journey_version_number_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.journey_id} v{self.number}"
+
+
+class Position(TenantOwnedModel):
+    """Where one contact stands in one journey. At most one open position per (journey, contact):
+    a contact is never at two places of the same journey."""
+
+    class State(models.TextChoices):
+        WAITING = "waiting", "Waiting"
+        EXITED = "exited", "Exited"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(JourneyVersion, on_delete=models.PROTECT, related_name="+")
+    contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="+")
+    step = models.CharField(max_length=64)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.WAITING)
+    # When the engine should look at it next: the end of a wait, an event wait's timeout, or now.
+    due_at = models.DateTimeField(null=True, blank=True)
+    waiting_event = models.CharField(max_length=64, blank=True)
+    # Set by a matching event: the position leaves its event wait through the "event" path.
+    event_arrived = models.BooleanField(default=False)
+    # {step key: times entered}: the per-contact cycle cap.
+    visits = models.JSONField(default=dict, blank=True)
+    entered_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    exited_at = models.DateTimeField(null=True, blank=True)
+    exit_reason = models.CharField(max_length=120, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "journey", "contact"],
+                condition=models.Q(state="waiting"),
+                name="journey_position_one_open_per_contact",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(state="exited")
+                | models.Q(due_at__isnull=False)
+                | ~models.Q(waiting_event=""),
+                name="journey_position_waits_on_something",
+            ),
+        ]
+        indexes = [
+            # The claim: due positions in due order.
+            models.Index(
+                fields=["tenant", "due_at"], condition=models.Q(state="waiting"), name="journey_position_due"
+            ),
+            # An event wakes exactly the contact waiting for it.
+            models.Index(
+                fields=["tenant", "contact", "waiting_event"],
+                condition=models.Q(state="waiting"),
+                name="journey_position_event",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} at {self.step}"
+
+
+class StepLog(TenantOwnedModel):
+    """One row per step a contact took (and how it left it): the step reports and the history."""
+
+    class Outcome(models.TextChoices):
+        ENTERED = "entered", "Entered"
+        SENT = "sent", "Email queued"
+        REFUSED = "refused", "Stopped by the send gate"
+        WAITING = "waiting", "Waiting"
+        MOVED = "moved", "Moved on"
+        UPDATED = "updated", "Contact updated"
+        EXITED = "exited", "Exited"
+        CONVERTED = "converted", "Reached the goal"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(JourneyVersion, on_delete=models.PROTECT, related_name="+")
+    position = models.ForeignKey(Position, on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="+")
+    step = models.CharField(max_length=64)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    detail = models.CharField(max_length=200, blank=True, help_text="A reason code, never PHI.")
+    message = models.ForeignKey(
+        "delivery.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "journey", "step", "outcome"], name="journey_steplog_counts"),
+            models.Index(fields=["tenant", "position", "at"], name="journey_steplog_position"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.step}: {self.outcome}"
+
+
+class JourneyEvent(TenantOwnedModel):
+    """A named event posted by the tenant's systems. The event id makes a retry harmless."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    event_id = models.CharField(max_length=100)
+    type = models.CharField(max_length=64)
+    contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="+")
+    # Lab results, appointment times: health information, sealed like every contact field.
+    data = EncryptedJSONField(phi_class=PhiClass.CLINICAL, null=True, blank=True)
+    received_at = models.DateTimeField()
+    entered = models.PositiveIntegerField(default=0)
+    woken = models.PositiveIntegerField(default=0)
+    converted = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "event_id"], name="journey_event_id_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"

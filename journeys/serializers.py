@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+
+class JourneySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+    version = serializers.IntegerField(source="live_version.number", allow_null=True, default=None)
+    entry_kind = serializers.CharField()
+    entry_event = serializers.CharField()
+
+
+class StepCountSerializer(serializers.Serializer):
+    """A disclosed count: `value` is null when the policy hides it; `display` is what to print."""
+
+    value = serializers.IntegerField(allow_null=True)
+    display = serializers.CharField()
+    exact = serializers.BooleanField()
+
+
+class JourneyDetailSerializer(JourneySerializer):
+    definition = serializers.JSONField(source="live_version.definition", allow_null=True, default=None)
+    steps = serializers.DictField(child=serializers.DictField(child=StepCountSerializer()))
+
+
+class EnrolmentSerializer(serializers.Serializer):
+    contact_id = serializers.UUIDField()
+
+
+class PositionSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    journey_id = serializers.UUIDField()
+    journey_name = serializers.CharField(source="journey.name")
+    version = serializers.IntegerField(source="version.number")
+    step = serializers.CharField()
+    state = serializers.CharField()
+    due_at = serializers.DateTimeField(allow_null=True)
+    waiting_event = serializers.CharField()
+    entered_at = serializers.DateTimeField()
+    exited_at = serializers.DateTimeField(allow_null=True)
+    exit_reason = serializers.CharField()
+
+
+class RemovalSerializer(serializers.Serializer):
+    removed = serializers.IntegerField()

@@ -1,0 +1,354 @@
+"""The journey engine: claim due positions, walk each contact forward to its next wait or its exit,
+all in the transaction that holds the claimed rows.
+
+The database is the record. A position is claimed with `FOR UPDATE SKIP LOCKED`, so two workers never
+hold the same contact; every step a contact takes, the messages it queues (the outbox joins the same
+transaction) and its new resting place commit together or not at all. A worker killed mid-batch leaves
+the rows as they were: the next claim takes them again and nothing was sent twice.
+
+A fresh entrant stands on the empty step "" (due now) and enters the version's start. Contacts walk
+in rounds: every contact of the batch standing on the same step of the same version is handled by one
+call (one gate query for a send step), which is what moves a million due contacts in minutes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audit import services as audit
+from healthmail.tenants.context import tenant_context
+from healthmail.tenants.models import Tenant
+
+from .. import definition as spec
+from ..models import Journey, JourneyVersion, Position, StepLog
+from . import steps as step_kinds
+
+Outcome = StepLog.Outcome
+ENTRY = ""  # the step a fresh entrant stands on
+
+
+@dataclass
+class Report:
+    """What one advance did, counted from the rows it changed."""
+
+    advanced: int = 0
+    sent: int = 0
+    refused: int = 0
+    exited: int = 0
+    waiting: int = 0
+    outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+@dataclass
+class _Walk:
+    position: Position
+    at: str = ENTRY  # the step being entered this round ("" once resting or exited)
+
+
+def batch_size() -> int:
+    return int(getattr(settings, "JOURNEYS_ADVANCE_BATCH", 500))
+
+
+class _Logged(NamedTuple):
+    """One StepLog row as the batch insert takes it (a model instance per row cost more than the row)."""
+
+    position: Position
+    step: str
+    outcome: str
+    detail: str
+    message_id: uuid.UUID | None
+
+
+def _log(logs: list, position: Position, step: str, outcome: str, now, detail: str = "", message=None):
+    logs.append(_Logged(position, step, outcome, detail[:200], message.pk if message is not None else None))
+
+
+_LOG = """
+INSERT INTO journeys_steplog (id, tenant_id, journey_id, version_id, position_id, contact_id, step, outcome,
+                              detail, message_id, at)
+SELECT gen_random_uuid(), %s, v.journey_id, v.version_id, v.position_id, v.contact_id, v.step, v.outcome,
+       v.detail, v.message_id, %s
+  FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::text[], %s::uuid[])
+       AS v(journey_id, version_id, position_id, contact_id, step, outcome, detail, message_id)
+"""
+
+
+def _logs_write(tenant: Tenant, logs: list, now) -> None:
+    if not logs:
+        return
+    columns = [
+        [log.position.journey_id for log in logs],
+        [log.position.version_id for log in logs],
+        [log.position.pk for log in logs],
+        [log.position.contact_id for log in logs],
+        [log.step for log in logs],
+        [str(log.outcome) for log in logs],
+        [log.detail for log in logs],
+        [log.message_id for log in logs],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_LOG, [tenant.pk, now, *columns])
+
+
+def _exit(walk: _Walk, logs: list, now, reason: str, outcome: str = Outcome.EXITED) -> None:
+    position = walk.position
+    position.state = Position.State.EXITED
+    position.exited_at = now
+    position.exit_reason = reason[:120]
+    position.due_at = None
+    position.waiting_event = ""
+    position.event_arrived = False
+    _log(logs, position, position.step, outcome, now, reason)
+    walk.at = ""
+
+
+def _leave(walk: _Walk, definition: dict, now) -> str | None:
+    """Where a resting contact goes now that it is due: the start, a wait's next, an event wait's
+    event or timeout path. None: not due yet (it stays)."""
+    position = walk.position
+    if position.step == ENTRY:
+        return definition["start"]
+    step = spec.step_of(definition, position.step)
+    if step["type"] == "wait_event":
+        if position.event_arrived:
+            return step["next"]
+        return step["timeout_next"] if position.due_at and position.due_at <= now else None
+    return step["next"] if position.due_at and position.due_at <= now else None
+
+
+def _enter(walk: _Walk, definition: dict, logs: list, now) -> bool:
+    """Count the visit; False when the cycle cap ends the contact's journey here."""
+    position = walk.position
+    visits = dict(position.visits)
+    visits[walk.at] = visits.get(walk.at, 0) + 1
+    position.visits = visits
+    position.step = walk.at
+    if visits[walk.at] > spec.cycle_cap(definition):
+        _exit(walk, logs, now, "cycle_cap")
+        return False
+    _log(logs, position, walk.at, Outcome.ENTERED, now)
+    return True
+
+
+def _rest(walk: _Walk, step: dict, logs: list, now) -> None:
+    position = walk.position
+    position.event_arrived = False
+    if step["type"] == "wait":
+        position.due_at = now + datetime.timedelta(seconds=step["seconds"])
+        position.waiting_event = ""
+    else:
+        position.due_at = now + datetime.timedelta(seconds=step["timeout_seconds"])
+        position.waiting_event = step["event"]
+    _log(logs, position, walk.at, Outcome.WAITING, now)
+    walk.at = ""
+
+
+def _round(tenant: Tenant, walks: list[_Walk], versions: dict, logs: list, now, report: Report) -> None:
+    """Every walk standing on a step enters it; grouped by (version, step) so each group is one call."""
+    groups: dict[tuple[uuid.UUID, str], list[_Walk]] = defaultdict(list)
+    for walk in walks:
+        if walk.at and _enter(walk, versions[walk.position.version_id].definition, logs, now):
+            groups[(walk.position.version_id, walk.at)].append(walk)
+    for (version_id, key), members in groups.items():
+        version = versions[version_id]
+        step = spec.step_of(version.definition, key)
+        kind = step["type"]
+        if kind in spec.WAITS:
+            for walk in members:
+                _rest(walk, step, logs, now)
+        elif kind == "exit":
+            for walk in members:
+                _exit(walk, logs, now, "completed")
+        elif kind == "send":
+            _send(tenant, version, key, step, members, logs, now, report)
+        elif kind == "branch":
+            yes = step_kinds.branch(
+                tenant=tenant,
+                version=version,
+                condition=step["condition"],
+                positions=[w.position for w in members],
+            )
+            for walk in members:
+                taken = "yes" if walk.position.pk in yes else "no"
+                _log(logs, walk.position, key, Outcome.MOVED, now, taken)
+                walk.at = step[taken]
+        elif kind == "update":
+            step_kinds.update(tenant=tenant, step=step, positions=[w.position for w in members])
+            for walk in members:
+                _log(logs, walk.position, key, Outcome.UPDATED, now)
+                walk.at = step["next"]
+
+
+def _send(tenant, version, key, step, members: list[_Walk], logs, now, report: Report) -> None:
+    result = step_kinds.send(
+        tenant=tenant, version=version, key=key, step=step, positions=[w.position for w in members]
+    )
+    for walk in members:
+        position = walk.position
+        if position.pk in result.refused:
+            # A revoked consent (or a suppression, an ended authorization...) stops the contact here.
+            report.refused += 1
+            _log(logs, position, key, Outcome.REFUSED, now, result.refused[position.pk])
+            _exit(walk, logs, now, f"send_refused:{result.refused[position.pk]}")
+        else:
+            report.sent += 1
+            _log(logs, position, key, Outcome.SENT, now, message=result.sent[position.pk])
+            walk.at = step["next"]
+
+
+def _walk(tenant: Tenant, positions: Sequence[Position], now) -> Report:
+    report = Report()
+    versions = {
+        v.pk: v
+        for v in JourneyVersion.objects.filter(tenant=tenant, pk__in={p.version_id for p in positions})
+    }
+    logs: list = []
+    walks = []
+    for position in positions:
+        target = _leave(_Walk(position), versions[position.version_id].definition, now)
+        if target is not None:
+            if position.step != ENTRY:
+                _log(logs, position, position.step, Outcome.MOVED, now)
+            walks.append(_Walk(position, target))
+    # No cycle without a wait is ever saved, and every step counts its visits: this ends.
+    while any(walk.at for walk in walks):
+        _round(tenant, walks, versions, logs, now, report)
+    moved = [walk.position for walk in walks]
+    _positions_write(moved, now)
+    _logs_write(tenant, logs, now)  # one statement of arrays: a batch logs a few rows per contact
+    report.advanced = len(moved)
+    report.exited = sum(1 for p in moved if p.state == Position.State.EXITED)
+    report.waiting = len(moved) - report.exited
+    for log in logs:
+        report.outcomes[log.outcome] += 1
+    return report
+
+
+_WRITE = """
+UPDATE journeys_position p SET step = v.step, state = v.state, due_at = v.due_at,
+       waiting_event = v.waiting_event, event_arrived = v.event_arrived, visits = v.visits::jsonb,
+       exited_at = v.exited_at, exit_reason = v.exit_reason, updated_at = %s
+  FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::boolean[], %s::text[],
+              %s::timestamptz[], %s::text[])
+       AS v(id, step, state, due_at, waiting_event, event_arrived, visits, exited_at, exit_reason)
+ WHERE p.id = v.id AND p.tenant_id = %s
+"""
+
+
+def _positions_write(positions: Sequence[Position], now) -> None:
+    """The batch's new places in one statement (bulk_update's CASE per column costs more than the rows)."""
+    if not positions:
+        return
+    for position in positions:
+        position.updated_at = now
+    columns = [
+        [p.pk for p in positions],
+        [p.step for p in positions],
+        [p.state for p in positions],
+        [p.due_at for p in positions],
+        [p.waiting_event for p in positions],
+        [p.event_arrived for p in positions],
+        [json.dumps(p.visits) for p in positions],
+        [p.exited_at for p in positions],
+        [p.exit_reason for p in positions],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_WRITE, [now, *columns, positions[0].tenant_id])
+
+
+def _claim(tenant: Tenant, now, limit: int, ids: Iterable[uuid.UUID] | None = None) -> list[Position]:
+    """Due positions of active journeys, locked; rows another worker holds are skipped, not waited for."""
+    query = Position.objects.filter(
+        tenant=tenant, state=Position.State.WAITING, due_at__lte=now, journey__status=Journey.Status.ACTIVE
+    )
+    if ids is not None:
+        query = query.filter(pk__in=list(ids))
+    return list(query.order_by("due_at").select_for_update(skip_locked=True, of=("self",))[:limit])
+
+
+@transaction.atomic
+def positions_advance(
+    *,
+    tenant: Tenant,
+    now: datetime.datetime | None = None,
+    ids: Iterable[uuid.UUID] | None = None,
+    batch: int | None = None,
+) -> Report:
+    """Claim one batch of due positions (all due ones, or only `ids`) and walk them forward."""
+    now = now or timezone.now()
+    with tenant_context(tenant):
+        claimed = _claim(tenant, now, batch or batch_size(), ids)
+        if not claimed:
+            return Report()
+        report = _walk(tenant, claimed, now)
+        audit.record(
+            actor=step_kinds.ENGINE,
+            action="journeys.advance",
+            tenant=tenant,
+            details={
+                "advanced": report.advanced,
+                "sent": report.sent,
+                "refused": report.refused,
+                "exited": report.exited,
+            },
+            contacts=[p.contact_id for p in claimed],
+        )
+    return report
+
+
+def positions_advance_all(
+    *, tenant: Tenant, now: datetime.datetime | None = None, budget_seconds: float = 240.0
+) -> int:
+    """Batches until nothing is due (or the time budget is spent: the sweep comes back)."""
+    started = timezone.now()
+    total = 0
+    while True:
+        report = positions_advance(tenant=tenant, now=now)
+        total += report.advanced
+        if not report.advanced or (timezone.now() - started).total_seconds() > budget_seconds:
+            return total
+
+
+_ENTER = """
+INSERT INTO journeys_position
+  (id, tenant_id, journey_id, version_id, contact_id, step, state, due_at, waiting_event,
+   event_arrived, visits, entered_at, updated_at, exit_reason)
+SELECT gen_random_uuid(), %(tenant)s, %(journey)s, %(version)s, c.id, '', 'waiting', %(now)s, '',
+       false, '{}'::jsonb, %(now)s, %(now)s, ''
+FROM contacts_contact c
+WHERE c.tenant_id = %(tenant)s AND c.id = ANY(%(contacts)s) AND c.deleted_at IS NULL
+ON CONFLICT DO NOTHING
+RETURNING id, contact_id
+"""
+
+
+def positions_enter(
+    *, tenant: Tenant, journey: Journey, contact_ids: Sequence[uuid.UUID], now: datetime.datetime
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Put contacts at the entry of the journey's live version, due now. A contact already in the
+    journey stays where it is (the unique open position); returns (position id, contact id) of each
+    contact that entered, as the database inserted them."""
+    if journey.live_version_id is None:
+        return []
+    with tenant_context(tenant), connection.cursor() as cursor:
+        cursor.execute(
+            _ENTER,
+            {
+                "tenant": tenant.pk,
+                "journey": journey.pk,
+                "version": journey.live_version_id,
+                "now": now,
+                "contacts": list(contact_ids),
+            },
+        )
+        return [(row[0], row[1]) for row in cursor.fetchall()]

@@ -1,0 +1,123 @@
+"""Named events from the tenant's systems: each one starts the journeys it triggers, wakes exactly the
+positions of this contact waiting for it, and converts the positions whose goal it is.
+
+The event id is unique per tenant: a retried event finds its row and does nothing more. The woken and
+entered positions are made due now and advanced by a worker right after commit (the engine walks, the
+request never decrypts anything).
+"""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit import services as audit
+from delivery.tracking.events import NamedEvent, NamedEventReceipt
+from healthmail.tenants.context import tenant_context
+
+from .. import definition as spec
+from ..models import Journey, JourneyEvent, Position, StepLog
+from . import engine
+
+
+def _goals_met(event: NamedEvent, now) -> list[Position]:
+    open_positions = Position.objects.filter(
+        tenant=event.tenant, contact=event.contact, state=Position.State.WAITING
+    ).select_related("version")
+    met = [
+        p
+        for p in open_positions.select_for_update(of=("self",))
+        if spec.goal_event(p.version.definition) == event.type
+    ]
+    for position in met:
+        Position.objects.filter(pk=position.pk, tenant=event.tenant, state=Position.State.WAITING).update(
+            state=Position.State.EXITED,
+            exited_at=now,
+            exit_reason="goal",
+            due_at=None,
+            waiting_event="",
+            event_arrived=False,
+            updated_at=now,
+        )
+        StepLog.objects.create(
+            tenant=event.tenant,
+            journey_id=position.journey_id,
+            version_id=position.version_id,
+            position=position,
+            contact=event.contact,
+            step=position.step,
+            outcome=StepLog.Outcome.CONVERTED,
+            detail=event.type,
+            at=now,
+        )
+    return met
+
+
+def _wake(event: NamedEvent, now) -> list:
+    """The positions of this contact waiting for this event, made due now (row locks: a position a
+    worker is walking is woken after that walk commits, and only if it still waits for the event)."""
+    woken = Position.objects.filter(
+        tenant=event.tenant, contact=event.contact, state=Position.State.WAITING, waiting_event=event.type
+    )
+    ids = list(woken.values_list("pk", flat=True))
+    Position.objects.filter(
+        pk__in=ids, tenant=event.tenant, state=Position.State.WAITING, waiting_event=event.type
+    ).update(event_arrived=True, due_at=now, updated_at=now)
+    return ids
+
+
+def _enter(event: NamedEvent, now) -> list:
+    journeys = Journey.objects.filter(
+        tenant=event.tenant, status=Journey.Status.ACTIVE, entry_kind="event", entry_event=event.type
+    )
+    entered = []
+    for journey in journeys:
+        entered += [
+            pid
+            for pid, _ in engine.positions_enter(
+                tenant=event.tenant, journey=journey, contact_ids=[event.contact.pk], now=now
+            )
+        ]
+    return entered
+
+
+@transaction.atomic
+def journey_event_receive(event: NamedEvent) -> NamedEventReceipt:
+    now = timezone.now()
+    with tenant_context(event.tenant):
+        try:
+            with transaction.atomic():
+                stored = JourneyEvent.objects.create(
+                    tenant=event.tenant,
+                    event_id=event.event_id,
+                    type=event.type,
+                    contact=event.contact,
+                    data=event.data or None,
+                    received_at=now,
+                )
+        except IntegrityError:
+            return NamedEventReceipt(event.event_id, event.type, duplicate=True)
+        converted = _goals_met(event, now)
+        woken = _wake(event, now)
+        entered = _enter(event, now)
+        JourneyEvent.objects.filter(pk=stored.pk, tenant=event.tenant).update(
+            entered=len(entered), woken=len(woken), converted=len(converted)
+        )
+        audit.record(
+            actor=event.actor,
+            action="journeys.event",
+            target=stored,
+            tenant=event.tenant,
+            details={
+                "type": event.type,
+                "entered": len(entered),
+                "woken": len(woken),
+                "converted": len(converted),
+            },
+        )
+        due = [*woken, *entered]
+        if due:
+            from .. import tasks  # tasks import the services
+
+            tasks.advance_soon(tenant=event.tenant, position_ids=due)
+    return NamedEventReceipt(event.event_id, event.type, duplicate=False)

@@ -1,0 +1,295 @@
+"""Journey definitions and their life: draft → in review → approved → active ⇄ paused → archived.
+
+An edit of a journey that has run is a new version; contacts already inside stay on the version they
+entered, new entrants take the newest activated one. A version is approved by a compliance officer
+who neither wrote nor submitted it (four eyes, as for campaigns). Every step is a compare-and-set on
+the status and one audit event.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit import services as audit
+from audit.actors import Actor
+from campaigns.models import Template
+from campaigns.services import templates as template_services
+from consent import services as consent
+from consent.models import TRANSACTIONAL_PURPOSES
+from delivery.models import SenderDomain
+from healthmail.accounts.four_eyes import second_person_require
+from healthmail.accounts.roles import role_can
+from healthmail.errors import Conflict, NotFound, PermissionRefused
+from healthmail.tenants.context import tenant_context
+from healthmail.tenants.models import Tenant
+
+from .. import definition as spec
+from ..models import Journey, JourneyVersion, Position
+
+Status = Journey.Status
+VersionStatus = JourneyVersion.Status
+APPROVE = "journeys.approve"
+EDIT = "journeys.edit"
+
+
+def _require(role: str | None, permission: str) -> None:
+    if not role_can(role, permission):
+        raise PermissionRefused("Your role cannot do this with journeys.", code="journey_role")
+
+
+def _problem(where: str, message: str) -> spec.DefinitionInvalid:
+    return spec.DefinitionInvalid(
+        message, code="definition_invalid", extra={"problems": [{"where": where, "message": message}]}
+    )
+
+
+def _freeze_sends(tenant: Tenant, actor: Actor, definition: dict) -> bool:
+    """Freeze each send step's template (what is approved is what is sent); True when any uses PHI."""
+    uses_phi = bool(definition.get("uses_phi"))
+    for key, step in definition["steps"].items():
+        if step["type"] != "send":
+            continue
+        template = Template.objects.filter(tenant=tenant, pk=_uuid(step["template_id"])).first()
+        if template is None:
+            raise _problem(f"steps.{key}.template_id", "No such template in this organization.")
+        version = template_services.template_freeze(tenant=tenant, actor=actor, template=template)
+        if any(name.startswith("data.") for name in version.fields):
+            raise _problem(f"steps.{key}.template_id", "Journey email cannot use API data fields.")
+        step["template_version_id"] = str(version.pk)
+        uses_phi = uses_phi or bool(version.phi_fields)
+        if step["purpose"] not in TRANSACTIONAL_PURPOSES:
+            try:
+                consent.topic_by_key(tenant=tenant, key=step.get("topic", ""))
+            except NotFound:
+                raise _problem(
+                    f"steps.{key}.topic", "Marketing email names the topic people opted in to."
+                ) from None
+    return uses_phi
+
+
+def _uuid(value) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def _check_sender(tenant: Tenant, definition: dict) -> None:
+    if not any(step["type"] == "send" for step in definition["steps"].values()):
+        return
+    found = SenderDomain.objects.filter(
+        tenant=tenant, pk=_uuid(definition.get("sender_domain_id")), status=SenderDomain.Status.VERIFIED
+    ).exists()
+    if not found:
+        raise _problem("sender_domain_id", "Choose a verified sender domain for the journey's email.")
+
+
+def _version_new(tenant: Tenant, actor: Actor, journey: Journey, definition) -> JourneyVersion:
+    checked = spec.definition_check(definition)
+    checked["steps"] = {key: dict(step) for key, step in checked["steps"].items()}
+    _check_sender(tenant, checked)
+    uses_phi = _freeze_sends(tenant, actor, checked)
+    latest = JourneyVersion.objects.filter(tenant=tenant, journey=journey).order_by("-number").first()
+    if latest is not None and latest.status == VersionStatus.DRAFT:
+        latest.definition, latest.uses_phi = checked, uses_phi
+        latest.save(update_fields=["definition", "uses_phi"])
+        return latest
+    return JourneyVersion.objects.create(
+        tenant=tenant,
+        journey=journey,
+        number=(latest.number + 1) if latest else 1,
+        definition=checked,
+        uses_phi=uses_phi,
+        created_by=actor.user,
+    )
+
+
+@transaction.atomic
+def journey_create(*, tenant: Tenant, actor: Actor, role: str, name: str, definition) -> Journey:
+    _require(role, EDIT)
+    if not name.strip():
+        raise _problem("name", "Give the journey a name.")
+    with tenant_context(tenant):
+        journey = Journey.objects.create(tenant=tenant, name=name.strip()[:120], created_by=actor.user)
+        version = _version_new(tenant, actor, journey, definition)
+        audit.record(
+            actor=actor,
+            action="journeys.create",
+            target=journey,
+            tenant=tenant,
+            details={"version": version.number},
+        )
+    return journey
+
+
+@transaction.atomic
+def journey_edit(*, tenant: Tenant, actor: Actor, role: str, journey: Journey, definition) -> JourneyVersion:
+    """A draft version is rewritten; otherwise the edit becomes the next version (a draft)."""
+    _require(role, EDIT)
+    with tenant_context(tenant):
+        if journey.status == Status.ARCHIVED:
+            raise Conflict("The journey is archived.", code="journey_state")
+        version = _version_new(tenant, actor, journey, definition)
+        audit.record(
+            actor=actor,
+            action="journeys.edit",
+            target=journey,
+            tenant=tenant,
+            details={"version": version.number},
+        )
+    return version
+
+
+def _version_move(version: JourneyVersion, allowed: tuple[str, ...], to: str, **changes) -> None:
+    updated = JourneyVersion.objects.filter(
+        pk=version.pk, tenant_id=version.tenant_id, status__in=allowed
+    ).update(status=to, **changes)
+    if updated != 1:
+        raise Conflict("This version cannot take that step now.", code="version_state")
+    version.status = to
+    for name, value in changes.items():
+        setattr(version, name, value)
+
+
+@transaction.atomic
+def journey_submit(*, tenant: Tenant, actor: Actor, role: str, version: JourneyVersion) -> JourneyVersion:
+    _require(role, EDIT)
+    with tenant_context(tenant):
+        _version_move(
+            version,
+            (VersionStatus.DRAFT, VersionStatus.REJECTED),
+            VersionStatus.IN_REVIEW,
+            submitted_by=actor.user,
+        )
+        audit.record(actor=actor, action="journeys.submit", target=version, tenant=tenant)
+    return version
+
+
+@transaction.atomic
+def journey_approve(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    role: str,
+    version: JourneyVersion,
+    approve: bool = True,
+    comment: str = "",
+) -> JourneyVersion:
+    """A compliance officer's decision on a version; nobody approves a version they wrote or submitted."""
+    _require(role, APPROVE)
+    with tenant_context(tenant):
+        second_person_require(
+            tenant=tenant,
+            approver=actor.user,
+            authors=(version.created_by_id, version.submitted_by_id),
+            permission=APPROVE,
+            what="journey",
+            sole_officer_allowed=False,
+            code="own_journey",
+        )
+        if approve:
+            _version_move(
+                version,
+                (VersionStatus.IN_REVIEW,),
+                VersionStatus.APPROVED,
+                approved_by=actor.user,
+                approved_at=timezone.now(),
+            )
+        else:
+            _version_move(version, (VersionStatus.IN_REVIEW,), VersionStatus.REJECTED)
+        audit.record(
+            actor=actor,
+            action="journeys.approve" if approve else "journeys.reject",
+            target=version,
+            tenant=tenant,
+            reason=comment[:500],
+        )
+    return version
+
+
+def _journey_move(journey: Journey, allowed: tuple[str, ...], to: str, **changes) -> None:
+    updated = Journey.objects.filter(pk=journey.pk, tenant_id=journey.tenant_id, status__in=allowed).update(
+        status=to, updated_at=timezone.now(), **changes
+    )
+    if updated != 1:
+        raise Conflict(
+            f"The journey is {Status(journey.status).label.lower()}; this step is not possible now.",
+            code="journey_state",
+        )
+    journey.status = to
+    for name, value in changes.items():
+        setattr(journey, name, value)
+
+
+@transaction.atomic
+def journey_activate(
+    *, tenant: Tenant, actor: Actor, role: str, journey: Journey, version: JourneyVersion
+) -> Journey:
+    """Make an approved version live: new entrants take it, contacts inside stay on theirs."""
+    _require(role, EDIT)
+    with tenant_context(tenant):
+        if version.journey_id != journey.pk or version.status != VersionStatus.APPROVED:
+            raise Conflict(
+                "Only an approved version of this journey can be activated.", code="version_not_approved"
+            )
+        entry = version.definition["entry"]
+        _journey_move(
+            journey,
+            (Status.DRAFT, Status.ACTIVE, Status.PAUSED),
+            Status.ACTIVE,
+            live_version=version,
+            entry_kind=entry["kind"],
+            entry_event=entry.get("event", ""),
+        )
+        audit.record(
+            actor=actor,
+            action="journeys.activate",
+            target=journey,
+            tenant=tenant,
+            details={"version": version.number},
+        )
+    return journey
+
+
+@transaction.atomic
+def journey_pause(
+    *, tenant: Tenant, actor: Actor, role: str, journey: Journey, resume: bool = False
+) -> Journey:
+    """Paused: nobody enters and nobody moves on (due contacts wait); resumed, they move on at once."""
+    _require(role, EDIT)
+    with tenant_context(tenant):
+        if resume:
+            _journey_move(journey, (Status.PAUSED,), Status.ACTIVE)
+        else:
+            _journey_move(journey, (Status.ACTIVE,), Status.PAUSED)
+        audit.record(
+            actor=actor,
+            action="journeys.resume" if resume else "journeys.pause",
+            target=journey,
+            tenant=tenant,
+        )
+    return journey
+
+
+@transaction.atomic
+def journey_archive(*, tenant: Tenant, actor: Actor, role: str, journey: Journey) -> int:
+    """End the journey: every contact inside exits. Returns how many exited."""
+    _require(role, EDIT)
+    now = timezone.now()
+    with tenant_context(tenant):
+        _journey_move(journey, (Status.DRAFT, Status.ACTIVE, Status.PAUSED), Status.ARCHIVED)
+        exited = Position.objects.filter(tenant=tenant, journey=journey, state=Position.State.WAITING).update(
+            state=Position.State.EXITED,
+            exited_at=now,
+            exit_reason="archived",
+            due_at=None,
+            waiting_event="",
+            updated_at=now,
+        )
+        audit.record(
+            actor=actor, action="journeys.archive", target=journey, tenant=tenant, details={"exited": exited}
+        )
+    return exited

@@ -1,0 +1,79 @@
+"""Journey tasks on the marketing queue: ids in, tenant context around the body, a service call.
+
+The database is the record: a wake-up the broker loses is found again by the sweep, which looks for
+due positions in every tenant.
+"""
+
+from __future__ import annotations
+
+from django.db import OperationalError, transaction
+from django.utils import timezone
+
+from healthmail.celery import app
+from healthmail.tasks import tenant_task
+from healthmail.tenants.context import current_tenant_id, tenant_context
+from healthmail.tenants.models import Tenant
+
+from .models import Journey, Position
+from .services import engine, enrolment
+
+RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 5, "retry_jitter": True, "max_retries": 5}
+
+
+def _tenant() -> Tenant:
+    return Tenant.objects.get(pk=current_tenant_id())
+
+
+@tenant_task(queue="marketing", acks_late=True, soft_time_limit=270, time_limit=300, **RETRY)
+def journeys_advance_positions(position_ids: list[str]) -> int:
+    """The positions an event or an enrolment just made due: advanced now, ahead of any backlog."""
+    return engine.positions_advance(tenant=_tenant(), ids=position_ids).advanced
+
+
+@tenant_task(queue="marketing", acks_late=True, soft_time_limit=270, time_limit=300, **RETRY)
+def journeys_advance_due() -> int:
+    return engine.positions_advance_all(tenant=_tenant(), budget_seconds=240.0)
+
+
+@tenant_task(queue="marketing", acks_late=True, soft_time_limit=270, time_limit=300, **RETRY)
+def journeys_date_enrol(journey_id: str) -> int:
+    tenant = _tenant()
+    journey = Journey.objects.select_related("live_version").get(pk=journey_id, tenant=tenant)
+    return enrolment.journey_date_enrol(tenant=tenant, journey=journey)
+
+
+def advance_soon(*, tenant, position_ids) -> None:
+    """After commit, a worker advances exactly these positions."""
+    kwargs = {"tenant_id": str(getattr(tenant, "pk", tenant)), "position_ids": [str(p) for p in position_ids]}
+    transaction.on_commit(lambda: journeys_advance_positions.apply_async(kwargs=kwargs))
+
+
+@app.task(
+    name="journeys.tasks.journeys_sweep",
+    queue="marketing",
+    ignore_result=True,
+    soft_time_limit=50,
+    time_limit=60,
+)
+def journeys_sweep() -> dict[str, int]:
+    """Every tenant with due positions gets a worker; every active date-triggered journey runs its day."""
+    now = timezone.now()
+    due = dates = 0
+    for tenant_id in Tenant.objects.filter(status=Tenant.Status.ACTIVE).values_list("pk", flat=True):
+        with tenant_context(tenant_id):
+            if Position.objects.filter(
+                tenant_id=tenant_id,
+                state=Position.State.WAITING,
+                due_at__lte=now,
+                journey__status=Journey.Status.ACTIVE,
+            ).exists():
+                journeys_advance_due.apply_async(kwargs={"tenant_id": str(tenant_id)})
+                due += 1
+            for journey_id in Journey.objects.filter(
+                tenant_id=tenant_id, status=Journey.Status.ACTIVE, entry_kind="date"
+            ).values_list("pk", flat=True):
+                journeys_date_enrol.apply_async(
+                    kwargs={"tenant_id": str(tenant_id), "journey_id": str(journey_id)}
+                )
+                dates += 1
+    return {"tenants_due": due, "date_journeys": dates}

@@ -1,0 +1,294 @@
+"""Random journeys, events, consent changes and clock jumps (hypothesis state machine), checking after
+every step:
+
+- no contact stands at two positions of one journey;
+- no journey email is queued for a contact without consent at that moment;
+- no definition with a loop that has no wait is accepted (an independent oracle decides);
+- after the engine has run, every contact has exited or waits on a future time (a wait's end or an
+  event wait's timeout).
+
+Size: JOURNEYS_MACHINE_EXAMPLES examples of up to JOURNEYS_MACHINE_STEPS steps (`make test` runs it
+small). Each example rolls back to the shared world (tenant, template, sender domain, contacts).
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import os
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from consent import services as consent
+from delivery.models import Message
+from delivery.tracking.events import named_event_report
+from healthmail.accounts.roles import Role
+from healthmail.tenants.context import tenant_context
+from journeys import definition as spec
+from journeys import tasks
+from journeys.models import Position
+from journeys.services import engine, enrolment
+from tests.campaigns.conftest import person, template, verified_domain
+from tests.delivery.engine_support import evidence, opted_in
+
+from .conftest import SYSTEM, activated, patient
+
+pytestmark = pytest.mark.django_db
+EXAMPLES = int(os.environ.get("JOURNEYS_MACHINE_EXAMPLES", "25"))
+STEPS = int(os.environ.get("JOURNEYS_MACHINE_STEPS", "20"))
+CONTACTS = 4
+EVENTS = ("e1", "e2")
+KINDS = ("send", "wait", "wait_event", "branch", "update", "exit")
+FIRST = ("send", "branch", "update")  # the start does something: short graphs still meet the gate
+
+
+@dataclass
+class World:
+    tenant: object
+    people: dict
+    template_id: uuid.UUID
+    sender_domain_id: uuid.UUID
+    contacts: list
+    examples: int = 0
+    accepted: int = 0
+    refused: int = 0
+    queued: int = 0
+    refusals_seen: int = 0  # contacts the gate stopped at a send step
+
+
+def _step(kind: str, targets: list[str], template_id) -> dict:
+    first, second = targets
+    if kind == "send":
+        return {"type": "send", "template_id": str(template_id), "purpose": "marketing",
+                "topic": "marketing_newsletters", "next": first}  # fmt: skip
+    if kind == "wait":
+        return {"type": "wait", "seconds": 3600, "next": first}
+    if kind == "wait_event":
+        return {"type": "wait_event", "event": EVENTS[len(first) % 2], "timeout_seconds": 7200,
+                "next": first, "timeout_next": second}  # fmt: skip
+    if kind == "branch":
+        return {
+            "type": "branch",
+            "condition": {"consent": "marketing_newsletters"},
+            "yes": first,
+            "no": second,
+        }
+    if kind == "update":
+        return {"type": "update", "add_tag": "touched", "next": first}
+    return {"type": "exit"}
+
+
+@st.composite
+def graphs(draw, template_id) -> dict:
+    """A random step graph from s0: edges go forward (the last step exits) unless a drawn back edge
+    points anywhere, which is how loops, with or without a wait, appear. Pruned to what s0 reaches
+    (unreachable steps are another refusal)."""
+    size = draw(st.integers(2, 6))
+    keys = [f"s{i}" for i in range(size)]
+
+    def target(index: int) -> str:
+        if draw(st.booleans()):
+            return draw(st.sampled_from(keys))
+        return draw(st.sampled_from(keys[index + 1 :]))
+
+    steps = {keys[-1]: {"type": "exit"}}
+    for index, key in enumerate(keys[:-1]):
+        kind = draw(st.sampled_from(FIRST if index == 0 else KINDS))
+        steps[key] = _step(kind, [target(index), target(index)], template_id)
+    seen, todo = set(), ["s0"]
+    while todo:
+        key = todo.pop()
+        if key not in seen:
+            seen.add(key)
+            todo += [steps[key].get(e) for e in spec.EXITS[steps[key]["type"]]]
+    return {key: step for key, step in steps.items() if key in seen}
+
+
+@settings(max_examples=500, deadline=None)
+@given(graph=graphs(uuid.uuid4()))
+def test_a_definition_is_refused_exactly_when_it_has_a_loop_without_a_wait(graph):
+    body = {"entry": {"kind": "manual"}, "start": "s0", "steps": graph}
+
+    assert bool(spec.problems_of(body)) == has_loop_without_wait(graph)
+
+
+def has_loop_without_wait(steps: dict) -> bool:
+    """The oracle: transitive closure over edges leaving non-wait steps; a step reaching itself
+    through non-wait steps only is such a loop."""
+    instant = {k for k, s in steps.items() if s["type"] not in ("wait", "wait_event")}
+    reach = {
+        k: {s[e] for e in spec.EXITS[s["type"]] if s[e] in instant} for k, s in steps.items() if k in instant
+    }
+    for _ in range(len(steps)):
+        for key in reach:
+            reach[key] |= set(itertools.chain.from_iterable(reach[other] for other in reach[key]))
+    return any(key in targets for key, targets in reach.items())
+
+
+class JourneyMachine(RuleBasedStateMachine):
+    world: World
+
+    def __init__(self):
+        super().__init__()
+        self._atomic = transaction.atomic()
+        self._atomic.__enter__()
+        self.world.examples += 1
+        self.tenant = self.world.tenant
+        self.journey = None
+        self.clock = timezone.now() + datetime.timedelta(minutes=1)
+        self.consented = dict.fromkeys(range(CONTACTS), True)
+        self.queued_before: set = set()
+        self.event_ids = itertools.count()
+
+    @initialize(steps=st.data())
+    def define(self, steps):
+        graph = steps.draw(graphs(self.world.template_id))
+        body = {
+            "entry": {"kind": "manual"},
+            "start": "s0",
+            "sender_domain_id": str(self.world.sender_domain_id),
+            "steps": graph,
+        }
+        try:
+            self.journey = activated(self.tenant, self.world.people, body, name="Random")
+        except spec.DefinitionInvalid as refused:
+            problems = [p["message"] for p in refused.extra["problems"]]
+            assert has_loop_without_wait(graph), (
+                f"a definition without a wait-free loop was refused: {problems}"
+            )
+            self.world.refused += 1
+            return
+        assert not has_loop_without_wait(graph), "a loop without a wait was accepted"
+        for index in steps.draw(st.sets(st.integers(0, CONTACTS - 1), max_size=CONTACTS - 1)):
+            self.change_consent(index=index, grant=False)  # some start without consent
+        for contact in self.world.contacts:  # everyone enters; the enrol rule tries re-entries
+            enrolment.journey_enrol(tenant=self.tenant, actor=SYSTEM, journey=self.journey, contact=contact)
+        self.world.accepted += 1
+
+    def teardown(self):
+        transaction.set_rollback(True)
+        self._atomic.__exit__(None, None, None)
+
+    @precondition(lambda self: self.journey is not None)
+    @rule(index=st.integers(0, CONTACTS - 1))
+    def enrol(self, index):
+        enrolment.journey_enrol(
+            tenant=self.tenant, actor=SYSTEM, journey=self.journey, contact=self.world.contacts[index]
+        )
+
+    @rule(index=st.integers(0, CONTACTS - 1), grant=st.booleans())
+    def change_consent(self, index, grant):
+        contact = self.world.contacts[index]
+        topic = consent.topic_by_key(tenant=self.tenant, key="marketing_newsletters")
+        change = consent.consent_grant if grant else consent.consent_revoke
+        change(tenant=self.tenant, contact=contact, topic=topic, evidence=evidence())
+        self.consented[index] = grant
+
+    @precondition(lambda self: self.journey is not None)
+    @rule(index=st.integers(0, CONTACTS - 1), event=st.sampled_from(EVENTS))
+    def post_event(self, index, event):
+        named_event_report(
+            tenant=self.tenant,
+            actor=SYSTEM,
+            contact=self.world.contacts[index],
+            event_type=event,
+            event_id=f"{uuid.uuid4().hex}-{next(self.event_ids)}",
+        )
+
+    @precondition(lambda self: self.journey is not None)
+    @rule(hours=st.sampled_from([0, 1, 2, 3, 24]))
+    def advance(self, hours):
+        self.clock += datetime.timedelta(hours=hours, seconds=1)
+        while engine.positions_advance(tenant=self.tenant, now=self.clock).advanced:
+            pass
+        self._check_sends()
+        with tenant_context(self.tenant):
+            self.world.refusals_seen += Position.objects.filter(
+                journey=self.journey, exit_reason__startswith="send_refused"
+            ).count()
+        with tenant_context(self.tenant):
+            stuck = Position.objects.filter(journey=self.journey, state="waiting", due_at__lte=self.clock)
+            assert not stuck.exists(), "a contact waits on a time already past"
+
+    def _check_sends(self):
+        with tenant_context(self.tenant):
+            queued = set(
+                Message.objects.filter(
+                    source_type="journey", source_id__startswith=f"{self.journey.live_version_id}:"
+                ).values_list("pk", "contact_id")
+            )
+        self.world.queued += len(queued - self.queued_before)
+        for _, contact_id in queued - self.queued_before:
+            index = next(i for i, c in enumerate(self.world.contacts) if c.pk == contact_id)
+            assert self.consented[index], "journey email queued for a contact without consent"
+        self.queued_before = queued
+
+    @invariant()
+    def one_position_per_contact(self):
+        if self.journey is None:
+            return
+        with tenant_context(self.tenant):
+            open_positions = list(
+                Position.objects.filter(journey=self.journey, state="waiting").values_list(
+                    "contact_id", flat=True
+                )
+            )
+        assert len(open_positions) == len(set(open_positions)), "a contact at two positions"
+
+    @invariant()
+    def exited_or_waiting_on_something(self):
+        if self.journey is None:
+            return
+        with tenant_context(self.tenant):
+            for position in Position.objects.filter(journey=self.journey):
+                if position.state == "exited":
+                    assert position.exit_reason
+                else:
+                    assert position.due_at is not None or position.waiting_event
+
+
+def test_journey_state_machine(tenant_a, monkeypatch):
+    monkeypatch.setattr(tasks, "advance_soon", lambda **kwargs: None)
+    people = {
+        "marketer": person(tenant_a, Role.MARKETER),
+        "compliance": person(tenant_a, Role.COMPLIANCE_OFFICER),
+    }
+    contacts = [patient(tenant_a, opt_in=False) for _ in range(CONTACTS)]
+    for contact in contacts:
+        opted_in(tenant_a, contact)
+    world = World(
+        tenant=tenant_a,
+        people=people,
+        template_id=template(tenant_a, people["marketer"].actor).pk,
+        sender_domain_id=verified_domain(tenant_a).pk,
+        contacts=contacts,
+    )
+    machine = type("Machine", (JourneyMachine,), {"world": world})
+
+    run_state_machine_as_test(
+        machine,
+        settings=settings(
+            max_examples=EXAMPLES,
+            stateful_step_count=STEPS,
+            deadline=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        ),
+    )
+
+    assert world.accepted > 0
+    assert world.queued > 0, world
+    assert world.refusals_seen > 0, world  # and revoked consent did meet a send step
