@@ -32,10 +32,11 @@ def _actor(request) -> Actor:
 
 class JourneyCollection(APIView):
     required_scopes = {"GET": ["journeys:read"]}
+    pagination_class = CursorPagination
 
     @extend_schema(operation_id="journeys_list", responses=JourneySerializer(many=True), tags=["journeys"])
     def get(self, request):
-        paginator = CursorPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.journey_list(tenant=request.tenant), request, view=self)
         return paginator.get_paginated_response(JourneySerializer(page, many=True).data)
 

@@ -63,7 +63,7 @@ def test_the_api_refuses_contacts_without_a_baa_in_force(request, tenant_name, a
 
 
 def test_with_a_baa_in_force_the_same_contact_is_accepted(tenant_a, api, issue_key):
-    answer = api(issue_key(scopes=["contacts:write"])).post("/api/v1/contacts", CLINICAL)
+    answer = api(issue_key(scopes=["contacts:write", "contacts:phi"])).post("/api/v1/contacts", CLINICAL)
     assert answer.status_code == 201, answer.content
     assert _stored(tenant_a) == 1
 
