@@ -115,6 +115,9 @@ def _database(url: str, *, as_owner: bool) -> dict:
     config.setdefault("OPTIONS", {})
     # A statement that runs away is cut off rather than holding a worker and its locks.
     config["OPTIONS"]["options"] = "-c statement_timeout=30000 -c idle_in_transaction_session_timeout=60000"
+    # An unreachable server is an outage answered with 503 (healthmail/outages.py), not a request that
+    # hangs until the proxy gives up.
+    config["OPTIONS"]["connect_timeout"] = 5
     return config
 
 
@@ -137,8 +140,14 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="hm"),
-    }
+        # A Redis that stops answering fails a request in seconds (then 503 or a local count), never hangs it.
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 5},
+    },
+    # This process's own counters while Redis is unreachable (healthmail/outages.py: shared_or_local).
+    "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "healthmail-local"},
 }
+# Seconds a client is told to wait (Retry-After) when PostgreSQL or Redis is unreachable.
+OUTAGE_RETRY_AFTER_SECONDS = env.int("OUTAGE_RETRY_AFTER_SECONDS", default=30)
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
