@@ -38,6 +38,7 @@ from . import decide, record
 from .config import EngineSettings, StreamIdentity, stream_identity
 from .decide import Path
 from .gate import gate_messages
+from .journal import journal_write
 from .prepare import Preparer, Work
 from .transport import Group, deliver_groups
 
@@ -215,7 +216,13 @@ def _round(tenant_id, worker, work, settles, policies, preparer, deps, report):
             else:
                 settles.append(following)
     if settles or attempts:
+        # The receiver's answers go to disk (fsynced) before PostgreSQL: if the database cannot take
+        # them now, the journal replays them later and nothing it accepted is sent twice.
+        entry = journal_write(
+            tenant_id=tenant_id, worker=worker, rows=record.settle_rows(settles), attempts=attempts
+        )
         _write(tenant_id, worker, settles, attempts, report)
+        entry.discard()
         report.attempts += len(attempts)
     return next_work, []
 

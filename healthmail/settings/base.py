@@ -354,6 +354,10 @@ DELIVERY_RETRY_MINIMUM_SECONDS = env.int("DELIVERY_RETRY_MINIMUM_SECONDS", defau
 DELIVERY_MAX_AGE_SECONDS = env.int("DELIVERY_MAX_AGE_SECONDS", default=5 * 86400)
 DELIVERY_SOON_SECONDS = env.int("DELIVERY_SOON_SECONDS", default=5)
 DELIVERY_REDIS_PREFIX = env("DELIVERY_REDIS_PREFIX", default="hm:delivery")
+DELIVERY_RECOVERY_SECONDS = env.float("DELIVERY_RECOVERY_SECONDS", default=60.0)
+# Local disk of the worker's host (a volume that outlives the container): SMTP answers not yet in
+# PostgreSQL wait here (delivery/engine/journal.py).
+DELIVERY_JOURNAL_DIR = env("DELIVERY_JOURNAL_DIR", default=str(BASE_DIR / ".devstack" / "delivery-journal"))
 
 
 def _relay(*, host: str, port: int, username: str, password: str) -> dict | None:
