@@ -21,7 +21,7 @@ from delivery.engine.worker import drain
 from delivery.models import Message, Stream
 from healthmail.tenants.context import tenant_context
 from tests.factories import BaaFactory, TenantFactory
-from tests.outages.support import free_port
+from tests.outages.support import PrivateRedis, free_port
 
 from .engine_support import dependencies as make_dependencies
 from .engine_support import enqueue, reload, verified_sender_domain
@@ -174,3 +174,29 @@ def test_recovery_waits_for_the_database_and_reports_when_it_stays_away(tenant, 
         assert not drain_recover(tenant_id=tenant.pk, worker="w", wait_seconds=1.5)
     finally:
         outage.end()
+
+
+def test_a_drain_without_redis_sends_nothing_and_holds_nothing(tenant, journal, kit, deps, settings):
+    """Redis gone mid-campaign: the shared limits cannot be checked, so the batch waits (deferred, not
+    started, not ambiguous) and no claim stays held; when Redis is back it goes out once."""
+    sender, _ = verified_sender_domain(tenant)
+    messages = enqueue(tenant, ["a@good.test", "b@good.test"], sender_domain=sender)
+    server = PrivateRedis()
+    server.shutdown()
+    working_url = settings.REDIS_URL
+    settings.REDIS_URL = server.url
+    settings.CACHES = {**settings.CACHES, "default": {**settings.CACHES["default"], "LOCATION": server.url}}
+    try:
+        drain(tenant_id=tenant.pk, stream=Stream.TRANSACTIONAL, deps=deps)
+    finally:
+        server.close()
+    waiting = reload(tenant, messages)
+    assert {(m.state, m.claimed_by, m.ambiguous_sends) for m in waiting} == {(State.DEFERRED, "", 0)}
+    assert kit["good"].messages == []
+
+    settings.REDIS_URL = working_url
+    settings.CACHES = {**settings.CACHES, "default": {**settings.CACHES["default"], "LOCATION": working_url}}
+    with tenant_context(tenant):
+        Message.objects.filter(pk__in=[m.pk for m in messages]).update(not_before=timezone.now())
+    drain(tenant_id=tenant.pk, stream=Stream.TRANSACTIONAL, deps=deps)
+    assert sorted(_message_ids(kit["good"])) == sorted(m.message_id for m in messages)
