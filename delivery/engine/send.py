@@ -207,9 +207,12 @@ def _round(tenant_id, worker, work, settles, policies, preparer, deps, report):
     for group in delivery_groups:
         for item, prepared in group.members:
             outcome = outcomes[prepared.key]
-            attempts.append(
-                record.attempt_row(item.message, outcome, path=item.path, started_at=started, now=finished)
-            )
+            if not decide.never_started(outcome):  # a message that never got its turn was not tried
+                attempts.append(
+                    record.attempt_row(
+                        item.message, outcome, path=item.path, started_at=started, now=finished
+                    )
+                )
             following = _outcome(item, outcome, group.policy, deps, finished)
             if isinstance(following, Work):
                 next_work.append(following)
@@ -251,7 +254,10 @@ def _count_attempt(item: Work, now: datetime) -> None:
 
 
 def _retry(item: Work, outcome: Outcome, deps: Dependencies, now: datetime) -> record.Settle:
-    _count_attempt(item, now)
+    if not decide.never_started(outcome):
+        # Collateral deferrals (a limit, a connection another message broke) are not attempts: they
+        # would push this message's backoff out for failures that were not its own.
+        _count_attempt(item, now)
     retry = decide.retry_after(
         outcome=outcome,
         attempt=item.message.attempts,

@@ -18,7 +18,7 @@ from delivery.engine.claim import message_claim_batch
 from delivery.engine.recovery import drain_recover
 from delivery.engine.sweeper import delivery_sweep
 from delivery.engine.worker import drain
-from delivery.models import Message, Stream
+from delivery.models import Message, MessageAttempt, Stream
 from healthmail.tenants.context import tenant_context
 from tests.factories import BaaFactory, TenantFactory
 from tests.outages.support import PrivateRedis, free_port
@@ -200,3 +200,19 @@ def test_a_drain_without_redis_sends_nothing_and_holds_nothing(tenant, journal, 
         Message.objects.filter(pk__in=[m.pk for m in messages]).update(not_before=timezone.now())
     drain(tenant_id=tenant.pk, stream=Stream.TRANSACTIONAL, deps=deps)
     assert sorted(_message_ids(kit["good"])) == sorted(m.message_id for m in messages)
+
+
+def test_a_message_another_message_cut_off_is_not_counted_as_an_attempt(tenant, journal, kit, deps):
+    """The receiver drops the connection after the first message's "." (RFC 1047: ambiguous); the
+    second never got its turn on that connection: deferred soon, no attempt, no backoff."""
+    sender, _ = verified_sender_domain(tenant)
+    messages = enqueue(tenant, ["p@drop.test", "q@drop.test"], sender_domain=sender)
+
+    drain(tenant_id=tenant.pk, stream=Stream.TRANSACTIONAL, deps=deps)
+
+    tried, cut_off = sorted(reload(tenant, messages), key=lambda m: -m.attempts)
+    assert (tried.attempts, tried.ambiguous_sends) == (1, 1)
+    assert (cut_off.state, cut_off.attempts, cut_off.ambiguous_sends) == (State.DEFERRED, 0, 0)
+    assert cut_off.not_before <= timezone.now() + deps.engine.soon
+    with tenant_context(tenant):
+        assert not MessageAttempt.objects.filter(message_id=cut_off.pk).exists()
