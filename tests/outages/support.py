@@ -68,17 +68,17 @@ class PrivateRedis:
 
 @contextlib.contextmanager
 def broker_at(url: str) -> Iterator[None]:
-    """Point this process's Celery producer at `url` (the app caches its connection pools)."""
+    """Point this process's Celery producer at `url`. The app caches its pools, which come from
+    kombu's registry keyed by URL: forgetting the cached ones is enough (closing them would close
+    the registry's pool for every later test of the process)."""
     saved = app.conf.broker_url
     app.conf.broker_url = url
-    app.pool.force_close_all()
     app._pool = None
     app.amqp._producer_pool = None
     try:
         yield
     finally:
         app.conf.broker_url = saved
-        app.pool.force_close_all()
         app._pool = None
         app.amqp._producer_pool = None
 
