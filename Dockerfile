@@ -31,7 +31,7 @@ RUN pip install --no-deps . \
        HEALTHMAIL_MASTER_KEY=build:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= \
        PUBLIC_BASE_URL=https://build.invalid DELIVERY_EHLO_HOSTNAME=build.invalid \
        python manage.py collectstatic --no-input -v 0 \
-    && mkdir -p /var/lib/healthmail/audit-checkpoints /tmp/prometheus \
+    && mkdir -p /var/lib/healthmail/audit-checkpoints /var/lib/healthmail/delivery-journal /tmp/prometheus \
     && chown -R healthmail:healthmail /var/lib/healthmail /tmp/prometheus
 
 USER healthmail:healthmail

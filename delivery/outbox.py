@@ -140,7 +140,9 @@ def message_enqueue_many(
                 message.content = content_seal(key, content.to_bytes(), aad=_aad(message.pk))
             messages.append(message)
         insert_unnest(messages)  # bulk_create's 34,000-parameter statements cost more than the rows
-    transaction.on_commit(lambda: _wake(tenant.pk, stream))
+    # Robust: the rows are committed, so a broker that cannot be reached must not turn an accepted
+    # request into an error (the client would send it again); the sweeper wakes the work instead.
+    transaction.on_commit(lambda: _wake(tenant.pk, stream), robust=True)
     return messages
 
 

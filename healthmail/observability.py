@@ -30,6 +30,7 @@ from prometheus_client import (
     multiprocess,
 )
 
+from healthmail.outages import retry_after_headers
 from healthmail.tenants.context import current_tenant_id
 
 logger = logging.getLogger("healthmail.request")
@@ -204,7 +205,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
     report["status"] = "degraded" if down else "ok"
     report["down"] = down
     HEALTH_CHECKS.labels(report["status"]).inc()
-    return JsonResponse(report, status=503 if down else 200, headers={"Cache-Control": "no-store"})
+    headers = {"Cache-Control": "no-store", **(retry_after_headers() if down else {})}
+    return JsonResponse(report, status=503 if down else 200, headers=headers)
 
 
 # --- /metrics -----------------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ settings read each from the environment variable of the same name (docs/operatio
 | DELIVERY_MAX_AGE_SECONDS | 5 days | then a deferred message expires |
 | DELIVERY_SOON_SECONDS | 5 | re-try of a message that never started (rate or MX limit, lost connection) |
 | DELIVERY_REDIS_PREFIX | hm:delivery | Redis keys of the shared limits |
+| DELIVERY_RECOVERY_SECONDS | 60 | a drain that lost PostgreSQL waits this long for it to free its claims |
+| DELIVERY_JOURNAL_DIR | .devstack/delivery-journal | the worker's local outcome journal (journal.py) |
 | DELIVERY_STREAMS | see STREAM_DEFAULTS | sending identity per stream |
 
 DELIVERY_STREAMS = {"transactional": {...}, "marketing": {...}}, each optional key:
@@ -108,6 +110,7 @@ class EngineSettings:
     domain_burst: int = 1000
     soon: timedelta = timedelta(seconds=5)
     redis_prefix: str = "hm:delivery"
+    recovery_seconds: float = 60.0
     retry: RetrySchedule = field(default_factory=RetrySchedule)
 
     @classmethod
@@ -125,6 +128,7 @@ class EngineSettings:
             domain_burst=_setting("DELIVERY_DOMAIN_BURST", 1000),
             soon=timedelta(seconds=_setting("DELIVERY_SOON_SECONDS", 5)),
             redis_prefix=_setting("DELIVERY_REDIS_PREFIX", "hm:delivery"),
+            recovery_seconds=_setting("DELIVERY_RECOVERY_SECONDS", 60.0),
             retry=RetrySchedule(
                 minimum=minimum,
                 maximum=max(minimum, timedelta(hours=4)),

@@ -81,6 +81,11 @@ class Retry:
     reason: str
 
 
+def never_started(outcome: Outcome) -> bool:
+    """The message never got its turn (a limit, or another message broke the connection): no attempt."""
+    return outcome.status == Status.DEFERRED and outcome.reason in NEVER_STARTED
+
+
 def retry_after(
     *,
     outcome: Outcome,
@@ -92,7 +97,7 @@ def retry_after(
 ) -> Retry:
     """When a DEFERRED or AMBIGUOUS message is tried again (same Message-ID), or that it expired."""
     reason = outcome.reason or (f"{outcome.code} {outcome.reply}".strip() if outcome.code else "")
-    if outcome.status == Status.DEFERRED and outcome.reason in NEVER_STARTED:
+    if never_started(outcome):
         return Retry(State.DEFERRED, now + soon, reason)
     when = schedule.next_attempt(attempt=attempt, first_attempt_at=first_attempt_at, now=now)
     if when is None:

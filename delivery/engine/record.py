@@ -3,6 +3,7 @@ try, and what a 5xx means for the recipient and the sender (delivery/inbound/fee
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -15,7 +16,7 @@ from django.db import connection
 from django.utils import timezone
 
 from audit.actors import Actor
-from delivery.inbound.classify import Verdict
+from delivery.inbound.classify import Category, Verdict
 from delivery.inbound.feedback import feedback_apply
 from delivery.models import Message
 from delivery.smtp.outcomes import Outcome
@@ -90,8 +91,11 @@ def mark_handoff(
 
 
 # One statement for the whole round (Django's bulk_update builds a CASE per field and row, which cost
-# more than the SMTP phase). The WHERE clause is the ownership check: a row the sweeper took back
-# is not written, and RETURNING says which rows were.
+# more than the SMTP phase). The WHERE clause says whose word counts: this worker's outcome is written
+# unless the row is final, holds a later attempt, or another worker has since handed it to SMTP (then
+# that worker records). So an outcome recorded late (after a database outage, from the journal, or
+# after the sweeper took the claim back) still lands, and a row re-claimed but not yet sent is not
+# sent again: its new holder's hand-off check no longer finds it. RETURNING says which rows were written.
 _SETTLE = """
 UPDATE delivery_message AS m
    SET state = v.state, state_reason = v.reason, attempts = v.attempts, ambiguous_sends = v.ambiguous,
@@ -101,10 +105,12 @@ UPDATE delivery_message AS m
   FROM jsonb_to_recordset(%(rows)s::jsonb) AS v(
        id uuid, state text, reason text, attempts int, ambiguous int, not_before timestamptz,
        evidence jsonb, finished_at timestamptz, first_attempt_at timestamptz, path text)
- WHERE m.id = v.id AND m.claimed_by = %(worker)s AND m.state = 'sending'
+ WHERE m.id = v.id AND m.state IN ('sending', 'queued', 'deferred') AND m.attempts <= v.attempts
+   AND (m.claimed_by = %(worker)s OR m.handoff_at IS NULL)
 RETURNING m.id
 """
-# The attempt rows of a round, the same way (one JSON document instead of a parameter per value).
+# The attempt rows of a round, the same way (one JSON document instead of a parameter per value). A
+# journal replayed late may name a message that is gone since (disposed of): its attempt goes with it.
 _ATTEMPTS = """
 INSERT INTO delivery_messageattempt
        (tenant_id, message_id, started_at, finished_at, outcome, smtp_code, detail, mx_host, evidence, path)
@@ -113,6 +119,7 @@ SELECT %(tenant)s, a.message_id, a.started_at, a.finished_at, a.outcome, a.smtp_
   FROM jsonb_to_recordset(%(rows)s::jsonb) AS a(
        message_id uuid, started_at timestamptz, finished_at timestamptz, outcome text, smtp_code int,
        detail text, mx_host text, evidence jsonb, path text)
+ WHERE EXISTS (SELECT 1 FROM delivery_message m WHERE m.id = a.message_id)
 """
 
 
@@ -120,13 +127,13 @@ def _json(rows: list[dict]) -> str:
     return json.dumps(rows, default=str)
 
 
-def settle(*, tenant_id: uuid.UUID, worker: str, settles: Sequence[Settle], attempts: Sequence[dict]) -> int:
-    """Write the outcomes of one round in one transaction; returns how many rows were still ours."""
+def settle_rows(settles: Sequence[Settle]) -> list[dict]:
+    """The round's outcomes as plain JSON-ready rows (what _SETTLE reads, and what the journal keeps)."""
     now = timezone.now()
     final = Message.FINAL_STATES
-    rows = [
+    return [
         {
-            "id": s.message.pk,
+            "id": str(s.message.pk),
             "state": s.state,
             "reason": s.reason[:300],
             "attempts": s.message.attempts,
@@ -136,35 +143,68 @@ def settle(*, tenant_id: uuid.UUID, worker: str, settles: Sequence[Settle], atte
             "finished_at": now if s.state in final else None,
             "first_attempt_at": s.message.first_attempt_at,
             "path": s.message.path,
+            "verdict": dataclasses.asdict(s.verdict) if s.verdict is not None else None,
         }
         for s in settles
     ]
+
+
+def settle(*, tenant_id: uuid.UUID, worker: str, settles: Sequence[Settle], attempts: Sequence[dict]) -> int:
+    """Write the outcomes of one round in one transaction; returns how many rows were written."""
+    rows = settle_rows(settles)
+    return settle_recorded(
+        tenant_id=tenant_id,
+        worker=worker,
+        rows=rows,
+        attempts=attempts,
+        messages={s.message.pk: s.message for s in settles},
+    )
+
+
+def settle_recorded(
+    *,
+    tenant_id: uuid.UUID,
+    worker: str,
+    rows: list[dict],
+    attempts: Sequence[dict],
+    messages: dict[uuid.UUID, Message] | None = None,
+) -> int:
+    """Write rows built by `settle_rows` (now, or replayed from the journal: then `messages` is None
+    and the rows written are read back for the feedback and webhook steps)."""
     with tenant_context(tenant_id):
         owned: set[uuid.UUID] = set()
-        if settles:
+        if rows:
             with connection.cursor() as cursor:
-                cursor.execute(_SETTLE, {"now": now, "worker": worker, "rows": _json(rows)})
+                cursor.execute(_SETTLE, {"now": timezone.now(), "worker": worker, "rows": _json(rows)})
                 owned = {row[0] for row in cursor.fetchall()}
-        for item in settles:
-            if item.message.pk not in owned:
-                # The lease ran out and the sweeper took the row back (counted as ambiguous if it was
-                # handed off); its next sender records the final state.
-                logger.warning(
-                    "delivery: lease lost before recording", extra={"message": str(item.message.pk)}
-                )
+        for row in rows:
+            if uuid.UUID(row["id"]) not in owned:
+                # Final already, or another worker handed it to SMTP since: that worker records it.
+                logger.warning("delivery: outcome superseded", extra={"message_id": row["id"]})
         if attempts:
             with connection.cursor() as cursor:
-                cursor.execute(_ATTEMPTS, {"tenant": tenant_id, "rows": _json(attempts)})
-        for item in settles:
-            if item.verdict is not None and item.message.pk in owned:
+                cursor.execute(_ATTEMPTS, {"tenant": tenant_id, "rows": _json(list(attempts))})
+        if messages is None:
+            messages = {m.pk: m for m in Message.objects.filter(pk__in=owned)}
+        written = [(messages[uuid.UUID(row["id"])], row) for row in rows if uuid.UUID(row["id"]) in owned]
+        for message, row in written:
+            if row["verdict"] is not None:
                 # The one table decides: suppress a gone recipient, count a soft one, and never touch
                 # the patient for a sender-side refusal (delivery/inbound/classify.py).
-                feedback_apply(
-                    message=item.message, verdict=item.verdict, matched_by="smtp", update_state=False
-                )
+                verdict = Verdict(**{**row["verdict"], "category": Category(row["verdict"]["category"])})
+                feedback_apply(message=message, verdict=verdict, matched_by="smtp", update_state=False)
         # In the same transaction as the state change: the events commit with it or not at all.
         webhooks_notify_states(
-            tenant_id=tenant_id,
-            changes=[(s.message, s.state, s.reason) for s in settles if s.message.pk in owned],
+            tenant_id=tenant_id, changes=[(message, row["state"], row["reason"]) for message, row in written]
         )
     return len(owned)
+
+
+def journal_record(document: dict) -> None:
+    """Write one journal entry (delivery/engine/journal.py) to PostgreSQL."""
+    settle_recorded(
+        tenant_id=uuid.UUID(document["tenant_id"]),
+        worker=document["worker"],
+        rows=document["rows"],
+        attempts=document["attempts"],
+    )

@@ -39,6 +39,7 @@ from . import decide, record
 from .config import EngineSettings, StreamIdentity, stream_identity
 from .decide import Path
 from .gate import gate_messages
+from .journal import journal_write
 from .prepare import Preparer, Work
 from .transport import Group, deliver_groups
 
@@ -211,16 +212,25 @@ def _round(tenant_id, worker, work, settles, policies, preparer, deps, report):
     for group in delivery_groups:
         for item, prepared in group.members:
             outcome = outcomes[prepared.key]
-            attempts.append(
-                record.attempt_row(item.message, outcome, path=item.path, started_at=started, now=finished)
-            )
+            if not decide.never_started(outcome):  # a message that never got its turn was not tried
+                attempts.append(
+                    record.attempt_row(
+                        item.message, outcome, path=item.path, started_at=started, now=finished
+                    )
+                )
             following = _outcome(item, outcome, group.policy, deps, finished)
             if isinstance(following, Work):
                 next_work.append(following)
             else:
                 settles.append(following)
     if settles or attempts:
+        # The receiver's answers go to disk (fsynced) before PostgreSQL: if the database cannot take
+        # them now, the journal replays them later and nothing it accepted is sent twice.
+        entry = journal_write(
+            tenant_id=tenant_id, worker=worker, rows=record.settle_rows(settles), attempts=attempts
+        )
         _write(tenant_id, worker, settles, attempts, report)
+        entry.discard()
         report.attempts += len(attempts)
     return next_work, []
 
@@ -249,7 +259,10 @@ def _count_attempt(item: Work, now: datetime) -> None:
 
 
 def _retry(item: Work, outcome: Outcome, deps: Dependencies, now: datetime) -> record.Settle:
-    _count_attempt(item, now)
+    if not decide.never_started(outcome):
+        # Collateral deferrals (a limit, a connection another message broke) are not attempts: they
+        # would push this message's backoff out for failures that were not its own.
+        _count_attempt(item, now)
     retry = decide.retry_after(
         outcome=outcome,
         attempt=item.message.attempts,

@@ -23,6 +23,8 @@ from delivery.webhooks.services import webhooks_notify_states
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
+from .recovery import journal_record_all
+
 LOST_HANDOFF = "worker lost during the SMTP hand-off; resent with the same Message-ID"
 
 _RECLAIM = """
@@ -108,6 +110,9 @@ def delivery_sweep(*, now: datetime | None = None, wake=None, tenant_ids=None) -
     """One pass over every tenant (or the given ones)."""
     from delivery import tasks
 
+    # Answers a worker on this host got but could not record are recorded before any claim is taken
+    # back: what they say was delivered must not be resent.
+    journal_record_all()
     now = now or timezone.now()
     wake = wake or tasks.wake
     report = SweepReport()

@@ -19,6 +19,7 @@ from delivery.smtp.message import Prepared
 from delivery.smtp.outcomes import Outcome
 from delivery.smtp.throttle import BUCKET_SCRIPT, MxConcurrency, redis_client
 from delivery.tls.policy import TlsPolicy
+from healthmail.outages import REDIS_ERRORS
 
 # Connections one worker process keeps open at once, across all domains.
 WORKER_CONNECTIONS = 20
@@ -36,9 +37,14 @@ class BatchedTokenBucket:
         self._script = client.register_script(BUCKET_SCRIPT)
 
     async def _take(self, domain: str, cost: int) -> float:
-        wait_ms = await self._script(
-            keys=[f"{self.prefix}:rate:{domain}"], args=[self.rate, self.burst, cost]
-        )
+        try:
+            wait_ms = await self._script(
+                keys=[f"{self.prefix}:rate:{domain}"], args=[self.rate, self.burst, cost]
+            )
+        except REDIS_ERRORS:
+            # The shared rate is unreachable: "wait forever", so the rest of the batch is deferred as
+            # not started (no hand-off lost to an exception, nothing counted as ambiguous).
+            return math.inf
         return int(wait_ms) / 1000
 
     async def take(self, domain: str) -> float:

@@ -9,6 +9,7 @@ drains, so a wake is never dropped.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -17,7 +18,10 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.cache import cache
 
+from healthmail.outages import OUTAGE_ERRORS, REDIS_ERRORS
+
 from .claim import message_claim_batch, worker_name
+from .recovery import drain_recover, journal_record_all
 from .send import BatchReport, Dependencies, send_claimed
 
 
@@ -33,15 +37,18 @@ class DrainSlots:
         self.held: str | None = None
 
     def take(self) -> bool:
-        for key in self.keys:
-            if cache.add(key, worker_name(), timeout=self.ttl):
-                self.held = key
-                return True
+        # Slots only limit fanning out: without Redis a drain still drains, it just wakes no helper.
+        with contextlib.suppress(*REDIS_ERRORS):
+            for key in self.keys:
+                if cache.add(key, worker_name(), timeout=self.ttl):
+                    self.held = key
+                    return True
         return False
 
     def release(self) -> None:
         if self.held is not None:
-            cache.delete(self.held)
+            with contextlib.suppress(*REDIS_ERRORS):  # the key expires on its own
+                cache.delete(self.held)
             self.held = None
 
 
@@ -62,6 +69,7 @@ def drain(
         tenant_id, stream, size=int(getattr(settings, "DELIVERY_PARALLEL_DRAINS", 4)), ttl=budget + 60
     )
     try:
+        journal_record_all()  # answers a worker on this host got but could not record yet
         while True:
             ids = message_claim_batch(
                 tenant_id=tenant_id,
@@ -83,5 +91,12 @@ def drain(
             if time.monotonic() >= deadline:
                 report.more = True
                 return report
+    except OUTAGE_ERRORS:
+        # PostgreSQL or Redis failed mid-drain: free what is ours as soon as the database answers, then
+        # ask for another drain (more=True) instead of leaving the rows claimed for a whole lease.
+        if not drain_recover(tenant_id=tenant_id, worker=worker, wait_seconds=deps.engine.recovery_seconds):
+            raise
+        report.more = True
+        return report
     finally:
         slots.release()

@@ -7,11 +7,14 @@ its MX slot after `lease_seconds` instead of holding it forever.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Protocol
 
 from django.conf import settings
 from redis import asyncio as redis_asyncio
+
+from healthmail.outages import REDIS_ERRORS
 
 # KEYS[1] bucket; ARGV rate (tokens/s), burst, cost. Returns milliseconds to wait (0: granted).
 BUCKET_SCRIPT = """
@@ -93,8 +96,14 @@ class MxConcurrency:
 
     async def acquire(self, host: str) -> str | None:
         lease = uuid.uuid4().hex
-        granted = await self._script(keys=[self._key(host)], args=[self.limit, lease, self.lease_ms])
+        try:
+            granted = await self._script(keys=[self._key(host)], args=[self.limit, lease, self.lease_ms])
+        except REDIS_ERRORS:
+            # The shared count is unreachable: no slot, so the messages wait (deferred, not started)
+            # rather than open connections nobody counts.
+            return None
         return lease if int(granted) == 1 else None
 
     async def release(self, host: str, lease: str) -> None:
-        await self.client.zrem(self._key(host), lease)
+        with contextlib.suppress(*REDIS_ERRORS):  # the lease runs out on its own
+            await self.client.zrem(self._key(host), lease)

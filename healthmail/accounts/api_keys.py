@@ -13,13 +13,13 @@ import secrets
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from audit import services as audit
 from audit.actors import Actor
 from healthmail.errors import ApplicationError
+from healthmail.outages import shared_or_local
 from healthmail.tenants.context import db_setting, tenant_context
 from healthmail.tenants.models import Tenant
 
@@ -133,18 +133,23 @@ class ApiKeyThrottled(ApiKeyRejected):
 def api_key_authenticate(presented: str, *, ip_address: str | None) -> ApiKey:
     """Check a presented key; an address that keeps presenting bad keys is refused for a while."""
     counter = f"api-key-failures:{ip_address}"
-    if ip_address and (cache.get(counter) or 0) >= settings.API_KEY_FAILURE_LIMIT:
+    # Counted in Redis, or in this process while Redis is down (healthmail/outages.py).
+    if ip_address and (shared_or_local(lambda c: c.get(counter)) or 0) >= settings.API_KEY_FAILURE_LIMIT:
         raise ApiKeyThrottled("Too many invalid API keys from this address; wait and try again.")
     try:
         return _authenticate(presented, ip_address=ip_address)
     except ApiKeyRejected:
         if ip_address:
-            cache.add(counter, 0, timeout=settings.API_KEY_FAILURE_WINDOW_SECONDS)
-            try:
-                cache.incr(counter)
-            except ValueError:  # the window closed in between
-                cache.set(counter, 1, timeout=settings.API_KEY_FAILURE_WINDOW_SECONDS)
+            shared_or_local(lambda c: _count_failure(c, counter))
         raise
+
+
+def _count_failure(store, counter: str) -> None:
+    store.add(counter, 0, timeout=settings.API_KEY_FAILURE_WINDOW_SECONDS)
+    try:
+        store.incr(counter)
+    except ValueError:  # the window closed in between
+        store.set(counter, 1, timeout=settings.API_KEY_FAILURE_WINDOW_SECONDS)
 
 
 def _authenticate(presented: str, *, ip_address: str | None) -> ApiKey:

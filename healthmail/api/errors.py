@@ -12,6 +12,7 @@ which answer problem+json under /api/ and a short HTML page elsewhere.
 from __future__ import annotations
 
 import logging
+import sys
 import traceback
 from http import HTTPStatus
 
@@ -26,6 +27,7 @@ from rest_framework.views import exception_handler
 
 from healthmail.errors import ApplicationError
 from healthmail.observability import request_meta
+from healthmail.outages import OUTAGE_DETAIL, OUTAGE_PAGE, is_outage, log_outage, retry_after_headers
 
 PROBLEM = "application/problem+json"
 API_PREFIX = "/api/"
@@ -115,8 +117,17 @@ def _detail_text(exc: exceptions.APIException) -> str:
     return str(detail)
 
 
+def _outage_problem() -> Response:
+    """PostgreSQL or Redis unreachable (healthmail/outages.py): 503 + Retry-After, never a 500."""
+    body = problem_body(503, OUTAGE_DETAIL, code="service_unavailable")
+    return Response(body, status=503, content_type=PROBLEM, headers=retry_after_headers())
+
+
 def problem_exception_handler(exc, context):
     """DRF's EXCEPTION_HANDLER: every exception raised in an API view becomes problem+json."""
+    if is_outage(exc):
+        log_outage(exc)
+        return _outage_problem()
     if isinstance(exc, ApplicationError):
         return problem(exc.status_code, exc.message, code=exc.code, **exc.extra)
     if isinstance(exc, Http404):
@@ -161,9 +172,28 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    # Django calls this inside its `except`, for errors from views and from middleware alike.
+    exc = sys.exc_info()[1]
+    if is_outage(exc):
+        log_outage(exc)
+        return _outage_response(request)
     if is_api_request(request):
         return JsonResponse(_server_error_problem(), status=500, content_type=PROBLEM)
     return defaults.server_error(request)
+
+
+def _outage_response(request: HttpRequest) -> HttpResponse:
+    if is_api_request(request):
+        body = problem_body(503, OUTAGE_DETAIL, code="service_unavailable")
+        response: HttpResponse = JsonResponse(
+            body, status=503, content_type=PROBLEM, headers=retry_after_headers()
+        )
+    else:
+        # A fixed page: a template could reach the database (context processors, the session's user).
+        response = HttpResponse(OUTAGE_PAGE, status=503, headers=retry_after_headers())
+    # Logged once by log_outage(), as a warning: Django would add a traceback per request of an outage.
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
 
 
 @csrf_exempt  # answers any method with 404; a CSRF refusal here would be an HTML 403 instead

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
+from healthmail.outages import shared_or_local
+
 
 @dataclass(frozen=True)
 class RateLimitState:
@@ -45,7 +47,11 @@ def rate_limit_headers(state: RateLimitState) -> dict[str, str]:
 
 
 class ApiKeyRateThrottle(SimpleRateThrottle):
-    """Per API key; unauthenticated calls are limited per client address."""
+    """Per API key; unauthenticated calls are limited per client address.
+
+    While Redis is unreachable the count is kept in this process (healthmail/outages.py): each process
+    then allows the full rate, which is better than refusing every request over a rate counter.
+    """
 
     scope = "api_key"
 
@@ -58,7 +64,11 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
     def allow_request(self, request, view) -> bool:
-        allowed = super().allow_request(request, view)
+        def count(cache) -> bool:
+            self.cache = cache
+            return super(ApiKeyRateThrottle, self).allow_request(request, view)
+
+        allowed = shared_or_local(count)
         # Kept on the Django request: RateLimitHeadersMiddleware adds the headers to whatever answer
         # follows (the view's, an error's, or the 429).
         request._request.rate_limit = rate_limit_state(self)

@@ -119,6 +119,9 @@ def _database(url: str, *, as_owner: bool) -> dict:
     config.setdefault("OPTIONS", {})
     # A statement that runs away is cut off rather than holding a worker and its locks.
     config["OPTIONS"]["options"] = "-c statement_timeout=30000 -c idle_in_transaction_session_timeout=60000"
+    # An unreachable server is an outage answered with 503 (healthmail/outages.py), not a request that
+    # hangs until the proxy gives up.
+    config["OPTIONS"]["connect_timeout"] = 5
     return config
 
 
@@ -141,8 +144,14 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="hm"),
-    }
+        # A Redis that stops answering fails a request in seconds (then 503 or a local count), never hangs it.
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 5},
+    },
+    # This process's own counters while Redis is unreachable (healthmail/outages.py: shared_or_local).
+    "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "healthmail-local"},
 }
+# Seconds a client is told to wait (Retry-After) when PostgreSQL or Redis is unreachable.
+OUTAGE_RETRY_AFTER_SECONDS = env.int("OUTAGE_RETRY_AFTER_SECONDS", default=30)
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
@@ -359,6 +368,10 @@ DELIVERY_RETRY_MINIMUM_SECONDS = env.int("DELIVERY_RETRY_MINIMUM_SECONDS", defau
 DELIVERY_MAX_AGE_SECONDS = env.int("DELIVERY_MAX_AGE_SECONDS", default=5 * 86400)
 DELIVERY_SOON_SECONDS = env.int("DELIVERY_SOON_SECONDS", default=5)
 DELIVERY_REDIS_PREFIX = env("DELIVERY_REDIS_PREFIX", default="hm:delivery")
+DELIVERY_RECOVERY_SECONDS = env.float("DELIVERY_RECOVERY_SECONDS", default=60.0)
+# Local disk of the worker's host (a volume that outlives the container): SMTP answers not yet in
+# PostgreSQL wait here (delivery/engine/journal.py).
+DELIVERY_JOURNAL_DIR = env("DELIVERY_JOURNAL_DIR", default=str(BASE_DIR / ".devstack" / "delivery-journal"))
 
 
 def _relay(*, host: str, port: int, username: str, password: str) -> dict | None:

@@ -2,6 +2,7 @@
 Django's own system mail (invitations). Delivery tests use real SMTP servers."""
 
 import os
+import tempfile
 
 from .base import *  # noqa: F403
 from .base import CACHES, DATABASE_URL, DATABASES, _database
@@ -29,3 +30,8 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]  # noqa: F405 - a model with
 
 # Sender-domain tests expect a configured SPF include (the unset case is tested by overriding it).
 DELIVERY_SPF_INCLUDE = "_spf.healthmail.test"
+
+# One journal per test process (several processes share the worktree); chaos workers share theirs.
+DELIVERY_JOURNAL_DIR = os.environ.get("DELIVERY_JOURNAL_DIR") or os.path.join(
+    tempfile.gettempdir(), f"hm-journal-{os.getpid()}"
+)

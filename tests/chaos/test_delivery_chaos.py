@@ -94,7 +94,7 @@ def _states(tenant) -> Counter:
         return Counter(Message.objects.values_list("state", flat=True))
 
 
-def test_no_message_is_lost_and_duplicates_are_only_ambiguous_hand_offs(tmp_path, monkeypatch):
+def test_no_message_is_lost_and_duplicates_are_only_ambiguous_hand_offs(tmp_path, monkeypatch, settings):
     seed = int(os.environ.get("CHAOS_SEED", random.SystemRandom().randrange(10**6)))
     rng = random.Random(seed)
     broker_url = _broker_url()
@@ -121,7 +121,10 @@ def test_no_message_is_lost_and_duplicates_are_only_ambiguous_hand_offs(tmp_path
         "DELIVERY_SOON_SECONDS": "1",
         "DELIVERY_PARALLEL_DRAINS": "4",
         "DELIVERY_REDIS_PREFIX": f"hm-chaos:{application_name}",
+        # One host: the workers and this process (whose sweeps replay it) share the outcome journal.
+        "DELIVERY_JOURNAL_DIR": str(tmp_path / "journal"),
     }
+    settings.DELIVERY_JOURNAL_DIR = tunables["DELIVERY_JOURNAL_DIR"]
     env = {
         **os.environ,
         **sink.environment(DOMAIN),
