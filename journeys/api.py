@@ -57,6 +57,14 @@ class JourneyItem(APIView):
         return Response(JourneyDetailSerializer(journey).data)
 
 
+def _journey_and_contact(request, journey_id) -> tuple:
+    """The journey in the path and the contact the body names, both of the caller's tenant (404)."""
+    journey = selectors.journey_get(tenant=request.tenant, journey_id=journey_id)
+    incoming = EnrolmentSerializer(data=request.data)
+    incoming.is_valid(raise_exception=True)
+    return journey, contact_get(tenant=request.tenant, contact_id=incoming.validated_data["contact_id"])
+
+
 class JourneyEnrolment(APIView):
     required_scopes = {"POST": ["journeys:write"]}
 
@@ -68,10 +76,7 @@ class JourneyEnrolment(APIView):
     )
     @idempotent
     def post(self, request, journey_id):
-        journey = selectors.journey_get(tenant=request.tenant, journey_id=journey_id)
-        incoming = EnrolmentSerializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        contact = contact_get(tenant=request.tenant, contact_id=incoming.validated_data["contact_id"])
+        journey, contact = _journey_and_contact(request, journey_id)
         position = enrolment.journey_enrol(
             tenant=request.tenant, actor=_actor(request), journey=journey, contact=contact
         )
@@ -89,10 +94,7 @@ class JourneyRemoval(APIView):
     )
     @idempotent
     def post(self, request, journey_id):
-        journey = selectors.journey_get(tenant=request.tenant, journey_id=journey_id)
-        incoming = EnrolmentSerializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        contact = contact_get(tenant=request.tenant, contact_id=incoming.validated_data["contact_id"])
+        journey, contact = _journey_and_contact(request, journey_id)
         removed = enrolment.journey_remove(
             tenant=request.tenant, actor=_actor(request), journey=journey, contact=contact
         )
