@@ -43,9 +43,10 @@ def journeys_date_enrol(journey_id: str) -> int:
 
 
 def advance_soon(*, tenant, position_ids) -> None:
-    """After commit, a worker advances exactly these positions."""
+    """After commit, a worker advances exactly these positions. If the broker is down the positions
+    stay due and `journeys_sweep` finds them, so the caller's answer (an accepted event) stands."""
     kwargs = {"tenant_id": str(getattr(tenant, "pk", tenant)), "position_ids": [str(p) for p in position_ids]}
-    transaction.on_commit(lambda: journeys_advance_positions.apply_async(kwargs=kwargs))
+    transaction.on_commit(lambda: journeys_advance_positions.apply_async(kwargs=kwargs), robust=True)
 
 
 @app.task(

@@ -239,10 +239,13 @@ def _enqueue(delivery: WebhookDelivery) -> None:
 
     queue = "marketing" if delivery.stream == Stream.MARKETING else "transactional"
     tenant_id, delivery_id = str(delivery.tenant_id), str(delivery.pk)
+    # Broker down: the row stays due and webhooks_sweep sends it; the state change that emitted
+    # the event has committed and must not be reported as failed.
     transaction.on_commit(
         lambda: tasks.webhook_deliver.apply_async(
             kwargs={"tenant_id": tenant_id, "delivery_id": delivery_id}, queue=queue
-        )
+        ),
+        robust=True,
     )
 
 

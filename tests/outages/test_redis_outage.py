@@ -10,6 +10,7 @@ import uuid
 import pytest
 from django.conf import settings
 from django.test import Client
+from django.utils import timezone
 
 from audit.actors import Actor
 from delivery.engine.sweeper import delivery_sweep
@@ -70,6 +71,34 @@ def test_an_accepted_message_is_committed_and_woken_by_the_sweeper(tenant):
     woken = []
     delivery_sweep(tenant_ids=[tenant.pk], wake=lambda **wake: woken.append(wake))
     assert woken == [{"tenant_id": tenant.pk, "stream": "transactional"}]
+
+
+def test_a_named_event_is_accepted_and_its_contact_left_due_for_the_sweeper(tenant):
+    from journeys.models import Position
+    from tests.journeys.conftest import active_journey, patient
+
+    journey = active_journey(tenant, entry={"kind": "event", "event": "lab_result.ready"})
+    contact = patient(tenant)
+    body = {"contact_id": str(contact.pk), "type": "lab_result.ready", "id": "lab-1"}
+    response = _client(tenant).post("/api/v1/events", json.dumps(body), content_type="application/json")
+    assert response.status_code == 202, response.content  # the wake-up failed; the event did not
+    with tenant_context(tenant):
+        position = Position.objects.get(journey=journey, contact=contact)
+        assert position.state == Position.State.WAITING
+        assert position.due_at <= timezone.now()  # what journeys_sweep picks up
+
+
+def test_a_webhook_delivery_survives_its_lost_wake_up(tenant, settings):
+    from delivery.webhooks.services import endpoint_create, webhook_deliveries_due, webhook_test_send
+
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    actor = Actor.system("tests")
+    created = endpoint_create(
+        tenant=tenant, actor=actor, url="http://127.0.0.1:9/hooks", event_types=["message.delivered"]
+    )
+    delivery = webhook_test_send(tenant=tenant, actor=actor, endpoint=created.endpoint)
+    with tenant_context(tenant):  # the enqueue after commit hit the dead broker; the row is due
+        assert delivery.pk in webhook_deliveries_due(tenant_id=tenant.pk)
 
 
 def test_no_api_route_answers_5xx(tenant):
