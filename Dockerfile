@@ -2,6 +2,13 @@
 #   docker build -t healthmail .
 # Configuration comes from the environment at run time (see docs/operations.md); nothing secret is
 # baked in. The build-time values below exist only so collectstatic can import the settings.
+# Front-end packages from the npm registry (package.json, package-lock.json): only the files listed
+# in healthmail/frontend.py are served, through collectstatic below.
+FROM node:20-slim AS frontend
+WORKDIR /frontend
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+
 FROM python:3.11-slim
 
 # PYTHONPATH: the source tree in /app is imported ahead of the installed copy, because templates and
@@ -25,6 +32,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install -r /tmp/requirements.txt
 
 COPY . .
+COPY --from=frontend /frontend/node_modules ./node_modules
 RUN pip install --no-deps . \
     && DJANGO_SECRET_KEY=build-only-not-a-secret \
        DATABASE_URL=postgres://build@127.0.0.1:5432/build \

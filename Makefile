@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+FRONTEND := node_modules/.installed
 WORKERS ?= auto
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format bench chaos browsers stop clean
+.PHONY: run test lint format bench chaos browsers frontend stop clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,16 +15,27 @@ $(INSTALLED): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# Front-end packages from the npm registry, pinned by package-lock.json; healthmail/frontend.py lists
+# the files the app serves. Node.js and npm come from Debian when the machine has none.
+$(FRONTEND): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; }
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+frontend: $(FRONTEND)
+
 # Browser tests drive Debian's chromium through Playwright (Playwright's own browser download is not used).
 browsers:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-run: $(INSTALLED)
+run: $(INSTALLED) $(FRONTEND)
 	$(PY) -m healthmail.devstack run
 
-test: $(INSTALLED) browsers lint
+test: $(INSTALLED) $(FRONTEND) browsers lint
 	$(PY) -m healthmail.devstack test -- -n $(WORKERS) $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
@@ -36,16 +48,16 @@ format: $(INSTALLED)
 
 # Fault injection and long property runs at full size (RELIABILITY R1-R3, C4): `make test` runs the
 # same tests small.
-chaos: $(INSTALLED)
+chaos: $(INSTALLED) $(FRONTEND)
 	CHAOS_RECIPIENTS=$${CHAOS_RECIPIENTS:-10000} CHAOS_KILLS=$${CHAOS_KILLS:-20} CHAOS_SINK_DELAY=$${CHAOS_SINK_DELAY:-0.02} \
 	  CHAOS_RETENTION_EXAMPLES=$${CHAOS_RETENTION_EXAMPLES:-10000} \
 	  $(PY) -m healthmail.devstack test -- -m chaos -s $(PYTEST_ARGS) tests/chaos tests/retention/test_retention_state_machine.py
 
-bench: $(INSTALLED)
+bench: $(INSTALLED) $(FRONTEND)
 	$(PY) -m healthmail.devstack bench $(NAME)
 
 stop: $(INSTALLED)
 	$(PY) -m healthmail.devstack stop
 
 clean: stop
-	rm -rf .devstack .staticfiles artifacts bench/results
+	rm -rf .devstack .staticfiles artifacts bench/results node_modules

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core import checks
 
+from healthmail import frontend
 from healthmail.deployment import production_problems
 
 SETTINGS = (
@@ -26,3 +27,13 @@ def production_settings_check(app_configs, **kwargs) -> list[checks.CheckMessage
     values = {name: getattr(settings, name, None) for name in SETTINGS}
     problems = production_problems(values)
     return [checks.Error(problem.message, hint=problem.hint, id=problem.id) for problem in problems]
+
+
+@checks.register()
+def frontend_files_check(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    missing = frontend.missing_files()
+    if not missing:
+        return []
+    message = f"Front-end files are missing from {frontend.node_modules()}: {', '.join(missing)}."
+    hint = "Run `make frontend` (npm ci) to install the packages pinned in package.json."
+    return [checks.Error(message, hint=hint, id="healthmail.E020")]

@@ -200,6 +200,13 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / ".staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "healthmail" / "static"]
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "healthmail.frontend.VendorFinder",  # the listed files of the npm packages (package.json)
+]
+# Where `npm ci` put the packages pinned in package.json (healthmail/frontend.py serves listed files).
+FRONTEND_NODE_MODULES = env("FRONTEND_NODE_MODULES", default=str(BASE_DIR / "node_modules"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
