@@ -28,6 +28,7 @@ urlpatterns = [
     path("contacts/", include("contacts.urls")),
     path("retention/", include("retention.urls")),
     path("campaigns/", include("campaigns.urls")),
+    path("journeys/", include("journeys.urls")),
     path("healthz", observability.healthz, name="healthz"),
     path("metrics", observability.metrics, name="metrics"),
     # Browsers ask for /favicon.ico whatever the page links; the icon is a static file.

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from audit import services as audit
 from audit.actors import Actor
 from contacts.selectors import contact_get
+from healthmail.accounts.roles import Role
 from healthmail.api.idempotency import idempotent
 from healthmail.api.pagination import CursorPagination
 from healthmail.disclosure import Viewer, shows_aggregates
@@ -18,12 +19,15 @@ from healthmail.disclosure import Viewer, shows_aggregates
 from . import selectors
 from .serializers import (
     EnrolmentSerializer,
+    JourneyCreatedSerializer,
+    JourneyCreateSerializer,
     JourneyDetailSerializer,
     JourneySerializer,
     PositionSerializer,
     RemovalSerializer,
 )
 from .services import enrolment
+from .services import journeys as journey_services
 
 
 def _actor(request) -> Actor:
@@ -31,7 +35,7 @@ def _actor(request) -> Actor:
 
 
 class JourneyCollection(APIView):
-    required_scopes = {"GET": ["journeys:read"]}
+    required_scopes = {"GET": ["journeys:read"], "POST": ["journeys:write"]}
     pagination_class = CursorPagination
 
     @extend_schema(operation_id="journeys_list", responses=JourneySerializer(many=True), tags=["journeys"])
@@ -39,6 +43,38 @@ class JourneyCollection(APIView):
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.journey_list(tenant=request.tenant), request, view=self)
         return paginator.get_paginated_response(JourneySerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="journeys_create",
+        request=JourneyCreateSerializer,
+        responses={201: JourneyCreatedSerializer},
+        tags=["journeys"],
+        description="Create a journey as a draft. The definition is checked first: every problem answers "
+        "422 with `problems` (`where`, `message`). Activation needs a compliance officer's approval in "
+        "the web app.",
+    )
+    @idempotent
+    def post(self, request):
+        incoming = JourneyCreateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        journey = journey_services.journey_create(
+            tenant=request.tenant,
+            actor=_actor(request),
+            # The key's journeys:write scope stands for the editor's permission; what it creates is a
+            # draft, which only a compliance officer's approval can make live.
+            role=Role.MARKETER,
+            name=incoming.validated_data["name"],
+            definition=incoming.validated_data["definition"],
+        )
+        version = selectors.journey_versions(tenant=request.tenant, journey=journey).get()
+        body = {
+            "id": journey.pk,
+            "name": journey.name,
+            "status": journey.status,
+            "version": version.number,
+            "version_status": version.status,
+        }
+        return Response(JourneyCreatedSerializer(body).data, status=status.HTTP_201_CREATED)
 
 
 @shows_aggregates

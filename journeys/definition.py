@@ -80,6 +80,11 @@ def _check_entry(entry: Any, problems: list[Problem]) -> None:
             )
 
 
+def _name(value: Any) -> str:
+    """A step's type, a step key: a string, or "" (an API body may hold any JSON there)."""
+    return value if isinstance(value, str) else ""
+
+
 def _whole(value: Any, low: int, high: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
@@ -111,7 +116,7 @@ def _check_step(key: str, step: Any, problems: list[Problem]) -> None:
     where = f"steps.{key}"
     if not KEY.fullmatch(key):
         problems.append(Problem(where, "Step names are short keys (a-z, 0-9, _; at most 24)."))
-    if not isinstance(step, Mapping) or step.get("type") not in EXITS:
+    if not isinstance(step, Mapping) or _name(step.get("type")) not in EXITS:
         problems.append(Problem(where, f"A step's type is one of {', '.join(EXITS)}."))
         return
     kind = step["type"]
@@ -204,12 +209,12 @@ def problems_of(definition: Any) -> list[Problem]:
         problems.append(Problem("steps", f"At most {MAX_STEPS} steps."))
     for key, step in steps.items():
         _check_step(str(key), step, problems)
-        for exit_key in EXITS.get(step.get("type", "") if isinstance(step, Mapping) else "", ()):
-            if step.get(exit_key) not in steps:
+        for exit_key in EXITS.get(_name(step.get("type")) if isinstance(step, Mapping) else "", ()):
+            if _name(step.get(exit_key)) not in steps:
                 problems.append(Problem(f"steps.{key}.{exit_key}", "Connect this to an existing step."))
     if problems:
         return problems
-    if definition.get("start") not in steps:
+    if _name(definition.get("start")) not in steps:
         problems.append(Problem("start", "Choose the first step."))
     elif unreachable := sorted(set(steps) - _reachable(steps, definition["start"])):
         problems.append(Problem("steps", f"No path reaches these steps: {', '.join(unreachable)}."))

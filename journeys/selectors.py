@@ -12,7 +12,7 @@ from healthmail import disclosure
 from healthmail.errors import NotFound
 from healthmail.tenants.models import Tenant
 
-from .models import Journey, Position, StepLog
+from .models import Journey, JourneyVersion, Position, StepLog
 
 # What a step report counts: contacts standing on the step now, and what the step log recorded.
 STEP_CELLS = ("waiting", "entered", "sent", "refused", "exited", "converted")
@@ -74,3 +74,102 @@ def contact_positions(*, tenant: Tenant, contact: Contact) -> QuerySet[Position]
         .select_related("journey", "version")
         .order_by("-entered_at", "pk")
     )
+
+
+# --- Staff pages -----------------------------------------------------------------------------------
+
+# The page's step report: what a marketer asks of a step. "Moved on" is every way of leaving the step
+# onward (a branch or wait left, an email queued, a contact updated).
+REPORT_CELLS = ("entered", "waiting", "moved_on", "refused", "exited", "converted")
+_MOVED_ON = ("moved", "sent", "updated")
+
+
+def step_order(definition: dict | None) -> list[str]:
+    """The steps from the start, breadth first (the order a reader follows), then any others."""
+    if not definition:
+        return []
+    steps = definition.get("steps", {})
+    order, todo = [], [definition.get("start")]
+    while todo:
+        key = todo.pop(0)
+        if key in order or key not in steps:
+            continue
+        order.append(key)
+        step = steps[key]
+        todo.extend(step.get(e) for e in ("next", "yes", "no", "timeout_next") if step.get(e))
+    return order + sorted(set(steps) - set(order))
+
+
+def step_report_disclosed(
+    *, tenant: Tenant, journey: Journey, viewer: disclosure.Viewer
+) -> list[tuple[str, dict[str, disclosure.Disclosed]]]:
+    """[(step, {cell: shown})] in the live definition's order, through the disclosure policy."""
+    moved = (
+        StepLog.objects.filter(tenant=tenant, journey=journey, outcome__in=_MOVED_ON)
+        .values("step")
+        .annotate(n=Count("pk"))
+    )
+    moved_on = {row["step"]: row["n"] for row in moved}
+    counts = step_counts(tenant=tenant, journey=journey)
+    definition = journey.live_version.definition if journey.live_version else None
+    keys = step_order(definition)
+    keys += sorted((set(counts) | set(moved_on)) - set(keys))
+    sensitive = bool(journey.live_version and journey.live_version.uses_phi)
+    report = []
+    for key in keys:
+        cells = counts.get(key, dict.fromkeys(STEP_CELLS, 0))
+        true = {cell: cells.get(cell, 0) for cell in REPORT_CELLS if cell != "moved_on"}
+        true["moved_on"] = moved_on.get(key, 0)
+        shown = disclosure.disclose_many(
+            true, tenant=tenant, viewer=viewer, query=f"journey-page:{journey.pk}:{key}", sensitive=sensitive
+        )
+        report.append((key, {cell: shown[cell] for cell in REPORT_CELLS}))
+    return report
+
+
+def journey_versions(*, tenant: Tenant, journey: Journey) -> QuerySet[JourneyVersion]:
+    return JourneyVersion.objects.filter(tenant=tenant, journey=journey).select_related(
+        "created_by", "submitted_by", "approved_by"
+    )
+
+
+def versions_waiting(*, tenant: Tenant) -> QuerySet[JourneyVersion]:
+    """Versions submitted for review, oldest first (the approvals page)."""
+    return (
+        JourneyVersion.objects.filter(tenant=tenant, status=JourneyVersion.Status.IN_REVIEW)
+        .select_related("journey", "submitted_by")
+        .order_by("created_at")
+    )
+
+
+def contact_history(*, tenant: Tenant, contact: Contact) -> list[tuple[Position, list[StepLog]]]:
+    """Each of the contact's positions with the steps it took, newest first."""
+    positions = list(contact_positions(tenant=tenant, contact=contact))
+    logs: dict = defaultdict(list)
+    for log in StepLog.objects.filter(tenant=tenant, contact=contact).order_by("at", "pk"):
+        logs[log.position_id].append(log)
+    return [(position, logs[position.pk]) for position in positions]
+
+
+def contact_history_read(
+    *, actor, tenant: Tenant, contact: Contact, unmasked: bool
+) -> list[tuple[Position, list[StepLog], bool]]:
+    """The contact page's journey history, read like other PHI: which journeys a person is in says
+    something about them, so the read is recorded (audit `phi.read`, in the patient's search).
+    Masked viewers see the journeys whose email uses no health information; the others are listed
+    as hidden, with neither name nor steps. [(position, steps taken, shown)]"""
+    from audit.phi import phi_access
+
+    history = contact_history(tenant=tenant, contact=contact)
+    if not history:
+        return []
+    purpose = "contact journey history" if unmasked else "masked journey history"
+    with phi_access(
+        actor=actor,
+        tenant=tenant,
+        objects=[position for position, _ in history],
+        fields=["journey", "step", "state"],
+        purpose=purpose,
+        contact_ids=[contact.pk],
+    ):
+        return [(position, logs, unmasked or not position.version.uses_phi) for position, logs in history]

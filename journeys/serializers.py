@@ -45,3 +45,20 @@ class PositionSerializer(serializers.Serializer):
 
 class RemovalSerializer(serializers.Serializer):
     removed = serializers.IntegerField()
+
+
+class JourneyCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=120)
+    definition = serializers.JSONField(
+        help_text="The journey definition (docs/journeys.md); checked before saving."
+    )
+
+
+class JourneyCreatedSerializer(serializers.Serializer):
+    """A new journey: a draft version waiting to be submitted and approved in the web app."""
+
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+    version = serializers.IntegerField()
+    version_status = serializers.CharField()

@@ -38,7 +38,7 @@ SCOPES: dict[str, str] = {
     "messages:read": "Read message status and delivery evidence",
     "events:write": "Post engagement and named events (named events start and wake journeys)",
     "journeys:read": "List and read journeys; read a contact's journey positions (audited)",
-    "journeys:write": "Enrol contacts in journeys and remove them",
+    "journeys:write": "Create draft journeys; enrol contacts in journeys and remove them",
     "segments:read": "Count segments",
     "segments:write": "Create and update segments",
     "webhooks:manage": "Manage webhook endpoints",

@@ -293,3 +293,27 @@ def journey_archive(*, tenant: Tenant, actor: Actor, role: str, journey: Journey
             actor=actor, action="journeys.archive", target=journey, tenant=tenant, details={"exited": exited}
         )
     return exited
+
+
+@transaction.atomic
+def journey_rename(*, tenant: Tenant, actor: Actor, role: str, journey: Journey, name: str) -> Journey:
+    """A new name (the staff pages' builder); the definition's versions are untouched."""
+    _require(role, EDIT)
+    if not name.strip():
+        raise _problem("name", "Give the journey a name.")
+    with tenant_context(tenant):
+        if journey.status == Status.ARCHIVED:
+            raise Conflict("The journey is archived.", code="journey_state")
+        previous = journey.name
+        journey.name = name.strip()[:120]
+        Journey.objects.filter(pk=journey.pk, tenant=tenant).update(
+            name=journey.name, updated_at=timezone.now()
+        )
+        audit.record(
+            actor=actor,
+            action="journeys.rename",
+            target=journey,
+            tenant=tenant,
+            details={"from": previous, "to": journey.name},
+        )
+    return journey

@@ -249,6 +249,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/api/v1/messages/batch"): Operation(scopes=["messages:send"]),
     ("GET", "/api/v1/messages/{message_id}"): Operation(scopes=["messages:read"], make_object=_message_id),
     ("GET", "/api/v1/journeys"): Operation(scopes=["journeys:read"]),
+    ("POST", "/api/v1/journeys"): Operation(scopes=["journeys:write"]),
     ("GET", "/api/v1/journeys/{journey_id}"): Operation(scopes=["journeys:read"], make_object=_journey_id),
     ("POST", "/api/v1/journeys/{journey_id}/enrolments"): Operation(
         scopes=["journeys:write"], make_object=_journey_id, make_body=_own_contact_body

@@ -294,6 +294,19 @@ def _mailbox_address(world: World) -> None:
     assert address == world.patient.email
 
 
+def _journey_history(world: World) -> None:
+    """The contact page lists the journeys the patient is in (a read of PHI, masked or not)."""
+    from journeys.services import enrolment
+    from tests.journeys.conftest import active_journey
+
+    journey = active_journey(world.tenant)
+    enrolment.journey_enrol(
+        tenant=world.tenant, actor=Actor.system("tests"), journey=journey, contact=world.patient
+    )
+    url = reverse("contacts:contact_detail", args=[world.patient.pk])
+    assert world.member_client(Role.COMPLIANCE_OFFICER).get(url).status_code == 200
+
+
 PHI_READ_PATHS = [
     Path_("contacts.views:contact_list", "list", _list, "contact list", "contacts.contact"),
     Path_("contacts.views:contact_detail", "detail", _detail, "contact detail", "contacts.contact"),
@@ -416,6 +429,13 @@ PHI_READ_PATHS = [
         _authorization_copy,
         "send the individual a copy",
         "contacts.contact",
+    ),
+    Path_(
+        "journeys.selectors:contact_history_read",
+        "journey history",
+        _journey_history,
+        "contact journey history",
+        "journeys.position",
     ),
 ]
 

@@ -7,7 +7,7 @@ import pytest
 
 from audit.models import AuditEvent
 from healthmail.tenants.context import tenant_context
-from journeys.models import Position
+from journeys.models import Journey, Position
 from tests.api.conftest import assert_problem
 
 from .conftest import active_journey, patient
@@ -24,6 +24,7 @@ def journey(tenant_a):
     ("method", "path", "scope"),
     [
         ("GET", "/api/v1/journeys", "journeys:read"),
+        ("POST", "/api/v1/journeys", "journeys:write"),
         ("GET", "/api/v1/journeys/{journey}", "journeys:read"),
         ("POST", "/api/v1/journeys/{journey}/enrolments", "journeys:write"),
         ("POST", "/api/v1/journeys/{journey}/removals", "journeys:write"),
@@ -143,3 +144,50 @@ def test_named_events_with_bad_input_get_a_clear_problem(api, issue_key, tenant_
     assert response.status_code in (400, 422)
     assert response["Content-Type"].startswith("application/problem+json")
     assert field in response.content.decode()
+
+
+def test_create_a_draft_journey_with_a_checked_definition(api, issue_key, tenant_a):
+    client = api(issue_key(scopes=["journeys:write"]))
+    body = {
+        "name": "Recall",
+        "definition": {
+            "entry": {"kind": "manual"},
+            "start": "wait",
+            "steps": {"wait": {"type": "wait", "seconds": 3600, "next": "done"}, "done": {"type": "exit"}},
+        },
+    }
+
+    created = client.post("/api/v1/journeys", body)
+
+    assert created.status_code == 201, created.content
+    answer = created.json()
+    assert (answer["name"], answer["status"], answer["version"], answer["version_status"]) == (
+        "Recall",
+        "draft",
+        1,
+        "draft",
+    )
+    with tenant_context(tenant_a):
+        journey = Journey.objects.get(pk=answer["id"])
+        assert journey.versions.get().definition["steps"]["wait"]["seconds"] == 3600
+        assert AuditEvent.objects.filter(action="journeys.create", target_id=str(journey.pk)).exists()
+
+
+def test_an_invalid_definition_answers_422_with_every_problem(api, issue_key, tenant_a):
+    client = api(issue_key(scopes=["journeys:write"]))
+    body = {
+        "name": "Loop",
+        "definition": {
+            "entry": {"kind": "manual"},
+            "start": "a",
+            "steps": {"a": {"type": "send", "next": []}, "b": {"type": "teleport"}},
+        },
+    }
+
+    refused = client.post("/api/v1/journeys", body)
+
+    problem = assert_problem(refused, 422, "definition_invalid")
+    wheres = {p["where"] for p in problem["problems"]}
+    assert {"steps.a.template_id", "steps.a.purpose", "steps.a.next", "steps.b"} <= wheres
+    with tenant_context(tenant_a):
+        assert not Journey.objects.filter(name="Loop").exists()

@@ -65,6 +65,13 @@ NOT_AGGREGATES = {
     "api-journey-enrol": _ACTION + " (one contact's position)",
     "api-journey-remove": _ACTION + " (0 or 1: the caller's own contact)",
     "api-contact-journeys": "one contact's positions (audited)",
+    "journeys:journey_list": "journey names, statuses and triggers; counts are on the detail page",
+    "journeys:journey_new": "the builder (its dry run walks synthetic contacts, no real count)",
+    "journeys:journey_edit": "the builder (its dry run walks synthetic contacts, no real count)",
+    **{
+        f"journeys:journey_{step}": _ACTION
+        for step in ("submit", "review", "activate", "pause", "resume", "archive")
+    },
     "consent:contact_authorization_record": _ACTION,
     "consent:contact_authorization_end": _ACTION,
     "contacts:contact_unmask": "one contact, unmasked for a role with the permission and a reason",
@@ -182,6 +189,7 @@ def test_known_aggregate_pages_are_marked():
         "campaigns:campaign_progress",
         "campaigns:campaign_report",
         "campaigns:campaign_report_csv",
+        "journeys:journey_detail",
         "sending:source_list",
         "sending:source_progress",
         "consent:reports",

@@ -1,0 +1,182 @@
+"""The journey builder's form: the entry trigger, goal and sender as ordinary fields, the steps as the
+definition's JSON (written by the canvas, or by hand without JavaScript), the canvas layout hidden."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+
+from delivery.models import SenderDomain
+
+from . import definition as spec
+
+ENTRY_CHOICES = [
+    ("event", "An event from your systems (API)"),
+    ("manual", "Enrolled by hand or through the API"),
+    ("date", "A date of the contact, relative to today"),
+]
+
+
+def _json_object(value: str, what: str) -> dict:
+    try:
+        parsed = json.loads(value or "{}")
+    except json.JSONDecodeError as error:
+        raise forms.ValidationError(
+            f"The {what} are not valid JSON: {error.msg} (line {error.lineno})."
+        ) from None
+    if not isinstance(parsed, dict):
+        raise forms.ValidationError(f"The {what} are a JSON object keyed by step name.")
+    return parsed
+
+
+class JourneyForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    entry_kind = forms.ChoiceField(label="Contacts enter when", choices=ENTRY_CHOICES)
+    entry_event = forms.CharField(
+        label="Entry event",
+        required=False,
+        max_length=64,
+        help_text="For an event entry, like appointment.booked.",
+    )
+    entry_field = forms.CharField(
+        label="Date field",
+        required=False,
+        max_length=80,
+        help_text="For a date entry: birth_date or custom.<key> (a date field).",
+    )
+    entry_offset_days = forms.IntegerField(
+        label="Days after the date", required=False, min_value=-400, max_value=400
+    )
+    entry_anniversary = forms.BooleanField(label="Every year (match month and day)", required=False)
+    start = forms.CharField(label="First step", required=False, max_length=24)
+    goal_event = forms.CharField(
+        label="Goal event",
+        required=False,
+        max_length=64,
+        help_text="Optional: the event that means the journey succeeded for a contact (it leaves as "
+        "converted).",
+    )
+    cycle_cap = forms.IntegerField(
+        label="Times a contact may pass the same step",
+        min_value=1,
+        max_value=spec.MAX_CYCLE_CAP,
+        initial=spec.DEFAULT_CYCLE_CAP,
+    )
+    sender_domain = forms.ChoiceField(label="Sender domain", required=False)
+    sender_name = forms.CharField(label="Sender name", required=False, max_length=120)
+    steps = forms.CharField(
+        label="Steps (JSON)",
+        widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false", "class": "code"}),
+        help_text="The canvas writes this. Without JavaScript, edit the steps here; docs/journeys.md lists "
+        "the step types and their fields.",
+    )
+    layout = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, tenant=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        domains = SenderDomain.objects.filter(tenant=tenant, status=SenderDomain.Status.VERIFIED)
+        domains = domains.order_by("domain")
+        self.fields["sender_domain"].choices = [("", "— none (a journey without email) —")] + [
+            (str(d.pk), d.domain) for d in domains
+        ]
+
+    def clean_steps(self) -> dict:
+        return _json_object(self.cleaned_data["steps"], "steps")
+
+    def clean_layout(self) -> dict:
+        """Where each step sits on the canvas; anything malformed is dropped (it is only a drawing)."""
+        try:
+            parsed = json.loads(self.cleaned_data.get("layout") or "{}")
+        except json.JSONDecodeError:
+            return {}
+        if not isinstance(parsed, dict):
+            return {}
+        return {
+            str(key): [int(xy[0]), int(xy[1])]
+            for key, xy in parsed.items()
+            if isinstance(xy, list) and len(xy) == 2 and all(isinstance(v, int | float) for v in xy)
+        }
+
+    def definition(self) -> dict:
+        """The definition the services validate (journeys/definition.py)."""
+        data = self.cleaned_data
+        entry: dict = {"kind": data["entry_kind"]}
+        if entry["kind"] == "event":
+            entry["event"] = data["entry_event"].strip()
+        elif entry["kind"] == "date":
+            entry["field"] = data["entry_field"].strip()
+            entry["offset_days"] = data["entry_offset_days"] or 0
+            entry["anniversary"] = data["entry_anniversary"]
+        result: dict = {
+            "entry": entry,
+            "start": data["start"].strip(),
+            "cycle_cap": data["cycle_cap"],
+            "steps": data["steps"],
+        }
+        if data["goal_event"].strip():
+            result["goal"] = {"event": data["goal_event"].strip()}
+        if data["sender_domain"]:
+            result["sender_domain_id"] = data["sender_domain"]
+        if data["sender_name"].strip():
+            result["sender_name"] = data["sender_name"].strip()
+        if data["layout"]:
+            result["layout"] = {k: v for k, v in data["layout"].items() if k in data["steps"]}
+        return result
+
+
+def initial_of(name: str, definition: dict) -> dict:
+    """The form's initial values from a saved (or template) definition."""
+    entry = definition.get("entry") or {}
+    return {
+        "name": name,
+        "entry_kind": entry.get("kind", "event"),
+        "entry_event": entry.get("event", ""),
+        "entry_field": entry.get("field", ""),
+        "entry_offset_days": entry.get("offset_days", 0),
+        "entry_anniversary": entry.get("anniversary", False),
+        "start": definition.get("start", ""),
+        "goal_event": (definition.get("goal") or {}).get("event", ""),
+        "cycle_cap": definition.get("cycle_cap", spec.DEFAULT_CYCLE_CAP),
+        "sender_domain": definition.get("sender_domain_id", ""),
+        "sender_name": definition.get("sender_name", ""),
+        "steps": json.dumps(_editable_steps(definition.get("steps") or {}), indent=2),
+        "layout": json.dumps(definition.get("layout") or {}),
+    }
+
+
+def _editable_steps(steps: dict) -> dict:
+    """What the marketer edits: the frozen template versions are the service's, not the form's."""
+    return {key: {k: v for k, v in step.items() if k != "template_version_id"} for key, step in steps.items()}
+
+
+# Where a problem is shown: a field of the form, or a step (the rest goes above the form).
+ENTRY_FIELDS = {
+    "entry": "entry_kind",
+    "entry.event": "entry_event",
+    "entry.field": "entry_field",
+    "entry.offset_days": "entry_offset_days",
+    "start": "start",
+    "goal": "goal_event",
+    "cycle_cap": "cycle_cap",
+    "sender_domain_id": "sender_domain",
+    "name": "name",
+}
+
+
+def place_problems(form: JourneyForm, problems: list[dict]) -> dict[str, list[str]]:
+    """Put each problem next to what it is about: a form field, else a step ({step: [messages]})."""
+    by_step: dict[str, list[str]] = {}
+    for problem in problems:
+        where, message = problem.get("where", ""), problem.get("message", "")
+        if where in ENTRY_FIELDS:
+            form.add_error(ENTRY_FIELDS[where], message)
+        elif where.startswith("steps.") and where.count(".") >= 1:
+            key = where.split(".")[1]
+            detail = where.split(".", 2)[2] if where.count(".") >= 2 else ""
+            by_step.setdefault(key, []).append(f"{detail}: {message}" if detail else message)
+        elif where == "steps":
+            form.add_error("steps", message)
+        else:
+            form.add_error(None, message)
+    return by_step
