@@ -1,0 +1,229 @@
+"""Issue 18's browser test: a marketer builds a journey with a branch on the Drawflow canvas, a
+compliance officer approves it, the marketer activates it; events posted through the API move
+contacts on, the delivery engine delivers to the dev mail world's receivers, and the dev mailbox
+shows who got which email — a contact whose consent is revoked mid-journey receives nothing more.
+
+The dev mail world is the one `make run` starts (healthmail/devmail: CA, DNS zone, aiosmtpd
+receivers writing a Maildir), started here in-process; the engine reads the zone and trusts the CA
+through the same settings `make run` sets.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import uuid
+
+import pytest
+from django.test import Client
+from playwright.sync_api import expect
+
+from audit.actors import Actor
+from consent import services as consent
+from delivery.engine.worker import drain
+from delivery.models import Stream
+from healthmail.accounts.api_keys import api_key_create
+from healthmail.accounts.roles import Role
+from healthmail.tenants.context import tenant_context
+from journeys.models import Journey, Position
+from journeys.services import engine
+from tests.campaigns.conftest import template
+from tests.delivery.engine_support import evidence, new_contact, opted_in, verified_sender_domain
+
+from .conftest import browser_sign_in, screenshot, unique
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def dev_mail_world(tmp_path_factory):
+    from healthmail.devmail.receivers import start
+    from healthmail.devmail.world import mail_world, zone_write
+
+    state = tmp_path_factory.mktemp("dev-mail-world")
+    world = mail_world(state, {"tls": _free_port(), "system": _free_port()})
+    zone_write(world.zone_file, world)
+    controllers = start(list(world.receivers), state / "mail")
+    yield world
+    for controller in controllers:
+        controller.stop()
+
+
+@pytest.fixture
+def mail_settings(settings, dev_mail_world):
+    settings.DELIVERY_CA_FILE = dev_mail_world.ca_file
+    settings.DELIVERY_RESOLVER = "static"
+    settings.DELIVERY_DNS_ZONE_FILE = dev_mail_world.zone_file
+    settings.DEV_MAILBOX_DIR = dev_mail_world.maildir
+    return dev_mail_world
+
+
+def _drop(page, source, target) -> None:
+    """Drag from a node's output port to another node's input port with the mouse."""
+    start, end = source.bounding_box(), target.bounding_box()
+    page.mouse.move(start["x"] + start["width"] / 2, start["y"] + start["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(end["x"] + end["width"] / 2, end["y"] + end["height"] / 2, steps=8)
+    page.mouse.up()
+
+
+def _add_step(page, kind: str, key: str) -> None:
+    page.get_by_label("Step type").select_option(kind)
+    page.get_by_label("Step name").fill(key)
+    page.get_by_role("button", name="Add step").click()
+    expect(page.get_by_role("heading", name=f"Step {key} ({kind})")).to_be_visible()
+
+
+def _node(page, key: str):
+    return page.locator(".drawflow-node").filter(has=page.locator("strong", has_text=re.compile(f"^{key}$")))
+
+
+def _mailbox(page, address: str):
+    """The dev mailbox's rows for one address (newest first), as a developer reads them."""
+    return page.get_by_test_id("mailbox-row").filter(has_text=address)
+
+
+def test_build_approve_activate_and_watch_contacts_reach_the_mailbox(
+    page, browser, live_server_url, make_person, mail_settings
+):
+    marketer = make_person(Role.MARKETER)
+    officer = make_person(Role.COMPLIANCE_OFFICER, tenant=marketer.tenant)
+    tenant = marketer.tenant
+    sender_domain, _ = verified_sender_domain(tenant, f"mail.{tenant.slug}.test")
+    template(tenant, Actor.system("e2e"), name="Welcome letter", subject="Welcome to the clinic")
+    template(tenant, Actor.system("e2e"), name="VIP follow-up", subject="Your follow-up visit")
+    name = unique("journey")
+
+    # The marketer builds the journey on the canvas.
+    browser_sign_in(page, marketer)
+    page.get_by_role("link", name="Journeys").first.click()
+    page.get_by_role("link", name="New journey").click()
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Contacts enter when").select_option("event")
+    page.get_by_label("Entry event").fill("appointment.booked")
+    page.get_by_label("Sender domain").select_option(label=sender_domain.domain)
+    page.get_by_label("Sender name").fill("Synthetic Clinic")
+
+    _add_step(page, "send", "welcome")
+    page.get_by_label("Email template").select_option(label="Welcome letter")
+    page.get_by_label("Purpose").select_option("marketing")
+    page.get_by_label("Consent topic").select_option("marketing_newsletters")
+    _add_step(page, "wait_event", "visit")
+    page.get_by_label("Event", exact=True).fill("visit.done")
+    page.get_by_label("Wait at most", exact=True).fill("1")
+    page.get_by_label("Wait at most unit").select_option(label="days")
+    _add_step(page, "branch", "check")
+    page.get_by_label("Condition").select_option("tag")
+    page.get_by_label("Tag", exact=True).fill("vip")
+    _add_step(page, "send", "vip_note")
+    page.get_by_label("Email template").select_option(label="VIP follow-up")
+    page.get_by_label("Purpose").select_option("marketing")
+    page.get_by_label("Consent topic").select_option("marketing_newsletters")
+    _add_step(page, "exit", "done")
+
+    # Connect: one with the mouse on the canvas, the others from the keyboard panel.
+    _drop(page, _node(page, "welcome").locator(".output_1"), _node(page, "visit").locator(".input_1"))
+    expect(_node(page, "welcome")).to_contain_text("next → visit")
+    _node(page, "visit").click()
+    page.get_by_label("Next step").select_option("check")
+    page.get_by_label("If it does not arrive").select_option("done")
+    _node(page, "check").click()
+    page.get_by_label("If yes").select_option("vip_note")
+    page.get_by_label("If no").select_option("done")
+    _node(page, "vip_note").click()
+    page.get_by_label("Next step").select_option("done")
+    expect(page.get_by_label("First step")).to_have_value("welcome")
+    screenshot(page, "journey-canvas")
+
+    page.get_by_role("button", name="Dry run").click()
+    expect(page.get_by_test_id("dry-run")).to_contain_text("completes the journey")
+    expect(page.locator("#drawflow .drawflow-node")).to_have_count(5)  # the canvas is drawn again
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("heading", name=f"Journey: {name}")).to_be_visible()
+    page.get_by_role("button", name="Submit for review").click()
+    expect(page.get_by_test_id("version-status")).to_have_text("In review")
+
+    # The compliance officer approves, in a browser of their own (four eyes).
+    officer_context = browser.new_context(base_url=live_server_url, viewport={"width": 1280, "height": 900})
+    officer_page = officer_context.new_page()
+    browser_sign_in(officer_page, officer)
+    officer_page.get_by_role("link", name="Journeys").first.click()
+    officer_page.get_by_role("link", name=name).first.click()
+    officer_page.get_by_label("Comment").fill("Topic and templates checked.")
+    officer_page.get_by_role("button", name="Approve").click()
+    expect(officer_page.get_by_role("status").first).to_contain_text("Approved")
+    officer_context.close()
+
+    page.reload()
+    page.get_by_role("button", name="Activate version 1").click()
+    expect(page.get_by_test_id("journey-status")).to_have_text("Active")
+    with tenant_context(tenant):
+        journey = Journey.objects.get(name=name)
+
+    # Three patients: a VIP, one without the tag, and a VIP who withdraws mid-journey.
+    def patient(label: str, *, vip: bool):
+        contact = new_contact(tenant, f"{unique(label)}@patients.test")
+        opted_in(tenant, contact)
+        if vip:
+            from contacts import tagging
+
+            tagging.contacts_tag(
+                tenant=tenant, actor=Actor.system("e2e"), contact_ids=[contact.pk], tag="vip"
+            )
+        return contact
+
+    vip, plain, revokes = patient("vip", vip=True), patient("plain", vip=False), patient("revokes", vip=True)
+    key = api_key_create(
+        actor=Actor.system("e2e"), tenant=tenant, name="EHR", scopes=["events:write"], expires_at=None
+    ).plaintext
+    ehr = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+
+    def post_event(contact, kind: str) -> None:
+        body = {"contact_id": str(contact.pk), "type": kind, "id": uuid.uuid4().hex, "data": {}}
+        response = ehr.post("/api/v1/events", json.dumps(body), content_type="application/json")
+        assert response.status_code == 202, response.content
+
+    def work() -> None:  # what the marketing workers run
+        engine.positions_advance(tenant=tenant)
+        drain(tenant_id=tenant.pk, stream=Stream.MARKETING)
+
+    for contact in (vip, plain, revokes):
+        post_event(contact, "appointment.booked")
+    work()
+    page.goto("/dev/mailbox/")
+    for contact in (vip, plain, revokes):
+        expect(_mailbox(page, contact.email)).to_have_count(1)
+        expect(_mailbox(page, contact.email)).to_contain_text("Welcome to the clinic")
+        expect(_mailbox(page, contact.email).get_by_test_id("transport")).to_contain_text("Verified TLS")
+    screenshot(page, "journey-mailbox-welcome")
+
+    # The patient withdraws the opt-in; then every visit happens.
+    topic = consent.topic_by_key(tenant=tenant, key="marketing_newsletters")
+    consent.consent_revoke(tenant=tenant, contact=revokes, topic=topic, evidence=evidence())
+    for contact in (vip, plain, revokes):
+        post_event(contact, "visit.done")
+    work()
+
+    page.goto("/dev/mailbox/")
+    expect(_mailbox(page, vip.email)).to_have_count(2)
+    expect(_mailbox(page, vip.email).first).to_contain_text("Your follow-up visit")
+    expect(_mailbox(page, plain.email)).to_have_count(1)  # the branch's no: nothing more
+    expect(_mailbox(page, revokes.email)).to_have_count(1)  # consent revoked: nothing more
+    screenshot(page, "journey-mailbox-after-visit")
+    with tenant_context(tenant):
+        stopped = Position.objects.get(journey=journey, contact=revokes)
+    assert (stopped.state, stopped.exit_reason) == ("exited", "send_refused:opt_in_revoked")
+
+    # The step report shows the steps; the contact page shows the VIP's path.
+    page.goto(f"/journeys/{journey.pk}/")
+    expect(page.get_by_test_id("step-report")).to_contain_text("vip_note")
+    page.goto(f"/contacts/{vip.pk}/")
+    expect(page.get_by_test_id("journey-history")).to_contain_text(name)
+    expect(page.get_by_test_id("journey-history")).to_contain_text("vip_note")
