@@ -34,6 +34,11 @@
   }
 
   root.hidden = false;
+  // The server's step list is the builder without JavaScript; here the canvas and panel are.
+  var serverList = document.querySelector("[data-testid=step-list]");
+  if (serverList) {
+    serverList.hidden = true;
+  }
   var json = document.getElementById("steps-json");
   if (json && !Object.keys(problems).length) {
     json.open = false;
@@ -170,7 +175,7 @@
     idOf = {};
     keyOf = {};
     Object.keys(steps).forEach(function (key, index) {
-      var xy = layout[key] || [40 + (index % 4) * 230, 40 + Math.floor(index / 4) * 170];
+      var xy = layout[key] || [20 + (index % 3) * 200, 20 + Math.floor(index / 3) * 150];
       addNode(key, xy[0], xy[1]);
     });
     Object.keys(steps).forEach(function (key) {
@@ -420,7 +425,7 @@
     keyInput.value = "";
     steps[key] = { type: type };
     var count = Object.keys(idOf).length;
-    addNode(key, 40 + (count % 4) * 230, 40 + Math.floor(count / 4) * 170);
+    addNode(key, 20 + (count % 3) * 200, 20 + Math.floor(count / 3) * 150);
     if (startField && !startField.value) { startField.value = key; }
     selected = key;
     write();
