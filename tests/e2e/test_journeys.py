@@ -239,3 +239,40 @@ def test_build_approve_activate_and_watch_contacts_reach_the_mailbox(
     page.goto(f"/contacts/{vip.pk}/")
     expect(page.get_by_test_id("journey-history")).to_contain_text(name)
     expect(page.get_by_test_id("journey-history")).to_contain_text("vip_note")
+
+
+def test_a_template_saved_unfinished_shows_its_problems_at_the_steps_with_and_without_javascript(
+    page, browser, live_server_url, make_person
+):
+    marketer = make_person(Role.MARKETER)
+    verified_sender_domain(marketer.tenant, f"mail.{marketer.tenant.slug}.test")
+    browser_sign_in(page, marketer)
+    page.get_by_role("link", name="Journeys").first.click()
+    page.get_by_role("link", name="Post-visit survey and follow-up").click()
+    expect(page.locator("#drawflow .drawflow-node")).to_have_count(6)
+
+    page.get_by_role("button", name="Save draft").click()
+
+    # Nothing saved; the two send steps without an email template say so on the canvas.
+    expect(page.get_by_test_id("form-errors")).to_contain_text("2 step(s) need attention")
+    for key in ("survey", "nudge"):
+        expect(_node(page, key)).to_have_class(re.compile(r"\binvalid\b"))
+        expect(_node(page, key).locator(".jn-problems")).to_contain_text("Choose the template to send.")
+    _node(page, "survey").click()
+    expect(page.locator("#step-panel")).to_contain_text("Choose the template to send.")
+    screenshot(page, "journey-template-problems")
+    with tenant_context(marketer.tenant):
+        assert not Journey.objects.exists()
+
+    # Without JavaScript: the same page is a form with the steps as a list and as JSON.
+    context = browser.new_context(base_url=live_server_url, java_script_enabled=False)
+    plain = context.new_page()
+    plain.context.add_cookies(page.context.cookies())
+    plain.goto("/journeys/new/?template=post_visit_follow_up")
+    expect(plain.locator("#journey-builder")).to_be_hidden()
+    expect(plain.get_by_test_id("step-list")).to_contain_text("survey")
+    plain.get_by_role("button", name="Save draft").click()
+    expect(plain.locator('[data-step="survey"]')).to_contain_text("Choose the template to send.")
+    expect(plain.locator('[data-step="nudge"]')).to_contain_text("Choose the template to send.")
+    screenshot(plain, "journey-no-javascript")
+    context.close()

@@ -432,6 +432,9 @@
     showPanel(key);
   });
 
+  document.getElementById("zoom-out").addEventListener("click", function () { editor.zoom_out(); });
+  document.getElementById("zoom-in").addEventListener("click", function () { editor.zoom_in(); });
+
   // Hand edits of the JSON (the fallback) redraw the canvas.
   stepsField.addEventListener("change", function () {
     try {
