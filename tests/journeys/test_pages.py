@@ -259,3 +259,26 @@ def test_contact_page_history_is_masked_for_health_journeys_and_audited(member_c
         purposes = sorted(e.details["purpose"] for e in reads)
         assert purposes == ["contact journey history", "masked journey history"]
         assert all(contact.pk in e.contact_ids for e in reads)
+
+
+def test_editing_a_live_journey_makes_the_next_version_and_renames_with_it(client, tenant_a, people):
+    journey = active_journey(tenant_a, name="Recall")
+    sign_in(client, people["marketer"].user, tenant=tenant_a)
+    body = {"entry": {"kind": "manual"}, "start": "wait", "steps": json.loads(json.dumps(WAIT_ONLY))}
+    body["steps"]["wait"]["seconds"] = 7200
+    url = reverse("journeys:journey_edit", args=[journey.pk])
+
+    refused = client.post(url, _form({**body, "start": "nowhere"}, name="Recall 2026"))
+    saved = client.post(url, _form(body, name="Recall 2026"))
+
+    assert refused.status_code == 400
+    assert saved.status_code == 302
+    with tenant_context(tenant_a):
+        journey.refresh_from_db()
+        versions = list(journey.versions.order_by("number"))
+        renames = AuditEvent.objects.filter(action="journeys.rename", target_id=str(journey.pk))
+        assert renames.count() == 1  # the refused save renamed nothing
+    assert journey.name == "Recall 2026"
+    assert [(v.number, v.status) for v in versions] == [(1, "approved"), (2, "draft")]
+    assert journey.live_version_id == versions[0].pk  # contacts keep running on version 1
+    assert versions[1].definition["steps"]["wait"]["seconds"] == 7200
