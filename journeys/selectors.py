@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from collections import defaultdict
 
 from django.db.models import Count, QuerySet
+from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from contacts.models import Contact
 from healthmail import disclosure
@@ -173,3 +176,27 @@ def contact_history_read(
         contact_ids=[contact.pk],
     ):
         return [(position, logs, unmasked or not position.version.uses_phi) for position, logs in history]
+
+
+def conversions_by_day_disclosed(
+    *, tenant: Tenant, journey: Journey, viewer: disclosure.Viewer, days: int = 30
+) -> list[tuple[datetime.date, disclosure.Disclosed]]:
+    """Goal conversions per day (UTC) over the last `days` days, newest first, each day a cell of the
+    disclosure policy (small days hidden, PHI journeys noisy for viewers without PHI access)."""
+    since = timezone.now() - datetime.timedelta(days=days)
+    rows = (
+        StepLog.objects.filter(
+            tenant=tenant, journey=journey, outcome=StepLog.Outcome.CONVERTED, at__gte=since
+        )
+        .annotate(day=TruncDate("at", tzinfo=datetime.UTC))
+        .values("day")
+        .annotate(n=Count("pk"))
+    )
+    counts = {str(row["day"]): row["n"] for row in rows}
+    if not counts:
+        return []
+    sensitive = bool(journey.live_version and journey.live_version.uses_phi)
+    shown = disclosure.disclose_many(
+        counts, tenant=tenant, viewer=viewer, query=f"journey-conversions:{journey.pk}", sensitive=sensitive
+    )
+    return [(datetime.date.fromisoformat(day), shown[day]) for day in sorted(counts, reverse=True)]

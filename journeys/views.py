@@ -200,6 +200,9 @@ def journey_detail(request: HttpRequest, journey_id) -> HttpResponse:
         "report": selectors.step_report_disclosed(
             tenant=request.tenant, journey=journey, viewer=Viewer.of(request)
         ),
+        "conversions": selectors.conversions_by_day_disclosed(
+            tenant=request.tenant, journey=journey, viewer=Viewer.of(request)
+        ),
         "step_list": _step_list(
             {k: shown["steps"][k] for k in selectors.step_order(shown)} if shown else {}, {}
         ),

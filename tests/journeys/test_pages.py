@@ -282,3 +282,30 @@ def test_editing_a_live_journey_makes_the_next_version_and_renames_with_it(clien
     assert [(v.number, v.status) for v in versions] == [(1, "approved"), (2, "draft")]
     assert journey.live_version_id == versions[0].pk  # contacts keep running on version 1
     assert versions[1].definition["steps"]["wait"]["seconds"] == 7200
+
+
+@pytest.mark.parametrize("policy", [True, False])
+def test_goal_conversions_by_day_go_through_the_disclosure_policy(
+    member_client, tenant_a, api, issue_key, settings, policy
+):
+    settings.DISCLOSURE_ENABLED = policy
+    journey = active_journey(tenant_a)
+    with tenant_context(tenant_a):
+        version = journey.live_version
+        version.definition = {**version.definition, "goal": {"event": "appointment.kept"}}
+        JourneyVersion.objects.filter(pk=version.pk).update(definition=version.definition)
+    client = api(issue_key(scopes=["events:write"]))
+    for index in range(3):
+        contact = patient(tenant_a)
+        enrolment.journey_enrol(tenant=tenant_a, actor=SYSTEM, journey=journey, contact=contact)
+        body = {"contact_id": str(contact.pk), "type": "appointment.kept", "id": f"kept-{index}"}
+        assert client.post("/api/v1/events", body).status_code == 202
+
+    page = member_client(Role.MARKETER).get(reverse("journeys:journey_detail", args=[journey.pk]))
+
+    table = page.content.decode().split('data-testid="conversions"', 1)[1].split("</table>", 1)[0]
+    if policy:
+        assert "fewer than" in table
+        assert "<td>3</td>" not in table
+    else:
+        assert "<td>3</td>" in table
