@@ -37,6 +37,13 @@ def campaign_list(*, tenant: Tenant) -> QuerySet[Campaign]:
     return Campaign.objects.for_tenant(tenant).select_related("segment", "template").order_by("-created_at")
 
 
+def campaign_names(tenant: Tenant, ids: list[str]) -> dict[str, str]:
+    """{campaign id: name} of the given ids (healthmail.labels names message sources with it)."""
+    valid = [found for found in map(_uuid, ids) if found is not None]
+    rows = Campaign.objects.for_tenant(tenant).filter(pk__in=valid).values_list("pk", "name")
+    return {str(pk): name for pk, name in rows}
+
+
 def campaign_get(*, tenant: Tenant, campaign_id) -> Campaign:
     found = (
         Campaign.objects.for_tenant(tenant)
