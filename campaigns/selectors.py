@@ -5,7 +5,7 @@ are shown as "fewer than 11" so small groups cannot be singled out."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 
 from django.db.models import Count, Q, QuerySet
@@ -35,6 +35,13 @@ def _uuid(value) -> uuid.UUID | None:
 
 def campaign_list(*, tenant: Tenant) -> QuerySet[Campaign]:
     return Campaign.objects.for_tenant(tenant).select_related("segment", "template").order_by("-created_at")
+
+
+def campaign_names(tenant: Tenant, ids: list[str]) -> dict[str, str]:
+    """{campaign id: name} of the given ids (healthmail.labels names message sources with it)."""
+    valid = [found for found in map(_uuid, ids) if found is not None]
+    rows = Campaign.objects.for_tenant(tenant).filter(pk__in=valid).values_list("pk", "name")
+    return {str(pk): name for pk, name in rows}
 
 
 def campaign_get(*, tenant: Tenant, campaign_id) -> Campaign:
@@ -243,7 +250,6 @@ REPORT_METRICS = (
 class Report:
     columns: list[str]  # variant keys ("" = no A/B test), then "total"
     values: dict[str, dict[str, Disclosed]]  # metric -> column -> count as the viewer may see it
-    links: list[dict] = field(default_factory=list)
     goal_metric: str = ""
     goal_shown: Disclosed | None = None
     goal_target: int | None = None
@@ -254,27 +260,6 @@ class Report:
 
     def rows(self) -> list[tuple[str, list[str]]]:
         return [(label, [self.cell(key, c) for c in self.columns]) for key, label in REPORT_METRICS]
-
-    def chart(self) -> list[dict]:
-        """Bars of the total column, suppressed cells drawn empty (only "fewer than 11" is shown)."""
-        totals = {key: self.values[key]["total"] for key, _ in REPORT_METRICS}
-        top = max((t.value or 0 for t in totals.values()), default=0) or 1
-        bars = []
-        for index, (key, label) in enumerate(REPORT_METRICS):
-            visible = totals[key].value or 0
-            bars.append(
-                {
-                    "label": label,
-                    "display": totals[key].display,
-                    "width": round(300 * visible / top),
-                    "y": index * 28,
-                }
-            )
-        return bars
-
-    @property
-    def chart_height(self) -> int:
-        return len(REPORT_METRICS) * 28
 
     @property
     def goal_display(self) -> str:
@@ -319,10 +304,6 @@ def campaign_report(*, tenant: Tenant, campaign: Campaign, viewer: Viewer) -> Re
     return Report(
         columns=[*keys, "total"] if keys != [""] else ["total"],
         values=disclosed,
-        links=[
-            {**link, "display": figure(link["unique"], cell=f"link:{link['url']}").display}
-            for link in engagement["links"]
-        ],
         goal_metric=metric,
         goal_shown=disclosed.get(metric, {}).get("total"),
         goal_target=campaign.goal_target,
@@ -361,24 +342,13 @@ def _unsubscribes(tenant: Tenant, campaign: Campaign, messages) -> dict[str, int
     return counts
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# OWASP "CSV Injection": a cell a spreadsheet would read as a formula starts with one of these
+# (after any spaces); the full-width forms are read as formulas too by some spreadsheet programs.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\0", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def csv_safe(value) -> str:
-    """Spreadsheet programs run a cell that starts like a formula (CWE-1236): quote it."""
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
-def report_csv_rows(*, campaign: Campaign, report: Report) -> list[list[str]]:
-    header = ["metric", *[f"variant {c}" if c != "total" else "total" for c in report.columns]]
-    rows = [header, *[[label, *cells] for label, cells in report.rows()]]
-    rows.append([])
-    rows.append(["link", "unique clicks"])
-    rows.extend([[link["url"], link["display"]] for link in report.links])
-    rows.append([])
-    rows.append(["campaign", campaign.name])
-    rows.append(["goal", campaign.get_goal_display()])
-    rows.append(["primary metric", campaign.get_primary_metric_display()])
-    rows.append(["goal target", str(campaign.goal_target or "")])
-    return [[csv_safe(cell) for cell in row] for row in rows]
+    """A cell that cannot run as a formula (CWE-1236): one that would is prefixed with a quote.
+    Writers quote every cell too (csv.QUOTE_ALL), so a separator inside a cell starts no new one."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.lstrip(" ").startswith(_FORMULA_START) else text

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import campaigns, templates
+from .views import campaigns, reports, templates
 
 app_name = "campaigns"
 
@@ -19,8 +19,10 @@ urlpatterns = [
     path("<uuid:campaign_id>/pause/", campaigns.campaign_pause, name="campaign_pause"),
     path("<uuid:campaign_id>/resume/", campaigns.campaign_resume, name="campaign_resume"),
     path("<uuid:campaign_id>/cancel/", campaigns.campaign_cancel, name="campaign_cancel"),
-    path("<uuid:campaign_id>/report/", campaigns.campaign_report, name="campaign_report"),
-    path("<uuid:campaign_id>/report.csv", campaigns.campaign_report_csv, name="campaign_report_csv"),
+    path("<uuid:campaign_id>/report/", reports.campaign_report, name="campaign_report"),
+    path("<uuid:campaign_id>/report.csv", reports.campaign_report_csv, name="campaign_report_csv"),
+    path("<uuid:campaign_id>/report.pdf", reports.campaign_report_pdf, name="campaign_report_pdf"),
+    path("reports/compare/", reports.campaign_compare, name="campaign_compare"),
     path("templates/", templates.template_list, name="template_list"),
     path("templates/new/", templates.template_new, name="template_new"),
     path("templates/<uuid:template_id>/", templates.template_edit, name="template_edit"),

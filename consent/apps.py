@@ -4,3 +4,16 @@ from django.apps import AppConfig
 class ConsentConfig(AppConfig):
     name = "consent"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Readable labels of the codes consent owns (healthmail/labels.py).
+        from healthmail import labels
+
+        from .gate import gate_labels
+        from .models import Authorization, AuthorizationKind, Purpose, Suppression
+
+        labels.register("gate", gate_labels())
+        labels.register_choices("suppression_reason", Suppression.Reason)
+        labels.register_choices("authorization_status", Authorization.Status)
+        labels.register_choices("authorization_kind", AuthorizationKind)
+        labels.register_choices("purpose", Purpose)

@@ -29,11 +29,12 @@ import uuid
 import zoneinfo
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from contacts.models import Contact
 from healthmail.tenants.context import tenant_context
@@ -76,35 +77,56 @@ _SUPPRESSION_ORDER = list(SUPPRESSION_BLOCKS)
 
 
 # What each refusal code means, in the words a marketer reads next to an audience count.
-REFUSAL_LABELS: dict[str, str] = {
-    "baa_not_in_force": "No BAA in force for this kind of email",
-    "contact_not_found": "Contact no longer exists",
-    "contact_deleted": "Contact deleted",
-    "no_email_address": "No email address",
-    "topic_required": "No topic chosen (marketing needs one)",
-    "topic_mismatch": "Topic does not match the purpose",
-    "paused": "Paused email in their preferences",
-    "no_opt_in": "Never opted in to the topic",
-    "opt_in_revoked": "Withdrew their opt-in to the topic",
-    "opt_in_expired": "Opt-in to the topic expired",
-    "opted_out": "Opted out of the topic",
-    "state_opt_in_required": "State law requires an opt-in they have not given",
-    "state_health_data_consent_required": "State law requires consent to use health data",
-    "no_authorization": "No HIPAA authorization (PHI)",
-    "authorization_expired": "HIPAA authorization expired",
-    "authorization_revoked": "HIPAA authorization revoked",
-    "authorization_defective": "HIPAA authorization defective",
-    "authorization_not_yet_effective": "HIPAA authorization not yet in effect",
+REFUSAL_LABELS: dict[str, Any] = {
+    "baa_not_in_force": _("No BAA in force for this kind of email"),
+    "contact_not_found": _("Contact no longer exists"),
+    "contact_deleted": _("Contact deleted"),
+    "no_email_address": _("No email address"),
+    "topic_required": _("No topic chosen (marketing needs one)"),
+    "topic_mismatch": _("Topic does not match the purpose"),
+    "paused": _("Paused email in their preferences"),
+    "no_opt_in": _("Never opted in to the topic"),
+    "opt_in_revoked": _("Withdrew their opt-in to the topic"),
+    "opt_in_expired": _("Opt-in to the topic expired"),
+    "opted_out": _("Opted out of the topic"),
+    "state_opt_in_required": _("State law requires an opt-in they have not given"),
+    "state_health_data_consent_required": _("State law requires consent to use health data"),
+    "no_authorization": _("No HIPAA authorization (PHI)"),
+    "authorization_expired": _("HIPAA authorization expired"),
+    "authorization_revoked": _("HIPAA authorization revoked"),
+    "authorization_defective": _("HIPAA authorization defective"),
+    "authorization_not_yet_effective": _("HIPAA authorization not yet in effect"),
 }
+
+
+# The codes of an allowed answer (what the consent report's "gate answer" column can show).
+ALLOWED_LABELS: dict[str, Any] = {
+    "transactional": _("Allowed: transactional email"),
+    "opted_in": _("Allowed: opted in to the topic"),
+    "not_opted_out": _("Allowed: has not opted out of the topic"),
+    "authorization_valid": _("Allowed: HIPAA authorization valid"),
+}
+
+
+def gate_labels() -> dict[str, Any]:
+    """Every code the gate answers with, readable (registered with healthmail.labels)."""
+    return {
+        **ALLOWED_LABELS,
+        **REFUSAL_LABELS,
+        **{
+            f"suppressed_{reason}": refusal_label(f"suppressed_{reason}")
+            for reason in Suppression.Reason.values
+        },
+    }
 
 
 def refusal_label(code: str) -> str:
     """A refusal code as a person reads it ("suppressed_hard_bounce" -> "Suppressed: hard bounce")."""
     if code in REFUSAL_LABELS:
-        return REFUSAL_LABELS[code]
+        return str(REFUSAL_LABELS[code])
     reason = code.removeprefix("suppressed_")
     if reason != code and reason in Suppression.Reason.values:
-        return f"Suppressed: {Suppression.Reason(reason).label.lower()}"
+        return str(_("Suppressed: %(reason)s") % {"reason": str(Suppression.Reason(reason).label).lower()})
     return code.replace("_", " ").capitalize()
 
 

@@ -11,7 +11,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from contacts.models import Contact
-from healthmail.disclosure import Viewer, disclose
+from healthmail.disclosure import Disclosed, Viewer, disclose
 from healthmail.tenants.models import Tenant
 
 from . import authorization_standing as standing
@@ -30,12 +30,14 @@ from .models import (
 )
 
 
-def _shown(count: int, *, tenant: Tenant, viewer: Viewer, cell: str) -> str:
+def _disclosed(count: int, *, tenant: Tenant, viewer: Viewer, cell: str) -> Disclosed:
     """Every consent-report number goes through the disclosure policy. Topics can be health programs
     and authorizations cover uses of PHI, so the cells are sensitive for viewers without PHI access."""
-    return disclose(
-        count, tenant=tenant, viewer=viewer, query=f"consent-report#{cell}", sensitive=True
-    ).display
+    return disclose(count, tenant=tenant, viewer=viewer, query=f"consent-report#{cell}", sensitive=True)
+
+
+def _shown(count: int, *, tenant: Tenant, viewer: Viewer, cell: str) -> str:
+    return _disclosed(count, tenant=tenant, viewer=viewer, cell=cell).display
 
 
 @dataclass(frozen=True)
@@ -240,9 +242,11 @@ def contact_authorization_standing(
 EXPIRY_BANDS = ((0, 30), (30, 60), (60, 90))
 
 
-def authorization_expiry_bands(*, tenant: Tenant, viewer: Viewer) -> list[dict]:
+def authorization_expiry_bands(*, tenant: Tenant, viewer: Viewer, figures: bool = False) -> list[dict]:
     """Valid authorizations whose calendar end falls within 30, 31-60 and 61-90 days, per kind.
-    Counts only (small cells hidden): who they are is on each contact's page."""
+    Counts only (small cells hidden): who they are is on each contact's page. `figures`: the
+    disclosed cells themselves (for a chart), not only their text."""
+    shown = _disclosed if figures else _shown
     zone = zoneinfo.ZoneInfo(tenant.timezone)
     today = timezone.localdate(timezone.now(), timezone=zone)
     valid = Authorization.objects.for_tenant(tenant).filter(status="valid", expires_on__isnull=False)
@@ -250,7 +254,7 @@ def authorization_expiry_bands(*, tenant: Tenant, viewer: Viewer) -> list[dict]:
     for kind in (AuthorizationKind.MARKETING, AuthorizationKind.RESEARCH):
         counts = {}
         for start, end in EXPIRY_BANDS:
-            counts[f"within_{end}"] = _shown(
+            counts[f"within_{end}"] = shown(
                 valid.filter(
                     kind=kind,
                     expires_on__gt=today + datetime.timedelta(days=start)

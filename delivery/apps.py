@@ -6,6 +6,35 @@ class DeliveryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.utils.translation import gettext_lazy as _
+
+        from healthmail import labels
+
+        from .models import DeliveryReport, Message
+
+        labels.register_choices("message_state", Message.State)
+        labels.register_choices("bounce_class", DeliveryReport.Kind)
+        labels.register(
+            "source_type",
+            {
+                "campaign": _("Campaign"),
+                "journey": _("Journey"),
+                "api": _("API message"),
+                "campaign_test": _("Test send"),
+                "authorization_copy": _("Copy of a signed authorization"),
+                "patient_mail": _("Notice to a patient"),
+                "synthetic": _("Synthetic test message"),
+                "": _("Message"),
+            },
+        )
+        labels.register(
+            "delivery_path",
+            {
+                "direct": _("Direct (verified TLS)"),
+                "portal": _("Secure portal"),
+                "waiver": _("Patient waiver"),
+            },
+        )
         # Celery's autodiscovery imports delivery.tasks only; register the webhook tasks too.
         # The patient's copy of a signed authorization goes through the portal (consent sits below us).
         # So do codes and other patient mail of the consent pages (consent.patient_mail).

@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from delivery.engine import selectors
+from healthmail import labels
 from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import actor_of, require_permission
 from healthmail.disclosure import Viewer, shows_aggregates
@@ -31,9 +32,16 @@ class MessageSearchForm(forms.Form):
 @require_permission("delivery.view_progress")
 def source_list(request: HttpRequest) -> HttpResponse:
     viewer = Viewer.of(request)
+    found = selectors.source_list(tenant=request.tenant)
+    # The campaign's or journey's name, never its id (healthmail/labels.py).
+    names = labels.source_names(tenant=request.tenant, sources=[(p.source_type, p.source_id) for p in found])
     sources = [
-        (progress, selectors.source_progress_shown(tenant=request.tenant, viewer=viewer, progress=progress))
-        for progress in selectors.source_list(tenant=request.tenant)
+        (
+            progress,
+            selectors.source_progress_shown(tenant=request.tenant, viewer=viewer, progress=progress),
+            names[(progress.source_type, progress.source_id)],
+        )
+        for progress in found
     ]
     return render(request, "delivery/engine/source_list.html", {"sources": sources})
 
@@ -51,7 +59,13 @@ def source_progress(request: HttpRequest, source_type: str, source_id: str) -> H
     shown = selectors.source_progress_shown(
         tenant=request.tenant, viewer=Viewer.of(request), progress=progress
     )
-    context = {"progress": progress, "shown": shown, "poll_seconds": POLL_SECONDS}
+    name = labels.source_names(tenant=request.tenant, sources=[(source_type, source_id)])
+    context = {
+        "progress": progress,
+        "shown": shown,
+        "poll_seconds": POLL_SECONDS,
+        "source_name": name[(source_type, source_id)],
+    }
     # htmx polls the counts only; a finished source stops polling (no hx-trigger in the fragment).
     template = "delivery/engine/_progress.html" if request.htmx else "delivery/engine/source_progress.html"
     return render(request, template, context)
@@ -77,6 +91,8 @@ def message_search(request: HttpRequest) -> HttpResponse:
                 purpose="support: message search",
             )
             context["can_view_evidence"] = role_can(request.role, "delivery.view_evidence")
+            source = (message.source_type, message.source_id)
+            context["source_name"] = labels.source_names(tenant=request.tenant, sources=[source])[source]
     return render(request, "delivery/engine/message_search.html", context, status=status)
 
 

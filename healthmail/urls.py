@@ -10,6 +10,9 @@ def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
 
 
 urlpatterns = [
+    # The home page per role (dashboard.views.home) answers "/" before the accounts pages; it falls
+    # back to accounts' task list for the roles without a desk.
+    path("", include("dashboard.urls")),
     path("", include("healthmail.accounts.urls")),
     path("", include("healthmail.tenants.urls")),
     path("api/v1/", include("segmentation.api_urls")),

@@ -6,6 +6,13 @@ class JourneysConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from healthmail import labels
+
+        from .models import Journey
+        from .selectors import journey_names
+
+        labels.register_choices("journey_status", Journey.Status)
+        labels.register_source_namer("journey", journey_names)
         # Journey messages are rendered by the delivery worker at send time, like campaign messages;
         # named events posted to the events API reach journeys through delivery's registry.
         from delivery.outbox import register_renderer

@@ -25,6 +25,18 @@ def journey_list(*, tenant: Tenant) -> QuerySet[Journey]:
     return Journey.objects.filter(tenant=tenant).select_related("live_version").order_by("-created_at")
 
 
+def journey_names(tenant: Tenant, ids: list[str]) -> dict[str, str]:
+    """{journey id: name} of the given ids (healthmail.labels names message sources with it)."""
+    valid = []
+    for value in ids:
+        try:
+            valid.append(uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    rows = Journey.objects.filter(tenant=tenant, pk__in=valid).values_list("pk", "name")
+    return {str(pk): name for pk, name in rows}
+
+
 def journey_get(*, tenant: Tenant, journey_id: uuid.UUID | str) -> Journey:
     """A journey of this tenant; anything else (foreign, malformed) is NotFound."""
     try:

@@ -3,11 +3,34 @@ event (what compliance searches), written in the same transaction as the change 
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
+
 from audit import services as audit
 from audit.actors import Actor
 
 from ..models import Campaign, CampaignTransition
 from .common import actor_ref
+
+# What each history action reads as (registered with healthmail.labels as "campaign_action").
+ACTION_LABELS = {
+    "create": _("Created"),
+    "edit": _("Edited"),
+    "submit": _("Submitted for review"),
+    "withdraw": _("Withdrawn"),
+    "approve_compliance": _("Approved (compliance)"),
+    "approve_clinical": _("Approved (clinical)"),
+    "reject_compliance": _("Changes requested (compliance)"),
+    "reject_clinical": _("Changes requested (clinical)"),
+    "schedule": _("Scheduled"),
+    "unschedule": _("Unscheduled"),
+    "launch": _("Launched"),
+    "launch_failed": _("Launch failed"),
+    "ab_winner": _("A/B winner chosen"),
+    "pause": _("Paused"),
+    "resume": _("Resumed"),
+    "cancel": _("Cancelled"),
+    "complete": _("Completed"),
+}
 
 
 def transition_record(

@@ -1,9 +1,7 @@
 """Campaign pages: list, builder, detail (lint, reviews, exclusions, live progress, history),
-workflow buttons, the review page and the report."""
+workflow buttons and the review page (reports: views/reports.py)."""
 
 from __future__ import annotations
-
-import csv
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -292,28 +290,3 @@ def campaign_review(request: HttpRequest, campaign_id) -> HttpResponse:
     except ApplicationError as error:
         messages.error(request, error.message)
     return redirect("campaigns:campaign_detail", campaign_id=campaign.pk)
-
-
-# --- Reports --------------------------------------------------------------------------------------
-
-
-@require_GET
-@shows_aggregates
-@require_permission("reports.view")
-def campaign_report(request: HttpRequest, campaign_id) -> HttpResponse:
-    campaign = campaign_or_404(request, campaign_id)
-    report = selectors.campaign_report(tenant=request.tenant, campaign=campaign, viewer=Viewer.of(request))
-    return render(request, "campaigns/campaign_report.html", {"campaign": campaign, "report": report})
-
-
-@require_GET
-@shows_aggregates
-@require_permission("reports.view")
-def campaign_report_csv(request: HttpRequest, campaign_id) -> HttpResponse:
-    campaign = campaign_or_404(request, campaign_id)
-    report = selectors.campaign_report(tenant=request.tenant, campaign=campaign, viewer=Viewer.of(request))
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-report.csv"'
-    writer = csv.writer(response)
-    writer.writerows(selectors.report_csv_rows(campaign=campaign, report=report))
-    return response

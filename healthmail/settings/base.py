@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "delivery",
     "journeys",
     "retention",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -474,3 +475,7 @@ DISCLOSURE_NOISE_SCALE = env.float("DISCLOSURE_NOISE_SCALE", default=5.0)
 DISCLOSURE_BUDGET = env.int("DISCLOSURE_BUDGET", default=200)
 DISCLOSURE_WINDOW_HOURS = env.int("DISCLOSURE_WINDOW_HOURS", default=24)
 DISCLOSURE_COMPARED_QUERIES = env.int("DISCLOSURE_COMPARED_QUERIES", default=20)
+
+# A code without a readable label (healthmail/labels.py) raises instead of falling back to a
+# capitalised form of the code: for development and tests, never in production.
+LABELS_STRICT = env.bool("LABELS_STRICT", default=False)

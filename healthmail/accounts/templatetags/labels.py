@@ -1,0 +1,12 @@
+"""`{{ code|label:"kind" }}`: a code as a person reads it (healthmail/labels.py)."""
+
+from django import template
+
+from healthmail import labels
+
+register = template.Library()
+
+
+@register.filter(name="label")
+def label(code, kind: str) -> str:
+    return labels.label(kind, code)

@@ -1,0 +1,1 @@
+from tests.campaigns.conftest import ready, team  # noqa: F401 - the campaign fixtures, shared
