@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from contacts.models import Contact
 from healthmail import disclosure
@@ -34,8 +34,24 @@ def journey_get(*, tenant: Tenant, journey_id: uuid.UUID | str) -> Journey:
     return journey
 
 
+# Log rows that are a contact entering the step (each entry writes one row saying what happened).
+ENTRY_OUTCOMES = (
+    "entered",
+    "sent",
+    "refused",
+    "waiting",
+    "moved",
+    "updated",
+    "deferred",
+    "skipped",
+    "jumped",
+)
+
+
 def step_counts(*, tenant: Tenant, journey: Journey) -> dict[str, dict[str, int]]:
-    """{step: {cell: true count}} over every version (for the disclosure policy, never shown raw)."""
+    """{step: {cell: true count}} over every version (for the disclosure policy, never shown raw).
+    entered: rows of an entry (an exit step's "completed" too); exited: contacts whose journey ended
+    on the step (stopped by the gate, completed, taken out, the cycle cap)."""
     counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(STEP_CELLS, 0))
     waiting = (
         Position.objects.filter(tenant=tenant, journey=journey, state=Position.State.WAITING)
@@ -44,13 +60,22 @@ def step_counts(*, tenant: Tenant, journey: Journey) -> dict[str, dict[str, int]
     )
     for row in waiting:
         counts[row["step"] or "entry"]["waiting"] = row["n"]
+    completed = Q(outcome="exited", detail="completed")
     logged = (
-        StepLog.objects.filter(tenant=tenant, journey=journey, outcome__in=STEP_CELLS)
-        .values("step", "outcome")
-        .annotate(n=Count("pk"))
+        StepLog.objects.filter(tenant=tenant, journey=journey)
+        .values("step")
+        .annotate(
+            entered=Count("pk", filter=Q(outcome__in=ENTRY_OUTCOMES) | completed),
+            sent=Count("pk", filter=Q(outcome="sent")),
+            refused=Count("pk", filter=Q(outcome="refused")),
+            exited=Count("pk", filter=Q(outcome__in=("exited", "refused"))),
+            converted=Count("pk", filter=Q(outcome="converted")),
+        )
     )
     for row in logged:
-        counts[row["step"] or "entry"][row["outcome"]] = row["n"]
+        cells = counts[row["step"] or "entry"]
+        for cell in ("entered", "sent", "refused", "exited", "converted"):
+            cells[cell] = row[cell]
     return dict(counts)
 
 

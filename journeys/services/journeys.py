@@ -87,10 +87,89 @@ def _check_sender(tenant: Tenant, definition: dict) -> None:
         raise _problem("sender_domain_id", "Choose a verified sender domain for the journey's email.")
 
 
+def _check_references(tenant: Tenant, journey: Journey, definition: dict) -> None:
+    """Webhook endpoints and jump targets are this organization's; jumps between journeys that could
+    run round without a wait are refused, like such a loop inside one journey."""
+    from delivery.models import WebhookEndpoint
+
+    for key, step in definition["steps"].items():
+        if step["type"] == "webhook":
+            found = WebhookEndpoint.objects.filter(
+                tenant=tenant, pk=_uuid(step["endpoint_id"]), active=True
+            ).exists()
+            if not found:
+                raise _problem(
+                    f"steps.{key}.endpoint_id", "Choose an active webhook endpoint of this organization."
+                )
+        if step["type"] == "jump" and "journey_id" in step:
+            target = _uuid(step["journey_id"])
+            if target == journey.pk:
+                raise _problem(
+                    f"steps.{key}.journey_id", "To start this journey again, jump to its first step."
+                )
+            if not Journey.objects.filter(tenant=tenant, pk=target).exclude(status=Status.ARCHIVED).exists():
+                raise _problem(f"steps.{key}.journey_id", "No such journey in this organization.")
+    loop = jump_loop(tenant=tenant, journey_id=journey.pk, definition=definition)
+    if loop:
+        names = dict(Journey.objects.filter(tenant=tenant, pk__in=loop).values_list("pk", "name"))
+        raise _problem(
+            "steps",
+            "These journeys jump into each other without a wait: "
+            + " → ".join(names.get(j, str(j)) for j in loop)
+            + ". Add a wait.",
+        )
+
+
+def _instant_jumps(definition: dict) -> set[uuid.UUID]:
+    """Journeys a contact entering this definition can jump to before any wait."""
+    steps, seen, todo, found = definition["steps"], set(), [definition["start"]], set()
+    while todo:
+        key = todo.pop()
+        if key in seen or key not in steps:
+            continue
+        seen.add(key)
+        step = steps[key]
+        if step["type"] in spec.WAITS:
+            continue
+        if step["type"] == "jump" and "journey_id" in step:
+            found.add(_uuid(step["journey_id"]))
+        todo += [t for t in spec.targets(step) if isinstance(t, str)]
+    return found
+
+
+def jump_loop(*, tenant: Tenant, journey_id: uuid.UUID, definition: dict) -> list | None:
+    """A chain of journeys from `journey_id` (with `definition`) back to itself through jumps taken
+    before any wait, following the other journeys' live versions; None when there is none."""
+    live = {
+        j.pk: j.live_version.definition
+        for j in Journey.objects.filter(tenant=tenant, live_version__isnull=False)
+        .exclude(status=Status.ARCHIVED)
+        .select_related("live_version")
+    }
+    live[journey_id] = definition
+    path: list = [journey_id]
+
+    def visit(current) -> list | None:
+        for target in _instant_jumps(live[current]) if current in live else ():
+            if target == journey_id:
+                return [*path, target]
+            if target in path or target not in live:
+                continue
+            path.append(target)
+            found = visit(target)
+            if found:
+                return found
+            path.pop()
+        return None
+
+    return visit(journey_id)
+
+
 def _version_new(tenant: Tenant, actor: Actor, journey: Journey, definition) -> JourneyVersion:
     checked = spec.definition_check(definition)
     checked["steps"] = {key: dict(step) for key, step in checked["steps"].items()}
     _check_sender(tenant, checked)
+    _check_references(tenant, journey, checked)
     uses_phi = _freeze_sends(tenant, actor, checked)
     latest = JourneyVersion.objects.filter(tenant=tenant, journey=journey).order_by("-number").first()
     if latest is not None and latest.status == VersionStatus.DRAFT:
@@ -234,6 +313,11 @@ def journey_activate(
         if version.journey_id != journey.pk or version.status != VersionStatus.APPROVED:
             raise Conflict(
                 "Only an approved version of this journey can be activated.", code="version_not_approved"
+            )
+        if jump_loop(tenant=tenant, journey_id=journey.pk, definition=version.definition):
+            raise Conflict(
+                "Activating this version would let contacts jump between journeys without a wait.",
+                code="jump_loop",
             )
         entry = version.definition["entry"]
         _journey_move(
