@@ -18,6 +18,7 @@ from delivery.models import Message, WebhookDelivery
 from delivery.webhooks.services import endpoint_create
 from healthmail import disclosure
 from healthmail.accounts.roles import Role
+from healthmail.errors import Conflict
 from healthmail.sysmail.models import SystemMail
 from healthmail.tenants.context import tenant_context
 from journeys import definition as spec
@@ -338,6 +339,8 @@ def test_reentry_never_and_after_days(tenant_a, people):
             tenant=tenant_a, journey=journey, contact_ids=[contact.pk], now=now
         ) == [] or (journey is anytime)
 
+    with pytest.raises(Conflict, match="re-entry"):
+        enrolment.journey_enrol(tenant=tenant_a, actor=SYSTEM, journey=never, contact=contact)
     later = now + datetime.timedelta(days=8)
     assert engine.positions_enter(tenant=tenant_a, journey=never, contact_ids=[contact.pk], now=later) == []
     assert (
