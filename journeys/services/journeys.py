@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit import services as audit
@@ -32,6 +33,7 @@ from ..models import Journey, JourneyVersion, Position
 Status = Journey.Status
 VersionStatus = JourneyVersion.Status
 APPROVE = "journeys.approve"
+MOVE_STAY, MOVE_SAFE = "stay", "safe"
 EDIT = "journeys.edit"
 
 
@@ -305,10 +307,20 @@ def _journey_move(journey: Journey, allowed: tuple[str, ...], to: str, **changes
 
 @transaction.atomic
 def journey_activate(
-    *, tenant: Tenant, actor: Actor, role: str, journey: Journey, version: JourneyVersion
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    role: str,
+    journey: Journey,
+    version: JourneyVersion,
+    move: str = MOVE_STAY,
 ) -> Journey:
-    """Make an approved version live: new entrants take it, contacts inside stay on theirs."""
+    """Make an approved version live: new entrants take it. Contacts inside stay on their version
+    (`move="stay"`), or (`move="safe"`) those resting at a safe step move to the new one: not yet
+    started, or waiting at a wait the new version has too (same kind, same event)."""
     _require(role, EDIT)
+    if move not in (MOVE_STAY, MOVE_SAFE):
+        raise _problem("move", "Contacts inside either stay on their version or move at a safe step.")
     with tenant_context(tenant):
         if version.journey_id != journey.pk or version.status != VersionStatus.APPROVED:
             raise Conflict(
@@ -328,14 +340,48 @@ def journey_activate(
             entry_kind=entry["kind"],
             entry_event=entry.get("event", ""),
         )
+        moved = positions_move(tenant=tenant, journey=journey, version=version) if move == MOVE_SAFE else 0
         audit.record(
             actor=actor,
             action="journeys.activate",
             target=journey,
             tenant=tenant,
-            details={"version": version.number},
+            details={"version": version.number, "move": move, "moved": moved},
         )
     return journey
+
+
+def _safe_steps(old: dict, new: dict) -> Q:
+    """Where a contact of the `old` definition may continue on the `new` one: not started yet, or
+    resting at a wait the new version has under the same name, of the same kind (and event)."""
+    safe = Q(step="")
+    for key, step in old["steps"].items():
+        twin = new["steps"].get(key)
+        if not twin or step["type"] not in spec.WAITS or twin["type"] != step["type"]:
+            continue
+        if step["type"] == "wait":
+            safe |= Q(step=key, waiting_event="")
+        elif twin["event"] == step["event"]:
+            safe |= Q(step=key, waiting_event=step["event"])
+    return safe
+
+
+def positions_move(*, tenant: Tenant, journey: Journey, version: JourneyVersion) -> int:
+    """Move the journey's contacts resting at a safe step onto `version` (their times and visits kept);
+    returns how many moved. A position a worker is walking is moved after that walk, if still safe."""
+    moved = 0
+    others = (
+        Position.objects.filter(tenant=tenant, journey=journey, state=Position.State.WAITING)
+        .exclude(version=version)
+        .values_list("version_id", flat=True)
+        .distinct()
+    )
+    for old in JourneyVersion.objects.filter(tenant=tenant, pk__in=list(others)):
+        safe = _safe_steps(old.definition, version.definition)
+        moved += Position.objects.filter(
+            safe, tenant=tenant, journey=journey, version=old, state=Position.State.WAITING
+        ).update(version=version, updated_at=timezone.now())
+    return moved
 
 
 @transaction.atomic

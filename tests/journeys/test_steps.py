@@ -455,3 +455,62 @@ def test_split_report_is_disclosed(tenant_a, people):
     for cell in report["paths"]:  # 3 contacts: every non-zero path is a small cell
         assert cell["entered"].value is None or cell["entered"].empty, cell
     assert report["winner"] is None
+
+
+def test_a_new_version_takes_contacts_at_safe_steps_and_leaves_the_rest(tenant_a, people):
+    from journeys.services import journeys as journey_services
+
+    first = {
+        "a": {"type": "wait", "seconds": 3600, "next": "b"},
+        "b": {"type": "wait_event", "event": "visit.done", "timeout_seconds": 3600, "next": "done",
+              "timeout_next": "done"},
+        **EXIT,
+    }  # fmt: skip
+    journey = journey_of(tenant_a, people, first, "a")
+    resting, further, fresh = (patient(tenant_a, opt_in=False) for _ in range(3))
+    now = timezone.now() + datetime.timedelta(seconds=1)
+    enrol_and_run(tenant_a, journey, [resting, further], now=now)
+    engine.positions_advance(
+        tenant=tenant_a,
+        now=now + datetime.timedelta(hours=2),
+        ids=[position_of(tenant_a, journey, further).pk],
+    )
+    enrolment.journey_enrol(tenant=tenant_a, actor=SYSTEM, journey=journey, contact=fresh)
+    old_version = journey.live_version_id
+    second = {
+        "entry": {"kind": "manual"},
+        "start": "a",
+        "steps": {
+            "a": {"type": "wait", "seconds": 7200, "next": "x"},
+            "x": {"type": "update", "add_tag": "second", "next": "done"},
+            **EXIT,
+        },
+    }
+    marketer, compliance = people["marketer"], people["compliance"]
+    version = journey_services.journey_edit(
+        tenant=tenant_a, actor=marketer.actor, role=marketer.role, journey=journey, definition=second
+    )
+    journey_services.journey_submit(
+        tenant=tenant_a, actor=marketer.actor, role=marketer.role, version=version
+    )
+    journey_services.journey_approve(
+        tenant=tenant_a, actor=compliance.actor, role=compliance.role, version=version
+    )
+    journey_services.journey_activate(
+        tenant=tenant_a,
+        actor=marketer.actor,
+        role=marketer.role,
+        journey=journey,
+        version=version,
+        move="safe",
+    )
+
+    versions = {c: position_of(tenant_a, journey, c).version_id for c in (resting, further, fresh)}
+    assert versions == {resting: version.pk, further: old_version, fresh: version.pk}
+    assert position_of(tenant_a, journey, resting).step == "a"  # its wait's end is kept
+    later = now + datetime.timedelta(hours=3)
+    while engine.positions_advance(tenant=tenant_a, now=later).advanced:
+        pass
+    assert tags(tenant_a, resting) == [tag_token(tenant_a, "second")]  # it went on the new way
+    assert tags(tenant_a, further) == []
+    assert position_of(tenant_a, journey, further).exit_reason == "completed"  # the old way
