@@ -35,7 +35,8 @@ MAX_WAIT_SECONDS = 400 * 86400
 DEFAULT_CYCLE_CAP = 3
 MAX_CYCLE_CAP = 20
 
-ENTRY_KINDS = ("event", "manual", "date")
+ENTRY_KINDS = ("event", "manual", "date", "consent")
+CONSENT_CHANGES = ("granted", "revoked")
 REENTRY = ("after_exit", "never")  # or {"after_days": n}
 UPDATE_FIELDS = ("journey_stage", "language")  # plaintext fields a journey may set
 SPLIT_METRICS = ("open", "click", "goal")
@@ -93,12 +94,17 @@ class Problem:
 
 def _check_entry(entry: Any, problems: list[Problem]) -> None:
     if not isinstance(entry, Mapping) or entry.get("kind") not in ENTRY_KINDS:
-        problems.append(Problem("entry", "Choose how contacts enter: event, manual or date."))
+        problems.append(Problem("entry", "Choose how contacts enter: event, manual, date or consent."))
         return
     if entry["kind"] == "event" and not EVENT.fullmatch(str(entry.get("event", ""))):
         problems.append(
             Problem("entry.event", "Name the event that starts the journey (like lab_result.ready).")
         )
+    if entry["kind"] == "consent":
+        if not isinstance(entry.get("topic"), str) or not TAG.fullmatch(entry["topic"]):
+            problems.append(Problem("entry.topic", "Name the consent topic whose change starts the journey."))
+        if entry.get("change") not in CONSENT_CHANGES:
+            problems.append(Problem("entry.change", "Start on consent granted or revoked."))
     if entry["kind"] == "date":
         field = str(entry.get("field", ""))
         if field not in DATE_FIELDS and not field.startswith("custom."):
@@ -377,6 +383,14 @@ def cycle_cap(definition: Mapping) -> int:
 
 def goal_event(definition: Mapping) -> str:
     return str((definition.get("goal") or {}).get("event", ""))
+
+
+def entry_key(entry: Mapping) -> str:
+    """The indexed copy of an entry trigger (Journey.entry_event): the event's name, or for a consent
+    change "<granted|revoked>:<topic key>"."""
+    if entry.get("kind") == "consent":
+        return f"{entry['change']}:{entry['topic']}"[:64]
+    return str(entry.get("event", ""))
 
 
 def goal_tag(definition: Mapping) -> str:

@@ -121,3 +121,45 @@ def journey_event_receive(event: NamedEvent) -> NamedEventReceipt:
 
             tasks.advance_soon(tenant=event.tenant, position_ids=due)
     return NamedEventReceipt(event.event_id, event.type, duplicate=False)
+
+
+def consent_changes_receive(changes: list[tuple]) -> None:
+    """Consent changes (in their transaction): contacts enter the active journeys started by that
+    change of that topic, due now, woken after commit."""
+    from consent.models import Topic
+
+    by_tenant: dict = {}
+    for tenant_id, contact_id, topic_id, kind in changes:
+        by_tenant.setdefault(tenant_id, []).append((contact_id, topic_id, kind))
+    for tenant_id, rows in by_tenant.items():
+        with tenant_context(tenant_id):
+            journeys = list(
+                Journey.objects.filter(
+                    tenant_id=tenant_id, status=Journey.Status.ACTIVE, entry_kind="consent"
+                )
+            )
+            if not journeys:
+                continue
+            keys = dict(
+                Topic.objects.filter(tenant_id=tenant_id, pk__in={t for _, t, _ in rows}).values_list(
+                    "pk", "key"
+                )
+            )
+            tenant = journeys[0].tenant
+            now = timezone.now()
+            entered = []
+            for journey in journeys:
+                contacts = [
+                    c for c, topic_id, kind in rows if f"{kind}:{keys.get(topic_id)}" == journey.entry_event
+                ]
+                if contacts:
+                    entered += [
+                        pid
+                        for pid, _ in engine.positions_enter(
+                            tenant=tenant, journey=journey, contact_ids=contacts, now=now
+                        )
+                    ]
+            if entered:
+                from .. import tasks
+
+                tasks.advance_soon(tenant=tenant, position_ids=entered)

@@ -111,6 +111,12 @@ def _check_references(tenant: Tenant, journey: Journey, definition: dict) -> Non
                 )
             if not Journey.objects.filter(tenant=tenant, pk=target).exclude(status=Status.ARCHIVED).exists():
                 raise _problem(f"steps.{key}.journey_id", "No such journey in this organization.")
+    entry = definition["entry"]
+    if entry["kind"] == "consent":
+        try:
+            consent.topic_by_key(tenant=tenant, key=entry["topic"])
+        except NotFound:
+            raise _problem("entry.topic", "No such consent topic in this organization.") from None
     loop = jump_loop(tenant=tenant, journey_id=journey.pk, definition=definition)
     if loop:
         names = dict(Journey.objects.filter(tenant=tenant, pk__in=loop).values_list("pk", "name"))
@@ -338,7 +344,7 @@ def journey_activate(
             Status.ACTIVE,
             live_version=version,
             entry_kind=entry["kind"],
-            entry_event=entry.get("event", ""),
+            entry_event=spec.entry_key(entry),
         )
         moved = positions_move(tenant=tenant, journey=journey, version=version) if move == MOVE_SAFE else 0
         audit.record(

@@ -514,3 +514,36 @@ def test_a_new_version_takes_contacts_at_safe_steps_and_leaves_the_rest(tenant_a
     assert tags(tenant_a, resting) == [tag_token(tenant_a, "second")]  # it went on the new way
     assert tags(tenant_a, further) == []
     assert position_of(tenant_a, journey, further).exit_reason == "completed"  # the old way
+
+
+def test_a_consent_change_starts_the_journeys_it_triggers(tenant_a, people):
+    from consent import services as consent
+    from tests.delivery.engine_support import evidence
+
+    steps = {"x": {"type": "notify", "role": "marketer", "subject": "Opted out", "next": "done"}, **EXIT}
+    body = {
+        "entry": {"kind": "consent", "topic": "marketing_newsletters", "change": "revoked"},
+        "start": "x",
+        "steps": steps,
+    }
+    journey = activated(tenant_a, people, body, name="Opt-out follow-up")
+    leaving, staying = patient(tenant_a), patient(tenant_a, opt_in=False)
+    topic = consent.topic_by_key(tenant=tenant_a, key="marketing_newsletters")
+
+    consent.consent_revoke(tenant=tenant_a, contact=leaving, topic=topic, evidence=evidence())
+    consent.consent_grant(tenant=tenant_a, contact=staying, topic=topic, evidence=evidence())
+
+    with tenant_context(tenant_a):
+        inside = set(Position.objects.filter(journey=journey).values_list("contact_id", flat=True))
+    assert inside == {leaving.pk}
+
+
+def test_a_consent_trigger_names_a_topic_of_the_organization(tenant_a, people):
+    body = {
+        "entry": {"kind": "consent", "topic": "no_such_topic", "change": "granted"},
+        "start": "done",
+        "steps": dict(EXIT),
+    }
+    with pytest.raises(spec.DefinitionInvalid) as refused:
+        activated(tenant_a, people, body)
+    assert refused.value.extra["problems"][0]["where"] == "entry.topic"
