@@ -22,3 +22,9 @@ class JourneysConfig(AppConfig):
         from .services.events import consent_changes_receive
 
         register_change_handler(consent_changes_receive)
+
+        from delivery.tracking.services import register_engagement_handler
+
+        from .services.events import engagement_receive
+
+        register_engagement_handler(engagement_receive)

@@ -35,7 +35,8 @@ MAX_WAIT_SECONDS = 400 * 86400
 DEFAULT_CYCLE_CAP = 3
 MAX_CYCLE_CAP = 20
 
-ENTRY_KINDS = ("event", "manual", "date", "consent")
+ENTRY_KINDS = ("event", "manual", "date", "consent", "engagement")
+ENGAGEMENT_ACTIONS = ("opened", "clicked")  # wait_event "email.opened" / "email.clicked" too
 CONSENT_CHANGES = ("granted", "revoked")
 REENTRY = ("after_exit", "never")  # or {"after_days": n}
 UPDATE_FIELDS = ("journey_stage", "language")  # plaintext fields a journey may set
@@ -94,12 +95,16 @@ class Problem:
 
 def _check_entry(entry: Any, problems: list[Problem]) -> None:
     if not isinstance(entry, Mapping) or entry.get("kind") not in ENTRY_KINDS:
-        problems.append(Problem("entry", "Choose how contacts enter: event, manual, date or consent."))
+        problems.append(
+            Problem("entry", "Choose how contacts enter: event, manual, date, consent or engagement.")
+        )
         return
     if entry["kind"] == "event" and not EVENT.fullmatch(str(entry.get("event", ""))):
         problems.append(
             Problem("entry.event", "Name the event that starts the journey (like lab_result.ready).")
         )
+    if entry["kind"] == "engagement" and entry.get("action") not in ENGAGEMENT_ACTIONS:
+        problems.append(Problem("entry.action", "Start when a contact opens or clicks an email."))
     if entry["kind"] == "consent":
         if not isinstance(entry.get("topic"), str) or not TAG.fullmatch(entry["topic"]):
             problems.append(Problem("entry.topic", "Name the consent topic whose change starts the journey."))
@@ -390,6 +395,8 @@ def entry_key(entry: Mapping) -> str:
     change "<granted|revoked>:<topic key>"."""
     if entry.get("kind") == "consent":
         return f"{entry['change']}:{entry['topic']}"[:64]
+    if entry.get("kind") == "engagement":
+        return f"email.{entry['action']}"
     return str(entry.get("event", ""))
 
 

@@ -16,7 +16,7 @@ from delivery.tracking.events import NamedEvent, NamedEventReceipt
 from healthmail.tenants.context import tenant_context
 
 from .. import definition as spec
-from ..models import Journey, JourneyEvent, Position, StepLog
+from ..models import Journey, JourneyEvent, JourneyVersion, Position, StepLog
 from . import engine
 
 
@@ -163,3 +163,49 @@ def consent_changes_receive(changes: list[tuple]) -> None:
                 from .. import tasks
 
                 tasks.advance_soon(tenant=tenant, position_ids=entered)
+
+
+def engagement_receive(message, action: str) -> None:
+    """A human open or click of an email ("opened", "clicked"), in its transaction: the contact's
+    positions of the journey that sent it waiting for `email.<action>` are woken (so "did not open
+    within N days" is an event wait's timeout), and journeys started by that engagement (of any
+    campaign or journey email) take the contact in."""
+    from .steps import SOURCE_TYPE
+
+    event = f"email.{action}"
+    now = timezone.now()
+    with tenant_context(message.tenant_id):
+        due = []
+        if message.source_type == SOURCE_TYPE:
+            version_id = message.source_id.partition(":")[0]
+            journey_id = (
+                JourneyVersion.objects.filter(tenant_id=message.tenant_id, pk=version_id)
+                .values_list("journey_id", flat=True)
+                .first()
+            )
+            waiting = Position.objects.filter(
+                tenant_id=message.tenant_id,
+                contact_id=message.contact_id,
+                journey_id=journey_id,
+                state=Position.State.WAITING,
+                waiting_event=event,
+            )
+            due += list(waiting.values_list("pk", flat=True))
+            waiting.filter(pk__in=due).update(event_arrived=True, due_at=now, updated_at=now)
+        journeys = Journey.objects.filter(
+            tenant_id=message.tenant_id,
+            status=Journey.Status.ACTIVE,
+            entry_kind="engagement",
+            entry_event=event,
+        ).select_related("tenant")
+        for journey in journeys:
+            due += [
+                pid
+                for pid, _ in engine.positions_enter(
+                    tenant=journey.tenant, journey=journey, contact_ids=[message.contact_id], now=now
+                )
+            ]
+        if due:
+            from .. import tasks
+
+            tasks.advance_soon(tenant=message.tenant_id, position_ids=due)

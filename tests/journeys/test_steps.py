@@ -547,3 +547,59 @@ def test_a_consent_trigger_names_a_topic_of_the_organization(tenant_a, people):
     with pytest.raises(spec.DefinitionInvalid) as refused:
         activated(tenant_a, people, body)
     assert refused.value.extra["problems"][0]["where"] == "entry.topic"
+
+
+def test_opens_wake_the_journeys_wait_and_start_engagement_journeys(tenant_a, people, ready):
+    from delivery.tracking.services import engagement_record
+    from delivery.tracking.tokens import OPEN, TrackingToken
+
+    send = {
+        "type": "send", "template_id": str(ready["template"].pk), "purpose": "marketing",
+        "topic": "marketing_newsletters", "next": "opened",
+    }  # fmt: skip
+    steps = {
+        "mail": send,
+        "opened": {"type": "wait_event", "event": "email.opened", "timeout_seconds": 3 * 86400,
+                   "next": "thanks", "timeout_next": "nudge"},
+        "thanks": {"type": "update", "add_tag": "opened", "next": "done"},
+        "nudge": {"type": "update", "add_tag": "not_opened", "next": "done"},
+        **EXIT,
+    }  # fmt: skip
+    body = definition(
+        template_id=ready["template"].pk,
+        sender_domain_id=ready["sender_domain"].pk,
+        entry={"kind": "manual"},
+        start="mail",
+        steps=steps,
+    )
+    journey = activated(tenant_a, people, body)
+    followers = journey_of(
+        tenant_a, people, {"x": {"type": "wait", "seconds": 3600, "next": "done"}, **EXIT}, "x",
+        name="Engaged", entry={"kind": "engagement", "action": "opened"},
+    )  # fmt: skip
+    reader, ignorer = patient(tenant_a), patient(tenant_a)
+    enrol_and_run(tenant_a, journey, [reader, ignorer])
+    with tenant_context(tenant_a):
+        message = Message.objects.get(contact=reader, source_type="journey")
+        Message.objects.filter(pk=message.pk).update(
+            state=Message.State.DELIVERED_TLS, finished_at=timezone.now() - datetime.timedelta(minutes=5)
+        )
+        message.refresh_from_db()
+
+    engagement_record(
+        token=TrackingToken(OPEN, tenant_a.pk, message.pk),
+        user_agent="Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/126 Safari/537.36",
+        ip="203.0.113.9",
+    )
+    while engine.positions_advance(
+        tenant=tenant_a, now=timezone.now() + datetime.timedelta(seconds=5)
+    ).advanced:
+        pass
+    assert tags(tenant_a, reader) == [tag_token(tenant_a, "opened")]
+    assert tags(tenant_a, ignorer) == []  # still waiting: nobody else was woken
+    later = timezone.now() + datetime.timedelta(days=3, minutes=1)
+    while engine.positions_advance(tenant=tenant_a, now=later).advanced:
+        pass
+    assert tags(tenant_a, ignorer) == [tag_token(tenant_a, "not_opened")]  # did not open within 3 days
+    assert position_of(tenant_a, followers, reader) is not None  # the open started this journey
+    assert position_of(tenant_a, followers, ignorer) is None
