@@ -30,7 +30,8 @@ CONTACT_MODEL = "contacts.contact"
 def _contact_ids(target_type: str, target_id: str, contacts: Iterable | None) -> list[uuid.UUID]:
     """The contacts an event concerns: those named, plus its target when the target is a contact.
     Sorted and unique, so the chain hashes the same list however the caller ordered it."""
-    found = {uuid.UUID(str(c)) for c in contacts or () if c is not None}
+    # Most callers pass UUIDs already (a journey advance names a thousand): only text is parsed.
+    found = {c if isinstance(c, uuid.UUID) else uuid.UUID(str(c)) for c in contacts or () if c is not None}
     if target_type == CONTACT_MODEL and target_id:
         try:
             found.add(uuid.UUID(target_id))

@@ -144,6 +144,17 @@ WHERE (consent_consentstate.occurred_at, consent_consentstate.event_id)
 """
 
 
+# Called in the transaction of every consent change with the changes that won (tenant id, contact id,
+# topic id, kind): journeys started by a consent change register here, so this lower layer never
+# imports them.
+_change_handlers: list = []
+
+
+def register_change_handler(handler) -> None:
+    if handler not in _change_handlers:
+        _change_handlers.append(handler)
+
+
 def _state_apply(events: Iterable[ConsentEvent]) -> None:
     """Move ConsentState to each (contact, channel, topic)'s latest event. An event older than the
     current state (a late import of paper evidence) is kept in history but does not win."""
@@ -168,6 +179,9 @@ def _state_apply(events: Iterable[ConsentEvent]) -> None:
                 [e.occurred_at for e in rows],
             ],
         )
+    changes = [(e.tenant_id, e.contact_id, e.topic_id, e.kind) for e in rows]
+    for handler in _change_handlers:
+        handler(changes)
 
 
 def _live_contact(tenant: Tenant, contact_id) -> Contact:

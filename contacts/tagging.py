@@ -82,3 +82,31 @@ def contacts_journey_stage_set(
                 contacts=changed,
             )
     return updated
+
+
+SETTABLE_FIELDS = ("language",)  # plaintext columns automation may set (journey_stage has its own)
+
+
+@transaction.atomic
+def contacts_field_set(
+    *, tenant: Tenant, actor: Actor, contact_ids: Sequence[uuid.UUID], field: str, value: str
+) -> int:
+    """Set one plaintext field of the contacts; returns how many rows changed."""
+    if field not in SETTABLE_FIELDS:
+        raise ApplicationError("This field cannot be set by automation.", code="field_not_settable")
+    with tenant_context(tenant):
+        changed = list(
+            Contact.objects.filter(tenant=tenant, pk__in=list(contact_ids), deleted_at__isnull=True)
+            .exclude(**{field: value})
+            .values_list("pk", flat=True)
+        )
+        updated = Contact.objects.filter(tenant=tenant, pk__in=changed).update(**{field: value})
+        if updated:
+            audit.record(
+                actor=actor,
+                action="contacts.field_set",
+                tenant=tenant,
+                details={"field": field, "changed": updated},
+                contacts=changed,
+            )
+    return updated

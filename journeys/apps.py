@@ -23,3 +23,15 @@ class JourneysConfig(AppConfig):
 
         register_renderer("journey", render_journey_message)
         register_event_type_handler(journey_event_receive)
+
+        from consent.services import register_change_handler
+
+        from .services.events import consent_changes_receive
+
+        register_change_handler(consent_changes_receive)
+
+        from delivery.tracking.services import register_engagement_handler
+
+        from .services.events import engagement_receive
+
+        register_engagement_handler(engagement_receive)

@@ -16,6 +16,7 @@ is checked by the service that saves a version.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,20 +35,51 @@ MAX_WAIT_SECONDS = 400 * 86400
 DEFAULT_CYCLE_CAP = 3
 MAX_CYCLE_CAP = 20
 
-ENTRY_KINDS = ("event", "manual", "date")
+ENTRY_KINDS = ("event", "manual", "date", "consent", "engagement")
+ENGAGEMENT_ACTIONS = ("opened", "clicked")  # wait_event "email.opened" / "email.clicked" too
+CONSENT_CHANGES = ("granted", "revoked")
+REENTRY = ("after_exit", "never")  # or {"after_days": n}
+UPDATE_FIELDS = ("journey_stage", "language")  # plaintext fields a journey may set
+SPLIT_METRICS = ("open", "click", "goal")
+MAX_VARIANTS = 5
+NOTIFY_ROLES = ("tenant_admin", "marketer", "compliance_officer", "clinical_reviewer")
+HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 DATE_FIELDS = ("birth_date",)  # plus custom.<key> fields of type date (checked by the service)
 WAITS = frozenset({"wait", "wait_event"})
 BRANCH_FIELDS = ("state", "language", "gender", "journey_stage")
 ENGAGEMENT = ("open", "click")
-# Which keys of a step name the step that follows.
+# Which keys of a step name the step that follows (a split names them in its variants; a jump to
+# another journey names none).
 EXITS: dict[str, tuple[str, ...]] = {
     "send": ("next",),
     "wait": ("next",),
     "wait_event": ("next", "timeout_next"),
     "branch": ("yes", "no"),
     "update": ("next",),
+    "list": ("next",),
+    "webhook": ("next",),
+    "notify": ("next",),
+    "split": (),
+    "jump": ("to",),
     "exit": (),
 }
+
+
+def exit_keys(step: Any) -> tuple[str, ...]:
+    """The keys of `step` that name a following step."""
+    if not isinstance(step, Mapping):
+        return ()
+    if step.get("type") == "jump" and "to" not in step:
+        return ()  # a jump to another journey
+    return EXITS.get(_name(step.get("type")), ())
+
+
+def targets(step: Any) -> list:
+    """Every step `step` can lead to (values as written, checked or not)."""
+    found = [step.get(key) for key in exit_keys(step)]
+    if isinstance(step, Mapping) and step.get("type") == "split" and isinstance(step.get("variants"), list):
+        found += [v.get("next") for v in step["variants"] if isinstance(v, Mapping)]
+    return found
 
 
 class DefinitionInvalid(ApplicationError):
@@ -63,12 +95,21 @@ class Problem:
 
 def _check_entry(entry: Any, problems: list[Problem]) -> None:
     if not isinstance(entry, Mapping) or entry.get("kind") not in ENTRY_KINDS:
-        problems.append(Problem("entry", "Choose how contacts enter: event, manual or date."))
+        problems.append(
+            Problem("entry", "Choose how contacts enter: event, manual, date, consent or engagement.")
+        )
         return
     if entry["kind"] == "event" and not EVENT.fullmatch(str(entry.get("event", ""))):
         problems.append(
             Problem("entry.event", "Name the event that starts the journey (like lab_result.ready).")
         )
+    if entry["kind"] == "engagement" and entry.get("action") not in ENGAGEMENT_ACTIONS:
+        problems.append(Problem("entry.action", "Start when a contact opens or clicks an email."))
+    if entry["kind"] == "consent":
+        if not isinstance(entry.get("topic"), str) or not TAG.fullmatch(entry["topic"]):
+            problems.append(Problem("entry.topic", "Name the consent topic whose change starts the journey."))
+        if entry.get("change") not in CONSENT_CHANGES:
+            problems.append(Problem("entry.change", "Start on consent granted or revoked."))
     if entry["kind"] == "date":
         field = str(entry.get("field", ""))
         if field not in DATE_FIELDS and not field.startswith("custom."):
@@ -141,12 +182,59 @@ def _check_step(key: str, step: Any, problems: list[Problem]) -> None:
         _check_condition(key, step.get("condition"), problems)
     elif kind == "update":
         _check_update(key, step, problems)
+    elif kind == "list":
+        if not TAG.fullmatch(str(step.get("list", ""))):
+            problems.append(Problem(f"{where}.list", "Name the list (a short key: a-z, 0-9, . _ -)."))
+        if step.get("action") not in ("add", "remove"):
+            problems.append(Problem(f"{where}.action", "A list step adds to or removes from the list."))
+    elif kind == "webhook":
+        if not isinstance(step.get("endpoint_id"), str) or not step["endpoint_id"]:
+            problems.append(Problem(f"{where}.endpoint_id", "Choose the webhook endpoint to call."))
+    elif kind == "notify":
+        if step.get("role") not in NOTIFY_ROLES:
+            problems.append(Problem(f"{where}.role", f"Notify one of the roles: {', '.join(NOTIFY_ROLES)}."))
+        subject = step.get("subject")
+        if not isinstance(subject, str) or not 1 <= len(subject.strip()) <= 120:
+            problems.append(Problem(f"{where}.subject", "Write a short subject (1 to 120 characters)."))
+    elif kind == "jump":
+        if ("to" in step) == ("journey_id" in step):
+            problems.append(Problem(where, "A jump goes to a step of this journey or to another journey."))
+    elif kind == "split":
+        _check_split(key, step, problems)
+
+
+def _check_split(key: str, step: Mapping, problems: list[Problem]) -> None:
+    variants = step.get("variants")
+    if not isinstance(variants, list) or not 2 <= len(variants) <= MAX_VARIANTS:
+        problems.append(Problem(f"steps.{key}.variants", f"A split has 2 to {MAX_VARIANTS} paths."))
+        return
+    for index, variant in enumerate(variants):
+        if not isinstance(variant, Mapping) or not _whole(variant.get("weight"), 1, 100):
+            problems.append(
+                Problem(f"steps.{key}.variants.{index}.weight", "Each path's weight is 1 to 100.")
+            )
+    if step.get("metric") not in SPLIT_METRICS:
+        problems.append(Problem(f"steps.{key}.metric", "The winner is chosen by opens, clicks or the goal."))
 
 
 def _check_update(key: str, step: Mapping, problems: list[Problem]) -> None:
-    changes = [name for name in ("add_tag", "remove_tag", "journey_stage") if name in step]
+    changes = [name for name in ("add_tag", "remove_tag", "journey_stage", "set_field") if name in step]
     if not changes:
-        problems.append(Problem(f"steps.{key}", "An update adds or removes a tag or sets the journey stage."))
+        problems.append(Problem(f"steps.{key}", "An update adds or removes a tag or sets a field."))
+    if "set_field" in step:
+        change = step["set_field"]
+        if (
+            not isinstance(change, Mapping)
+            or change.get("field") not in UPDATE_FIELDS
+            or not isinstance(change.get("value"), str)
+        ):
+            problems.append(
+                Problem(f"steps.{key}.set_field", f"Fields an update may set: {', '.join(UPDATE_FIELDS)}.")
+            )
+        elif change["field"] == "journey_stage" and change["value"] not in JourneyStage.values:
+            problems.append(Problem(f"steps.{key}.set_field", "Choose one of the journey stages."))
+        elif change["field"] == "language" and not re.fullmatch(r"[a-z]{2}(-[A-Za-z]{2})?", change["value"]):
+            problems.append(Problem(f"steps.{key}.set_field", "A language is a code like en or es-US."))
     for name in ("add_tag", "remove_tag"):
         if name in step and not TAG.fullmatch(str(step[name])):
             problems.append(Problem(f"steps.{key}.{name}", "A tag is a short key (a-z, 0-9, . _ -)."))
@@ -164,8 +252,9 @@ def instant_cycle(steps: Mapping[str, Mapping]) -> list[str] | None:
         path.append(key)
         step = steps.get(key) or {}
         if step.get("type") not in WAITS:
-            for exit_key in EXITS.get(step.get("type", ""), ()):
-                target = step.get(exit_key)
+            for target in targets(step):
+                if not isinstance(target, str):
+                    continue
                 if state.get(target) == 1:
                     return [*path[path.index(target) :], target]
                 if target in steps and target not in state:
@@ -192,7 +281,7 @@ def _reachable(steps: Mapping[str, Mapping], start: str) -> set[str]:
             continue
         seen.add(key)
         step = steps[key]
-        todo.extend(step.get(e) for e in EXITS.get(step.get("type", ""), ()) if isinstance(step.get(e), str))
+        todo.extend(t for t in targets(step) if isinstance(t, str))
     return seen
 
 
@@ -209,9 +298,15 @@ def problems_of(definition: Any) -> list[Problem]:
         problems.append(Problem("steps", f"At most {MAX_STEPS} steps."))
     for key, step in steps.items():
         _check_step(str(key), step, problems)
-        for exit_key in EXITS.get(_name(step.get("type")) if isinstance(step, Mapping) else "", ()):
+        for exit_key in exit_keys(step):
             if _name(step.get(exit_key)) not in steps:
                 problems.append(Problem(f"steps.{key}.{exit_key}", "Connect this to an existing step."))
+        if isinstance(step, Mapping) and step.get("type") == "split":
+            for index, target in enumerate(targets(step)):
+                if target not in steps:
+                    problems.append(
+                        Problem(f"steps.{key}.variants.{index}.next", "Connect this to an existing step.")
+                    )
     if problems:
         return problems
     if _name(definition.get("start")) not in steps:
@@ -221,15 +316,59 @@ def problems_of(definition: Any) -> list[Problem]:
     cap = definition.get("cycle_cap", DEFAULT_CYCLE_CAP)
     if not _whole(cap, 1, MAX_CYCLE_CAP):
         problems.append(Problem("cycle_cap", f"A contact may pass a step 1 to {MAX_CYCLE_CAP} times."))
-    goal = definition.get("goal")
-    if goal is not None and not (isinstance(goal, Mapping) and EVENT.fullmatch(str(goal.get("event", "")))):
-        problems.append(Problem("goal", "A goal names the event that means the journey succeeded."))
+    _check_goal(definition.get("goal"), problems)
+    _check_rules(definition, problems)
     cycle = instant_cycle(steps)
     if cycle:
         problems.append(
             Problem("steps", f"These steps form a loop without a wait: {' → '.join(cycle)}. Add a wait.")
         )
     return problems
+
+
+def _check_goal(goal: Any, problems: list[Problem]) -> None:
+    if goal is None:
+        return
+    valid = (
+        isinstance(goal, Mapping)
+        and len(goal) == 1
+        and (
+            ("event" in goal and EVENT.fullmatch(str(goal["event"])))
+            or ("tag" in goal and TAG.fullmatch(str(goal["tag"])))
+        )
+    )
+    if not valid:
+        problems.append(
+            Problem("goal", "A goal is an event (like appointment.kept) or a tag the contact gets.")
+        )
+
+
+def _check_rules(definition: Mapping, problems: list[Problem]) -> None:
+    """Re-entry, quiet hours and the frequency cap (journey-wide)."""
+    reentry = definition.get("reentry", "after_exit")
+    if reentry not in REENTRY and not (
+        isinstance(reentry, Mapping)
+        and set(reentry) == {"after_days"}
+        and _whole(reentry["after_days"], 1, 3650)
+    ):
+        problems.append(Problem("reentry", "Re-entry is after_exit, never, or {after_days: 1 to 3650}."))
+    quiet = definition.get("quiet_hours")
+    if quiet is not None and not (
+        isinstance(quiet, Mapping)
+        and HHMM.fullmatch(str(quiet.get("start", "")))
+        and HHMM.fullmatch(str(quiet.get("end", "")))
+        and quiet["start"] != quiet["end"]
+    ):
+        problems.append(
+            Problem("quiet_hours", "Quiet hours run from start to end, as HH:MM (like 21:00 to 08:00).")
+        )
+    cap = definition.get("frequency_cap")
+    if cap is not None and not (
+        isinstance(cap, Mapping) and _whole(cap.get("count"), 1, 100) and _whole(cap.get("days"), 1, 365)
+    ):
+        problems.append(
+            Problem("frequency_cap", "A frequency cap is at most count (1-100) emails in days (1-365).")
+        )
 
 
 def definition_check(definition: Any) -> dict:
@@ -254,3 +393,37 @@ def cycle_cap(definition: Mapping) -> int:
 
 def goal_event(definition: Mapping) -> str:
     return str((definition.get("goal") or {}).get("event", ""))
+
+
+def entry_key(entry: Mapping) -> str:
+    """The indexed copy of an entry trigger (Journey.entry_event): the event's name, or for a consent
+    change "<granted|revoked>:<topic key>"."""
+    if entry.get("kind") == "consent":
+        return f"{entry['change']}:{entry['topic']}"[:64]
+    if entry.get("kind") == "engagement":
+        return f"email.{entry['action']}"
+    return str(entry.get("event", ""))
+
+
+def goal_tag(definition: Mapping) -> str:
+    return str((definition.get("goal") or {}).get("tag", ""))
+
+
+def reentry_rule(definition: Mapping) -> tuple[str, int]:
+    """("after_exit", 0), ("never", 0) or ("after_days", n)."""
+    rule = definition.get("reentry", "after_exit")
+    if isinstance(rule, Mapping):
+        return "after_days", int(rule["after_days"])
+    return str(rule), 0
+
+
+def split_path(position_id, key: str, variants: list) -> int:
+    """The variant a contact takes at a split: drawn from its position id and the step (a contact
+    retried after a crash takes the same path), in proportion to the weights."""
+    digest = hashlib.sha256(f"{position_id}:{key}".encode()).digest()
+    point = int.from_bytes(digest[:8], "big") % sum(int(v["weight"]) for v in variants)
+    for index, variant in enumerate(variants):
+        point -= int(variant["weight"])
+        if point < 0:
+            return index
+    return len(variants) - 1

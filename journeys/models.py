@@ -150,25 +150,48 @@ class StepLog(TenantOwnedModel):
     """One row per step a contact took (and how it left it): the step reports and the history."""
 
     class Outcome(models.TextChoices):
-        ENTERED = "entered", "Entered"
+        # One row per step a contact entered, saying what happened there (the entry is implied):
         SENT = "sent", "Email queued"
         REFUSED = "refused", "Stopped by the send gate"
         WAITING = "waiting", "Waiting"
-        MOVED = "moved", "Moved on"
-        UPDATED = "updated", "Contact updated"
-        EXITED = "exited", "Exited"
+        MOVED = "moved", "Moved on"  # a branch or a split: the detail names the path taken
+        UPDATED = "updated", "Contact updated"  # update, list, webhook, notify steps
+        DEFERRED = "deferred", "Held until quiet hours end"
+        SKIPPED = "skipped", "Email skipped (frequency cap)"
+        EXITED = "exited", "Exited"  # at an exit step ("completed") or taken out (the detail)
+        JUMPED = "jumped", "Jumped to another journey"
+        # Rows that are not an entry:
+        LEFT = "left", "Left the wait"  # an event wait, by "event" or "timeout"
         CONVERTED = "converted", "Reached the goal"
+        ENTERED = "entered", "Entered"  # written by the first engine only (kept for its rows)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="+")
-    version = models.ForeignKey(JourneyVersion, on_delete=models.PROTECT, related_name="+")
-    position = models.ForeignKey(Position, on_delete=models.CASCADE, related_name="+")
-    contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="+")
+    # The engine writes several rows per contact per advance: deferred foreign-key triggers on each
+    # (checked at commit) cost more than the rows. The engine writes a log row only with its position
+    # in the same transaction, and Django's collector still cascades deletes (contact, position).
+    journey = models.ForeignKey(
+        Journey, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    version = models.ForeignKey(
+        JourneyVersion, on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False
+    )
+    # (tenant, position, at) below serves the position's history and the collector's cascade.
+    position = models.ForeignKey(
+        Position, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    contact = models.ForeignKey(
+        "contacts.Contact", on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
     step = models.CharField(max_length=64)
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     detail = models.CharField(max_length=200, blank=True, help_text="A reason code, never PHI.")
     message = models.ForeignKey(
-        "delivery.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "delivery.Message",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,  # the index stays: archiving messages sets this to NULL by message
     )
     at = models.DateTimeField()
 

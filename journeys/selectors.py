@@ -6,7 +6,7 @@ import datetime
 import uuid
 from collections import defaultdict
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -49,8 +49,24 @@ def journey_get(*, tenant: Tenant, journey_id: uuid.UUID | str) -> Journey:
     return journey
 
 
+# Log rows that are a contact entering the step (each entry writes one row saying what happened).
+ENTRY_OUTCOMES = (
+    "entered",
+    "sent",
+    "refused",
+    "waiting",
+    "moved",
+    "updated",
+    "deferred",
+    "skipped",
+    "jumped",
+)
+
+
 def step_counts(*, tenant: Tenant, journey: Journey) -> dict[str, dict[str, int]]:
-    """{step: {cell: true count}} over every version (for the disclosure policy, never shown raw)."""
+    """{step: {cell: true count}} over every version (for the disclosure policy, never shown raw).
+    entered: rows of an entry (an exit step's "completed" too); exited: contacts whose journey ended
+    on the step (stopped by the gate, completed, taken out, the cycle cap)."""
     counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(STEP_CELLS, 0))
     waiting = (
         Position.objects.filter(tenant=tenant, journey=journey, state=Position.State.WAITING)
@@ -59,13 +75,22 @@ def step_counts(*, tenant: Tenant, journey: Journey) -> dict[str, dict[str, int]
     )
     for row in waiting:
         counts[row["step"] or "entry"]["waiting"] = row["n"]
+    completed = Q(outcome="exited", detail="completed")
     logged = (
-        StepLog.objects.filter(tenant=tenant, journey=journey, outcome__in=STEP_CELLS)
-        .values("step", "outcome")
-        .annotate(n=Count("pk"))
+        StepLog.objects.filter(tenant=tenant, journey=journey)
+        .values("step")
+        .annotate(
+            entered=Count("pk", filter=Q(outcome__in=ENTRY_OUTCOMES) | completed),
+            sent=Count("pk", filter=Q(outcome="sent")),
+            refused=Count("pk", filter=Q(outcome="refused")),
+            exited=Count("pk", filter=Q(outcome__in=("exited", "refused"))),
+            converted=Count("pk", filter=Q(outcome="converted")),
+        )
     )
     for row in logged:
-        counts[row["step"] or "entry"][row["outcome"]] = row["n"]
+        cells = counts[row["step"] or "entry"]
+        for cell in ("entered", "sent", "refused", "exited", "converted"):
+            cells[cell] = row[cell]
     return dict(counts)
 
 
@@ -212,3 +237,98 @@ def conversions_by_day_disclosed(
         counts, tenant=tenant, viewer=viewer, query=f"journey-conversions:{journey.pk}", sensitive=sensitive
     )
     return [(datetime.date.fromisoformat(day), shown[day]) for day in sorted(counts, reverse=True)]
+
+
+def split_counts(*, tenant: Tenant, journey: Journey, step: str) -> list[dict[str, int]]:
+    """For each path of a split step: contacts sent down it (`entered`) and how many of them met the
+    split's winner metric after the split (`won`: a human open or click of this journey's email, or
+    the goal). True counts, for split_report_disclosed; over the live version's definition."""
+    definition = journey.live_version.definition if journey.live_version else {}
+    split = (definition.get("steps") or {}).get(step) or {}
+    if split.get("type") != "split":
+        raise NotFound("No such split step.")
+    rows = StepLog.objects.filter(
+        tenant=tenant,
+        journey=journey,
+        step=step,
+        outcome=StepLog.Outcome.MOVED,
+        detail__startswith="variant:",
+    ).values_list("detail", "contact_id", "position_id", "at")
+    paths: dict[int, list[tuple]] = defaultdict(list)
+    for detail, contact_id, position_id, at in rows:
+        paths[int(detail.removeprefix("variant:"))].append((contact_id, position_id, at))
+    metric = split["metric"]
+    won = _split_winners(tenant, journey, metric, [row for members in paths.values() for row in members])
+    return [
+        {
+            "entered": len(paths.get(index, [])),
+            "won": sum(1 for _, position_id, _ in paths.get(index, []) if position_id in won),
+        }
+        for index in range(len(split["variants"]))
+    ]
+
+
+def _split_winners(tenant: Tenant, journey: Journey, metric: str, members: list[tuple]) -> set:
+    """Position ids (of `members`: contact, position, split time) that met the metric after the split."""
+    if not members:
+        return set()
+    if metric == "goal":
+        return set(
+            StepLog.objects.filter(
+                tenant=tenant,
+                journey=journey,
+                outcome=StepLog.Outcome.CONVERTED,
+                position_id__in=[position_id for _, position_id, _ in members],
+            ).values_list("position_id", flat=True)
+        )
+    from delivery.models import EngagementEvent
+
+    from .services.steps import SOURCE_TYPE
+
+    versions = [str(v) for v in journey.versions.values_list("pk", flat=True)]
+    events = EngagementEvent.objects.filter(
+        tenant=tenant,
+        contact_id__in={contact_id for contact_id, _, _ in members},
+        kind=metric,
+        is_bot=False,
+        source_type=SOURCE_TYPE,
+        occurred_at__gte=min(at for _, _, at in members),
+    ).values_list("contact_id", "occurred_at", "source_id")
+    latest: dict = {}
+    for contact_id, occurred_at, source_id in events:
+        if source_id.partition(":")[0] in versions:
+            latest[contact_id] = max(latest.get(contact_id, occurred_at), occurred_at)
+    return {
+        position_id
+        for contact_id, position_id, at in members
+        if contact_id in latest and latest[contact_id] >= at
+    }
+
+
+def split_winner(counts: list[dict[str, int]], *, minimum: int = 1) -> int | None:
+    """The path with the best rate of the metric (at least `minimum` contacts down each path); None
+    while no path leads or a path has too few contacts to judge."""
+    if any(cell["entered"] < minimum for cell in counts):
+        return None
+    rates = [cell["won"] / cell["entered"] for cell in counts]
+    best = max(rates)
+    return rates.index(best) if rates.count(best) == 1 else None
+
+
+def split_report_disclosed(*, tenant: Tenant, journey: Journey, step: str, viewer: disclosure.Viewer) -> dict:
+    """The split's paths as `viewer` may see them, and the winner once every path has at least the
+    policy's smallest group (a rate over fewer people would single them out)."""
+    counts = split_counts(tenant=tenant, journey=journey, step=step)
+    sensitive = bool(journey.live_version and journey.live_version.uses_phi)
+    shown = [
+        disclosure.disclose_many(
+            cells,
+            tenant=tenant,
+            viewer=viewer,
+            query=f"journey:{journey.pk}:{step}:{index}",
+            sensitive=sensitive,
+        )
+        for index, cells in enumerate(counts)
+    ]
+    minimum = disclosure.policy_for(tenant).k
+    return {"paths": shown, "winner": split_winner(counts, minimum=minimum)}

@@ -123,6 +123,16 @@ def _notify(message: Message, event: str) -> None:
     webhooks_notify(message, event)
 
 
+# Called in the transaction of each human open or click (message, "opened" or "clicked"): journeys
+# register here (they wait for and start on engagement), so delivery never imports them.
+_engagement_handlers: list = []
+
+
+def register_engagement_handler(handler) -> None:
+    if handler not in _engagement_handlers:
+        _engagement_handlers.append(handler)
+
+
 @transaction.atomic
 def engagement_record(
     *, token: TrackingToken, user_agent: str, ip: str | None, method: str = "GET", now=None
@@ -169,6 +179,9 @@ def engagement_record(
             _notify(message, "message.opened")
         elif kind == EngagementEvent.Kind.CLICK and not reason:
             _notify(message, "message.clicked")
+        if first_human_open or (kind == EngagementEvent.Kind.CLICK and not reason):
+            for handler in _engagement_handlers:
+                handler(message, "opened" if kind == EngagementEvent.Kind.OPEN else "clicked")
     return event, url
 
 

@@ -275,6 +275,33 @@ def _deliveries_create(
     return rows
 
 
+def webhook_deliveries_queue(
+    *, tenant_id, endpoint: WebhookEndpoint, event: str, payloads: list[dict], stream: str = Stream.MARKETING
+) -> list[WebhookDelivery]:
+    """Deliveries to one endpoint the tenant chose (a journey's webhook step), whatever it subscribes
+    to, in the caller's transaction: one bulk insert, each woken after commit, retried by the sweep.
+    The payloads carry ids only."""
+    now = timezone.now()
+    rows = [
+        WebhookDelivery(
+            tenant_id=tenant_id,
+            endpoint=endpoint,
+            event_type=event,
+            stream=stream,
+            payload=dict(payload),
+            next_attempt_at=now,
+        )
+        for payload in payloads
+    ]
+    for row in rows:
+        row.payload["delivery_id"] = str(row.pk)  # receivers dedupe on it
+    with tenant_context(tenant_id):
+        WebhookDelivery.objects.bulk_create(rows)
+    for row in rows:
+        _enqueue(row)
+    return rows
+
+
 def webhooks_notify_states(*, tenant_id, changes: list[tuple[Message, str, str]]) -> int:
     """Queue an event for each (message, new state, reason) whose state is announced, for every active
     endpoint that subscribed to it. Runs in the caller's transaction: the rows commit with the state

@@ -457,7 +457,7 @@ SEGMENT_STATEMENT_TIMEOUT_MS = env.int("SEGMENT_STATEMENT_TIMEOUT_MS", default=2
 CELERY_BEAT_SCHEDULE["campaigns-sweep"] = {"task": "campaigns.tasks.campaigns_sweep", "schedule": 60.0}
 
 # --- Journeys: due positions claimed in batches; the sweep finds what the broker lost -----------------
-JOURNEYS_ADVANCE_BATCH = env.int("JOURNEYS_ADVANCE_BATCH", default=500)
+JOURNEYS_ADVANCE_BATCH = env.int("JOURNEYS_ADVANCE_BATCH", default=1000)
 JOURNEYS_SWEEP_SECONDS = env.float("JOURNEYS_SWEEP_SECONDS", default=30.0)
 CELERY_BEAT_SCHEDULE["journeys-sweep"] = {
     "task": "journeys.tasks.journeys_sweep",

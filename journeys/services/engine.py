@@ -31,6 +31,7 @@ from healthmail.tenants.models import Tenant
 
 from .. import definition as spec
 from ..models import Journey, JourneyVersion, Position, StepLog
+from . import rules
 from . import steps as step_kinds
 
 Outcome = StepLog.Outcome
@@ -46,23 +47,27 @@ class Report:
     refused: int = 0
     exited: int = 0
     waiting: int = 0
+    deferred: int = 0
+    jumped: int = 0
     outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    jumps: dict[str, list] = field(default_factory=lambda: defaultdict(list))
 
 
 @dataclass
 class _Walk:
-    position: Position
+    position: Claimed
     at: str = ENTRY  # the step being entered this round ("" once resting or exited)
+    resume: bool = False  # back on a send step quiet hours held: not a new visit
 
 
 def batch_size() -> int:
-    return int(getattr(settings, "JOURNEYS_ADVANCE_BATCH", 500))
+    return int(getattr(settings, "JOURNEYS_ADVANCE_BATCH", 1000))
 
 
 class _Logged(NamedTuple):
     """One StepLog row as the batch insert takes it (a model instance per row cost more than the row)."""
 
-    position: Position
+    position: Claimed
     step: str
     outcome: str
     detail: str
@@ -100,7 +105,8 @@ def _logs_write(tenant: Tenant, logs: list, now) -> None:
         cursor.execute(_LOG, [tenant.pk, now, *columns])
 
 
-def _exit(walk: _Walk, logs: list, now, reason: str, outcome: str = Outcome.EXITED) -> None:
+def _exit(walk: _Walk, logs: list | None, now, reason: str, outcome: str = Outcome.EXITED) -> None:
+    """The contact leaves the journey here; `logs` None: the caller already logged the step's row."""
     position = walk.position
     position.state = Position.State.EXITED
     position.exited_at = now
@@ -108,7 +114,8 @@ def _exit(walk: _Walk, logs: list, now, reason: str, outcome: str = Outcome.EXIT
     position.due_at = None
     position.waiting_event = ""
     position.event_arrived = False
-    _log(logs, position, position.step, outcome, now, reason)
+    if logs is not None:
+        _log(logs, position, position.step, outcome, now, reason)
     walk.at = ""
 
 
@@ -119,6 +126,9 @@ def _leave(walk: _Walk, definition: dict, now) -> str | None:
     if position.step == ENTRY:
         return definition["start"]
     step = spec.step_of(definition, position.step)
+    if step["type"] == "send":  # held by quiet hours: the send step is tried again, not re-entered
+        walk.resume = True
+        return position.step if position.due_at and position.due_at <= now else None
     if step["type"] == "wait_event":
         if position.event_arrived:
             return step["next"]
@@ -127,8 +137,12 @@ def _leave(walk: _Walk, definition: dict, now) -> str | None:
 
 
 def _enter(walk: _Walk, definition: dict, logs: list, now) -> bool:
-    """Count the visit; False when the cycle cap ends the contact's journey here."""
+    """Count the visit; False when the cycle cap ends the contact's journey here. Entering is not a
+    row of its own: the step's one row says what happened there (sent, waiting, updated...)."""
     position = walk.position
+    if walk.resume:
+        walk.resume = False
+        return True
     visits = dict(position.visits)
     visits[walk.at] = visits.get(walk.at, 0) + 1
     position.visits = visits
@@ -136,7 +150,6 @@ def _enter(walk: _Walk, definition: dict, logs: list, now) -> bool:
     if visits[walk.at] > spec.cycle_cap(definition):
         _exit(walk, logs, now, "cycle_cap")
         return False
-    _log(logs, position, walk.at, Outcome.ENTERED, now)
     return True
 
 
@@ -163,6 +176,7 @@ def _round(tenant: Tenant, walks: list[_Walk], versions: dict, logs: list, now, 
         version = versions[version_id]
         step = spec.step_of(version.definition, key)
         kind = step["type"]
+        positions = [w.position for w in members]
         if kind in spec.WAITS:
             for walk in members:
                 _rest(walk, step, logs, now)
@@ -173,23 +187,69 @@ def _round(tenant: Tenant, walks: list[_Walk], versions: dict, logs: list, now, 
             _send(tenant, version, key, step, members, logs, now, report)
         elif kind == "branch":
             yes = step_kinds.branch(
-                tenant=tenant,
-                version=version,
-                condition=step["condition"],
-                positions=[w.position for w in members],
+                tenant=tenant, version=version, condition=step["condition"], positions=positions
             )
             for walk in members:
                 taken = "yes" if walk.position.pk in yes else "no"
-                _log(logs, walk.position, key, Outcome.MOVED, now, taken)
-                walk.at = step[taken]
-        elif kind == "update":
-            step_kinds.update(tenant=tenant, step=step, positions=[w.position for w in members])
+                _on(walk, logs, key, Outcome.MOVED, now, step[taken], taken)
+        elif kind == "split":
             for walk in members:
-                _log(logs, walk.position, key, Outcome.UPDATED, now)
-                walk.at = step["next"]
+                index = spec.split_path(walk.position.pk, key, step["variants"])
+                _on(walk, logs, key, Outcome.MOVED, now, step["variants"][index]["next"], f"variant:{index}")
+        elif kind == "jump" and "to" in step:
+            for walk in members:
+                _on(walk, logs, key, Outcome.MOVED, now, step["to"], "jump")
+        elif kind == "jump":
+            for walk in members:
+                _log(logs, walk.position, key, Outcome.JUMPED, now, str(step["journey_id"]))
+                _exit(walk, None, now, "jumped")
+            report.jumps[step["journey_id"]] += [w.position.contact_id for w in members]
+        else:  # update, list, webhook, notify: something is done for the contacts, then on
+            detail = step_kinds.act(tenant=tenant, version=version, key=key, step=step, positions=positions)
+            for walk in members:
+                _on(walk, logs, key, Outcome.UPDATED, now, step["next"], detail)
+
+
+def _on(walk: _Walk, logs: list, key: str, outcome: str, now, to: str, detail: str = "") -> None:
+    _log(logs, walk.position, key, outcome, now, detail)
+    walk.at = to
+
+
+def _hold(walk: _Walk, logs: list, key: str, until, now, reason: str) -> None:
+    """The contact rests on the send step until `until` (quiet hours) and tries it again then."""
+    position = walk.position
+    position.due_at = until
+    position.waiting_event = ""
+    position.event_arrived = False
+    _log(logs, position, key, Outcome.DEFERRED, now, reason)
+    walk.at = ""
 
 
 def _send(tenant, version, key, step, members: list[_Walk], logs, now, report: Report) -> None:
+    definition = version.definition
+    quiet = rules.quiet_until(
+        tenant=tenant, definition=definition, positions=[w.position for w in members], now=now
+    )
+    ready = []
+    for walk in members:
+        until = quiet.get(walk.position.pk)
+        if until is not None:
+            report.deferred += 1
+            _hold(walk, logs, key, until, now, "quiet_hours")
+        else:
+            ready.append(walk)
+    capped = rules.frequency_capped(
+        tenant=tenant, definition=definition, step=step, positions=[w.position for w in ready], now=now
+    )
+    members = []
+    for walk in ready:
+        if walk.position.contact_id in capped:
+            # Over the cap shared with campaigns: this email is skipped, the journey goes on.
+            _on(walk, logs, key, Outcome.SKIPPED, now, step["next"], "frequency_cap")
+        else:
+            members.append(walk)
+    if not members:
+        return
     result = step_kinds.send(
         tenant=tenant, version=version, key=key, step=step, positions=[w.position for w in members]
     )
@@ -199,7 +259,7 @@ def _send(tenant, version, key, step, members: list[_Walk], logs, now, report: R
             # A revoked consent (or a suppression, an ended authorization...) stops the contact here.
             report.refused += 1
             _log(logs, position, key, Outcome.REFUSED, now, result.refused[position.pk])
-            _exit(walk, logs, now, f"send_refused:{result.refused[position.pk]}")
+            _exit(walk, None, now, f"send_refused:{result.refused[position.pk]}")
         else:
             report.sent += 1
             _log(logs, position, key, Outcome.SENT, now, message=result.sent[position.pk])
@@ -214,24 +274,59 @@ def _walk(tenant: Tenant, positions: Sequence[Position], now) -> Report:
     }
     logs: list = []
     walks = []
+    converted = _goals_met(tenant, positions, versions, logs, now)
     for position in positions:
-        target = _leave(_Walk(position), versions[position.version_id].definition, now)
+        if position.pk in converted:
+            walks.append(_Walk(position, ""))
+            continue
+        walk = _Walk(position)
+        target = _leave(walk, versions[position.version_id].definition, now)
         if target is not None:
-            if position.step != ENTRY:
-                _log(logs, position, position.step, Outcome.MOVED, now)
-            walks.append(_Walk(position, target))
+            if position.step != ENTRY and position.waiting_event:
+                # Which way an event wait was left; a plain wait's end needs no row of its own.
+                left = "event" if position.event_arrived else "timeout"
+                _log(logs, position, position.step, Outcome.LEFT, now, left)
+            walk.at = target
+            walks.append(walk)
     # No cycle without a wait is ever saved, and every step counts its visits: this ends.
     while any(walk.at for walk in walks):
         _round(tenant, walks, versions, logs, now, report)
     moved = [walk.position for walk in walks]
     _positions_write(moved, now)
-    _logs_write(tenant, logs, now)  # one statement of arrays: a batch logs a few rows per contact
+    _logs_write(tenant, logs, now)  # one statement of arrays: a batch logs a row or two per contact
+    for journey_id, contact_ids in report.jumps.items():
+        report.jumped += _jump(tenant, journey_id, contact_ids, now)
     report.advanced = len(moved)
     report.exited = sum(1 for p in moved if p.state == Position.State.EXITED)
     report.waiting = len(moved) - report.exited
     for log in logs:
         report.outcomes[log.outcome] += 1
     return report
+
+
+def _goals_met(tenant: Tenant, positions: Sequence[Position], versions: dict, logs: list, now) -> set:
+    """Positions of journeys whose goal is a tag the contact now has: they leave as converted."""
+    by_tag: dict[str, list[Position]] = defaultdict(list)
+    for position in positions:
+        tag = spec.goal_tag(versions[position.version_id].definition)
+        if tag:
+            by_tag[tag].append(position)
+    converted = set()
+    for tag, members in by_tag.items():
+        have = step_kinds.tagged(tenant=tenant, tag=tag, contact_ids=[p.contact_id for p in members])
+        for position in members:
+            if position.contact_id in have:
+                _exit(_Walk(position), logs, now, "goal", Outcome.CONVERTED)
+                converted.add(position.pk)
+    return converted
+
+
+def _jump(tenant: Tenant, journey_id: str, contact_ids: list, now) -> int:
+    """Contacts that jumped enter the other journey (active, by its entry rules), due now."""
+    journey = Journey.objects.filter(tenant=tenant, pk=journey_id, status=Journey.Status.ACTIVE).first()
+    if journey is None:
+        return 0
+    return len(positions_enter(tenant=tenant, journey=journey, contact_ids=contact_ids, now=now))
 
 
 _WRITE = """
@@ -266,14 +361,67 @@ def _positions_write(positions: Sequence[Position], now) -> None:
         cursor.execute(_WRITE, [now, *columns, positions[0].tenant_id])
 
 
-def _claim(tenant: Tenant, now, limit: int, ids: Iterable[uuid.UUID] | None = None) -> list[Position]:
-    """Due positions of active journeys, locked; rows another worker holds are skipped, not waited for."""
-    query = Position.objects.filter(
-        tenant=tenant, state=Position.State.WAITING, due_at__lte=now, journey__status=Journey.Status.ACTIVE
+class Claimed:
+    """A claimed position: the columns the walk reads and writes, without a model instance per row
+    (building a thousand of those cost more than the claim's query)."""
+
+    __slots__ = (
+        "contact_id",
+        "due_at",
+        "entered_at",
+        "event_arrived",
+        "exit_reason",
+        "exited_at",
+        "id",
+        "journey_id",
+        "state",
+        "step",
+        "tenant_id",
+        "updated_at",
+        "version_id",
+        "visits",
+        "waiting_event",
+    )  # fmt: skip
+
+    def __init__(self, row):
+        (self.id, self.tenant_id, self.journey_id, self.version_id, self.contact_id, self.step, self.state,
+         self.due_at, self.waiting_event, self.event_arrived, visits, self.entered_at, self.exited_at,
+         self.exit_reason) = row  # fmt: skip
+        self.visits = json.loads(visits) if isinstance(visits, str) else dict(visits or {})
+        self.updated_at = None
+
+    @property
+    def pk(self):
+        return self.id
+
+
+_CLAIM = """
+SELECT id, tenant_id, journey_id, version_id, contact_id, step, state, due_at, waiting_event,
+       event_arrived, visits, entered_at, exited_at, exit_reason
+  FROM journeys_position
+ WHERE tenant_id = %(tenant)s AND state = 'waiting' AND due_at <= %(now)s AND journey_id = ANY(%(active)s)
+       /*ids*/
+ ORDER BY due_at
+ LIMIT %(limit)s
+   FOR UPDATE SKIP LOCKED
+"""
+
+
+def _claim(tenant: Tenant, now, limit: int, ids: Iterable[uuid.UUID] | None = None) -> list[Claimed]:
+    """Due positions of active journeys, locked; rows another worker holds are skipped, not waited for.
+    The active journeys' ids, not a join: the due index is walked in order and nothing else is read."""
+    active = list(
+        Journey.objects.filter(tenant=tenant, status=Journey.Status.ACTIVE).values_list("pk", flat=True)
     )
+    if not active:
+        return []
+    query = _CLAIM.replace("/*ids*/", "AND id = ANY(%(ids)s)" if ids is not None else "")
+    params = {"tenant": tenant.pk, "now": now, "active": active, "limit": limit}
     if ids is not None:
-        query = query.filter(pk__in=list(ids))
-    return list(query.order_by("due_at").select_for_update(skip_locked=True, of=("self",))[:limit])
+        params["ids"] = [uuid.UUID(str(i)) for i in ids]
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return [Claimed(row) for row in cursor.fetchall()]
 
 
 @transaction.atomic
@@ -326,28 +474,44 @@ INSERT INTO journeys_position
 SELECT gen_random_uuid(), %(tenant)s, %(journey)s, %(version)s, c.id, '', 'waiting', %(now)s, '',
        false, '{}'::jsonb, %(now)s, %(now)s, ''
 FROM contacts_contact c
-WHERE c.tenant_id = %(tenant)s AND c.id = ANY(%(contacts)s) AND c.deleted_at IS NULL
+WHERE c.tenant_id = %(tenant)s AND c.id = ANY(%(contacts)s) AND c.deleted_at IS NULL /*reentry*/
 ON CONFLICT DO NOTHING
 RETURNING id, contact_id
 """
+# Re-entry rules (the journey's live version): a contact inside never enters twice (the unique open
+# position); "never" refuses anyone who was ever inside, after_days anyone who left within n days.
+_BEEN_INSIDE = """AND NOT EXISTS (SELECT 1 FROM journeys_position p
+  WHERE p.tenant_id = %(tenant)s AND p.journey_id = %(journey)s AND p.contact_id = c.id /*since*/)"""
+_REENTRY = {
+    "after_exit": "",
+    "never": _BEEN_INSIDE.replace("/*since*/", ""),
+    "after_days": _BEEN_INSIDE.replace("/*since*/", "AND p.exited_at > %(since)s"),
+}
 
 
 def positions_enter(
     *, tenant: Tenant, journey: Journey, contact_ids: Sequence[uuid.UUID], now: datetime.datetime
 ) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """Put contacts at the entry of the journey's live version, due now. A contact already in the
-    journey stays where it is (the unique open position); returns (position id, contact id) of each
-    contact that entered, as the database inserted them."""
-    if journey.live_version_id is None:
+    """Put contacts at the entry of the journey's live version, due now, as its re-entry rule allows.
+    A contact already in the journey stays where it is (the unique open position); returns (position
+    id, contact id) of each contact that entered, as the database inserted them."""
+    if journey.live_version_id is None or not contact_ids:
         return []
     with tenant_context(tenant), connection.cursor() as cursor:
+        definition = (
+            JourneyVersion.objects.filter(tenant=tenant, pk=journey.live_version_id)
+            .values_list("definition", flat=True)
+            .first()
+        )
+        rule, days = spec.reentry_rule(definition or {})
         cursor.execute(
-            _ENTER,
+            _ENTER.replace("/*reentry*/", _REENTRY[rule]),
             {
                 "tenant": tenant.pk,
                 "journey": journey.pk,
                 "version": journey.live_version_id,
                 "now": now,
+                "since": now - datetime.timedelta(days=days),
                 "contacts": list(contact_ids),
             },
         )

@@ -36,15 +36,20 @@ def _live(journey: Journey) -> None:
 
 @transaction.atomic
 def journey_enrol(*, tenant: Tenant, actor: Actor, journey: Journey, contact: Contact) -> Position:
-    """Enter one contact now; a contact already inside is answered with its current position."""
+    """Enter one contact now; a contact already inside is answered with its current position, one the
+    journey's re-entry rule keeps out with Conflict (journey_reentry)."""
     _live(journey)
     with tenant_context(tenant):
         entered = engine.positions_enter(
             tenant=tenant, journey=journey, contact_ids=[contact.pk], now=timezone.now()
         )
-        position = Position.objects.get(
+        position = Position.objects.filter(
             tenant=tenant, journey=journey, contact=contact, state=Position.State.WAITING
-        )
+        ).first()
+        if position is None:  # not inside, and not let in
+            raise Conflict(
+                "The journey's re-entry rule keeps this contact out for now.", code="journey_reentry"
+            )
         if entered:
             audit.record(
                 actor=actor, action="journeys.enrol", target=journey, tenant=tenant, contacts=[contact.pk]

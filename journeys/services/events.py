@@ -16,7 +16,7 @@ from delivery.tracking.events import NamedEvent, NamedEventReceipt
 from healthmail.tenants.context import tenant_context
 
 from .. import definition as spec
-from ..models import Journey, JourneyEvent, Position, StepLog
+from ..models import Journey, JourneyEvent, JourneyVersion, Position, StepLog
 from . import engine
 
 
@@ -121,3 +121,91 @@ def journey_event_receive(event: NamedEvent) -> NamedEventReceipt:
 
             tasks.advance_soon(tenant=event.tenant, position_ids=due)
     return NamedEventReceipt(event.event_id, event.type, duplicate=False)
+
+
+def consent_changes_receive(changes: list[tuple]) -> None:
+    """Consent changes (in their transaction): contacts enter the active journeys started by that
+    change of that topic, due now, woken after commit."""
+    from consent.models import Topic
+
+    by_tenant: dict = {}
+    for tenant_id, contact_id, topic_id, kind in changes:
+        by_tenant.setdefault(tenant_id, []).append((contact_id, topic_id, kind))
+    for tenant_id, rows in by_tenant.items():
+        with tenant_context(tenant_id):
+            journeys = list(
+                Journey.objects.filter(
+                    tenant_id=tenant_id, status=Journey.Status.ACTIVE, entry_kind="consent"
+                )
+            )
+            if not journeys:
+                continue
+            keys = dict(
+                Topic.objects.filter(tenant_id=tenant_id, pk__in={t for _, t, _ in rows}).values_list(
+                    "pk", "key"
+                )
+            )
+            tenant = journeys[0].tenant
+            now = timezone.now()
+            entered = []
+            for journey in journeys:
+                contacts = [
+                    c for c, topic_id, kind in rows if f"{kind}:{keys.get(topic_id)}" == journey.entry_event
+                ]
+                if contacts:
+                    entered += [
+                        pid
+                        for pid, _ in engine.positions_enter(
+                            tenant=tenant, journey=journey, contact_ids=contacts, now=now
+                        )
+                    ]
+            if entered:
+                from .. import tasks
+
+                tasks.advance_soon(tenant=tenant, position_ids=entered)
+
+
+def engagement_receive(message, action: str) -> None:
+    """A human open or click of an email ("opened", "clicked"), in its transaction: the contact's
+    positions of the journey that sent it waiting for `email.<action>` are woken (so "did not open
+    within N days" is an event wait's timeout), and journeys started by that engagement (of any
+    campaign or journey email) take the contact in."""
+    from .steps import SOURCE_TYPE
+
+    event = f"email.{action}"
+    now = timezone.now()
+    with tenant_context(message.tenant_id):
+        due = []
+        if message.source_type == SOURCE_TYPE:
+            version_id = message.source_id.partition(":")[0]
+            journey_id = (
+                JourneyVersion.objects.filter(tenant_id=message.tenant_id, pk=version_id)
+                .values_list("journey_id", flat=True)
+                .first()
+            )
+            waiting = Position.objects.filter(
+                tenant_id=message.tenant_id,
+                contact_id=message.contact_id,
+                journey_id=journey_id,
+                state=Position.State.WAITING,
+                waiting_event=event,
+            )
+            due += list(waiting.values_list("pk", flat=True))
+            waiting.filter(pk__in=due).update(event_arrived=True, due_at=now, updated_at=now)
+        journeys = Journey.objects.filter(
+            tenant_id=message.tenant_id,
+            status=Journey.Status.ACTIVE,
+            entry_kind="engagement",
+            entry_event=event,
+        ).select_related("tenant")
+        for journey in journeys:
+            due += [
+                pid
+                for pid, _ in engine.positions_enter(
+                    tenant=journey.tenant, journey=journey, contact_ids=[message.contact_id], now=now
+                )
+            ]
+        if due:
+            from .. import tasks
+
+            tasks.advance_soon(tenant=message.tenant_id, position_ids=due)

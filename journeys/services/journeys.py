@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit import services as audit
@@ -32,6 +33,7 @@ from ..models import Journey, JourneyVersion, Position
 Status = Journey.Status
 VersionStatus = JourneyVersion.Status
 APPROVE = "journeys.approve"
+MOVE_STAY, MOVE_SAFE = "stay", "safe"
 EDIT = "journeys.edit"
 
 
@@ -87,10 +89,95 @@ def _check_sender(tenant: Tenant, definition: dict) -> None:
         raise _problem("sender_domain_id", "Choose a verified sender domain for the journey's email.")
 
 
+def _check_references(tenant: Tenant, journey: Journey, definition: dict) -> None:
+    """Webhook endpoints and jump targets are this organization's; jumps between journeys that could
+    run round without a wait are refused, like such a loop inside one journey."""
+    from delivery.models import WebhookEndpoint
+
+    for key, step in definition["steps"].items():
+        if step["type"] == "webhook":
+            found = WebhookEndpoint.objects.filter(
+                tenant=tenant, pk=_uuid(step["endpoint_id"]), active=True
+            ).exists()
+            if not found:
+                raise _problem(
+                    f"steps.{key}.endpoint_id", "Choose an active webhook endpoint of this organization."
+                )
+        if step["type"] == "jump" and "journey_id" in step:
+            target = _uuid(step["journey_id"])
+            if target == journey.pk:
+                raise _problem(
+                    f"steps.{key}.journey_id", "To start this journey again, jump to its first step."
+                )
+            if not Journey.objects.filter(tenant=tenant, pk=target).exclude(status=Status.ARCHIVED).exists():
+                raise _problem(f"steps.{key}.journey_id", "No such journey in this organization.")
+    entry = definition["entry"]
+    if entry["kind"] == "consent":
+        try:
+            consent.topic_by_key(tenant=tenant, key=entry["topic"])
+        except NotFound:
+            raise _problem("entry.topic", "No such consent topic in this organization.") from None
+    loop = jump_loop(tenant=tenant, journey_id=journey.pk, definition=definition)
+    if loop:
+        names = dict(Journey.objects.filter(tenant=tenant, pk__in=loop).values_list("pk", "name"))
+        raise _problem(
+            "steps",
+            "These journeys jump into each other without a wait: "
+            + " → ".join(names.get(j, str(j)) for j in loop)
+            + ". Add a wait.",
+        )
+
+
+def _instant_jumps(definition: dict) -> set[uuid.UUID]:
+    """Journeys a contact entering this definition can jump to before any wait."""
+    steps, seen, todo, found = definition["steps"], set(), [definition["start"]], set()
+    while todo:
+        key = todo.pop()
+        if key in seen or key not in steps:
+            continue
+        seen.add(key)
+        step = steps[key]
+        if step["type"] in spec.WAITS:
+            continue
+        if step["type"] == "jump" and "journey_id" in step:
+            found.add(_uuid(step["journey_id"]))
+        todo += [t for t in spec.targets(step) if isinstance(t, str)]
+    return found
+
+
+def jump_loop(*, tenant: Tenant, journey_id: uuid.UUID, definition: dict) -> list | None:
+    """A chain of journeys from `journey_id` (with `definition`) back to itself through jumps taken
+    before any wait, following the other journeys' live versions; None when there is none."""
+    live = {
+        j.pk: j.live_version.definition
+        for j in Journey.objects.filter(tenant=tenant, live_version__isnull=False)
+        .exclude(status=Status.ARCHIVED)
+        .select_related("live_version")
+    }
+    live[journey_id] = definition
+    path: list = [journey_id]
+
+    def visit(current) -> list | None:
+        for target in _instant_jumps(live[current]) if current in live else ():
+            if target == journey_id:
+                return [*path, target]
+            if target in path or target not in live:
+                continue
+            path.append(target)
+            found = visit(target)
+            if found:
+                return found
+            path.pop()
+        return None
+
+    return visit(journey_id)
+
+
 def _version_new(tenant: Tenant, actor: Actor, journey: Journey, definition) -> JourneyVersion:
     checked = spec.definition_check(definition)
     checked["steps"] = {key: dict(step) for key, step in checked["steps"].items()}
     _check_sender(tenant, checked)
+    _check_references(tenant, journey, checked)
     uses_phi = _freeze_sends(tenant, actor, checked)
     latest = JourneyVersion.objects.filter(tenant=tenant, journey=journey).order_by("-number").first()
     if latest is not None and latest.status == VersionStatus.DRAFT:
@@ -226,14 +313,29 @@ def _journey_move(journey: Journey, allowed: tuple[str, ...], to: str, **changes
 
 @transaction.atomic
 def journey_activate(
-    *, tenant: Tenant, actor: Actor, role: str, journey: Journey, version: JourneyVersion
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    role: str,
+    journey: Journey,
+    version: JourneyVersion,
+    move: str = MOVE_STAY,
 ) -> Journey:
-    """Make an approved version live: new entrants take it, contacts inside stay on theirs."""
+    """Make an approved version live: new entrants take it. Contacts inside stay on their version
+    (`move="stay"`), or (`move="safe"`) those resting at a safe step move to the new one: not yet
+    started, or waiting at a wait the new version has too (same kind, same event)."""
     _require(role, EDIT)
+    if move not in (MOVE_STAY, MOVE_SAFE):
+        raise _problem("move", "Contacts inside either stay on their version or move at a safe step.")
     with tenant_context(tenant):
         if version.journey_id != journey.pk or version.status != VersionStatus.APPROVED:
             raise Conflict(
                 "Only an approved version of this journey can be activated.", code="version_not_approved"
+            )
+        if jump_loop(tenant=tenant, journey_id=journey.pk, definition=version.definition):
+            raise Conflict(
+                "Activating this version would let contacts jump between journeys without a wait.",
+                code="jump_loop",
             )
         entry = version.definition["entry"]
         _journey_move(
@@ -242,16 +344,50 @@ def journey_activate(
             Status.ACTIVE,
             live_version=version,
             entry_kind=entry["kind"],
-            entry_event=entry.get("event", ""),
+            entry_event=spec.entry_key(entry),
         )
+        moved = positions_move(tenant=tenant, journey=journey, version=version) if move == MOVE_SAFE else 0
         audit.record(
             actor=actor,
             action="journeys.activate",
             target=journey,
             tenant=tenant,
-            details={"version": version.number},
+            details={"version": version.number, "move": move, "moved": moved},
         )
     return journey
+
+
+def _safe_steps(old: dict, new: dict) -> Q:
+    """Where a contact of the `old` definition may continue on the `new` one: not started yet, or
+    resting at a wait the new version has under the same name, of the same kind (and event)."""
+    safe = Q(step="")
+    for key, step in old["steps"].items():
+        twin = new["steps"].get(key)
+        if not twin or step["type"] not in spec.WAITS or twin["type"] != step["type"]:
+            continue
+        if step["type"] == "wait":
+            safe |= Q(step=key, waiting_event="")
+        elif twin["event"] == step["event"]:
+            safe |= Q(step=key, waiting_event=step["event"])
+    return safe
+
+
+def positions_move(*, tenant: Tenant, journey: Journey, version: JourneyVersion) -> int:
+    """Move the journey's contacts resting at a safe step onto `version` (their times and visits kept);
+    returns how many moved. A position a worker is walking is moved after that walk, if still safe."""
+    moved = 0
+    others = (
+        Position.objects.filter(tenant=tenant, journey=journey, state=Position.State.WAITING)
+        .exclude(version=version)
+        .values_list("version_id", flat=True)
+        .distinct()
+    )
+    for old in JourneyVersion.objects.filter(tenant=tenant, pk__in=list(others)):
+        safe = _safe_steps(old.definition, version.definition)
+        moved += Position.objects.filter(
+            safe, tenant=tenant, journey=journey, version=old, state=Position.State.WAITING
+        ).update(version=version, updated_at=timezone.now())
+    return moved
 
 
 @transaction.atomic

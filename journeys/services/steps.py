@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.utils import timezone
+
 from audit.actors import Actor
 from consent import services as consent
 from consent.gate import may_send_batch
@@ -137,6 +139,15 @@ def _engaged(
 
 def update(*, tenant: Tenant, step: dict, positions: Sequence[Position]) -> None:
     contact_ids = [p.contact_id for p in positions]
+    change = step.get("set_field")
+    if change and change["field"] == "journey_stage":
+        tagging.contacts_journey_stage_set(
+            tenant=tenant, actor=ENGINE, contact_ids=contact_ids, stage=change["value"]
+        )
+    elif change:
+        tagging.contacts_field_set(
+            tenant=tenant, actor=ENGINE, contact_ids=contact_ids, field=change["field"], value=change["value"]
+        )
     if "add_tag" in step:
         tagging.contacts_tag(tenant=tenant, actor=ENGINE, contact_ids=contact_ids, tag=step["add_tag"])
     if "remove_tag" in step:
@@ -147,3 +158,130 @@ def update(*, tenant: Tenant, step: dict, positions: Sequence[Position]) -> None
         tagging.contacts_journey_stage_set(
             tenant=tenant, actor=ENGINE, contact_ids=contact_ids, stage=step["journey_stage"]
         )
+
+
+def tagged(*, tenant: Tenant, tag: str, contact_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """The contacts that have `tag`."""
+    token = tagging.tag_token(tenant, tag)
+    return set(
+        Contact.objects.filter(
+            tenant=tenant, pk__in=list(contact_ids), tag_tokens__contains=[token]
+        ).values_list("pk", flat=True)
+    )
+
+
+LIST_PREFIX = "list."
+JOURNEY_EVENT = "journey.step"
+NOTIFY_TOPIC = "journeys.notify"
+NOTIFY_LINKS = 50
+
+
+def list_tag(name: str) -> str:
+    """A static list is the set of contacts holding the tag `list.<name>`: segments select it like
+    any tag, and adding or removing a member is one set-based write."""
+    return f"{LIST_PREFIX}{name}"
+
+
+def act(
+    *, tenant: Tenant, version: JourneyVersion, key: str, step: dict, positions: Sequence[Position]
+) -> str:
+    """Update, list, webhook and notify steps for every contact on the step; returns the log detail."""
+    kind = step["type"]
+    if kind == "update":
+        update(tenant=tenant, step=step, positions=positions)
+        return ""
+    contact_ids = [p.contact_id for p in positions]
+    if kind == "list":
+        tagging.contacts_tag(
+            tenant=tenant,
+            actor=ENGINE,
+            contact_ids=contact_ids,
+            tag=list_tag(step["list"]),
+            remove=step["action"] == "remove",
+        )
+        return f"list_{step['action']}"
+    if kind == "webhook":
+        return webhook(tenant=tenant, version=version, key=key, step=step, positions=positions)
+    return notify(tenant=tenant, version=version, key=key, step=step, positions=positions)
+
+
+def webhook(
+    *, tenant: Tenant, version: JourneyVersion, key: str, step: dict, positions: Sequence[Position]
+) -> str:
+    """One signed delivery per contact to the tenant's endpoint, written in this transaction and sent
+    by the webhook worker (the SSRF-guarded sender, its retries and its sweep). Ids only, never PHI."""
+    from delivery.models import WebhookEndpoint
+    from delivery.webhooks.services import webhook_deliveries_queue
+
+    endpoint = (
+        WebhookEndpoint.objects.filter(tenant=tenant, pk=_uuid(step["endpoint_id"]), active=True)
+        .only("id", "event_types")
+        .first()
+    )
+    if endpoint is None:
+        return "webhook_unavailable"  # deleted or paused since approval: the journey goes on
+    now = timezone.now().isoformat()
+    payloads = [
+        {
+            "event": JOURNEY_EVENT,
+            "event_id": str(uuid.uuid4()),
+            "journey_id": str(version.journey_id),
+            "version": version.number,
+            "step": key,
+            "position_id": str(p.pk),
+            "contact_id": str(p.contact_id),
+            "occurred_at": now,
+        }
+        for p in positions
+    ]
+    webhook_deliveries_queue(tenant_id=tenant.pk, endpoint=endpoint, event=JOURNEY_EVENT, payloads=payloads)
+    return "webhook_queued"
+
+
+def notify(
+    *, tenant: Tenant, version: JourneyVersion, key: str, step: dict, positions: Sequence[Position]
+) -> str:
+    """One system mail to each active staff member of the role, per batch of contacts on the step:
+    the journey, the step and links to the contacts' pages (ids only: the page shows the rest to
+    whoever may see it, audited)."""
+    from django.conf import settings
+    from django.urls import reverse
+
+    from healthmail.accounts.models import Membership
+    from healthmail.sysmail.services import system_mail_queue
+
+    from ..models import Journey
+
+    users = [
+        m.user
+        for m in Membership.objects.filter(tenant=tenant, role=step["role"], is_active=True).select_related(
+            "user"
+        )
+        if m.user.is_active and m.user.email
+    ]
+    if not users:
+        return "notify_nobody"
+    name = Journey.objects.filter(tenant=tenant, pk=version.journey_id).values_list("name", flat=True).first()
+    base = getattr(settings, "PUBLIC_BASE_URL", "").rstrip("/")
+    links = [
+        base + reverse("contacts:contact_detail", kwargs={"contact_id": p.contact_id})
+        for p in positions[:NOTIFY_LINKS]
+    ]
+    more = "\n(and more: see the journey's step report)" if len(positions) > NOTIFY_LINKS else ""
+    body = f'Contacts reached the step "{key}" of the journey "{name}".\n\n' + "\n".join(links) + more + "\n"
+    system_mail_queue(
+        tenant=tenant,
+        topic=NOTIFY_TOPIC,
+        subject=step["subject"],
+        body=body,
+        users=users,
+        source_ids=[version.journey_id],
+    )
+    return "notified"
+
+
+def _uuid(value) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None

@@ -62,5 +62,5 @@ def test_two_workers_claiming_at_once_never_advance_the_same_contact(committed_t
     assert errors == []
     assert sum(r.advanced for r in reports) == len(contacts)
     with tenant_context(tenant_a):
-        entered = StepLog.objects.filter(journey=journey, step="wait", outcome="entered").count()
+        entered = StepLog.objects.filter(journey=journey, step="wait", outcome="waiting").count()
     assert entered == len(contacts)  # each contact entered its wait exactly once

@@ -1,5 +1,6 @@
-"""Random journeys, events, consent changes and clock jumps (hypothesis state machine), checking after
-every step:
+"""Random journeys (every step kind: send, waits, branch, update, list, split, jump, webhook, notify;
+with quiet hours, a frequency cap and re-entry rules some of the time), events, consent changes and
+clock jumps (hypothesis state machine), checking after every step:
 
 - no contact stands at two positions of one journey;
 - no journey email is queued for a contact without consent at that moment;
@@ -36,7 +37,9 @@ from hypothesis.stateful import (
 from consent import services as consent
 from delivery.models import Message
 from delivery.tracking.events import named_event_report
+from delivery.webhooks.services import endpoint_create
 from healthmail.accounts.roles import Role
+from healthmail.errors import Conflict
 from healthmail.tenants.context import tenant_context
 from journeys import definition as spec
 from journeys import tasks
@@ -52,8 +55,11 @@ EXAMPLES = int(os.environ.get("JOURNEYS_MACHINE_EXAMPLES", "25"))
 STEPS = int(os.environ.get("JOURNEYS_MACHINE_STEPS", "20"))
 CONTACTS = 4
 EVENTS = ("e1", "e2")
-KINDS = ("send", "wait", "wait_event", "branch", "update", "exit")
-FIRST = ("send", "branch", "update")  # the start does something: short graphs still meet the gate
+KINDS = (
+    "send", "wait", "wait_event", "branch", "update", "exit", "list", "split", "jump", "webhook", "notify",
+)  # fmt: skip
+# The start does something (a send half the time): short graphs still meet the gate.
+FIRST = ("send", "send", "send", "branch", "update", "split")
 
 
 @dataclass
@@ -62,6 +68,7 @@ class World:
     people: dict
     template_id: uuid.UUID
     sender_domain_id: uuid.UUID
+    endpoint_id: uuid.UUID
     contacts: list
     examples: int = 0
     accepted: int = 0
@@ -70,8 +77,19 @@ class World:
     refusals_seen: int = 0  # contacts the gate stopped at a send step
 
 
-def _step(kind: str, targets: list[str], template_id) -> dict:
+def _step(kind: str, targets: list[str], template_id, endpoint_id=None) -> dict:
     first, second = targets
+    if kind == "list":
+        return {"type": "list", "list": "recall", "action": "add", "next": first}
+    if kind == "split":
+        return {"type": "split", "metric": "open",
+                "variants": [{"weight": 50, "next": first}, {"weight": 50, "next": second}]}  # fmt: skip
+    if kind == "jump":
+        return {"type": "jump", "to": first}
+    if kind == "webhook":
+        return {"type": "webhook", "endpoint_id": str(endpoint_id), "next": first}
+    if kind == "notify":
+        return {"type": "notify", "role": "marketer", "subject": "Reached", "next": first}
     if kind == "send":
         return {"type": "send", "template_id": str(template_id), "purpose": "marketing",
                 "topic": "marketing_newsletters", "next": first}  # fmt: skip
@@ -93,7 +111,7 @@ def _step(kind: str, targets: list[str], template_id) -> dict:
 
 
 @st.composite
-def graphs(draw, template_id) -> dict:
+def graphs(draw, template_id, endpoint_id=None) -> dict:
     """A random step graph from s0: edges go forward (the last step exits) unless a drawn back edge
     points anywhere, which is how loops, with or without a wait, appear. Pruned to what s0 reaches
     (unreachable steps are another refusal)."""
@@ -108,13 +126,13 @@ def graphs(draw, template_id) -> dict:
     steps = {keys[-1]: {"type": "exit"}}
     for index, key in enumerate(keys[:-1]):
         kind = draw(st.sampled_from(FIRST if index == 0 else KINDS))
-        steps[key] = _step(kind, [target(index), target(index)], template_id)
+        steps[key] = _step(kind, [target(index), target(index)], template_id, endpoint_id)
     seen, todo = set(), ["s0"]
     while todo:
         key = todo.pop()
         if key not in seen:
             seen.add(key)
-            todo += [steps[key].get(e) for e in spec.EXITS[steps[key]["type"]]]
+            todo += spec.targets(steps[key])
     return {key: step for key, step in steps.items() if key in seen}
 
 
@@ -130,9 +148,7 @@ def has_loop_without_wait(steps: dict) -> bool:
     """The oracle: transitive closure over edges leaving non-wait steps; a step reaching itself
     through non-wait steps only is such a loop."""
     instant = {k for k, s in steps.items() if s["type"] not in ("wait", "wait_event")}
-    reach = {
-        k: {s[e] for e in spec.EXITS[s["type"]] if s[e] in instant} for k, s in steps.items() if k in instant
-    }
+    reach = {k: {t for t in spec.targets(s) if t in instant} for k, s in steps.items() if k in instant}
     for _ in range(len(steps)):
         for key in reach:
             reach[key] |= set(itertools.chain.from_iterable(reach[other] for other in reach[key]))
@@ -149,19 +165,32 @@ class JourneyMachine(RuleBasedStateMachine):
         self.world.examples += 1
         self.tenant = self.world.tenant
         self.journey = None
-        self.clock = timezone.now() + datetime.timedelta(minutes=1)
+        # Tomorrow at 17:00 UTC (daytime in every US zone): quiet hours hold sends only after the
+        # clock jumps into an evening, so revoked consent still meets send steps often enough.
+        self.clock = (timezone.now() + datetime.timedelta(days=1)).replace(hour=17, minute=0)
         self.consented = dict.fromkeys(range(CONTACTS), True)
         self.queued_before: set = set()
         self.event_ids = itertools.count()
 
     @initialize(steps=st.data())
     def define(self, steps):
-        graph = steps.draw(graphs(self.world.template_id))
+        graph = steps.draw(graphs(self.world.template_id, self.world.endpoint_id))
         body = {
             "entry": {"kind": "manual"},
             "start": "s0",
             "sender_domain_id": str(self.world.sender_domain_id),
             "steps": graph,
+            # Journey-wide rules some of the time: they hold contacts back, never at two places.
+            **steps.draw(
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "quiet_hours": st.just({"start": "21:00", "end": "08:00"}),
+                        "frequency_cap": st.just({"count": 2, "days": 7}),
+                        "reentry": st.sampled_from(["never", {"after_days": 1}]),
+                    },
+                )
+            ),
         }
         try:
             self.journey = activated(self.tenant, self.world.people, body, name="Random")
@@ -179,6 +208,17 @@ class JourneyMachine(RuleBasedStateMachine):
             enrolment.journey_enrol(tenant=self.tenant, actor=SYSTEM, journey=self.journey, contact=contact)
         self.world.accepted += 1
 
+    def _enrol(self, contact):
+        try:
+            enrolment.journey_enrol(tenant=self.tenant, actor=SYSTEM, journey=self.journey, contact=contact)
+        except Conflict as refused:  # the re-entry rule keeps a contact that left out
+            code = refused.code
+        else:
+            return
+        assert code == "journey_reentry"
+        with tenant_context(self.tenant):
+            assert Position.objects.filter(journey=self.journey, contact=contact, state="exited").exists()
+
     def teardown(self):
         transaction.set_rollback(True)
         self._atomic.__exit__(None, None, None)
@@ -186,9 +226,7 @@ class JourneyMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.journey is not None)
     @rule(index=st.integers(0, CONTACTS - 1))
     def enrol(self, index):
-        enrolment.journey_enrol(
-            tenant=self.tenant, actor=SYSTEM, journey=self.journey, contact=self.world.contacts[index]
-        )
+        self._enrol(self.world.contacts[index])
 
     @rule(index=st.integers(0, CONTACTS - 1), grant=st.booleans())
     def change_consent(self, index, grant):
@@ -270,11 +308,19 @@ def test_journey_state_machine(tenant_a, monkeypatch):
     contacts = [patient(tenant_a, opt_in=False) for _ in range(CONTACTS)]
     for contact in contacts:
         opted_in(tenant_a, contact)
+    endpoint = endpoint_create(
+        tenant=tenant_a,
+        actor=SYSTEM,
+        url="https://hooks.example.com/journeys",
+        event_types=["message.delivered"],
+        resolve=lambda host, port: ["93.184.216.34"],
+    ).endpoint
     world = World(
         tenant=tenant_a,
         people=people,
         template_id=template(tenant_a, people["marketer"].actor).pk,
         sender_domain_id=verified_domain(tenant_a).pk,
+        endpoint_id=endpoint.pk,
         contacts=contacts,
     )
     machine = type("Machine", (JourneyMachine,), {"world": world})
