@@ -3,7 +3,7 @@ remove a contact, a contact's positions. Parse, authorize (scopes), one service 
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -107,7 +107,13 @@ class JourneyEnrolment(APIView):
     @extend_schema(
         operation_id="journeys_enrol",
         request=EnrolmentSerializer,
-        responses=PositionSerializer,
+        responses={
+            201: PositionSerializer,
+            409: OpenApiResponse(
+                description="The journey's re-entry rule keeps this contact out for now "
+                "(`journey_reentry`), or a request with this Idempotency-Key is still in progress."
+            ),
+        },
         tags=["journeys"],
     )
     @idempotent
