@@ -72,7 +72,13 @@ def _parse(presented: str) -> tuple[str, str]:
 
 @transaction.atomic
 def api_key_create(
-    *, actor: Actor, tenant: Tenant, name: str, scopes: list[str], expires_at: datetime.datetime | None = None
+    *,
+    actor: Actor,
+    tenant: Tenant,
+    name: str,
+    scopes: list[str],
+    expires_at: datetime.datetime | None = None,
+    smart_client=None,
 ) -> IssuedKey:
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
@@ -94,6 +100,7 @@ def api_key_create(
             scopes=sorted(set(scopes)),
             created_by=actor.user,
             expires_at=expires_at,
+            smart_client=smart_client,
         )
         audit.record(
             actor=actor,
