@@ -65,9 +65,11 @@ def test_read_is_masked_without_phi_and_tagged_redacted(tenant_a, fhir):
     assert patient.meta.security[0].code == "REDACTED"
     assert "Chalmers" not in masked.content.decode()
     assert "peter.chalmers@patients.test" not in masked.content.decode()
-    assert patient.identifier is None and patient.birthDate is None
+    assert patient.identifier is None
+    assert patient.birthDate is None
     reads = audit_events(tenant=tenant_a, action="phi.read")
-    assert reads and reads[-1].details.get("purpose") == "fhir patient read"
+    assert reads
+    assert reads[-1].details.get("purpose") == "fhir patient read"
 
 
 def test_search_by_identifier_finds_the_patient_and_an_unknown_one_finds_nobody(tenant_a, fhir):
@@ -75,7 +77,8 @@ def test_search_by_identifier_finds_the_patient_and_an_unknown_one_finds_nobody(
     reader = fhir(["contacts:read", "contacts:phi"])
     found = reader.get("Patient", identifier=f"{MRN_SYSTEM}|12345")
     bundle = Bundle.model_validate(found.json())
-    assert bundle.type == "searchset" and bundle.total == 1
+    assert bundle.type == "searchset"
+    assert bundle.total == 1
     assert bundle.entry[0].resource.id == created["id"]
     for other in (f"{MRN_SYSTEM}|99999", "urn:oid:9.9.9|12345"):
         assert reader.get("Patient", identifier=other).json()["total"] == 0
