@@ -70,6 +70,7 @@ PATIENT_EXAMPLE = {
 def us_patient(*, mrn: str = "12345", email: str = "peter.chalmers@patients.test") -> dict:
     """The example moved to a US address, with the email telecom a mail platform needs."""
     patient = copy.deepcopy(PATIENT_EXAMPLE)
+    del patient["id"]  # a create carries no id
     patient["identifier"][0]["value"] = mrn
     patient["telecom"] = [
         {"system": "email", "value": email, "use": "home"},
