@@ -147,11 +147,12 @@ def api_key_authenticate(presented: str, *, ip_address: str | None) -> ApiKey:
         return _authenticate(presented, ip_address=ip_address)
     except ApiKeyRejected:
         if ip_address:
-            shared_or_local(lambda c: _count_failure(c, counter))
+            shared_or_local(lambda c: count_failure(c, counter))
         raise
 
 
-def _count_failure(store, counter: str) -> None:
+def count_failure(store, counter: str) -> None:
+    """One more failure in a window counter (the SMART token endpoint counts its own the same way)."""
     store.add(counter, 0, timeout=settings.API_KEY_FAILURE_WINDOW_SECONDS)
     try:
         store.incr(counter)

@@ -27,10 +27,11 @@ from audit import services as audit
 from audit.actors import Actor
 from audit.models import AuditEvent
 from healthmail.errors import ApplicationError
+from healthmail.outages import shared_or_local
 from healthmail.tenants.context import db_setting, tenant_context
 from healthmail.tenants.models import Tenant
 
-from .api_keys import SCOPES, api_key_create
+from .api_keys import SCOPES, api_key_create, count_failure
 from .models import ApiKey, SmartAssertionUse, SmartClient
 
 ALGORITHMS = ["RS384", "ES384"]
@@ -274,9 +275,33 @@ def _grant(client: SmartClient, requested: str) -> tuple[list[str], list[str]]:
 
 
 def smart_token_issue(
+    *, grant_type: str, assertion_type: str, assertion: str, scope: str, audience: str, ip_address: str | None
+) -> IssuedToken:
+    """Check a client-credentials request with its signed assertion; issue a short-lived token. An
+    address that keeps presenting assertions that fail is refused for a while before any check
+    (the same limit and window as bad API keys)."""
+    counter = f"smart-token-failures:{ip_address}"
+    if ip_address and (shared_or_local(lambda c: c.get(counter)) or 0) >= settings.API_KEY_FAILURE_LIMIT:
+        raise SmartRefused(
+            "invalid_client", "Too many failed client assertions from this address; wait.", status=429
+        )
+    try:
+        return _token_issue(
+            grant_type=grant_type,
+            assertion_type=assertion_type,
+            assertion=assertion,
+            scope=scope,
+            audience=audience,
+        )
+    except SmartRefused as refusal:
+        if ip_address and refusal.error == "invalid_client":
+            shared_or_local(lambda c: count_failure(c, counter))
+        raise
+
+
+def _token_issue(
     *, grant_type: str, assertion_type: str, assertion: str, scope: str, audience: str
 ) -> IssuedToken:
-    """Check a client-credentials request with its signed assertion; issue a short-lived token."""
     if grant_type != "client_credentials":
         raise SmartRefused("unsupported_grant_type", "Use grant_type=client_credentials.")
     if assertion_type != ASSERTION_TYPE:

@@ -6,12 +6,14 @@ healthmail.accounts.smart."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from healthmail.accounts.smart import SmartRefused, smart_token_issue
+from healthmail.observability import request_meta
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -25,6 +27,8 @@ def _error(error: str, description: str, status: int) -> JsonResponse:
     response = JsonResponse({"error": error, "error_description": description}, status=status)
     if status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="healthmail", error="invalid_client"'
+    if status == 429:
+        response["Retry-After"] = str(settings.API_KEY_FAILURE_WINDOW_SECONDS)
     return response
 
 
@@ -41,6 +45,7 @@ def token(request: HttpRequest) -> JsonResponse:
             assertion=form.get("client_assertion", ""),
             scope=form.get("scope", ""),
             audience=token_endpoint_url(request),
+            ip_address=request_meta().client_ip,
         )
     except SmartRefused as refusal:
         return _error(refusal.error, str(refusal), refusal.status)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import time
 from urllib.parse import urlencode
 
@@ -27,10 +28,11 @@ pytestmark = pytest.mark.django_db
 SCOPES = ["contacts:read", "contacts:write", "contacts:phi", "messages:send", "messages:read"]
 
 
-def _token(form: dict):
-    return Client().post(
-        "/api/oauth/token", urlencode(form), content_type="application/x-www-form-urlencoded"
-    )
+def _token(form: dict, address: str = ""):
+    # Each call from its own documentation address unless told: failures are counted per address.
+    address = address or f"198.51.100.{secrets.randbelow(250) + 1}"
+    form_type = "application/x-www-form-urlencoded"
+    return Client().post("/api/oauth/token", urlencode(form), content_type=form_type, REMOTE_ADDR=address)
 
 
 def _fhir(token: str):
@@ -192,3 +194,14 @@ def test_discovery_documents_name_the_token_endpoint():
     [rest] = statement.rest
     assert {r.type for r in rest.resource} == {"Patient", "CommunicationRequest", "Communication", "Consent"}
     assert rest.security.extension[0].extension[0].valueUri == TOKEN_URL
+
+
+def test_an_address_that_keeps_failing_is_refused_before_any_check(tenant_a, settings):
+    settings.API_KEY_FAILURE_LIMIT = 3
+    backend = register(tenant_a, scopes=SCOPES)
+    bad = [backend.form(aud="https://other.example/token") for _ in range(4)]
+    statuses = [_token(form, "203.0.113.77").status_code for form in bad]
+    assert statuses == [401, 401, 401, 429]
+    good = _token(backend.form(), "203.0.113.77")
+    assert (good.status_code, good["Retry-After"]) == (429, str(settings.API_KEY_FAILURE_WINDOW_SECONDS))
+    assert _token(backend.form(), "203.0.113.78").status_code == 200
