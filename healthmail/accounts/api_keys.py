@@ -43,6 +43,7 @@ SCOPES: dict[str, str] = {
     "segments:write": "Create and update segments",
     "webhooks:manage": "Manage webhook endpoints",
     "campaigns:read": "Read templates and campaigns (no audience counts)",
+    "templates:write": "Create templates and save their languages (campaigns still need approval)",
 }
 
 

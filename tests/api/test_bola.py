@@ -90,6 +90,10 @@ def _journey_id(tenant, issue_key) -> uuid.UUID:
     return active_journey(tenant).pk
 
 
+def _template_content(tenant, issue_key) -> dict:
+    return {"language": "en", "subject": "Updated", "html": "<p>Updated</p>"}
+
+
 def _removal_reason(tenant, issue_key) -> dict:
     return {"reason": "asked to receive mail again"}
 
@@ -240,6 +244,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/api/v1/templates"): Operation(scopes=["campaigns:read"]),
     ("GET", "/api/v1/templates/{template_id}"): Operation(
         scopes=["campaigns:read"], make_object=_template_id
+    ),
+    ("POST", "/api/v1/templates"): Operation(scopes=["templates:write"]),
+    ("PATCH", "/api/v1/templates/{template_id}"): Operation(
+        scopes=["templates:write"], make_object=_template_id, make_body=_template_content
     ),
     ("GET", "/api/v1/campaigns"): Operation(scopes=["campaigns:read"]),
     ("GET", "/api/v1/campaigns/{campaign_id}"): Operation(
