@@ -58,6 +58,7 @@ class CampaignSerializer(serializers.ModelSerializer):
 
 
 _NOT_FOUND = OpenApiResponse(description="No such object in your organization.")
+_NAME_TAKEN = OpenApiResponse(description="Another template of your organization has this name.")
 
 
 class TemplateContentInSerializer(StrictSerializer):
@@ -107,7 +108,7 @@ class TemplateCollection(APIView):
     @extend_schema(
         operation_id="templates_create",
         request=TemplateCreateSerializer,
-        responses={201: TemplateDetailSerializer},
+        responses={201: TemplateDetailSerializer, 409: _NAME_TAKEN},
         tags=["templates"],
         description="A new template with its first language, linted like in the editor. Templates are "
         "content, not sends: a campaign using one still goes through approval.",
@@ -142,7 +143,7 @@ class TemplateItem(APIView):
     @extend_schema(
         operation_id="templates_update",
         request=TemplateUpdateSerializer,
-        responses={200: TemplateDetailSerializer, 404: _NOT_FOUND},
+        responses={200: TemplateDetailSerializer, 404: _NOT_FOUND, 409: _NAME_TAKEN},
         tags=["templates"],
         description="Save one language (added when new) and optionally the name or description. "
         "Campaigns keep the version frozen when they were submitted.",
