@@ -1,4 +1,6 @@
-"""Read API for templates and campaigns (scope campaigns:read). Thin: one selector, one serializer.
+"""API for templates and campaigns: reads (scope campaigns:read); templates written (templates:write)
+through the same services as the editor. Thin: parse, one service or selector, one serializer.
+Campaigns are not written here: they are submitted for approval on their pages.
 
 No counts: a campaign's audience and report numbers go through the disclosure policy on their pages
 and are not part of these answers. Templates are the organization's own content, not PHI (their
@@ -11,12 +13,16 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.actors import Actor
 from healthmail.api.pagination import CursorPagination
 
 from . import selectors
 from .models import Campaign, Template
+from .serializers import StrictSerializer
+from .services import templates as template_services
 
 SCOPE = ["campaigns:read"]
+WRITE_SCOPE = ["templates:write"]
 
 
 class TemplateSummarySerializer(serializers.ModelSerializer):
@@ -52,10 +58,43 @@ class CampaignSerializer(serializers.ModelSerializer):
 
 
 _NOT_FOUND = OpenApiResponse(description="No such object in your organization.")
+_NAME_TAKEN = OpenApiResponse(description="Another template of your organization has this name.")
+
+
+class TemplateContentInSerializer(StrictSerializer):
+    language = serializers.CharField(max_length=12, default="en", help_text="e.g. en, es, pt-BR")
+    subject = serializers.CharField(max_length=200)
+    preheader = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    html = serializers.CharField(max_length=200_000)
+    text = serializers.CharField(max_length=200_000, required=False, allow_blank=True, default="")
+
+    def content(self) -> template_services.ContentInput:
+        data = self.validated_data
+        return template_services.ContentInput(
+            data["language"], data["subject"], data["preheader"], data["html"], data["text"]
+        )
+
+
+class TemplateCreateSerializer(TemplateContentInSerializer):
+    name = serializers.CharField(max_length=200)
+    kind = serializers.ChoiceField(choices=Template.Kind.choices, default=Template.Kind.MARKETING)
+    description = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class TemplateUpdateSerializer(TemplateContentInSerializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    make_default = serializers.BooleanField(default=False, help_text="Make this language the default.")
+
+
+def _template_detail(request, template) -> dict:
+    return TemplateDetailSerializer(
+        selectors.template_get(tenant=request.tenant, template_id=template.pk)
+    ).data
 
 
 class TemplateCollection(APIView):
-    required_scopes = {"GET": SCOPE}
+    required_scopes = {"GET": SCOPE, "POST": WRITE_SCOPE}
     pagination_class = CursorPagination
 
     @extend_schema(
@@ -66,9 +105,31 @@ class TemplateCollection(APIView):
         page = paginator.paginate_queryset(selectors.template_list(tenant=request.tenant), request, view=self)
         return paginator.get_paginated_response(TemplateSummarySerializer(page, many=True).data)
 
+    @extend_schema(
+        operation_id="templates_create",
+        request=TemplateCreateSerializer,
+        responses={201: TemplateDetailSerializer, 409: _NAME_TAKEN},
+        tags=["templates"],
+        description="A new template with its first language, linted like in the editor. Templates are "
+        "content, not sends: a campaign using one still goes through approval.",
+    )
+    def post(self, request):
+        incoming = TemplateCreateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        template = template_services.template_create(
+            tenant=request.tenant,
+            actor=Actor.for_api_key(request.auth),
+            name=data["name"],
+            kind=data["kind"],
+            description=data["description"],
+            content=incoming.content(),
+        )
+        return Response(_template_detail(request, template), status=201)
+
 
 class TemplateItem(APIView):
-    required_scopes = {"GET": SCOPE}
+    required_scopes = {"GET": SCOPE, "PATCH": WRITE_SCOPE}
 
     @extend_schema(
         operation_id="templates_retrieve",
@@ -78,6 +139,30 @@ class TemplateItem(APIView):
     def get(self, request, template_id):
         template = selectors.template_get(tenant=request.tenant, template_id=template_id)
         return Response(TemplateDetailSerializer(template).data)
+
+    @extend_schema(
+        operation_id="templates_update",
+        request=TemplateUpdateSerializer,
+        responses={200: TemplateDetailSerializer, 404: _NOT_FOUND, 409: _NAME_TAKEN},
+        tags=["templates"],
+        description="Save one language (added when new) and optionally the name or description. "
+        "Campaigns keep the version frozen when they were submitted.",
+    )
+    def patch(self, request, template_id):
+        template = selectors.template_get(tenant=request.tenant, template_id=template_id)
+        incoming = TemplateUpdateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        template_services.template_update(
+            tenant=request.tenant,
+            actor=Actor.for_api_key(request.auth),
+            template=template,
+            content=incoming.content(),
+            name=data.get("name"),
+            description=data.get("description"),
+            make_default=data["make_default"],
+        )
+        return Response(_template_detail(request, template))
 
 
 class CampaignCollection(APIView):

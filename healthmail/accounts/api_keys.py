@@ -43,6 +43,7 @@ SCOPES: dict[str, str] = {
     "segments:write": "Create and update segments",
     "webhooks:manage": "Manage webhook endpoints",
     "campaigns:read": "Read templates and campaigns (no audience counts)",
+    "templates:write": "Create templates and save their languages (campaigns still need approval)",
 }
 
 
@@ -72,7 +73,13 @@ def _parse(presented: str) -> tuple[str, str]:
 
 @transaction.atomic
 def api_key_create(
-    *, actor: Actor, tenant: Tenant, name: str, scopes: list[str], expires_at: datetime.datetime | None = None
+    *,
+    actor: Actor,
+    tenant: Tenant,
+    name: str,
+    scopes: list[str],
+    expires_at: datetime.datetime | None = None,
+    smart_client=None,
 ) -> IssuedKey:
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
@@ -94,6 +101,7 @@ def api_key_create(
             scopes=sorted(set(scopes)),
             created_by=actor.user,
             expires_at=expires_at,
+            smart_client=smart_client,
         )
         audit.record(
             actor=actor,
@@ -140,11 +148,12 @@ def api_key_authenticate(presented: str, *, ip_address: str | None) -> ApiKey:
         return _authenticate(presented, ip_address=ip_address)
     except ApiKeyRejected:
         if ip_address:
-            shared_or_local(lambda c: _count_failure(c, counter))
+            shared_or_local(lambda c: count_failure(c, counter))
         raise
 
 
-def _count_failure(store, counter: str) -> None:
+def count_failure(store, counter: str) -> None:
+    """One more failure in a window counter (the SMART token endpoint counts its own the same way)."""
     store.add(counter, 0, timeout=settings.API_KEY_FAILURE_WINDOW_SECONDS)
     try:
         store.incr(counter)

@@ -69,6 +69,10 @@ class ApiKey(TenantOwnedModel):
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     last_used_ip = models.GenericIPAddressField(null=True, blank=True)
+    # Set on the access tokens of SMART clients: short-lived keys the token endpoint issues.
+    smart_client = models.ForeignKey(
+        "accounts.SmartClient", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -80,3 +84,47 @@ class ApiKey(TenantOwnedModel):
     def is_usable(self) -> bool:
         now = timezone.now()
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class SmartClient(TenantOwnedModel):
+    """A system registered for SMART Backend Services: it proves who it is with a JWT signed by a key
+    of its JWKS (private_key_jwt) and gets short-lived access tokens, which are API keys of their own
+    (`ApiKey.smart_client`). Only public keys are stored."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client_id = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=100)
+    jwks = models.JSONField(help_text="The client's public keys (a JWK Set).")
+    scopes = ArrayField(
+        models.CharField(max_length=32), default=list, help_text="The most its tokens may carry."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.client_id})"
+
+
+class SmartAssertionUse(TenantOwnedModel):
+    """A client assertion's `jti`, kept until the assertion expires: a second use is a replay. The
+    unique constraint refuses it even when two token requests race."""
+
+    id = models.BigAutoField(primary_key=True)
+    client = models.ForeignKey(SmartClient, on_delete=models.CASCADE, related_name="+")
+    jti = models.CharField(max_length=255)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "client", "jti"], name="smart_assertion_jti_unique")
+        ]
+        indexes = [models.Index(fields=["tenant", "expires_at"], name="smart_assertion_expiry")]
+
+    def __str__(self) -> str:
+        return self.jti

@@ -36,7 +36,10 @@ def member_get(*, tenant: Tenant, membership_id: uuid.UUID) -> Membership:
 
 def api_key_list(*, tenant: Tenant) -> list[ApiKey]:
     with tenant_context(tenant):
-        return list(ApiKey.objects.for_tenant(tenant).select_related("created_by"))
+        # SMART access tokens are API keys too, minted per request: the page lists the keys people made.
+        return list(
+            ApiKey.objects.for_tenant(tenant).filter(smart_client__isnull=True).select_related("created_by")
+        )
 
 
 def api_key_get(*, tenant: Tenant, api_key_id: uuid.UUID) -> ApiKey:

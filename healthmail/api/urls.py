@@ -3,7 +3,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from delivery.tracking.events_api import EventCollection
 
-from . import views
+from . import oauth, views
 from .errors import api_not_found
 
 urlpatterns = [
@@ -11,6 +11,8 @@ urlpatterns = [
         "schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"
     ),
     path("docs/", views.ApiDocs.as_view(), name="api-docs"),
+    path("oauth/token", oauth.token, name="smart-token"),
+    path("fhir/r4/", include("fhir_api.urls")),
     path("v1/me", views.WhoAmI.as_view(), name="api-me"),
     path("v1/signing-keys", views.SigningKeys.as_view(), name="api-signing-keys"),
     path("v1/", include("contacts.api_urls")),

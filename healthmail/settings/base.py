@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "journeys",
     "retention",
     "dashboard",
+    "fhir_api",
 ]
 
 MIDDLEWARE = [
@@ -192,6 +193,8 @@ LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
 LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=900)
 API_KEY_FAILURE_LIMIT = env.int("API_KEY_FAILURE_LIMIT", default=30)
 API_KEY_FAILURE_WINDOW_SECONDS = env.int("API_KEY_FAILURE_WINDOW_SECONDS", default=300)
+# SMART Backend Services: how long an access token lives (the SMART guide suggests at most 5 minutes).
+SMART_ACCESS_TOKEN_SECONDS = env.int("SMART_ACCESS_TOKEN_SECONDS", default=300)
 
 # --- Web -------------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

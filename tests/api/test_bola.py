@@ -90,6 +90,10 @@ def _journey_id(tenant, issue_key) -> uuid.UUID:
     return active_journey(tenant).pk
 
 
+def _template_content(tenant, issue_key) -> dict:
+    return {"language": "en", "subject": "Updated", "html": "<p>Updated</p>"}
+
+
 def _removal_reason(tenant, issue_key) -> dict:
     return {"reason": "asked to receive mail again"}
 
@@ -241,6 +245,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/api/v1/templates/{template_id}"): Operation(
         scopes=["campaigns:read"], make_object=_template_id
     ),
+    ("POST", "/api/v1/templates"): Operation(scopes=["templates:write"]),
+    ("PATCH", "/api/v1/templates/{template_id}"): Operation(
+        scopes=["templates:write"], make_object=_template_id, make_body=_template_content
+    ),
     ("GET", "/api/v1/campaigns"): Operation(scopes=["campaigns:read"]),
     ("GET", "/api/v1/campaigns/{campaign_id}"): Operation(
         scopes=["campaigns:read"], make_object=_campaign_id
@@ -330,3 +338,76 @@ def test_foreign_and_missing_ids_answer_the_same_404(
     assert foreign.content.replace(foreign["X-Request-ID"].encode(), b"") == missing.content.replace(
         missing["X-Request-ID"].encode(), b""
     )
+
+
+# --- FHIR (/api/fhir/r4/): not in the OpenAPI schema (a FHIR client reads the CapabilityStatement),
+# so its routes are listed here from the URL patterns; errors are OperationOutcomes, not problems.
+FHIR_BASE = "/api/fhir/r4/"
+
+
+def _fhir_message_id(tenant, issue_key) -> uuid.UUID:
+    return _message_id(tenant, issue_key)
+
+
+FHIR_OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("GET", "metadata"): Operation(scopes=None),  # open: the CapabilityStatement
+    ("GET", ".well-known/smart-configuration"): Operation(scopes=None),  # open: SMART discovery
+    ("GET", "Patient"): Operation(scopes=["contacts:read"]),
+    ("POST", "Patient"): Operation(scopes=["contacts:write"]),
+    ("GET", "Patient/{resource_id}"): Operation(scopes=["contacts:read"], make_object=_contact_id),
+    ("POST", "CommunicationRequest"): Operation(scopes=["messages:send"]),
+    ("GET", "Communication"): Operation(scopes=["messages:read"]),
+    ("GET", "Communication/{resource_id}"): Operation(scopes=["messages:read"], make_object=_fhir_message_id),
+    ("POST", "Consent"): Operation(scopes=["consent:write"]),
+}
+
+
+def _fhir_routes() -> set[tuple[str, str]]:
+    from fhir_api import urls as fhir_urls
+
+    routes = set()
+    for pattern in fhir_urls.urlpatterns:
+        view = getattr(pattern.callback, "cls", None)
+        if view is None:  # the OperationOutcome catch-all
+            continue
+        path = str(pattern.pattern).replace("<str:resource_id>", "{resource_id}")
+        routes |= {
+            (method.upper(), path)
+            for method in ("get", "post", "put", "patch", "delete")
+            if hasattr(view, method)
+        }
+    return routes
+
+
+def test_every_fhir_operation_is_in_the_matrix():
+    assert _fhir_routes() == set(FHIR_OPERATIONS)
+    for (method, path), operation in FHIR_OPERATIONS.items():
+        view = resolve(FHIR_BASE + _fill(path, uuid.uuid4())).func.cls
+        assert getattr(view, "required_scopes", {}).get(method) == operation.scopes, (method, path)
+
+
+def _fhir_object_cases():
+    for (method, path), operation in FHIR_OPERATIONS.items():
+        if "{" in path:
+            yield pytest.param(method, path, operation, id=f"FHIR {method} {path}")
+
+
+@pytest.mark.parametrize(("method", "path", "operation"), list(_fhir_object_cases()))
+@pytest.mark.parametrize("persona", ["all_scopes", "declared_scopes_only"])
+def test_fhir_foreign_and_missing_ids_answer_the_same_404(
+    issue_key, api, tenant_a, tenant_b, method, path, operation, persona
+):
+    scopes = list(SCOPES) if persona == "all_scopes" else operation.scopes
+    client = api(issue_key(tenant=tenant_a, scopes=scopes))
+
+    def call(object_id):
+        return client.generic(method, FHIR_BASE + _fill(path, object_id), "")
+
+    own = call(operation.make_object(tenant_a, issue_key))
+    assert own.status_code == 200, own.content
+    foreign = call(operation.make_object(tenant_b, issue_key))
+    missing = call(uuid.uuid4())
+    assert foreign.status_code == missing.status_code == 404
+    assert foreign["Content-Type"] == missing["Content-Type"] == "application/fhir+json"
+    assert {**foreign.json(), "id": ""} == {**missing.json(), "id": ""}
+    assert foreign.json()["resourceType"] == "OperationOutcome"

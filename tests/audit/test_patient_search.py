@@ -284,6 +284,17 @@ def _authorization_copy(world: World) -> None:
         assert authorization_copy_send(tenant=world.tenant, authorization=authorization)
 
 
+def _fhir_patient(world: World) -> None:
+    client = world.api(world.issue_key(scopes=["contacts:read", "contacts:phi"]))
+    assert client.get(f"/api/fhir/r4/Patient/{world.patient.pk}").status_code == 200
+
+
+def _fhir_communication(world: World) -> None:
+    message = make_message(world.tenant, contact_id=world.patient.pk, address="searched@patients.example")
+    client = world.api(world.issue_key(scopes=["messages:read"]))
+    assert client.get(f"/api/fhir/r4/Communication/{message.pk}").status_code == 200
+
+
 def _mailbox_address(world: World) -> None:
     """The preference center reads the address to send a code or a confirmation to."""
     from consent import mailbox
@@ -422,6 +433,16 @@ PHI_READ_PATHS = [
         _mailbox_address,
         "confirmation of a settings change",
         "contacts.contact",
+    ),
+    Path_(
+        "fhir_api.api:_patient_record", "FHIR Patient", _fhir_patient, "fhir patient read", "contacts.contact"
+    ),
+    Path_(
+        "fhir_api.api:_communication",
+        "FHIR Communication",
+        _fhir_communication,
+        "fhir communication read",
+        "delivery.message",
     ),
     Path_(
         "delivery.authorization_copies:authorization_copy_by_portal",

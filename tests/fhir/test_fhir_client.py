@@ -1,0 +1,117 @@
+"""The integrator's whole path, through a real FHIR client library (fhirclient, SMART on FHIR) over
+HTTP against a live server: register a SMART backend client with a generated key pair, obtain a
+token with a signed assertion, upsert a Patient, post a CommunicationRequest, let the engine deliver
+it to the loopback mail server, and read back the Communication with its delivery evidence.
+
+The server thread opens its own connections, so the data is committed (a tenant of its own)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from django.contrib.staticfiles.handlers import StaticFilesHandler
+from django.test.testcases import LiveServerThread
+from fhirclient.client import FHIRClient
+from fhirclient.models.communication import Communication
+from fhirclient.models.communicationrequest import CommunicationRequest
+from fhirclient.models.patient import Patient
+
+from campaigns.models import Template
+from delivery.engine.worker import drain
+from delivery.models import Message, Stream
+from healthmail.accounts.roles import Role
+from healthmail.tenants.context import tenant_context
+from tests.campaigns.conftest import person, template
+from tests.delivery.conftest import kit, smtp_kit, transport  # noqa: F401 (fixtures)
+from tests.delivery.engine_support import dependencies, verified_sender_domain
+from tests.factories import BaaFactory, TenantFactory
+
+from .examples import communication_request, us_patient
+from .smart import register
+
+SCOPES = "system/Patient.rs system/Patient.cu system/CommunicationRequest.c system/Communication.rs"
+
+
+@pytest.fixture(scope="module")
+def server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
+    with django_db_blocker.unblock():
+        thread = LiveServerThread("127.0.0.1", StaticFilesHandler)
+        thread.daemon = True
+        thread.start()
+        thread.is_ready.wait(timeout=30)
+        if thread.error:
+            raise thread.error
+    yield f"http://127.0.0.1:{thread.port}"
+    thread.terminate()
+
+
+def _smart_client(url: str, backend) -> FHIRClient:
+    assertion = backend.assertion(aud=f"{url}/api/oauth/token", exp=int(time.time()) + 240)
+    settings = {
+        "app_id": backend.client_id,
+        "api_base": f"{url}/api/fhir/r4/",
+        "jwt_token": assertion,
+        "scope": SCOPES,
+    }
+    client = FHIRClient(settings=settings, save_func=lambda state: None)
+    client.wants_patient = False  # a backend service: no patient launch
+    client.prepare()  # reads the CapabilityStatement, finds the token endpoint in it
+    client.server.authorize()  # client_credentials with the signed assertion
+    return client
+
+
+def test_smart_backend_to_delivered_communication(committed_db, server_url, kit, transport):  # noqa: F811
+    tenant = TenantFactory(name=f"FHIR clinic {uuid.uuid4().hex[:6]}", slug=f"fhir-{uuid.uuid4().hex[:10]}")
+    BaaFactory(tenant=tenant)
+    sender_domain, _ = verified_sender_domain(tenant)
+    reminder = template(
+        tenant,
+        person(tenant, Role.MARKETER).actor,
+        name="Reminder",
+        subject="Appointment reminder",
+        html="<p>Hello {{ contact.first_name }}, your appointment is on {{ data.appointment_time }}.</p>",
+        text="",
+        kind=Template.Kind.TRANSACTIONAL,
+    )
+    backend = register(
+        tenant,
+        scopes=["contacts:read", "contacts:write", "contacts:phi", "messages:send", "messages:read"],
+        alg="ES384",
+    )
+    client = _smart_client(server_url, backend)
+    assert client.server.auth.access_token.startswith("hm_")
+    server = client.server
+
+    created = Patient(us_patient(mrn="MRN-7", email="peter.chalmers@good.test")).create(server)
+    patient = Patient.read(created["id"], server)
+    assert patient.name[0].family == "Chalmers"
+    assert patient.telecom[0].value == "peter.chalmers@good.test"
+
+    wanted = communication_request(patient_id=patient.id, template_id=reminder.pk, identifier="APPT-7")
+    accepted = CommunicationRequest(wanted).create(server)
+    assert CommunicationRequest(wanted).create(server)["id"] == accepted["id"]  # a retry: same request
+
+    report = drain(tenant_id=tenant.pk, stream=Stream.TRANSACTIONAL, deps=dependencies(kit, transport))
+    assert report.states == {Message.State.DELIVERED_TLS: 1}
+
+    search = Communication.where(struct={"based-on": f"CommunicationRequest/{accepted['id']}"})
+    [communication] = search.perform_resources(server)
+    assert communication.status == "completed"
+    assert communication.subject.reference == f"Patient/{patient.id}"
+    evidence = {e.url.rsplit("/", 1)[-1]: e for e in communication.extension}
+    attempt = {x.url: x for x in evidence["delivery-evidence-attempt"].extension}
+    assert attempt["mx_host"].valueString == "mx.good.test"
+    assert attempt["smtp_code"].valueInteger == 250
+
+    [received] = kit["good"].messages
+    assert received.rcpt_tos == ["peter.chalmers@good.test"]
+    mail = email.message_from_bytes(received.content, policy=email.policy.SMTP)
+    assert mail["Message-ID"] == communication.identifier[0].value
+    assert "Monday 9:00" in mail.get_body(("html", "plain")).get_content()
+    with tenant_context(tenant):
+        assert Message.objects.get(pk=communication.id).sender_domain_id == sender_domain.pk
