@@ -33,6 +33,19 @@ class TemplateForm(forms.Form):
     make_default = forms.BooleanField(label="Default language", required=False)
 
 
+class DesignForm(forms.Form):
+    """The block editor's fields; `mjml` is filled by the editor script when the form is submitted."""
+
+    name = forms.CharField(max_length=120)
+    kind = forms.ChoiceField(choices=Template.Kind.choices, initial=Template.Kind.MARKETING)
+    language = forms.CharField(max_length=12, initial="en", help_text="A language code, e.g. en or es.")
+    subject = forms.CharField(max_length=300, help_text="Merge fields like {{ contact.first_name }}; no PHI.")
+    preheader = forms.CharField(
+        max_length=300, required=False, help_text="Shown next to the subject in inboxes."
+    )
+    mjml = forms.CharField(label="MJML", widget=forms.HiddenInput, required=False)
+
+
 class TestSendForm(forms.Form):
     address = forms.EmailField(label="Send a test to", help_text="A member of this organization.")
     language = forms.CharField(max_length=12, required=False, widget=forms.HiddenInput)

@@ -98,6 +98,9 @@ class TemplateContent(TenantOwnedModel):
     preheader = models.CharField(max_length=300, blank=True)
     html = models.TextField()
     text = models.TextField(blank=True, help_text="Leave empty to generate it from the HTML.")
+    # The block editor's MJML; `html` is what mrml rendered from it. Empty when the HTML was written
+    # by hand (a hand edit detaches the language from the block editor).
+    mjml = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["language"]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import campaigns, reports, templates
+from .views import campaigns, editor, reports, templates
 
 app_name = "campaigns"
 
@@ -28,6 +28,13 @@ urlpatterns = [
     path("templates/<uuid:template_id>/", templates.template_edit, name="template_edit"),
     path("templates/<uuid:template_id>/preview/", templates.template_preview, name="template_preview"),
     path("templates/<uuid:template_id>/test/", templates.template_test_send, name="template_test_send"),
+    path("templates/design/new/", editor.template_design, name="template_design_new"),
+    path("templates/<uuid:template_id>/design/", editor.template_design, name="template_design"),
+    path(
+        "templates/<uuid:template_id>/preview/frame/",
+        editor.template_preview_frame,
+        name="template_preview_frame",
+    ),
     path("templates/blocks/", templates.block_list, name="block_list"),
     path("templates/blocks/new/", templates.block_edit, name="block_new"),
     path("templates/blocks/<uuid:block_id>/", templates.block_edit, name="block_edit"),

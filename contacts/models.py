@@ -239,6 +239,17 @@ class ImportJob(TenantOwnedModel):
     def is_finished(self) -> bool:
         return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
 
+    @property
+    def processed_rows(self) -> int:
+        """Rows that ended in a total; equals total_rows once the job succeeded."""
+        return (
+            self.created_count
+            + self.updated_count
+            + self.unchanged_count
+            + self.accepted_count
+            + self.error_count
+        )
+
 
 class ImportSlice(TenantOwnedModel):
     """A run of consecutive rows of an import job, imported by one worker task in one transaction.

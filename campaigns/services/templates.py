@@ -42,6 +42,7 @@ class ContentInput:
     preheader: str
     html: str
     text: str = ""
+    mjml: str = ""  # the block editor's source of `html`; empty for hand-written HTML
 
     def parts(self) -> render.Parts:
         return render.Parts(self.subject, self.preheader, self.html, self.text)
@@ -59,6 +60,15 @@ def template_contents(*, template: Template) -> dict[str, render.Parts]:
     with tenant_context(template.tenant_id):
         rows = TemplateContent.objects.for_tenant(template.tenant_id).filter(template=template)
         return {c.language: render.Parts(c.subject, c.preheader, c.html, c.text) for c in rows}
+
+
+def template_content_get(*, template: Template, language: str) -> TemplateContent | None:
+    with tenant_context(template.tenant_id):
+        return (
+            TemplateContent.objects.for_tenant(template.tenant_id)
+            .filter(template=template, language=language)
+            .first()
+        )
 
 
 def version_contents(version: TemplateVersion) -> dict[str, render.Parts]:
@@ -144,6 +154,7 @@ def _content_fields(content: ContentInput) -> dict[str, str]:
         "preheader": content.preheader.strip(),
         "html": content.html,
         "text": content.text,
+        "mjml": content.mjml,
     }
 
 

@@ -64,6 +64,23 @@ def sanitize(html: str) -> str:
     )
 
 
+# MJML columns are mobile-first (full width); the desktop widths come from a media query on class
+# names like mj-column-per-50. The template's own <style> never survives sanitizing, so the rules are
+# written here from the class names alone — numbers only, nothing of the template's CSS is copied.
+_COLUMN_CLASS = re.compile(r"\bmj-column-(per|px)-(\d{1,3}(?:-\d{1,20})?)\b")
+
+
+def responsive_css(body: str) -> str:
+    """The desktop column widths for the MJML column classes used in a sanitized body ("" if none)."""
+    rules = []
+    for kind, number in sorted(set(_COLUMN_CLASS.findall(body))):
+        width = number.replace("-", ".") + ("%" if kind == "per" else "px")
+        rules.append(f".mj-column-{kind}-{number} {{ width:{width} !important; max-width:{width}; }}")
+    if not rules:
+        return ""
+    return "@media only screen and (min-width:480px) { " + " ".join(rules) + " }"
+
+
 # --- The generated text part --------------------------------------------------------------------
 
 _BLOCKS = frozenset(

@@ -122,7 +122,9 @@ def _color(value: str, default: str) -> str:
     return value if _COLOR.match(value or "") else default
 
 
-def layout(*, body: str, subject: str, preheader: str, branding: Branding, footer: Footer) -> str:
+def layout(
+    *, body: str, subject: str, preheader: str, branding: Branding, footer: Footer, head_css: str = ""
+) -> str:
     e = mail_html.escape
     background = _color(branding.background_color, "#f4f6f8")
     primary = _color(branding.primary_color, "#1d4e89")
@@ -138,7 +140,7 @@ def layout(*, body: str, subject: str, preheader: str, branding: Branding, foote
     return (
         '<!doctype html><html><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{e(subject)}</title></head>"
+        f"<title>{e(subject)}</title>{_style(head_css)}</head>"
         f'<body style="margin:0;padding:0;background-color:{background}">{hidden}'
         '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" '
         f'style="background-color:{background}"><tr><td align="center" style="padding:16px 8px">'
@@ -151,6 +153,11 @@ def layout(*, body: str, subject: str, preheader: str, branding: Branding, foote
         f"{footer_html(footer, branding)}</td></tr>"
         "</table></td></tr></table></body></html>"
     )
+
+
+def _style(css: str) -> str:
+    # Only ever CSS written by mail_html.responsive_css (never a template's): no "</" can occur in it.
+    return f'<style type="text/css">{css}</style>' if css else ""
 
 
 def render_parts(
@@ -174,7 +181,14 @@ def render_parts(
     rendered = Rendered(
         subject=subject,
         preheader=preheader,
-        html=layout(body=body, subject=subject, preheader=preheader, branding=branding, footer=footer),
+        html=layout(
+            body=body,
+            subject=subject,
+            preheader=preheader,
+            branding=branding,
+            footer=footer,
+            head_css=mail_html.responsive_css(body),
+        ),
         text=f"{text}\n\n{footer_text(footer, branding)}\n",
     )
     limit = render_limits().message_chars

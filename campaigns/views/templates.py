@@ -158,6 +158,8 @@ def template_test_send(request: HttpRequest, template_id) -> HttpResponse:
             messages.error(request, error.message)
         else:
             messages.success(request, "A test message with synthetic data is on its way.")
+    if request.POST.get("return_to") == "design":
+        return redirect("campaigns:template_design", template_id=template.pk)
     return redirect("campaigns:template_edit", template_id=template.pk)
 
 

@@ -58,6 +58,9 @@ CONFLICT_RETRIES = 5
 SHRED_AFTER = datetime.timedelta(days=7)
 STALLED_AFTER = datetime.timedelta(minutes=5)
 MAX_STALLS = 3
+NO_DATA_ROWS = (
+    "The file has no data rows: only a header row (or blank lines) was found, so nothing was imported."
+)
 SYSTEM = Actor.system("contacts.import")
 
 
@@ -243,9 +246,12 @@ def import_job_prepare(*, job_id) -> list[int]:
         except (parsing.FileRejected, UploadUnreadable) as error:
             _finish(job, failure=error.message)
             return []
+    if job.total_rows == 0 and job.last_committed_row == 0:
+        _finish(job, failure=NO_DATA_ROWS)
+        return []
     pending = list(_pending(job.pk).order_by("index").values_list("pk", flat=True))
     if not pending:
-        _finish(job)  # an empty file
+        _finish(job)
     return pending
 
 
@@ -269,8 +275,9 @@ def _cut_into_slices(job: ImportJob, raw: SealedFile) -> None:
         )
 
     for row in _rows(job, raw, start=start, first_number=first_row):
-        in_slice += 1
-        total += 1
+        in_slice += 1  # a slice cuts the file at row boundaries, blank lines included
+        if row.values or row.error:
+            total += 1  # but a blank line is not a row: every row counted ends in exactly one total
         if in_slice == size:
             cut(in_slice)
             start, first_row, in_slice = row.end_position, row.number + 1, 0
@@ -465,7 +472,7 @@ def _finish(job: ImportJob, *, failure: str = "") -> bool:
         reason=failure,
         details={
             "dry_run": job.dry_run,
-            "rows": job.last_committed_row,
+            "rows": job.total_rows,
             "created": job.created_count,
             "updated": job.updated_count,
             "unchanged": job.unchanged_count,
@@ -535,9 +542,12 @@ def _requeue_stalled(tenant_id, now: datetime.datetime) -> int:
 
 
 def import_job_progress(job: ImportJob) -> dict[str, int | None]:
+    """Progress in rows that ended in a total (blank lines are not rows), so that processed reaches
+    total exactly when created + updated + unchanged + accepted + rejected = rows."""
     percent = None
+    processed = job.processed_rows
     if job.total_rows:
-        percent = min(100, round(100 * job.last_committed_row / job.total_rows))
+        percent = min(100, round(100 * processed / job.total_rows))
     elif job.total_rows == 0 and job.is_finished:
         percent = 100
-    return {"processed": job.last_committed_row, "total": job.total_rows, "percent": percent}
+    return {"processed": processed, "total": job.total_rows, "percent": percent}

@@ -126,6 +126,9 @@ NOT_AGGREGATES = {
     "contacts:custom_field_delete": _ACTION,
     "campaigns:campaign_list": "names, statuses and dates; figures are on the detail page",
     "campaigns:campaign_new": _ACTION,
+    "campaigns:template_design": "the block email editor: a template's content, no figures",
+    "campaigns:template_design_new": "the block email editor: a template's content, no figures",
+    "campaigns:template_preview_frame": "a template rendered for a synthetic contact",
     "campaigns:approval_list": "campaigns waiting for review",
     "campaigns:campaign_edit": "the campaign form",
     **{
