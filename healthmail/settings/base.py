@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "delivery",
     "journeys",
     "retention",
+    "incidents",
 ]
 
 MIDDLEWARE = [
