@@ -325,6 +325,10 @@ CELERY_BEAT_SCHEDULE["system-mail-sweep"] = {
 
 # --- API idempotency
 # Idempotency-Key records are answered for 24 hours; the sweep deletes them once an hour after that.
+CELERY_BEAT_SCHEDULE["incident-clock-alerts"] = {
+    "task": "incidents.tasks.incident_clock_alerts",
+    "schedule": 3600.0,
+}
 CELERY_BEAT_SCHEDULE["api-idempotency-expire"] = {
     "task": "healthmail.api.tasks.idempotency_expire",
     "schedule": 3600.0,

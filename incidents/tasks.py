@@ -1,0 +1,9 @@
+from healthmail.celery import app
+
+from . import clocks
+
+
+@app.task(ignore_result=True, soft_time_limit=280, time_limit=300)
+def incident_clock_alerts() -> int:
+    """Hourly (idempotent: each threshold is raised once): deadline alerts at 30/14/7/1 days."""
+    return clocks.clock_alerts_raise()
