@@ -246,15 +246,15 @@ def decision_sign_off(
     """Four eyes: a second compliance officer signs the proposed decision off (or the sole officer,
     with a recorded reason, when nobody else can)."""
     require_officer(role)
-    second = second_person_require(
-        tenant=tenant,
-        approver=user,
-        authors=[incident.proposed_by_id],
-        permission=PERMISSION,
-        what="incident decision",
-        sole_officer_reason=sole_officer_reason,
-    )
     with tenant_context(tenant):
+        second = second_person_require(
+            tenant=tenant,
+            approver=user,
+            authors=[incident.proposed_by_id],
+            permission=PERMISSION,
+            what="incident decision",
+            sole_officer_reason=sole_officer_reason,
+        )
         updated = Incident.objects.filter(pk=incident.pk, status=Incident.Status.PENDING_SIGN_OFF).update(
             status=incident.decision,
             signed_off_by=user,
