@@ -22,7 +22,7 @@ from incidents import affected, clocks, notices, services
 from incidents.deadlines import Audience
 from incidents.models import AffectedIndividual, ClockAlert, Evidence, Incident, Notice
 from tests.delivery.patient_mail import patient_sender
-from tests.factories import BaaFactory, MembershipFactory
+from tests.factories import MembershipFactory
 
 from .helpers import FACTORS, LETTER, new_incident, officer, patients, read_event
 
