@@ -270,6 +270,29 @@ def _message_list_api(world: World) -> None:
     assert len(response.json()["results"]) == 1
 
 
+def _incident_notice(world: World) -> None:
+    """A breach notice to the patient: the address is read to queue the portal message."""
+    from incidents import affected, notices, services
+    from tests.delivery.patient_mail import patient_sender
+    from tests.incidents.helpers import FACTORS, LETTER, new_incident, officer, read_event
+
+    patient_sender(world.tenant)
+    first, second = officer(world.tenant), officer(world.tenant)
+    read_event(world.tenant, Actor.system("relay"), [world.patient])
+    incident = new_incident(world.tenant, first)
+    now, role = timezone.now(), Role.COMPLIANCE_OFFICER
+    hour = datetime.timedelta(hours=1)
+    who = {"tenant": world.tenant, "role": role, "incident": incident}
+    affected.affected_derive(user=first, since=now - hour, until=now + hour, **who)
+    services.risk_assess(user=first, factors=FACTORS, probability="not_low", **who)
+    services.decision_propose(
+        user=first, decision="breach", reason="Viewed by an unauthorized person.", **who
+    )
+    services.decision_sign_off(user=second, **who)
+    services.letter_content_set(user=first, content=LETTER, **who)
+    assert notices.individual_notices_send(user=first, **who).portal == 1
+
+
 def _authorization_copy(world: World) -> None:
     """The patient signs a published text: the copy is rendered and sent through the portal."""
     from consent.copies import authorization_copy_send
@@ -408,6 +431,13 @@ PHI_READ_PATHS = [
         "mailbox address",
         _mailbox_address,
         "confirmation of a settings change",
+        "contacts.contact",
+    ),
+    Path_(
+        "incidents.notices:_addresses",
+        "breach notice",
+        _incident_notice,
+        "breach notification to the individual",
         "contacts.contact",
     ),
     Path_(
