@@ -20,10 +20,18 @@ def officer(tenant):
     return MembershipFactory(tenant=tenant, role=Role.COMPLIANCE_OFFICER).user
 
 
-def patients(tenant, n: int, *, state: str = "TX", email: bool = True, label: str = "p") -> list[Contact]:
+def patients(
+    tenant,
+    n: int,
+    *,
+    state: str = "TX",
+    email: bool = True,
+    label: str = "p",
+    domain: str = "patients.example",
+) -> list[Contact]:
     inputs = [
         ContactInput(
-            email=f"{label}{i}@patients.example" if email else None,
+            email=f"{label}{i}@{domain}" if email else None,
             external_ids=None if email else {"mrn": f"MRN-{label}-{i}"},
             postal_address={"line1": "1 Test Way", "city": "Town", "state": state, "zip": "75001"},
         )
