@@ -7,6 +7,7 @@ app_name = "incidents"
 urlpatterns = [
     path("", views.incident_list, name="list"),
     path("new/", views.incident_new, name="new"),
+    path("disclosures/", views.disclosures_accounting, name="disclosures_accounting"),
     path("<uuid:incident_id>/", views.incident_detail, name="detail"),
     path("<uuid:incident_id>/evidence/", views.evidence_add, name="evidence_add"),
     path("<uuid:incident_id>/affected/", views.affected_derive, name="affected_derive"),

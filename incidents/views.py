@@ -4,6 +4,8 @@ deadlines, notices). Every write is a POST that runs one service and redirects."
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Callable
 
 from django.contrib import messages
@@ -14,11 +16,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from audit.models import Alert
-from healthmail.accounts.views.access import require_permission
-from healthmail.errors import ApplicationError
+from healthmail.accounts.views.access import actor_of, require_permission
+from healthmail.errors import ApplicationError, NotFound
 from healthmail.tenants.context import tenant_context
 
-from . import affected, notices, selectors, services
+from . import accounting, affected, notices, selectors, services
 from .forms import (
     AssessmentForm,
     DecisionForm,
@@ -325,3 +327,31 @@ def letter_preview(request: HttpRequest, incident_id) -> HttpResponse:
     return render(
         request, "incidents/letter.html", {"incident": incident, "audience": audience, "text": text}
     )
+
+
+@require_permission(PERMISSION)
+def disclosures_accounting(request: HttpRequest) -> HttpResponse:
+    """GET ?contact=<id>&format=json|pdf: the patient's signed accounting of disclosures (164.528)."""
+    try:
+        contact_id = uuid.UUID(request.GET.get("contact", ""))
+    except ValueError:
+        messages.error(request, "Enter the patient's contact id.")
+        return redirect("incidents:list")
+    kind = request.GET.get("format", "json")
+    if kind not in ("json", "pdf"):
+        messages.error(request, "Choose JSON or PDF.")
+        return redirect("incidents:list")
+    try:
+        signed = accounting.accounting_build(
+            tenant=request.tenant, actor=actor_of(request), contact_id=contact_id
+        )
+    except NotFound:
+        return render(request, "404.html", status=404)
+    if kind == "pdf":
+        content, content_type = accounting.accounting_pdf(signed), "application/pdf"
+    else:
+        content, content_type = json.dumps(signed, indent=1, sort_keys=True).encode(), "application/json"
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="accounting-of-disclosures-{contact_id}.{kind}"'
+    response["Cache-Control"] = "no-store"
+    return response
