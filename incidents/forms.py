@@ -102,3 +102,18 @@ class LetterForm(forms.Form):
         label="How to reach us (toll-free number, email, website or postal address)",
         widget=forms.Textarea(attrs=_TEXT),
     )
+
+
+class AccessRequestForm(forms.Form):
+    contact_id = forms.UUIDField(label="Patient's contact id")
+    received_on = forms.DateField(
+        label="Date received",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="The 30-day clock starts here (164.524(b)(2)).",
+    )
+
+
+class ExtensionForm(forms.Form):
+    reason = forms.CharField(
+        label="Reasons for the delay (sent to the patient in writing)", widget=forms.Textarea(attrs=_TEXT)
+    )

@@ -202,3 +202,42 @@ class ClockAlert(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.audience} {self.threshold_days} days"
+
+
+class AccessRequest(TenantOwnedModel):
+    """A patient's request for access to their records (164.524): a 30-day clock from receipt, one
+    extension of at most 30 days with a written reason, and the package delivered through the portal."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        EXTENDED = "extended", "Extended"
+        DELIVERED = "delivered", "Delivered"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    contact = models.ForeignKey("contacts.Contact", on_delete=models.PROTECT, related_name="+")
+    received_on = models.DateField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    recorded_by = models.ForeignKey(_USER, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(default=timezone.now)
+    extension_reason = models.CharField(max_length=1000, blank=True)
+    extended_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    extended_at = models.DateTimeField(null=True, blank=True)
+    delivered_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    message_id = models.UUIDField(null=True, blank=True)
+    # The signed manifest of what was delivered: counts and SHA-256 of the package, no PHI values.
+    manifest = models.JSONField(default=dict, blank=True)
+    signature = models.CharField(max_length=128, blank=True)
+    key_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-received_on", "-recorded_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(status="extended") | ~models.Q(extension_reason=""),
+                name="access_request_extension_has_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"access request {self.received_on}"

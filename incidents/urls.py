@@ -7,6 +7,15 @@ app_name = "incidents"
 urlpatterns = [
     path("", views.incident_list, name="list"),
     path("new/", views.incident_new, name="new"),
+    path("access-requests/", views.access_request_list, name="access_requests"),
+    path(
+        "access-requests/<uuid:request_id>/extend/", views.access_request_extend, name="access_request_extend"
+    ),
+    path(
+        "access-requests/<uuid:request_id>/deliver/",
+        views.access_request_deliver,
+        name="access_request_deliver",
+    ),
     path("disclosures/", views.disclosures_accounting, name="disclosures_accounting"),
     path("<uuid:incident_id>/", views.incident_detail, name="detail"),
     path("<uuid:incident_id>/evidence/", views.evidence_add, name="evidence_add"),

@@ -20,18 +20,20 @@ from healthmail.accounts.views.access import actor_of, require_permission
 from healthmail.errors import ApplicationError, NotFound
 from healthmail.tenants.context import tenant_context
 
-from . import accounting, affected, notices, selectors, services
+from . import access_requests, accounting, affected, notices, selectors, services
 from .forms import (
+    AccessRequestForm,
     AssessmentForm,
     DecisionForm,
     DeriveForm,
     EvidenceForm,
+    ExtensionForm,
     IncidentForm,
     LetterForm,
     RejectForm,
     SignOffForm,
 )
-from .models import AffectedIndividual, Evidence, Incident
+from .models import AccessRequest, AffectedIndividual, Evidence, Incident
 
 PERMISSION = services.PERMISSION
 
@@ -355,3 +357,73 @@ def disclosures_accounting(request: HttpRequest) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="accounting-of-disclosures-{contact_id}.{kind}"'
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _access_rows(request: HttpRequest) -> list:
+    today = timezone.localdate()
+    with tenant_context(request.tenant):
+        rows = list(AccessRequest.objects.filter(tenant=request.tenant))
+    return [
+        (
+            row,
+            access_requests.due_on(row.received_on, extended=bool(row.extension_reason)),
+            access_requests.extension_allowed(row.received_on, today, extended=bool(row.extension_reason)),
+        )
+        for row in rows
+    ]
+
+
+@require_permission(PERMISSION)
+def access_request_list(request: HttpRequest) -> HttpResponse:
+    form = AccessRequestForm(request.POST or None, initial={"received_on": timezone.localdate()})
+    if request.method == "POST" and form.is_valid():
+        try:
+            access_requests.access_request_record(**_who(request), **form.cleaned_data)
+        except NotFound as error:
+            form.add_error("contact_id", error.message)
+        except ApplicationError as error:
+            form.add_error(error.code if error.code in form.fields else None, error.message)
+        else:
+            messages.success(
+                request, "Access request recorded. The 30-day clock runs from the date received."
+            )
+            return redirect("incidents:access_requests")
+    context = {"form": form, "rows": _access_rows(request), "today": timezone.localdate()}
+    return render(request, "incidents/access_requests.html", context, status=400 if form.errors else 200)
+
+
+def _access_request_or_404(request: HttpRequest, request_id) -> AccessRequest:
+    with tenant_context(request.tenant):
+        return get_object_or_404(AccessRequest, tenant=request.tenant, pk=request_id)
+
+
+@require_POST
+@require_permission(PERMISSION)
+def access_request_extend(request: HttpRequest, request_id) -> HttpResponse:
+    access = _access_request_or_404(request, request_id)
+    form = ExtensionForm(request.POST, prefix=f"extend-{access.pk}")
+    if not form.is_valid():
+        messages.error(request, "Give the reasons for the delay.")
+    else:
+        try:
+            access_requests.access_request_extend(
+                **_who(request), request=access, reason=form.cleaned_data["reason"]
+            )
+        except ApplicationError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, "Extended by 30 days. Send the patient the reasons and the new date.")
+    return redirect("incidents:access_requests")
+
+
+@require_POST
+@require_permission(PERMISSION)
+def access_request_deliver(request: HttpRequest, request_id) -> HttpResponse:
+    access = _access_request_or_404(request, request_id)
+    try:
+        access_requests.access_request_deliver(**_who(request), request=access)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "The signed package was sent through the secure portal.")
+    return redirect("incidents:access_requests")

@@ -270,6 +270,22 @@ def _message_list_api(world: World) -> None:
     assert len(response.json()["results"]) == 1
 
 
+def _access_package(world: World) -> None:
+    """The patient's right of access package: their record and their messages are read to assemble it."""
+    from incidents import access_requests
+    from tests.delivery.patient_mail import patient_sender
+    from tests.incidents.helpers import officer
+
+    patient_sender(world.tenant)
+    make_message(world.tenant, contact_id=world.patient.pk, address=world.patient.email)
+    user = officer(world.tenant)
+    who = {"tenant": world.tenant, "user": user, "role": Role.COMPLIANCE_OFFICER}
+    request = access_requests.access_request_record(
+        contact_id=world.patient.pk, received_on=timezone.localdate(), **who
+    )
+    access_requests.access_request_deliver(request=request, **who)
+
+
 def _incident_notice(world: World) -> None:
     """A breach notice to the patient: the address is read to queue the portal message."""
     from incidents import affected, notices, services
@@ -432,6 +448,20 @@ PHI_READ_PATHS = [
         _mailbox_address,
         "confirmation of a settings change",
         "contacts.contact",
+    ),
+    Path_(
+        "incidents.access_requests:package_build",
+        "access package",
+        _access_package,
+        "right of access package",
+        "contacts.contact",
+    ),
+    Path_(
+        "incidents.access_requests:_messages",
+        "access package",
+        _access_package,
+        "right of access package",
+        "delivery.message",
     ),
     Path_(
         "incidents.notices:_addresses",
