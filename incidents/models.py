@@ -241,3 +241,21 @@ class AccessRequest(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"access request {self.received_on}"
+
+
+class BaaReminder(TenantOwnedModel):
+    """A BAA expiry reminder raised once per agreement and threshold (60/30/14/7/1 days)."""
+
+    id = models.BigAutoField(primary_key=True)
+    baa = models.ForeignKey("tenants.BusinessAssociateAgreement", on_delete=models.CASCADE, related_name="+")
+    threshold_days = models.PositiveSmallIntegerField()
+    expires_on = models.DateField()
+    raised_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "baa", "threshold_days"], name="baa_reminder_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"BAA reminder {self.threshold_days} days"

@@ -329,6 +329,10 @@ CELERY_BEAT_SCHEDULE["incident-clock-alerts"] = {
     "task": "incidents.tasks.incident_clock_alerts",
     "schedule": 3600.0,
 }
+CELERY_BEAT_SCHEDULE["baa-expiry-reminders"] = {
+    "task": "incidents.tasks.baa_expiry_reminders",
+    "schedule": 3600.0,
+}
 CELERY_BEAT_SCHEDULE["api-idempotency-expire"] = {
     "task": "healthmail.api.tasks.idempotency_expire",
     "schedule": 3600.0,
