@@ -13,12 +13,14 @@ from django.utils import timezone
 from audit import services as audit
 from audit.actors import Actor
 from audit.models import Alert, AuditEvent
+from delivery.models import Message
 from healthmail.accounts.four_eyes import second_person_require
 from healthmail.accounts.roles import role_can
 from healthmail.errors import ApplicationError, Conflict, NotFound, PermissionRefused
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 from healthmail.tenants.services import active_baa
+from retention.models import EvidenceExport
 
 from .models import Evidence, Incident
 
@@ -119,9 +121,6 @@ def incident_open(
 
 
 def _evidence_exists(tenant: Tenant, kind: str, reference: str) -> bool:
-    from delivery.models import Message
-    from retention.models import EvidenceExport
-
     try:
         if kind == Evidence.Kind.AUDIT_EVENT:
             return AuditEvent.objects.filter(tenant=tenant, pk=int(reference)).exists()

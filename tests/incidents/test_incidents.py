@@ -322,3 +322,25 @@ def test_every_step_is_in_the_audit_trail(tenant_a):
         "incident.letter_update",
         "incident.notices_send",
     ]
+
+
+def test_evidence_must_exist_in_this_organization(tenant_a, tenant_b):
+    first = officer(tenant_a)
+    incident = new_incident(tenant_a, first)
+    own = read_event(tenant_a, Actor.system("relay"), patients(tenant_a, 1, label="ev"))
+    foreign = read_event(tenant_b, Actor.system("relay"), patients(tenant_b, 1, label="evb"))
+    link = {"tenant": tenant_a, "user": first, "role": OFFICER, "incident": incident}
+    evidence = services.evidence_link(**link, kind=Evidence.Kind.AUDIT_EVENT, reference=str(own.pk))
+    assert services.evidence_link(**link, kind=Evidence.Kind.AUDIT_EVENT, reference=str(own.pk)) == evidence
+    for kind, reference in [
+        (Evidence.Kind.AUDIT_EVENT, str(foreign.pk)),
+        (Evidence.Kind.MESSAGE, "not-an-id"),
+        (Evidence.Kind.EXPORT, "00000000-0000-0000-0000-000000000000"),
+    ]:
+        with pytest.raises(ApplicationError, match="in this organization"):
+            services.evidence_link(**link, kind=kind, reference=reference)
+    with tenant_context(tenant_a):
+        assert (
+            AuditEvent.objects.filter(action="incident.evidence_link", target_id=str(incident.pk)).count()
+            == 1
+        )
