@@ -30,6 +30,7 @@ urlpatterns = [
     path("delivery/", include("delivery.urls")),
     path("contacts/", include("contacts.urls")),
     path("retention/", include("retention.urls")),
+    path("incidents/", include("incidents.urls")),
     path("campaigns/", include("campaigns.urls")),
     path("journeys/", include("journeys.urls")),
     path("healthz", observability.healthz, name="healthz"),

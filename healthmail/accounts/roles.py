@@ -57,6 +57,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "retention.manage": frozenset({_COMPLIANCE}),
     "legal_holds.manage": frozenset({_COMPLIANCE}),
     "break_glass.open": frozenset({_COMPLIANCE, _CLINICAL}),
+    "incidents.manage": frozenset({_COMPLIANCE}),
     # delivery: sending progress (counts only), message search for support (masked address), and the
     # delivery evidence per message and per recipient domain (compliance)
     "delivery.view_progress": frozenset({_ADMIN, _MARKETER, _COMPLIANCE}),

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "retention",
     "dashboard",
     "fhir_api",
+    "incidents",
 ]
 
 MIDDLEWARE = [
@@ -328,6 +329,14 @@ CELERY_BEAT_SCHEDULE["system-mail-sweep"] = {
 
 # --- API idempotency
 # Idempotency-Key records are answered for 24 hours; the sweep deletes them once an hour after that.
+CELERY_BEAT_SCHEDULE["incident-clock-alerts"] = {
+    "task": "incidents.tasks.incident_clock_alerts",
+    "schedule": 3600.0,
+}
+CELERY_BEAT_SCHEDULE["baa-expiry-reminders"] = {
+    "task": "incidents.tasks.baa_expiry_reminders",
+    "schedule": 3600.0,
+}
 CELERY_BEAT_SCHEDULE["api-idempotency-expire"] = {
     "task": "healthmail.api.tasks.idempotency_expire",
     "schedule": 3600.0,

@@ -35,6 +35,7 @@ EXPECTED = {
     "retention.manage":                 (N,       N,       N,        Y,          N),
     "legal_holds.manage":               (N,       N,       N,        Y,          N),
     "break_glass.open":                 (N,       N,       N,        Y,          Y),
+    "incidents.manage":                 (N,       N,       N,        Y,          N),
     "delivery.view_progress":           (N,       Y,       Y,        Y,          N),
     "delivery.search":                  (N,       Y,       N,        Y,          N),
     "delivery.view_evidence":           (N,       Y,       N,        Y,          N),

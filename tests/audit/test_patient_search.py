@@ -270,6 +270,45 @@ def _message_list_api(world: World) -> None:
     assert len(response.json()["results"]) == 1
 
 
+def _access_package(world: World) -> None:
+    """The patient's right of access package: their record and their messages are read to assemble it."""
+    from incidents import access_requests
+    from tests.delivery.patient_mail import patient_sender
+    from tests.incidents.helpers import officer
+
+    patient_sender(world.tenant)
+    make_message(world.tenant, contact_id=world.patient.pk, address=world.patient.email)
+    user = officer(world.tenant)
+    who = {"tenant": world.tenant, "user": user, "role": Role.COMPLIANCE_OFFICER}
+    request = access_requests.access_request_record(
+        contact_id=world.patient.pk, received_on=timezone.localdate(), **who
+    )
+    access_requests.access_request_deliver(request=request, **who)
+
+
+def _incident_notice(world: World) -> None:
+    """A breach notice to the patient: the address is read to queue the portal message."""
+    from incidents import affected, notices, services
+    from tests.delivery.patient_mail import patient_sender
+    from tests.incidents.helpers import FACTORS, LETTER, new_incident, officer, read_event
+
+    patient_sender(world.tenant)
+    first, second = officer(world.tenant), officer(world.tenant)
+    read_event(world.tenant, Actor.system("relay"), [world.patient])
+    incident = new_incident(world.tenant, first)
+    now, role = timezone.now(), Role.COMPLIANCE_OFFICER
+    hour = datetime.timedelta(hours=1)
+    who = {"tenant": world.tenant, "role": role, "incident": incident}
+    affected.affected_derive(user=first, since=now - hour, until=now + hour, **who)
+    services.risk_assess(user=first, factors=FACTORS, probability="not_low", **who)
+    services.decision_propose(
+        user=first, decision="breach", reason="Viewed by an unauthorized person.", **who
+    )
+    services.decision_sign_off(user=second, **who)
+    services.letter_content_set(user=first, content=LETTER, **who)
+    assert notices.individual_notices_send(user=first, **who).portal == 1
+
+
 def _authorization_copy(world: World) -> None:
     """The patient signs a published text: the copy is rendered and sent through the portal."""
     from consent.copies import authorization_copy_send
@@ -443,6 +482,27 @@ PHI_READ_PATHS = [
         _fhir_communication,
         "fhir communication read",
         "delivery.message",
+    ),
+    Path_(
+        "incidents.access_requests:package_build",
+        "access package",
+        _access_package,
+        "right of access package",
+        "contacts.contact",
+    ),
+    Path_(
+        "incidents.access_requests:_messages",
+        "access package",
+        _access_package,
+        "right of access package",
+        "delivery.message",
+    ),
+    Path_(
+        "incidents.notices:_addresses",
+        "breach notice",
+        _incident_notice,
+        "breach notification to the individual",
+        "contacts.contact",
     ),
     Path_(
         "delivery.authorization_copies:authorization_copy_by_portal",

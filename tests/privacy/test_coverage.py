@@ -26,6 +26,7 @@ _NAMESPACES_WITHOUT_AGGREGATES = {
     "tenants": "platform administration: member counts of tenants, not contacts",
     "audit": _PHI_ROLES + " (audit.view)",
     "retention": _PHI_ROLES + " (retention.manage, legal holds): record counts of runs and holds",
+    "incidents": _PHI_ROLES + " (incidents.manage): affected individuals of one incident, for notification",
     "portal": _PUBLIC,
     "consent_public": _PUBLIC,
     "tracking": "open pixel and click redirect: no page",

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from django import forms
+
+from .affected import ACTOR_TYPES
+from .models import Evidence, Incident
+from .services import FACTORS
+
+_TEXT = {"rows": 3}
+
+
+class IncidentForm(forms.Form):
+    title = forms.CharField(max_length=200)
+    description = forms.CharField(
+        label="What happened", widget=forms.Textarea(attrs=_TEXT), help_text="Plain words, no PHI values."
+    )
+    how_discovered = forms.CharField(label="How it was discovered", max_length=500)
+    discovered_on = forms.DateField(
+        label="Discovery date",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="The first day it was known, or would have been known with reasonable diligence: "
+        "the notification clock starts here.",
+    )
+    business_associate = forms.BooleanField(
+        label="Discovered by a business associate (the BAA's notice term applies)", required=False
+    )
+    alert = forms.UUIDField(required=False, widget=forms.HiddenInput)
+
+
+class EvidenceForm(forms.Form):
+    kind = forms.ChoiceField(label="Kind of evidence", choices=Evidence.Kind.choices)
+    reference = forms.CharField(
+        label="Id", max_length=64, help_text="The audit event number or the record's id."
+    )
+    note = forms.CharField(label="Note", max_length=500, required=False)
+
+
+class DeriveForm(forms.Form):
+    since = forms.DateTimeField(
+        label="From (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    until = forms.DateTimeField(
+        label="Until (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    actor_type = forms.ChoiceField(
+        label="Actor kind", required=False, choices=[("", "Any actor"), *[(a, a) for a in ACTOR_TYPES]]
+    )
+    actor_id = forms.CharField(
+        label="Actor id", required=False, max_length=64, help_text="A user id, API key prefix or system name."
+    )
+
+
+class AssessmentForm(forms.Form):
+    factor_nature = forms.CharField(
+        label="1. Nature and extent of the PHI involved", widget=forms.Textarea(attrs=_TEXT)
+    )
+    factor_recipient = forms.CharField(
+        label="2. Who used it or received it", widget=forms.Textarea(attrs=_TEXT)
+    )
+    factor_acquired = forms.CharField(
+        label="3. Was it actually acquired or viewed", widget=forms.Textarea(attrs=_TEXT)
+    )
+    factor_mitigated = forms.CharField(
+        label="4. How far the risk was mitigated", widget=forms.Textarea(attrs=_TEXT)
+    )
+    probability = forms.ChoiceField(
+        label="Conclusion", choices=Incident.Probability.choices, widget=forms.RadioSelect
+    )
+
+    def factors(self) -> dict[str, str]:
+        return {name: self.cleaned_data[name] for name, _ in FACTORS}
+
+
+class DecisionForm(forms.Form):
+    decision = forms.ChoiceField(
+        label="Decision", choices=Incident.Decision.choices, widget=forms.RadioSelect
+    )
+    reason = forms.CharField(label="Reasoning", widget=forms.Textarea(attrs=_TEXT))
+
+
+class SignOffForm(forms.Form):
+    sole_officer_reason = forms.CharField(
+        label="If nobody else can sign off: why you sign alone",
+        required=False,
+        widget=forms.Textarea(attrs=_TEXT),
+    )
+
+
+class RejectForm(forms.Form):
+    reason = forms.CharField(label="Why the proposal goes back", widget=forms.Textarea(attrs=_TEXT))
+
+
+class LetterForm(forms.Form):
+    phi_types = forms.CharField(label="Types of information involved", max_length=500)
+    steps_for_individuals = forms.CharField(
+        label="Steps individuals should take", widget=forms.Textarea(attrs=_TEXT)
+    )
+    what_we_are_doing = forms.CharField(
+        label="What we are doing to investigate, mitigate and prevent", widget=forms.Textarea(attrs=_TEXT)
+    )
+    contact_procedures = forms.CharField(
+        label="How to reach us (toll-free number, email, website or postal address)",
+        widget=forms.Textarea(attrs=_TEXT),
+    )
+
+
+class AccessRequestForm(forms.Form):
+    contact_id = forms.UUIDField(label="Patient's contact id")
+    received_on = forms.DateField(
+        label="Date received",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="The 30-day clock starts here (164.524(b)(2)).",
+    )
+
+
+class ExtensionForm(forms.Form):
+    reason = forms.CharField(
+        label="Reasons for the delay (sent to the patient in writing)", widget=forms.Textarea(attrs=_TEXT)
+    )

@@ -1,0 +1,261 @@
+"""Incidents: what happened, its evidence, who it touched, the risk assessment, the decision, the
+notices. Rows hold references (ids, states, counts) and the officers' own words; never PHI values."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from healthmail.tenants.models import TenantOwnedModel
+
+_USER = settings.AUTH_USER_MODEL
+
+
+class Incident(TenantOwnedModel):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open: investigating"
+        PENDING_SIGN_OFF = "pending_sign_off", "Decision awaiting a second officer"
+        BREACH = "breach", "Breach: notifying"
+        NOT_BREACH = "not_breach", "Not a breach (low probability of compromise)"
+        CLOSED = "closed", "Closed"
+
+    class Decision(models.TextChoices):
+        BREACH = "breach", "Breach"
+        NOT_BREACH = "not_breach", "Not a breach: low probability that the PHI has been compromised"
+
+    class Probability(models.TextChoices):
+        LOW = "low", "Low probability of compromise"
+        NOT_LOW = "not_low", "Not a low probability of compromise"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    title = models.CharField(max_length=200)
+    description = models.TextField(help_text="What happened, in plain words, without PHI values.")
+    how_discovered = models.CharField(max_length=500)
+    # 164.404(a)(2): the clock starts on the first day the breach is known, or would have been known
+    # with reasonable diligence; the officer records that day, not the day the incident was filed.
+    discovered_on = models.DateField()
+    occurred_from = models.DateTimeField(null=True, blank=True)
+    occurred_until = models.DateTimeField(null=True, blank=True)
+    business_associate = models.BooleanField(
+        default=False, help_text="Discovered by a business associate: the BAA's notice term applies."
+    )
+    baa = models.ForeignKey(
+        "tenants.BusinessAssociateAgreement",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    opened_from_alert = models.ForeignKey(
+        "audit.Alert", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    opened_by = models.ForeignKey(_USER, on_delete=models.PROTECT, related_name="+")
+    opened_at = models.DateTimeField(default=timezone.now)
+    # How the affected individuals were derived (a window and an actor of the audit trail).
+    derived_query = models.JSONField(default=dict, blank=True)
+    # 164.402(2)(i)-(iv): the four factors, each with the officer's reasoning.
+    factor_nature = models.TextField(blank=True)
+    factor_recipient = models.TextField(blank=True)
+    factor_acquired = models.TextField(blank=True)
+    factor_mitigated = models.TextField(blank=True)
+    probability = models.CharField(max_length=10, choices=Probability.choices, blank=True)
+    assessed_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    assessed_at = models.DateTimeField(null=True, blank=True)
+    decision = models.CharField(max_length=12, choices=Decision.choices, blank=True)
+    decision_reason = models.TextField(blank=True)
+    proposed_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    proposed_at = models.DateTimeField(null=True, blank=True)
+    signed_off_by = models.ForeignKey(
+        _USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    signed_off_at = models.DateTimeField(null=True, blank=True)
+    sole_officer_reason = models.CharField(max_length=1000, blank=True)
+    # 164.404(c)(1)(B)-(E): the content every notice letter carries.
+    phi_types = models.CharField(max_length=500, blank=True)
+    steps_for_individuals = models.TextField(blank=True)
+    what_we_are_doing = models.TextField(blank=True)
+    contact_procedures = models.TextField(blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-discovered_on", "-opened_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(status__in=["breach", "not_breach"])
+                | models.Q(signed_off_by__isnull=False, decision=models.F("status")),
+                name="incident_decision_signed_off",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(occurred_until__isnull=True)
+                | models.Q(occurred_from__isnull=True)
+                | models.Q(occurred_until__gte=models.F("occurred_from")),
+                name="incident_window_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (self.Status.OPEN, self.Status.PENDING_SIGN_OFF, self.Status.BREACH)
+
+
+class Evidence(TenantOwnedModel):
+    class Kind(models.TextChoices):
+        AUDIT_EVENT = "audit_event", "Audit event"
+        ALERT = "alert", "Alert"
+        MESSAGE = "message", "Message"
+        EXPORT = "export", "Evidence export"
+
+    id = models.BigAutoField(primary_key=True)
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="evidence")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    reference = models.CharField(max_length=64)
+    note = models.CharField(max_length=500, blank=True)
+    added_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["added_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "incident", "kind", "reference"], name="incident_evidence_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.reference}"
+
+
+class AffectedIndividual(TenantOwnedModel):
+    """A contact the incident touched, derived from the audit trail (events that name the contact)."""
+
+    id = models.BigAutoField(primary_key=True)
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="affected")
+    contact = models.ForeignKey("contacts.Contact", on_delete=models.PROTECT, related_name="+")
+    state = models.CharField(max_length=2, blank=True)  # for 164.406 (residents of a State)
+    event_count = models.PositiveIntegerField(default=0)
+    first_event_id = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "incident", "contact"], name="incident_affected_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"affected {self.contact_id}"
+
+
+class Notice(TenantOwnedModel):
+    """One notice sent or to be sent: to an individual (through the secure portal) or a substitute
+    notice when the contact details do not allow a written one (164.404(d)(2))."""
+
+    class Method(models.TextChoices):
+        PORTAL = "portal", "Secure portal (email notice)"
+        SUBSTITUTE = "substitute", "Substitute notice needed"
+
+    id = models.BigAutoField(primary_key=True)
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="notices")
+    audience = models.CharField(max_length=20)
+    contact = models.ForeignKey(
+        "contacts.Contact", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    method = models.CharField(max_length=12, choices=Method.choices)
+    message_id = models.UUIDField(null=True, blank=True)  # the outbox row (delivery.Message)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "incident", "audience", "contact"], name="incident_notice_once_per_contact"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.audience} notice ({self.method})"
+
+
+class ClockAlert(TenantOwnedModel):
+    """A deadline alert raised once per incident, audience and threshold (30/14/7/1 days)."""
+
+    id = models.BigAutoField(primary_key=True)
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="clock_alerts")
+    audience = models.CharField(max_length=40)
+    threshold_days = models.PositiveSmallIntegerField()
+    due_on = models.DateField()
+    raised_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "incident", "audience", "threshold_days"], name="incident_clock_alert_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.audience} {self.threshold_days} days"
+
+
+class AccessRequest(TenantOwnedModel):
+    """A patient's request for access to their records (164.524): a 30-day clock from receipt, one
+    extension of at most 30 days with a written reason, and the package delivered through the portal."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        EXTENDED = "extended", "Extended"
+        DELIVERED = "delivered", "Delivered"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    contact = models.ForeignKey("contacts.Contact", on_delete=models.PROTECT, related_name="+")
+    received_on = models.DateField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    recorded_by = models.ForeignKey(_USER, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(default=timezone.now)
+    extension_reason = models.CharField(max_length=1000, blank=True)
+    extended_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    extended_at = models.DateTimeField(null=True, blank=True)
+    delivered_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    message_id = models.UUIDField(null=True, blank=True)
+    # The signed manifest of what was delivered: counts and SHA-256 of the package, no PHI values.
+    manifest = models.JSONField(default=dict, blank=True)
+    signature = models.CharField(max_length=128, blank=True)
+    key_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-received_on", "-recorded_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(status="extended") | ~models.Q(extension_reason=""),
+                name="access_request_extension_has_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"access request {self.received_on}"
+
+
+class BaaReminder(TenantOwnedModel):
+    """A BAA expiry reminder raised once per agreement and threshold (60/30/14/7/1 days)."""
+
+    id = models.BigAutoField(primary_key=True)
+    baa = models.ForeignKey("tenants.BusinessAssociateAgreement", on_delete=models.CASCADE, related_name="+")
+    threshold_days = models.PositiveSmallIntegerField()
+    expires_on = models.DateField()
+    raised_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "baa", "threshold_days"], name="baa_reminder_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"BAA reminder {self.threshold_days} days"

@@ -1,0 +1,429 @@
+"""Compliance officers' incident pages: the list with clocks, opening one (from an alert or not),
+and one incident's workflow (evidence, affected individuals, risk assessment, decision and sign-off,
+deadlines, notices). Every write is a POST that runs one service and redirects."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from audit.models import Alert
+from healthmail.accounts.views.access import actor_of, require_permission
+from healthmail.errors import ApplicationError, NotFound
+from healthmail.tenants.context import tenant_context
+
+from . import access_requests, accounting, affected, notices, selectors, services
+from .forms import (
+    AccessRequestForm,
+    AssessmentForm,
+    DecisionForm,
+    DeriveForm,
+    EvidenceForm,
+    ExtensionForm,
+    IncidentForm,
+    LetterForm,
+    RejectForm,
+    SignOffForm,
+)
+from .models import AccessRequest, AffectedIndividual, Evidence, Incident
+
+PERMISSION = services.PERMISSION
+
+
+def _incident_or_404(request: HttpRequest, incident_id) -> Incident:
+    with tenant_context(request.tenant):
+        return get_object_or_404(
+            Incident.objects.select_related("baa"), tenant=request.tenant, pk=incident_id
+        )
+
+
+@require_permission(PERMISSION)
+def incident_list(request: HttpRequest) -> HttpResponse:
+    context = {
+        "rows": selectors.incident_list(tenant=request.tenant),
+        "alerts": selectors.alerts_to_open_from(tenant=request.tenant),
+    }
+    return render(request, "incidents/incident_list.html", context)
+
+
+@require_permission(PERMISSION)
+def incident_new(request: HttpRequest) -> HttpResponse:
+    alert = None
+    alert_id = request.POST.get("alert") or request.GET.get("alert")
+    if alert_id:
+        with tenant_context(request.tenant):
+            try:
+                alert = Alert.objects.filter(tenant=request.tenant, pk=alert_id).first()
+            except ValidationError:  # not a UUID: no such alert
+                alert = None
+        if alert is None:
+            return render(request, "404.html", status=404)
+    if request.method == "POST":
+        form = IncidentForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                incident = services.incident_open(
+                    tenant=request.tenant,
+                    user=request.user,
+                    role=request.role,
+                    title=data["title"],
+                    description=data["description"],
+                    how_discovered=data["how_discovered"],
+                    discovered_on=data["discovered_on"],
+                    business_associate=data["business_associate"],
+                    alert=alert,
+                )
+            except ApplicationError as error:
+                form.add_error("discovered_on" if error.code == "discovered_on" else None, error.message)
+            else:
+                messages.success(
+                    request, "Incident recorded. The notification clock runs from the discovery date."
+                )
+                return redirect("incidents:detail", incident_id=incident.pk)
+    else:
+        initial = {"discovered_on": timezone.localdate()}
+        if alert is not None:
+            initial |= {
+                "alert": alert.pk,
+                "title": alert.summary[:200],
+                "how_discovered": f"Security alert ({alert.rule}) of {alert.created_at:%Y-%m-%d %H:%M} UTC",
+                "discovered_on": timezone.localdate(alert.created_at),
+            }
+        form = IncidentForm(initial=initial)
+    return render(request, "incidents/incident_new.html", {"form": form, "alert": alert})
+
+
+def _detail_context(request: HttpRequest, incident: Incident, **forms) -> dict:
+    with tenant_context(request.tenant):
+        evidence = list(Evidence.objects.filter(tenant=request.tenant, incident=incident))
+        people = list(AffectedIndividual.objects.filter(tenant=request.tenant, incident=incident))
+        clocks = selectors.clocks_of(incident)
+    rows = notices.notice_rows(tenant=request.tenant, incident=incident)
+    substitute = sum(1 for row in rows if row.notice.method == row.notice.Method.SUBSTITUTE)
+    window = incident.derived_query or {}
+    derive_initial = {
+        "since": window.get("since", "")[:16]
+        or (incident.occurred_from and incident.occurred_from.strftime("%Y-%m-%dT%H:%M")),
+        "until": window.get("until", "")[:16]
+        or (incident.occurred_until and incident.occurred_until.strftime("%Y-%m-%dT%H:%M")),
+        "actor_type": window.get("actor_type", ""),
+        "actor_id": window.get("actor_id", ""),
+    }
+    return {
+        "incident": incident,
+        "evidence": evidence,
+        "affected": people,
+        "clocks": clocks,
+        "notice_rows": rows,
+        "substitute_advice": notices.substitute_method(substitute),
+        "evidence_form": forms.get("evidence_form") or EvidenceForm(prefix="evidence"),
+        "derive_form": forms.get("derive_form") or DeriveForm(initial=derive_initial, prefix="derive"),
+        "assessment_form": forms.get("assessment_form")
+        or AssessmentForm(
+            prefix="assessment",
+            initial={
+                name: getattr(incident, name)
+                for name in (
+                    "factor_nature",
+                    "factor_recipient",
+                    "factor_acquired",
+                    "factor_mitigated",
+                    "probability",
+                )
+            },
+        ),
+        "decision_form": forms.get("decision_form") or DecisionForm(prefix="decision"),
+        "sign_off_form": forms.get("sign_off_form") or SignOffForm(prefix="sign_off"),
+        "reject_form": forms.get("reject_form") or RejectForm(prefix="reject"),
+        "letter_form": forms.get("letter_form")
+        or LetterForm(
+            prefix="letter", initial={name: getattr(incident, name) for name in services.LETTER_FIELDS}
+        ),
+    }
+
+
+@require_permission(PERMISSION)
+def incident_detail(request: HttpRequest, incident_id) -> HttpResponse:
+    incident = _incident_or_404(request, incident_id)
+    return render(request, "incidents/incident_detail.html", _detail_context(request, incident))
+
+
+def _post(
+    request: HttpRequest, incident_id, form_class, form_name: str, action: Callable, success: str
+) -> HttpResponse:
+    """Validate the form, run the service; on a refusal show the page again with the error on the
+    form (on its field when the service names one)."""
+    incident = _incident_or_404(request, incident_id)
+    form = form_class(request.POST, prefix=form_name.removesuffix("_form"))
+    if form.is_valid():
+        try:
+            action(incident, form)
+        except ApplicationError as error:
+            form.add_error(error.code if error.code in form.fields else None, error.message)
+        else:
+            messages.success(request, success)
+            return redirect("incidents:detail", incident_id=incident.pk)
+    context = _detail_context(request, incident, **{form_name: form})
+    return render(request, "incidents/incident_detail.html", context, status=400)
+
+
+def _who(request: HttpRequest) -> dict:
+    return {"tenant": request.tenant, "user": request.user, "role": request.role}
+
+
+@require_POST
+@require_permission(PERMISSION)
+def evidence_add(request: HttpRequest, incident_id) -> HttpResponse:
+    return _post(
+        request,
+        incident_id,
+        EvidenceForm,
+        "evidence_form",
+        lambda incident, form: services.evidence_link(
+            **_who(request), incident=incident, **form.cleaned_data
+        ),
+        "Evidence linked.",
+    )
+
+
+@require_POST
+@require_permission(PERMISSION)
+def affected_derive(request: HttpRequest, incident_id) -> HttpResponse:
+    return _post(
+        request,
+        incident_id,
+        DeriveForm,
+        "derive_form",
+        lambda incident, form: affected.affected_derive(
+            **_who(request), incident=incident, **form.cleaned_data
+        ),
+        "Affected individuals derived from the audit trail.",
+    )
+
+
+@require_POST
+@require_permission(PERMISSION)
+def assessment_save(request: HttpRequest, incident_id) -> HttpResponse:
+    return _post(
+        request,
+        incident_id,
+        AssessmentForm,
+        "assessment_form",
+        lambda incident, form: services.risk_assess(
+            **_who(request),
+            incident=incident,
+            factors=form.factors(),
+            probability=form.cleaned_data["probability"],
+        ),
+        "Risk assessment recorded.",
+    )
+
+
+@require_POST
+@require_permission(PERMISSION)
+def decision_propose(request: HttpRequest, incident_id) -> HttpResponse:
+    return _post(
+        request,
+        incident_id,
+        DecisionForm,
+        "decision_form",
+        lambda incident, form: services.decision_propose(
+            **_who(request), incident=incident, **form.cleaned_data
+        ),
+        "Decision proposed. A second compliance officer must sign it off.",
+    )
+
+
+@require_POST
+@require_permission(PERMISSION)
+def decision_sign_off(request: HttpRequest, incident_id) -> HttpResponse:
+    return _post(
+        request,
+        incident_id,
+        SignOffForm,
+        "sign_off_form",
+        lambda incident, form: services.decision_sign_off(
+            **_who(request), incident=incident, **form.cleaned_data
+        ),
+        "Decision signed off.",
+    )
+
+
+@require_POST
+@require_permission(PERMISSION)
+def decision_reject(request: HttpRequest, incident_id) -> HttpResponse:
+    return _post(
+        request,
+        incident_id,
+        RejectForm,
+        "reject_form",
+        lambda incident, form: services.decision_reject(
+            **_who(request), incident=incident, **form.cleaned_data
+        ),
+        "The proposal went back for assessment.",
+    )
+
+
+@require_POST
+@require_permission(PERMISSION)
+def letter_save(request: HttpRequest, incident_id) -> HttpResponse:
+    return _post(
+        request,
+        incident_id,
+        LetterForm,
+        "letter_form",
+        lambda incident, form: services.letter_content_set(
+            **_who(request), incident=incident, content=form.cleaned_data
+        ),
+        "Notice content saved.",
+    )
+
+
+@require_POST
+@require_permission(PERMISSION)
+def notices_send(request: HttpRequest, incident_id) -> HttpResponse:
+    incident = _incident_or_404(request, incident_id)
+    try:
+        sent = notices.individual_notices_send(**_who(request), incident=incident)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(
+            request,
+            f"{sent.portal} notices queued through the secure portal; "
+            f"{sent.substitute} need a substitute notice.",
+        )
+    return redirect("incidents:detail", incident_id=incident.pk)
+
+
+@require_POST
+@require_permission(PERMISSION)
+def incident_close(request: HttpRequest, incident_id) -> HttpResponse:
+    incident = _incident_or_404(request, incident_id)
+    try:
+        services.incident_close(**_who(request), incident=incident)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "Incident closed.")
+    return redirect("incidents:detail", incident_id=incident.pk)
+
+
+@require_permission(PERMISSION)
+def letter_preview(request: HttpRequest, incident_id) -> HttpResponse:
+    incident = _incident_or_404(request, incident_id)
+    audience = request.GET.get("audience", "individuals")
+    try:
+        text = notices.letter(incident, request.tenant, audience).text
+    except (ApplicationError, KeyError):
+        return render(request, "404.html", status=404)
+    return render(
+        request, "incidents/letter.html", {"incident": incident, "audience": audience, "text": text}
+    )
+
+
+@require_permission(PERMISSION)
+def disclosures_accounting(request: HttpRequest) -> HttpResponse:
+    """GET ?contact=<id>&format=json|pdf: the patient's signed accounting of disclosures (164.528)."""
+    try:
+        contact_id = uuid.UUID(request.GET.get("contact", ""))
+    except ValueError:
+        messages.error(request, "Enter the patient's contact id.")
+        return redirect("incidents:list")
+    kind = request.GET.get("format", "json")
+    if kind not in ("json", "pdf"):
+        messages.error(request, "Choose JSON or PDF.")
+        return redirect("incidents:list")
+    try:
+        signed = accounting.accounting_build(
+            tenant=request.tenant, actor=actor_of(request), contact_id=contact_id
+        )
+    except NotFound:
+        return render(request, "404.html", status=404)
+    if kind == "pdf":
+        content, content_type = accounting.accounting_pdf(signed), "application/pdf"
+    else:
+        content, content_type = json.dumps(signed, indent=1, sort_keys=True).encode(), "application/json"
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="accounting-of-disclosures-{contact_id}.{kind}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _access_rows(request: HttpRequest) -> list:
+    today = timezone.localdate()
+    with tenant_context(request.tenant):
+        rows = list(AccessRequest.objects.filter(tenant=request.tenant))
+    return [
+        (
+            row,
+            access_requests.due_on(row.received_on, extended=bool(row.extension_reason)),
+            access_requests.extension_allowed(row.received_on, today, extended=bool(row.extension_reason)),
+        )
+        for row in rows
+    ]
+
+
+@require_permission(PERMISSION)
+def access_request_list(request: HttpRequest) -> HttpResponse:
+    form = AccessRequestForm(request.POST or None, initial={"received_on": timezone.localdate()})
+    if request.method == "POST" and form.is_valid():
+        try:
+            access_requests.access_request_record(**_who(request), **form.cleaned_data)
+        except NotFound as error:
+            form.add_error("contact_id", error.message)
+        except ApplicationError as error:
+            form.add_error(error.code if error.code in form.fields else None, error.message)
+        else:
+            messages.success(
+                request, "Access request recorded. The 30-day clock runs from the date received."
+            )
+            return redirect("incidents:access_requests")
+    context = {"form": form, "rows": _access_rows(request), "today": timezone.localdate()}
+    return render(request, "incidents/access_requests.html", context, status=400 if form.errors else 200)
+
+
+def _access_request_or_404(request: HttpRequest, request_id) -> AccessRequest:
+    with tenant_context(request.tenant):
+        return get_object_or_404(AccessRequest, tenant=request.tenant, pk=request_id)
+
+
+@require_POST
+@require_permission(PERMISSION)
+def access_request_extend(request: HttpRequest, request_id) -> HttpResponse:
+    access = _access_request_or_404(request, request_id)
+    form = ExtensionForm(request.POST, prefix=f"extend-{access.pk}")
+    if not form.is_valid():
+        messages.error(request, "Give the reasons for the delay.")
+    else:
+        try:
+            access_requests.access_request_extend(
+                **_who(request), request=access, reason=form.cleaned_data["reason"]
+            )
+        except ApplicationError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, "Extended by 30 days. Send the patient the reasons and the new date.")
+    return redirect("incidents:access_requests")
+
+
+@require_POST
+@require_permission(PERMISSION)
+def access_request_deliver(request: HttpRequest, request_id) -> HttpResponse:
+    access = _access_request_or_404(request, request_id)
+    try:
+        access_requests.access_request_deliver(**_who(request), request=access)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "The signed package was sent through the secure portal.")
+    return redirect("incidents:access_requests")
