@@ -2,7 +2,7 @@ from django.http import HttpRequest, HttpResponsePermanentRedirect
 from django.templatetags.static import static
 from django.urls import include, path
 
-from healthmail import devmailbox, observability
+from healthmail import design_system, devmailbox, observability
 
 
 def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
@@ -28,6 +28,7 @@ urlpatterns = [
     path("contacts/", include("contacts.urls")),
     path("retention/", include("retention.urls")),
     path("campaigns/", include("campaigns.urls")),
+    path("ui/", design_system.gallery, name="ui_gallery"),
     path("healthz", observability.healthz, name="healthz"),
     path("metrics", observability.metrics, name="metrics"),
     # Browsers ask for /favicon.ico whatever the page links; the icon is a static file.
