@@ -20,7 +20,9 @@ from pathlib import Path
 from django.conf import settings
 
 FAILING_IMPACTS = frozenset({"serious", "critical"})
-TRIAGE = Path(__file__).resolve().parents[2] / "artifacts" / "axe-triage.jsonl"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+TRIAGE = ARTIFACTS / "axe-triage.jsonl"  # minor and moderate violations, for triage
+CHECKED = ARTIFACTS / "axe-pages.jsonl"  # which pages each test had checked (the report's coverage)
 
 # Rules for WCAG 2.0/2.1 A and AA plus axe's best practices. Only the top document is checked: the
 # portal shows the sender's HTML in a sandboxed frame without scripts, which the template lint checks.
@@ -136,10 +138,12 @@ class AxeAudit:
         self.errors.clear()
 
     def write_triage(self) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        with CHECKED.open("a") as checked:
+            checked.write(json.dumps({"test": self.test_id, "pages": sorted(self.pages_checked)}) + "\n")
         rest = [violation for violation in self.found.values() if not violation.fails]
         if not rest:
             return
-        TRIAGE.parent.mkdir(parents=True, exist_ok=True)
         lines = [
             json.dumps(
                 {

@@ -29,6 +29,11 @@ from .conftest import unique
 pytestmark = pytest.mark.browser
 
 WIDTHS = (320, 640)  # 320 px (WCAG 1.4.10) and a 1280 px window at 200% zoom (1.4.4)
+# The text spacing a user may set (WCAG 1.4.12); nothing may be cut off or overflow with it.
+TEXT_SPACING = (
+    "* { line-height: 1.5 !important; letter-spacing: .12em !important; word-spacing: .16em !important; }"
+    " p { margin-bottom: 2em !important; }"
+)
 
 FOCUSED = """() => {
   const e = document.activeElement;
@@ -76,15 +81,22 @@ def type_into(page, label: str, text: str) -> None:
     page.keyboard.type(text)
 
 
+def _overflow(page) -> int:
+    return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+
+
 def assert_page_basics(page) -> None:
-    """`lang` is set, and the page does not scroll sideways at 320 px or at 200% zoom."""
+    """`lang` is set; the page does not scroll sideways at 320 px or at 200% zoom, nor with the text
+    spacing of WCAG 1.4.12 at 200% zoom."""
     lang = page.evaluate("document.documentElement.lang")
     assert re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]+)*", lang or ""), f"no valid lang on {page.url}: {lang!r}"
     size = page.viewport_size
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 800})
-        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 1, f"{page.url} scrolls sideways by {overflow}px at {width}px wide"
+        assert _overflow(page) <= 1, f"{page.url} scrolls sideways by {_overflow(page)}px at {width}px wide"
+    spacing = page.add_style_tag(content=TEXT_SPACING)
+    assert _overflow(page) <= 1, f"{page.url} scrolls sideways with WCAG 1.4.12 text spacing"
+    spacing.evaluate("element => element.remove()")
     page.set_viewport_size(size)
 
 

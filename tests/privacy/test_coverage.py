@@ -35,6 +35,7 @@ _NAMESPACES_WITHOUT_AGGREGATES = {
 NOT_AGGREGATES = {
     "schema": "the OpenAPI document",
     "api-docs": "the API reference page",
+    "ui_gallery": "the design-system gallery: sample components, no tenant data",
     "api-me": _OWN,
     "api-contacts": "contact pages and upsert: records the key may read; a key without PHI hears 'accepted'",
     "api-contacts-bulk": "outcomes of the caller's own batch; a key without PHI is told 'accepted' per row",
