@@ -249,6 +249,7 @@ def _render(
             blocks=item.blocks,
             branding=template_services.render_branding(branding),
             footer=footer,
+            language=language,
         )
     except RenderError as error:
         raise MessageRefused(str(error), code="render_failed") from None

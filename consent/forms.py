@@ -183,7 +183,11 @@ class TopicForm(forms.Form):
 
 
 class SignForm(forms.Form):
-    signer_name = forms.CharField(max_length=200, label="Type your full name as your signature")
+    signer_name = forms.CharField(
+        max_length=200,
+        label="Type your full name as your signature",
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),  # input purpose, WCAG 1.3.5
+    )
     signed_on = forms.DateField(label="Date", widget=forms.DateInput(attrs={"type": "date"}))
     intent = forms.BooleanField(
         label="I have read this authorization and I sign it electronically.",

@@ -2,7 +2,7 @@ from django.http import HttpRequest, HttpResponsePermanentRedirect
 from django.templatetags.static import static
 from django.urls import include, path
 
-from healthmail import devmailbox, observability
+from healthmail import design_system, devmailbox, observability
 
 
 def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
@@ -33,6 +33,7 @@ urlpatterns = [
     path("incidents/", include("incidents.urls")),
     path("campaigns/", include("campaigns.urls")),
     path("journeys/", include("journeys.urls")),
+    path("ui/", design_system.gallery, name="ui_gallery"),
     path("healthz", observability.healthz, name="healthz"),
     path("metrics", observability.metrics, name="metrics"),
     # Browsers ask for /favicon.ico whatever the page links; the icon is a static file.

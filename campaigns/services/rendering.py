@@ -110,6 +110,7 @@ def render_version_message(
                 branding=template_services.render_branding(branding),
                 footer=footer,
                 subject_override=subject_override,
+                language=language,
             )
         except RenderError as error:
             raise CampaignRenderError(str(error)) from None

@@ -425,6 +425,7 @@ def preview(
             branding=render_branding(branding),
             footer=footer,
             subject_override=subject_override,
+            language=chosen,
         )
     except RenderError as error:
         return Preview(chosen, None, str(error))

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from django.urls import Resolver404, resolve
 
+from . import accessibility
 from . import html as mail_html
 from .fields import FieldSet, nest
 from .render import HEADER_UNSAFE, Branding, Footer, Parts, footer_html
@@ -42,6 +43,19 @@ RULES: dict[str, tuple[str, str]] = {
     "phi_in_alt": (ERROR, "No PHI in alt or title texts: clients show them when images are blocked."),
     "insecure_link": (ERROR, "Links and images must use HTTPS."),
     "image_missing_alt": (ERROR, "Every image needs an alt text (empty for decorative images)."),
+    "low_contrast": (ERROR, "Text must reach 4.5:1 against its background (3:1 when large), WCAG 1.4.3."),
+    "link_text_missing": (
+        ERROR,
+        "Every link needs text, or an image with alt text, that names it (WCAG 2.4.4).",
+    ),
+    "link_text_vague": (
+        WARNING,
+        "Link text should make sense alone: not “click here” or a bare URL (WCAG 2.4.4).",
+    ),
+    "styled_heading": (WARNING, "Headings should be real <h1> to <h3>, not large text (WCAG 1.3.1)."),
+    "heading_order": (WARNING, "Heading levels should not skip (an <h3> after an <h1>), WCAG 1.3.1."),
+    "brand_contrast": (ERROR, "The brand colours must keep text readable: 4.5:1 (WCAG 1.4.3)."),
+    "mail_language": (ERROR, "The message states its language and direction (<html lang dir>), WCAG 3.1.1."),
     "multiple_primary_cta": (WARNING, "More than one primary call to action dilutes the message."),
     "missing_text_part": (WARNING, "No text part: one is generated from the HTML — review it."),
     "identifier_in_subject": (WARNING, "A name in the subject is visible to anyone who sees the screen."),
@@ -143,6 +157,16 @@ def _marked_html(parts: Parts, used: set[str], field_set: FieldSet, blocks: Mapp
     return outputs, markers
 
 
+# accessibility.Problem codes -> lint rule codes, where they differ.
+_ACCESSIBILITY_CODES = {"link_text": "link_text_vague"}
+
+
+def _accessibility_code(problem: accessibility.Problem) -> str:
+    if problem.code == "link_text" and "has no text" in problem.message:
+        return "link_text_missing"
+    return _ACCESSIBILITY_CODES.get(problem.code, problem.code)
+
+
 def _html_findings(parts: Parts, used: set[str], field_set: FieldSet, blocks, where: str) -> list[Finding]:
     outputs, markers = _marked_html(parts, used, field_set, blocks)
     found: dict[tuple[str, str], Finding] = {}
@@ -166,6 +190,8 @@ def _html_findings(parts: Parts, used: set[str], field_set: FieldSet, blocks, wh
         for image in inspection.images:
             if image["alt"] is None:
                 add("image_missing_alt", f"The image “{image['src'][:60]}” has no alt text.")
+        for problem in accessibility.check_html(output, document=False):
+            add(_accessibility_code(problem), problem.message)
         if len(set(inspection.cta_links)) > 1:
             add(
                 "multiple_primary_cta",
@@ -274,6 +300,10 @@ def lint_message(facts: MessageFacts) -> list[Finding]:
         )
     if HEADER_UNSAFE.search(facts.sender_name):
         findings.append(Finding("header_injection", "The sender name contains a line break.", "Sender name"))
+    for problem in accessibility.brand_problems(
+        primary=facts.branding.primary_color, text=facts.branding.text_color
+    ):
+        findings.append(Finding(problem.code, problem.message, "Branding"))
     needed = NEEDED_BY_PURPOSE.get(facts.purpose, frozenset())
     for name in sorted(facts.phi_fields - needed):
         findings.append(

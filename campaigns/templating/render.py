@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from delivery.smtp.message import FORBIDDEN
 
 from . import html as mail_html
+from .accessibility import text_direction
 from .limits import render_limits
 from .sandbox import RenderError, render_string
 
@@ -123,8 +124,17 @@ def _color(value: str, default: str) -> str:
 
 
 def layout(
-    *, body: str, subject: str, preheader: str, branding: Branding, footer: Footer, head_css: str = ""
+    *,
+    body: str,
+    subject: str,
+    preheader: str,
+    branding: Branding,
+    footer: Footer,
+    head_css: str = "",
+    language: str = "en",
 ) -> str:
+    """The message around the template's body. It states the template language's code and direction
+    so screen readers pronounce it right and right-to-left text lays out right (WCAG 3.1.1, 1.3.2)."""
     e = mail_html.escape
     background = _color(branding.background_color, "#f4f6f8")
     primary = _color(branding.primary_color, "#1d4e89")
@@ -138,7 +148,8 @@ def layout(
     if preheader:
         hidden = f'<div style="display:none;max-height:0;overflow:hidden;mso-hide:all">{e(preheader)}</div>'
     return (
-        '<!doctype html><html><head><meta charset="utf-8">'
+        f'<!doctype html><html lang="{e(language)}" dir="{text_direction(language)}">'
+        '<head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{e(subject)}</title>{_style(head_css)}</head>"
         f'<body style="margin:0;padding:0;background-color:{background}">{hidden}'
@@ -168,8 +179,10 @@ def render_parts(
     branding: Branding,
     footer: Footer,
     subject_override: str = "",
+    language: str = "en",
 ) -> Rendered:
-    """Render one language of a template for one recipient (or a synthetic one)."""
+    """Render one language (`language`, a template language code) of a template for one recipient
+    (or a synthetic one)."""
     subject_source = subject_override or parts.subject
     subject = header_safe(render_string(subject_source, context, blocks=blocks, autoescape=False))
     preheader = header_safe(render_string(parts.preheader, context, blocks=blocks, autoescape=False))
@@ -188,6 +201,7 @@ def render_parts(
             branding=branding,
             footer=footer,
             head_css=mail_html.responsive_css(body),
+            language=language,
         ),
         text=f"{text}\n\n{footer_text(footer, branding)}\n",
     )

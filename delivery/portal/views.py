@@ -183,8 +183,11 @@ def verify(request: HttpRequest, *, tenant, portal_message, token) -> HttpRespon
                 portal_message=portal_message, code=code_form.cleaned_data["code"], ip=ip
             )
     except services.PortalVerificationFailed as error:
-        form = passphrase_form if "passphrase" in request.POST else code_form
-        form.add_error(None, error.message)
+        # Tied to the field the patient typed into, so it is announced with it (WCAG 3.3.1).
+        if "passphrase" in request.POST:
+            passphrase_form.add_error("passphrase", error.message)
+        else:
+            code_form.add_error("code", error.message)
         return _verify_page(
             request,
             tenant,

@@ -28,7 +28,6 @@ class CodeForm(forms.Form):
                 "autofocus": True,
                 "autocapitalize": "off",
                 "spellcheck": "false",
-                "aria-describedby": "id_code_help",
             }
         ),
     )
@@ -44,7 +43,6 @@ class EnrolmentCodeForm(CodeForm):
                 "autocomplete": "one-time-code",
                 "inputmode": "numeric",
                 "autofocus": True,
-                "aria-describedby": "id_code_help",
             }
         ),
     )
@@ -55,9 +53,7 @@ class InvitationPasswordForm(forms.Form):
         label="New password",
         strip=False,
         help_text="At least 12 characters; not a common password.",
-        widget=forms.PasswordInput(
-            attrs={"autocomplete": "new-password", "aria-describedby": "id_password_help"}
-        ),
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
     confirm = forms.CharField(
         label="Repeat the password",
@@ -85,7 +81,7 @@ class ReasonForm(forms.Form):
     reason = forms.CharField(
         max_length=500,
         help_text="Recorded in the audit trail, e.g. a ticket number. No patient data.",
-        widget=forms.TextInput(attrs={"aria-describedby": "id_reason_help"}),
+        widget=forms.TextInput(),
     )
 
 
@@ -97,7 +93,7 @@ class ApiKeyForm(forms.Form):
     name = forms.CharField(
         max_length=100,
         help_text="Which system uses it, e.g. “Epic interface”.",
-        widget=forms.TextInput(attrs={"aria-describedby": "id_name_help"}),
+        widget=forms.TextInput(),
     )
     scopes = forms.MultipleChoiceField(
         choices=[(scope, f"{scope} — {description}") for scope, description in SCOPES.items()],
@@ -108,7 +104,7 @@ class ApiKeyForm(forms.Form):
         required=False,
         label="Expires on",
         help_text="Optional. The key stops working at the start of this day (UTC).",
-        widget=forms.DateInput(attrs={"type": "date", "aria-describedby": "id_expires_on_help"}),
+        widget=forms.DateInput(attrs={"type": "date"}),
     )
 
     def expires_at(self) -> datetime.datetime | None:

@@ -19,6 +19,8 @@ import pytest
 from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.test.testcases import LiveServerThread
 
+from tests.e2e.axe import AxeAudit
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -49,7 +51,7 @@ def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def browser(django_db_setup) -> Iterator:
+def chromium(django_db_setup) -> Iterator:
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
     from playwright.sync_api import sync_playwright
@@ -68,6 +70,44 @@ def browser(django_db_setup) -> Iterator:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         else:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+class CheckedBrowser:
+    """The session's Chromium, but every context it opens runs axe on its pages (tests/e2e/axe.py)."""
+
+    def __init__(self, browser, audit: AxeAudit) -> None:
+        self._browser = browser
+        self._audit = audit
+        self.contexts: list = []
+
+    def new_context(self, **kwargs):
+        context = self._browser.new_context(**kwargs)
+        self._audit.watch(context)
+        self.contexts.append(context)
+        return context
+
+    def __getattr__(self, name: str):
+        return getattr(self._browser, name)
+
+
+@pytest.fixture
+def axe_audit(request) -> AxeAudit:
+    return AxeAudit(test_id=request.node.nodeid)
+
+
+@pytest.fixture
+def browser(chromium, axe_audit) -> Iterator[CheckedBrowser]:
+    """Every browser test gets this: 0 serious or critical axe violations on every page it visits, or
+    the test errors at teardown listing them; the minor and moderate ones go to the triage list."""
+    checked = CheckedBrowser(chromium, axe_audit)
+    yield checked
+    for context in checked.contexts:
+        if context.pages:
+            context.close()
+    axe_audit.write_triage()
+    verdict = axe_audit.verdict()
+    if verdict:
+        pytest.fail(verdict, pytrace=False)
 
 
 @pytest.fixture

@@ -58,7 +58,7 @@ def test_patient_signs_on_a_phone_then_revokes_in_the_preference_center(browser,
         page.get_by_role("link", name="email preferences").click()
         expect(page.get_by_role("heading", level=1)).to_have_text("Your email preferences")
         assert _fits_the_screen(page)
-        page.get_by_role("button", name=f"Revoke {text.title}").click()
+        page.get_by_role("button", name=f"Revoke authorization: {text.title}").click()
         expect(page.get_by_role("status")).to_contain_text("Your authorization is revoked")
         expect(page.get_by_text("No authorization is in force.")).to_be_visible()
         screenshot(page, "consent-revoked-phone")

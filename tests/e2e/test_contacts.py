@@ -56,7 +56,7 @@ def test_tenant_admin_sees_masked_details_and_unmasks_one_with_a_reason(page, ma
 
     page.get_by_label("Reason for unmasking").fill("curious")  # not a reason: refused, still masked
     page.get_by_role("button", name="Unmask").click()
-    expect(page.get_by_text("at least 15 characters")).to_be_visible()
+    expect(page.get_by_role("alert")).to_contain_text("at least 15 characters")
     assert patient.email not in page.content()
     page.get_by_label("Reason for unmasking").fill("Patient called to correct their mailing address")
     page.get_by_role("button", name="Unmask").click()

@@ -36,6 +36,7 @@ _NAMESPACES_WITHOUT_AGGREGATES = {
 NOT_AGGREGATES = {
     "schema": "the OpenAPI document",
     "api-docs": "the API reference page",
+    "ui_gallery": "the design-system gallery: sample components, no tenant data",
     "api-me": _OWN,
     "smart-token": "an access token for the caller's own signed assertion",
     "fhir-metadata": "the CapabilityStatement",
