@@ -6,6 +6,8 @@ from urllib.parse import quote
 
 import environ
 
+from healthmail import content_policy
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
 
@@ -40,6 +42,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
     "django_htmx",
+    "csp",
     "healthmail.tenants",
     "healthmail.accounts",
     "healthmail.api",
@@ -59,6 +62,7 @@ MIDDLEWARE = [
     "healthmail.observability.RequestIdMiddleware",
     "healthmail.observability.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",  # healthmail/content_policy.py; before the no-store and error answers
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "healthmail.api.middleware.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -214,6 +218,7 @@ STORAGES = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)
 REQUEST_BODY_MAX_BYTES = env.int("REQUEST_BODY_MAX_BYTES", default=2 * 1024 * 1024)
 X_FRAME_OPTIONS = "DENY"
+CONTENT_SECURITY_POLICY = content_policy.POLICY
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
