@@ -307,8 +307,12 @@ if LOG_FILE:
     }
     LOGGING["root"]["handlers"].append("file")
 HEALTHZ_WORKER_TIMEOUT = env.float("HEALTHZ_WORKER_TIMEOUT", default=1.0)
-# When set, /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`.
-METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# /metrics answers a scraper that presents `Authorization: Bearer <METRICS_TOKEN>` (when set) or that
+# connects from one of METRICS_ALLOWED_NETWORKS (CIDR list; loopback by default, empty: none).
+METRICS_TOKEN = env_secret("METRICS_TOKEN")
+METRICS_ALLOWED_NETWORKS = [
+    network for network in env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"]) if network
+]
 
 # --- PHI encryption: the master key (KEK) ring; see healthmail/crypto/master.py --------------------
 HEALTHMAIL_MASTER_KEY = env("HEALTHMAIL_MASTER_KEY", default="")
