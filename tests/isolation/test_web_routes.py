@@ -44,7 +44,69 @@ def _authorization(tenant) -> dict[str, object]:
     return {"authorization_id": authorization_id, "contact_id": contact_id}
 
 
+def _system():
+    from audit.actors import Actor
+
+    return Actor.system("tests")
+
+
+def _api_key(tenant) -> dict[str, object]:
+    from healthmail.accounts.api_keys import api_key_create
+
+    issued = api_key_create(actor=_system(), tenant=tenant, name="Isolation", scopes=["contacts:read"])
+    return {"api_key_id": issued.api_key.pk}
+
+
+def _authorization_text(tenant) -> dict[str, object]:
+    from tests.consent.conftest import new_text
+
+    return {"text_id": new_text(tenant).pk}
+
+
+def _custom_field(tenant) -> dict[str, object]:
+    from contacts.services import custom_field_create
+    from healthmail.crypto.fields import PhiClass
+
+    key = f"isolation_{uuid.uuid4().hex[:6]}"
+    field = custom_field_create(
+        tenant=tenant,
+        actor=_system(),
+        key=key,
+        label="Isolation",
+        field_type="text",
+        phi_class=PhiClass.DEMOGRAPHIC,
+    )
+    return {"field_id": field.pk}
+
+
+def _sender_domain(tenant) -> dict[str, object]:
+    from tests.campaigns.conftest import verified_domain
+
+    return {"sender_domain_id": verified_domain(tenant, f"mail-{uuid.uuid4().hex[:6]}.example.org").pk}
+
+
+def _legal_hold(tenant) -> dict[str, object]:
+    from retention import holds
+    from tests.retention.helpers import officer
+
+    contact_id = api._contact_id(tenant, None)
+    hold = holds.hold_create(
+        tenant=tenant,
+        actor=officer(tenant),
+        matter="Synthetic matter",
+        reason="Litigation",
+        counsel="Counsel",
+        scope=holds.HoldScope(contact_ids=(contact_id,)),
+    )
+    return {"hold_id": hold.pk}
+
+
 FACTORIES: dict[str, Factory] = {
+    "api_key_id": _api_key,
+    "text_id": _authorization_text,
+    "field_id": _custom_field,
+    "sender_domain_id": _sender_domain,
+    "hold_id": _legal_hold,
     "membership_id": _membership,
     "contact_id": _one("contact_id", api._contact_id),
     "authorization_id": _authorization,
@@ -75,8 +137,8 @@ NOT_OBJECT_IDS: dict[str, str] = {
 PENDING: dict[str, str] = {
     name: "follow-up: object factory"
     for name in (
-        "api_key_id", "event_id", "alert_id", "grant_id", "text_id", "portal_message_id", "job_id",
-        "sender_domain_id", "key_id", "pause_id", "field_id", "policy_id", "hold_id", "run_id",
+        "event_id", "alert_id", "grant_id", "portal_message_id", "job_id", "key_id", "pause_id",
+        "policy_id", "run_id",
         "exception_id", "archived_id", "export_id", "block_id", "source_id",
     )
 }  # fmt: skip
