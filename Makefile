@@ -38,9 +38,12 @@ run: $(INSTALLED) $(FRONTEND)
 test: $(INSTALLED) $(FRONTEND) browsers lint
 	$(PY) -m healthmail.devstack test -- -n $(WORKERS) $(PYTEST_ARGS)
 
+# Style (ruff), the layer contracts (import-linter, [tool.importlinter]) and types (mypy, [tool.mypy]).
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-logo
+	$(VENV)/bin/mypy
 
 format: $(INSTALLED)
 	$(VENV)/bin/ruff check --fix .

@@ -12,6 +12,11 @@ class Actor:
     id: str
     user: Any = None  # the User instance when kind == "user", for foreign keys
 
+    @property
+    def reference(self) -> str:
+        """ "kind:id", the form every `*_by` column and export stores (at most 80 characters)."""
+        return f"{self.kind}:{self.id}"[:80]
+
     @classmethod
     def for_user(cls, user) -> Actor:
         if user is None or not getattr(user, "is_authenticated", False):

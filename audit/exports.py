@@ -98,7 +98,7 @@ def audit_export(*, actor: Actor, tenant, filters: EventFilter, fmt: str) -> Exp
             "tenant": str(tenant.pk),
             "filters": filters.as_details(),
             "generated_at": timezone.now().isoformat(),
-            "generated_by": f"{actor.kind}:{actor.id}",
+            "generated_by": actor.reference,
             "format": fmt,
             "row_count": len(rows),
             "first_seq": rows[0]["seq"] if rows else None,

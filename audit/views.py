@@ -16,7 +16,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 
 from healthmail.accounts.roles import role_can
-from healthmail.accounts.views.access import actor_of, forbidden, require_permission
+from healthmail.accounts.views.access import access_denied, actor_of, require_permission
 from healthmail.crypto import signing
 from healthmail.errors import ApplicationError
 from healthmail.sysmail.selectors import deliveries_for
@@ -35,15 +35,12 @@ def require_audit_reviewer(view: Callable) -> Callable:
     @wraps(view)
     def guarded(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not policy.may_review_audit(tenant=request.tenant, role=request.role):
-            services.record(
-                actor=actor_of(request),
-                action="authz.denied",
-                outcome="denied",
-                tenant=request.tenant,
+            return access_denied(
+                request,
                 reason="audit review",
-                details={"view": view.__name__},
+                view_name=view.__name__,
+                message="Your role does not review this organization's audit trail.",
             )
-            return forbidden(request, "Your role does not review this organization's audit trail.")
         return view(request, *args, **kwargs)
 
     return guarded

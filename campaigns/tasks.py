@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import datetime
 
-from django.db import OperationalError, transaction
+from django.db import OperationalError
 from django.utils import timezone
 
 from healthmail.celery import app
-from healthmail.tasks import tenant_task
+from healthmail.tasks import enqueue, tenant_task
 from healthmail.tenants.context import current_tenant_id
 from healthmail.tenants.models import Tenant
 
@@ -42,9 +42,8 @@ def campaign_complete(campaign_id: str) -> None:
 
 
 def _later(task, campaign: Campaign, eta: datetime.datetime) -> None:
-    kwargs = {"tenant_id": str(campaign.tenant_id), "campaign_id": str(campaign.pk)}
     # After commit: the task must find the row as this transaction leaves it.
-    transaction.on_commit(lambda: task.apply_async(kwargs=kwargs, eta=eta))
+    enqueue(task, tenant=campaign.tenant_id, eta=eta, campaign_id=str(campaign.pk))
 
 
 def launch_later(*, campaign: Campaign, eta: datetime.datetime) -> None:

@@ -275,7 +275,7 @@ def authorization_record(
 def _save_text(tenant: Tenant, text: AuthorizationText, actor: Actor) -> None:
     latest = AuthorizationText.objects.for_tenant(tenant).filter(kind=text.kind).order_by("-version").first()
     text.version = (latest.version + 1) if latest else 1
-    text.created_by = f"{actor.kind}:{actor.id}"[:80]
+    text.created_by = actor.reference
     text.save()
 
 
@@ -284,7 +284,7 @@ def _store(*, tenant, contact, text, signature, circumstances, expires_on, expir
     fields = evidence.fields()
     signed_at = _signed_at(tenant, signature.signed_on, fields["occurred_at"])
     rule = contact_rule(tenant=tenant, contact=contact)
-    recorder = f"{evidence.actor.kind}:{evidence.actor.id}"[:80]
+    recorder = evidence.actor.reference
     with tenant_context(tenant):
         if text._state.adding:
             _save_text(tenant, text, evidence.actor)

@@ -129,7 +129,7 @@ def authorization_text_create(
             expiry_days=elements.get("expiry_days") or None,
             remuneration_involved=bool(elements.get("remuneration_involved")),
             state_disclosures="\n\n".join(disclosures),
-            created_by=f"{actor.kind}:{actor.id}"[:80],
+            created_by=actor.reference,
             **fields,
         )
         audit.record(

@@ -85,7 +85,7 @@ def suppression_add(
             email_index=email_index,
             reason=reason,
             note=note.strip()[:200],
-            created_by=f"{actor.kind}:{actor.id}"[:80],
+            created_by=actor.reference,
         )
         audit.record(
             actor=actor,
@@ -108,7 +108,7 @@ def suppression_remove(*, tenant: Tenant, actor: Actor, suppression: Suppression
             pk=suppression.pk, tenant=tenant, removed_at__isnull=True
         ).update(
             removed_at=timezone.now(),
-            removed_by=f"{actor.kind}:{actor.id}"[:80],
+            removed_by=actor.reference,
             removed_reason=reason.strip()[:200],
         )
         if updated != 1:

@@ -238,7 +238,7 @@ def waiver_record(
                 content_type=document.content_type,
                 size=len(document.content),
                 content=base64.b64encode(document.content).decode(),
-                created_by=f"{actor.kind}:{actor.id}"[:80],
+                created_by=actor.reference,
             )
         audit.record(
             actor=actor,

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from healthmail.content_policy import email_preview_policy
 from healthmail.devmail.receivers import RECEIVER_HEADER, TLS_HEADER
 
 LIST_LIMIT = 200
@@ -204,6 +205,7 @@ def _content(part: EmailMessage) -> str:
         return (part.get_payload(decode=True) or b"").decode("utf-8", errors="replace")
 
 
+@email_preview_policy
 def mailbox_message(request: HttpRequest, key: str) -> HttpResponse:
     box = _box()
     if box is None:

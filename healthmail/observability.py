@@ -8,16 +8,20 @@ logged by route pattern (`platform/tenants/<uuid:tenant_id>/`), never by their c
 from __future__ import annotations
 
 import contextvars
+import functools
 import hmac
+import ipaddress
 import logging
 import os
 import re
 import time
 import uuid
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
 
 from celery import signals as celery_signals
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import (
@@ -222,18 +226,38 @@ def _registry() -> CollectorRegistry:
     return REGISTRY
 
 
+@functools.cache
+def _metrics_networks(configured: tuple[str, ...]) -> tuple[IPv4Network | IPv6Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(network, strict=False) for network in configured)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {error}") from error
+
+
 def _metrics_authorized(request: HttpRequest) -> bool:
-    expected = getattr(settings, "METRICS_TOKEN", "")
-    if not expected:
-        return True
+    """A bearer token (METRICS_TOKEN) or a scraper on an allowed network; nothing else, not even
+    when neither is configured (then nobody is allowed but loopback, the default network list)."""
+    expected = settings.METRICS_TOKEN
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), expected.encode())
+    if (
+        expected
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(presented.strip().encode(), expected.encode())
+    ):
+        return True
+    try:
+        address = ipaddress.ip_address(client_ip(request) or "")
+    except ValueError:
+        return False
+    return any(address in network for network in _metrics_networks(tuple(settings.METRICS_ALLOWED_NETWORKS)))
 
 
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus text format; with METRICS_TOKEN set, only for `Authorization: Bearer <token>`."""
+    """Prometheus text format, for the scrapers METRICS_TOKEN and METRICS_ALLOWED_NETWORKS allow."""
     if not _metrics_authorized(request):
-        response = HttpResponse("A valid bearer token is required.\n", status=401, content_type="text/plain")
+        response = HttpResponse(
+            "A valid bearer token or an allowed network is required.\n", status=401, content_type="text/plain"
+        )
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     return HttpResponse(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)

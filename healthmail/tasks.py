@@ -10,6 +10,7 @@ A task started without a tenant id cannot see any tenant row (row-level security
 
 from __future__ import annotations
 
+import datetime
 import functools
 from collections.abc import Callable
 
@@ -34,7 +35,12 @@ def tenant_task(**task_options) -> Callable:
     return decorator
 
 
-def enqueue(task, *, tenant, **kwargs) -> None:
-    """Send the task once the surrounding transaction commits (never before its rows exist)."""
+def enqueue(task, *, tenant, eta: datetime.datetime | None = None, robust: bool = False, **kwargs) -> None:
+    """Send the task once the surrounding transaction commits (never before its rows exist), at `eta`
+    if given. `robust`: a broker that cannot be reached is logged, not raised, for work a sweeper
+    finds anyway (the committed answer stands)."""
     tenant_id = str(getattr(tenant, "pk", tenant))
-    transaction.on_commit(lambda: task.apply_async(kwargs={"tenant_id": tenant_id, **kwargs}))
+    options = {"eta": eta} if eta is not None else {}
+    transaction.on_commit(
+        lambda: task.apply_async(kwargs={"tenant_id": tenant_id, **kwargs}, **options), robust=robust
+    )

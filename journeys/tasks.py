@@ -6,11 +6,11 @@ due positions in every tenant.
 
 from __future__ import annotations
 
-from django.db import OperationalError, transaction
+from django.db import OperationalError
 from django.utils import timezone
 
 from healthmail.celery import app
-from healthmail.tasks import tenant_task
+from healthmail.tasks import enqueue, tenant_task
 from healthmail.tenants.context import current_tenant_id, tenant_context
 from healthmail.tenants.models import Tenant
 
@@ -45,8 +45,9 @@ def journeys_date_enrol(journey_id: str) -> int:
 def advance_soon(*, tenant, position_ids) -> None:
     """After commit, a worker advances exactly these positions. If the broker is down the positions
     stay due and `journeys_sweep` finds them, so the caller's answer (an accepted event) stands."""
-    kwargs = {"tenant_id": str(getattr(tenant, "pk", tenant)), "position_ids": [str(p) for p in position_ids]}
-    transaction.on_commit(lambda: journeys_advance_positions.apply_async(kwargs=kwargs), robust=True)
+    enqueue(
+        journeys_advance_positions, tenant=tenant, robust=True, position_ids=[str(p) for p in position_ids]
+    )
 
 
 @app.task(

@@ -276,7 +276,7 @@ def certificate_package(*, tenant, actor: Actor, certificate: DestructionCertifi
                 "tenant_id": str(tenant.pk),
                 "certificate_id": str(certificate.pk),
                 "generated_at": timezone.now().isoformat(),
-                "generated_by": f"{actor.kind}:{actor.id}",
+                "generated_by": actor.reference,
             },
         )
         audit.record(

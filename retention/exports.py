@@ -313,7 +313,7 @@ def evidence_export_create(
                 "package_id": str(export.pk),
                 "tenant_id": str(tenant.pk),
                 "generated_at": now.isoformat(),
-                "generated_by": f"{actor.kind}:{actor.id}",
+                "generated_by": actor.reference,
                 "purpose": purpose.strip(),
                 "recipient": recipient.strip(),
                 "scope": scope.as_details(),

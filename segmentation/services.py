@@ -488,7 +488,7 @@ def segment_snapshot_take(
             uses_phi=compiled.uses_phi,
             member_count=None,
             purpose=purpose.strip()[:200],
-            taken_by=f"{actor.kind}:{actor.id}"[:80],
+            taken_by=actor.reference,
         )
         query, params = compiler.snapshot_insert_query(compiled, snapshot.pk)
         with connection.cursor() as cursor:

@@ -16,4 +16,4 @@ class CampaignConflict(Conflict):
 
 
 def actor_ref(actor: Actor) -> str:
-    return f"{actor.kind}:{actor.id}"[:80]
+    return actor.reference

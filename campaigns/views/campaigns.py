@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import actor_of, require_permission
+from healthmail.content_policy import email_preview_policy
 from healthmail.disclosure import Viewer, shows_aggregates
 from healthmail.errors import ApplicationError
 
@@ -97,6 +98,7 @@ def _preview(request: HttpRequest, campaign: Campaign, language: str = ""):
     )
 
 
+@email_preview_policy
 @shows_aggregates
 @require_GET
 @require_any_permission(*VIEW_CAMPAIGNS)

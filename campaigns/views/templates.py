@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from healthmail.accounts.views.access import actor_of, require_permission
+from healthmail.content_policy import email_preview_policy
 from healthmail.errors import ApplicationError, NotFound
 
 from .. import selectors
@@ -128,6 +129,7 @@ def template_edit(request: HttpRequest, template_id) -> HttpResponse:
     )
 
 
+@email_preview_policy
 @require_GET
 @require_permission(EDIT)
 def template_preview(request: HttpRequest, template_id) -> HttpResponse:

@@ -52,7 +52,7 @@ def message_claim_batch(
 ) -> list[uuid.UUID]:
     """Claim up to `limit` due rows of one tenant's stream for `worker`; committed on return."""
     now = now or timezone.now()
-    params = {
+    params: dict[str, str | int | datetime] = {
         "tenant": str(tenant_id),
         "stream": stream,
         "now": now,

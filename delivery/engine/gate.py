@@ -7,6 +7,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 from consent import services as consent
 from consent.gate import SUPPRESSION_BLOCKS, may_send_batch
@@ -24,10 +25,10 @@ class GateResult:
     unencrypted_allowed: bool = False  # a recorded patient waiver covers this purpose
 
 
-def _topic(tenant: Tenant, purpose: str, key: str, cache: dict) -> Topic | None:
+def _topic(tenant: Tenant, purpose: str, key: str, cache: dict[str, Topic | None]) -> Topic | None:
     if purpose in TRANSACTIONAL_PURPOSES or not key:
         return None
-    if key not in cache:
+    if key not in cache:  # a topic looked up once per batch
         try:
             cache[key] = consent.topic_by_key(tenant=tenant, key=key)
         except NotFound:
@@ -54,7 +55,7 @@ def _without_contact(tenant: Tenant, message: Message) -> GateResult:
 
 def gate_messages(*, tenant: Tenant, messages: Iterable[Message]) -> dict[uuid.UUID, GateResult]:
     """The gate's decision for each message, read from committed state now."""
-    groups: dict[tuple, list[Message]] = defaultdict(list)
+    groups: dict[tuple[str, bool, str], list[Message]] = defaultdict(list)
     results: dict[uuid.UUID, GateResult] = {}
     for message in messages:
         if message.contact_id is None:
@@ -81,7 +82,7 @@ def gate_messages(*, tenant: Tenant, messages: Iterable[Message]) -> dict[uuid.U
                 results[message.pk] = GateResult(False, f"invalid_purpose: {error}")
             continue
         for message in members:
-            decision = decisions[message.contact_id]
+            decision = decisions[cast(uuid.UUID, message.contact_id)]  # grouped only with a contact
             results[message.pk] = GateResult(
                 decision.allowed,
                 "" if decision.allowed else f"{decision.code}: {decision.reason}",

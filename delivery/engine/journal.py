@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
@@ -52,7 +53,9 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def journal_write(*, tenant_id: uuid.UUID, worker: str, rows: list[dict], attempts: list[dict]) -> Entry:
+def journal_write(
+    *, tenant_id: uuid.UUID, worker: str, rows: list[dict[str, Any]], attempts: list[dict[str, Any]]
+) -> Entry:
     """Write one round durably: on return the outcomes survive a crash of this process or host."""
     directory = journal_dir()
     directory.mkdir(parents=True, exist_ok=True)
@@ -70,7 +73,7 @@ def journal_write(*, tenant_id: uuid.UUID, worker: str, rows: list[dict], attemp
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[dict | None]:
+def _locked(path: Path) -> Iterator[dict[str, Any] | None]:
     """The entry's document while this process holds it alone; None when another holds it or it is
     gone (replayed by someone else in the meantime)."""
     try:
@@ -99,7 +102,7 @@ def _age(path: Path) -> float:
         return 0.0
 
 
-def journal_replay(record: Callable[[dict], None]) -> int:
+def journal_replay(record: Callable[[dict[str, Any]], None]) -> int:
     """Hand every entry on this host to `record` (which writes it to PostgreSQL), oldest first, and
     delete it once recorded. An entry `record` fails on stays for the next replay. Returns how many
     entries were recorded."""

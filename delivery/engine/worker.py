@@ -31,7 +31,7 @@ class DrainReport(BatchReport):
 
 
 class DrainSlots:
-    def __init__(self, tenant_id, stream: str, *, size: int, ttl: float):
+    def __init__(self, tenant_id: uuid.UUID, stream: str, *, size: int, ttl: float) -> None:
         self.keys = [f"delivery:drain:{tenant_id}:{stream}:{index}" for index in range(size)]
         self.ttl = max(1, int(ttl))
         self.held: str | None = None

@@ -438,7 +438,7 @@ def portal_recall(
     """The sender withdraws the message: the link shows a 'withdrawn' page from now on."""
     if portal_message.recalled_at is None:
         portal_message.recalled_at = timezone.now()
-        portal_message.recalled_by = f"{actor.kind}:{actor.id}"[:80]
+        portal_message.recalled_by = actor.reference
         portal_message.save(update_fields=["recalled_at", "recalled_by"])
         audit.record(
             actor=actor, action="portal.recall", target=portal_message, tenant=tenant, reason=reason[:200]

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from audit import services as audit
 from audit.actors import Actor
 from audit.models import AuditEvent
+from healthmail.content_policy import email_preview_policy
 from healthmail.errors import ApplicationError
 from healthmail.observability import client_ip
 from healthmail.tenants.context import tenant_context
@@ -132,6 +133,7 @@ def _verify_page(request, tenant, portal_message, token, *, code_form=None, pass
     return render(request, "delivery/portal/verify.html", context, status=status)
 
 
+@email_preview_policy
 @require_GET
 @portal_page
 def landing(request: HttpRequest, *, tenant, portal_message, token) -> HttpResponse:

@@ -109,7 +109,7 @@ def endpoint_create(
             description=description.strip()[:200],
             secret=secret,
             event_types=_event_types(event_types),
-            created_by=f"{actor.kind}:{actor.id}"[:80],
+            created_by=actor.reference,
         )
         audit.record(
             actor=actor,

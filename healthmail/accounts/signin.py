@@ -27,8 +27,8 @@ from .models import User
 BACKUP_CODE_COUNT = 10
 DENIED = AuditEvent.Outcome.DENIED
 LOCKED_MESSAGE = (
-    "Too many failed sign-in attempts. For your security, sign-in is paused for this account and "
-    "network for a while. Try again later or ask your administrator for help."
+    "Too many failed sign-in attempts. For your security, sign-in is paused for this account from "
+    "your network for a while. Try again later or ask your administrator for help."
 )
 
 
@@ -141,7 +141,7 @@ def mfa_verify(*, user: User, code: str, client_ip: str | None) -> Device:
                 details={"method": method},
             )
         else:
-            throttle.reset_account(email=email)
+            throttle.reset_account(email=email, client_ip=client_ip)
             details: dict = {"method": method}
             if method == "backup_code":
                 details["backup_codes_left"] = StaticToken.objects.filter(device=device).count()
@@ -193,7 +193,7 @@ def mfa_enrol_confirm(*, user: User, code: str, client_ip: str | None) -> Enrolm
         device.confirmed = True
         device.save(update_fields=["confirmed"])
         TOTPDevice.objects.filter(user=user, confirmed=False).delete()
-        throttle.reset_account(email=email)
+        throttle.reset_account(email=email, client_ip=client_ip)
         audit.record(
             actor=Actor.for_user(user),
             action="mfa.enrol",

@@ -1,8 +1,6 @@
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
-from delivery.tracking.events_api import EventCollection
-
 from . import oauth, views
 from .errors import api_not_found
 
@@ -18,7 +16,7 @@ urlpatterns = [
     path("v1/", include("contacts.api_urls")),
     path("v1/", include("consent.api_urls")),
     path("v1/", include("delivery.webhooks.api_urls")),
-    path("v1/events", EventCollection.as_view(), name="api-events"),
+    path("v1/", include("delivery.tracking.api_urls")),
     path("v1/", include("campaigns.api_urls")),
     path("v1/", include("journeys.api_urls")),
     # Last: any other /api/ URL is a problem+json 404, never Django's HTML page.

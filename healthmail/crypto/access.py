@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from django.db.models import Model
+
 
 class PhiAccessNotRecorded(Exception):
     """PHI was about to be decrypted for a person without an audited access."""
@@ -48,7 +50,7 @@ def granted(grant: Grant) -> Iterator[None]:
         _grants.reset(token)
 
 
-def check(instance, field_name: str) -> None:
+def check(instance: Model, field_name: str) -> None:
     if not _guarded.get():
         return
     model = instance._meta.label_lower

@@ -26,7 +26,7 @@ _NON_DIGITS = re.compile(r"\D")
 _keyed: dict[uuid.UUID, bytes] = {}  # the tenant's index key, kept loaded (see _index_key)
 
 
-def _tenant_id(tenant) -> uuid.UUID:
+def _tenant_id(tenant: keys.TenantRef) -> uuid.UUID:
     value = getattr(tenant, "pk", tenant)
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
@@ -56,15 +56,15 @@ def normalize(kind: str, value: str) -> str:
     return value.casefold()
 
 
-def _mac(tenant, kind: str, value: str) -> bytes:
+def _mac(tenant: keys.TenantRef, kind: str, value: str) -> bytes:
     # One call into OpenSSL's HMAC (hmac.digest) instead of copying a keyed HMAC object per value.
     message = f"{kind}\x00{normalize(kind, value)}".encode()
     return hmac.digest(_index_key(_tenant_id(tenant)), message, "sha256")
 
 
-def blind_index(tenant, kind: str, value: str) -> bytes:
+def blind_index(tenant: keys.TenantRef, kind: str, value: str) -> bytes:
     return _mac(tenant, kind, value)
 
 
-def token(tenant, kind: str, code: str) -> int:
+def token(tenant: keys.TenantRef, kind: str, code: str) -> int:
     return int.from_bytes(_mac(tenant, kind, code)[:8], "big", signed=True)

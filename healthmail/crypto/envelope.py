@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 import struct
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -30,7 +30,7 @@ def seal(cipher: AESGCM, version: int, plaintext: bytes, aad: bytes) -> bytes:
     return _HEADER.pack(FORMAT, version) + nonce + cipher.encrypt(nonce, plaintext, aad)
 
 
-def open_sealed(cipher_for_version, blob: bytes, aad: bytes) -> bytes:
+def open_sealed(cipher_for_version: Callable[[int], AESGCM], blob: bytes, aad: bytes) -> bytes:
     if len(blob) < HEADER_SIZE + 16:
         raise DecryptionError("Ciphertext is truncated.")
     fmt, version = _HEADER.unpack_from(blob)
@@ -38,13 +38,15 @@ def open_sealed(cipher_for_version, blob: bytes, aad: bytes) -> bytes:
         raise DecryptionError(f"Unknown ciphertext format {fmt}.")
     cipher = cipher_for_version(version)
     try:
-        return cipher.decrypt(blob[_HEADER.size : HEADER_SIZE], blob[HEADER_SIZE:], aad)
+        plaintext: bytes = cipher.decrypt(blob[_HEADER.size : HEADER_SIZE], blob[HEADER_SIZE:], aad)
     except InvalidTag:
         raise DecryptionError("Ciphertext failed authentication (tampered, moved, or wrong key).") from None
+    return plaintext
 
 
 def key_version_of(blob: bytes) -> int:
-    return _HEADER.unpack_from(blob)[1]
+    version: int = _HEADER.unpack_from(blob)[1]
+    return version
 
 
 def _current_cipher(tenant_id: uuid.UUID) -> tuple[int, AESGCM]:

@@ -11,6 +11,7 @@ import secrets
 import threading
 import time
 import uuid
+from typing import TYPE_CHECKING, TypeAlias
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -22,12 +23,19 @@ from .errors import DecryptionError
 from .master import key_ring
 from .models import TenantKey
 
+if TYPE_CHECKING:
+    from healthmail.tenants.models import Tenant
+
 CURRENT_TTL = 30.0
 
 _lock = threading.Lock()
 _unwrapped: dict[tuple[uuid.UUID, str, int], bytes] = {}
 _ciphers: dict[tuple[uuid.UUID, str, int], AESGCM] = {}
 _current: dict[tuple[uuid.UUID, str], tuple[int, float]] = {}
+
+
+# What the crypto helpers accept for "the tenant": the model instance or its id.
+TenantRef: TypeAlias = "Tenant | uuid.UUID | str"
 
 
 def _wrap_aad(tenant_id: uuid.UUID, purpose: str, version: int) -> bytes:

@@ -40,7 +40,7 @@ def age_band(born: datetime.date, *, today: datetime.date | None = None) -> str:
     return "90 or older" if age >= 90 else HIDDEN
 
 
-def mask(value, kind: str = "", phi_class: str = PhiClass.IDENTIFIER) -> str:
+def mask(value: object, kind: str = "", phi_class: str = PhiClass.IDENTIFIER) -> str:
     """`kind` says what the value is (name, email, phone, birth_date, ...); clinical and content
     values are hidden whatever their kind."""
     if value in (None, ""):

@@ -24,12 +24,13 @@ from healthmail.tenants.context import tenant_context
 
 from . import envelope
 from .errors import DecryptionError
+from .keys import TenantRef
 from .models import SigningKey
 
 KEY_ID_PREFIX = "ed25519:"
 
 
-def _tenant(tenant) -> uuid.UUID:
+def _tenant(tenant: TenantRef) -> uuid.UUID:
     return uuid.UUID(str(getattr(tenant, "pk", tenant)))
 
 
@@ -53,7 +54,7 @@ def _create(tenant_id: uuid.UUID) -> SigningKey:
     )
 
 
-def signing_key_current(tenant) -> SigningKey:
+def signing_key_current(tenant: TenantRef) -> SigningKey:
     """The key that signs now; the first use makes one (serialized per tenant, so never two)."""
     tenant_id = _tenant(tenant)
     with tenant_context(tenant_id):
@@ -66,7 +67,7 @@ def signing_key_current(tenant) -> SigningKey:
         return found or _create(tenant_id)
 
 
-def signing_key_rotate(tenant) -> SigningKey:
+def signing_key_rotate(tenant: TenantRef) -> SigningKey:
     """Retire the current key (kept, so its signatures stay checkable) and start a new one."""
     tenant_id = _tenant(tenant)
     with tenant_context(tenant_id):
@@ -78,7 +79,7 @@ def signing_key_rotate(tenant) -> SigningKey:
         return _create(tenant_id)
 
 
-def signing_keys(tenant) -> list[SigningKey]:
+def signing_keys(tenant: TenantRef) -> list[SigningKey]:
     """Every key the tenant ever signed with, newest first (what is published)."""
     tenant_id = _tenant(tenant)
     with tenant_context(tenant_id):
@@ -90,7 +91,7 @@ def _private(key: SigningKey) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(raw)
 
 
-def sign(tenant, message: bytes) -> tuple[str, str]:
+def sign(tenant: TenantRef, message: bytes) -> tuple[str, str]:
     """(signature hex, key id) with the tenant's current key."""
     return sign_with(signing_key_current(tenant), message)
 
@@ -100,13 +101,13 @@ def sign_with(key: SigningKey, message: bytes) -> tuple[str, str]:
         return _private(key).sign(message).hex(), key.key_id
 
 
-def signature_ok(tenant, message: bytes, signature: str, key_id: str | None) -> bool:
+def signature_ok(tenant: TenantRef, message: bytes, signature: str, key_id: str | None) -> bool:
     """On the platform: the named key of this tenant made this signature over this message."""
     public = platform_public_key(tenant, key_id)
     return public is not None and public_key_verifies(public, message, signature)
 
 
-def platform_public_key(tenant, key_id: str | None) -> str | None:
+def platform_public_key(tenant: TenantRef, key_id: str | None) -> str | None:
     """The public key (hex) of this tenant's named key, recomputed from its sealed private key (a
     database row cannot vouch for it); None when there is no such key or it no longer opens."""
     if not key_id or not key_id.startswith(KEY_ID_PREFIX):

@@ -6,6 +6,8 @@ from urllib.parse import quote
 
 import environ
 
+from healthmail import content_policy
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
 
@@ -40,6 +42,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
     "django_htmx",
+    "csp",
     "healthmail.tenants",
     "healthmail.accounts",
     "healthmail.api",
@@ -62,6 +65,7 @@ MIDDLEWARE = [
     "healthmail.observability.RequestIdMiddleware",
     "healthmail.observability.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",  # healthmail/content_policy.py; before the no-store and error answers
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "healthmail.api.middleware.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -190,8 +194,12 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="HealthMail")  # the name authenticator apps show
 OTP_TOTP_THROTTLE_FACTOR = 1
-LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
-LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=900)
+# Sign-in back-off (healthmail/accounts/throttle.py): per account AND address, then per address.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=30)
+LOGIN_BACKOFF_BASE_SECONDS = env.int("LOGIN_BACKOFF_BASE_SECONDS", default=30)
+LOGIN_BACKOFF_MAX_SECONDS = env.int("LOGIN_BACKOFF_MAX_SECONDS", default=3600)
+LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=86400)
 API_KEY_FAILURE_LIMIT = env.int("API_KEY_FAILURE_LIMIT", default=30)
 API_KEY_FAILURE_WINDOW_SECONDS = env.int("API_KEY_FAILURE_WINDOW_SECONDS", default=300)
 # SMART Backend Services: how long an access token lives (the SMART guide suggests at most 5 minutes).
@@ -219,6 +227,7 @@ STORAGES = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)
 REQUEST_BODY_MAX_BYTES = env.int("REQUEST_BODY_MAX_BYTES", default=2 * 1024 * 1024)
 X_FRAME_OPTIONS = "DENY"
+CONTENT_SECURITY_POLICY = content_policy.POLICY
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
@@ -307,8 +316,12 @@ if LOG_FILE:
     }
     LOGGING["root"]["handlers"].append("file")
 HEALTHZ_WORKER_TIMEOUT = env.float("HEALTHZ_WORKER_TIMEOUT", default=1.0)
-# When set, /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`.
-METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# /metrics answers a scraper that presents `Authorization: Bearer <METRICS_TOKEN>` (when set) or that
+# connects from one of METRICS_ALLOWED_NETWORKS (CIDR list; loopback by default, empty: none).
+METRICS_TOKEN = env_secret("METRICS_TOKEN")
+METRICS_ALLOWED_NETWORKS = [
+    network for network in env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"]) if network
+]
 
 # --- PHI encryption: the master key (KEK) ring; see healthmail/crypto/master.py --------------------
 HEALTHMAIL_MASTER_KEY = env("HEALTHMAIL_MASTER_KEY", default="")

@@ -12,10 +12,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from audit import services as audit
 from audit.actors import Actor
-from audit.models import AuditEvent
 from healthmail.accounts.roles import role_can
+from healthmail.accounts.views.access import access_denied_record
 from healthmail.errors import ApplicationError
 
 from . import selectors, services
@@ -27,14 +26,7 @@ def _require(request: HttpRequest, *permissions: str) -> None:
     """403 unless the role holds one of the permissions; the refusal is audited."""
     if any(role_can(request.role, permission) for permission in permissions):
         return
-    audit.record(
-        actor=Actor.for_user(request.user),
-        action="authz.denied",
-        outcome=AuditEvent.Outcome.DENIED,
-        tenant=request.tenant,
-        reason=" or ".join(permissions),  # the same shape as the accounts pages' refusals
-        details={"view": request.resolver_match.view_name},
-    )
+    access_denied_record(request, reason=" or ".join(permissions), view_name=request.resolver_match.view_name)
     raise PermissionDenied
 
 

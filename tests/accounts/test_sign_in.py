@@ -137,7 +137,7 @@ def test_a_backup_code_works_once(fresh_client, marketer):
     assert second.get("/").url == "/mfa/verify/"
 
 
-def test_lockout_after_ten_failed_passwords(fresh_client, marketer, tenant_a):
+def test_failed_passwords_pause_that_account_from_that_address(fresh_client, marketer, tenant_a):
     confirmed_totp(marketer)
     client = fresh_client()
     for _ in range(settings.LOGIN_FAILURE_LIMIT):
@@ -146,19 +146,59 @@ def test_lockout_after_ten_failed_passwords(fresh_client, marketer, tenant_a):
     assert response.status_code == 429
     assert "Too many failed sign-in attempts" in response.content.decode()
     assert "_auth_user_id" not in client.session
-    # The account is locked from anywhere, not just from this address.
-    assert _password(fresh_client(), marketer).status_code == 429
     assert len(events("auth.login", tenant=tenant_a, outcome="denied")) == settings.LOGIN_FAILURE_LIMIT
-    assert [e.reason for e in events("auth.login", tenant=None, outcome="denied")] == [
-        "too many failed attempts",
-        "too many failed attempts",
-    ]
+    refusals = events("auth.login", tenant=None, outcome="denied")
+    assert [e.reason for e in refusals] == ["too many failed attempts"]
 
 
-def test_lockout_per_address_across_accounts(fresh_client, marketer):
+def test_an_attacker_cannot_lock_the_real_user_out_from_another_address(fresh_client, marketer):
+    """The attack the old account-wide lock allowed: anyone knowing an address could lock it."""
+    device = confirmed_totp(marketer)
+    attacker = fresh_client()
+    for _ in range(settings.LOGIN_FAILURE_LIMIT * 3):
+        attacker.post("/login/", {"email": marketer.email, "password": "guess" * 3})
+    assert _password(attacker, marketer).status_code == 429  # the attacker is paused
+
+    user = fresh_client()  # the real user, from their own network
+    assert _password(user, marketer).url == "/mfa/verify/"
+    assert user.post("/mfa/verify/", {"code": totp_code(device)}).url == "/"
+    assert user.get("/").status_code == 200
+
+
+def test_the_pause_doubles_with_each_further_failure_and_then_lifts(fresh_client, marketer, monkeypatch):
+    from healthmail.accounts import throttle
+
+    confirmed_totp(marketer)
+    clock = [1_000_000.0]
+    monkeypatch.setattr(throttle, "_now", lambda: clock[0])
+    client = fresh_client()
+    base = settings.LOGIN_BACKOFF_BASE_SECONDS
+    for _ in range(settings.LOGIN_FAILURE_LIMIT):
+        _password(client, marketer, "not the password")
+    for pause in (base, 2 * base, 4 * base):
+        clock[0] += pause - 1
+        assert _password(client, marketer).status_code == 429, pause  # still paused
+        clock[0] += 2
+        # The pause is over: one more wrong guess is heard (and refused), and pauses twice as long.
+        assert _password(client, marketer, "not the password").status_code == 200, pause
+    clock[0] += 8 * base + 1
+    assert _password(client, marketer).status_code == 302  # right password once the pause lifts
+
+
+def test_the_pause_never_exceeds_the_maximum():
+    from healthmail.accounts.throttle import backoff_seconds
+
+    limit = settings.LOGIN_FAILURE_LIMIT
+    assert backoff_seconds(limit - 1, limit=limit) == 0
+    assert backoff_seconds(limit, limit=limit) == settings.LOGIN_BACKOFF_BASE_SECONDS
+    assert backoff_seconds(limit + 1, limit=limit) == 2 * settings.LOGIN_BACKOFF_BASE_SECONDS
+    assert backoff_seconds(limit + 1000, limit=limit) == settings.LOGIN_BACKOFF_MAX_SECONDS
+
+
+def test_one_address_guessing_across_accounts_is_paused_for_all(fresh_client, marketer):
     confirmed_totp(marketer)
     client = fresh_client()
-    for n in range(settings.LOGIN_FAILURE_LIMIT):
+    for n in range(settings.LOGIN_ADDRESS_FAILURE_LIMIT):
         client.post("/login/", {"email": f"guess{n}@staff.example.org", "password": "x" * 12})
     assert _password(client, marketer).status_code == 429
     assert _password(fresh_client(), marketer).status_code == 302  # the account itself is fine

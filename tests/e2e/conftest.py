@@ -33,6 +33,47 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
 
+# Every document (and frame) reports Content-Security-Policy violations to the console, where the
+# guard below collects them; Chromium's own "Refused to ..." console errors are collected as well.
+CSP_REPORTER = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`CSP violation: ${event.effectiveDirective} blocked ${event.blockedURI || "inline"}`
+    + ` in ${event.documentURI} (${event.sourceFile || "?"}:${event.lineNumber})`);
+});
+"""
+_csp_violations: list[str] = []
+
+
+# Blocked on purpose: Redoc's footer asks a CDN for its logo; the API docs page's own policy keeps the
+# browser from requesting it (healthmail/api/views.py, ApiDocs).
+EXPECTED_BLOCKS = ("https://cdn.redoc.ly/redoc/logo-mini.svg",)
+
+
+def _is_csp_violation(text: str) -> bool:
+    if any(blocked in text for blocked in EXPECTED_BLOCKS):
+        return False
+    return text.startswith("CSP violation:") or "Content Security Policy" in text
+
+
+def guard_csp(context) -> None:
+    """Collect every policy violation in this browser context; the test fails at its end if any."""
+    context.add_init_script(CSP_REPORTER)
+    context.on(
+        "console",
+        lambda message: _is_csp_violation(message.text) and _csp_violations.append(message.text),
+    )
+
+
+@pytest.fixture(autouse=True)
+def no_csp_violations() -> Iterator[None]:
+    """Applies to every page a browser test visits, through `page` or a context of its own."""
+    _csp_violations.clear()
+    yield
+    found, _csp_violations[:] = list(_csp_violations), []
+    if found:
+        pytest.fail("Content-Security-Policy violations:\n" + "\n".join(found), pytrace=False)
+
+
 def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
@@ -63,6 +104,14 @@ def chromium(django_db_setup) -> Iterator:
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            new_context = browser.new_context
+
+            def guarded_context(*args, **kwargs):
+                context = new_context(*args, **kwargs)
+                guard_csp(context)
+                return context
+
+            browser.new_context = guarded_context  # tests that open their own contexts are guarded too
             yield browser
             browser.close()
     finally:

@@ -99,6 +99,7 @@ def test_metrics_exposes_prometheus_text(client, settings):
 
 def test_metrics_token_is_required_when_set(client, settings):
     settings.METRICS_TOKEN = "synthetic-metrics-token"
+    settings.METRICS_ALLOWED_NETWORKS = []  # token only
     missing = client.get("/metrics")
     assert missing.status_code == 401
     assert missing["WWW-Authenticate"].startswith("Bearer")
@@ -107,3 +108,31 @@ def test_metrics_token_is_required_when_set(client, settings):
     granted = client.get("/metrics", HTTP_AUTHORIZATION="Bearer synthetic-metrics-token")
     assert granted.status_code == 200
     assert b"healthmail_http_requests_total" in granted.content
+
+
+def test_metrics_refuse_an_outside_address_when_nothing_is_configured(client, settings):
+    """The default: no token, loopback only. An address on the internet is refused, not served."""
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.7").status_code == 401
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="::1").status_code == 200
+
+
+def test_metrics_answer_allowed_networks_and_the_token_from_anywhere(client, settings):
+    settings.METRICS_TOKEN = "synthetic-metrics-token"
+    settings.METRICS_ALLOWED_NETWORKS = ["10.20.0.0/16", "fd00:20::/32"]
+    assert client.get("/metrics", REMOTE_ADDR="10.20.3.4").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="fd00:20::9").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="10.21.3.4").status_code == 401
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 401  # loopback not listed
+    token = "Bearer synthetic-metrics-token"
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.7", HTTP_AUTHORIZATION=token).status_code == 200
+
+
+def test_metrics_networks_that_do_not_parse_are_a_configuration_error(client, settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/33"]
+    with pytest.raises(ImproperlyConfigured, match="METRICS_ALLOWED_NETWORKS"):
+        client.get("/metrics", REMOTE_ADDR="10.0.0.1")

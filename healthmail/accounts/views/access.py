@@ -27,27 +27,44 @@ def forbidden(request: HttpRequest, message: str) -> HttpResponse:
     return render(request, "accounts/forbidden.html", {"message": message}, status=403)
 
 
-def require_permission(permission: str) -> Callable:
-    """Refuse (403, audited) unless the request's role holds the permission in its current tenant."""
+def access_denied_record(request: HttpRequest, *, reason: str, view_name: str) -> None:
+    """The audit event of every refused page (`authz.denied`): the one place its shape is written."""
+    audit.record(
+        actor=actor_of(request),
+        action="authz.denied",
+        outcome=AuditEvent.Outcome.DENIED,
+        tenant=request.tenant,
+        reason=reason,
+        details={"view": view_name},
+    )
+
+
+def access_denied(
+    request: HttpRequest, *, reason: str, view_name: str, message: str = "Your role does not allow this page."
+) -> HttpResponse:
+    """Refuse a page: audited, then 403 with the message."""
+    access_denied_record(request, reason=reason, view_name=view_name)
+    return forbidden(request, message)
+
+
+def require_any_permission(*permissions: str) -> Callable:
+    """Refuse (403, audited) unless the request's role holds one of the permissions in its tenant."""
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
         def guarded(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            if not role_can(request.role, permission):
-                audit.record(
-                    actor=actor_of(request),
-                    action="authz.denied",
-                    outcome=AuditEvent.Outcome.DENIED,
-                    tenant=request.tenant,
-                    reason=permission,
-                    details={"view": view.__name__},
-                )
-                return forbidden(request, "Your role does not allow this page.")
+            if not any(role_can(request.role, permission) for permission in permissions):
+                return access_denied(request, reason=" or ".join(permissions), view_name=view.__name__)
             return view(request, *args, **kwargs)
 
         return guarded
 
     return decorator
+
+
+def require_permission(permission: str) -> Callable:
+    """Refuse (403, audited) unless the request's role holds the permission in its current tenant."""
+    return require_any_permission(permission)
 
 
 def no_store(response: HttpResponse) -> HttpResponse:

@@ -7,7 +7,9 @@ Prints one line per damaged record (table, id, what failed; never a value) and e
 when there is any. With --alert each one also raises its critical alert (once per record).
 """
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from healthmail.crypto.integrity import damage_report, damaged_rows
 from healthmail.tenants.models import Tenant
@@ -16,11 +18,11 @@ from healthmail.tenants.models import Tenant
 class Command(BaseCommand):
     help = "List every damaged (undecryptable, tampered or unconfirmed) record."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--tenant", help="Tenant slug (default: every tenant).")
         parser.add_argument("--alert", action="store_true", help="Raise the critical alert for each.")
 
-    def handle(self, *args, tenant=None, alert=False, **options):
+    def handle(self, *args: Any, tenant: str | None = None, alert: bool = False, **options: Any) -> None:
         tenants = Tenant.objects.order_by("slug")
         if tenant:
             tenants = tenants.filter(slug=tenant)
