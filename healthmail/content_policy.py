@@ -1,4 +1,4 @@
-"""The Content-Security-Policy every page answers with (django-csp), and its one widening.
+"""The Content-Security-Policy every page answers with (django-csp), and its two widenings.
 
 Pages load script, style, images and fonts from our own origin only: no inline script, no inline
 style, no plugins, no <base>, never framed. Templates put JavaScript in static files and pass data
@@ -38,3 +38,8 @@ POLICY: dict[str, Any] = {
 # an email allow inline style and https images; script stays as strict as everywhere.
 # Follow-up: serve previews from their own URL with a policy of their own, then drop this.
 email_preview_policy = csp_update({"style-src": [UNSAFE_INLINE], "img-src": ["https:"]})
+
+# The block email editor (GrapesJS, campaigns/views/editor.py) lays out its panels and canvas with
+# style it injects at run time (<style> elements and style attributes), as every visual email builder
+# does; that page allows inline style. Script stays as strict as everywhere.
+block_editor_policy = csp_update({"style-src": [UNSAFE_INLINE]})

@@ -14,6 +14,7 @@ from django.utils.html import escape
 from django.views.decorators.http import require_GET
 
 from healthmail.accounts.views.access import actor_of, require_permission
+from healthmail.content_policy import block_editor_policy
 from healthmail.errors import ApplicationError
 
 from ..forms import DesignForm, TestSendForm
@@ -68,6 +69,7 @@ def _saved_note(saved: design_services.DesignSaved) -> str:
 
 
 @require_permission(EDIT)
+@block_editor_policy
 def template_design(request: HttpRequest, template_id=None) -> HttpResponse:
     template = template_or_404(request, template_id) if template_id is not None else None
     language = (request.POST.get("language") or request.GET.get("language") or "").lower()

@@ -131,7 +131,10 @@ class CheckedBrowser:
 
     def new_context(self, **kwargs):
         context = self._browser.new_context(**kwargs)
-        self._audit.watch(context)
+        # axe is JavaScript: in a context with JavaScript off it cannot run, and waiting for it would
+        # hang the test (Playwright's evaluate never returns there). Such pages are checked with it on.
+        if kwargs.get("java_script_enabled", True):
+            self._audit.watch(context)
         self.contexts.append(context)
         return context
 

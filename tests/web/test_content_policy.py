@@ -114,3 +114,22 @@ def test_templates_carry_nothing_the_policy_blocks():
                     line = text.count("\n", 0, match.start()) + 1
                     found.append(f"{template.relative_to(settings.BASE_DIR)}:{line}: {label}")
     assert not found, "\n".join(found)
+
+
+def test_the_block_editor_page_allows_inline_style_and_nothing_else_more():
+    from healthmail.content_policy import block_editor_policy
+
+    def view(request):
+        from django.http import HttpResponse
+
+        return HttpResponse("<p>editor</p>")
+
+    from csp.middleware import CSPMiddleware
+    from django.test import RequestFactory
+
+    middleware = CSPMiddleware(lambda request: block_editor_policy(view)(request))
+    policy = directives(middleware(RequestFactory().get("/"))["Content-Security-Policy"])
+    assert policy["style-src"] == "'self' 'unsafe-inline'"
+    assert policy["img-src"] == "'self' data:"
+    assert "'unsafe-inline'" not in policy["script-src"]
+    assert policy["object-src"] == "'none'"

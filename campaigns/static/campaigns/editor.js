@@ -153,6 +153,16 @@
     });
   }
 
+  // The canvas is an iframe: give it, and any frame GrapesJS adds later, a name screen readers
+  // announce (WCAG 4.1.2, axe frame-title). Watching the container names it before anyone looks.
+  function nameFrames() {
+    container.querySelectorAll("iframe:not([title])").forEach(function (frame) {
+      frame.setAttribute("title", "Email being designed");
+    });
+  }
+  new MutationObserver(nameFrames).observe(container, { childList: true, subtree: true });
+  nameFrames();
+
   editor.on("load", function () {
     labelButtons();
     lockFooter();

@@ -125,10 +125,14 @@
     var mine = problems[key] || [];
     node.classList.toggle("invalid", mine.length > 0);
     if (mine.length) {
-      var list = text("ul", null, "jn-problems");
-      list.setAttribute("role", "alert");
+      // The alert is a box around the list: role="alert" on the <ul> itself would take away its list
+      // role and leave the items orphaned (axe: listitem).
+      var alert = text("div", null, "jn-problems");
+      alert.setAttribute("role", "alert");
+      var list = text("ul");
       mine.forEach(function (p) { list.appendChild(text("li", p)); });
-      box.appendChild(list);
+      alert.appendChild(list);
+      box.appendChild(alert);
     }
     content.appendChild(box);
   }
