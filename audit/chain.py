@@ -175,8 +175,17 @@ def sign(message: bytes, *, tenant_id=None) -> tuple[str, str]:
 
 def signature_ok(message: bytes, signature: str, key_id: str | None, *, tenant_id=None) -> bool:
     """Made by the named key: a tenant's (key ids "ed25519:…") or one derived from a master key
-    (signatures made before tenants had keys of their own, and the platform chain's)."""
-    public = platform_public_key(tenant_id, key_id)
+    (signatures made before tenants had keys of their own, and the platform chain's). Checked, as
+    checkpoints are, with the key published in the key history, else the one the platform
+    recomputes; both known and different fails. So certificates, packages and exports signed with
+    a master key removed after a rotation still verify (issue 25)."""
+    published = key_history.published_key(
+        key_history.history_read(), key_id, str(tenant_id) if tenant_id is not None else "platform"
+    )
+    platform = platform_public_key(tenant_id, key_id)
+    if published and platform and published != platform:
+        return False
+    public = published or platform
     return public is not None and signing.public_key_verifies(public, message, signature)
 
 

@@ -165,3 +165,23 @@ def test_a_forged_checkpoint_line_is_reported(committed_db):
     assert not ok
     assert "checkpoint line 2" in problems
     assert "signature does not verify" in problems
+
+
+def test_a_certificate_signed_with_a_master_key_removed_after_rotation_still_verifies(settings, master_keys):
+    """Certificates, packages and exports are checked with `chain.signature_ok`: a signature made
+    with a master-derived key verifies through the published key history once that master key is
+    gone from the ring; an edited document still fails, and so does a key the history contradicts."""
+    chain._publish_master_keys()
+    old = settings.HEALTHMAIL_MASTER_KEY
+    document = b'{"certificate":"synthetic","records":3}'
+    signature, key_id = chain.sign(document)
+    assert chain.signature_ok(document, signature, key_id)
+
+    master_keys(NEW_KEY)  # the old master key removed
+    assert chain.signature_ok(document, signature, key_id)
+    assert not chain.signature_ok(document.replace(b"3", b"4"), signature, key_id)
+
+    # The history's first line wins; a forged later line changes nothing.
+    key_history.key_publish(key_id=key_id, scope=key_history.PLATFORM, public_key="00" * 32)
+    assert chain.signature_ok(document, signature, key_id)
+    master_keys(old)
