@@ -3,7 +3,9 @@ runs as the non-superuser application role, so row-level security is always in f
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -145,8 +147,22 @@ def committed_db(django_db_setup, django_db_blocker):
     """Database access without the per-test transaction: rows are committed and visible to other
     processes (live servers, Celery workers). Every test using it makes its own uniquely named
     tenants, so nothing needs flushing (the app role may not TRUNCATE)."""
-    with django_db_blocker.unblock():
+    with django_db_blocker.unblock(), fresh_tls_policy_cache():
         yield
+
+
+@contextlib.contextmanager
+def fresh_tls_policy_cache() -> Iterator[None]:
+    """Forget the recipient-domain TLS policies a committed test cached. The cache is shared by every
+    tenant (public DNS facts) and names the test's own loopback MX servers, so a row left behind would
+    send a later test's mail to a server that test never started."""
+    from delivery.models import DomainTlsPolicy
+
+    before = set(DomainTlsPolicy.objects.values_list("pk", flat=True))
+    try:
+        yield
+    finally:
+        DomainTlsPolicy.objects.exclude(pk__in=before).delete()
 
 
 # --- API clients: keys issued through the real service, and a client that presents them --------------

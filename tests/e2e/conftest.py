@@ -19,6 +19,7 @@ import pytest
 from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.test.testcases import LiveServerThread
 
+from tests.conftest import fresh_tls_policy_cache
 from tests.e2e.axe import AxeAudit
 
 CHROMIUM = "/usr/bin/chromium"
@@ -165,7 +166,7 @@ def browser(chromium, axe_audit) -> Iterator[CheckedBrowser]:
 @pytest.fixture
 def committed(django_db_blocker) -> Iterator[None]:
     """Database access for the test body and the server thread; every write commits at once."""
-    with django_db_blocker.unblock():
+    with django_db_blocker.unblock(), fresh_tls_policy_cache():
         yield
 
 

@@ -101,7 +101,33 @@ def _legal_hold(tenant) -> dict[str, object]:
     return {"hold_id": hold.pk}
 
 
+def _incident(tenant) -> dict[str, object]:
+    from tests.incidents.helpers import new_incident, officer
+
+    return {"incident_id": new_incident(tenant, officer(tenant)).pk}
+
+
+def _access_request(tenant) -> dict[str, object]:
+    from django.utils import timezone
+
+    from healthmail.accounts.roles import Role
+    from incidents.access_requests import access_request_record
+    from tests.incidents.helpers import officer
+
+    request = access_request_record(
+        tenant=tenant,
+        user=officer(tenant),
+        role=Role.COMPLIANCE_OFFICER,
+        contact_id=api._contact_id(tenant, None),
+        received_on=timezone.localdate(),
+    )
+    return {"request_id": request.pk}
+
+
 FACTORIES: dict[str, Factory] = {
+    "incident_id": _incident,
+    "request_id": _access_request,
+    "journey_id": _one("journey_id", api._journey_id),
     "api_key_id": _api_key,
     "text_id": _authorization_text,
     "field_id": _custom_field,
