@@ -24,7 +24,7 @@ from healthmail.errors import Conflict, NotFound
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
-from ..models import Branding, ContentBlock, Template, TemplateContent, TemplateVersion
+from ..models import LANGUAGE, Branding, ContentBlock, Template, TemplateContent, TemplateVersion
 from ..templating import fields as merge_fields
 from ..templating import lint as linting
 from ..templating import render
@@ -101,7 +101,8 @@ def _relint(tenant: Tenant, template: Template) -> linting.TemplateLint:
 
 def _clean_language(language: str) -> str:
     language = (language or "").strip().lower()
-    if not language or len(language) > 12:
+    # The model's own rule (models.LANGUAGE): save() does not run validators, so it is checked here.
+    if len(language) > 12 or not LANGUAGE.regex.fullmatch(language):
         raise CampaignError("Give a language code like en or es.", code="language_invalid")
     return language
 

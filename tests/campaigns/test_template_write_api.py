@@ -47,6 +47,9 @@ def test_refusals(api, issue_key, tenant_a, team):
     assert_problem(client.post("/api/v1/templates", json.dumps({**BODY, "name": "Taken"})), 409)
     assert_problem(client.post("/api/v1/templates", json.dumps({**BODY, "tenant": "x"})), 422)
     assert_problem(client.post("/api/v1/templates", json.dumps({**BODY, "kind": "secret"})), 422)
+    # Found by schemathesis: a language that is not a code (non-ASCII letters, symbols) was stored.
+    for language in ("\u00cfx%#", "e", "en_US", "en-", "english-language"):
+        assert_problem(client.post("/api/v1/templates", json.dumps({**BODY, "language": language})), 422)
     reader = api(issue_key(scopes=["campaigns:read"]))
     assert_problem(reader.post("/api/v1/templates", json.dumps(BODY)), 403)
 
