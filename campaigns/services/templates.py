@@ -102,7 +102,11 @@ def _relint(tenant: Tenant, template: Template) -> linting.TemplateLint:
 def _clean_language(language: str) -> str:
     language = (language or "").strip().lower()
     # The model's own rule (models.LANGUAGE): save() does not run validators, so it is checked here.
-    if len(language) > 12 or not LANGUAGE.regex.fullmatch(language):
+    try:
+        LANGUAGE(language)
+    except ValidationError:
+        raise CampaignError("Give a language code like en or es.", code="language_invalid") from None
+    if len(language) > 12:
         raise CampaignError("Give a language code like en or es.", code="language_invalid")
     return language
 
