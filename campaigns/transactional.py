@@ -21,8 +21,8 @@ from django.db import transaction
 from audit import services as audit
 from audit.actors import Actor
 from audit.phi import phi_access
-from consent.gate import SUPPRESSION_BLOCKS, may_send_batch
-from consent.models import TRANSACTIONAL_PURPOSES, Suppression
+from consent.gate import may_send_batch, may_send_to_addresses
+from consent.models import TRANSACTIONAL_PURPOSES
 from contacts.models import Contact, ContactExternalId
 from contacts.services import external_id_index
 from delivery.models import EncryptionPolicy, Message, SenderDomain, Stream
@@ -31,8 +31,7 @@ from delivery.sender_domains.selectors import sender_domain_verified
 from healthmail.crypto import blind
 from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
-from healthmail.tenants.models import Service, Tenant
-from healthmail.tenants.services import tenant_can
+from healthmail.tenants.models import Tenant
 
 from .models import Template
 from .services import templates as template_services
@@ -201,19 +200,15 @@ def _gate(tenant: Tenant, prepared: list[_Prepared], purpose: str) -> dict[int, 
         )
     bare = [p for p in prepared if p.contact is None]
     if bare:
-        permit = tenant_can(tenant, Service.TRANSACTIONAL_EMAIL)
-        for p in bare:
-            if not permit:
-                refused[p.index] = "baa_not_in_force"
-                continue
-            reasons = (
-                Suppression.objects.for_tenant(tenant)
-                .filter(email_index=blind.blind_index(tenant, "email", p.address), removed_at__isnull=True)
-                .values_list("reason", flat=True)
-            )
-            blocking = [r for r in reasons if purpose in SUPPRESSION_BLOCKS.get(r, ())]
-            if blocking:
-                refused[p.index] = f"suppressed_{blocking[0]}"
+        indexes = {p.index: blind.blind_index(tenant, "email", p.address) for p in bare}
+        answers = may_send_to_addresses(tenant=tenant, address_indexes=indexes.values(), purpose=purpose)
+        refused.update(
+            {
+                i: answers[bytes(index)].code
+                for i, index in indexes.items()
+                if not answers[bytes(index)].allowed
+            }
+        )
     return refused
 
 

@@ -2,6 +2,7 @@
 
     may_send(contact=c, purpose="marketing", uses_phi=True, topic=newsletters) -> Decision
     may_send_batch(tenant=t, contact_ids=[...], purpose=..., uses_phi=..., topic=...) -> {id: Decision}
+    may_send_to_addresses(tenant=t, address_indexes=[...], purpose=...) -> {index: Decision}
 
 It is called when recipients are snapshotted AND by the delivery worker right before each message,
 so a revocation that has committed stops mail already queued. Both forms gather the same facts (the
@@ -80,6 +81,7 @@ _SUPPRESSION_ORDER = list(SUPPRESSION_BLOCKS)
 REFUSAL_LABELS: dict[str, Any] = {
     "baa_not_in_force": _("No BAA in force for this kind of email"),
     "contact_not_found": _("Contact no longer exists"),
+    "no_contact": _("Sent to an address without a contact (only transactional email may be)"),
     "contact_deleted": _("Contact deleted"),
     "no_email_address": _("No email address"),
     "topic_required": _("No topic chosen (marketing needs one)"),
@@ -476,3 +478,30 @@ def may_send_batch(
             for contact_id in chunk:
                 decisions[contact_id] = decide(ctx, facts.get(contact_id, MISSING))
     return decisions
+
+
+def may_send_to_addresses(
+    *, tenant: Tenant, address_indexes: Iterable[bytes], purpose: str
+) -> dict[bytes, Decision]:
+    """The gate for email to a bare address (an API send naming no contact), by the address's blind
+    index: only transactional purposes may go there, and then the same table as for a contact
+    decides (BAA in force, the address's suppressions). One suppression query for the batch."""
+    indexes = {bytes(index) for index in address_indexes}
+    if purpose in Purpose.values and purpose not in TRANSACTIONAL_PURPOSES:
+        refusal = _refuse(
+            "no_contact", f"Only transactional email may go to an address without a contact, not {purpose}."
+        )
+        return dict.fromkeys(indexes, refusal)
+    with tenant_context(tenant):
+        ctx = _context(tenant=tenant, purpose=purpose, uses_phi=True, topic=None)
+        suppressions: dict[bytes, set[str]] = {}
+        if ctx.permit.allowed and indexes:
+            rows = Suppression.objects.filter(
+                tenant=tenant, email_index__in=list(indexes), removed_at__isnull=True
+            ).values_list("email_index", "reason")
+            for index, reason in rows:
+                suppressions.setdefault(bytes(index), set()).add(reason)
+        return {
+            index: decide(ctx, Facts(has_address=True, suppressions=suppressions.get(index)))
+            for index in indexes
+        }

@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from typing import cast
 
 from consent import services as consent
-from consent.gate import SUPPRESSION_BLOCKS, may_send_batch
-from consent.models import TRANSACTIONAL_PURPOSES, Suppression, Topic
+from consent.gate import Decision, may_send_batch, may_send_to_addresses
+from consent.models import TRANSACTIONAL_PURPOSES, Topic
 from delivery.models import Message
 from healthmail.errors import NotFound
-from healthmail.tenants.models import Service, Tenant
-from healthmail.tenants.services import tenant_can
+from healthmail.tenants.models import Tenant
 
 
 @dataclass(frozen=True)
@@ -36,32 +35,40 @@ def _topic(tenant: Tenant, purpose: str, key: str, cache: dict[str, Topic | None
     return cache[key]
 
 
-def _without_contact(tenant: Tenant, message: Message) -> GateResult:
-    """Messages to a bare address (an API send without a contact): the BAA, and the suppression list
-    by the address's blind index. Only transactional purposes may go to a bare address."""
-    if message.purpose not in TRANSACTIONAL_PURPOSES:
-        return GateResult(False, "no_contact: non-transactional email needs a contact with consent")
-    permit = tenant_can(tenant, Service.TRANSACTIONAL_EMAIL)
-    if not permit.allowed:
-        return GateResult(False, f"baa_not_in_force: {permit.reason}")
-    reasons = Suppression.objects.filter(
-        tenant=tenant, email_index=bytes(message.to_address_index), removed_at__isnull=True
-    ).values_list("reason", flat=True)
-    for reason in reasons:
-        if message.purpose in SUPPRESSION_BLOCKS.get(reason, ()):
-            return GateResult(False, f"suppressed_{reason}: the address is suppressed")
-    return GateResult(True)
+def _result(decision: Decision) -> GateResult:
+    reason = "" if decision.allowed else f"{decision.code}: {decision.reason}"
+    return GateResult(decision.allowed, reason, decision.unencrypted_allowed)
+
+
+def _gate_bare(tenant: Tenant, messages: list[Message], results: dict[uuid.UUID, GateResult]) -> None:
+    """Messages to a bare address (an API send without a contact), by purpose."""
+    by_purpose: dict[str, list[Message]] = defaultdict(list)
+    for message in messages:
+        by_purpose[message.purpose].append(message)
+    for purpose, members in by_purpose.items():
+        try:
+            decisions = may_send_to_addresses(
+                tenant=tenant, address_indexes=[bytes(m.to_address_index) for m in members], purpose=purpose
+            )
+        except ValueError as error:  # an unknown purpose on the row: a refusal, not a crash
+            for message in members:
+                results[message.pk] = GateResult(False, f"invalid_purpose: {error}")
+            continue
+        for message in members:
+            results[message.pk] = _result(decisions[bytes(message.to_address_index)])
 
 
 def gate_messages(*, tenant: Tenant, messages: Iterable[Message]) -> dict[uuid.UUID, GateResult]:
     """The gate's decision for each message, read from committed state now."""
     groups: dict[tuple[str, bool, str], list[Message]] = defaultdict(list)
     results: dict[uuid.UUID, GateResult] = {}
+    bare: list[Message] = []
     for message in messages:
         if message.contact_id is None:
-            results[message.pk] = _without_contact(tenant, message)
+            bare.append(message)
         else:
             groups[(message.purpose, message.uses_phi, message.topic)].append(message)
+    _gate_bare(tenant, bare, results)
     topics: dict[str, Topic | None] = {}
     for (purpose, uses_phi, topic_key), members in groups.items():
         topic = _topic(tenant, purpose, topic_key, topics)
@@ -82,12 +89,7 @@ def gate_messages(*, tenant: Tenant, messages: Iterable[Message]) -> dict[uuid.U
                 results[message.pk] = GateResult(False, f"invalid_purpose: {error}")
             continue
         for message in members:
-            decision = decisions[cast(uuid.UUID, message.contact_id)]  # grouped only with a contact
-            results[message.pk] = GateResult(
-                decision.allowed,
-                "" if decision.allowed else f"{decision.code}: {decision.reason}",
-                decision.unencrypted_allowed,
-            )
+            results[message.pk] = _result(decisions[cast(uuid.UUID, message.contact_id)])  # has a contact
     return results
 
 
