@@ -124,7 +124,198 @@ def _access_request(tenant) -> dict[str, object]:
     return {"request_id": request.pk}
 
 
+def _audit_event(tenant) -> dict[str, object]:
+    from audit import services as audit
+
+    return {"event_id": audit.record(actor=_system(), action="isolation.probe", tenant=tenant).pk}
+
+
+def _alert(tenant) -> dict[str, object]:
+    from audit.models import Alert
+    from healthmail.tenants.context import tenant_context
+
+    with tenant_context(tenant):
+        alert = Alert.objects.create(tenant=tenant, rule="mass_export", severity="warning", summary="Probe")
+    return {"alert_id": alert.pk}
+
+
+def _break_glass_grant(tenant) -> dict[str, object]:
+    from audit.break_glass import break_glass_open
+    from healthmail.tenants.context import tenant_context
+    from tests.testapp.models import SecretNote
+
+    with tenant_context(tenant):
+        note = SecretNote.objects.create(tenant=tenant, body="Synthetic Patient Zed")
+    grant = break_glass_open(
+        user=MembershipFactory(tenant=tenant, role=Role.CLINICAL_REVIEWER).user,
+        role=Role.CLINICAL_REVIEWER,
+        tenant=tenant,
+        target_type="testapp.secretnote",
+        target_id=str(note.pk),
+        reason="Patient in ER, chart needed now",
+    )
+    return {"grant_id": grant.pk}
+
+
+def _portal_message(tenant) -> dict[str, object]:
+    from delivery.models import PortalMessage
+    from delivery.outbox import message_content
+    from delivery.portal.services import portal_deliver
+    from healthmail.tenants.context import tenant_context
+    from tests.delivery.outbox_helpers import make_message
+
+    message = make_message(tenant)
+    with tenant_context(tenant):
+        portal_deliver(message, message_content(message))
+        return {"portal_message_id": PortalMessage.objects.get(message_id=message.pk).pk}
+
+
+def _import_job(tenant) -> dict[str, object]:
+    from tests.contacts.import_helpers import upload
+
+    return {"job_id": upload(tenant, "email\nprobe@example.org\n").pk}
+
+
+def _dkim_key(tenant) -> dict[str, object]:
+    from delivery.models import DkimKey
+    from delivery.sender_domains.services import sender_domain_add
+    from healthmail.tenants.context import tenant_context
+
+    with tenant_context(tenant):
+        domain = sender_domain_add(
+            tenant=tenant, actor=_system(), domain=f"mail-{uuid.uuid4().hex[:6]}.example.org"
+        )
+        key = DkimKey.objects.get(sender_domain=domain)
+    return {"sender_domain_id": domain.pk, "key_id": key.pk}
+
+
+def _domain_pause(tenant) -> dict[str, object]:
+    import datetime
+
+    from django.utils import timezone
+
+    from delivery.inbound.models import DomainPause
+    from healthmail.tenants.context import tenant_context
+
+    with tenant_context(tenant):
+        pause = DomainPause.objects.create(
+            tenant=tenant,
+            stream="marketing",
+            receiving_domain="patients.example",
+            paused_until=timezone.now() + datetime.timedelta(hours=1),
+            reason="Probe",
+        )
+    return {**_sender_domain(tenant), "pause_id": pause.pk}
+
+
+def _source(tenant) -> dict[str, object]:
+    from tests.delivery.outbox_helpers import make_message
+
+    source_id = str(uuid.uuid4())
+    make_message(tenant, source_type="campaign", source_id=source_id)
+    return {"source_type": "campaign", "source_id": source_id}
+
+
+def _retention_policy(tenant) -> dict[str, object]:
+    from retention import policies
+    from tests.retention.helpers import officer
+
+    policies.policies_ensure_defaults(tenant=tenant)
+    current = policies.policy_in_force(tenant=tenant, category="message_content")
+    data = policies.PolicyInput(
+        min_retention_days=current.min_retention_days,
+        max_retention_days=current.max_retention_days,
+        action=current.action,
+        approval_required=current.approval_required,
+        rationale="Probe",
+        reason="Probe",
+        legal_basis=current.legal_basis,
+    )
+    proposed = policies.policy_propose(
+        tenant=tenant, actor=officer(tenant), category="message_content", data=data
+    )
+    return {"policy_id": proposed.pk}
+
+
+def _disposal_run(tenant) -> dict[str, object]:
+    from retention import disposal
+    from tests.retention.helpers import YEAR, new_messages, officer
+
+    new_messages(tenant, 1, age=8 * YEAR)
+    (run,) = disposal.disposal_plan(tenant=tenant, actor=officer(tenant))
+    return {"run_id": run.pk}
+
+
+def _retention_exception(tenant) -> dict[str, object]:
+    import datetime
+
+    from django.utils import timezone
+
+    from retention.services import exception_request
+    from tests.retention.helpers import YEAR, new_messages, officer
+
+    (message,) = new_messages(tenant, 1, age=8 * YEAR)
+    exception = exception_request(
+        tenant=tenant,
+        actor=officer(tenant),
+        category="message_metadata",
+        record_ids=[str(message.pk)],
+        reason="Audit by payer",
+        extend_until=timezone.localdate() + datetime.timedelta(days=30),
+    )
+    return {"exception_id": exception.pk}
+
+
+def _archived_record(tenant) -> dict[str, object]:
+    from healthmail.tenants.context import tenant_context
+    from retention.archive.due import archive_due
+    from retention.models import ArchivedRecord
+    from tests.retention.helpers import YEAR, new_messages
+
+    (message,) = new_messages(tenant, 1, age=3 * YEAR)
+    archive_due(tenant=tenant)
+    with tenant_context(tenant):
+        return {
+            "archived_id": ArchivedRecord.objects.get(
+                record_id=str(message.pk), category="message_metadata"
+            ).pk
+        }
+
+
+def _evidence_export(tenant) -> dict[str, object]:
+    import datetime
+
+    from tests.retention.helpers import new_contact, new_export, officer
+
+    export_id = new_export(tenant, officer(tenant), age=datetime.timedelta(0), contact=new_contact(tenant))
+    return {"export_id": export_id}
+
+
+def _content_block(tenant) -> dict[str, object]:
+    from campaigns.services.templates import block_save
+
+    block = block_save(
+        tenant=tenant, actor=_system(), key=f"probe_{uuid.uuid4().hex[:6]}", name="Probe", html="<p>Hi</p>"
+    )
+    return {"block_id": block.pk}
+
+
 FACTORIES: dict[str, Factory] = {
+    "event_id": _audit_event,
+    "alert_id": _alert,
+    "grant_id": _break_glass_grant,
+    "portal_message_id": _portal_message,
+    "job_id": _import_job,
+    "key_id": _dkim_key,
+    "pause_id": _domain_pause,
+    "source_type": _source,
+    "source_id": _source,
+    "policy_id": _retention_policy,
+    "run_id": _disposal_run,
+    "exception_id": _retention_exception,
+    "archived_id": _archived_record,
+    "export_id": _evidence_export,
+    "block_id": _content_block,
     "incident_id": _incident,
     "request_id": _access_request,
     "journey_id": _one("journey_id", api._journey_id),
@@ -155,19 +346,11 @@ NOT_OBJECT_IDS: dict[str, str] = {
     "category": "a record category of the platform's registry, the same for every tenant",
     "tenant_id": "platform pages: only the platform admin opens them and sees every tenant",
     "baa_id": "platform pages (with tenant_id)",
-    "source_type": "with source_id: the sending progress of a campaign or journey (follow-up: factory)",
 }
 
-# Tenant objects whose factory is still to write (issue 23 follow-up). Routes with these parameters
-# keep their hand-written foreign-tenant tests until then; the list may only shrink.
-PENDING: dict[str, str] = {
-    name: "follow-up: object factory"
-    for name in (
-        "event_id", "alert_id", "grant_id", "portal_message_id", "job_id", "key_id", "pause_id",
-        "policy_id", "run_id",
-        "exception_id", "archived_id", "export_id", "block_id", "source_id",
-    )
-}  # fmt: skip
+# Tenant objects whose factory is still to write. Routes with these parameters keep their
+# hand-written foreign-tenant tests until then; the list may only shrink.
+PENDING: dict[str, str] = {}
 
 ROLES = [Role.TENANT_ADMIN, Role.MARKETER, Role.COMPLIANCE_OFFICER, Role.CLINICAL_REVIEWER]
 
