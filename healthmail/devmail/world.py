@@ -24,7 +24,7 @@ from .receivers import ReceiverSpec
 
 PATIENT_DOMAINS = {"tls": "patients.test", "plain": "example.org", "badcert": "badcert.test"}
 SYSTEM_HOST = "mail.dev.healthmail.test"
-DEMO_SENDER_DOMAIN = "mail.demo-health.test"  # the seeded demo tenant's sender domain (demo_story.py)
+DEMO_SENDER_DOMAIN = "mail.demo-health.test"  # the seeded demo tenant's sender domain (demo/story.py)
 POLICY_HOST = f"mta-sts.{DEMO_SENDER_DOMAIN}"
 
 

@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "dashboard",
     "fhir_api",
     "incidents",
+    "demo",
 ]
 
 MIDDLEWARE = [

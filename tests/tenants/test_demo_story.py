@@ -1,4 +1,4 @@
-"""The demo story: a newcomer's tenant can send at once (healthmail/tenants/demo_story.py)."""
+"""The demo story: a newcomer's tenant can send at once (demo/story.py)."""
 
 import json
 
@@ -11,9 +11,9 @@ from consent.models import Authorization, ConsentEvent
 from contacts.models import Contact
 from delivery.models import DkimKey, SenderDomain
 from delivery.sender_domains.records import spf_include
+from demo.story import CAMPAIGN_NAME, PHI_CAMPAIGN_NAME, SENDER_DOMAIN
 from healthmail.accounts.models import ApiKey
 from healthmail.tenants.context import tenant_context
-from healthmail.tenants.demo_story import CAMPAIGN_NAME, PHI_CAMPAIGN_NAME, SENDER_DOMAIN
 from healthmail.tenants.models import Tenant
 
 from .test_commands import _call

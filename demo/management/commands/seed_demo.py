@@ -1,5 +1,5 @@
 """`manage.py seed_demo`: the demo tenant, an active BAA, one synthetic user per role, ~200
-synthetic patients (contacts/synthetic.py) and the demo story (healthmail/tenants/demo_story.py: a
+synthetic patients (contacts/synthetic.py) and the demo story (demo/story.py: a
 sender domain, consents, a campaign ready to send, an API key). Idempotent: patients are upserted by
 their synthetic external id and story pieces are made only when missing, so a re-run changes nothing.
 
@@ -26,11 +26,11 @@ from django.utils import timezone
 from audit.actors import Actor
 from contacts.services import contact_upsert_many
 from contacts.synthetic import synthetic_contacts
+from demo.story import API_KEY_NAME, story_ensure
 from healthmail.accounts.models import User
 from healthmail.accounts.roles import PLATFORM_ADMIN, Role
 from healthmail.accounts.services import user_provision
 from healthmail.errors import ApplicationError
-from healthmail.tenants.demo_story import API_KEY_NAME, story_ensure
 from healthmail.tenants.models import Service, Tenant
 from healthmail.tenants.services import baa_record, tenant_create
 
