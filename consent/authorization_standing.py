@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import BooleanField, ExpressionWrapper, Q
 
@@ -58,7 +59,7 @@ AUTHORIZATION_FIELDS = (
 )
 
 
-def presence_annotations() -> dict:
+def presence_annotations() -> dict[str, ExpressionWrapper[Q]]:
     return {
         "has_signature": ExpressionWrapper(Q(signer_name__isnull=False), output_field=BooleanField()),
         "has_authority": ExpressionWrapper(
@@ -67,27 +68,41 @@ def presence_annotations() -> dict:
     }
 
 
-def _uuid(value):
+def _uuid(value: object) -> uuid.UUID:
     return uuid.UUID(str(value))
 
 
-def _date(value):
+def _date(value: Any) -> Any:
     return datetime.date.fromisoformat(value) if isinstance(value, str) else value
 
 
-def _instant(value):
+def _instant(value: Any) -> Any:
     return datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-def from_json(row: Sequence) -> tuple:
+def from_json(row: Sequence[Any]) -> tuple[Any, ...]:
     """A row of the batch query's json_agg, with the types the ORM gives."""
-    converters = (_uuid, _uuid, _date, *[None] * 6, _date, _instant, None, _date, _instant, None, None)
+    converters: tuple[Callable[[Any], Any] | None, ...] = (
+        _uuid,
+        _uuid,
+        _date,
+        *[None] * 6,
+        _date,
+        _instant,
+        None,
+        _date,
+        _instant,
+        None,
+        None,
+    )
     converters += (_instant, _instant)
     pairs = zip(converters, row, strict=True)
     return tuple(value if convert is None or value is None else convert(value) for convert, value in pairs)
 
 
-def texts_load(*, tenant_id, text_ids: set, cache: dict) -> None:
+def texts_load(
+    *, tenant_id: uuid.UUID, text_ids: set[uuid.UUID], cache: dict[uuid.UUID, AuthorizationText]
+) -> None:
     """Fill `cache` with the texts it lacks, in one query."""
     missing = {text_id for text_id in text_ids if text_id not in cache}
     if missing:
@@ -95,7 +110,7 @@ def texts_load(*, tenant_id, text_ids: set, cache: dict) -> None:
             cache[text.pk] = text
 
 
-def _form(row: tuple, text: AuthorizationText, zone) -> rules.SignedForm:
+def _form(row: Sequence[Any], text: AuthorizationText, zone: datetime.tzinfo) -> rules.SignedForm:
     (_, _, signed_on, signed, by_rep, authority, initiated, combined, conditioned, expires_on,
      expires_at, event, event_on, revoked_at, known_false, status, _, _) = row  # fmt: skip
     if expires_on is None and expires_at is not None:
@@ -144,7 +159,13 @@ def _end(form: rules.SignedForm, codes: list[str]) -> Standing:
 
 
 def authorization_standing(
-    *, rows: Sequence[tuple], texts: dict, tenant_id, now: datetime.datetime, today: datetime.date, zone
+    *,
+    rows: Sequence[Sequence[Any]],
+    texts: dict[uuid.UUID, AuthorizationText],
+    tenant_id: uuid.UUID,
+    now: datetime.datetime,
+    today: datetime.date,
+    zone: datetime.tzinfo,
 ) -> Standing | None:
     """None when one authorization allows the use now; else why not, from the most recent one."""
     if not rows:

@@ -48,6 +48,7 @@ from .models import (
     TRANSACTIONAL_PURPOSES,
     Authorization,
     AuthorizationKind,
+    AuthorizationText,
     Channel,
     ConsentEvent,
     ConsentSettings,
@@ -164,7 +165,7 @@ class Facts(NamedTuple):
     suppressions: Collection[str] | None = None
     topic_status: str | None = None
     # The contact's authorizations of the purpose's kind, as AUTHORIZATION_COLUMNS rows.
-    authorizations: Sequence[Sequence] | None = ()
+    authorizations: Sequence[Sequence[Any]] | None = ()
     paused_until: datetime.date | None = None
     waiver_purposes: Collection[str] | None = None
     exists: bool = True
@@ -187,7 +188,7 @@ class _Context:
     today: datetime.date
     zone: zoneinfo.ZoneInfo
     rules: dict[str, state_rules.CombinedRule]
-    texts: dict = field(default_factory=dict)  # authorization texts by id, loaded as needed
+    texts: dict[uuid.UUID, AuthorizationText] = field(default_factory=dict)  # by id, loaded as needed
 
     def rule(self, contact_state: str) -> state_rules.CombinedRule:
         found = self.rules.get(contact_state)
@@ -236,9 +237,11 @@ def _context(*, tenant: Tenant, purpose: str, uses_phi: bool, topic: Topic | Non
             refusal = _refuse(
                 "topic_mismatch", f"The topic “{topic.name}” is not a {purpose} topic of this organization."
             )
-    kind = {Purpose.MARKETING: AuthorizationKind.MARKETING, Purpose.RESEARCH: AuthorizationKind.RESEARCH}.get(
-        purpose, ""
-    )
+    kinds: dict[str, str] = {
+        Purpose.MARKETING: AuthorizationKind.MARKETING,
+        Purpose.RESEARCH: AuthorizationKind.RESEARCH,
+    }
+    kind = kinds.get(purpose, "")
     now = timezone.now()
     return _Context(
         tenant=tenant,
@@ -267,7 +270,7 @@ def decide(ctx: _Context, facts: Facts) -> Decision:
     if not facts.has_address:
         return _refuse("no_email_address", "The contact has no email address.")
     for reason in _SUPPRESSION_ORDER if facts.suppressions else ():
-        if reason in facts.suppressions and ctx.purpose in SUPPRESSION_BLOCKS[reason]:
+        if reason in (facts.suppressions or ()) and ctx.purpose in SUPPRESSION_BLOCKS[reason]:
             label = Suppression.Reason(reason).label.lower()
             return _refuse(
                 f"suppressed_{reason}", f"The address is suppressed ({label}); no {ctx.purpose} email."
@@ -285,7 +288,9 @@ def decide(ctx: _Context, facts: Facts) -> Decision:
     return _decide_opt_out_based(ctx, facts, rule, topic_name)
 
 
-def _decide_marketing(ctx: _Context, facts: Facts, rule, topic_name: str) -> Decision:
+def _decide_marketing(
+    ctx: _Context, facts: Facts, rule: state_rules.CombinedRule, topic_name: str
+) -> Decision:
     if facts.topic_status != ConsentEvent.Kind.GRANTED:
         code = {"revoked": "opt_in_revoked", "expired": "opt_in_expired"}.get(
             facts.topic_status or "", "no_opt_in"
@@ -298,9 +303,9 @@ def _decide_marketing(ctx: _Context, facts: Facts, rule, topic_name: str) -> Dec
     return _allow(ctx, facts, "opted_in", f"Opted in to “{topic_name}”.")
 
 
-def _authorization_refusal(ctx: _Context, facts: Facts, rule) -> Decision | None:
+def _authorization_refusal(ctx: _Context, facts: Facts, rule: state_rules.CombinedRule) -> Decision | None:
     found = standing.authorization_standing(
-        rows=[row for row in facts.authorizations or ()],
+        rows=list(facts.authorizations or ()),
         texts=ctx.texts,
         tenant_id=ctx.tenant.pk,
         now=ctx.now,
@@ -319,7 +324,9 @@ def _authorization_refusal(ctx: _Context, facts: Facts, rule) -> Decision | None
     return _refuse(found.code, found.reason, found.defects, found.on)
 
 
-def _decide_opt_out_based(ctx: _Context, facts: Facts, rule, topic_name: str) -> Decision:
+def _decide_opt_out_based(
+    ctx: _Context, facts: Facts, rule: state_rules.CombinedRule, topic_name: str
+) -> Decision:
     if facts.topic_status in (ConsentEvent.Kind.REVOKED, ConsentEvent.Kind.EXPIRED):
         return _refuse("opted_out", f"The person opted out of “{topic_name}”.")
     if rule.opt_in_required_for_all_promotion and facts.topic_status != ConsentEvent.Kind.GRANTED:
@@ -359,7 +366,7 @@ def _facts_one(ctx: _Context, contact_id: uuid.UUID) -> Facts:
         return MISSING
     email_index = bytes(row["email_index"]) if row["email_index"] is not None else None
     suppressed = Q(contact_id=contact_id) | (Q(email_index=email_index) if email_index else Q(pk__in=[]))
-    authorizations: list = []
+    authorizations: list[tuple[Any, ...]] = []
     if ctx.authorization_kind:
         authorizations = list(
             Authorization.objects.filter(
@@ -440,7 +447,7 @@ SELECT c.id, c.deleted_at IS NOT NULL, c.email_index IS NOT NULL, c.state,
 
 
 def _facts_batch(ctx: _Context, ids: list[uuid.UUID]) -> dict[uuid.UUID, Facts]:
-    params = {
+    params: dict[str, Any] = {
         "tenant": ctx.tenant.pk,
         # One array literal: psycopg dumping 10,000 UUID objects one by one cost more than the join.
         "ids": "{" + ",".join(map(str, ids)) + "}",
@@ -464,7 +471,7 @@ def _facts_batch(ctx: _Context, ids: list[uuid.UUID]) -> dict[uuid.UUID, Facts]:
 
 
 def may_send_batch(
-    *, tenant: Tenant, contact_ids: Iterable, purpose: str, uses_phi: bool, topic: Topic | None = None
+    *, tenant: Tenant, contact_ids: Iterable[object], purpose: str, uses_phi: bool, topic: Topic | None = None
 ) -> dict[uuid.UUID, Decision]:
     """The gate for many contacts: one query per BATCH_SIZE contacts. Unknown ids (or another
     tenant's) answer contact_not_found."""
@@ -500,7 +507,8 @@ def may_send_to_addresses(
                 tenant=tenant, email_index__in=list(indexes), removed_at__isnull=True
             ).values_list("email_index", "reason")
             for index, reason in rows:
-                suppressions.setdefault(bytes(index), set()).add(reason)
+                if index is not None:  # the filter named it
+                    suppressions.setdefault(bytes(index), set()).add(reason)
         return {
             index: decide(ctx, Facts(has_address=True, suppressions=suppressions.get(index)))
             for index in indexes
