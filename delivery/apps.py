@@ -10,7 +10,7 @@ class DeliveryConfig(AppConfig):
 
         from healthmail import labels
 
-        from .models import DeliveryReport, Message
+        from .models import DeliveryReport, EngagementEvent, Message
 
         labels.register_choices("message_state", Message.State)
         labels.register_choices("bounce_class", DeliveryReport.Kind)
@@ -48,3 +48,9 @@ class DeliveryConfig(AppConfig):
 
         copy_sender_register(authorization_copy_by_portal)
         patient_mail_sender_register(patient_mail_send)
+        # Segment rules on opens and clicks read our tracking events (segmentation sits below us).
+        from segmentation.engagement import EngagementSource, engagement_source_register
+
+        from .tracking.selectors import engagement_facts
+
+        engagement_source_register(EngagementSource(EngagementEvent._meta.db_table, engagement_facts))

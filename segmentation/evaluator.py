@@ -31,9 +31,10 @@ def members(parsed: Parsed, contacts: Iterable[ContactFacts], ctx: Context) -> l
 def contact_facts(*, tenant) -> list[ContactFacts]:
     """Facts for every live contact of the tenant (for tests: loads the whole list)."""
     from consent.models import Channel, ConsentEvent, ConsentState, Suppression
-    from delivery.tracking.selectors import engagement_facts
 
-    engagement = engagement_facts(tenant=tenant)
+    from .engagement import engagement_source
+
+    engagement = engagement_source().facts(tenant=tenant)
 
     granted: dict = defaultdict(set)
     states = ConsentState.objects.for_tenant(tenant).filter(

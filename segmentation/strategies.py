@@ -50,7 +50,7 @@ class ContactFacts:
     sensitive_categories: frozenset[str]
     granted_topics: frozenset[uuid.UUID] = field(default_factory=frozenset)
     suppressed: bool = False
-    # Human (not bot) engagement events: (kind, occurred_at), from delivery.EngagementEvent.
+    # Human (not bot) engagement events: (kind, occurred_at), from the registered engagement source.
     engagement: tuple[tuple[str, datetime.datetime], ...] = ()
 
 
@@ -330,7 +330,7 @@ class SegmentMembership:
 
 @dataclass(frozen=True)
 class Engagement:
-    """Opens, clicks or conversions (delivery.EngagementEvent, bots excluded) relative to the count's
+    """Opens, clicks or conversions (the registered engagement source, bots excluded) relative to the count's
     moment: any within N days, none within N days, or at least K within N days ([K, N])."""
 
     kind: str
@@ -340,9 +340,9 @@ class Engagement:
         return ctx.now - datetime.timedelta(days=days)
 
     def sql(self, op: str, value: Any, ctx: Context) -> SqlPart:
-        from delivery.models import EngagementEvent
+        from .engagement import engagement_source
 
-        table = sql.Identifier(EngagementEvent._meta.db_table)
+        table = sql.Identifier(engagement_source().table)
         where = sql.SQL(
             "e.tenant_id = c.tenant_id AND e.contact_id = c.id AND e.kind = {} AND NOT e.is_bot"
             " AND e.occurred_at >= {}"
