@@ -17,3 +17,9 @@ class ConsentConfig(AppConfig):
         labels.register_choices("authorization_status", Authorization.Status)
         labels.register_choices("authorization_kind", AuthorizationKind)
         labels.register_choices("purpose", Purpose)
+        # Imports carry consent evidence: contacts' importer records it through us (contacts sits below).
+        from contacts.imports.consent_columns import ConsentBook, consent_book_register
+
+        from .services import consent_import_evidence, topics_ensure_system
+
+        consent_book_register(ConsentBook(topics=topics_ensure_system, record=consent_import_evidence))

@@ -1,8 +1,9 @@
 """Consent evidence carried by import columns: which topic, from which source, on which date.
 
 The import only reads and validates these columns into `ConsentEvidenceRow`s; the consent app
-records them (`consent.services.consent_import_evidence`). The two functions at the bottom are the
-whole interface between the two apps.
+records them. Consent sits above contacts, so it registers its two calls here when it starts
+(`ConsentBook`, consent/apps.py) and the import never imports it. The two functions at the bottom are
+the whole interface between the two apps.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 import datetime
 import uuid
 import zoneinfo
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
 
 from audit.actors import Actor
-from consent import services as consent_services
 
 # Where the person originally gave consent (the import itself is the channel that carried it);
 # the keys are consent.models.Source values.
@@ -129,12 +133,33 @@ def row_evidence(
 # --- The interface to the consent app: the only two calls the import makes into it -------------------
 
 
+@dataclass(frozen=True)
+class ConsentBook:
+    """What the consent app lends the import: its topics, and the recording of opt-ins."""
+
+    # topics(tenant=) -> {key: topic with a .name}, the system topics created on first use.
+    topics: Callable[..., Mapping[str, Any]]
+    # record(tenant=, actor=, rows=[(contact id, topic key, source, when)]) -> events recorded.
+    record: Callable[..., int]
+
+
+_books: list[ConsentBook] = []
+
+
+def consent_book_register(book: ConsentBook) -> None:
+    """Called once by the consent app when it starts."""
+    _books[:] = [book]
+
+
+def _book() -> ConsentBook:
+    if not _books:
+        raise ImproperlyConfigured("No consent book: the consent app registers it when it starts.")
+    return _books[0]
+
+
 def consent_topics(*, tenant) -> list[tuple[str, str]]:
     """(key, name) of the consent topics evidence can be imported for."""
-    return [
-        (key, topic.name)
-        for key, topic in sorted(consent_services.topics_ensure_system(tenant=tenant).items())
-    ]
+    return [(key, topic.name) for key, topic in sorted(_book().topics(tenant=tenant).items())]
 
 
 def consent_evidence_record(
@@ -153,4 +178,4 @@ def consent_evidence_record(
         )
         for contact_id, row in contact_ids_with_evidence
     ]
-    return consent_services.consent_import_evidence(tenant=tenant, actor=actor, rows=rows)
+    return _book().record(tenant=tenant, actor=actor, rows=rows)
