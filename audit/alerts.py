@@ -19,12 +19,12 @@ from django.utils import timezone
 
 from healthmail.accounts.models import Membership, User
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.sysmail.services import system_mail_queue
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
 from . import services
-from .actors import Actor
 from .models import Alert, AlertScan, AuditEvent
 
 FAILED_SIGN_IN_LIMIT = 10

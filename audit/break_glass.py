@@ -14,12 +14,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from healthmail.accounts.roles import role_can
+from healthmail.actors import Actor
 from healthmail.crypto.fields import EncryptedFieldMixin
 from healthmail.errors import ApplicationError, NotFound, PermissionRefused
 from healthmail.tenants.context import tenant_context
 
 from . import services
-from .actors import Actor
 from .models import BreakGlassGrant
 
 MAX_MINUTES = 60

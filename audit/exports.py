@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
+from healthmail.actors import Actor
 from healthmail.crypto import signing
 from healthmail.tenants.context import tenant_context
 
 from . import chain, services
-from .actors import Actor
 from .models import AuditEvent
 from .selectors import EventFilter, event_search
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
-
-from .actors import Actor
 
 # finder(tenant=, actor=, identifier=, purpose=) -> the contact's id; raises ApplicationError.
 PatientFinder = Callable[..., uuid.UUID]

@@ -18,10 +18,10 @@ from contextlib import contextmanager
 
 from django.db import models
 
+from healthmail.actors import Actor
 from healthmail.crypto import access
 
 from . import services
-from .actors import Actor
 from .break_glass import break_glass_active
 
 MAX_IDS_IN_EVENT = 500

@@ -6,11 +6,11 @@ from __future__ import annotations
 from django.db import transaction
 
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
 
 from . import services
-from .actors import Actor
 from .models import AuditPolicy
 
 

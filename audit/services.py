@@ -9,10 +9,10 @@ from typing import Any
 from django.db import connection
 from psycopg.types.json import Jsonb
 
+from healthmail.actors import Actor
 from healthmail.observability import request_meta
 from healthmail.tenants.context import current_tenant_id, platform_context, tenant_context
 
-from .actors import Actor
 from .models import AuditEvent
 
 

@@ -131,8 +131,8 @@ def _setup(contacts: int):
     from django.db import connection
     from django.utils import timezone
 
-    from audit.actors import Actor
     from consent import authorizations, services
+    from healthmail.actors import Actor
     from healthmail.tenants.context import tenant_context
     from healthmail.tenants.models import BusinessAssociateAgreement, Service, Tenant
 

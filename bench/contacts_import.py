@@ -318,7 +318,7 @@ def _parallel(path: Path, actor, directory: Path) -> dict:
 
 
 def run(size: str) -> tuple[dict, dict]:
-    from audit.actors import Actor
+    from healthmail.actors import Actor
 
     rows = 20_000 if size == "small" else 1_000_000
     single_rows = min(rows, SINGLE_ROWS)

@@ -61,7 +61,7 @@ def _writer(tenant_id: str, seconds: float, per_transaction: int, start, counter
     from django.db import connection, transaction
 
     from audit import services as audit
-    from audit.actors import Actor
+    from healthmail.actors import Actor
     from healthmail.tenants.context import tenant_context
 
     tenant = uuid.UUID(tenant_id)

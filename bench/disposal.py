@@ -175,9 +175,9 @@ def run(size: str) -> tuple[dict, dict]:
 
     from django.db import connection
 
-    from audit.actors import Actor
     from delivery.models import Message
     from healthmail.accounts.roles import Role
+    from healthmail.actors import Actor
     from healthmail.tenants.context import tenant_context
     from retention import certificates, disposal
     from retention.models import DestructionCertificate

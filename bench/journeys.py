@@ -97,10 +97,10 @@ def _events(tenant, contact_ids, stop: threading.Event, sent: dict, outbox: list
     """One event at a time: {RFC Message-ID: posted at (epoch)} of each email the event caused."""
     from django.db import connection
 
-    from audit.actors import Actor
     from contacts.models import Contact
     from delivery.models import Message
     from delivery.tracking.events import named_event_report
+    from healthmail.actors import Actor
     from healthmail.tenants.context import tenant_context
     from journeys.models import Position
     from journeys.services import engine

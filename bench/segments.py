@@ -226,7 +226,7 @@ def _query_shapes(tenant, definition) -> dict[str, list[float]]:
 
 
 def run(size: str):
-    from audit.actors import Actor
+    from healthmail.actors import Actor
     from healthmail.disclosure import QueryRefused, Viewer
     from healthmail.tenants.context import tenant_context
     from segmentation import services

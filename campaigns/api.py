@@ -13,7 +13,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit.actors import Actor
+from healthmail.actors import Actor
 from healthmail.api.pagination import CursorPagination
 
 from . import selectors

@@ -19,7 +19,6 @@ from typing import Any
 from django.db import transaction
 
 from audit import services as audit
-from audit.actors import Actor
 from audit.phi import phi_access
 from consent.gate import may_send_batch, may_send_to_addresses
 from consent.models import TRANSACTIONAL_PURPOSES
@@ -28,6 +27,7 @@ from contacts.services import external_id_index
 from delivery.models import EncryptionPolicy, Message, SenderDomain, Stream
 from delivery.outbox import OutboxRecipient, RenderedContent, message_enqueue_many
 from delivery.sender_domains.selectors import sender_domain_verified
+from healthmail.actors import Actor
 from healthmail.crypto import blind
 from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context

@@ -11,9 +11,9 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit.actors import Actor
 from audit.phi import phi_access
 from delivery.models import MessageAttempt
+from healthmail.actors import Actor
 from healthmail.api.errors import problem
 from healthmail.api.idempotency import idempotent
 from healthmail.api.pagination import CursorPagination

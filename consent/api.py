@@ -13,10 +13,10 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit.actors import Actor
 from audit.phi import phi_access
 from contacts.addresses import validate_address
 from contacts.models import Contact
+from healthmail.actors import Actor
 from healthmail.api.idempotency import idempotent
 from healthmail.api.serializers import ProblemSerializer
 from healthmail.errors import NotFound

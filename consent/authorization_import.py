@@ -19,9 +19,9 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from audit.actors import Actor
 from contacts.models import Contact
 from contacts.selectors import contact_with_email
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant

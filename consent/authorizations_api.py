@@ -21,9 +21,9 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit.actors import Actor
 from audit.phi import phi_access
 from contacts.models import Contact
+from healthmail.actors import Actor
 from healthmail.api.idempotency import idempotent
 from healthmail.api.serializers import ProblemSerializer
 from healthmail.errors import ApplicationError, NotFound

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from django.template.loader import render_to_string
 
 from audit import services as audit
-from audit.actors import Actor
 from audit.phi import phi_access
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from django.http import HttpRequest
 from django.utils import timezone
 
-from audit.actors import Actor
 from contacts.models import Contact
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
 from healthmail.observability import client_ip
 

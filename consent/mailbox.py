@@ -16,10 +16,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit import services as audit
-from audit.actors import Actor
 from audit.models import AuditEvent
 from audit.phi import phi_access
 from contacts.models import Contact
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
 from healthmail.one_time_codes import (
     code_hash,

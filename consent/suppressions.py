@@ -9,9 +9,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit import services as audit
-from audit.actors import Actor
 from contacts.models import Contact
 from contacts.selectors import contact_with_email
+from healthmail.actors import Actor
 from healthmail.crypto.blind import blind_index
 from healthmail.errors import Conflict, NotFound
 from healthmail.tenants.context import tenant_context

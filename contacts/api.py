@@ -13,7 +13,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit.actors import Actor
+from healthmail.actors import Actor
 from healthmail.api.errors import problem
 from healthmail.api.idempotency import idempotent
 from healthmail.api.pagination import CursorPagination

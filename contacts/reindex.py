@@ -20,8 +20,8 @@ from collections.abc import Callable
 from django.db import transaction
 
 from audit import services as audit
-from audit.actors import Actor
 from audit.models import AuditEvent
+from healthmail.actors import Actor
 from healthmail.crypto import access
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant

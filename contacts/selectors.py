@@ -17,8 +17,8 @@ from typing import Any
 from django.db.models import QuerySet
 
 from audit import services as audit
-from audit.actors import Actor
 from audit.phi import phi_access
+from healthmail.actors import Actor
 from healthmail.crypto import blind
 from healthmail.crypto.errors import DecryptionError
 from healthmail.crypto.integrity import damage_report, sealed_damage

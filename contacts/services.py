@@ -16,7 +16,7 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from audit import services as audit
-from audit.actors import Actor
+from healthmail.actors import Actor
 from healthmail.crypto import access
 from healthmail.errors import ApplicationError, Conflict
 from healthmail.tenants.context import tenant_context

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from django.db import connection, transaction
 
 from audit import services as audit
-from audit.actors import Actor
+from healthmail.actors import Actor
 from healthmail.crypto import blind
 from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context

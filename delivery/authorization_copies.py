@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from django.utils.html import escape
 
-from audit.actors import Actor
 from audit.phi import phi_access
 from consent.models import Authorization
 from contacts.models import Contact
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.utils import timezone
 
-from audit.actors import Actor
 from campaigns.models import Campaign, Goal, Template
 from campaigns.services import campaigns as campaign_services
 from campaigns.services import templates as template_services
@@ -32,6 +31,7 @@ from delivery.tls.resolver import get_resolver
 from healthmail.accounts.api_keys import api_key_create
 from healthmail.accounts.models import ApiKey, User
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.devmail.world import DEMO_SENDER_DOMAIN
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant

@@ -21,7 +21,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit.actors import Actor
 from audit.phi import phi_access
 from campaigns.transactional import message_get
 from consent import services as consent_services
@@ -29,6 +28,7 @@ from consent.evidence import Evidence
 from contacts import selectors as contact_selectors
 from contacts import services as contact_services
 from delivery.models import MessageAttempt
+from healthmail.actors import Actor
 from healthmail.api.oauth import token_endpoint_url
 from healthmail.errors import NotFound
 from healthmail.tenants.context import tenant_context

@@ -17,9 +17,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from fhir.resources.R4B.communicationrequest import CommunicationRequest
 
-from audit.actors import Actor
 from campaigns.transactional import MessageRefused, MessageRequest, RecipientRef, transactional_send
 from delivery.models import EncryptionPolicy, Message
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 

@@ -24,7 +24,6 @@ from django.utils.html import escape
 
 from audit import chain
 from audit import services as audit
-from audit.actors import Actor
 from audit.phi import phi_access
 from consent.models import Authorization, ConsentEvent
 from contacts.models import Contact
@@ -33,6 +32,7 @@ from delivery.models import EncryptionPolicy, Message, PortalMessage, Stream
 from delivery.outbox import OutboxRecipient, RenderedContent, message_content, message_enqueue_many
 from delivery.patient_mail import PatientMailUnavailable
 from delivery.sender_domains.selectors import sender_domain_verified
+from healthmail.actors import Actor
 from healthmail.crypto import signing
 from healthmail.errors import ApplicationError, Conflict, NotFound
 from healthmail.tenants.context import tenant_context

@@ -27,9 +27,9 @@ from django.utils import timezone
 
 from audit import chain
 from audit import services as audit
-from audit.actors import Actor
 from audit.models import AuditEvent
 from contacts.models import Contact
+from healthmail.actors import Actor
 from healthmail.crypto import signing
 from healthmail.errors import NotFound
 from healthmail.tenants.context import tenant_context

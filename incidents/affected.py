@@ -12,8 +12,8 @@ import datetime
 from django.db import connection, transaction
 
 from audit import services as audit
-from audit.actors import Actor
 from contacts.models import Contact
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError, Conflict
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant

@@ -16,13 +16,13 @@ from django.db import transaction
 from django.utils.html import escape
 
 from audit import services as audit
-from audit.actors import Actor
 from audit.phi import phi_access
 from contacts.models import Contact
 from delivery.models import EncryptionPolicy, Message, Stream
 from delivery.outbox import OutboxRecipient, RenderedContent, message_enqueue_many
 from delivery.patient_mail import PatientMailUnavailable
 from delivery.sender_domains.selectors import sender_domain_verified
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError, Conflict
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant

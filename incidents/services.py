@@ -11,11 +11,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit import services as audit
-from audit.actors import Actor
 from audit.models import Alert, AuditEvent
 from delivery.models import Message
 from healthmail.accounts.four_eyes import second_person_require
 from healthmail.accounts.roles import role_can
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError, Conflict, NotFound, PermissionRefused
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant

@@ -9,9 +9,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit import services as audit
-from audit.actors import Actor
 from contacts.selectors import contact_get
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.api.idempotency import idempotent
 from healthmail.api.pagination import CursorPagination
 from healthmail.disclosure import Viewer, shows_aggregates

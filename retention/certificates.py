@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from audit import chain
 from audit import services as audit
-from audit.actors import Actor
+from healthmail.actors import Actor
 from healthmail.crypto import signing
 from healthmail.tenants.context import tenant_context
 

@@ -27,8 +27,8 @@ from django.db.models import Count
 from django.utils import timezone
 
 from audit import services as audit
-from audit.actors import Actor
 from healthmail.accounts.four_eyes import second_person_require
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError, Conflict
 from healthmail.tasks import enqueue
 from healthmail.tenants.context import tenant_context

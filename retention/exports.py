@@ -20,10 +20,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit import services as audit
-from audit.actors import Actor
 from audit.exports import ExportError, audit_export, slice_proof
 from audit.phi import phi_access
 from audit.selectors import EventFilter
+from healthmail.actors import Actor
 from healthmail.crypto.objects import content_open, content_seal, object_key_create
 from healthmail.errors import ApplicationError, NotFound
 from healthmail.observability import request_meta

@@ -25,8 +25,8 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from audit import services as audit
-from audit.actors import Actor
 from healthmail.accounts.models import Membership, User
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
 from healthmail.sysmail.services import system_mail_queue
 from healthmail.tenants.context import tenant_context

@@ -15,8 +15,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit import services as audit
-from audit.actors import Actor
 from healthmail.accounts.four_eyes import SecondPerson, second_person_require
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError, Conflict
 from healthmail.tenants.context import tenant_context
 

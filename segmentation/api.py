@@ -11,7 +11,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit.actors import Actor
+from healthmail.actors import Actor
 from healthmail.api.idempotency import idempotent
 from healthmail.disclosure import Viewer, shows_aggregates
 from healthmail.errors import NotFound

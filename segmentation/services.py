@@ -21,8 +21,8 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 
 from audit import services as audit
-from audit.actors import Actor
 from healthmail import disclosure
+from healthmail.actors import Actor
 from healthmail.disclosure import Viewer
 from healthmail.errors import ApplicationError, Conflict, PermissionRefused
 from healthmail.tenants.context import db_setting, tenant_context

@@ -168,8 +168,8 @@ def fresh_tls_policy_cache() -> Iterator[None]:
 # --- API clients: keys issued through the real service, and a client that presents them --------------
 @pytest.fixture
 def issue_key(tenant_a):
-    from audit.actors import Actor
     from healthmail.accounts.api_keys import SCOPES, api_key_create
+    from healthmail.actors import Actor
 
     """`issue_key(scopes=[...], tenant=..., expires_at=...)` → the plaintext key, shown once."""
 

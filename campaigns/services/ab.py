@@ -10,9 +10,9 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from audit.actors import Actor
 from delivery.models import Message
 from delivery.tracking.selectors import engagement_summary
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
 
-from audit.actors import Actor
 from consent.models import Purpose, Topic
 from delivery.models import EncryptionPolicy, SenderDomain
+from healthmail.actors import Actor
 from healthmail.errors import Conflict, NotFound
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant

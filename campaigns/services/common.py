@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from audit.actors import Actor
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError, Conflict
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from audit.actors import Actor
+from healthmail.actors import Actor
 from healthmail.tenants.models import Tenant
 
 from ..models import Template, TemplateVersion

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.utils.translation import gettext_lazy as _
 
 from audit import services as audit
-from audit.actors import Actor
+from healthmail.actors import Actor
 
 from ..models import Campaign, CampaignTransition
 from .common import actor_ref

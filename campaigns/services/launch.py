@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from audit.actors import Actor
 from consent.models import TRANSACTIONAL_PURPOSES
 from contacts.models import Contact
 from delivery.models import EncryptionPolicy, Message, SenderDomain, Stream
 from delivery.outbox import OutboxRecipient, message_enqueue_many
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Service, Tenant
 from healthmail.tenants.services import tenant_can

@@ -14,12 +14,12 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from audit import services as audit
-from audit.actors import Actor
 from contacts.models import Contact
 from contacts.synthetic import synthetic_contact
 from delivery.models import EncryptionPolicy, Message, SenderDomain, Stream
 from delivery.outbox import OutboxRecipient, RenderedContent, message_enqueue_many
 from healthmail.accounts.models import Membership
+from healthmail.actors import Actor
 from healthmail.errors import Conflict, NotFound
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant

@@ -13,11 +13,11 @@ import datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from audit.actors import Actor
 from delivery.engine import services as delivery_controls
 from delivery.models import SenderDomain
 from healthmail.accounts.four_eyes import second_person_require
 from healthmail.accounts.roles import role_can
+from healthmail.actors import Actor
 from healthmail.errors import PermissionRefused
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant

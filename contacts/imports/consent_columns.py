@@ -17,7 +17,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from audit.actors import Actor
+from healthmail.actors import Actor
 
 # Where the person originally gave consent (the import itself is the channel that carried it);
 # the keys are consent.models.Source values.

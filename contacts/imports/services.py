@@ -25,12 +25,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from audit import services as audit
-from audit.actors import Actor
 from audit.models import AuditEvent
 from contacts.models import ImportJob, ImportRowError, ImportSlice
 from contacts.services import UpsertStatus, contact_upsert_many
 from healthmail.accounts.models import Membership
 from healthmail.accounts.roles import PERMISSIONS
+from healthmail.actors import Actor
 from healthmail.crypto import blind, envelope, keys
 from healthmail.errors import Conflict, NotFound, PhiFlowRefused
 from healthmail.tasks import enqueue

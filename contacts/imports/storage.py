@@ -14,8 +14,8 @@ from collections import OrderedDict
 
 from django.utils import timezone
 
-from audit.actors import Actor
 from contacts.models import ImportJob, ImportUploadChunk
+from healthmail.actors import Actor
 from healthmail.crypto import objects
 from healthmail.crypto.errors import DecryptionError
 from healthmail.crypto.models import ObjectKey

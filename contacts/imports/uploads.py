@@ -7,7 +7,7 @@ import io
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopFutureHandlers, StopUpload
 
-from audit.actors import Actor
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
 
 from . import services

@@ -15,12 +15,12 @@ from datetime import datetime
 from django.db import connection
 from django.utils import timezone
 
-from audit.actors import Actor
 from delivery.inbound.classify import Category, Verdict
 from delivery.inbound.feedback import feedback_apply
 from delivery.models import Message
 from delivery.smtp.outcomes import Outcome
 from delivery.webhooks.services import webhooks_notify_states
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 
 logger = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Max, Min, Sum
 from django.utils import timezone
 
-from audit.actors import Actor
 from audit.phi import phi_access
 from delivery.models import DomainTlsPolicy, Message, MessageAttempt
+from healthmail.actors import Actor
 from healthmail.crypto.masking import mask
 from healthmail.disclosure import Disclosed, Viewer, disclose
 from healthmail.errors import NotFound

@@ -10,8 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit import services as audit
-from audit.actors import Actor
 from delivery.models import Message
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 
 State = Message.State

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
-from audit.actors import Actor
 from consent import suppressions
 from consent.models import Suppression
 from contacts.models import Contact
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 

@@ -27,10 +27,10 @@ from django.utils import timezone
 from django.utils.html import escape, linebreaks
 
 from audit import services as audit
-from audit.actors import Actor
 from audit.phi import phi_access
 from healthmail.accounts.models import Membership, User
 from healthmail.accounts.roles import PERMISSIONS
+from healthmail.actors import Actor
 from healthmail.crypto.objects import content_open, content_seal, object_key_create
 from healthmail.errors import ApplicationError, NotFound
 from healthmail.sysmail.services import system_mail_queue

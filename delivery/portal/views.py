@@ -15,8 +15,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit import services as audit
-from audit.actors import Actor
 from audit.models import AuditEvent
+from healthmail.actors import Actor
 from healthmail.content_policy import email_preview_policy
 from healthmail.errors import ApplicationError
 from healthmail.observability import client_ip

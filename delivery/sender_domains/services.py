@@ -9,11 +9,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit import services as audit
-from audit.actors import Actor
 from audit.models import AuditEvent
 from delivery import dkim
 from delivery.models import DkimKey, SenderDomain
 from delivery.tls.resolver import Resolver
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError, Conflict
 
 from .records import RecordCheck, check_record, expected_records

@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit import services as audit
-from audit.actors import Actor
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
 

@@ -9,9 +9,9 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit.actors import Actor
 from contacts.addresses import validate_address
 from contacts.selectors import contact_find
+from healthmail.actors import Actor
 from healthmail.api.idempotency import idempotent
 
 from .events import REPORTABLE, engagement_report, named_event_report

@@ -8,7 +8,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit.actors import Actor
+from healthmail.actors import Actor
 from healthmail.api.idempotency import idempotent
 from healthmail.api.pagination import CursorPagination
 from healthmail.errors import NotFound

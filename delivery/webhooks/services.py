@@ -23,7 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit import services as audit
-from audit.actors import Actor
+from healthmail.actors import Actor
 from healthmail.crypto import access
 from healthmail.errors import ApplicationError, NotFound
 from healthmail.tenants.context import tenant_context

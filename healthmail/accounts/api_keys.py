@@ -16,8 +16,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from audit import services as audit
-from audit.actors import Actor
+from healthmail import audit_trail as audit
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
 from healthmail.outages import shared_or_local
 from healthmail.tenants.context import db_setting, tenant_context

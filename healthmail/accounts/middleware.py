@@ -15,8 +15,8 @@ from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
-from audit import services as audit
-from audit.actors import Actor
+from healthmail import audit_trail as audit
+from healthmail.actors import Actor
 from healthmail.tenants.models import Tenant
 
 # Reachable without a session: sign-in, health, static files, the API (own auth), public patient pages,

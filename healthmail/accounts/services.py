@@ -20,9 +20,8 @@ from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from audit import services as audit
-from audit.actors import Actor
-from audit.models import AuditEvent
+from healthmail import audit_trail as audit
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError, Conflict, NotFound
 from healthmail.sysmail.services import system_mail_queue
 from healthmail.tenants.context import tenant_context
@@ -314,7 +313,7 @@ def tenant_switch(*, actor: Actor, user: User, tenant_id: str) -> Membership:
     audit.record(
         actor=actor,
         action="tenant.switch",
-        outcome=AuditEvent.Outcome.DENIED,
+        outcome=audit.DENIED,
         reason="not a member",
         details={"requested": str(tenant_id)[:64]},
     )

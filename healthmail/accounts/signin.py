@@ -15,9 +15,8 @@ from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from audit import services as audit
-from audit.actors import Actor
-from audit.models import AuditEvent
+from healthmail import audit_trail as audit
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError, Conflict
 
 from . import throttle
@@ -25,7 +24,7 @@ from .membership import memberships_of
 from .models import User
 
 BACKUP_CODE_COUNT = 10
-DENIED = AuditEvent.Outcome.DENIED
+DENIED = audit.DENIED
 LOCKED_MESSAGE = (
     "Too many failed sign-in attempts. For your security, sign-in is paused for this account from "
     "your network for a while. Try again later or ask your administrator for help."

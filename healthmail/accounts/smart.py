@@ -23,9 +23,8 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from audit import services as audit
-from audit.actors import Actor
-from audit.models import AuditEvent
+from healthmail import audit_trail as audit
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
 from healthmail.outages import shared_or_local
 from healthmail.tenants.context import db_setting, tenant_context
@@ -322,7 +321,7 @@ def _token_issue(
                 action="smart.token",
                 target=client,
                 tenant=client.tenant,
-                outcome=AuditEvent.Outcome.DENIED,
+                outcome=audit.DENIED,
                 reason=str(refusal),
             )
     raise refusal

@@ -4,9 +4,8 @@ refused rather than open."""
 
 from rest_framework import permissions
 
-from audit import services as audit
-from audit.actors import Actor
-from audit.models import AuditEvent
+from healthmail import audit_trail as audit
+from healthmail.actors import Actor
 
 
 class HasApiKey(permissions.BasePermission):
@@ -50,7 +49,7 @@ class HasScopes(HasApiKey):
             action="api_key.scope_denied",
             target=api_key,
             tenant=api_key.tenant_id,
-            outcome=AuditEvent.Outcome.DENIED,
+            outcome=audit.DENIED,
             reason=reason,
             details={"operation": f"{request.method} {type(view).__name__}", "missing_scopes": missing},
         )

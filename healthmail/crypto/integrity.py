@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from django.db import connection
 from psycopg import sql
 
-from audit.alerts import alert_integrity_damaged
+from healthmail.audit_trail import alert_integrity_damaged
 from healthmail.tenants.context import tenant_context
 
 from . import envelope, keys

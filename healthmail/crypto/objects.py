@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from audit import services as audit
-from audit.actors import Actor
+from healthmail import audit_trail as audit
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 
 from . import envelope

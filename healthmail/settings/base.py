@@ -99,6 +99,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "healthmail.tenants.context_processors.tenant",
+                "audit.context_processors.audit_review",
             ],
         },
     },

@@ -1,4 +1,3 @@
-from audit.policy import may_review_audit
 from healthmail.accounts.roles import HOME_TITLES, PERMISSIONS, role_can
 
 # "legal_holds_manage" → "legal_holds.manage": the dot is not always after the first underscore.
@@ -23,6 +22,4 @@ def tenant(request):
         "role_title": HOME_TITLES.get(role, ""),
         "memberships": getattr(request, "memberships", []),
         "can": _Permissions(role),
-        # Called by the template only when it renders the navigation (one query at most).
-        "can_review_audit": lambda: may_review_audit(tenant=getattr(request, "tenant", None), role=role),
     }

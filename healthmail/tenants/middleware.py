@@ -13,12 +13,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from audit import services as audit
-from audit.actors import Actor
-from audit.models import AuditEvent
+from healthmail import audit_trail as audit
 from healthmail.accounts.api_keys import ApiKeyRejected, ApiKeyThrottled, api_key_authenticate
 from healthmail.accounts.membership import resolve_membership
 from healthmail.accounts.roles import PLATFORM_ADMIN
+from healthmail.actors import Actor
 from healthmail.crypto import access as phi_gate
 from healthmail.observability import request_meta
 
@@ -62,7 +61,7 @@ class TenantMiddleware:
             actor=Actor.for_user(request.user),
             action="tenant.access",
             tenant=tenant,
-            outcome=AuditEvent.Outcome.DENIED,
+            outcome=audit.DENIED,
             reason="tenant suspended",
         )
         request.role = None  # the page offers no links into the suspended tenant

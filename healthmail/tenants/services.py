@@ -10,8 +10,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from audit import services as audit
-from audit.actors import Actor
+from healthmail import audit_trail as audit
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError, Conflict, PhiFlowRefused
 
 from .context import tenant_context

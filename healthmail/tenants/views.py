@@ -12,9 +12,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from audit.actors import Actor
 from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import access_denied_record
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
 
 from . import selectors, services

@@ -15,7 +15,6 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit import services as audit
-from audit.actors import Actor
 from campaigns.models import Template
 from campaigns.services import templates as template_services
 from consent import services as consent
@@ -23,6 +22,7 @@ from consent.models import TRANSACTIONAL_PURPOSES
 from delivery.models import SenderDomain
 from healthmail.accounts.four_eyes import second_person_require
 from healthmail.accounts.roles import role_can
+from healthmail.actors import Actor
 from healthmail.errors import Conflict, NotFound, PermissionRefused
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from audit.actors import Actor
 from consent import services as consent
 from consent.gate import may_send_batch
 from consent.models import TRANSACTIONAL_PURPOSES
@@ -17,6 +16,7 @@ from contacts import tagging
 from contacts.models import Contact
 from delivery.models import EncryptionPolicy, EngagementEvent, Message, SenderDomain, Stream
 from delivery.outbox import OutboxRecipient, message_enqueue_many
+from healthmail.actors import Actor
 from healthmail.errors import NotFound
 from healthmail.tenants.models import Tenant
 

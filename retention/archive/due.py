@@ -16,7 +16,7 @@ from django.db import connection
 from django.utils import timezone
 
 from audit import services as audit
-from audit.actors import Actor
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 
 from ..models import Action, RetentionPolicy

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 
 from audit import services as audit
-from audit.actors import Actor
 from audit.phi import phi_access
+from healthmail.actors import Actor
 from healthmail.crypto.errors import DecryptionError
 from healthmail.errors import ApplicationError, NotFound
 from healthmail.tenants.context import tenant_context

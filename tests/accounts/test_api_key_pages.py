@@ -8,10 +8,10 @@ import uuid
 import pytest
 from django.utils import timezone
 
-from audit.actors import Actor
 from healthmail.accounts.api_keys import api_key_authenticate, api_key_create
 from healthmail.accounts.models import ApiKey
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 
 from .conftest import events

@@ -10,11 +10,11 @@ from django.test import Client
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from audit.actors import Actor
 from healthmail.accounts import signin
 from healthmail.accounts.membership import memberships_of
 from healthmail.accounts.models import Membership, User
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from tests.conftest import sign_in
 from tests.factories import PASSWORD, MembershipFactory, UserFactory, confirmed_totp

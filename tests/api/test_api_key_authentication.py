@@ -88,7 +88,7 @@ def test_rejected_key_answers_401_problem_and_is_audited(issue_key, api, tenant_
         with tenant_context(tenant_a):
             api_key = ApiKey.objects.get(prefix=prefix)
         if case == "revoked":
-            from audit.actors import Actor
+            from healthmail.actors import Actor
 
             api_key_revoke(actor=Actor.system("tests"), tenant=tenant_a, api_key=api_key)
         elif case == "expired":

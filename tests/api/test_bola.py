@@ -35,16 +35,16 @@ def _api_key_id(tenant, issue_key) -> uuid.UUID:
 
 
 def _contact_id(tenant, issue_key) -> uuid.UUID:
-    from audit.actors import Actor
     from contacts.services import ContactInput, contact_upsert
+    from healthmail.actors import Actor
 
     data = ContactInput(email=f"bola.{uuid.uuid4().hex[:8]}@example.org")
     return contact_upsert(tenant=tenant, actor=Actor.system("tests"), data=data, source="test").contact_id
 
 
 def _webhook_delivery_id(tenant, issue_key) -> uuid.UUID:
-    from audit.actors import Actor
     from delivery.webhooks.services import endpoint_get, webhook_test_send
+    from healthmail.actors import Actor
     from healthmail.tenants.context import tenant_context
 
     endpoint_id = _webhook_endpoint_id(tenant, issue_key)
@@ -54,8 +54,8 @@ def _webhook_delivery_id(tenant, issue_key) -> uuid.UUID:
 
 
 def _suppression_id(tenant, issue_key) -> uuid.UUID:
-    from audit.actors import Actor
     from consent.suppressions import suppression_add
+    from healthmail.actors import Actor
 
     return suppression_add(
         tenant=tenant,
@@ -111,7 +111,7 @@ class Operation:
 
 
 def _segment_id(tenant, issue_key) -> uuid.UUID:
-    from audit.actors import Actor
+    from healthmail.actors import Actor
     from segmentation.services import segment_create
 
     segment = segment_create(
@@ -126,8 +126,8 @@ def _segment_id(tenant, issue_key) -> uuid.UUID:
 def _webhook_endpoint_id(tenant, issue_key) -> uuid.UUID:
     from django.test import override_settings
 
-    from audit.actors import Actor
     from delivery.webhooks.services import endpoint_create
+    from healthmail.actors import Actor
 
     with override_settings(WEBHOOK_ALLOW_PRIVATE_TARGETS=True):
         created = endpoint_create(
@@ -158,9 +158,9 @@ def _message_id(tenant, issue_key) -> uuid.UUID:
 def _authorization_id(tenant, issue_key) -> uuid.UUID:
     import datetime
 
-    from audit.actors import Actor
     from consent import authorization_records as records
     from consent.services import Evidence
+    from healthmail.actors import Actor
     from tests.consent.conftest import new_contact, new_text
 
     today = records.tenant_today(tenant)

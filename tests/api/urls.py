@@ -12,9 +12,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit import services as audit
-from audit.actors import Actor
 from healthmail import urls as project_urls
 from healthmail.accounts.models import ApiKey
+from healthmail.actors import Actor
 from healthmail.api.idempotency import idempotent
 
 

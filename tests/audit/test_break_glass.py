@@ -7,11 +7,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit import alerts, chain
-from audit.actors import Actor
 from audit.break_glass import break_glass_active, break_glass_open
 from audit.models import AuditEvent, BreakGlassGrant
 from audit.phi import phi_access
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError, NotFound, PermissionRefused
 from healthmail.tenants.context import tenant_context
 from tests.factories import MembershipFactory

@@ -10,8 +10,8 @@ from django.db.utils import DatabaseError
 
 from audit import chain
 from audit import services as audit
-from audit.actors import Actor
 from audit.models import AuditEvent
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from tests.factories import TenantFactory
 

@@ -11,11 +11,11 @@ from django.core.management import CommandError, call_command
 
 from audit import alerts, chain
 from audit import services as audit
-from audit.actors import Actor
 from audit.alerts import CHAIN_BROKEN
 from audit.models import Alert, AuditEvent
 from audit.tasks import audit_verify_all
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from tests.audit.test_chain import _owner_sql
 from tests.factories import MembershipFactory, TenantFactory

@@ -13,7 +13,7 @@ from django.db import connections
 
 from audit import chain, key_history
 from audit import services as audit
-from audit.actors import Actor
+from healthmail.actors import Actor
 from healthmail.crypto import keys, master
 from tests.factories import TenantFactory
 

@@ -11,9 +11,9 @@ from django.db.utils import DatabaseError
 
 from audit import chain, exports
 from audit import services as audit
-from audit.actors import Actor
 from audit.models import AuditEvent
 from audit.selectors import EventFilter
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from tests.factories import TenantFactory
 

@@ -11,10 +11,10 @@ from django.urls import reverse
 
 from audit import alerts, chain
 from audit import services as audit
-from audit.actors import Actor
 from audit.exports import verify_export
 from audit.models import Alert, AuditEvent, ChainVerification
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.sysmail import services
 from healthmail.sysmail.models import SystemMail
 from healthmail.tenants.context import tenant_context

@@ -20,7 +20,6 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.actors import Actor
 from audit.break_glass import break_glass_open
 from audit.models import AuditEvent
 from audit.selectors import EventFilter, event_search
@@ -30,6 +29,7 @@ from delivery.models import PortalMessage
 from delivery.outbox import message_content
 from delivery.portal import services as portal
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from retention import archive, disposal
 from retention.exports import ExportScope, evidence_export_create

@@ -3,10 +3,10 @@
 import pytest
 from django.urls import reverse
 
-from audit.actors import Actor
 from audit.models import AuditEvent
 from audit.policy import audit_policy, audit_policy_update, may_review_audit
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
 

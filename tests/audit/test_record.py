@@ -5,8 +5,8 @@ from django.db import connection, transaction
 from django.db.utils import ProgrammingError
 
 from audit import services as audit
-from audit.actors import Actor
 from audit.models import AuditEvent
+from healthmail.actors import Actor
 from healthmail.tenants.context import platform_context, tenant_context
 from tests.factories import UserFactory
 

@@ -16,8 +16,8 @@ import pytest
 from django.urls import reverse
 
 from audit import chain, exports
-from audit.actors import Actor
 from audit.selectors import EventFilter
+from healthmail.actors import Actor
 from healthmail.crypto import signing
 from healthmail.tenants.context import tenant_context
 from tests.audit.test_pages import _events

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import pytest
 from django.utils import timezone
 
-from audit.actors import Actor
 from campaigns.models import Campaign, Goal, Template
 from campaigns.services import campaigns as campaign_services
 from campaigns.services import templates as template_services
@@ -22,6 +21,7 @@ from contacts.services import contact_upsert_many
 from contacts.synthetic import synthetic_contacts
 from delivery.models import SenderDomain
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from segmentation.services import segment_create
 from tests.factories import MembershipFactory

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from audit.actors import Actor
 from campaigns.models import Campaign, CampaignExclusion
 from campaigns.services import audience, launch, workflow
 from campaigns.services.common import CampaignError
@@ -19,6 +18,7 @@ from consent import services as consent
 from consent.models import Source, Suppression
 from contacts.models import Contact
 from delivery.models import Message
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from segmentation.models import SegmentSnapshot
 from tests.conftest import sign_in

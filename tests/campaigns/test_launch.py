@@ -8,7 +8,6 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from audit.actors import Actor
 from campaigns.models import Campaign, CampaignExclusion
 from campaigns.services import launch, workflow
 from consent import suppressions
@@ -16,6 +15,7 @@ from consent.models import Suppression
 from contacts.models import Contact
 from delivery.models import Message, Stream
 from delivery.outbox import message_content
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 
 from .conftest import contacts, opt_in, scheduled

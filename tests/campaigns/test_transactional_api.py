@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from audit.actors import Actor
 from audit.models import AuditEvent
 from campaigns.models import Template
 from consent import suppressions
@@ -15,6 +14,7 @@ from consent.models import Suppression
 from contacts.models import Contact
 from delivery.models import Message, MessageAttempt, Stream
 from delivery.outbox import message_content
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from tests.api.conftest import assert_problem
 

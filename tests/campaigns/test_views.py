@@ -122,7 +122,7 @@ def test_template_editor_saves_lints_and_previews(member_client, tenant_a):
 def test_test_send_goes_only_to_members_and_uses_synthetic_data(member_client, tenant_a):
     client = member_client(Role.MARKETER)
     marketer = client.membership.user
-    from audit.actors import Actor
+    from healthmail.actors import Actor
 
     saved = template(tenant_a, Actor.for_user(marketer), name="Test me")
     url = reverse("campaigns:template_test_send", args=[saved.pk])

@@ -27,12 +27,12 @@ from celery import Celery
 from django.conf import settings
 from django.db import connection
 
-from audit.actors import Actor
 from consent import services as consent
 from consent.models import Source
 from contacts.models import Contact
 from delivery.models import Message
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.crypto.blind import blind_index
 from healthmail.tenants.context import tenant_context
 from journeys.models import Position, StepLog

@@ -7,11 +7,11 @@ import uuid
 import pytest
 from django.utils import timezone
 
-from audit.actors import Actor
 from consent import authorizations, services
 from consent.evidence import recipient_actor
 from consent.models import AuthorizationKind, Source
 from contacts.models import Contact
+from healthmail.actors import Actor
 from healthmail.crypto.blind import blind_index
 from healthmail.tenants.context import tenant_context
 

@@ -13,11 +13,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.urls import reverse
 
-from audit.actors import Actor
 from audit.phi import phi_access
 from consent import services, waivers
 from consent.gate import may_send
 from consent.models import UnencryptedEmailWaiver, WaiverDocument, WaiverEvent
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from tests.api.conftest import assert_problem, audit_events
 from tests.delivery.patient_mail import patient_mail, patient_sender

@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 
-from audit.actors import Actor
 from contacts.models import Contact
 from contacts.services import ContactInput, contact_upsert_many
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 
 SYSTEM = Actor.system("tests")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import io
 
-from audit.actors import Actor
 from contacts.imports import reports, services, storage
 from contacts.imports.services import ImportOptions
 from contacts.models import Contact, ImportJob
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 
 ACTOR = Actor.system("tests")

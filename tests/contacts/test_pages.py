@@ -145,8 +145,8 @@ def test_foreign_and_unknown_contacts_are_404(member_client, tenant_b, upsert, r
 
 
 def test_deleted_contact_is_404_and_off_the_list(member_client, tenant_a, patient):
-    from audit.actors import Actor
     from contacts.services import contact_delete
+    from healthmail.actors import Actor
 
     contact_delete(tenant=tenant_a, actor=Actor.system("tests"), contact=patient, reason="test")
     client = member_client(Role.COMPLIANCE_OFFICER)
@@ -193,8 +193,8 @@ def test_other_roles_cannot_manage_custom_fields(member_client, role):
 
 
 def test_foreign_custom_field_cannot_be_deleted(member_client, tenant_b):
-    from audit.actors import Actor
     from contacts.services import custom_field_create
+    from healthmail.actors import Actor
 
     field = custom_field_create(
         tenant=tenant_b,

@@ -9,12 +9,12 @@ import io
 import pytest
 from django.core.management import call_command
 
-from audit.actors import Actor
 from audit.models import AuditEvent
 from contacts import icd10, reindex
 from contacts import services as contacts
 from contacts.models import Contact
 from contacts.normalize import ContactInput
+from healthmail.actors import Actor
 from healthmail.crypto import access
 from healthmail.crypto.blind import token
 from healthmail.tenants.context import tenant_context

@@ -2,7 +2,7 @@
 
 import pytest
 
-from audit.actors import Actor
+from healthmail.actors import Actor
 from healthmail.crypto import blind
 from healthmail.crypto.errors import DecryptionError
 from healthmail.crypto.objects import content_open, content_seal, object_key_create, shred

@@ -22,7 +22,6 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.actors import Actor
 from contacts.imports import mapping as import_mapping
 from contacts.imports import services as imports
 from contacts.imports import storage
@@ -31,6 +30,7 @@ from contacts.models import ImportJob
 from delivery.models import SenderDomain
 from healthmail.accounts.api_keys import SCOPES, api_key_create
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from tests.conftest import sign_in
 from tests.factories import BaaFactory, MembershipFactory, TenantFactory

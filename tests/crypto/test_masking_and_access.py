@@ -4,9 +4,9 @@ import datetime
 
 import pytest
 
-from audit.actors import Actor
 from audit.models import AuditEvent
 from audit.phi import phi_access
+from healthmail.actors import Actor
 from healthmail.crypto import access
 from healthmail.crypto.fields import PhiClass
 from healthmail.crypto.masking import HIDDEN, age_band, mask

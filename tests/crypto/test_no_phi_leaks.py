@@ -8,11 +8,11 @@ import pytest
 from django.db import connection
 
 from audit import chain
-from audit.actors import Actor
 from audit.exports import audit_export
 from audit.models import AuditEvent
 from audit.phi import phi_access
 from audit.selectors import EventFilter
+from healthmail.actors import Actor
 from healthmail.crypto import blind
 from healthmail.crypto.errors import DecryptionError
 from healthmail.crypto.objects import content_open, content_seal, object_key_create, shred

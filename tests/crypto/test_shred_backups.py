@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from django.conf import settings
 
-from audit.actors import Actor
+from healthmail.actors import Actor
 from healthmail.crypto import keystore, objects
 from healthmail.crypto.errors import DecryptionError
 from healthmail.crypto.models import EpochKey, ObjectKey

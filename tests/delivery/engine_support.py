@@ -7,7 +7,6 @@ import uuid
 from dataclasses import replace
 from datetime import timedelta
 
-from audit.actors import Actor
 from consent import services as consent
 from consent.models import Source
 from contacts.models import Contact
@@ -22,6 +21,7 @@ from delivery.smtp.outcomes import RetrySchedule
 from delivery.tls.mta_sts import HttpsPolicyFetcher
 from delivery.tls.probe import starttls_prober
 from delivery.tls.resolver import StaticResolver
+from healthmail.actors import Actor
 from healthmail.crypto.blind import blind_index
 from healthmail.tenants.context import tenant_context
 

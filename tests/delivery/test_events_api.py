@@ -4,9 +4,9 @@ that target them."""
 import pytest
 from django.utils import timezone
 
-from audit.actors import Actor
 from contacts.services import ContactInput, contact_upsert
 from delivery.models import EngagementEvent
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from segmentation import services as segments
 

@@ -13,7 +13,6 @@ from email.header import decode_header, make_header
 import pytest
 from django.urls import reverse
 
-from audit.actors import Actor
 from campaigns.models import Campaign
 from campaigns.services import launch
 from campaigns.services import templates as template_services
@@ -27,6 +26,7 @@ from delivery.outbox import RenderedContent
 from delivery.smtp.message import UnsafeMessage
 from delivery.tls.resolver import Answer
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from tests.campaigns.conftest import contacts, draft, opt_in, person, scheduled, segment, template
 from tests.conftest import sign_in

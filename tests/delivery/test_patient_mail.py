@@ -18,7 +18,6 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.actors import Actor
 from consent import mailbox, waivers
 from consent.evidence import ConsentError
 from consent.models import MailboxCheck, UnencryptedEmailWaiver
@@ -29,6 +28,7 @@ from delivery.models import Message, PortalCode, PortalMessage, SenderDomain, St
 from delivery.outbox import message_content
 from delivery.portal.services import portal_deliver
 from delivery.portal.verification import portal_code_send
+from healthmail.actors import Actor
 from healthmail.sysmail.models import SystemMail
 from healthmail.tenants.context import tenant_context
 from tests.api.conftest import audit_events

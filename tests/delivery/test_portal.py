@@ -10,12 +10,12 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.actors import Actor
 from audit.models import AuditEvent
 from delivery.models import PortalMessage, PortalReply
 from delivery.outbox import message_content
 from delivery.portal import services
 from delivery.portal.services import Attachment, portal_deliver
+from healthmail.actors import Actor
 from healthmail.crypto.objects import shred
 from healthmail.tenants.context import tenant_context
 

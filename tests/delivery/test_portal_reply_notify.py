@@ -8,12 +8,12 @@ import json
 import pytest
 from django.urls import reverse
 
-from audit.actors import Actor
 from delivery.models import PortalMessage, WebhookDelivery
 from delivery.outbox import message_content
 from delivery.portal import services
 from delivery.webhooks.services import endpoint_create
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from tests.factories import MembershipFactory
 from tests.sysmail.outbox import sent_mail

@@ -113,8 +113,8 @@ def test_private_url_is_refused_on_the_page(member_client, tenant_a):
 
 
 def test_foreign_tenant_endpoint_is_404(member_client, tenant_b, settings):
-    from audit.actors import Actor
     from delivery.webhooks.services import endpoint_create
+    from healthmail.actors import Actor
 
     settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
     foreign = endpoint_create(

@@ -18,7 +18,7 @@ DOMAIN = "mail.clinic-a.test"
 
 @pytest.fixture
 def sender(tenant_a):
-    from audit.actors import Actor
+    from healthmail.actors import Actor
 
     with tenant_context(tenant_a):
         return sender_domain_add(tenant=tenant_a, actor=Actor.system("tests"), domain=DOMAIN)

@@ -6,12 +6,12 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from audit.actors import Actor
 from delivery import dkim
 from delivery.models import DkimKey, SenderDomain
 from delivery.sender_domains import records, services
 from delivery.tls.resolver import StaticResolver
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 
 pytestmark = pytest.mark.django_db

@@ -164,8 +164,8 @@ def test_tracking_defaults_off_for_sensitive_categories(tenant_a):
 
 
 def test_contacts_engaged_selector(tenant_a):
-    from audit.actors import Actor
     from contacts.services import ContactInput, contact_upsert
+    from healthmail.actors import Actor
 
     contact_id = contact_upsert(
         tenant=tenant_a,

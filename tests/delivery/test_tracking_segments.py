@@ -8,9 +8,9 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from audit.actors import Actor
 from contacts.services import ContactInput, contact_upsert
 from delivery.models import EngagementEvent
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from segmentation import services
 from segmentation.dsl import DefinitionError

@@ -10,13 +10,13 @@ import json
 import pytest
 from django.utils import timezone
 
-from audit.actors import Actor
 from consent import suppressions
 from consent.models import Suppression
 from delivery.engine.sweeper import delivery_sweep
 from delivery.engine.worker import drain
 from delivery.models import Message, Stream, WebhookDelivery
 from delivery.webhooks import sender, services
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 
 from .engine_support import dependencies, enqueue, reload, verified_sender_domain

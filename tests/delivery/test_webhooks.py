@@ -12,10 +12,10 @@ import threading
 import pytest
 from django.utils import timezone
 
-from audit.actors import Actor
 from delivery.models import WebhookDelivery
 from delivery.webhooks import sender, services
 from delivery.webhooks.ssrf import UnsafeTarget
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 
 from .outbox_helpers import PHI_BODY, make_message

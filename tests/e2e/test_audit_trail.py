@@ -12,12 +12,12 @@ from playwright.sync_api import expect
 
 from audit import alerts, chain
 from audit import services as audit
-from audit.actors import Actor
 from audit.break_glass import break_glass_open
 from audit.exports import verify_export
 from audit.models import AuditEvent
 from contacts.services import ContactInput, contact_upsert_many
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from tests.factories import MembershipFactory
 from tests.sysmail.outbox import deliver_system_mail

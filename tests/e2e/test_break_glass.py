@@ -5,9 +5,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from audit.actors import Actor
 from contacts.services import ContactInput, contact_upsert_many
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 
 from .conftest import browser_sign_in, screenshot
 

@@ -5,8 +5,8 @@ is scheduled only after ticking an explicit confirmation."""
 import pytest
 from playwright.sync_api import expect
 
-from audit.actors import Actor
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from tests.campaigns.conftest import (
     approved,
     contacts,

@@ -4,11 +4,11 @@ approves it; the marketer schedules it and watches the progress as the outbox dr
 import pytest
 from playwright.sync_api import expect
 
-from audit.actors import Actor
 from campaigns.models import Campaign
 from campaigns.services import launch
 from delivery.models import Message
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from tests.campaigns.conftest import contacts, opt_in, segment, template, verified_domain
 

@@ -3,10 +3,10 @@
 import pytest
 from playwright.sync_api import expect
 
-from audit.actors import Actor
 from contacts.services import contact_upsert_many
 from contacts.synthetic import synthetic_contact
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 
 from .conftest import browser_sign_in, screenshot
 

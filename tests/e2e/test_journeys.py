@@ -21,12 +21,12 @@ from django.db import connection
 from django.test import Client
 from playwright.sync_api import expect
 
-from audit.actors import Actor
 from consent import services as consent
 from delivery.engine.worker import drain
 from delivery.models import Stream
 from healthmail.accounts.api_keys import api_key_create
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from journeys.models import Journey, Position
 from journeys.services import engine

@@ -9,11 +9,11 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from audit.actors import Actor
 from consent import links, services
 from consent.gate import may_send
 from delivery.outbox import RenderedContent
 from delivery.portal.services import portal_deliver
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from tests.consent.conftest import new_contact
 from tests.delivery.outbox_helpers import make_message

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
-from audit.actors import Actor
 from healthmail.accounts.smart import ALGORITHMS, ASSERTION_TYPE, smart_client_register
+from healthmail.actors import Actor
 
 TOKEN_URL = "http://testserver/api/oauth/token"
 

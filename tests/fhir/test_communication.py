@@ -115,8 +115,8 @@ def test_communication_read_and_search_carry_status_and_delivery_evidence(tenant
 
 
 def test_the_consent_gate_refuses_a_suppressed_patient(tenant_a, world):
-    from audit.actors import Actor
     from contacts.models import Contact
+    from healthmail.actors import Actor
 
     with tenant_context(tenant_a):
         contact = Contact.objects.get(pk=world["patient_id"])

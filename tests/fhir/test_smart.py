@@ -13,10 +13,10 @@ import pytest
 from django.test import Client
 from joserfc.jwk import RSAKey
 
-from audit.actors import Actor
 from healthmail.accounts.models import ApiKey
 from healthmail.accounts.selectors import api_key_list
 from healthmail.accounts.smart import smart_client_revoke
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
 from tests.api.conftest import audit_events

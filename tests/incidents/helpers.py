@@ -7,10 +7,10 @@ import datetime
 from django.utils import timezone
 
 from audit import services as audit
-from audit.actors import Actor
 from contacts.models import Contact
 from contacts.services import ContactInput, contact_upsert_many
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from incidents import services
 from tests.factories import MembershipFactory

@@ -11,9 +11,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.actors import Actor
 from audit.models import AuditEvent
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.crypto import signing
 from healthmail.errors import NotFound
 from healthmail.tenants.context import tenant_context

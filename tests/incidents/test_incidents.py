@@ -9,13 +9,13 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from audit.actors import Actor
 from audit.alerts import alerts_scan_tenant
 from audit.break_glass import break_glass_open
 from audit.chain import seal_pending
 from audit.models import Alert, AuditEvent
 from delivery.models import EncryptionPolicy, Message
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError, Conflict, PermissionRefused
 from healthmail.tenants.context import tenant_context
 from incidents import affected, clocks, notices, services

@@ -10,8 +10,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.actors import Actor
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from incidents.models import Incident
 from incidents.urls import urlpatterns

@@ -45,7 +45,7 @@ def _authorization(tenant) -> dict[str, object]:
 
 
 def _system():
-    from audit.actors import Actor
+    from healthmail.actors import Actor
 
     return Actor.system("tests")
 

@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from audit.actors import Actor
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from journeys.services import journeys as journey_services
 from tests.campaigns.conftest import person, template

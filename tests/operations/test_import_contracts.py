@@ -52,6 +52,7 @@ def test_the_contracts_hold_today(capsys):
             "healthmail.accounts.roles", "campaigns.services.campaigns", id="foundation-imports-campaigns"
         ),
         pytest.param("audit.services", "consent.models", id="audit-imports-a-domain-app"),
+        pytest.param("healthmail.accounts.services", "audit.services", id="foundation-imports-audit"),
         pytest.param("contacts.services", "journeys.models", id="app-cycle-contacts-journeys"),
         pytest.param("delivery.engine.gate", "campaigns.models", id="delivery-imports-campaigns"),
         pytest.param("healthmail.tenants.models", "healthmail.sysmail.models", id="tenants-sysmail-cycle"),

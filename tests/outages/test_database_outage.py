@@ -9,8 +9,8 @@ import uuid
 import pytest
 from django.conf import settings
 
-from audit.actors import Actor
 from healthmail.accounts.api_keys import SCOPES, api_key_create
+from healthmail.actors import Actor
 from tests.conftest import sign_in
 from tests.factories import BaaFactory, MembershipFactory, TenantFactory
 

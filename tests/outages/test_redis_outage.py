@@ -12,10 +12,10 @@ from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
-from audit.actors import Actor
 from delivery.engine.sweeper import delivery_sweep
 from delivery.models import Message
 from healthmail.accounts.api_keys import SCOPES, api_key_create
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from tests.campaigns.conftest import verified_domain
 from tests.factories import BaaFactory, TenantFactory

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import pytest
 from django.urls import reverse
 
-from audit.actors import Actor
 from contacts import services as contacts
 from contacts.normalize import ContactInput
+from healthmail.actors import Actor
 from tests.segmentation.conftest import make_contacts
 
 PLANTED = 60

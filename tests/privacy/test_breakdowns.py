@@ -14,9 +14,9 @@ import re
 import pytest
 from django.urls import reverse
 
-from audit.actors import Actor
 from contacts import services as contacts
 from contacts.normalize import ContactInput
+from healthmail.actors import Actor
 from segmentation import services as segmentation
 
 from .conftest import CHANCE, DIABETES, MARGIN, PLANTED, tag

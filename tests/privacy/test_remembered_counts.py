@@ -10,7 +10,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from audit.actors import Actor
+from healthmail.actors import Actor
 from healthmail.disclosure import Viewer
 from healthmail.tenants.context import tenant_context
 from segmentation import services

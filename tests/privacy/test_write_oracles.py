@@ -16,7 +16,6 @@ import re
 import pytest
 from django.urls import reverse
 
-from audit.actors import Actor
 from consent import api as consent_api
 from contacts import api as contacts_api
 from contacts import selectors as contact_selectors
@@ -24,6 +23,7 @@ from contacts.imports import services, storage
 from contacts.imports import services as import_services
 from contacts.imports.services import ImportOptions
 from contacts.models import ImportJob
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from tests.factories import MembershipFactory
 

@@ -7,11 +7,11 @@ import uuid
 
 from django.utils import timezone
 
-from audit.actors import Actor
 from contacts.models import Contact
 from delivery.models import Message, Stream
 from delivery.outbox import OutboxRecipient, RenderedContent, message_enqueue_many
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.crypto.blind import blind_index
 from healthmail.tenants.context import tenant_context
 from tests.factories import MembershipFactory

@@ -12,8 +12,8 @@ import pypdfium2
 import pytest
 from pypdf import PdfReader
 
-from audit.actors import Actor
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from retention import certificates, disposal, pdf
 from retention.models import DestructionCertificate

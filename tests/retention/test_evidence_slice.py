@@ -12,7 +12,7 @@ from django.core.management.base import CommandError
 
 from audit import exports as audit_exports
 from audit import services as audit
-from audit.actors import Actor
+from healthmail.actors import Actor
 from healthmail.crypto import signing
 from retention import disposal, exports, packages
 

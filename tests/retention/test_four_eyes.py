@@ -9,9 +9,9 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from audit.actors import Actor
 from audit.models import AuditEvent
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError, PermissionRefused
 from healthmail.tenants.context import tenant_context
 from retention import disposal, policies, services

@@ -11,13 +11,13 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.actors import Actor
 from audit.models import AuditEvent
 from consent.evidence import Evidence
 from consent.models import Source
 from consent.services import consent_grant, topics_ensure_system
 from contacts.models import Contact
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
 from retention import destruction, disposal, exports, holds, registry
@@ -89,7 +89,7 @@ def test_custodians_are_notified_and_acknowledge(tenant_a, django_capture_on_com
     assert deliver_system_mail(tenant_a) == ["sent"]
     assert [m.to for m in mail.outbox] == [[custodian.email]]
     assert "Roe" not in mail.outbox[0].subject + mail.outbox[0].body  # matter names stay in the app
-    from audit.actors import Actor
+    from healthmail.actors import Actor
 
     holds.hold_acknowledge(tenant=tenant_a, actor=Actor.for_user(custodian), hold=hold)
     with tenant_context(tenant_a):
@@ -142,8 +142,8 @@ def test_approval_by_a_second_officer(tenant_a):
 
 
 def test_a_free_query_holds_the_contacts_it_matches(tenant_a):
-    from audit.actors import Actor
     from contacts.services import ContactInput, contact_upsert
+    from healthmail.actors import Actor
 
     def person(email, state):
         data = ContactInput(email=email, postal_address={"state": state})

@@ -12,13 +12,13 @@ import random
 import pytest
 from django.utils import timezone
 
-from audit.actors import Actor
 from consent import services as consent
 from consent import suppressions
 from consent.models import Source, Suppression
 from contacts import normalize
 from contacts.models import Contact
 from contacts.synthetic import synthetic_contact
+from healthmail.actors import Actor
 from healthmail.crypto import blind
 from healthmail.tenants.context import tenant_context
 

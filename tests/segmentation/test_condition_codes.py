@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from audit.actors import Actor
 from contacts import icd10
 from contacts import services as contacts
 from contacts.normalize import ContactInput
+from healthmail.actors import Actor
 from healthmail.disclosure import Viewer
 from segmentation import services
 

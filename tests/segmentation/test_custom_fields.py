@@ -4,9 +4,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.actors import Actor
 from contacts.services import ContactInput, contact_upsert, custom_field_create
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.disclosure import Viewer
 from segmentation import services
 from segmentation.dsl import DefinitionError

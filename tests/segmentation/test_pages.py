@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from audit.actors import Actor
 from audit.models import AuditEvent
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from segmentation import services
 from segmentation.models import Segment

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from audit.actors import Actor
 from audit.models import AuditEvent
+from healthmail.actors import Actor
 from healthmail.disclosure import Viewer
 from healthmail.errors import Conflict
 from healthmail.tenants.context import tenant_context

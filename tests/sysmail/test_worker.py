@@ -12,9 +12,9 @@ import uuid
 import pytest
 from django.conf import settings
 
-from audit.actors import Actor
 from healthmail.accounts import services as accounts
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.sysmail.models import SystemMail
 from healthmail.sysmail.tasks import system_mail_sweep
 from healthmail.tenants.context import tenant_context

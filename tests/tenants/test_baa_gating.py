@@ -5,7 +5,7 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from audit.actors import Actor
+from healthmail.actors import Actor
 from healthmail.errors import PhiFlowRefused
 from healthmail.tenants.models import Service, Tenant
 from healthmail.tenants.services import (

@@ -5,8 +5,8 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from audit.actors import Actor
 from audit.models import AuditEvent
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError, Conflict
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import BusinessAssociateAgreement, Service, Subcontractor, Tenant

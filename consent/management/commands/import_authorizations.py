@@ -5,8 +5,8 @@ import csv
 
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.actors import Actor
 from consent.authorization_import import authorization_import_rows
+from healthmail.actors import Actor
 from healthmail.tenants.models import Tenant
 
 

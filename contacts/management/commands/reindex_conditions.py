@@ -8,8 +8,8 @@ Interrupt it at any time and run it again: rows already right are read, compared
 
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.actors import Actor
 from contacts.reindex import DEFAULT_BATCH, contact_tokens_reindex
+from healthmail.actors import Actor
 from healthmail.tenants.models import Tenant
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.actors import Actor
 from delivery.models import SenderDomain
 from delivery.sender_domains.services import normalize_domain, sender_domain_check
 from delivery.tls.resolver import get_resolver
 from delivery.tls.zone import zone_resolver
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant

@@ -23,13 +23,13 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from audit.actors import Actor
 from contacts.services import contact_upsert_many
 from contacts.synthetic import synthetic_contacts
 from demo.story import API_KEY_NAME, story_ensure
 from healthmail.accounts.models import User
 from healthmail.accounts.roles import PLATFORM_ADMIN, Role
 from healthmail.accounts.services import user_provision
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
 from healthmail.tenants.models import Service, Tenant
 from healthmail.tenants.services import baa_record, tenant_create

@@ -8,10 +8,9 @@ from functools import wraps
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from audit import services as audit
-from audit.actors import Actor
-from audit.models import AuditEvent
+from healthmail import audit_trail as audit
 from healthmail.accounts.roles import role_can
+from healthmail.actors import Actor
 from healthmail.observability import client_ip
 
 
@@ -32,7 +31,7 @@ def access_denied_record(request: HttpRequest, *, reason: str, view_name: str) -
     audit.record(
         actor=actor_of(request),
         action="authz.denied",
-        outcome=AuditEvent.Outcome.DENIED,
+        outcome=audit.DENIED,
         tenant=request.tenant,
         reason=reason,
         details={"view": view_name},

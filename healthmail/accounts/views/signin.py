@@ -17,7 +17,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp.plugins.otp_static.models import StaticDevice
 
-from audit import services as audit
+from healthmail import audit_trail as audit
 from healthmail.accounts import services, signin
 from healthmail.accounts.forms import CodeForm, EnrolmentCodeForm, InvitationPasswordForm, SignInForm
 from healthmail.accounts.middleware import SESSION_AUTH_AT, SESSION_LAST_SEEN

@@ -5,8 +5,8 @@ import datetime
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from audit.actors import Actor
 from healthmail.accounts.api_keys import SCOPES, api_key_create
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
 from healthmail.tenants.models import Tenant
 

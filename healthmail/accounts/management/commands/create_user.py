@@ -13,9 +13,9 @@ import secrets
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit.actors import Actor
 from healthmail.accounts import services
 from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
 from healthmail.tenants.models import Tenant
 

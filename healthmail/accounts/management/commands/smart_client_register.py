@@ -5,9 +5,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.actors import Actor
 from healthmail.accounts.api_keys import SCOPES
 from healthmail.accounts.smart import smart_client_register
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
 from healthmail.tenants.models import Tenant
 

@@ -2,9 +2,9 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.actors import Actor
 from healthmail.accounts.models import SmartClient
 from healthmail.accounts.smart import smart_client_revoke
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant

@@ -13,8 +13,8 @@ from argparse import SUPPRESS as SUPPRESS_HELP
 
 from django.core.management.base import BaseCommand, CommandError
 
-from audit import services as audit
-from audit.actors import Actor
+from healthmail import audit_trail as audit
+from healthmail.actors import Actor
 from healthmail.crypto.integrity import Damage
 from healthmail.crypto.objects import epochs_rotate
 from healthmail.crypto.rotation import rotate_data_key, rotate_master_key

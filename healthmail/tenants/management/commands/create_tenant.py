@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.actors import Actor
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
 from healthmail.tenants.services import tenant_create
 

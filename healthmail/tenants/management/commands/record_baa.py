@@ -10,7 +10,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.actors import Actor
+from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
 from healthmail.tenants.forms import parse_subcontractor_lines
 from healthmail.tenants.models import Service, Tenant
