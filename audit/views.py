@@ -9,12 +9,13 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 
+from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import access_denied, actor_of, require_permission
 from healthmail.crypto import signing
@@ -33,7 +34,7 @@ def require_audit_reviewer(view: Callable) -> Callable:
     """Compliance officers, plus the roles the tenant named as audit reviewers."""
 
     @wraps(view)
-    def guarded(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def guarded(request: TenantRequest, *args, **kwargs) -> HttpResponse:
         if not policy.may_review_audit(tenant=request.tenant, role=request.role):
             return access_denied(
                 request,
@@ -47,7 +48,7 @@ def require_audit_reviewer(view: Callable) -> Callable:
 
 
 @require_audit_reviewer
-def event_list(request: HttpRequest) -> HttpResponse:
+def event_list(request: TenantRequest) -> HttpResponse:
     form = EventFilterForm(request.GET or None)
     valid = not form.is_bound or form.is_valid()
     filters = form.filters() if form.is_bound and valid else EventFilter()
@@ -82,7 +83,7 @@ def _filter_query(filters: EventFilter) -> str:
 
 @require_POST
 @require_audit_reviewer
-def patient_lookup(request: HttpRequest) -> HttpResponse:
+def patient_lookup(request: TenantRequest) -> HttpResponse:
     """Exact identifier in the POST body (never in a URL) → the audit trail of that contact."""
     form = PatientLookupForm(request.POST)
     if not form.is_valid():
@@ -102,14 +103,14 @@ def patient_lookup(request: HttpRequest) -> HttpResponse:
 
 
 @require_audit_reviewer
-def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
+def event_detail(request: TenantRequest, event_id: int) -> HttpResponse:
     event = get_object_or_404(AuditEvent, tenant=request.tenant, pk=event_id)
     return render(request, "audit/event_detail.html", {"event": event})
 
 
 @require_POST
 @require_audit_reviewer
-def chain_verify(request: HttpRequest) -> HttpResponse:
+def chain_verify(request: TenantRequest) -> HttpResponse:
     chain.seal_pending(request.tenant.pk)
     report = chain.verify_and_alert(request.tenant.pk, found_by="verification requested by an officer")
     ChainVerification.objects.create(
@@ -122,7 +123,7 @@ def chain_verify(request: HttpRequest) -> HttpResponse:
     return _back_to_list(request)
 
 
-def _back_to_list(request: HttpRequest) -> HttpResponse:
+def _back_to_list(request: TenantRequest) -> HttpResponse:
     """Back to the list with the filters the officer had (only our own query string is kept)."""
     incoming = QueryDict(request.POST.get("query", ""))
     query = urlencode({k: v for k, v in incoming.items() if k in EventFilterForm.base_fields and v})
@@ -131,7 +132,7 @@ def _back_to_list(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @require_audit_reviewer
-def event_export(request: HttpRequest) -> HttpResponse:
+def event_export(request: TenantRequest) -> HttpResponse:
     form = ExportForm(request.POST)
     if not form.is_valid():
         messages.error(
@@ -157,7 +158,7 @@ def event_export(request: HttpRequest) -> HttpResponse:
 
 
 @require_audit_reviewer
-def alert_list(request: HttpRequest) -> HttpResponse:
+def alert_list(request: TenantRequest) -> HttpResponse:
     items = list(Alert.objects.filter(tenant=request.tenant)[:200])
     deliveries = deliveries_for(
         tenant=request.tenant, topic=alerts.MAIL_TOPIC, source_ids=[a.pk for a in items]
@@ -168,7 +169,7 @@ def alert_list(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @require_audit_reviewer
-def alert_acknowledge(request: HttpRequest, alert_id: uuid.UUID) -> HttpResponse:
+def alert_acknowledge(request: TenantRequest, alert_id: uuid.UUID) -> HttpResponse:
     alert = get_object_or_404(Alert, tenant=request.tenant, pk=alert_id)
     alerts.alert_acknowledge(tenant=request.tenant, alert=alert, user=request.user)
     messages.success(request, "Alert acknowledged.")
@@ -176,7 +177,7 @@ def alert_acknowledge(request: HttpRequest, alert_id: uuid.UUID) -> HttpResponse
 
 
 @require_permission("break_glass.open")
-def break_glass_list(request: HttpRequest) -> HttpResponse:
+def break_glass_list(request: TenantRequest) -> HttpResponse:
     targets = break_glass.break_glass_targets()
     form = BreakGlassForm(request.POST or None, targets=targets)
     if request.method == "POST" and form.is_valid():
@@ -212,7 +213,7 @@ def break_glass_list(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @require_permission("break_glass.open")
-def break_glass_close(request: HttpRequest, grant_id: uuid.UUID) -> HttpResponse:
+def break_glass_close(request: TenantRequest, grant_id: uuid.UUID) -> HttpResponse:
     grant = get_object_or_404(BreakGlassGrant, tenant=request.tenant, pk=grant_id)
     if grant.user_id != request.user.pk:
         raise Http404
@@ -222,7 +223,7 @@ def break_glass_close(request: HttpRequest, grant_id: uuid.UUID) -> HttpResponse
 
 
 @require_permission("audit.view")
-def audit_settings(request: HttpRequest) -> HttpResponse:
+def audit_settings(request: TenantRequest) -> HttpResponse:
     current = policy.audit_policy(tenant=request.tenant)
     form = AuditPolicyForm(
         request.POST or None,
@@ -240,7 +241,7 @@ def audit_settings(request: HttpRequest) -> HttpResponse:
 
 
 @require_permission("audit.view")
-def signing_keys(request: HttpRequest) -> HttpResponse:
+def signing_keys(request: TenantRequest) -> HttpResponse:
     """The organization's published public keys (what outside auditors verify with); rotating one
     retires it for signing and keeps it for verifying."""
     if request.method == "POST":
@@ -259,7 +260,7 @@ def signing_keys(request: HttpRequest) -> HttpResponse:
 
 
 @require_permission("audit.view")
-def signing_key_pem(request: HttpRequest, fingerprint: str) -> HttpResponse:
+def signing_key_pem(request: TenantRequest, fingerprint: str) -> HttpResponse:
     key = next((k for k in signing.signing_keys(request.tenant) if k.fingerprint == fingerprint), None)
     if key is None:
         raise Http404

@@ -7,13 +7,14 @@ import datetime
 import uuid
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from audit import services as audit
 from contacts.models import Contact
+from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import actor_of, no_store, require_permission
 from healthmail.disclosure import Viewer, shows_aggregates
@@ -36,11 +37,11 @@ from .models import Authorization, AuthorizationText, ContactPreference, Source,
 from .services import Evidence
 
 
-def _contact(request: HttpRequest, contact_id: uuid.UUID) -> Contact:
+def _contact(request: TenantRequest, contact_id: uuid.UUID) -> Contact:
     return get_object_or_404(Contact, tenant=request.tenant, pk=contact_id, deleted_at__isnull=True)
 
 
-def _authorization(request: HttpRequest, contact: Contact, authorization_id: uuid.UUID) -> Authorization:
+def _authorization(request: TenantRequest, contact: Contact, authorization_id: uuid.UUID) -> Authorization:
     return get_object_or_404(Authorization, tenant=request.tenant, contact=contact, pk=authorization_id)
 
 
@@ -48,7 +49,7 @@ def _authorization(request: HttpRequest, contact: Contact, authorization_id: uui
 
 
 @require_permission("contacts.view_masked")
-def contact_consent(request: HttpRequest, contact_id: uuid.UUID) -> HttpResponse:
+def contact_consent(request: TenantRequest, contact_id: uuid.UUID) -> HttpResponse:
     contact = _contact(request, contact_id)
     tenant = request.tenant
     services.topics_ensure_system(tenant=tenant)
@@ -80,7 +81,7 @@ def contact_consent(request: HttpRequest, contact_id: uuid.UUID) -> HttpResponse
 
 @require_POST
 @require_permission("consent.manage")
-def contact_consent_record(request: HttpRequest, contact_id: uuid.UUID) -> HttpResponse:
+def contact_consent_record(request: TenantRequest, contact_id: uuid.UUID) -> HttpResponse:
     contact = _contact(request, contact_id)
     form = ConsentRecordForm(request.POST, tenant=request.tenant)
     if not form.is_valid():
@@ -107,7 +108,7 @@ def contact_consent_record(request: HttpRequest, contact_id: uuid.UUID) -> HttpR
 
 @require_POST
 @require_permission("consent.manage")
-def contact_waiver_record(request: HttpRequest, contact_id: uuid.UUID) -> HttpResponse:
+def contact_waiver_record(request: TenantRequest, contact_id: uuid.UUID) -> HttpResponse:
     contact = _contact(request, contact_id)
     form = WaiverRecordForm(request.POST, request.FILES)
     if not form.is_valid():
@@ -146,7 +147,7 @@ def contact_waiver_record(request: HttpRequest, contact_id: uuid.UUID) -> HttpRe
 @require_POST
 @require_permission("consent.manage")
 def contact_authorization_revoke(
-    request: HttpRequest, contact_id: uuid.UUID, authorization_id: uuid.UUID
+    request: TenantRequest, contact_id: uuid.UUID, authorization_id: uuid.UUID
 ) -> HttpResponse:
     """Staff record a revocation the patient sent in writing (164.508(b)(5) requires writing)."""
     contact = _contact(request, contact_id)
@@ -164,7 +165,7 @@ def contact_authorization_revoke(
 @require_POST
 @require_permission("consent.manage")
 def contact_authorization_end(
-    request: HttpRequest, contact_id: uuid.UUID, authorization_id: uuid.UUID
+    request: TenantRequest, contact_id: uuid.UUID, authorization_id: uuid.UUID
 ) -> HttpResponse:
     """Staff record that the expiration event occurred, or that the form is known to be false."""
     contact = _contact(request, contact_id)
@@ -195,7 +196,7 @@ def contact_authorization_end(
 
 @require_POST
 @require_permission("consent.manage")
-def contact_authorization_record(request: HttpRequest, contact_id: uuid.UUID) -> HttpResponse:
+def contact_authorization_record(request: TenantRequest, contact_id: uuid.UUID) -> HttpResponse:
     """Staff record a form signed on paper or elsewhere; every defect is reported at once."""
     contact = _contact(request, contact_id)
     form = AuthorizationRecordForm(request.POST, request.FILES, tenant=request.tenant)
@@ -244,7 +245,7 @@ def contact_authorization_record(request: HttpRequest, contact_id: uuid.UUID) ->
 
 @require_POST
 @require_permission("consent.manage")
-def contact_signing_link(request: HttpRequest, contact_id: uuid.UUID) -> HttpResponse:
+def contact_signing_link(request: TenantRequest, contact_id: uuid.UUID) -> HttpResponse:
     contact = _contact(request, contact_id)
     form = SigningLinkForm(request.POST, tenant=request.tenant)
     if not form.is_valid():
@@ -268,19 +269,19 @@ def contact_signing_link(request: HttpRequest, contact_id: uuid.UUID) -> HttpRes
 
 
 @require_permission("consent.manage")
-def text_list(request: HttpRequest) -> HttpResponse:
+def text_list(request: TenantRequest) -> HttpResponse:
     texts = AuthorizationText.objects.for_tenant(request.tenant).order_by("kind", "-version")
     return render(request, "consent/text_list.html", {"texts": texts})
 
 
 @require_permission("consent.manage")
-def text_detail(request: HttpRequest, text_id: uuid.UUID) -> HttpResponse:
+def text_detail(request: TenantRequest, text_id: uuid.UUID) -> HttpResponse:
     text = get_object_or_404(AuthorizationText, tenant=request.tenant, pk=text_id)
     return render(request, "consent/text_detail.html", {"text": text})
 
 
 @require_permission("consent.manage")
-def text_create(request: HttpRequest) -> HttpResponse:
+def text_create(request: TenantRequest) -> HttpResponse:
     initial = {}
     based_on = request.GET.get("from")
     if based_on:
@@ -319,7 +320,7 @@ def text_create(request: HttpRequest) -> HttpResponse:
 
 
 @require_permission("consent.manage")
-def suppression_list(request: HttpRequest) -> HttpResponse:
+def suppression_list(request: TenantRequest) -> HttpResponse:
     form = SuppressionAddForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -352,7 +353,7 @@ def suppression_list(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @require_permission("consent.manage")
-def suppression_remove(request: HttpRequest, suppression_id: uuid.UUID) -> HttpResponse:
+def suppression_remove(request: TenantRequest, suppression_id: uuid.UUID) -> HttpResponse:
     entry = get_object_or_404(Suppression, tenant=request.tenant, pk=suppression_id)
     form = SuppressionRemoveForm(request.POST)
     if not form.is_valid():
@@ -376,7 +377,7 @@ def suppression_remove(request: HttpRequest, suppression_id: uuid.UUID) -> HttpR
 
 
 @require_permission("consent.manage")
-def settings_page(request: HttpRequest) -> HttpResponse:
+def settings_page(request: TenantRequest) -> HttpResponse:
     current = services.consent_settings_get(tenant=request.tenant)
     initial = {
         "operating_states": ", ".join(current.operating_states),
@@ -408,7 +409,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @require_permission("consent.manage")
-def topic_create(request: HttpRequest) -> HttpResponse:
+def topic_create(request: TenantRequest) -> HttpResponse:
     form = TopicForm(request.POST)
     if form.is_valid():
         try:
@@ -431,7 +432,7 @@ def topic_create(request: HttpRequest) -> HttpResponse:
 
 @shows_aggregates
 @require_permission("consent.view_reports")
-def reports(request: HttpRequest) -> HttpResponse:
+def reports(request: TenantRequest) -> HttpResponse:
     manage = role_can(request.role, "consent.manage")
     report = selectors.consent_report(tenant=request.tenant, viewer=Viewer.of(request), with_ids=manage)
     return render(request, "consent/reports.html", {"report": report, "manage": manage})

@@ -4,12 +4,14 @@ others) and the calendar of sends. Parse, authorize, one selector, render."""
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from campaigns.views.common import require_any_permission
+from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.roles import HOME_TITLES, Role, role_can
 from healthmail.accounts.views import home as accounts_home
 from healthmail.disclosure import Viewer, shows_aggregates
@@ -25,23 +27,22 @@ def _tasks(role: str) -> list:
 
 @require_GET
 @shows_aggregates
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: TenantRequest) -> HttpResponse:
     """Marketers and compliance officers land on their desk; other roles on their list of tasks."""
     role = request.role
-    viewer = Viewer.of(request) if role else None
-    context = {"title": HOME_TITLES.get(role, ""), "tasks": _tasks(role)}
+    context: dict[str, Any] = {"title": HOME_TITLES.get(role, ""), "tasks": _tasks(role)}
     if role == Role.MARKETER:
-        desk = selectors.marketer_desk(tenant=request.tenant, viewer=viewer)
+        marketer = selectors.marketer_desk(tenant=request.tenant, viewer=Viewer.of(request))
         context |= {
-            "desk": desk,
-            "engagement_chart": desk.engagement.chart(),
-            "deliverability_chart": desk.deliverability_chart(),
+            "desk": marketer,
+            "engagement_chart": marketer.engagement.chart(),
+            "deliverability_chart": marketer.deliverability_chart(),
             "window_days": selectors.WINDOW_DAYS,
         }
         return render(request, "dashboard/marketer.html", context)
     if role == Role.COMPLIANCE_OFFICER:
-        desk = selectors.compliance_desk(tenant=request.tenant, role=role, viewer=viewer)
-        context |= {"desk": desk, "expiring_chart": desk.expiring_chart()}
+        compliance = selectors.compliance_desk(tenant=request.tenant, role=role, viewer=Viewer.of(request))
+        context |= {"desk": compliance, "expiring_chart": compliance.expiring_chart()}
         return render(request, "dashboard/compliance.html", context)
     return accounts_home.home(request)
 
@@ -49,7 +50,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 @shows_aggregates
 @require_any_permission(*CALENDAR_PERMISSIONS)
-def send_calendar(request: HttpRequest) -> HttpResponse:
+def send_calendar(request: TenantRequest) -> HttpResponse:
     view = request.GET.get("view", calendar.MONTH)
     errors = []
     if view not in (calendar.MONTH, calendar.WEEK):

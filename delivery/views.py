@@ -6,11 +6,12 @@ from __future__ import annotations
 import uuid
 
 from django import forms
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 
 from delivery.engine import selectors
 from healthmail import labels
+from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import actor_of, require_permission
 from healthmail.disclosure import Viewer, shows_aggregates
@@ -30,7 +31,7 @@ class MessageSearchForm(forms.Form):
 
 @shows_aggregates
 @require_permission("delivery.view_progress")
-def source_list(request: HttpRequest) -> HttpResponse:
+def source_list(request: TenantRequest) -> HttpResponse:
     viewer = Viewer.of(request)
     found = selectors.source_list(tenant=request.tenant)
     # The campaign's or journey's name, never its id (healthmail/labels.py).
@@ -48,7 +49,7 @@ def source_list(request: HttpRequest) -> HttpResponse:
 
 @shows_aggregates
 @require_permission("delivery.view_progress")
-def source_progress(request: HttpRequest, source_type: str, source_id: str) -> HttpResponse:
+def source_progress(request: TenantRequest, source_type: str, source_id: str) -> HttpResponse:
     source_id = "" if source_id == NO_SOURCE_ID else source_id
     try:
         progress = selectors.source_progress(
@@ -72,7 +73,7 @@ def source_progress(request: HttpRequest, source_type: str, source_id: str) -> H
 
 
 @require_permission("delivery.search")
-def message_search(request: HttpRequest) -> HttpResponse:
+def message_search(request: TenantRequest) -> HttpResponse:
     form = MessageSearchForm(request.GET or None)
     context: dict = {"form": form}
     status = 200
@@ -97,7 +98,7 @@ def message_search(request: HttpRequest) -> HttpResponse:
 
 
 @require_permission("delivery.view_evidence")
-def message_evidence(request: HttpRequest, message_id: uuid.UUID) -> HttpResponse:
+def message_evidence(request: TenantRequest, message_id: uuid.UUID) -> HttpResponse:
     try:
         message = selectors.message_get(tenant=request.tenant, message_id=message_id)
     except NotFound as error:
@@ -117,6 +118,6 @@ def message_evidence(request: HttpRequest, message_id: uuid.UUID) -> HttpRespons
 
 
 @require_permission("delivery.view_evidence")
-def domain_table(request: HttpRequest) -> HttpResponse:
+def domain_table(request: TenantRequest) -> HttpResponse:
     rows = selectors.domain_table(tenant=request.tenant)
     return render(request, "delivery/engine/domain_table.html", {"rows": rows})

@@ -4,10 +4,11 @@ workflow buttons and the review page (reports: views/reports.py)."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import actor_of, require_permission
 from healthmail.content_policy import email_preview_policy
@@ -30,13 +31,13 @@ REVIEW = ("campaigns.approve_compliance", "campaigns.approve_clinical")
 
 @require_GET
 @require_any_permission(*VIEW_CAMPAIGNS)
-def campaign_list(request: HttpRequest) -> HttpResponse:
+def campaign_list(request: TenantRequest) -> HttpResponse:
     return render(
         request, "campaigns/campaign_list.html", {"campaigns": selectors.campaign_list(tenant=request.tenant)}
     )
 
 
-def _builder(request: HttpRequest, campaign: Campaign | None) -> HttpResponse:
+def _builder(request: TenantRequest, campaign: Campaign | None) -> HttpResponse:
     initial = (
         campaign_initial(campaign, selectors.campaign_variants(tenant=request.tenant, campaign=campaign))
         if campaign
@@ -62,12 +63,12 @@ def _builder(request: HttpRequest, campaign: Campaign | None) -> HttpResponse:
 
 
 @require_permission(EDIT)
-def campaign_new(request: HttpRequest) -> HttpResponse:
+def campaign_new(request: TenantRequest) -> HttpResponse:
     return _builder(request, None)
 
 
 @require_permission(EDIT)
-def campaign_edit(request: HttpRequest, campaign_id) -> HttpResponse:
+def campaign_edit(request: TenantRequest, campaign_id) -> HttpResponse:
     campaign = campaign_or_404(request, campaign_id)
     if campaign.is_locked:
         messages.error(
@@ -77,7 +78,7 @@ def campaign_edit(request: HttpRequest, campaign_id) -> HttpResponse:
     return _builder(request, campaign)
 
 
-def _preview(request: HttpRequest, campaign: Campaign, language: str = ""):
+def _preview(request: TenantRequest, campaign: Campaign, language: str = ""):
     if campaign.template_version is not None:
         contents = template_services.version_contents(campaign.template_version)
         blocks, kind = campaign.template_version.blocks, campaign.template_version.kind
@@ -102,7 +103,7 @@ def _preview(request: HttpRequest, campaign: Campaign, language: str = ""):
 @shows_aggregates
 @require_GET
 @require_any_permission(*VIEW_CAMPAIGNS)
-def campaign_detail(request: HttpRequest, campaign_id) -> HttpResponse:
+def campaign_detail(request: TenantRequest, campaign_id) -> HttpResponse:
     campaign = campaign_or_404(request, campaign_id)
     tenant = request.tenant
     reviews = selectors.campaign_reviews(tenant=tenant, campaign=campaign)
@@ -140,7 +141,7 @@ def _sends_nothing(audience: dict) -> bool:
     return bool(preview and preview.sends_nothing)
 
 
-def _audience(request: HttpRequest, campaign: Campaign) -> dict:
+def _audience(request: TenantRequest, campaign: Campaign) -> dict:
     if campaign.status not in AUDIENCE_SHOWN:
         return {}
     try:
@@ -156,7 +157,7 @@ def _audience(request: HttpRequest, campaign: Campaign) -> dict:
 @shows_aggregates
 @require_GET
 @require_any_permission(*VIEW_CAMPAIGNS)
-def campaign_progress(request: HttpRequest, campaign_id) -> HttpResponse:
+def campaign_progress(request: TenantRequest, campaign_id) -> HttpResponse:
     """The htmx partial the detail page polls while the campaign is sending."""
     campaign = campaign_or_404(request, campaign_id)
     progress = selectors.campaign_progress(
@@ -170,7 +171,7 @@ def campaign_progress(request: HttpRequest, campaign_id) -> HttpResponse:
 
 
 def _step(
-    request: HttpRequest, campaign_id, step, success: str, *, commented: bool = True, **kwargs
+    request: TenantRequest, campaign_id, step, success: str, *, commented: bool = True, **kwargs
 ) -> HttpResponse:
     campaign = campaign_or_404(request, campaign_id)
     if commented:
@@ -186,13 +187,13 @@ def _step(
 
 @require_POST
 @require_permission(EDIT)
-def campaign_submit(request: HttpRequest, campaign_id) -> HttpResponse:
+def campaign_submit(request: TenantRequest, campaign_id) -> HttpResponse:
     return _step(request, campaign_id, workflow.campaign_submit, "Submitted for review.")
 
 
 @require_POST
 @require_permission(EDIT)
-def campaign_withdraw(request: HttpRequest, campaign_id) -> HttpResponse:
+def campaign_withdraw(request: TenantRequest, campaign_id) -> HttpResponse:
     return _step(
         request, campaign_id, workflow.campaign_withdraw, "Withdrawn: the campaign is a draft again."
     )
@@ -200,7 +201,7 @@ def campaign_withdraw(request: HttpRequest, campaign_id) -> HttpResponse:
 
 @require_POST
 @require_permission(EDIT)
-def campaign_schedule(request: HttpRequest, campaign_id) -> HttpResponse:
+def campaign_schedule(request: TenantRequest, campaign_id) -> HttpResponse:
     form = ScheduleForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose when to send.")
@@ -225,25 +226,25 @@ def campaign_schedule(request: HttpRequest, campaign_id) -> HttpResponse:
 
 @require_POST
 @require_permission(EDIT)
-def campaign_unschedule(request: HttpRequest, campaign_id) -> HttpResponse:
+def campaign_unschedule(request: TenantRequest, campaign_id) -> HttpResponse:
     return _step(request, campaign_id, workflow.campaign_unschedule, "Unscheduled.", commented=False)
 
 
 @require_POST
 @require_permission(EDIT)
-def campaign_pause(request: HttpRequest, campaign_id) -> HttpResponse:
+def campaign_pause(request: TenantRequest, campaign_id) -> HttpResponse:
     return _step(request, campaign_id, workflow.campaign_pause, "Paused: messages not yet sent wait.")
 
 
 @require_POST
 @require_permission(EDIT)
-def campaign_resume(request: HttpRequest, campaign_id) -> HttpResponse:
+def campaign_resume(request: TenantRequest, campaign_id) -> HttpResponse:
     return _step(request, campaign_id, workflow.campaign_resume, "Resumed.")
 
 
 @require_POST
 @require_any_permission(EDIT, "campaigns.approve_compliance")
-def campaign_cancel(request: HttpRequest, campaign_id) -> HttpResponse:
+def campaign_cancel(request: TenantRequest, campaign_id) -> HttpResponse:
     return _step(request, campaign_id, workflow.campaign_cancel, "Cancelled: no further messages go out.")
 
 
@@ -252,14 +253,14 @@ def campaign_cancel(request: HttpRequest, campaign_id) -> HttpResponse:
 
 @require_GET
 @require_any_permission(*REVIEW)
-def approval_list(request: HttpRequest) -> HttpResponse:
+def approval_list(request: TenantRequest) -> HttpResponse:
     waiting = selectors.approvals_waiting(tenant=request.tenant, role=request.role)
     return render(request, "campaigns/approval_list.html", {"campaigns": waiting})
 
 
 @require_POST
 @require_any_permission(*REVIEW)
-def campaign_review(request: HttpRequest, campaign_id) -> HttpResponse:
+def campaign_review(request: TenantRequest, campaign_id) -> HttpResponse:
     campaign = campaign_or_404(request, campaign_id)
     kind = "clinical" if role_can(request.role, "campaigns.approve_clinical") else "compliance"
     comment = request.POST.get("comment", "")

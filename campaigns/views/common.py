@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest
+from django.http import Http404
 
+from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.views.access import require_any_permission  # noqa: F401 - campaign pages use it
 from healthmail.errors import ApplicationError, NotFound
 
@@ -18,19 +19,19 @@ VIEW_CAMPAIGNS = (
 )
 
 
-def campaign_or_404(request: HttpRequest, campaign_id):
+def campaign_or_404(request: TenantRequest, campaign_id):
     try:
         return selectors.campaign_get(tenant=request.tenant, campaign_id=campaign_id)
     except NotFound:
         raise Http404("No such campaign.") from None
 
 
-def template_or_404(request: HttpRequest, template_id):
+def template_or_404(request: TenantRequest, template_id):
     try:
         return selectors.template_get(tenant=request.tenant, template_id=template_id)
     except NotFound:
         raise Http404("No such template.") from None
 
 
-def report_error(request: HttpRequest, error: ApplicationError) -> None:
+def report_error(request: TenantRequest, error: ApplicationError) -> None:
     messages.error(request, error.message)

@@ -7,12 +7,13 @@ template service (campaigns/services/editor.py), so lint, sandbox and versions w
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.html import escape
 from django.views.decorators.http import require_GET
 
+from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.views.access import actor_of, require_permission
 from healthmail.content_policy import block_editor_policy
 from healthmail.errors import ApplicationError
@@ -30,7 +31,7 @@ from .templates import EDIT
 PREVIEW_FRAME_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src https: data:"
 
 
-def _merge_fields(request: HttpRequest, kind: str) -> list[dict]:
+def _merge_fields(request: TenantRequest, kind: str) -> list[dict]:
     field_set = services.field_set_for(tenant=request.tenant, kind=kind)
     return [
         {"name": f.name, "label": f.label, "phi": f.phi}
@@ -38,14 +39,14 @@ def _merge_fields(request: HttpRequest, kind: str) -> list[dict]:
     ]
 
 
-def _footer_preview(request: HttpRequest) -> str:
+def _footer_preview(request: TenantRequest) -> str:
     """What the locked footer placeholder says; the real one is rendered per message."""
     sender = services.branding_get(tenant=request.tenant).sender_name or request.tenant.name
     address = " ".join(request.tenant.postal_address.split())
     return f"{sender} · {address} · Unsubscribe · Email preferences (added to every message)"
 
 
-def _context(request: HttpRequest, template: Template | None, form: DesignForm, language: str) -> dict:
+def _context(request: TenantRequest, template: Template | None, form: DesignForm, language: str) -> dict:
     kind = template.kind if template else Template.Kind.MARKETING
     return {
         "template": template,
@@ -70,7 +71,7 @@ def _saved_note(saved: design_services.DesignSaved) -> str:
 
 @require_permission(EDIT)
 @block_editor_policy
-def template_design(request: HttpRequest, template_id=None) -> HttpResponse:
+def template_design(request: TenantRequest, template_id=None) -> HttpResponse:
     template = template_or_404(request, template_id) if template_id is not None else None
     language = (request.POST.get("language") or request.GET.get("language") or "").lower()
     if template is not None:
@@ -114,7 +115,7 @@ def template_design(request: HttpRequest, template_id=None) -> HttpResponse:
 
 @require_GET
 @require_permission(EDIT)
-def template_preview_frame(request: HttpRequest, template_id) -> HttpResponse:
+def template_preview_frame(request: TenantRequest, template_id) -> HttpResponse:
     """The rendered email alone (synthetic contact), for the preview frames of the editor."""
     template = template_or_404(request, template_id)
     shown = services.template_preview(

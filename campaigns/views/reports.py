@@ -3,11 +3,12 @@ comparison across campaigns. Every figure comes through the disclosure policy (c
 
 from __future__ import annotations
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from audit import services as audit
+from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.views.access import actor_of, require_permission
 from healthmail.disclosure import Viewer, shows_aggregates
 from healthmail.errors import NotFound
@@ -20,12 +21,12 @@ from .common import campaign_or_404
 REPORTS = "reports.view"
 
 
-def _report(request: HttpRequest, campaign_id):
+def _report(request: TenantRequest, campaign_id):
     campaign = campaign_or_404(request, campaign_id)
     return campaign_report_full(tenant=request.tenant, campaign=campaign, viewer=Viewer.of(request))
 
 
-def _exported(request: HttpRequest, report, file_format: str) -> None:
+def _exported(request: TenantRequest, report, file_format: str) -> None:
     """A report leaving the application as a file is a record of its own (who took which figures)."""
     audit.record(
         actor=actor_of(request),
@@ -39,7 +40,7 @@ def _exported(request: HttpRequest, report, file_format: str) -> None:
 @require_GET
 @shows_aggregates
 @require_permission(REPORTS)
-def campaign_report(request: HttpRequest, campaign_id) -> HttpResponse:
+def campaign_report(request: TenantRequest, campaign_id) -> HttpResponse:
     report = _report(request, campaign_id)
     context = {
         "campaign": report.campaign,
@@ -54,7 +55,7 @@ def campaign_report(request: HttpRequest, campaign_id) -> HttpResponse:
 @require_GET
 @shows_aggregates
 @require_permission(REPORTS)
-def campaign_report_csv(request: HttpRequest, campaign_id) -> HttpResponse:
+def campaign_report_csv(request: TenantRequest, campaign_id) -> HttpResponse:
     report = _report(request, campaign_id)
     _exported(request, report, "csv")
     response = HttpResponse(export.report_csv(report), content_type="text/csv; charset=utf-8")
@@ -65,7 +66,7 @@ def campaign_report_csv(request: HttpRequest, campaign_id) -> HttpResponse:
 @require_GET
 @shows_aggregates
 @require_permission(REPORTS)
-def campaign_report_pdf(request: HttpRequest, campaign_id) -> HttpResponse:
+def campaign_report_pdf(request: TenantRequest, campaign_id) -> HttpResponse:
     report = _report(request, campaign_id)
     _exported(request, report, "pdf")
     response = HttpResponse(export.report_pdf(report), content_type="application/pdf")
@@ -76,7 +77,7 @@ def campaign_report_pdf(request: HttpRequest, campaign_id) -> HttpResponse:
 @require_GET
 @shows_aggregates
 @require_permission(REPORTS)
-def campaign_compare(request: HttpRequest) -> HttpResponse:
+def campaign_compare(request: TenantRequest) -> HttpResponse:
     try:
         chosen = compare.compared_campaigns(
             tenant=request.tenant, campaign_ids=request.GET.getlist("campaign")

@@ -4,10 +4,11 @@ desktop and phone widths with a synthetic contact, test sends, reusable blocks a
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.views.access import actor_of, require_permission
 from healthmail.content_policy import email_preview_policy
 from healthmail.errors import ApplicationError, NotFound
@@ -24,13 +25,13 @@ EDIT = "templates.edit"
 
 @require_GET
 @require_permission(EDIT)
-def template_list(request: HttpRequest) -> HttpResponse:
+def template_list(request: TenantRequest) -> HttpResponse:
     return render(
         request, "campaigns/template_list.html", {"templates": selectors.template_list(tenant=request.tenant)}
     )
 
 
-def _editor_context(request: HttpRequest, template, form, language: str) -> dict:
+def _editor_context(request: TenantRequest, template, form, language: str) -> dict:
     field_set = services.field_set_for(tenant=request.tenant, kind=template.kind if template else "marketing")
     return {
         "template": template,
@@ -48,7 +49,7 @@ def _editor_context(request: HttpRequest, template, form, language: str) -> dict
 
 
 @require_permission(EDIT)
-def template_new(request: HttpRequest) -> HttpResponse:
+def template_new(request: TenantRequest) -> HttpResponse:
     form = TemplateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -83,7 +84,7 @@ def _lint_note(template) -> str:
 
 
 @require_permission(EDIT)
-def template_edit(request: HttpRequest, template_id) -> HttpResponse:
+def template_edit(request: TenantRequest, template_id) -> HttpResponse:
     template = template_or_404(request, template_id)
     contents = services.template_contents(template=template)
     language = (
@@ -132,7 +133,7 @@ def template_edit(request: HttpRequest, template_id) -> HttpResponse:
 @email_preview_policy
 @require_GET
 @require_permission(EDIT)
-def template_preview(request: HttpRequest, template_id) -> HttpResponse:
+def template_preview(request: TenantRequest, template_id) -> HttpResponse:
     template = template_or_404(request, template_id)
     shown = services.template_preview(
         tenant=request.tenant, template=template, language=request.GET.get("language", "")
@@ -142,7 +143,7 @@ def template_preview(request: HttpRequest, template_id) -> HttpResponse:
 
 @require_POST
 @require_permission(EDIT)
-def template_test_send(request: HttpRequest, template_id) -> HttpResponse:
+def template_test_send(request: TenantRequest, template_id) -> HttpResponse:
     template = template_or_404(request, template_id)
     form = TestSendForm(request.POST)
     if not form.is_valid():
@@ -167,14 +168,14 @@ def template_test_send(request: HttpRequest, template_id) -> HttpResponse:
 
 @require_GET
 @require_permission(EDIT)
-def block_list(request: HttpRequest) -> HttpResponse:
+def block_list(request: TenantRequest) -> HttpResponse:
     return render(
         request, "campaigns/block_list.html", {"blocks": selectors.block_list(tenant=request.tenant)}
     )
 
 
 @require_permission(EDIT)
-def block_edit(request: HttpRequest, block_id=None) -> HttpResponse:
+def block_edit(request: TenantRequest, block_id=None) -> HttpResponse:
     block = None
     if block_id is not None:
         try:
@@ -204,7 +205,7 @@ def block_edit(request: HttpRequest, block_id=None) -> HttpResponse:
 
 
 @require_permission(EDIT)
-def branding_edit(request: HttpRequest) -> HttpResponse:
+def branding_edit(request: TenantRequest) -> HttpResponse:
     branding = services.branding_get(tenant=request.tenant)
     initial = {name: getattr(branding, name) for name in BrandingForm.base_fields}
     form = BrandingForm(request.POST or None, initial=initial)

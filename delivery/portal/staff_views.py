@@ -7,10 +7,11 @@ import uuid
 
 from django.contrib import messages
 from django.db.models import Count, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.views.access import actor_of, require_permission
 from healthmail.errors import NotFound
 
@@ -20,7 +21,7 @@ from . import services
 PERMISSION = "contacts.view_phi"  # replies are PHI; recall acts on a patient's message
 
 
-def _portal_message_or_404(request: HttpRequest, portal_message_id: uuid.UUID) -> PortalMessage:
+def _portal_message_or_404(request: TenantRequest, portal_message_id: uuid.UUID) -> PortalMessage:
     try:
         return services.portal_message_get(tenant=request.tenant, portal_message_id=portal_message_id)
     except NotFound as error:
@@ -28,7 +29,7 @@ def _portal_message_or_404(request: HttpRequest, portal_message_id: uuid.UUID) -
 
 
 @require_permission(PERMISSION)
-def portal_message_list(request: HttpRequest) -> HttpResponse:
+def portal_message_list(request: TenantRequest) -> HttpResponse:
     rows = (
         PortalMessage.objects.for_tenant(request.tenant)
         .annotate(
@@ -45,7 +46,7 @@ def portal_message_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_permission(PERMISSION)
-def portal_message_detail(request: HttpRequest, portal_message_id: uuid.UUID) -> HttpResponse:
+def portal_message_detail(request: TenantRequest, portal_message_id: uuid.UUID) -> HttpResponse:
     portal_message = _portal_message_or_404(request, portal_message_id)
     replies = services.portal_replies_read(
         tenant=request.tenant, actor=actor_of(request), portal_message=portal_message
@@ -56,7 +57,7 @@ def portal_message_detail(request: HttpRequest, portal_message_id: uuid.UUID) ->
 
 @require_permission(PERMISSION)
 @require_POST
-def portal_message_recall(request: HttpRequest, portal_message_id: uuid.UUID) -> HttpResponse:
+def portal_message_recall(request: TenantRequest, portal_message_id: uuid.UUID) -> HttpResponse:
     portal_message = _portal_message_or_404(request, portal_message_id)
     services.portal_recall(
         tenant=request.tenant,

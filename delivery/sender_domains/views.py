@@ -6,12 +6,13 @@ import uuid
 
 from django import forms
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from delivery.inbound import health
 from delivery.tls.resolver import get_resolver
+from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.views.access import actor_of, require_permission
 from healthmail.errors import ApplicationError, NotFound
 
@@ -26,7 +27,7 @@ class SenderDomainForm(forms.Form):
     )
 
 
-def _domain_or_404(request: HttpRequest, sender_domain_id: uuid.UUID):
+def _domain_or_404(request: TenantRequest, sender_domain_id: uuid.UUID):
     try:
         return selectors.sender_domain_get(tenant=request.tenant, sender_domain_id=sender_domain_id)
     except NotFound as error:
@@ -35,7 +36,7 @@ def _domain_or_404(request: HttpRequest, sender_domain_id: uuid.UUID):
 
 @require_permission(PERMISSION)
 @require_http_methods(["GET", "POST"])
-def sender_domain_list(request: HttpRequest) -> HttpResponse:
+def sender_domain_list(request: TenantRequest) -> HttpResponse:
     form = SenderDomainForm(request.POST or None)
     status = 200
     if request.method == "POST" and form.is_valid():
@@ -53,7 +54,7 @@ def sender_domain_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_permission(PERMISSION)
-def sender_domain_detail(request: HttpRequest, sender_domain_id: uuid.UUID) -> HttpResponse:
+def sender_domain_detail(request: TenantRequest, sender_domain_id: uuid.UUID) -> HttpResponse:
     sender_domain = _domain_or_404(request, sender_domain_id)
     keys, records = selectors.sender_domain_records(sender_domain=sender_domain)
     rows = [(record, sender_domain.last_check.get(record.name)) for record in records]
@@ -64,7 +65,7 @@ def sender_domain_detail(request: HttpRequest, sender_domain_id: uuid.UUID) -> H
 
 @require_permission(PERMISSION)
 @require_POST
-def sender_domain_check(request: HttpRequest, sender_domain_id: uuid.UUID) -> HttpResponse:
+def sender_domain_check(request: TenantRequest, sender_domain_id: uuid.UUID) -> HttpResponse:
     sender_domain = _domain_or_404(request, sender_domain_id)
     checks = services.sender_domain_check(
         tenant=request.tenant, actor=actor_of(request), sender_domain=sender_domain, resolver=get_resolver()
@@ -83,7 +84,7 @@ def sender_domain_check(request: HttpRequest, sender_domain_id: uuid.UUID) -> Ht
 
 @require_permission(PERMISSION)
 @require_POST
-def dkim_key_rotate(request: HttpRequest, sender_domain_id: uuid.UUID) -> HttpResponse:
+def dkim_key_rotate(request: TenantRequest, sender_domain_id: uuid.UUID) -> HttpResponse:
     sender_domain = _domain_or_404(request, sender_domain_id)
     try:
         key = services.dkim_key_rotate(
@@ -98,7 +99,7 @@ def dkim_key_rotate(request: HttpRequest, sender_domain_id: uuid.UUID) -> HttpRe
 
 @require_permission(PERMISSION)
 @require_POST
-def dkim_key_retire(request: HttpRequest, sender_domain_id: uuid.UUID, key_id: uuid.UUID) -> HttpResponse:
+def dkim_key_retire(request: TenantRequest, sender_domain_id: uuid.UUID, key_id: uuid.UUID) -> HttpResponse:
     sender_domain = _domain_or_404(request, sender_domain_id)
     try:
         key = selectors.dkim_key_get(tenant=request.tenant, sender_domain=sender_domain, key_id=key_id)
@@ -115,7 +116,9 @@ def dkim_key_retire(request: HttpRequest, sender_domain_id: uuid.UUID, key_id: u
 
 @require_permission(PERMISSION)
 @require_POST
-def domain_pause_lift(request: HttpRequest, sender_domain_id: uuid.UUID, pause_id: uuid.UUID) -> HttpResponse:
+def domain_pause_lift(
+    request: TenantRequest, sender_domain_id: uuid.UUID, pause_id: uuid.UUID
+) -> HttpResponse:
     sender_domain = _domain_or_404(request, sender_domain_id)
     try:
         pause = health.domain_pause_get(tenant=request.tenant, pause_id=pause_id)

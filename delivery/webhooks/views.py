@@ -6,10 +6,11 @@ import uuid
 
 from django import forms
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.views.access import actor_of, no_store, require_permission
 from healthmail.errors import ApplicationError, NotFound
 
@@ -34,7 +35,7 @@ class EndpointForm(forms.Form):
     )
 
 
-def _endpoint_or_404(request: HttpRequest, endpoint_id: uuid.UUID) -> WebhookEndpoint:
+def _endpoint_or_404(request: TenantRequest, endpoint_id: uuid.UUID) -> WebhookEndpoint:
     try:
         return services.endpoint_get(tenant=request.tenant, endpoint_id=endpoint_id)
     except NotFound as error:
@@ -43,7 +44,7 @@ def _endpoint_or_404(request: HttpRequest, endpoint_id: uuid.UUID) -> WebhookEnd
 
 @require_permission(PERMISSION)
 @require_http_methods(["GET", "POST"])
-def endpoint_list(request: HttpRequest) -> HttpResponse:
+def endpoint_list(request: TenantRequest) -> HttpResponse:
     form = EndpointForm(request.POST or None)
     status = 200
     if request.method == "POST" and form.is_valid():
@@ -69,7 +70,7 @@ def endpoint_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_permission(PERMISSION)
-def endpoint_detail(request: HttpRequest, endpoint_id: uuid.UUID) -> HttpResponse:
+def endpoint_detail(request: TenantRequest, endpoint_id: uuid.UUID) -> HttpResponse:
     endpoint = _endpoint_or_404(request, endpoint_id)
     deliveries = WebhookDelivery.objects.for_tenant(request.tenant).filter(endpoint=endpoint)[:100]
     return render(request, "delivery/webhooks/detail.html", {"endpoint": endpoint, "deliveries": deliveries})
@@ -77,7 +78,7 @@ def endpoint_detail(request: HttpRequest, endpoint_id: uuid.UUID) -> HttpRespons
 
 @require_permission(PERMISSION)
 @require_POST
-def endpoint_action(request: HttpRequest, endpoint_id: uuid.UUID) -> HttpResponse:
+def endpoint_action(request: TenantRequest, endpoint_id: uuid.UUID) -> HttpResponse:
     endpoint = _endpoint_or_404(request, endpoint_id)
     action = request.POST.get("action", "")
     actor = actor_of(request)

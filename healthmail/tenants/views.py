@@ -7,11 +7,12 @@ import uuid
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import access_denied_record
 from healthmail.actors import Actor
@@ -22,15 +23,16 @@ from .forms import BaaForm, BaaTerminateForm, TenantCreateForm, TenantSettingsFo
 from .models import BusinessAssociateAgreement, Tenant
 
 
-def _require(request: HttpRequest, *permissions: str) -> None:
+def _require(request: TenantRequest, *permissions: str) -> None:
     """403 unless the role holds one of the permissions; the refusal is audited."""
     if any(role_can(request.role, permission) for permission in permissions):
         return
-    access_denied_record(request, reason=" or ".join(permissions), view_name=request.resolver_match.view_name)
+    view_name = request.resolver_match.view_name if request.resolver_match else ""
+    access_denied_record(request, reason=" or ".join(permissions), view_name=view_name)
     raise PermissionDenied
 
 
-def _actor(request: HttpRequest) -> Actor:
+def _actor(request: TenantRequest) -> Actor:
     return Actor.for_user(request.user)
 
 
@@ -48,13 +50,13 @@ def _baa_or_404(tenant: Tenant, baa_id: uuid.UUID) -> BusinessAssociateAgreement
 # --- Platform administration ------------------------------------------------------------------------
 
 
-def tenant_list(request: HttpRequest) -> HttpResponse:
+def tenant_list(request: TenantRequest) -> HttpResponse:
     _require(request, "platform.manage_tenants")
     return render(request, "tenants/tenant_list.html", {"summaries": selectors.tenant_summaries()})
 
 
 @require_http_methods(["GET", "POST"])
-def tenant_create(request: HttpRequest) -> HttpResponse:
+def tenant_create(request: TenantRequest) -> HttpResponse:
     _require(request, "platform.manage_tenants")
     form = TenantCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -75,7 +77,7 @@ def tenant_create(request: HttpRequest) -> HttpResponse:
     return render(request, "tenants/tenant_create.html", {"form": form})
 
 
-def tenant_detail(request: HttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
+def tenant_detail(request: TenantRequest, tenant_id: uuid.UUID) -> HttpResponse:
     _require(request, "platform.manage_tenants")
     tenant = _tenant_or_404(tenant_id)
     return render(request, "tenants/tenant_detail.html", _detail_context(tenant, TenantStatusForm()))
@@ -91,7 +93,7 @@ def _detail_context(tenant: Tenant, status_form: TenantStatusForm) -> dict:
 
 
 @require_POST
-def tenant_status(request: HttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
+def tenant_status(request: TenantRequest, tenant_id: uuid.UUID) -> HttpResponse:
     _require(request, "platform.manage_tenants")
     tenant = _tenant_or_404(tenant_id)
     form = TenantStatusForm(request.POST)
@@ -111,7 +113,7 @@ def tenant_status(request: HttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def baa_create(request: HttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
+def baa_create(request: TenantRequest, tenant_id: uuid.UUID) -> HttpResponse:
     _require(request, "platform.manage_baas")
     tenant = _tenant_or_404(tenant_id)
     renewing = None
@@ -161,7 +163,7 @@ def _renewal_initial(tenant: Tenant, renewing: BusinessAssociateAgreement | None
 
 
 @require_http_methods(["GET", "POST"])
-def baa_terminate(request: HttpRequest, tenant_id: uuid.UUID, baa_id: uuid.UUID) -> HttpResponse:
+def baa_terminate(request: TenantRequest, tenant_id: uuid.UUID, baa_id: uuid.UUID) -> HttpResponse:
     _require(request, "platform.manage_baas")
     tenant = _tenant_or_404(tenant_id)
     baa = _baa_or_404(tenant, baa_id)
@@ -188,7 +190,7 @@ def baa_terminate(request: HttpRequest, tenant_id: uuid.UUID, baa_id: uuid.UUID)
 
 
 @require_http_methods(["GET", "POST"])
-def tenant_settings(request: HttpRequest) -> HttpResponse:
+def tenant_settings(request: TenantRequest) -> HttpResponse:
     """Tenant admins edit; compliance officers may look (BAA status). PHI gating is shown read-only."""
     _require(request, "tenant.manage_settings", "tenant.view_baa")
     tenant = request.tenant

@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect
 
 from contacts.selectors import contact_lookup_many
+from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.views.access import actor_of
 from healthmail.errors import ApplicationError
 
 
 def attempt(
-    request: HttpRequest, action: Callable[[], object], success: str, back: str, **kwargs
+    request: TenantRequest, action: Callable[[], object], success: str, back: str, **kwargs
 ) -> HttpResponse:
     """Run a service call; report its refusal (a user-facing message) or its success; redirect."""
     try:
@@ -33,7 +34,7 @@ def download(content: bytes, filename: str, content_type: str) -> HttpResponse:
     return response
 
 
-def contacts_named(request: HttpRequest, form, *, purpose: str) -> tuple | None:
+def contacts_named(request: TenantRequest, form, *, purpose: str) -> tuple | None:
     """The form's contact ids plus the patients found by exact identifier; None (and the error on
     the form) when an identifier finds nobody or several people."""
     data = form.cleaned_data

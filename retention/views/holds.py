@@ -4,11 +4,12 @@ release; and the custodian's own notices (any member can be a custodian)."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from healthmail.accounts.models import Membership
+from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import actor_of, forbidden, require_permission
 from healthmail.errors import ApplicationError
@@ -18,7 +19,7 @@ from ..forms import HoldForm, ReasonForm
 from .common import attempt, contacts_named
 
 
-def _hold_or_404(request: HttpRequest, hold_id):
+def _hold_or_404(request: TenantRequest, hold_id):
     hold = selectors.hold_get(tenant=request.tenant, hold_id=hold_id)
     if hold is None:
         raise Http404("No such hold.")
@@ -26,12 +27,12 @@ def _hold_or_404(request: HttpRequest, hold_id):
 
 
 @require_permission("legal_holds.manage")
-def hold_list(request: HttpRequest) -> HttpResponse:
+def hold_list(request: TenantRequest) -> HttpResponse:
     return render(request, "retention/hold_list.html", {"holds": selectors.hold_list(tenant=request.tenant)})
 
 
 @require_permission("legal_holds.manage")
-def hold_create(request: HttpRequest) -> HttpResponse:
+def hold_create(request: TenantRequest) -> HttpResponse:
     members = Membership.objects.filter(tenant=request.tenant, is_active=True).select_related("user")
     form = HoldForm(request.POST or None, members=members)
     if request.method == "POST" and form.is_valid():
@@ -47,7 +48,7 @@ def hold_create(request: HttpRequest) -> HttpResponse:
     return render(request, "retention/hold_form.html", {"form": form})
 
 
-def _hold_create(request: HttpRequest, form: HoldForm, contact_ids: tuple):
+def _hold_create(request: TenantRequest, form: HoldForm, contact_ids: tuple):
     data = form.cleaned_data
     scope = holds.HoldScope(
         contact_ids=contact_ids,
@@ -74,7 +75,7 @@ def _hold_create(request: HttpRequest, form: HoldForm, contact_ids: tuple):
 
 
 @require_permission("legal_holds.manage")
-def hold_detail(request: HttpRequest, hold_id) -> HttpResponse:
+def hold_detail(request: TenantRequest, hold_id) -> HttpResponse:
     hold = _hold_or_404(request, hold_id)
     context = {
         "hold": hold,
@@ -84,14 +85,14 @@ def hold_detail(request: HttpRequest, hold_id) -> HttpResponse:
     return render(request, "retention/hold_detail.html", context)
 
 
-def _hold_action(request: HttpRequest, hold_id, action, success: str) -> HttpResponse:
+def _hold_action(request: TenantRequest, hold_id, action, success: str) -> HttpResponse:
     hold = _hold_or_404(request, hold_id)
     return attempt(request, lambda: action(hold), success, "retention:hold_detail", hold_id=hold.pk)
 
 
 @require_POST
 @require_permission("legal_holds.manage")
-def hold_approve(request: HttpRequest, hold_id) -> HttpResponse:
+def hold_approve(request: TenantRequest, hold_id) -> HttpResponse:
     return _hold_action(
         request,
         hold_id,
@@ -107,7 +108,7 @@ def hold_approve(request: HttpRequest, hold_id) -> HttpResponse:
 
 @require_POST
 @require_permission("legal_holds.manage")
-def hold_review(request: HttpRequest, hold_id) -> HttpResponse:
+def hold_review(request: TenantRequest, hold_id) -> HttpResponse:
     return _hold_action(
         request,
         hold_id,
@@ -120,7 +121,7 @@ def hold_review(request: HttpRequest, hold_id) -> HttpResponse:
 
 @require_POST
 @require_permission("legal_holds.manage")
-def hold_release(request: HttpRequest, hold_id) -> HttpResponse:
+def hold_release(request: TenantRequest, hold_id) -> HttpResponse:
     return _hold_action(
         request,
         hold_id,
@@ -133,7 +134,7 @@ def hold_release(request: HttpRequest, hold_id) -> HttpResponse:
 
 @require_POST
 @require_permission("legal_holds.manage")
-def hold_release_confirm(request: HttpRequest, hold_id) -> HttpResponse:
+def hold_release_confirm(request: TenantRequest, hold_id) -> HttpResponse:
     return _hold_action(
         request,
         hold_id,
@@ -149,7 +150,7 @@ def hold_release_confirm(request: HttpRequest, hold_id) -> HttpResponse:
 
 @require_POST
 @require_permission("legal_holds.manage")
-def hold_notify(request: HttpRequest, hold_id) -> HttpResponse:
+def hold_notify(request: TenantRequest, hold_id) -> HttpResponse:
     return _hold_action(
         request,
         hold_id,
@@ -158,7 +159,7 @@ def hold_notify(request: HttpRequest, hold_id) -> HttpResponse:
     )
 
 
-def my_holds(request: HttpRequest) -> HttpResponse:
+def my_holds(request: TenantRequest) -> HttpResponse:
     """The in-app notice: holds naming the signed-in member as custodian."""
     if request.tenant is None or request.membership is None:
         return forbidden(request, "Choose an organization first.")
@@ -167,7 +168,7 @@ def my_holds(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-def hold_acknowledge(request: HttpRequest, hold_id) -> HttpResponse:
+def hold_acknowledge(request: TenantRequest, hold_id) -> HttpResponse:
     if request.tenant is None or request.membership is None:
         return forbidden(request, "Choose an organization first.")
     hold = selectors.hold_get(tenant=request.tenant, hold_id=hold_id)

@@ -2,45 +2,48 @@
 
 from __future__ import annotations
 
+from typing import cast
+
+from django import forms
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.views.access import actor_of, require_permission
 from healthmail.errors import ApplicationError, NotFound
 from healthmail.tenants.context import tenant_context
 
 from .. import archive, exports, policies, selectors, services
 from ..forms import ExceptionForm, ExportForm, PolicyForm, ReasonForm, SearchForm
-from ..models import RetentionException, RetentionPolicy
+from ..models import Action, RetentionException, RetentionPolicy
 from ..registry import category_get
 from .common import attempt, contacts_named, download
 
 
 @require_permission("retention.manage")
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: TenantRequest) -> HttpResponse:
     data = selectors.dashboard(tenant=request.tenant, user=request.user)
     return render(request, "retention/dashboard.html", {"data": data})
 
 
 @require_permission("retention.manage")
-def policy_list(request: HttpRequest) -> HttpResponse:
+def policy_list(request: TenantRequest) -> HttpResponse:
     rows = selectors.policies_overview(tenant=request.tenant)
     return render(request, "retention/policy_list.html", {"rows": rows})
 
 
 @require_permission("retention.manage")
-def policy_detail(request: HttpRequest, category: str) -> HttpResponse:
+def policy_detail(request: TenantRequest, category: str) -> HttpResponse:
     try:
         spec = category_get(category)
     except KeyError:
         raise Http404("No such category.") from None
     current = policies.policy_in_force(tenant=request.tenant, category=category)
     form = PolicyForm(request.POST or None, initial=PolicyForm.initial_from(current))
-    form.fields["action"].choices = [
-        (a, label) for a, label in form.fields["action"].choices if a in spec.actions
-    ]
+    actions = cast(forms.ChoiceField, form.fields["action"])
+    actions.choices = [(a, label) for a, label in Action.choices if a in spec.actions]
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -75,7 +78,7 @@ def policy_detail(request: HttpRequest, category: str) -> HttpResponse:
 
 @require_POST
 @require_permission("retention.manage")
-def policy_decide(request: HttpRequest, policy_id) -> HttpResponse:
+def policy_decide(request: TenantRequest, policy_id) -> HttpResponse:
     with tenant_context(request.tenant):
         policy = RetentionPolicy.objects.filter(tenant=request.tenant, pk=policy_id).first()
     if policy is None:
@@ -97,7 +100,7 @@ def policy_decide(request: HttpRequest, policy_id) -> HttpResponse:
 
 
 @require_permission("retention.manage")
-def exception_list(request: HttpRequest) -> HttpResponse:
+def exception_list(request: TenantRequest) -> HttpResponse:
     form = ExceptionForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -121,7 +124,7 @@ def exception_list(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @require_permission("retention.manage")
-def exception_decide(request: HttpRequest, exception_id) -> HttpResponse:
+def exception_decide(request: TenantRequest, exception_id) -> HttpResponse:
     with tenant_context(request.tenant):
         exception = RetentionException.objects.filter(tenant=request.tenant, pk=exception_id).first()
     if exception is None:
@@ -143,7 +146,7 @@ def exception_decide(request: HttpRequest, exception_id) -> HttpResponse:
 
 
 @require_permission("retention.manage")
-def archive_search(request: HttpRequest) -> HttpResponse:
+def archive_search(request: TenantRequest) -> HttpResponse:
     form = SearchForm(request.POST or None)
     hits = None
     if request.method == "POST" and form.is_valid():
@@ -167,7 +170,7 @@ def archive_search(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @require_permission("retention.manage")
-def archive_retrieve(request: HttpRequest, archived_id) -> HttpResponse:
+def archive_retrieve(request: TenantRequest, archived_id) -> HttpResponse:
     form = ReasonForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Give the reason for opening this record.")
@@ -187,7 +190,7 @@ def archive_retrieve(request: HttpRequest, archived_id) -> HttpResponse:
 
 
 @require_permission("retention.manage")
-def export_list(request: HttpRequest) -> HttpResponse:
+def export_list(request: TenantRequest) -> HttpResponse:
     active = [h for h in selectors.hold_list(tenant=request.tenant) if h.status == "active"]
     form = ExportForm(request.POST or None, holds=active)
     contact_ids = None
@@ -221,7 +224,7 @@ def export_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_permission("retention.manage")
-def export_download(request: HttpRequest, export_id) -> HttpResponse:
+def export_download(request: TenantRequest, export_id) -> HttpResponse:
     try:
         export, content = exports.evidence_export_download(
             tenant=request.tenant, actor=actor_of(request), export_id=export_id

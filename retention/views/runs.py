@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 
+from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.views.access import actor_of, require_permission
 from healthmail.errors import ApplicationError
 
@@ -18,14 +19,14 @@ from ..registry import category_get
 from .common import attempt, download
 
 
-def _run_or_404(request: HttpRequest, run_id):
+def _run_or_404(request: TenantRequest, run_id):
     run = selectors.run_get(tenant=request.tenant, run_id=run_id)
     if run is None:
         raise Http404("No such run.")
     return run
 
 
-def _certificate_or_404(request: HttpRequest, run_id) -> DestructionCertificate:
+def _certificate_or_404(request: TenantRequest, run_id) -> DestructionCertificate:
     run = _run_or_404(request, run_id)
     certificate = DestructionCertificate.objects.filter(tenant=request.tenant, run=run).first()
     if certificate is None:
@@ -34,13 +35,13 @@ def _certificate_or_404(request: HttpRequest, run_id) -> DestructionCertificate:
 
 
 @require_permission("retention.manage")
-def run_list(request: HttpRequest) -> HttpResponse:
+def run_list(request: TenantRequest) -> HttpResponse:
     return render(request, "retention/run_list.html", {"runs": selectors.run_list(tenant=request.tenant)})
 
 
 @require_POST
 @require_permission("retention.manage")
-def run_plan(request: HttpRequest) -> HttpResponse:
+def run_plan(request: TenantRequest) -> HttpResponse:
     try:
         runs = disposal.disposal_plan(tenant=request.tenant, actor=actor_of(request), trigger="manual")
     except ApplicationError as error:
@@ -66,7 +67,7 @@ def _preview_rows(run) -> list[dict]:
 
 
 @require_permission("retention.manage")
-def run_detail(request: HttpRequest, run_id) -> HttpResponse:
+def run_detail(request: TenantRequest, run_id) -> HttpResponse:
     run = _run_or_404(request, run_id)
     context = {
         "run": run,
@@ -85,7 +86,7 @@ def run_detail(request: HttpRequest, run_id) -> HttpResponse:
 
 @require_POST
 @require_permission("retention.manage")
-def run_approve(request: HttpRequest, run_id) -> HttpResponse:
+def run_approve(request: TenantRequest, run_id) -> HttpResponse:
     run = _run_or_404(request, run_id)
     return attempt(
         request,
@@ -103,7 +104,7 @@ def run_approve(request: HttpRequest, run_id) -> HttpResponse:
 
 @require_POST
 @require_permission("retention.manage")
-def run_cancel(request: HttpRequest, run_id) -> HttpResponse:
+def run_cancel(request: TenantRequest, run_id) -> HttpResponse:
     run = _run_or_404(request, run_id)
     return attempt(
         request,
@@ -117,7 +118,7 @@ def run_cancel(request: HttpRequest, run_id) -> HttpResponse:
 
 
 @require_permission("retention.manage")
-def certificate_pdf(request: HttpRequest, run_id) -> HttpResponse:
+def certificate_pdf(request: TenantRequest, run_id) -> HttpResponse:
     certificate = _certificate_or_404(request, run_id)
     name, content = certificates.certificate_pdf(
         tenant=request.tenant, actor=actor_of(request), certificate=certificate
@@ -126,7 +127,7 @@ def certificate_pdf(request: HttpRequest, run_id) -> HttpResponse:
 
 
 @require_permission("retention.manage")
-def certificate_package(request: HttpRequest, run_id) -> HttpResponse:
+def certificate_package(request: TenantRequest, run_id) -> HttpResponse:
     certificate = _certificate_or_404(request, run_id)
     name, content = certificates.certificate_package(
         tenant=request.tenant, actor=actor_of(request), certificate=certificate
@@ -136,7 +137,7 @@ def certificate_package(request: HttpRequest, run_id) -> HttpResponse:
 
 @require_POST
 @require_permission("retention.manage")
-def certificate_verify(request: HttpRequest, run_id) -> HttpResponse:
+def certificate_verify(request: TenantRequest, run_id) -> HttpResponse:
     certificate = _certificate_or_404(request, run_id)
     problems = certificates.certificate_verify(tenant=request.tenant, certificate=certificate)
     if problems:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from healthmail.accounts import api_keys, selectors
 from healthmail.accounts.forms import ApiKeyForm
+from healthmail.accounts.requests import TenantRequest
 from healthmail.errors import ApplicationError, NotFound
 
 from .access import actor_of, no_store, require_permission
@@ -19,14 +20,14 @@ PERMISSION = "tenant.manage_api_keys"
 
 
 @require_permission(PERMISSION)
-def api_key_list(request: HttpRequest) -> HttpResponse:
+def api_key_list(request: TenantRequest) -> HttpResponse:
     keys = selectors.api_key_list(tenant=request.tenant)
     return render(request, "accounts/api_key_list.html", {"api_keys": keys})
 
 
 @require_permission(PERMISSION)
 @require_http_methods(["GET", "POST"])
-def api_key_create(request: HttpRequest) -> HttpResponse:
+def api_key_create(request: TenantRequest) -> HttpResponse:
     form = ApiKeyForm(request.POST or None)
     status = 200
     if request.method == "POST" and form.is_valid():
@@ -50,7 +51,7 @@ def api_key_create(request: HttpRequest) -> HttpResponse:
 
 @require_permission(PERMISSION)
 @require_POST
-def api_key_revoke(request: HttpRequest, api_key_id: uuid.UUID) -> HttpResponse:
+def api_key_revoke(request: TenantRequest, api_key_id: uuid.UUID) -> HttpResponse:
     try:
         api_key = selectors.api_key_get(tenant=request.tenant, api_key_id=api_key_id)
     except NotFound as error:

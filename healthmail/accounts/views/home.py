@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
 
 from healthmail.accounts import services
 from healthmail.accounts.middleware import SESSION_TENANT
+from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.roles import HOME_TITLES, PLATFORM_ADMIN, Role
 from healthmail.errors import NotFound
 
@@ -74,7 +75,7 @@ ROLE_TASKS: dict[str, list[Task]] = {
 }
 
 
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: TenantRequest) -> HttpResponse:
     role = request.role
     if role is None:
         return render(request, "accounts/no_membership.html", status=403)
@@ -83,7 +84,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-def switch_tenant(request: HttpRequest) -> HttpResponse:
+def switch_tenant(request: TenantRequest) -> HttpResponse:
     try:
         membership = services.tenant_switch(
             actor=actor_of(request), user=request.user, tenant_id=request.POST.get("tenant", "")

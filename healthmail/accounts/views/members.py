@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from healthmail.accounts import selectors, services
 from healthmail.accounts.forms import InviteForm, OptionalReasonForm, ReasonForm, RoleForm
 from healthmail.accounts.models import Membership
+from healthmail.accounts.requests import TenantRequest
 from healthmail.errors import ApplicationError, NotFound
 
 from .access import actor_of, require_permission
@@ -19,14 +20,14 @@ from .access import actor_of, require_permission
 PERMISSION = "tenant.manage_users"
 
 
-def _member(request: HttpRequest, membership_id: uuid.UUID) -> Membership:
+def _member(request: TenantRequest, membership_id: uuid.UUID) -> Membership:
     try:
         return selectors.member_get(tenant=request.tenant, membership_id=membership_id)
     except NotFound as error:
         raise Http404(error.message) from error
 
 
-def _detail(request: HttpRequest, membership: Membership, *, status: int = 200, **forms) -> HttpResponse:
+def _detail(request: TenantRequest, membership: Membership, *, status: int = 200, **forms) -> HttpResponse:
     context = {
         "member": membership,
         "is_self": membership.user_id == request.user.pk,
@@ -38,7 +39,7 @@ def _detail(request: HttpRequest, membership: Membership, *, status: int = 200, 
     return render(request, "accounts/member_detail.html", context, status=status)
 
 
-def _act(request: HttpRequest, membership: Membership, action, success: str, **forms) -> HttpResponse:
+def _act(request: TenantRequest, membership: Membership, action, success: str, **forms) -> HttpResponse:
     """Run one service; on refusal show the member page again with the reason and its status."""
     try:
         action()
@@ -49,14 +50,14 @@ def _act(request: HttpRequest, membership: Membership, action, success: str, **f
 
 
 @require_permission(PERMISSION)
-def member_list(request: HttpRequest) -> HttpResponse:
+def member_list(request: TenantRequest) -> HttpResponse:
     members = selectors.member_list(tenant=request.tenant)
     return render(request, "accounts/member_list.html", {"members": members})
 
 
 @require_permission(PERMISSION)
 @require_http_methods(["GET", "POST"])
-def member_invite(request: HttpRequest) -> HttpResponse:
+def member_invite(request: TenantRequest) -> HttpResponse:
     form = InviteForm(request.POST or None)
     status = 200
     if request.method == "POST" and form.is_valid():
@@ -81,13 +82,13 @@ def member_invite(request: HttpRequest) -> HttpResponse:
 
 
 @require_permission(PERMISSION)
-def member_detail(request: HttpRequest, membership_id: uuid.UUID) -> HttpResponse:
+def member_detail(request: TenantRequest, membership_id: uuid.UUID) -> HttpResponse:
     return _detail(request, _member(request, membership_id))
 
 
 @require_permission(PERMISSION)
 @require_POST
-def member_role(request: HttpRequest, membership_id: uuid.UUID) -> HttpResponse:
+def member_role(request: TenantRequest, membership_id: uuid.UUID) -> HttpResponse:
     membership = _member(request, membership_id)
     form = RoleForm(request.POST)
     if not form.is_valid():
@@ -106,7 +107,7 @@ def member_role(request: HttpRequest, membership_id: uuid.UUID) -> HttpResponse:
 
 @require_permission(PERMISSION)
 @require_POST
-def member_deactivate(request: HttpRequest, membership_id: uuid.UUID) -> HttpResponse:
+def member_deactivate(request: TenantRequest, membership_id: uuid.UUID) -> HttpResponse:
     membership = _member(request, membership_id)
     form = OptionalReasonForm(request.POST, prefix="deactivate")
     if not form.is_valid():
@@ -127,7 +128,7 @@ def member_deactivate(request: HttpRequest, membership_id: uuid.UUID) -> HttpRes
 
 @require_permission(PERMISSION)
 @require_POST
-def member_reactivate(request: HttpRequest, membership_id: uuid.UUID) -> HttpResponse:
+def member_reactivate(request: TenantRequest, membership_id: uuid.UUID) -> HttpResponse:
     membership = _member(request, membership_id)
     return _act(
         request,
@@ -141,7 +142,7 @@ def member_reactivate(request: HttpRequest, membership_id: uuid.UUID) -> HttpRes
 
 @require_permission(PERMISSION)
 @require_POST
-def member_mfa_reset(request: HttpRequest, membership_id: uuid.UUID) -> HttpResponse:
+def member_mfa_reset(request: TenantRequest, membership_id: uuid.UUID) -> HttpResponse:
     membership = _member(request, membership_id)
     form = ReasonForm(request.POST, prefix="reset")
     if not form.is_valid():
@@ -162,7 +163,7 @@ def member_mfa_reset(request: HttpRequest, membership_id: uuid.UUID) -> HttpResp
 
 @require_permission(PERMISSION)
 @require_POST
-def member_invitation_resend(request: HttpRequest, membership_id: uuid.UUID) -> HttpResponse:
+def member_invitation_resend(request: TenantRequest, membership_id: uuid.UUID) -> HttpResponse:
     membership = _member(request, membership_id)
     return _act(
         request,
