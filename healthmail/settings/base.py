@@ -386,7 +386,14 @@ DELIVERY_EHLO_HOSTNAME = env("DELIVERY_EHLO_HOSTNAME", default="localhost")
 # sender-domain page tells the operator to configure it instead of showing a record that would break
 # the tenant's SPF (an include of a domain without an SPF record is a permerror, RFC 7208 5.2).
 DELIVERY_SPF_INCLUDE = env("DELIVERY_SPF_INCLUDE", default="")
-DELIVERY_SMTP_TIMEOUT = env.float("DELIVERY_SMTP_TIMEOUT", default=60.0)
+# RFC 5321 §4.5.3.2's waits at each step of an SMTP transaction (delivery/smtp/timeouts.py). The final
+# "." gets 10 minutes: giving up sooner resends mail the receiver was only slow to accept.
+DELIVERY_SMTP_TIMEOUT_GREETING = env.float("DELIVERY_SMTP_TIMEOUT_GREETING", default=300.0)
+DELIVERY_SMTP_TIMEOUT_MAIL = env.float("DELIVERY_SMTP_TIMEOUT_MAIL", default=300.0)
+DELIVERY_SMTP_TIMEOUT_RCPT = env.float("DELIVERY_SMTP_TIMEOUT_RCPT", default=300.0)
+DELIVERY_SMTP_TIMEOUT_DATA_INIT = env.float("DELIVERY_SMTP_TIMEOUT_DATA_INIT", default=120.0)
+DELIVERY_SMTP_TIMEOUT_DATA_BLOCK = env.float("DELIVERY_SMTP_TIMEOUT_DATA_BLOCK", default=180.0)
+DELIVERY_SMTP_TIMEOUT_DATA_END = env.float("DELIVERY_SMTP_TIMEOUT_DATA_END", default=600.0)
 DELIVERY_CLAIM_BATCH = env.int("DELIVERY_CLAIM_BATCH", default=200)
 DELIVERY_LEASE_SECONDS = env.int("DELIVERY_LEASE_SECONDS", default=300)
 DELIVERY_DRAIN_SECONDS = env.float("DELIVERY_DRAIN_SECONDS", default=30.0)
