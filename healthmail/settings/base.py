@@ -409,6 +409,10 @@ DELIVERY_MAX_AGE_SECONDS = env.int("DELIVERY_MAX_AGE_SECONDS", default=5 * 86400
 DELIVERY_SOON_SECONDS = env.int("DELIVERY_SOON_SECONDS", default=5)
 DELIVERY_REDIS_PREFIX = env("DELIVERY_REDIS_PREFIX", default="hm:delivery")
 DELIVERY_RECOVERY_SECONDS = env.float("DELIVERY_RECOVERY_SECONDS", default=60.0)
+# A drain holding claims beats this often; one silent for the grace is dead and loses its claims
+# (delivery/engine/heartbeat.py): a killed worker's messages move on in seconds, not after the lease.
+DELIVERY_HEARTBEAT_SECONDS = env.float("DELIVERY_HEARTBEAT_SECONDS", default=5.0)
+DELIVERY_HEARTBEAT_GRACE_SECONDS = env.float("DELIVERY_HEARTBEAT_GRACE_SECONDS", default=20.0)
 # Local disk of the worker's host (a volume that outlives the container): SMTP answers not yet in
 # PostgreSQL wait here (delivery/engine/journal.py).
 DELIVERY_JOURNAL_DIR = env("DELIVERY_JOURNAL_DIR", default=str(BASE_DIR / ".devstack" / "delivery-journal"))
