@@ -183,11 +183,44 @@ async def _run(
                     session.outcome(m, Status.DEFERRED, reason="rate limited") for m in messages[index:]
                 ]
                 break
-            outcomes.append(await session.send(message))
+            sending = asyncio.ensure_future(session.send(message))
+            rest = messages[index + 1 :]
+            if rest and not await _answered_within(sending, transport.stall_after):
+                # A slow receiver holds this message: it waits alone on this connection (up to the RFC's
+                # timeouts) while the rest of the batch goes on over a new one.
+                run = dict(requirement=requirement, tlsa=tlsa, policy=policy, transport=transport)
+                others = asyncio.ensure_future(
+                    _hand_over(
+                        route, rest, **run, warnings=warnings, throttle=throttle, throttle_wait=throttle_wait
+                    )
+                )
+                outcomes.append(await sending)
+                outcomes += await others
+                break
+            outcomes.append(await sending)
     finally:
         if not session.lost:
             await close_session(smtp)
     return outcomes
+
+
+async def _answered_within(sending: asyncio.Future, seconds: float) -> bool:
+    done, _ = await asyncio.wait({sending}, timeout=seconds)
+    return bool(done)
+
+
+async def _hand_over(route: MxRoute, messages: Sequence[Prepared], **run) -> list[Outcome]:
+    """The rest of a stalled connection's batch, on a connection of its own (which may hand over in
+    turn). If that connection cannot be had, they never started: retried soon, not counted as tries."""
+    try:
+        return await _run(route, messages, **run)
+    except (ConnectFailed, TlsRefused):
+        return [
+            Outcome(
+                m.key, Status.DEFERRED, reason="connection lost before this message", warnings=run["warnings"]
+            )
+            for m in messages
+        ]
 
 
 async def _admitted(throttle: Throttle, message: Prepared, budget: float) -> bool:

@@ -65,6 +65,9 @@ class TransportSettings:
     local_hostname: str = "localhost"
     timeouts: SmtpTimeouts = field(default_factory=SmtpTimeouts)  # RFC 5321 §4.5.3.2 (timeouts.py)
     source_address: str = ""  # the local IP every connection binds to (a stream's own); empty: the OS picks
+    # A message whose replies take longer than this stalls its connection: the connection's remaining
+    # messages move to a new one, and the slow message goes on waiting alone (client.py).
+    stall_after: float = 30.0
 
     @classmethod
     def from_settings(cls) -> TransportSettings:
@@ -72,6 +75,7 @@ class TransportSettings:
             ca_file=ca_file_setting(),
             local_hostname=getattr(settings, "DELIVERY_EHLO_HOSTNAME", "localhost"),
             timeouts=SmtpTimeouts.from_settings(),
+            stall_after=float(getattr(settings, "DELIVERY_SMTP_STALL_SECONDS", 30.0)),
         )
 
 

@@ -394,6 +394,9 @@ DELIVERY_SMTP_TIMEOUT_RCPT = env.float("DELIVERY_SMTP_TIMEOUT_RCPT", default=300
 DELIVERY_SMTP_TIMEOUT_DATA_INIT = env.float("DELIVERY_SMTP_TIMEOUT_DATA_INIT", default=120.0)
 DELIVERY_SMTP_TIMEOUT_DATA_BLOCK = env.float("DELIVERY_SMTP_TIMEOUT_DATA_BLOCK", default=180.0)
 DELIVERY_SMTP_TIMEOUT_DATA_END = env.float("DELIVERY_SMTP_TIMEOUT_DATA_END", default=600.0)
+# A message waiting longer than this for a reply moves the rest of its connection's batch to a new
+# connection; it goes on waiting alone (delivery/smtp/client.py).
+DELIVERY_SMTP_STALL_SECONDS = env.float("DELIVERY_SMTP_STALL_SECONDS", default=30.0)
 DELIVERY_CLAIM_BATCH = env.int("DELIVERY_CLAIM_BATCH", default=200)
 DELIVERY_LEASE_SECONDS = env.int("DELIVERY_LEASE_SECONDS", default=300)
 DELIVERY_DRAIN_SECONDS = env.float("DELIVERY_DRAIN_SECONDS", default=30.0)
