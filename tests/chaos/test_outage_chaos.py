@@ -17,7 +17,7 @@ artifacts/chaos/outage-<scenario>-<N>.json) gives per scenario: sent, delivered,
 it, and the HTTP codes seen. It fails unless: 0 lost, 0 duplicates that are not ambiguous hand-offs,
 sending resumed within 30 s, and every error answer during the outage a 503 with Retry-After.
 
-Small by default (CHAOS_OUTAGE_RECIPIENTS=100, CHAOS_OUTAGE_SECONDS=4: part of `make test`).
+Small by default (CHAOS_OUTAGE_RECIPIENTS=60, CHAOS_OUTAGE_SECONDS=3: part of `make test`).
 """
 
 from __future__ import annotations
@@ -49,10 +49,10 @@ from tests.outages.support import PrivateRedis, broker_at
 
 pytestmark = [pytest.mark.chaos, pytest.mark.usefixtures("committed_db")]
 
-RECIPIENTS = int(os.environ.get("CHAOS_OUTAGE_RECIPIENTS", "100"))
-OUTAGE = float(os.environ.get("CHAOS_OUTAGE_SECONDS", "4"))
+RECIPIENTS = int(os.environ.get("CHAOS_OUTAGE_RECIPIENTS", "60"))
+OUTAGE = float(os.environ.get("CHAOS_OUTAGE_SECONDS", "3"))
 SWEEP = float(os.environ.get("CHAOS_SWEEP_SECONDS", "5"))
-STALL = float(os.environ.get("CHAOS_STALL_SECONDS", "5"))
+STALL = float(os.environ.get("CHAOS_STALL_SECONDS", "3"))
 DOMAIN = "outage.test"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "chaos"
 TIMEOUT = 120 + RECIPIENTS * 0.1
