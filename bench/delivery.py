@@ -108,13 +108,16 @@ def dependencies(sink, *, stream: str):
     from delivery.engine.config import EngineSettings
     from delivery.engine.send import Dependencies
     from delivery.smtp.connection import TransportSettings
+    from delivery.smtp.timeouts import SmtpTimeouts
     from delivery.tls.mta_sts import HttpsPolicyFetcher
     from delivery.tls.probe import starttls_prober
     from delivery.tls.zone import zone_resolver
 
     environment = sink.environment(DOMAIN)
     os.environ.update(environment)
-    transport = TransportSettings(ca_file=sink.ca_file, local_hostname="sender.healthmail.test", timeout=30)
+    transport = TransportSettings(
+        ca_file=sink.ca_file, local_hostname="sender.healthmail.test", timeouts=SmtpTimeouts.every(30)
+    )
     return Dependencies(
         resolver=zone_resolver(environment["DELIVERY_DNS_ZONE_FILE"]),
         fetcher=HttpsPolicyFetcher(ca_file=sink.ca_file),

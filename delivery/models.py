@@ -39,6 +39,17 @@ class DomainTlsPolicy(models.Model):
         return f"{self.domain}: {self.source}"
 
 
+class WorkerHeartbeat(models.Model):
+    """A drain's sign of life (delivery/engine/heartbeat.py): its claims are its own while it beats.
+    Not tenant-owned: a worker name (host, process, random part) and a time, nothing of a tenant."""
+
+    worker = models.CharField(max_length=80, primary_key=True)
+    beat_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.worker} at {self.beat_at:%H:%M:%S}"
+
+
 class SenderDomain(TenantOwnedModel):
     """A domain a tenant sends from. Mail is signed and sent only once its DNS records check out."""
 

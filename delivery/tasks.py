@@ -13,7 +13,23 @@ import uuid
 from healthmail.celery import app
 
 logger = logging.getLogger(__name__)
-LIMITS = {"soft_time_limit": 120, "time_limit": 150}  # a drain spends DELIVERY_DRAIN_SECONDS (30 s)
+
+
+def drain_time_limits() -> dict[str, float]:
+    """A drain starts messages for DELIVERY_DRAIN_SECONDS, then lets the transactions it started
+    finish: a connection's set-up and one message's steps, each within RFC 5321's waits (up to 10
+    minutes for the final "."). Killing a drain sooner turns a slow receiver's acceptance into a
+    resend. The claims outlive it through the worker's heartbeat (engine/heartbeat.py)."""
+    from django.conf import settings
+
+    from delivery.smtp.timeouts import SmtpTimeouts
+
+    timeouts = SmtpTimeouts.from_settings()
+    soft = float(settings.DELIVERY_DRAIN_SECONDS) + timeouts.session + timeouts.transaction + 60
+    return {"soft_time_limit": soft, "time_limit": soft + 60}
+
+
+LIMITS = drain_time_limits()
 
 
 def _drain(tenant_id: str, stream: str) -> None:

@@ -4,7 +4,9 @@ settings read each from the environment variable of the same name (docs/operatio
 | setting | default | |
 |---|---|---|
 | DELIVERY_CLAIM_BATCH | 200 | rows claimed per round |
-| DELIVERY_LEASE_SECONDS | 300 | a claim older than this is the sweeper's (its worker died) |
+| DELIVERY_LEASE_SECONDS | 300 | a claim older than this is the sweeper's, if its holder never beat |
+| DELIVERY_HEARTBEAT_SECONDS | 5 | a drain holding claims beats this often (heartbeat.py) |
+| DELIVERY_HEARTBEAT_GRACE_SECONDS | 20 | a holder silent this long is dead: its claims are taken back |
 | DELIVERY_DRAIN_SECONDS | 30 | one task sends for this long, then re-enqueues itself |
 | DELIVERY_PARALLEL_DRAINS | 4 | processes a backlog of one tenant's stream fans out to |
 | DELIVERY_MESSAGES_PER_CONNECTION | 50 | messages per SMTP connection before another is opened |
@@ -111,6 +113,8 @@ class EngineSettings:
     soon: timedelta = timedelta(seconds=5)
     redis_prefix: str = "hm:delivery"
     recovery_seconds: float = 60.0
+    heartbeat: float = 5.0
+    heartbeat_grace: float = 20.0
     retry: RetrySchedule = field(default_factory=RetrySchedule)
 
     @classmethod
@@ -129,6 +133,8 @@ class EngineSettings:
             soon=timedelta(seconds=_setting("DELIVERY_SOON_SECONDS", 5)),
             redis_prefix=_setting("DELIVERY_REDIS_PREFIX", "hm:delivery"),
             recovery_seconds=_setting("DELIVERY_RECOVERY_SECONDS", 60.0),
+            heartbeat=_setting("DELIVERY_HEARTBEAT_SECONDS", 5.0),
+            heartbeat_grace=_setting("DELIVERY_HEARTBEAT_GRACE_SECONDS", 20.0),
             retry=RetrySchedule(
                 minimum=minimum,
                 maximum=max(minimum, timedelta(hours=4)),

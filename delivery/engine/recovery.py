@@ -3,8 +3,8 @@ claims this worker never handed to SMTP, so the work is free again seconds after
 not when the leases run out (DELIVERY_LEASE_SECONDS).
 
 Rows this worker handed to SMTP whose answer it never got stay claimed: the sweeper takes them back
-when their lease runs out and counts them as ambiguous (RFC 1047). Every answer the worker did get is
-in the journal, so only those are resent.
+once the drain has ended and its heartbeat grace has passed (heartbeat.py), and counts them as
+ambiguous (RFC 1047). Every answer the worker did get is in the journal, so only those are resent.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The reconciler (beat): the outbox, not the broker, is the queue of record.
 
 For every tenant (row-level security needs each tenant's own context):
-- claims whose lease ran out go back to the queue: their worker died or hung. A row that was handed
-  to SMTP may have reached the server (RFC 1047), so it is counted in `ambiguous_sends` and resent
-  with the same Message-ID;
+- claims whose holder stopped beating (heartbeat.py) go back to the queue: their worker died. So do
+  claims whose holder never beat and whose lease ran out. A row that was handed to SMTP may have
+  reached the server (RFC 1047), so it is counted in `ambiguous_sends` and resent with the same
+  Message-ID;
 - queued or deferred rows past `expires_at` expire;
 - every stream with due rows and no live claim gets a wake-up task (a lost or flushed broker message
   costs one sweep period, never a message).
@@ -23,15 +24,26 @@ from delivery.webhooks.services import webhooks_notify_states
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
+from .config import EngineSettings
+from .heartbeat import heartbeats_forget
 from .recovery import journal_record_all
 
 LOST_HANDOFF = "worker lost during the SMTP hand-off; resent with the same Message-ID"
 
+# Each holder with a heartbeat row, alive when it beat within the grace or PostgreSQL itself has not
+# been up that long (heartbeat.py); a holder without a row is NULL and its lease decides.
 _RECLAIM = """
-WITH lost AS (
-    SELECT id, handoff_at IS NOT NULL AS in_flight FROM delivery_message
-     WHERE tenant_id = %(tenant)s AND state = 'sending' AND lease_until < %(now)s
-       FOR UPDATE SKIP LOCKED
+WITH holders AS (
+    SELECT worker, beat_at >= now() - make_interval(secs => %(grace)s)
+                   OR pg_postmaster_start_time() >= now() - make_interval(secs => %(grace)s) AS alive
+      FROM delivery_workerheartbeat
+),
+lost AS (
+    SELECT m.id, m.handoff_at IS NOT NULL AS in_flight
+      FROM delivery_message AS m LEFT JOIN holders AS h ON h.worker = m.claimed_by
+     WHERE m.tenant_id = %(tenant)s AND m.state = 'sending'
+       AND (h.alive IS FALSE OR (h.alive IS NULL AND m.lease_until < %(now)s))
+       FOR UPDATE OF m SKIP LOCKED
 )
 UPDATE delivery_message AS m
    SET state = 'queued', claimed_by = '', lease_until = NULL, handoff_at = NULL, updated_at = %(now)s,
@@ -68,24 +80,33 @@ class SweepReport:
     woken: list[tuple[uuid.UUID, str]] = field(default_factory=list)
 
 
-def _sweep_tenant(tenant_id: uuid.UUID, now: datetime, report: SweepReport) -> list[str]:
-    params = {"tenant": str(tenant_id), "now": now, "reason": LOST_HANDOFF}
+def claims_take_back(cursor, *, tenant_id: uuid.UUID, now: datetime, grace: float) -> list[tuple]:
+    """Give the claims of dead holders back to the queue (inside the tenant's context); returns
+    (id, in_flight) per row. Also called by every drain before it claims (worker.py)."""
+    params = {"tenant": str(tenant_id), "now": now, "reason": LOST_HANDOFF, "grace": grace}
+    cursor.execute(_RECLAIM, params)
+    reclaimed = cursor.fetchall()
+    MessageAttempt.objects.bulk_create(
+        MessageAttempt(
+            tenant_id=tenant_id,
+            message_id=message_id,
+            started_at=now,
+            finished_at=now,
+            outcome="ambiguous",
+            detail=LOST_HANDOFF,
+        )
+        for message_id, in_flight in reclaimed
+        if in_flight
+    )
+    return reclaimed
+
+
+def _sweep_tenant(tenant_id: uuid.UUID, now: datetime, report: SweepReport, grace: float) -> list[str]:
+    params = {"tenant": str(tenant_id), "now": now}
     due = []
     with tenant_context(tenant_id), connection.cursor() as cursor:
-        cursor.execute(_RECLAIM, params)
-        reclaimed = cursor.fetchall()
+        reclaimed = claims_take_back(cursor, tenant_id=tenant_id, now=now, grace=grace)
         in_flight = [row[0] for row in reclaimed if row[1]]
-        MessageAttempt.objects.bulk_create(
-            MessageAttempt(
-                tenant_id=tenant_id,
-                message_id=message_id,
-                started_at=now,
-                finished_at=now,
-                outcome="ambiguous",
-                detail=LOST_HANDOFF,
-            )
-            for message_id in in_flight
-        )
         cursor.execute(_EXPIRE, params)
         expired = [row[0] for row in cursor.fetchall()]
         report.expired += len(expired)
@@ -116,10 +137,12 @@ def delivery_sweep(*, now: datetime | None = None, wake=None, tenant_ids=None) -
     now = now or timezone.now()
     wake = wake or tasks.wake
     report = SweepReport()
+    grace = EngineSettings.from_settings().heartbeat_grace
+    heartbeats_forget()
     if tenant_ids is None:
         tenant_ids = Tenant.objects.values_list("pk", flat=True)
     for tenant_id in tenant_ids:
-        for stream in _sweep_tenant(tenant_id, now, report):
+        for stream in _sweep_tenant(tenant_id, now, report, grace):
             wake(tenant_id=tenant_id, stream=stream)
             report.woken.append((tenant_id, stream))
     return report

@@ -17,12 +17,17 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
+from django.utils import timezone
 
 from healthmail.outages import OUTAGE_ERRORS, REDIS_ERRORS
+from healthmail.tenants.context import tenant_context
 
 from .claim import message_claim_batch, worker_name
+from .heartbeat import Heartbeat
 from .recovery import drain_recover, journal_record_all
 from .send import BatchReport, Dependencies, send_claimed
+from .sweeper import claims_take_back
 
 
 @dataclass
@@ -68,8 +73,11 @@ def drain(
     slots = DrainSlots(
         tenant_id, stream, size=int(getattr(settings, "DELIVERY_PARALLEL_DRAINS", 4)), ttl=budget + 60
     )
+    heartbeat = Heartbeat(worker, interval=deps.engine.heartbeat)
     try:
         journal_record_all()  # answers a worker on this host got but could not record yet
+        _take_back_dead_claims(tenant_id, deps.engine.heartbeat_grace)
+        heartbeat.start()  # beats until the drain ends: our claims stay ours however long SMTP waits
         while True:
             ids = message_claim_batch(
                 tenant_id=tenant_id,
@@ -99,4 +107,11 @@ def drain(
         report.more = True
         return report
     finally:
+        heartbeat.stop()
         slots.release()
+
+
+def _take_back_dead_claims(tenant_id: uuid.UUID, grace: float) -> None:
+    """A killed worker's rows move on with the next drain of the tenant, not only at the next sweep."""
+    with tenant_context(tenant_id), connection.cursor() as cursor:
+        claims_take_back(cursor, tenant_id=tenant_id, now=timezone.now(), grace=grace)

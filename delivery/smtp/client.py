@@ -36,8 +36,10 @@ from .connection import (
 from .message import Prepared, dot_stuff
 from .outcomes import Outcome, Status, TlsEvidence, status_for_code
 from .throttle import MxConcurrency, Throttle
+from .timeouts import SmtpTimeouts
 
 MAX_REPLY = 200
+BLOCK = 64 * 1024  # content is written in blocks; each must be taken within the data-block timeout
 
 
 def _reply(text: str) -> str:
@@ -58,12 +60,12 @@ class _Session:
     """One connection's sequential transactions; remembers when the connection is gone."""
 
     def __init__(
-        self, smtp: aiosmtplib.SMTP, evidence: TlsEvidence, warnings: tuple[str, ...], timeout: float
+        self, smtp: aiosmtplib.SMTP, evidence: TlsEvidence, warnings: tuple[str, ...], timeouts: SmtpTimeouts
     ):
         self.smtp = smtp
         self.evidence = evidence
         self.warnings = warnings
-        self.timeout = timeout
+        self.timeouts = timeouts
         self.lost = False
 
     def outcome(self, message: Prepared, status: Status, **kwargs) -> Outcome:
@@ -84,7 +86,7 @@ class _Session:
             options.append("REQUIRETLS")  # RFC 8689: the next hops must keep TLS too
         try:
             await self._envelope(message, options)
-            started = await self.smtp.execute_command(b"DATA")
+            started = await self.smtp.execute_command(b"DATA", timeout=self.timeouts.data_init)
         except aiosmtplib.SMTPResponseException as refused:
             await self._reset()
             return self.outcome(
@@ -108,21 +110,34 @@ class _Session:
         addresses (email.utils.parseaddr cost a tenth of the engine's CPU): Prepared holds validated
         ASCII addr-specs, which cannot carry spaces, brackets, quotes or line breaks."""
         extra = [option.encode("ascii") for option in options]
-        reply = await self.smtp.execute_command(b"MAIL", b"FROM:<" + message.sender.encode() + b">", *extra)
+        reply = await self.smtp.execute_command(
+            b"MAIL", b"FROM:<" + message.sender.encode() + b">", *extra, timeout=self.timeouts.mail
+        )
         if reply.code != 250:
             raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, message.sender)
-        reply = await self.smtp.execute_command(b"RCPT", b"TO:<" + message.recipient.encode() + b">")
+        reply = await self.smtp.execute_command(
+            b"RCPT", b"TO:<" + message.recipient.encode() + b">", timeout=self.timeouts.rcpt
+        )
         if reply.code not in (250, 251):
             raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, message.recipient)
+
+    async def _write_content(self, data: bytes) -> None:
+        """The content (ending with the final "."), a block at a time: a receiver that stops reading
+        for longer than the data-block timeout (§4.5.3.2.5) breaks the transaction."""
+        protocol = self.smtp.protocol
+        protocol._response_pending = True  # the reply may arrive while we wait for a block to drain
+        for start in range(0, len(data), BLOCK):
+            protocol.write(data[start : start + BLOCK])
+            await asyncio.wait_for(protocol._drain_helper(), self.timeouts.data_block)
 
     async def _content(self, message: Prepared, options: list[str]) -> Outcome:
         evidence = self.evidence
         if options:
             evidence = TlsEvidence(**{**evidence.as_dict(), "requiretls": True})
         try:
-            self.smtp.protocol.write(dot_stuff(message.content))
-            reply = await self.smtp.protocol.read_response(timeout=self.timeout)
-        except (aiosmtplib.SMTPException, OSError, RuntimeError) as error:
+            await self._write_content(dot_stuff(message.content))
+            reply = await self.smtp.protocol.read_response(timeout=self.timeouts.data_end)
+        except (aiosmtplib.SMTPException, OSError, RuntimeError, TimeoutError) as error:
             # RFC 1047: the server may have accepted the message; a blind retry could duplicate it.
             self.lost = True
             self.smtp.close()
@@ -159,7 +174,7 @@ async def _run(
     smtp, evidence = await open_session(
         route, requirement=requirement, transport=transport, tlsa=tlsa, policy_source=str(policy.source)
     )
-    session = _Session(smtp, evidence, warnings, transport.timeout)
+    session = _Session(smtp, evidence, warnings, transport.timeouts)
     outcomes = []
     try:
         for index, message in enumerate(messages):
@@ -168,11 +183,44 @@ async def _run(
                     session.outcome(m, Status.DEFERRED, reason="rate limited") for m in messages[index:]
                 ]
                 break
-            outcomes.append(await session.send(message))
+            sending = asyncio.ensure_future(session.send(message))
+            rest = messages[index + 1 :]
+            if rest and not await _answered_within(sending, transport.stall_after):
+                # A slow receiver holds this message: it waits alone on this connection (up to the RFC's
+                # timeouts) while the rest of the batch goes on over a new one.
+                run = dict(requirement=requirement, tlsa=tlsa, policy=policy, transport=transport)
+                others = asyncio.ensure_future(
+                    _hand_over(
+                        route, rest, **run, warnings=warnings, throttle=throttle, throttle_wait=throttle_wait
+                    )
+                )
+                outcomes.append(await sending)
+                outcomes += await others
+                break
+            outcomes.append(await sending)
     finally:
         if not session.lost:
             await close_session(smtp)
     return outcomes
+
+
+async def _answered_within(sending: asyncio.Future, seconds: float) -> bool:
+    done, _ = await asyncio.wait({sending}, timeout=seconds)
+    return bool(done)
+
+
+async def _hand_over(route: MxRoute, messages: Sequence[Prepared], **run) -> list[Outcome]:
+    """The rest of a stalled connection's batch, on a connection of its own (which may hand over in
+    turn). If that connection cannot be had, they never started: retried soon, not counted as tries."""
+    try:
+        return await _run(route, messages, **run)
+    except (ConnectFailed, TlsRefused):
+        return [
+            Outcome(
+                m.key, Status.DEFERRED, reason="connection lost before this message", warnings=run["warnings"]
+            )
+            for m in messages
+        ]
 
 
 async def _admitted(throttle: Throttle, message: Prepared, budget: float) -> bool:

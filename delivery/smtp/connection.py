@@ -22,6 +22,7 @@ from delivery.tls.dane import dane_verify
 from delivery.tls.resolver import MxHost, Tlsa
 
 from .outcomes import TlsEvidence
+from .timeouts import SmtpTimeouts
 
 MODERN = ("TLSv1.2", "TLSv1.3")
 
@@ -62,15 +63,19 @@ class MxRoute:
 class TransportSettings:
     ca_file: str | None = None
     local_hostname: str = "localhost"
-    timeout: float = 60.0
+    timeouts: SmtpTimeouts = field(default_factory=SmtpTimeouts)  # RFC 5321 §4.5.3.2 (timeouts.py)
     source_address: str = ""  # the local IP every connection binds to (a stream's own); empty: the OS picks
+    # A message whose replies take longer than this stalls its connection: the connection's remaining
+    # messages move to a new one, and the slow message goes on waiting alone (client.py).
+    stall_after: float = 30.0
 
     @classmethod
     def from_settings(cls) -> TransportSettings:
         return cls(
             ca_file=ca_file_setting(),
             local_hostname=getattr(settings, "DELIVERY_EHLO_HOSTNAME", "localhost"),
-            timeout=float(getattr(settings, "DELIVERY_SMTP_TIMEOUT", 60.0)),
+            timeouts=SmtpTimeouts.from_settings(),
+            stall_after=float(getattr(settings, "DELIVERY_SMTP_STALL_SECONDS", 30.0)),
         )
 
 
@@ -115,13 +120,13 @@ async def _connect(route: MxRoute, transport: TransportSettings) -> aiosmtplib.S
         hostname=route.address or route.host,
         port=route.port,
         local_hostname=transport.local_hostname,
-        timeout=transport.timeout,
+        timeout=transport.timeouts.mail,  # EHLO, STARTTLS, AUTH, RSET, QUIT
         source_address=source,
         start_tls=False,
         use_tls=False,
     )
     try:
-        await smtp.connect()
+        await smtp.connect(timeout=transport.timeouts.greeting)
         await smtp.ehlo()
     except (aiosmtplib.SMTPException, OSError) as error:
         smtp.close()

@@ -388,7 +388,17 @@ DELIVERY_EHLO_HOSTNAME = env("DELIVERY_EHLO_HOSTNAME", default="localhost")
 # sender-domain page tells the operator to configure it instead of showing a record that would break
 # the tenant's SPF (an include of a domain without an SPF record is a permerror, RFC 7208 5.2).
 DELIVERY_SPF_INCLUDE = env("DELIVERY_SPF_INCLUDE", default="")
-DELIVERY_SMTP_TIMEOUT = env.float("DELIVERY_SMTP_TIMEOUT", default=60.0)
+# RFC 5321 §4.5.3.2's waits at each step of an SMTP transaction (delivery/smtp/timeouts.py). The final
+# "." gets 10 minutes: giving up sooner resends mail the receiver was only slow to accept.
+DELIVERY_SMTP_TIMEOUT_GREETING = env.float("DELIVERY_SMTP_TIMEOUT_GREETING", default=300.0)
+DELIVERY_SMTP_TIMEOUT_MAIL = env.float("DELIVERY_SMTP_TIMEOUT_MAIL", default=300.0)
+DELIVERY_SMTP_TIMEOUT_RCPT = env.float("DELIVERY_SMTP_TIMEOUT_RCPT", default=300.0)
+DELIVERY_SMTP_TIMEOUT_DATA_INIT = env.float("DELIVERY_SMTP_TIMEOUT_DATA_INIT", default=120.0)
+DELIVERY_SMTP_TIMEOUT_DATA_BLOCK = env.float("DELIVERY_SMTP_TIMEOUT_DATA_BLOCK", default=180.0)
+DELIVERY_SMTP_TIMEOUT_DATA_END = env.float("DELIVERY_SMTP_TIMEOUT_DATA_END", default=600.0)
+# A message waiting longer than this for a reply moves the rest of its connection's batch to a new
+# connection; it goes on waiting alone (delivery/smtp/client.py).
+DELIVERY_SMTP_STALL_SECONDS = env.float("DELIVERY_SMTP_STALL_SECONDS", default=30.0)
 DELIVERY_CLAIM_BATCH = env.int("DELIVERY_CLAIM_BATCH", default=200)
 DELIVERY_LEASE_SECONDS = env.int("DELIVERY_LEASE_SECONDS", default=300)
 DELIVERY_DRAIN_SECONDS = env.float("DELIVERY_DRAIN_SECONDS", default=30.0)
@@ -404,6 +414,10 @@ DELIVERY_MAX_AGE_SECONDS = env.int("DELIVERY_MAX_AGE_SECONDS", default=5 * 86400
 DELIVERY_SOON_SECONDS = env.int("DELIVERY_SOON_SECONDS", default=5)
 DELIVERY_REDIS_PREFIX = env("DELIVERY_REDIS_PREFIX", default="hm:delivery")
 DELIVERY_RECOVERY_SECONDS = env.float("DELIVERY_RECOVERY_SECONDS", default=60.0)
+# A drain holding claims beats this often; one silent for the grace is dead and loses its claims
+# (delivery/engine/heartbeat.py): a killed worker's messages move on in seconds, not after the lease.
+DELIVERY_HEARTBEAT_SECONDS = env.float("DELIVERY_HEARTBEAT_SECONDS", default=5.0)
+DELIVERY_HEARTBEAT_GRACE_SECONDS = env.float("DELIVERY_HEARTBEAT_GRACE_SECONDS", default=20.0)
 # Local disk of the worker's host (a volume that outlives the container): SMTP answers not yet in
 # PostgreSQL wait here (delivery/engine/journal.py).
 DELIVERY_JOURNAL_DIR = env("DELIVERY_JOURNAL_DIR", default=str(BASE_DIR / ".devstack" / "delivery-journal"))

@@ -112,6 +112,8 @@ def test_no_message_is_lost_and_duplicates_are_only_ambiguous_hand_offs(tmp_path
     owner = settings.DATABASES["owner"]
     tunables = {  # small batches and short leases: many claims, hand-offs and reclaims in a short run
         "DELIVERY_LEASE_SECONDS": "4",
+        "DELIVERY_HEARTBEAT_SECONDS": "0.5",  # a killed worker's claims move on 2 s after its last beat
+        "DELIVERY_HEARTBEAT_GRACE_SECONDS": "2",
         "DELIVERY_DRAIN_SECONDS": "3",
         "DELIVERY_CLAIM_BATCH": "10",
         "DELIVERY_MESSAGES_PER_CONNECTION": "5",
@@ -125,6 +127,7 @@ def test_no_message_is_lost_and_duplicates_are_only_ambiguous_hand_offs(tmp_path
         "DELIVERY_JOURNAL_DIR": str(tmp_path / "journal"),
     }
     settings.DELIVERY_JOURNAL_DIR = tunables["DELIVERY_JOURNAL_DIR"]
+    settings.DELIVERY_HEARTBEAT_GRACE_SECONDS = float(tunables["DELIVERY_HEARTBEAT_GRACE_SECONDS"])
     env = {
         **os.environ,
         **sink.environment(DOMAIN),

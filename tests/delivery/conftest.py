@@ -10,6 +10,7 @@ import pytest
 
 from delivery.smtp.connection import TransportSettings
 from delivery.smtp.message import Prepared, build_message
+from delivery.smtp.timeouts import SmtpTimeouts
 
 from .servers import SmtpKit
 
@@ -37,7 +38,9 @@ def kit(smtp_kit):
 
 @pytest.fixture
 def transport(smtp_kit) -> TransportSettings:
-    return TransportSettings(ca_file=smtp_kit.ca_file, local_hostname="sender.healthmail.test", timeout=10)
+    return TransportSettings(
+        ca_file=smtp_kit.ca_file, local_hostname="sender.healthmail.test", timeouts=SmtpTimeouts.every(10)
+    )
 
 
 def phi_message(key: str, recipient: str, *, phi: bool = True, body: str | None = None) -> Prepared:

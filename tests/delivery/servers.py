@@ -8,6 +8,7 @@ records what it received after TLS decryption, and from which peer. Tests grep b
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import socket
 import socketserver
@@ -119,6 +120,15 @@ class Behaviour:
     reject_reply: str = "550 5.1.1 mailbox unavailable"
     drop_after_data: bool = False  # close the connection after the final "." without a reply
     advertise_requiretls: bool = False
+    # Seconds to stay silent before answering a step: "greeting", "mail", "rcpt", "data" (before the
+    # 354) or "end" (before the reply to the final "."), for recipients containing `stall_only`.
+    stall: dict[str, float] = field(default_factory=dict)
+    stall_only: str = ""
+
+    async def pause(self, step: str, recipients=()) -> None:
+        seconds = self.stall.get(step, 0)
+        if seconds and (not self.stall_only or any(self.stall_only in r for r in recipients)):
+            await asyncio.sleep(seconds)
 
 
 class CapturingHandler:
@@ -133,13 +143,21 @@ class CapturingHandler:
             responses.insert(-1, "250-REQUIRETLS")
         return responses
 
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        await self.behaviour.pause("mail")
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        await self.behaviour.pause("rcpt", [address])
         if self.behaviour.reject:
             return self.behaviour.reject_reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        await self.behaviour.pause("end", envelope.rcpt_tos)
         self.data_transactions += 1
         if self.data_transactions <= self.behaviour.tempfail_first:
             return self.behaviour.tempfail_reply
@@ -167,6 +185,14 @@ class CapturingSMTP(SMTP):
     def data_received(self, data: bytes) -> None:
         self._sink += data
         super().data_received(data)
+
+    async def _handle_client(self):
+        await self.event_handler.behaviour.pause("greeting")
+        await super()._handle_client()
+
+    async def smtp_DATA(self, arg):
+        await self.event_handler.behaviour.pause("data", self.envelope.rcpt_tos)
+        await super().smtp_DATA(arg)
 
     async def smtp_MAIL(self, arg):
         if arg and arg.upper().endswith(" REQUIRETLS"):
@@ -257,6 +283,8 @@ class SmtpServer:
         self.received_bytes.clear()
         self.handler.messages.clear()
         self.handler.data_transactions = 0
+        self.behaviour.stall.clear()
+        self.behaviour.stall_only = ""
 
     def stop(self) -> None:
         self.controller.stop()
@@ -363,6 +391,7 @@ class SmtpKit:
             ),
             "drop": good("drop", Behaviour(drop_after_data=True)),
             "relay": good("relay", auth=("relay-user", "relay-secret")),
+            "slow": good("slow"),  # tests set behaviour.stall (a receiver silent at some step)
         }
         for server in self.servers.values():
             server.start()

@@ -27,21 +27,47 @@ from pathlib import Path
 MESSAGE_ID = re.compile(rb"(?im)^Message-ID:\s*(<[^>\r\n]+>)")
 
 
+# A hostile receiver (RELIABILITY R4), per transaction: drops the connection after accepting (the
+# client never hears the 250), answers 4xx or 5xx, or stays silent for `stall` seconds then accepts.
+HOSTILE = (("drop", 0.01), ("tempfail", 0.05), ("reject", 0.02), ("stall", 0.01))
+
+
 class RecordingHandler:
-    def __init__(self, log_path: str, delay: float = 0.0):
+    def __init__(self, log_path: str, delay: float = 0.0, hostile: int | None = None, stall: float = 0.0):
         self.log = open(log_path, "a", buffering=1)
         self.delay = delay
+        self.random = random.Random(hostile) if hostile is not None else None
+        self.stall = stall
+
+    def _mood(self) -> str:
+        if self.random is None:
+            return ""
+        draw = self.random.random()
+        for mood, share in HOSTILE:
+            if draw < share:
+                return mood
+            draw -= share
+        return ""
 
     async def handle_DATA(self, server, session, envelope):
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        mood = self._mood()
+        if mood == "tempfail":
+            return "451 4.3.0 try again later"
+        if mood == "reject":
+            return "550 5.1.1 mailbox unavailable"
+        if self.delay or mood == "stall":
+            await asyncio.sleep(self.stall if mood == "stall" else self.delay)
         found = MESSAGE_ID.search(envelope.original_content or b"")
         message_id = found.group(1).decode() if found else "<none>"
         self.log.write(f"{message_id} {time.time():.6f}\n")
+        if mood == "drop":  # accepted, but the 250 never reaches the client (RFC 1047)
+            server.transport.abort()
         return "250 2.0.0 queued"
 
 
-def serve(port: int, cert: str, key: str, log: str, delay: float, hostname: str) -> None:
+def serve(
+    port: int, cert: str, key: str, log: str, delay: float, hostname: str, hostile=None, stall=0.0
+) -> None:
     import logging
 
     from aiosmtpd.controller import Controller
@@ -50,7 +76,7 @@ def serve(port: int, cert: str, key: str, log: str, delay: float, hostname: str)
 
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # it logs addresses at INFO
     controller = Controller(
-        RecordingHandler(log, delay),
+        RecordingHandler(log, delay, hostile, stall),
         hostname="127.0.0.1",
         port=port,
         server_hostname=hostname,
@@ -70,7 +96,15 @@ def serve(port: int, cert: str, key: str, log: str, delay: float, hostname: str)
 class SinkProcess:
     """The sink in a child process (its CPU is not the engine's); `.ids()` reads what it accepted."""
 
-    def __init__(self, directory: Path, *, delay: float = 0.0, hostname: str = "mx.sink.test"):
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        delay: float = 0.0,
+        hostname: str = "mx.sink.test",
+        hostile: int | None = None,
+        stall: float = 0.0,
+    ):
         from tests.delivery.servers import TestCA, free_port
 
         self.ca = TestCA(directory, "Sink Test CA")
@@ -81,7 +115,8 @@ class SinkProcess:
         Path(self.log).write_text("")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.delivery.sink", "--port", str(self.port), "--cert", self.cert,
-             "--key", self.key, "--log", self.log, "--delay", str(delay), "--hostname", hostname],
+             "--key", self.key, "--log", self.log, "--delay", str(delay), "--hostname", hostname,
+             *(["--hostile", str(hostile), "--stall", str(stall)] if hostile is not None else [])],
             stdout=subprocess.PIPE,
             text=True,
         )  # fmt: skip
@@ -194,5 +229,7 @@ if __name__ == "__main__":
     parser.add_argument("--log", required=True)
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--hostname", default="mx.sink.test")
+    parser.add_argument("--hostile", type=int, default=None, help="seed: drop, 4xx, 5xx and stall some")
+    parser.add_argument("--stall", type=float, default=0.0, help="seconds a stalled transaction waits")
     args = parser.parse_args()
-    serve(args.port, args.cert, args.key, args.log, args.delay, args.hostname)
+    serve(args.port, args.cert, args.key, args.log, args.delay, args.hostname, args.hostile, args.stall)

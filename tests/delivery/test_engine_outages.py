@@ -4,6 +4,7 @@ Also: a drain that loses the database gives back the claims it never handed to S
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 
@@ -45,8 +46,12 @@ def journal(settings, tmp_path):
 
 
 @pytest.fixture
-def deps(kit, transport):
+def deps(kit, transport, settings):
+    settings.DELIVERY_HEARTBEAT_GRACE_SECONDS = GRACE
     return make_dependencies(kit, transport, recovery_seconds=1)
+
+
+GRACE = 0.5  # a holder silent this long is dead (heartbeat.py)
 
 
 class DatabaseOutage:
@@ -109,6 +114,7 @@ def _outage_during_record(tenant, kit, deps, outage, monkeypatch) -> Message:
     assert _message_ids(kit["good"]) == [message.message_id]  # the receiver accepted it
     (stuck,) = reload(tenant, [message])
     assert (stuck.state, stuck.handoff_at is not None) == (State.SENDING, True)  # the 250 is not recorded
+    time.sleep(GRACE + 0.2)  # the drain ended in the outage: its heartbeat stopped, the claim is free
     return message
 
 

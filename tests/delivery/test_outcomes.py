@@ -84,7 +84,7 @@ def test_one_connection_carries_the_whole_batch(kit, transport):
 
     outcomes = _send(kit, "good", messages, transport)
 
-    assert [o.status for o in outcomes] == [Status.DELIVERED] * 25
+    assert [o.status for o in outcomes] == [Status.DELIVERED] * 25, [o.reason for o in outcomes]
     assert kit["good"].connections == 1
     assert [m.rcpt_tos for m in kit["good"].messages] == [[f"patient{i}@good.test"] for i in range(25)]
 

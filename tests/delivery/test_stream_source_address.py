@@ -127,7 +127,7 @@ def test_the_transport_binds_every_connection_including_the_opportunistic_retry(
     bound = type(transport)(
         ca_file=transport.ca_file,
         local_hostname=transport.local_hostname,
-        timeout=transport.timeout,
+        timeouts=transport.timeouts,
         source_address=MARKETING_IP,
     )
     server = kit["untrusted"]

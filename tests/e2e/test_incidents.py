@@ -46,8 +46,11 @@ def smtp(tmp_path):
 def _deliver(tenant, kit) -> None:
     """The engine's transactional drain, in its own thread (Playwright keeps an event loop in this one)."""
     from delivery.smtp.connection import TransportSettings
+    from delivery.smtp.timeouts import SmtpTimeouts
 
-    transport = TransportSettings(ca_file=kit.ca_file, local_hostname="sender.healthmail.test", timeout=10)
+    transport = TransportSettings(
+        ca_file=kit.ca_file, local_hostname="sender.healthmail.test", timeouts=SmtpTimeouts.every(10)
+    )
     failure = []
 
     def work():

@@ -30,6 +30,10 @@ class PrivateRedis:
     def __init__(self) -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.start()
+
+    def start(self) -> None:
+        """(Re)start on the same port, empty, as a restarted server without persistence."""
         self.process = subprocess.Popen(
             [
                 _redis_bin(),
@@ -58,6 +62,11 @@ class PrivateRedis:
         """SHUTDOWN NOSAVE, as an operator or a crash would: the server is gone with its data."""
         with contextlib.suppress(redis.exceptions.ConnectionError):
             redis.Redis.from_url(self.url).shutdown(nosave=True)
+        self.process.wait(timeout=10)
+
+    def kill(self) -> None:
+        """kill -9: the process is gone without a word to its clients."""
+        self.process.kill()
         self.process.wait(timeout=10)
 
     def close(self) -> None:
