@@ -35,12 +35,12 @@ import pytest
 from django.db import connections
 from django.test import Client
 
-from audit.actors import Actor
 from delivery.engine.sweeper import delivery_sweep
 from delivery.models import Message
 from delivery.outbox import OutboxRecipient, message_enqueue_many
 from healthmail import devstack
 from healthmail.accounts.api_keys import SCOPES, api_key_create
+from healthmail.actors import Actor
 from healthmail.outages import OUTAGE_ERRORS
 from healthmail.tenants.context import tenant_context
 from tests.delivery.sink import CeleryWorkers, SinkProcess
