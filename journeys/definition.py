@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,7 @@ MAX_WAIT_SECONDS = 400 * 86400
 DEFAULT_CYCLE_CAP = 3
 MAX_CYCLE_CAP = 20
 
-ENTRY_KINDS = ("event", "manual", "date", "consent", "engagement")
+ENTRY_KINDS = ("event", "manual", "date", "consent", "engagement", "segment")
 ENGAGEMENT_ACTIONS = ("opened", "clicked")  # wait_event "email.opened" / "email.clicked" too
 CONSENT_CHANGES = ("granted", "revoked")
 REENTRY = ("after_exit", "never")  # or {"after_days": n}
@@ -96,7 +97,9 @@ class Problem:
 def _check_entry(entry: Any, problems: list[Problem]) -> None:
     if not isinstance(entry, Mapping) or entry.get("kind") not in ENTRY_KINDS:
         problems.append(
-            Problem("entry", "Choose how contacts enter: event, manual, date, consent or engagement.")
+            Problem(
+                "entry", "Choose how contacts enter: event, manual, date, consent, engagement or segment."
+            )
         )
         return
     if entry["kind"] == "event" and not EVENT.fullmatch(str(entry.get("event", ""))):
@@ -110,6 +113,8 @@ def _check_entry(entry: Any, problems: list[Problem]) -> None:
             problems.append(Problem("entry.topic", "Name the consent topic whose change starts the journey."))
         if entry.get("change") not in CONSENT_CHANGES:
             problems.append(Problem("entry.change", "Start on consent granted or revoked."))
+    if entry["kind"] == "segment" and not _is_uuid(entry.get("segment_id")):
+        problems.append(Problem("entry.segment_id", "Choose the segment whose new members enter."))
     if entry["kind"] == "date":
         field = str(entry.get("field", ""))
         if field not in DATE_FIELDS and not field.startswith("custom."):
@@ -119,6 +124,14 @@ def _check_entry(entry: Any, problems: list[Problem]) -> None:
             problems.append(
                 Problem("entry.offset_days", "The offset is a whole number of days (at most 400).")
             )
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return isinstance(value, str)
 
 
 def _name(value: Any) -> str:
@@ -402,6 +415,8 @@ def entry_key(entry: Mapping) -> str:
         return f"{entry['change']}:{entry['topic']}"[:64]
     if entry.get("kind") == "engagement":
         return f"email.{entry['action']}"
+    if entry.get("kind") == "segment":
+        return str(entry["segment_id"])
     return str(entry.get("event", ""))
 
 
