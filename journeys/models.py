@@ -33,8 +33,10 @@ class Journey(TenantOwnedModel):
     # without reading every definition.
     entry_kind = models.CharField(max_length=16, blank=True)
     entry_event = models.CharField(max_length=64, blank=True)
-    # The last day the date trigger (or the segment-join reconcile) ran: once a day, compare-and-set.
-    date_entered_on = models.DateField(null=True, blank=True)
+    # The hour the date trigger last ran (once an hour), the day the segment-join reconcile last
+    # ran (once a day): compare-and-set.
+    date_checked_at = models.DateTimeField(null=True, blank=True)
+    reconciled_on = models.DateField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
     )

@@ -17,7 +17,7 @@ from healthmail.tenants.context import current_tenant_id, tenant_context
 from healthmail.tenants.models import Tenant
 
 from .models import Journey, Position, SegmentCheck
-from .services import engine, enrolment, segments
+from .services import dates, engine, segments
 
 RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 5, "retry_jitter": True, "max_retries": 5}
 
@@ -41,7 +41,7 @@ def journeys_advance_due() -> int:
 def journeys_date_enrol(journey_id: str) -> int:
     tenant = _tenant()
     journey = Journey.objects.select_related("live_version").get(pk=journey_id, tenant=tenant)
-    return enrolment.journey_date_enrol(tenant=tenant, journey=journey)
+    return dates.journey_date_enrol(tenant=tenant, journey=journey)
 
 
 @tenant_task(queue="marketing", acks_late=True, soft_time_limit=270, time_limit=300, **RETRY)

@@ -155,7 +155,9 @@ def ids_query(compiled: Compiled, *, two_pass: bool = False) -> SqlPart:
 def ids_among_query(compiled: Compiled, contact_ids: list[uuid.UUID]) -> SqlPart:
     """The members among the given contacts only: the primary key narrows the read to those rows,
     whatever the definition (a trigger checks the contacts a write changed, not everyone)."""
-    query, params = _select(sql.SQL("c.id"), compiled, sql.SQL(" AND c.id = ANY({})").format(sql.Placeholder()))
+    query, params = _select(
+        sql.SQL("c.id"), compiled, sql.SQL(" AND c.id = ANY({})").format(sql.Placeholder())
+    )
     return query, [*params, contact_ids]
 
 

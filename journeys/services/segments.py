@@ -37,7 +37,7 @@ from healthmail.tenants.models import Tenant
 from segmentation.dsl import DefinitionError
 from segmentation.services import segment_members_among, segment_members_query
 
-from ..models import Journey, SegmentCheck, SegmentMember
+from ..models import Journey, SegmentMember
 from . import engine
 
 logger = logging.getLogger(__name__)
@@ -135,13 +135,19 @@ def _enter(tenant: Tenant, journey: Journey, joined: list[uuid.UUID], now, how: 
     return entered
 
 
+def _frozen(journey: Journey) -> dict:
+    """The segment definition frozen into the live version; without one, nobody ("any" of nothing)."""
+    version = journey.live_version
+    return version.definition["entry"]["segment_definition"] if version is not None else {"any": []}
+
+
 def _evaluate(journey: Journey, contact_ids: list, now) -> set | None:
     """Members among `contact_ids` now; None when the frozen definition no longer parses (a topic or
     a referenced segment removed since approval): the journey is skipped, and said so in the log."""
     try:
         return segment_members_among(
             tenant=journey.tenant,
-            definition=journey.live_version.definition["entry"]["segment_definition"],
+            definition=_frozen(journey),
             contact_ids=contact_ids,
             now=now,
         )
@@ -183,7 +189,9 @@ def segment_checks_apply(*, tenant: Tenant, limit: int = CHECK_BATCH) -> CheckRe
 
 def _members_sql(journey: Journey, now) -> tuple[sql.Composable, list]:
     return segment_members_query(
-        tenant=journey.tenant, definition=journey.live_version.definition["entry"]["segment_definition"], now=now
+        tenant=journey.tenant,
+        definition=_frozen(journey),
+        now=now,
     )
 
 
@@ -194,7 +202,10 @@ def _run(query: sql.Composable, params: list) -> list:
         return cursor.fetchall() if cursor.description else [(cursor.rowcount,)]
 
 
-_RESET = "INSERT INTO journeys_segmentmember (tenant_id, journey_id, contact_id, joined_at) SELECT {}, {}, m.id, {} FROM ({}) m"
+_RESET = (
+    "INSERT INTO journeys_segmentmember (tenant_id, journey_id, contact_id, joined_at)"
+    " SELECT {}, {}, m.id, {} FROM ({}) m"
+)
 
 
 def segment_members_reset(*, tenant: Tenant, journey: Journey, entry: dict) -> int:
@@ -203,13 +214,17 @@ def segment_members_reset(*, tenant: Tenant, journey: Journey, entry: dict) -> i
     now = timezone.now()
     with tenant_context(tenant):
         SegmentMember.objects.filter(tenant=tenant, journey=journey).delete()
-        members, params = segment_members_query(tenant=tenant, definition=entry["segment_definition"], now=now)
+        members, params = segment_members_query(
+            tenant=tenant, definition=entry["segment_definition"], now=now
+        )
         query = sql.SQL(_RESET).format(sql.Placeholder(), sql.Placeholder(), sql.Placeholder(), members)
         return _run(query, [tenant.pk, journey.pk, now, *params])[0][0]
 
 
 @transaction.atomic
-def segment_members_reconcile(*, tenant: Tenant, journey: Journey, now: datetime.datetime | None = None) -> int:
+def segment_members_reconcile(
+    *, tenant: Tenant, journey: Journey, now: datetime.datetime | None = None
+) -> int:
     """Once a day (compare-and-set on the organization's day): members the whole segment no longer
     has leave, and contacts it has that were not members join and enter. Returns how many entered."""
     now = now or timezone.now()
@@ -217,8 +232,8 @@ def segment_members_reconcile(*, tenant: Tenant, journey: Journey, now: datetime
     with tenant_context(tenant):
         claimed = (
             Journey.objects.filter(pk=journey.pk, tenant=tenant, status=Journey.Status.ACTIVE)
-            .exclude(date_entered_on=today)
-            .update(date_entered_on=today)
+            .exclude(reconciled_on=today)
+            .update(reconciled_on=today)
         )
         if not claimed:
             return 0
@@ -238,9 +253,10 @@ def segment_members_reconcile(*, tenant: Tenant, journey: Journey, now: datetime
         joined = [
             row[0]
             for row in _run(
-                sql.SQL(_RESET + " ON CONFLICT (tenant_id, journey_id, contact_id) DO NOTHING RETURNING contact_id").format(
-                    sql.Placeholder(), sql.Placeholder(), sql.Placeholder(), members
-                ),
+                sql.SQL(
+                    _RESET
+                    + " ON CONFLICT (tenant_id, journey_id, contact_id) DO NOTHING RETURNING contact_id"
+                ).format(sql.Placeholder(), sql.Placeholder(), sql.Placeholder(), members),
                 [tenant.pk, journey.pk, now, *params],
             )
         ]

@@ -151,7 +151,7 @@ def test_the_check_reads_only_the_changed_contacts(tenant_a):
         result = check(tenant_a)
 
     assert (result.evaluated, result.entered) == (1, 1)
-    segment_reads = [q["sql"] for q in queries if "FROM \"contacts_contact\" c" in q["sql"]]
+    segment_reads = [q["sql"] for q in queries if 'FROM "contacts_contact" c' in q["sql"]]
     assert len(segment_reads) == 1
     assert "c.id = ANY(" in segment_reads[0]
     # The one read's plan touches only the rows named: its estimate is the id list, not the tenant.
