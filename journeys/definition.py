@@ -66,6 +66,29 @@ EXITS: dict[str, tuple[str, ...]] = {
 }
 
 
+# What people read for each step type and setting (the builder's toolbar, panel and step list).
+STEP_LABELS = {
+    "send": "Send email",
+    "wait": "Wait",
+    "wait_event": "Wait for an event",
+    "branch": "Branch on a condition",
+    "update": "Update field or tag",
+    "list": "Add to or remove from a list",
+    "webhook": "Call a webhook",
+    "notify": "Notify staff",
+    "split": "A/B split",
+    "jump": "Jump",
+    "exit": "Exit",
+}
+NOTIFY_ROLE_LABELS = {
+    "tenant_admin": "Organization admins",
+    "marketer": "Marketers",
+    "compliance_officer": "Compliance officers",
+    "clinical_reviewer": "Clinical reviewers",
+}
+METRIC_LABELS = {"open": "Opens", "click": "Clicks", "goal": "Goal reached"}
+
+
 def exit_keys(step: Any) -> tuple[str, ...]:
     """The keys of `step` that name a following step."""
     if not isinstance(step, Mapping):
@@ -205,7 +228,7 @@ def _check_step(key: str, step: Any, problems: list[Problem]) -> None:
             problems.append(Problem(f"{where}.endpoint_id", "Choose the webhook endpoint to call."))
     elif kind == "notify":
         if step.get("role") not in NOTIFY_ROLES:
-            problems.append(Problem(f"{where}.role", f"Notify one of the roles: {', '.join(NOTIFY_ROLES)}."))
+            problems.append(Problem(f"{where}.role", "Choose the staff role to notify."))
         subject = step.get("subject")
         if not isinstance(subject, str) or not 1 <= len(subject.strip()) <= 120:
             problems.append(Problem(f"{where}.subject", "Write a short subject (1 to 120 characters)."))
@@ -242,7 +265,9 @@ def _check_update(key: str, step: Mapping, problems: list[Problem]) -> None:
             or not isinstance(change.get("value"), str)
         ):
             problems.append(
-                Problem(f"steps.{key}.set_field", f"Fields an update may set: {', '.join(UPDATE_FIELDS)}.")
+                Problem(
+                    f"steps.{key}.set_field", "An update may set the preferred language or the journey stage."
+                )
             )
         elif change["field"] == "journey_stage" and change["value"] not in JourneyStage.values:
             problems.append(Problem(f"steps.{key}.set_field", "Choose one of the journey stages."))
