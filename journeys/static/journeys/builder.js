@@ -164,9 +164,11 @@
     }
     box.appendChild(text("div", summary(step)));
     var exits = text("ul", null, "jn-exits");
-    exitNames(step).forEach(function (name, i) {
-      exits.appendChild(text("li", (i + 1) + ". " + name + " → " + (exitTarget(step, i) || "—")));
-    });
+    if (!(step.type === "jump" && "journey_id" in step)) {
+      exitNames(step).forEach(function (name, i) {
+        exits.appendChild(text("li", (i + 1) + ". " + name + " → " + (exitTarget(step, i) || "—")));
+      });
+    }
     box.appendChild(exits);
     var mine = problems[key] || [];
     node.classList.toggle("invalid", mine.length > 0);
