@@ -24,6 +24,7 @@ import logging
 import uuid
 import zoneinfo
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from django.db import connection, transaction
@@ -32,7 +33,7 @@ from psycopg import sql
 
 from audit import services as audit
 from audit.actors import Actor
-from healthmail.tenants.context import tenant_context
+from healthmail.tenants.context import current_tenant_id, tenant_context
 from healthmail.tenants.models import Tenant
 from segmentation.dsl import DefinitionError
 from segmentation.services import segment_members_among, segment_members_query
@@ -77,7 +78,9 @@ def _segment_journeys(tenant_id) -> list[Journey]:
 def contacts_changed_receive(tenant_id: uuid.UUID, contact_ids: list[uuid.UUID]) -> None:
     """In the transaction of a change: queue the contacts for a check, if any journey starts on
     joining a segment (otherwise the write costs one indexed lookup)."""
-    with tenant_context(tenant_id):
+    # Writers call this inside their tenant's context: entering it again would cost five queries.
+    scope = nullcontext() if current_tenant_id() == tenant_id else tenant_context(tenant_id)
+    with scope:
         if not Journey.objects.filter(
             tenant_id=tenant_id, status=Journey.Status.ACTIVE, entry_kind="segment"
         ).exists():
