@@ -15,8 +15,10 @@ from contacts import tagging
 from contacts.services import ContactInput, contact_upsert
 from healthmail.tenants.context import tenant_context
 from journeys import tasks
+from journeys.definition import DefinitionInvalid
 from journeys.models import Journey, Position, SegmentCheck, SegmentMember
 from journeys.services import enrolment, segments
+from segmentation.models import Segment
 from tests.campaigns.conftest import segment
 
 from .conftest import SYSTEM, active_journey, patient
@@ -208,3 +210,25 @@ def test_the_sweep_finds_checks_whose_wake_up_was_lost(tenant_a, monkeypatch):
     tasks.journeys_sweep()
 
     assert sent == [{"kwargs": {"tenant_id": str(tenant_a.pk)}}]
+
+
+def test_a_segment_of_another_organization_cannot_start_a_journey(tenant_a, tenant_b):
+    foreign = segment(tenant_b, POST_VISIT, name="Their audience")
+
+    with pytest.raises(DefinitionInvalid) as refused:
+        active_journey(tenant_a, entry={"kind": "segment", "segment_id": str(foreign.pk)}, steps=WAIT)
+
+    assert refused.value.extra["problems"] == [
+        {"where": "entry.segment_id", "message": "No such segment in this organization."}
+    ]
+
+
+def test_the_version_keeps_the_segment_as_approved(tenant_a):
+    journey = segment_journey(tenant_a)
+    with tenant_context(tenant_a):
+        Segment.objects.filter(tenant=tenant_a).update(definition={"all": []})  # edited after approval
+    contact = patient(tenant_a, opt_in=False)
+    stage(tenant_a, contact, "active")
+
+    assert check(tenant_a).entered == 0  # still "post-visit", as approved
+    assert journey.live_version.definition["entry"]["segment_definition"] == POST_VISIT

@@ -113,11 +113,12 @@ def _step(kind: str, targets: list[str], template_id, endpoint_id=None) -> dict:
 
 
 @st.composite
-def graphs(draw, template_id, endpoint_id=None) -> dict:
+def graphs(draw, template_id, endpoint_id=None, looped: bool = False) -> dict:
     """A random step graph from s0: edges go forward (the last step exits) unless a drawn back edge
-    points anywhere, which is how loops, with or without a wait, appear. Pruned to what s0 reaches
-    (unreachable steps are another refusal)."""
-    size = draw(st.integers(2, 6))
+    points anywhere, which is how loops, with or without a wait, appear. `looped`: the step before
+    the exit is also a wait back to s0, so contacts that get there go round (until the cycle cap).
+    Pruned to what s0 reaches (unreachable steps are another refusal)."""
+    size = draw(st.integers(3 if looped else 2, 6))
     keys = [f"s{i}" for i in range(size)]
 
     def target(index: int) -> str:
@@ -129,6 +130,8 @@ def graphs(draw, template_id, endpoint_id=None) -> dict:
     for index, key in enumerate(keys[:-1]):
         kind = draw(st.sampled_from(FIRST if index == 0 else KINDS))
         steps[key] = _step(kind, [target(index), target(index)], template_id, endpoint_id)
+    if looped:
+        steps[keys[-2]] = {"type": "wait", "seconds": 3600, "next": "s0"}
     seen, todo = set(), ["s0"]
     while todo:
         key = todo.pop()
@@ -176,7 +179,8 @@ class JourneyMachine(RuleBasedStateMachine):
 
     @initialize(steps=st.data())
     def define(self, steps):
-        graph = steps.draw(graphs(self.world.template_id, self.world.endpoint_id))
+        looped = steps.draw(st.booleans())  # a loop with a wait half the time: the cycle cap's work
+        graph = steps.draw(graphs(self.world.template_id, self.world.endpoint_id, looped=looped))
         body = {
             "entry": {"kind": "manual"},
             "start": "s0",
