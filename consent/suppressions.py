@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit import services as audit
+from contacts.changes import contacts_changed
 from contacts.models import Contact
 from contacts.selectors import contact_with_email
 from healthmail.actors import Actor
@@ -94,6 +95,8 @@ def suppression_add(
             tenant=tenant,
             details={"reason": reason, "contact": str(contact.pk) if contact else None},
         )
+        if contact is not None:
+            contacts_changed(tenant_id=tenant.pk, contact_ids=[contact.pk])
     return entry
 
 
@@ -122,4 +125,6 @@ def suppression_remove(*, tenant: Tenant, actor: Actor, suppression: Suppression
             reason=reason.strip(),
             details={"suppression_reason": suppression.reason},
         )
+        if suppression.contact_id is not None:
+            contacts_changed(tenant_id=tenant.pk, contact_ids=[suppression.contact_id])
     return suppression

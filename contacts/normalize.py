@@ -11,6 +11,7 @@ import dataclasses
 import datetime
 import functools
 import re
+import zoneinfo
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -33,6 +34,9 @@ DEMOGRAPHIC_FIELDS = (
     "preferred_language",
     "insurance_type",
     "religion",
+    # An IANA time zone name (Pacific/Auckland): the contact's local day for date-triggered journeys.
+    # Demographic PHI, sealed: some zones name an area smaller than a state (America/Indiana/Knox).
+    "time_zone",
 )
 CLINICAL_LIST_FIELDS = (
     "conditions",
@@ -85,6 +89,17 @@ SYSTEM_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 OLDEST_BIRTH_YEAR = 1900
 TRUE_WORDS = {"true", "yes", "y", "1"}
 FALSE_WORDS = {"false", "no", "n", "0"}
+
+
+@functools.cache
+def _time_zones() -> dict[str, str]:
+    # Zone names only: "localtime", "posixrules" and the like are files, not places.
+    return {name.lower(): name for name in zoneinfo.available_timezones() if "/" in name or name == "UTC"}
+
+
+def time_zone_name(value: str) -> str | None:
+    """The IANA name, spelled as the database spells it (any letter case accepted); None if unknown."""
+    return _time_zones().get(value.strip().lower())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -291,6 +306,10 @@ class _Cleaner:
             if values.get(key) and len(values[key]) > 16:
                 self.error(f"demographics.{key}", "is longer than 16 characters")
                 values[key] = None
+        if values.get("time_zone"):
+            values["time_zone"] = time_zone_name(values["time_zone"])
+            if values["time_zone"] is None:
+                self.error("demographics.time_zone", "is not a time zone name like America/Chicago")
         return values
 
     def clinical(self, value: Any) -> dict[str, Any] | None:

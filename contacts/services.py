@@ -24,6 +24,7 @@ from healthmail.tenants.models import Tenant
 from healthmail.tenants.services import require_phi_intake
 
 from . import binding, bulk, normalize
+from .changes import contacts_changed
 from .models import Contact, ContactExternalId, CustomField
 from .normalize import ContactInput, FieldError
 
@@ -354,6 +355,10 @@ class _Batch:
                     ContactExternalId.objects.bulk_update(repointed, ["contact"])
                 links = [(system, index, contact) for (system, index), contact in self.new_links.items()]
                 bulk.external_ids_insert(tenant_id=tenant_id, links=links)
+                contacts_changed(
+                    tenant_id=tenant_id,
+                    contact_ids=[contact_id for contact_id, _ in created] + [e.contact_id for e in updated],
+                )
         except IntegrityError:
             raise Conflict(
                 "Another import or API call changed the same contacts at the same moment; retry the batch.",
@@ -397,6 +402,7 @@ def contact_delete(*, tenant: Tenant, actor: Actor, contact: Contact, reason: st
                 deleted_at=contact.deleted_at
             )
             audit.record(actor=actor, action="contacts.delete", target=contact, tenant=tenant, reason=reason)
+            contacts_changed(tenant_id=tenant.pk, contact_ids=[contact.pk])
     return contact
 
 

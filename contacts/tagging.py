@@ -18,6 +18,7 @@ from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
+from .changes import contacts_changed
 from .models import Contact, JourneyStage
 from .normalize import TAG_TOKEN_KIND
 
@@ -56,6 +57,7 @@ def contacts_tag(
                 details={"changed": len(changed)},
                 contacts=changed,
             )
+            contacts_changed(tenant_id=tenant.pk, contact_ids=changed)
     return changed
 
 
@@ -81,6 +83,7 @@ def contacts_journey_stage_set(
                 details={"stage": stage, "changed": updated},
                 contacts=changed,
             )
+            contacts_changed(tenant_id=tenant.pk, contact_ids=changed)
     return updated
 
 
@@ -109,4 +112,5 @@ def contacts_field_set(
                 details={"field": field, "changed": updated},
                 contacts=changed,
             )
+            contacts_changed(tenant_id=tenant.pk, contact_ids=changed)
     return updated

@@ -30,6 +30,13 @@ class JourneysConfig(AppConfig):
 
         register_change_handler(consent_changes_receive)
 
+        from contacts.changes import register_change_handler as register_contacts_handler
+
+        from .services import segments
+
+        register_contacts_handler(segments.contacts_changed_receive)
+        register_change_handler(segments.consent_changes_receive)
+
         from delivery.tracking.services import register_engagement_handler
 
         from .services.events import engagement_receive

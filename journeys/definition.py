@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,7 @@ MAX_WAIT_SECONDS = 400 * 86400
 DEFAULT_CYCLE_CAP = 3
 MAX_CYCLE_CAP = 20
 
-ENTRY_KINDS = ("event", "manual", "date", "consent", "engagement")
+ENTRY_KINDS = ("event", "manual", "date", "consent", "engagement", "segment")
 ENGAGEMENT_ACTIONS = ("opened", "clicked")  # wait_event "email.opened" / "email.clicked" too
 CONSENT_CHANGES = ("granted", "revoked")
 REENTRY = ("after_exit", "never")  # or {"after_days": n}
@@ -63,6 +64,29 @@ EXITS: dict[str, tuple[str, ...]] = {
     "jump": ("to",),
     "exit": (),
 }
+
+
+# What people read for each step type and setting (the builder's toolbar, panel and step list).
+STEP_LABELS = {
+    "send": "Send email",
+    "wait": "Wait",
+    "wait_event": "Wait for an event",
+    "branch": "Branch on a condition",
+    "update": "Update field or tag",
+    "list": "Add to or remove from a list",
+    "webhook": "Call a webhook",
+    "notify": "Notify staff",
+    "split": "A/B split",
+    "jump": "Jump",
+    "exit": "Exit",
+}
+NOTIFY_ROLE_LABELS = {
+    "tenant_admin": "Organization admins",
+    "marketer": "Marketers",
+    "compliance_officer": "Compliance officers",
+    "clinical_reviewer": "Clinical reviewers",
+}
+METRIC_LABELS = {"open": "Opens", "click": "Clicks", "goal": "Goal reached"}
 
 
 def exit_keys(step: Any) -> tuple[str, ...]:
@@ -96,7 +120,9 @@ class Problem:
 def _check_entry(entry: Any, problems: list[Problem]) -> None:
     if not isinstance(entry, Mapping) or entry.get("kind") not in ENTRY_KINDS:
         problems.append(
-            Problem("entry", "Choose how contacts enter: event, manual, date, consent or engagement.")
+            Problem(
+                "entry", "Choose how contacts enter: event, manual, date, consent, engagement or segment."
+            )
         )
         return
     if entry["kind"] == "event" and not EVENT.fullmatch(str(entry.get("event", ""))):
@@ -110,6 +136,8 @@ def _check_entry(entry: Any, problems: list[Problem]) -> None:
             problems.append(Problem("entry.topic", "Name the consent topic whose change starts the journey."))
         if entry.get("change") not in CONSENT_CHANGES:
             problems.append(Problem("entry.change", "Start on consent granted or revoked."))
+    if entry["kind"] == "segment" and not _is_uuid(entry.get("segment_id")):
+        problems.append(Problem("entry.segment_id", "Choose the segment whose new members enter."))
     if entry["kind"] == "date":
         field = str(entry.get("field", ""))
         if field not in DATE_FIELDS and not field.startswith("custom."):
@@ -119,6 +147,14 @@ def _check_entry(entry: Any, problems: list[Problem]) -> None:
             problems.append(
                 Problem("entry.offset_days", "The offset is a whole number of days (at most 400).")
             )
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return isinstance(value, str)
 
 
 def _name(value: Any) -> str:
@@ -192,7 +228,7 @@ def _check_step(key: str, step: Any, problems: list[Problem]) -> None:
             problems.append(Problem(f"{where}.endpoint_id", "Choose the webhook endpoint to call."))
     elif kind == "notify":
         if step.get("role") not in NOTIFY_ROLES:
-            problems.append(Problem(f"{where}.role", f"Notify one of the roles: {', '.join(NOTIFY_ROLES)}."))
+            problems.append(Problem(f"{where}.role", "Choose the staff role to notify."))
         subject = step.get("subject")
         if not isinstance(subject, str) or not 1 <= len(subject.strip()) <= 120:
             problems.append(Problem(f"{where}.subject", "Write a short subject (1 to 120 characters)."))
@@ -229,7 +265,9 @@ def _check_update(key: str, step: Mapping, problems: list[Problem]) -> None:
             or not isinstance(change.get("value"), str)
         ):
             problems.append(
-                Problem(f"steps.{key}.set_field", f"Fields an update may set: {', '.join(UPDATE_FIELDS)}.")
+                Problem(
+                    f"steps.{key}.set_field", "An update may set the preferred language or the journey stage."
+                )
             )
         elif change["field"] == "journey_stage" and change["value"] not in JourneyStage.values:
             problems.append(Problem(f"steps.{key}.set_field", "Choose one of the journey stages."))
@@ -402,6 +440,8 @@ def entry_key(entry: Mapping) -> str:
         return f"{entry['change']}:{entry['topic']}"[:64]
     if entry.get("kind") == "engagement":
         return f"email.{entry['action']}"
+    if entry.get("kind") == "segment":
+        return str(entry["segment_id"])
     return str(entry.get("event", ""))
 
 

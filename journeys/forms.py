@@ -8,6 +8,7 @@ import json
 from django import forms
 
 from delivery.models import SenderDomain
+from segmentation.models import Segment
 
 from . import definition as spec
 
@@ -15,6 +16,7 @@ ENTRY_CHOICES = [
     ("event", "An event from your systems (API)"),
     ("manual", "Enrolled by hand or through the API"),
     ("date", "A date of the contact, relative to today"),
+    ("segment", "They join a segment (a change of their data puts them in it)"),
 ]
 
 
@@ -49,6 +51,12 @@ class JourneyForm(forms.Form):
         label="Days after the date", required=False, min_value=-400, max_value=400
     )
     entry_anniversary = forms.BooleanField(label="Every year (match month and day)", required=False)
+    entry_segment = forms.ChoiceField(
+        label="Segment",
+        required=False,
+        help_text="For a segment entry: contacts enter when a change makes them members (those already "
+        "members when the journey is activated do not).",
+    )
     start = forms.CharField(label="First step", required=False, max_length=24)
     goal_event = forms.CharField(
         label="Goal event",
@@ -56,6 +64,12 @@ class JourneyForm(forms.Form):
         max_length=64,
         help_text="Optional: the event that means the journey succeeded for a contact (it leaves as "
         "converted).",
+    )
+    goal_tag = forms.CharField(
+        label="Goal tag",
+        required=False,
+        max_length=64,
+        help_text="Or: a contact who gets this tag has reached the goal (checked when it next moves).",
     )
     cycle_cap = forms.IntegerField(
         label="Times a contact may pass the same step",
@@ -80,6 +94,8 @@ class JourneyForm(forms.Form):
         self.fields["sender_domain"].choices = [("", "— none (a journey without email) —")] + [
             (str(d.pk), d.domain) for d in domains
         ]
+        segments = Segment.objects.filter(tenant=tenant).order_by("name")
+        self.fields["entry_segment"].choices = [("", "— choose —")] + [(str(s.pk), s.name) for s in segments]
 
     def clean_steps(self) -> dict:
         return _json_object(self.cleaned_data["steps"], "steps")
@@ -108,6 +124,8 @@ class JourneyForm(forms.Form):
             entry["field"] = data["entry_field"].strip()
             entry["offset_days"] = data["entry_offset_days"] or 0
             entry["anniversary"] = data["entry_anniversary"]
+        elif entry["kind"] == "segment":
+            entry["segment_id"] = data["entry_segment"]
         result: dict = {
             "entry": entry,
             "start": data["start"].strip(),
@@ -116,6 +134,8 @@ class JourneyForm(forms.Form):
         }
         if data["goal_event"].strip():
             result["goal"] = {"event": data["goal_event"].strip()}
+        elif data["goal_tag"].strip():
+            result["goal"] = {"tag": data["goal_tag"].strip()}
         if data["sender_domain"]:
             result["sender_domain_id"] = data["sender_domain"]
         if data["sender_name"].strip():
@@ -136,7 +156,9 @@ def initial_of(name: str, definition: dict) -> dict:
         "entry_offset_days": entry.get("offset_days", 0),
         "entry_anniversary": entry.get("anniversary", False),
         "start": definition.get("start", ""),
+        "entry_segment": entry.get("segment_id", ""),
         "goal_event": (definition.get("goal") or {}).get("event", ""),
+        "goal_tag": (definition.get("goal") or {}).get("tag", ""),
         "cycle_cap": definition.get("cycle_cap", spec.DEFAULT_CYCLE_CAP),
         "sender_domain": definition.get("sender_domain_id", ""),
         "sender_name": definition.get("sender_name", ""),
@@ -156,12 +178,47 @@ ENTRY_FIELDS = {
     "entry.event": "entry_event",
     "entry.field": "entry_field",
     "entry.offset_days": "entry_offset_days",
+    "entry.segment_id": "entry_segment",
     "start": "start",
     "goal": "goal_event",
     "cycle_cap": "cycle_cap",
     "sender_domain_id": "sender_domain",
     "name": "name",
 }
+
+
+# The panel's label of each step setting, so a problem names what the marketer sees on the canvas.
+SETTING_LABELS = {
+    "template_id": "Email template",
+    "purpose": "Purpose",
+    "topic": "Consent topic",
+    "seconds": "Wait for",
+    "event": "Event",
+    "timeout_seconds": "Wait at most",
+    "condition": "Condition",
+    "list": "List",
+    "action": "List action",
+    "endpoint_id": "Webhook endpoint",
+    "role": "Staff role to notify",
+    "subject": "Subject",
+    "journey_id": "Journey",
+    "to": "Jump to step",
+    "metric": "Winner metric",
+    "variants": "Paths",
+    "set_field": "Set preferred language",
+    "next": "Next step",
+    "yes": "If yes",
+    "no": "If no",
+    "timeout_next": "If it does not arrive",
+}
+
+
+def setting_label(detail: str) -> str:
+    """ "variants.1.weight" → "Path 2 weight"; "template_id" → "Email template"."""
+    parts = detail.split(".")
+    if parts[0] == "variants" and len(parts) == 3 and parts[1].isdigit():
+        return f"Path {int(parts[1]) + 1} " + ("weight" if parts[2] == "weight" else "goes to")
+    return SETTING_LABELS.get(parts[0], parts[0].replace("_", " ").capitalize())
 
 
 def place_problems(form: JourneyForm, problems: list[dict]) -> dict[str, list[str]]:
@@ -173,7 +230,7 @@ def place_problems(form: JourneyForm, problems: list[dict]) -> dict[str, list[st
             form.add_error(ENTRY_FIELDS[where], message)
         elif where.startswith("steps.") and where.count(".") >= 1:
             key = where.split(".")[1]
-            detail = where.split(".", 2)[2] if where.count(".") >= 2 else ""
+            detail = setting_label(where.split(".", 2)[2]) if where.count(".") >= 2 else ""
             by_step.setdefault(key, []).append(f"{detail}: {message}" if detail else message)
         elif where == "steps":
             form.add_error("steps", message)

@@ -33,8 +33,10 @@ class Journey(TenantOwnedModel):
     # without reading every definition.
     entry_kind = models.CharField(max_length=16, blank=True)
     entry_event = models.CharField(max_length=64, blank=True)
-    # The last day the date trigger ran (once a day, compare-and-set).
-    date_entered_on = models.DateField(null=True, blank=True)
+    # The hour the date trigger last ran (once an hour), the day the segment-join reconcile last
+    # ran (once a day): compare-and-set.
+    date_checked_at = models.DateTimeField(null=True, blank=True)
+    reconciled_on = models.DateField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -226,3 +228,41 @@ class JourneyEvent(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id}"
+
+
+class SegmentMember(TenantOwnedModel):
+    """A contact inside the audience of a journey started by joining a segment. Only the move from
+    outside to inside (this row inserted) enters the contact; staying inside changes nothing."""
+
+    id = models.BigAutoField(primary_key=True)
+    journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="+", db_index=False)
+    contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="+")
+    joined_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "journey", "contact"], name="journey_segment_member_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} in {self.journey_id}"
+
+
+class SegmentCheck(TenantOwnedModel):
+    """A contact whose data changed since the segment-join journeys last looked at it: written in the
+    transaction of the change, taken (and deleted) by the worker that checks it. A wake-up the broker
+    loses leaves the row for the sweep."""
+
+    id = models.BigAutoField(primary_key=True)
+    contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="+")
+    queued_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "contact"], name="journey_segment_check_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"check {self.contact_id}"

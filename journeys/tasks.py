@@ -6,6 +6,8 @@ due positions in every tenant.
 
 from __future__ import annotations
 
+import time
+
 from django.db import OperationalError
 from django.utils import timezone
 
@@ -14,8 +16,8 @@ from healthmail.tasks import enqueue, tenant_task
 from healthmail.tenants.context import current_tenant_id, tenant_context
 from healthmail.tenants.models import Tenant
 
-from .models import Journey, Position
-from .services import engine, enrolment
+from .models import Journey, Position, SegmentCheck
+from .services import dates, engine, segments
 
 RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 5, "retry_jitter": True, "max_retries": 5}
 
@@ -39,7 +41,34 @@ def journeys_advance_due() -> int:
 def journeys_date_enrol(journey_id: str) -> int:
     tenant = _tenant()
     journey = Journey.objects.select_related("live_version").get(pk=journey_id, tenant=tenant)
-    return enrolment.journey_date_enrol(tenant=tenant, journey=journey)
+    return dates.journey_date_enrol(tenant=tenant, journey=journey)
+
+
+@tenant_task(queue="marketing", acks_late=True, soft_time_limit=270, time_limit=300, **RETRY)
+def journeys_segment_checks() -> int:
+    """The contacts whose data changed, checked against the segment-join journeys batch by batch
+    (each batch its own transaction) until none are left or the time is up."""
+    tenant, evaluated = _tenant(), 0
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        taken = segments.segment_checks_apply(tenant=tenant).evaluated
+        evaluated += taken
+        if not taken:
+            break
+    return evaluated
+
+
+@tenant_task(queue="marketing", acks_late=True, soft_time_limit=270, time_limit=300, **RETRY)
+def journeys_segment_reconcile(journey_id: str) -> int:
+    tenant = _tenant()
+    journey = Journey.objects.get(pk=journey_id, tenant=tenant)
+    return segments.segment_members_reconcile(tenant=tenant, journey=journey)
+
+
+def segment_checks_soon(*, tenant) -> None:
+    """After commit, a worker checks the queued contacts; if the broker is down the checks stay
+    queued and `journeys_sweep` finds them."""
+    enqueue(journeys_segment_checks, tenant=tenant, robust=True)
 
 
 def advance_soon(*, tenant, position_ids) -> None:
@@ -58,9 +87,10 @@ def advance_soon(*, tenant, position_ids) -> None:
     time_limit=60,
 )
 def journeys_sweep() -> dict[str, int]:
-    """Every tenant with due positions gets a worker; every active date-triggered journey runs its day."""
+    """Every tenant with due positions or queued segment checks gets a worker; every active date or
+    segment-join journey runs its day (the date trigger; the segment reconcile)."""
     now = timezone.now()
-    due = dates = 0
+    due = checks = dates = 0
     for tenant_id in Tenant.objects.filter(status=Tenant.Status.ACTIVE).values_list("pk", flat=True):
         with tenant_context(tenant_id):
             if Position.objects.filter(
@@ -71,11 +101,13 @@ def journeys_sweep() -> dict[str, int]:
             ).exists():
                 journeys_advance_due.apply_async(kwargs={"tenant_id": str(tenant_id)})
                 due += 1
-            for journey_id in Journey.objects.filter(
-                tenant_id=tenant_id, status=Journey.Status.ACTIVE, entry_kind="date"
-            ).values_list("pk", flat=True):
-                journeys_date_enrol.apply_async(
-                    kwargs={"tenant_id": str(tenant_id), "journey_id": str(journey_id)}
-                )
+            if SegmentCheck.objects.filter(tenant_id=tenant_id).exists():
+                journeys_segment_checks.apply_async(kwargs={"tenant_id": str(tenant_id)})
+                checks += 1
+            for journey_id, kind in Journey.objects.filter(
+                tenant_id=tenant_id, status=Journey.Status.ACTIVE, entry_kind__in=("date", "segment")
+            ).values_list("pk", "entry_kind"):
+                task = journeys_date_enrol if kind == "date" else journeys_segment_reconcile
+                task.apply_async(kwargs={"tenant_id": str(tenant_id), "journey_id": str(journey_id)})
                 dates += 1
-    return {"tenants_due": due, "date_journeys": dates}
+    return {"tenants_due": due, "tenants_checked": checks, "daily_journeys": dates}

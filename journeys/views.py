@@ -17,6 +17,7 @@ from campaigns.views.common import require_any_permission
 from consent import services as consent
 from consent.models import Purpose
 from contacts.models import JourneyStage
+from delivery.models import WebhookEndpoint
 from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import actor_of, require_permission
 from healthmail.disclosure import Viewer, shows_aggregates
@@ -58,10 +59,27 @@ def journey_list(request: HttpRequest) -> HttpResponse:
     return render(request, "journeys/journey_list.html", context)
 
 
-def _palette(request: HttpRequest) -> dict:
-    """What the canvas offers in its selects (the tenant's own templates and topics)."""
+def _options(labels: dict[str, str]) -> list[dict]:
+    return [{"id": key, "name": label} for key, label in labels.items()]
+
+
+def _palette(request: HttpRequest, journey: Journey | None) -> dict:
+    """What the canvas offers in its selects (the tenant's own templates, topics, webhook endpoints
+    and other journeys to jump to)."""
     topics = consent.topics_ensure_system(tenant=request.tenant)
+    others = Journey.objects.filter(tenant=request.tenant).exclude(status=Journey.Status.ARCHIVED)
+    if journey is not None:
+        others = others.exclude(pk=journey.pk)
     return {
+        "webhooks": [
+            {"id": str(e.pk), "name": e.url}
+            for e in WebhookEndpoint.objects.filter(tenant=request.tenant, active=True).order_by("url")
+        ],
+        "journeys": [{"id": str(j.pk), "name": j.name} for j in others.order_by("name")],
+        "roles": _options(spec.NOTIFY_ROLE_LABELS),
+        "metrics": _options(spec.METRIC_LABELS),
+        "step_labels": spec.STEP_LABELS,
+        "max_variants": spec.MAX_VARIANTS,
         "templates": [
             {"id": str(t.pk), "name": t.name, "kind": t.kind}
             for t in Template.objects.filter(tenant=request.tenant).order_by("name")
@@ -70,7 +88,6 @@ def _palette(request: HttpRequest) -> dict:
         "topics": [{"id": key, "name": topic.name} for key, topic in sorted(topics.items())],
         "stages": [{"id": value, "name": label} for value, label in JourneyStage.choices],
         "branch_fields": list(spec.BRANCH_FIELDS),
-        "step_types": list(spec.EXITS),
         "exits": {kind: list(exits) for kind, exits in spec.EXITS.items()},
     }
 
@@ -128,7 +145,7 @@ def _builder(request: HttpRequest, journey: Journey | None, initial: dict) -> Ht
     context = {
         "form": form,
         "journey": journey,
-        "palette": _palette(request),
+        "palette": _palette(request, journey),
         "step_list": _step_list(steps, step_problems),
         "step_problems": step_problems,
         "samples": samples,
@@ -153,7 +170,7 @@ def _step_list(steps_json, problems: dict[str, list[str]]) -> list[dict]:
         rows.append(
             {
                 "key": key,
-                "type": step.get("type", "?"),
+                "type": spec.STEP_LABELS.get(step.get("type", ""), "Unknown step type"),
                 "settings": settings,
                 "exits": exits,
                 "problems": problems.get(key, []),

@@ -152,6 +152,15 @@ def ids_query(compiled: Compiled, *, two_pass: bool = False) -> SqlPart:
     return (_select_two_pass if two_pass else _select)(sql.SQL("c.id"), compiled, sql.SQL(" ORDER BY c.id"))
 
 
+def ids_among_query(compiled: Compiled, contact_ids: list[uuid.UUID]) -> SqlPart:
+    """The members among the given contacts only: the primary key narrows the read to those rows,
+    whatever the definition (a trigger checks the contacts a write changed, not everyone)."""
+    query, params = _select(
+        sql.SQL("c.id"), compiled, sql.SQL(" AND c.id = ANY({})").format(sql.Placeholder())
+    )
+    return query, [*params, contact_ids]
+
+
 AGE_BANDS = (("0-17", 0, 17), ("18-29", 18, 29), ("30-44", 30, 44), ("45-64", 45, 64), ("65-89", 65, 89))
 BREAKDOWNS = ("state", "age_band", "language")
 

@@ -167,6 +167,25 @@ def segment_member_ids(*, tenant: Tenant, definition: Any, now: datetime.datetim
         return [row[0] for row in _fetch(*compiler.ids_query(compiled))]
 
 
+def segment_members_among(
+    *, tenant: Tenant, definition: Any, contact_ids: list, now: datetime.datetime | None = None
+) -> set:
+    """Which of `contact_ids` are members now (one query restricted to those ids)."""
+    if not contact_ids:
+        return set()
+    with tenant_context(tenant):
+        compiled = segment_compile(tenant=tenant, definition=definition, now=now)
+        return {row[0] for row in _fetch(*compiler.ids_among_query(compiled, list(contact_ids)))}
+
+
+def segment_members_query(
+    *, tenant: Tenant, definition: Any, now: datetime.datetime | None = None
+) -> compiler.SqlPart:
+    """The ids query of every member (`SELECT c.id ...`), to compose into a set-based write."""
+    with tenant_context(tenant):
+        return compiler.ids_query(segment_compile(tenant=tenant, definition=definition, now=now))
+
+
 def segment_count(
     *,
     tenant: Tenant,

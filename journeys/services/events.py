@@ -17,7 +17,7 @@ from healthmail.tenants.context import tenant_context
 
 from .. import definition as spec
 from ..models import Journey, JourneyEvent, JourneyVersion, Position, StepLog
-from . import engine
+from . import engine, segments
 
 
 def _goals_met(event: NamedEvent, now) -> list[Position]:
@@ -175,6 +175,7 @@ def engagement_receive(message, action: str) -> None:
     event = f"email.{action}"
     now = timezone.now()
     with tenant_context(message.tenant_id):
+        segments.contacts_changed_receive(message.tenant_id, [message.contact_id])  # engagement segments
         due = []
         if message.source_type == SOURCE_TYPE:
             version_id = message.source_id.partition(":")[0]

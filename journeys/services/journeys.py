@@ -26,9 +26,11 @@ from healthmail.actors import Actor
 from healthmail.errors import Conflict, NotFound, PermissionRefused
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
+from segmentation.models import Segment
 
 from .. import definition as spec
 from ..models import Journey, JourneyVersion, Position
+from .segments import segment_members_reset
 
 Status = Journey.Status
 VersionStatus = JourneyVersion.Status
@@ -70,6 +72,19 @@ def _freeze_sends(tenant: Tenant, actor: Actor, definition: dict) -> bool:
                     f"steps.{key}.topic", "Marketing email names the topic people opted in to."
                 ) from None
     return uses_phi
+
+
+def _freeze_segment(tenant: Tenant, definition: dict) -> bool:
+    """A segment-join trigger keeps the segment's definition as it was when the version was saved
+    (what is approved is who enters); True when it uses PHI."""
+    entry = definition["entry"]
+    if entry["kind"] != "segment":
+        return False
+    segment = Segment.objects.filter(tenant=tenant, pk=_uuid(entry["segment_id"])).first()
+    if segment is None:
+        raise _problem("entry.segment_id", "No such segment in this organization.")
+    definition["entry"] = {**entry, "segment_definition": segment.definition}
+    return segment.uses_phi
 
 
 def _uuid(value) -> uuid.UUID | None:
@@ -178,7 +193,7 @@ def _version_new(tenant: Tenant, actor: Actor, journey: Journey, definition) -> 
     checked["steps"] = {key: dict(step) for key, step in checked["steps"].items()}
     _check_sender(tenant, checked)
     _check_references(tenant, journey, checked)
-    uses_phi = _freeze_sends(tenant, actor, checked)
+    uses_phi = _freeze_sends(tenant, actor, checked) | _freeze_segment(tenant, checked)
     latest = JourneyVersion.objects.filter(tenant=tenant, journey=journey).order_by("-number").first()
     if latest is not None and latest.status == VersionStatus.DRAFT:
         latest.definition, latest.uses_phi = checked, uses_phi
@@ -347,6 +362,8 @@ def journey_activate(
             entry_event=spec.entry_key(entry),
         )
         moved = positions_move(tenant=tenant, journey=journey, version=version) if move == MOVE_SAFE else 0
+        if entry["kind"] == "segment":
+            segment_members_reset(tenant=tenant, journey=journey, entry=entry)
         audit.record(
             actor=actor,
             action="journeys.activate",

@@ -28,6 +28,7 @@ from healthmail.accounts.api_keys import api_key_create
 from healthmail.accounts.roles import Role
 from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
+from journeys.definition import STEP_LABELS
 from journeys.models import Journey, Position
 from journeys.services import engine
 from tests.campaigns.conftest import template
@@ -80,7 +81,8 @@ def _add_step(page, kind: str, key: str) -> None:
     page.get_by_label("Step type", exact=True).select_option(kind)
     page.get_by_label("Step name", exact=True).fill(key)
     page.get_by_role("button", name="Add step").click()
-    expect(page.get_by_role("heading", name=f"Step {key} ({kind})")).to_be_visible()
+    label = STEP_LABELS[kind]  # the panel names the kind in words
+    expect(page.get_by_role("heading", name=f"Step {key} ({label})")).to_be_visible()
 
 
 def _node(page, key: str):
@@ -276,3 +278,71 @@ def test_a_template_saved_unfinished_shows_its_problems_at_the_steps_with_and_wi
     expect(plain.locator('[data-step="nudge"]')).to_contain_text("Choose the template to send.")
     screenshot(plain, "journey-no-javascript")
     context.close()
+
+
+def test_newer_step_kinds_are_configured_in_the_panel_and_their_problems_shown_on_the_canvas(
+    page, make_person
+):
+    from tests.journeys.conftest import active_journey
+
+    marketer = make_person(Role.MARKETER)
+    tenant = marketer.tenant
+    recall = active_journey(tenant, name="Annual recall")
+    name = unique("ab journey")
+    browser_sign_in(page, marketer)
+    page.goto("/journeys/new/")
+    page.get_by_role("textbox", name="Name", exact=True).fill(name)
+    page.get_by_label("Contacts enter when").select_option("manual")
+
+    _add_step(page, "split", "ab")
+    page.get_by_label("Winner metric", exact=True).select_option(label="Goal reached")
+    page.get_by_label("Path 1 weight", exact=True).fill("70")
+    page.get_by_label("Path 1 weight", exact=True).press("Tab")
+    _add_step(page, "notify", "tell")
+    page.get_by_label("Staff role to notify", exact=True).select_option(label="Compliance officers")
+    _add_step(page, "list", "listed")
+    page.get_by_label("List", exact=True).fill("recall")
+    page.get_by_label("List", exact=True).press("Tab")
+    _add_step(page, "jump", "onward")
+    page.get_by_label("Jump to", exact=True).select_option(label="another journey")
+    page.get_by_label("Journey", exact=True).select_option(label="Annual recall")
+    _add_step(page, "exit", "done")
+
+    _drop(page, _node(page, "ab").locator(".output_2"), _node(page, "listed").locator(".input_1"))
+    expect(_node(page, "ab")).to_contain_text("path 2 → listed")
+    _node(page, "ab").click()
+    page.get_by_label("Path 1 goes to", exact=True).select_option("tell")
+    _node(page, "tell").click()
+    page.get_by_label("Next step", exact=True).select_option("done")
+    _node(page, "listed").click()
+    page.get_by_label("Next step", exact=True).select_option("onward")
+    expect(_node(page, "onward")).to_contain_text("to journey Annual recall")
+
+    # The notification has no subject yet: the server refuses, and says so at that step.
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_test_id("form-errors")).to_contain_text("1 step(s) need attention")
+    expect(_node(page, "tell")).to_have_class(re.compile(r"\binvalid\b"))
+    expect(_node(page, "tell").locator(".jn-problems")).to_contain_text("Subject: Write a short subject")
+    _node(page, "tell").click()
+    expect(page.locator("#step-panel")).to_contain_text("Subject: Write a short subject")
+    screenshot(page, "journey-new-step-kinds")
+    page.get_by_label("Subject", exact=True).fill("Recall list ready")
+    page.get_by_label("Subject", exact=True).press("Tab")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("heading", name=f"Journey: {name}")).to_be_visible()
+
+    with tenant_context(tenant):
+        steps = Journey.objects.get(name=name).versions.get().definition["steps"]
+    assert steps["ab"] == {
+        "type": "split",
+        "metric": "goal",
+        "variants": [{"weight": 70, "next": "tell"}, {"weight": 50, "next": "listed"}],
+    }
+    assert steps["tell"] == {
+        "type": "notify",
+        "role": "compliance_officer",
+        "subject": "Recall list ready",
+        "next": "done",
+    }
+    assert steps["listed"] == {"type": "list", "action": "add", "list": "recall", "next": "onward"}
+    assert steps["onward"] == {"type": "jump", "journey_id": str(recall.pk)}

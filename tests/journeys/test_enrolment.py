@@ -1,5 +1,4 @@
-"""Entry triggers: a date field relative to today, manual enrolment of a segment; the cycle cap; no
-contact advances twice when two workers claim at once."""
+"""Manual enrolment of a segment; the cycle cap (date triggers: test_date_trigger.py)."""
 
 from __future__ import annotations
 
@@ -17,37 +16,6 @@ from tests.campaigns.conftest import segment
 from .conftest import SYSTEM, active_journey, patient
 
 pytestmark = pytest.mark.django_db
-
-
-def test_date_matches_anniversaries_offsets_and_leap_days():
-    today = datetime.date(2027, 3, 10)
-    assert enrolment.date_matches(datetime.date(1980, 3, 10), today=today, offset_days=0, anniversary=True)
-    assert not enrolment.date_matches(
-        datetime.date(1980, 3, 11), today=today, offset_days=0, anniversary=True
-    )
-    # an appointment two days ahead: its date minus 2 days is today
-    assert enrolment.date_matches(datetime.date(2027, 3, 12), today=today, offset_days=-2, anniversary=False)
-    assert enrolment.date_matches(
-        datetime.date(2000, 2, 29), today=datetime.date(2027, 2, 28), offset_days=0, anniversary=True
-    )
-
-
-def test_the_birthday_trigger_enters_todays_birthdays_once_a_day(tenant_a):
-    journey = active_journey(tenant_a, entry={"kind": "date", "field": "birth_date", "offset_days": 0})
-    today = datetime.date(2027, 3, 10)
-    birthday, other = patient(tenant_a, opt_in=False), patient(tenant_a, opt_in=False)
-    with tenant_context(tenant_a):
-        for contact, born in ((birthday, "1980-03-10"), (other, "1980-03-11")):
-            contact.birth_date = born
-            contact.save(update_fields=["birth_date"])
-        journey.refresh_from_db()
-
-    assert enrolment.journey_date_enrol(tenant=tenant_a, journey=journey, today=today) == 1
-    assert enrolment.journey_date_enrol(tenant=tenant_a, journey=journey, today=today) == 0
-    with tenant_context(tenant_a):
-        assert list(Position.objects.filter(journey=journey).values_list("contact_id", flat=True)) == [
-            birthday.pk
-        ]
 
 
 def test_manual_enrolment_of_a_segment_enters_its_members_once(tenant_a):

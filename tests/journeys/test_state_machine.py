@@ -6,7 +6,9 @@ clock jumps (hypothesis state machine), checking after every step:
 - no journey email is queued for a contact without consent at that moment;
 - no definition with a loop that has no wait is accepted (an independent oracle decides);
 - after the engine has run, every contact has exited or waits on a future time (a wait's end or an
-  event wait's timeout).
+  event wait's timeout);
+- every contact eventually leaves: when time runs on with no more events, each one exits within
+  (steps x cycle cap) waits of at most 400 days each (the cycle cap ends loops that have a wait).
 
 Size: JOURNEYS_MACHINE_EXAMPLES examples of up to JOURNEYS_MACHINE_STEPS steps (`make test` runs it
 small). Each example rolls back to the shared world (tenant, template, sender domain, contacts).
@@ -43,7 +45,7 @@ from healthmail.errors import Conflict
 from healthmail.tenants.context import tenant_context
 from journeys import definition as spec
 from journeys import tasks
-from journeys.models import Position
+from journeys.models import JourneyVersion, Position
 from journeys.services import engine, enrolment
 from tests.campaigns.conftest import person, template, verified_domain
 from tests.delivery.engine_support import evidence, opted_in
@@ -111,11 +113,12 @@ def _step(kind: str, targets: list[str], template_id, endpoint_id=None) -> dict:
 
 
 @st.composite
-def graphs(draw, template_id, endpoint_id=None) -> dict:
+def graphs(draw, template_id, endpoint_id=None, looped: bool = False) -> dict:
     """A random step graph from s0: edges go forward (the last step exits) unless a drawn back edge
-    points anywhere, which is how loops, with or without a wait, appear. Pruned to what s0 reaches
-    (unreachable steps are another refusal)."""
-    size = draw(st.integers(2, 6))
+    points anywhere, which is how loops, with or without a wait, appear. `looped`: the step before
+    the exit is also a wait back to s0, so contacts that get there go round (until the cycle cap).
+    Pruned to what s0 reaches (unreachable steps are another refusal)."""
+    size = draw(st.integers(3 if looped else 2, 6))
     keys = [f"s{i}" for i in range(size)]
 
     def target(index: int) -> str:
@@ -127,6 +130,8 @@ def graphs(draw, template_id, endpoint_id=None) -> dict:
     for index, key in enumerate(keys[:-1]):
         kind = draw(st.sampled_from(FIRST if index == 0 else KINDS))
         steps[key] = _step(kind, [target(index), target(index)], template_id, endpoint_id)
+    if looped:
+        steps[keys[-2]] = {"type": "wait", "seconds": 3600, "next": "s0"}
     seen, todo = set(), ["s0"]
     while todo:
         key = todo.pop()
@@ -174,7 +179,8 @@ class JourneyMachine(RuleBasedStateMachine):
 
     @initialize(steps=st.data())
     def define(self, steps):
-        graph = steps.draw(graphs(self.world.template_id, self.world.endpoint_id))
+        looped = steps.draw(st.booleans())  # a loop with a wait half the time: the cycle cap's work
+        graph = steps.draw(graphs(self.world.template_id, self.world.endpoint_id, looped=looped))
         body = {
             "entry": {"kind": "manual"},
             "start": "s0",
@@ -261,6 +267,20 @@ class JourneyMachine(RuleBasedStateMachine):
         with tenant_context(self.tenant):
             stuck = Position.objects.filter(journey=self.journey, state="waiting", due_at__lte=self.clock)
             assert not stuck.exists(), "a contact waits on a time already past"
+
+    @precondition(lambda self: self.journey is not None)
+    @rule()
+    def time_runs_out(self):
+        with tenant_context(self.tenant):
+            definition = JourneyVersion.objects.get(pk=self.journey.live_version_id).definition
+        for _ in range(len(definition["steps"]) * spec.cycle_cap(definition) + 1):
+            self.clock += datetime.timedelta(days=401)
+            while engine.positions_advance(tenant=self.tenant, now=self.clock).advanced:
+                pass
+        self._check_sends()
+        with tenant_context(self.tenant):
+            staying = Position.objects.filter(journey=self.journey, state="waiting")
+            assert not staying.exists(), "a contact never leaves the journey"
 
     def _check_sends(self):
         with tenant_context(self.tenant):

@@ -59,6 +59,46 @@
     return palette.exits[type] || [];
   }
 
+  // A step's outputs, in port order: its exit keys, or a split's paths (variants[i].next). A jump to
+  // another journey has none of its own step to go to, but keeps its port to switch back.
+  function exitNames(step) {
+    if (step.type === "split") {
+      return (step.variants || []).map(function (v, i) { return "path " + (i + 1); });
+    }
+    return exitsOf(step.type);
+  }
+
+  function exitTarget(step, i) {
+    if (step.type === "split") { return ((step.variants || [])[i] || {}).next; }
+    return step[exitsOf(step.type)[i]];
+  }
+
+  function setExit(step, i, target) {
+    if (step.type === "split") {
+      var variant = (step.variants || [])[i];
+      if (!variant) { return; }
+      if (target) { variant.next = target; } else { delete variant.next; }
+      return;
+    }
+    var name = exitsOf(step.type)[i];
+    if (!name) { return; }
+    if (target) {
+      step[name] = target;
+      if (step.type === "jump") { delete step.journey_id; }
+    } else {
+      delete step[name];
+    }
+  }
+
+  function label(type) {
+    return palette.step_labels[type] || type;
+  }
+
+  function option(list, id) {
+    var found = (list || []).find(function (x) { return x.id === id; });
+    return found ? found.name : null;
+  }
+
   function text(tag, content, className) {
     var el = document.createElement(tag);
     if (content !== undefined && content !== null) {
@@ -91,8 +131,14 @@
         if (step.add_tag) { parts.push("+" + step.add_tag); }
         if (step.remove_tag) { parts.push("−" + step.remove_tag); }
         if (step.journey_stage) { parts.push("stage " + step.journey_stage); }
+        if (step.set_field) { parts.push("language " + step.set_field.value); }
         return parts.join(", ") || "no change";
       }
+      case "list": return (step.action === "remove" ? "remove from " : "add to ") + (step.list || "?");
+      case "webhook": return option(palette.webhooks, step.endpoint_id) || "no endpoint";
+      case "notify": return (option(palette.roles, step.role) || "no role") + ": " + (step.subject || "no subject");
+      case "jump": return "journey_id" in step ? "to journey " + (option(palette.journeys, step.journey_id) || "?") : "to step " + (step.to || "?");
+      case "split": return (step.variants || []).map(function (v) { return v.weight || "?"; }).join(" / ") + " · winner by " + (option(palette.metrics, step.metric) || "?");
       default: return "";
     }
   }
@@ -112,15 +158,17 @@
     content.textContent = "";
     var box = text("div", null, "jn");
     box.appendChild(text("strong", key));
-    box.appendChild(text("span", step.type, "jn-type"));
+    box.appendChild(text("span", label(step.type), "jn-type"));
     if (startField && startField.value === key) {
       box.appendChild(text("span", " · first step", "jn-start"));
     }
     box.appendChild(text("div", summary(step)));
     var exits = text("ul", null, "jn-exits");
-    exitsOf(step.type).forEach(function (name, i) {
-      exits.appendChild(text("li", (i + 1) + ". " + name + " → " + (step[name] || "—")));
-    });
+    if (!(step.type === "jump" && "journey_id" in step)) {
+      exitNames(step).forEach(function (name, i) {
+        exits.appendChild(text("li", (i + 1) + ". " + name + " → " + (exitTarget(step, i) || "—")));
+      });
+    }
     box.appendChild(exits);
     var mine = problems[key] || [];
     node.classList.toggle("invalid", mine.length > 0);
@@ -151,16 +199,15 @@
 
   function addNode(key, x, y) {
     var type = steps[key].type;
-    var id = editor.addNode(type, 1, exitsOf(type).length, x, y, "step-" + type, { key: key }, "");
+    var id = editor.addNode(type, 1, exitNames(steps[key]).length, x, y, "step-" + type, { key: key }, "");
     idOf[key] = id;
     keyOf[id] = key;
     drawNode(key);
     return id;
   }
 
-  function connect(key, exitName, target) {
-    var i = exitsOf(steps[key].type).indexOf(exitName);
-    if (i < 0) { return; }
+  function connect(key, i, target) {
+    if (i < 0 || i >= exitNames(steps[key]).length) { return; }
     var output = "output_" + (i + 1);
     var node = editor.getNodeFromId(idOf[key]);
     (node.outputs[output].connections || []).slice().forEach(function (c) {
@@ -169,7 +216,7 @@
     if (target && idOf[target] !== undefined) {
       editor.addConnection(idOf[key], idOf[target], output, "input_1");
     } else {
-      delete steps[key][exitName];
+      setExit(steps[key], i, "");
     }
   }
 
@@ -183,10 +230,10 @@
       addNode(key, xy[0], xy[1]);
     });
     Object.keys(steps).forEach(function (key) {
-      exitsOf(steps[key].type).forEach(function (name) {
-        var target = steps[key][name];
+      exitNames(steps[key]).forEach(function (name, i) {
+        var target = exitTarget(steps[key], i);
         if (target && idOf[target] !== undefined) {
-          editor.addConnection(idOf[key], idOf[target], "output_" + (exitsOf(steps[key].type).indexOf(name) + 1), "input_1");
+          editor.addConnection(idOf[key], idOf[target], "output_" + (i + 1), "input_1");
         }
       });
     });
@@ -198,7 +245,7 @@
     var key = keyOf[c.output_id];
     var target = keyOf[c.input_id];
     if (!key || !target) { return; }
-    var name = exitsOf(steps[key].type)[Number(c.output_class.split("_")[1]) - 1];
+    var index = Number(c.output_class.split("_")[1]) - 1;
     if (!loading) {
       // One target per exit: a new connection replaces the old one.
       var node = editor.getNodeFromId(c.output_id);
@@ -208,7 +255,7 @@
         }
       });
     }
-    steps[key][name] = target;
+    setExit(steps[key], index, target);
     write();
     if (selected === key) { showPanel(key); }
   });
@@ -217,9 +264,9 @@
     var key = keyOf[c.output_id];
     var target = keyOf[c.input_id];
     if (!key || !steps[key]) { return; }
-    var name = exitsOf(steps[key].type)[Number(c.output_class.split("_")[1]) - 1];
-    if (steps[key][name] === target) {
-      delete steps[key][name];
+    var index = Number(c.output_class.split("_")[1]) - 1;
+    if (exitTarget(steps[key], index) === target) {
+      setExit(steps[key], index, "");
     }
     write();
     if (selected === key) { showPanel(key); }
@@ -242,8 +289,8 @@
 
   function removeStep(key, alreadyGone) {
     Object.keys(steps).forEach(function (other) {
-      exitsOf(steps[other].type).forEach(function (name) {
-        if (steps[other][name] === key) { delete steps[other][name]; }
+      exitNames(steps[other]).forEach(function (name, i) {
+        if (exitTarget(steps[other], i) === key) { setExit(steps[other], i, ""); }
       });
     });
     delete steps[key];
@@ -322,6 +369,36 @@
     field(labelText + " unit", units).addEventListener("change", update);
   }
 
+  function button(title, onClick) {
+    var el = text("button", title, "secondary");
+    el.type = "button";
+    el.addEventListener("click", onClick);
+    return el;
+  }
+
+  // A split's paths changed: its node is drawn again with as many outputs, where it stood.
+  function redraw(key) {
+    write();
+    layout = JSON.parse(layoutField.value || "{}");
+    load();
+    selected = key;
+    showPanel(key);
+  }
+
+  var ui = {
+    palette: palette,
+    panel: panel,
+    field: field,
+    select: select,
+    input: input,
+    button: button,
+    set: set,
+    write: write,
+    connect: connect,
+    redraw: redraw,
+    show: function (key) { showPanel(key); },
+  };
+
   function showPanel(key) {
     panel.textContent = "";
     if (!key || !steps[key]) {
@@ -329,7 +406,7 @@
       return;
     }
     var step = steps[key];
-    panel.appendChild(text("h3", "Step " + key + " (" + step.type + ")"));
+    panel.appendChild(text("h3", "Step " + key + " (" + label(step.type) + ")"));
     (problems[key] || []).forEach(function (p) {
       var el = text("p", p, "error");
       el.setAttribute("role", "alert");
@@ -382,18 +459,20 @@
         field("Engagement", select([{ id: "open", name: "opened" }, { id: "click", name: "clicked" }], condition.engagement)).addEventListener("change", function (e) { condition.engagement = e.target.value; write(); });
       }
     } else if (step.type === "update") {
-      field("Add tag", input(step.add_tag)).addEventListener("change", function (e) { set(key, "add_tag", e.target.value.trim()); });
-      field("Remove tag", input(step.remove_tag)).addEventListener("change", function (e) { set(key, "remove_tag", e.target.value.trim()); });
-      field("Journey stage", select(palette.stages, step.journey_stage, "— unchanged —")).addEventListener("change", function (e) { set(key, "journey_stage", e.target.value); });
+      window.journeyPanels.update(ui, key, step);
+    } else if (window.journeyPanels && window.journeyPanels[step.type]) {
+      window.journeyPanels[step.type](ui, key, step);
     }
     var others = Object.keys(steps).filter(function (k) { return k !== key; }).map(function (k) { return { id: k, name: k }; });
-    exitsOf(step.type).forEach(function (name) {
-      var label = { next: "Next step", yes: "If yes", no: "If no", timeout_next: "If it does not arrive" }[name] || name;
-      field(label, select(others, step[name], "— not connected —")).addEventListener("change", function (e) {
-        connect(key, name, e.target.value);
-        write();
+    if (!(step.type === "jump" && "journey_id" in step)) {
+      exitNames(step).forEach(function (name, i) {
+        var title = { next: "Next step", yes: "If yes", no: "If no", timeout_next: "If it does not arrive", to: "Jump to step" }[name] || "Path " + (i + 1) + " goes to";
+        field(title, select(others, exitTarget(step, i), "— not connected —")).addEventListener("change", function (e) {
+          connect(key, i, e.target.value);
+          write();
+        });
       });
-    });
+    }
     var actions = text("p");
     var first = text("button", "Make this the first step", "secondary");
     first.type = "button";
@@ -427,7 +506,8 @@
     }
     keyInput.setCustomValidity("");
     keyInput.value = "";
-    steps[key] = { type: type };
+    var defaults = (window.journeyStepDefaults || {})[type];
+    steps[key] = defaults ? defaults() : { type: type };
     var count = Object.keys(idOf).length;
     addNode(key, 20 + (count % 3) * 200, 20 + Math.floor(count / 3) * 150);
     if (startField && !startField.value) { startField.value = key; }
