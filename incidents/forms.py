@@ -117,3 +117,10 @@ class ExtensionForm(forms.Form):
     reason = forms.CharField(
         label="Reasons for the delay (sent to the patient in writing)", widget=forms.Textarea(attrs=_TEXT)
     )
+
+
+class PolicyForm(forms.Form):
+    title = forms.CharField(
+        max_length=200, help_text="Publishing under an existing title makes a new version of that policy."
+    )
+    text = forms.CharField(label="Policy text", widget=forms.Textarea(attrs={"rows": 8}))

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import oversight_views, views
 
 app_name = "incidents"
 
@@ -15,6 +15,21 @@ urlpatterns = [
         "access-requests/<uuid:request_id>/deliver/",
         views.access_request_deliver,
         name="access_request_deliver",
+    ),
+    path("access-reviews/", oversight_views.access_review_list, name="access_reviews"),
+    path("access-reviews/new/", oversight_views.access_review_new, name="access_review_new"),
+    path(
+        "access-reviews/<uuid:review_id>/",
+        oversight_views.access_review_detail,
+        name="access_review_detail",
+    ),
+    path("policies/", oversight_views.policy_list, name="policies"),
+    path("policies/publish/", oversight_views.policy_publish, name="policy_publish"),
+    path("policies/mine/", oversight_views.my_policies, name="my_policies"),
+    path(
+        "policies/<uuid:version_id>/acknowledge/",
+        oversight_views.policy_acknowledge,
+        name="policy_acknowledge",
     ),
     path("disclosures/", views.disclosures_accounting, name="disclosures_accounting"),
     path("<uuid:incident_id>/", views.incident_detail, name="detail"),

@@ -98,6 +98,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "healthmail.tenants.context_processors.tenant",
+                "incidents.context_processors.policies_to_acknowledge",
             ],
         },
     },
@@ -348,6 +349,12 @@ CELERY_BEAT_SCHEDULE["incident-clock-alerts"] = {
 }
 CELERY_BEAT_SCHEDULE["baa-expiry-reminders"] = {
     "task": "incidents.tasks.baa_expiry_reminders",
+    "schedule": 3600.0,
+}
+# Periodic access reviews (incidents/access_reviews.py): due every this many days after the last.
+ACCESS_REVIEW_INTERVAL_DAYS = env.int("ACCESS_REVIEW_INTERVAL_DAYS", default=90)
+CELERY_BEAT_SCHEDULE["access-review-reminders"] = {
+    "task": "incidents.tasks.access_review_reminders",
     "schedule": 3600.0,
 }
 CELERY_BEAT_SCHEDULE["api-idempotency-expire"] = {

@@ -124,7 +124,41 @@ def _access_request(tenant) -> dict[str, object]:
     return {"request_id": request.pk}
 
 
+def _access_review(tenant) -> dict[str, object]:
+    from healthmail.accounts.roles import Role
+    from healthmail.tenants.context import tenant_context
+    from incidents import access_reviews
+
+    admin = MembershipFactory(tenant=tenant, role=Role.TENANT_ADMIN)
+    with tenant_context(tenant):
+        members = access_reviews.members_now(tenant=tenant)
+    review = access_reviews.access_review_complete(
+        tenant=tenant,
+        user=admin.user,
+        role=Role.TENANT_ADMIN,
+        decisions={m.pk: access_reviews.Decision("keep") for m in members},
+    )
+    return {"review_id": review.pk}
+
+
+def _policy_version(tenant) -> dict[str, object]:
+    from healthmail.accounts.roles import Role
+    from incidents.policies import policy_publish
+
+    admin = MembershipFactory(tenant=tenant, role=Role.TENANT_ADMIN)
+    version = policy_publish(
+        tenant=tenant,
+        user=admin.user,
+        role=Role.TENANT_ADMIN,
+        title=f"Acceptable use {uuid.uuid4().hex[:6]}",
+        text="Use the platform only for the organization's patients.",
+    )
+    return {"version_id": version.pk}
+
+
 FACTORIES: dict[str, Factory] = {
+    "review_id": _access_review,
+    "version_id": _policy_version,
     "incident_id": _incident,
     "request_id": _access_request,
     "journey_id": _one("journey_id", api._journey_id),
