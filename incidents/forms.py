@@ -124,3 +124,16 @@ class PolicyForm(forms.Form):
         max_length=200, help_text="Publishing under an existing title makes a new version of that policy."
     )
     text = forms.CharField(label="Policy text", widget=forms.Textarea(attrs={"rows": 8}))
+
+
+class AudienceNoticeForm(forms.Form):
+    audience = forms.CharField(max_length=40, widget=forms.HiddenInput)
+    state = forms.CharField(max_length=2, required=False, widget=forms.HiddenInput)
+
+
+class AudienceSentForm(AudienceNoticeForm):
+    sent_on = forms.DateField(label="Date sent", widget=forms.DateInput(attrs={"type": "date"}))
+    channel = forms.CharField(label="Sent through", max_length=200)
+    reference = forms.CharField(
+        label="Reference (e.g. HHS portal confirmation)", max_length=200, required=False
+    )

@@ -379,3 +379,37 @@ class PolicyAcknowledgement(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.user_id} acknowledged {self.version_id}"
+
+
+class AudienceNotice(TenantOwnedModel):
+    """A notice to the Secretary of HHS, a State's media or the covered entity (164.406-164.410): the
+    officer prepares it from the incident's letter, sends it outside the platform, and records when,
+    how and with which reference. The row keeps the letter's SHA-256, never its text (the covered
+    entity's letter names the individuals)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="audience_notices")
+    audience = models.CharField(max_length=40)
+    state = models.CharField(max_length=2, blank=True)
+    letter_sha256 = models.CharField(max_length=64)
+    prepared_by = models.ForeignKey(_USER, on_delete=models.PROTECT, related_name="+")
+    prepared_at = models.DateTimeField(default=timezone.now)
+    sent_on = models.DateField(null=True, blank=True)
+    sent_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    channel = models.CharField(max_length=200, blank=True)
+    reference = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["audience", "state"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "incident", "audience", "state"], name="incident_audience_notice_once"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(sent_on__isnull=True) | ~models.Q(channel=""),
+                name="audience_notice_sent_says_how",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.audience} notice"

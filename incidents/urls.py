@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import oversight_views, views
+from . import notice_views, oversight_views, views
 
 app_name = "incidents"
 
@@ -42,5 +42,15 @@ urlpatterns = [
     path("<uuid:incident_id>/letter/", views.letter_save, name="letter_save"),
     path("<uuid:incident_id>/letter/preview/", views.letter_preview, name="letter_preview"),
     path("<uuid:incident_id>/notices/", views.notices_send, name="notices_send"),
+    path(
+        "<uuid:incident_id>/audience-notices/prepare/",
+        notice_views.audience_notice_prepare,
+        name="audience_notice_prepare",
+    ),
+    path(
+        "<uuid:incident_id>/audience-notices/sent/",
+        notice_views.audience_notice_sent,
+        name="audience_notice_sent",
+    ),
     path("<uuid:incident_id>/close/", views.incident_close, name="close"),
 ]

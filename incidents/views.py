@@ -20,7 +20,7 @@ from healthmail.accounts.views.access import actor_of, require_permission
 from healthmail.errors import ApplicationError, NotFound
 from healthmail.tenants.context import tenant_context
 
-from . import access_requests, accounting, affected, notices, selectors, services
+from . import access_requests, accounting, affected, audience_notices, notices, selectors, services
 from .forms import (
     AccessRequestForm,
     AssessmentForm,
@@ -107,6 +107,7 @@ def _detail_context(request: HttpRequest, incident: Incident, **forms) -> dict:
         evidence = list(Evidence.objects.filter(tenant=request.tenant, incident=incident))
         people = list(AffectedIndividual.objects.filter(tenant=request.tenant, incident=incident))
         clocks = selectors.clocks_of(incident)
+        audience_rows = audience_notices.audience_rows(incident)
     rows = notices.notice_rows(tenant=request.tenant, incident=incident)
     substitute = sum(1 for row in rows if row.notice.method == row.notice.Method.SUBSTITUTE)
     window = incident.derived_query or {}
@@ -124,6 +125,8 @@ def _detail_context(request: HttpRequest, incident: Incident, **forms) -> dict:
         "affected": people,
         "clocks": clocks,
         "notice_rows": rows,
+        "audience_rows": audience_rows,
+        "today": timezone.localdate(),
         "substitute_advice": notices.substitute_method(substitute),
         "evidence_form": forms.get("evidence_form") or EvidenceForm(prefix="evidence"),
         "derive_form": forms.get("derive_form") or DeriveForm(initial=derive_initial, prefix="derive"),
@@ -322,8 +325,12 @@ def incident_close(request: HttpRequest, incident_id) -> HttpResponse:
 def letter_preview(request: HttpRequest, incident_id) -> HttpResponse:
     incident = _incident_or_404(request, incident_id)
     audience = request.GET.get("audience", "individuals")
+    state = request.GET.get("state", "")[:2]
     try:
-        text = notices.letter(incident, request.tenant, audience).text
+        with tenant_context(request.tenant):
+            text = audience_notices.audience_letter(
+                tenant=request.tenant, user=request.user, incident=incident, audience=audience, state=state
+            )
     except (ApplicationError, KeyError):
         return render(request, "404.html", status=404)
     return render(

@@ -309,6 +309,18 @@ def _incident_notice(world: World) -> None:
     assert notices.individual_notices_send(user=first, **who).portal == 1
 
 
+def _covered_entity_letter(world: World) -> None:
+    """A business associate's notice to the covered entity identifies each individual (164.410(c))."""
+    from incidents import audience_notices
+    from tests.incidents.helpers import decided_breach, officer
+
+    incident = decided_breach(world.tenant, [world.patient], business_associate=True)
+    with tenant_context(world.tenant):
+        audience_notices.audience_letter(
+            tenant=world.tenant, user=officer(world.tenant), incident=incident, audience="covered_entity"
+        )
+
+
 def _authorization_copy(world: World) -> None:
     """The patient signs a published text: the copy is rendered and sent through the portal."""
     from consent.copies import authorization_copy_send
@@ -502,6 +514,13 @@ PHI_READ_PATHS = [
         "breach notice",
         _incident_notice,
         "breach notification to the individual",
+        "contacts.contact",
+    ),
+    Path_(
+        "incidents.audience_notices:_identification",
+        "covered entity notice",
+        _covered_entity_letter,
+        "business associate notice to the covered entity",
         "contacts.contact",
     ),
     Path_(
