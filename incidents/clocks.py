@@ -19,8 +19,14 @@ from audit.actors import Actor
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
-from . import deadlines
-from .models import AffectedIndividual, AudienceNotice, ClockAlert, Incident, Notice
+from . import deadlines, delays
+from .models import (
+    AffectedIndividual,
+    AudienceNotice,
+    ClockAlert,
+    Incident,
+    Notice,
+)
 
 RUNNING = (Incident.Status.OPEN, Incident.Status.PENDING_SIGN_OFF, Incident.Status.BREACH)
 
@@ -42,6 +48,7 @@ def incident_deadlines(incident: Incident) -> list[deadlines.Deadline]:
         residents_by_state=dict(states),
         baa_days=incident.baa.breach_notification_days if incident.baa_id else None,
         business_associate=incident.business_associate,
+        delays=delays.delay_periods(incident),
     )
 
 

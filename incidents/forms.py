@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import forms
 
 from .affected import ACTOR_TYPES
-from .models import Evidence, Incident
+from .models import Evidence, Incident, LawEnforcementDelay
 from .services import FACTORS
 
 _TEXT = {"rows": 3}
@@ -137,3 +137,21 @@ class AudienceSentForm(AudienceNoticeForm):
     reference = forms.CharField(
         label="Reference (e.g. HHS portal confirmation)", max_length=200, required=False
     )
+
+
+class DelayForm(forms.Form):
+    kind = forms.ChoiceField(
+        label="The statement was", choices=LawEnforcementDelay.Kind.choices, widget=forms.RadioSelect
+    )
+    ground = forms.ChoiceField(
+        label="The official stated that a notice", choices=LawEnforcementDelay.Ground.choices
+    )
+    official = forms.CharField(label="Official (name, title and agency)", max_length=300)
+    stated_on = forms.DateField(label="Date of the statement", widget=forms.DateInput(attrs={"type": "date"}))
+    delay_until = forms.DateField(
+        label="Delay until (written statement: the date it names)",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="An oral statement delays notices for at most 30 days from the statement.",
+    )
+    statement = forms.CharField(label="What the official stated", widget=forms.Textarea(attrs=_TEXT))

@@ -3,6 +3,7 @@ notices. Rows hold references (ids, states, counts) and the officers' own words;
 
 from __future__ import annotations
 
+import datetime
 import uuid
 
 from django.conf import settings
@@ -413,3 +414,43 @@ class AudienceNotice(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.audience} notice"
+
+
+class LawEnforcementDelay(TenantOwnedModel):
+    """A law enforcement official's statement that a notice would impede a criminal investigation or
+    damage national security (164.412). Append-only: it is the record the delay rests on."""
+
+    class Kind(models.TextChoices):
+        WRITTEN = "written", "Written statement (delay for the time it specifies)"
+        ORAL = "oral", "Oral statement (documented here; at most 30 days)"
+
+    class Ground(models.TextChoices):
+        INVESTIGATION = "investigation", "Would impede a criminal investigation"
+        NATIONAL_SECURITY = "national_security", "Would cause damage to national security"
+
+    id = models.BigAutoField(primary_key=True)
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="delays")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    ground = models.CharField(max_length=20, choices=Ground.choices)
+    official = models.CharField(max_length=300, help_text="The official's name, title and agency.")
+    stated_on = models.DateField()
+    delay_until = models.DateField(help_text="The first day notices may go out again.")
+    statement = models.TextField(help_text="What the official stated (an oral statement, documented).")
+    recorded_by = models.ForeignKey(_USER, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["stated_on", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(delay_until__gt=models.F("stated_on")), name="delay_ends_after_statement"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(kind="oral")
+                | models.Q(delay_until__lte=models.F("stated_on") + datetime.timedelta(days=30)),
+                name="oral_delay_at_most_30_days",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} delay until {self.delay_until}"

@@ -40,7 +40,9 @@ def audience_notice_sent(request: HttpRequest, incident_id) -> HttpResponse:
     incident = _incident_or_404(request, incident_id)
     form = AudienceSentForm(request.POST)
     if not form.is_valid():
-        problems = "; ".join(f"{form.fields[n].label or n}: {' '.join(e)}" for n, e in form.errors.items())
+        problems = "; ".join(
+            f"{form.fields[n].label or n}: {' '.join(str(m) for m in e)}" for n, e in form.errors.items()
+        )
         messages.error(request, f"The notice was not recorded as sent. {problems}")
     else:
         try:

@@ -28,6 +28,7 @@ from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
 from .deadlines import Audience
+from .delays import delay_in_force
 from .models import AffectedIndividual, Incident, Notice
 from .services import LETTER_FIELDS, require_officer
 
@@ -110,6 +111,12 @@ def individual_notices_send(*, tenant: Tenant, user, role: str, incident: Incide
         raise Conflict("Notices go out once the incident is decided a breach and signed off.")
     content = letter(incident, tenant, Audience.INDIVIDUALS)
     with tenant_context(tenant):
+        held = delay_in_force(incident)
+        if held is not None:
+            raise Conflict(
+                f"A law enforcement official asked to delay the notices until {held[1]:%B %d, %Y} "
+                "(164.412): none goes out before then."
+            )
         sender_domain = sender_domain_verified(tenant=tenant)
         if sender_domain is None:
             raise PatientMailUnavailable(

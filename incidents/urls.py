@@ -52,5 +52,6 @@ urlpatterns = [
         notice_views.audience_notice_sent,
         name="audience_notice_sent",
     ),
+    path("<uuid:incident_id>/delays/", views.delay_record, name="delay_record"),
     path("<uuid:incident_id>/close/", views.incident_close, name="close"),
 ]

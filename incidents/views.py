@@ -20,11 +20,21 @@ from healthmail.accounts.views.access import actor_of, require_permission
 from healthmail.errors import ApplicationError, NotFound
 from healthmail.tenants.context import tenant_context
 
-from . import access_requests, accounting, affected, audience_notices, notices, selectors, services
+from . import (
+    access_requests,
+    accounting,
+    affected,
+    audience_notices,
+    delays,
+    notices,
+    selectors,
+    services,
+)
 from .forms import (
     AccessRequestForm,
     AssessmentForm,
     DecisionForm,
+    DelayForm,
     DeriveForm,
     EvidenceForm,
     ExtensionForm,
@@ -33,7 +43,7 @@ from .forms import (
     RejectForm,
     SignOffForm,
 )
-from .models import AccessRequest, AffectedIndividual, Evidence, Incident
+from .models import AccessRequest, AffectedIndividual, Evidence, Incident, LawEnforcementDelay
 
 PERMISSION = services.PERMISSION
 
@@ -108,6 +118,7 @@ def _detail_context(request: HttpRequest, incident: Incident, **forms) -> dict:
         people = list(AffectedIndividual.objects.filter(tenant=request.tenant, incident=incident))
         clocks = selectors.clocks_of(incident)
         audience_rows = audience_notices.audience_rows(incident)
+        delay_rows = list(LawEnforcementDelay.objects.filter(tenant=request.tenant, incident=incident))
     rows = notices.notice_rows(tenant=request.tenant, incident=incident)
     substitute = sum(1 for row in rows if row.notice.method == row.notice.Method.SUBSTITUTE)
     window = incident.derived_query or {}
@@ -126,6 +137,8 @@ def _detail_context(request: HttpRequest, incident: Incident, **forms) -> dict:
         "clocks": clocks,
         "notice_rows": rows,
         "audience_rows": audience_rows,
+        "delays": delay_rows,
+        "delay_form": forms.get("delay_form") or DelayForm(prefix="delay"),
         "today": timezone.localdate(),
         "substitute_advice": notices.substitute_method(substitute),
         "evidence_form": forms.get("evidence_form") or EvidenceForm(prefix="evidence"),
@@ -238,6 +251,7 @@ def decision_propose(request: HttpRequest, incident_id) -> HttpResponse:
         request,
         incident_id,
         DecisionForm,
+        DelayForm,
         "decision_form",
         lambda incident, form: services.decision_propose(
             **_who(request), incident=incident, **form.cleaned_data
@@ -288,6 +302,19 @@ def letter_save(request: HttpRequest, incident_id) -> HttpResponse:
             **_who(request), incident=incident, content=form.cleaned_data
         ),
         "Notice content saved.",
+    )
+
+
+@require_POST
+@require_permission(PERMISSION)
+def delay_record(request: HttpRequest, incident_id) -> HttpResponse:
+    return _post(
+        request,
+        incident_id,
+        DelayForm,
+        "delay_form",
+        lambda incident, form: delays.delay_record(**_who(request), incident=incident, **form.cleaned_data),
+        "Law-enforcement delay recorded: the deadlines are pushed back by it (164.412).",
     )
 
 
