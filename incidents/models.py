@@ -214,6 +214,7 @@ class AccessRequest(TenantOwnedModel):
         OPEN = "open", "Open"
         EXTENDED = "extended", "Extended"
         DELIVERED = "delivered", "Delivered"
+        DENIED = "denied", "Denied"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     contact = models.ForeignKey("contacts.Contact", on_delete=models.PROTECT, related_name="+")
@@ -454,3 +455,131 @@ class LawEnforcementDelay(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.kind} delay until {self.delay_until}"
+
+
+class AccessDenial(TenantOwnedModel):
+    """A denial of access, in whole or in part (164.524(a)(2)-(4), (d)). The written denial's content
+    is kept here ((d)(2): basis, review rights, how to complain) and went to the patient through the
+    portal; for a reviewable ground, the licensed professional's determination and the review."""
+
+    class Ground(models.TextChoices):
+        # (a)(2): unreviewable
+        EXCEPTED = "a2i", "Excepted by (a)(1): psychotherapy notes, or compiled for a legal proceeding"
+        INMATE = (
+            "a2ii",
+            "An inmate's copy would jeopardize health, safety, security, custody or rehabilitation",
+        )
+        RESEARCH = "a2iii", "Research that includes treatment, in progress, suspension agreed to"
+        PRIVACY_ACT = "a2iv", "Records under the Privacy Act, denial permitted by that law"
+        CONFIDENTIAL_SOURCE = "a2v", "Obtained under a promise of confidentiality: would reveal the source"
+        # (a)(3): reviewable, on a licensed health care professional's determination
+        ENDANGER = "a3i", "Reasonably likely to endanger the life or physical safety of someone"
+        OTHER_PERSON = (
+            "a3ii",
+            "Refers to another person and reasonably likely to cause that person substantial harm",
+        )
+        REPRESENTATIVE = (
+            "a3iii",
+            "Personal representative's access reasonably likely to cause substantial harm",
+        )
+
+    class Outcome(models.TextChoices):
+        UPHELD = "upheld", "Denial upheld"
+        GRANTED = "granted", "Access to be provided"
+
+    id = models.BigAutoField(primary_key=True)
+    request = models.OneToOneField(AccessRequest, on_delete=models.PROTECT, related_name="denial")
+    in_part = models.BooleanField(default=False)
+    ground = models.CharField(max_length=6, choices=Ground.choices)
+    basis = models.TextField()
+    complaint_contact = models.CharField(max_length=200)
+    complaint_phone = models.CharField(max_length=40)
+    determined_by = models.ForeignKey(
+        _USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    determined_license = models.CharField(max_length=100, blank=True)
+    denied_by = models.ForeignKey(_USER, on_delete=models.PROTECT, related_name="+")
+    denied_at = models.DateTimeField(default=timezone.now)
+    message_id = models.UUIDField(null=True, blank=True)
+    review_requested_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    reviewer_license = models.CharField(max_length=100, blank=True)
+    review_outcome = models.CharField(max_length=8, choices=Outcome.choices, blank=True)
+    review_reason = models.TextField(blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(ground__startswith="a3")
+                | models.Q(determined_by__isnull=False) & ~models.Q(determined_license=""),
+                name="reviewable_denial_has_professional",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(ground__startswith="a3") | models.Q(review_requested_at__isnull=True),
+                name="only_reviewable_denials_reviewed",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(reviewed_by=models.F("determined_by"))
+                & ~models.Q(reviewed_by=models.F("denied_by")),
+                name="reviewer_not_in_the_denial",
+            ),
+        ]
+
+    @property
+    def reviewable(self) -> bool:
+        return self.ground.startswith("a3")
+
+    def __str__(self) -> str:
+        return f"denial ({self.ground})"
+
+
+class AccessFee(TenantOwnedModel):
+    """The cost-based fee of 164.524(c)(4): only labor for copying, supplies (paper or portable media),
+    postage (when mailed) and preparing an agreed summary; never searching or retrieving."""
+
+    class CopyForm(models.TextChoices):
+        PORTAL = "portal", "Electronic copy through the secure portal"
+        PORTABLE_MEDIA = "portable_media", "Electronic copy on portable media"
+        PAPER = "paper", "Paper copy"
+
+    id = models.BigAutoField(primary_key=True)
+    request = models.OneToOneField(AccessRequest, on_delete=models.PROTECT, related_name="fee")
+    copy_form = models.CharField(max_length=16, choices=CopyForm.choices)
+    mailed = models.BooleanField(default=False)
+    summary_agreed = models.BooleanField(default=False)
+    labor_cents = models.PositiveIntegerField(default=0)
+    supplies_cents = models.PositiveIntegerField(default=0)
+    postage_cents = models.PositiveIntegerField(default=0)
+    summary_cents = models.PositiveIntegerField(default=0)
+    total_cents = models.PositiveIntegerField()
+    recorded_by = models.ForeignKey(_USER, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(
+                    total_cents=models.F("labor_cents")
+                    + models.F("supplies_cents")
+                    + models.F("postage_cents")
+                    + models.F("summary_cents")
+                ),
+                name="access_fee_total_adds_up",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(supplies_cents=0) | ~models.Q(copy_form="portal"),
+                name="access_fee_supplies_only_paper_or_media",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(postage_cents=0) | models.Q(mailed=True),
+                name="access_fee_postage_only_mailed",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(summary_cents=0) | models.Q(summary_agreed=True),
+                name="access_fee_summary_only_agreed",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"fee {self.total_cents} cents"

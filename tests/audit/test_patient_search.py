@@ -321,6 +321,28 @@ def _covered_entity_letter(world: World) -> None:
         )
 
 
+def _access_denial(world: World) -> None:
+    """A written denial of access goes to the patient through the portal (164.524(d)(2))."""
+    from incidents import access_denials, access_requests
+    from tests.delivery.patient_mail import patient_sender
+    from tests.incidents.helpers import officer
+
+    patient_sender(world.tenant)
+    user = officer(world.tenant)
+    who = {"tenant": world.tenant, "user": user, "role": Role.COMPLIANCE_OFFICER}
+    request = access_requests.access_request_record(
+        **who, contact_id=world.patient.pk, received_on=timezone.localdate()
+    )
+    access_denials.denial_record(
+        **who,
+        request=request,
+        ground="a2i",
+        basis="Psychotherapy notes are excepted from the right of access.",
+        complaint_contact="Privacy Officer",
+        complaint_phone="1-800-555-0100",
+    )
+
+
 def _authorization_copy(world: World) -> None:
     """The patient signs a published text: the copy is rendered and sent through the portal."""
     from consent.copies import authorization_copy_send
@@ -521,6 +543,13 @@ PHI_READ_PATHS = [
         "covered entity notice",
         _covered_entity_letter,
         "business associate notice to the covered entity",
+        "contacts.contact",
+    ),
+    Path_(
+        "incidents.access_denials:_send",
+        "written denial of access",
+        _access_denial,
+        "written denial of access",
         "contacts.contact",
     ),
     Path_(
