@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import forms
 
 from .affected import ACTOR_TYPES
-from .models import Evidence, Incident, LawEnforcementDelay
+from .models import AccessDenial, AccessFee, Evidence, Incident, LawEnforcementDelay
 from .services import FACTORS
 
 _TEXT = {"rows": 3}
@@ -155,3 +155,43 @@ class DelayForm(forms.Form):
         help_text="An oral statement delays notices for at most 30 days from the statement.",
     )
     statement = forms.CharField(label="What the official stated", widget=forms.Textarea(attrs=_TEXT))
+
+
+class DenialForm(forms.Form):
+    ground = forms.ChoiceField(
+        label="Ground (164.524(a)(2) unreviewable, (a)(3) reviewable)", choices=AccessDenial.Ground.choices
+    )
+    in_part = forms.BooleanField(label="Denied in part only (the rest is delivered)", required=False)
+    basis = forms.CharField(label="Basis, in plain language", widget=forms.Textarea(attrs=_TEXT))
+    complaint_contact = forms.CharField(label="Contact for complaints (name or title)", max_length=200)
+    complaint_phone = forms.CharField(label="Its telephone number", max_length=40)
+    determined_by_id = forms.ChoiceField(
+        label="Licensed professional who determined it (reviewable grounds)", required=False, choices=[]
+    )
+    determined_license = forms.CharField(label="Their license", max_length=100, required=False)
+
+    def __init__(self, *args, professionals=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["determined_by_id"].choices = [("", "None (unreviewable ground)"), *professionals]
+
+
+class FeeForm(forms.Form):
+    copy_form = forms.ChoiceField(label="Form of the copy", choices=AccessFee.CopyForm.choices)
+    mailed = forms.BooleanField(label="Mailed at the individual's request", required=False)
+    summary_agreed = forms.BooleanField(label="The individual agreed to a summary", required=False)
+    labor_cents = forms.IntegerField(label="Labor for copying (cents)", min_value=0, initial=0)
+    supplies_cents = forms.IntegerField(
+        label="Supplies: paper or portable media (cents)", min_value=0, initial=0
+    )
+    postage_cents = forms.IntegerField(label="Postage (cents)", min_value=0, initial=0)
+    summary_cents = forms.IntegerField(label="Preparing the summary (cents)", min_value=0, initial=0)
+
+
+class DenialReviewForm(forms.Form):
+    outcome = forms.ChoiceField(
+        label="Your determination", choices=AccessDenial.Outcome.choices, widget=forms.RadioSelect
+    )
+    license = forms.CharField(label="Your license", max_length=100)
+    reason = forms.CharField(
+        label="Your reasons (sent to the individual)", widget=forms.Textarea(attrs=_TEXT)
+    )

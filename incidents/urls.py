@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import notice_views, oversight_views, views
+from . import access_denial_views, notice_views, oversight_views, views
 
 app_name = "incidents"
 
@@ -31,6 +31,27 @@ urlpatterns = [
         oversight_views.policy_acknowledge,
         name="policy_acknowledge",
     ),
+    path(
+        "access-requests/<uuid:request_id>/deny/",
+        access_denial_views.access_request_deny,
+        name="access_request_deny",
+    ),
+    path(
+        "access-requests/<uuid:request_id>/fee/",
+        access_denial_views.access_request_fee,
+        name="access_request_fee",
+    ),
+    path(
+        "access-requests/<uuid:request_id>/review-request/",
+        access_denial_views.denial_review_request,
+        name="denial_review_request",
+    ),
+    path(
+        "access-requests/<uuid:request_id>/review/",
+        access_denial_views.denial_review_decide,
+        name="denial_review_decide",
+    ),
+    path("denial-reviews/", access_denial_views.denial_reviews, name="denial_reviews"),
     path("disclosures/", views.disclosures_accounting, name="disclosures_accounting"),
     path("<uuid:incident_id>/", views.incident_detail, name="detail"),
     path("<uuid:incident_id>/evidence/", views.evidence_add, name="evidence_add"),

@@ -21,6 +21,7 @@ from healthmail.errors import ApplicationError, NotFound
 from healthmail.tenants.context import tenant_context
 
 from . import (
+    access_denial_views,
     access_requests,
     accounting,
     affected,
@@ -35,9 +36,11 @@ from .forms import (
     AssessmentForm,
     DecisionForm,
     DelayForm,
+    DenialForm,
     DeriveForm,
     EvidenceForm,
     ExtensionForm,
+    FeeForm,
     IncidentForm,
     LetterForm,
     RejectForm,
@@ -251,7 +254,6 @@ def decision_propose(request: HttpRequest, incident_id) -> HttpResponse:
         request,
         incident_id,
         DecisionForm,
-        DelayForm,
         "decision_form",
         lambda incident, form: services.decision_propose(
             **_who(request), incident=incident, **form.cleaned_data
@@ -395,14 +397,21 @@ def disclosures_accounting(request: HttpRequest) -> HttpResponse:
 
 def _access_rows(request: HttpRequest) -> list:
     today = timezone.localdate()
+    professionals = access_denial_views.professionals(request.tenant)
     with tenant_context(request.tenant):
-        rows = list(AccessRequest.objects.filter(tenant=request.tenant))
+        rows = list(AccessRequest.objects.filter(tenant=request.tenant).select_related("denial", "fee"))
     return [
-        (
-            row,
-            access_requests.due_on(row.received_on, extended=bool(row.extension_reason)),
-            access_requests.extension_allowed(row.received_on, today, extended=bool(row.extension_reason)),
-        )
+        {
+            "row": row,
+            "due": access_requests.due_on(row.received_on, extended=bool(row.extension_reason)),
+            "may_extend": access_requests.extension_allowed(
+                row.received_on, today, extended=bool(row.extension_reason)
+            ),
+            "denial": getattr(row, "denial", None),
+            "fee": getattr(row, "fee", None),
+            "deny_form": DenialForm(prefix=f"deny-{row.pk}", professionals=professionals),
+            "fee_form": FeeForm(prefix=f"fee-{row.pk}"),
+        }
         for row in rows
     ]
 

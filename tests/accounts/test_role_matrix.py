@@ -36,6 +36,7 @@ EXPECTED = {
     "legal_holds.manage":               (N,       N,       N,        Y,          N),
     "break_glass.open":                 (N,       N,       N,        Y,          Y),
     "incidents.manage":                 (N,       N,       N,        Y,          N),
+    "access_requests.review_denials":   (N,       N,       N,        N,          Y),
     "access_reviews.perform":           (N,       Y,       N,        N,          N),
     "access_reviews.view":              (N,       Y,       N,        Y,          N),
     "policies.manage":                  (N,       Y,       N,        N,          N),

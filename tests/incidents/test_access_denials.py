@@ -175,3 +175,43 @@ def test_the_database_holds_the_denial_rules(setting):
             tenant=tenant, request=request, ground="a3i", basis=BASIS, complaint_contact="x",
             complaint_phone="1", denied_by=user,
         )  # fmt: skip
+
+
+def test_the_pages_deny_and_a_clinical_reviewer_reviews(setting, client):
+    from django.urls import reverse
+
+    from tests.conftest import sign_in
+
+    tenant, officer_user, request, (determiner, reviewer) = setting
+    sign_in(client, officer_user, tenant=tenant)
+    prefix = f"deny-{request.pk}"
+    response = client.post(
+        reverse("incidents:access_request_deny", args=[request.pk]),
+        {
+            f"{prefix}-ground": "a3ii",
+            f"{prefix}-basis": "The record refers to a relative who could be harmed.",
+            f"{prefix}-complaint_contact": "Privacy Office",
+            f"{prefix}-complaint_phone": "1-800-555-0100",
+            f"{prefix}-determined_by_id": str(determiner.pk),
+            f"{prefix}-determined_license": "TX-MD-7",
+        },
+    )
+    assert response.status_code == 302
+    page = client.get(reverse("incidents:access_requests")).content.decode()
+    assert "Denied" in page
+    client.post(reverse("incidents:denial_review_request", args=[request.pk]))
+    assert client.get(reverse("incidents:denial_reviews")).status_code == 403  # officers do not review
+    sign_in(client, reviewer, tenant=tenant)
+    waiting = client.get(reverse("incidents:denial_reviews"))
+    assert "The record refers to a relative" in waiting.content.decode()
+    review = f"review-{request.pk}"
+    client.post(
+        reverse("incidents:denial_review_decide", args=[request.pk]),
+        {
+            f"{review}-outcome": "upheld",
+            f"{review}-license": "TX-MD-8",
+            f"{review}-reason": "The risk of harm is real.",
+        },
+    )
+    with tenant_context(tenant):
+        assert AccessDenial.objects.get(request=request).review_outcome == "upheld"
