@@ -213,6 +213,8 @@ def access_request_deliver(*, tenant: Tenant, user, role: str, request: AccessRe
     require_officer(role)
     if request.status == AccessRequest.Status.DELIVERED:
         raise Conflict("This request was already delivered.")
+    if request.status == AccessRequest.Status.DENIED:
+        raise Conflict("This request was denied; a review that grants access reopens it (164.524(a)(4)).")
     with tenant_context(tenant):
         sender_domain = sender_domain_verified(tenant=tenant)
         if sender_domain is None:

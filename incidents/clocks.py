@@ -19,8 +19,14 @@ from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
-from . import deadlines
-from .models import AffectedIndividual, ClockAlert, Incident, Notice
+from . import deadlines, delays
+from .models import (
+    AffectedIndividual,
+    AudienceNotice,
+    ClockAlert,
+    Incident,
+    Notice,
+)
 
 RUNNING = (Incident.Status.OPEN, Incident.Status.PENDING_SIGN_OFF, Incident.Status.BREACH)
 
@@ -42,21 +48,31 @@ def incident_deadlines(incident: Incident) -> list[deadlines.Deadline]:
         residents_by_state=dict(states),
         baa_days=incident.baa.breach_notification_days if incident.baa_id else None,
         business_associate=incident.business_associate,
+        delays=delays.delay_periods(incident),
     )
 
 
-def _done(incident: Incident) -> set[str]:
-    """Audiences whose notices are all out: individuals once each affected contact has one."""
-    affected = AffectedIndividual.objects.filter(tenant_id=incident.tenant_id, incident=incident).count()
+def _done(incident: Incident) -> set[tuple[str, str]]:
+    """(audience, State) pairs whose notices are out: individuals once each affected contact has one;
+    HHS, a State's media or the covered entity once their notice is recorded as sent."""
+    tenant_id = incident.tenant_id
+    affected = AffectedIndividual.objects.filter(tenant_id=tenant_id, incident=incident).count()
     noticed = Notice.objects.filter(
-        tenant_id=incident.tenant_id, incident=incident, audience=deadlines.Audience.INDIVIDUALS
+        tenant_id=tenant_id, incident=incident, audience=deadlines.Audience.INDIVIDUALS
     ).count()
-    return {deadlines.Audience.INDIVIDUALS} if affected and noticed >= affected else set()
+    done = set(
+        AudienceNotice.objects.filter(
+            tenant_id=tenant_id, incident=incident, sent_on__isnull=False
+        ).values_list("audience", "state")
+    )
+    if affected and noticed >= affected:
+        done.add((deadlines.Audience.INDIVIDUALS, ""))
+    return done
 
 
 def pending_deadlines(incident: Incident) -> list[deadlines.Deadline]:
     done = _done(incident)
-    return [d for d in incident_deadlines(incident) if d.audience not in done]
+    return [d for d in incident_deadlines(incident) if (d.audience, d.state) not in done]
 
 
 def _severity(threshold: int) -> str:

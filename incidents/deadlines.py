@@ -10,6 +10,15 @@ The rule table, read from the regulation text:
 | 164.408(c) | HHS (annual log) | fewer than 500 individuals | Dec 31 of the discovery year + 60 |
 | 164.410(b), BAA | covered entity | a business associate discovered it | discovery + 60, or the BAA's term |
 
+164.412 (law-enforcement delay): when an official states that a notice would impede a criminal
+investigation or damage national security, the notices are delayed: (a) a written statement, for the
+time it specifies; (b) an oral one, documented with the official's identity, for no longer than 30
+days from the statement unless a written statement is submitted meanwhile. Each statement is a period
+[start, end); overlapping periods merge (an oral delay followed within its 30 days by a written one
+runs to the written one's end). The clocks are tolled: a period that starts before a deadline pushes
+it back by the period's length (counted from the discovery at the earliest); a statement made after
+a deadline passed does not revive it.
+
 "Without unreasonable delay" is the rule; the dates are the outer limits. Day 0 is the day of
 discovery (164.404(a)(2): the first day the breach is known, or by exercising reasonable diligence
 would have been known). A contract can shorten a statutory limit, never lengthen it, so the BAA's
@@ -19,10 +28,11 @@ term only counts when it is shorter, and the earliest date of all is the one the
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 STATUTORY_DAYS = 60
+ORAL_DELAY_MAX_DAYS = 30  # 164.412(b)
 HHS_IMMEDIATE_THRESHOLD = 500  # 164.408(b): "500 or more"
 MEDIA_THRESHOLD = 500  # 164.406(a): "more than 500 residents of a State or jurisdiction"
 ALERT_DAYS = (30, 14, 7, 1)
@@ -52,6 +62,7 @@ class Deadline:
     rule: str
     why: str
     state: str = ""  # media notices are per State or jurisdiction
+    tolled_days: int = 0  # 164.412: days added by law-enforcement delays
 
     @property
     def label(self) -> str:
@@ -73,6 +84,49 @@ def _check(affected: int, residents_by_state: Mapping[str, int], baa_days: int |
         raise DeadlineInputError("A BAA's notice term must be at least one day.")
 
 
+Period = tuple[datetime.date, datetime.date]  # [start, end): notices held back on these days
+
+
+def written_delay(stated_on: datetime.date, until: datetime.date) -> Period:
+    """164.412(a): for the time period the official's written statement specifies."""
+    if until <= stated_on:
+        raise DeadlineInputError("A written delay must end after the day of the statement.")
+    return (stated_on, until)
+
+
+def oral_delay(stated_on: datetime.date) -> Period:
+    """164.412(b): temporarily, no longer than 30 days from the date of the oral statement."""
+    return (stated_on, stated_on + datetime.timedelta(days=ORAL_DELAY_MAX_DAYS))
+
+
+def merged(periods: Sequence[Period]) -> list[Period]:
+    """Overlapping or touching periods as one (an oral delay continued by a written statement)."""
+    found: list[Period] = []
+    for start, end in sorted(periods):
+        if found and start <= found[-1][1]:
+            found[-1] = (found[-1][0], max(found[-1][1], end))
+        else:
+            found.append((start, end))
+    return found
+
+
+def tolled(due_on: datetime.date, discovered_on: datetime.date, periods: Sequence[Period]) -> datetime.date:
+    """The deadline once the delays are taken out of the clock."""
+    for start, end in merged(periods):
+        start = max(start, discovered_on)
+        if end <= start:
+            continue
+        if start > due_on:
+            break  # the deadline had passed before this statement: it is not revived
+        due_on += end - start
+    return due_on
+
+
+def delayed_on(day: datetime.date, periods: Sequence[Period]) -> Period | None:
+    """The delay holding notices back on `day`, if any."""
+    return next(((s, e) for s, e in merged(periods) if s <= day < e), None)
+
+
 def annual_log_due(discovered_on: datetime.date) -> datetime.date:
     """164.408(c): 60 days after the end of the calendar year in which the breach was discovered."""
     return datetime.date(discovered_on.year, 12, 31) + datetime.timedelta(days=STATUTORY_DAYS)
@@ -85,8 +139,10 @@ def breach_deadlines(
     residents_by_state: Mapping[str, int],
     baa_days: int | None = None,
     business_associate: bool = False,
+    delays: Sequence[Period] = (),
 ) -> list[Deadline]:
-    """Every notice a breach requires and its latest date, earliest first."""
+    """Every notice a breach requires and its latest date (tolled by law-enforcement delays),
+    earliest first."""
     _check(affected, residents_by_state, baa_days)
     statutory = discovered_on + datetime.timedelta(days=STATUTORY_DAYS)
     found: list[Deadline] = []
@@ -131,7 +187,18 @@ def breach_deadlines(
                 else "60 calendar days after discovery",
             )
         )
+    if delays:
+        found = [_tolled(d, discovered_on, delays) for d in found]
     return sorted(found, key=lambda d: (d.due_on, d.audience, d.state))
+
+
+def _tolled(deadline: Deadline, discovered_on: datetime.date, delays: Sequence[Period]) -> Deadline:
+    due = tolled(deadline.due_on, discovered_on, delays)
+    days = (due - deadline.due_on).days
+    if not days:
+        return deadline
+    why = f"{deadline.why}; delayed {days} days at law enforcement's request (164.412)"
+    return replace(deadline, due_on=due, why=why, tolled_days=days)
 
 
 def tightest(deadlines: list[Deadline]) -> Deadline | None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import forms
 
 from .affected import ACTOR_TYPES
-from .models import Evidence, Incident
+from .models import AccessDenial, AccessFee, Evidence, Incident, LawEnforcementDelay
 from .services import FACTORS
 
 _TEXT = {"rows": 3}
@@ -116,4 +116,82 @@ class AccessRequestForm(forms.Form):
 class ExtensionForm(forms.Form):
     reason = forms.CharField(
         label="Reasons for the delay (sent to the patient in writing)", widget=forms.Textarea(attrs=_TEXT)
+    )
+
+
+class PolicyForm(forms.Form):
+    title = forms.CharField(
+        max_length=200, help_text="Publishing under an existing title makes a new version of that policy."
+    )
+    text = forms.CharField(label="Policy text", widget=forms.Textarea(attrs={"rows": 8}))
+
+
+class AudienceNoticeForm(forms.Form):
+    audience = forms.CharField(max_length=40, widget=forms.HiddenInput)
+    state = forms.CharField(max_length=2, required=False, widget=forms.HiddenInput)
+
+
+class AudienceSentForm(AudienceNoticeForm):
+    sent_on = forms.DateField(label="Date sent", widget=forms.DateInput(attrs={"type": "date"}))
+    channel = forms.CharField(label="Sent through", max_length=200)
+    reference = forms.CharField(
+        label="Reference (e.g. HHS portal confirmation)", max_length=200, required=False
+    )
+
+
+class DelayForm(forms.Form):
+    kind = forms.ChoiceField(
+        label="The statement was", choices=LawEnforcementDelay.Kind.choices, widget=forms.RadioSelect
+    )
+    ground = forms.ChoiceField(
+        label="The official stated that a notice", choices=LawEnforcementDelay.Ground.choices
+    )
+    official = forms.CharField(label="Official (name, title and agency)", max_length=300)
+    stated_on = forms.DateField(label="Date of the statement", widget=forms.DateInput(attrs={"type": "date"}))
+    delay_until = forms.DateField(
+        label="Delay until (written statement: the date it names)",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="An oral statement delays notices for at most 30 days from the statement.",
+    )
+    statement = forms.CharField(label="What the official stated", widget=forms.Textarea(attrs=_TEXT))
+
+
+class DenialForm(forms.Form):
+    ground = forms.ChoiceField(
+        label="Ground (164.524(a)(2) unreviewable, (a)(3) reviewable)", choices=AccessDenial.Ground.choices
+    )
+    in_part = forms.BooleanField(label="Denied in part only (the rest is delivered)", required=False)
+    basis = forms.CharField(label="Basis, in plain language", widget=forms.Textarea(attrs=_TEXT))
+    complaint_contact = forms.CharField(label="Contact for complaints (name or title)", max_length=200)
+    complaint_phone = forms.CharField(label="Its telephone number", max_length=40)
+    determined_by_id = forms.ChoiceField(
+        label="Licensed professional who determined it (reviewable grounds)", required=False, choices=[]
+    )
+    determined_license = forms.CharField(label="Their license", max_length=100, required=False)
+
+    def __init__(self, *args, professionals=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["determined_by_id"].choices = [("", "None (unreviewable ground)"), *professionals]
+
+
+class FeeForm(forms.Form):
+    copy_form = forms.ChoiceField(label="Form of the copy", choices=AccessFee.CopyForm.choices)
+    mailed = forms.BooleanField(label="Mailed at the individual's request", required=False)
+    summary_agreed = forms.BooleanField(label="The individual agreed to a summary", required=False)
+    labor_cents = forms.IntegerField(label="Labor for copying (cents)", min_value=0, initial=0)
+    supplies_cents = forms.IntegerField(
+        label="Supplies: paper or portable media (cents)", min_value=0, initial=0
+    )
+    postage_cents = forms.IntegerField(label="Postage (cents)", min_value=0, initial=0)
+    summary_cents = forms.IntegerField(label="Preparing the summary (cents)", min_value=0, initial=0)
+
+
+class DenialReviewForm(forms.Form):
+    outcome = forms.ChoiceField(
+        label="Your determination", choices=AccessDenial.Outcome.choices, widget=forms.RadioSelect
+    )
+    license = forms.CharField(label="Your license", max_length=100)
+    reason = forms.CharField(
+        label="Your reasons (sent to the individual)", widget=forms.Textarea(attrs=_TEXT)
     )

@@ -28,6 +28,7 @@ from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
 from .deadlines import Audience
+from .delays import delay_in_force
 from .models import AffectedIndividual, Incident, Notice
 from .services import LETTER_FIELDS, require_officer
 
@@ -49,8 +50,10 @@ def _when(incident: Incident) -> str:
     return "on a date we are still establishing"
 
 
-def letter(incident: Incident, tenant: Tenant, audience: str) -> Letter:
-    """The letter to one audience; refused while a 164.404(c) element is missing."""
+def letter(incident: Incident, tenant: Tenant, audience: str, state: str = "") -> Letter:
+    """The letter to one audience (a State's media: that State); refused while a 164.404(c) element
+    is missing. 164.406(c) and 164.410(c)(2) ask the media and covered entity notices for the same
+    content; HHS's notice (164.408) is filed on its web portal, from the same facts."""
     missing = [name for name in LETTER_FIELDS if not getattr(incident, name).strip()]
     if missing:
         raise ApplicationError(
@@ -60,8 +63,8 @@ def letter(incident: Incident, tenant: Tenant, audience: str) -> Letter:
     opening = {
         Audience.INDIVIDUALS: "We are writing to tell you about an incident that involved some of your "
         "health information.",
-        Audience.MEDIA: f"{tenant.name} is notifying residents of the affected State about a breach of "
-        "health information.",
+        Audience.MEDIA: f"{tenant.name} is notifying residents of {state or 'the affected State'} about "
+        "a breach of health information.",
         Audience.HHS: f"{tenant.name} reports this breach of unsecured protected health information.",
         Audience.HHS_ANNUAL_LOG: f"{tenant.name} logs the following breach for its annual report.",
         Audience.COVERED_ENTITY: "As your business associate, we notify you of the following breach.",
@@ -108,6 +111,12 @@ def individual_notices_send(*, tenant: Tenant, user, role: str, incident: Incide
         raise Conflict("Notices go out once the incident is decided a breach and signed off.")
     content = letter(incident, tenant, Audience.INDIVIDUALS)
     with tenant_context(tenant):
+        held = delay_in_force(incident)
+        if held is not None:
+            raise Conflict(
+                f"A law enforcement official asked to delay the notices until {held[1]:%B %d, %Y} "
+                "(164.412): none goes out before then."
+            )
         sender_domain = sender_domain_verified(tenant=tenant)
         if sender_domain is None:
             raise PatientMailUnavailable(

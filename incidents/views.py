@@ -20,20 +20,33 @@ from healthmail.accounts.views.access import actor_of, require_permission
 from healthmail.errors import ApplicationError, NotFound
 from healthmail.tenants.context import tenant_context
 
-from . import access_requests, accounting, affected, notices, selectors, services
+from . import (
+    access_denial_views,
+    access_requests,
+    accounting,
+    affected,
+    audience_notices,
+    delays,
+    notices,
+    selectors,
+    services,
+)
 from .forms import (
     AccessRequestForm,
     AssessmentForm,
     DecisionForm,
+    DelayForm,
+    DenialForm,
     DeriveForm,
     EvidenceForm,
     ExtensionForm,
+    FeeForm,
     IncidentForm,
     LetterForm,
     RejectForm,
     SignOffForm,
 )
-from .models import AccessRequest, AffectedIndividual, Evidence, Incident
+from .models import AccessRequest, AffectedIndividual, Evidence, Incident, LawEnforcementDelay
 
 PERMISSION = services.PERMISSION
 
@@ -107,6 +120,8 @@ def _detail_context(request: HttpRequest, incident: Incident, **forms) -> dict:
         evidence = list(Evidence.objects.filter(tenant=request.tenant, incident=incident))
         people = list(AffectedIndividual.objects.filter(tenant=request.tenant, incident=incident))
         clocks = selectors.clocks_of(incident)
+        audience_rows = audience_notices.audience_rows(incident)
+        delay_rows = list(LawEnforcementDelay.objects.filter(tenant=request.tenant, incident=incident))
     rows = notices.notice_rows(tenant=request.tenant, incident=incident)
     substitute = sum(1 for row in rows if row.notice.method == row.notice.Method.SUBSTITUTE)
     window = incident.derived_query or {}
@@ -124,6 +139,10 @@ def _detail_context(request: HttpRequest, incident: Incident, **forms) -> dict:
         "affected": people,
         "clocks": clocks,
         "notice_rows": rows,
+        "audience_rows": audience_rows,
+        "delays": delay_rows,
+        "delay_form": forms.get("delay_form") or DelayForm(prefix="delay"),
+        "today": timezone.localdate(),
         "substitute_advice": notices.substitute_method(substitute),
         "evidence_form": forms.get("evidence_form") or EvidenceForm(prefix="evidence"),
         "derive_form": forms.get("derive_form") or DeriveForm(initial=derive_initial, prefix="derive"),
@@ -290,6 +309,19 @@ def letter_save(request: HttpRequest, incident_id) -> HttpResponse:
 
 @require_POST
 @require_permission(PERMISSION)
+def delay_record(request: HttpRequest, incident_id) -> HttpResponse:
+    return _post(
+        request,
+        incident_id,
+        DelayForm,
+        "delay_form",
+        lambda incident, form: delays.delay_record(**_who(request), incident=incident, **form.cleaned_data),
+        "Law-enforcement delay recorded: the deadlines are pushed back by it (164.412).",
+    )
+
+
+@require_POST
+@require_permission(PERMISSION)
 def notices_send(request: HttpRequest, incident_id) -> HttpResponse:
     incident = _incident_or_404(request, incident_id)
     try:
@@ -322,8 +354,12 @@ def incident_close(request: HttpRequest, incident_id) -> HttpResponse:
 def letter_preview(request: HttpRequest, incident_id) -> HttpResponse:
     incident = _incident_or_404(request, incident_id)
     audience = request.GET.get("audience", "individuals")
+    state = request.GET.get("state", "")[:2]
     try:
-        text = notices.letter(incident, request.tenant, audience).text
+        with tenant_context(request.tenant):
+            text = audience_notices.audience_letter(
+                tenant=request.tenant, user=request.user, incident=incident, audience=audience, state=state
+            )
     except (ApplicationError, KeyError):
         return render(request, "404.html", status=404)
     return render(
@@ -361,14 +397,21 @@ def disclosures_accounting(request: HttpRequest) -> HttpResponse:
 
 def _access_rows(request: HttpRequest) -> list:
     today = timezone.localdate()
+    professionals = access_denial_views.professionals(request.tenant)
     with tenant_context(request.tenant):
-        rows = list(AccessRequest.objects.filter(tenant=request.tenant))
+        rows = list(AccessRequest.objects.filter(tenant=request.tenant).select_related("denial", "fee"))
     return [
-        (
-            row,
-            access_requests.due_on(row.received_on, extended=bool(row.extension_reason)),
-            access_requests.extension_allowed(row.received_on, today, extended=bool(row.extension_reason)),
-        )
+        {
+            "row": row,
+            "due": access_requests.due_on(row.received_on, extended=bool(row.extension_reason)),
+            "may_extend": access_requests.extension_allowed(
+                row.received_on, today, extended=bool(row.extension_reason)
+            ),
+            "denial": getattr(row, "denial", None),
+            "fee": getattr(row, "fee", None),
+            "deny_form": DenialForm(prefix=f"deny-{row.pk}", professionals=professionals),
+            "fee_form": FeeForm(prefix=f"fee-{row.pk}"),
+        }
         for row in rows
     ]
 

@@ -58,6 +58,13 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "legal_holds.manage": frozenset({_COMPLIANCE}),
     "break_glass.open": frozenset({_COMPLIANCE, _CLINICAL}),
     "incidents.manage": frozenset({_COMPLIANCE}),
+    # 164.524(a)(4): a licensed health care professional reviews a denial of access
+    "access_requests.review_denials": frozenset({_CLINICAL}),
+    # oversight: admins review who has which role and publish policies; compliance sees the evidence
+    "access_reviews.perform": frozenset({_ADMIN}),
+    "access_reviews.view": frozenset({_ADMIN, _COMPLIANCE}),
+    "policies.manage": frozenset({_ADMIN}),
+    "policies.view_acknowledgements": frozenset({_ADMIN, _COMPLIANCE}),
     # delivery: sending progress (counts only), message search for support (masked address), and the
     # delivery evidence per message and per recipient domain (compliance)
     "delivery.view_progress": frozenset({_ADMIN, _MARKETER, _COMPLIANCE}),

@@ -100,6 +100,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "healthmail.tenants.context_processors.tenant",
                 "audit.context_processors.audit_review",
+                "incidents.context_processors.policies_to_acknowledge",
             ],
         },
     },
@@ -350,6 +351,12 @@ CELERY_BEAT_SCHEDULE["incident-clock-alerts"] = {
 }
 CELERY_BEAT_SCHEDULE["baa-expiry-reminders"] = {
     "task": "incidents.tasks.baa_expiry_reminders",
+    "schedule": 3600.0,
+}
+# Periodic access reviews (incidents/access_reviews.py): due every this many days after the last.
+ACCESS_REVIEW_INTERVAL_DAYS = env.int("ACCESS_REVIEW_INTERVAL_DAYS", default=90)
+CELERY_BEAT_SCHEDULE["access-review-reminders"] = {
+    "task": "incidents.tasks.access_review_reminders",
     "schedule": 3600.0,
 }
 CELERY_BEAT_SCHEDULE["api-idempotency-expire"] = {

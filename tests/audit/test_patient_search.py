@@ -309,6 +309,40 @@ def _incident_notice(world: World) -> None:
     assert notices.individual_notices_send(user=first, **who).portal == 1
 
 
+def _covered_entity_letter(world: World) -> None:
+    """A business associate's notice to the covered entity identifies each individual (164.410(c))."""
+    from incidents import audience_notices
+    from tests.incidents.helpers import decided_breach, officer
+
+    incident = decided_breach(world.tenant, [world.patient], business_associate=True)
+    with tenant_context(world.tenant):
+        audience_notices.audience_letter(
+            tenant=world.tenant, user=officer(world.tenant), incident=incident, audience="covered_entity"
+        )
+
+
+def _access_denial(world: World) -> None:
+    """A written denial of access goes to the patient through the portal (164.524(d)(2))."""
+    from incidents import access_denials, access_requests
+    from tests.delivery.patient_mail import patient_sender
+    from tests.incidents.helpers import officer
+
+    patient_sender(world.tenant)
+    user = officer(world.tenant)
+    who = {"tenant": world.tenant, "user": user, "role": Role.COMPLIANCE_OFFICER}
+    request = access_requests.access_request_record(
+        **who, contact_id=world.patient.pk, received_on=timezone.localdate()
+    )
+    access_denials.denial_record(
+        **who,
+        request=request,
+        ground="a2i",
+        basis="Psychotherapy notes are excepted from the right of access.",
+        complaint_contact="Privacy Officer",
+        complaint_phone="1-800-555-0100",
+    )
+
+
 def _authorization_copy(world: World) -> None:
     """The patient signs a published text: the copy is rendered and sent through the portal."""
     from consent.copies import authorization_copy_send
@@ -502,6 +536,20 @@ PHI_READ_PATHS = [
         "breach notice",
         _incident_notice,
         "breach notification to the individual",
+        "contacts.contact",
+    ),
+    Path_(
+        "incidents.audience_notices:_identification",
+        "covered entity notice",
+        _covered_entity_letter,
+        "business associate notice to the covered entity",
+        "contacts.contact",
+    ),
+    Path_(
+        "incidents.access_denials:_send",
+        "written denial of access",
+        _access_denial,
+        "written denial of access",
         "contacts.contact",
     ),
     Path_(

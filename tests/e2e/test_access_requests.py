@@ -60,3 +60,54 @@ def test_officer_records_extends_and_delivers_an_access_request(page, make_perso
         text = message_content(Message.objects.get(pk=request.message_id)).text
         public_key = signing.signing_key_current(tenant).public_key
     assert package_verify(json.loads(text[text.index("{") :]), public_key=public_key)
+
+
+def test_officer_denies_on_a_reviewable_ground_and_a_clinical_reviewer_reviews(
+    page, make_person, browser, live_server_url
+):
+    officer = make_person(Role.COMPLIANCE_OFFICER)
+    tenant = officer.tenant
+    clinician = make_person(Role.CLINICAL_REVIEWER, tenant=tenant)
+    reviewer = make_person(Role.CLINICAL_REVIEWER, tenant=tenant)
+    patient_sender(tenant)
+    (patient,) = patients(tenant, 1, label=unique("dn")[-8:] + "-")
+
+    browser_sign_in(page, officer)
+    page.goto("/incidents/access-requests/")
+    page.get_by_label(re.compile("^Patient's contact id")).fill(str(patient.pk))
+    page.get_by_role("button", name="Record request").click()
+    page.get_by_text("Deny access").click()
+    page.get_by_label(re.compile("^Ground")).select_option("a3i")
+    page.get_by_label(re.compile("^Basis, in plain language")).fill(
+        "A clinician judged that access now is likely to endanger your safety."
+    )
+    page.get_by_label(re.compile("^Contact for complaints")).fill("Privacy Office")
+    page.get_by_label(re.compile("^Its telephone number")).fill("1-800-555-0100")
+    page.get_by_label(re.compile("^Licensed professional")).select_option(label=clinician.email)
+    page.get_by_label(re.compile("^Their license")).fill("TX-MD-4242")
+    page.get_by_role("button", name="Deny and send the written denial").click()
+    expect(page.get_by_text("Denial recorded; the written denial was sent")).to_be_visible()
+    table = page.get_by_role("table", name="Access requests")
+    expect(table).to_contain_text("Denied")
+    page.get_by_role("button", name="The patient asked for a review").click()
+    expect(table).to_contain_text("review requested")
+
+    context = browser.new_context(base_url=live_server_url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    second = context.new_page()
+    try:
+        browser_sign_in(second, reviewer)
+        second.get_by_role("navigation", name="Main").get_by_role("link", name="Denials to review").click()
+        expect(second.get_by_text("likely to endanger your safety")).to_be_visible()
+        second.get_by_label("Access to be provided").check()
+        second.get_by_label(re.compile("^Your license")).fill("TX-MD-5151")
+        second.get_by_label(re.compile("^Your reasons")).fill("The treating team now agrees access is safe.")
+        second.get_by_role("button", name="Record the determination").click()
+        expect(second.get_by_text("Review recorded; the individual was told in writing.")).to_be_visible()
+        expect(second.get_by_text("No denial is waiting for a review.")).to_be_visible()
+    finally:
+        context.close()
+
+    page.reload()
+    expect(table).to_contain_text("Access to be provided")
+    expect(page.get_by_role("button", name="Deliver the package")).to_be_visible()  # reopened

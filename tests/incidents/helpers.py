@@ -80,3 +80,21 @@ LETTER = {
     "what_we_are_doing": "We disabled the account and review access every week.",
     "contact_procedures": "Call 1-800-555-0100 toll free or write to privacy@clinic.example.",
 }
+
+
+def decided_breach(tenant, contacts, **overrides):
+    """An incident whose affected individuals are `contacts`, decided a breach and signed off."""
+    from incidents import affected
+
+    first, second = officer(tenant), officer(tenant)
+    read_event(tenant, Actor.system("relay"), contacts)
+    incident = new_incident(tenant, first, **overrides)
+    now, hour = timezone.now(), datetime.timedelta(hours=1)
+    who = {"tenant": tenant, "role": Role.COMPLIANCE_OFFICER, "incident": incident}
+    affected.affected_derive(user=first, since=now - hour, until=now + hour, **who)
+    services.risk_assess(user=first, factors=FACTORS, probability="not_low", **who)
+    services.decision_propose(
+        user=first, decision="breach", reason="Viewed by an unauthorized person.", **who
+    )
+    services.decision_sign_off(user=second, **who)
+    return services.letter_content_set(user=first, content=LETTER, **who)

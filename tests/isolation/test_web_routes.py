@@ -300,6 +300,38 @@ def _content_block(tenant) -> dict[str, object]:
     return {"block_id": block.pk}
 
 
+def _access_review(tenant) -> dict[str, object]:
+    from healthmail.accounts.roles import Role
+    from healthmail.tenants.context import tenant_context
+    from incidents import access_reviews
+
+    admin = MembershipFactory(tenant=tenant, role=Role.TENANT_ADMIN)
+    with tenant_context(tenant):
+        members = access_reviews.members_now(tenant=tenant)
+    review = access_reviews.access_review_complete(
+        tenant=tenant,
+        user=admin.user,
+        role=Role.TENANT_ADMIN,
+        decisions={m.pk: access_reviews.Decision("keep") for m in members},
+    )
+    return {"review_id": review.pk}
+
+
+def _policy_version(tenant) -> dict[str, object]:
+    from healthmail.accounts.roles import Role
+    from incidents.policies import policy_publish
+
+    admin = MembershipFactory(tenant=tenant, role=Role.TENANT_ADMIN)
+    version = policy_publish(
+        tenant=tenant,
+        user=admin.user,
+        role=Role.TENANT_ADMIN,
+        title=f"Acceptable use {uuid.uuid4().hex[:6]}",
+        text="Use the platform only for the organization's patients.",
+    )
+    return {"version_id": version.pk}
+
+
 FACTORIES: dict[str, Factory] = {
     "event_id": _audit_event,
     "alert_id": _alert,
@@ -316,6 +348,8 @@ FACTORIES: dict[str, Factory] = {
     "archived_id": _archived_record,
     "export_id": _evidence_export,
     "block_id": _content_block,
+    "review_id": _access_review,
+    "version_id": _policy_version,
     "incident_id": _incident,
     "request_id": _access_request,
     "journey_id": _one("journey_id", api._journey_id),

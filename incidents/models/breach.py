@@ -1,8 +1,10 @@
 """Incidents: what happened, its evidence, who it touched, the risk assessment, the decision, the
-notices. Rows hold references (ids, states, counts) and the officers' own words; never PHI values."""
+notices and their delays. Rows hold references (ids, states, counts) and the officers' own words;
+never PHI values."""
 
 from __future__ import annotations
 
+import datetime
 import uuid
 
 from django.conf import settings
@@ -204,58 +206,75 @@ class ClockAlert(TenantOwnedModel):
         return f"{self.audience} {self.threshold_days} days"
 
 
-class AccessRequest(TenantOwnedModel):
-    """A patient's request for access to their records (164.524): a 30-day clock from receipt, one
-    extension of at most 30 days with a written reason, and the package delivered through the portal."""
-
-    class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        EXTENDED = "extended", "Extended"
-        DELIVERED = "delivered", "Delivered"
+class AudienceNotice(TenantOwnedModel):
+    """A notice to the Secretary of HHS, a State's media or the covered entity (164.406-164.410): the
+    officer prepares it from the incident's letter, sends it outside the platform, and records when,
+    how and with which reference. The row keeps the letter's SHA-256, never its text (the covered
+    entity's letter names the individuals)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    contact = models.ForeignKey("contacts.Contact", on_delete=models.PROTECT, related_name="+")
-    received_on = models.DateField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
-    recorded_by = models.ForeignKey(_USER, on_delete=models.PROTECT, related_name="+")
-    recorded_at = models.DateTimeField(default=timezone.now)
-    extension_reason = models.CharField(max_length=1000, blank=True)
-    extended_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    extended_at = models.DateTimeField(null=True, blank=True)
-    delivered_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    message_id = models.UUIDField(null=True, blank=True)
-    # The signed manifest of what was delivered: counts and SHA-256 of the package, no PHI values.
-    manifest = models.JSONField(default=dict, blank=True)
-    signature = models.CharField(max_length=128, blank=True)
-    key_id = models.CharField(max_length=64, blank=True)
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="audience_notices")
+    audience = models.CharField(max_length=40)
+    state = models.CharField(max_length=2, blank=True)
+    letter_sha256 = models.CharField(max_length=64)
+    prepared_by = models.ForeignKey(_USER, on_delete=models.PROTECT, related_name="+")
+    prepared_at = models.DateTimeField(default=timezone.now)
+    sent_on = models.DateField(null=True, blank=True)
+    sent_by = models.ForeignKey(_USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    channel = models.CharField(max_length=200, blank=True)
+    reference = models.CharField(max_length=200, blank=True)
 
     class Meta:
-        ordering = ["-received_on", "-recorded_at"]
+        ordering = ["audience", "state"]
         constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "incident", "audience", "state"], name="incident_audience_notice_once"
+            ),
             models.CheckConstraint(
-                condition=~models.Q(status="extended") | ~models.Q(extension_reason=""),
-                name="access_request_extension_has_reason",
+                condition=models.Q(sent_on__isnull=True) | ~models.Q(channel=""),
+                name="audience_notice_sent_says_how",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"access request {self.received_on}"
+        return f"{self.audience} notice"
 
 
-class BaaReminder(TenantOwnedModel):
-    """A BAA expiry reminder raised once per agreement and threshold (60/30/14/7/1 days)."""
+class LawEnforcementDelay(TenantOwnedModel):
+    """A law enforcement official's statement that a notice would impede a criminal investigation or
+    damage national security (164.412). Append-only: it is the record the delay rests on."""
+
+    class Kind(models.TextChoices):
+        WRITTEN = "written", "Written statement (delay for the time it specifies)"
+        ORAL = "oral", "Oral statement (documented here; at most 30 days)"
+
+    class Ground(models.TextChoices):
+        INVESTIGATION = "investigation", "Would impede a criminal investigation"
+        NATIONAL_SECURITY = "national_security", "Would cause damage to national security"
 
     id = models.BigAutoField(primary_key=True)
-    baa = models.ForeignKey("tenants.BusinessAssociateAgreement", on_delete=models.CASCADE, related_name="+")
-    threshold_days = models.PositiveSmallIntegerField()
-    expires_on = models.DateField()
-    raised_at = models.DateTimeField(default=timezone.now)
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="delays")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    ground = models.CharField(max_length=20, choices=Ground.choices)
+    official = models.CharField(max_length=300, help_text="The official's name, title and agency.")
+    stated_on = models.DateField()
+    delay_until = models.DateField(help_text="The first day notices may go out again.")
+    statement = models.TextField(help_text="What the official stated (an oral statement, documented).")
+    recorded_by = models.ForeignKey(_USER, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        ordering = ["stated_on", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "baa", "threshold_days"], name="baa_reminder_once")
+            models.CheckConstraint(
+                condition=models.Q(delay_until__gt=models.F("stated_on")), name="delay_ends_after_statement"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(kind="oral")
+                | models.Q(delay_until__lte=models.F("stated_on") + datetime.timedelta(days=30)),
+                name="oral_delay_at_most_30_days",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"BAA reminder {self.threshold_days} days"
+        return f"{self.kind} delay until {self.delay_until}"
