@@ -28,9 +28,22 @@ MESSAGE_ID = re.compile(rb"(?im)^Message-ID:\s*(<[^>\r\n]+>)")
 
 
 class RecordingHandler:
-    def __init__(self, log_path: str, delay: float = 0.0):
+    def __init__(self, log_path: str, delay: float = 0.0, pipelining: bool = False):
         self.log = open(log_path, "a", buffering=1)
+        self.sessions = open(log_path + ".sessions", "a", buffering=1)
         self.delay = delay
+        self.pipelining = pipelining
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        """Offers PIPELINING (RFC 2920) when asked to, as Postfix does (aiosmtpd reads commands from a
+        stream, so pipelined commands work; it only does not say so), and counts the sessions that
+        reached TLS: one line per EHLO after STARTTLS, i.e. per TLS handshake."""
+        session.host_name = hostname
+        if session.ssl is not None:
+            self.sessions.write("tls\n")
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_DATA(self, server, session, envelope):
         if self.delay:
@@ -41,7 +54,7 @@ class RecordingHandler:
         return "250 2.0.0 queued"
 
 
-def serve(port: int, cert: str, key: str, log: str, delay: float, hostname: str) -> None:
+def serve(port: int, cert: str, key: str, log: str, delay: float, hostname: str, pipelining: bool) -> None:
     import logging
 
     from aiosmtpd.controller import Controller
@@ -50,7 +63,7 @@ def serve(port: int, cert: str, key: str, log: str, delay: float, hostname: str)
 
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # it logs addresses at INFO
     controller = Controller(
-        RecordingHandler(log, delay),
+        RecordingHandler(log, delay, pipelining),
         hostname="127.0.0.1",
         port=port,
         server_hostname=hostname,
@@ -70,7 +83,9 @@ def serve(port: int, cert: str, key: str, log: str, delay: float, hostname: str)
 class SinkProcess:
     """The sink in a child process (its CPU is not the engine's); `.ids()` reads what it accepted."""
 
-    def __init__(self, directory: Path, *, delay: float = 0.0, hostname: str = "mx.sink.test"):
+    def __init__(
+        self, directory: Path, *, delay: float = 0.0, hostname: str = "mx.sink.test", pipelining: bool = False
+    ):
         from tests.delivery.servers import TestCA, free_port
 
         self.ca = TestCA(directory, "Sink Test CA")
@@ -81,7 +96,8 @@ class SinkProcess:
         Path(self.log).write_text("")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.delivery.sink", "--port", str(self.port), "--cert", self.cert,
-             "--key", self.key, "--log", self.log, "--delay", str(delay), "--hostname", hostname],
+             "--key", self.key, "--log", self.log, "--delay", str(delay), "--hostname", hostname,
+             *(["--pipelining"] if pipelining else [])],
             stdout=subprocess.PIPE,
             text=True,
         )  # fmt: skip
@@ -97,6 +113,10 @@ class SinkProcess:
             message_id, _, at = line.rpartition(" ")
             rows.append((message_id, float(at)))
         return rows
+
+    def tls_sessions(self) -> int:
+        """TLS handshakes the sink has completed so far."""
+        return len(Path(self.log + ".sessions").read_text().splitlines())
 
     def ids(self) -> Counter:
         return Counter(message_id for message_id, _ in self.records())
@@ -194,5 +214,6 @@ if __name__ == "__main__":
     parser.add_argument("--log", required=True)
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--hostname", default="mx.sink.test")
+    parser.add_argument("--pipelining", action="store_true")
     args = parser.parse_args()
-    serve(args.port, args.cert, args.key, args.log, args.delay, args.hostname)
+    serve(args.port, args.cert, args.key, args.log, args.delay, args.hostname, args.pipelining)
