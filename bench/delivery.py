@@ -339,8 +339,9 @@ def run(size: str):
     count = SIZES.get(size, SIZES["full"])
     database_url = os.environ["DATABASE_URL"]
     directory = Path(tempfile.mkdtemp(prefix="bench-delivery-"))
-    # PIPELINING offered as Postfix does; the floor uses it, the engine when it can (issue 22).
-    sink = SinkProcess(directory, pipelining=True)
+    # PIPELINING offered as Postfix does (BENCH_SINK_PIPELINING=0: not offered); the floor and the
+    # engine use it when offered.
+    sink = SinkProcess(directory, pipelining=os.environ.get("BENCH_SINK_PIPELINING", "1") == "1")
     rounds = []
     try:
         tenant, sender, contact_ids = world(count)

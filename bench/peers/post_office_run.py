@@ -49,6 +49,7 @@ def configure(*, schema: str, host: str, port: int, tuned: bool) -> None:
         EMAIL_USE_TLS=True,
         EMAIL_TIMEOUT=30,
         USE_TZ=True,
+        TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates"}],  # it renders subjects
         DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
         POST_OFFICE={"BATCH_SIZE": 1000, "LOG_LEVEL": 1, "THREADS_PER_PROCESS": 5} if tuned else {},
         LOGGING_CONFIG=None,

@@ -51,14 +51,17 @@ async def envelope_and_data(
     """MAIL, RCPT and DATA in one write; the three replies. When DATA was accepted although MAIL or
     RCPT was refused, the empty message is ended at once (RFC 2920 §3.1) so the session stays usable;
     the caller sees the refusal."""
+    protocol = smtp.protocol
+    if protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
     mail = b" ".join([b"MAIL FROM:<" + sender.encode() + b">", *options])
-    smtp.protocol.write(mail + b"\r\nRCPT TO:<" + recipient.encode() + b">\r\nDATA\r\n")
+    protocol.write(mail + b"\r\nRCPT TO:<" + recipient.encode() + b">\r\nDATA\r\n")
     replies = (
-        await smtp.protocol.read_response(timeout=timeout),
-        await smtp.protocol.read_response(timeout=timeout),
-        await smtp.protocol.read_response(timeout=timeout),
+        await protocol.read_response(timeout=timeout),
+        await protocol.read_response(timeout=timeout),
+        await protocol.read_response(timeout=timeout),
     )
     if replies[2].code == 354 and (replies[0].code != 250 or replies[1].code not in (250, 251)):
-        smtp.protocol.write(b".\r\n")
-        await smtp.protocol.read_response(timeout=timeout)
+        protocol.write(b".\r\n")
+        await protocol.read_response(timeout=timeout)
     return replies
