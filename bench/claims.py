@@ -24,7 +24,7 @@ from collections import Counter
 from datetime import timedelta
 
 from bench.delivery import launch, server_pids, world
-from bench.delivery_floor import process_tree_cpu
+from bench.delivery_floor import process_tree_cpu, wal_bytes
 
 SIZES = {"small": 4000, "full": 20000}
 COUNTS = [int(n) for n in os.environ.get("BENCH_CLAIMS_PROCESSES", "2,4,8,16,32").split(",")]
@@ -79,7 +79,7 @@ def one_count(processes: int, tenant, sender, contact_ids, postgresql_pid: int) 
     ]
     for child in children:
         child.start()
-    database_cpu = process_tree_cpu(postgresql_pid)
+    database_cpu, wal = process_tree_cpu(postgresql_pid), wal_bytes()
     began = time.time()
     start.set()
     reports = []
@@ -92,7 +92,7 @@ def one_count(processes: int, tenant, sender, contact_ids, postgresql_pid: int) 
     for child in children:
         child.join(timeout=30)
     seconds = max(r["finished_at"] for r in reports) - began
-    database_cpu = process_tree_cpu(postgresql_pid) - database_cpu
+    database_cpu, wal = process_tree_cpu(postgresql_pid) - database_cpu, wal_bytes() - wal
     counts = Counter(i for r in reports for i in r["ids"])
     rows = len(contact_ids)
     latencies = sorted(x for r in reports for x in r["latencies"])
@@ -109,6 +109,7 @@ def one_count(processes: int, tenant, sender, contact_ids, postgresql_pid: int) 
         "settled": sum(r["settled"] for r in reports),
         "client_cpu_ms_per_row": round(1000 * sum(r["cpu"] for r in reports) / rows, 3),
         "postgresql_cpu_ms_per_row": round(1000 * database_cpu / rows, 3),
+        "wal_bytes_per_row": round(wal / rows),
     }
 
 

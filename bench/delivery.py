@@ -310,16 +310,25 @@ class Meter:
         self.sink, self.servers, self.tree = sink, servers, process_tree_cpu
 
     def snapshot(self) -> dict[str, float]:
+        from bench.delivery_floor import wal_bytes
+
         values = {name: self.tree(pid) for name, pid in self.servers.items()}
-        return values | {"sink": cpu_seconds(self.sink.process.pid), "tls": self.sink.tls_sessions()}
+        return values | {
+            "sink": cpu_seconds(self.sink.process.pid),
+            "tls": self.sink.tls_sessions(),
+            "wal": wal_bytes(),
+        }
 
     def measure(self, phase, count: int) -> tuple[dict, dict]:
         before = self.snapshot()
         result = phase()
         after = self.snapshot()
         per_message = {
-            name: round(1000 * (after[name] - before[name]) / count, 3) for name in after if name != "tls"
+            name: round(1000 * (after[name] - before[name]) / count, 3)
+            for name in after
+            if name not in ("tls", "wal")
         }
+        per_message["postgresql_wal_bytes_per_message"] = round((after["wal"] - before["wal"]) / count)
         per_message["tls_handshakes_per_1000_messages"] = round(
             1000 * (after["tls"] - before["tls"]) / count, 1
         )

@@ -257,3 +257,12 @@ def process_tree_cpu(pid: int) -> float:
         if int(child[1]) == pid:
             total += int(child[11]) + int(child[12])
     return total / tick
+
+
+def wal_bytes() -> int:
+    """PostgreSQL's WAL position (the whole server's: nothing else writes to the bench's server)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
+        return int(cursor.fetchone()[0])
