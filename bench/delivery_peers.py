@@ -7,8 +7,9 @@ sink's certificate (test CA, host name "localhost") over STARTTLS; the sink offe
 Postfix does (post-office's smtplib does not use it).
 
 The peer is installed by this benchmark with pip from PyPI into its own virtual environment under
-bench/.peers/ (ignored by git, kept between runs: PEERS_REQUIREMENTS changes make a new one); none of
-its code enters the project. It keeps its tables in a schema of its own in the benchmark's database.
+$TMPDIR/healthmail-bench-peers (BENCH_PEERS_DIR; kept between runs, PEERS_REQUIREMENTS changes make a
+new one), outside the repository; none of its code enters the project. It keeps its tables in a
+schema of its own in the benchmark's database.
 
 ratio_to_post_office (the goal, >= 2.0): the median of the per-round ratios engine / post-office with
 its default settings; ratio_to_post_office_tuned beside it. CPU per message of each sender (the
@@ -31,7 +32,9 @@ from bench.delivery import SIZES, WORKERS, Meter, engine_run, median, server_pid
 
 ROUNDS = int(os.environ.get("BENCH_PEERS_ROUNDS", "3"))
 PEERS_REQUIREMENTS = ["django-post-office==3.12.0", "django>=5.2,<5.3", "psycopg[binary]>=3.2,<4"]
-PEERS = Path(__file__).parent / ".peers"
+# Outside the repository, so nothing that walks the project's files (linters, the settings registry
+# test) meets the peer's code.
+PEERS = Path(os.environ.get("BENCH_PEERS_DIR", Path(tempfile.gettempdir()) / "healthmail-bench-peers"))
 RUNNER = Path(__file__).parent / "peers" / "post_office_run.py"
 SCHEMA = "peer_post_office"
 SINK_HOST = "localhost"
