@@ -18,9 +18,11 @@ BENCHMARKS = [
     "consent_gate",
     "segments",
     "delivery",
+    "delivery_peers",
     "transactional_latency",
     "disposal",
     "journeys",
+    "claims",
 ]
 RESULTS = Path(__file__).parent / "results"
 

@@ -9,7 +9,6 @@ the same Message-ID and counted as ambiguous).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections import Counter
@@ -41,7 +40,7 @@ from .decide import Path
 from .gate import gate_messages
 from .journal import journal_write
 from .prepare import Preparer, Work
-from .transport import Group, deliver_groups
+from .transport import Group, deliver_round
 
 logger = logging.getLogger(__name__)
 State = Message.State
@@ -206,7 +205,7 @@ def _round(tenant_id, worker, work, settles, policies, preparer, deps, report):
                 Group(routes=_routes(policy, preparer.identity.relay), policy=policy, members=members)
             )
     started = timezone.now()
-    outcomes = asyncio.run(deliver_groups(delivery_groups, deps=deps, stream=preparer.identity.stream))
+    outcomes = deliver_round(delivery_groups, deps=deps, stream=preparer.identity.stream)
     finished = timezone.now()
     next_work, settles, attempts = [], [], []
     for group in delivery_groups:

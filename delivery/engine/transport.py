@@ -2,9 +2,9 @@
 MX hosts (the most preferred one that takes them), all domains at once, under the limits shared by
 every worker of the stream (Redis).
 
-Connections are opened for one round of one (tenant, stream) drain and closed at its end: no pool
-outlives a round or is shared between streams, and every connection binds the stream's own source
-address (`deps.transport`, see send.Dependencies.for_stream)."""
+Connections are kept by the worker process across rounds and claims (delivery/smtp/pool.py), each for
+one stream, one MX host and one TLS requirement; no connection is shared between streams, and every
+connection binds the stream's own source address (`deps.transport`, see send.Dependencies.for_stream)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from delivery.smtp.client import deliver_batch
 from delivery.smtp.connection import MxRoute
 from delivery.smtp.message import Prepared
 from delivery.smtp.outcomes import Outcome
+from delivery.smtp.pool import ProcessSessions, StreamSessions
 from delivery.smtp.throttle import BUCKET_SCRIPT, MxConcurrency, redis_client
 from delivery.tls.policy import TlsPolicy
 from healthmail.outages import REDIS_ERRORS
@@ -77,7 +78,16 @@ def chunks(
     return [list(messages[i : i + size]) for i in range(0, len(messages), size)]
 
 
-async def deliver_groups(groups: Sequence[Group], *, deps, stream: str) -> dict[str, Outcome]:
+def deliver_round(groups: Sequence[Group], *, deps, stream: str) -> dict[str, Outcome]:
+    """The SMTP phase of one round, on this process's loop and with its kept sessions."""
+    process = ProcessSessions.current()
+    sessions = StreamSessions(process.pool, stream) if process.pool is not None else None
+    return process.run(deliver_groups(groups, deps=deps, stream=stream, sessions=sessions))
+
+
+async def deliver_groups(
+    groups: Sequence[Group], *, deps, stream: str, sessions: StreamSessions | None = None
+) -> dict[str, Outcome]:
     if not groups:
         return {}
     engine = deps.engine
@@ -103,6 +113,7 @@ async def deliver_groups(groups: Sequence[Group], *, deps, stream: str) -> dict[
                 transport=deps.transport,
                 throttle=throttle,
                 concurrency=concurrency,
+                sessions=sessions,
             )
 
     jobs = [

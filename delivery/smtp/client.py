@@ -35,6 +35,8 @@ from .connection import (
 )
 from .message import Prepared, dot_stuff
 from .outcomes import Outcome, Status, TlsEvidence, status_for_code
+from .pipelining import envelope_and_data, offers_pipelining
+from .pool import StreamSessions
 from .throttle import MxConcurrency, Throttle
 from .timeouts import SmtpTimeouts
 
@@ -85,8 +87,11 @@ class _Session:
         if message.phi and self.evidence.verified and self.smtp.supports_extension("requiretls"):
             options.append("REQUIRETLS")  # RFC 8689: the next hops must keep TLS too
         try:
-            await self._envelope(message, options)
-            started = await self.smtp.execute_command(b"DATA", timeout=self.timeouts.data_init)
+            if offers_pipelining(self.smtp):
+                started = await self._pipelined(message, options)
+            else:
+                await self._envelope(message, options)
+                started = await self.smtp.execute_command(b"DATA", timeout=self.timeouts.data_init)
         except aiosmtplib.SMTPResponseException as refused:
             await self._reset()
             return self.outcome(
@@ -130,6 +135,21 @@ class _Session:
             protocol.write(data[start : start + BLOCK])
             await asyncio.wait_for(protocol._drain_helper(), self.timeouts.data_block)
 
+    async def _pipelined(self, message: Prepared, options: list[str]):
+        """RFC 2920: the envelope and DATA in one write; the DATA reply, or the first refusal raised."""
+        mail, rcpt, data = await envelope_and_data(
+            self.smtp,
+            sender=message.sender,
+            recipient=message.recipient,
+            options=[option.encode("ascii") for option in options],
+            timeout=self.timeouts.mail,  # each reply of the pipelined group: MAIL, RCPT (5 min), DATA
+        )
+        if mail.code != 250:
+            raise aiosmtplib.SMTPSenderRefused(mail.code, mail.message, message.sender)
+        if rcpt.code not in (250, 251):
+            raise aiosmtplib.SMTPRecipientRefused(rcpt.code, rcpt.message, message.recipient)
+        return data
+
     async def _content(self, message: Prepared, options: list[str]) -> Outcome:
         evidence = self.evidence
         if options:
@@ -170,8 +190,10 @@ async def _run(
     warnings: tuple[str, ...],
     throttle: Throttle | None,
     throttle_wait: float,
+    sessions: StreamSessions | None = None,
 ) -> list[Outcome]:
-    smtp, evidence = await open_session(
+    opener = open_session if sessions is None else sessions.open  # a kept session of the same key
+    smtp, evidence = await opener(
         route, requirement=requirement, transport=transport, tlsa=tlsa, policy_source=str(policy.source)
     )
     session = _Session(smtp, evidence, warnings, transport.timeouts)
@@ -199,7 +221,9 @@ async def _run(
                 break
             outcomes.append(await sending)
     finally:
-        if not session.lost:
+        if sessions is not None:
+            await sessions.close(smtp, evidence, sent=len(outcomes), lost=session.lost)
+        elif not session.lost:
             await close_session(smtp)
     return outcomes
 
@@ -244,10 +268,12 @@ async def deliver_batch(
     throttle: Throttle | None = None,
     concurrency: MxConcurrency | None = None,
     throttle_wait: float = 2.0,
+    sessions: StreamSessions | None = None,
 ) -> list[Outcome]:
     """Outcomes in the order of `messages`. Never raises for per-message or connection problems.
 
-    `routes`: one route (a relay, a test server) or the domain's MX hosts in preference order."""
+    `routes`: one route (a relay, a test server) or the domain's MX hosts in preference order.
+    `sessions`: the worker's kept sessions (pool.py); without it every connection is closed after use."""
     transport = transport or TransportSettings.from_settings()
     if not messages:
         return []
@@ -259,7 +285,7 @@ async def deliver_batch(
     pending = list(messages)
     for route in routes:
         finished, passed_on = await _deliver_host(
-            route, pending, policy, transport, throttle, concurrency, throttle_wait
+            route, pending, policy, transport, throttle, concurrency, throttle_wait, sessions
         )
         for key, outcome in finished.items():
             done[key] = _noting_earlier_hosts(outcome, tries.get(key, ()))
@@ -294,7 +320,7 @@ Results = tuple[dict[str, Outcome], dict[str, Outcome]]  # (final outcomes, mess
 
 
 async def _deliver_host(
-    route: MxRoute, messages, policy, transport, throttle, concurrency, throttle_wait
+    route: MxRoute, messages, policy, transport, throttle, concurrency, throttle_wait, sessions
 ) -> Results:
     warnings: tuple[str, ...] = ()
     if not policy.mx_allowed(route.host):
@@ -309,17 +335,24 @@ async def _deliver_host(
             full = "MX concurrency limit reached"
             return {m.key: Outcome(m.key, Status.DEFERRED, reason=full) for m in messages}, {}
     try:
-        return await _deliver(route, messages, policy, transport, warnings, throttle, throttle_wait)
+        return await _deliver(route, messages, policy, transport, warnings, throttle, throttle_wait, sessions)
     finally:
         if lease is not None:
             await concurrency.release(route.host, lease)
 
 
-async def _deliver(route, messages, policy, transport, warnings, throttle, throttle_wait) -> Results:
+async def _deliver(
+    route, messages, policy, transport, warnings, throttle, throttle_wait, sessions
+) -> Results:
     strict = [m for m in messages if _needs_verified(m, policy)]
     requirement, tlsa = _requirement(route, policy) if strict else (Requirement.OPPORTUNISTIC, ())
     run = dict(
-        policy=policy, transport=transport, warnings=warnings, throttle=throttle, throttle_wait=throttle_wait
+        policy=policy,
+        transport=transport,
+        warnings=warnings,
+        throttle=throttle,
+        throttle_wait=throttle_wait,
+        sessions=sessions,
     )
     try:
         outcomes = await _run(route, messages, requirement=requirement, tlsa=tlsa, **run)

@@ -10,6 +10,7 @@ import pytest
 
 from delivery.smtp.connection import TransportSettings
 from delivery.smtp.message import Prepared, build_message
+from delivery.smtp.pool import process_sessions_close
 from delivery.smtp.timeouts import SmtpTimeouts
 
 from .servers import SmtpKit
@@ -21,6 +22,14 @@ PHI_DIAGNOSIS = "HbA1c 9.7% uncontrolled type 2 diabetes"
 
 # aiosmtpd logs every command at INFO (addresses included): keep test output quiet and PHI-free.
 logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
+@pytest.fixture(autouse=True)
+def _no_kept_sessions():
+    """The engine keeps SMTP sessions per process (delivery/smtp/pool.py); the test servers outlive a
+    test and change behaviour between tests, so each test starts without the last one's sessions."""
+    yield
+    process_sessions_close()
 
 
 @pytest.fixture(scope="session")

@@ -120,6 +120,7 @@ class Behaviour:
     reject_reply: str = "550 5.1.1 mailbox unavailable"
     drop_after_data: bool = False  # close the connection after the final "." without a reply
     advertise_requiretls: bool = False
+    advertise_pipelining: bool = False  # RFC 2920, as Postfix offers it
     # Seconds to stay silent before answering a step: "greeting", "mail", "rcpt", "data" (before the
     # 354) or "end" (before the reply to the final "."), for recipients containing `stall_only`.
     stall: dict[str, float] = field(default_factory=dict)
@@ -141,6 +142,8 @@ class CapturingHandler:
         session.host_name = hostname
         if self.behaviour.advertise_requiretls:
             responses.insert(-1, "250-REQUIRETLS")
+        if self.behaviour.advertise_pipelining:
+            responses.insert(-1, "250-PIPELINING")
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
@@ -178,12 +181,13 @@ class CapturingHandler:
 class CapturingSMTP(SMTP):
     """Records the application bytes (after TLS) and accepts the REQUIRETLS MAIL parameter."""
 
-    def __init__(self, *args, sink: bytearray, **kwargs):
+    def __init__(self, *args, sink: bytearray, reads: list[bytes], **kwargs):
         super().__init__(*args, **kwargs)
-        self._sink = sink
+        self._sink, self._reads = sink, reads
 
     def data_received(self, data: bytes) -> None:
         self._sink += data
+        self._reads.append(data)
         super().data_received(data)
 
     async def _handle_client(self):
@@ -205,12 +209,12 @@ class CapturingSMTP(SMTP):
 
 
 class _Controller(Controller):
-    def __init__(self, *args, sink: bytearray, **kwargs):
-        self._sink = sink
+    def __init__(self, *args, sink: bytearray, reads: list[bytes], **kwargs):
+        self._sink, self._reads = sink, reads
         super().__init__(*args, **kwargs)
 
     def factory(self):
-        return CapturingSMTP(self.handler, sink=self._sink, **self.SMTP_kwargs)
+        return CapturingSMTP(self.handler, sink=self._sink, reads=self._reads, **self.SMTP_kwargs)
 
 
 @dataclass
@@ -220,6 +224,7 @@ class SmtpServer:
     tls_context: ssl.SSLContext | None
     auth: tuple[str, str] | None = None
     received_bytes: bytearray = field(default_factory=bytearray)
+    reads: list[bytes] = field(default_factory=list)  # each read of the server (after TLS), in order
 
     def start(self) -> SmtpServer:
         self.handler = CapturingHandler(self.behaviour)
@@ -242,6 +247,7 @@ class SmtpServer:
             tls_context=self.tls_context,
             require_starttls=False,
             sink=self.received_bytes,
+            reads=self.reads,
             **kwargs,
         )
         self.controller.start()
@@ -281,6 +287,7 @@ class SmtpServer:
     def reset(self) -> None:
         self.tap.reset()
         self.received_bytes.clear()
+        self.reads.clear()
         self.handler.messages.clear()
         self.handler.data_transactions = 0
         self.behaviour.stall.clear()
@@ -392,6 +399,8 @@ class SmtpKit:
             "drop": good("drop", Behaviour(drop_after_data=True)),
             "relay": good("relay", auth=("relay-user", "relay-secret")),
             "slow": good("slow"),  # tests set behaviour.stall (a receiver silent at some step)
+            "pipelining": good("pipelining", Behaviour(advertise_pipelining=True)),
+            "pipereject": good("pipereject", Behaviour(advertise_pipelining=True, reject=True)),
         }
         for server in self.servers.values():
             server.start()

@@ -33,11 +33,20 @@ HOSTILE = (("drop", 0.01), ("tempfail", 0.05), ("reject", 0.02), ("stall", 0.01)
 
 
 class RecordingHandler:
-    def __init__(self, log_path: str, delay: float = 0.0, hostile: int | None = None, stall: float = 0.0):
+    def __init__(
+        self,
+        log_path: str,
+        delay: float = 0.0,
+        hostile: int | None = None,
+        stall: float = 0.0,
+        pipelining: bool = False,
+    ):
         self.log = open(log_path, "a", buffering=1)
+        self.sessions = open(log_path + ".sessions", "a", buffering=1)
         self.delay = delay
         self.random = random.Random(hostile) if hostile is not None else None
         self.stall = stall
+        self.pipelining = pipelining
 
     def _mood(self) -> str:
         if self.random is None:
@@ -48,6 +57,17 @@ class RecordingHandler:
                 return mood
             draw -= share
         return ""
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        """Offers PIPELINING (RFC 2920) when asked to, as Postfix does (aiosmtpd reads commands from a
+        stream, so pipelined commands work; it only does not say so), and counts the sessions that
+        reached TLS: one line per EHLO after STARTTLS, i.e. per TLS handshake."""
+        session.host_name = hostname
+        if session.ssl is not None:
+            self.sessions.write("tls\n")
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_DATA(self, server, session, envelope):
         mood = self._mood()
@@ -66,7 +86,15 @@ class RecordingHandler:
 
 
 def serve(
-    port: int, cert: str, key: str, log: str, delay: float, hostname: str, hostile=None, stall=0.0
+    port: int,
+    cert: str,
+    key: str,
+    log: str,
+    delay: float,
+    hostname: str,
+    hostile=None,
+    stall=0.0,
+    pipelining: bool = False,
 ) -> None:
     import logging
 
@@ -76,7 +104,7 @@ def serve(
 
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # it logs addresses at INFO
     controller = Controller(
-        RecordingHandler(log, delay, hostile, stall),
+        RecordingHandler(log, delay, hostile, stall, pipelining),
         hostname="127.0.0.1",
         port=port,
         server_hostname=hostname,
@@ -104,6 +132,7 @@ class SinkProcess:
         hostname: str = "mx.sink.test",
         hostile: int | None = None,
         stall: float = 0.0,
+        pipelining: bool = False,
     ):
         from tests.delivery.servers import TestCA, free_port
 
@@ -116,7 +145,8 @@ class SinkProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.delivery.sink", "--port", str(self.port), "--cert", self.cert,
              "--key", self.key, "--log", self.log, "--delay", str(delay), "--hostname", hostname,
-             *(["--hostile", str(hostile), "--stall", str(stall)] if hostile is not None else [])],
+             *(["--hostile", str(hostile), "--stall", str(stall)] if hostile is not None else []),
+             *(["--pipelining"] if pipelining else [])],
             stdout=subprocess.PIPE,
             text=True,
         )  # fmt: skip
@@ -132,6 +162,10 @@ class SinkProcess:
             message_id, _, at = line.rpartition(" ")
             rows.append((message_id, float(at)))
         return rows
+
+    def tls_sessions(self) -> int:
+        """TLS handshakes the sink has completed so far."""
+        return len(Path(self.log + ".sessions").read_text().splitlines())
 
     def ids(self) -> Counter:
         return Counter(message_id for message_id, _ in self.records())
@@ -231,5 +265,16 @@ if __name__ == "__main__":
     parser.add_argument("--hostname", default="mx.sink.test")
     parser.add_argument("--hostile", type=int, default=None, help="seed: drop, 4xx, 5xx and stall some")
     parser.add_argument("--stall", type=float, default=0.0, help="seconds a stalled transaction waits")
+    parser.add_argument("--pipelining", action="store_true")
     args = parser.parse_args()
-    serve(args.port, args.cert, args.key, args.log, args.delay, args.hostname, args.hostile, args.stall)
+    serve(
+        args.port,
+        args.cert,
+        args.key,
+        args.log,
+        args.delay,
+        args.hostname,
+        args.hostile,
+        args.stall,
+        args.pipelining,
+    )

@@ -83,19 +83,15 @@ class DatabaseOutage:
 def outage_after_smtp(monkeypatch):
     """The database goes away right after the receiver answered, before the worker records it."""
     outage = DatabaseOutage()
-    real = send.deliver_groups
+    real = send.deliver_round
 
     def deliver_then_lose_database(*args, **kwargs):
         backend_pid = connection.connection.info.backend_pid  # the worker's session (sync side)
+        outcomes = real(*args, **kwargs)
+        outage.begin(backend_pid)
+        return outcomes
 
-        async def deliver():
-            outcomes = await real(*args, **kwargs)
-            outage.begin(backend_pid)
-            return outcomes
-
-        return deliver()
-
-    monkeypatch.setattr(send, "deliver_groups", deliver_then_lose_database)
+    monkeypatch.setattr(send, "deliver_round", deliver_then_lose_database)
     yield outage
     outage.end()
 
