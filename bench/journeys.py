@@ -27,7 +27,9 @@ Timed:
   event_to_outbox_p95_seconds: the part until the outbox row was committed.
 - worker_peak_rss_mb: the largest peak resident set (VmHWM) of the advancing processes and this one.
 
-BENCH_PROFILE=DIR makes each advancing process write its cProfile statistics (CPU time) there.
+BENCH_PROFILE=DIR makes each advancing process write its cProfile statistics (CPU time) there;
+BENCH_PROFILE_CLOCK=wall profiles wall-clock time instead (waiting on PostgreSQL shows in the
+statements' calls).
 """
 
 from __future__ import annotations
@@ -212,7 +214,7 @@ def _advance(tenant_id, go, results) -> None:
     nothing is due; reports what it advanced and the CPU it and its database session spent."""
     from django.db import connections
 
-    from bench.delivery import _profiler, peak_rss_mb
+    from bench.delivery import peak_rss_mb
     from healthmail.tenants.models import Tenant
     from journeys.services import engine
 
@@ -236,6 +238,18 @@ def _advance(tenant_id, go, results) -> None:
         }
     )
     connections.close_all()
+
+
+def _profiler():
+    if not os.environ.get("BENCH_PROFILE"):
+        return None
+    import cProfile
+
+    Path(os.environ["BENCH_PROFILE"]).mkdir(parents=True, exist_ok=True)
+    wall = os.environ.get("BENCH_PROFILE_CLOCK") == "wall"
+    profile = cProfile.Profile(time.perf_counter if wall else time.process_time)
+    profile.enable()
+    return profile
 
 
 def _start(count: int, tenant):
