@@ -91,11 +91,12 @@ SELECT gen_random_uuid(), %b, v.journey_id, v.version_id, v.position_id, v.conta
 
 def _execute(sql: str, params) -> list | None:
     """`sql` with its parameters bound by the server and sent in binary (`%b` placeholders), rows in
-    binary. Django's cursors bind on the client: quoting a thousand-element array as text in Python
-    costs more than the statement. Same connection, so the same transaction and tenant context; no
-    named prepared statement is left."""
+    binary, as contacts/bulk.py does. Django's cursors bind on the client: quoting a thousand-element
+    array as text in Python costs more than the statement. Same connection, so the same transaction
+    and tenant context; Django's error classes (the tasks retry on its OperationalError); no named
+    prepared statement is left."""
     connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, params, prepare=False, binary=True)
         return cursor.fetchall() if cursor.description is not None else None
 
