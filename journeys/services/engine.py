@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -81,11 +82,23 @@ def _log(logs: list, position: Position, step: str, outcome: str, now, detail: s
 _LOG = """
 INSERT INTO journeys_steplog (id, tenant_id, journey_id, version_id, position_id, contact_id, step, outcome,
                               detail, message_id, at)
-SELECT gen_random_uuid(), %s, v.journey_id, v.version_id, v.position_id, v.contact_id, v.step, v.outcome,
-       v.detail, v.message_id, %s
-  FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::text[], %s::uuid[])
+SELECT gen_random_uuid(), %b, v.journey_id, v.version_id, v.position_id, v.contact_id, v.step, v.outcome,
+       v.detail, v.message_id, %b
+  FROM unnest(%b::uuid[], %b::uuid[], %b::uuid[], %b::uuid[], %b::text[], %b::text[], %b::text[], %b::uuid[])
        AS v(journey_id, version_id, position_id, contact_id, step, outcome, detail, message_id)
 """
+
+
+def _execute(sql: str, params) -> list | None:
+    """`sql` with its parameters bound by the server and sent in binary (`%b` placeholders), rows in
+    binary, as contacts/bulk.py does. Django's cursors bind on the client: quoting a thousand-element
+    array as text in Python costs more than the statement. Same connection, so the same transaction
+    and tenant context; Django's error classes (the tasks retry on its OperationalError); no named
+    prepared statement is left."""
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=False, binary=True)
+        return cursor.fetchall() if cursor.description is not None else None
 
 
 def _logs_write(tenant: Tenant, logs: list, now) -> None:
@@ -101,8 +114,7 @@ def _logs_write(tenant: Tenant, logs: list, now) -> None:
         [log.detail for log in logs],
         [log.message_id for log in logs],
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(_LOG, [tenant.pk, now, *columns])
+    _execute(_LOG, [tenant.pk, now, *columns])
 
 
 def _exit(walk: _Walk, logs: list | None, now, reason: str, outcome: str = Outcome.EXITED) -> None:
@@ -332,11 +344,11 @@ def _jump(tenant: Tenant, journey_id: str, contact_ids: list, now) -> int:
 _WRITE = """
 UPDATE journeys_position p SET step = v.step, state = v.state, due_at = v.due_at,
        waiting_event = v.waiting_event, event_arrived = v.event_arrived, visits = v.visits::jsonb,
-       exited_at = v.exited_at, exit_reason = v.exit_reason, updated_at = %s
-  FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::boolean[], %s::text[],
-              %s::timestamptz[], %s::text[])
+       exited_at = v.exited_at, exit_reason = v.exit_reason, updated_at = %b
+  FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::timestamptz[], %b::text[], %b::boolean[], %b::text[],
+              %b::timestamptz[], %b::text[])
        AS v(id, step, state, due_at, waiting_event, event_arrived, visits, exited_at, exit_reason)
- WHERE p.id = v.id AND p.tenant_id = %s
+ WHERE p.id = v.id AND p.tenant_id = %b
 """
 
 
@@ -357,8 +369,7 @@ def _positions_write(positions: Sequence[Position], now) -> None:
         [p.exited_at for p in positions],
         [p.exit_reason for p in positions],
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(_WRITE, [now, *columns, positions[0].tenant_id])
+    _execute(_WRITE, [now, *columns, positions[0].tenant_id])
 
 
 class Claimed:
@@ -399,10 +410,10 @@ _CLAIM = """
 SELECT id, tenant_id, journey_id, version_id, contact_id, step, state, due_at, waiting_event,
        event_arrived, visits, entered_at, exited_at, exit_reason
   FROM journeys_position
- WHERE tenant_id = %(tenant)s AND state = 'waiting' AND due_at <= %(now)s AND journey_id = ANY(%(active)s)
+ WHERE tenant_id = %(tenant)b AND state = 'waiting' AND due_at <= %(now)b AND journey_id = ANY(%(active)b)
        /*ids*/
  ORDER BY due_at
- LIMIT %(limit)s
+ LIMIT %(limit)b
    FOR UPDATE SKIP LOCKED
 """
 
@@ -415,13 +426,11 @@ def _claim(tenant: Tenant, now, limit: int, ids: Iterable[uuid.UUID] | None = No
     )
     if not active:
         return []
-    query = _CLAIM.replace("/*ids*/", "AND id = ANY(%(ids)s)" if ids is not None else "")
+    query = _CLAIM.replace("/*ids*/", "AND id = ANY(%(ids)b)" if ids is not None else "")
     params = {"tenant": tenant.pk, "now": now, "active": active, "limit": limit}
     if ids is not None:
         params["ids"] = [uuid.UUID(str(i)) for i in ids]
-    with connection.cursor() as cursor:
-        cursor.execute(query, params)
-        return [Claimed(row) for row in cursor.fetchall()]
+    return [Claimed(row) for row in _execute(query, params) or ()]
 
 
 @transaction.atomic

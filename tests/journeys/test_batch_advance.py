@@ -1,0 +1,82 @@
+"""The batch advance that moves a backlog of due contacts (a date step come due for everyone): each
+contact takes the path once, the step log has one row per step it entered, and the audit events of
+the batch that moved it name it (one event per batch listing every contact, not one per contact)."""
+
+from __future__ import annotations
+
+import datetime
+from collections import Counter
+
+import pytest
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from contacts.models import Contact
+from contacts.tagging import tag_token
+from healthmail.tenants.context import tenant_context
+from journeys.models import Position, StepLog
+from journeys.services import engine, enrolment
+
+from .conftest import SYSTEM, active_journey, patient
+
+pytestmark = pytest.mark.django_db
+
+RECALL = {
+    "wait": {"type": "wait", "seconds": 3600, "next": "tag"},
+    "tag": {"type": "update", "add_tag": "recalled", "next": "done"},
+    "done": {"type": "exit"},
+}
+
+
+@pytest.fixture(autouse=True)
+def no_wakeups(monkeypatch):
+    from journeys import tasks
+
+    monkeypatch.setattr(tasks, "advance_soon", lambda **kwargs: None)
+
+
+def _events(tenant, action: str, after: int) -> list[AuditEvent]:
+    with tenant_context(tenant):
+        return list(AuditEvent.objects.filter(action=action, pk__gt=after).order_by("pk"))
+
+
+def test_a_backlog_moves_once_in_batches_each_contact_logged_and_named_by_its_batch(
+    tenant_a, people, settings
+):
+    settings.JOURNEYS_ADVANCE_BATCH = 2  # five contacts: three batches
+    journey = active_journey(tenant_a, steps=RECALL)
+    contacts = [patient(tenant_a, domain=f"d{i}.test") for i in range(5)]
+    now = timezone.now() + datetime.timedelta(seconds=1)
+    for contact in contacts:
+        enrolment.journey_enrol(tenant=tenant_a, actor=SYSTEM, journey=journey, contact=contact)
+    assert engine.positions_advance_all(tenant=tenant_a, now=now) == 5  # all now wait an hour
+    with tenant_context(tenant_a):
+        before = AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first()
+
+    due = now + datetime.timedelta(hours=1, seconds=1)
+    assert engine.positions_advance_all(tenant=tenant_a, now=due) == 5
+    assert engine.positions_advance_all(tenant=tenant_a, now=due) == 0  # nothing moves twice
+
+    ids = {c.pk for c in contacts}
+    advances = _events(tenant_a, "journeys.advance", before)
+    assert [e.details["advanced"] for e in advances] == [2, 2, 1]
+    named = Counter(contact_id for e in advances for contact_id in e.contact_ids)
+    assert set(named) == ids
+    assert set(named.values()) == {1}  # each contact in exactly one batch's event
+    tagged = _events(tenant_a, "contacts.tag_add", before)
+    assert sorted(len(e.contact_ids) for e in tagged) == [1, 2, 2]
+    assert {contact_id for e in tagged for contact_id in e.contact_ids} == ids
+    with tenant_context(tenant_a):
+        rows = Counter(
+            StepLog.objects.filter(journey=journey, at=due).values_list("contact_id", "step", "outcome")
+        )
+        assert rows == Counter(
+            [(c, "tag", StepLog.Outcome.UPDATED) for c in ids]
+            + [(c, "done", StepLog.Outcome.EXITED) for c in ids]
+        )
+        positions = Position.objects.filter(journey=journey)
+        assert {(p.state, p.exit_reason, p.visits["tag"], p.visits["done"]) for p in positions} == {
+            ("exited", "completed", 1, 1)
+        }
+        token = tag_token(tenant_a, "recalled")
+        assert Contact.objects.filter(pk__in=ids, tag_tokens__contains=[token]).count() == 5
