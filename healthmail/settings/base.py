@@ -273,7 +273,13 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"TemplateKindEnum": "campaigns.models.Template.Kind"},
+    "ENUM_NAME_OVERRIDES": {
+        "TemplateKindEnum": "campaigns.models.Template.Kind",
+        "EncryptionPolicyEnum": "delivery.models.EncryptionPolicy",
+        "TransactionalEncryptionPolicyEnum": "campaigns.transactional.ALLOWED_POLICY_CHOICES",
+        "PurposeEnum": "consent.models.Purpose",
+        "TransactionalPurposeEnum": "campaigns.transactional.PURPOSE_CHOICES",
+    },
 }
 
 # --- Logging: JSON lines, request id and tenant id on every record, never PHI ----------------------
