@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 
 from .ssrf import Target, UnsafeTarget, ensure_connectable
@@ -54,11 +55,23 @@ class Fetched:
     body: bytes
 
 
+def _read(response: http.client.HTTPResponse, max_bytes: int, deadline: float) -> bytes:
+    body = b""
+    while chunk := response.read1(8192):
+        body += chunk
+        if len(body) > max_bytes:
+            raise FetchFailed(f"the answer is larger than {max_bytes} bytes")
+        if time.monotonic() > deadline:
+            raise TimeoutError
+    return body
+
+
 def fetch(
     target: Target, *, timeout: float, max_bytes: int, accept: str, ca_file: str | None = None
 ) -> Fetched:
-    """GET a checked target: 200 only (a redirect is not followed), at most `max_bytes`, each socket
-    operation bounded by `timeout`."""
+    """GET a checked target: 200 only (a redirect is not followed), at most `max_bytes`, all of it
+    within `timeout` seconds (a server sending a byte at a time does not stretch it)."""
+    deadline = time.monotonic() + timeout
     connection = pinned_connection(target, timeout=timeout, ca_file=ca_file)
     try:
         connection.request("GET", target.path, headers={"Accept": accept, "User-Agent": "HealthMail"})
@@ -68,10 +81,7 @@ def fetch(
         declared = response.getheader("Content-Length")
         if declared and declared.isdigit() and int(declared) > max_bytes:
             raise FetchFailed(f"the answer is larger than {max_bytes} bytes")
-        body = response.read(max_bytes + 1)
-        if len(body) > max_bytes:
-            raise FetchFailed(f"the answer is larger than {max_bytes} bytes")
-        return Fetched(response.getheader("Content-Type", ""), body)
+        return Fetched(response.getheader("Content-Type", ""), _read(response, max_bytes, deadline))
     except UnsafeTarget:
         raise FetchFailed("not a public address") from None
     except TimeoutError:
