@@ -60,6 +60,10 @@ RESOURCE_SCOPES: dict[str, dict[str, tuple[str, ...]]] = {
         "s": ("consent:read",),
     },
 }
+# Our scopes some SMART scope maps to: what a client may be registered for (any other could never be granted).
+SMART_SCOPE_CHOICES = sorted(
+    {scope for letters in RESOURCE_SCOPES.values() for need in letters.values() for scope in need}
+)
 _V1_PERMISSIONS = {"read": "rs", "write": "cud", "*": "cruds"}
 _SCOPE = re.compile(r"system/(?P<resource>\*|[A-Z][A-Za-z]+)\.(?P<permissions>read|write|\*|c?r?u?d?s?)")
 
