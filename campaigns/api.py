@@ -1,10 +1,8 @@
-"""API for templates and campaigns: reads (scope campaigns:read); templates written (templates:write)
-through the same services as the editor. Thin: parse, one service or selector, one serializer.
-Campaigns are not written here: they are submitted for approval on their pages.
+"""API for templates: read (scope campaigns:read) and written (templates:write) through the same
+services as the editor. Thin: parse, one service or selector, one serializer. Campaigns: campaign_api.py.
 
-No counts: a campaign's audience and report numbers go through the disclosure policy on their pages
-and are not part of these answers. Templates are the organization's own content, not PHI (their
-fields are placeholders, filled only when a message is composed)."""
+Templates are the organization's own content, not PHI (their fields are placeholders, filled only
+when a message is composed)."""
 
 from __future__ import annotations
 
@@ -17,7 +15,7 @@ from healthmail.actors import Actor
 from healthmail.api.pagination import CursorPagination
 
 from . import selectors
-from .models import Campaign, Template
+from .models import Template
 from .serializers import StrictSerializer
 from .services import templates as template_services
 
@@ -45,16 +43,6 @@ class TemplateDetailSerializer(TemplateSummarySerializer):
 
     class Meta(TemplateSummarySerializer.Meta):
         fields = [*TemplateSummarySerializer.Meta.fields, "contents"]
-
-
-class CampaignSerializer(serializers.ModelSerializer):
-    template_id = serializers.UUIDField(allow_null=True)
-    segment_id = serializers.UUIDField(allow_null=True)
-
-    class Meta:
-        model = Campaign
-        fields = ["id", "name", "status", "goal", "purpose", "template_id", "segment_id"]
-        fields += ["encryption_policy", "scheduled_for", "created_at", "updated_at"]
 
 
 _NOT_FOUND = OpenApiResponse(description="No such object in your organization.")
@@ -163,27 +151,3 @@ class TemplateItem(APIView):
             make_default=data["make_default"],
         )
         return Response(_template_detail(request, template))
-
-
-class CampaignCollection(APIView):
-    required_scopes = {"GET": SCOPE}
-    pagination_class = CursorPagination
-
-    @extend_schema(operation_id="campaigns_list", responses=CampaignSerializer(many=True), tags=["campaigns"])
-    def get(self, request):
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(selectors.campaign_list(tenant=request.tenant), request, view=self)
-        return paginator.get_paginated_response(CampaignSerializer(page, many=True).data)
-
-
-class CampaignItem(APIView):
-    required_scopes = {"GET": SCOPE}
-
-    @extend_schema(
-        operation_id="campaigns_retrieve",
-        responses={200: CampaignSerializer, 404: _NOT_FOUND},
-        tags=["campaigns"],
-    )
-    def get(self, request, campaign_id):
-        campaign = selectors.campaign_get(tenant=request.tenant, campaign_id=campaign_id)
-        return Response(CampaignSerializer(campaign).data)

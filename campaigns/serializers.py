@@ -9,7 +9,7 @@ from rest_framework import serializers
 from contacts.addresses import validate_address
 from delivery.models import EncryptionPolicy, Message, Stream
 
-from .transactional import ALLOWED_POLICIES, MAX_BATCH, MessageRequest, RecipientRef
+from .transactional import ALLOWED_POLICY_CHOICES, MAX_BATCH, PURPOSE_CHOICES, MessageRequest, RecipientRef
 
 
 class StrictSerializer(serializers.Serializer):
@@ -46,14 +46,14 @@ class InlineContentSerializer(StrictSerializer):
 
 class MessageRequestSerializer(StrictSerializer):
     recipient = RecipientSerializer()
-    purpose = serializers.ChoiceField(choices=["treatment", "payment", "operations"])
+    purpose = serializers.ChoiceField(choices=PURPOSE_CHOICES)
     template_id = serializers.UUIDField(required=False)
     data = serializers.DictField(
         required=False, help_text="Values for {{ data.name }} fields (text or numbers)."
     )
     content = InlineContentSerializer(required=False)
     encryption_policy = serializers.ChoiceField(
-        choices=[(p.value, p.label) for p in EncryptionPolicy if p in ALLOWED_POLICIES],
+        choices=ALLOWED_POLICY_CHOICES,
         default=EncryptionPolicy.TLS_ELSE_PORTAL,
     )
     language = serializers.CharField(max_length=12, required=False, allow_blank=True)

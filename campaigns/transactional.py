@@ -49,6 +49,9 @@ ALLOWED_POLICIES = (
     EncryptionPolicy.PORTAL_ALWAYS,
     EncryptionPolicy.TLS_ELSE_FAIL,
 )
+# The same, as choices: the schema names this enum apart from campaigns' (which adds opportunistic).
+ALLOWED_POLICY_CHOICES = [(policy.value, policy.label) for policy in ALLOWED_POLICIES]
+PURPOSE_CHOICES = ["treatment", "payment", "operations"]
 
 
 class MessageRefused(ApplicationError):

@@ -174,7 +174,8 @@ class RevokeInSerializer(serializers.Serializer):
     revoked_on = serializers.DateField(
         required=False, help_text="The day the written revocation was received (default: today)."
     )
-    received_via = serializers.ChoiceField(choices=REVOCATION_RECEIVED, required=False, default="")
+    # No default: "" is not one of the choices, and a schema that says so breaks generated clients.
+    received_via = serializers.ChoiceField(choices=REVOCATION_RECEIVED, required=False)
 
 
 class EndEventInSerializer(serializers.Serializer):
@@ -422,7 +423,7 @@ class AuthorizationRevoke(APIView):
             evidence=Evidence(
                 source=Source.API, actor=_actor(request), occurred_at=_noon(request, data["revoked_on"])
             ),
-            received_via=data["received_via"],
+            received_via=data.get("received_via", ""),
         )
         authorization.refresh_from_db(fields=["status"])
         return Response(

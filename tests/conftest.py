@@ -171,11 +171,12 @@ def issue_key(tenant_a):
     from healthmail.accounts.api_keys import SCOPES, api_key_create
     from healthmail.actors import Actor
 
-    """`issue_key(scopes=[...], tenant=..., expires_at=...)` → the plaintext key, shown once."""
+    """`issue_key(scopes=[...], tenant=..., expires_at=..., by=user)` → the plaintext key, shown once.
+    `by`: the person who creates it (default: the system, a key no person answers for)."""
 
-    def issue(*, scopes=None, tenant=None, name="Test integration", expires_at=None) -> str:
+    def issue(*, scopes=None, tenant=None, name="Test integration", expires_at=None, by=None) -> str:
         issued = api_key_create(
-            actor=Actor.system("tests"),
+            actor=Actor.for_user(by) if by is not None else Actor.system("tests"),
             tenant=tenant or tenant_a,
             name=name,
             scopes=list(SCOPES) if scopes is None else scopes,

@@ -27,7 +27,7 @@ from ..templating import lint as linting
 from ..templating.render import HEADER_UNSAFE
 from ..templating.sandbox import analyze
 from . import templates as template_services
-from .common import CampaignConflict, CampaignError
+from .common import CampaignConflict, CampaignError, author_id
 from .history import transition_record
 
 LOCAL_PART = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -202,7 +202,7 @@ def _save(tenant: Tenant, campaign: Campaign) -> None:
 def campaign_create(*, tenant: Tenant, actor: Actor, data: CampaignInput) -> Campaign:
     _validate(data)
     with tenant_context(tenant):
-        campaign = Campaign(tenant=tenant, created_by=actor.user)
+        campaign = Campaign(tenant=tenant, created_by_id=author_id(actor))
         _apply(tenant, campaign, data)
         _save(tenant, campaign)
         _save_variants(tenant, campaign, data)

@@ -28,7 +28,7 @@ from . import scheduling
 from . import templates as template_services
 from .audience import campaign_audience_preview
 from .campaigns import campaign_relint
-from .common import CampaignConflict, CampaignError
+from .common import CampaignConflict, CampaignError, author_id
 from .history import transition_record
 
 Status = Campaign.Status
@@ -106,7 +106,7 @@ def campaign_submit(*, tenant: Tenant, actor: Actor, campaign: Campaign, comment
             Status.IN_REVIEW,
             template_version=version,
             review_round=locked.review_round + 1,
-            submitted_by=actor.user,
+            submitted_by_id=author_id(actor),
             status_reason="",
         )
         campaign_relint(tenant=tenant, campaign=locked)  # now on the frozen version

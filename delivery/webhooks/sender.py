@@ -6,12 +6,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
-import socket
-import ssl
 import time
 from dataclasses import dataclass
 
-from .ssrf import Target, UnsafeTarget, ensure_connectable
+from healthmail.egress.http import pinned_connection
+from healthmail.egress.ssrf import Target, UnsafeTarget
 
 TIMEOUT_SECONDS = 10
 MAX_RESPONSE_BYTES = 4096
@@ -58,36 +57,9 @@ class Result:
         return self.status is not None and 200 <= self.status < 300
 
 
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, target: Target, timeout: float):
-        super().__init__(target.host, target.port, timeout=timeout)
-        self._address = target.address
-
-    def connect(self):
-        ensure_connectable(self._address, self.port)
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
-
-
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, target: Target, timeout: float, context: ssl.SSLContext):
-        super().__init__(target.host, target.port, timeout=timeout, context=context)
-        self._address = target.address
-        self._context = context
-
-    def connect(self):
-        ensure_connectable(self._address, self.port)
-        raw = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(raw, server_hostname=self.host)
-
-
 def post(target: Target, *, body: bytes, headers: dict[str, str], ca_file: str | None = None) -> Result:
     started = time.monotonic()
-    if target.scheme == "https":
-        context = ssl.create_default_context(cafile=ca_file)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        connection: http.client.HTTPConnection = _PinnedHTTPSConnection(target, TIMEOUT_SECONDS, context)
-    else:
-        connection = _PinnedHTTPConnection(target, TIMEOUT_SECONDS)
+    connection = pinned_connection(target, timeout=TIMEOUT_SECONDS, ca_file=ca_file)
     try:
         connection.request("POST", target.path, body=body, headers=headers)
         response = connection.getresponse()

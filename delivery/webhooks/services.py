@@ -25,13 +25,13 @@ from django.utils import timezone
 from audit import services as audit
 from healthmail.actors import Actor
 from healthmail.crypto import access
+from healthmail.egress.ssrf import Resolve, resolve_target, system_resolve
 from healthmail.errors import ApplicationError, NotFound
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
 from ..models import Message, Stream, WebhookDelivery, WebhookEndpoint
 from . import sender
-from .ssrf import Resolve, resolve_target, system_resolve
 
 EVENT_TYPES: dict[str, str] = {
     "message.delivered": "Delivered (verified TLS, portal notice or waiver)",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import json
 
 from django import forms
 
 from .api_keys import SCOPES
 from .roles import Role
+from .smart import SMART_SCOPE_CHOICES
 
 
 class SignInForm(forms.Form):
@@ -112,3 +114,45 @@ class ApiKeyForm(forms.Form):
         if day is None:
             return None
         return datetime.datetime.combine(day, datetime.time.min, tzinfo=datetime.UTC)
+
+
+class SmartClientForm(forms.Form):
+    """Registering a SMART backend client: its public keys inline or by URL, and the scopes its
+    tokens may carry (only those a SMART scope can ask for)."""
+
+    name = forms.CharField(max_length=100, help_text="Which system it is, e.g. “Epic production”.")
+    jwks_url = forms.URLField(
+        label="JWK Set URL",
+        required=False,
+        max_length=2000,
+        assume_scheme="https",
+        help_text="Where the system publishes its public keys (https). Preferred: it can rotate them.",
+    )
+    jwks = forms.CharField(
+        label="JWK Set (inline)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false", "class": "code"}),
+        help_text='Or paste the public JWK Set: {"keys": [...]}. Never a private key.',
+    )
+    scopes = forms.MultipleChoiceField(
+        choices=[(scope, f"{scope} — {SCOPES[scope]}") for scope in SMART_SCOPE_CHOICES],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The most its tokens may carry; each token carries only what it asks for.",
+    )
+
+    def clean_jwks(self) -> dict | None:
+        text = self.cleaned_data["jwks"].strip()
+        if not text:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise forms.ValidationError(
+                "This is not JSON: paste the JWK Set as the system gives it."
+            ) from None
+
+    def clean(self):
+        cleaned = super().clean()
+        if bool(cleaned.get("jwks_url")) == (cleaned.get("jwks") is not None) and not self.errors:
+            raise forms.ValidationError("Give the JWK Set URL or the JWK Set itself (one of them).")
+        return cleaned

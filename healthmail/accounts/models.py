@@ -94,7 +94,12 @@ class SmartClient(TenantOwnedModel):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     client_id = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=100)
-    jwks = models.JSONField(help_text="The client's public keys (a JWK Set).")
+    jwks = models.JSONField(help_text="The client's public keys (a JWK Set; for a URL, the last fetched).")
+    jwks_url = models.URLField(
+        max_length=2000, blank=True, default="", help_text="Where the keys are published."
+    )
+    jwks_fetched_at = models.DateTimeField(null=True, blank=True, help_text="Last successful fetch.")
+    jwks_attempted_at = models.DateTimeField(null=True, blank=True, help_text="Last fetch tried.")
     scopes = ArrayField(
         models.CharField(max_length=32), default=list, help_text="The most its tokens may carry."
     )

@@ -11,7 +11,7 @@ from healthmail.errors import NotFound
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
-from .models import ApiKey, Membership
+from .models import ApiKey, Membership, SmartClient
 
 
 def _with_mfa_flag(queryset):
@@ -48,3 +48,16 @@ def api_key_get(*, tenant: Tenant, api_key_id: uuid.UUID) -> ApiKey:
     if api_key is None:
         raise NotFound("No such API key in this organization.")
     return api_key
+
+
+def smart_client_list(*, tenant: Tenant) -> list[SmartClient]:
+    with tenant_context(tenant):
+        return list(SmartClient.objects.for_tenant(tenant).select_related("created_by"))
+
+
+def smart_client_get(*, tenant: Tenant, smart_client_id: uuid.UUID) -> SmartClient:
+    with tenant_context(tenant):
+        client = SmartClient.objects.for_tenant(tenant).filter(pk=smart_client_id).first()
+    if client is None:
+        raise NotFound("No such SMART client in this organization.")
+    return client

@@ -21,7 +21,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 
 from healthmail import audit_trail as audit
 from healthmail.actors import Actor
@@ -32,6 +31,7 @@ from healthmail.tenants.models import Tenant
 
 from .api_keys import SCOPES, api_key_create, count_failure
 from .models import ApiKey, SmartAssertionUse, SmartClient
+from .smart_jwks import client_key_set, jwks_fetch, public_key_set
 
 ALGORITHMS = ["RS384", "ES384"]
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -39,6 +39,7 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_MAX_SECONDS = 300
 CLOCK_SKEW_SECONDS = 30
 CLIENT_ID_PREFIX = "smart_"
+MAX_JWKS_URL_LENGTH = 2000
 
 # SMART resource → permission letter (v2: c r u d s) → the scopes of ours it needs.
 # Reading a Patient in FHIR means reading the person, so `r`/`s` on Patient carry contacts:phi.
@@ -58,6 +59,10 @@ RESOURCE_SCOPES: dict[str, dict[str, tuple[str, ...]]] = {
         "s": ("consent:read",),
     },
 }
+# Our scopes some SMART scope maps to: what a client may be registered for (any other could never be granted).
+SMART_SCOPE_CHOICES = sorted(
+    {scope for letters in RESOURCE_SCOPES.values() for need in letters.values() for scope in need}
+)
 _V1_PERMISSIONS = {"read": "rs", "write": "cud", "*": "cruds"}
 _SCOPE = re.compile(r"system/(?P<resource>\*|[A-Z][A-Za-z]+)\.(?P<permissions>read|write|\*|c?r?u?d?s?)")
 
@@ -90,36 +95,18 @@ def smart_scope_needs(scope: str) -> set[str]:
 
 
 # --- registration ------------------------------------------------------------------------------------
-def _public_key_set(jwks: object) -> dict:
-    """The JWK Set, checked: public RSA (≥ 2048 bits) or EC P-384 keys, each with a distinct kid."""
-    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
-        raise ApplicationError('Give a JWK Set: {"keys": [...]}, with at least one key.', code="jwks_invalid")
-    kids = [key.get("kid") if isinstance(key, dict) else None for key in jwks["keys"]]
-    if not all(isinstance(kid, str) and kid for kid in kids) or len(set(kids)) != len(kids):
-        raise ApplicationError("Every key needs its own `kid`.", code="jwks_invalid")
-    if any("d" in key for key in jwks["keys"]):
-        raise ApplicationError(
-            "Register public keys only: a key holds a private part (`d`).", code="jwks_private"
-        )
-    try:
-        key_set = KeySet.import_key_set(jwks)
-    except (JoseError, ValueError, TypeError) as error:
-        raise ApplicationError(f"The JWK Set cannot be read ({error}).", code="jwks_invalid") from None
-    for key in key_set.keys:
-        strong_rsa = key.key_type == "RSA" and key.raw_value.key_size >= 2048
-        p384 = key.key_type == "EC" and key.as_dict().get("crv") == "P-384"
-        if not (strong_rsa or p384):
-            raise ApplicationError(
-                "Keys must be RSA of 2048 bits or more (RS384) or EC P-384 (ES384).", code="jwks_weak"
-            )
-    return key_set.as_dict(private=False)
-
-
 @transaction.atomic
 def smart_client_register(
-    *, actor: Actor, tenant: Tenant, name: str, jwks: dict, scopes: list[str]
+    *,
+    actor: Actor,
+    tenant: Tenant,
+    name: str,
+    scopes: list[str],
+    jwks: dict | None = None,
+    jwks_url: str = "",
 ) -> SmartClient:
-    """Register a backend system with its public keys and the most its tokens may carry."""
+    """Register a backend system with its public keys (a JWK Set, or the URL it is published at,
+    fetched now and kept fresh: smart_jwks.py) and the most its tokens may carry."""
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
         raise ApplicationError(f"Unknown scopes: {', '.join(unknown)}.", code="unknown_scope")
@@ -127,13 +114,21 @@ def smart_client_register(
         raise ApplicationError("Choose at least one scope.", code="scopes_required")
     if not name.strip():
         raise ApplicationError("Give the client a name.", code="name_required")
-    public = _public_key_set(jwks)
+    if (jwks is None) == (not jwks_url):
+        raise ApplicationError("Give the JWK Set or its URL (one of them).", code="jwks_invalid")
+    if len(jwks_url) > MAX_JWKS_URL_LENGTH:
+        raise ApplicationError("The JWK Set URL is too long.", code="jwks_url_refused")
+    public = jwks_fetch(jwks_url) if jwks_url else public_key_set(jwks)
+    now = timezone.now()
     with tenant_context(tenant):
         client = SmartClient.objects.create(
             tenant=tenant,
             client_id=f"{CLIENT_ID_PREFIX}{secrets.token_hex(12)}",
             name=name.strip()[:100],
             jwks=public,
+            jwks_url=jwks_url,
+            jwks_fetched_at=now if jwks_url else None,
+            jwks_attempted_at=now if jwks_url else None,
             scopes=sorted(set(scopes)),
             created_by=actor.user,
         )
@@ -146,6 +141,7 @@ def smart_client_register(
                 "client_id": client.client_id,
                 "scopes": client.scopes,
                 "kids": [k["kid"] for k in public["keys"]],
+                "jwks_url": bool(jwks_url),
             },
         )
     return client
@@ -307,13 +303,13 @@ def _token_issue(
         raise SmartRefused("invalid_request", f"client_assertion_type must be {ASSERTION_TYPE}.")
     if not assertion:
         raise SmartRefused("invalid_request", "Send the signed JWT as client_assertion.")
-    _header, unverified = _unverified(assertion)
+    header, unverified = _unverified(assertion)
     if unverified.get("iss") != unverified.get("sub"):
         raise SmartRefused("invalid_client", "`iss` and `sub` must both be the client_id.", status=401)
     client = _client(unverified.get("iss"))
     with tenant_context(client.tenant):
         try:
-            return _issue(client, assertion=assertion, scope=scope, audience=audience)
+            return _issue(client, kid=header["kid"], assertion=assertion, scope=scope, audience=audience)
         except SmartRefused as error:
             refusal = error  # recorded here, raised once the context committed the record
             audit.record(
@@ -327,13 +323,17 @@ def _token_issue(
     raise refusal
 
 
-def _issue(client: SmartClient, *, assertion: str, scope: str, audience: str) -> IssuedToken:
+def _issue(client: SmartClient, *, kid: str, assertion: str, scope: str, audience: str) -> IssuedToken:
     if client.revoked_at is not None:
         raise SmartRefused("invalid_client", "This client was revoked.", status=401)
     if not client.tenant.is_active:
         raise SmartRefused("invalid_client", "The organization of this client is suspended.", status=401)
     try:
-        token = jwt.decode(assertion, KeySet.import_key_set(client.jwks), algorithms=ALGORITHMS)
+        keys = client_key_set(client, kid=kid, now=timezone.now())
+    except ApplicationError as error:
+        raise SmartRefused("invalid_client", error.message, status=401) from None
+    try:
+        token = jwt.decode(assertion, keys, algorithms=ALGORITHMS)
     except JoseError:
         raise SmartRefused(
             "invalid_client",

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import api_keys, home, members, signin
+from .views import api_keys, home, members, signin, smart_clients
 
 app_name = "accounts"
 
@@ -27,4 +27,11 @@ urlpatterns = [
     path("api-keys/", api_keys.api_key_list, name="api_key_list"),
     path("api-keys/new/", api_keys.api_key_create, name="api_key_create"),
     path("api-keys/<uuid:api_key_id>/revoke/", api_keys.api_key_revoke, name="api_key_revoke"),
+    path("smart-clients/", smart_clients.smart_client_list, name="smart_client_list"),
+    path("smart-clients/new/", smart_clients.smart_client_register, name="smart_client_register"),
+    path(
+        "smart-clients/<uuid:smart_client_id>/revoke/",
+        smart_clients.smart_client_revoke,
+        name="smart_client_revoke",
+    ),
 ]

@@ -207,6 +207,12 @@ API_KEY_FAILURE_LIMIT = env.int("API_KEY_FAILURE_LIMIT", default=30)
 API_KEY_FAILURE_WINDOW_SECONDS = env.int("API_KEY_FAILURE_WINDOW_SECONDS", default=300)
 # SMART Backend Services: how long an access token lives (the SMART guide suggests at most 5 minutes).
 SMART_ACCESS_TOKEN_SECONDS = env.int("SMART_ACCESS_TOKEN_SECONDS", default=300)
+# A client's JWK Set published at a URL: fetched through the SSRF guard with these limits, kept for the
+# cache time, fetched again at most once per refetch interval (an unknown kid asks for it early).
+SMART_JWKS_MAX_BYTES = env.int("SMART_JWKS_MAX_BYTES", default=65536)
+SMART_JWKS_TIMEOUT_SECONDS = env.float("SMART_JWKS_TIMEOUT_SECONDS", default=5.0)
+SMART_JWKS_CACHE_SECONDS = env.int("SMART_JWKS_CACHE_SECONDS", default=3600)
+SMART_JWKS_REFETCH_SECONDS = env.int("SMART_JWKS_REFETCH_SECONDS", default=60)
 
 # --- Web -------------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -276,7 +282,13 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"TemplateKindEnum": "campaigns.models.Template.Kind"},
+    "ENUM_NAME_OVERRIDES": {
+        "TemplateKindEnum": "campaigns.models.Template.Kind",
+        "EncryptionPolicyEnum": "delivery.models.EncryptionPolicy",
+        "TransactionalEncryptionPolicyEnum": "campaigns.transactional.ALLOWED_POLICY_CHOICES",
+        "PurposeEnum": "consent.models.Purpose",
+        "TransactionalPurposeEnum": "campaigns.transactional.PURPOSE_CHOICES",
+    },
 }
 
 # --- Logging: JSON lines, request id and tenant id on every record, never PHI ----------------------

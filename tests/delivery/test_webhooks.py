@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from delivery.models import WebhookDelivery
 from delivery.webhooks import sender, services
-from delivery.webhooks.ssrf import UnsafeTarget
 from healthmail.actors import Actor
+from healthmail.egress.ssrf import UnsafeTarget
 from healthmail.tenants.context import tenant_context
 
 from .outbox_helpers import PHI_BODY, make_message

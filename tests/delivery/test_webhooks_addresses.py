@@ -13,14 +13,14 @@ import threading
 import pytest
 
 from delivery.webhooks import sender
-from delivery.webhooks.addresses import (
+from healthmail.egress.addresses import (
     IPV4_SPECIAL,
     IPV6_EMBEDDING,
     IPV6_SPECIAL,
     METADATA,
     address_is_public,
 )
-from delivery.webhooks.ssrf import Target, UnsafeTarget, ensure_connectable, resolve_target
+from healthmail.egress.ssrf import Target, UnsafeTarget, ensure_connectable, resolve_target
 
 RNG = random.Random(20261206)  # a fixed seed: the same list on every run, still not hand-picked
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from delivery.webhooks.ssrf import UnsafeTarget, address_is_public, resolve_target
+from healthmail.egress.ssrf import UnsafeTarget, address_is_public, resolve_target
 
 # Names resolve through this map only (no real DNS in tests): each points somewhere internal.
 DNS = {

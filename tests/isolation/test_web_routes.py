@@ -57,6 +57,16 @@ def _api_key(tenant) -> dict[str, object]:
     return {"api_key_id": issued.api_key.pk}
 
 
+def _smart_client(tenant) -> dict[str, object]:
+    from healthmail.accounts.models import SmartClient
+    from healthmail.tenants.context import tenant_context
+    from tests.fhir.smart import register
+
+    backend = register(tenant, scopes=["contacts:read"])
+    with tenant_context(tenant):
+        return {"smart_client_id": SmartClient.objects.get(client_id=backend.client_id).pk}
+
+
 def _authorization_text(tenant) -> dict[str, object]:
     from tests.consent.conftest import new_text
 
@@ -354,6 +364,7 @@ FACTORIES: dict[str, Factory] = {
     "request_id": _access_request,
     "journey_id": _one("journey_id", api._journey_id),
     "api_key_id": _api_key,
+    "smart_client_id": _smart_client,
     "text_id": _authorization_text,
     "field_id": _custom_field,
     "sender_domain_id": _sender_domain,

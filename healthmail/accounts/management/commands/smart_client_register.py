@@ -21,25 +21,30 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--tenant", required=True, help="The tenant's slug.")
         parser.add_argument("--name", required=True, help="The system, e.g. 'Epic production'.")
-        parser.add_argument("--jwks", required=True, type=Path, help="A file holding the public JWK Set.")
+        keys = parser.add_mutually_exclusive_group(required=True)
+        keys.add_argument("--jwks", type=Path, help="A file holding the public JWK Set.")
+        keys.add_argument("--jwks-url", default="", help="The https URL the client publishes its JWK Set at.")
         parser.add_argument(
             "--scopes", required=True, help="Comma-separated, e.g. contacts:read,messages:send"
         )
 
-    def handle(self, *args, tenant: str, name: str, jwks: Path, scopes: str, **options):
+    def handle(self, *args, tenant: str, name: str, jwks: Path | None, jwks_url: str, scopes: str, **options):
         found = Tenant.objects.filter(slug=tenant).first()
         if found is None:
             raise CommandError(f"No tenant with slug {tenant!r}.")
-        try:
-            key_set = json.loads(jwks.read_text())
-        except (OSError, ValueError) as error:
-            raise CommandError(f"Cannot read the JWK Set: {error}") from error
+        key_set = None
+        if jwks is not None:
+            try:
+                key_set = json.loads(jwks.read_text())
+            except (OSError, ValueError) as error:
+                raise CommandError(f"Cannot read the JWK Set: {error}") from error
         try:
             client = smart_client_register(
                 actor=Actor.system("manage.py smart_client_register"),
                 tenant=found,
                 name=name,
                 jwks=key_set,
+                jwks_url=jwks_url,
                 scopes=[scope.strip() for scope in scopes.split(",") if scope.strip()],
             )
         except ApplicationError as error:

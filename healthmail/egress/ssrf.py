@@ -40,6 +40,10 @@ class UnsafeTarget(ApplicationError):
     status_code = 400
     title = "Webhook URL refused"
 
+    def __init__(self, reason: str):
+        super().__init__(f"This URL cannot receive webhooks: {reason}.", code="webhook_url_unsafe")
+        self.reason = reason  # without the webhook wording: callers for other purposes word it their way
+
 
 @dataclass(frozen=True)
 class Target:
@@ -60,7 +64,7 @@ def system_resolve(host: str, port: int) -> list[str]:
 
 
 def _refuse(reason: str) -> UnsafeTarget:
-    return UnsafeTarget(f"This URL cannot receive webhooks: {reason}.", code="webhook_url_unsafe")
+    return UnsafeTarget(reason)
 
 
 def _literal_ip(host: str) -> str | None:

@@ -1,0 +1,125 @@
+"""The public keys of SMART clients: a JWK Set given inline, or fetched from the client's `jwks_url`
+(the SMART guide's preferred form: the client rotates keys on its own server).
+
+A URL is fetched through the SSRF guard the webhooks use (healthmail/egress: public addresses only,
+the checked address dialled, no redirect), https only, at most SMART_JWKS_MAX_BYTES within
+SMART_JWKS_TIMEOUT_SECONDS. The keys are kept on the client row as a cache: fetched again once
+SMART_JWKS_CACHE_SECONDS have passed, or early when an assertion names a `kid` the cache lacks (the
+client rotated). Fetches are at most one per SMART_JWKS_REFETCH_SECONDS per client, whatever the
+outcome, so assertions with made-up kids cannot make us hammer anyone's server. A stale cache that
+cannot be refreshed verifies nothing (fail closed: a key the client removed must stop working).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from django.conf import settings
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from healthmail.egress.http import FetchFailed, fetch
+from healthmail.egress.ssrf import Resolve, UnsafeTarget, private_allowed, resolve_target, system_resolve
+from healthmail.errors import ApplicationError
+
+from .models import SmartClient
+
+ACCEPT = "application/jwk-set+json, application/json"
+
+
+class JwksUnavailable(ApplicationError):
+    """The client's keys could not be fetched (or the cache is stale and a fetch is not due yet)."""
+
+
+def public_key_set(jwks: object) -> dict:
+    """The JWK Set, checked: public RSA (≥ 2048 bits) or EC P-384 keys, each with a distinct kid."""
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
+        raise ApplicationError('Give a JWK Set: {"keys": [...]}, with at least one key.', code="jwks_invalid")
+    kids = [key.get("kid") if isinstance(key, dict) else None for key in jwks["keys"]]
+    if not all(isinstance(kid, str) and kid for kid in kids) or len(set(kids)) != len(kids):
+        raise ApplicationError("Every key needs its own `kid`.", code="jwks_invalid")
+    if any("d" in key for key in jwks["keys"]):
+        raise ApplicationError(
+            "Register public keys only: a key holds a private part (`d`).", code="jwks_private"
+        )
+    try:
+        key_set = KeySet.import_key_set(jwks)  # type: ignore[arg-type]  # checked by joserfc itself
+    except (JoseError, ValueError, TypeError) as error:
+        raise ApplicationError(f"The JWK Set cannot be read ({error}).", code="jwks_invalid") from None
+    for key in key_set.keys:
+        raw = key.raw_value
+        strong_rsa = isinstance(raw, rsa.RSAPublicKey) and raw.key_size >= 2048
+        p384 = key.key_type == "EC" and key.as_dict().get("crv") == "P-384"
+        if not (strong_rsa or p384):
+            raise ApplicationError(
+                "Keys must be RSA of 2048 bits or more (RS384) or EC P-384 (ES384).", code="jwks_weak"
+            )
+    return dict(key_set.as_dict(private=False))
+
+
+def jwks_fetch(url: str, *, resolve: Resolve = system_resolve) -> dict:
+    """The checked public JWK Set at `url`; ApplicationError (a sentence, no answer content) if not."""
+    if urlsplit(url).scheme != "https" and not private_allowed():
+        raise ApplicationError("The JWK Set URL must use https.", code="jwks_url_refused")
+    try:
+        target = resolve_target(url, resolve=resolve)
+    except UnsafeTarget as unsafe:
+        raise ApplicationError(
+            f"The JWK Set URL is refused: {unsafe.reason}.", code="jwks_url_refused"
+        ) from None
+    try:
+        fetched = fetch(
+            target,
+            timeout=settings.SMART_JWKS_TIMEOUT_SECONDS,
+            max_bytes=settings.SMART_JWKS_MAX_BYTES,
+            accept=ACCEPT,
+            ca_file=settings.WEBHOOK_CA_FILE,
+        )
+    except FetchFailed as failure:
+        raise JwksUnavailable(
+            f"The JWK Set could not be fetched: {failure}.", code="jwks_unreachable"
+        ) from None
+    try:
+        document = json.loads(fetched.body)
+    except (ValueError, UnicodeError):
+        raise ApplicationError("The JWK Set URL did not answer JSON.", code="jwks_invalid") from None
+    return public_key_set(document)
+
+
+def _due(moment: datetime.datetime | None, now: datetime.datetime, seconds: int) -> bool:
+    return moment is None or now - moment >= datetime.timedelta(seconds=seconds)
+
+
+def client_key_set(client: SmartClient, *, kid: str, now: datetime.datetime) -> KeySet:
+    """The keys to verify `client`'s assertion (which names `kid`) with, refreshed as the module says."""
+    if client.jwks_url:
+        _refresh(client, kid=kid, now=now)
+    return KeySet.import_key_set(client.jwks)
+
+
+def _refresh(client: SmartClient, *, kid: str, now: datetime.datetime) -> None:
+    stale = _due(client.jwks_fetched_at, now, settings.SMART_JWKS_CACHE_SECONDS)
+    known = kid in {key.get("kid") for key in client.jwks.get("keys", [])}
+    if not stale and known:
+        return
+    if not _due(client.jwks_attempted_at, now, settings.SMART_JWKS_REFETCH_SECONDS):
+        if stale:
+            raise JwksUnavailable(
+                "The client's keys are out of date and were fetched too recently to try again.",
+                code="jwks_unreachable",
+            )
+        return  # an unknown kid, and a fetch too recent: verification fails with the cached keys
+    rows = SmartClient.objects.filter(pk=client.pk)
+    rows.update(jwks_attempted_at=now)
+    client.jwks_attempted_at = now
+    try:
+        keys = jwks_fetch(client.jwks_url)
+    except ApplicationError:
+        if stale:
+            raise
+        return
+    rows.update(jwks=keys, jwks_fetched_at=now)
+    client.jwks, client.jwks_fetched_at = keys, now
