@@ -13,13 +13,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from contacts import icd10
+from contacts import exports, icd10
 from contacts.models import Contact
 from contacts.selectors import ReadScope, contact_records, custom_field_list
 from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import actor_of, forbidden, require_permission
 from healthmail.disclosure import Viewer, disclose, shows_aggregates
 from healthmail.errors import ApplicationError, NotFound
+from healthmail.spreadsheet import csv_download
 
 from . import rule_rows, selectors, services
 from .dsl import DefinitionError
@@ -270,6 +271,26 @@ def condition_lookup(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"results": icd10.condition_search(query)})
 
 
+@require_GET
+def segment_export(request: HttpRequest, segment_id) -> HttpResponse:
+    """The members as CSV, to readers who may see them: masked, or identifying for a role that may
+    export PHI and asks."""
+    segment = _segment(request, segment_id)
+    if not _may_see_members(request, segment):
+        return forbidden(request, "Your role does not allow seeing who is in this segment.")
+    identifying = request.GET.get("identifying") == "1"
+    if identifying and not role_can(request.role, "contacts.export_phi"):
+        return forbidden(request, "Your role exports masked contact details only.")
+    lines = exports.contact_export_lines(
+        tenant=request.tenant,
+        actor=actor_of(request),
+        identifying=identifying,
+        contact_ids=services.segment_member_ids(tenant=request.tenant, definition=segment.definition),
+        source=f"segment {segment.pk}",
+    )
+    return csv_download(lines, f"segment-{segment.pk}.csv")
+
+
 @shows_aggregates
 @require_GET
 def segment_members(request: HttpRequest, segment_id) -> HttpResponse:
@@ -295,5 +316,6 @@ def segment_members(request: HttpRequest, segment_id) -> HttpResponse:
         ).display,
         "shown": len(records),
         "unmasked": unmasked,
+        "may_export_identifying": role_can(request.role, "contacts.export_phi"),
     }
     return render(request, "segmentation/segment_members.html", context)

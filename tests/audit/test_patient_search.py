@@ -142,6 +142,13 @@ def _segment_members(world: World) -> None:
     assert response.status_code == 200
 
 
+def _contact_export(world: World) -> None:
+    response = world.member_client(Role.COMPLIANCE_OFFICER).get(
+        reverse("contacts:contact_export"), {"identifying": "1"}
+    )
+    assert b"searched.patient@example.org" in b"".join(response.streaming_content)
+
+
 def _message_search(world: World) -> None:
     message = make_message(world.tenant, contact_id=world.patient.pk)
     response = world.member_client(Role.TENANT_ADMIN).get(
@@ -376,6 +383,13 @@ PHI_READ_PATHS = [
         "segment members",
         _segment_members,
         "segment member review",
+        "contacts.contact",
+    ),
+    Path_(
+        "contacts.exports:contact_export_lines",
+        "contact export",
+        _contact_export,
+        "contact export",
         "contacts.contact",
     ),
     Path_(
