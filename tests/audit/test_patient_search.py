@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
@@ -147,6 +148,14 @@ def _contact_export(world: World) -> None:
         reverse("contacts:contact_export"), {"identifying": "1"}
     )
     assert b"searched.patient@example.org" in b"".join(response.streaming_content)
+
+
+def _import_preview(world: World) -> None:
+    client = world.member_client(Role.MARKETER)
+    content = b"Email,First name\nsearched.patient@example.org,Synthetic\n"
+    upload = SimpleUploadedFile("people.csv", content, content_type="text/csv")
+    location = client.post(reverse("contact_imports:upload"), {"file": upload})["Location"]
+    assert b'data-testid="import-preview"' in client.get(location).content
 
 
 def _message_search(world: World) -> None:
@@ -391,6 +400,13 @@ PHI_READ_PATHS = [
         _contact_export,
         "contact export",
         "contacts.contact",
+    ),
+    Path_(
+        "contacts.imports.preview:import_preview",
+        "import preview",
+        _import_preview,
+        "import preview",
+        "contacts.importjob",
     ),
     Path_(
         "delivery.engine.selectors:masked_address",
