@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO, cast
 
 from audit.actors import Actor
 from audit.phi import phi_access
@@ -76,8 +78,8 @@ def import_preview(
     return Preview(columns, rows)
 
 
-def _rows(job: ImportJob):
-    raw = SealedFile(job)
+def _rows(job: ImportJob) -> Iterator[parsing.ParsedRow]:
+    raw = cast(BinaryIO, SealedFile(job))  # a RawIOBase that reads as a binary file
     if job.file_format == ImportJob.Format.XLSX:
         return parsing.xlsx_rows(raw, width=job.column_count)
     return parsing.csv_rows(raw, delimiter=job.delimiter, width=job.column_count)
