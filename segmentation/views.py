@@ -122,7 +122,6 @@ def _builder(request: HttpRequest, segment: Segment | None) -> HttpResponse:
         form=form,
         segment=segment,
         rows=rows,
-        definition_json=json.dumps(rule_rows.rows_definition(rows)[0] if rows else saved, indent=2),
         groups=_row_groups(rows.ensure_blank_rule(), fields) if rows is not None else None,
         may_edit_json=may_edit_json,
         fields=fields,
@@ -223,7 +222,7 @@ def _count_context(request: HttpRequest, definition: Any) -> dict:
         return {"errors": error.extra["errors"]}
     except ApplicationError as error:
         return {"errors": [{"path": "/", "message": error.message}]}
-    return {"result": result}
+    return {"result": result, "definition_json": json.dumps(definition, indent=2)}
 
 
 @shows_aggregates

@@ -70,7 +70,8 @@ def test_marketer_builds_a_two_rule_segment_and_saves_it(page, make_person):
     second.get_by_label("Value").select_option(["west", "south"])
     both = {"all": [ADULTS, WEST]}
     expect(count).to_have_text(_shown(marketer, both))
-    page.get_by_text("Advanced: the definition as JSON").click()
+    page.get_by_text("The definition as JSON").click()
+    expect(page.get_by_test_id("segment-json")).to_contain_text('"region"')  # follows the rows
     screenshot(page, "segment-rules")
 
     page.get_by_label("Name").fill("Adults in the West and South")
