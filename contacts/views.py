@@ -7,14 +7,15 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from audit.break_glass import break_glass_active
 from healthmail.accounts.roles import role_can
-from healthmail.accounts.views.access import actor_of, require_permission
+from healthmail.accounts.views.access import actor_of, forbidden, require_permission
 from healthmail.errors import ApplicationError, NotFound
+from healthmail.spreadsheet import csv_download
 
-from . import selectors, services
+from . import exports, selectors, services
 from .forms import ContactSearchForm, CustomFieldForm, UnmaskForm
 from .models import CustomField
 
@@ -46,8 +47,22 @@ def contact_list(request: HttpRequest) -> HttpResponse:
         "records": records,
         "searching": searching,
         "masked": not scope.unmasked,
+        "may_export_identifying": role_can(request.role, "contacts.export_phi"),
     }
     return render(request, "contacts/contact_list.html", context)
+
+
+@require_GET
+@require_permission("contacts.view_masked")
+def contact_export(request: HttpRequest) -> HttpResponse:
+    """Every live contact as CSV: masked, or identifying for a role that may export PHI and asks."""
+    identifying = request.GET.get("identifying") == "1"
+    if identifying and not role_can(request.role, "contacts.export_phi"):
+        return forbidden(request, "Your role exports masked contact details only.")
+    lines = exports.contact_export_lines(
+        tenant=request.tenant, actor=actor_of(request), identifying=identifying
+    )
+    return csv_download(lines, "contacts-identifying.csv" if identifying else "contacts-masked.csv")
 
 
 @require_permission("contacts.view_masked")

@@ -35,6 +35,40 @@ class DeliveryConfig(AppConfig):
                 "waiver": _("Patient waiver"),
             },
         )
+        # The message evidence page: attempt outcomes, how TLS was verified, where the policy came from.
+        labels.register(
+            "attempt_outcome",
+            {
+                "delivered": _("Delivered (the server accepted it)"),
+                "deferred": _("Deferred (temporary failure, retried later)"),
+                "bounced": _("Bounced (permanent failure)"),
+                "ambiguous": _("Ambiguous (connection lost after sending; resent with the same id)"),
+                "refused": _("Refused by us (TLS requirement not met)"),
+            },
+        )
+        labels.register(
+            "tls_method",
+            {
+                "pkix": _("certificate chain (PKIX)"),
+                "dane": _("DANE (TLSA records)"),
+                "opportunistic": _("opportunistic, unverified"),
+                "none": _("no TLS"),
+            },
+        )
+        labels.register(
+            "tls_policy_source",
+            {
+                "dane": _("DANE"),
+                "mta-sts": _("MTA-STS"),
+                "starttls-probe": _("STARTTLS probe"),
+                "relay": _("Relay"),
+                "none": _("No policy"),
+            },
+        )
+        labels.register(
+            "tls_policy_mode",
+            {"enforce": _("enforced"), "testing": _("testing only"), "none": _("not enforced")},
+        )
         # Celery's autodiscovery imports delivery.tasks only; register the webhook tasks too.
         # The patient's copy of a signed authorization goes through the portal (consent sits below us).
         # So do codes and other patient mail of the consent pages (consent.patient_mail).

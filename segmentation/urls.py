@@ -10,5 +10,6 @@ urlpatterns = [
     path("count/", views.segment_count, name="segment_count"),
     path("codes/conditions/", views.condition_lookup, name="condition_lookup"),
     path("<uuid:segment_id>/", views.segment_edit, name="segment_edit"),
+    path("<uuid:segment_id>/export/", views.segment_export, name="segment_export"),
     path("<uuid:segment_id>/members/", views.segment_members, name="segment_members"),
 ]

@@ -17,6 +17,7 @@ class UploadForm(forms.Form):
         label="CSV or Excel file",
         help_text="",
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,.txt,.xlsx,text/csv"}),
+        error_messages={"empty": "The file is empty: it has no header row and no data rows."},
     )
 
     def __init__(self, *args, **kwargs):
@@ -89,6 +90,11 @@ class MappingForm(forms.Form):
                 "is_phi": bool(target and target.phi_class),
             })  # fmt: skip
         return rows
+
+    def chosen_mapping(self) -> dict[int, str]:
+        """Column index → target key as chosen so far (or suggested), for the preview."""
+        chosen = {index: self[f"column_{index}"].value() or IGNORE for index in range(len(self.headers))}
+        return {index: key for index, key in chosen.items() if key != IGNORE and key in self.targets}
 
     def options(self) -> ImportOptions:
         data = self.cleaned_data

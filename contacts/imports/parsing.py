@@ -100,7 +100,7 @@ def csv_shape(head: bytes, *, complete: bool) -> FileShape:
     if not complete and "\n" in text:
         text = text[: text.rindex("\n") + 1]  # whole lines only
     if not text.strip():
-        raise FileRejected("The file is empty.")
+        raise FileRejected("The file is empty: it has no header row and no data rows.")
     if "\r" in text and "\n" not in text and len(text.splitlines()) > 1:
         raise FileRejected("The file uses old Mac line endings (CR only): save it again as CSV UTF-8.")
     sample = "\n".join(text.splitlines()[:50])

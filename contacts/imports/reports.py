@@ -12,18 +12,12 @@ from collections.abc import Iterator
 from django.db.models import Q
 
 from contacts.models import ImportJob, ImportRowError
+from healthmail.spreadsheet import spreadsheet_safe
 from healthmail.tenants.context import tenant_context
 
 from .mapping import Target, targets_for
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "|", "%")
 REPORT_PAGE = 2000
-
-
-def spreadsheet_safe(value) -> str:
-    """Spreadsheets run a cell starting with = + - @ (and DDE's |) as a formula: quote it."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 class _Echo:

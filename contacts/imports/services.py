@@ -100,7 +100,7 @@ def import_upload_finish(*, writer: UploadWriter, actor: Actor) -> ImportJob:
     """Seal the last piece and read the file's shape; raises FileRejected for a file we cannot use."""
     job = writer.close()
     if job.size_bytes == 0:
-        raise parsing.FileRejected("The file is empty.")
+        raise parsing.FileRejected("The file is empty: it has no header row and no data rows.")
     job.file_format = parsing.detect_format(job.file_name, bytes(writer.head))
     if job.file_format == ImportJob.Format.XLSX:
         shape = parsing.xlsx_shape(SealedFile(job))

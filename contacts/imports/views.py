@@ -19,6 +19,7 @@ from healthmail.errors import ApplicationError, Conflict, NotFound
 
 from . import consent_columns, mapping, services
 from .forms import MappingForm, UploadForm
+from .preview import import_preview
 from .reports import error_report_lines
 from .storage import job_headers
 from .uploads import SealedUpload, SealingUploadHandler
@@ -91,9 +92,12 @@ def job_map(request: HttpRequest, job_id) -> HttpResponse:
     if job.status != ImportJob.Status.UPLOADED:
         return redirect("contact_imports:job_detail", job_id=job.pk)
     form = _mapping_form(request, job, request.POST if request.method == "POST" else None)
+    preview = import_preview(
+        job=job, actor=actor_of(request), mapping=form.chosen_mapping(), targets=form.targets
+    )
     if request.htmx and request.method == "POST" and request.POST.get("preview"):
         form.is_valid()  # only to show each column's PHI class for the choices made so far
-        return render(request, "contacts/imports/_mapping_rows.html", {"form": form})
+        return render(request, "contacts/imports/_mapping_rows.html", {"form": form, "preview": preview})
     if request.method == "POST" and form.is_valid():
         try:
             services.import_job_start(
@@ -107,7 +111,8 @@ def job_map(request: HttpRequest, job_id) -> HttpResponse:
         else:
             return redirect("contact_imports:job_detail", job_id=job.pk)
     status = 400 if form.is_bound else 200
-    return render(request, "contacts/imports/job_map.html", {"job": job, "form": form}, status=status)
+    context = {"job": job, "form": form, "preview": preview}
+    return render(request, "contacts/imports/job_map.html", context, status=status)
 
 
 @require_GET

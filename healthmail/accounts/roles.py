@@ -42,6 +42,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "contacts.export_phi": frozenset({_COMPLIANCE}),
     # marketing work
     "segments.edit": frozenset({_ADMIN, _MARKETER}),
+    # the definition as JSON, as API users write it; marketers build with the rule rows
+    "segments.edit_json": frozenset({_ADMIN}),
     "templates.edit": frozenset({_MARKETER}),
     "campaigns.edit": frozenset({_MARKETER}),
     "campaigns.approve_compliance": frozenset({_COMPLIANCE}),

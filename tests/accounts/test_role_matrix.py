@@ -22,6 +22,7 @@ EXPECTED = {
     "contacts.import":                  (N,       Y,       Y,        N,          N),
     "contacts.export_phi":              (N,       N,       N,        Y,          N),
     "segments.edit":                    (N,       Y,       Y,        N,          N),
+    "segments.edit_json":               (N,       Y,       N,        N,          N),
     "templates.edit":                   (N,       N,       Y,        N,          N),
     "campaigns.edit":                   (N,       N,       Y,        N,          N),
     "campaigns.approve_compliance":     (N,       N,       N,        Y,          N),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
@@ -140,6 +141,21 @@ def _segment_members(world: World) -> None:
     )
     response = world.member_client(Role.COMPLIANCE_OFFICER).get(f"/segments/{segment.pk}/members/")
     assert response.status_code == 200
+
+
+def _contact_export(world: World) -> None:
+    response = world.member_client(Role.COMPLIANCE_OFFICER).get(
+        reverse("contacts:contact_export"), {"identifying": "1"}
+    )
+    assert b"searched.patient@example.org" in b"".join(response.streaming_content)
+
+
+def _import_preview(world: World) -> None:
+    client = world.member_client(Role.MARKETER)
+    content = b"Email,First name\nsearched.patient@example.org,Synthetic\n"
+    upload = SimpleUploadedFile("people.csv", content, content_type="text/csv")
+    location = client.post(reverse("contact_imports:upload"), {"file": upload})["Location"]
+    assert b'data-testid="import-preview"' in client.get(location).content
 
 
 def _message_search(world: World) -> None:
@@ -411,6 +427,20 @@ PHI_READ_PATHS = [
         _segment_members,
         "segment member review",
         "contacts.contact",
+    ),
+    Path_(
+        "contacts.exports:contact_export_lines",
+        "contact export",
+        _contact_export,
+        "contact export",
+        "contacts.contact",
+    ),
+    Path_(
+        "contacts.imports.preview:import_preview",
+        "import preview",
+        _import_preview,
+        "import preview",
+        "contacts.importjob",
     ),
     Path_(
         "delivery.engine.selectors:masked_address",

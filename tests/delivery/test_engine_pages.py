@@ -171,7 +171,7 @@ def test_evidence_page_for_compliance_and_admins(member_client, sent, role):
     body = response.content.decode()
     assert response.status_code == 200
     assert "TLSv1.3" in body
-    assert "verified (pkix)" in body
+    assert "verified: certificate chain (PKIX)" in body
     assert "ab" * 32 in body
     assert "MTA-STS enforce" in body
     assert "mx.good.test" in body

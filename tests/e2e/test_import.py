@@ -42,6 +42,13 @@ def test_marketer_imports_a_csv_and_sees_masked_contacts(page, make_person, tmp_
     # The table re-renders with each column's PHI class (htmx).
     row = page.get_by_role("row", name="Surname")
     expect(row).to_contain_text("Direct identifier")
+    # The preview shows the first rows as the mapping reads them, masked; nothing imported yet.
+    preview = page.get_by_test_id("import-preview")
+    expect(preview.get_by_role("columnheader", name="Last name (column 3)")).to_be_visible()
+    expect(preview.get_by_role("row")).to_have_count(4)  # the header and the three data rows
+    expect(preview).to_contain_text("j***@example.org")
+    expect(preview).not_to_contain_text("jane.doe.e2e")
+    expect(preview).not_to_contain_text("not imported")  # the Notes column is not mapped
     screenshot(page, "import-mapping")
     page.get_by_role("button", name="Start import").click()
 
@@ -66,3 +73,16 @@ def test_marketer_imports_a_csv_and_sees_masked_contacts(page, make_person, tmp_
     expect(table).to_contain_text("j***@example.org")
     expect(table).not_to_contain_text("jane.doe.e2e")
     expect(table).not_to_contain_text("Jane")
+
+
+def test_a_file_with_only_a_header_says_it_has_no_data_rows(page, make_person, tmp_path):
+    marketer = make_person(Role.MARKETER)
+    path = tmp_path / "header-only.csv"
+    path.write_text("Email,Given name,Surname\n\n", encoding="utf-8")
+    browser_sign_in(page, marketer)
+    page.goto("/contacts/imports/new/")
+    page.get_by_label("CSV or Excel file").set_input_files(str(path))
+    page.get_by_role("button", name="Upload").click()
+    expect(page.get_by_test_id("no-data-rows")).to_contain_text("This file has no data rows.")
+    expect(page.get_by_role("button", name="Start import")).to_have_count(0)
+    screenshot(page, "import-no-data-rows")

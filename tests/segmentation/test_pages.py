@@ -42,9 +42,12 @@ def test_live_count_partial(member_client, tenant_a, audience_a):
     assert b"/all/0" in invalid.content
 
 
+CLINICAL_ROWS = {"g-0-match": "all", "g-0-r-0-field": "condition", "g-0-r-0-op": "in", "g-0-r-0-value": "I10"}
+
+
 def test_marketer_saves_a_segment(member_client, tenant_a):
     client = member_client(Role.MARKETER)
-    response = client.post("/segments/new/", {"name": "Hypertension", "definition": json.dumps(CLINICAL)})
+    response = client.post("/segments/new/", {"name": "Hypertension", **CLINICAL_ROWS})
     assert response.status_code == 302
     with tenant_context(tenant_a):
         segment = Segment.objects.get(name="Hypertension")
@@ -52,9 +55,41 @@ def test_marketer_saves_a_segment(member_client, tenant_a):
     assert segment.owner == client.membership.user
     listing = client.get("/segments/")
     assert b"Hypertension" in listing.content
-    bad = client.post(f"/segments/{segment.pk}/", {"name": "Hypertension", "definition": '{"any": 3}'})
+    assert segment.definition == CLINICAL
+    bad = client.post(
+        f"/segments/{segment.pk}/", {**CLINICAL_ROWS, "name": "Hypertension", "g-0-r-0-op": "lt"}
+    )
+    assert bad.status_code == 400
+    assert "Group 1, rule 1: Operator: Condition (ICD-10) allows the operators" in bad.content.decode()
+
+
+def test_admin_saves_from_the_json_box_and_a_marketer_cannot(member_client, tenant_a):
+    admin = member_client(Role.TENANT_ADMIN)
+    nested = {"all": [{"not": {"all": [{"field": "state", "op": "eq", "value": "CA"}]}}]}
+    response = admin.post(
+        "/segments/new/", {"name": "Deep", "definition": json.dumps(nested), "source": "json"}
+    )
+    assert response.status_code == 302
+    with tenant_context(tenant_a):
+        segment = Segment.objects.get(name="Deep")
+    assert segment.definition == nested
+    bad = admin.post(
+        f"/segments/{segment.pk}/", {"name": "Deep", "definition": '{"any": 3}', "source": "json"}
+    )
     assert bad.status_code == 400
     assert b"/any" in bad.content
+    # A marketer sees the JSON read-only; posting it changes nothing (the rows cannot show it either).
+    marketer = member_client(Role.MARKETER)
+    page = marketer.get(f"/segments/{segment.pk}/").content.decode()
+    assert "nests its conditions deeper" in page
+    assert 'name="definition"' not in page
+    renamed = marketer.post(
+        f"/segments/{segment.pk}/", {"name": "Deep 2", "definition": json.dumps(PLAIN), "source": "json"}
+    )
+    assert renamed.status_code == 302
+    with tenant_context(tenant_a):
+        segment.refresh_from_db()
+    assert (segment.name, segment.definition) == ("Deep 2", nested)
 
 
 @pytest.mark.parametrize(
