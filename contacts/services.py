@@ -23,7 +23,7 @@ from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 from healthmail.tenants.services import require_phi_intake
 
-from . import binding, bulk, normalize
+from . import binding, bulk, normalize, shredding
 from .models import Contact, ContactExternalId, CustomField
 from .normalize import ContactInput, FieldError
 
@@ -383,11 +383,8 @@ def _merge(state: dict[str, Any], data: ContactInput) -> None:
 
 @transaction.atomic
 def contact_delete(*, tenant: Tenant, actor: Actor, contact: Contact, reason: str) -> Contact:
-    """Take the contact off every list now; retention disposes of the row (and its indexes) later.
-
-    The blind indexes stay until disposal: the unique email constraint ignores deleted rows, so the
-    same address can come back as a new contact meanwhile.
-    """
+    """Take the contact off every list and crypto-shred it now (shredding.py), unless a legal hold
+    keeps it: then retention shreds it once the hold is released."""
     if contact.tenant_id != tenant.pk:
         raise ApplicationError("Contact not found.")
     with tenant_context(tenant):
@@ -396,7 +393,16 @@ def contact_delete(*, tenant: Tenant, actor: Actor, contact: Contact, reason: st
             Contact.objects.filter(pk=contact.pk, tenant=tenant, deleted_at__isnull=True).update(
                 deleted_at=contact.deleted_at
             )
-            audit.record(actor=actor, action="contacts.delete", target=contact, tenant=tenant, reason=reason)
+            kept = shredding.contact_kept(contact)
+            done = None if kept else shredding.contacts_shred(tenant_id=tenant.pk, contact_ids=[contact.pk])
+            audit.record(
+                actor=actor,
+                action="contacts.delete",
+                target=contact,
+                tenant=tenant,
+                reason=reason,
+                details={"kept_for_legal_hold": kept, "keys_destroyed": done.keys if done else 0},
+            )
     return contact
 
 

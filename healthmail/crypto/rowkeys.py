@@ -1,0 +1,220 @@
+"""Per-row keys: a record whose deletion must hold against backups (a contact) gets a key of its
+own, an object key (crypto_objectkey) wrapped by the tenant's epoch key, and its encrypted fields
+are sealed under that key instead of the tenant data key:
+
+    b"\\x02" | object key id (16 bytes) | nonce (12) | ciphertext + tag (16)
+
+Deleting the key row (`row_keys_shred`) makes every field of the record unreadable at once; the
+copy of the row in an earlier backup is wrapped by an epoch key that the next epoch rotation
+destroys. The model names the column holding its key (`ROW_KEY_FIELD`, declared after its
+encrypted fields); format-1 ciphertexts (tenant data key) still open and are moved by rotation.
+
+Unwrapping costs a key store read and a query per key, so keys are cached: on the model instance
+(a record read field by field unwraps once), and inside `key_scope()` (a request, an import batch,
+a list) by key id, so a page of contacts loads its keys in one query and the epoch key once.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import secrets
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.db import models, transaction
+
+from healthmail.tenants.context import tenant_context
+
+from . import envelope
+from .epochs import epoch_current, epoch_key, epoch_lock, key_aad, unwrap_with, wrap_with
+from .errors import DecryptionError
+from .models import ObjectKey
+
+FORMAT = 2
+_PREFIX = 1 + 16
+HEADER_SIZE = _PREFIX + 12
+RowKey = tuple[uuid.UUID, AESGCM]
+
+_scope: contextvars.ContextVar[dict | None] = contextvars.ContextVar("row_key_scope", default=None)
+
+
+@contextmanager
+def key_scope() -> Iterator[None]:
+    """Cache unwrapped keys (row keys and epoch keys) until the block ends; nested scopes share."""
+    if _scope.get() is not None:
+        yield
+        return
+    token = _scope.set({})
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+def _epoch_bytes(tenant_id: uuid.UUID, epoch_id, cache: dict) -> bytes:
+    found = cache.get(("epoch", epoch_id))
+    if found is None:
+        found = cache[("epoch", epoch_id)] = epoch_key(tenant_id, epoch_id)
+    return found
+
+
+def row_ciphers(tenant_id: uuid.UUID, key_ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, AESGCM]:
+    """The ciphers of these keys, loaded in one query; a destroyed key is absent from the answer."""
+    cache = _scope.get()
+    local = cache if cache is not None else {}
+    wanted = {uuid.UUID(str(key_id)) for key_id in key_ids if key_id}
+    found = {key_id: local[key_id] for key_id in wanted if key_id in local}
+    missing = wanted - set(found)
+    if missing:
+        with tenant_context(tenant_id):
+            rows = list(
+                ObjectKey.objects.filter(tenant_id=tenant_id, pk__in=missing).values_list(
+                    "pk", "epoch_id", "wrapped_key"
+                )
+            )
+        for key_id, epoch_id, wrapped in rows:
+            try:
+                key = _unwrap(tenant_id, key_id, epoch_id, bytes(wrapped), local)
+            except DecryptionError:  # a damaged key damages its record only (reported where read)
+                continue
+            found[key_id] = local[key_id] = AESGCM(key)
+    return found
+
+
+def _unwrap(tenant_id: uuid.UUID, key_id: uuid.UUID, epoch_id, wrapped: bytes, cache: dict) -> bytes:
+    aad = key_aad(tenant_id, key_id)
+    if epoch_id is None:  # never for row keys, which are born under an epoch; kept general
+        return envelope.decrypt(tenant_id, wrapped, aad)
+    return unwrap_with(_epoch_bytes(tenant_id, epoch_id, cache), wrapped, aad)
+
+
+def row_cipher(tenant_id: uuid.UUID, key_id: uuid.UUID) -> AESGCM:
+    found = row_ciphers(tenant_id, [key_id]).get(uuid.UUID(str(key_id)))
+    if found is None:
+        raise DecryptionError(
+            "The record's key was destroyed (shredded) or does not unwrap; its data cannot be read."
+        )
+    return found
+
+
+def row_keys_create(tenant_id: uuid.UUID, count: int) -> list[RowKey]:
+    """`count` new keys under the tenant's current epoch, stored in one statement. Must run inside
+    the caller's transaction: the shared epoch lock is held until it commits."""
+    if count == 0:
+        return []
+    with tenant_context(tenant_id), transaction.atomic():
+        epoch_lock(tenant_id, exclusive=False)
+        epoch = epoch_current(tenant_id)
+        cache = _scope.get()
+        epoch_bytes = _epoch_bytes(tenant_id, epoch.pk, cache if cache is not None else {})
+        rows, made = [], []
+        for raw in (secrets.token_bytes(32) for _ in range(count)):
+            key_id = uuid.uuid4()
+            wrapped = wrap_with(epoch_bytes, raw, key_aad(tenant_id, key_id))
+            rows.append(
+                ObjectKey(
+                    pk=key_id, tenant_id=tenant_id, epoch=epoch, data_key_version=0, wrapped_key=wrapped
+                )
+            )
+            made.append((key_id, AESGCM(raw)))
+        ObjectKey.objects.bulk_create(rows)
+    if cache is not None:
+        cache.update(made)
+    return made
+
+
+def row_keys_shred(tenant_id: uuid.UUID, key_ids: Iterable[uuid.UUID | None]) -> int:
+    """Delete these keys; returns how many rows the database deleted."""
+    wanted = [key_id for key_id in key_ids if key_id]
+    if not wanted:
+        return 0
+    cache = _scope.get()
+    if cache is not None:
+        for key_id in wanted:
+            cache.pop(uuid.UUID(str(key_id)), None)
+    with tenant_context(tenant_id):
+        deleted, _ = ObjectKey.objects.filter(tenant_id=tenant_id, pk__in=wanted).delete()
+    return deleted
+
+
+def seal(row_key: RowKey, plaintext: bytes, aad: bytes) -> bytes:
+    key_id, cipher = row_key
+    nonce = secrets.token_bytes(12)
+    return bytes([FORMAT]) + key_id.bytes + nonce + cipher.encrypt(nonce, plaintext, aad)
+
+
+def seal_many(items: Sequence[tuple[RowKey, bytes, bytes]]) -> list[bytes]:
+    """`seal` for a batch of (row key, plaintext, aad), the nonces read from the OS in one go."""
+    nonces = secrets.token_bytes(12 * len(items))
+    sealed = []
+    for start, ((key_id, cipher), plaintext, aad) in zip(range(0, len(nonces), 12), items, strict=True):
+        nonce = nonces[start : start + 12]
+        sealed.append(bytes([FORMAT]) + key_id.bytes + nonce + cipher.encrypt(nonce, plaintext, aad))
+    return sealed
+
+
+def key_id_of(blob: bytes) -> uuid.UUID | None:
+    """The row key a ciphertext names; None for a format-1 ciphertext (tenant data key)."""
+    if len(blob) >= _PREFIX and blob[0] == FORMAT:
+        return uuid.UUID(bytes=bytes(blob[1:_PREFIX]))
+    return None
+
+
+def open_field(tenant_id: uuid.UUID, blob: bytes, aad: bytes, *, holder: models.Model | None = None) -> bytes:
+    """Decrypt one stored field of either format. `holder`: the instance it belongs to, which keeps
+    its unwrapped key for its other fields."""
+    key_id = key_id_of(blob)
+    if key_id is None:
+        return envelope.decrypt(tenant_id, blob, aad)
+    if len(blob) < HEADER_SIZE + 16:
+        raise DecryptionError("Ciphertext is truncated.")
+    held = holder.__dict__.get("_row_key") if holder is not None else None
+    cipher = held[1] if held and held[0] == key_id else row_cipher(tenant_id, key_id)
+    if holder is not None:
+        holder.__dict__["_row_key"] = (key_id, cipher)
+    try:
+        return cipher.decrypt(blob[_PREFIX:HEADER_SIZE], blob[HEADER_SIZE:], aad)
+    except InvalidTag:
+        raise DecryptionError("Ciphertext failed authentication (tampered, moved, or wrong key).") from None
+
+
+def row_key_field(model) -> str | None:
+    return getattr(model, "ROW_KEY_FIELD", None)
+
+
+def instance_row_key(instance: models.Model) -> RowKey:
+    """The key that seals this instance's fields: its own, made (and recorded on its row) on first
+    write. Two writers making a key for the same stored row at once agree on the first one stored."""
+    held = instance.__dict__.get("_row_key")
+    attname = row_key_field(type(instance))
+    key_id = getattr(instance, attname)
+    if held and held[0] == key_id:
+        return held
+    tenant_id = instance.tenant_id
+    if key_id is not None:
+        row_key = (uuid.UUID(str(key_id)), row_cipher(tenant_id, key_id))
+    else:
+        row_key = row_keys_create(tenant_id, 1)[0]
+        if not instance._state.adding:
+            row_key = _record_key(instance, attname, row_key)
+        setattr(instance, attname, row_key[0])
+    instance.__dict__["_row_key"] = row_key
+    return row_key
+
+
+def _record_key(instance: models.Model, attname: str, row_key: RowKey) -> RowKey:
+    model = type(instance)
+    with tenant_context(instance.tenant_id):
+        stored = model._default_manager.filter(pk=instance.pk, **{f"{attname}__isnull": True}).update(
+            **{attname: row_key[0]}
+        )
+        if stored:
+            return row_key
+        key_id = model._default_manager.filter(pk=instance.pk).values_list(attname, flat=True).first()
+    if key_id is None:  # no stored row (yet): the key made here goes in with it
+        return row_key
+    row_keys_shred(instance.tenant_id, [row_key[0]])
+    return uuid.UUID(str(key_id)), row_cipher(instance.tenant_id, key_id)
