@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from audit import services as audit
 from audit.actors import Actor
-from healthmail.crypto import access
+from healthmail.crypto import access, rowkeys
 from healthmail.errors import ApplicationError, Conflict
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
@@ -135,7 +135,8 @@ def contact_upsert_many(
         raise BatchTooLarge(f"At most {MAX_BATCH} contacts per batch; this one has {len(inputs)}.")
     if inputs:
         require_phi_intake(tenant)  # every contact field is PHI: none is received without a BAA
-    with tenant_context(tenant):
+    # Each stored contact's key is unwrapped once for the batch (rowkeys.py).
+    with tenant_context(tenant), rowkeys.key_scope():
         batch = _Batch(tenant, inputs)
         batch.plan()
         if not dry_run:
@@ -236,7 +237,9 @@ class _Batch:
             bulk.live_contacts_with_email(tenant_id=self.tenant.pk, email_indexes=list(emails))
         )
         if contact_ids:
-            for contact in Contact.objects.filter(tenant=self.tenant, pk__in=contact_ids):
+            contacts = list(Contact.objects.filter(tenant=self.tenant, pk__in=contact_ids))
+            rowkeys.row_ciphers(self.tenant.pk, [contact.object_key_id for contact in contacts])
+            for contact in contacts:
                 self.loaded[contact.pk] = contact
                 if contact.deleted_at is None and contact.email_index is not None:
                     email_index = bytes(contact.email_index)
