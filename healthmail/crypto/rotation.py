@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from django.apps import apps
 from django.db import connection, transaction
+from django.db.models import Q
 from psycopg import sql
 
 from healthmail.tenants.context import tenant_context
@@ -206,13 +207,16 @@ def rotate_master_key(
     progress: Progress | None = None,
     on_damaged: Callable[[Damage], None] | None = None,
 ) -> int:
-    """Re-wrap every tenant key with the current master key. Returns the number re-wrapped; a key
+    """Re-wrap every tenant key with the current master key and the tenant's own key (keys made
+    before tenant keys existed move under it here). Returns the number re-wrapped; a key
     that does not unwrap is skipped, reported and passed to `on_damaged`."""
     ring = key_ring()
     count = 0
     for tenant_id in tenant_ids:
         with tenant_context(tenant_id):
-            stale = list(TenantKey.objects.exclude(master_key_id=ring.current_id))
+            root = keys.root_key_current(tenant_id)
+            current = Q(master_key_id=ring.current_id, root_key_id=root.pk)
+            stale = list(TenantKey.objects.filter(tenant_id=tenant_id).exclude(current))
             for row in stale:
                 try:
                     plaintext = keys.unwrap(row)
@@ -222,10 +226,10 @@ def rotate_master_key(
                     if on_damaged:
                         on_damaged(damage)
                     continue
-                row.master_key_id, row.wrapped_key = keys.wrap_key(
+                row.master_key_id, row.root_key_id, row.wrapped_key = keys.wrap_key(
                     plaintext, tenant_id=row.tenant_id, purpose=row.purpose, version=row.version
                 )
-                row.save(update_fields=["master_key_id", "wrapped_key"])
+                row.save(update_fields=["master_key_id", "root_key", "wrapped_key"])
                 count += 1
         if progress:
             progress("tenant keys", count, count)
