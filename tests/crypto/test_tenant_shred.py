@@ -19,7 +19,7 @@ from audit.actors import Actor
 from contacts.models import Contact
 from contacts.normalize import ContactInput
 from contacts.services import contact_upsert_many
-from healthmail.crypto import epochs, keys, keystore, objects, rowkeys
+from healthmail.crypto import epochs, keys, keystore, objects, rowkeys, signing
 from healthmail.crypto.errors import DecryptionError
 from healthmail.crypto.fields import row_aad
 from healthmail.crypto.models import TenantKey, TenantRootKey
@@ -50,6 +50,7 @@ def _tenant_with_data(label: str) -> Tenant:
     inputs = [ContactInput(email=f"{label}{n}@patients.test", first_name=f"Synthetic{n}") for n in range(3)]
     contact_upsert_many(tenant=tenant, actor=ACTOR, inputs=inputs, source="test")
     objects.content_seal(objects.object_key_create(tenant=tenant), b"synthetic message body")
+    signing.signing_key_current(tenant)  # sealed by the data key (contacts need none of their own)
     return tenant
 
 
