@@ -131,3 +131,19 @@ class TenantRootKey(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"tenant key {self.pk}"
+
+
+class KeyUsage(TenantOwnedModel):
+    """Values a data-key version encrypted, one row per batch of counts (usage.py). Appended, never
+    updated: concurrent writers never wait on each other's counts."""
+
+    id = models.BigAutoField(primary_key=True)
+    version = models.PositiveIntegerField()
+    encryptions = models.PositiveIntegerField()
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "version"], name="key_usage_version")]
+
+    def __str__(self) -> str:
+        return f"{self.encryptions} encryptions under data key v{self.version}"

@@ -33,6 +33,7 @@ from . import envelope, keys, rowkeys
 from .errors import DecryptionError
 from .fields import EncryptedFieldMixin
 from .integrity import Damage, columns_damage, damage_report, undecryptable
+from .key_versions import signing_keys_reseal
 from .master import key_ring
 from .models import TenantKey
 
@@ -194,6 +195,9 @@ def rotate_data_key(
                 done += count
                 if progress:
                     progress(target.table, done, total)
+    resealed = signing_keys_reseal(tenant_id, version)
+    if progress and resealed:
+        progress("signing keys", resealed, resealed)
     for damage in damaged.values():
         damage_report(damage, found_by="rotate_keys")
         if on_damaged:
