@@ -17,9 +17,11 @@ import threading
 import time
 import uuid
 
+from django.db import connection
 from django.db.models import Sum
 
 from healthmail.tenants.context import tenant_context
+from healthmail.tenants.models import Tenant
 
 from .models import KeyUsage
 
@@ -52,8 +54,14 @@ def flush(counts: dict[tuple[uuid.UUID, int], int] | None = None) -> None:
             counts = dict(_pending)
             _pending.clear()
     for (tenant_id, version), values in counts.items():
-        with tenant_context(tenant_id):
-            KeyUsage.objects.create(tenant_id=tenant_id, version=version, encryptions=values)
+        # A count made in a transaction that created its tenant and then rolled back names no tenant:
+        # it is dropped (the foreign key is only checked at commit, too late to skip the row).
+        with tenant_context(tenant_id), connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {KeyUsage._meta.db_table} (tenant_id, version, encryptions, recorded_at) "  # noqa: S608 - names come from the models
+                f"SELECT id, %s, %s, now() FROM {Tenant._meta.db_table} WHERE id = %s",
+                [version, values, tenant_id],
+            )
 
 
 def encryptions(tenant_id: uuid.UUID) -> dict[int, int]:

@@ -34,7 +34,7 @@ def test_encryptions_are_counted_per_version_in_batches(tenant_a, monkeypatch):
 
 
 def test_rotation_destroys_older_versions_once_no_value_names_them(tenant_a):
-    key = signing.signing_key_current(tenant_a)  # sealed by data key v1
+    signing.signing_key_current(tenant_a)  # sealed by data key v1
     message = b"synthetic checkpoint"
     assert rows_per_version(tenant_a.pk)["crypto_signingkey"] == {1: 1}
     assert data_keys_destroy_unused(tenant_a.pk) == []  # nothing older than the current one yet
@@ -44,7 +44,7 @@ def test_rotation_destroys_older_versions_once_no_value_names_them(tenant_a):
     assert data_keys_destroy_unused(tenant_a.pk) == [1]
     with tenant_context(tenant_a):
         assert list(TenantKey.objects.filter(purpose="data").values_list("version", flat=True)) == [2]
-    signature, key_id = signing.sign_with(key, message)
+    signature, key_id = signing.sign(tenant_a, message)  # the private key opens under v2
     assert signing.signature_ok(tenant_a, message, signature, key_id)
 
 
