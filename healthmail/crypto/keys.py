@@ -68,7 +68,7 @@ def root_key_current(tenant_id: uuid.UUID) -> TenantRootKey:
         return root
 
 
-def _wrapping_cipher(tenant_id: uuid.UUID, master_key_id: str, root_key_id) -> AESGCM:
+def _wrapping_cipher(tenant_id: uuid.UUID, master_key_id: str, root_key_id: uuid.UUID | None) -> AESGCM:
     ring = key_ring()
     if root_key_id is None:
         return ring.cipher(master_key_id)

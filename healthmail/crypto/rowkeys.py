@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.db import connection, models, transaction
 
 from healthmail.tenants.context import current_tenant_id, tenant_context
+from healthmail.tenants.models import TenantOwnedModel
 
 from . import envelope
 from .epochs import epoch_current, epoch_key, epoch_lock, key_aad, unwrap_with
@@ -204,11 +205,13 @@ def row_key_field(model) -> str | None:
     return getattr(model, "ROW_KEY_FIELD", None)
 
 
-def instance_row_key(instance: models.Model) -> RowKey:
+def instance_row_key(instance: TenantOwnedModel) -> RowKey:
     """The key that seals this instance's fields: its own, made (and recorded on its row) on first
     write. Two writers making a key for the same stored row at once agree on the first one stored."""
     held = instance.__dict__.get("_row_key")
     attname = row_key_field(type(instance))
+    if attname is None:
+        raise TypeError(f"{type(instance).__name__} has no per-row key (ROW_KEY_FIELD).")
     key_id = getattr(instance, attname)
     if held and held[0] == key_id:
         return held
@@ -224,7 +227,7 @@ def instance_row_key(instance: models.Model) -> RowKey:
     return row_key
 
 
-def _record_key(instance: models.Model, attname: str, row_key: RowKey) -> RowKey:
+def _record_key(instance: TenantOwnedModel, attname: str, row_key: RowKey) -> RowKey:
     model = type(instance)
     with tenant_context(instance.tenant_id):
         stored = model._default_manager.filter(pk=instance.pk, **{f"{attname}__isnull": True}).update(
