@@ -21,11 +21,11 @@ from .keystore import key_store
 from .models import EpochKey
 
 
-def key_aad(tenant_id, object_key_id) -> bytes:
+def key_aad(tenant_id: object, object_key_id: object) -> bytes:
     return f"object-key|{tenant_id}|{object_key_id}".encode()
 
 
-def tenant_uuid(tenant) -> uuid.UUID:
+def tenant_uuid(tenant: object) -> uuid.UUID:
     return uuid.UUID(str(getattr(tenant, "pk", tenant)))
 
 
@@ -55,7 +55,7 @@ def epoch_current(tenant_id: uuid.UUID) -> EpochKey:
         return EpochKey.objects.get(tenant_id=tenant_id, retired_at__isnull=True)
 
 
-def epoch_key(tenant_id: uuid.UUID, epoch_id) -> bytes:
+def epoch_key(tenant_id: uuid.UUID, epoch_id: object) -> bytes:
     return key_store().key_load(tenant_id=tenant_id, key_id=uuid.UUID(str(epoch_id)))
 
 
@@ -75,7 +75,9 @@ def unwrap_with(epoch_bytes: bytes, wrapped: bytes, aad: bytes) -> bytes:
         raise DecryptionError("An object key failed authentication (tampered or moved).") from None
 
 
-def object_key_unwrap(*, tenant_id: uuid.UUID, object_key_id, epoch_id, wrapped: bytes) -> bytes:
+def object_key_unwrap(
+    *, tenant_id: uuid.UUID, object_key_id: object, epoch_id: object, wrapped: bytes
+) -> bytes:
     """The key held by one object key row (as stored, or as restored from a backup)."""
     aad = key_aad(tenant_id, object_key_id)
     if epoch_id is None:  # made before epochs: wrapped by the tenant's data key

@@ -27,7 +27,8 @@ class DataKeyVersion:
 
     @property
     def rotation_due(self) -> bool:
-        return self.encryptions >= settings.HEALTHMAIL_DATA_KEY_ROTATE_AFTER
+        threshold: int = settings.HEALTHMAIL_DATA_KEY_ROTATE_AFTER
+        return self.encryptions >= threshold
 
 
 @dataclass
@@ -44,7 +45,7 @@ class KeyStatus:
 
 def key_status(tenant_id: uuid.UUID, *, scan: bool = True) -> KeyStatus:
     status = KeyStatus()
-    rows: Counter = Counter()
+    rows: Counter[int] = Counter()
     for counts in rows_per_version(tenant_id).values():
         rows.update(counts)
     counted = usage.encryptions(tenant_id)

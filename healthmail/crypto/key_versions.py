@@ -37,9 +37,9 @@ def _sealed_columns() -> list[tuple[str, str, tuple[str, ...], str]]:
     return found
 
 
-def rows_per_version(tenant_id: uuid.UUID) -> dict[str, Counter]:
+def rows_per_version(tenant_id: uuid.UUID) -> dict[str, Counter[int]]:
     """table -> Counter(version -> rows with at least one value sealed by that version)."""
-    result: dict[str, Counter] = {}
+    result: dict[str, Counter[int]] = {}
     with tenant_context(tenant_id), connection.cursor() as cursor:
         for table, pk, columns, condition in _sealed_columns():
             parts = [

@@ -21,6 +21,7 @@ import secrets
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -38,8 +39,10 @@ FORMAT = 2
 _PREFIX = 1 + 16
 HEADER_SIZE = _PREFIX + 12
 RowKey = tuple[uuid.UUID, AESGCM]
+# A scope's cache: row key id -> cipher, and ("epoch", epoch id) -> epoch key bytes.
+Cache = dict[Any, Any]
 
-_scope: contextvars.ContextVar[dict | None] = contextvars.ContextVar("row_key_scope", default=None)
+_scope: contextvars.ContextVar[Cache | None] = contextvars.ContextVar("row_key_scope", default=None)
 
 
 @contextmanager
@@ -55,14 +58,14 @@ def key_scope() -> Iterator[None]:
         _scope.reset(token)
 
 
-def _in_tenant(tenant_id: uuid.UUID) -> AbstractContextManager:
+def _in_tenant(tenant_id: uuid.UUID) -> AbstractContextManager[Any]:
     """The tenant's transaction: the caller's when it is already in one (no extra round trips)."""
     if connection.in_atomic_block and current_tenant_id() == tenant_id:
         return nullcontext()
     return tenant_context(tenant_id)
 
 
-def _epoch_bytes(tenant_id: uuid.UUID, epoch_id, cache: dict) -> bytes:
+def _epoch_bytes(tenant_id: uuid.UUID, epoch_id: object, cache: Cache) -> bytes:
     found = cache.get(("epoch", epoch_id))
     if found is None:
         found = cache[("epoch", epoch_id)] = epoch_key(tenant_id, epoch_id)
@@ -92,7 +95,7 @@ def row_ciphers(tenant_id: uuid.UUID, key_ids: Iterable[uuid.UUID | None]) -> di
     return found
 
 
-def _unwrap(tenant_id: uuid.UUID, key_id: uuid.UUID, epoch_id, wrapped: bytes, cache: dict) -> bytes:
+def _unwrap(tenant_id: uuid.UUID, key_id: uuid.UUID, epoch_id: object, wrapped: bytes, cache: Cache) -> bytes:
     aad = key_aad(tenant_id, key_id)
     if epoch_id is None:  # never for row keys, which are born under an epoch; kept general
         return envelope.decrypt(tenant_id, wrapped, aad)
@@ -201,14 +204,15 @@ def open_field(tenant_id: uuid.UUID, blob: bytes, aad: bytes, *, holder: models.
         raise DecryptionError("Ciphertext failed authentication (tampered, moved, or wrong key).") from None
 
 
-def row_key_field(model) -> str | None:
-    return getattr(model, "ROW_KEY_FIELD", None)
+def row_key_field(model: type[models.Model]) -> str | None:
+    found: str | None = getattr(model, "ROW_KEY_FIELD", None)
+    return found
 
 
 def instance_row_key(instance: TenantOwnedModel) -> RowKey:
     """The key that seals this instance's fields: its own, made (and recorded on its row) on first
     write. Two writers making a key for the same stored row at once agree on the first one stored."""
-    held = instance.__dict__.get("_row_key")
+    held: RowKey | None = instance.__dict__.get("_row_key")
     attname = row_key_field(type(instance))
     if attname is None:
         raise TypeError(f"{type(instance).__name__} has no per-row key (ROW_KEY_FIELD).")

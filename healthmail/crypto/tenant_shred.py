@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 from psycopg import sql
 
@@ -36,7 +36,7 @@ class TenantShred:
     legacy_keys_wrapped_by_master_only: int  # tenant key rows a pre-tenant-key backup may hold
 
 
-def _destroy_returning(model, tenant_id: uuid.UUID) -> list[uuid.UUID]:
+def _destroy_returning(model: type[models.Model], tenant_id: uuid.UUID) -> list[uuid.UUID]:
     table = model._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
