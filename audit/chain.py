@@ -211,7 +211,7 @@ def _checkpoint_message(entry: dict) -> bytes:
 
 def checkpoint_export() -> int:
     """Append each chain's signed head to its checkpoint file when it moved. Returns files written."""
-    _publish_master_keys()
+    master_keys_publish()
     written = 0
     for tenant_id in chain_ids():
         with chain_scope(tenant_id):
@@ -226,7 +226,7 @@ def checkpoint_export() -> int:
     return written
 
 
-def _publish_master_keys() -> None:
+def master_keys_publish() -> None:
     """Every master key in the ring has its derived checkpoint key in the published history, so a
     key removed later (after a master-key rotation) still checks what it signed."""
     history = key_history.history_read()

@@ -214,14 +214,32 @@ class Worker:
 
 
 def _new_tenant(label: str):
-    from healthmail.tenants.models import Tenant
+    import datetime
+
+    from healthmail.actors import Actor
+    from healthmail.tenants.models import Service, Tenant
+    from healthmail.tenants.services import baa_record
 
     slug = f"bench-import-{uuid.uuid4().hex[:8]}"
-    return Tenant.objects.create(name=f"Bench import {label}", slug=slug, postal_address="1 Bench Way")
+    tenant = Tenant.objects.create(name=f"Bench import {label}", slug=slug, postal_address="1 Bench Way")
+    # Patient data is received only under a BAA in force (require_phi_intake).
+    today = datetime.date.today()  # noqa: DTZ011 - a calendar date for the synthetic BAA
+    baa_record(
+        actor=Actor.system("bench"),
+        tenant=tenant,
+        counterparty="Bench Health",
+        signed_on=today,
+        effective_on=today,
+        expires_on=None,
+        signatory_name="Synthetic Signatory",
+        document_sha256="0" * 64,
+        services=Service.values,
+    )
+    return tenant
 
 
 def _upload_and_start(tenant, path: Path, actor, *, enqueue: bool):
-    from contacts.imports import mapping, services
+    from contacts.imports import mapping, services, storage
     from healthmail.tenants.context import tenant_context
 
     started = time.perf_counter()
@@ -235,7 +253,7 @@ def _upload_and_start(tenant, path: Path, actor, *, enqueue: bool):
         services.enqueue = lambda *args, **kwargs: None  # driven in this process below
     try:
         with tenant_context(tenant):
-            suggested = mapping.suggest(job.headers, mapping.targets_for(tenant=tenant))
+            suggested = mapping.suggest(storage.job_headers(job), mapping.targets_for(tenant=tenant))
             job = services.import_job_start(
                 tenant=tenant,
                 actor=actor,

@@ -22,12 +22,13 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import connection, models
 from django.utils import timezone
 
+from healthmail.crypto import rowkeys
 from healthmail.crypto.fields import EncryptedFieldMixin
 
 from .models import Contact, ContactExternalId
 
 # Columns the insert fills itself; every other column takes the row's value or the field default.
-_SET_BY_INSERT = ("id", "tenant", "created_at", "updated_at")
+_SET_BY_INSERT = ("id", "tenant", "created_at", "updated_at", "object_key_id")
 
 
 def _array_literal(values: Sequence[Any]) -> str:
@@ -35,13 +36,19 @@ def _array_literal(values: Sequence[Any]) -> str:
     return "{" + ",".join(str(value) for value in values) + "}"
 
 
-def _column(field: models.Field, tenant_id: uuid.UUID, object_ids: Sequence[str], values: list) -> list:
-    """One column's values as they are sent (sealed, array literals, plain bytes)."""
+def _column(
+    field: models.Field,
+    tenant_id: uuid.UUID,
+    object_ids: Sequence[str],
+    values: list,
+    row_keys: Sequence[rowkeys.RowKey],
+) -> list:
+    """One column's values as they are sent (sealed under each row's key, array literals, bytes)."""
     if isinstance(field, EncryptedFieldMixin):
-        return [
-            None if sealed is None else bytes(sealed)
-            for sealed in field.seal_column(tenant_id=tenant_id, object_ids=object_ids, values=values)
-        ]
+        sealed_values = field.seal_column(
+            tenant_id=tenant_id, object_ids=object_ids, values=values, row_keys=row_keys
+        )
+        return [None if sealed is None else bytes(sealed) for sealed in sealed_values]
     if isinstance(field, ArrayField):
         return [None if value is None else _array_literal(value) for value in values]
     return [bytes(value) if isinstance(value, memoryview) else value for value in values]
@@ -104,8 +111,10 @@ def contacts_insert(*, tenant_id: uuid.UUID, rows: Sequence[tuple[uuid.UUID, Map
     now = timezone.now()
     ids = [contact_id for contact_id, _values in rows]
     object_ids = [str(contact_id) for contact_id in ids]
+    row_keys = rowkeys.row_keys_create(tenant_id, len(rows))  # one new key per contact
     fixed = {"id": ids, "tenant": [tenant_id] * len(rows), "created_at": [now] * len(rows)}
     fixed["updated_at"] = fixed["created_at"]
+    fixed["object_key_id"] = [key_id for key_id, _cipher in row_keys]
     fields = _insert_fields()
     arrays = []
     for field in fields:
@@ -114,7 +123,7 @@ def contacts_insert(*, tenant_id: uuid.UUID, rows: Sequence[tuple[uuid.UUID, Map
             continue
         default = field.get_default()
         values = [row.get(field.name, default) for _contact_id, row in rows]
-        arrays.append(_column(field, tenant_id, object_ids, values))
+        arrays.append(_column(field, tenant_id, object_ids, values, row_keys))
     quote = connection.ops.quote_name
     names = [f"c{position}" for position in range(len(fields))]
     selects = [f"{name}::{field.db_type(connection)}" for name, field in zip(names, fields, strict=True)]
@@ -133,6 +142,7 @@ def contacts_update(
     Returns the number of rows the database updated."""
     if not ids:
         return 0
+    changes, row_keys = _with_row_keys(tenant_id, ids, changes)
     names = sorted({name for change in changes for name in change})
     fields = [Contact._meta.get_field(name) for name in names]
     object_ids = [str(contact_id) for contact_id in ids]
@@ -140,7 +150,7 @@ def contacts_update(
     for field in fields:
         arrays.append([field.name in change for change in changes])
         values = [change.get(field.name) for change in changes]
-        arrays.append(_column(field, tenant_id, object_ids, values))
+        arrays.append(_column(field, tenant_id, object_ids, values, row_keys))
     quote = connection.ops.quote_name
     aliases, unnests, assignments = ["id"], ["%b::uuid[]"], []
     for position, field in enumerate(fields):
@@ -157,6 +167,38 @@ def contacts_update(
         "WHERE c.id = t.id AND c.tenant_id = %s"
     )
     return _execute(sql, [timezone.now(), *arrays, tenant_id])
+
+
+def _with_row_keys(
+    tenant_id: uuid.UUID, ids: Sequence[uuid.UUID], changes: Sequence[Mapping[str, Any]]
+) -> tuple[list[Mapping[str, Any]], list[rowkeys.RowKey]]:
+    """Each updated contact's key, unwrapped once for the batch (one query); a contact written
+    before per-contact keys gets one, recorded by the same update. Without encrypted changes, none."""
+    encrypted = {f.name for f in Contact._meta.concrete_fields if isinstance(f, EncryptedFieldMixin)}
+    if not any(encrypted.intersection(change) for change in changes):
+        return list(changes), []
+    table = connection.ops.quote_name(Contact._meta.db_table)
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(
+            f"SELECT id, object_key_id FROM {table} WHERE tenant_id = %s AND id = ANY(%b::uuid[])",  # noqa: S608 - names come from the model
+            [tenant_id, list(ids)],
+        )
+        stored = dict(cursor.fetchall())
+    ciphers = rowkeys.row_ciphers(tenant_id, stored.values())
+    lacking = [contact_id for contact_id in ids if stored.get(contact_id) not in ciphers]
+    made = iter(rowkeys.row_keys_create(tenant_id, len(lacking)))
+    new_keys = {contact_id: next(made) for contact_id in lacking}
+    row_keys, updated = [], []
+    for contact_id, change in zip(ids, changes, strict=True):
+        if contact_id in new_keys:
+            row_keys.append(new_keys[contact_id])
+            updated.append({**change, "object_key_id": new_keys[contact_id][0]})
+        else:
+            key_id = stored[contact_id]
+            row_keys.append((key_id, ciphers[key_id]))
+            updated.append(change)
+    return updated, row_keys
 
 
 def external_ids_insert(*, tenant_id: uuid.UUID, links: Sequence[tuple[str, bytes, uuid.UUID]]) -> None:

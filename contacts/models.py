@@ -35,6 +35,10 @@ class JourneyStage(models.TextChoices):
 
 
 class Contact(TenantOwnedModel):
+    # Every encrypted field is sealed under the contact's own key (healthmail/crypto/rowkeys.py):
+    # deleting that key shreds the contact, in backups too once the epoch key is destroyed.
+    ROW_KEY_FIELD = "object_key_id"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
 
     # Identity: encrypted, found through blind indexes.
@@ -74,6 +78,9 @@ class Contact(TenantOwnedModel):
     updated_at = models.DateTimeField(auto_now=True)
     # Deletion requested (API or UI): the contact leaves every list at once; retention disposes of it.
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # The contact's key (crypto_objectkey); empty before the first write under per-contact keys, and
+    # once shredded. Declared after the encrypted fields: sealing the first of them makes it.
+    object_key_id = models.UUIDField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [

@@ -19,7 +19,7 @@ from django.db.models import QuerySet
 from audit import services as audit
 from audit.phi import phi_access
 from healthmail.actors import Actor
-from healthmail.crypto import blind
+from healthmail.crypto import blind, rowkeys
 from healthmail.crypto.errors import DecryptionError
 from healthmail.crypto.integrity import damage_report, sealed_damage
 from healthmail.crypto.masking import HIDDEN, mask
@@ -195,8 +195,12 @@ def contact_records(
 ) -> list[dict[str, Any]]:
     """Plain dicts of the contacts as this reader may see them; one audit event for the lot."""
     fields = scope.fields(detail)
-    with phi_access(actor=actor, tenant=tenant, objects=list(contacts), fields=fields, purpose=scope.purpose):
-        return [_record_or_damaged(contact, scope, detail) for contact in contacts]
+    with rowkeys.key_scope():
+        rowkeys.row_ciphers(tenant.pk, [contact.object_key_id for contact in contacts])  # one query
+        with phi_access(
+            actor=actor, tenant=tenant, objects=list(contacts), fields=fields, purpose=scope.purpose
+        ):
+            return [_record_or_damaged(contact, scope, detail) for contact in contacts]
 
 
 def _record_or_damaged(contact: Contact, scope: ReadScope, detail: bool) -> dict[str, Any]:

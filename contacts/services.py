@@ -17,13 +17,13 @@ from django.utils import timezone
 
 from audit import services as audit
 from healthmail.actors import Actor
-from healthmail.crypto import access
+from healthmail.crypto import access, rowkeys
 from healthmail.errors import ApplicationError, Conflict
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 from healthmail.tenants.services import require_phi_intake
 
-from . import binding, bulk, normalize
+from . import binding, bulk, normalize, shredding
 from .changes import contacts_changed
 from .models import Contact, ContactExternalId, CustomField
 from .normalize import ContactInput, FieldError
@@ -136,7 +136,8 @@ def contact_upsert_many(
         raise BatchTooLarge(f"At most {MAX_BATCH} contacts per batch; this one has {len(inputs)}.")
     if inputs:
         require_phi_intake(tenant)  # every contact field is PHI: none is received without a BAA
-    with tenant_context(tenant):
+    # Each stored contact's key is unwrapped once for the batch (rowkeys.py).
+    with tenant_context(tenant), rowkeys.key_scope():
         batch = _Batch(tenant, inputs)
         batch.plan()
         if not dry_run:
@@ -237,7 +238,9 @@ class _Batch:
             bulk.live_contacts_with_email(tenant_id=self.tenant.pk, email_indexes=list(emails))
         )
         if contact_ids:
-            for contact in Contact.objects.filter(tenant=self.tenant, pk__in=contact_ids):
+            contacts = list(Contact.objects.filter(tenant=self.tenant, pk__in=contact_ids))
+            rowkeys.row_ciphers(self.tenant.pk, [contact.object_key_id for contact in contacts])
+            for contact in contacts:
                 self.loaded[contact.pk] = contact
                 if contact.deleted_at is None and contact.email_index is not None:
                     email_index = bytes(contact.email_index)
@@ -388,11 +391,8 @@ def _merge(state: dict[str, Any], data: ContactInput) -> None:
 
 @transaction.atomic
 def contact_delete(*, tenant: Tenant, actor: Actor, contact: Contact, reason: str) -> Contact:
-    """Take the contact off every list now; retention disposes of the row (and its indexes) later.
-
-    The blind indexes stay until disposal: the unique email constraint ignores deleted rows, so the
-    same address can come back as a new contact meanwhile.
-    """
+    """Take the contact off every list and crypto-shred it now (shredding.py), unless a legal hold
+    keeps it: then retention shreds it once the hold is released."""
     if contact.tenant_id != tenant.pk:
         raise ApplicationError("Contact not found.")
     with tenant_context(tenant):
@@ -401,7 +401,16 @@ def contact_delete(*, tenant: Tenant, actor: Actor, contact: Contact, reason: st
             Contact.objects.filter(pk=contact.pk, tenant=tenant, deleted_at__isnull=True).update(
                 deleted_at=contact.deleted_at
             )
-            audit.record(actor=actor, action="contacts.delete", target=contact, tenant=tenant, reason=reason)
+            kept = shredding.contact_kept(contact)
+            done = None if kept else shredding.contacts_shred(tenant_id=tenant.pk, contact_ids=[contact.pk])
+            audit.record(
+                actor=actor,
+                action="contacts.delete",
+                target=contact,
+                tenant=tenant,
+                reason=reason,
+                details={"kept_for_legal_hold": kept, "keys_destroyed": done.keys if done else 0},
+            )
             contacts_changed(tenant_id=tenant.pk, contact_ids=[contact.pk])
     return contact
 

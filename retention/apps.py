@@ -14,3 +14,10 @@ class RetentionConfig(AppConfig):
 
         labels.register("record_category", {c.key: c.label for c in all_categories()})
         labels.register_choices("disposal_state", DisposalCandidate.State)
+
+        from contacts.shredding import contact_keeper_register
+
+        from .holds import contact_held
+
+        # A deleted contact under a legal hold keeps its data (and key) until disposal after release.
+        contact_keeper_register(contact_held)

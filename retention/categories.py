@@ -281,9 +281,9 @@ register_category(
             action="destroy",
             approval_required=False,
             rationale=(
-                "The clock starts when a contact is deleted (API or UI); 30 days allow a mistaken "
-                "deletion to be reported, then the PHI goes. The id stays: consent evidence (kept six "
-                "years) refers to it."
+                "Deleting a contact shreds it at once unless a legal hold covers it; a held contact "
+                "waits until the hold is released, then at least 30 days from its deletion, and its "
+                "PHI goes. The id stays: consent evidence (kept six years) refers to it."
             ),
             legal_basis=(MINIMUM_NECESSARY,),
         ),
@@ -293,7 +293,10 @@ register_category(
             "must stay, because consent evidence, messages and events refer to it, and a copy in the "
             "archive would only keep identity data longer and in one more place."
         ),
-        method="encrypted fields, blind indexes and tokens cleared; external id links deleted",
+        method=(
+            "encrypted fields, blind indexes and tokens cleared; external id links and the contact's "
+            "key deleted"
+        ),
         order=60,
     )
 )

@@ -12,7 +12,8 @@ asked for and stops the run on any difference (disposal.py).
 - `shred_content`: the content key is deleted and the ciphertext column cleared; the row's
   metadata stays (it has its own category and its own clock).
 - `tombstone_contacts`: every encrypted field, blind index and keyed token of the contact is
-  cleared; the row id stays because consent evidence (kept six years) points at it.
+  cleared and its own key deleted; the row id stays because consent evidence (kept six years)
+  points at it.
 
 `REMAINS_SQL` says, per destroyer, when a record is still there (over alias `r`): the disposal run
 checks, before it issues a certificate, that no record it counts as destroyed still is.
@@ -27,7 +28,6 @@ from dataclasses import dataclass, field
 from django.db import DEFAULT_DB_ALIAS, connection, models
 from django.db.models.deletion import Collector
 
-from healthmail.crypto.fields import EncryptedFieldMixin
 from healthmail.crypto.models import ObjectKey
 from healthmail.errors import ApplicationError
 
@@ -149,28 +149,11 @@ def shred_content(category: Category, tenant_id: uuid.UUID, record_ids: list[str
 
 def tombstone_contacts(category: Category, tenant_id: uuid.UUID, record_ids: list[str]) -> Destroyed:
     from contacts.models import Contact, ContactExternalId
+    from contacts.shredding import TOMBSTONE
 
     rows = Contact.objects.filter(tenant_id=tenant_id, pk__in=record_ids)
-    cleared: dict = {
-        f.name: None for f in Contact._meta.concrete_fields if isinstance(f, EncryptedFieldMixin)
-    }
-    cleared.update(
-        email_index=None,
-        phone_index=None,
-        demographic_tokens=[],
-        clinical_tokens=[],
-        tag_tokens=[],
-        sensitive_categories=[],
-        birth_year=None,
-        age_90_or_older=False,
-        zip3="",
-        state="",
-        gender="",
-        language="",
-        journey_stage="",
-        is_minor=False,
-    )
-    updated = rows.update(**cleared)
+    key_ids = list(rows.exclude(object_key_id=None).values_list("object_key_id", flat=True))
+    updated = rows.update(**TOMBSTONE)
     # The ids the database now holds as tombstones, read back under the batch's lock.
     tombstoned = _returning(
         f"SELECT r.id::text FROM {Contact._meta.db_table} r WHERE r.tenant_id = %s"  # noqa: S608
@@ -184,14 +167,18 @@ def tombstone_contacts(category: Category, tenant_id: uuid.UUID, record_ids: lis
     # The contacts' external-id links (blind indexes of identifiers) go with them: counted from what
     # the statement deleted, like every row removed along with a record.
     links = delete_returning(ContactExternalId.objects.filter(tenant_id=tenant_id, contact_id__in=tombstoned))
-    return Destroyed(tombstoned, {ContactExternalId._meta.label: links} if links else {})
+    # Each contact's own key goes too (crypto-shredding: its row in earlier backups opens with
+    # nothing once the epoch key wrapping it is destroyed).
+    keys = delete_returning(ObjectKey.objects.filter(tenant_id=tenant_id, pk__in=key_ids))
+    cascaded = {ContactExternalId._meta.label: links, ObjectKey._meta.label: keys}
+    return Destroyed(tombstoned, {label: ids for label, ids in cascaded.items() if ids})
 
 
 CONTACT_TOMBSTONED_SQL = (
     "r.email IS NULL AND r.first_name IS NULL AND r.last_name IS NULL AND r.phone IS NULL"
     " AND r.birth_date IS NULL AND r.postal_address IS NULL AND r.external_ids IS NULL"
     " AND r.demographics IS NULL AND r.clinical IS NULL AND r.custom_fields IS NULL"
-    " AND r.email_index IS NULL AND r.phone_index IS NULL"
+    " AND r.email_index IS NULL AND r.phone_index IS NULL AND r.object_key_id IS NULL"
 )
 
 

@@ -221,6 +221,13 @@ def holds_for(record: models.Model) -> list[LegalHold]:
     return [a.hold for a in holds if any(hold_covers(a, ref) for ref in refs)]
 
 
+def contact_held(contact: models.Model) -> bool:
+    """Whether an active hold covers this contact record; a hold placed after this answer waits for
+    the caller's transaction (the shared holds lock), as it waits for a disposal batch."""
+    holds_lock_shared(contact.tenant_id)
+    return bool(holds_for(contact))
+
+
 def holds_for_contact(*, tenant, contact_id) -> list[LegalHold]:
     """Holds covering any record about the contact: naming it, covering its contact or consent
     records, or reaching it through a held campaign it received (those messages are held)."""

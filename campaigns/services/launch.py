@@ -24,6 +24,7 @@ from contacts.models import Contact
 from delivery.models import EncryptionPolicy, Message, SenderDomain, Stream
 from delivery.outbox import OutboxRecipient, message_enqueue_many
 from healthmail.actors import Actor
+from healthmail.crypto import rowkeys
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Service, Tenant
 from healthmail.tenants.services import tenant_can
@@ -88,11 +89,17 @@ def _recipients(tenant: Tenant, contact_ids: list[uuid.UUID]) -> list[Recipient]
     found: list[Recipient] = []
     for start in range(0, len(contact_ids), CHUNK):
         chunk = contact_ids[start : start + CHUNK]
-        for contact in (
-            Contact.objects.for_tenant(tenant).filter(pk__in=chunk).only("id", "tenant_id", "email", "state")
-        ):
-            if contact.email:
-                found.append(Recipient(contact.pk, contact.email, contact.state))
+        contacts = list(
+            Contact.objects.for_tenant(tenant)
+            .filter(pk__in=chunk)
+            .only("id", "tenant_id", "email", "state", "object_key_id")
+        )
+        # Each contact's own key, loaded for the chunk in one query (not one per recipient).
+        with rowkeys.key_scope():
+            rowkeys.row_ciphers(tenant.pk, [contact.object_key_id for contact in contacts])
+            for contact in contacts:
+                if contact.email:
+                    found.append(Recipient(contact.pk, contact.email, contact.state))
     found.sort(key=lambda r: str(r.contact_id))
     return found
 

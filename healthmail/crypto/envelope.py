@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from . import keys
+from . import keys, usage
 from .errors import DecryptionError
 
 FORMAT = 1
@@ -62,6 +62,7 @@ def _current_cipher(tenant_id: uuid.UUID) -> tuple[int, AESGCM]:
 
 def encrypt(tenant_id: uuid.UUID, plaintext: bytes, aad: bytes) -> bytes:
     version, cipher = _current_cipher(tenant_id)
+    usage.count(tenant_id, version)
     return seal(cipher, version, plaintext, aad)
 
 
@@ -71,6 +72,7 @@ def encrypt_many(tenant_id: uuid.UUID, items: Sequence[tuple[bytes, bytes]]) -> 
     if not items:
         return []
     version, cipher = _current_cipher(tenant_id)
+    usage.count(tenant_id, version, len(items))
     header = _HEADER.pack(FORMAT, version)
     nonces = secrets.token_bytes(12 * len(items))
     sealed = []

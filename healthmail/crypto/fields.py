@@ -20,7 +20,7 @@ from typing import Any
 from django.core import checks
 from django.db import models
 
-from . import access, envelope
+from . import access, envelope, rowkeys
 
 
 class PhiClass(models.TextChoices):
@@ -59,7 +59,9 @@ class _Descriptor:
         if value is not None:
             access.check(instance, self.field.name)
         if isinstance(value, Sealed):
-            plaintext = envelope.decrypt(instance.tenant_id, bytes(value), _aad(instance, self.field))
+            plaintext = rowkeys.open_field(
+                instance.tenant_id, bytes(value), _aad(instance, self.field), holder=instance
+            )
             value = self.field.from_plaintext(plaintext)
             instance.__dict__[self.field.attname] = value
         return value
@@ -107,7 +109,24 @@ class EncryptedFieldMixin:
             )
         if "tenant" not in {f.name for f in model._meta.get_fields()}:
             errors.append(checks.Error("Encrypted fields need a tenant FK.", obj=self, id="crypto.E002"))
+        errors.extend(self._check_row_key(model))
         return errors
+
+    def _check_row_key(self, model) -> list:
+        # pre_save makes the row's key while sealing; its column is saved after, so it must come later.
+        attname = rowkeys.row_key_field(model)
+        if attname is None:
+            return []
+        names = [f.attname for f in model._meta.concrete_fields]
+        if attname not in names or names.index(attname) < names.index(self.attname):
+            return [
+                checks.Error(
+                    f"{model.__name__}.ROW_KEY_FIELD must name a column after every encrypted field.",
+                    obj=self,
+                    id="crypto.E003",
+                )
+            ]
+        return []
 
     def from_db_value(self, value, expression, connection):
         return None if value is None else Sealed(value)
@@ -116,12 +135,22 @@ class EncryptedFieldMixin:
         value = model_instance.__dict__.get(self.attname)
         if value is None or isinstance(value, Sealed):
             return value
-        plaintext = self.to_plaintext(value)
-        return Sealed(envelope.encrypt(model_instance.tenant_id, plaintext, _aad(model_instance, self)))
+        plaintext, aad = self.to_plaintext(value), _aad(model_instance, self)
+        if rowkeys.row_key_field(self.model):
+            return Sealed(rowkeys.seal(rowkeys.instance_row_key(model_instance), plaintext, aad))
+        return Sealed(envelope.encrypt(model_instance.tenant_id, plaintext, aad))
 
-    def seal_column(self, *, tenant_id, object_ids: Sequence[str], values: Sequence[Any]) -> list:
-        """What `pre_save` stores for each row of a bulk write (`values[i]` of row `object_ids[i]`),
-        sealed as one batch: None stays None, an already sealed value is kept as it is."""
+    def seal_column(
+        self,
+        *,
+        tenant_id,
+        object_ids: Sequence[str],
+        values: Sequence[Any],
+        row_keys: Sequence[rowkeys.RowKey] = (),
+    ) -> list:
+        """What `pre_save` stores for each row of a bulk write (`values[i]` of row `object_ids[i]`,
+        sealed under `row_keys[i]` for a model with per-row keys), sealed as one batch: None stays
+        None, an already sealed value is kept as it is."""
         tenant, table = str(tenant_id), self.model._meta.db_table
         result: list = list(values)
         positions = [
@@ -131,7 +160,16 @@ class EncryptedFieldMixin:
             (self.to_plaintext(values[i]), row_aad(tenant, table, self.column, object_ids[i]))
             for i in positions
         ]
-        for position, sealed in zip(positions, envelope.encrypt_many(tenant_id, items), strict=True):
+        if rowkeys.row_key_field(self.model):
+            if len(row_keys) != len(values):
+                raise ValueError("A model with per-row keys needs one key per row.")
+            batch = [
+                (row_keys[i], plaintext, aad) for i, (plaintext, aad) in zip(positions, items, strict=True)
+            ]
+            sealed_values = rowkeys.seal_many(batch)
+        else:
+            sealed_values = envelope.encrypt_many(tenant_id, items)
+        for position, sealed in zip(positions, sealed_values, strict=True):
             result[position] = Sealed(sealed)
         return result
 

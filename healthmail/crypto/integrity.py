@@ -22,7 +22,7 @@ from psycopg import sql
 from healthmail.audit_trail import alert_integrity_damaged
 from healthmail.tenants.context import tenant_context
 
-from . import envelope, keys
+from . import keys, rowkeys
 from .errors import DecryptionError
 from .fields import EncryptedFieldMixin, Sealed, row_aad
 from .models import ObjectKey, TenantKey
@@ -75,7 +75,7 @@ def columns_damage(
         if value is None:
             continue
         try:
-            envelope.decrypt(tenant_id, bytes(value), row_aad(tenant_id, table, column, object_id))
+            rowkeys.open_field(tenant_id, bytes(value), row_aad(tenant_id, table, column, object_id))
         except DecryptionError:
             return undecryptable(tenant_id, table, object_id, column)
     return None
@@ -117,7 +117,7 @@ def _damaged_keys(tenant_id: uuid.UUID) -> Iterator[Damage]:
 
 
 def _damaged_object_keys(tenant_id: uuid.UUID) -> Iterator[Damage]:
-    from .objects import object_key_unwrap  # objects reports damage through this module
+    from .epochs import object_key_unwrap
 
     with tenant_context(tenant_id):
         rows = ObjectKey.objects.filter(tenant_id=tenant_id).values_list("pk", "epoch_id", "wrapped_key")

@@ -1,5 +1,11 @@
 """Tenant data keys and index keys: created on first use, cached unwrapped per process.
 
+Each is wrapped by a key derived from two: the master key (the platform's, in its secret manager)
+and the tenant's own key (TenantRootKey, in the key store outside the database: where a customer's
+KMS would hold it). A backup of the database holds neither; destroying the tenant key shreds the
+tenant (shredding.py). Keys wrapped before tenant keys existed name no tenant key and open with the
+master key alone until `rotate_keys --master` re-wraps them.
+
 A key version never changes once written, so the unwrapped cache by (tenant, purpose, version) is
 always right. Only "which version is current" can go stale; it is re-read every CURRENT_TTL seconds,
 and key rotation waits that long before its final pass (see rotation.py).
@@ -14,14 +20,17 @@ import uuid
 from typing import TYPE_CHECKING, TypeAlias
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.db import IntegrityError, transaction
 
 from healthmail.tenants.context import tenant_context
 
 from .errors import DecryptionError
+from .keystore import key_store
 from .master import key_ring
-from .models import TenantKey
+from .models import TenantKey, TenantRootKey
 
 if TYPE_CHECKING:
     from healthmail.tenants.models import Tenant
@@ -42,24 +51,53 @@ def _wrap_aad(tenant_id: uuid.UUID, purpose: str, version: int) -> bytes:
     return f"tenant-key|{tenant_id}|{purpose}|{version}".encode()
 
 
-def wrap_key(key: bytes, *, tenant_id: uuid.UUID, purpose: str, version: int) -> tuple[str, bytes]:
+def root_key_current(tenant_id: uuid.UUID) -> TenantRootKey:
+    """The tenant's live tenant key; the first use makes it (in the key store, then its row)."""
+    with tenant_context(tenant_id):
+        found = TenantRootKey.objects.filter(tenant_id=tenant_id, destroyed_at__isnull=True).first()
+        if found is not None:
+            return found
+        root = TenantRootKey(tenant_id=tenant_id)
+        key_store().key_create(tenant_id=tenant_id, key_id=root.pk)
+        try:
+            with transaction.atomic():
+                root.save()
+        except IntegrityError:  # another process made the tenant's key first: use theirs
+            key_store().key_destroy(tenant_id=tenant_id, key_id=root.pk)
+            return TenantRootKey.objects.get(tenant_id=tenant_id, destroyed_at__isnull=True)
+        return root
+
+
+def _wrapping_cipher(tenant_id: uuid.UUID, master_key_id: str, root_key_id: uuid.UUID | None) -> AESGCM:
     ring = key_ring()
+    if root_key_id is None:
+        return ring.cipher(master_key_id)
+    master_part = ring.derive(f"tenant-key-wrap|{tenant_id}", master_key_id)
+    root = key_store().key_load(tenant_id=tenant_id, key_id=uuid.UUID(str(root_key_id)))
+    info = f"tenant-key|{tenant_id}|{root_key_id}".encode()
+    return AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=root, info=info).derive(master_part))
+
+
+def wrap_key(key: bytes, *, tenant_id: uuid.UUID, purpose: str, version: int) -> tuple[str, uuid.UUID, bytes]:
+    """(master key id, tenant key id, wrapped key) under the current master key and tenant key."""
+    ring, root = key_ring(), root_key_current(tenant_id)
     nonce = secrets.token_bytes(12)
-    sealed = ring.cipher(ring.current_id).encrypt(nonce, key, _wrap_aad(tenant_id, purpose, version))
-    return ring.current_id, nonce + sealed
+    cipher = _wrapping_cipher(tenant_id, ring.current_id, root.pk)
+    return (
+        ring.current_id,
+        root.pk,
+        nonce + cipher.encrypt(nonce, key, _wrap_aad(tenant_id, purpose, version)),
+    )
 
 
 def unwrap(row: TenantKey) -> bytes:
     blob = bytes(row.wrapped_key)
     try:
-        return (
-            key_ring()
-            .cipher(row.master_key_id)
-            .decrypt(blob[:12], blob[12:], _wrap_aad(row.tenant_id, row.purpose, row.version))
-        )
+        cipher = _wrapping_cipher(row.tenant_id, row.master_key_id, row.root_key_id)
+        return cipher.decrypt(blob[:12], blob[12:], _wrap_aad(row.tenant_id, row.purpose, row.version))
     except InvalidTag:
         raise DecryptionError(
-            f"Tenant {row.purpose} key v{row.version} does not unwrap with its master key."
+            f"Tenant {row.purpose} key v{row.version} does not unwrap with its master and tenant keys."
         ) from None
 
 
@@ -77,7 +115,9 @@ def create_version(tenant_id: uuid.UUID, purpose: str) -> int:
         newest = key_row(tenant_id, purpose, None)
         version = (newest.version + 1) if newest else 1
         key = AESGCM.generate_key(256)
-        master_key_id, wrapped = wrap_key(key, tenant_id=tenant_id, purpose=purpose, version=version)
+        master_key_id, root_key_id, wrapped = wrap_key(
+            key, tenant_id=tenant_id, purpose=purpose, version=version
+        )
         try:
             with transaction.atomic():
                 TenantKey.objects.create(
@@ -85,6 +125,7 @@ def create_version(tenant_id: uuid.UUID, purpose: str) -> int:
                     purpose=purpose,
                     version=version,
                     master_key_id=master_key_id,
+                    root_key_id=root_key_id,
                     wrapped_key=wrapped,
                 )
         except IntegrityError:

@@ -16,6 +16,15 @@ class TenantKey(TenantOwnedModel):
     purpose = models.CharField(max_length=8, choices=Purpose.choices)
     version = models.PositiveIntegerField()
     master_key_id = models.CharField(max_length=32, help_text="Which master key wraps this key.")
+    root_key = models.ForeignKey(
+        "crypto.TenantRootKey",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The tenant key (in the key store) wrapping this key with the master key; "
+        "empty: the master key alone (keys made before tenant keys existed).",
+    )
     wrapped_key = models.BinaryField()
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -99,3 +108,42 @@ class EpochKey(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"epoch key {self.pk}"
+
+
+class TenantRootKey(TenantOwnedModel):
+    """The tenant's own key, held in the key store (outside the database and its backups; the
+    place a customer's KMS would hold it). With the master key it wraps the tenant's data and index
+    keys, so destroying it shreds the whole tenant, in every backup too (keys.py, shredding.py)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    destroyed_at = models.DateTimeField(null=True, blank=True, help_text="Deleted from the key store.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant"],
+                condition=models.Q(destroyed_at__isnull=True),
+                name="tenant_root_key_one_live",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"tenant key {self.pk}"
+
+
+class KeyUsage(TenantOwnedModel):
+    """Values a data-key version encrypted, one row per batch of counts (usage.py). Appended, never
+    updated: concurrent writers never wait on each other's counts."""
+
+    id = models.BigAutoField(primary_key=True)
+    version = models.PositiveIntegerField()
+    encryptions = models.PositiveIntegerField()
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "version"], name="key_usage_version")]
+
+    def __str__(self) -> str:
+        return f"{self.encryptions} encryptions under data key v{self.version}"

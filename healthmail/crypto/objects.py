@@ -12,14 +12,12 @@ opens with nothing. Object keys made before epochs existed are wrapped by the te
 
 from __future__ import annotations
 
-import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
 
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from django.db import IntegrityError, connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from healthmail import audit_trail as audit
@@ -27,6 +25,18 @@ from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 
 from . import envelope
+from .epochs import (
+    epoch_current,
+    epoch_key,
+    epoch_lock,
+    epoch_new,
+    key_aad,
+    object_key_unwrap,
+    tenant_uuid,
+    unwrap_with,
+    wrap,
+    wrap_with,
+)
 from .errors import DecryptionError
 from .integrity import Damage, damage_report
 from .keystore import key_store
@@ -35,66 +45,14 @@ from .models import EpochKey, ObjectKey
 REWRAP_BATCH = 500
 
 
-def _key_aad(tenant_id, object_key_id) -> bytes:
-    return f"object-key|{tenant_id}|{object_key_id}".encode()
-
-
-def _tenant_id(tenant) -> uuid.UUID:
-    return uuid.UUID(str(getattr(tenant, "pk", tenant)))
-
-
-def _epoch_lock(tenant_id: uuid.UUID, *, exclusive: bool) -> None:
-    # Creators hold it shared until their transaction ends; a rotation takes it exclusively to switch
-    # epochs, so no object key can still be committed under an epoch being retired.
-    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {function}(hashtext(%s))", [f"epoch-key:{tenant_id}"])
-
-
-def _epoch_new(tenant_id: uuid.UUID) -> EpochKey:
-    epoch = EpochKey(tenant_id=tenant_id)
-    key_store().key_create(tenant_id=tenant_id, key_id=epoch.pk)
-    epoch.save()
-    return epoch
-
-
-def _epoch_current(tenant_id: uuid.UUID) -> EpochKey:
-    found = EpochKey.objects.filter(tenant_id=tenant_id, retired_at__isnull=True).first()
-    if found is not None:
-        return found
-    try:
-        with transaction.atomic():
-            return _epoch_new(tenant_id)
-    except IntegrityError:  # another creator started the tenant's first epoch at the same moment
-        return EpochKey.objects.get(tenant_id=tenant_id, retired_at__isnull=True)
-
-
-def _wrap(epoch_id: uuid.UUID, tenant_id: uuid.UUID, key: bytes, aad: bytes) -> bytes:
-    nonce = secrets.token_bytes(12)
-    epoch_key = key_store().key_load(tenant_id=tenant_id, key_id=epoch_id)
-    return nonce + AESGCM(epoch_key).encrypt(nonce, key, aad)
-
-
-def object_key_unwrap(*, tenant_id: uuid.UUID, object_key_id, epoch_id, wrapped: bytes) -> bytes:
-    """The content key held by one object key row (as stored, or as restored from a backup)."""
-    aad = _key_aad(tenant_id, object_key_id)
-    if epoch_id is None:  # made before epochs: wrapped by the tenant's data key
-        return envelope.decrypt(tenant_id, wrapped, aad)
-    epoch_key = key_store().key_load(tenant_id=tenant_id, key_id=uuid.UUID(str(epoch_id)))
-    try:
-        return AESGCM(epoch_key).decrypt(wrapped[:12], wrapped[12:], aad)
-    except InvalidTag:
-        raise DecryptionError("An object key failed authentication (tampered or moved).") from None
-
-
 def object_key_create(*, tenant) -> ObjectKey:
-    tenant_id = _tenant_id(tenant)
+    tenant_id = tenant_uuid(tenant)
     with tenant_context(tenant_id), transaction.atomic():
-        _epoch_lock(tenant_id, exclusive=False)
-        epoch = _epoch_current(tenant_id)
+        epoch_lock(tenant_id, exclusive=False)
+        epoch = epoch_current(tenant_id)
         object_key = ObjectKey(tenant_id=tenant_id, epoch=epoch, data_key_version=0)
-        object_key.wrapped_key = _wrap(
-            epoch.pk, tenant_id, AESGCM.generate_key(256), _key_aad(tenant_id, object_key.pk)
+        object_key.wrapped_key = wrap(
+            epoch.pk, tenant_id, AESGCM.generate_key(256), key_aad(tenant_id, object_key.pk)
         )
         object_key.save()
     return object_key
@@ -150,13 +108,13 @@ class EpochRotation:
 def epochs_rotate(tenant, *, settle_seconds: float = 0.0) -> EpochRotation:
     """Start a new epoch, re-wrap every live object key under it, then destroy every older epoch
     key (and with it, the object keys that only earlier backups still hold)."""
-    tenant_id = _tenant_id(tenant)
+    tenant_id = tenant_uuid(tenant)
     with tenant_context(tenant_id), transaction.atomic():
-        _epoch_lock(tenant_id, exclusive=True)
+        epoch_lock(tenant_id, exclusive=True)
         EpochKey.objects.filter(tenant_id=tenant_id, retired_at__isnull=True).update(
             retired_at=timezone.now()
         )
-        result = EpochRotation(_epoch_new(tenant_id).pk)
+        result = EpochRotation(epoch_new(tenant_id).pk)
     time.sleep(settle_seconds)
     while _rewrap_batch(tenant_id, result):
         pass
@@ -197,19 +155,27 @@ def _rewrap_batch(tenant_id: uuid.UUID, result: EpochRotation) -> bool:
             .select_for_update()
             .order_by("pk")[:REWRAP_BATCH]
         )
+        # Each epoch key is read from the key store once per batch, not once per object key.
+        epoch_bytes = {result.epoch: epoch_key(tenant_id, result.epoch)}
         for row in rows:
+            aad = key_aad(tenant_id, row.pk)
             try:
-                key = object_key_unwrap(
-                    tenant_id=tenant_id,
-                    object_key_id=row.pk,
-                    epoch_id=row.epoch_id,
-                    wrapped=bytes(row.wrapped_key),
-                )
+                if row.epoch_id is None:
+                    key = object_key_unwrap(
+                        tenant_id=tenant_id,
+                        object_key_id=row.pk,
+                        epoch_id=None,
+                        wrapped=bytes(row.wrapped_key),
+                    )
+                else:
+                    if row.epoch_id not in epoch_bytes:
+                        epoch_bytes[row.epoch_id] = epoch_key(tenant_id, row.epoch_id)
+                    key = unwrap_with(epoch_bytes[row.epoch_id], bytes(row.wrapped_key), aad)
             except DecryptionError as error:
                 result.damaged.append(Damage(tenant_id, ObjectKey._meta.db_table, str(row.pk), str(error)))
                 continue
             row.epoch_id, row.data_key_version = result.epoch, 0
-            row.wrapped_key = _wrap(result.epoch, tenant_id, key, _key_aad(tenant_id, row.pk))
+            row.wrapped_key = wrap_with(epoch_bytes[result.epoch], key, aad)
         done = [row for row in rows if row.epoch_id == result.epoch]
         ObjectKey.objects.bulk_update(done, ["epoch", "wrapped_key", "data_key_version"])
         result.rewrapped += len(done)

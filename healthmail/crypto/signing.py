@@ -34,7 +34,7 @@ def _tenant(tenant: TenantRef) -> uuid.UUID:
     return uuid.UUID(str(getattr(tenant, "pk", tenant)))
 
 
-def _aad(tenant_id: uuid.UUID, fingerprint: str) -> bytes:
+def signing_key_aad(tenant_id: uuid.UUID, fingerprint: str) -> bytes:
     return f"signing-key|{tenant_id}|{fingerprint}".encode()
 
 
@@ -50,7 +50,9 @@ def _create(tenant_id: uuid.UUID) -> SigningKey:
         tenant_id=tenant_id,
         fingerprint=fingerprint,
         public_key=public_raw.hex(),
-        wrapped_key=envelope.encrypt(tenant_id, private.private_bytes_raw(), _aad(tenant_id, fingerprint)),
+        wrapped_key=envelope.encrypt(
+            tenant_id, private.private_bytes_raw(), signing_key_aad(tenant_id, fingerprint)
+        ),
     )
 
 
@@ -87,7 +89,9 @@ def signing_keys(tenant: TenantRef) -> list[SigningKey]:
 
 
 def _private(key: SigningKey) -> Ed25519PrivateKey:
-    raw = envelope.decrypt(key.tenant_id, bytes(key.wrapped_key), _aad(key.tenant_id, key.fingerprint))
+    raw = envelope.decrypt(
+        key.tenant_id, bytes(key.wrapped_key), signing_key_aad(key.tenant_id, key.fingerprint)
+    )
     return Ed25519PrivateKey.from_private_bytes(raw)
 
 

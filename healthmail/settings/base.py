@@ -345,6 +345,9 @@ HEALTHMAIL_MASTER_KEY_FILE = env("HEALTHMAIL_MASTER_KEY_FILE", default="")
 # keep this directory off the database host and out of its backups.
 HEALTHMAIL_KEYSTORE_DIR = env("HEALTHMAIL_KEYSTORE_DIR", default=str(BASE_DIR / ".devstack" / "keystore"))
 HEALTHMAIL_EPOCH_ROTATE_SECONDS = env.float("HEALTHMAIL_EPOCH_ROTATE_SECONDS", default=86400.0)
+# A data key sealing with random 96-bit nonces should be rotated well before 2^32 values (NIST SP
+# 800-38D); `rotate_keys --status` marks a key due at this many (healthmail/crypto/usage.py).
+HEALTHMAIL_DATA_KEY_ROTATE_AFTER = env.int("HEALTHMAIL_DATA_KEY_ROTATE_AFTER", default=2**24)
 CELERY_BEAT_SCHEDULE["crypto-epochs-rotate"] = {
     "task": "healthmail.crypto.tasks.epochs_rotate_all",
     "schedule": HEALTHMAIL_EPOCH_ROTATE_SECONDS,

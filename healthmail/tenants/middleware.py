@@ -19,6 +19,7 @@ from healthmail.accounts.membership import resolve_membership
 from healthmail.accounts.roles import PLATFORM_ADMIN
 from healthmail.actors import Actor
 from healthmail.crypto import access as phi_gate
+from healthmail.crypto.rowkeys import key_scope
 from healthmail.observability import request_meta
 
 from .context import tenant_context
@@ -44,7 +45,8 @@ class TenantMiddleware:
                     return refusal
             scope = tenant_context(request.tenant) if request.tenant is not None else nullcontext()
             # While serving a person or API client, PHI decrypts only inside an audited phi_access().
-            with scope, phi_gate.guarded():
+            # Keys unwrapped while serving it are cached for this request only (rowkeys.py).
+            with scope, phi_gate.guarded(), key_scope():
                 response = self.get_response(request)
                 if response.status_code >= 500:
                     transaction.set_rollback(True)

@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings
 
 from healthmail.actors import Actor
-from healthmail.crypto import keystore, objects
+from healthmail.crypto import epochs, keystore, objects
 from healthmail.crypto.errors import DecryptionError
 from healthmail.crypto.models import EpochKey, ObjectKey
 from healthmail.tenants.context import tenant_context
@@ -155,7 +155,7 @@ def test_object_keys_made_before_epochs_are_moved_under_one_and_then_outlive_not
     tenant = TenantFactory(slug=f"legacy-{uuid.uuid4().hex[:8]}")
     legacy = ObjectKey(tenant_id=tenant.pk, data_key_version=1)
     legacy.wrapped_key = envelope.encrypt(
-        tenant.pk, AESGCM.generate_key(256), objects._key_aad(tenant.pk, legacy.pk)
+        tenant.pk, AESGCM.generate_key(256), epochs.key_aad(tenant.pk, legacy.pk)
     )
     with tenant_context(tenant):
         legacy.save()

@@ -294,17 +294,23 @@ def test_a_record_counted_missing_that_is_there_refuses_the_certificate(tenant_a
 
 
 def test_a_tombstoned_contacts_external_id_links_are_counted_as_removed_with_it(tenant_a):
-    """The links (blind indexes of EHR ids) leave with the identity: counted from the DELETE."""
-    from contacts.models import ContactExternalId
+    """The links (blind indexes of EHR ids) and the contact's own key leave with the identity:
+    counted from the DELETEs."""
+    from contacts.models import Contact, ContactExternalId
 
     contact_id = new_deleted_contact(tenant_a, age=90 * DAY)
     with tenant_context(tenant_a):
         link = ContactExternalId.objects.create(
             tenant=tenant_a, contact_id=contact_id, system="epic", value_index=b"\x01" * 32
         )
+        key_id = Contact.objects.get(pk=contact_id).object_key_id
+    assert key_id is not None
     category = registry.category_get("contacts")
     with tenant_context(tenant_a), connection.cursor():
         outcome = category.destroy(category, tenant_a.pk, [contact_id])
         assert not ContactExternalId.objects.filter(pk=link.pk).exists()
     assert outcome.ids == [contact_id]
-    assert outcome.cascaded == {"contacts.ContactExternalId": [str(link.pk)]}
+    assert outcome.cascaded == {
+        "contacts.ContactExternalId": [str(link.pk)],
+        "crypto.ObjectKey": [str(key_id)],
+    }

@@ -3,6 +3,8 @@
     manage.py rotate_keys [--tenant SLUG]   new data-key version per tenant, rows re-encrypted in batches
     manage.py rotate_keys --master          re-wrap tenant keys with the first key of HEALTHMAIL_MASTER_KEY
     manage.py rotate_keys --epochs          object keys to a new epoch key; older epoch keys destroyed
+    manage.py rotate_keys --status          per tenant: key versions, rows per version, usage, epoch age,
+                                            damaged rows (nothing is changed)
 
 Interrupt it at any time: the next run resumes (rows still on older versions are the work left).
 A record that does not decrypt is skipped, named and alerted on; the rest is rotated, and the command
@@ -16,6 +18,8 @@ from django.core.management.base import BaseCommand, CommandError
 from healthmail import audit_trail as audit
 from healthmail.actors import Actor
 from healthmail.crypto.integrity import Damage
+from healthmail.crypto.key_status import key_status
+from healthmail.crypto.key_versions import data_keys_destroy_unused
 from healthmail.crypto.objects import epochs_rotate
 from healthmail.crypto.rotation import rotate_data_key, rotate_master_key
 from healthmail.tenants.models import Tenant
@@ -34,6 +38,11 @@ class Command(BaseCommand):
             action="store_true",
             help="Re-wrap object keys under a new epoch key and destroy the older ones (shredding).",
         )
+        parser.add_argument(
+            "--status",
+            action="store_true",
+            help="Report keys, rows per version, usage and damage; change nothing.",
+        )
         parser.add_argument("--settle-seconds", type=float, default=None, help=SUPPRESS_HELP)
 
     def _progress(self, table: str, done: int, total: int) -> None:
@@ -45,6 +54,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, tenant=None, master=False, epochs=False, settle_seconds=None, **options):
         self.damaged: list[Damage] = []
+        if options.get("status"):
+            self._status(tenant)
+            return
         if epochs:
             self._rotate_epochs(tenant)
         else:
@@ -62,6 +74,35 @@ class Command(BaseCommand):
             if not tenants.exists():
                 raise CommandError(f"No tenant with slug {slug!r}.")
         return tenants
+
+    def _status(self, slug) -> None:
+        for each in self._tenants(slug):
+            status = key_status(each.pk)
+            self.stdout.write(f"Tenant {each.slug}: tenant key {status.tenant_key}")
+            for key in status.data_keys:
+                due = "  ROTATION DUE" if key.rotation_due else ""
+                self.stdout.write(
+                    f"  data key v{key.version}: {key.rows} row(s), {key.encryptions} encryption(s){due}"
+                )
+            self.stdout.write(
+                f"  index key version(s): {', '.join(map(str, status.index_versions)) or 'none yet'}"
+            )
+            if status.legacy_wrapped:
+                self.stdout.write(
+                    f"  {status.legacy_wrapped} key(s) wrapped by the master key alone: rotate_keys --master"
+                )
+            age = (
+                "no epoch yet"
+                if status.epoch_age_seconds is None
+                else f"{status.epoch_age_seconds / 3600:.1f} h"
+            )
+            self.stdout.write(
+                f"  epoch age {age}; {status.epochs_destroyed} epoch key(s) destroyed; "
+                f"{status.object_keys} object key(s) (per-contact keys included)"
+            )
+            self.stdout.write(f"  damaged rows: {len(status.damaged)}")
+            for line in status.damaged:
+                self.stdout.write(f"    {line}")
 
     def _rotate_epochs(self, tenant) -> None:
         for each in self._tenants(tenant):
@@ -98,3 +139,14 @@ class Command(BaseCommand):
             skipped = sum(1 for damage in self.damaged if damage.tenant_id == each.pk)
             left = f"; {skipped} damaged row(s) skipped" if skipped else "; every row re-encrypted"
             self.stdout.write(self.style.SUCCESS(f"  data key now v{version}{left}."))
+            if not skipped:  # the older versions' last users are gone: verified by query, then deleted
+                destroyed = data_keys_destroy_unused(each.pk)
+                if destroyed:
+                    audit.record(
+                        actor=actor,
+                        action="crypto.destroy_data_keys",
+                        tenant=each,
+                        target=each,
+                        details={"versions": destroyed},
+                    )
+                    self.stdout.write(f"  destroyed data key version(s) no value uses: {destroyed}")
