@@ -80,9 +80,15 @@ class LocalKeyStore:
             return
 
 
-@functools.cache
 def key_store() -> KeyStore:
+    """The key store the settings name now: read at every call, so a changed setting (a test's
+    private key store) can never leave a process holding a store another process does not see."""
     directory = getattr(settings, "HEALTHMAIL_KEYSTORE_DIR", "")
     if not directory:
         raise ImproperlyConfigured("HEALTHMAIL_KEYSTORE_DIR is not set (the key store for destroyable keys).")
+    return _store(directory)
+
+
+@functools.cache
+def _store(directory: str) -> KeyStore:
     return LocalKeyStore(Path(directory))

@@ -17,7 +17,7 @@ from contacts.models import Contact
 from contacts.normalize import ContactInput
 from contacts.services import contact_delete, contact_upsert_many
 from healthmail.actors import Actor
-from healthmail.crypto import access, envelope, epochs, keystore, objects, rotation, rowkeys
+from healthmail.crypto import access, envelope, epochs, objects, rotation, rowkeys
 from healthmail.crypto.errors import DecryptionError
 from healthmail.crypto.fields import row_aad
 from healthmail.crypto.models import ObjectKey
@@ -35,9 +35,6 @@ GRANT = access.Grant("contacts.contact", frozenset({"email", "first_name", "clin
 @pytest.fixture(autouse=True)
 def key_store_dir(settings, tmp_path):
     settings.HEALTHMAIL_KEYSTORE_DIR = str(tmp_path / "keystore")
-    keystore.key_store.cache_clear()
-    yield
-    keystore.key_store.cache_clear()
 
 
 def _patients(tenant, *names: str) -> dict[str, Contact]:

@@ -137,17 +137,13 @@ def test_integrity_scan_lists_every_damaged_record(tenant_a, tenant_b):
 
 
 def test_integrity_scan_names_an_object_key_that_no_longer_opens(tenant_a, settings, tmp_path):
-    from healthmail.crypto import keystore, objects
+    from healthmail.crypto import objects
 
     settings.HEALTHMAIL_KEYSTORE_DIR = str(tmp_path / "keystore")
-    keystore.key_store.cache_clear()
-    try:
-        good, bad = objects.object_key_create(tenant=tenant_a), objects.object_key_create(tenant=tenant_a)
-        _corrupt(tenant_a, "crypto_objectkey", bad.pk, "wrapped_key")
-        out = io.StringIO()
-        with pytest.raises(CommandError, match="1 damaged record"):
-            call_command("integrity_scan", "--tenant", tenant_a.slug, stdout=out)
-    finally:
-        keystore.key_store.cache_clear()
+    good, bad = objects.object_key_create(tenant=tenant_a), objects.object_key_create(tenant=tenant_a)
+    _corrupt(tenant_a, "crypto_objectkey", bad.pk, "wrapped_key")
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="1 damaged record"):
+        call_command("integrity_scan", "--tenant", tenant_a.slug, stdout=out)
     assert f"crypto_objectkey\t{bad.pk}" in out.getvalue()
     assert str(good.pk) not in out.getvalue()

@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings
 
 from healthmail.actors import Actor
-from healthmail.crypto import epochs, keystore, objects
+from healthmail.crypto import epochs, objects
 from healthmail.crypto.errors import DecryptionError
 from healthmail.crypto.models import EpochKey, ObjectKey
 from healthmail.tenants.context import tenant_context
@@ -26,9 +26,6 @@ ACTOR = Actor.system("tests")
 @pytest.fixture(autouse=True)
 def key_store_dir(settings, tmp_path):
     settings.HEALTHMAIL_KEYSTORE_DIR = str(tmp_path / "keystore")
-    keystore.key_store.cache_clear()
-    yield
-    keystore.key_store.cache_clear()
 
 
 def _binary(name: str) -> str:

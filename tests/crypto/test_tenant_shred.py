@@ -19,7 +19,7 @@ from contacts.models import Contact
 from contacts.normalize import ContactInput
 from contacts.services import contact_upsert_many
 from healthmail.actors import Actor
-from healthmail.crypto import epochs, keys, keystore, objects, rowkeys, signing
+from healthmail.crypto import epochs, keys, objects, rowkeys, signing
 from healthmail.crypto.errors import DecryptionError
 from healthmail.crypto.fields import row_aad
 from healthmail.crypto.models import TenantKey, TenantRootKey
@@ -37,10 +37,8 @@ ACTOR = Actor.system("tests")
 @pytest.fixture(autouse=True)
 def key_store_dir(settings, tmp_path):
     settings.HEALTHMAIL_KEYSTORE_DIR = str(tmp_path / "keystore")
-    keystore.key_store.cache_clear()
     keys.forget_all()
     yield
-    keystore.key_store.cache_clear()
     keys.forget_all()
 
 
