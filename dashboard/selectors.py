@@ -9,13 +9,13 @@ import zoneinfo
 from dataclasses import dataclass
 from functools import partial
 
-from django.db.models import Count, Min
-from django.db.models.functions import TruncDate
+from django.db.models import Count
 from django.utils import timezone
 
 from audit.models import Alert
 from campaigns.models import Campaign
-from campaigns.selectors import PROGRESS_GROUPS, approvals_waiting, campaign_list
+from campaigns.reporting.series import SERIES, Series, daily_counts
+from campaigns.selectors import approvals_waiting, campaign_list
 from consent.selectors import authorization_expiry_bands
 from delivery.models import DeliveryReport, EngagementEvent, Message
 from healthmail.disclosure import Disclosed, Viewer, disclose
@@ -26,11 +26,6 @@ from retention.models import DisposalRun, LegalHold
 WINDOW_DAYS = 30
 LISTED = 6
 MARKETING_SOURCES = ("campaign", "journey")
-ENGAGEMENT = (
-    ("delivered", "Delivered"),
-    ("opened", "Opened (first open)"),
-    ("clicked", "Clicked (first click)"),
-)
 DELIVERABILITY = (
     ("delivered_tls", "Delivered over verified TLS"),
     ("delivered_portal", "Delivered through the secure portal"),
@@ -40,30 +35,11 @@ DELIVERABILITY = (
 
 
 @dataclass
-class Engagement:
-    days: list[datetime.date]
-    cells: dict[str, list[Disclosed]]
-
-    def chart(self) -> dict:
-        return {
-            "labels": [day.isoformat() for day in self.days],
-            "datasets": [
-                {"label": label, "data": [c.value for c in self.cells[key]]} for key, label in ENGAGEMENT
-            ],
-        }
-
-    def rows(self) -> list[tuple[datetime.date, list[str]]]:
-        return [
-            (day, [self.cells[key][i].display for key, _ in ENGAGEMENT]) for i, day in enumerate(self.days)
-        ]
-
-
-@dataclass
 class MarketerDesk:
     recent: list[Campaign]
     scheduled: list[Campaign]
     journeys: list[Journey]
-    engagement: Engagement
+    engagement: Series
     deliverability: list[tuple[str, Disclosed]]
 
     def deliverability_chart(self) -> dict:
@@ -103,23 +79,6 @@ def _window(tenant: Tenant, now: datetime.datetime) -> tuple[zoneinfo.ZoneInfo, 
     return zone, [today - datetime.timedelta(days=n) for n in range(WINDOW_DAYS - 1, -1, -1)]
 
 
-def _first_events(tenant: Tenant, kind: str, since: datetime.datetime, zone) -> dict[datetime.date, int]:
-    """Messages by the local day of their first human event of `kind` in the window."""
-    firsts = (
-        EngagementEvent.objects.for_tenant(tenant)
-        .filter(source_type__in=MARKETING_SOURCES, kind=kind, is_bot=False, occurred_at__gte=since)
-        .exclude(message__isnull=True)
-        .values("message")
-        .annotate(first=Min("occurred_at"))
-        .values_list("first", flat=True)
-    )
-    days: dict[datetime.date, int] = {}
-    for moment in firsts:
-        day = moment.astimezone(zone).date()
-        days[day] = days.get(day, 0) + 1
-    return days
-
-
 def _figure(tenant: Tenant, viewer: Viewer, sensitive: bool, count: int, cell: str) -> Disclosed:
     return disclose(count, tenant=tenant, viewer=viewer, query=f"dashboard#{cell}", sensitive=sensitive)
 
@@ -135,21 +94,16 @@ def marketer_desk(*, tenant: Tenant, viewer: Viewer, now: datetime.datetime | No
     # health information: then a viewer without PHI access gets them noisy and rounded.
     sensitive = messages.filter(uses_phi=True).exists()
     figure = partial(_figure, tenant, viewer, sensitive)
-    delivered = dict(
-        messages.filter(state__in=PROGRESS_GROUPS["delivered"], finished_at__gte=since)
-        .annotate(day=TruncDate("finished_at", tzinfo=zone))
-        .values("day")
-        .annotate(n=Count("id"))
-        .values_list("day", "n")
+    counts = daily_counts(
+        messages=messages.filter(finished_at__gte=since),
+        events=EngagementEvent.objects.for_tenant(tenant).filter(
+            source_type__in=MARKETING_SOURCES, occurred_at__gte=since
+        ),
+        zone=zone,
     )
-    counts = {
-        "delivered": delivered,
-        "opened": _first_events(tenant, EngagementEvent.Kind.OPEN, since, zone),
-        "clicked": _first_events(tenant, EngagementEvent.Kind.CLICK, since, zone),
-    }
     cells = {
         key: [figure(counts[key].get(day, 0), f"{key}:{day.isoformat()}") for day in days]
-        for key, _ in ENGAGEMENT
+        for key, _ in SERIES
     }
     states = dict(messages.values("state").annotate(n=Count("id")).values_list("state", "n"))
     complaints = (
@@ -176,7 +130,7 @@ def marketer_desk(*, tenant: Tenant, viewer: Viewer, now: datetime.datetime | No
         journeys=list(
             Journey.objects.filter(tenant=tenant, status=Journey.Status.ACTIVE).order_by("name")[:LISTED]
         ),
-        engagement=Engagement(days=days, cells=cells),
+        engagement=Series(days=days, cells=cells),
         deliverability=[(label, figure(raw[key], f"deliverability:{key}")) for key, label in DELIVERABILITY],
     )
 

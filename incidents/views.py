@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -47,15 +48,9 @@ from .forms import (
     SignOffForm,
 )
 from .models import AccessRequest, AffectedIndividual, Evidence, Incident, LawEnforcementDelay
+from .view_helpers import access_request_or_404, action_run, form_action_run, incident_or_404, who
 
 PERMISSION = services.PERMISSION
-
-
-def _incident_or_404(request: HttpRequest, incident_id) -> Incident:
-    with tenant_context(request.tenant):
-        return get_object_or_404(
-            Incident.objects.select_related("baa"), tenant=request.tenant, pk=incident_id
-        )
 
 
 @require_permission(PERMISSION)
@@ -172,20 +167,27 @@ def _detail_context(request: HttpRequest, incident: Incident, **forms) -> dict:
 
 @require_permission(PERMISSION)
 def incident_detail(request: HttpRequest, incident_id) -> HttpResponse:
-    incident = _incident_or_404(request, incident_id)
+    incident = incident_or_404(request, incident_id)
     return render(request, "incidents/incident_detail.html", _detail_context(request, incident))
 
 
 def _post(
-    request: HttpRequest, incident_id, form_class, form_name: str, action: Callable, success: str
+    request: HttpRequest,
+    incident_id,
+    form_class,
+    form_name: str,
+    action: Callable,
+    success: str,
+    fields: Callable[[Any], dict] = lambda form: form.cleaned_data,
 ) -> HttpResponse:
-    """Validate the form, run the service; on a refusal show the page again with the error on the
-    form (on its field when the service names one)."""
-    incident = _incident_or_404(request, incident_id)
+    """Validate the form, run the service with the actor, the incident and `fields(form)` (the
+    cleaned data unless told); on a refusal show the page again with the error on the form (on its
+    field when the service names one)."""
+    incident = incident_or_404(request, incident_id)
     form = form_class(request.POST, prefix=form_name.removesuffix("_form"))
     if form.is_valid():
         try:
-            action(incident, form)
+            action(**who(request), incident=incident, **fields(form))
         except ApplicationError as error:
             form.add_error(error.code if error.code in form.fields else None, error.message)
         else:
@@ -195,38 +197,19 @@ def _post(
     return render(request, "incidents/incident_detail.html", context, status=400)
 
 
-def _who(request: HttpRequest) -> dict:
-    return {"tenant": request.tenant, "user": request.user, "role": request.role}
-
-
 @require_POST
 @require_permission(PERMISSION)
 def evidence_add(request: HttpRequest, incident_id) -> HttpResponse:
     return _post(
-        request,
-        incident_id,
-        EvidenceForm,
-        "evidence_form",
-        lambda incident, form: services.evidence_link(
-            **_who(request), incident=incident, **form.cleaned_data
-        ),
-        "Evidence linked.",
+        request, incident_id, EvidenceForm, "evidence_form", services.evidence_link, "Evidence linked."
     )
 
 
 @require_POST
 @require_permission(PERMISSION)
 def affected_derive(request: HttpRequest, incident_id) -> HttpResponse:
-    return _post(
-        request,
-        incident_id,
-        DeriveForm,
-        "derive_form",
-        lambda incident, form: affected.affected_derive(
-            **_who(request), incident=incident, **form.cleaned_data
-        ),
-        "Affected individuals derived from the audit trail.",
-    )
+    success = "Affected individuals derived from the audit trail."
+    return _post(request, incident_id, DeriveForm, "derive_form", affected.affected_derive, success)
 
 
 @require_POST
@@ -237,59 +220,31 @@ def assessment_save(request: HttpRequest, incident_id) -> HttpResponse:
         incident_id,
         AssessmentForm,
         "assessment_form",
-        lambda incident, form: services.risk_assess(
-            **_who(request),
-            incident=incident,
-            factors=form.factors(),
-            probability=form.cleaned_data["probability"],
-        ),
+        services.risk_assess,
         "Risk assessment recorded.",
+        lambda form: {"factors": form.factors(), "probability": form.cleaned_data["probability"]},
     )
 
 
 @require_POST
 @require_permission(PERMISSION)
 def decision_propose(request: HttpRequest, incident_id) -> HttpResponse:
-    return _post(
-        request,
-        incident_id,
-        DecisionForm,
-        "decision_form",
-        lambda incident, form: services.decision_propose(
-            **_who(request), incident=incident, **form.cleaned_data
-        ),
-        "Decision proposed. A second compliance officer must sign it off.",
-    )
+    success = "Decision proposed. A second compliance officer must sign it off."
+    return _post(request, incident_id, DecisionForm, "decision_form", services.decision_propose, success)
 
 
 @require_POST
 @require_permission(PERMISSION)
 def decision_sign_off(request: HttpRequest, incident_id) -> HttpResponse:
-    return _post(
-        request,
-        incident_id,
-        SignOffForm,
-        "sign_off_form",
-        lambda incident, form: services.decision_sign_off(
-            **_who(request), incident=incident, **form.cleaned_data
-        ),
-        "Decision signed off.",
-    )
+    success = "Decision signed off."
+    return _post(request, incident_id, SignOffForm, "sign_off_form", services.decision_sign_off, success)
 
 
 @require_POST
 @require_permission(PERMISSION)
 def decision_reject(request: HttpRequest, incident_id) -> HttpResponse:
-    return _post(
-        request,
-        incident_id,
-        RejectForm,
-        "reject_form",
-        lambda incident, form: services.decision_reject(
-            **_who(request), incident=incident, **form.cleaned_data
-        ),
-        "The proposal went back for assessment.",
-    )
+    success = "The proposal went back for assessment."
+    return _post(request, incident_id, RejectForm, "reject_form", services.decision_reject, success)
 
 
 @require_POST
@@ -300,59 +255,47 @@ def letter_save(request: HttpRequest, incident_id) -> HttpResponse:
         incident_id,
         LetterForm,
         "letter_form",
-        lambda incident, form: services.letter_content_set(
-            **_who(request), incident=incident, content=form.cleaned_data
-        ),
+        services.letter_content_set,
         "Notice content saved.",
+        lambda form: {"content": form.cleaned_data},
     )
 
 
 @require_POST
 @require_permission(PERMISSION)
 def delay_record(request: HttpRequest, incident_id) -> HttpResponse:
-    return _post(
-        request,
-        incident_id,
-        DelayForm,
-        "delay_form",
-        lambda incident, form: delays.delay_record(**_who(request), incident=incident, **form.cleaned_data),
-        "Law-enforcement delay recorded: the deadlines are pushed back by it (164.412).",
-    )
+    success = "Law-enforcement delay recorded: the deadlines are pushed back by it (164.412)."
+    return _post(request, incident_id, DelayForm, "delay_form", delays.delay_record, success)
 
 
 @require_POST
 @require_permission(PERMISSION)
 def notices_send(request: HttpRequest, incident_id) -> HttpResponse:
-    incident = _incident_or_404(request, incident_id)
-    try:
-        sent = notices.individual_notices_send(**_who(request), incident=incident)
-    except ApplicationError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(
-            request,
+    incident = incident_or_404(request, incident_id)
+    action_run(
+        request,
+        lambda: notices.individual_notices_send(**who(request), incident=incident),
+        lambda sent: (
             f"{sent.portal} notices queued through the secure portal; "
-            f"{sent.substitute} need a substitute notice.",
-        )
+            f"{sent.substitute} need a substitute notice."
+        ),
+    )
     return redirect("incidents:detail", incident_id=incident.pk)
 
 
 @require_POST
 @require_permission(PERMISSION)
 def incident_close(request: HttpRequest, incident_id) -> HttpResponse:
-    incident = _incident_or_404(request, incident_id)
-    try:
-        services.incident_close(**_who(request), incident=incident)
-    except ApplicationError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(request, "Incident closed.")
+    incident = incident_or_404(request, incident_id)
+    action_run(
+        request, lambda: services.incident_close(**who(request), incident=incident), "Incident closed."
+    )
     return redirect("incidents:detail", incident_id=incident.pk)
 
 
 @require_permission(PERMISSION)
 def letter_preview(request: HttpRequest, incident_id) -> HttpResponse:
-    incident = _incident_or_404(request, incident_id)
+    incident = incident_or_404(request, incident_id)
     audience = request.GET.get("audience", "individuals")
     state = request.GET.get("state", "")[:2]
     try:
@@ -421,7 +364,7 @@ def access_request_list(request: HttpRequest) -> HttpResponse:
     form = AccessRequestForm(request.POST or None, initial={"received_on": timezone.localdate()})
     if request.method == "POST" and form.is_valid():
         try:
-            access_requests.access_request_record(**_who(request), **form.cleaned_data)
+            access_requests.access_request_record(**who(request), **form.cleaned_data)
         except NotFound as error:
             form.add_error("contact_id", error.message)
         except ApplicationError as error:
@@ -435,38 +378,30 @@ def access_request_list(request: HttpRequest) -> HttpResponse:
     return render(request, "incidents/access_requests.html", context, status=400 if form.errors else 200)
 
 
-def _access_request_or_404(request: HttpRequest, request_id) -> AccessRequest:
-    with tenant_context(request.tenant):
-        return get_object_or_404(AccessRequest, tenant=request.tenant, pk=request_id)
-
-
 @require_POST
 @require_permission(PERMISSION)
 def access_request_extend(request: HttpRequest, request_id) -> HttpResponse:
-    access = _access_request_or_404(request, request_id)
-    form = ExtensionForm(request.POST, prefix=f"extend-{access.pk}")
-    if not form.is_valid():
-        messages.error(request, "Give the reasons for the delay.")
-    else:
-        try:
-            access_requests.access_request_extend(
-                **_who(request), request=access, reason=form.cleaned_data["reason"]
-            )
-        except ApplicationError as error:
-            messages.error(request, error.message)
-        else:
-            messages.success(request, "Extended by 30 days. Send the patient the reasons and the new date.")
+    access = access_request_or_404(request, request_id)
+    form_action_run(
+        request,
+        ExtensionForm(request.POST, prefix=f"extend-{access.pk}"),
+        lambda data: access_requests.access_request_extend(
+            **who(request), request=access, reason=data["reason"]
+        ),
+        "Extended by 30 days. Send the patient the reasons and the new date.",
+        refused="Give the reasons for the delay.",
+        reasons=False,
+    )
     return redirect("incidents:access_requests")
 
 
 @require_POST
 @require_permission(PERMISSION)
 def access_request_deliver(request: HttpRequest, request_id) -> HttpResponse:
-    access = _access_request_or_404(request, request_id)
-    try:
-        access_requests.access_request_deliver(**_who(request), request=access)
-    except ApplicationError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(request, "The signed package was sent through the secure portal.")
+    access = access_request_or_404(request, request_id)
+    action_run(
+        request,
+        lambda: access_requests.access_request_deliver(**who(request), request=access),
+        "The signed package was sent through the secure portal.",
+    )
     return redirect("incidents:access_requests")

@@ -231,6 +231,11 @@ def journey_detail(request: HttpRequest, journey_id) -> HttpResponse:
     return render(request, "journeys/journey_detail.html", context)
 
 
+def _acting(request: HttpRequest) -> dict:
+    """The keyword arguments every journey workflow service takes for the member acting."""
+    return {"tenant": request.tenant, "actor": actor_of(request), "role": request.role}
+
+
 def _step(request: HttpRequest, journey_id, do, success: str) -> HttpResponse:
     journey = journey_or_404(request, journey_id)
     try:
@@ -259,9 +264,7 @@ def journey_submit(request: HttpRequest, journey_id) -> HttpResponse:
         latest = _latest(request, journey)
         if latest is None:
             raise Conflict("Save the journey first.", code="version_state")
-        services.journey_submit(
-            tenant=request.tenant, actor=actor_of(request), role=request.role, version=latest
-        )
+        services.journey_submit(**_acting(request), version=latest)
 
     return _step(request, journey_id, do, "Submitted for review.")
 
@@ -273,9 +276,7 @@ def journey_review(request: HttpRequest, journey_id) -> HttpResponse:
 
     def do(journey):
         services.journey_approve(
-            tenant=request.tenant,
-            actor=actor_of(request),
-            role=request.role,
+            **_acting(request),
             version=_version_in(request, journey, JourneyVersion.Status.IN_REVIEW),
             approve=approve,
             comment=request.POST.get("comment", ""),
@@ -294,13 +295,7 @@ def journey_review(request: HttpRequest, journey_id) -> HttpResponse:
 def journey_activate(request: HttpRequest, journey_id) -> HttpResponse:
     def do(journey):
         version = _version_in(request, journey, JourneyVersion.Status.APPROVED)
-        services.journey_activate(
-            tenant=request.tenant,
-            actor=actor_of(request),
-            role=request.role,
-            journey=journey,
-            version=version,
-        )
+        services.journey_activate(**_acting(request), journey=journey, version=version)
 
     return _step(request, journey_id, do, "Activated: contacts enter it now.")
 
@@ -308,31 +303,31 @@ def journey_activate(request: HttpRequest, journey_id) -> HttpResponse:
 @require_POST
 @require_permission(EDIT)
 def journey_pause(request: HttpRequest, journey_id) -> HttpResponse:
-    def do(journey):
-        services.journey_pause(
-            tenant=request.tenant, actor=actor_of(request), role=request.role, journey=journey
-        )
-
-    return _step(request, journey_id, do, "Paused: nobody enters and nobody moves on.")
+    return _step(
+        request,
+        journey_id,
+        lambda journey: services.journey_pause(**_acting(request), journey=journey),
+        "Paused: nobody enters and nobody moves on.",
+    )
 
 
 @require_POST
 @require_permission(EDIT)
 def journey_resume(request: HttpRequest, journey_id) -> HttpResponse:
-    def do(journey):
-        services.journey_pause(
-            tenant=request.tenant, actor=actor_of(request), role=request.role, journey=journey, resume=True
-        )
-
-    return _step(request, journey_id, do, "Resumed: contacts due move on now.")
+    return _step(
+        request,
+        journey_id,
+        lambda journey: services.journey_pause(**_acting(request), journey=journey, resume=True),
+        "Resumed: contacts due move on now.",
+    )
 
 
 @require_POST
 @require_permission(EDIT)
 def journey_archive(request: HttpRequest, journey_id) -> HttpResponse:
-    def do(journey):
-        services.journey_archive(
-            tenant=request.tenant, actor=actor_of(request), role=request.role, journey=journey
-        )
-
-    return _step(request, journey_id, do, "Archived: every contact inside has left the journey.")
+    return _step(
+        request,
+        journey_id,
+        lambda journey: services.journey_archive(**_acting(request), journey=journey),
+        "Archived: every contact inside has left the journey.",
+    )

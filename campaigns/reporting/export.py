@@ -13,7 +13,8 @@ from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
 
 from ..selectors import csv_safe
-from .report import SERIES, CampaignReport
+from .report import CampaignReport
+from .series import SERIES
 
 FONT = fontpkg_noto_sans.ROOT / "files" / "NotoSans[wdth,wght].ttf"
 MARGIN_MM = 18

@@ -11,8 +11,7 @@ import zoneinfo
 from dataclasses import dataclass, field
 from functools import partial
 
-from django.db.models import Count, Min
-from django.db.models.functions import TruncDate
+from django.db.models import Count
 
 from delivery.models import DeliveryReport, EngagementEvent, Message, TrackedUrl
 from healthmail import labels
@@ -20,8 +19,9 @@ from healthmail.disclosure import Disclosed, Viewer
 from healthmail.tenants.models import Tenant
 
 from ..models import Campaign, Metric
-from ..selectors import PROGRESS_GROUPS, SOURCE_TYPE, Report, campaign_report, campaign_variants, shown
+from ..selectors import SOURCE_TYPE, Report, campaign_report, campaign_variants, shown
 from .links import clicks_by_label, template_anchors
+from .series import SERIES, Series, daily_counts
 from .significance import ProportionTest, two_proportion_test
 
 MAX_DAYS = 62  # a report's time series covers at most two months from the launch
@@ -32,26 +32,6 @@ BOUNCE_CLASSES = (
     DeliveryReport.Kind.DELAYED,
 )
 NONE_COUNTED = Disclosed(0, "0", exact=True, empty=True)
-SERIES = (("delivered", "Delivered"), ("opened", "Opened (first open)"), ("clicked", "Clicked (first click)"))
-
-
-@dataclass
-class Series:
-    days: list[datetime.date]
-    cells: dict[str, list[Disclosed]]  # metric -> one cell per day
-
-    def chart(self) -> dict:
-        """What the chart script draws: masked cells are null (a gap), never a guess."""
-        return {
-            "labels": [day.isoformat() for day in self.days],
-            "datasets": [
-                {"key": key, "label": label, "data": [c.value for c in self.cells[key]]}
-                for key, label in SERIES
-            ],
-        }
-
-    def rows(self) -> list[tuple[datetime.date, list[str]]]:
-        return [(day, [self.cells[key][i].display for key, _ in SERIES]) for i, day in enumerate(self.days)]
 
 
 @dataclass
@@ -97,38 +77,15 @@ def _messages(tenant: Tenant, campaign: Campaign):
     return Message.objects.for_tenant(tenant).filter(source_type=SOURCE_TYPE, source_id=str(campaign.pk))
 
 
-def _first_event_days(tenant: Tenant, campaign: Campaign, kind: str, zone) -> dict[datetime.date, int]:
-    """Messages by the local day of their first human event of `kind` (a unique open or click)."""
-    firsts = (
-        EngagementEvent.objects.for_tenant(tenant)
-        .filter(source_type=SOURCE_TYPE, source_id=str(campaign.pk), kind=kind, is_bot=False)
-        .exclude(message__isnull=True)
-        .values("message")
-        .annotate(first=Min("occurred_at"))
-        .values_list("first", flat=True)
-    )
-    days: dict[datetime.date, int] = {}
-    for moment in firsts:
-        day = moment.astimezone(zone).date()
-        days[day] = days.get(day, 0) + 1
-    return days
-
-
 def campaign_series(*, tenant: Tenant, campaign: Campaign, viewer: Viewer) -> Series:
     zone = _zone(tenant)
-    delivered = dict(
-        _messages(tenant, campaign)
-        .filter(state__in=PROGRESS_GROUPS["delivered"], finished_at__isnull=False)
-        .annotate(day=TruncDate("finished_at", tzinfo=zone))
-        .values("day")
-        .annotate(n=Count("id"))
-        .values_list("day", "n")
+    counts = daily_counts(
+        messages=_messages(tenant, campaign).filter(finished_at__isnull=False),
+        events=EngagementEvent.objects.for_tenant(tenant).filter(
+            source_type=SOURCE_TYPE, source_id=str(campaign.pk)
+        ),
+        zone=zone,
     )
-    counts = {
-        "delivered": delivered,
-        "opened": _first_event_days(tenant, campaign, EngagementEvent.Kind.OPEN, zone),
-        "clicked": _first_event_days(tenant, campaign, EngagementEvent.Kind.CLICK, zone),
-    }
     seen = sorted({day for by_day in counts.values() for day in by_day})
     if not seen:
         return Series(days=[], cells={key: [] for key, _ in SERIES})

@@ -3,6 +3,8 @@ release; and the custodian's own notices (any member can be a custodian)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -85,78 +87,58 @@ def hold_detail(request: TenantRequest, hold_id) -> HttpResponse:
     return render(request, "retention/hold_detail.html", context)
 
 
-def _hold_action(request: TenantRequest, hold_id, action, success: str) -> HttpResponse:
+def _hold_action(
+    request: TenantRequest, hold_id, service: Callable[..., object], success: str, **posted: str
+) -> HttpResponse:
+    """Run `service` on the hold as the signed-in member; `posted` maps each further argument of the
+    service to the POST field it is read from."""
     hold = _hold_or_404(request, hold_id)
-    return attempt(request, lambda: action(hold), success, "retention:hold_detail", hold_id=hold.pk)
+    fields = {argument: request.POST.get(name, "") for argument, name in posted.items()}
+    return attempt(
+        request,
+        lambda: service(tenant=request.tenant, actor=actor_of(request), hold=hold, **fields),
+        success,
+        "retention:hold_detail",
+        hold_id=hold.pk,
+    )
 
 
 @require_POST
 @require_permission("legal_holds.manage")
 def hold_approve(request: TenantRequest, hold_id) -> HttpResponse:
     return _hold_action(
-        request,
-        hold_id,
-        lambda hold: holds.hold_approve(
-            tenant=request.tenant,
-            actor=actor_of(request),
-            hold=hold,
-            sole_officer_reason=request.POST.get("sole_officer_reason", ""),
-        ),
-        "Hold approved.",
+        request, hold_id, holds.hold_approve, "Hold approved.", sole_officer_reason="sole_officer_reason"
     )
 
 
 @require_POST
 @require_permission("legal_holds.manage")
 def hold_review(request: TenantRequest, hold_id) -> HttpResponse:
-    return _hold_action(
-        request,
-        hold_id,
-        lambda hold: holds.hold_review(
-            tenant=request.tenant, actor=actor_of(request), hold=hold, note=request.POST.get("reason", "")
-        ),
-        "Review recorded: the hold stays in force.",
-    )
+    success = "Review recorded: the hold stays in force."
+    return _hold_action(request, hold_id, holds.hold_review, success, note="reason")
 
 
 @require_POST
 @require_permission("legal_holds.manage")
 def hold_release(request: TenantRequest, hold_id) -> HttpResponse:
-    return _hold_action(
-        request,
-        hold_id,
-        lambda hold: holds.hold_release_request(
-            tenant=request.tenant, actor=actor_of(request), hold=hold, reason=request.POST.get("reason", "")
-        ),
-        "Release asked for: the hold stays in force until another officer confirms it.",
-    )
+    success = "Release asked for: the hold stays in force until another officer confirms it."
+    return _hold_action(request, hold_id, holds.hold_release_request, success, reason="reason")
 
 
 @require_POST
 @require_permission("legal_holds.manage")
 def hold_release_confirm(request: TenantRequest, hold_id) -> HttpResponse:
+    success = "Hold released: its records follow their retention policies again."
     return _hold_action(
-        request,
-        hold_id,
-        lambda hold: holds.hold_release(
-            tenant=request.tenant,
-            actor=actor_of(request),
-            hold=hold,
-            sole_officer_reason=request.POST.get("sole_officer_reason", ""),
-        ),
-        "Hold released: its records follow their retention policies again.",
+        request, hold_id, holds.hold_release, success, sole_officer_reason="sole_officer_reason"
     )
 
 
 @require_POST
 @require_permission("legal_holds.manage")
 def hold_notify(request: TenantRequest, hold_id) -> HttpResponse:
-    return _hold_action(
-        request,
-        hold_id,
-        lambda hold: holds.hold_notify_again(tenant=request.tenant, actor=actor_of(request), hold=hold),
-        "Reminders to the custodians who have not acknowledged are queued by email.",
-    )
+    success = "Reminders to the custodians who have not acknowledged are queued by email."
+    return _hold_action(request, hold_id, holds.hold_notify_again, success)
 
 
 def my_holds(request: TenantRequest) -> HttpResponse:

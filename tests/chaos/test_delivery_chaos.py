@@ -14,31 +14,29 @@ the Redis database the chaos workers use, which is theirs alone (CHAOS_REDIS_DB)
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
 
 import psycopg
 import pytest
 import redis
-from celery import Celery
 from django.conf import settings
 
-from consent import services as consent
-from consent.models import Source
-from contacts.models import Contact
 from delivery.engine.sweeper import delivery_sweep
 from delivery.models import Message
-from delivery.outbox import OutboxRecipient, message_enqueue_many
-from healthmail.crypto.blind import blind_index
 from healthmail.tenants.context import tenant_context
-from tests.delivery.engine_support import SYSTEM, verified_sender_domain
+from tests.chaos.harness import chaos_random, private_broker, report_write
 from tests.delivery.sink import CeleryWorkers, SinkProcess
-from tests.factories import BaaFactory, TenantFactory
+from tests.outages.real_workers import (
+    campaign,
+    campaign_enqueue,
+    owner_database_url,
+    waker,
+    worker_environment,
+)
 
 pytestmark = [pytest.mark.chaos, pytest.mark.usefixtures("committed_db")]
 
@@ -46,12 +44,7 @@ RECIPIENTS = int(os.environ.get("CHAOS_RECIPIENTS", "300"))
 KILLS = int(os.environ.get("CHAOS_KILLS", "3"))
 WORKERS = 2
 DOMAIN = "chaos.test"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "chaos"
 TIMEOUT = 240 + RECIPIENTS * 0.05
-
-
-def _broker_url() -> str:
-    return settings.REDIS_URL.rsplit("/", 1)[0] + "/" + os.environ.get("CHAOS_REDIS_DB", "7")
 
 
 def _owner_dsn() -> dict:
@@ -65,51 +58,19 @@ def _owner_dsn() -> dict:
     }
 
 
-def _campaign(count: int):
-    slug = f"chaos-{uuid.uuid4().hex[:8]}"
-    tenant = TenantFactory(name=f"Chaos {slug}", slug=slug)
-    BaaFactory(tenant=tenant)
-    sender, _ = verified_sender_domain(tenant, f"mail.{slug}.test")
-    with tenant_context(tenant):
-        contacts = [
-            Contact(
-                tenant=tenant,
-                email=f"p{i:05d}@{DOMAIN}",
-                email_index=blind_index(tenant, "email", f"p{i:05d}@{DOMAIN}"),
-            )
-            for i in range(count)
-        ]
-        Contact.objects.bulk_create(contacts, batch_size=1000)
-    for start in range(0, count, 5000):
-        rows = [
-            (c.pk, "marketing_newsletters", Source.IMPORT, c.created_at)
-            for c in contacts[start : start + 5000]
-        ]
-        consent.consent_import_evidence(tenant=tenant, actor=SYSTEM, rows=rows)
-    return tenant, sender, contacts
-
-
 def _states(tenant) -> Counter:
     with tenant_context(tenant):
         return Counter(Message.objects.values_list("state", flat=True))
 
 
 def test_no_message_is_lost_and_duplicates_are_only_ambiguous_hand_offs(tmp_path, monkeypatch, settings):
-    seed = int(os.environ.get("CHAOS_SEED", random.SystemRandom().randrange(10**6)))
-    rng = random.Random(seed)
-    broker_url = _broker_url()
-    redis.Redis.from_url(broker_url).flushdb()
-    client = Celery("chaos-client", broker=broker_url)
-
-    def wake(*, tenant_id, stream: str) -> None:
-        name = f"delivery.tasks.{'transactional' if stream == 'transactional' else 'marketing'}_send"
-        client.send_task(name, kwargs={"tenant_id": str(tenant_id)}, queue=stream)
-
+    seed, rng = chaos_random()
+    broker_url = private_broker("CHAOS_REDIS_DB", "7")
+    wake = waker(broker_url)
     monkeypatch.setattr("delivery.tasks.wake", wake)  # the outbox and the sweeper wake through it
-    tenant, sender, contacts = _campaign(RECIPIENTS)
+    tenant, sender, contacts = campaign(RECIPIENTS, DOMAIN)
     sink = SinkProcess(tmp_path, delay=float(os.environ.get("CHAOS_SINK_DELAY", "0.05")))
     application_name = f"chaos-{uuid.uuid4().hex[:8]}"
-    owner = settings.DATABASES["owner"]
     tunables = {  # small batches and short leases: many claims, hand-offs and reclaims in a short run
         "DELIVERY_LEASE_SECONDS": "4",
         "DELIVERY_HEARTBEAT_SECONDS": "0.5",  # a killed worker's claims move on 2 s after its last beat
@@ -123,22 +84,19 @@ def test_no_message_is_lost_and_duplicates_are_only_ambiguous_hand_offs(tmp_path
         "DELIVERY_SOON_SECONDS": "1",
         "DELIVERY_PARALLEL_DRAINS": "4",
         "DELIVERY_REDIS_PREFIX": f"hm-chaos:{application_name}",
-        # One host: the workers and this process (whose sweeps replay it) share the outcome journal.
-        "DELIVERY_JOURNAL_DIR": str(tmp_path / "journal"),
     }
-    settings.DELIVERY_JOURNAL_DIR = tunables["DELIVERY_JOURNAL_DIR"]
+    # One host: the workers and this process (whose sweeps replay it) share the outcome journal.
+    settings.DELIVERY_JOURNAL_DIR = journal = str(tmp_path / "journal")
     settings.DELIVERY_HEARTBEAT_GRACE_SECONDS = float(tunables["DELIVERY_HEARTBEAT_GRACE_SECONDS"])
-    env = {
-        **os.environ,
-        **sink.environment(DOMAIN),
+    env = worker_environment(
+        sink,
+        domain=DOMAIN,
+        broker_url=broker_url,
+        journal=journal,
+        application_name=application_name,
         **tunables,
-        "DJANGO_SETTINGS_MODULE": "tests.delivery.sink_settings",
-        "SINK_BASE_SETTINGS": "healthmail.settings.test",
-        "SINK_BROKER_URL": broker_url,
-        "SINK_APPLICATION_NAME": application_name,
-    }
-    database_url = f"postgres://{owner['USER']}@{owner['HOST']}:{owner['PORT']}/{owner['NAME']}"
-    workers = CeleryWorkers(env, database_url=database_url)
+    )
+    workers = CeleryWorkers(env, database_url=owner_database_url())
     # Faults fire when the campaign crosses random points of its progress, so they land mid-send.
     events = sorted(
         [(rng.uniform(0.05, 0.85), "kill") for _ in range(KILLS)]
@@ -148,19 +106,7 @@ def test_no_message_is_lost_and_duplicates_are_only_ambiguous_hand_offs(tmp_path
     try:
         for _ in range(WORKERS):
             workers.start()
-        for start in range(0, RECIPIENTS, 2000):
-            batch = contacts[start : start + 2000]
-            message_enqueue_many(
-                tenant=tenant,
-                stream="marketing",
-                source_type="synthetic",
-                source_id="chaos-campaign",
-                purpose="marketing",
-                topic="marketing_newsletters",
-                uses_phi=False,
-                sender_domain=sender,
-                recipients=[OutboxRecipient(c.pk, f"p{start + i:05d}@{DOMAIN}") for i, c in enumerate(batch)],
-            )
+        campaign_enqueue(tenant, sender, contacts, DOMAIN, source_id="chaos-campaign")
         started = time.monotonic()
         last_sweep = 0.0
         while True:
@@ -206,9 +152,7 @@ def test_no_message_is_lost_and_duplicates_are_only_ambiguous_hand_offs(tmp_path
         "extra_copies": sum(n - 1 for n in duplicates.values()),
         "workers_started": workers.started,
     }
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / f"delivery-{RECIPIENTS}.json").write_text(json.dumps(report, indent=2) + "\n")
-    print("chaos report:", json.dumps(report))
+    report_write(f"delivery-{RECIPIENTS}", report, label="chaos report")
 
     assert report["states"] == {Message.State.DELIVERED_TLS: RECIPIENTS}, report
     assert report["lost"] == 0, report

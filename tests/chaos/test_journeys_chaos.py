@@ -13,34 +13,24 @@ chaos` may raise both. The report is printed and written to artifacts/chaos/.
 
 from __future__ import annotations
 
-import json
 import os
-import random
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
 
 import pytest
-import redis
 from celery import Celery
-from django.conf import settings
 from django.db import connection
 
-from consent import services as consent
-from consent.models import Source
-from contacts.models import Contact
 from delivery.models import Message
 from healthmail.accounts.roles import Role
-from healthmail.actors import Actor
-from healthmail.crypto.blind import blind_index
 from healthmail.tenants.context import tenant_context
 from journeys.models import Position, StepLog
 from tests.campaigns.conftest import person, template
-from tests.delivery.engine_support import verified_sender_domain
+from tests.chaos.harness import chaos_random, private_broker, report_write
 from tests.delivery.sink import CeleryWorkers, SinkProcess
-from tests.factories import BaaFactory, TenantFactory
 from tests.journeys.conftest import activated
+from tests.outages.real_workers import campaign, owner_database_url, worker_environment
 
 pytestmark = [pytest.mark.chaos, pytest.mark.usefixtures("committed_db")]
 
@@ -48,9 +38,7 @@ CONTACTS = int(os.environ.get("JOURNEYS_CHAOS_CONTACTS", "400"))
 KILLS = int(os.environ.get("JOURNEYS_CHAOS_KILLS", "3"))
 WORKERS = 2
 DOMAIN = "chaos.test"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "chaos"
 TIMEOUT = 240 + CONTACTS * 0.3
-SYSTEM = Actor.system("chaos")
 
 _DUE = """
 INSERT INTO journeys_position
@@ -62,30 +50,8 @@ SELECT gen_random_uuid(), c.tenant_id, %(journey)s, %(version)s, c.id, 'wait', '
 """
 
 
-def _broker_url() -> str:
-    return settings.REDIS_URL.rsplit("/", 1)[0] + "/" + os.environ.get("JOURNEYS_CHAOS_REDIS_DB", "6")
-
-
 def _world(count: int):
-    slug = f"jchaos-{uuid.uuid4().hex[:8]}"
-    tenant = TenantFactory(name=f"Journey chaos {slug}", slug=slug)
-    BaaFactory(tenant=tenant)
-    sender, _ = verified_sender_domain(tenant, f"mail.{slug}.test")
-    with tenant_context(tenant):
-        contacts = [
-            Contact(
-                tenant=tenant,
-                email=f"p{i:05d}@{DOMAIN}",
-                email_index=blind_index(tenant, "email", f"p{i:05d}@{DOMAIN}"),
-            )
-            for i in range(count)
-        ]
-        Contact.objects.bulk_create(contacts, batch_size=1000)
-    consent.consent_import_evidence(
-        tenant=tenant,
-        actor=SYSTEM,
-        rows=[(c.pk, "marketing_newsletters", Source.IMPORT, c.created_at) for c in contacts],
-    )
+    tenant, sender, _ = campaign(count, DOMAIN, prefix="jchaos")
     people = {
         "marketer": person(tenant, Role.MARKETER),
         "compliance": person(tenant, Role.COMPLIANCE_OFFICER),
@@ -119,25 +85,20 @@ def _progress(tenant, journey) -> int:
 
 
 def test_no_contact_advances_twice_or_is_lost_when_workers_are_killed(tmp_path):
-    seed = int(os.environ.get("CHAOS_SEED", random.SystemRandom().randrange(10**6)))
-    rng = random.Random(seed)
-    broker_url = _broker_url()
-    redis.Redis.from_url(broker_url).flushdb()
+    seed, rng = chaos_random()
+    broker_url = private_broker("JOURNEYS_CHAOS_REDIS_DB", "6")
     client = Celery("journeys-chaos", broker=broker_url)
     tenant, journey = _world(CONTACTS)
     sink = SinkProcess(tmp_path)  # the workers' settings module wants a sink; nothing is sent to it
-    owner = settings.DATABASES["owner"]
-    env = {
-        **os.environ,
-        **sink.environment(DOMAIN),
-        "DJANGO_SETTINGS_MODULE": "tests.delivery.sink_settings",
-        "SINK_BASE_SETTINGS": "healthmail.settings.test",
-        "SINK_BROKER_URL": broker_url,
-        "SINK_APPLICATION_NAME": f"jchaos-{uuid.uuid4().hex[:8]}",
-        "JOURNEYS_ADVANCE_BATCH": "5",
-    }
-    database_url = f"postgres://{owner['USER']}@{owner['HOST']}:{owner['PORT']}/{owner['NAME']}"
-    workers = CeleryWorkers(env, database_url=database_url, queues="marketing")
+    env = worker_environment(
+        sink,
+        domain=DOMAIN,
+        broker_url=broker_url,
+        journal=str(tmp_path / "journal"),
+        application_name=f"jchaos-{uuid.uuid4().hex[:8]}",
+        JOURNEYS_ADVANCE_BATCH="5",
+    )
+    workers = CeleryWorkers(env, database_url=owner_database_url(), queues="marketing")
     kills = sorted(rng.uniform(0.05, 0.6) for _ in range(KILLS))
     log: list[dict] = []
     try:
@@ -187,9 +148,7 @@ def test_no_contact_advances_twice_or_is_lost_when_workers_are_killed(tmp_path):
         "emails": sum(mail.values()),
         "workers_started": workers.started,
     }
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / f"journeys-{CONTACTS}.json").write_text(json.dumps(report, indent=2) + "\n")
-    print("journeys chaos report:", json.dumps(report))
+    report_write(f"journeys-{CONTACTS}", report, label="journeys chaos report")
 
     assert report["states"] == {"exited:completed": CONTACTS}, report  # none lost
     for position_id, _, _ in positions:  # each step once: no contact advanced twice

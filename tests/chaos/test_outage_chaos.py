@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from django.db import connections
@@ -37,14 +35,20 @@ from django.test import Client
 
 from delivery.engine.sweeper import delivery_sweep
 from delivery.models import Message
-from delivery.outbox import OutboxRecipient, message_enqueue_many
 from healthmail import devstack
 from healthmail.accounts.api_keys import SCOPES, api_key_create
 from healthmail.actors import Actor
 from healthmail.outages import OUTAGE_ERRORS
 from healthmail.tenants.context import tenant_context
+from tests.chaos.harness import chaos_random, report_write
 from tests.delivery.sink import CeleryWorkers, SinkProcess
-from tests.outages.real_workers import campaign, owner_database_url, waker, worker_environment
+from tests.outages.real_workers import (
+    campaign,
+    campaign_enqueue,
+    owner_database_url,
+    waker,
+    worker_environment,
+)
 from tests.outages.support import PrivateRedis, broker_at
 
 pytestmark = [pytest.mark.chaos, pytest.mark.usefixtures("committed_db")]
@@ -54,7 +58,6 @@ OUTAGE = float(os.environ.get("CHAOS_OUTAGE_SECONDS", "3"))
 SWEEP = float(os.environ.get("CHAOS_SWEEP_SECONDS", "5"))
 STALL = float(os.environ.get("CHAOS_STALL_SECONDS", "3"))
 DOMAIN = "outage.test"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "chaos"
 TIMEOUT = 120 + RECIPIENTS * 0.1
 RESUME_WITHIN = 30.0
 TUNABLES = {
@@ -127,28 +130,13 @@ class Api:
             self.without_retry_after += 1
 
 
-def _enqueue(tenant, sender, contacts) -> None:
-    message_enqueue_many(
-        tenant=tenant,
-        stream="marketing",
-        source_type="synthetic",
-        source_id="chaos-outage",
-        purpose="marketing",
-        topic="marketing_newsletters",
-        uses_phi=False,
-        sender_domain=sender,
-        recipients=[OutboxRecipient(c.pk, f"p{i:05d}@{DOMAIN}") for i, c in enumerate(contacts)],
-    )
-
-
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_an_outage_loses_nothing_duplicates_only_ambiguous_hand_offs_and_recovers_in_seconds(
     scenario, tmp_path, settings
 ):
     if scenario == "postgres" and not _postgres_controllable():
         pytest.skip("stopping the shared embedded PostgreSQL would fail other test processes: make chaos")
-    seed = int(os.environ.get("CHAOS_SEED", random.SystemRandom().randrange(10**6)))
-    rng = random.Random(seed)
+    seed, rng = chaos_random()
     settings.DELIVERY_JOURNAL_DIR = journal = str(tmp_path / "journal")  # one host: its sweeps replay it
     settings.DELIVERY_HEARTBEAT_GRACE_SECONDS = float(TUNABLES["DELIVERY_HEARTBEAT_GRACE_SECONDS"])
     broker = PrivateRedis()  # the workers' broker and cache, and this process's, for this scenario only
@@ -169,7 +157,7 @@ def test_an_outage_loses_nothing_duplicates_only_ambiguous_hand_offs_and_recover
         with broker_at(broker.url):
             workers.start()
             workers.start()
-            _enqueue(tenant, sender, contacts)
+            campaign_enqueue(tenant, sender, contacts, DOMAIN, source_id="chaos-outage")
             wake(tenant_id=tenant.pk, stream="marketing")
             started = time.monotonic()
             while True:
@@ -221,9 +209,7 @@ def test_an_outage_loses_nothing_duplicates_only_ambiguous_hand_offs_and_recover
         "http_5xx_without_retry_after": api.without_retry_after,
         "workers_started": workers.started,
     }
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / f"outage-{scenario}-{RECIPIENTS}.json").write_text(json.dumps(report, indent=2) + "\n")
-    print("outage chaos report:", json.dumps(report))
+    report_write(f"outage-{scenario}-{RECIPIENTS}", report, label="outage chaos report")
 
     assert all(state in Message.FINAL_STATES for _, state, _ in rows), report
     assert report["lost"] == 0, report

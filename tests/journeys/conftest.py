@@ -115,3 +115,11 @@ def active_journey(tenant, *, steps=None, entry=None, name: str = "Recall"):
     }
     body = {"entry": entry or {"kind": "manual"}, "start": "wait", "steps": copy.deepcopy(steps or WAIT_ONLY)}
     return activated(tenant, people, body, name=name)
+
+
+@pytest.fixture
+def no_wakeups(monkeypatch):
+    """Positions advance only when the test runs the engine: no task is queued to advance them."""
+    from journeys import tasks
+
+    monkeypatch.setattr(tasks, "advance_soon", lambda **kwargs: None)

@@ -12,6 +12,7 @@ from django.conf import settings
 from consent import services as consent
 from consent.models import Source
 from contacts.models import Contact
+from delivery.outbox import OutboxRecipient, message_enqueue_many
 from healthmail.crypto.blind import blind_index
 from healthmail.tenants.context import tenant_context
 from tests.delivery.engine_support import SYSTEM, verified_sender_domain
@@ -25,9 +26,16 @@ def owner_database_url() -> str:
 
 
 def worker_environment(
-    sink: SinkProcess, *, domain: str, broker_url: str, journal: str, **tunables: str
+    sink: SinkProcess,
+    *,
+    domain: str,
+    broker_url: str,
+    journal: str,
+    application_name: str | None = None,
+    **tunables: str,
 ) -> dict[str, str]:
-    """What a worker needs to send `domain`'s mail to `sink`, with DELIVERY_* `tunables`."""
+    """What a worker needs to send `domain`'s mail to `sink`, with DELIVERY_* (or other) `tunables`;
+    its database sessions are named `application_name` (random unless given)."""
     return {
         **os.environ,
         **sink.environment(domain),
@@ -37,7 +45,7 @@ def worker_environment(
         "DJANGO_SETTINGS_MODULE": "tests.delivery.sink_settings",
         "SINK_BASE_SETTINGS": "healthmail.settings.test",
         "SINK_BROKER_URL": broker_url,
-        "SINK_APPLICATION_NAME": f"worker-{uuid.uuid4().hex[:8]}",
+        "SINK_APPLICATION_NAME": application_name or f"worker-{uuid.uuid4().hex[:8]}",
     }
 
 
@@ -76,3 +84,21 @@ def campaign(count: int, domain: str, prefix: str = "chaos"):
         ]
         consent.consent_import_evidence(tenant=tenant, actor=SYSTEM, rows=rows)
     return tenant, sender, contacts
+
+
+def campaign_enqueue(tenant, sender, contacts, domain: str, *, source_id: str) -> None:
+    """Queue the newsletter to the contacts `campaign` made (their addresses at `domain`), 2,000 a
+    transaction as a large campaign would."""
+    for start in range(0, len(contacts), 2000):
+        batch = contacts[start : start + 2000]
+        message_enqueue_many(
+            tenant=tenant,
+            stream="marketing",
+            source_type="synthetic",
+            source_id=source_id,
+            purpose="marketing",
+            topic="marketing_newsletters",
+            uses_phi=False,
+            sender_domain=sender,
+            recipients=[OutboxRecipient(c.pk, f"p{start + i:05d}@{domain}") for i, c in enumerate(batch)],
+        )
