@@ -4,6 +4,7 @@ without one fails the render)."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -14,7 +15,9 @@ from contacts.normalize import DEMOGRAPHIC_FIELDS
 from contacts.services import ContactInput, contact_upsert
 from healthmail import labels
 from healthmail.accounts.roles import Role
+from healthmail.tenants.context import tenant_context
 from journeys import definition as spec
+from journeys.models import Journey
 from tests.campaigns.conftest import segment
 
 from .conftest import SYSTEM, active_journey
@@ -101,3 +104,43 @@ def test_the_contact_page_names_the_demographics(settings, member_client, tenant
     assert "<dt>Preferred language</dt>" in page
     assert "Time_zone" not in page
     assert "Preferred_language" not in page
+
+
+def _field_errors(page: str, name: str) -> list[str]:
+    found = re.search(rf'data-testid="field-{name}">(.*?)</div>', page, flags=re.DOTALL)
+    assert found, name
+    return re.findall(r'<p class="error" role="alert">(.*?)</p>', found.group(1))
+
+
+def test_the_form_takes_a_consent_entry_and_puts_each_problem_next_to_its_field(member_client, tenant_a):
+    client = member_client(Role.MARKETER)
+    form = {
+        "name": "Welcome back",
+        "entry_kind": "consent",
+        "start": "done",
+        "cycle_cap": "3",
+        "steps": json.dumps({"done": {"type": "exit"}}),
+    }
+
+    refused = client.post(reverse("journeys:journey_new"), form)
+    assert refused.status_code == 400
+    page = refused.content.decode()
+    assert _field_errors(page, "entry_topic") == ["Choose the consent topic whose change starts the journey."]
+    assert _field_errors(page, "entry_change") == [
+        "Choose whether consent granted or consent revoked starts the journey."
+    ]
+    # The topics offered are the organization's, by name (system topics included).
+    assert '<option value="marketing_newsletters">Newsletters</option>' in page
+
+    unknown = client.post(
+        reverse("journeys:journey_new"), form | {"entry_topic": "no_such_topic", "entry_change": "granted"}
+    )
+    assert unknown.status_code == 400  # not one of the choices offered
+    assert _field_errors(unknown.content.decode(), "entry_topic")
+
+    chosen = {"entry_topic": "marketing_newsletters", "entry_change": "granted"}
+    saved = client.post(reverse("journeys:journey_new"), form | chosen)
+    assert saved.status_code == 302
+    with tenant_context(tenant_a):
+        entry = Journey.objects.get(name="Welcome back").versions.get().definition["entry"]
+    assert entry == {"kind": "consent", "topic": "marketing_newsletters", "change": "granted"}
