@@ -63,15 +63,15 @@ class JourneyForm(forms.Form):
         "members when the journey is activated do not).",
     )
     entry_topic = forms.ChoiceField(
-        label="Consent topic",
+        label="Entry consent topic",
         required=False,
         help_text="For a consent entry: the topic whose change starts the journey.",
     )
     entry_change = forms.ChoiceField(
-        label="Consent change", required=False, choices=CHANGE_CHOICES, help_text="For a consent entry."
+        label="Entry consent change", required=False, choices=CHANGE_CHOICES, help_text="For a consent entry."
     )
     entry_action = forms.ChoiceField(
-        label="Engagement",
+        label="Entry engagement",
         required=False,
         choices=ACTION_CHOICES,
         help_text="For an engagement entry: a human open (the first of a message) or click; bot opens "

@@ -366,7 +366,7 @@ def test_an_engagement_entry_is_chosen_in_the_form_checked_by_the_server_and_sav
     with tenant_context(marketer.tenant):
         assert not Journey.objects.filter(name=name).exists()
 
-    page.get_by_label("Engagement", exact=True).select_option(label="Clicks a link in an email")
+    page.get_by_label("Entry engagement", exact=True).select_option(label="Clicks a link in an email")
     page.get_by_role("button", name="Save draft").click()
     expect(page.get_by_role("heading", name=f"Journey: {name}")).to_be_visible()
     expect(page.get_by_test_id("entry")).to_have_text("An email opened or clicked: Clicks a link in an email")
