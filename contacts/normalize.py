@@ -38,6 +38,20 @@ DEMOGRAPHIC_FIELDS = (
     # Demographic PHI, sealed: some zones name an area smaller than a state (America/Indiana/Knox).
     "time_zone",
 )
+# What pages call each demographic (registered as the label kind "demographic").
+DEMOGRAPHIC_LABELS = {
+    "gender": "Gender",
+    "ethnicity": "Ethnicity",
+    "education": "Education",
+    "employment": "Employment",
+    "marital_status": "Marital status",
+    "family_status": "Family status",
+    "income_band": "Income band",
+    "preferred_language": "Preferred language",
+    "insurance_type": "Insurance type",
+    "religion": "Religion",
+    "time_zone": "Time zone",
+}
 CLINICAL_LIST_FIELDS = (
     "conditions",
     "medications",

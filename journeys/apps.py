@@ -8,10 +8,14 @@ class JourneysConfig(AppConfig):
     def ready(self) -> None:
         from healthmail import labels
 
+        from . import definition as spec
         from .models import Journey
         from .selectors import journey_names
 
         labels.register_choices("journey_status", Journey.Status)
+        labels.register("journey_entry", spec.ENTRY_LABELS)
+        labels.register("journey_engagement", spec.ENGAGEMENT_LABELS)
+        labels.register("journey_consent_change", spec.CONSENT_CHANGE_LABELS)
         labels.register_source_namer("journey", journey_names)
         # Journey messages are rendered by the delivery worker at send time, like campaign messages;
         # named events posted to the events API reach journeys through delivery's registry.

@@ -46,6 +46,7 @@ MAX_VARIANTS = 5
 NOTIFY_ROLES = ("tenant_admin", "marketer", "compliance_officer", "clinical_reviewer")
 HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 DATE_FIELDS = ("birth_date",)  # plus custom.<key> fields of type date (checked by the service)
+DATE_FIELD_LABELS = {"birth_date": "Date of birth"}
 WAITS = frozenset({"wait", "wait_event"})
 BRANCH_FIELDS = ("state", "language", "gender", "journey_stage")
 ENGAGEMENT = ("open", "click")
@@ -87,6 +88,18 @@ NOTIFY_ROLE_LABELS = {
     "clinical_reviewer": "Clinical reviewers",
 }
 METRIC_LABELS = {"open": "Opens", "click": "Clicks", "goal": "Goal reached"}
+# How contacts enter, as pages show it (registered as the label kinds "journey_entry",
+# "journey_engagement" and "journey_consent_change").
+ENTRY_LABELS = {
+    "event": "An event from your systems",
+    "manual": "Enrolled by hand or through the API",
+    "date": "A date of the contact",
+    "consent": "A consent change",
+    "engagement": "An email opened or clicked",
+    "segment": "Joining a segment",
+}
+ENGAGEMENT_LABELS = {"opened": "Opens an email", "clicked": "Clicks a link in an email"}
+CONSENT_CHANGE_LABELS = {"granted": "Consent granted", "revoked": "Consent revoked"}
 
 
 def exit_keys(step: Any) -> tuple[str, ...]:
@@ -130,12 +143,23 @@ def _check_entry(entry: Any, problems: list[Problem]) -> None:
             Problem("entry.event", "Name the event that starts the journey (like lab_result.ready).")
         )
     if entry["kind"] == "engagement" and entry.get("action") not in ENGAGEMENT_ACTIONS:
-        problems.append(Problem("entry.action", "Start when a contact opens or clicks an email."))
+        problems.append(
+            Problem(
+                "entry.action",
+                "Choose the engagement that starts the journey: opens an email or clicks a link in one.",
+            )
+        )
     if entry["kind"] == "consent":
         if not isinstance(entry.get("topic"), str) or not TAG.fullmatch(entry["topic"]):
-            problems.append(Problem("entry.topic", "Name the consent topic whose change starts the journey."))
+            problems.append(
+                Problem("entry.topic", "Choose the consent topic whose change starts the journey.")
+            )
         if entry.get("change") not in CONSENT_CHANGES:
-            problems.append(Problem("entry.change", "Start on consent granted or revoked."))
+            problems.append(
+                Problem(
+                    "entry.change", "Choose whether consent granted or consent revoked starts the journey."
+                )
+            )
     if entry["kind"] == "segment" and not _is_uuid(entry.get("segment_id")):
         problems.append(Problem("entry.segment_id", "Choose the segment whose new members enter."))
     if entry["kind"] == "date":

@@ -7,6 +7,7 @@ import json
 
 from django import forms
 
+from consent.services import topics_ensure_system
 from delivery.models import SenderDomain
 from segmentation.models import Segment
 
@@ -17,7 +18,11 @@ ENTRY_CHOICES = [
     ("manual", "Enrolled by hand or through the API"),
     ("date", "A date of the contact, relative to today"),
     ("segment", "They join a segment (a change of their data puts them in it)"),
+    ("consent", "Their consent to a topic changes (granted or revoked)"),
+    ("engagement", "They open or click an email (any campaign or journey email)"),
 ]
+CHANGE_CHOICES = [("", "— choose —"), *spec.CONSENT_CHANGE_LABELS.items()]
+ACTION_CHOICES = [("", "— choose —"), *spec.ENGAGEMENT_LABELS.items()]
 
 
 def _json_object(value: str, what: str) -> dict:
@@ -56,6 +61,22 @@ class JourneyForm(forms.Form):
         required=False,
         help_text="For a segment entry: contacts enter when a change makes them members (those already "
         "members when the journey is activated do not).",
+    )
+    entry_topic = forms.ChoiceField(
+        label="Entry consent topic",
+        required=False,
+        help_text="For a consent entry: the topic whose change starts the journey.",
+    )
+    entry_change = forms.ChoiceField(
+        label="Entry consent change", required=False, choices=CHANGE_CHOICES, help_text="For a consent entry."
+    )
+    entry_action = forms.ChoiceField(
+        label="Entry engagement",
+        required=False,
+        choices=ACTION_CHOICES,
+        help_text="For an engagement entry: a human open (the first of a message) or click; bot opens "
+        'and privacy prefetches do not count. For "did not open within N days", send an email and '
+        "follow it with a wait for the event email.opened whose timeout is N days.",
     )
     start = forms.CharField(label="First step", required=False, max_length=24)
     goal_event = forms.CharField(
@@ -96,6 +117,8 @@ class JourneyForm(forms.Form):
         ]
         segments = Segment.objects.filter(tenant=tenant).order_by("name")
         self.fields["entry_segment"].choices = [("", "— choose —")] + [(str(s.pk), s.name) for s in segments]
+        topics = sorted(topics_ensure_system(tenant=tenant).values(), key=lambda t: t.name)
+        self.fields["entry_topic"].choices = [("", "— choose —")] + [(t.key, t.name) for t in topics]
 
     def clean_steps(self) -> dict:
         return _json_object(self.cleaned_data["steps"], "steps")
@@ -126,6 +149,11 @@ class JourneyForm(forms.Form):
             entry["anniversary"] = data["entry_anniversary"]
         elif entry["kind"] == "segment":
             entry["segment_id"] = data["entry_segment"]
+        elif entry["kind"] == "consent":
+            entry["topic"] = data["entry_topic"]
+            entry["change"] = data["entry_change"]
+        elif entry["kind"] == "engagement":
+            entry["action"] = data["entry_action"]
         result: dict = {
             "entry": entry,
             "start": data["start"].strip(),
@@ -157,6 +185,9 @@ def initial_of(name: str, definition: dict) -> dict:
         "entry_anniversary": entry.get("anniversary", False),
         "start": definition.get("start", ""),
         "entry_segment": entry.get("segment_id", ""),
+        "entry_topic": entry.get("topic", ""),
+        "entry_change": entry.get("change", ""),
+        "entry_action": entry.get("action", ""),
         "goal_event": (definition.get("goal") or {}).get("event", ""),
         "goal_tag": (definition.get("goal") or {}).get("tag", ""),
         "cycle_cap": definition.get("cycle_cap", spec.DEFAULT_CYCLE_CAP),
@@ -179,6 +210,9 @@ ENTRY_FIELDS = {
     "entry.field": "entry_field",
     "entry.offset_days": "entry_offset_days",
     "entry.segment_id": "entry_segment",
+    "entry.topic": "entry_topic",
+    "entry.change": "entry_change",
+    "entry.action": "entry_action",
     "start": "start",
     "goal": "goal_event",
     "cycle_cap": "cycle_cap",

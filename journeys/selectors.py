@@ -10,11 +10,14 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from consent.models import Topic
 from contacts.models import Contact
-from healthmail import disclosure
+from healthmail import disclosure, labels
 from healthmail.errors import NotFound
 from healthmail.tenants.models import Tenant
+from segmentation.models import Segment
 
+from . import definition as spec
 from .models import Journey, JourneyVersion, Position, StepLog
 
 # What a step report counts: contacts standing on the step now, and what the step log recorded.
@@ -35,6 +38,32 @@ def journey_names(tenant: Tenant, ids: list[str]) -> dict[str, str]:
             continue
     rows = Journey.objects.filter(tenant=tenant, pk__in=valid).values_list("pk", "name")
     return {str(pk): name for pk, name in rows}
+
+
+def entry_summary(*, tenant: Tenant, entry: dict) -> str:
+    """How contacts enter, in words: the trigger's label and what it names (the event, the date and
+    offset, the segment's or topic's name), never a code or an id."""
+    kind = entry.get("kind", "")
+    text = labels.label("journey_entry", kind)
+    if kind == "event":
+        return f"{text}: {entry.get('event', '')}"
+    if kind == "engagement":
+        return f"{text}: {labels.label('journey_engagement', entry.get('action', ''))}"
+    if kind == "consent":
+        topic = Topic.objects.filter(tenant=tenant, key=entry.get("topic", "")).values_list("name", flat=True)
+        change = labels.label("journey_consent_change", entry.get("change", ""))
+        return f"{text}: {change}, {topic.first() or 'a topic no longer offered'}"
+    if kind == "segment":
+        name = Segment.objects.filter(tenant=tenant, pk=entry.get("segment_id")).values_list(
+            "name", flat=True
+        )
+        return f"{text}: {name.first() or 'a segment since deleted'}"
+    if kind == "date":
+        field = str(entry.get("field", ""))
+        shown = spec.DATE_FIELD_LABELS.get(field) or f"the custom field {field.removeprefix('custom.')}"
+        every = ", every year" if entry.get("anniversary", field == "birth_date") else ""
+        return f"{text}: {shown} + {entry.get('offset_days', 0)} days{every}"
+    return text
 
 
 def journey_get(*, tenant: Tenant, journey_id: uuid.UUID | str) -> Journey:

@@ -213,6 +213,7 @@ def journey_detail(request: HttpRequest, journey_id) -> HttpResponse:
     context = {
         "journey": journey,
         "latest": latest,
+        "entry": selectors.entry_summary(tenant=request.tenant, entry=shown["entry"]) if shown else "",
         "versions": versions,
         "report": selectors.step_report_disclosed(
             tenant=request.tenant, journey=journey, viewer=Viewer.of(request)

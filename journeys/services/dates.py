@@ -25,13 +25,13 @@ from django.utils import timezone
 
 from audit import services as audit
 from contacts.models import Contact
-from contacts.normalize import time_zone_name
 from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
 from ..models import Journey, JourneyVersion, Position
 from . import engine
+from .rules import contact_zone
 
 SCAN_BATCH = 2_000
 
@@ -61,12 +61,6 @@ def _date_value(contact: Contact, field: str) -> datetime.date | None:
         return datetime.date.fromisoformat(str(raw)) if raw else None
     except ValueError:
         return None
-
-
-def contact_zone(contact: Contact, default: zoneinfo.ZoneInfo) -> zoneinfo.ZoneInfo:
-    """The contact's time zone, else the organization's (a stored name no longer known counts as none)."""
-    name = time_zone_name(str((contact.demographics or {}).get("time_zone") or ""))
-    return zoneinfo.ZoneInfo(name) if name else default
 
 
 def _contacts(tenant: Tenant, column: str) -> Iterator[list[Contact]]:

@@ -1,8 +1,8 @@
 """Journey-wide rules applied at send steps: quiet hours (in the contact's time zone) and the frequency
 cap shared with campaigns (campaign and journey email in the window count together).
 
-Both are whole-batch questions: one query of the contacts' states for the time zones, one counting
-query for the cap.
+Both are whole-batch questions: one query of the contacts' time zones (their own, sealed, else
+their state's), one counting query for the cap.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from campaigns.services.audience import NOT_SENT
 from campaigns.services.scheduling import zone_for
 from consent.models import TRANSACTIONAL_PURPOSES
 from contacts.models import Contact
+from contacts.normalize import time_zone_name
 from delivery.models import Message
 from healthmail.tenants.models import Tenant
 
@@ -43,10 +44,25 @@ def quiet_end(local: datetime.datetime, start: datetime.time, end: datetime.time
     return datetime.datetime.combine(day, end, tzinfo=local.tzinfo)
 
 
+def contact_zone(contact: Contact, default: ZoneInfo) -> ZoneInfo:
+    """The contact's own time zone (the `time_zone` demographic), else `default` (a stored name no
+    longer known counts as none). Date triggers and quiet hours both ask it."""
+    name = time_zone_name(str((contact.demographics or {}).get("time_zone") or ""))
+    return ZoneInfo(name) if name else default
+
+
 def contact_zones(*, tenant: Tenant, contact_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, ZoneInfo]:
-    """Each contact's time zone: from its state (plaintext), else the organization's."""
-    states = Contact.objects.filter(tenant=tenant, pk__in=list(contact_ids)).values_list("pk", "state")
-    return {pk: zone_for(state, tenant.timezone) for pk, state in states}
+    """Each contact's time zone: its own (the sealed `time_zone` demographic), else its state's
+    (plaintext), else the organization's. Called only for the contacts a quiet-hours check holds
+    up, so only theirs are decrypted: one query, one decryption per contact that has demographics."""
+    rows = Contact.objects.filter(tenant=tenant, pk__in=list(contact_ids)).only(
+        "id", "tenant_id", "state", "demographics"
+    )
+    zones = {}
+    for contact in rows:
+        default = zone_for(contact.state, tenant.timezone)
+        zones[contact.pk] = contact_zone(contact, default) if contact.demographics else default
+    return zones
 
 
 def quiet_until(

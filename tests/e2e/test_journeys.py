@@ -346,3 +346,31 @@ def test_newer_step_kinds_are_configured_in_the_panel_and_their_problems_shown_o
     }
     assert steps["listed"] == {"type": "list", "action": "add", "list": "recall", "next": "onward"}
     assert steps["onward"] == {"type": "jump", "journey_id": str(recall.pk)}
+
+
+def test_an_engagement_entry_is_chosen_in_the_form_checked_by_the_server_and_saved(page, make_person):
+    marketer = make_person(Role.MARKETER)
+    name = unique("clicked journey")
+    browser_sign_in(page, marketer)
+    page.goto("/journeys/new/")
+    page.get_by_role("textbox", name="Name", exact=True).fill(name)
+    page.get_by_label("Contacts enter when").select_option("engagement")
+    _add_step(page, "exit", "done")
+
+    # No engagement chosen: the server refuses and says so next to the field.
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_test_id("field-entry_action")).to_contain_text(
+        "Choose the engagement that starts the journey"
+    )
+    screenshot(page, "journey-engagement-entry-problem")
+    with tenant_context(marketer.tenant):
+        assert not Journey.objects.filter(name=name).exists()
+
+    page.get_by_label("Entry engagement", exact=True).select_option(label="Clicks a link in an email")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("heading", name=f"Journey: {name}")).to_be_visible()
+    expect(page.get_by_test_id("entry")).to_have_text("An email opened or clicked: Clicks a link in an email")
+
+    with tenant_context(marketer.tenant):
+        saved = Journey.objects.get(name=name).versions.get().definition
+    assert saved["entry"] == {"kind": "engagement", "action": "clicked"}

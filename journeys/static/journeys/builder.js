@@ -432,7 +432,7 @@
     } else if (step.type === "wait") {
       durationFields(key, "seconds", "Wait for");
     } else if (step.type === "wait_event") {
-      field("Event", input(step.event), "Like visit.done, posted to /api/v1/events.").addEventListener("change", function (e) {
+      field("Event", input(step.event), "Like visit.done, posted to /api/v1/events; or email.opened / email.clicked, an open or click of this journey's email (after a send step, a wait for email.opened of N days whose \"If it does not arrive\" path is taken means: did not open within N days).").addEventListener("change", function (e) {
         set(key, "event", e.target.value.trim());
       });
       durationFields(key, "timeout_seconds", "Wait at most");
