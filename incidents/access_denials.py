@@ -25,7 +25,6 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.html import escape
 
-from audit import services as audit
 from audit.phi import phi_access
 from contacts.models import Contact
 from delivery.models import EncryptionPolicy, Stream
@@ -39,6 +38,7 @@ from healthmail.errors import ApplicationError, Conflict, PermissionRefused
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
+from .access_requests import access_request_audit
 from .models import AccessDenial, AccessFee, AccessRequest
 from .services import require_officer
 
@@ -126,17 +126,6 @@ def _clinical_reviewer(tenant: Tenant, user_id):
     return member.user
 
 
-def _audit(request: AccessRequest, user, action: str, **details) -> None:
-    audit.record(
-        actor=Actor.for_user(user),
-        action=action,
-        target=request,
-        tenant=request.tenant_id,
-        details={"access_request": str(request.pk), **details},
-        contacts=[request.contact_id],
-    )
-
-
 @transaction.atomic
 def denial_record(
     *,
@@ -190,7 +179,9 @@ def denial_record(
         AccessDenial.objects.filter(pk=denial.pk).update(message_id=message.pk)
         if not in_part:
             AccessRequest.objects.filter(pk=request.pk).update(status=AccessRequest.Status.DENIED)
-        _audit(request, user, "access_request.deny", ground=ground, in_part=in_part, message=str(message.pk))
+        access_request_audit(
+            request, user, "access_request.deny", ground=ground, in_part=in_part, message=str(message.pk)
+        )
         denial.refresh_from_db()
     return denial
 
@@ -208,7 +199,7 @@ def denial_review_request(*, tenant: Tenant, user, role: str | None, denial: Acc
         if updated != 1:
             raise Conflict("A review was already requested.")
         denial.refresh_from_db()
-        _audit(denial.request, user, "access_request.review_request")
+        access_request_audit(denial.request, user, "access_request.review_request")
     return denial
 
 
@@ -256,7 +247,7 @@ def denial_review_decide(
             f"of your request and {verdict}.\n\n{reason.strip()}\n\n{SECRETARY}\n\n{tenant.name}"
         )
         _send(tenant, user, request, f"The review of your access request at {tenant.name}", text)
-        _audit(request, user, "access_request.review_decide", outcome=outcome)
+        access_request_audit(request, user, "access_request.review_decide", outcome=outcome)
     return denial
 
 
@@ -300,5 +291,5 @@ def fee_record(*, tenant: Tenant, user, role: str | None, request: AccessRequest
         recorded = AccessFee.objects.create(
             tenant=tenant, request=request, total_cents=total, recorded_by=user, **fee.__dict__
         )
-        _audit(request, user, "access_request.fee", total_cents=total)
+        access_request_audit(request, user, "access_request.fee", total_cents=total)
     return recorded
