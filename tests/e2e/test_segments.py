@@ -34,8 +34,15 @@ def _rule(page, group: int, rule: int):
     return page.get_by_role("group", name=f"Rule {rule} of group {group}")
 
 
+def _idle(page) -> None:
+    """No htmx request on its way nor a swap in progress: the next step acts on the rows the server
+    sent last (a late re-render would replace what the test types next)."""
+    expect(page.locator(".htmx-request, .htmx-swapping, .htmx-settling")).to_have_count(0)
+
+
 def _rendered(rule, operator: str) -> None:
     """Wait until the server has re-rendered the row for this operator (its value input fits it)."""
+    _idle(rule.page)
     expect(rule.get_by_label("Operator").locator("option[selected]")).to_have_text(operator)
 
 
@@ -52,6 +59,7 @@ def test_marketer_builds_a_two_rule_segment_and_saves_it(page, make_person):
 
     first = _rule(page, 1, 1)
     first.get_by_label("Field").select_option(label="Age")
+    _idle(page)
     expect(first.get_by_label("Operator")).to_contain_text("is at least")  # the rows came back for Age
     first.get_by_label("Operator").select_option(label="is at least")
     _rendered(first, "is at least")
@@ -62,6 +70,7 @@ def test_marketer_builds_a_two_rule_segment_and_saves_it(page, make_person):
     expect(count).to_have_text(adults)
 
     page.get_by_role("button", name="Add a rule to group 1").click()
+    _idle(page)
     second = _rule(page, 1, 2)
     second.get_by_label("Field").select_option(label="Region")
     _rendered(second, "is")
