@@ -13,7 +13,7 @@ from healthmail.tenants.context import tenant_context
 from journeys.models import Position
 from journeys.services import engine, enrolment
 
-from .conftest import SYSTEM, activated
+from .conftest import SYSTEM, activated, definition
 
 EXIT = {"done": {"type": "exit"}}
 
@@ -39,3 +39,20 @@ def position_of(tenant, journey, contact) -> Position:
 def tags(tenant, contact) -> list[int]:
     with tenant_context(tenant):
         return list(Contact.objects.get(pk=contact.pk).tag_tokens)
+
+
+def quiet_journey(tenant, people, ready):
+    """One marketing email, held by quiet hours 21:00 to 08:00."""
+    send = {
+        "type": "send", "template_id": str(ready["template"].pk), "purpose": "marketing",
+        "topic": "marketing_newsletters", "next": "done",
+    }  # fmt: skip
+    body = definition(
+        template_id=ready["template"].pk,
+        sender_domain_id=ready["sender_domain"].pk,
+        entry={"kind": "manual"},
+        start="mail",
+        steps={"mail": send, **EXIT},
+        quiet_hours={"start": "21:00", "end": "08:00"},
+    )
+    return activated(tenant, people, body)

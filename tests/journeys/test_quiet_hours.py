@@ -19,11 +19,11 @@ from journeys.models import Position
 from journeys.services import engine, enrolment, rules
 from tests.delivery.engine_support import opted_in
 
-from .conftest import SYSTEM, activated, definition
+from .conftest import SYSTEM
+from .steps_support import quiet_journey
 
 pytestmark = pytest.mark.django_db
 UTC = datetime.UTC
-EXIT = {"done": {"type": "exit"}}
 # 16:00 UTC on Wednesday 10 March 2027 (before the US DST change of 14 March; NZ still on NZDT).
 NOW = datetime.datetime(2027, 3, 10, 16, 0, tzinfo=UTC)
 
@@ -49,22 +49,6 @@ def person(tenant, name: str, *, state: str = "", zone: str | None = None) -> Co
         contact = Contact.objects.get(pk=result.contact_id)
     opted_in(tenant, contact)
     return contact
-
-
-def quiet_journey(tenant, people, ready):
-    send = {
-        "type": "send", "template_id": str(ready["template"].pk), "purpose": "marketing",
-        "topic": "marketing_newsletters", "next": "done",
-    }  # fmt: skip
-    body = definition(
-        template_id=ready["template"].pk,
-        sender_domain_id=ready["sender_domain"].pk,
-        entry={"kind": "manual"},
-        start="mail",
-        steps={"mail": send, **EXIT},
-        quiet_hours={"start": "21:00", "end": "08:00"},
-    )
-    return activated(tenant, people, body)
 
 
 def test_quiet_hours_follow_the_contacts_own_time_zone_then_state_then_organization(tenant_a, people, ready):

@@ -16,25 +16,13 @@ from journeys.models import Position, StepLog
 from journeys.services import engine
 
 from .conftest import activated, definition, patient
-from .steps_support import EXIT, enrol_and_run, position_of
+from .steps_support import EXIT, enrol_and_run, position_of, quiet_journey
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_wakeups")]
 
 
 def test_quiet_hours_hold_the_email_until_morning_in_the_contacts_zone(tenant_a, people, ready):
-    send = {
-        "type": "send", "template_id": str(ready["template"].pk), "purpose": "marketing",
-        "topic": "marketing_newsletters", "next": "done",
-    }  # fmt: skip
-    body = definition(
-        template_id=ready["template"].pk,
-        sender_domain_id=ready["sender_domain"].pk,
-        entry={"kind": "manual"},
-        start="mail",
-        steps={"mail": send, **EXIT},
-        quiet_hours={"start": "21:00", "end": "08:00"},
-    )
-    journey = activated(tenant_a, people, body)
+    journey = quiet_journey(tenant_a, people, ready)
     contact = patient(tenant_a)
     with tenant_context(tenant_a):
         Contact.objects.filter(pk=contact.pk).update(state="CA")
