@@ -14,7 +14,7 @@ urlpatterns = [
     # back to accounts' task list for the roles without a desk.
     path("", include("dashboard.urls")),
     path("", include("healthmail.accounts.urls")),
-    path("", include("healthmail.tenants.urls")),
+    path("", include("healthmail.tenant_pages.urls")),
     path("api/v1/", include("segmentation.api_urls")),
     path("api/", include("healthmail.api.urls")),
     path("audit/", include("audit.urls")),

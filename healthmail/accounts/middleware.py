@@ -1,7 +1,7 @@
 """Session security for people: sign-in and MFA before anything, idle and absolute timeouts.
 
 Every path not listed as open requires a signed-in user whose session passed TOTP verification.
-API paths authenticate with API keys instead (healthmail.tenants.middleware).
+API paths authenticate with API keys instead (healthmail.web.middleware).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
         campaign = campaign_get(tenant=request.tenant, campaign_id=campaign_id)
 
 Only a type: at run time a view gets Django's HttpRequest with these attributes set by
-healthmail.tenants.middleware (tenant, membership, role), healthmail.accounts.membership
+healthmail.web.middleware (tenant, membership, role), healthmail.accounts.membership
 (memberships), healthmail.observability (request_id) and django-htmx (htmx). `require_permission`
 and its siblings guarantee a tenant and a role before the view runs.
 """

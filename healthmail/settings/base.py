@@ -80,7 +80,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "healthmail.accounts.middleware.SessionSecurityMiddleware",
-    "healthmail.tenants.middleware.TenantMiddleware",
+    "healthmail.web.middleware.TenantMiddleware",
 ]
 
 ROOT_URLCONF = "healthmail.urls"
@@ -98,7 +98,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "healthmail.tenants.context_processors.tenant",
+                "healthmail.web.context_processors.tenant",
                 "audit.context_processors.audit_review",
                 "incidents.context_processors.policies_to_acknowledge",
             ],

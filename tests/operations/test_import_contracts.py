@@ -56,6 +56,8 @@ def test_the_contracts_hold_today(capsys):
         pytest.param("contacts.services", "journeys.models", id="app-cycle-contacts-journeys"),
         pytest.param("delivery.engine.gate", "campaigns.models", id="delivery-imports-campaigns"),
         pytest.param("healthmail.tenants.models", "healthmail.sysmail.models", id="tenants-sysmail-cycle"),
+        pytest.param("healthmail.tenants.services", "healthmail.accounts.roles", id="tenants-accounts-cycle"),
+        pytest.param("healthmail.crypto.keys", "healthmail.web.middleware", id="crypto-web-cycle"),
     ],
 )
 def test_a_new_violation_breaks_a_contract(importer, imported, capsys):

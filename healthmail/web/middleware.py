@@ -21,8 +21,7 @@ from healthmail.actors import Actor
 from healthmail.crypto import access as phi_gate
 from healthmail.crypto.rowkeys import key_scope
 from healthmail.observability import request_meta
-
-from .context import tenant_context
+from healthmail.tenants.context import tenant_context
 
 
 class TenantMiddleware:

@@ -17,10 +17,17 @@ from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import access_denied_record
 from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
+from healthmail.tenants import services
+from healthmail.tenants.forms import (
+    BaaForm,
+    BaaTerminateForm,
+    TenantCreateForm,
+    TenantSettingsForm,
+    TenantStatusForm,
+)
+from healthmail.tenants.models import BusinessAssociateAgreement, Tenant
 
-from . import selectors, services
-from .forms import BaaForm, BaaTerminateForm, TenantCreateForm, TenantSettingsForm, TenantStatusForm
-from .models import BusinessAssociateAgreement, Tenant
+from . import selectors
 
 
 def _require(request: TenantRequest, *permissions: str) -> None:

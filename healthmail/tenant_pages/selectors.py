@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from healthmail.accounts.models import Membership
-
-from .context import tenant_context
-from .models import BusinessAssociateAgreement, Service, Tenant
-from .services import Permit, baa_in_force, tenant_service_permits
+from healthmail.tenants.context import tenant_context
+from healthmail.tenants.models import BusinessAssociateAgreement, Service, Tenant
+from healthmail.tenants.services import Permit, baa_in_force, tenant_service_permits
 
 
 @dataclass(frozen=True)
