@@ -13,12 +13,13 @@ from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.roles import Role
 from healthmail.accounts.views.access import require_permission
 from healthmail.tenants.context import tenant_context
+from healthmail.web.actions import service_run
 
 from . import access_denials
 from .forms import DenialForm, DenialReviewForm, FeeForm
 from .models import AccessDenial
 from .services import PERMISSION
-from .view_helpers import access_request_or_404, action_run, form_action_run, who
+from .view_helpers import access_request_or_404, form_action_run, who
 
 REVIEW = "access_requests.review_denials"
 
@@ -73,7 +74,7 @@ def _denial_or_404(request, request_id) -> AccessDenial:
 @require_permission(PERMISSION)
 def denial_review_request(request: TenantRequest, request_id) -> HttpResponse:
     denial = _denial_or_404(request, request_id)
-    action_run(
+    service_run(
         request,
         lambda: access_denials.denial_review_request(**who(request), denial=denial),
         "Review requested: a clinical reviewer who took no part will decide.",

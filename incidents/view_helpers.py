@@ -11,8 +11,8 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404
 
 from healthmail.accounts.requests import TenantRequest
-from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
+from healthmail.web.actions import service_run
 
 from .models import AccessRequest, Incident
 
@@ -41,19 +41,6 @@ def form_refusals(form: forms.Form) -> str:
     )
 
 
-def action_run(
-    request: TenantRequest, action: Callable[[], Any], success: str | Callable[[Any], str]
-) -> None:
-    """Run one service; flash its refusal, or the success message (made from its result when
-    `success` is a function)."""
-    try:
-        result = action()
-    except ApplicationError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(request, success(result) if callable(success) else success)
-
-
 def form_action_run(
     request: TenantRequest,
     form: forms.Form,
@@ -68,4 +55,4 @@ def form_action_run(
     if not form.is_valid():
         messages.error(request, f"{refused} {form_refusals(form)}" if reasons else refused)
         return
-    action_run(request, lambda: action(form.cleaned_data), success)
+    service_run(request, lambda: action(form.cleaned_data), success)

@@ -20,6 +20,7 @@ from audit.models import Alert
 from healthmail.accounts.views.access import actor_of, require_permission
 from healthmail.errors import ApplicationError, NotFound
 from healthmail.tenants.context import tenant_context
+from healthmail.web.actions import service_run
 
 from . import (
     access_denial_views,
@@ -48,7 +49,7 @@ from .forms import (
     SignOffForm,
 )
 from .models import AccessRequest, AffectedIndividual, Evidence, Incident, LawEnforcementDelay
-from .view_helpers import access_request_or_404, action_run, form_action_run, incident_or_404, who
+from .view_helpers import access_request_or_404, form_action_run, incident_or_404, who
 
 PERMISSION = services.PERMISSION
 
@@ -272,7 +273,7 @@ def delay_record(request: HttpRequest, incident_id) -> HttpResponse:
 @require_permission(PERMISSION)
 def notices_send(request: HttpRequest, incident_id) -> HttpResponse:
     incident = incident_or_404(request, incident_id)
-    action_run(
+    service_run(
         request,
         lambda: notices.individual_notices_send(**who(request), incident=incident),
         lambda sent: (
@@ -287,7 +288,7 @@ def notices_send(request: HttpRequest, incident_id) -> HttpResponse:
 @require_permission(PERMISSION)
 def incident_close(request: HttpRequest, incident_id) -> HttpResponse:
     incident = incident_or_404(request, incident_id)
-    action_run(
+    service_run(
         request, lambda: services.incident_close(**who(request), incident=incident), "Incident closed."
     )
     return redirect("incidents:detail", incident_id=incident.pk)
@@ -399,7 +400,7 @@ def access_request_extend(request: HttpRequest, request_id) -> HttpResponse:
 @require_permission(PERMISSION)
 def access_request_deliver(request: HttpRequest, request_id) -> HttpResponse:
     access = access_request_or_404(request, request_id)
-    action_run(
+    service_run(
         request,
         lambda: access_requests.access_request_deliver(**who(request), request=access),
         "The signed package was sent through the secure portal.",

@@ -22,6 +22,7 @@ from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import actor_of, require_permission
 from healthmail.disclosure import Viewer, shows_aggregates
 from healthmail.errors import ApplicationError, Conflict, NotFound
+from healthmail.web.actions import service_run
 
 from . import definition as spec
 from . import library, selectors
@@ -239,12 +240,7 @@ def _acting(request: HttpRequest) -> dict:
 
 def _step(request: HttpRequest, journey_id, do, success: str) -> HttpResponse:
     journey = journey_or_404(request, journey_id)
-    try:
-        do(journey)
-    except ApplicationError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(request, success)
+    service_run(request, lambda: do(journey), success)
     return redirect("journeys:journey_detail", journey_id=journey.pk)
 
 

@@ -15,6 +15,7 @@ from delivery.tls.resolver import get_resolver
 from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.views.access import actor_of, require_permission
 from healthmail.errors import ApplicationError, NotFound
+from healthmail.web.actions import service_run
 
 from . import selectors, services
 
@@ -105,12 +106,11 @@ def dkim_key_retire(request: TenantRequest, sender_domain_id: uuid.UUID, key_id:
         key = selectors.dkim_key_get(tenant=request.tenant, sender_domain=sender_domain, key_id=key_id)
     except NotFound as error:
         raise Http404(error.message) from error
-    try:
-        services.dkim_key_retire(tenant=request.tenant, actor=actor_of(request), key=key)
-    except ApplicationError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(request, f"Key {key.selector} retired: you may remove its DNS record.")
+    service_run(
+        request,
+        lambda: services.dkim_key_retire(tenant=request.tenant, actor=actor_of(request), key=key),
+        f"Key {key.selector} retired: you may remove its DNS record.",
+    )
     return redirect("delivery:sender_domain_detail", sender_domain_id=sender_domain.pk)
 
 
@@ -124,10 +124,9 @@ def domain_pause_lift(
         pause = health.domain_pause_get(tenant=request.tenant, pause_id=pause_id)
     except NotFound as error:
         raise Http404(error.message) from error
-    try:
-        health.domain_pause_lift(tenant=request.tenant, actor=actor_of(request), pause=pause)
-    except ApplicationError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(request, f"Mail to {pause.receiving_domain} goes out again.")
+    service_run(
+        request,
+        lambda: health.domain_pause_lift(tenant=request.tenant, actor=actor_of(request), pause=pause),
+        f"Mail to {pause.receiving_domain} goes out again.",
+    )
     return redirect("delivery:sender_domain_detail", sender_domain_id=sender_domain.pk)

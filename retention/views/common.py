@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect
 
@@ -12,18 +11,14 @@ from contacts.selectors import contact_lookup_many
 from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.views.access import actor_of
 from healthmail.errors import ApplicationError
+from healthmail.web.actions import service_run
 
 
 def attempt(
     request: TenantRequest, action: Callable[[], object], success: str, back: str, **kwargs
 ) -> HttpResponse:
     """Run a service call; report its refusal (a user-facing message) or its success; redirect."""
-    try:
-        action()
-    except ApplicationError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(request, success)
+    service_run(request, action, success)
     return redirect(back, **kwargs)
 
 
