@@ -81,7 +81,7 @@ def _text(tenant: Tenant, row: dict) -> AuthorizationText:
         try:
             text_id = uuid.UUID(row["text_id"].strip())
         except ValueError:
-            text_id = None
+            raise RowRefused("No such document of this kind.", code="text_not_found") from None
         text = AuthorizationText.objects.for_tenant(tenant).filter(pk=text_id, kind=kind).first()
         if text is None:
             raise RowRefused("No such document of this kind.", code="text_not_found")

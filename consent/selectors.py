@@ -77,19 +77,19 @@ def contact_timeline(*, tenant: Tenant, contact: Contact) -> list[TimelineEntry]
                 str(event.text) if event.text else "",
             )
         )
-    for event in (
+    for authorization_event in (
         AuthorizationEvent.objects.for_tenant(tenant)
         .filter(contact=contact)
         .select_related("authorization__text")
     ):
-        text = event.authorization.text
+        text = authorization_event.authorization.text
         entries.append(
             TimelineEntry(
-                event.occurred_at,
+                authorization_event.occurred_at,
                 "Authorization",
-                f"{event.get_kind_display()}: {text.title}",
-                _source(event.source),
-                _actor(event.actor_type, event.actor_id),
+                f"{authorization_event.get_kind_display()}: {text.title}",
+                _source(authorization_event.source),
+                _actor(authorization_event.actor_type, authorization_event.actor_id),
                 f"version {text.version}",
             )
         )
@@ -105,16 +105,16 @@ def contact_timeline(*, tenant: Tenant, contact: Contact) -> list[TimelineEntry]
                 str(change.text) if change.text else "",
             )
         )
-    for event in WaiverEvent.objects.for_tenant(tenant).filter(contact=contact).select_related("text"):
-        purposes = ", ".join(Purpose(p).label.lower() for p in event.purposes if p in Purpose.values)
+    for waiver_event in WaiverEvent.objects.for_tenant(tenant).filter(contact=contact).select_related("text"):
+        purposes = ", ".join(Purpose(p).label.lower() for p in waiver_event.purposes if p in Purpose.values)
         entries.append(
             TimelineEntry(
-                event.occurred_at,
+                waiver_event.occurred_at,
                 "Unencrypted email",
-                f"{event.get_kind_display()} ({purposes})",
-                _source(event.source),
-                _actor(event.actor_type, event.actor_id),
-                str(event.text) if event.text else "",
+                f"{waiver_event.get_kind_display()} ({purposes})",
+                _source(waiver_event.source),
+                _actor(waiver_event.actor_type, waiver_event.actor_id),
+                str(waiver_event.text) if waiver_event.text else "",
             )
         )
     for entry in Suppression.objects.for_tenant(tenant).filter(contact=contact):

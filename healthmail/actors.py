@@ -27,13 +27,13 @@ class Actor:
         return self.user.pk if self.user is not None else self.on_behalf_of_id
 
     @classmethod
-    def for_user(cls, user) -> Actor:
+    def for_user(cls, user: Any) -> Actor:
         if user is None or not getattr(user, "is_authenticated", False):
             return cls.anonymous()
         return cls("user", str(user.pk), user)
 
     @classmethod
-    def for_api_key(cls, api_key) -> Actor:
+    def for_api_key(cls, api_key: Any) -> Actor:
         return cls("api_key", api_key.prefix, on_behalf_of_id=api_key.created_by_id)
 
     @classmethod

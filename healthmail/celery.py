@@ -21,8 +21,8 @@ app.conf.task_routes = {
 app.autodiscover_tasks()
 
 
-@signals.worker_init.connect
-def load_urls(**_) -> None:
+@signals.worker_init.connect  # type: ignore[untyped-decorator]  # Celery has no types
+def load_urls(**_: object) -> None:
     """Load the URL configuration in the main process, before the pool forks: every child would
     otherwise import all the views on its first link (unsubscribe, portal, tracking), ~0.4 s each."""
     from django.urls import reverse

@@ -23,14 +23,14 @@ SETTINGS = (
 
 
 @checks.register(checks.Tags.security, deploy=True)
-def production_settings_check(app_configs, **kwargs) -> list[checks.CheckMessage]:
+def production_settings_check(app_configs: object, **kwargs: object) -> list[checks.CheckMessage]:
     values = {name: getattr(settings, name, None) for name in SETTINGS}
     problems = production_problems(values)
     return [checks.Error(problem.message, hint=problem.hint, id=problem.id) for problem in problems]
 
 
 @checks.register()
-def frontend_files_check(app_configs, **kwargs) -> list[checks.CheckMessage]:
+def frontend_files_check(app_configs: object, **kwargs: object) -> list[checks.CheckMessage]:
     missing = frontend.missing_files()
     if not missing:
         return []

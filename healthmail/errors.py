@@ -3,12 +3,14 @@
 One DRF exception handler (healthmail.api.errors) and the web views turn them into answers.
 """
 
+from typing import Any
+
 
 class ApplicationError(Exception):
     status_code = 400
     title = "Request refused"
 
-    def __init__(self, message: str, *, code: str = "", extra: dict | None = None):
+    def __init__(self, message: str, *, code: str = "", extra: dict[str, Any] | None = None):
         super().__init__(message)
         self.message = message
         self.code = code or self.__class__.__name__

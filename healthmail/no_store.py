@@ -6,6 +6,8 @@ earlier in the chain) and anonymous pages stay cacheable."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_cache_control
 
@@ -18,7 +20,7 @@ def may_carry_phi(request: HttpRequest) -> bool:
 
 
 class NoStoreMiddleware:
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:

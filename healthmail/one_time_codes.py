@@ -23,13 +23,13 @@ def code_normalize(code: str) -> str:
     return "".join(ch for ch in code if ch.isdigit())[:6]
 
 
-def code_hash(*, purpose: str, entry_id, code: str) -> str:
+def code_hash(*, purpose: str, entry_id: object, code: str) -> str:
     """Keyed with SECRET_KEY and bound to the entry and its purpose: a leaked table reveals no code."""
     key = settings.SECRET_KEY.encode()
     return hmac.new(key, f"{purpose}|{entry_id}|{code}".encode(), hashlib.sha256).hexdigest()
 
 
-def code_matches(*, purpose: str, entry_id, code: str, stored_hash: str) -> bool:
+def code_matches(*, purpose: str, entry_id: object, code: str, stored_hash: str) -> bool:
     return hmac.compare_digest(stored_hash, code_hash(purpose=purpose, entry_id=entry_id, code=code))
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import functools
 from collections.abc import Callable
+from typing import Any
 
 from django.db import transaction
 
@@ -20,13 +21,13 @@ from healthmail.celery import app
 from healthmail.tenants.context import tenant_context
 
 
-def tenant_task(**task_options) -> Callable:
+def tenant_task(**task_options: Any) -> Callable[[Callable[..., Any]], Any]:
     """Declare a Celery task whose body runs in the context of the tenant named by `tenant_id`."""
 
-    def decorator(function: Callable) -> Callable:
-        @app.task(name=f"{function.__module__}.{function.__name__}", **task_options)
+    def decorator(function: Callable[..., Any]) -> Any:
+        @app.task(name=f"{function.__module__}.{function.__name__}", **task_options)  # type: ignore[untyped-decorator]
         @functools.wraps(function)
-        def task(tenant_id: str, **kwargs):
+        def task(tenant_id: str, **kwargs: Any) -> Any:
             with tenant_context(tenant_id):
                 return function(**kwargs)
 
@@ -35,7 +36,9 @@ def tenant_task(**task_options) -> Callable:
     return decorator
 
 
-def enqueue(task, *, tenant, eta: datetime.datetime | None = None, robust: bool = False, **kwargs) -> None:
+def enqueue(
+    task: Any, *, tenant: object, eta: datetime.datetime | None = None, robust: bool = False, **kwargs: Any
+) -> None:
     """Send the task once the surrounding transaction commits (never before its rows exist), at `eta`
     if given. `robust`: a broker that cannot be reached is logged, not raised, for work a sweeper
     finds anyway (the committed answer stands)."""

@@ -45,7 +45,9 @@ def contact_facts(*, tenant) -> list[ContactFacts]:
     active = Suppression.objects.for_tenant(tenant).filter(removed_at__isnull=True)
     suppressed_contacts = set(active.exclude(contact=None).values_list("contact_id", flat=True))
     suppressed_emails = {
-        bytes(i) for i in active.exclude(email_index=None).values_list("email_index", flat=True)
+        bytes(index)
+        for index in active.exclude(email_index=None).values_list("email_index", flat=True)
+        if index is not None
     }
     columns = (
         "id", "birth_year", "age_90_or_older", "zip3", "state", "gender", "language", "journey_stage",

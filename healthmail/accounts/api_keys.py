@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -82,7 +83,7 @@ def api_key_create(
     name: str,
     scopes: list[str],
     expires_at: datetime.datetime | None = None,
-    smart_client=None,
+    smart_client: Any = None,
 ) -> IssuedKey:
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
@@ -155,7 +156,7 @@ def api_key_authenticate(presented: str, *, ip_address: str | None) -> ApiKey:
         raise
 
 
-def count_failure(store, counter: str) -> None:
+def count_failure(store: Any, counter: str) -> None:
     """One more failure in a window counter (the SMART token endpoint counts its own the same way)."""
     store.add(counter, 0, timeout=settings.API_KEY_FAILURE_WINDOW_SECONDS)
     try:

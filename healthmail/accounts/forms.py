@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from typing import Any
 
 from django import forms
 
@@ -63,8 +64,8 @@ class InvitationPasswordForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
         if data.get("password") and data.get("password") != data.get("confirm"):
             self.add_error("confirm", "The two passwords differ.")
         return data
@@ -140,19 +141,20 @@ class SmartClientForm(forms.Form):
         help_text="The most its tokens may carry; each token carries only what it asks for.",
     )
 
-    def clean_jwks(self) -> dict | None:
+    def clean_jwks(self) -> dict[str, Any] | None:
         text = self.cleaned_data["jwks"].strip()
         if not text:
             return None
         try:
-            return json.loads(text)
+            jwks: dict[str, Any] = json.loads(text)
         except ValueError:
             raise forms.ValidationError(
                 "This is not JSON: paste the JWK Set as the system gives it."
             ) from None
+        return jwks
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
         if bool(cleaned.get("jwks_url")) == (cleaned.get("jwks") is not None) and not self.errors:
             raise forms.ValidationError("Give the JWK Set URL or the JWK Set itself (one of them).")
         return cleaned

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from healthmail.errors import ApplicationError, PermissionRefused
+from healthmail.tenants.models import Tenant
 
 from .models import Membership
 from .roles import PERMISSIONS, Role
@@ -34,11 +35,11 @@ class SecondPerson:
     def sole_officer(self) -> bool:
         return bool(self.sole_officer_reason)
 
-    def as_details(self) -> dict:
+    def as_details(self) -> dict[str, object]:
         return {"sole_officer": self.sole_officer, "sole_officer_reason": self.sole_officer_reason}
 
 
-def _user_id(person) -> object:
+def _user_id(person: object) -> object:
     return getattr(person, "pk", person)
 
 
@@ -49,7 +50,7 @@ def _who(permission: str) -> str:
     return " or ".join(roles) or "person"
 
 
-def others_who_may_approve(*, tenant, permission: str, excluding: Iterable) -> int:
+def others_who_may_approve(*, tenant: Tenant, permission: str, excluding: Iterable[object]) -> int:
     """Active members of the tenant, other than `excluding`, whose role grants `permission`."""
     roles = PERMISSIONS.get(permission, frozenset())
     return (
@@ -61,9 +62,9 @@ def others_who_may_approve(*, tenant, permission: str, excluding: Iterable) -> i
 
 def second_person_require(
     *,
-    tenant,
-    approver,
-    authors: Iterable,
+    tenant: Tenant,
+    approver: object,
+    authors: Iterable[object],
     permission: str,
     what: str,
     sole_officer_reason: str = "",

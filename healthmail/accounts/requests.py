@@ -18,7 +18,7 @@ from django.http import HttpRequest
 if TYPE_CHECKING:
     from django_htmx.middleware import HtmxDetails
 
-    from healthmail.accounts.models import Membership, User
+    from healthmail.accounts.models import ApiKey, Membership, User
     from healthmail.tenants.models import Tenant
 
 
@@ -30,3 +30,6 @@ class TenantRequest(HttpRequest):
     request_id: str
     htmx: HtmxDetails
     user: User
+    # API paths: the key the middleware authenticated, or why it refused one
+    api_key: ApiKey | None
+    api_key_error: str

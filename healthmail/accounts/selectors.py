@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from healthmail.errors import NotFound
@@ -14,7 +14,7 @@ from healthmail.tenants.models import Tenant
 from .models import ApiKey, Membership, SmartClient
 
 
-def _with_mfa_flag(queryset):
+def _with_mfa_flag(queryset: QuerySet[Membership]) -> QuerySet[Membership]:
     return queryset.select_related("user").annotate(
         mfa_enrolled=Exists(TOTPDevice.objects.filter(user=OuterRef("user"), confirmed=True))
     )

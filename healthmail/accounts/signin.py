@@ -8,6 +8,7 @@ address exists or which of email and password was wrong.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.contrib.auth import authenticate
 from django.db import transaction
@@ -22,6 +23,9 @@ from healthmail.errors import ApplicationError, Conflict
 from . import throttle
 from .membership import memberships_of
 from .models import User
+
+if TYPE_CHECKING:
+    from healthmail.tenants.models import Tenant
 
 BACKUP_CODE_COUNT = 10
 DENIED = audit.DENIED
@@ -49,7 +53,7 @@ class Enrolment:
     backup_codes: list[str]
 
 
-def _home_tenant(user: User):
+def _home_tenant(user: User) -> Tenant | None:
     """The tenant whose audit trail shows this person's sign-ins: where the session will land."""
     memberships = memberships_of(user)
     return memberships[0].tenant if memberships else None
@@ -99,7 +103,7 @@ def sign_in_password(*, email: str, password: str, client_ip: str | None) -> Use
 
 
 def has_confirmed_totp(user: User) -> bool:
-    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    return bool(TOTPDevice.objects.filter(user=user, confirmed=True).exists())
 
 
 def _normalize_code(code: str) -> str:
@@ -141,7 +145,7 @@ def mfa_verify(*, user: User, code: str, client_ip: str | None) -> Device:
             )
         else:
             throttle.reset_account(email=email, client_ip=client_ip)
-            details: dict = {"method": method}
+            details: dict[str, object] = {"method": method}
             if method == "backup_code":
                 details["backup_codes_left"] = StaticToken.objects.filter(device=device).count()
             audit.record(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -34,7 +35,7 @@ class JwksUnavailable(ApplicationError):
     """The client's keys could not be fetched (or the cache is stale and a fetch is not due yet)."""
 
 
-def public_key_set(jwks: object) -> dict:
+def public_key_set(jwks: object) -> dict[str, Any]:
     """The JWK Set, checked: public RSA (≥ 2048 bits) or EC P-384 keys, each with a distinct kid."""
     if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
         raise ApplicationError('Give a JWK Set: {"keys": [...]}, with at least one key.', code="jwks_invalid")
@@ -60,7 +61,7 @@ def public_key_set(jwks: object) -> dict:
     return dict(key_set.as_dict(private=False))
 
 
-def jwks_fetch(url: str, *, resolve: Resolve = system_resolve) -> dict:
+def jwks_fetch(url: str, *, resolve: Resolve = system_resolve) -> dict[str, Any]:
     """The checked public JWK Set at `url`; ApplicationError (a sentence, no answer content) if not."""
     if urlsplit(url).scheme != "https" and not private_allowed():
         raise ApplicationError("The JWK Set URL must use https.", code="jwks_url_refused")

@@ -1,8 +1,14 @@
 """DRF side of API-key authentication. The key was checked by TenantMiddleware, which also opened
 the tenant context; here DRF only learns the outcome."""
 
+from typing import cast
+
 from django.conf import settings
 from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from healthmail.accounts.models import ApiKey
+from healthmail.accounts.requests import TenantRequest
 
 
 class ApiClient:
@@ -12,7 +18,7 @@ class ApiClient:
     is_anonymous = False
     is_staff = False
 
-    def __init__(self, api_key):
+    def __init__(self, api_key: ApiKey) -> None:
         self.api_key = api_key
         self.pk = api_key.prefix
 
@@ -21,8 +27,8 @@ class ApiClient:
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    def authenticate(self, request):
-        django_request = request._request
+    def authenticate(self, request: Request) -> tuple[ApiClient, ApiKey] | None:
+        django_request = cast(TenantRequest, request._request)
         if getattr(django_request, "api_key_throttled", False):
             raise exceptions.Throttled(
                 wait=settings.API_KEY_FAILURE_WINDOW_SECONDS, detail=django_request.api_key_error
@@ -34,5 +40,5 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         return ApiClient(api_key), api_key
 
-    def authenticate_header(self, request) -> str:
+    def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="healthmail"'

@@ -25,7 +25,9 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -68,7 +70,7 @@ class Claim:
     replay: bool
 
 
-def request_fingerprint(*, method: str, path: str, data) -> str:
+def request_fingerprint(*, method: str, path: str, data: object) -> str:
     """Keyed hash of method, path and the body with keys sorted: formatting does not count, content
     does. Keyed, so a guessable body cannot be confirmed from the hash."""
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, cls=JSONEncoder)
@@ -76,7 +78,7 @@ def request_fingerprint(*, method: str, path: str, data) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()
 
 
-def _lock_id(tenant_id, api_key_prefix: str, key: str) -> int:
+def _lock_id(tenant_id: object, api_key_prefix: str, key: str) -> int:
     digest = hashlib.sha256(f"idempotency\0{tenant_id}\0{api_key_prefix}\0{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
@@ -148,12 +150,15 @@ def idempotency_records_expire() -> int:
     return deleted
 
 
-def idempotent(handler=None, *, required: bool = False):
+Handler = Callable[..., Response]
+
+
+def idempotent(handler: Handler | None = None, *, required: bool = False) -> Any:
     """Make a POST handler honour Idempotency-Key (optional unless `required=True`)."""
 
-    def decorate(handler):
+    def decorate(handler: Handler) -> Handler:
         @functools.wraps(handler)
-        def wrapper(view, request, *args, **kwargs):
+        def wrapper(view: Any, request: Any, *args: Any, **kwargs: Any) -> Response:
             key = request.headers.get(HEADER)
             if key is None:
                 if required:
@@ -182,11 +187,11 @@ def idempotent(handler=None, *, required: bool = False):
                 idempotency_complete(record=claim.record, response=response)
             return response
 
-        wrapper.idempotency = {"required": required}
+        wrapper.idempotency = {"required": required}  # type: ignore[attr-defined]
         return wrapper
 
     return decorate(handler) if handler is not None else decorate
 
 
-def is_idempotent(handler) -> bool:
+def is_idempotent(handler: object) -> bool:
     return getattr(handler, "idempotency", None) is not None

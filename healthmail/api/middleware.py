@@ -1,6 +1,8 @@
 """API middleware: oversized bodies refused before anything reads them (413: problem+json for the API,
 text elsewhere), and the rate-limit headers."""
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
@@ -9,7 +11,7 @@ from .throttling import rate_limit_headers
 
 
 class BodySizeLimitMiddleware:
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
@@ -30,7 +32,7 @@ class RateLimitHeadersMiddleware:
     """Every API answer that went through the rate limit says how much of it is left (RateLimit-*),
     so a client can slow down before it gets a 429 (which also carries Retry-After)."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:

@@ -1,5 +1,13 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from rest_framework import exceptions, pagination
 from rest_framework.settings import api_settings
+
+if TYPE_CHECKING:
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
 
 class CursorPagination(pagination.CursorPagination):
@@ -11,7 +19,7 @@ class CursorPagination(pagination.CursorPagination):
     max_page_size = 500
     ordering = "-created_at"
 
-    def get_page_size(self, request):
+    def get_page_size(self, request: Request) -> int | None:
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size
@@ -21,7 +29,7 @@ class CursorPagination(pagination.CursorPagination):
             )
         return int(raw)
 
-    def decode_cursor(self, request):
+    def decode_cursor(self, request: Request) -> pagination.Cursor | None:
         try:
             return super().decode_cursor(request)
         except exceptions.NotFound as exc:
@@ -29,7 +37,7 @@ class CursorPagination(pagination.CursorPagination):
                 {self.cursor_query_param: ["Not a cursor this API gave out; use `next` or `previous`."]}
             ) from exc
 
-    def get_schema_operation_parameters(self, view):
+    def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
         parameters = super().get_schema_operation_parameters(view)
         for parameter in parameters:
             if parameter["name"] == self.page_size_query_param:

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
+from typing import IO, Any
 
 from rest_framework import exceptions, parsers
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-def _offence(value) -> str | None:
+def _offence(value: object) -> str | None:
     if isinstance(value, str) and _UNSTORABLE.search(value):
         return "contains a NUL character or an unpaired surrogate, which cannot be stored"
     if isinstance(value, float) and not math.isfinite(value):
@@ -25,11 +27,11 @@ def _offence(value) -> str | None:
     return None
 
 
-def unstorable_values(data) -> dict[str, list[str]]:
+def unstorable_values(data: object) -> dict[str, list[str]]:
     """Every key or value in `data` that cannot be stored, by its JSON path (`$.a[0].b`).
     Iterative, so the depth of the document does not matter."""
     found: dict[str, list[str]] = {}
-    stack = [("$", data)]
+    stack: list[tuple[str, object]] = [("$", data)]
     while stack:
         path, value = stack.pop()
         if isinstance(value, dict):
@@ -46,7 +48,9 @@ def unstorable_values(data) -> dict[str, list[str]]:
 
 
 class StrictJSONParser(parsers.JSONParser):
-    def parse(self, stream, media_type=None, parser_context=None):
+    def parse(
+        self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> Any:
         try:
             data = super().parse(stream, media_type, parser_context)
         except RecursionError as exc:

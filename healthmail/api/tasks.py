@@ -11,7 +11,7 @@ from .idempotency import idempotency_records_expire
 logger = logging.getLogger("healthmail.api")
 
 
-@app.task(name="healthmail.api.tasks.idempotency_expire", acks_late=True)
+@app.task(name="healthmail.api.tasks.idempotency_expire", acks_late=True)  # type: ignore[untyped-decorator]  # Celery has no types
 def idempotency_expire() -> int:
     """Sweeps every tenant in turn (each in its own tenant context); safe to run twice."""
     deleted = idempotency_records_expire()

@@ -23,6 +23,7 @@ from django.utils import timezone
 from healthmail import audit_trail as audit
 from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
+from healthmail.tenants.models import Tenant
 
 from . import envelope
 from .epochs import (
@@ -45,7 +46,7 @@ from .models import EpochKey, ObjectKey
 REWRAP_BATCH = 500
 
 
-def object_key_create(*, tenant) -> ObjectKey:
+def object_key_create(*, tenant: Tenant | uuid.UUID) -> ObjectKey:
     tenant_id = tenant_uuid(tenant)
     with tenant_context(tenant_id), transaction.atomic():
         epoch_lock(tenant_id, exclusive=False)
@@ -105,7 +106,7 @@ class EpochRotation:
     damaged: list[Damage] = field(default_factory=list)
 
 
-def epochs_rotate(tenant, *, settle_seconds: float = 0.0) -> EpochRotation:
+def epochs_rotate(tenant: Tenant | uuid.UUID, *, settle_seconds: float = 0.0) -> EpochRotation:
     """Start a new epoch, re-wrap every live object key under it, then destroy every older epoch
     key (and with it, the object keys that only earlier backups still hold)."""
     tenant_id = tenant_uuid(tenant)

@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 @app.task(
     name="healthmail.crypto.tasks.epochs_rotate_all", acks_late=True, soft_time_limit=3300, time_limit=3600
-)
+)  # type: ignore[untyped-decorator]  # Celery has no types
 def epochs_rotate_all() -> int:
     """Every tenant in turn; safe to run twice (a rerun re-wraps nothing and destroys nothing)."""
     destroyed = 0

@@ -16,8 +16,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .ca import CertificateAuthority, write_private
 from .receivers import ReceiverSpec
@@ -70,14 +72,15 @@ def mail_world(state: Path, ports: dict[str, int]) -> MailWorld:
     return MailWorld(ca.ca_file, str(state / "dns-zone.json"), str(state / "mail"), tuple(specs))
 
 
-def _zone_read(path: Path) -> dict:
+def _zone_read(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text())
+        zone: dict[str, Any] = json.loads(path.read_text())
+        return zone
     except (OSError, ValueError):
         return {}
 
 
-def _zone_update(path: Path, change) -> None:
+def _zone_update(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
     """Read-change-write under a lock (seed_demo and the devstack may both write)."""
     path = Path(path)
     with open(path.with_suffix(".lock"), "a") as lock:
@@ -93,7 +96,7 @@ def zone_write(path: Path | str, world: MailWorld) -> None:
     """MX and A records: each patient domain's MX is its receiver on loopback, the MTA-STS policy host's
     HTTPS port (TXT records kept)."""
 
-    def change(zone: dict) -> None:
+    def change(zone: dict[str, Any]) -> None:
         zone["mx"] = {}
         zone["a"] = {}
         zone.pop("https", None)
@@ -118,7 +121,7 @@ def zone_write(path: Path | str, world: MailWorld) -> None:
 def zone_publish_txt(path: Path | str, records: dict[str, list[str]]) -> None:
     """Publish TXT records (name -> texts), replacing what those names had."""
 
-    def change(zone: dict) -> None:
+    def change(zone: dict[str, Any]) -> None:
         zone.setdefault("txt", {}).update(
             {name.rstrip(".").lower(): texts for name, texts in records.items()}
         )

@@ -17,7 +17,7 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
         super().__init__(target.host, target.port, timeout=timeout)
         self._address = target.address
 
-    def connect(self):
+    def connect(self) -> None:
         ensure_connectable(self._address, self.port)
         self.sock = socket.create_connection((self._address, self.port), self.timeout)
 
@@ -28,7 +28,7 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self._address = target.address
         self._context = context
 
-    def connect(self):
+    def connect(self) -> None:
         ensure_connectable(self._address, self.port)
         raw = socket.create_connection((self._address, self.port), self.timeout)
         self.sock = self._context.wrap_socket(raw, server_hostname=self.host)

@@ -20,7 +20,7 @@ class Delivery:
     last_error: str
 
 
-def deliveries_for(*, tenant: Tenant, topic: str, source_ids: Iterable) -> dict[str, list[Delivery]]:
+def deliveries_for(*, tenant: Tenant, topic: str, source_ids: Iterable[object]) -> dict[str, list[Delivery]]:
     """Per source id, one entry per recipient of the mail that announced it. Call in tenant context."""
     wanted = [str(s) for s in source_ids]
     rows = (

@@ -17,14 +17,14 @@ from . import services
     acks_late=True,
     soft_time_limit=90,
     time_limit=120,
-)
+)  # type: ignore[untyped-decorator]  # Celery has no types
 def transactional_system_mail_send(tenant_id: str, mail_id: str) -> str | None:
     return services.system_mail_send(tenant_id=uuid.UUID(tenant_id), mail_id=uuid.UUID(mail_id))
 
 
 @app.task(
     name="healthmail.sysmail.tasks.system_mail_sweep", ignore_result=True, soft_time_limit=50, time_limit=60
-)
+)  # type: ignore[untyped-decorator]  # Celery has no types
 def system_mail_sweep() -> int:
     """Retries due, tasks the broker lost, claims of dead workers, rows past their lifetime."""
     return services.system_mail_sweep()

@@ -7,7 +7,9 @@ tenant's context, one tenant at a time.
 from __future__ import annotations
 
 import datetime
+import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from django.utils import timezone
 
@@ -39,7 +41,7 @@ class TenantSummary:
 class BaaRow:
     baa: BusinessAssociateAgreement
     state: str  # in force | not yet effective | expired | terminated | superseded
-    subcontractors: list
+    subcontractors: list[Any]
 
     @property
     def service_labels(self) -> str:
@@ -73,7 +75,7 @@ def tenant_summary(tenant: Tenant) -> TenantSummary:
     return TenantSummary(tenant, tenant_service_statuses(tenant), _member_count(tenant))
 
 
-def _baa_state(baa: BusinessAssociateAgreement, governing_id, today: datetime.date) -> str:
+def _baa_state(baa: BusinessAssociateAgreement, governing_id: object, today: datetime.date) -> str:
     if baa.terminated_on and baa.terminated_on <= today:
         return "terminated"
     if baa.effective_on > today:
@@ -94,7 +96,7 @@ def baa_history(tenant: Tenant) -> list[BaaRow]:
         ]
 
 
-def baa_get(tenant: Tenant, baa_id) -> BusinessAssociateAgreement | None:
+def baa_get(tenant: Tenant, baa_id: uuid.UUID | str) -> BusinessAssociateAgreement | None:
     with tenant_context(tenant):
         return BusinessAssociateAgreement.objects.for_tenant(tenant).filter(pk=baa_id).first()
 

@@ -90,7 +90,7 @@ def tenant_detail(request: TenantRequest, tenant_id: uuid.UUID) -> HttpResponse:
     return render(request, "tenants/tenant_detail.html", _detail_context(tenant, TenantStatusForm()))
 
 
-def _detail_context(tenant: Tenant, status_form: TenantStatusForm) -> dict:
+def _detail_context(tenant: Tenant, status_form: TenantStatusForm) -> dict[str, object]:
     return {
         "tenant": tenant,
         "summary": selectors.tenant_summary(tenant),
@@ -155,7 +155,7 @@ def baa_create(request: TenantRequest, tenant_id: uuid.UUID) -> HttpResponse:
     return render(request, "tenants/baa_form.html", {"tenant": tenant, "form": form, "renewing": renewing})
 
 
-def _renewal_initial(tenant: Tenant, renewing: BusinessAssociateAgreement | None) -> dict:
+def _renewal_initial(tenant: Tenant, renewing: BusinessAssociateAgreement | None) -> dict[str, object]:
     if renewing is None:
         return {"counterparty": tenant.name, "breach_notification_days": 60}
     subcontractors = selectors.baa_subcontractor_lines(tenant, renewing)

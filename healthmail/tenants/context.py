@@ -54,7 +54,7 @@ def db_setting(name: str, value: str) -> Iterator[None]:
 
 
 @contextmanager
-def tenant_context(tenant_or_id) -> Iterator[uuid.UUID]:
+def tenant_context(tenant_or_id: object) -> Iterator[uuid.UUID]:
     """Run the block in one transaction scoped to a tenant (a Tenant or its id)."""
     tenant_id = uuid.UUID(str(getattr(tenant_or_id, "pk", tenant_or_id)))
     token = _current_tenant.set(tenant_id)
@@ -66,7 +66,7 @@ def tenant_context(tenant_or_id) -> Iterator[uuid.UUID]:
 
 
 @contextmanager
-def user_context(user_id) -> Iterator[None]:
+def user_context(user_id: object) -> Iterator[None]:
     """Lets the block read the user's own memberships across tenants (the tenant switcher)."""
     with db_setting("app.user_id", str(user_id)):
         yield

@@ -4,8 +4,10 @@ services (the date rules are shared through `baa_check_dates`)."""
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from django import forms
+from django.core.files.uploadedfile import UploadedFile
 from django.utils import timezone
 
 from healthmail.errors import ApplicationError
@@ -18,7 +20,7 @@ def _date_input() -> forms.DateInput:
     return forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
-def file_sha256(uploaded) -> str:
+def file_sha256(uploaded: UploadedFile[Any]) -> str:
     """SHA-256 of an uploaded file, read in chunks. The file itself is never stored."""
     digest = hashlib.sha256()
     for chunk in uploaded.chunks():
@@ -44,7 +46,7 @@ def parse_subcontractor_lines(text: str) -> list[SubcontractorEntry]:
 
 
 class TimezoneField(forms.CharField):
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", 64)
         kwargs.setdefault("validators", [validate_timezone])
         kwargs.setdefault("help_text", "An IANA time zone such as America/New_York or America/Chicago.")
@@ -113,16 +115,16 @@ class BaaForm(forms.Form):
         help_text="One per line: name | what it does with PHI (e.g. “Example Hosting | database hosting”).",
     )
 
-    def clean_document(self):
-        document = self.cleaned_data["document"]
+    def clean_document(self) -> UploadedFile[Any]:
+        document: UploadedFile[Any] = self.cleaned_data["document"]
         self.cleaned_data["document_sha256"] = file_sha256(document)
         return document
 
     def clean_subcontractors(self) -> list[SubcontractorEntry]:
         return parse_subcontractor_lines(self.cleaned_data.get("subcontractors") or "")
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
         signed, effective = cleaned.get("signed_on"), cleaned.get("effective_on")
         if signed and effective:
             try:

@@ -2,6 +2,7 @@
 
 import uuid
 import zoneinfo
+from typing import TypeVar
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -57,8 +58,11 @@ class Tenant(models.Model):
         return self.status == self.Status.ACTIVE
 
 
-class TenantQuerySet(models.QuerySet):
-    def for_tenant(self, tenant):
+_M = TypeVar("_M", bound=models.Model)
+
+
+class TenantQuerySet(models.QuerySet[_M]):
+    def for_tenant(self, tenant: "Tenant | uuid.UUID | str") -> "TenantQuerySet[_M]":
         return self.filter(tenant=tenant)
 
 

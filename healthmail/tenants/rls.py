@@ -4,7 +4,11 @@ migrations.RunSQL is avoided on purpose: `EnableRowLevelSecurity("Model")` reads
 from the model state and is checked by tests/isolation against every TenantOwnedModel.
 """
 
+from typing import Any
+
 from django.db import migrations
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.state import ProjectState
 
 CURRENT_TENANT_FUNCTION = """
 CREATE OR REPLACE FUNCTION app_current_tenant() RETURNS uuid
@@ -28,7 +32,7 @@ class EnableRowLevelSecurity(migrations.operations.base.Operation):
         self.extra_read = extra_read
         self.tenant_column = tenant_column
 
-    def deconstruct(self):
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, str]]:
         kwargs = {"model_name": self.model_name}
         if self.extra_read:
             kwargs["extra_read"] = self.extra_read
@@ -36,13 +40,19 @@ class EnableRowLevelSecurity(migrations.operations.base.Operation):
             kwargs["tenant_column"] = self.tenant_column
         return (self.__class__.__name__, [], kwargs)
 
-    def state_forwards(self, app_label, state):
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
         pass
 
-    def _table(self, app_label, state) -> str:
-        return state.apps.get_model(app_label, self.model_name)._meta.db_table
+    def _table(self, app_label: str, state: ProjectState) -> str:
+        return str(state.apps.get_model(app_label, self.model_name)._meta.db_table)
 
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
         table = schema_editor.quote_name(self._table(app_label, to_state))
         column = schema_editor.quote_name(self.tenant_column)
         schema_editor.execute(CURRENT_TENANT_FUNCTION)
@@ -55,12 +65,18 @@ class EnableRowLevelSecurity(migrations.operations.base.Operation):
         if self.extra_read:
             schema_editor.execute(f"CREATE POLICY lookup ON {table} FOR SELECT USING ({self.extra_read})")
 
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
         table = schema_editor.quote_name(self._table(app_label, from_state))
         schema_editor.execute(f"DROP POLICY IF EXISTS lookup ON {table}")
         schema_editor.execute(f"DROP POLICY IF EXISTS tenant_isolation ON {table}")
         schema_editor.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
         schema_editor.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
 
-    def describe(self):
+    def describe(self) -> str:
         return f"Enable row-level security on {self.model_name}"

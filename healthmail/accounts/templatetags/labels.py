@@ -8,5 +8,5 @@ register = template.Library()
 
 
 @register.filter(name="label")
-def label(code, kind: str) -> str:
+def label(code: object, kind: str) -> str:
     return labels.label(kind, code)

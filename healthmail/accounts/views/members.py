@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from django.contrib import messages
 from django.http import Http404, HttpResponse
@@ -27,7 +28,9 @@ def _member(request: TenantRequest, membership_id: uuid.UUID) -> Membership:
         raise Http404(error.message) from error
 
 
-def _detail(request: TenantRequest, membership: Membership, *, status: int = 200, **forms) -> HttpResponse:
+def _detail(
+    request: TenantRequest, membership: Membership, *, status: int = 200, **forms: object
+) -> HttpResponse:
     context = {
         "member": membership,
         "is_self": membership.user_id == request.user.pk,
@@ -39,7 +42,13 @@ def _detail(request: TenantRequest, membership: Membership, *, status: int = 200
     return render(request, "accounts/member_detail.html", context, status=status)
 
 
-def _act(request: TenantRequest, membership: Membership, action, success: str, **forms) -> HttpResponse:
+def _act(
+    request: TenantRequest,
+    membership: Membership,
+    action: Callable[[], object],
+    success: str,
+    **forms: object,
+) -> HttpResponse:
     """Run one service; on refusal show the member page again with the reason and its status."""
     try:
         action()

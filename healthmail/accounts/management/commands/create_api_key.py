@@ -1,8 +1,9 @@
 """Create an API key from the command line (bootstrap, automation). The key is printed once."""
 
 import datetime
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from healthmail.accounts.api_keys import SCOPES, api_key_create
@@ -14,7 +15,7 @@ from healthmail.tenants.models import Tenant
 class Command(BaseCommand):
     help = "Create an API key for a tenant and print it once. Scopes: " + ", ".join(SCOPES)
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--tenant", required=True, help="The tenant's slug.")
         parser.add_argument(
             "--scopes", required=True, help="Comma-separated, e.g. contacts:read,messages:send"
@@ -22,7 +23,9 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="Command-line key", help="What the key is for.")
         parser.add_argument("--expires-days", type=int, default=None, help="Expire after this many days.")
 
-    def handle(self, *args, tenant: str, scopes: str, name: str, expires_days: int | None, **options):
+    def handle(
+        self, *args: Any, tenant: str, scopes: str, name: str, expires_days: int | None, **options: Any
+    ) -> None:
         found = Tenant.objects.filter(slug=tenant).first()
         if found is None:
             raise CommandError(f"No tenant with slug {tenant!r}.")

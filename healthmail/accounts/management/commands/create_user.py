@@ -10,6 +10,7 @@ generated); load the URI into an authenticator app or a secrets store. Audited a
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -32,7 +33,7 @@ class Command(BaseCommand):
             "--password", help="Omit to generate one (printed once). Prefer omitting it over shell history."
         )
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         if options["platform_admin"] == bool(options["tenant"]):
             raise CommandError("Give either --tenant and --role, or --platform-admin.")
         if options["tenant"] and not options["role"]:

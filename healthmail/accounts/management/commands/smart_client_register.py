@@ -2,8 +2,9 @@
 
 import json
 from pathlib import Path
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from healthmail.accounts.api_keys import SCOPES
 from healthmail.accounts.smart import smart_client_register
@@ -18,7 +19,7 @@ class Command(BaseCommand):
         "--scopes caps what its tokens may carry: " + ", ".join(SCOPES)
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--tenant", required=True, help="The tenant's slug.")
         parser.add_argument("--name", required=True, help="The system, e.g. 'Epic production'.")
         keys = parser.add_mutually_exclusive_group(required=True)
@@ -28,7 +29,16 @@ class Command(BaseCommand):
             "--scopes", required=True, help="Comma-separated, e.g. contacts:read,messages:send"
         )
 
-    def handle(self, *args, tenant: str, name: str, jwks: Path | None, jwks_url: str, scopes: str, **options):
+    def handle(
+        self,
+        *args: Any,
+        tenant: str,
+        name: str,
+        jwks: Path | None,
+        jwks_url: str,
+        scopes: str,
+        **options: Any,
+    ) -> None:
         found = Tenant.objects.filter(slug=tenant).first()
         if found is None:
             raise CommandError(f"No tenant with slug {tenant!r}.")

@@ -1,6 +1,8 @@
 """Revoke a SMART backend client and every access token it still holds."""
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from healthmail.accounts.models import SmartClient
 from healthmail.accounts.smart import smart_client_revoke
@@ -13,11 +15,11 @@ from healthmail.tenants.models import Tenant
 class Command(BaseCommand):
     help = "Revoke a SMART backend client (by client_id); its live tokens stop at once."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--tenant", required=True, help="The tenant's slug.")
         parser.add_argument("--client-id", required=True)
 
-    def handle(self, *args, tenant: str, client_id: str, **options):
+    def handle(self, *args: Any, tenant: str, client_id: str, **options: Any) -> None:
         found = Tenant.objects.filter(slug=tenant).first()
         if found is None:
             raise CommandError(f"No tenant with slug {tenant!r}.")

@@ -12,8 +12,10 @@ then exits with status 1 (`manage.py integrity_scan` lists every damaged record)
 """
 
 from argparse import SUPPRESS as SUPPRESS_HELP
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import QuerySet
 
 from healthmail import audit_trail as audit
 from healthmail.actors import Actor
@@ -28,7 +30,7 @@ from healthmail.tenants.models import Tenant
 class Command(BaseCommand):
     help = "Rotate tenant data keys (re-encrypting rows) or the master key (re-wrapping tenant keys)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--tenant", help="Tenant slug (default: every tenant).")
         parser.add_argument(
             "--master", action="store_true", help="Re-wrap tenant keys with the current master key."
@@ -52,7 +54,15 @@ class Command(BaseCommand):
         self.damaged.append(damage)
         self.stderr.write(f"  DAMAGED, skipped: {damage}")
 
-    def handle(self, *args, tenant=None, master=False, epochs=False, settle_seconds=None, **options):
+    def handle(
+        self,
+        *args: Any,
+        tenant: str | None = None,
+        master: bool = False,
+        epochs: bool = False,
+        settle_seconds: float | None = None,
+        **options: Any,
+    ) -> None:
         self.damaged: list[Damage] = []
         if options.get("status"):
             self._status(tenant)
@@ -67,7 +77,7 @@ class Command(BaseCommand):
                 "everything else was rotated. See manage.py integrity_scan."
             )
 
-    def _tenants(self, slug):
+    def _tenants(self, slug: str | None) -> QuerySet[Tenant]:
         tenants = Tenant.objects.all()
         if slug:
             tenants = tenants.filter(slug=slug)
@@ -75,7 +85,7 @@ class Command(BaseCommand):
                 raise CommandError(f"No tenant with slug {slug!r}.")
         return tenants
 
-    def _status(self, slug) -> None:
+    def _status(self, slug: str | None) -> None:
         for each in self._tenants(slug):
             status = key_status(each.pk)
             self.stdout.write(f"Tenant {each.slug}: tenant key {status.tenant_key}")
@@ -104,7 +114,7 @@ class Command(BaseCommand):
             for line in status.damaged:
                 self.stdout.write(f"    {line}")
 
-    def _rotate_epochs(self, tenant) -> None:
+    def _rotate_epochs(self, tenant: str | None) -> None:
         for each in self._tenants(tenant):
             result = epochs_rotate(each.pk)
             for damage in result.damaged:
@@ -114,7 +124,7 @@ class Command(BaseCommand):
                 f"{len(result.destroyed)} older epoch key(s) destroyed."
             )
 
-    def _rotate(self, *, tenant, master, settle_seconds) -> None:
+    def _rotate(self, *, tenant: str | None, master: bool, settle_seconds: float | None) -> None:
         tenants = self._tenants(tenant)
         actor = Actor.system("manage.py rotate_keys")
         if master:

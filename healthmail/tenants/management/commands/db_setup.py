@@ -6,9 +6,10 @@ row-level security applies to everything it does.
 """
 
 import time
+from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import IntegrityError, InternalError, ProgrammingError, connections, transaction
 from psycopg import sql
 
@@ -18,10 +19,10 @@ SAFE_ATTRIBUTES = "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLI
 class Command(BaseCommand):
     help = "Create or update the non-superuser application role and grant it table privileges."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--database", default="default", help="Connection alias of the owner role.")
 
-    def handle(self, *args, database: str, **options):
+    def handle(self, *args: Any, database: str, **options: Any) -> None:
         connection = connections[database]
         role = settings.DATABASE_APP_USER
         owner = connection.settings_dict["USER"]
@@ -52,7 +53,7 @@ class Command(BaseCommand):
                 cursor.execute(grant.as_string(cursor.connection))
         self.stdout.write(f"Application role {role} is ready (not superuser, not BYPASSRLS).")
 
-    def _ensure_role(self, cursor, role: str, password: str) -> None:
+    def _ensure_role(self, cursor: Any, role: str, password: str) -> None:
         """Create the role, or correct it. Roles are shared by every database of the server, so
         parallel set-ups (test workers) may race: an unchanged role is left alone, and a lost race
         is retried."""

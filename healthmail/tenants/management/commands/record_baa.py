@@ -6,9 +6,10 @@ Only the document's SHA-256 is kept; the file stays wherever the operator keeps 
 import datetime
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
@@ -51,7 +52,7 @@ def _file_sha256(path: Path) -> str:
 class Command(BaseCommand):
     help = "Record a signed Business Associate Agreement (or a renewal) for a tenant."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--tenant", required=True, help="The tenant's short name (slug).")
         parser.add_argument("--counterparty", required=True, help="The covered entity signing with us.")
         parser.add_argument("--signed", required=True, help="YYYY-MM-DD")
@@ -74,13 +75,15 @@ class Command(BaseCommand):
             help="A subcontractor handling PHI under this BAA; repeat for several.",
         )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         tenant = Tenant.objects.filter(slug=options["tenant"]).first()
         if tenant is None:
             raise CommandError(f"--tenant: no tenant with the short name “{options['tenant']}”.")
         signed = _date("signed", options["signed"])
         effective = _date("effective", options["effective"])
         expires = _date("expires", options["expires"])
+        if signed is None or effective is None:
+            raise CommandError("--signed and --effective are required.")
         services = _services(options["services"])
         if not 1 <= options["breach_days"] <= 60:
             raise CommandError("--breach-days must be between 1 and 60.")
