@@ -199,6 +199,11 @@ def alerts_scan_tenant(tenant: Tenant) -> list[Alert]:
         scan.save(update_fields=["last_seq"])
         if alerts:
             _queue_mail(tenant, alerts)
+        for alert in alerts:  # the rule and its severity only: a summary may name a person
+            logger.warning(
+                "audit: alert raised",
+                extra={"alert": str(alert.pk), "rule": alert.rule, "severity": alert.severity},
+            )
     return alerts
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from django.db import transaction
@@ -22,6 +23,8 @@ from .evidence import ConsentError
 from .models import (
     Suppression,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def suppressions_active(
@@ -95,6 +98,15 @@ def suppression_add(
             tenant=tenant,
             details={"reason": reason, "contact": str(contact.pk) if contact else None},
         )
+        logger.info(
+            "consent: suppression added",
+            extra={
+                "suppression": str(entry.pk),
+                "reason": reason,
+                "by": actor.kind,
+                "has_contact": contact is not None,
+            },
+        )
         if contact is not None:
             contacts_changed(tenant_id=tenant.pk, contact_ids=[contact.pk])
     return entry
@@ -124,6 +136,10 @@ def suppression_remove(*, tenant: Tenant, actor: Actor, suppression: Suppression
             tenant=tenant,
             reason=reason.strip(),
             details={"suppression_reason": suppression.reason},
+        )
+        logger.info(
+            "consent: suppression removed",
+            extra={"suppression": str(suppression.pk), "reason": suppression.reason, "by": actor.kind},
         )
         if suppression.contact_id is not None:
             contacts_changed(tenant_id=tenant.pk, contact_ids=[suppression.contact_id])

@@ -372,6 +372,10 @@ def _run_batch(tenant_id, run_id, batch_size: int, executor: str) -> bool:
             run.status, run.finished_at, run.heartbeat_at = DisposalRun.Status.COMPLETED, now, now
             run.save()
             certificate = certificates.certificate_issue(run=run)
+            logger.info(
+                "retention: disposal complete",
+                extra={"run": str(run.pk), "destroyed": run.destroyed_count, "skipped": run.skipped_count},
+            )
             audit.record(
                 actor=Actor.system("retention.disposal"),
                 action="retention.disposal_complete",
@@ -393,6 +397,10 @@ def _run_batch(tenant_id, run_id, batch_size: int, executor: str) -> bool:
         run.batches_done += 1
         run.heartbeat_at = now
         run.save()
+        logger.info(
+            "retention: disposal batch",
+            extra={"run": str(run.pk), "category": category, "batch": run.batches_done, "counts": counts},
+        )
         audit.record(
             actor=Actor.system("retention.disposal"),
             action="retention.destroy",

@@ -1,6 +1,5 @@
 """JSON logs carry request_id and tenant_id, and never the PHI a request carries."""
 
-import io
 import json
 import logging
 
@@ -9,6 +8,8 @@ from django.urls import reverse
 
 from healthmail.accounts.roles import Role
 from healthmail.celery import app as celery_app
+
+from .conftest import json_lines as _lines
 
 pytestmark = pytest.mark.django_db
 
@@ -20,28 +21,6 @@ PATIENT_MRN = "MRN-99887766"
 class _NoWorkers:
     def active_queues(self):
         return None
-
-
-@pytest.fixture
-def json_log():
-    """A stream receiving what the configured `console` handler would print, at every level."""
-    [console] = [h for h in logging.getLogger().handlers if h.get_name() == "console"]
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(console.formatter)
-    for log_filter in console.filters:
-        handler.addFilter(log_filter)
-    root = logging.getLogger()
-    previous_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield stream
-    root.removeHandler(handler)
-    root.setLevel(previous_level)
-
-
-def _lines(stream) -> list[dict]:
-    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
 
 
 def test_request_log_is_json_with_request_id_and_tenant_id(json_log, member_client, tenant_a):
