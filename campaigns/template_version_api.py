@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from healthmail.actors import Actor
+from healthmail.api.idempotency import idempotent
 from healthmail.api.pagination import CursorPagination
 
 from . import selectors
@@ -166,6 +167,7 @@ class TemplateVersionCollection(APIView):
         description="Freeze the template's content as it is now (every language and the blocks it "
         "includes), as submitting a campaign does. Refused while the lint finds errors.",
     )
+    @idempotent
     def post(self, request, template_id):
         template = selectors.template_get(tenant=request.tenant, template_id=template_id)
         version, created = template_services.template_version_create(

@@ -126,3 +126,15 @@ def test_a_preview_language_that_is_not_a_code_is_refused(api, issue_key, tenant
     assert_problem(reader.get(f"/api/v1/templates/{saved.pk}/preview?language={'x' * 13}"), 422)
     fallback = reader.get(f"/api/v1/templates/{saved.pk}/preview?language=fr")
     assert fallback.json()["language"] == "en"
+
+
+def test_a_retried_freeze_with_the_same_idempotency_key_answers_the_first_result(
+    api, issue_key, tenant_a, team
+):
+    saved = template(tenant_a, team["marketer"].actor)
+    writer = api(issue_key(scopes=WRITE))
+    first = writer.post(f"/api/v1/templates/{saved.pk}/versions", "", HTTP_IDEMPOTENCY_KEY="freeze-1")
+    again = writer.post(f"/api/v1/templates/{saved.pk}/versions", "", HTTP_IDEMPOTENCY_KEY="freeze-1")
+    assert (first.status_code, again.status_code) == (201, 201), again.content
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
