@@ -1,7 +1,9 @@
 """Campaigns over the API: read (campaigns:read), write (campaigns:write) and report (campaigns:report).
 
 Every write calls the service the campaign pages call (services/campaigns.py, services/workflow.py),
-so the lint, the state machine, the history and the audit are the pages' own. Approval is not here:
+so the lint, the state machine, the history and the audit are the pages' own: an edit of a campaign
+in review, approved or scheduled returns it to draft (that round's approvals no longer count), one
+that is sending, paused, sent or cancelled is refused (409 campaign_locked). Approval is not here:
 a review is a person's decision on the approvals page, and four eyes counts the person who created
 the key as the campaign's author and submitter, so nobody approves what their own key submitted.
 
@@ -9,6 +11,8 @@ The report answers the figures of the report page, each cell through the disclos
 key as the viewer (a key without contacts:phi sees a PHI campaign's counts noisy, rounded, masked)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -24,12 +28,14 @@ from healthmail.api.pagination import CursorPagination
 from healthmail.disclosure import Viewer, shows_aggregates
 
 from . import selectors
+from .forms import campaign_initial, campaign_input
 from .models import Campaign, Goal, Metric
 from .selectors import REPORT_METRICS
 from .serializers import StrictSerializer
 from .services import campaigns as campaign_services
 from .services import templates as template_services
 from .services import workflow
+from .services.common import author_id
 
 READ = ["campaigns:read"]
 WRITE = ["campaigns:write"]
@@ -79,6 +85,39 @@ class CampaignCreateSerializer(StrictSerializer):
         return campaign_services.CampaignInput(**data)
 
 
+class CampaignUpdateSerializer(StrictSerializer):
+    """The fields of the create body, each optional: what is left out keeps its value (A/B tests and
+    send windows stay as set on the campaign's page). null clears an optional setting."""
+
+    name = serializers.CharField(max_length=120, required=False)
+    template_id = serializers.UUIDField(required=False)
+    segment_id = serializers.UUIDField(required=False)
+    goal = serializers.ChoiceField(choices=Goal.choices, required=False)
+    primary_metric = serializers.ChoiceField(choices=Metric.choices, required=False)
+    goal_target = serializers.IntegerField(
+        min_value=1, max_value=100_000_000, required=False, allow_null=True
+    )
+    purpose = serializers.ChoiceField(choices=Purpose.choices, required=False)
+    topic_id = serializers.UUIDField(required=False, allow_null=True)
+    sender_domain_id = serializers.UUIDField(required=False, allow_null=True)
+    sender_name = serializers.CharField(max_length=100, required=False)
+    from_local_part = serializers.CharField(max_length=64, required=False)
+    encryption_policy = serializers.ChoiceField(choices=EncryptionPolicy.choices, required=False)
+    throttle_per_hour = serializers.IntegerField(
+        min_value=1, max_value=1_000_000, required=False, allow_null=True
+    )
+    frequency_cap_count = serializers.IntegerField(
+        min_value=1, max_value=100, required=False, allow_null=True
+    )
+    frequency_cap_days = serializers.IntegerField(min_value=1, max_value=365, required=False)
+    track_engagement = serializers.BooleanField(required=False)
+
+    def to_input(self, tenant, campaign: Campaign) -> campaign_services.CampaignInput:
+        variants = selectors.campaign_variants(tenant=tenant, campaign=campaign)
+        current = campaign_input(campaign_initial(campaign, variants))
+        return dataclasses.replace(current, **self.validated_data)
+
+
 class CommentSerializer(StrictSerializer):
     comment = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
@@ -120,6 +159,14 @@ def _actor(request) -> Actor:
     return Actor.for_api_key(request.auth)
 
 
+def _writer(request) -> Actor:
+    """The key as the actor of a campaign write: refused (403 key_without_person) unless a person of
+    the organization created it, for every write, not only those that record an author."""
+    actor = _actor(request)
+    author_id(actor)
+    return actor
+
+
 def _campaign(request, campaign_id) -> Campaign:
     return selectors.campaign_get(tenant=request.tenant, campaign_id=campaign_id)
 
@@ -157,13 +204,42 @@ class CampaignCollection(APIView):
 
 
 class CampaignItem(APIView):
-    required_scopes = {"GET": READ}
+    required_scopes = {"GET": READ, "PATCH": WRITE}
 
     @extend_schema(
         operation_id="campaigns_retrieve", responses={200: CampaignSerializer, 404: _NOT_FOUND}, tags=_TAGS
     )
     def get(self, request, campaign_id):
         return Response(CampaignSerializer(_campaign(request, campaign_id)).data)
+
+    @extend_schema(
+        operation_id="campaigns_update",
+        request=CampaignUpdateSerializer,
+        responses={
+            200: CampaignSerializer,
+            404: _NOT_FOUND,
+            409: OpenApiResponse(
+                description="Name taken (campaign_exists), or the campaign is sending, paused, sent or "
+                "cancelled and can no longer be edited (campaign_locked)."
+            ),
+        },
+        tags=_TAGS,
+        description="Change a campaign's settings like its page does, linted again. A campaign in "
+        "review, approved or scheduled returns to draft (submit it again); fields left out keep "
+        "their values.",
+    )
+    def patch(self, request, campaign_id):
+        _writer(request)
+        campaign = _campaign(request, campaign_id)
+        incoming = CampaignUpdateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        campaign_services.campaign_update(
+            tenant=request.tenant,
+            actor=_actor(request),
+            campaign=campaign,
+            data=incoming.to_input(request.tenant, campaign),
+        )
+        return _answer(request, campaign)
 
 
 class _Step(APIView):
@@ -176,6 +252,7 @@ class _Step(APIView):
         raise NotImplementedError
 
     def run(self, request, campaign_id) -> Response:
+        _writer(request)
         campaign = _campaign(request, campaign_id)
         incoming = self.body(data=request.data)
         incoming.is_valid(raise_exception=True)
@@ -254,6 +331,57 @@ class CampaignResume(_Step):
 
     def step(self, request, campaign, data):
         workflow.campaign_resume(
+            tenant=request.tenant, actor=_actor(request), campaign=campaign, comment=data["comment"]
+        )
+
+
+class CampaignWithdraw(_Step):
+    @_step_schema(
+        "campaigns_withdraw",
+        "Take a campaign out of review, back to draft (the reviews of that round no longer count).",
+    )
+    @idempotent
+    def post(self, request, campaign_id):
+        return self.run(request, campaign_id)
+
+    def step(self, request, campaign, data):
+        workflow.campaign_withdraw(
+            tenant=request.tenant, actor=_actor(request), campaign=campaign, comment=data["comment"]
+        )
+
+
+class NoBody(StrictSerializer):
+    """No fields: any field sent is refused."""
+
+
+class CampaignUnschedule(_Step):
+    body = NoBody
+
+    @_step_schema(
+        "campaigns_unschedule",
+        "Take a scheduled campaign off the schedule: it stays approved and can be scheduled again.",
+        NoBody,
+    )
+    @idempotent
+    def post(self, request, campaign_id):
+        return self.run(request, campaign_id)
+
+    def step(self, request, campaign, data):
+        workflow.campaign_unschedule(tenant=request.tenant, actor=_actor(request), campaign=campaign)
+
+
+class CampaignCancel(_Step):
+    @_step_schema(
+        "campaigns_cancel",
+        "Stop the campaign for good (any status before sent): queued and held messages are cancelled, "
+        "sent ones stay sent.",
+    )
+    @idempotent
+    def post(self, request, campaign_id):
+        return self.run(request, campaign_id)
+
+    def step(self, request, campaign, data):
+        workflow.campaign_cancel(
             tenant=request.tenant, actor=_actor(request), campaign=campaign, comment=data["comment"]
         )
 

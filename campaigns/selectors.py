@@ -19,7 +19,15 @@ from healthmail.errors import NotFound
 from healthmail.tenants.models import Tenant
 from segmentation import services as segmentation
 
-from .models import Campaign, CampaignApproval, CampaignTransition, CampaignVariant, ContentBlock, Template
+from .models import (
+    Campaign,
+    CampaignApproval,
+    CampaignTransition,
+    CampaignVariant,
+    ContentBlock,
+    Template,
+    TemplateVersion,
+)
 from .services.audience import exclusion_label
 
 SOURCE_TYPE = "campaign"
@@ -64,6 +72,18 @@ def template_get(*, tenant: Tenant, template_id) -> Template:
     found = Template.objects.for_tenant(tenant).filter(pk=_uuid(template_id)).first()
     if found is None:
         raise NotFound("No such template.")
+    return found
+
+
+def template_versions(*, tenant: Tenant, template: Template) -> QuerySet[TemplateVersion]:
+    """Newest first."""
+    return TemplateVersion.objects.for_tenant(tenant).filter(template=template).order_by("-number")
+
+
+def template_version_get(*, tenant: Tenant, version_id) -> TemplateVersion:
+    found = TemplateVersion.objects.for_tenant(tenant).filter(pk=_uuid(version_id)).first()
+    if found is None:
+        raise NotFound("No such template version.")
     return found
 
 

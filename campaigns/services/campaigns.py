@@ -213,7 +213,9 @@ def campaign_create(*, tenant: Tenant, actor: Actor, data: CampaignInput) -> Cam
 
 @transaction.atomic
 def campaign_update(*, tenant: Tenant, actor: Actor, campaign: Campaign, data: CampaignInput) -> Campaign:
-    """Save changes. Sending campaigns refuse; reviewed or approved ones go back to draft."""
+    """Save changes. Sending campaigns refuse; reviewed or approved ones go back to draft. Like
+    creating one, editing needs a person answerable for the content (author_id)."""
+    author_id(actor)
     _validate(data)
     with tenant_context(tenant):
         locked = Campaign.objects.select_for_update(of=("self",)).get(pk=campaign.pk, tenant=tenant)

@@ -274,6 +274,26 @@ def template_freeze(*, tenant: Tenant, actor: Actor, template: Template) -> Temp
         )
 
 
+@transaction.atomic
+def template_version_create(
+    *, tenant: Tenant, actor: Actor, template: Template
+) -> tuple[TemplateVersion, bool]:
+    """Freeze the template's content now (as a submission does), recorded; (version, created): the
+    latest version when nothing changed since it was frozen."""
+    with tenant_context(tenant):
+        before = TemplateVersion.objects.for_tenant(tenant).filter(template=template).first()
+        version = template_freeze(tenant=tenant, actor=actor, template=template)
+        created = before is None or version.pk != before.pk
+        audit.record(
+            actor=actor,
+            action="campaign.template_version_create",
+            target=template,
+            tenant=tenant,
+            details={"version": version.number, "created": created},
+        )
+    return version, created
+
+
 def _blocks_used(contents: Mapping[str, render.Parts], blocks: Mapping[str, str]) -> dict[str, str]:
     everything = merge_fields.FieldSet({}, allow_data=True)
     used: set[str] = set()
@@ -453,6 +473,26 @@ def template_preview(*, tenant: Tenant, template: Template, language: str = "") 
         blocks=tenant_blocks(tenant=tenant),
         kind=template.kind,
         language=language or template.default_language,
+    )
+
+
+def version_lint(*, tenant: Tenant, version: TemplateVersion) -> linting.TemplateLint:
+    """The lint of a frozen version with the blocks frozen with it."""
+    return linting.lint_template(
+        contents=version_contents(version),
+        blocks=version.blocks,
+        field_set=field_set_for(tenant=tenant, kind=version.kind),
+    )
+
+
+def version_preview(*, tenant: Tenant, version: TemplateVersion, language: str = "") -> Preview:
+    """A frozen version rendered for the synthetic contact, exactly as it would go out."""
+    return preview(
+        tenant=tenant,
+        contents=version_contents(version),
+        blocks=version.blocks,
+        kind=version.kind,
+        language=language or version.default_language,
     )
 
 

@@ -45,8 +45,8 @@ SCOPES: dict[str, str] = {
     "webhooks:manage": "Manage webhook endpoints",
     "campaigns:read": "Read templates and campaigns (no audience counts)",
     "templates:write": "Create templates and save their languages (campaigns still need approval)",
-    "campaigns:write": "Create campaigns, submit them for approval, schedule, pause and resume them "
-    "(a person other than the key's creator approves)",
+    "campaigns:write": "Create and edit campaigns, submit and withdraw them, schedule and unschedule, "
+    "pause, resume and cancel them (a person other than the key's creator approves)",
     "campaigns:report": "Read campaign reports (counts through the disclosure policy)",
 }
 

@@ -8,25 +8,43 @@ SMART_JWKS_CACHE_SECONDS have passed, or early when an assertion names a `kid` t
 client rotated). Fetches are at most one per SMART_JWKS_REFETCH_SECONDS per client, whatever the
 outcome, so assertions with made-up kids cannot make us hammer anyone's server. A stale cache that
 cannot be refreshed verifies nothing (fail closed: a key the client removed must stop working).
+
+A beat task (tasks.smart_jwks_refresh, every SMART_JWKS_REFRESH_SECONDS) fetches each URL again once
+its cache is within two such periods of expiring, so a token request finds fresh keys and does not
+wait on the client's server, and a rotation on that server reaches us within the cache time even
+when no assertion names the new kid. The background fetch claims the client (jwks_attempted_at) and
+runs outside any transaction; a failure keeps the cached keys until they expire, then the token path
+fails closed as before.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import logging
+import uuid
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from healthmail import audit_trail as audit
+from healthmail.actors import Actor
 from healthmail.egress.http import FetchFailed, fetch
 from healthmail.egress.ssrf import Resolve, UnsafeTarget, private_allowed, resolve_target, system_resolve
 from healthmail.errors import ApplicationError
+from healthmail.tenants.context import tenant_context
+from healthmail.tenants.models import Tenant
 
 from .models import SmartClient
+
+logger = logging.getLogger("healthmail.smart")
 
 ACCEPT = "application/jwk-set+json, application/json"
 
@@ -124,3 +142,88 @@ def _refresh(client: SmartClient, *, kid: str, now: datetime.datetime) -> None:
         return
     rows.update(jwks=keys, jwks_fetched_at=now)
     client.jwks, client.jwks_fetched_at = keys, now
+
+
+# --- The background refresh (beat) ------------------------------------------------------------------
+
+
+@dataclass
+class RefreshSummary:
+    refreshed: int = 0  # fetched, keys unchanged
+    rotated: int = 0  # fetched, the set changed (recorded in the audit trail)
+    failed: int = 0  # not fetched: the cached keys stay until they expire
+
+
+def _refresh_ahead_seconds() -> int:
+    """How old a cache may grow before the beat fetches it again: two beat periods before expiry."""
+    return max(int(settings.SMART_JWKS_CACHE_SECONDS) - 2 * int(settings.SMART_JWKS_REFRESH_SECONDS), 0)
+
+
+def _due_clients(tenant_id: uuid.UUID, now: datetime.datetime) -> list[tuple[Any, Any]]:
+    fetched_before = now - datetime.timedelta(seconds=_refresh_ahead_seconds())
+    attempted_before = now - datetime.timedelta(seconds=settings.SMART_JWKS_REFETCH_SECONDS)
+    with tenant_context(tenant_id):
+        return list(
+            SmartClient.objects.for_tenant(tenant_id)
+            .filter(revoked_at__isnull=True)
+            .exclude(jwks_url="")
+            .filter(Q(jwks_fetched_at__isnull=True) | Q(jwks_fetched_at__lte=fetched_before))
+            .filter(Q(jwks_attempted_at__isnull=True) | Q(jwks_attempted_at__lte=attempted_before))
+            .values_list("pk", "jwks_attempted_at")
+        )
+
+
+def _claim(
+    tenant_id: uuid.UUID, client_pk: uuid.UUID, attempted_at: datetime.datetime | None, now: datetime.datetime
+) -> SmartClient | None:
+    """Compare-and-set on jwks_attempted_at: one fetch per client per interval, whoever asks (another
+    beat run, a token request). Committed before the fetch: no row lock is held on the network."""
+    with tenant_context(tenant_id):
+        claimed = (
+            SmartClient.objects.for_tenant(tenant_id)
+            .filter(pk=client_pk, jwks_attempted_at=attempted_at)
+            .update(jwks_attempted_at=now)
+        )
+        return SmartClient.objects.for_tenant(tenant_id).get(pk=client_pk) if claimed else None
+
+
+def _kids(jwks: dict[str, Any]) -> list[str]:
+    return sorted(key.get("kid", "") for key in jwks.get("keys", []))
+
+
+def _refresh_one(
+    tenant_id: uuid.UUID, client: SmartClient, now: datetime.datetime, summary: RefreshSummary
+) -> None:
+    try:
+        keys = jwks_fetch(client.jwks_url)
+    except ApplicationError as error:
+        summary.failed += 1
+        logger.warning("smart.jwks_refresh_failed", extra={"client_id": client.client_id, "code": error.code})
+        return
+    before, after = _kids(client.jwks), _kids(keys)
+    with tenant_context(tenant_id):
+        SmartClient.objects.for_tenant(tenant_id).filter(pk=client.pk).update(jwks=keys, jwks_fetched_at=now)
+        if before == after and keys == client.jwks:
+            summary.refreshed += 1
+            return
+        summary.rotated += 1
+        audit.record(
+            actor=Actor.system("smart_jwks_refresh"),
+            action="smart.jwks_rotated",
+            target=client,
+            tenant=tenant_id,
+            details={"kids_before": before, "kids_after": after},
+        )
+
+
+def jwks_refresh_due(*, now: datetime.datetime | None = None) -> RefreshSummary:
+    """Fetch again every registered JWK Set URL whose cache is close to expiring (tenant by tenant:
+    row-level security shows no other way). Safe to run twice at once: each client is claimed."""
+    now = now or timezone.now()
+    summary = RefreshSummary()
+    for tenant_id in Tenant.objects.filter(status=Tenant.Status.ACTIVE).values_list("pk", flat=True):
+        for client_pk, attempted_at in _due_clients(tenant_id, now):
+            client = _claim(tenant_id, client_pk, attempted_at, now)
+            if client is not None:
+                _refresh_one(tenant_id, client, now, summary)
+    return summary

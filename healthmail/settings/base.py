@@ -213,6 +213,8 @@ SMART_JWKS_MAX_BYTES = env.int("SMART_JWKS_MAX_BYTES", default=65536)
 SMART_JWKS_TIMEOUT_SECONDS = env.float("SMART_JWKS_TIMEOUT_SECONDS", default=5.0)
 SMART_JWKS_CACHE_SECONDS = env.int("SMART_JWKS_CACHE_SECONDS", default=3600)
 SMART_JWKS_REFETCH_SECONDS = env.int("SMART_JWKS_REFETCH_SECONDS", default=60)
+# The beat fetches a URL's keys again once its cache is within two of these periods of expiring.
+SMART_JWKS_REFRESH_SECONDS = env.int("SMART_JWKS_REFRESH_SECONDS", default=300)
 
 # --- Web -------------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -373,6 +375,10 @@ ACCESS_REVIEW_INTERVAL_DAYS = env.int("ACCESS_REVIEW_INTERVAL_DAYS", default=90)
 CELERY_BEAT_SCHEDULE["access-review-reminders"] = {
     "task": "incidents.tasks.access_review_reminders",
     "schedule": 3600.0,
+}
+CELERY_BEAT_SCHEDULE["smart-jwks-refresh"] = {
+    "task": "healthmail.accounts.tasks.smart_jwks_refresh",
+    "schedule": float(SMART_JWKS_REFRESH_SECONDS),
 }
 CELERY_BEAT_SCHEDULE["api-idempotency-expire"] = {
     "task": "healthmail.api.tasks.idempotency_expire",

@@ -85,7 +85,8 @@ def _campaign_id(tenant, issue_key) -> uuid.UUID:
 
 
 def _campaign_in(tenant, stage: str) -> uuid.UUID:
-    """A campaign of `tenant` at `stage` (draft, approved, sending, paused), through the services."""
+    """A campaign of `tenant` at `stage` (draft, in_review, approved, scheduled, sending, paused),
+    through the services."""
     from campaigns.services import launch, workflow
     from healthmail.accounts.roles import Role
     from tests.campaigns.conftest import (
@@ -108,16 +109,30 @@ def _campaign_in(tenant, stage: str) -> uuid.UUID:
     }
     if stage == "draft":
         return draft(tenant, team, ready).pk
+    if stage == "in_review":
+        campaign = draft(tenant, team, ready)
+        return workflow.campaign_submit(tenant=tenant, actor=team["marketer"].actor, campaign=campaign).pk
     campaign = approved(tenant, team, ready)
     if stage == "approved":
         return campaign.pk
     opt_in(tenant, contacts(tenant, 1, seed=int(uuid.uuid4().int % 10_000)))
     actor = team["marketer"].actor
     campaign = workflow.campaign_schedule(tenant=tenant, actor=actor, campaign=campaign)
+    if stage == "scheduled":
+        return campaign.pk
     launch.campaign_launch(tenant=tenant, campaign_id=campaign.pk)
     if stage == "paused":
         workflow.campaign_pause(tenant=tenant, actor=actor, campaign=campaign)
     return campaign.pk
+
+
+def _template_version_id(tenant, issue_key) -> uuid.UUID:
+    from campaigns.services.templates import template_freeze
+    from healthmail.accounts.roles import Role
+    from tests.campaigns.conftest import person, template
+
+    marketer = person(tenant, Role.MARKETER).actor
+    return template_freeze(tenant=tenant, actor=marketer, template=template(tenant, marketer)).pk
 
 
 def _journey_id(tenant, issue_key) -> uuid.UUID:
@@ -285,13 +300,42 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("PATCH", "/api/v1/templates/{template_id}"): Operation(
         scopes=["templates:write"], make_object=_template_id, make_body=_template_content
     ),
+    ("GET", "/api/v1/templates/{template_id}/versions"): Operation(
+        scopes=["campaigns:read"], make_object=_template_id
+    ),
+    ("POST", "/api/v1/templates/{template_id}/versions"): Operation(
+        scopes=["templates:write"], make_object=_template_id
+    ),
+    ("GET", "/api/v1/templates/{template_id}/preview"): Operation(
+        scopes=["campaigns:read"], make_object=_template_id
+    ),
+    ("GET", "/api/v1/template-versions/{version_id}"): Operation(
+        scopes=["campaigns:read"], make_object=_template_version_id
+    ),
+    ("GET", "/api/v1/template-versions/{version_id}/preview"): Operation(
+        scopes=["campaigns:read"], make_object=_template_version_id
+    ),
     ("GET", "/api/v1/campaigns"): Operation(scopes=["campaigns:read"]),
     ("GET", "/api/v1/campaigns/{campaign_id}"): Operation(
         scopes=["campaigns:read"], make_object=_campaign_id
     ),
+    ("PATCH", "/api/v1/campaigns/{campaign_id}"): Operation(
+        scopes=["campaigns:write"],
+        make_object=_campaign_id,
+        make_body=lambda tenant, _: {"name": f"Renamed {uuid.uuid4().hex[:6]}"},
+    ),
     ("POST", "/api/v1/campaigns"): Operation(scopes=["campaigns:write"]),
+    ("POST", "/api/v1/campaigns/{campaign_id}/unschedule"): Operation(
+        scopes=["campaigns:write"], make_object=lambda tenant, _: _campaign_in(tenant, "scheduled")
+    ),
+    ("POST", "/api/v1/campaigns/{campaign_id}/cancel"): Operation(
+        scopes=["campaigns:write"], make_object=_campaign_id
+    ),
     ("POST", "/api/v1/campaigns/{campaign_id}/submit"): Operation(
         scopes=["campaigns:write"], make_object=lambda tenant, _: _campaign_in(tenant, "draft")
+    ),
+    ("POST", "/api/v1/campaigns/{campaign_id}/withdraw"): Operation(
+        scopes=["campaigns:write"], make_object=lambda tenant, _: _campaign_in(tenant, "in_review")
     ),
     ("POST", "/api/v1/campaigns/{campaign_id}/schedule"): Operation(
         scopes=["campaigns:write"],

@@ -90,13 +90,22 @@ def test_the_whole_path_with_a_second_person_approving(api, issue_key, tenant_a,
     ]
 
 
-def test_a_key_no_person_created_cannot_write_campaigns(api, issue_key, tenant_a, ready):
+def test_a_key_no_person_created_cannot_write_campaigns(api, issue_key, tenant_a, team, ready):
     client = api(issue_key(scopes=WRITER))  # made by the system: nobody answers for it
     assert_problem(
         client.post("/api/v1/campaigns", json.dumps(_body(tenant_a, ready))), 403, "key_without_person"
     )
     with tenant_context(tenant_a):
         assert not Campaign.objects.exists()
+    # Nor change one a person wrote: every step of the write API, even the brakes.
+    from tests.campaigns.conftest import draft
+
+    campaign = draft(tenant_a, team, ready)
+    for step in ("submit", "withdraw", "schedule", "unschedule", "pause", "resume", "cancel"):
+        refused = client.post(f"/api/v1/campaigns/{campaign.pk}/{step}", "{}")
+        assert_problem(refused, 403, "key_without_person")
+    with tenant_context(tenant_a):
+        assert _status(campaign.pk) == "draft"
 
 
 def test_scopes_are_exact(api, issue_key, tenant_a, team, ready):
@@ -173,3 +182,156 @@ def test_the_report_passes_the_disclosure_policy_and_is_recorded(api, issue_key,
     ]
     exports = [e for e in audit_events(tenant=tenant_a) if e.action == "campaign.report_export"]
     assert [(e.actor_type, e.details["format"]) for e in exports] == [("api_key", "api"), ("api_key", "api")]
+
+
+# --- Edit, unschedule, cancel ---------------------------------------------------------------------
+
+
+def _created(client, tenant, ready, **overrides) -> str:
+    created = client.post("/api/v1/campaigns", json.dumps(_body(tenant, ready, **overrides)))
+    assert created.status_code == 201, created.content
+    return created.json()["id"]
+
+
+def test_an_edit_changes_what_is_sent_and_keeps_what_is_left_out(api, issue_key, tenant_a, team, ready):
+    client = api(issue_key(scopes=WRITER, by=team["marketer"].user))
+    campaign_id = _created(client, tenant_a, ready, throttle_per_hour=500)
+
+    edited = client.generic(
+        "PATCH",
+        f"/api/v1/campaigns/{campaign_id}",
+        json.dumps({"name": "Flu shots (renamed)", "throttle_per_hour": None, "goal": "adherence"}),
+    )
+
+    assert edited.status_code == 200, edited.content
+    assert (edited.json()["name"], edited.json()["goal"], edited.json()["status"]) == (
+        "Flu shots (renamed)",
+        "adherence",
+        "draft",
+    )
+    with tenant_context(tenant_a):
+        campaign = Campaign.objects.get(pk=campaign_id)
+        assert campaign.throttle_per_hour is None
+        assert (campaign.template_id, campaign.segment_id, campaign.sender_domain_id) == (
+            ready["template"].pk,
+            ready["segment"].pk,
+            ready["domain"].pk,
+        )
+        assert campaign.topic is not None
+        assert campaign.sender_name == "Synthetic Clinic"
+    edits = [e for e in audit_events(tenant=tenant_a) if e.action == "campaign.edit"]
+    assert [(e.actor_type, e.target_id) for e in edits] == [("api_key", campaign_id)]
+
+
+def test_an_edit_after_approval_returns_the_campaign_to_draft(api, issue_key, tenant_a, team, ready):
+    from tests.campaigns.conftest import approved
+
+    campaign = approved(tenant_a, team, ready)
+    client = api(issue_key(scopes=WRITER, by=team["marketer2"].user))
+
+    edited = client.generic("PATCH", f"/api/v1/campaigns/{campaign.pk}", json.dumps({"name": "Changed"}))
+
+    assert edited.json()["status"] == "draft", edited.content
+    with tenant_context(tenant_a):
+        assert Campaign.objects.get(pk=campaign.pk).template_version_id is None
+    # Approved once, edited: scheduling it now is refused, it needs a new review round.
+    assert_problem(client.post(f"/api/v1/campaigns/{campaign.pk}/schedule", "{}"), 409, "campaign_state")
+
+
+def test_a_campaign_on_its_way_cannot_be_edited(api, issue_key, tenant_a, team, ready):
+    from tests.campaigns.conftest import scheduled
+
+    opt_in(tenant_a, contacts(tenant_a, 2))
+    campaign = scheduled(tenant_a, team, ready)
+    launch.campaign_launch(tenant=tenant_a, campaign_id=campaign.pk)
+    client = api(issue_key(scopes=WRITER, by=team["marketer"].user))
+
+    refused = client.generic("PATCH", f"/api/v1/campaigns/{campaign.pk}", json.dumps({"name": "Late"}))
+
+    assert_problem(refused, 409, "campaign_locked")
+    with tenant_context(tenant_a):
+        assert Campaign.objects.get(pk=campaign.pk).name == campaign.name
+
+
+def test_edit_refusals_write_nothing(api, issue_key, tenant_a, team, ready):
+    client = api(issue_key(scopes=WRITER, by=team["marketer"].user))
+    campaign_id = _created(client, tenant_a, ready)
+    path = f"/api/v1/campaigns/{campaign_id}"
+    assert_problem(client.generic("PATCH", path, json.dumps({"status": "approved"})), 422)
+    assert_problem(client.generic("PATCH", path, json.dumps({"sender_name": "Clinic\r\nBcc: x"})), 422)
+    missing = {"segment_id": "00000000-0000-4000-8000-000000000000"}
+    assert_problem(client.generic("PATCH", path, json.dumps(missing)), 404)
+    personless = api(issue_key(scopes=WRITER))
+    assert_problem(personless.generic("PATCH", path, json.dumps({"name": "x"})), 403, "key_without_person")
+    reader = api(issue_key(scopes=["campaigns:read"], by=team["marketer"].user))
+    assert_problem(reader.generic("PATCH", path, json.dumps({"name": "x"})), 403)
+    with tenant_context(tenant_a):
+        campaign = Campaign.objects.get(pk=campaign_id)
+        assert (campaign.name, campaign.sender_name) == ("Flu shots (API)", "Synthetic Clinic")
+    assert [e.action for e in audit_events(tenant=tenant_a) if e.action == "campaign.edit"] == []
+
+
+def test_unschedule_then_cancel(api, issue_key, tenant_a, team, ready):
+    from tests.campaigns.conftest import scheduled
+
+    opt_in(tenant_a, contacts(tenant_a, 2))
+    campaign = scheduled(tenant_a, team, ready)
+    client = api(issue_key(scopes=WRITER, by=team["marketer"].user))
+
+    assert_problem(client.post(f"/api/v1/campaigns/{campaign.pk}/unschedule", '{"comment": "x"}'), 422)
+    unscheduled = client.post(f"/api/v1/campaigns/{campaign.pk}/unschedule", "{}")
+    assert unscheduled.status_code == 200, unscheduled.content
+    assert (unscheduled.json()["status"], unscheduled.json()["scheduled_for"]) == ("approved", None)
+    assert_problem(client.post(f"/api/v1/campaigns/{campaign.pk}/unschedule", "{}"), 409, "campaign_state")
+
+    cancelled = client.post(f"/api/v1/campaigns/{campaign.pk}/cancel", json.dumps({"comment": "Wrong week"}))
+    assert cancelled.json()["status"] == "cancelled", cancelled.content
+    assert_problem(client.post(f"/api/v1/campaigns/{campaign.pk}/cancel", "{}"), 409, "campaign_state")
+    steps = [
+        (e.action, e.actor_type)
+        for e in audit_events(tenant=tenant_a)
+        if e.actor_type == "api_key" and e.action.startswith("campaign.")
+    ]
+    assert steps == [("campaign.unschedule", "api_key"), ("campaign.cancel", "api_key")]
+
+
+def test_cancelling_a_sending_campaign_cancels_its_queued_messages(api, issue_key, tenant_a, team, ready):
+    from delivery.models import Message
+    from tests.campaigns.conftest import scheduled
+
+    opt_in(tenant_a, contacts(tenant_a, 3))
+    campaign = scheduled(tenant_a, team, ready)
+    launch.campaign_launch(tenant=tenant_a, campaign_id=campaign.pk)
+    client = api(issue_key(scopes=WRITER, by=team["marketer"].user))
+
+    cancelled = client.post(f"/api/v1/campaigns/{campaign.pk}/cancel", "{}", HTTP_IDEMPOTENCY_KEY="stop-1")
+    again = client.post(f"/api/v1/campaigns/{campaign.pk}/cancel", "{}", HTTP_IDEMPOTENCY_KEY="stop-1")
+
+    assert (cancelled.status_code, again.status_code) == (200, 200), cancelled.content
+    assert again["Idempotent-Replayed"] == "true"
+    with tenant_context(tenant_a):
+        states = set(
+            Message.objects.filter(source_type="campaign", source_id=str(campaign.pk)).values_list(
+                "state", flat=True
+            )
+        )
+    assert states == {Message.State.CANCELLED}
+    [event] = [e for e in audit_events(tenant=tenant_a) if e.action == "campaign.cancel"]
+    assert event.details["messages_cancelled"] == 3
+
+
+def test_withdraw_takes_a_submitted_campaign_back_to_draft(api, issue_key, tenant_a, team, ready):
+    client = api(issue_key(scopes=WRITER, by=team["marketer"].user))
+    campaign_id = _created(client, tenant_a, ready)
+    assert_problem(client.post(f"/api/v1/campaigns/{campaign_id}/withdraw", "{}"), 409, "campaign_state")
+    client.post(f"/api/v1/campaigns/{campaign_id}/submit", "{}")
+
+    withdrawn = client.post(f"/api/v1/campaigns/{campaign_id}/withdraw", json.dumps({"comment": "Typo"}))
+
+    assert withdrawn.json()["status"] == "draft", withdrawn.content
+    actions = [e.action for e in audit_events(tenant=tenant_a) if e.actor_type == "api_key"]
+    assert [a for a in actions if a.startswith("campaign.")] == [
+        "campaign.create",
+        "campaign.submit",
+        "campaign.withdraw",
+    ]
