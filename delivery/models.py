@@ -132,6 +132,10 @@ class Stream(models.TextChoices):
     MARKETING = "marketing", "Marketing"
 
 
+# The final states of a message that reached the person (the partial index below lists them).
+DELIVERED_STATES = ("delivered_tls", "delivered_portal", "delivered_waiver", "delivered_unverified")
+
+
 class Message(TenantOwnedModel):
     """The outbox: one row per recipient, the queue of record. The broker only wakes workers up.
 
@@ -234,6 +238,12 @@ class Message(TenantOwnedModel):
                 condition=models.Q(state__in=["queued", "deferred"]),
             ),
             models.Index(fields=["tenant", "source_type", "source_id", "state"], name="message_source_state"),
+            # Journeys' "did not open within N days": a send's deliveries in delivery order.
+            models.Index(
+                fields=["tenant", "source_type", "source_id", "finished_at", "id"],
+                name="message_source_delivered",
+                condition=models.Q(state__in=DELIVERED_STATES),
+            ),
             models.Index(
                 fields=["tenant", "lease_until"],
                 name="message_sending_lease",

@@ -37,7 +37,11 @@ DEFAULT_CYCLE_CAP = 3
 MAX_CYCLE_CAP = 20
 
 ENTRY_KINDS = ("event", "manual", "date", "consent", "engagement", "segment")
-ENGAGEMENT_ACTIONS = ("opened", "clicked")  # wait_event "email.opened" / "email.clicked" too
+ENGAGEMENT_ACTIONS = ("opened", "clicked", "not_opened")  # wait_event "email.opened" / "email.clicked" too
+# "not_opened": no human open or click of a chosen send (a campaign, or one send step of a journey)
+# within `days` of its delivery (journeys/services/unopened.py).
+NOT_OPENED = "not_opened"
+MIN_NOT_OPENED_DAYS, MAX_NOT_OPENED_DAYS = 1, 90
 CONSENT_CHANGES = ("granted", "revoked")
 REENTRY = ("after_exit", "never")  # or {"after_days": n}
 UPDATE_FIELDS = ("journey_stage", "language")  # plaintext fields a journey may set
@@ -95,10 +99,14 @@ ENTRY_LABELS = {
     "manual": "Enrolled by hand or through the API",
     "date": "A date of the contact",
     "consent": "A consent change",
-    "engagement": "An email opened or clicked",
+    "engagement": "An email opened, clicked or left unopened",
     "segment": "Joining a segment",
 }
-ENGAGEMENT_LABELS = {"opened": "Opens an email", "clicked": "Clicks a link in an email"}
+ENGAGEMENT_LABELS = {
+    "opened": "Opens an email",
+    "clicked": "Clicks a link in an email",
+    "not_opened": "Does not open an email within some days",
+}
 CONSENT_CHANGE_LABELS = {"granted": "Consent granted", "revoked": "Consent revoked"}
 
 
@@ -146,9 +154,12 @@ def _check_entry(entry: Any, problems: list[Problem]) -> None:
         problems.append(
             Problem(
                 "entry.action",
-                "Choose the engagement that starts the journey: opens an email or clicks a link in one.",
+                "Choose the engagement that starts the journey: opens an email, clicks a link in one, "
+                "or does not open one within some days.",
             )
         )
+    if entry["kind"] == "engagement" and entry.get("action") == NOT_OPENED:
+        _check_not_opened(entry, problems)
     if entry["kind"] == "consent":
         if not isinstance(entry.get("topic"), str) or not TAG.fullmatch(entry["topic"]):
             problems.append(
@@ -171,6 +182,29 @@ def _check_entry(entry: Any, problems: list[Problem]) -> None:
             problems.append(
                 Problem("entry.offset_days", "The offset is a whole number of days (at most 400).")
             )
+
+
+def _check_not_opened(entry: Mapping, problems: list[Problem]) -> None:
+    """Which send (a campaign, or a send step of a journey: exactly one) and how many days."""
+    if not _whole(entry.get("days"), MIN_NOT_OPENED_DAYS, MAX_NOT_OPENED_DAYS):
+        problems.append(
+            Problem(
+                "entry.days",
+                f"The days without an open are a whole number from {MIN_NOT_OPENED_DAYS} "
+                f"to {MAX_NOT_OPENED_DAYS}.",
+            )
+        )
+    campaign, journey = "campaign_id" in entry, "journey_id" in entry
+    if campaign == journey:
+        problems.append(
+            Problem("entry.send", "Choose the email not opened: a campaign or a send step of a journey.")
+        )
+    elif campaign and not _is_uuid(entry["campaign_id"]):
+        problems.append(Problem("entry.send", "Choose the campaign whose email was not opened."))
+    elif journey and (not _is_uuid(entry["journey_id"]) or not KEY.fullmatch(_name(entry.get("step")))):
+        problems.append(
+            Problem("entry.send", "Choose the journey and its send step whose email was not opened.")
+        )
 
 
 def _is_uuid(value: Any) -> bool:

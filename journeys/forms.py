@@ -7,11 +7,13 @@ import json
 
 from django import forms
 
+from campaigns.models import Campaign
 from consent.services import topics_ensure_system
 from delivery.models import SenderDomain
 from segmentation.models import Segment
 
 from . import definition as spec
+from .models import Journey
 
 ENTRY_CHOICES = [
     ("event", "An event from your systems (API)"),
@@ -19,7 +21,7 @@ ENTRY_CHOICES = [
     ("date", "A date of the contact, relative to today"),
     ("segment", "They join a segment (a change of their data puts them in it)"),
     ("consent", "Their consent to a topic changes (granted or revoked)"),
-    ("engagement", "They open or click an email (any campaign or journey email)"),
+    ("engagement", "They open or click an email, or leave a chosen email unopened for some days"),
 ]
 CHANGE_CHOICES = [("", "— choose —"), *spec.CONSENT_CHANGE_LABELS.items()]
 ACTION_CHOICES = [("", "— choose —"), *spec.ENGAGEMENT_LABELS.items()]
@@ -74,9 +76,23 @@ class JourneyForm(forms.Form):
         label="Entry engagement",
         required=False,
         choices=ACTION_CHOICES,
-        help_text="For an engagement entry: a human open (the first of a message) or click; bot opens "
-        'and privacy prefetches do not count. For "did not open within N days", send an email and '
-        "follow it with a wait for the event email.opened whose timeout is N days.",
+        help_text="For an engagement entry: a human open (the first of a message) or click of any "
+        "campaign or journey email, or no human open or click of the chosen email within the days "
+        "below. Bot opens and privacy prefetches (Apple Mail Privacy Protection) never count as opens.",
+    )
+    entry_send = forms.ChoiceField(
+        label="Email not opened",
+        required=False,
+        help_text='For "does not open an email within some days": the campaign, or the send step of a '
+        "journey, whose email the contact left unopened.",
+    )
+    entry_days = forms.IntegerField(
+        label="Days without an open",
+        required=False,
+        min_value=spec.MIN_NOT_OPENED_DAYS,
+        max_value=spec.MAX_NOT_OPENED_DAYS,
+        help_text=f"Counted from the email's delivery ({spec.MIN_NOT_OPENED_DAYS} to "
+        f"{spec.MAX_NOT_OPENED_DAYS}).",
     )
     start = forms.CharField(label="First step", required=False, max_length=24)
     goal_event = forms.CharField(
@@ -119,6 +135,7 @@ class JourneyForm(forms.Form):
         self.fields["entry_segment"].choices = [("", "— choose —")] + [(str(s.pk), s.name) for s in segments]
         topics = sorted(topics_ensure_system(tenant=tenant).values(), key=lambda t: t.name)
         self.fields["entry_topic"].choices = [("", "— choose —")] + [(t.key, t.name) for t in topics]
+        self.fields["entry_send"].choices = send_choices(tenant)
 
     def clean_steps(self) -> dict:
         return _json_object(self.cleaned_data["steps"], "steps")
@@ -154,6 +171,8 @@ class JourneyForm(forms.Form):
             entry["change"] = data["entry_change"]
         elif entry["kind"] == "engagement":
             entry["action"] = data["entry_action"]
+            if entry["action"] == spec.NOT_OPENED:
+                entry.update(_send_of(data["entry_send"]), days=data["entry_days"])
         result: dict = {
             "entry": entry,
             "start": data["start"].strip(),
@@ -188,6 +207,8 @@ def initial_of(name: str, definition: dict) -> dict:
         "entry_topic": entry.get("topic", ""),
         "entry_change": entry.get("change", ""),
         "entry_action": entry.get("action", ""),
+        "entry_send": _send_value(entry),
+        "entry_days": entry.get("days"),
         "goal_event": (definition.get("goal") or {}).get("event", ""),
         "goal_tag": (definition.get("goal") or {}).get("tag", ""),
         "cycle_cap": definition.get("cycle_cap", spec.DEFAULT_CYCLE_CAP),
@@ -196,6 +217,44 @@ def initial_of(name: str, definition: dict) -> dict:
         "steps": json.dumps(_editable_steps(definition.get("steps") or {}), indent=2),
         "layout": json.dumps(definition.get("layout") or {}),
     }
+
+
+def send_choices(tenant) -> list:
+    """The emails a "did not open" trigger can watch, by name: campaigns (not cancelled) and the send
+    steps of journeys (their newest version; archived journeys left out)."""
+    campaigns = Campaign.objects.filter(tenant=tenant).exclude(status=Campaign.Status.CANCELLED)
+    journey_sends = []
+    for journey in (
+        Journey.objects.filter(tenant=tenant).exclude(status=Journey.Status.ARCHIVED).order_by("name")
+    ):
+        newest = journey.versions.order_by("-number").values_list("definition", flat=True).first() or {}
+        for key, step in (newest.get("steps") or {}).items():
+            if step.get("type") == "send":
+                journey_sends.append((f"journey:{journey.pk}:{key}", f"{journey.name}: step {key}"))
+    return [
+        ("", "— choose —"),
+        ("Campaigns", [(f"campaign:{c.pk}", c.name) for c in campaigns.order_by("name")]),
+        ("Journey emails", journey_sends),
+    ]
+
+
+def _send_of(value: str) -> dict:
+    """ "campaign:<id>" or "journey:<id>:<step>" → the entry's keys naming the watched send."""
+    kind, _, rest = (value or "").partition(":")
+    if kind == "campaign":
+        return {"campaign_id": rest}
+    if kind == "journey":
+        journey_id, _, step = rest.partition(":")
+        return {"journey_id": journey_id, "step": step}
+    return {}
+
+
+def _send_value(entry: dict) -> str:
+    if "campaign_id" in entry:
+        return f"campaign:{entry['campaign_id']}"
+    if "journey_id" in entry:
+        return f"journey:{entry['journey_id']}:{entry.get('step', '')}"
+    return ""
 
 
 def _editable_steps(steps: dict) -> dict:
@@ -213,6 +272,8 @@ ENTRY_FIELDS = {
     "entry.topic": "entry_topic",
     "entry.change": "entry_change",
     "entry.action": "entry_action",
+    "entry.send": "entry_send",
+    "entry.days": "entry_days",
     "start": "start",
     "goal": "goal_event",
     "cycle_cap": "cycle_cap",

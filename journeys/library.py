@@ -47,6 +47,11 @@ def journey_template(key: str) -> JourneyTemplate:
     return JourneyTemplate(found.key, found.name, found.description, copy.deepcopy(found.definition))
 
 
+# What a template leaves for the organization to choose: its email templates, and the email a
+# "did not open" entry watches (one of its campaigns or journeys).
+CHOICES_LEFT = (".template_id", "entry.send")
+
+
 def missing_choices(definition: dict) -> list[spec.Problem]:
     """What a template leaves for the tenant to choose; everything else must already be valid."""
-    return [p for p in spec.problems_of(definition) if not p.where.endswith(".template_id")]
+    return [p for p in spec.problems_of(definition) if not p.where.endswith(CHOICES_LEFT)]

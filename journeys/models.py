@@ -37,6 +37,10 @@ class Journey(TenantOwnedModel):
     # ran (once a day): compare-and-set.
     date_checked_at = models.DateTimeField(null=True, blank=True)
     reconciled_on = models.DateField(null=True, blank=True)
+    # The "did not open within N days" trigger's cursor: the deliveries of the watched send up to
+    # (delivery time, message id) have been looked at; no id: all delivered up to that time.
+    unopened_checked_at = models.DateTimeField(null=True, blank=True)
+    unopened_checked_id = models.UUIDField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
     )

@@ -10,6 +10,7 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from campaigns.models import Campaign
 from consent.models import Topic
 from contacts.models import Contact
 from healthmail import disclosure, labels
@@ -40,6 +41,27 @@ def journey_names(tenant: Tenant, ids: list[str]) -> dict[str, str]:
     return {str(pk): name for pk, name in rows}
 
 
+def unopened_send_name(tenant: Tenant, entry: dict) -> str:
+    """The send a "did not open" trigger watches, in words: the campaign's name, or the journey's name
+    and its send step."""
+    if "campaign_id" in entry:
+        name = Campaign.objects.filter(tenant=tenant, pk=_uuid_or_none(entry["campaign_id"]))
+        found = name.values_list("name", flat=True).first()
+        return f"the email of the campaign {found}" if found else "the email of a campaign since deleted"
+    name = Journey.objects.filter(tenant=tenant, pk=_uuid_or_none(entry.get("journey_id")))
+    found = name.values_list("name", flat=True).first()
+    if not found:
+        return "an email of a journey since deleted"
+    return f"the email of step {entry.get('step', '')} of the journey {found}"
+
+
+def _uuid_or_none(value) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
 def entry_summary(*, tenant: Tenant, entry: dict) -> str:
     """How contacts enter, in words: the trigger's label and what it names (the event, the date and
     offset, the segment's or topic's name), never a code or an id."""
@@ -47,6 +69,8 @@ def entry_summary(*, tenant: Tenant, entry: dict) -> str:
     text = labels.label("journey_entry", kind)
     if kind == "event":
         return f"{text}: {entry.get('event', '')}"
+    if kind == "engagement" and entry.get("action") == spec.NOT_OPENED:
+        return f"{text}: does not open {unopened_send_name(tenant, entry)} within {entry.get('days')} days"
     if kind == "engagement":
         return f"{text}: {labels.label('journey_engagement', entry.get('action', ''))}"
     if kind == "consent":

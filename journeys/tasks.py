@@ -16,9 +16,11 @@ from healthmail.tasks import enqueue, tenant_task
 from healthmail.tenants.context import current_tenant_id, tenant_context
 from healthmail.tenants.models import Tenant
 
+from . import definition as spec
 from .models import Journey, Position, SegmentCheck
-from .services import dates, engine, segments
+from .services import dates, engine, segments, unopened
 
+UNOPENED_EVENT = f"email.{spec.NOT_OPENED}"  # Journey.entry_event of a "did not open" trigger
 RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 5, "retry_jitter": True, "max_retries": 5}
 
 
@@ -65,6 +67,21 @@ def journeys_segment_reconcile(journey_id: str) -> int:
     return segments.segment_members_reconcile(tenant=tenant, journey=journey)
 
 
+@tenant_task(queue="marketing", acks_late=True, soft_time_limit=270, time_limit=300, **RETRY)
+def journeys_unopened_enrol(journey_id: str) -> int:
+    """The "did not open within N days" trigger: batches of deliveries that just came due (each its
+    own transaction) until none are left or the time is up. Returns how many entered."""
+    tenant, entered = _tenant(), 0
+    journey = Journey.objects.get(pk=journey_id, tenant=tenant)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        read, batch_entered = unopened.unopened_enrol(tenant=tenant, journey=journey)
+        entered += batch_entered
+        if not read:
+            break
+    return entered
+
+
 def segment_checks_soon(*, tenant) -> None:
     """After commit, a worker checks the queued contacts; if the broker is down the checks stay
     queued and `journeys_sweep` finds them."""
@@ -88,9 +105,10 @@ def advance_soon(*, tenant, position_ids) -> None:
 )
 def journeys_sweep() -> dict[str, int]:
     """Every tenant with due positions or queued segment checks gets a worker; every active date or
-    segment-join journey runs its day (the date trigger; the segment reconcile)."""
+    segment-join journey runs its day (the date trigger; the segment reconcile); every active "did
+    not open within N days" journey reads the deliveries that just came due."""
     now = timezone.now()
-    due = checks = dates = 0
+    due = checks = dates = unopened_journeys = 0
     for tenant_id in Tenant.objects.filter(status=Tenant.Status.ACTIVE).values_list("pk", flat=True):
         with tenant_context(tenant_id):
             if Position.objects.filter(
@@ -110,4 +128,19 @@ def journeys_sweep() -> dict[str, int]:
                 task = journeys_date_enrol if kind == "date" else journeys_segment_reconcile
                 task.apply_async(kwargs={"tenant_id": str(tenant_id), "journey_id": str(journey_id)})
                 dates += 1
-    return {"tenants_due": due, "tenants_checked": checks, "daily_journeys": dates}
+            for journey_id in Journey.objects.filter(
+                tenant_id=tenant_id,
+                status=Journey.Status.ACTIVE,
+                entry_kind="engagement",
+                entry_event=UNOPENED_EVENT,
+            ).values_list("pk", flat=True):
+                journeys_unopened_enrol.apply_async(
+                    kwargs={"tenant_id": str(tenant_id), "journey_id": str(journey_id)}
+                )
+                unopened_journeys += 1
+    return {
+        "tenants_due": due,
+        "tenants_checked": checks,
+        "daily_journeys": dates,
+        "unopened_journeys": unopened_journeys,
+    }

@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit import services as audit
-from campaigns.models import Template
+from campaigns.models import Campaign, Template
 from campaigns.services import templates as template_services
 from consent import services as consent
 from consent.models import TRANSACTIONAL_PURPOSES
@@ -31,6 +31,7 @@ from segmentation.models import Segment
 from .. import definition as spec
 from ..models import Journey, JourneyVersion, Position
 from .segments import segment_members_reset
+from .unopened import cursor_start, is_unopened
 
 Status = Journey.Status
 VersionStatus = JourneyVersion.Status
@@ -132,6 +133,8 @@ def _check_references(tenant: Tenant, journey: Journey, definition: dict) -> Non
             consent.topic_by_key(tenant=tenant, key=entry["topic"])
         except NotFound:
             raise _problem("entry.topic", "No such consent topic in this organization.") from None
+    if entry["kind"] == "engagement" and entry["action"] == spec.NOT_OPENED:
+        _check_not_opened_send(tenant, journey, definition)
     loop = jump_loop(tenant=tenant, journey_id=journey.pk, definition=definition)
     if loop:
         names = dict(Journey.objects.filter(tenant=tenant, pk__in=loop).values_list("pk", "name"))
@@ -141,6 +144,27 @@ def _check_references(tenant: Tenant, journey: Journey, definition: dict) -> Non
             + " → ".join(names.get(j, str(j)) for j in loop)
             + ". Add a wait.",
         )
+
+
+def _check_not_opened_send(tenant: Tenant, journey: Journey, definition: dict) -> None:
+    """The send a "did not open" trigger watches is this organization's: a campaign, or a send step
+    of a journey (this one's definition, or any version of another that is not archived)."""
+    entry = definition["entry"]
+    if "campaign_id" in entry:
+        if not Campaign.objects.filter(tenant=tenant, pk=_uuid(entry["campaign_id"])).exists():
+            raise _problem("entry.send", "No such campaign in this organization.")
+        return
+    source = _uuid(entry["journey_id"])
+    if source == journey.pk:
+        definitions = [definition]
+    else:
+        definitions = list(
+            JourneyVersion.objects.filter(tenant=tenant, journey_id=source)
+            .exclude(journey__status=Status.ARCHIVED)
+            .values_list("definition", flat=True)
+        )
+    if not any(d["steps"].get(entry["step"], {}).get("type") == "send" for d in definitions):
+        raise _problem("entry.send", "No such send step in a journey of this organization.")
 
 
 def _instant_jumps(definition: dict) -> set[uuid.UUID]:
@@ -353,6 +377,9 @@ def journey_activate(
                 code="jump_loop",
             )
         entry = version.definition["entry"]
+        before = Journey.objects.filter(tenant=tenant, pk=journey.pk).values_list(
+            "live_version__definition__entry", "unopened_checked_at"
+        )[0]
         _journey_move(
             journey,
             (Status.DRAFT, Status.ACTIVE, Status.PAUSED),
@@ -364,6 +391,8 @@ def journey_activate(
         moved = positions_move(tenant=tenant, journey=journey, version=version) if move == MOVE_SAFE else 0
         if entry["kind"] == "segment":
             segment_members_reset(tenant=tenant, journey=journey, entry=entry)
+        if is_unopened(entry) and (before[0] != entry or before[1] is None):
+            cursor_start(tenant=tenant, journey=journey, entry=entry, now=timezone.now())
         audit.record(
             actor=actor,
             action="journeys.activate",
@@ -416,6 +445,9 @@ def journey_pause(
     with tenant_context(tenant):
         if resume:
             _journey_move(journey, (Status.PAUSED,), Status.ACTIVE)
+            entry = JourneyVersion.objects.get(tenant=tenant, pk=journey.live_version_id).definition["entry"]
+            if is_unopened(entry):  # emails whose days ended while paused enter nobody
+                cursor_start(tenant=tenant, journey=journey, entry=entry, now=timezone.now())
         else:
             _journey_move(journey, (Status.ACTIVE,), Status.PAUSED)
         audit.record(

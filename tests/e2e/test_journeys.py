@@ -369,8 +369,74 @@ def test_an_engagement_entry_is_chosen_in_the_form_checked_by_the_server_and_sav
     page.get_by_label("Entry engagement", exact=True).select_option(label="Clicks a link in an email")
     page.get_by_role("button", name="Save draft").click()
     expect(page.get_by_role("heading", name=f"Journey: {name}")).to_be_visible()
-    expect(page.get_by_test_id("entry")).to_have_text("An email opened or clicked: Clicks a link in an email")
+    expect(page.get_by_test_id("entry")).to_have_text(
+        "An email opened, clicked or left unopened: Clicks a link in an email"
+    )
 
     with tenant_context(marketer.tenant):
         saved = Journey.objects.get(name=name).versions.get().definition
     assert saved["entry"] == {"kind": "engagement", "action": "clicked"}
+
+
+def test_a_did_not_open_entry_names_the_email_and_the_days_in_the_form(page, make_person):
+    """The marketer chooses "does not open an email within some days", the email (a journey's send
+    step, by name) and the days; the server's problem shows at the days until they are given."""
+    from tests.campaigns.conftest import person
+    from tests.journeys.conftest import activated
+
+    marketer = make_person(Role.MARKETER)
+    tenant = marketer.tenant
+    domain, _ = verified_sender_domain(tenant, f"mail.{tenant.slug}.test")
+    mail = template(tenant, Actor.system("e2e"), name="Newsletter", subject="This month at the clinic")
+    newsletter = activated(
+        tenant,
+        {"marketer": person(tenant, Role.MARKETER), "compliance": person(tenant, Role.COMPLIANCE_OFFICER)},
+        {
+            "entry": {"kind": "manual"},
+            "start": "mail",
+            "sender_domain_id": str(domain.pk),
+            "steps": {
+                "mail": {"type": "send", "template_id": str(mail.pk), "purpose": "marketing",
+                         "topic": "marketing_newsletters", "next": "done"},
+                "done": {"type": "exit"},
+            },
+        },
+        name="Monthly newsletter",
+    )  # fmt: skip
+    name = unique("unopened journey")
+    browser_sign_in(page, marketer)
+    page.goto("/journeys/new/")
+    page.get_by_role("textbox", name="Name", exact=True).fill(name)
+    page.get_by_label("Contacts enter when").select_option("engagement")
+    page.get_by_label("Entry engagement", exact=True).select_option(
+        label="Does not open an email within some days"
+    )
+    page.get_by_label("Email not opened", exact=True).select_option(label="Monthly newsletter: step mail")
+    _add_step(page, "exit", "done")
+
+    # No days given: the server refuses and says so next to the field.
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_test_id("field-entry_days")).to_contain_text(
+        "The days without an open are a whole number from 1 to 90."
+    )
+    screenshot(page, "journey-unopened-entry-problem")
+    with tenant_context(tenant):
+        assert not Journey.objects.filter(name=name).exists()
+
+    page.get_by_label("Days without an open", exact=True).fill("7")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("heading", name=f"Journey: {name}")).to_be_visible()
+    expect(page.get_by_test_id("entry")).to_have_text(
+        "An email opened, clicked or left unopened: does not open the email of step mail of the journey "
+        "Monthly newsletter within 7 days"
+    )
+    screenshot(page, "journey-unopened-entry")
+    with tenant_context(tenant):
+        saved = Journey.objects.get(name=name).versions.get().definition
+    assert saved["entry"] == {
+        "kind": "engagement",
+        "action": "not_opened",
+        "journey_id": str(newsletter.pk),
+        "step": "mail",
+        "days": 7,
+    }

@@ -35,7 +35,10 @@ ENTRIES = [
         {"kind": "consent", "topic": "marketing_newsletters", "change": "revoked"},
         "A consent change: Consent revoked, Newsletters",
     ),
-    ({"kind": "engagement", "action": "clicked"}, "An email opened or clicked: Clicks a link in an email"),
+    (
+        {"kind": "engagement", "action": "clicked"},
+        "An email opened, clicked or left unopened: Clicks a link in an email",
+    ),
     ({"kind": "segment"}, "Joining a segment: Post-visit patients"),
 ]
 

@@ -225,6 +225,7 @@ def test_journey_templates_ship_valid_and_open_in_the_builder(member_client):
         "annual_wellness_recall",
         "new_patient_welcome",
         "lapsed_reengagement",
+        "unopened_reminder",
     }
     for found in shipped:
         assert library.missing_choices(found.definition) == [], found.key
