@@ -45,6 +45,9 @@ class WorkerHeartbeat(models.Model):
 
     worker = models.CharField(max_length=80, primary_key=True)
     beat_at = models.DateTimeField()
+    # When a sweep first found it silent for the grace; dead only if it is still silent a grace later
+    # (its silence may have been the database's own outage: engine/heartbeat.py).
+    suspected_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.worker} at {self.beat_at:%H:%M:%S}"

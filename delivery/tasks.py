@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import uuid
 
+from celery import signals
+
 from healthmail.celery import app
 
 logger = logging.getLogger(__name__)
@@ -78,6 +80,18 @@ def transactional_sweep() -> None:
             "delivery: sweep",
             extra={"requeued": report.requeued, "ambiguous": report.ambiguous, "expired": report.expired},
         )
+
+
+@signals.worker_process_shutdown.connect
+def stalled_messages_finish(**_kwargs) -> None:
+    """A worker process that stops (warm shutdown, max tasks per child) first lets its stalled messages
+    get their reply or time out, and records them (engine/stalls.py): a slow acceptance is not resent."""
+    from delivery.engine.stalls import stalls_wait
+    from delivery.smtp.pool import process_sessions_close
+    from delivery.smtp.timeouts import SmtpTimeouts
+
+    stalls_wait(SmtpTimeouts.from_settings().data_end + 60)
+    process_sessions_close()
 
 
 def wake(*, tenant_id, stream: str) -> None:

@@ -3,11 +3,15 @@ writes `now()` to the drain's WorkerHeartbeat row every DELIVERY_HEARTBEAT_SECON
 
 - A claim whose holder beats is never taken back, however long its SMTP waits last (RFC 5321 gives
   the reply to the final "." 10 minutes): a slow receiver's acceptance is not resent.
-- A holder silent for DELIVERY_HEARTBEAT_GRACE_SECONDS is dead (kill -9, a lost host, a task killed at
-  its hard time limit): its claims are taken back at the next sweep or drain of the tenant, seconds
-  after the death instead of when DELIVERY_LEASE_SECONDS run out.
-- Right after PostgreSQL restarts nobody could beat: a holder counts as dead only once the server
-  has been up for the grace too, so live workers have reconnected and beaten again before it judges.
+- A holder silent for DELIVERY_HEARTBEAT_GRACE_SECONDS is suspected by the next sweep or drain (it
+  notes when: `suspected_at`), and dead if it is still silent a grace after that (kill -9, a lost
+  host, a task killed at its hard time limit): its claims are taken back seconds after the death
+  instead of when DELIVERY_LEASE_SECONDS run out.
+- Two sightings, because a silence may be the database's own: during an outage that cuts everyone
+  off (PostgreSQL stopped, restarted or failed over, a network partition) nobody can beat, and a
+  sweep right after its return would find every live holder silent for longer than the grace. A
+  live holder beats again within a second of the return (a failed beat is retried each second), long
+  before the second sighting.
 - A claim whose holder has no heartbeat row at all falls back to its lease (`lease_until`).
 
 The rule is the sweeper's reclaim query (sweeper.py), on the database's clock only (`now()`).

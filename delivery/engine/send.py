@@ -5,10 +5,15 @@ comes back in round 2 on its fallback path (portal notice or waiver), never in t
 commits "handed off" before the SMTP phase and its outcomes right after, so a worker killed at any
 moment leaves rows the sweeper can account for: never started (resent) or handed off (resent with
 the same Message-ID and counted as ambiguous).
+
+A message whose receiver stalls (no reply after DELIVERY_SMTP_STALL_SECONDS) is left out of its
+round: the round records the others and the drain goes on, while the stalled one waits alone and is
+recorded, the same way, when its reply comes (stalls.py).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections import Counter
@@ -40,6 +45,7 @@ from .decide import Path
 from .gate import gate_messages
 from .journal import journal_write
 from .prepare import Preparer, Work
+from .stalls import KEEPER
 from .transport import Group, deliver_round
 
 logger = logging.getLogger(__name__)
@@ -95,12 +101,14 @@ class BatchReport:
     states: Counter = field(default_factory=Counter)
     ambiguous: int = 0
     attempts: int = 0
+    stalled: int = 0  # left waiting alone for their reply, recorded when it comes (stalls.py)
 
     def add(self, other: BatchReport) -> None:
         self.claimed += other.claimed
         self.states.update(other.states)
         self.ambiguous += other.ambiguous
         self.attempts += other.attempts
+        self.stalled += other.stalled
 
 
 def _policies(domains: set[str], deps: Dependencies, relay: MxRoute | None) -> dict[str, TlsPolicy | str]:
@@ -205,11 +213,22 @@ def _round(tenant_id, worker, work, settles, policies, preparer, deps, report):
                 Group(routes=_routes(policy, preparer.identity.relay), policy=policy, members=members)
             )
     started = timezone.now()
-    outcomes = deliver_round(delivery_groups, deps=deps, stream=preparer.identity.stream)
+    outcomes, stalled = deliver_round(delivery_groups, deps=deps, stream=preparer.identity.stream)
     finished = timezone.now()
     next_work, settles, attempts = [], [], []
     for group in delivery_groups:
         for item, prepared in group.members:
+            if prepared.key in stalled:  # still waiting for its reply: recorded when it comes
+                alone = functools.partial(_record_alone, tenant_id, worker, item, group.policy, deps, started)
+                KEEPER.hold(
+                    worker=worker,
+                    key=prepared.key,
+                    waiting=stalled[prepared.key],
+                    record=alone,
+                    interval=deps.engine.heartbeat,
+                )
+                report.stalled += 1
+                continue
             outcome = outcomes[prepared.key]
             if not decide.never_started(outcome):  # a message that never got its turn was not tried
                 attempts.append(
@@ -232,6 +251,24 @@ def _round(tenant_id, worker, work, settles, policies, preparer, deps, report):
         entry.discard()
         report.attempts += len(attempts)
     return next_work, []
+
+
+def _record_alone(tenant_id, worker, item: Work, policy: TlsPolicy, deps: Dependencies, started, outcome):
+    """A stalled message's outcome, once its reply came (or its wait ended), recorded as its round
+    would have: journal first, then PostgreSQL (on the stall keeper's thread, stalls.py)."""
+    finished = timezone.now()
+    attempts = []
+    if not decide.never_started(outcome):
+        attempts.append(
+            record.attempt_row(item.message, outcome, path=item.path, started_at=started, now=finished)
+        )
+    following = _outcome(item, outcome, policy, deps, finished)
+    if isinstance(following, Work):  # a fallback path: the next drain's, never in the clear
+        following = record.Settle(item.message, State.DEFERRED, "no path this round", not_before=finished)
+    rows = record.settle_rows([following])
+    entry = journal_write(tenant_id=tenant_id, worker=worker, rows=rows, attempts=attempts)
+    record.settle(tenant_id=tenant_id, worker=worker, settles=[following], attempts=attempts)
+    entry.discard()
 
 
 def _routes(policy: TlsPolicy, relay: MxRoute | None) -> tuple[MxRoute, ...]:

@@ -30,12 +30,23 @@ from .recovery import journal_record_all
 
 LOST_HANDOFF = "worker lost during the SMTP hand-off; resent with the same Message-ID"
 
-# Each holder with a heartbeat row, alive when it beat within the grace or PostgreSQL itself has not
-# been up that long (heartbeat.py); a holder without a row is NULL and its lease decides.
+# A holder silent for the grace is first only suspected (the sweep notes when), since its silence may
+# be the database's own: after an outage that cut everyone off, a live holder beats again within a
+# second of the database's return. It is dead only when it is still silent a grace after the first
+# sighting (heartbeat.py). A holder without a heartbeat row is NULL and its lease decides. The
+# suspicion is noted only on rows no one else is writing (SKIP LOCKED: never a wait or a deadlock).
 _RECLAIM = """
-WITH holders AS (
-    SELECT worker, beat_at >= now() - make_interval(secs => %(grace)s)
-                   OR pg_postmaster_start_time() >= now() - make_interval(secs => %(grace)s) AS alive
+WITH sighted AS (
+    UPDATE delivery_workerheartbeat SET suspected_at = now()
+     WHERE worker IN (SELECT worker FROM delivery_workerheartbeat
+                       WHERE beat_at < now() - make_interval(secs => %(grace)s)
+                         AND (suspected_at IS NULL OR suspected_at < beat_at)
+                         FOR UPDATE SKIP LOCKED)
+    RETURNING worker
+),
+holders AS (
+    SELECT worker, NOT COALESCE(suspected_at >= beat_at
+                                AND suspected_at <= now() - make_interval(secs => %(grace)s), FALSE) AS alive
       FROM delivery_workerheartbeat
 ),
 lost AS (

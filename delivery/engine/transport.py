@@ -4,16 +4,21 @@ every worker of the stream (Redis).
 
 Connections are kept by the worker process across rounds and claims (delivery/smtp/pool.py), each for
 one stream, one MX host and one TLS requirement; no connection is shared between streams, and every
-connection binds the stream's own source address (`deps.transport`, see send.Dependencies.for_stream)."""
+connection binds the stream's own source address (`deps.transport`, see send.Dependencies.for_stream).
+
+A message whose reply has not come after DELIVERY_SMTP_STALL_SECONDS does not hold its round: the
+round returns without it, and its wait (up to the RFC's timeouts) goes on, on the process's loop,
+for the caller to record when it ends (engine/stalls.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from delivery.smtp.client import deliver_batch
+from delivery.smtp.client import Detached, deliver_batch
 from delivery.smtp.connection import MxRoute
 from delivery.smtp.message import Prepared
 from delivery.smtp.outcomes import Outcome
@@ -78,15 +83,28 @@ def chunks(
     return [list(messages[i : i + size]) for i in range(0, len(messages), size)]
 
 
-def deliver_round(groups: Sequence[Group], *, deps, stream: str) -> dict[str, Outcome]:
-    """The SMTP phase of one round, on this process's loop and with its kept sessions."""
+Stalled = dict[str, concurrent.futures.Future[Outcome]]
+
+
+def deliver_round(groups: Sequence[Group], *, deps, stream: str) -> tuple[dict[str, Outcome], Stalled]:
+    """The SMTP phase of one round, on this process's loop and with its kept sessions: the outcomes,
+    and the waits of the stalled messages (by key) that go on after it."""
     process = ProcessSessions.current()
     sessions = StreamSessions(process.pool, stream) if process.pool is not None else None
-    return process.run(deliver_groups(groups, deps=deps, stream=stream, sessions=sessions))
+    detached: Detached = {}
+    outcomes = process.run(
+        deliver_groups(groups, deps=deps, stream=stream, sessions=sessions, detached=detached)
+    )
+    return outcomes, {key: process.watch(waiting) for key, waiting in detached.items()}
 
 
 async def deliver_groups(
-    groups: Sequence[Group], *, deps, stream: str, sessions: StreamSessions | None = None
+    groups: Sequence[Group],
+    *,
+    deps,
+    stream: str,
+    sessions: StreamSessions | None = None,
+    detached: Detached | None = None,
 ) -> dict[str, Outcome]:
     if not groups:
         return {}
@@ -114,6 +132,7 @@ async def deliver_groups(
                 throttle=throttle,
                 concurrency=concurrency,
                 sessions=sessions,
+                detached=detached,
             )
 
     jobs = [

@@ -179,6 +179,9 @@ class _Session:
         )
 
 
+Detached = dict[str, "asyncio.Future[Outcome]"]  # stalled messages' waits, by key, outliving the batch
+
+
 async def _run(
     route: MxRoute,
     messages: Sequence[Prepared],
@@ -191,13 +194,15 @@ async def _run(
     throttle: Throttle | None,
     throttle_wait: float,
     sessions: StreamSessions | None = None,
+    detached: Detached | None = None,
 ) -> list[Outcome]:
     opener = open_session if sessions is None else sessions.open  # a kept session of the same key
     smtp, evidence = await opener(
         route, requirement=requirement, transport=transport, tlsa=tlsa, policy_source=str(policy.source)
     )
     session = _Session(smtp, evidence, warnings, transport.timeouts)
-    outcomes = []
+    outcomes: list[Outcome] = []
+    alone = False  # the connection went on with a stalled message: its wait closes it
     try:
         for index, message in enumerate(messages):
             if throttle is not None and not await _admitted(throttle, message, throttle_wait):
@@ -207,25 +212,51 @@ async def _run(
                 break
             sending = asyncio.ensure_future(session.send(message))
             rest = messages[index + 1 :]
-            if rest and not await _answered_within(sending, transport.stall_after):
+            if (rest or detached is not None) and not await _answered_within(sending, transport.stall_after):
                 # A slow receiver holds this message: it waits alone on this connection (up to the RFC's
-                # timeouts) while the rest of the batch goes on over a new one.
+                # timeouts) while the rest of the batch goes on over a new one. With `detached`, the
+                # batch does not wait for it either: its wait is handed to the caller.
                 run = dict(requirement=requirement, tlsa=tlsa, policy=policy, transport=transport)
-                others = asyncio.ensure_future(
-                    _hand_over(
-                        route, rest, **run, warnings=warnings, throttle=throttle, throttle_wait=throttle_wait
-                    )
+                rest_run = dict(
+                    warnings=warnings, throttle=throttle, throttle_wait=throttle_wait, detached=detached
                 )
-                outcomes.append(await sending)
-                outcomes += await others
+                others = asyncio.ensure_future(_hand_over(route, rest, **run, **rest_run)) if rest else None
+                if detached is not None:
+                    detached[message.key] = asyncio.ensure_future(
+                        _wait_alone(session, sending, sessions, sent=index + 1)
+                    )
+                    alone = True
+                else:
+                    outcomes.append(await sending)
+                if others is not None:
+                    outcomes += await others
                 break
             outcomes.append(await sending)
     finally:
-        if sessions is not None:
-            await sessions.close(smtp, evidence, sent=len(outcomes), lost=session.lost)
-        elif not session.lost:
-            await close_session(smtp)
+        if not alone:
+            await _session_end(session, sessions, sent=len(outcomes))
     return outcomes
+
+
+async def _session_end(session: _Session, sessions: StreamSessions | None, *, sent: int) -> None:
+    if sessions is not None:
+        await sessions.close(session.smtp, session.evidence, sent=sent, lost=session.lost)
+    elif not session.lost:
+        await close_session(session.smtp)
+
+
+async def _wait_alone(
+    session: _Session, sending: asyncio.Future[Outcome], sessions: StreamSessions | None, *, sent: int
+) -> Outcome:
+    """A stalled message's wait for its reply (up to its RFC timeout), then its connection's end."""
+    try:
+        return await sending
+    except asyncio.CancelledError:  # the process is stopping: the connection is in an unknown state
+        session.lost = True
+        session.smtp.close()
+        raise
+    finally:
+        await _session_end(session, sessions, sent=sent)
 
 
 async def _answered_within(sending: asyncio.Future, seconds: float) -> bool:
@@ -269,11 +300,15 @@ async def deliver_batch(
     concurrency: MxConcurrency | None = None,
     throttle_wait: float = 2.0,
     sessions: StreamSessions | None = None,
+    detached: Detached | None = None,
 ) -> list[Outcome]:
     """Outcomes in the order of `messages`. Never raises for per-message or connection problems.
 
     `routes`: one route (a relay, a test server) or the domain's MX hosts in preference order.
-    `sessions`: the worker's kept sessions (pool.py); without it every connection is closed after use."""
+    `sessions`: the worker's kept sessions (pool.py); without it every connection is closed after use.
+    `detached`: when given, a message whose reply has not come after `transport.stall_after` is not
+    waited for: its wait (a task giving its outcome, up to its RFC timeout) goes into `detached` under
+    its key, and it has no outcome in the list."""
     transport = transport or TransportSettings.from_settings()
     if not messages:
         return []
@@ -285,7 +320,7 @@ async def deliver_batch(
     pending = list(messages)
     for route in routes:
         finished, passed_on = await _deliver_host(
-            route, pending, policy, transport, throttle, concurrency, throttle_wait, sessions
+            route, pending, policy, transport, throttle, concurrency, throttle_wait, sessions, detached
         )
         for key, outcome in finished.items():
             done[key] = _noting_earlier_hosts(outcome, tries.get(key, ()))
@@ -296,7 +331,14 @@ async def deliver_batch(
             break
     for message in pending:
         done[message.key] = _no_host_took(tries[message.key])
-    return _ordered(messages, done)
+    for message in messages:
+        if detached is not None and message.key in detached and tries.get(message.key):
+            detached[message.key] = asyncio.ensure_future(_noted(detached[message.key], tries[message.key]))
+    return [done[m.key] for m in messages if detached is None or m.key not in detached]
+
+
+async def _noted(waiting: asyncio.Future[Outcome], tries) -> Outcome:
+    return _noting_earlier_hosts(await waiting, tries)
 
 
 def _noting_earlier_hosts(outcome: Outcome, tries) -> Outcome:
@@ -320,7 +362,7 @@ Results = tuple[dict[str, Outcome], dict[str, Outcome]]  # (final outcomes, mess
 
 
 async def _deliver_host(
-    route: MxRoute, messages, policy, transport, throttle, concurrency, throttle_wait, sessions
+    route: MxRoute, messages, policy, transport, throttle, concurrency, throttle_wait, sessions, detached
 ) -> Results:
     warnings: tuple[str, ...] = ()
     if not policy.mx_allowed(route.host):
@@ -335,14 +377,16 @@ async def _deliver_host(
             full = "MX concurrency limit reached"
             return {m.key: Outcome(m.key, Status.DEFERRED, reason=full) for m in messages}, {}
     try:
-        return await _deliver(route, messages, policy, transport, warnings, throttle, throttle_wait, sessions)
+        return await _deliver(
+            route, messages, policy, transport, warnings, throttle, throttle_wait, sessions, detached
+        )
     finally:
         if lease is not None:
             await concurrency.release(route.host, lease)
 
 
 async def _deliver(
-    route, messages, policy, transport, warnings, throttle, throttle_wait, sessions
+    route, messages, policy, transport, warnings, throttle, throttle_wait, sessions, detached
 ) -> Results:
     strict = [m for m in messages if _needs_verified(m, policy)]
     requirement, tlsa = _requirement(route, policy) if strict else (Requirement.OPPORTUNISTIC, ())
@@ -353,6 +397,7 @@ async def _deliver(
         throttle=throttle,
         throttle_wait=throttle_wait,
         sessions=sessions,
+        detached=detached,
     )
     try:
         outcomes = await _run(route, messages, requirement=requirement, tlsa=tlsa, **run)
@@ -381,7 +426,3 @@ async def _opportunistic(route, loose, run) -> Results:
     except (ConnectFailed, TlsRefused) as failed:
         return {}, {m.key: Outcome(m.key, Status.DEFERRED, reason=str(failed)) for m in loose}
     return {o.key: o for o in outcomes}, {}
-
-
-def _ordered(messages: Sequence[Prepared], by_key: dict[str, Outcome]) -> list[Outcome]:
-    return [by_key[m.key] for m in messages]

@@ -14,14 +14,18 @@ session older than this is closed), `DELIVERY_POOL_PER_HOST` (idle sessions kept
 `DELIVERY_POOL_MESSAGES` (messages a session carries before it is closed).
 
 Sessions belong to an event loop, and a round of the engine used to run in its own `asyncio.run`:
-`ProcessSessions.run` keeps one loop per process instead. Sockets cannot be shared across fork, so
-the pool is per process id (a forked child starts with an empty one).
+`ProcessSessions.run` keeps one loop per process instead, running in a thread of its own, so a
+transaction that outlives its round (a stalled message waiting alone for its reply: client.py,
+engine/stalls.py) goes on while the worker records the round and claims the next batch. Sockets
+cannot be shared across fork, so the pool is per process id (a forked child starts with an empty one).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -151,7 +155,8 @@ async def _answers(smtp: aiosmtplib.SMTP) -> bool:
 
 
 class ProcessSessions:
-    """This process's event loop and session pool (one per process id: sockets do not survive fork)."""
+    """This process's event loop (in a thread of its own) and session pool (one per process id:
+    sockets do not survive fork)."""
 
     _current: ProcessSessions | None = None
 
@@ -159,6 +164,8 @@ class ProcessSessions:
         self.pid = os.getpid()
         self.loop = asyncio.new_event_loop()
         self.pool = SessionPool(limits) if limits.connections > 0 else None
+        self.thread = threading.Thread(target=self.loop.run_forever, name="smtp loop", daemon=True)
+        self.thread.start()
 
     @classmethod
     def current(cls) -> ProcessSessions:
@@ -167,8 +174,39 @@ class ProcessSessions:
         return cls._current
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Run one round on the process's loop (where its kept sessions live)."""
-        return self.loop.run_until_complete(coroutine)
+        """Run one round on the process's loop (where its kept sessions live) and wait for it. If the
+        caller is interrupted (a task's soft time limit), the round is cancelled, not left running."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    def watch(self, task: asyncio.Future[T]) -> concurrent.futures.Future[T]:
+        """A thread-safe handle on a task of the loop (a stalled message's wait that outlives its round)."""
+
+        async def result() -> T:
+            return await task
+
+        return asyncio.run_coroutine_threadsafe(result(), self.loop)
+
+    def close(self) -> None:
+        """Cancel what still runs on the loop (stalled waits), close the kept sessions, stop the loop."""
+
+        async def shut() -> None:
+            current = asyncio.current_task()
+            waiting = [task for task in asyncio.all_tasks() if task is not current]
+            for task in waiting:
+                task.cancel()
+            await asyncio.gather(*waiting, return_exceptions=True)
+            if self.pool is not None:
+                await self.pool.close_all()
+
+        asyncio.run_coroutine_threadsafe(shut(), self.loop).result()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
 
 
 @dataclass(frozen=True)
@@ -199,11 +237,10 @@ class StreamSessions:
 
 def process_sessions_close() -> None:
     """Close this process's kept sessions and its loop (a worker process shutting down; tests, so one
-    test's sessions never serve the next)."""
+    test's sessions never serve the next). Stalled waits still running are cancelled: call
+    engine.stalls.stalls_wait first to let them finish."""
     process = ProcessSessions._current
     if process is None or process.pid != os.getpid():
         return
-    if process.pool is not None:
-        process.loop.run_until_complete(process.pool.close_all())
-    process.loop.close()
     ProcessSessions._current = None
+    process.close()

@@ -17,7 +17,12 @@ artifacts/chaos/outage-<scenario>-<N>.json) gives per scenario: sent, delivered,
 it, and the HTTP codes seen. It fails unless: 0 lost, 0 duplicates that are not ambiguous hand-offs,
 sending resumed within 30 s, and every error answer during the outage a 503 with Retry-After.
 
-Small by default (CHAOS_OUTAGE_RECIPIENTS=60, CHAOS_OUTAGE_SECONDS=3: part of `make test`).
+Small by default, as part of `make test`: 30 recipients, 2-second outages, a sink answering in
+0.05 s, one worker (two for `worker_kill`, so one survives the kill): each scenario runs on its own
+broker, sink and tenant, so pytest-xdist runs them side by side. `make chaos` runs them at full size
+(CHAOS_OUTAGE_RECIPIENTS=2000, CHAOS_OUTAGE_SECONDS=20, CHAOS_OUTAGE_SINK_DELAY=0.2,
+CHAOS_OUTAGE_WORKERS=2). The production settings that decide the outcome (claim length, heartbeats,
+their grace, RFC timeouts) are the same at both sizes.
 """
 
 from __future__ import annotations
@@ -53,8 +58,10 @@ from tests.outages.support import PrivateRedis, broker_at
 
 pytestmark = [pytest.mark.chaos, pytest.mark.usefixtures("committed_db")]
 
-RECIPIENTS = int(os.environ.get("CHAOS_OUTAGE_RECIPIENTS", "60"))
-OUTAGE = float(os.environ.get("CHAOS_OUTAGE_SECONDS", "3"))
+RECIPIENTS = int(os.environ.get("CHAOS_OUTAGE_RECIPIENTS", "30"))
+OUTAGE = float(os.environ.get("CHAOS_OUTAGE_SECONDS", "2"))
+SINK_DELAY = float(os.environ.get("CHAOS_OUTAGE_SINK_DELAY", "0.05"))
+WORKERS = int(os.environ.get("CHAOS_OUTAGE_WORKERS", "1"))
 SWEEP = float(os.environ.get("CHAOS_SWEEP_SECONDS", "5"))
 STALL = float(os.environ.get("CHAOS_STALL_SECONDS", "3"))
 DOMAIN = "outage.test"
@@ -143,7 +150,7 @@ def test_an_outage_loses_nothing_duplicates_only_ambiguous_hand_offs_and_recover
     settings.CACHES = {**settings.CACHES, "default": {**settings.CACHES["default"], "LOCATION": broker.url}}
     (tmp_path / "sink").mkdir()
     sink = SinkProcess(
-        tmp_path / "sink", delay=0.2, hostile=seed if scenario == "hostile" else None, stall=STALL
+        tmp_path / "sink", delay=SINK_DELAY, hostile=seed if scenario == "hostile" else None, stall=STALL
     )
     tenant, sender, contacts = campaign(RECIPIENTS, DOMAIN, prefix=f"outage-{scenario.replace('_', '-')}")
     api = Api(tenant)
@@ -155,8 +162,8 @@ def test_an_outage_loses_nothing_duplicates_only_ambiguous_hand_offs_and_recover
     last_sweep = 0.0
     try:
         with broker_at(broker.url):
-            workers.start()
-            workers.start()
+            for _ in range(max(WORKERS, 2) if scenario == "worker_kill" else WORKERS):
+                workers.start()
             campaign_enqueue(tenant, sender, contacts, DOMAIN, source_id="chaos-outage")
             wake(tenant_id=tenant.pk, stream="marketing")
             started = time.monotonic()

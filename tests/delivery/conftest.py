@@ -8,6 +8,7 @@ import logging
 
 import pytest
 
+from delivery.engine.stalls import stalls_wait
 from delivery.smtp.connection import TransportSettings
 from delivery.smtp.message import Prepared, build_message
 from delivery.smtp.pool import process_sessions_close
@@ -29,6 +30,7 @@ def _no_kept_sessions():
     """The engine keeps SMTP sessions per process (delivery/smtp/pool.py); the test servers outlive a
     test and change behaviour between tests, so each test starts without the last one's sessions."""
     yield
+    stalls_wait(60)  # a stalled message of the test is recorded before its connection is closed
     process_sessions_close()
 
 

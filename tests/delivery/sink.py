@@ -29,7 +29,10 @@ MESSAGE_ID = re.compile(rb"(?im)^Message-ID:\s*(<[^>\r\n]+>)")
 
 # A hostile receiver (RELIABILITY R4), per transaction: drops the connection after accepting (the
 # client never hears the 250), answers 4xx or 5xx, or stays silent for `stall` seconds then accepts.
+# Each mood also comes once among the first transactions (FIRST_MOODS, by transaction number), so a
+# small run (make test) meets every one of them, not only those its draws happen to pick.
 HOSTILE = (("drop", 0.01), ("tempfail", 0.05), ("reject", 0.02), ("stall", 0.01))
+FIRST_MOODS = {3: "stall", 5: "drop", 7: "tempfail", 9: "reject"}
 
 
 class RecordingHandler:
@@ -47,11 +50,15 @@ class RecordingHandler:
         self.random = random.Random(hostile) if hostile is not None else None
         self.stall = stall
         self.pipelining = pipelining
+        self.transactions = 0
 
     def _mood(self) -> str:
         if self.random is None:
             return ""
+        self.transactions += 1
         draw = self.random.random()
+        if self.transactions in FIRST_MOODS:
+            return FIRST_MOODS[self.transactions]
         for mood, share in HOSTILE:
             if draw < share:
                 return mood
