@@ -4,7 +4,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('delivery', '0012_worker_heartbeat'),
+        ('delivery', '0013_message_source_delivered_index'),
     ]
 
     operations = [
