@@ -23,7 +23,6 @@ INDEX_KEY_VERSION = 1  # index keys are not rotated in place: re-indexing is a r
 
 _CODE_KINDS = frozenset({"code", "tag", "condition", "medication", "procedure", "lab", "vaccine"})
 _NON_DIGITS = re.compile(r"\D")
-_keyed: dict[uuid.UUID, bytes] = {}  # the tenant's index key, kept loaded (see _index_key)
 
 
 def _tenant_id(tenant: keys.TenantRef) -> uuid.UUID:
@@ -32,13 +31,8 @@ def _tenant_id(tenant: keys.TenantRef) -> uuid.UUID:
 
 
 def _index_key(tenant_id: uuid.UUID) -> bytes:
-    # Index keys never change in place (INDEX_KEY_VERSION), so the loaded key can be kept.
-    key = _keyed.get(tenant_id)
-    if key is None:
-        keys.current_version(tenant_id, INDEX)  # creates the index key on first use
-        key = keys.key_bytes(tenant_id, INDEX, INDEX_KEY_VERSION)
-        _keyed[tenant_id] = key
-    return key
+    keys.current_version(tenant_id, INDEX)  # creates the index key on first use
+    return keys.key_bytes(tenant_id, INDEX, INDEX_KEY_VERSION)  # cached, checked as live (keys.py)
 
 
 def normalize(kind: str, value: str) -> str:

@@ -7,8 +7,15 @@ tenant (shredding.py). Keys wrapped before tenant keys existed name no tenant ke
 master key alone until `rotate_keys --master` re-wraps them.
 
 A key version never changes once written, so the unwrapped cache by (tenant, purpose, version) is
-always right. Only "which version is current" can go stale; it is re-read every CURRENT_TTL seconds,
-and key rotation waits that long before its final pass (see rotation.py).
+right for as long as the key exists. "Which version is current" can go stale; it is re-read every
+CURRENT_TTL seconds, and key rotation waits that long before its final pass (see rotation.py).
+
+A key can stop existing in another process: a tenant shred (or the destruction of an old version)
+there leaves this process holding unwrapped copies. So a cached key is used only while its tenant
+was checked within the last `HEALTHMAIL_KEY_CACHE_CHECK_SECONDS`: one query per tenant per period
+lists the key rows still live (their tenant key not destroyed), and every cached copy of a key not
+among them is dropped. After a shred anywhere, no process decrypts the tenant's data for longer
+than that period.
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from healthmail.tenants.context import tenant_context
 
@@ -41,6 +50,7 @@ _lock = threading.Lock()
 _unwrapped: dict[tuple[uuid.UUID, str, int], bytes] = {}
 _ciphers: dict[tuple[uuid.UUID, str, int], AESGCM] = {}
 _current: dict[tuple[uuid.UUID, str], tuple[int, float]] = {}
+_checked: dict[uuid.UUID, float] = {}  # tenant -> when its cached keys were last checked as live
 
 
 # What the crypto helpers accept for "the tenant": the model instance or its id.
@@ -135,8 +145,34 @@ def create_version(tenant_id: uuid.UUID, purpose: str) -> int:
     return version
 
 
+def _live_keys(tenant_id: uuid.UUID) -> set[tuple[str, int]]:
+    with tenant_context(tenant_id):
+        rows = TenantKey.objects.filter(tenant_id=tenant_id).filter(
+            Q(root_key__isnull=True) | Q(root_key__destroyed_at__isnull=True)
+        )
+        return set(rows.values_list("purpose", "version"))
+
+
+def cache_check(tenant_id: uuid.UUID) -> None:
+    """Drop this process's copies of the tenant's keys that no longer exist (destroyed elsewhere),
+    at most once per HEALTHMAIL_KEY_CACHE_CHECK_SECONDS per tenant."""
+    period: float = settings.HEALTHMAIL_KEY_CACHE_CHECK_SECONDS
+    checked = _checked.get(tenant_id)
+    now = time.monotonic()
+    if checked is not None and now - checked < period:
+        return
+    live = _live_keys(tenant_id)
+    with _lock:
+        for cache_key in [k for k in _unwrapped if k[0] == tenant_id and (k[1], k[2]) not in live]:
+            del _unwrapped[cache_key]
+        for cache_key in [k for k in _ciphers if k[0] == tenant_id and (k[1], k[2]) not in live]:
+            del _ciphers[cache_key]
+        _checked[tenant_id] = now
+
+
 def key_bytes(tenant_id: uuid.UUID, purpose: str, version: int) -> bytes:
     cache_key = (tenant_id, purpose, version)
+    cache_check(tenant_id)
     key = _unwrapped.get(cache_key)
     if key is None:
         row = key_row(tenant_id, purpose, version)
@@ -152,6 +188,7 @@ def key_bytes(tenant_id: uuid.UUID, purpose: str, version: int) -> bytes:
 
 def cipher(tenant_id: uuid.UUID, purpose: str, version: int) -> AESGCM:
     cache_key = (tenant_id, purpose, version)
+    cache_check(tenant_id)
     found = _ciphers.get(cache_key)
     if found is None:
         found = AESGCM(key_bytes(tenant_id, purpose, version))
@@ -184,6 +221,4 @@ def forget_all() -> None:
         _current.clear()
         _unwrapped.clear()
         _ciphers.clear()
-    from . import blind  # its keyed HMACs derive from the unwrapped index keys
-
-    blind._keyed.clear()
+        _checked.clear()
