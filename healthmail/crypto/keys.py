@@ -119,8 +119,9 @@ def key_row(tenant_id: uuid.UUID, purpose: str, version: int | None) -> TenantKe
         return keys.order_by("-version").first()
 
 
-def create_version(tenant_id: uuid.UUID, purpose: str) -> int:
-    """Add a new key version (first use or rotation); returns the version now current."""
+def create_version(tenant_id: uuid.UUID, purpose: str, *, lookup_state: str = "active") -> int:
+    """Add a new key version (first use or rotation); returns the version now current.
+    `lookup_state`: for index keys, "pending" starts an index-key rotation (blind.py)."""
     with tenant_context(tenant_id):
         newest = key_row(tenant_id, purpose, None)
         version = (newest.version + 1) if newest else 1
@@ -137,6 +138,7 @@ def create_version(tenant_id: uuid.UUID, purpose: str) -> int:
                     master_key_id=master_key_id,
                     root_key_id=root_key_id,
                     wrapped_key=wrapped,
+                    lookup_state=lookup_state,
                 )
         except IntegrityError:
             # Another process created this version first: use theirs.
@@ -222,3 +224,6 @@ def forget_all() -> None:
         _unwrapped.clear()
         _ciphers.clear()
         _checked.clear()
+    from . import blind  # which index-key versions are written and looked up
+
+    blind.forget_versions()
