@@ -10,12 +10,12 @@ A key version never changes once written, so the unwrapped cache by (tenant, pur
 right for as long as the key exists. "Which version is current" can go stale; it is re-read every
 CURRENT_TTL seconds, and key rotation waits that long before its final pass (see rotation.py).
 
-A key can stop existing in another process: a tenant shred (or the destruction of an old version)
-there leaves this process holding unwrapped copies. So a cached key is used only while its tenant
-was checked within the last `HEALTHMAIL_KEY_CACHE_CHECK_SECONDS`: one query per tenant per period
-lists the key rows still live (their tenant key not destroyed), and every cached copy of a key not
-among them is dropped. After a shred anywhere, no process decrypts the tenant's data for longer
-than that period.
+A key can stop existing in another process: a tenant shred there leaves this process holding
+unwrapped copies. So a cached key is used only while its tenant was checked within the last
+`HEALTHMAIL_KEY_CACHE_CHECK_SECONDS`: one query per tenant per period asks whether a tenant key of
+the tenant was destroyed, and if so every cached copy of a key whose row is gone or whose tenant
+key was destroyed is dropped. After a shred anywhere, no process decrypts the tenant's data for
+longer than that period.
 """
 
 from __future__ import annotations
@@ -147,8 +147,11 @@ def create_version(tenant_id: uuid.UUID, purpose: str, *, lookup_state: str = "a
     return version
 
 
-def _live_keys(tenant_id: uuid.UUID) -> set[tuple[str, int]]:
+def _live_after_shred(tenant_id: uuid.UUID) -> set[tuple[str, int]] | None:
+    """None while the tenant never had a tenant key destroyed; after a shred, the key rows still live."""
     with tenant_context(tenant_id):
+        if not TenantRootKey.objects.filter(tenant_id=tenant_id, destroyed_at__isnull=False).exists():
+            return None
         rows = TenantKey.objects.filter(tenant_id=tenant_id).filter(
             Q(root_key__isnull=True) | Q(root_key__destroyed_at__isnull=True)
         )
@@ -156,19 +159,22 @@ def _live_keys(tenant_id: uuid.UUID) -> set[tuple[str, int]]:
 
 
 def cache_check(tenant_id: uuid.UUID) -> None:
-    """Drop this process's copies of the tenant's keys that no longer exist (destroyed elsewhere),
-    at most once per HEALTHMAIL_KEY_CACHE_CHECK_SECONDS per tenant."""
+    """After a shred of the tenant anywhere, drop this process's copies of its keys that no longer
+    exist; checked at most once per HEALTHMAIL_KEY_CACHE_CHECK_SECONDS per tenant (one EXISTS query).
+    Only a destroyed tenant key triggers it: a key row merely missing (its creating transaction
+    rolled back while this process kept it) is left to the callers that handle that case."""
     period: float = settings.HEALTHMAIL_KEY_CACHE_CHECK_SECONDS
     checked = _checked.get(tenant_id)
     now = time.monotonic()
     if checked is not None and now - checked < period:
         return
-    live = _live_keys(tenant_id)
+    live = _live_after_shred(tenant_id)
     with _lock:
-        for cache_key in [k for k in _unwrapped if k[0] == tenant_id and (k[1], k[2]) not in live]:
-            del _unwrapped[cache_key]
-        for cache_key in [k for k in _ciphers if k[0] == tenant_id and (k[1], k[2]) not in live]:
-            del _ciphers[cache_key]
+        if live is not None:
+            for cache_key in [k for k in _unwrapped if k[0] == tenant_id and (k[1], k[2]) not in live]:
+                del _unwrapped[cache_key]
+            for cache_key in [k for k in _ciphers if k[0] == tenant_id and (k[1], k[2]) not in live]:
+                del _ciphers[cache_key]
         _checked[tenant_id] = now
 
 
