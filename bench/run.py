@@ -23,6 +23,7 @@ BENCHMARKS = [
     "disposal",
     "journeys",
     "claims",
+    "epochs",
 ]
 RESULTS = Path(__file__).parent / "results"
 

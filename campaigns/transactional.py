@@ -23,7 +23,7 @@ from audit.phi import phi_access
 from consent.gate import may_send_batch, may_send_to_addresses
 from consent.models import TRANSACTIONAL_PURPOSES
 from contacts.models import Contact, ContactExternalId
-from contacts.services import external_id_index
+from contacts.services import external_id_indexes
 from delivery.models import EncryptionPolicy, Message, SenderDomain, Stream
 from delivery.outbox import OutboxRecipient, RenderedContent, message_enqueue_many
 from delivery.sender_domains.selectors import sender_domain_verified
@@ -129,7 +129,7 @@ def _contact(tenant: Tenant, ref: RecipientRef) -> Contact | None:
             ContactExternalId.objects.for_tenant(tenant)
             .filter(
                 system=ref.external_system,
-                value_index=external_id_index(tenant, ref.external_system, ref.external_id),
+                value_index__in=external_id_indexes(tenant, ref.external_system, ref.external_id),
             )
             .select_related("contact")
             .first()

@@ -8,12 +8,16 @@ class ContactsConfig(AppConfig):
     def ready(self) -> None:
         from audit.patients import patient_finder_register
         from healthmail import labels
+        from healthmail.crypto.index_rotation import reindexer_register
         from healthmail.crypto.integrity import integrity_check_register
 
         from .binding import damaged_bindings
+        from .index_keys import external_id_links_move, phone_indexes_move
         from .normalize import DEMOGRAPHIC_LABELS
         from .selectors import contact_lookup_id
 
         patient_finder_register(contact_lookup_id)
         integrity_check_register(damaged_bindings)
+        reindexer_register("contact phones", ("phone",), phone_indexes_move)
+        reindexer_register("contact external ids", ("external_id",), external_id_links_move)
         labels.register("demographic", DEMOGRAPHIC_LABELS)

@@ -10,7 +10,7 @@ discloses nothing the index match itself would not (found or not found), so it n
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 
 from healthmail.crypto import access, blind
 from healthmail.crypto.errors import DecryptionError
@@ -42,8 +42,9 @@ def index_confirmed(contact: Contact, kind: str, index: bytes, *, found_by: str 
         if found_by:
             damage_report(sealed_damage(contact), found_by=found_by)
         return False
-    if value is not None and hmac.compare_digest(
-        blind.blind_index(contact.tenant_id, kind, value), bytes(index)
+    # Any version the value may be indexed under (two while an index-key rotation runs).
+    if value is not None and any(
+        hmac.compare_digest(own, bytes(index)) for own in blind.lookup(contact.tenant_id, kind, value)
     ):
         return True
     if found_by:
@@ -57,10 +58,18 @@ def _mismatch(contact: Contact, kind: str) -> Damage:
 
 
 def contacts_confirmed(
-    contacts: Iterable[Contact], kind: str, index: bytes, *, found_by: str
+    contacts: Iterable[Contact], kind: str, indexes: Collection[bytes], *, found_by: str
 ) -> list[Contact]:
-    """The contacts, found by `index`, whose own value confirms it; the others are reported."""
-    return [contact for contact in contacts if index_confirmed(contact, kind, index, found_by=found_by)]
+    """The contacts, found by one of `indexes` (a lookup's), whose stored index is one of them and
+    is confirmed by their own value; the others are reported."""
+    wanted = {bytes(index) for index in indexes}
+    confirmed = []
+    for contact in contacts:
+        stored = getattr(contact, f"{kind}_index")
+        if stored is not None and bytes(stored) in wanted:
+            if index_confirmed(contact, kind, bytes(stored), found_by=found_by):
+                confirmed.append(contact)
+    return confirmed
 
 
 def link_confirmed(link: ContactExternalId, contact: Contact, *, found_by: str = "") -> bool:

@@ -29,7 +29,7 @@ from healthmail.tenants.models import Tenant
 
 from . import binding
 from .models import Contact, ContactExternalId, CustomField, JourneyStage, SensitiveCategory
-from .services import external_id_index
+from .services import external_id_indexes
 
 LIST_FIELDS = ("email", "first_name", "last_name", "phone", "birth_date")
 DETAIL_FIELDS = (*LIST_FIELDS, "postal_address", "external_ids", "demographics", "custom_fields")
@@ -56,11 +56,11 @@ def contact_list(*, tenant: Tenant, search: str = "") -> QuerySet[Contact]:
 
 
 def _confirmed_ids(contacts: QuerySet[Contact], kind: str, value: str, tenant: Tenant) -> list[uuid.UUID]:
-    index = blind.blind_index(tenant, kind, value)
-    candidates = contacts.filter(**{f"{kind}_index": index})
+    indexes = blind.lookup(tenant, kind, value)
+    candidates = contacts.filter(**{f"{kind}_index__in": indexes})
     return [
         contact.pk
-        for contact in binding.contacts_confirmed(candidates, kind, index, found_by="contact search")
+        for contact in binding.contacts_confirmed(candidates, kind, indexes, found_by="contact search")
     ]
 
 
@@ -78,9 +78,9 @@ def _external_id_matches(tenant: Tenant, search: str) -> list[uuid.UUID]:
 def _external_id_indexes(tenant: Tenant, search: str) -> list[bytes]:
     system, _, value = search.partition(":")
     if value and re.fullmatch(r"[a-zA-Z0-9_.-]{1,32}", system):
-        return [external_id_index(tenant, system.lower(), value.strip())]
+        return external_id_indexes(tenant, system.lower(), value.strip())
     systems = ContactExternalId.objects.filter(tenant=tenant).values_list("system", flat=True).distinct()
-    return [external_id_index(tenant, name, search) for name in systems]
+    return [index for name in systems for index in external_id_indexes(tenant, name, search)]
 
 
 def contact_get(*, tenant: Tenant, contact_id: uuid.UUID | str) -> Contact:
@@ -150,7 +150,7 @@ def contact_find(
             ContactExternalId.objects.filter(
                 tenant=tenant,
                 system=external_system,
-                value_index=external_id_index(tenant, external_system, external_id),
+                value_index__in=external_id_indexes(tenant, external_system, external_id),
             )
             .select_related("contact")
             .first()
@@ -170,10 +170,10 @@ def contact_find(
 
 def contact_with_email(*, tenant: Tenant, email: str) -> Contact | None:
     """The live contact whose stored address is this one (its index confirmed by its value)."""
-    index = blind.blind_index(tenant, "email", email)
+    indexes = blind.lookup(tenant, "email", email)
     with tenant_context(tenant):
-        candidates = Contact.objects.filter(tenant=tenant, email_index=index, deleted_at__isnull=True)
-        confirmed = binding.contacts_confirmed(candidates, "email", index, found_by="contact lookup")
+        candidates = Contact.objects.filter(tenant=tenant, email_index__in=indexes, deleted_at__isnull=True)
+        confirmed = binding.contacts_confirmed(candidates, "email", indexes, found_by="contact lookup")
     return confirmed[0] if confirmed else None
 
 

@@ -74,8 +74,9 @@ class BatchTooLarge(ApplicationError):
     title = "Batch too large"
 
 
-def external_id_index(tenant, system: str, value: str) -> bytes:
-    return normalize.blind.blind_index(tenant, f"external_id:{system}", value)
+def external_id_indexes(tenant, system: str, value: str) -> list[bytes]:
+    """Every index a link of this id may be stored under (two while an index-key rotation runs)."""
+    return normalize.blind.lookup(tenant, f"external_id:{system}", value)
 
 
 @dataclasses.dataclass
@@ -222,7 +223,14 @@ class _Batch:
     def _load(self, inputs: list[ContactInput]) -> None:
         # Matching ids first (one array parameter each, and nothing to load for new contacts), then
         # the rows themselves.
-        ext_keys = {key for data in inputs for key in self._ext_keys(data)}
+        # A link may be stored under any index a lookup gives (two while an index-key rotation
+        # runs): each is mapped to the key the batch works with, the index written now.
+        ext_keys: dict[tuple[str, bytes], tuple[str, bytes]] = {}
+        for data in inputs:
+            for system, value in (data.external_ids or {}).items():
+                key = (system, self._blind_index(f"external_id:{system}", value))
+                for index in normalize.blind.lookup(self.tenant, f"external_id:{system}", value):
+                    ext_keys[(system, index)] = key
         emails = {self._blind_index("email", d.email) for d in inputs if d.email}
         link_contact_ids: set[uuid.UUID] = set()
         link_ids = bulk.external_ids_with_index(
@@ -230,9 +238,9 @@ class _Batch:
         )
         if link_ids:
             for row in ContactExternalId.objects.filter(tenant=self.tenant, pk__in=link_ids):
-                key = (row.system, bytes(row.value_index))
-                if key in ext_keys:
-                    self.link_rows[key] = row
+                found = ext_keys.get((row.system, bytes(row.value_index)))
+                if found is not None:
+                    self.link_rows[found] = row
                     link_contact_ids.add(row.contact_id)
         contact_ids = link_contact_ids.union(
             bulk.live_contacts_with_email(tenant_id=self.tenant.pk, email_indexes=list(emails))
@@ -342,9 +350,12 @@ class _Batch:
     def write(self) -> None:
         created = [(entry.contact_id, entry.changes) for entry in self.entries.values() if entry.is_new]
         updated = [entry for entry in self.entries.values() if not entry.is_new and entry.changes]
-        repointed = [row for key, row in self.link_rows.items() if key in self.new_links]
-        for row in repointed:
-            row.contact_id = self.new_links.pop((row.system, bytes(row.value_index)))
+        repointed = []
+        for key, row in self.link_rows.items():
+            if key in self.new_links:
+                row.contact_id = self.new_links.pop(key)
+                row.value_index = key[1]  # a link stored under an older index key moves with it
+                repointed.append(row)
         tenant_id = self.tenant.pk
         try:
             with transaction.atomic():
@@ -355,7 +366,7 @@ class _Batch:
                     changes=[entry.changes for entry in updated],
                 )
                 if repointed:
-                    ContactExternalId.objects.bulk_update(repointed, ["contact"])
+                    ContactExternalId.objects.bulk_update(repointed, ["contact", "value_index"])
                 links = [(system, index, contact) for (system, index), contact in self.new_links.items()]
                 bulk.external_ids_insert(tenant_id=tenant_id, links=links)
                 contacts_changed(

@@ -7,8 +7,15 @@ tenant (shredding.py). Keys wrapped before tenant keys existed name no tenant ke
 master key alone until `rotate_keys --master` re-wraps them.
 
 A key version never changes once written, so the unwrapped cache by (tenant, purpose, version) is
-always right. Only "which version is current" can go stale; it is re-read every CURRENT_TTL seconds,
-and key rotation waits that long before its final pass (see rotation.py).
+right for as long as the key exists. "Which version is current" can go stale; it is re-read every
+CURRENT_TTL seconds, and key rotation waits that long before its final pass (see rotation.py).
+
+A key can stop existing in another process: a tenant shred there leaves this process holding
+unwrapped copies. So a cached key is used only while its tenant was checked within the last
+`HEALTHMAIL_KEY_CACHE_CHECK_SECONDS`: one query per tenant per period asks whether a tenant key of
+the tenant was destroyed, and if so every cached copy of a key whose row is gone or whose tenant
+key was destroyed is dropped. After a shred anywhere, no process decrypts the tenant's data for
+longer than that period.
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from healthmail.tenants.context import tenant_context
 
@@ -41,6 +50,7 @@ _lock = threading.Lock()
 _unwrapped: dict[tuple[uuid.UUID, str, int], bytes] = {}
 _ciphers: dict[tuple[uuid.UUID, str, int], AESGCM] = {}
 _current: dict[tuple[uuid.UUID, str], tuple[int, float]] = {}
+_checked: dict[uuid.UUID, float] = {}  # tenant -> when its cached keys were last checked as live
 
 
 # What the crypto helpers accept for "the tenant": the model instance or its id.
@@ -109,8 +119,9 @@ def key_row(tenant_id: uuid.UUID, purpose: str, version: int | None) -> TenantKe
         return keys.order_by("-version").first()
 
 
-def create_version(tenant_id: uuid.UUID, purpose: str) -> int:
-    """Add a new key version (first use or rotation); returns the version now current."""
+def create_version(tenant_id: uuid.UUID, purpose: str, *, lookup_state: str = "active") -> int:
+    """Add a new key version (first use or rotation); returns the version now current.
+    `lookup_state`: for index keys, "pending" starts an index-key rotation (blind.py)."""
     with tenant_context(tenant_id):
         newest = key_row(tenant_id, purpose, None)
         version = (newest.version + 1) if newest else 1
@@ -127,6 +138,7 @@ def create_version(tenant_id: uuid.UUID, purpose: str) -> int:
                     master_key_id=master_key_id,
                     root_key_id=root_key_id,
                     wrapped_key=wrapped,
+                    lookup_state=lookup_state,
                 )
         except IntegrityError:
             # Another process created this version first: use theirs.
@@ -135,8 +147,40 @@ def create_version(tenant_id: uuid.UUID, purpose: str) -> int:
     return version
 
 
+def _live_after_shred(tenant_id: uuid.UUID) -> set[tuple[str, int]] | None:
+    """None while the tenant never had a tenant key destroyed; after a shred, the key rows still live."""
+    with tenant_context(tenant_id):
+        if not TenantRootKey.objects.filter(tenant_id=tenant_id, destroyed_at__isnull=False).exists():
+            return None
+        rows = TenantKey.objects.filter(tenant_id=tenant_id).filter(
+            Q(root_key__isnull=True) | Q(root_key__destroyed_at__isnull=True)
+        )
+        return set(rows.values_list("purpose", "version"))
+
+
+def cache_check(tenant_id: uuid.UUID) -> None:
+    """After a shred of the tenant anywhere, drop this process's copies of its keys that no longer
+    exist; checked at most once per HEALTHMAIL_KEY_CACHE_CHECK_SECONDS per tenant (one EXISTS query).
+    Only a destroyed tenant key triggers it: a key row merely missing (its creating transaction
+    rolled back while this process kept it) is left to the callers that handle that case."""
+    period: float = settings.HEALTHMAIL_KEY_CACHE_CHECK_SECONDS
+    checked = _checked.get(tenant_id)
+    now = time.monotonic()
+    if checked is not None and now - checked < period:
+        return
+    live = _live_after_shred(tenant_id)
+    with _lock:
+        if live is not None:
+            for cache_key in [k for k in _unwrapped if k[0] == tenant_id and (k[1], k[2]) not in live]:
+                del _unwrapped[cache_key]
+            for cache_key in [k for k in _ciphers if k[0] == tenant_id and (k[1], k[2]) not in live]:
+                del _ciphers[cache_key]
+        _checked[tenant_id] = now
+
+
 def key_bytes(tenant_id: uuid.UUID, purpose: str, version: int) -> bytes:
     cache_key = (tenant_id, purpose, version)
+    cache_check(tenant_id)
     key = _unwrapped.get(cache_key)
     if key is None:
         row = key_row(tenant_id, purpose, version)
@@ -152,6 +196,7 @@ def key_bytes(tenant_id: uuid.UUID, purpose: str, version: int) -> bytes:
 
 def cipher(tenant_id: uuid.UUID, purpose: str, version: int) -> AESGCM:
     cache_key = (tenant_id, purpose, version)
+    cache_check(tenant_id)
     found = _ciphers.get(cache_key)
     if found is None:
         found = AESGCM(key_bytes(tenant_id, purpose, version))
@@ -184,6 +229,7 @@ def forget_all() -> None:
         _current.clear()
         _unwrapped.clear()
         _ciphers.clear()
-    from . import blind  # its keyed HMACs derive from the unwrapped index keys
+        _checked.clear()
+    from . import blind  # which index-key versions are written and looked up
 
-    blind._keyed.clear()
+    blind.forget_versions()

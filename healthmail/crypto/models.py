@@ -28,6 +28,18 @@ class TenantKey(TenantOwnedModel):
     wrapped_key = models.BinaryField()
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class LookupState(models.TextChoices):
+        PENDING = "pending", "Looked up, not yet written (an index-key rotation is starting)"
+        ACTIVE = "active", "Written and looked up"
+        RETIRED = "retired", "Neither (re-indexing done); kept only where index_rotation.py says"
+
+    lookup_state = models.CharField(
+        max_length=8,
+        choices=LookupState.choices,
+        default=LookupState.ACTIVE,
+        help_text="Index keys only (blind.py): how lookups and writes use this version.",
+    )
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["tenant", "purpose", "version"], name="tenant_key_version_unique")

@@ -350,6 +350,9 @@ HEALTHMAIL_EPOCH_ROTATE_SECONDS = env.float("HEALTHMAIL_EPOCH_ROTATE_SECONDS", d
 # A data key sealing with random 96-bit nonces should be rotated well before 2^32 values (NIST SP
 # 800-38D); `rotate_keys --status` marks a key due at this many (healthmail/crypto/usage.py).
 HEALTHMAIL_DATA_KEY_ROTATE_AFTER = env.int("HEALTHMAIL_DATA_KEY_ROTATE_AFTER", default=2**24)
+# How long a process may use its cached copy of a tenant key before checking that the key still
+# exists (a tenant shredded by another process stops decrypting here within this many seconds).
+HEALTHMAIL_KEY_CACHE_CHECK_SECONDS = env.float("HEALTHMAIL_KEY_CACHE_CHECK_SECONDS", default=5.0)
 CELERY_BEAT_SCHEDULE["crypto-epochs-rotate"] = {
     "task": "healthmail.crypto.tasks.epochs_rotate_all",
     "schedule": HEALTHMAIL_EPOCH_ROTATE_SECONDS,

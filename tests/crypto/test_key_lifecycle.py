@@ -70,6 +70,6 @@ def test_status_reports_versions_rows_usage_epoch_and_damage(tenant_a, settings)
     assert f"Tenant {tenant_a.slug}: tenant key live" in text
     assert "data key v1: 1 row(s)" in text
     assert "ROTATION DUE" in text
-    assert "index key version(s): 1" in text
+    assert "index key: v1 active" in text
     assert "1 object key(s) (per-contact keys included)" in text
     assert "damaged rows: 0" in text

@@ -3,6 +3,8 @@
     manage.py rotate_keys [--tenant SLUG]   new data-key version per tenant, rows re-encrypted in batches
     manage.py rotate_keys --master          re-wrap tenant keys with the first key of HEALTHMAIL_MASTER_KEY
     manage.py rotate_keys --epochs          object keys to a new epoch key; older epoch keys destroyed
+    manage.py rotate_keys --index           new index-key version; rows re-indexed (lookups query both
+                                            meanwhile); the older version retired, then destroyed
     manage.py rotate_keys --status          per tenant: key versions, rows per version, usage, epoch age,
                                             damaged rows (nothing is changed)
 
@@ -19,6 +21,7 @@ from django.db.models import QuerySet
 
 from healthmail import audit_trail as audit
 from healthmail.actors import Actor
+from healthmail.crypto.index_rotation import index_rotate
 from healthmail.crypto.integrity import Damage
 from healthmail.crypto.key_status import key_status
 from healthmail.crypto.key_versions import data_keys_destroy_unused
@@ -41,6 +44,11 @@ class Command(BaseCommand):
             help="Re-wrap object keys under a new epoch key and destroy the older ones (shredding).",
         )
         parser.add_argument(
+            "--index",
+            action="store_true",
+            help="Rotate the index key: re-index rows under a new version, then retire the old one.",
+        )
+        parser.add_argument(
             "--status",
             action="store_true",
             help="Report keys, rows per version, usage and damage; change nothing.",
@@ -60,6 +68,7 @@ class Command(BaseCommand):
         tenant: str | None = None,
         master: bool = False,
         epochs: bool = False,
+        index: bool = False,
         settle_seconds: float | None = None,
         **options: Any,
     ) -> None:
@@ -69,6 +78,8 @@ class Command(BaseCommand):
             return
         if epochs:
             self._rotate_epochs(tenant)
+        elif index:
+            self._rotate_index(tenant, settle_seconds)
         else:
             self._rotate(tenant=tenant, master=master, settle_seconds=settle_seconds)
         if self.damaged:
@@ -94,9 +105,9 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"  data key v{key.version}: {key.rows} row(s), {key.encryptions} encryption(s){due}"
                 )
-            self.stdout.write(
-                f"  index key version(s): {', '.join(map(str, status.index_versions)) or 'none yet'}"
-            )
+            versions = ", ".join(f"v{v} {state}" for v, state in sorted(status.index_states.items()))
+            reindexing = "; RE-INDEXING (lookups query both)" if status.reindexing else ""
+            self.stdout.write(f"  index key: {versions or 'none yet'}{reindexing}")
             if status.legacy_wrapped:
                 self.stdout.write(
                     f"  {status.legacy_wrapped} key(s) wrapped by the master key alone: rotate_keys --master"
@@ -110,6 +121,16 @@ class Command(BaseCommand):
                 f"  epoch age {age}; {status.epochs_destroyed} epoch key(s) destroyed; "
                 f"{status.object_keys} object key(s) (per-contact keys included)"
             )
+            for epoch in status.epochs:
+                per_table = ", ".join(
+                    f"{count} in {table}" for table, count in sorted(epoch.row_keys.items())
+                )
+                due = "  ROTATION DUE" if epoch.rotation_due else ""
+                self.stdout.write(
+                    f"  epoch key {str(epoch.epoch_id)[:8]} ({'current' if epoch.current else 'retired'}, "
+                    f"{epoch.age_seconds / 3600:.1f} h): wraps {epoch.object_keys} object key(s)"
+                    f"{f' (per-row keys: {per_table})' if per_table else ''}{due}"
+                )
             self.stdout.write(f"  damaged rows: {len(status.damaged)}")
             for line in status.damaged:
                 self.stdout.write(f"    {line}")
@@ -122,6 +143,40 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Tenant {each.slug}: {result.rewrapped} object keys under the new epoch; "
                 f"{len(result.destroyed)} older epoch key(s) destroyed."
+            )
+
+    def _rotate_index(self, tenant: str | None, settle_seconds: float | None) -> None:
+        actor = Actor.system("manage.py rotate_keys")
+        for each in self._tenants(tenant):
+            self.stdout.write(f"Tenant {each.slug}:")
+            result = index_rotate(
+                each.pk,
+                settle_seconds=settle_seconds,
+                progress=lambda name, read, changed: self.stdout.write(
+                    f"  {name}: {read} read, {changed} re-indexed"
+                ),
+            )
+            for damage in result.damaged:
+                self._damaged(damage)
+            audit.record(
+                actor=actor,
+                action="crypto.rotate_index_key",
+                tenant=each,
+                target=each,
+                details={
+                    "version": result.version,
+                    "reindexed": result.changed,
+                    "destroyed": result.destroyed,
+                    "damaged": len(result.damaged),
+                },
+            )
+            kept = "older version kept (damaged rows)" if result.damaged else "older version retired"
+            destroyed = f"; destroyed v{', v'.join(map(str, result.destroyed))}" if result.destroyed else ""
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"  index key now v{result.version}: {result.changed} row(s) re-indexed; "
+                    f"{kept}{destroyed}."
+                )
             )
 
     def _rotate(self, *, tenant: str | None, master: bool, settle_seconds: float | None) -> None:
