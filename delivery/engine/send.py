@@ -225,11 +225,10 @@ def _round(tenant_id, worker, work, settles, policies, preparer, deps, report):
     if settles or attempts:
         # The receiver's answers go to disk (fsynced) before PostgreSQL: if the database cannot take
         # them now, the journal replays them later and nothing it accepted is sent twice.
-        entry = journal_write(
+        with journal_write(
             tenant_id=tenant_id, worker=worker, rows=record.settle_rows(settles), attempts=attempts
-        )
-        _write(tenant_id, worker, settles, attempts, report)
-        entry.discard()
+        ):  # locked until recorded: another drain on this host does not record the round again
+            _write(tenant_id, worker, settles, attempts, report)
         report.attempts += len(attempts)
     return next_work, []
 
