@@ -128,11 +128,8 @@ def send_claimed(
     settles: list[record.Settle] = []
     with tenant_context(tenant_id):
         tenant = Tenant.objects.get(pk=tenant_id)
-        messages = list(
-            Message.objects.filter(pk__in=ids, claimed_by=worker, state=State.SENDING).select_related(
-                "sender_domain"
-            )
-        )
+        # No join on the sender domain: the Preparer reads it once per domain (a batch has one or few).
+        messages = list(Message.objects.filter(pk__in=ids, claimed_by=worker, state=State.SENDING))
         live = []
         for message in messages:
             if message.expires_at is not None and message.expires_at <= now:
