@@ -200,7 +200,9 @@ def worker(tenant_id, source_id, sink, stream, launched, wakes, results) -> None
     profile = _profiler()
     sent, seen = 0, 0
     while True:
-        report = drain(tenant_id=tenant_id, stream=stream, deps=deps, budget_seconds=5)
+        # A drain lasts DELIVERY_DRAIN_SECONDS, as a Celery task's (each one starts with a journal
+        # replay, a take-back of dead claims and a heartbeat on a connection of its own).
+        report = drain(tenant_id=tenant_id, stream=stream, deps=deps)
         sent += report.claimed
         if report.claimed == 0:
             if not launched.is_set():
