@@ -9,7 +9,11 @@ Only what no journal holds (the worker's host is gone, or the reply itself was l
 resent, with the same Message-ID.
 
 One file per round, named after the worker; any process on the host may replay any file (a restarted
-worker is another worker), one at a time (an exclusive lock per file).
+worker is another worker), one at a time (an exclusive lock per file). The writer holds that lock
+from before the file appears until it has recorded the round itself: a drain starting on the same
+host meanwhile skips the file instead of recording the round a second time (it did, and wrote the
+round's attempt rows twice). A writer that fails to record, or dies, lets go of the lock (the kernel
+drops it with the process), and the file is anyone's to replay.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from django.conf import settings
 
@@ -31,14 +35,32 @@ logger = logging.getLogger(__name__)
 SUFFIX = ".json"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Entry:
-    """One round's outcomes, durable on disk until `discard()`."""
+    """One round's outcomes, durable on disk and locked by its writer. As a context manager: discarded
+    when the block recorded them, left for a replay (and unlocked) when it raised."""
 
     path: Path
+    handle: IO[str] | None = None  # open, with the exclusive lock, until discarded or released
 
     def discard(self) -> None:
-        self.path.unlink(missing_ok=True)
+        self.path.unlink(missing_ok=True)  # while still locked: nobody replays it in between
+        self.release()
+
+    def release(self) -> None:
+        """Let go of the lock and keep the file: the next replay on this host records it."""
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+
+    def __enter__(self) -> Entry:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            self.discard()
+        else:
+            self.release()
 
 
 def journal_dir() -> Path:
@@ -62,14 +84,21 @@ def journal_write(
     name = f"{worker.replace(':', '_').replace('/', '_')}-{uuid.uuid4().hex}"
     document = {"tenant_id": str(tenant_id), "worker": worker, "rows": rows, "attempts": attempts}
     temporary = directory / f".{name}.tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, default=str)
+    handle = open(temporary, "w", encoding="utf-8")  # kept open by the Entry: it holds the lock
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # a new file: nobody else can hold it
+        # One string from the C encoder: json.dump() streams through the pure-Python one (was a third
+        # of a worker's CPU per message).
+        handle.write(json.dumps(document, default=str))
         handle.flush()
         os.fsync(handle.fileno())
-    final = directory / f"{name}{SUFFIX}"
-    os.replace(temporary, final)  # whole or absent: a reader never sees half a round
-    _fsync_dir(directory)
-    return Entry(final)
+        final = directory / f"{name}{SUFFIX}"
+        os.replace(temporary, final)  # whole or absent: a reader never sees half a round
+        _fsync_dir(directory)
+    except BaseException:
+        handle.close()
+        raise
+    return Entry(final, handle)
 
 
 @contextlib.contextmanager

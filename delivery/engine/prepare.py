@@ -64,10 +64,10 @@ class Preparer:
         self._topics: dict | None = None
 
     def _signing_key(self, message: Message) -> dkim.SigningKey:
-        if message.sender_domain is None:
-            raise SenderDomainUnverified("Mail without a sender domain is refused.")
         domain_id = message.sender_domain_id
-        if domain_id not in self._keys:
+        if domain_id is None:
+            raise SenderDomainUnverified("Mail without a sender domain is refused.")
+        if domain_id not in self._keys:  # the domain row is read once per batch, not joined per message
             try:
                 self._keys[domain_id] = sender_domain_signing_key(
                     tenant=self.tenant, domain=message.sender_domain.domain

@@ -136,11 +136,8 @@ def send_claimed(
     settles: list[record.Settle] = []
     with tenant_context(tenant_id):
         tenant = Tenant.objects.get(pk=tenant_id)
-        messages = list(
-            Message.objects.filter(pk__in=ids, claimed_by=worker, state=State.SENDING).select_related(
-                "sender_domain"
-            )
-        )
+        # No join on the sender domain: the Preparer reads it once per domain (a batch has one or few).
+        messages = list(Message.objects.filter(pk__in=ids, claimed_by=worker, state=State.SENDING))
         live = []
         for message in messages:
             if message.expires_at is not None and message.expires_at <= now:
@@ -244,11 +241,10 @@ def _round(tenant_id, worker, work, settles, policies, preparer, deps, report):
     if settles or attempts:
         # The receiver's answers go to disk (fsynced) before PostgreSQL: if the database cannot take
         # them now, the journal replays them later and nothing it accepted is sent twice.
-        entry = journal_write(
+        with journal_write(
             tenant_id=tenant_id, worker=worker, rows=record.settle_rows(settles), attempts=attempts
-        )
-        _write(tenant_id, worker, settles, attempts, report)
-        entry.discard()
+        ):  # locked until recorded: another drain on this host does not record the round again
+            _write(tenant_id, worker, settles, attempts, report)
         report.attempts += len(attempts)
     return next_work, []
 
@@ -266,9 +262,8 @@ def _record_alone(tenant_id, worker, item: Work, policy: TlsPolicy, deps: Depend
     if isinstance(following, Work):  # a fallback path: the next drain's, never in the clear
         following = record.Settle(item.message, State.DEFERRED, "no path this round", not_before=finished)
     rows = record.settle_rows([following])
-    entry = journal_write(tenant_id=tenant_id, worker=worker, rows=rows, attempts=attempts)
-    record.settle(tenant_id=tenant_id, worker=worker, settles=[following], attempts=attempts)
-    entry.discard()
+    with journal_write(tenant_id=tenant_id, worker=worker, rows=rows, attempts=attempts):
+        record.settle(tenant_id=tenant_id, worker=worker, settles=[following], attempts=attempts)
 
 
 def _routes(policy: TlsPolicy, relay: MxRoute | None) -> tuple[MxRoute, ...]:

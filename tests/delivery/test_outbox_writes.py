@@ -1,0 +1,80 @@
+"""What a message costs PostgreSQL: the hand-off mark (record._HANDOFF) is a HOT update, a new row version
+on the same page without an entry in any index, because no index of the outbox holds a column it writes
+and the table leaves room on its pages for the versions a message goes through (migration 0015)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from delivery.engine import record
+from delivery.engine.claim import message_claim_batch
+from tests.factories import BaaFactory, TenantFactory
+
+from .engine_support import enqueue, verified_sender_domain
+
+
+def _handoff_columns() -> list[str]:
+    assignments = re.search(r"SET (.*?)\n", record._HANDOFF).group(1)
+    return re.findall(r"(\w+) = %\(", assignments)
+
+
+@pytest.mark.django_db
+def test_no_index_of_the_outbox_holds_a_column_the_hand_off_mark_writes():
+    columns = _handoff_columns()
+    assert columns == ["handoff_at", "lease_until"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = 'delivery_message'::regclass"
+        )
+        definitions = [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT reloptions FROM pg_class WHERE oid = 'delivery_message'::regclass")
+        options = cursor.fetchone()[0] or []
+    assert len(definitions) >= 5
+    assert [d for d in definitions if any(re.search(rf"\b{c}\b", d) for c in columns)] == []
+    assert "fillfactor=50" in options
+
+
+@pytest.fixture
+def committed_tenant(committed_db):
+    slug = f"writes-{uuid.uuid4().hex[:8]}"
+    tenant = TenantFactory(name=f"Writes {slug}", slug=slug)
+    BaaFactory(tenant=tenant)
+    return tenant
+
+
+def test_the_hand_off_mark_is_a_hot_update(committed_tenant):
+    """Committed rows, as a worker sees them: the launch's and the claim's transactions are over, so
+    the versions they left behind can be pruned from the page to make room."""
+    sender, _ = verified_sender_domain(committed_tenant)
+    messages = enqueue(committed_tenant, [f"p{i}@good.test" for i in range(5)], sender_domain=sender)
+    ids = message_claim_batch(
+        tenant_id=committed_tenant.pk,
+        stream="transactional",
+        worker="w1",
+        limit=10,
+        lease=timedelta(seconds=60),
+    )
+    assert set(ids) == {m.pk for m in messages}
+
+    def hot_updates() -> int:
+        with connection.cursor() as cursor:  # this transaction's own counts, not yet flushed
+            cursor.execute("SELECT pg_stat_get_xact_tuples_hot_updated('delivery_message'::regclass)")
+            return cursor.fetchone()[0]
+
+    with transaction.atomic():
+        before = hot_updates()
+        owned = record.mark_handoff(
+            tenant_id=committed_tenant.pk,
+            worker="w1",
+            ids=ids,
+            lease_until=timezone.now() + timedelta(seconds=60),
+        )
+        hot = hot_updates() - before
+    assert owned == set(ids)
+    assert hot == len(ids)
