@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.test.testcases import LiveServerThread
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import fresh_tls_policy_cache
 from tests.e2e.axe import AxeAudit
@@ -203,13 +204,19 @@ def page(browser, live_server_url, committed, request) -> Iterator:
     page = context.new_page()
     page.on("pageerror", lambda error: pytest.fail(f"JavaScript error: {error}"))
     yield page
-    screenshot(page, request.node.name + "-end")
+    try:
+        screenshot(page, request.node.name + "-end")
+    except PlaywrightTimeout:
+        # The whole of a very long page (the API reference) can take longer than the timeout on a
+        # busy machine; the last view is enough for the record of how the test ended.
+        screenshot(page, request.node.name + "-end", full_page=False)
     context.close()
 
 
-def screenshot(page, name: str) -> None:
+def screenshot(page, name: str, *, full_page: bool = True) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.png"), full_page=True)
+    path = SCREENSHOTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.png"
+    page.screenshot(path=str(path), full_page=full_page)
 
 
 def unique(label: str) -> str:
