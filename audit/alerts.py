@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from healthmail import labels
 from healthmail.accounts.models import Membership, User
 from healthmail.accounts.roles import Role
 from healthmail.actors import Actor
@@ -76,7 +77,7 @@ def mass_export(tenant: Tenant, events: list[AuditEvent]) -> Iterable[Fired]:
             yield Fired(
                 "mass_export",
                 Alert.Severity.WARNING,
-                f"{rows} records read or exported at once ({event.action})",
+                f"{rows} records read or exported at once ({labels.label('audit_action', event.action)})",
                 (event.id,),
             )
 
@@ -128,7 +129,7 @@ def flagged_by_writer(tenant: Tenant, events: list[AuditEvent]) -> Iterable[Fire
             yield Fired(
                 event.action.replace(".", "_")[:64],
                 severity,
-                str(event.details.get("summary") or event.action),
+                str(event.details.get("summary") or labels.label("audit_action", event.action)),
                 (event.id,),
             )
 

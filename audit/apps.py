@@ -16,6 +16,10 @@ class AuditConfig(AppConfig):
             {m._meta.label_lower: str(m._meta.verbose_name).capitalize() for m in apps.get_models()},
         )
 
+        from .action_labels import ACTION_LABELS
+
+        labels.register("audit_action", ACTION_LABELS)
+
         # The foundation writes audit events through healthmail.audit_trail (it sits below us).
         from healthmail.audit_trail import Writers, writers_register
 

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
+from healthmail import labels
 from healthmail.actors import Actor
 from healthmail.crypto import signing
+from healthmail.spreadsheet import spreadsheet_safe, spreadsheet_value
 from healthmail.tenants.context import tenant_context
 
 from . import chain, services
@@ -29,9 +31,8 @@ from .models import AuditEvent
 from .selectors import EventFilter, event_search
 
 EXPORT_LIMIT = 100_000
-COLUMNS = (*chain.CHAINED_FIELDS, "hash", "previous_hash")
-# A leading quote is escaped too, so reading back is unambiguous.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+# The action's label is for the reader; the hashes cover the chained fields only, the code among them.
+COLUMNS = (*chain.CHAINED_FIELDS, "hash", "previous_hash", "action_label")
 
 
 class ExportError(Exception):
@@ -45,14 +46,12 @@ class Export:
     row_count: int
 
 
-def _neutralize(value) -> str:
-    """Spreadsheets run cells starting with = + - @ as formulas: prefix them with a quote."""
-    text = (
-        ""
-        if value is None
-        else (json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else str(value))
-    )
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+def _cell(value) -> str:
+    """A CSV cell: JSON for details and contact lists, safe to open in a spreadsheet (undone by
+    `spreadsheet_value` when the file is read back to check its chain)."""
+    if isinstance(value, dict | list):
+        value = json.dumps(value, sort_keys=True)
+    return spreadsheet_safe(value)
 
 
 def _rows(tenant, filters: EventFilter) -> list[dict]:
@@ -68,13 +67,15 @@ def _rows(tenant, filters: EventFilter) -> list[dict]:
     previous = dict(AuditEvent.objects.filter(tenant=tenant, seq__in=wanted).values_list("seq", "hash"))
     for event in events:
         event["previous_hash"] = previous.get(event["seq"] - 1, chain.GENESIS)
+        event["action_label"] = labels.label("audit_action", event["action"])
     return events
 
 
 def _serialize(rows: list[dict], fmt: str) -> bytes:
     if fmt == "json":
         clean = [
-            json.loads(chain.canonical(row)) | {"hash": row["hash"], "previous_hash": row["previous_hash"]}
+            json.loads(chain.canonical(row))
+            | {key: row[key] for key in ("hash", "previous_hash", "action_label")}
             for row in rows
         ]
         return json.dumps(clean, indent=1, sort_keys=True).encode()
@@ -83,7 +84,7 @@ def _serialize(rows: list[dict], fmt: str) -> bytes:
     writer.writerow(COLUMNS)
     for row in rows:
         values = json.loads(chain.canonical(row))
-        writer.writerow([_neutralize(values.get(c, row.get(c))) for c in COLUMNS])
+        writer.writerow([_cell(values.get(c, row.get(c))) for c in COLUMNS])
     return buffer.getvalue().encode()
 
 
@@ -170,10 +171,7 @@ def _parse(data: bytes, fmt: str) -> list[dict]:
     else:
         rows = []
         for record in csv.DictReader(io.StringIO(data.decode())):
-            row = {
-                k: (v[1:] if v.startswith("'") and v[1:].startswith(FORMULA_STARTS) else v)
-                for k, v in record.items()
-            }
+            row = {k: spreadsheet_value(v) for k, v in record.items()}
             row["id"], row["seq"] = int(row["id"]), int(row["seq"])
             row["details"] = json.loads(row["details"]) if row["details"] else {}
             row["contact_ids"] = json.loads(row.get("contact_ids") or "[]")

@@ -11,7 +11,10 @@ PATIENT_RECORD = "contacts.contact"
 class EventFilterForm(forms.Form):
     actor = forms.CharField(required=False, max_length=64, help_text="User id, API key prefix or component.")
     action = forms.CharField(
-        required=False, max_length=64, help_text="Exact action, or a prefix ending in “.”"
+        required=False,
+        max_length=64,
+        help_text="Pick an action from the list as you type, or a prefix ending in “.” (e.g. “campaign.”).",
+        widget=forms.TextInput(attrs={"list": "audit-actions"}),
     )
     target = forms.CharField(required=False, max_length=130, help_text="Object id, or type:id.")
     contact = forms.UUIDField(

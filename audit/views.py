@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 
+from healthmail import labels
 from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import access_denied, actor_of, require_permission
@@ -68,6 +69,11 @@ def event_list(request: TenantRequest) -> HttpResponse:
         "lookup_form": PatientLookupForm(),
         "open_alerts": Alert.objects.filter(tenant=request.tenant, acknowledged_at__isnull=True).count(),
         "query": _filter_query(filters),
+        # Offered as the action filter is typed: each code with the label the rows show.
+        "action_choices": sorted(
+            ((code, labels.label("audit_action", code)) for code in labels.codes("audit_action")),
+            key=lambda choice: choice[1],
+        ),
     }
     partial = request.htmx and not request.htmx.history_restore_request
     response = render(request, "audit/_event_rows.html" if partial else "audit/event_list.html", context)

@@ -360,15 +360,3 @@ def _unsubscribes(tenant: Tenant, campaign: Campaign, messages) -> dict[str, int
     for contact_id in left:
         counts[variant_of[contact_id]] = counts.get(variant_of[contact_id], 0) + 1
     return counts
-
-
-# OWASP "CSV Injection": a cell a spreadsheet would read as a formula starts with one of these
-# (after any spaces); the full-width forms are read as formulas too by some spreadsheet programs.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\0", "\uff1d", "\uff0b", "\uff0d", "\uff20")
-
-
-def csv_safe(value) -> str:
-    """A cell that cannot run as a formula (CWE-1236): one that would is prefixed with a quote.
-    Writers quote every cell too (csv.QUOTE_ALL), so a separator inside a cell starts no new one."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.lstrip(" ").startswith(_FORMULA_START) else text

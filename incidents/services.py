@@ -13,6 +13,7 @@ from django.utils import timezone
 from audit import services as audit
 from audit.models import Alert, AuditEvent
 from delivery.models import Message
+from healthmail import labels
 from healthmail.accounts.four_eyes import second_person_require
 from healthmail.accounts.roles import role_can
 from healthmail.actors import Actor
@@ -105,7 +106,7 @@ def incident_open(
                     incident=incident,
                     kind=Evidence.Kind.AUDIT_EVENT,
                     reference=str(event.pk),
-                    note=event.action,
+                    note=labels.label("audit_action", event.action),
                     added_by=user,
                 )
         _record(

@@ -181,7 +181,7 @@ _FIELDS: list[Field] = [
         TOKENS,
         s.ConditionCodes("clinical_tokens", normalize.CLINICAL_TOKEN_KINDS["conditions"]),
         is_phi=True,
-        help="ICD-10-CM code or category: E11 covers E11.0 to E11.9; search by name",
+        help="ICD-10-CM code or category: E11 covers E11.0 to E11.9; type part of a name to see its codes",
         extra={"lookup": "conditions"},
     ),
     _token_field("medication", "Medication", "medications", is_phi=True, group=CLINICAL),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from typing import Any
 
 from django.contrib import messages
@@ -29,6 +30,7 @@ from .models import Segment
 from .registry import FIELDS, GROUPS, LIST_OPERATORS, OPERATOR_LABELS, PAIR_OPERATORS, custom_field
 
 EDIT = "segments.edit"
+_DATALIST_ID = re.compile(r"g-\d{1,3}-r-\d{1,3}-codes")
 MEMBERS_PER_PAGE = 50
 
 
@@ -245,8 +247,12 @@ def segment_count(request: HttpRequest) -> HttpResponse:
     of the rule rows, or of the JSON box when the form has no rows (a definition nested deeper)."""
     if any(rule_rows.is_rule_key(key) for key in request.POST):
         rows = rule_rows.rows_apply(rule_rows.rows_from_post(request.POST), "refresh")
-        definition, _ = rule_rows.rows_definition(rows)
-        return render(request, "segmentation/_count.html", _count_context(request, definition))
+        definition, places = rule_rows.rows_definition(rows)
+        context = _count_context(request, definition)
+        if context.get("errors"):  # said of the rows ("Group 1, rule 2: …"), not of JSON paths
+            placed = rule_rows.rows_place_errors(context["errors"], places, rows)
+            context["errors"] = [{"path": "", "message": message} for message in placed]
+        return render(request, "segmentation/_count.html", context)
     try:
         definition = json.loads(request.POST.get("definition") or "null")
     except ValueError:
@@ -264,10 +270,28 @@ def _may_see_members(request: HttpRequest, segment: Segment) -> bool:
 
 @require_GET
 @require_permission(EDIT)
-def condition_lookup(request: HttpRequest) -> JsonResponse:
-    """ICD-10-CM categories and codes by code prefix or name, for the builder's search (no PHI)."""
-    query = (request.GET.get("q") or "")[:100]
-    return JsonResponse({"results": icd10.condition_search(query)})
+def condition_lookup(request: HttpRequest) -> HttpResponse:
+    """ICD-10-CM categories and codes by code prefix or name (the public code list: no PHI).
+
+    JSON for scripts; for the rule rows (htmx) the suggestions of the value box that asked, as the
+    <datalist> it names: the query is that box's text after its last comma, and each option keeps
+    the codes typed before it, so picking one adds a code to the list."""
+    htmx = getattr(request, "htmx", None)
+    if not htmx:
+        query = (request.GET.get("q") or "")[:100]
+        return JsonResponse({"results": icd10.condition_search(query)})
+    typed = request.GET.get(htmx.trigger_name or "", "")[:2000]
+    before, comma, last = typed.rpartition(",")
+    kept = f"{before.strip()}, " if comma and before.strip() else ""
+    target = htmx.target or ""
+    context = {
+        "list_id": target if _DATALIST_ID.fullmatch(target) else "condition-codes",
+        "options": [
+            {"value": kept + item["value"], "label": item["label"]}
+            for item in icd10.condition_search(last.strip()[:100])
+        ],
+    }
+    return render(request, "segmentation/_condition_options.html", context)
 
 
 @require_GET

@@ -12,7 +12,8 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
 
-from ..selectors import csv_safe
+from healthmail.spreadsheet import spreadsheet_safe
+
 from .report import CampaignReport
 from .series import SERIES
 
@@ -71,9 +72,9 @@ def report_csv(report: CampaignReport) -> str:
     out = io.StringIO()
     writer = csv.writer(out, quoting=csv.QUOTE_ALL)
     for title, header, rows in _sections(report):
-        writer.writerow([csv_safe(title)])
+        writer.writerow([spreadsheet_safe(title)])
         for row in [header, *rows]:
-            writer.writerow([csv_safe(cell) for cell in row])
+            writer.writerow([spreadsheet_safe(cell) for cell in row])
         writer.writerow([])
     return out.getvalue()
 

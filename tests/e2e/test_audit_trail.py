@@ -34,11 +34,11 @@ def test_compliance_officer_filters_opens_and_exports(page, make_person, setting
     for number in range(3):
         audit.record(
             actor=Actor.system("e2e"),
-            action="campaign.approve",
+            action="campaign.approve_compliance",
             tenant=officer.tenant,
             target=("campaigns.campaign", f"c-{number}"),
         )
-    audit.record(actor=Actor.system("e2e"), action="contact.view", tenant=officer.tenant)
+    audit.record(actor=Actor.system("e2e"), action="phi.read", tenant=officer.tenant)
 
     browser_sign_in(page, officer)
     page.get_by_role("link", name="Audit trail").first.click()
@@ -48,12 +48,15 @@ def test_compliance_officer_filters_opens_and_exports(page, make_person, setting
     page.get_by_role("button", name="Filter").click()
     rows = page.get_by_role("table", name="Audit events").locator("tbody tr")
     expect(rows).to_have_count(3)
+    expect(rows.first).to_contain_text("Campaign approved by compliance")  # the label, not the code
     expect(page).to_have_url(re.compile(r"action=campaign"))
     expect(page.get_by_text("3 events match")).to_be_visible()
     screenshot(page, "audit-filtered")
 
     # Straight after the (htmx) filter: the export is these 3 events, not the whole trail.
-    audit.record(actor=Actor.system("e2e"), action="campaign.approve", tenant=officer.tenant)  # after
+    audit.record(
+        actor=Actor.system("e2e"), action="campaign.approve_compliance", tenant=officer.tenant
+    )  # after
     with page.expect_download() as download_info:
         page.get_by_role("button", name="Export").click()
     content = download_info.value.path().read_bytes()
@@ -65,7 +68,7 @@ def test_compliance_officer_filters_opens_and_exports(page, make_person, setting
 
     rows.first.get_by_role("link").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Audit event")
-    expect(page.get_by_text("campaign.approve")).to_be_visible()
+    expect(page.get_by_text("Campaign approved by compliance")).to_be_visible()
     page.go_back()
 
     page.get_by_role("button", name="Verify now").click()

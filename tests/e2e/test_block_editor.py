@@ -108,7 +108,7 @@ def test_marketer_builds_previews_and_test_sends_an_mjml_email(page, marketer, d
     expect(page.locator("#merge-status")).to_have_text("Inserted {{ contact.first_name }}.")
     page.get_by_role("button", name="Save email").click()
     expect(page.get_by_text(re.compile(r"Saved as version 1"))).to_be_visible(timeout=15_000)
-    screenshot(page, "block-editor")
+    screenshot(page, "editor")  # docs/screenshots/editor.png
 
     with tenant_context(marketer.tenant):
         content = TemplateContent.objects.get(

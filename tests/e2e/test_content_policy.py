@@ -30,3 +30,21 @@ def test_the_guard_catches_an_inline_script_and_style(page):
     conftest._csp_violations.clear()  # expected here; any other test would fail on them
     assert any("script-src" in text for text in caught), caught
     assert any("style-src" in text for text in caught), caught
+
+
+def test_the_guard_sees_a_script_style_or_font_from_another_origin(browser, live_server_url):
+    """Every context records what its pages ask of another origin, and the test fails at teardown
+    (conftest.CheckedBrowser): here a page without our policy asks a CDN for a script and a style."""
+    context = browser.new_context(base_url=live_server_url)
+    context.route("**/cdn.example/**", lambda route: route.abort())  # nothing leaves the machine
+    page = context.new_page()
+    page.set_content(
+        '<link rel="stylesheet" href="https://cdn.example/style.css">'
+        '<script src="https://cdn.example/lib.js"></script>'
+    )
+    page.wait_for_timeout(200)
+    caught = list(browser.foreign)
+    browser.foreign.clear()  # expected here; on any other test these would fail it
+    context.close()
+    assert any("script https://cdn.example/lib.js" in item for item in caught), caught
+    assert any("stylesheet https://cdn.example/style.css" in item for item in caught), caught

@@ -22,6 +22,7 @@ from audit.chain import seal_pending
 from delivery.engine.worker import drain
 from delivery.models import Stream
 from delivery.portal.services import portal_deliver
+from healthmail import labels
 from healthmail.accounts.roles import Role
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import BusinessAssociateAgreement
@@ -195,5 +196,8 @@ def test_officer_runs_a_breach_from_a_break_glass_alert_to_the_notices(
         "incident.letter_update",
         "incident.notices_send",
     ):
-        expect(page.get_by_role("cell", name=action, exact=True).first).to_be_visible()
+        # Each step by its label ("Incident opened"), never the code.
+        expect(
+            page.get_by_role("cell", name=labels.label("audit_action", action), exact=True).first
+        ).to_be_visible()
     screenshot(page, "incident-history-in-the-audit-trail")

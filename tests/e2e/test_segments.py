@@ -126,3 +126,37 @@ def test_rules_without_javascript_are_the_same_plain_form(browser, live_server_u
     with tenant_context(marketer.tenant):
         assert Segment.objects.get(name="Plain form segment").definition == expected
     context.close()
+
+
+def test_marketer_finds_a_condition_code_by_its_name(page, make_person):
+    """The condition's value box suggests ICD-10 codes as a name is typed (segmentation:
+    condition_lookup, through htmx into the box's <datalist>); the code picked is what is saved."""
+    marketer = make_person(Role.MARKETER)
+    browser_sign_in(page, marketer)
+    page.get_by_role("link", name="Segments").first.click()
+    page.get_by_role("link", name="New segment").click()
+    rule = _rule(page, 1, 1)
+    rule.get_by_label("Field").select_option(value="condition")
+    _idle(page)
+    value = rule.get_by_label("Value")
+    value.press_sequentially("diabetes mell", delay=30)
+    _idle(page)
+    suggestions = page.locator(f"datalist#{value.get_attribute('list')} option")
+    expect(suggestions.filter(has_text="Type 2 diabetes mellitus").first).to_be_attached()
+    picked = suggestions.filter(has_text="E11 Type 2 diabetes mellitus")
+    expect(picked).to_have_count(1)
+    assert picked.get_attribute("value") == "E11"
+    value.fill(picked.get_attribute("value") or "")  # what choosing the suggestion puts in the box
+    value.press("Tab")
+    _idle(page)
+    # The count follows the picked code (its request starts after a short delay: wait for it).
+    expect(page.locator("#segment-count-result")).not_to_contain_text("not complete")
+    screenshot(page, "segment-condition-codes")
+    page.get_by_label("Name").fill("Type 2 diabetes")
+    page.get_by_role("button", name="Save segment").click()
+    expect(page.get_by_role("status").first).to_contain_text("saved")
+    with tenant_context(marketer.tenant):
+        segment = Segment.objects.get(name="Type 2 diabetes")
+    (condition,) = segment.definition["all"]
+    assert condition["field"] == "condition"
+    assert condition["value"] in ("E11", ["E11"])

@@ -88,3 +88,20 @@ def test_the_builder_search_is_for_segment_editors(member_client, role, status):
     assert response.status_code == status
     if status == 200:
         assert any(item["value"] == "I10" for item in response.json()["results"])
+
+
+def test_the_rule_rows_get_the_codes_as_suggestions_of_the_box_that_asked(member_client):
+    """htmx sends the box's own name and value and the datalist it targets: the answer is that
+    datalist, its options the codes for the text after the last comma, the earlier codes kept."""
+    client = member_client("marketer")
+    url = reverse("segmentation:condition_lookup")
+    headers = {"HX-Request": "true", "HX-Trigger-Name": "g-0-r-1-value", "HX-Target": "g-0-r-1-codes"}
+    page = client.get(url, {"g-0-r-1-value": "type 2 diabetes"}, headers=headers).content.decode()
+    assert page.startswith('<datalist id="g-0-r-1-codes">')
+    assert '<option value="E11">E11 Type 2 diabetes mellitus</option>' in page
+    page = client.get(url, {"g-0-r-1-value": "I10, type 2 diab"}, headers=headers).content.decode()
+    assert '<option value="I10, E11">E11 Type 2 diabetes mellitus</option>' in page
+    odd = {**headers, "HX-Target": 'x"><script>'}
+    page = client.get(url, {"g-0-r-1-value": "E11"}, headers=odd).content.decode()
+    assert page.startswith('<datalist id="condition-codes">')  # an id it did not make is not echoed
+    assert client.get(url, {"g-0-r-1-value": ""}, headers=headers).content.decode().count("<option") == 0

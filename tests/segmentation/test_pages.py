@@ -42,6 +42,14 @@ def test_live_count_partial(member_client, tenant_a, audience_a):
     assert b"/all/0" in invalid.content
 
 
+def test_live_count_of_rows_names_the_rule_not_a_json_path(member_client):
+    client = member_client(Role.MARKETER)
+    incomplete = {"g-0-match": "all", "g-0-r-0-field": "condition", "g-0-r-0-op": "in", "g-0-r-0-value": ""}
+    page = client.post("/segments/count/", incomplete).content.decode()
+    assert "Group 1, rule 1: Value: Condition (ICD-10) must be a non-empty list" in page
+    assert "/all/0" not in page
+
+
 CLINICAL_ROWS = {"g-0-match": "all", "g-0-r-0-field": "condition", "g-0-r-0-op": "in", "g-0-r-0-value": "I10"}
 
 
