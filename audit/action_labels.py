@@ -41,6 +41,7 @@ ACTION_LABELS = {
     "session.expire": _("Session expired"),
     "user.provision": _("User account provisioned"),
     "smart.token": _("SMART on FHIR token issued"),
+    "smart.jwks_rotated": _("SMART client's public keys changed"),
     "smart_client.register": _("SMART on FHIR client registered"),
     "smart_client.revoke": _("SMART on FHIR client revoked"),
     "break_glass.open": _("Emergency access opened"),
@@ -64,6 +65,7 @@ ACTION_LABELS = {
     # Keys and encryption
     "crypto.rotate_data_key": _("Data key rotated"),
     "crypto.rotate_master_key": _("Master key rotated"),
+    "crypto.rotate_index_key": _("Search index key rotated"),
     "crypto.destroy_data_keys": _("Unused data keys destroyed"),
     "crypto.epoch_rotate": _("Token key epoch rotated"),
     "crypto.integrity_damaged": _("Damaged encrypted record found"),
@@ -146,6 +148,7 @@ ACTION_LABELS = {
     "campaign.report_export": _("Campaign report exported"),
     "campaign.template_create": _("Template created"),
     "campaign.template_update": _("Template changed"),
+    "campaign.template_version_create": _("Template version frozen"),
     "campaign.template_language_remove": _("Template language removed"),
     "campaign.template_test_send": _("Test email sent"),
     # Journeys
@@ -162,6 +165,7 @@ ACTION_LABELS = {
     "journeys.enrol": _("Contact enrolled in a journey"),
     "journeys.enrol_segment": _("Segment enrolled in a journey"),
     "journeys.date_enrol": _("Contacts enrolled on a date"),
+    "journeys.unopened_enrol": _("Contacts enrolled after not opening an email"),
     "journeys.segment_enter": _("Contacts entered a journey from a segment"),
     "journeys.event": _("Journey event received"),
     "journeys.advance": _("Journey steps run"),

@@ -93,7 +93,7 @@ class StallKeeper:
                     )
                 except queue.Empty:
                     continue
-                self._record(key, ended, record)
+                self._record_ended(key, ended, record)
                 with self._lock:
                     self._holders[worker] -= 1
                     if self._holders[worker] <= 0:
@@ -117,7 +117,7 @@ class StallKeeper:
         return True
 
     @staticmethod
-    def _record(key: str, ended: concurrent.futures.Future[Outcome], record: Record) -> None:
+    def _record_ended(key: str, ended: concurrent.futures.Future[Outcome], record: Record) -> None:
         # Cancelled (the process stopping) or broken: the reply is unknown (RFC 1047).
         if ended.cancelled():
             failure = "CancelledError"
