@@ -21,6 +21,7 @@ from healthmail.accounts.api_keys import SCOPES
 from healthmail.accounts.models import ApiKey
 from healthmail.tenants.context import tenant_context
 from tests.api.conftest import assert_problem
+from tests.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -35,11 +36,7 @@ def _api_key_id(tenant, issue_key) -> uuid.UUID:
 
 
 def _contact_id(tenant, issue_key) -> uuid.UUID:
-    from contacts.services import ContactInput, contact_upsert
-    from healthmail.actors import Actor
-
-    data = ContactInput(email=f"bola.{uuid.uuid4().hex[:8]}@example.org")
-    return contact_upsert(tenant=tenant, actor=Actor.system("tests"), data=data, source="test").contact_id
+    return ContactFactory(tenant=tenant, email=f"bola.{uuid.uuid4().hex[:8]}@example.org").pk
 
 
 def _webhook_delivery_id(tenant, issue_key) -> uuid.UUID:

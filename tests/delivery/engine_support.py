@@ -22,8 +22,8 @@ from delivery.tls.mta_sts import HttpsPolicyFetcher
 from delivery.tls.probe import starttls_prober
 from delivery.tls.resolver import StaticResolver
 from healthmail.actors import Actor
-from healthmail.crypto.blind import blind_index
 from healthmail.tenants.context import tenant_context
+from tests.factories import ContactFactory
 
 from .conftest import PHI_DIAGNOSIS, PHI_NAME
 
@@ -57,10 +57,7 @@ def verified_sender_domain(tenant, domain: str = SENDER) -> tuple[SenderDomain, 
 
 
 def new_contact(tenant, email: str) -> Contact:
-    with tenant_context(tenant):
-        return Contact.objects.create(
-            tenant=tenant, email=email, email_index=blind_index(tenant, "email", email)
-        )
+    return ContactFactory(tenant=tenant, email=email)
 
 
 def evidence() -> consent.Evidence:

@@ -4,19 +4,19 @@ that target them."""
 import pytest
 from django.utils import timezone
 
-from contacts.services import ContactInput, contact_upsert
 from delivery.models import EngagementEvent
-from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from segmentation import services as segments
+from tests.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def contact_id(tenant_a):
-    data = ContactInput(email="reporter@patients.example", external_ids={"ehr": "MRN-0042"})
-    return contact_upsert(tenant=tenant_a, actor=Actor.system("tests"), data=data, source="test").contact_id
+    return ContactFactory(
+        tenant=tenant_a, email="reporter@patients.example", external_ids={"ehr": "MRN-0042"}
+    ).pk
 
 
 def test_form_submission_by_external_id_is_stored_and_segmentable(api, issue_key, tenant_a, contact_id):

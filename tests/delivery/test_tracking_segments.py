@@ -8,19 +8,17 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from contacts.services import ContactInput, contact_upsert
 from delivery.models import EngagementEvent
-from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from segmentation import services
 from segmentation.dsl import DefinitionError
+from tests.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def _contact(tenant, email):
-    data = ContactInput(email=email)
-    return contact_upsert(tenant=tenant, actor=Actor.system("tests"), data=data, source="test").contact_id
+    return ContactFactory(tenant=tenant, email=email).pk
 
 
 def _events(tenant, contact_id, kind, days_ago, bot=False):

@@ -23,7 +23,7 @@ from healthmail.tenants.context import tenant_context
 from retention import destruction, disposal, exports, holds, registry
 from retention.models import DisposalCandidate, HoldCustodian, LegalHold
 from retention.policies import PolicyInput, policy_decide, policy_propose
-from tests.factories import MembershipFactory
+from tests.factories import ContactFactory, MembershipFactory
 from tests.sysmail.outbox import deliver_system_mail
 
 from .helpers import YEAR, new_contact, new_messages, officer
@@ -142,12 +142,8 @@ def test_approval_by_a_second_officer(tenant_a):
 
 
 def test_a_free_query_holds_the_contacts_it_matches(tenant_a):
-    from contacts.services import ContactInput, contact_upsert
-    from healthmail.actors import Actor
-
     def person(email, state):
-        data = ContactInput(email=email, postal_address={"state": state})
-        return contact_upsert(tenant=tenant_a, actor=Actor.system("t"), data=data, source="t").contact_id
+        return ContactFactory(tenant=tenant_a, email=email, postal_address={"state": state}).pk
 
     in_ca, in_tx = person("ca@patients.example", "CA"), person("tx@patients.example", "TX")
     query = '{"all": [{"field": "state", "op": "in", "value": ["CA"]}]}'
