@@ -7,7 +7,7 @@ FRONTEND := node_modules/.installed
 WORKERS ?= auto
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format bench chaos browsers frontend stop clean
+.PHONY: run test lint format bench chaos schemathesis browsers frontend stop clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,13 @@ chaos: $(INSTALLED) $(FRONTEND)
 	  CHAOS_OUTAGE_SINK_DELAY=$${CHAOS_OUTAGE_SINK_DELAY:-0.2} CHAOS_OUTAGE_WORKERS=$${CHAOS_OUTAGE_WORKERS:-2} \
 	  CHAOS_RETENTION_EXAMPLES=$${CHAOS_RETENTION_EXAMPLES:-10000} \
 	  $(PY) -m healthmail.devstack test -- -m chaos -s $(PYTEST_ARGS) tests/chaos tests/retention/test_retention_state_machine.py
+
+# Schemathesis at full volume (RELIABILITY S4): a few hundred generated cases per operation and longer
+# call sequences; `make test` runs the same tests with 20 cases per operation and 20 sequences.
+schemathesis: $(INSTALLED)
+	SCHEMATHESIS_EXAMPLES=$${SCHEMATHESIS_EXAMPLES:-300} SCHEMATHESIS_SCENARIOS=$${SCHEMATHESIS_SCENARIOS:-400} \
+	  $(PY) -m healthmail.devstack test -- -n $(WORKERS) $(PYTEST_ARGS) \
+	  tests/api/test_schemathesis.py tests/api/test_schemathesis_stateful.py tests/api/test_scope_enforcement.py
 
 bench: $(INSTALLED) $(FRONTEND)
 	$(PY) -m healthmail.devstack bench $(NAME)

@@ -39,6 +39,15 @@ class ProblemAutoSchema(AutoSchema):
     def _handler(self):
         return getattr(self.view, self.method.lower(), None)
 
+    def get_operation(self, *args, **kwargs):
+        operation = super().get_operation(*args, **kwargs)
+        scopes = getattr(self.view, "required_scopes", {}).get(self.method)
+        if operation is not None and scopes is not None:
+            # Machine-readable for tools and tests (tests/api/test_scope_enforcement.py); OpenAPI 3.0
+            # keeps the scopes of a bearer scheme's security requirement empty.
+            operation["x-required-scopes"] = list(scopes)
+        return operation
+
     def get_description(self) -> str:
         description = super().get_description()
         scopes = getattr(self.view, "required_scopes", {}).get(self.method)

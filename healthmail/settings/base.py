@@ -284,6 +284,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "healthmail.api.schema_links.add_links",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "TemplateKindEnum": "campaigns.models.Template.Kind",
         "EncryptionPolicyEnum": "delivery.models.EncryptionPolicy",

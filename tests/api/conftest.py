@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 
+import pytest
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -42,3 +43,12 @@ def audit_events(*, tenant=None, **filters) -> list[AuditEvent]:
 
 def days_ago(days: int) -> datetime.datetime:
     return timezone.now() - datetime.timedelta(days=days)
+
+
+@pytest.fixture
+def key_creator(tenant_a):
+    """A person creates the key: writes that need one answerable (campaigns) then run past that check."""
+    from healthmail.accounts.roles import Role
+    from tests.factories import MembershipFactory
+
+    return MembershipFactory(tenant=tenant_a, role=Role.TENANT_ADMIN).user

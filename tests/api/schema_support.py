@@ -1,0 +1,49 @@
+"""What the schemathesis and scope tests share: the schema as served, the checks' configuration, the
+Authorization header and the number of examples."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.renderers import OpenApiJsonRenderer
+from schemathesis.config import SchemathesisConfig
+from schemathesis.config._checks import NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES
+from schemathesis.core.parameters import ParameterLocation
+
+# An invalid body larger than the API takes (2 MiB) is refused with 413 before it is parsed: as much
+# a rejection as 400/422, and schemathesis does not count it as one by default.
+REJECTIONS = [*NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES, "413"]
+# Left out: `positive_data_acceptance` (a schema-valid request must not get a 4xx). Our requests name
+# objects (a contact id, a template, a cursor given out earlier) and obey rules JSON Schema cannot
+# state (consent, state law, a sendable address); the documented answer to those is 404 or 422.
+CONFIG = SchemathesisConfig.from_dict(
+    {
+        "checks": {
+            "negative_data_rejection": {"expected-statuses": REJECTIONS},
+            "positive_data_acceptance": {"enabled": False},
+        }
+    }
+)
+
+
+def served_schema() -> dict:
+    """The document /api/schema/ serves, as plain JSON."""
+    document = SchemaGenerator().get_schema(request=None, public=True)
+    return json.loads(OpenApiJsonRenderer().render(document))
+
+
+def examples(default: int) -> int:
+    """SCHEMATHESIS_EXAMPLES (`make schemathesis`: a few hundred per operation), else `default`."""
+    return int(os.environ.get("SCHEMATHESIS_EXAMPLES") or default)
+
+
+def authorization(case, key: str) -> dict:
+    """Our key, except for a case whose negated part is the missing Authorization header itself:
+    adding it back would send a valid request that the check then counts as invalid data accepted."""
+    headers = case.meta.components.get(ParameterLocation.HEADER) if case.meta else None
+    sent = {name.lower() for name in case.headers or {}}
+    if headers is not None and headers.mode.is_negative and "authorization" not in sent:
+        return {}
+    return {"Authorization": f"Bearer {key}"}

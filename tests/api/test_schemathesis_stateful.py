@@ -1,0 +1,129 @@
+"""Schemathesis, stateful (RELIABILITY S4): sequences of calls that follow the schema's OpenAPI links
+(healthmail/api/schema_links.py: create a contact, then read it, delete it, read it again; create
+a segment, then update and count it; create a template, then read and update it), sent over HTTP to
+a live test server with a key holding every scope, issued by a person. Every step gets the checks the
+stateless run applies (tests/api/test_schemathesis.py) plus the stateful ones (a deleted object stays
+gone, `use_after_free`; an object created is readable, `ensure_resource_availability`).
+
+Sequences start from objects that exist: the creations they start from (contacts, segments,
+templates) send a body the API accepts (SEEDS), since rules JSON Schema cannot state refuse nearly every
+generated one; every other step is generated (valid data only: the stateless run sends invalid data).
+
+The server thread has its own connections, so the rows are committed, in a tenant of this test's own.
+Bounded for `make test` (SCHEMATHESIS_SCENARIOS sequences of up to STEPS calls); `make schemathesis`
+runs more."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+import schemathesis
+from django.contrib.staticfiles.handlers import StaticFilesHandler
+from django.test.testcases import LiveServerThread
+from hypothesis import HealthCheck, Phase, settings
+from schemathesis.config import SchemathesisConfig
+
+from healthmail.accounts.api_keys import SCOPES, api_key_create
+from healthmail.accounts.roles import Role
+from healthmail.actors import Actor
+from tests.api.schema_support import REJECTIONS, authorization, served_schema
+from tests.factories import BaaFactory, MembershipFactory, TenantFactory
+
+# Bodies the API accepts for the creations that start the useful sequences.
+SEEDS = {
+    "POST /api/v1/contacts": lambda n: {"email": f"stateful-{n}-{uuid.uuid4().hex[:8]}@example.org"},
+    "POST /api/v1/segments": lambda n: {
+        "name": f"Stateful {n} {uuid.uuid4().hex[:8]}",
+        "definition": {"all": []},
+    },
+    "POST /api/v1/templates": lambda n: {
+        "name": f"Stateful {n} {uuid.uuid4().hex[:8]}",
+        "kind": "transactional",
+        "language": "en",
+        "subject": "Your results are ready",
+        "html": "<p>Hello {{ contact.first_name }}, your results are ready in the portal.</p>",
+    },
+}
+SCENARIOS = int(os.environ.get("SCHEMATHESIS_SCENARIOS") or 20)
+STEPS = 8
+# Valid requests only: invalid ones end a sequence at its first step, and the stateless run sends them.
+STATEFUL = SchemathesisConfig.from_dict(
+    {
+        "checks": {
+            "negative_data_rejection": {"expected-statuses": REJECTIONS},
+            "positive_data_acceptance": {"enabled": False},
+        },
+        "phases": {"stateful": {"generation": {"mode": "positive"}}},
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
+    with django_db_blocker.unblock():
+        thread = LiveServerThread("127.0.0.1", StaticFilesHandler)
+        thread.daemon = True
+        thread.start()
+        thread.is_ready.wait(timeout=30)
+        if thread.error:
+            raise thread.error
+    yield f"http://127.0.0.1:{thread.port}"
+    thread.terminate()
+
+
+def test_linked_calls_keep_to_the_schema(committed_db, server_url):
+    tenant = TenantFactory(name=f"Stateful {uuid.uuid4().hex[:6]}", slug=f"stateful-{uuid.uuid4().hex[:10]}")
+    BaaFactory(tenant=tenant)
+    creator = MembershipFactory(tenant=tenant, role=Role.TENANT_ADMIN).user
+    schema = schemathesis.openapi.from_dict(served_schema(), config=STATEFUL)
+    serial = itertools.count()
+
+    @schema.hook
+    def map_body(context, body):
+        # Sequences start from objects that exist: a creation the API accepts (rules JSON Schema cannot
+        # state refuse nearly every generated one; the stateless run sends those).
+        valid = SEEDS.get(context.operation.label)
+        return valid(next(serial)) if valid else body
+
+    steps: Counter[str] = Counter()
+
+    class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+        def setup(self) -> None:
+            # A key per scenario: the rate limit (per key) stays out of the way of what is tested.
+            issued = api_key_create(
+                actor=Actor.for_user(creator),
+                tenant=tenant,
+                name="Stateful schemathesis",
+                scopes=list(SCOPES),
+            )
+            self.key = issued.plaintext
+
+        def get_call_kwargs(self, case):
+            return {"base_url": server_url, "headers": authorization(case, self.key)}
+
+        def step(self, input):
+            output = super().step(input)
+            transition = input.transition if input.is_applied else None
+            kind = "first" if transition is None else "inferred" if transition.is_inferred else "schema link"
+            steps[kind] += 1
+            if kind != "first" and output.response.status_code < 300:
+                steps[f"{kind} 2xx"] += 1
+            return output
+
+    Workflow.run(
+        settings=settings(
+            max_examples=SCENARIOS,
+            stateful_step_count=STEPS,
+            deadline=None,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+    # The schema's own links were followed to objects that exist: more than unrelated calls.
+    print(dict(steps))
+    assert steps["schema link 2xx"] > 0, steps
