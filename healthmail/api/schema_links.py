@@ -9,6 +9,7 @@ answers give the id of another collection's object; EXTRA_LINKS names them."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _SUCCESS = ("200", "201", "202")
 _METHODS = ("get", "post", "put", "patch", "delete")
@@ -23,7 +24,7 @@ EXTRA_LINKS: dict[tuple[str, str], list[str]] = {
 }
 
 
-def add_links(result: dict, generator, request, public) -> dict:
+def add_links(result: dict[str, Any], generator: object, request: object, public: object) -> dict[str, Any]:
     """The POSTPROCESSING_HOOKS entry: `links` on every answer that carries an id another operation takes."""
     paths = result.get("paths", {})
     schemas = result.get("components", {}).get("schemas", {})
@@ -53,7 +54,9 @@ def add_links(result: dict, generator, request, public) -> dict:
     return result
 
 
-def _link(operation: dict, status: str, targets: list[tuple[str, str, list[str]]], schemas: dict) -> None:
+def _link(
+    operation: dict[str, Any], status: str, targets: list[tuple[str, str, list[str]]], schemas: dict[str, Any]
+) -> None:
     """`targets`: (the parameter the id fills, the operation, parameters the request's path passes on)."""
     response = operation.get("responses", {}).get(status)
     if response is None or not targets or not _carries_id(response, schemas):
@@ -68,7 +71,7 @@ def _link(operation: dict, status: str, targets: list[tuple[str, str, list[str]]
         }
 
 
-def _carries_id(response: dict, schemas: dict) -> bool:
+def _carries_id(response: dict[str, Any], schemas: dict[str, Any]) -> bool:
     schema = response.get("content", {}).get("application/json", {}).get("schema", {})
     if "$ref" in schema:
         schema = schemas.get(schema["$ref"].rsplit("/", 1)[-1], {})
