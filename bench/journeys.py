@@ -1,5 +1,5 @@
 """journeys: CONTACTS positions waiting on a date step all become due at once (1,000,000; SIZE=small:
-20,000), and single API events arrive during that load.
+20,000; SIZE=medium: 100,000), and single API events arrive during that load.
 
 Set-up (not timed): one tenant with a BAA, a verified sender domain, EVENT_CONTACTS opted-in contacts
 made as the application makes them (bench.delivery.world: sealed email, blind index, consent) and the
@@ -44,7 +44,7 @@ import time
 import uuid
 from pathlib import Path
 
-SIZES = {"small": 20_000, "full": 1_000_000}
+SIZES = {"small": 20_000, "medium": 100_000, "full": 1_000_000}
 EVENT_CONTACTS = 400
 WORKERS = int(os.environ.get("BENCH_JOURNEYS_WORKERS", str(os.cpu_count() or 2)))
 

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import models
 
 from healthmail.crypto.fields import EncryptedJSONField, PhiClass
-from healthmail.tenants.models import TenantOwnedModel
+from healthmail.tenants.models import Tenant, TenantOwnedModel
 
 
 class Journey(TenantOwnedModel):
@@ -104,6 +104,10 @@ class Position(TenantOwnedModel):
         EXITED = "exited", "Exited"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # No index on the tenant alone: an advanced position writes a new entry in every index (the
+    # update changes state and due_at, so it cannot be HOT), and every query names the tenant with a
+    # journey or a contact (their indexes) or goes through the partial indexes below.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False)
     journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="+")
     version = models.ForeignKey(JourneyVersion, on_delete=models.PROTECT, related_name="+")
     contact = models.ForeignKey("contacts.Contact", on_delete=models.CASCADE, related_name="+")
@@ -174,7 +178,12 @@ class StepLog(TenantOwnedModel):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # The engine writes several rows per contact per advance: deferred foreign-key triggers on each
     # (checked at commit) cost more than the rows. The engine writes a log row only with its position
-    # in the same transaction, and Django's collector still cascades deletes (contact, position).
+    # in the same transaction, and Django's collector still cascades deletes (contact, position) and
+    # refuses a tenant's deletion. The tenant has no index of its own: the counts and position indexes
+    # lead with it.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False
+    )
     journey = models.ForeignKey(
         Journey, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )
@@ -197,7 +206,8 @@ class StepLog(TenantOwnedModel):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        db_constraint=False,  # the index stays: archiving messages sets this to NULL by message
+        db_constraint=False,
+        db_index=False,  # journey_steplog_message below: only the rows of sent email
     )
     at = models.DateTimeField()
 
@@ -205,6 +215,10 @@ class StepLog(TenantOwnedModel):
         indexes = [
             models.Index(fields=["tenant", "journey", "step", "outcome"], name="journey_steplog_counts"),
             models.Index(fields=["tenant", "position", "at"], name="journey_steplog_position"),
+            # Archiving messages sets this to NULL by message; most rows name none and get no entry.
+            models.Index(
+                fields=["message"], condition=models.Q(message__isnull=False), name="journey_steplog_message"
+            ),
         ]
 
     def __str__(self) -> str:
