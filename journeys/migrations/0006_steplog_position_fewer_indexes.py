@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('contacts', '0008_contact_row_keys'),
         ('delivery', '0012_worker_heartbeat'),
-        ('journeys', '0004_segment_trigger'),
+        ('journeys', '0005_unopened_trigger_cursor'),
         ('tenants', '0003_disclosure_policy'),
     ]
 
