@@ -15,13 +15,12 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from django.contrib.staticfiles.handlers import StaticFilesHandler
-from django.test.testcases import LiveServerThread
 
 from healthmail.accounts.api_keys import api_key_create
 from healthmail.actors import Actor
 from tests.delivery.engine_support import verified_sender_domain
 from tests.factories import BaaFactory, TenantFactory
+from tests.live_server import served_over_http
 
 PACKAGE = "healthmail_api_client"
 SCOPES = ["contacts:read", "contacts:write", "contacts:phi", "messages:send", "messages:read"]
@@ -29,15 +28,8 @@ SCOPES = ["contacts:read", "contacts:write", "contacts:phi", "messages:send", "m
 
 @pytest.fixture(scope="module")
 def server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
-    with django_db_blocker.unblock():
-        thread = LiveServerThread("127.0.0.1", StaticFilesHandler)
-        thread.daemon = True
-        thread.start()
-        thread.is_ready.wait(timeout=30)
-        if thread.error:
-            raise thread.error
-    yield f"http://127.0.0.1:{thread.port}"
-    thread.terminate()
+    with served_over_http(django_db_blocker) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,6 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from django.contrib.staticfiles.handlers import StaticFilesHandler
-from django.test.testcases import LiveServerThread
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.config import SchemathesisConfig
 
@@ -33,6 +31,7 @@ from healthmail.accounts.roles import Role
 from healthmail.actors import Actor
 from tests.api.schema_support import REJECTIONS, authorization, served_schema
 from tests.factories import BaaFactory, MembershipFactory, TenantFactory
+from tests.live_server import served_over_http
 
 # Bodies the API accepts for the creations that start the useful sequences.
 SEEDS = {
@@ -65,15 +64,8 @@ STATEFUL = SchemathesisConfig.from_dict(
 
 @pytest.fixture(scope="module")
 def server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
-    with django_db_blocker.unblock():
-        thread = LiveServerThread("127.0.0.1", StaticFilesHandler)
-        thread.daemon = True
-        thread.start()
-        thread.is_ready.wait(timeout=30)
-        if thread.error:
-            raise thread.error
-    yield f"http://127.0.0.1:{thread.port}"
-    thread.terminate()
+    with served_over_http(django_db_blocker) as url:
+        yield url
 
 
 def test_linked_calls_keep_to_the_schema(committed_db, server_url):

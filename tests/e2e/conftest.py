@@ -17,12 +17,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from django.contrib.staticfiles.handlers import StaticFilesHandler
-from django.test.testcases import LiveServerThread
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import fresh_tls_policy_cache
 from tests.e2e.axe import AxeAudit
+from tests.live_server import served_over_http
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -83,15 +82,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
-    with django_db_blocker.unblock():
-        thread = LiveServerThread("127.0.0.1", StaticFilesHandler)
-        thread.daemon = True
-        thread.start()
-        thread.is_ready.wait(timeout=30)
-        if thread.error:
-            raise thread.error
-    yield f"http://127.0.0.1:{thread.port}"
-    thread.terminate()
+    with served_over_http(django_db_blocker) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

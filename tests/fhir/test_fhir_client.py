@@ -14,8 +14,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from django.contrib.staticfiles.handlers import StaticFilesHandler
-from django.test.testcases import LiveServerThread
 from fhirclient.client import FHIRClient
 from fhirclient.models.communication import Communication
 from fhirclient.models.communicationrequest import CommunicationRequest
@@ -30,6 +28,7 @@ from tests.campaigns.conftest import person, template
 from tests.delivery.conftest import kit, smtp_kit, transport  # noqa: F401 (fixtures)
 from tests.delivery.engine_support import dependencies, verified_sender_domain
 from tests.factories import BaaFactory, TenantFactory
+from tests.live_server import served_over_http
 
 from .examples import communication_request, us_patient
 from .smart import register
@@ -39,15 +38,8 @@ SCOPES = "system/Patient.rs system/Patient.cu system/CommunicationRequest.c syst
 
 @pytest.fixture(scope="module")
 def server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
-    with django_db_blocker.unblock():
-        thread = LiveServerThread("127.0.0.1", StaticFilesHandler)
-        thread.daemon = True
-        thread.start()
-        thread.is_ready.wait(timeout=30)
-        if thread.error:
-            raise thread.error
-    yield f"http://127.0.0.1:{thread.port}"
-    thread.terminate()
+    with served_over_http(django_db_blocker) as url:
+        yield url
 
 
 def _smart_client(url: str, backend) -> FHIRClient:
