@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from healthmail.tenants.context import tenant_context
@@ -128,11 +128,13 @@ def index_versions_retire(tenant_id: uuid.UUID) -> list[int]:
             .exclude(lookup_state=TenantKey.LookupState.RETIRED)
         )
         older.update(lookup_state=TenantKey.LookupState.RETIRED)
-        doomed = _index_rows(tenant_id).filter(
-            version__lt=write, version__gt=blind.BASE_VERSION, lookup_state=TenantKey.LookupState.RETIRED
-        )
-        destroyed = sorted(doomed.values_list("version", flat=True))
-        doomed.delete()
+        with connection.cursor() as cursor:  # the versions the statement destroyed, not a count before it
+            cursor.execute(
+                f"DELETE FROM {TenantKey._meta.db_table} WHERE tenant_id = %s AND purpose = %s"  # noqa: S608 - the model's table
+                " AND version < %s AND version > %s AND lookup_state = %s RETURNING version",
+                [tenant_id, blind.INDEX, write, blind.BASE_VERSION, TenantKey.LookupState.RETIRED],
+            )
+            destroyed = sorted(row[0] for row in cursor.fetchall())
     blind.forget_versions(tenant_id)
     return destroyed
 
