@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import uuid
+from typing import Protocol
 
 from django.conf import settings
 from django.urls import reverse
@@ -16,6 +18,16 @@ _SLOT = "TOKEN"
 
 
 @functools.lru_cache(maxsize=16)
+class LinkContact(Protocol):
+    """What a link needs of a contact: its ids (a Contact, or the ids of one not loaded)."""
+
+    @property
+    def pk(self) -> uuid.UUID: ...
+
+    @property
+    def tenant_id(self) -> uuid.UUID: ...
+
+
 def _around(name: str, base_url: str, urlconf: str) -> tuple[str, str]:
     """What comes before and after the token in the page's absolute URL: resolved once, not per link
     (the delivery engine makes one per marketing message). Tokens are URL-safe as they are."""
@@ -35,12 +47,12 @@ def authorize_url(*, contact: Contact, text: AuthorizationText) -> str:
     return _absolute("consent_public:authorize", token)
 
 
-def preferences_url(*, contact: Contact) -> str:
+def preferences_url(*, contact: LinkContact) -> str:
     token = link_token(LinkKind.PREFERENCES, tenant_id=contact.tenant_id, contact_id=contact.pk)
     return _absolute("consent_public:preferences", token)
 
 
-def unsubscribe_url(*, contact: Contact, topic: Topic | None) -> str:
+def unsubscribe_url(*, contact: LinkContact, topic: Topic | None) -> str:
     token = link_token(
         LinkKind.UNSUBSCRIBE,
         tenant_id=contact.tenant_id,
@@ -57,7 +69,7 @@ def waiver_undo_url(*, waiver: UnencryptedEmailWaiver) -> str:
     return _absolute("consent_public:waiver_undo", token)
 
 
-def list_unsubscribe_headers(contact: Contact, topic: Topic | None) -> dict[str, str]:
+def list_unsubscribe_headers(contact: LinkContact, topic: Topic | None) -> dict[str, str]:
     """RFC 8058 one-click unsubscribe (RFC 2369 List-Unsubscribe + List-Unsubscribe-Post) for one
     marketing message. The URL carries ids only; the message's DKIM signature must cover both
     headers (RFC 8058 section 4), which the delivery engine's signer does."""

@@ -31,8 +31,10 @@ DELIVERY_<STREAM>_RELAY_HOST, _PORT, _USERNAME, _PASSWORD or _PASSWORD_FILE).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypedDict, TypeVar
 
 from django.conf import settings
 
@@ -41,10 +43,29 @@ from delivery.models import Stream
 from delivery.smtp.connection import MxRoute
 from delivery.smtp.outcomes import RetrySchedule
 
+
 # Transactional and marketing mail never share an identity: their own VERP return path (so bounces
 # and reputation are told apart), optionally their own source IP or relay, and their own connection
 # limits.
-STREAM_DEFAULTS: dict[str, dict] = {
+class RelaySpec(TypedDict, total=False):
+    host: str
+    port: int | str
+    address: str | None
+    username: str
+    password: str
+
+
+class StreamSpec(TypedDict, total=False):
+    """One stream's entry of DELIVERY_STREAMS (every key optional over STREAM_DEFAULTS)."""
+
+    from_local_part: str
+    verp_prefix: str
+    return_path_domain: str
+    source_address: str | None
+    relay: RelaySpec | None
+
+
+STREAM_DEFAULTS: dict[str, StreamSpec] = {
     Stream.TRANSACTIONAL: {"from_local_part": "care", "verp_prefix": "bounce-t", "return_path_domain": ""},
     Stream.MARKETING: {"from_local_part": "news", "verp_prefix": "bounce-m", "return_path_domain": ""},
 }
@@ -61,7 +82,7 @@ class StreamIdentity:
     # the OS picks. An address the host does not have defers the stream's mail with the reason.
     source_address: str = ""
 
-    def return_path(self, *, tenant_id, message_id, sender_domain: str) -> str:
+    def return_path(self, *, tenant_id: uuid.UUID, message_id: uuid.UUID, sender_domain: str) -> str:
         """VERP: the bounce address names the tenant and the outbox row (opaque ids, never the
         recipient), so a report is matched without asking every tenant (delivery/inbound/verp.py)."""
         domain = self.return_path_domain or sender_domain
@@ -70,7 +91,7 @@ class StreamIdentity:
         )
 
 
-def _relay(spec: dict | None) -> MxRoute | None:
+def _relay(spec: RelaySpec | None) -> MxRoute | None:
     if not spec or not spec.get("host"):
         return None
     return MxRoute(
@@ -84,7 +105,7 @@ def _relay(spec: dict | None) -> MxRoute | None:
 
 def stream_identity(stream: str) -> StreamIdentity:
     configured = getattr(settings, "DELIVERY_STREAMS", {}).get(stream, {})
-    values = {**STREAM_DEFAULTS[stream], **configured}
+    values: StreamSpec = {**STREAM_DEFAULTS[stream], **configured}
     return StreamIdentity(
         stream=stream,
         from_local_part=values["from_local_part"],
@@ -95,7 +116,10 @@ def stream_identity(stream: str) -> StreamIdentity:
     )
 
 
-def _setting(name: str, default):
+_Value = TypeVar("_Value", int, float, str)
+
+
+def _setting(name: str, default: _Value) -> _Value:
     return type(default)(getattr(settings, name, default))
 
 

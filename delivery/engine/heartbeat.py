@@ -44,7 +44,8 @@ def heartbeats_forget() -> int:
     """Rows of workers gone for a day (their claims were taken back long ago)."""
     with connection.cursor() as cursor:
         cursor.execute(_FORGET)
-        return cursor.rowcount
+        forgotten: int = cursor.rowcount
+        return forgotten
 
 
 class Heartbeat:

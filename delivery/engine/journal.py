@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -76,7 +76,11 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def journal_write(
-    *, tenant_id: uuid.UUID, worker: str, rows: list[dict[str, Any]], attempts: list[dict[str, Any]]
+    *,
+    tenant_id: uuid.UUID,
+    worker: str,
+    rows: Sequence[Mapping[str, object]],
+    attempts: Sequence[Mapping[str, object]],
 ) -> Entry:
     """Write one round durably: on return the outcomes survive a crash of this process or host."""
     directory = journal_dir()

@@ -4,11 +4,13 @@ replaces it), the unsubscribe headers, the DKIM signature of the tenant's verifi
 from __future__ import annotations
 
 import functools
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from consent.links import list_unsubscribe_headers, preferences_url, unsubscribe_url
-from consent.models import TRANSACTIONAL_PURPOSES
+from consent.models import TRANSACTIONAL_PURPOSES, Topic
 from delivery import dkim
 from delivery.models import Message
 from delivery.outbox import RenderedContent, message_content
@@ -25,6 +27,9 @@ from .config import StreamIdentity
 from .decide import Path
 from .gate import GateResult, topics_for
 
+if TYPE_CHECKING:  # send imports this module
+    from .send import Dependencies
+
 State = Message.State
 
 
@@ -32,8 +37,8 @@ State = Message.State
 class ContactRef:
     """What an unsubscribe link needs of a contact: its ids."""
 
-    pk: object
-    tenant_id: object
+    pk: uuid.UUID
+    tenant_id: uuid.UUID
 
 
 @dataclass
@@ -41,7 +46,7 @@ class Work:
     message: Message
     path: Path
     gate: GateResult
-    refusals: list[dict] = field(default_factory=list)
+    refusals: list[dict[str, str]] = field(default_factory=list)
     content: RenderedContent | None = None  # kept across rounds: rendered once
 
     @property
@@ -52,16 +57,17 @@ class Work:
 
     @functools.cached_property
     def address(self) -> str:
-        return self.message.to_address  # decrypted once, not on every use
+        address: str = self.message.to_address  # decrypted once, not on every use
+        return address
 
 
 class Preparer:
-    def __init__(self, *, tenant: Tenant, identity: StreamIdentity, deps):
+    def __init__(self, *, tenant: Tenant, identity: StreamIdentity, deps: Dependencies) -> None:
         self.tenant = tenant
         self.identity = identity
         self.deps = deps
-        self._keys: dict = {}
-        self._topics: dict | None = None
+        self._keys: dict[uuid.UUID, dkim.SigningKey | SenderDomainUnverified] = {}
+        self._topics: dict[str, Topic | None] | None = None
 
     def _signing_key(self, message: Message) -> dkim.SigningKey:
         domain_id = message.sender_domain_id
@@ -69,8 +75,11 @@ class Preparer:
             raise SenderDomainUnverified("Mail without a sender domain is refused.")
         if domain_id not in self._keys:  # the domain row is read once per batch, not joined per message
             try:
+                sender_domain = message.sender_domain
+                if sender_domain is None:  # the id is set: the foreign key keeps its row
+                    raise SenderDomainUnverified("Mail without a sender domain is refused.")
                 self._keys[domain_id] = sender_domain_signing_key(
-                    tenant=self.tenant, domain=message.sender_domain.domain
+                    tenant=self.tenant, domain=sender_domain.domain
                 )
             except SenderDomainUnverified as error:
                 self._keys[domain_id] = error
@@ -79,7 +88,7 @@ class Preparer:
             raise found
         return found
 
-    def _commercial(self, message: Message) -> tuple[ContactRef, object] | None:
+    def _commercial(self, message: Message) -> tuple[ContactRef, Topic | None] | None:
         """(contact ids, topic) of commercial mail to a contact, which carries an opt-out; else None."""
         if message.purpose in TRANSACTIONAL_PURPOSES or message.contact_id is None:
             return None
@@ -119,7 +128,7 @@ class Preparer:
             subject=notice.subject, html=notice.html, text=notice.text, from_name=item.content.from_name
         )
 
-    def prepare(self, item: Work, *, now: datetime) -> tuple[Prepared | None, record.Settle | None]:
+    def prepare(self, item: Work, *, now: datetime) -> tuple[Prepared, None] | tuple[None, record.Settle]:
         """(wire-ready message, None) or (None, what becomes of the message instead)."""
         message = item.message
         try:

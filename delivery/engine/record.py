@@ -3,7 +3,6 @@ try, and what a 5xx means for the recipient and the sender (delivery/inbound/fee
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import re
@@ -11,6 +10,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypedDict
 
 from django.db import connection
 from django.utils import timezone
@@ -41,6 +41,43 @@ def scrub(text: str) -> str:
     return _ADDRESS.sub("[address]", text)[:300]
 
 
+class VerdictRow(TypedDict):
+    category: str
+    status: str
+    cause: str
+
+
+class SettleRow(TypedDict):
+    """One message's outcome as _SETTLE reads it. Built here with datetimes; replayed from the journal
+    (JSON) the times are ISO text."""
+
+    id: str
+    state: str
+    reason: str
+    attempts: int
+    ambiguous: int
+    not_before: datetime | str | None
+    evidence: dict[str, object] | None
+    finished_at: datetime | str | None
+    first_attempt_at: datetime | str | None
+    path: str
+    verdict: VerdictRow | None
+
+
+class AttemptRow(TypedDict):
+    """One delivery_messageattempt row as _ATTEMPTS reads it (times: as in SettleRow)."""
+
+    message_id: uuid.UUID | str
+    started_at: datetime | str
+    finished_at: datetime | str
+    outcome: str
+    smtp_code: int | None
+    detail: str
+    mx_host: str
+    evidence: dict[str, object]
+    path: str
+
+
 @dataclass
 class Settle:
     """What becomes of one claimed message after this round."""
@@ -49,13 +86,13 @@ class Settle:
     state: str
     reason: str = ""
     not_before: datetime | None = None
-    evidence: dict = field(default_factory=dict)
+    evidence: dict[str, object] = field(default_factory=dict)
     verdict: Verdict | None = None  # set on a 5xx: what it means for the recipient and the sender
 
 
 def attempt_row(
     message: Message, outcome: Outcome, *, path: str, started_at: datetime, now: datetime
-) -> dict:
+) -> AttemptRow:
     """One delivery_messageattempt row (the columns _ATTEMPTS reads; a plain dict is cheaper to build
     than a model instance that would only be turned into one)."""
     detail = outcome.reason or f"{outcome.code or ''} {outcome.reply}".strip()
@@ -79,14 +116,16 @@ def mark_handoff(
     returned was taken back by the sweeper and must not be sent by this worker."""
     if not ids:
         return set()
-    params = {
-        "now": timezone.now(),
-        "lease_until": lease_until,
-        "ids": "{" + ",".join(str(i) for i in ids) + "}",
-        "worker": worker,
-    }
     with tenant_context(tenant_id), connection.cursor() as cursor:
-        cursor.execute(_HANDOFF, params)
+        cursor.execute(
+            _HANDOFF,
+            {
+                "now": timezone.now(),
+                "lease_until": lease_until,
+                "ids": "{" + ",".join(str(i) for i in ids) + "}",
+                "worker": worker,
+            },
+        )
         return {row[0] for row in cursor.fetchall()}
 
 
@@ -123,11 +162,15 @@ SELECT %(tenant)s, a.message_id, a.started_at, a.finished_at, a.outcome, a.smtp_
 """
 
 
-def _json(rows: list[dict]) -> str:
+def _json(rows: Sequence[SettleRow] | Sequence[AttemptRow]) -> str:
     return json.dumps(rows, default=str)
 
 
-def settle_rows(settles: Sequence[Settle]) -> list[dict]:
+def _verdict_row(verdict: Verdict) -> VerdictRow:
+    return {"category": verdict.category.value, "status": verdict.status, "cause": verdict.cause}
+
+
+def settle_rows(settles: Sequence[Settle]) -> list[SettleRow]:
     """The round's outcomes as plain JSON-ready rows (what _SETTLE reads, and what the journal keeps)."""
     now = timezone.now()
     final = Message.FINAL_STATES
@@ -143,13 +186,15 @@ def settle_rows(settles: Sequence[Settle]) -> list[dict]:
             "finished_at": now if s.state in final else None,
             "first_attempt_at": s.message.first_attempt_at,
             "path": s.message.path,
-            "verdict": dataclasses.asdict(s.verdict) if s.verdict is not None else None,
+            "verdict": _verdict_row(s.verdict) if s.verdict is not None else None,
         }
         for s in settles
     ]
 
 
-def settle(*, tenant_id: uuid.UUID, worker: str, settles: Sequence[Settle], attempts: Sequence[dict]) -> int:
+def settle(
+    *, tenant_id: uuid.UUID, worker: str, settles: Sequence[Settle], attempts: Sequence[AttemptRow]
+) -> int:
     """Write the outcomes of one round in one transaction; returns how many rows were written."""
     rows = settle_rows(settles)
     return settle_recorded(
@@ -165,8 +210,8 @@ def settle_recorded(
     *,
     tenant_id: uuid.UUID,
     worker: str,
-    rows: list[dict],
-    attempts: Sequence[dict],
+    rows: Sequence[SettleRow],
+    attempts: Sequence[AttemptRow],
     messages: dict[uuid.UUID, Message] | None = None,
 ) -> int:
     """Write rows built by `settle_rows` (now, or replayed from the journal: then `messages` is None
@@ -188,10 +233,11 @@ def settle_recorded(
             messages = {m.pk: m for m in Message.objects.filter(pk__in=owned)}
         written = [(messages[uuid.UUID(row["id"])], row) for row in rows if uuid.UUID(row["id"]) in owned]
         for message, row in written:
-            if row["verdict"] is not None:
+            found = row["verdict"]
+            if found is not None:
                 # The one table decides: suppress a gone recipient, count a soft one, and never touch
                 # the patient for a sender-side refusal (delivery/inbound/classify.py).
-                verdict = Verdict(**{**row["verdict"], "category": Category(row["verdict"]["category"])})
+                verdict = Verdict(Category(found["category"]), status=found["status"], cause=found["cause"])
                 feedback_apply(message=message, verdict=verdict, matched_by="smtp", update_state=False)
         # In the same transaction as the state change: the events commit with it or not at all.
         webhooks_notify_states(
@@ -200,7 +246,7 @@ def settle_recorded(
     return len(owned)
 
 
-def journal_record(document: dict) -> None:
+def journal_record(document: dict[str, Any]) -> None:
     """Write one journal entry (delivery/engine/journal.py) to PostgreSQL."""
     settle_recorded(
         tenant_id=uuid.UUID(document["tenant_id"]),

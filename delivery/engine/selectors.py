@@ -4,6 +4,7 @@ Counts and ids only, except the masked address, which is read under an audited p
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -16,6 +17,7 @@ from healthmail.actors import Actor
 from healthmail.crypto.masking import mask
 from healthmail.disclosure import Disclosed, Viewer, disclose
 from healthmail.errors import NotFound
+from healthmail.tenants.models import Tenant
 
 State = Message.State
 PENDING = (State.QUEUED, State.SENDING, State.DEFERRED)
@@ -36,7 +38,7 @@ class SourceProgress:
     def total(self) -> int:
         return sum(self.counts.values())
 
-    def _sum(self, states) -> int:
+    def _sum(self, states: Iterable[str]) -> int:
         return sum(self.counts.get(state, 0) for state in states)
 
     @property
@@ -68,7 +70,7 @@ class SourceProgress:
         return [(state.value, state.label, self.counts.get(state.value, 0)) for state in State]
 
 
-def source_progress_shown(*, tenant, viewer: Viewer, progress: SourceProgress) -> dict:
+def source_progress_shown(*, tenant: Tenant, viewer: Viewer, progress: SourceProgress) -> dict[str, object]:
     """A source's figures as `viewer` may see them (healthmail/disclosure.py). Delivery cannot tell
     whether a source's recipients were chosen by clinical criteria (a campaign knows, delivery does
     not), and transactional mail is PHI by nature, so every figure counts as sensitive."""
@@ -78,7 +80,7 @@ def source_progress_shown(*, tenant, viewer: Viewer, progress: SourceProgress) -
         return disclose(count, tenant=tenant, viewer=viewer, query=f"{key}#{cell}", sensitive=True)
 
     total = figure(progress.total, "total")
-    percent = None
+    percent: int | None = None
     if total.value is not None:
         step = 1 if total.exact else 10  # a blurred total gets a blurred share
         percent = step * round(progress.percent_done / step)
@@ -93,7 +95,7 @@ def source_progress_shown(*, tenant, viewer: Viewer, progress: SourceProgress) -
     }
 
 
-def source_progress(*, tenant, source_type: str, source_id: str) -> SourceProgress:
+def source_progress(*, tenant: Tenant, source_type: str, source_id: str) -> SourceProgress:
     rows = (
         Message.objects.filter(tenant=tenant, source_type=source_type, source_id=source_id)
         .values("state")
@@ -113,7 +115,7 @@ def source_progress(*, tenant, source_type: str, source_id: str) -> SourceProgre
     return progress
 
 
-def source_list(*, tenant, days: int = 30, limit: int = 50) -> list[SourceProgress]:
+def source_list(*, tenant: Tenant, days: int = 30, limit: int = 50) -> list[SourceProgress]:
     """Recent sources (campaigns, journeys, the API) with their counts per state."""
     since = timezone.now() - timedelta(days=days)
     rows = (
@@ -136,7 +138,7 @@ def source_list(*, tenant, days: int = 30, limit: int = 50) -> list[SourceProgre
     return ordered[:limit]
 
 
-def message_find(*, tenant, query: str) -> Message:
+def message_find(*, tenant: Tenant, query: str) -> Message:
     """A message by its id (UUID) or its Message-ID header; NotFound for anything else, including
     another tenant's message."""
     query = query.strip()
@@ -151,20 +153,20 @@ def message_find(*, tenant, query: str) -> Message:
     return found
 
 
-def message_get(*, tenant, message_id: uuid.UUID) -> Message:
+def message_get(*, tenant: Tenant, message_id: uuid.UUID) -> Message:
     found = Message.objects.filter(tenant=tenant, pk=message_id).first()
     if found is None:
         raise NotFound("No such message.")
     return found
 
 
-def masked_address(*, tenant, actor: Actor, message: Message, purpose: str) -> str:
+def masked_address(*, tenant: Tenant, actor: Actor, message: Message, purpose: str) -> str:
     """The recipient as j***@example.org; the read itself is an audited PHI access."""
     with phi_access(actor=actor, tenant=tenant, objects=[message], fields=["to_address"], purpose=purpose):
         return mask(message.to_address, "email")
 
 
-def message_attempts(*, tenant, message: Message) -> list[MessageAttempt]:
+def message_attempts(*, tenant: Tenant, message: Message) -> list[MessageAttempt]:
     return list(MessageAttempt.objects.filter(tenant=tenant, message=message).order_by("started_at", "id"))
 
 
@@ -175,7 +177,7 @@ class DomainRow:
     policy: DomainTlsPolicy | None
 
 
-def domain_table(*, tenant, days: int = 30, limit: int = 200) -> list[DomainRow]:
+def domain_table(*, tenant: Tenant, days: int = 30, limit: int = 200) -> list[DomainRow]:
     """The recipient domains this tenant mailed recently, with what is known about their TLS. Only
     the tenant's own domains: which domains other tenants mail is not theirs to see."""
     since = timezone.now() - timedelta(days=days)

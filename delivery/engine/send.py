@@ -17,9 +17,10 @@ import functools
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import dns.exception
 from django.utils import timezone
@@ -30,6 +31,7 @@ from delivery.inbound.health import paused_domains
 from delivery.models import Message
 from delivery.outbox import RenderedContent
 from delivery.smtp.connection import MxRoute, TransportSettings
+from delivery.smtp.message import Prepared
 from delivery.smtp.outcomes import Outcome, Status
 from delivery.tls.mta_sts import PolicyFetcher, policy_fetcher_from_settings
 from delivery.tls.policy import Prober, TlsPolicy, relay_policy
@@ -48,11 +50,14 @@ from .prepare import Preparer, Work
 from .stalls import KEEPER
 from .transport import Group, deliver_round
 
+if TYPE_CHECKING:  # the portal is imported when it is installed (_default_portal)
+    from delivery.portal.services import PortalNotice
+
 logger = logging.getLogger(__name__)
 State = Message.State
 MAX_ROUNDS = 3
 
-Portal = Callable[[Message, RenderedContent], object]
+Portal = Callable[[Message, RenderedContent], "PortalNotice"]
 
 
 def _default_portal() -> Portal | None:
@@ -98,7 +103,7 @@ class Dependencies:
 @dataclass
 class BatchReport:
     claimed: int = 0
-    states: Counter = field(default_factory=Counter)
+    states: Counter[str] = field(default_factory=Counter)
     ambiguous: int = 0
     attempts: int = 0
     stalled: int = 0  # left waiting alone for their reply, recorded when it comes (stalls.py)
@@ -138,7 +143,7 @@ def send_claimed(
         tenant = Tenant.objects.get(pk=tenant_id)
         # No join on the sender domain: the Preparer reads it once per domain (a batch has one or few).
         messages = list(Message.objects.filter(pk__in=ids, claimed_by=worker, state=State.SENDING))
-        live = []
+        live: list[Message] = []
         for message in messages:
             if message.expires_at is not None and message.expires_at <= now:
                 settles.append(record.Settle(message, State.EXPIRED, "expired before it could be sent"))
@@ -150,7 +155,7 @@ def send_claimed(
                 live.append(message)
         gates = gate_messages(tenant=tenant, messages=live)
         paused = paused_domains(tenant_id=tenant_id, stream=stream, domains={m.to_domain for m in live})
-        work = []
+        work: list[Work] = []
         for message in live:
             gate = gates[message.pk]
             if message.to_domain in paused and gate.allowed:
@@ -178,23 +183,34 @@ def send_claimed(
     return report
 
 
-def _round(tenant_id, worker, work, settles, policies, preparer, deps, report):
+def _round(
+    tenant_id: uuid.UUID,
+    worker: str,
+    work: list[Work],
+    settles: list[record.Settle],
+    policies: dict[str, TlsPolicy | str],
+    preparer: Preparer,
+    deps: Dependencies,
+    report: BatchReport,
+) -> tuple[list[Work], list[record.Settle]]:
     """One round: prepare, hand off, send, and record; returns the messages for the next round."""
     now = timezone.now()
-    groups: dict[str, list[tuple[Work, object]]] = {}
+    groups: dict[str, list[tuple[Work, Prepared]]] = {}
+    tls: dict[str, TlsPolicy] = {}
     with tenant_context(tenant_id):
         for item in work:
-            policy = policies.get(item.message.to_domain)
+            policy = policies[item.message.to_domain]
             if isinstance(policy, str):
                 settles.append(
                     _retry(item, Outcome(str(item.message.pk), Status.DEFERRED, reason=policy), deps, now)
                 )
                 continue
-            prepared, failure = preparer.prepare(item, now=now)
-            if failure is not None:
-                settles.append(failure)
+            ready = preparer.prepare(item, now=now)
+            if ready[1] is not None:
+                settles.append(ready[1])
                 continue
-            groups.setdefault(item.message.to_domain, []).append((item, prepared))
+            groups.setdefault(item.message.to_domain, []).append((item, ready[0]))
+            tls[item.message.to_domain] = policy
     handed = [item.message.pk for members in groups.values() for item, _ in members]
     owned = record.mark_handoff(
         tenant_id=tenant_id, worker=worker, ids=handed, lease_until=now + deps.engine.lease
@@ -205,14 +221,16 @@ def _round(tenant_id, worker, work, settles, policies, preparer, deps, report):
     for domain, members in groups.items():
         members = [(item, prepared) for item, prepared in members if item.message.pk in owned]
         if members:
-            policy = policies[domain]
+            policy = tls[domain]
             delivery_groups.append(
                 Group(routes=_routes(policy, preparer.identity.relay), policy=policy, members=members)
             )
     started = timezone.now()
     outcomes, stalled = deliver_round(delivery_groups, deps=deps, stream=preparer.identity.stream)
     finished = timezone.now()
-    next_work, settles, attempts = [], [], []
+    next_work: list[Work] = []
+    attempts: list[record.AttemptRow] = []
+    settles = []
     for group in delivery_groups:
         for item, prepared in group.members:
             if prepared.key in stalled:  # still waiting for its reply: recorded when it comes
@@ -249,11 +267,19 @@ def _round(tenant_id, worker, work, settles, policies, preparer, deps, report):
     return next_work, []
 
 
-def _record_alone(tenant_id, worker, item: Work, policy: TlsPolicy, deps: Dependencies, started, outcome):
+def _record_alone(
+    tenant_id: uuid.UUID,
+    worker: str,
+    item: Work,
+    policy: TlsPolicy,
+    deps: Dependencies,
+    started: datetime,
+    outcome: Outcome,
+) -> None:
     """A stalled message's outcome, once its reply came (or its wait ended), recorded as its round
     would have: journal first, then PostgreSQL (on the stall keeper's thread, stalls.py)."""
     finished = timezone.now()
-    attempts = []
+    attempts: list[record.AttemptRow] = []
     if not decide.never_started(outcome):
         attempts.append(
             record.attempt_row(item.message, outcome, path=item.path, started_at=started, now=finished)
@@ -274,30 +300,40 @@ def _routes(policy: TlsPolicy, relay: MxRoute | None) -> tuple[MxRoute, ...]:
     return tuple(MxRoute.from_mx(mx) for mx in policy.mx)
 
 
-def _write(tenant_id, worker, settles, attempts, report: BatchReport) -> None:
+def _write(
+    tenant_id: uuid.UUID,
+    worker: str,
+    settles: list[record.Settle],
+    attempts: Sequence[record.AttemptRow],
+    report: BatchReport,
+) -> None:
     record.settle(tenant_id=tenant_id, worker=worker, settles=settles, attempts=attempts)
     for item in settles:
         report.states[item.state] += 1
     settles.clear()
 
 
-def _count_attempt(item: Work, now: datetime) -> None:
+def _count_attempt(item: Work, now: datetime) -> datetime:
+    """Count the attempt; returns when the message was first attempted."""
     message = item.message
     message.attempts += 1
     if message.first_attempt_at is None:
         message.first_attempt_at = now
     message.path = item.path
+    return message.first_attempt_at
 
 
 def _retry(item: Work, outcome: Outcome, deps: Dependencies, now: datetime) -> record.Settle:
+    # A message that never started is retried soon and its age is not read.
+    first_attempt_at = now
     if not decide.never_started(outcome):
         # Collateral deferrals (a limit, a connection another message broke) are not attempts: they
         # would push this message's backoff out for failures that were not its own.
-        _count_attempt(item, now)
+        first_attempt_at = _count_attempt(item, now)
     retry = decide.retry_after(
         outcome=outcome,
         attempt=item.message.attempts,
-        first_attempt_at=item.message.first_attempt_at,
+        first_attempt_at=first_attempt_at,
         now=now,
         schedule=deps.engine.retry,
         soon=deps.engine.soon,
@@ -305,8 +341,8 @@ def _retry(item: Work, outcome: Outcome, deps: Dependencies, now: datetime) -> r
     return record.Settle(item.message, retry.state, record.scrub(retry.reason), not_before=retry.not_before)
 
 
-def _evidence(item: Work, outcome: Outcome, policy: TlsPolicy, now: datetime) -> dict:
-    evidence = {
+def _evidence(item: Work, outcome: Outcome, policy: TlsPolicy, now: datetime) -> dict[str, object]:
+    evidence: dict[str, object] = {
         "path": str(item.path),
         "delivered_at": now.isoformat(),
         "smtp_code": outcome.code,
@@ -322,7 +358,9 @@ def _evidence(item: Work, outcome: Outcome, policy: TlsPolicy, now: datetime) ->
     return evidence
 
 
-def _outcome(item: Work, outcome: Outcome, policy: TlsPolicy, deps: Dependencies, now: datetime):
+def _outcome(
+    item: Work, outcome: Outcome, policy: TlsPolicy, deps: Dependencies, now: datetime
+) -> record.Settle | Work:
     """A Settle, or the Work for the next round (a refused message on its fallback path)."""
     message = item.message
     if outcome.status == Status.DELIVERED:

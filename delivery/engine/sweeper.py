@@ -13,10 +13,13 @@ For every tenant (row-level security needs each tenant's own context):
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from django.db import connection
+from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
 from delivery.models import Message, MessageAttempt, Stream
@@ -83,6 +86,10 @@ SELECT EXISTS (SELECT 1 FROM delivery_message
 """
 
 
+class Wake(Protocol):
+    def __call__(self, *, tenant_id: uuid.UUID, stream: str) -> None: ...
+
+
 @dataclass
 class SweepReport:
     requeued: int = 0
@@ -91,12 +98,13 @@ class SweepReport:
     woken: list[tuple[uuid.UUID, str]] = field(default_factory=list)
 
 
-def claims_take_back(cursor, *, tenant_id: uuid.UUID, now: datetime, grace: float) -> list[tuple]:
+def claims_take_back(
+    cursor: CursorWrapper, *, tenant_id: uuid.UUID, now: datetime, grace: float
+) -> list[tuple[uuid.UUID, bool]]:
     """Give the claims of dead holders back to the queue (inside the tenant's context); returns
     (id, in_flight) per row. Also called by every drain before it claims (worker.py)."""
-    params = {"tenant": str(tenant_id), "now": now, "reason": LOST_HANDOFF, "grace": grace}
-    cursor.execute(_RECLAIM, params)
-    reclaimed = cursor.fetchall()
+    cursor.execute(_RECLAIM, {"tenant": str(tenant_id), "now": now, "reason": LOST_HANDOFF, "grace": grace})
+    reclaimed: list[tuple[uuid.UUID, bool]] = cursor.fetchall()
     MessageAttempt.objects.bulk_create(
         MessageAttempt(
             tenant_id=tenant_id,
@@ -113,8 +121,8 @@ def claims_take_back(cursor, *, tenant_id: uuid.UUID, now: datetime, grace: floa
 
 
 def _sweep_tenant(tenant_id: uuid.UUID, now: datetime, report: SweepReport, grace: float) -> list[str]:
-    params = {"tenant": str(tenant_id), "now": now}
-    due = []
+    params: dict[str, str | datetime] = {"tenant": str(tenant_id), "now": now}
+    due: list[str] = []
     with tenant_context(tenant_id), connection.cursor() as cursor:
         reclaimed = claims_take_back(cursor, tenant_id=tenant_id, now=now, grace=grace)
         in_flight = [row[0] for row in reclaimed if row[1]]
@@ -138,7 +146,9 @@ def _sweep_tenant(tenant_id: uuid.UUID, now: datetime, report: SweepReport, grac
     return due
 
 
-def delivery_sweep(*, now: datetime | None = None, wake=None, tenant_ids=None) -> SweepReport:
+def delivery_sweep(
+    *, now: datetime | None = None, wake: Wake | None = None, tenant_ids: Iterable[uuid.UUID] | None = None
+) -> SweepReport:
     """One pass over every tenant (or the given ones)."""
     from delivery import tasks
 

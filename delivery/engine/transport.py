@@ -17,6 +17,9 @@ import concurrent.futures
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from redis import asyncio as redis_asyncio
 
 from delivery.smtp.client import Detached, deliver_batch
 from delivery.smtp.connection import MxRoute
@@ -27,6 +30,10 @@ from delivery.smtp.throttle import BUCKET_SCRIPT, MxConcurrency, redis_client
 from delivery.tls.policy import TlsPolicy
 from healthmail.outages import REDIS_ERRORS
 
+if TYPE_CHECKING:  # send imports this module
+    from .prepare import Work
+    from .send import Dependencies
+
 # Connections one worker process keeps open at once, across all domains.
 WORKER_CONNECTIONS = 20
 
@@ -36,7 +43,9 @@ class BatchedTokenBucket:
     the rate), taking tokens `chunk` at a time: one Redis call per `chunk` messages instead of one per
     message. Tokens left over when the round ends are simply not used (the rate errs low)."""
 
-    def __init__(self, client, *, rate: float, burst: int, prefix: str, chunk: int = 20):
+    def __init__(
+        self, client: redis_asyncio.Redis, *, rate: float, burst: int, prefix: str, chunk: int = 20
+    ) -> None:
         self.rate, self.burst, self.prefix = rate, burst, prefix
         self.chunk = max(1, min(chunk, burst))
         self.local: dict[str, int] = {}
@@ -68,7 +77,7 @@ class BatchedTokenBucket:
 class Group:
     routes: tuple[MxRoute, ...]  # the relay, or the domain's MX hosts in preference order
     policy: TlsPolicy
-    members: list  # [(Work, Prepared)]
+    members: list[tuple[Work, Prepared]]
 
 
 def chunks(
@@ -86,7 +95,9 @@ def chunks(
 Stalled = dict[str, concurrent.futures.Future[Outcome]]
 
 
-def deliver_round(groups: Sequence[Group], *, deps, stream: str) -> tuple[dict[str, Outcome], Stalled]:
+def deliver_round(
+    groups: Sequence[Group], *, deps: Dependencies, stream: str
+) -> tuple[dict[str, Outcome], Stalled]:
     """The SMTP phase of one round, on this process's loop and with its kept sessions: the outcomes,
     and the waits of the stalled messages (by key) that go on after it."""
     process = ProcessSessions.current()
@@ -101,7 +112,7 @@ def deliver_round(groups: Sequence[Group], *, deps, stream: str) -> tuple[dict[s
 async def deliver_groups(
     groups: Sequence[Group],
     *,
-    deps,
+    deps: Dependencies,
     stream: str,
     sessions: StreamSessions | None = None,
     detached: Detached | None = None,
