@@ -3,6 +3,7 @@ resent with the same Message-ID, expiry, the sweeper, and source cancel/pause/re
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from datetime import timedelta
@@ -11,10 +12,14 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from delivery.engine import services
+from consent.gate import may_send
+from contacts.models import Contact
+from delivery import tasks
+from delivery.engine import record, services
 from delivery.engine.claim import message_claim_batch
 from delivery.engine.sweeper import LOST_HANDOFF, delivery_sweep
 from delivery.engine.worker import drain
+from delivery.inbound.classify import classify_status
 from delivery.models import Message, MessageAttempt, Stream
 from healthmail.tenants.context import tenant_context
 from tests.factories import BaaFactory, TenantFactory
@@ -274,6 +279,43 @@ def test_cancel_pause_and_resume_a_source(tenant_a, sender, kit, deps):
     drain(tenant_id=tenant_a.pk, stream=Stream.TRANSACTIONAL, deps=deps)
     assert {m.state for m in reload(tenant_a, paused)} == {State.DELIVERED_TLS}
     assert len(kit["good"].messages) == 3
+
+
+@pytest.mark.django_db
+def test_resume_wakes_the_sources_stream_once_committed(
+    tenant_a, sender, monkeypatch, django_capture_on_commit_callbacks
+):
+    enqueue(tenant_a, ["r1@good.test", "r2@good.test"], sender_domain=sender, source_id="wake")
+    assert services.messages_pause_for_source(tenant=tenant_a, source_type="api", source_id="wake") == 2
+    woken: list[dict[str, object]] = []
+    monkeypatch.setattr(tasks, "wake", lambda **kwargs: woken.append(kwargs))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.messages_resume_for_source(tenant=tenant_a, source_type="api", source_id="wake") == 2
+        assert woken == []  # not before the rows are released
+    assert woken == [{"tenant_id": tenant_a.pk, "stream": Stream.TRANSACTIONAL}]
+
+
+@pytest.mark.django_db
+def test_a_hard_bounce_replayed_from_the_journal_suppresses_its_recipient(tenant_a, sender):
+    (message,) = enqueue(tenant_a, ["gone@good.test"], sender_domain=sender)
+    message.attempts = 1
+    reply = "550 5.1.1 no such user"
+    settle = record.Settle(message, State.BOUNCED, reply, verdict=classify_status(text=reply))
+    # What the journal keeps and a replay reads back: JSON, the verdict's category as its text.
+    document = {
+        "tenant_id": str(tenant_a.pk),
+        "worker": "w",
+        "rows": record.settle_rows([settle]),
+        "attempts": [],
+    }
+    record.journal_record(json.loads(json.dumps(document, default=str)))
+
+    (message,) = reload(tenant_a, [message])
+    assert message.state == State.BOUNCED
+    with tenant_context(tenant_a):
+        contact = Contact.objects.get(pk=message.contact_id)
+    assert may_send(contact=contact, purpose="treatment", uses_phi=True).code == "suppressed_hard_bounce"
 
 
 @pytest.mark.django_db
