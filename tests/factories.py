@@ -1,17 +1,25 @@
-"""Factories for synthetic tenants, staff and patients. Tenant-owned rows are created inside their
-tenant's context, the way the application creates them (row-level security checks every insert);
-contacts go through the contacts service itself (sealed under their own key, indexed, audited)."""
+"""Factories for synthetic tenants, staff, patients, consent, templates and campaigns. Tenant-owned
+rows are created inside their tenant's context, the way the application creates them (row-level
+security checks every insert); contacts, consent changes, templates and campaigns go through the
+product's own services (sealed, indexed, linted, audited), never around them."""
 
 from __future__ import annotations
 
 import datetime
 import uuid
+from typing import Any
 
 import factory
 from django.utils import timezone
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from campaigns.models import Campaign, Goal, Template
+from campaigns.services import campaigns as campaign_services
+from campaigns.services import templates as template_services
+from consent import services as consent_services
+from consent.evidence import Evidence
+from consent.models import ConsentEvent, Source, Topic
 from contacts.models import Contact
 from contacts.services import ContactInput, contact_upsert
 from healthmail.accounts.models import Membership, User
@@ -19,6 +27,8 @@ from healthmail.accounts.roles import Role
 from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import BusinessAssociateAgreement, Service, Tenant
+from segmentation.models import Segment
+from segmentation.services import segment_create
 
 PASSWORD = "correct horse battery staple"
 
@@ -99,6 +109,135 @@ class ContactFactory(factory.Factory):
             raise ValueError(f"the contacts service refused the factory's contact: {result.messages}")
         with tenant_context(tenant):
             return Contact.objects.get(pk=result.contact_id)
+
+
+class ConsentFactory(factory.Factory):
+    """`ConsentFactory(tenant=t, contact=c, topic_key="research", source=Source.IMPORT)`: a consent
+    change recorded by `consent_record` with its evidence (a grant unless `kind` says otherwise).
+    `topic=` takes a Topic instead of a system topic's key. Returns the ConsentEvent."""
+
+    class Meta:
+        model = Evidence
+
+    source = Source.WEB_FORM
+    actor = factory.LazyFunction(lambda: Actor.system("tests"))
+
+    @classmethod
+    def _create(
+        cls,
+        model_class,
+        *args,
+        tenant: Tenant,
+        contact: Contact,
+        topic: Topic | None = None,
+        topic_key: str = "marketing_newsletters",
+        kind: str = ConsentEvent.Kind.GRANTED,
+        **fields,
+    ) -> ConsentEvent:
+        topic = topic or consent_services.topic_by_key(tenant=tenant, key=topic_key)
+        evidence = model_class(*args, **fields)
+        return consent_services.consent_record(
+            tenant=tenant, contact=contact, topic=topic, kind=kind, evidence=evidence
+        )
+
+
+TEMPLATE_HTML = (
+    "<h1>Flu shots are here</h1>"
+    "<p>Hello {{ contact.first_name }}, protect yourself this winter.</p>"
+    '<p><a class="button" href="https://clinic.example.org/book">Book a visit</a></p>'
+    '<img src="https://clinic.example.org/logo.png" alt="Clinic logo">'
+)
+
+
+def marketer_actor(tenant: Tenant) -> Actor:
+    """Templates and campaigns need a person answerable for the content, not a system actor."""
+    return Actor.for_user(MembershipFactory(tenant=tenant, role=Role.MARKETER).user)
+
+
+class TemplateFactory(factory.Factory):
+    """`TemplateFactory(tenant=t, actor=a, name=..., subject=..., html=..., text=..., kind=...)`: a
+    template stored (and linted) by `template_create`. Without `actor`, a new marketer of the tenant."""
+
+    class Meta:
+        model = template_services.ContentInput
+
+    language = "en"
+    subject = "Flu shots are here"
+    preheader = "Protect yourself this winter"
+    html = TEMPLATE_HTML
+    text = "Flu shots are here. Book: https://clinic.example.org/book"
+
+    @classmethod
+    def _create(
+        cls,
+        model_class,
+        *args,
+        tenant: Tenant,
+        actor: Actor | None = None,
+        name: str = "Flu season",
+        kind: str = Template.Kind.MARKETING,
+        **fields,
+    ) -> Template:
+        return template_services.template_create(
+            tenant=tenant,
+            actor=actor or marketer_actor(tenant),
+            name=name,
+            kind=kind,
+            content=model_class(*args, **fields),
+        )
+
+
+def everyone_segment(tenant: Tenant, *, name: str = "Everyone", definition: dict | None = None) -> Segment:
+    """A segment stored by `segment_create` (everyone unless a definition is given)."""
+    return segment_create(
+        tenant=tenant, actor=Actor.system("tests"), name=name, definition=definition or {"all": []}
+    )
+
+
+class CampaignFactory(factory.Factory):
+    """`CampaignFactory(tenant=t, actor=a, template=..., segment=..., sender_domain=..., **fields)`: a
+    draft campaign stored by `campaign_create`. Fields are those of `CampaignInput`; without a
+    template or segment the factory makes them through their services (`template=None` or
+    `segment=None` leaves one out); the topic defaults to the tenant's marketing newsletters."""
+
+    class Meta:
+        model = campaign_services.CampaignInput
+
+    name = factory.Sequence(lambda n: f"Flu campaign {n}-{uuid.uuid4().hex[:6]}")
+    goal = Goal.AWARENESS
+    purpose = "marketing"
+    sender_name = "Synthetic Clinic"
+
+    _DEFAULT = object()
+
+    @classmethod
+    def _create(
+        cls,
+        model_class,
+        *args,
+        tenant: Tenant,
+        actor: Actor | None = None,
+        template: Any = _DEFAULT,
+        segment: Any = _DEFAULT,
+        sender_domain=None,
+        topic_key: str = "marketing_newsletters",
+        **fields,
+    ) -> Campaign:
+        actor = actor or marketer_actor(tenant)
+        if template is cls._DEFAULT:
+            template = TemplateFactory(tenant=tenant, actor=actor)
+        if segment is cls._DEFAULT:
+            segment = everyone_segment(tenant)
+        values = {
+            "topic_id": consent_services.topic_by_key(tenant=tenant, key=topic_key).pk,
+            "sender_domain_id": sender_domain.pk if sender_domain else None,
+            "segment_id": segment.pk if segment else None,
+            "template_id": template.pk if template else None,
+            **fields,
+        }
+        return campaign_services.campaign_create(
+            tenant=tenant, actor=actor, data=model_class(*args, **values)
+        )
 
 
 def confirmed_totp(user: User) -> TOTPDevice:

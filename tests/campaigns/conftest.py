@@ -13,25 +13,26 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, Goal, Template
 from campaigns.services import campaigns as campaign_services
-from campaigns.services import templates as template_services
 from campaigns.services import workflow
 from consent import services as consent
 from consent.models import Source
+from contacts.models import Contact
 from contacts.services import contact_upsert_many
 from contacts.synthetic import synthetic_contacts
 from delivery.models import SenderDomain
 from healthmail.accounts.roles import Role
 from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
-from segmentation.services import segment_create
-from tests.factories import MembershipFactory
-
-GOOD_HTML = (
-    "<h1>Flu shots are here</h1>"
-    "<p>Hello {{ contact.first_name }}, protect yourself this winter.</p>"
-    '<p><a class="button" href="https://clinic.example.org/book">Book a visit</a></p>'
-    '<img src="https://clinic.example.org/logo.png" alt="Clinic logo">'
+from tests.factories import (
+    TEMPLATE_HTML,
+    CampaignFactory,
+    ConsentFactory,
+    MembershipFactory,
+    TemplateFactory,
+    everyone_segment,
 )
+
+GOOD_HTML = TEMPLATE_HTML
 
 
 @dataclass
@@ -84,12 +85,10 @@ def contacts(tenant, count: int, *, seed: int = 3, state: str = "TX") -> list[uu
 
 def opt_in(tenant, contact_ids, topic_key: str = "marketing_newsletters") -> None:
     topic = consent.topic_by_key(tenant=tenant, key=topic_key)
-    evidence = consent.Evidence(source=Source.IMPORT, actor=Actor.system("tests"))
-    from contacts.models import Contact
-
     with tenant_context(tenant):
-        for contact in Contact.objects.filter(pk__in=list(contact_ids)):
-            consent.consent_grant(tenant=tenant, contact=contact, topic=topic, evidence=evidence)
+        people = list(Contact.objects.filter(pk__in=list(contact_ids)))
+    for contact in people:
+        ConsentFactory(tenant=tenant, contact=contact, topic=topic, source=Source.IMPORT)
 
 
 def template(
@@ -102,19 +101,13 @@ def template(
     text: str = "Flu shots are here. Book: https://clinic.example.org/book",
     kind=Template.Kind.MARKETING,
 ):
-    return template_services.template_create(
-        tenant=tenant,
-        actor=actor,
-        name=name,
-        kind=kind,
-        content=template_services.ContentInput("en", subject, "Protect yourself this winter", html, text),
+    return TemplateFactory(
+        tenant=tenant, actor=actor, name=name, kind=kind, subject=subject, html=html, text=text
     )
 
 
 def segment(tenant, definition=None, name: str = "Everyone"):
-    return segment_create(
-        tenant=tenant, actor=Actor.system("tests"), name=name, definition=definition or {"all": []}
-    )
+    return everyone_segment(tenant, name=name, definition=definition)
 
 
 def campaign_input(
@@ -147,14 +140,14 @@ def ready(tenant_a, team):
 
 
 def draft(tenant, team, ready, **overrides) -> Campaign:
-    data = campaign_input(
-        tenant,
-        template_obj=ready["template"],
-        segment_obj=ready["segment"],
-        domain=ready["domain"],
+    return CampaignFactory(
+        tenant=tenant,
+        actor=team["marketer"].actor,
+        template=ready["template"],
+        segment=ready["segment"],
+        sender_domain=ready["domain"],
         **overrides,
     )
-    return campaign_services.campaign_create(tenant=tenant, actor=team["marketer"].actor, data=data)
 
 
 def approved(tenant, team, ready, **overrides) -> Campaign:

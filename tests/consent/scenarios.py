@@ -43,10 +43,11 @@ def build(
     paused: str | None = None,
     deleted: bool = False,
     has_email: bool = True,
+    direct: bool = False,
 ) -> Contact:
     if has_email:
-        contact = new_contact(tenant, state=state)
-    else:
+        contact = new_contact(tenant, state=state, direct=direct)
+    else:  # written directly: the contacts service refuses a contact with neither email nor external id
         with tenant_context(tenant):
             contact = Contact.objects.create(tenant=tenant, state=state)
     topic = topic_for(tenant, purpose)

@@ -91,7 +91,7 @@ def test_decision_table(tenant_a, purpose, uses_phi, consent, authorization, sup
 @pytest.mark.parametrize("purpose", [T, M])
 def test_without_a_baa_every_send_is_refused(purpose):
     tenant = TenantFactory()
-    contact = build(tenant, consent=G)
+    contact = build(tenant, consent=G, direct=True)  # no BAA: the contacts service would refuse intake
     decision = may_send(contact=contact, purpose=purpose, uses_phi=False, topic=topic_for(tenant, M))
     assert (decision.allowed, decision.code) == (False, "baa_not_in_force")
     assert "Business Associate Agreement" in decision.reason

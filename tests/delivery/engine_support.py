@@ -23,7 +23,7 @@ from delivery.tls.probe import starttls_prober
 from delivery.tls.resolver import StaticResolver
 from healthmail.actors import Actor
 from healthmail.tenants.context import tenant_context
-from tests.factories import ContactFactory
+from tests.factories import ConsentFactory, ContactFactory
 
 from .conftest import PHI_DIAGNOSIS, PHI_NAME
 
@@ -66,7 +66,7 @@ def evidence() -> consent.Evidence:
 
 def opted_in(tenant, contact, topic_key: str = "marketing_newsletters"):
     topic = consent.topics_ensure_system(tenant=tenant)[topic_key]
-    consent.consent_grant(tenant=tenant, contact=contact, topic=topic, evidence=evidence())
+    ConsentFactory(tenant=tenant, contact=contact, topic=topic)
     return topic
 
 

@@ -12,9 +12,8 @@ from delivery.models import Message, Stream
 from delivery.outbox import OutboxRecipient, RenderedContent, message_enqueue_many
 from healthmail.accounts.roles import Role
 from healthmail.actors import Actor
-from healthmail.crypto.blind import blind_index
 from healthmail.tenants.context import tenant_context
-from tests.factories import MembershipFactory
+from tests.factories import ContactFactory, MembershipFactory
 
 YEAR = datetime.timedelta(days=365)
 
@@ -51,18 +50,14 @@ def policy_set(tenant, category: str, **changes) -> None:
 
 
 def new_contact(tenant, *, deleted_at=None) -> Contact:
-    email = f"patient-{uuid.uuid4().hex[:10]}@example.org"
-    with tenant_context(tenant):
-        return Contact.objects.create(
-            tenant=tenant,
-            email=email,
-            email_index=blind_index(tenant, "email", email),
-            first_name="Synthetic",
-            last_name="Patient",
-            clinical={"conditions": ["E11"]},
-            clinical_tokens=[1, 2, 3],
-            deleted_at=deleted_at,
-        )
+    contact = ContactFactory(tenant=tenant, clinical={"conditions": ["E11"]})
+    if deleted_at is not None:
+        # Marked deleted directly: contact_delete crypto-shreds at once, and these tests need a deleted
+        # contact still inside its grace period (identity in place until retention tombstones it).
+        with tenant_context(tenant):
+            Contact.objects.filter(pk=contact.pk).update(deleted_at=deleted_at)
+            contact.refresh_from_db()
+    return contact
 
 
 def new_messages(
