@@ -142,9 +142,14 @@ class ApiKeyThrottled(ApiKeyRejected):
     """Too many rejected keys from one address: guessing is slowed down before any lookup."""
 
 
+def failure_counter(ip_address: str | None) -> str:
+    """The cache key counting an address's rejected keys (in Redis, or locally while it is down)."""
+    return f"api-key-failures:{ip_address}"
+
+
 def api_key_authenticate(presented: str, *, ip_address: str | None) -> ApiKey:
     """Check a presented key; an address that keeps presenting bad keys is refused for a while."""
-    counter = f"api-key-failures:{ip_address}"
+    counter = failure_counter(ip_address)
     # Counted in Redis, or in this process while Redis is down (healthmail/outages.py).
     if ip_address and (shared_or_local(lambda c: c.get(counter)) or 0) >= settings.API_KEY_FAILURE_LIMIT:
         raise ApiKeyThrottled("Too many invalid API keys from this address; wait and try again.")
