@@ -177,6 +177,7 @@ def test_an_outage_loses_nothing_duplicates_only_ambiguous_hand_offs_and_recover
                     faulted = time.time()
                     _outage(scenario, broker, workers, api)
                     returned = time.time()
+                workers.supervise()
                 if time.monotonic() - last_sweep >= SWEEP:  # the beat's reconciler
                     try:
                         delivery_sweep(wake=wake, tenant_ids=[tenant.pk])
@@ -215,6 +216,7 @@ def test_an_outage_loses_nothing_duplicates_only_ambiguous_hand_offs_and_recover
         "http_codes_during_outage": dict(api.codes),
         "http_5xx_without_retry_after": api.without_retry_after,
         "workers_started": workers.started,
+        "workers_restarted_after_exit": workers.restarted,
     }
     report_write(f"outage-{scenario}-{RECIPIENTS}", report, label="outage chaos report")
 

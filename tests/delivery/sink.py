@@ -210,6 +210,8 @@ class CeleryWorkers:
         self.queues, self.concurrency = queues, concurrency
         self.processes: list[subprocess.Popen] = []
         self.started = 0
+        self.restarted = 0
+        self._replaced: set[subprocess.Popen] = set()
 
     def start(self) -> None:
         self.started += 1
@@ -220,6 +222,17 @@ class CeleryWorkers:
             "--without-heartbeat", "--without-mingle", "--without-gossip",
         ]  # fmt: skip
         self.processes.append(subprocess.Popen(command, env=self.env, start_new_session=True))
+
+    def supervise(self) -> int:
+        """Start a new worker for each that exited, as the process supervisor does in production
+        (docker-compose's `restart: unless-stopped`). A worker can exit on a broker outage: kombu's
+        Redis transport raises while giving back an unacknowledged task on a lost connection."""
+        exited = [p for p in self.processes if p.poll() is not None and p not in self._replaced]
+        for process in exited:
+            self._replaced.add(process)
+            self.restarted += 1
+            self.start()
+        return len(exited)
 
     def alive(self) -> list[subprocess.Popen]:
         return [p for p in self.processes if p.poll() is None]
@@ -243,6 +256,7 @@ class CeleryWorkers:
             return "child"
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+        self._replaced.add(process)  # replaced here, not by supervise()
         self.start()
         return "worker"
 
