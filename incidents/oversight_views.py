@@ -4,32 +4,23 @@ policy acknowledgements (admins publish, every member acknowledges, compliance s
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from healthmail.accounts.models import Membership
+from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.views.access import forbidden, require_permission
 from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
-from healthmail.tenants.models import Tenant
 
 from . import access_reviews, policies
 from .forms import PolicyForm
 from .models import AccessReview, AccessReviewEntry, PolicyVersion
 
 
-class MemberRequest(HttpRequest):
-    """The attributes the tenant middleware sets on every request (for the type checker)."""
-
-    tenant: Tenant
-    membership: Membership | None
-    role: str | None
-
-
 @require_permission(access_reviews.VIEW)
-def access_review_list(request: MemberRequest) -> HttpResponse:
+def access_review_list(request: TenantRequest) -> HttpResponse:
     with tenant_context(request.tenant):
         due = access_reviews.due_on(tenant=request.tenant)
     context = {
@@ -42,7 +33,7 @@ def access_review_list(request: MemberRequest) -> HttpResponse:
     return render(request, "incidents/access_review_list.html", context)
 
 
-def _decisions(request: MemberRequest, members) -> dict:
+def _decisions(request: TenantRequest, members) -> dict:
     return {
         m.pk: access_reviews.Decision(
             request.POST.get(f"decision-{m.pk}", ""), request.POST.get(f"note-{m.pk}", "")
@@ -52,7 +43,7 @@ def _decisions(request: MemberRequest, members) -> dict:
 
 
 @require_permission(access_reviews.PERFORM)
-def access_review_new(request: MemberRequest) -> HttpResponse:
+def access_review_new(request: TenantRequest) -> HttpResponse:
     """GET: every active member with keep/remove and a note. POST: the review, written at once."""
     with tenant_context(request.tenant):
         members = access_reviews.members_now(tenant=request.tenant)
@@ -79,7 +70,7 @@ def access_review_new(request: MemberRequest) -> HttpResponse:
 
 
 @require_permission(access_reviews.VIEW)
-def access_review_detail(request: MemberRequest, review_id) -> HttpResponse:
+def access_review_detail(request: TenantRequest, review_id) -> HttpResponse:
     with tenant_context(request.tenant):
         review = get_object_or_404(
             AccessReview.objects.select_related("reviewed_by"), tenant=request.tenant, pk=review_id
@@ -88,19 +79,19 @@ def access_review_detail(request: MemberRequest, review_id) -> HttpResponse:
     return render(request, "incidents/access_review_detail.html", {"review": review, "entries": entries})
 
 
-def _policy_page(request: MemberRequest, form: PolicyForm, status: int = 200) -> HttpResponse:
+def _policy_page(request: TenantRequest, form: PolicyForm, status: int = 200) -> HttpResponse:
     context = {"statuses": policies.policy_status(tenant=request.tenant), "form": form}
     return render(request, "incidents/policy_list.html", context, status=status)
 
 
 @require_permission(policies.VIEW)
-def policy_list(request: MemberRequest) -> HttpResponse:
+def policy_list(request: TenantRequest) -> HttpResponse:
     return _policy_page(request, PolicyForm())
 
 
 @require_POST
 @require_permission(policies.MANAGE)
-def policy_publish(request: MemberRequest) -> HttpResponse:
+def policy_publish(request: TenantRequest) -> HttpResponse:
     form = PolicyForm(request.POST)
     if form.is_valid():
         try:
@@ -117,7 +108,7 @@ def policy_publish(request: MemberRequest) -> HttpResponse:
     return _policy_page(request, form, status=400)
 
 
-def my_policies(request: MemberRequest) -> HttpResponse:
+def my_policies(request: TenantRequest) -> HttpResponse:
     """Every member: the current policies they have not acknowledged, with their text."""
     if request.tenant is None or request.membership is None:
         return forbidden(request, "Choose an organization first.")
@@ -126,7 +117,7 @@ def my_policies(request: MemberRequest) -> HttpResponse:
 
 
 @require_POST
-def policy_acknowledge(request: MemberRequest, version_id) -> HttpResponse:
+def policy_acknowledge(request: TenantRequest, version_id) -> HttpResponse:
     if request.tenant is None or request.membership is None:
         return forbidden(request, "Choose an organization first.")
     with tenant_context(request.tenant):

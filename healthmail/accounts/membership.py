@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest
-
 from healthmail.tenants.context import user_context
 
 from .middleware import SESSION_TENANT
-from .models import Membership
+from .models import Membership, User
+from .requests import TenantRequest
 
 
-def memberships_of(user) -> list[Membership]:
+def memberships_of(user: User) -> list[Membership]:
     """Active memberships across tenants (visible through the `app.user_id` lookup policy)."""
     with user_context(user.pk):
         return list(
@@ -20,8 +19,9 @@ def memberships_of(user) -> list[Membership]:
         )
 
 
-def resolve_membership(request: HttpRequest) -> Membership | None:
-    """The session's chosen membership, else the first; None when the user belongs nowhere."""
+def resolve_membership(request: TenantRequest) -> Membership | None:
+    """The session's chosen membership, else the first; None when the user belongs nowhere. Sets
+    `request.memberships` (the tenant switcher's list) as it goes."""
     memberships = memberships_of(request.user)
     request.memberships = memberships
     chosen = request.session.get(SESSION_TENANT)

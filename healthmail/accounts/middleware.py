@@ -7,6 +7,7 @@ API paths authenticate with API keys instead (healthmail.web.middleware).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -51,7 +52,7 @@ def _idle_limit_seconds(request: HttpRequest) -> int:
 
 
 class SessionSecurityMiddleware:
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:

@@ -1,6 +1,7 @@
 """People, their memberships in tenants, and API keys."""
 
 import uuid
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, UserManager
@@ -13,8 +14,11 @@ from healthmail.tenants.models import TenantOwnedModel
 from .roles import Role
 
 
-class EmailUserManager(UserManager):
-    def create_user(self, email, password=None, **extra):
+class EmailUserManager(UserManager["User"]):
+    # The email is the login, so there is no username to give: Django's UserManager takes one first.
+    def create_user(  # type: ignore[override]
+        self, email: str, password: str | None = None, **extra: Any
+    ) -> "User":
         return super().create_user(username=email.lower(), email=email.lower(), password=password, **extra)
 
 
@@ -24,9 +28,13 @@ class User(AbstractUser):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     is_platform_admin = models.BooleanField(default=False)
 
-    objects = EmailUserManager()
+    objects: ClassVar[EmailUserManager] = EmailUserManager()
 
     REQUIRED_FIELDS = ["email"]
+
+    if TYPE_CHECKING:
+        # Installed on request.user by django_otp's OTPMiddleware: has this session passed MFA?
+        def is_verified(self) -> bool: ...
 
     def __str__(self) -> str:
         return self.email or self.username

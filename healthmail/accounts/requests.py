@@ -33,3 +33,12 @@ class TenantRequest(HttpRequest):
     # API paths: the key the middleware authenticated, or why it refused one
     api_key: ApiKey | None
     api_key_error: str
+
+
+class SignedInRequest(HttpRequest):
+    """A request on a path that needs a session (healthmail.accounts.middleware lets it through only
+    signed in): a person, MFA-verified or not yet. The tenant middleware gives it a tenant only once
+    the session passed MFA, so the sign-in pages (MFA, sign-out) see it as perhaps None."""
+
+    user: User
+    tenant: Tenant | None

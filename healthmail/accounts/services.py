@@ -104,7 +104,7 @@ def member_invite(*, actor: Actor, tenant: Tenant, email: str, role: str) -> Mem
             "A platform administrator account cannot join an organization.", code="platform"
         )
     created = user is None
-    if created:
+    if user is None:
         try:
             with transaction.atomic():
                 user = User.objects.create_user(email=email, password=None)
@@ -283,7 +283,7 @@ def mfa_reset(*, actor: Actor, tenant: Tenant, membership: Membership, reason: s
             "platform operators, not by a tenant.",
             code="platform_admin",
         )
-    removed = (
+    removed: int = (  # django_otp has no types: its delete() counts come back as Any
         TOTPDevice.objects.filter(user=user).delete()[0] + StaticDevice.objects.filter(user=user).delete()[0]
     )
     audit.record(
@@ -340,20 +340,19 @@ def user_provision(
     email = _normalized_email(email)
     if User.objects.filter(username=email).exists():
         raise Conflict(f"An account for {email} already exists.", code="exists")
-    if tenant is not None:
-        role = _valid_role(role or "")
+    membership_role = _valid_role(role or "") if tenant is not None else ""
     _password_problems(password, User(username=email, email=email))
     user = User.objects.create_user(email=email, password=password, is_platform_admin=platform_admin)
     device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=True)
     if tenant is not None:
         with tenant_context(tenant):
-            membership = Membership.objects.create(tenant=tenant, user=user, role=role)
+            membership = Membership.objects.create(tenant=tenant, user=user, role=membership_role)
             audit.record(
                 actor=actor,
                 action="user.provision",
                 target=membership,
                 tenant=tenant,
-                details={"role": role, "user": str(user.pk)},
+                details={"role": membership_role, "user": str(user.pk)},
             )
     else:
         audit.record(actor=actor, action="user.provision", target=user, details={"platform_admin": True})

@@ -15,6 +15,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -102,7 +103,7 @@ def smart_client_register(
     tenant: Tenant,
     name: str,
     scopes: list[str],
-    jwks: dict | None = None,
+    jwks: dict[str, Any] | None = None,
     jwks_url: str = "",
 ) -> SmartClient:
     """Register a backend system with its public keys (a JWK Set, or the URL it is published at,
@@ -182,7 +183,7 @@ class IssuedToken:
     scope: str
 
 
-def _unverified(assertion: str) -> tuple[dict, dict]:
+def _unverified(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Header and claims before the signature is checked: only to find the client and its key."""
     try:
         compact = jws.extract_compact(assertion.encode("ascii"))
@@ -217,7 +218,9 @@ def _client(client_id: object) -> SmartClient:
     return client
 
 
-def _check_claims(claims: dict, *, client: SmartClient, audience: str) -> tuple[str, datetime.datetime]:
+def _check_claims(
+    claims: dict[str, Any], *, client: SmartClient, audience: str
+) -> tuple[str, datetime.datetime]:
     if claims.get("sub") != client.client_id:
         raise SmartRefused("invalid_client", "`iss` and `sub` must both be the client_id.", status=401)
     aud = claims.get("aud")

@@ -15,12 +15,15 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
+from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from healthmail import audit_trail as audit
 from healthmail.accounts import services, signin
 from healthmail.accounts.forms import CodeForm, EnrolmentCodeForm, InvitationPasswordForm, SignInForm
 from healthmail.accounts.middleware import SESSION_AUTH_AT, SESSION_LAST_SEEN
+from healthmail.accounts.requests import SignedInRequest
 from healthmail.errors import ApplicationError
 
 from .access import actor_of, ip_of, no_store
@@ -35,7 +38,7 @@ def _safe_next(request: HttpRequest, candidate: str) -> str:
     return candidate if candidate and allowed else ""
 
 
-def _finish_sign_in(request: HttpRequest, device) -> None:
+def _finish_sign_in(request: HttpRequest, device: Device) -> None:
     """Mark the session verified and give it a new id: privilege changed, so the id changes too."""
     django_otp.login(request, device)
     request.session.cycle_key()
@@ -74,7 +77,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-def logout_view(request: HttpRequest) -> HttpResponse:
+def logout_view(request: SignedInRequest) -> HttpResponse:
     audit.record(actor=actor_of(request), action="auth.logout", tenant=request.tenant)
     logout(request)
     messages.info(request, "You are signed out.")
@@ -82,7 +85,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def mfa_verify(request: HttpRequest) -> HttpResponse:
+def mfa_verify(request: SignedInRequest) -> HttpResponse:
     user = request.user
     if user.is_verified():
         return redirect("accounts:home")
@@ -117,13 +120,13 @@ def _qr_svg(config_url: str) -> str:
     return mark_safe(svg)  # noqa: S308 - segno output, built from our own URL only
 
 
-def _grouped_secret(device) -> str:
+def _grouped_secret(device: TOTPDevice) -> str:
     secret = b32encode(device.bin_key).decode()
     return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
 
 
 @require_http_methods(["GET", "POST"])
-def mfa_setup(request: HttpRequest) -> HttpResponse:
+def mfa_setup(request: SignedInRequest) -> HttpResponse:
     user = request.user
     if user.is_verified():
         return redirect("accounts:home")
@@ -142,7 +145,10 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
             status = error.status_code
         else:
             _finish_sign_in(request, enrolment.device)
-            context = {"codes": enrolment.backup_codes, "next_url": _after_sign_in_url(request)}
+            context: dict[str, object] = {
+                "codes": enrolment.backup_codes,
+                "next_url": _after_sign_in_url(request),
+            }
             return no_store(render(request, "accounts/backup_codes.html", context))
     context = {
         "form": form,
