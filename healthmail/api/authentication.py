@@ -1,7 +1,9 @@
 """DRF side of API-key authentication. The key was checked by TenantMiddleware, which also opened
 the tenant context; here DRF only learns the outcome."""
 
-from typing import cast
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
 
 from django.conf import settings
 from rest_framework import authentication, exceptions
@@ -9,6 +11,9 @@ from rest_framework.request import Request
 
 from healthmail.accounts.models import ApiKey
 from healthmail.accounts.requests import TenantRequest
+
+if TYPE_CHECKING:
+    from healthmail.tenants.models import Tenant
 
 
 class ApiClient:
@@ -42,3 +47,11 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="healthmail"'
+
+
+class ApiRequest(Request):
+    """A DRF request as API views see it once HasScopes let it in: authenticated with an API key of
+    the tenant TenantMiddleware opened. Only a type: DRF hands `tenant` through to the Django request."""
+
+    auth: ApiKey
+    tenant: Tenant

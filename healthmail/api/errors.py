@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+from collections.abc import Mapping
 from http import HTTPStatus
+from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -49,7 +51,7 @@ _DRF_CODES: dict[type[exceptions.APIException], str] = {
 }
 
 
-def problem_body(status_code: int, detail: str, *, code: str, **extra) -> dict:
+def problem_body(status_code: int, detail: str, *, code: str, **extra: object) -> dict[str, object]:
     return {
         "type": "about:blank",
         "title": HTTPStatus(status_code).phrase,
@@ -61,13 +63,15 @@ def problem_body(status_code: int, detail: str, *, code: str, **extra) -> dict:
     }
 
 
-def problem(status_code: int, detail: str, *, code: str, headers: dict | None = None, **extra) -> Response:
+def problem(
+    status_code: int, detail: str, *, code: str, headers: Mapping[str, str] | None = None, **extra: object
+) -> Response:
     """A problem+json answer from inside a DRF view."""
     body = problem_body(status_code, detail, code=code, **extra)
     return Response(body, status=status_code, content_type=PROBLEM, headers=headers)
 
 
-def problem_response(status_code: int, detail: str, *, code: str, **extra) -> JsonResponse:
+def problem_response(status_code: int, detail: str, *, code: str, **extra: object) -> JsonResponse:
     """A problem+json answer from plain Django code (middleware, error handlers)."""
     body = problem_body(status_code, detail, code=code, **extra)
     return JsonResponse(body, status=status_code, content_type=PROBLEM)
@@ -89,7 +93,7 @@ def _log_unexpected(exc: BaseException) -> None:
     )
 
 
-def _server_error_problem() -> dict:
+def _server_error_problem() -> dict[str, object]:
     return problem_body(
         status.HTTP_500_INTERNAL_SERVER_ERROR,
         "Something went wrong on our side. Quote the request id when you contact support.",
@@ -97,7 +101,7 @@ def _server_error_problem() -> dict:
     )
 
 
-def _validation_problem(exc: exceptions.ValidationError) -> dict:
+def _validation_problem(exc: exceptions.ValidationError) -> dict[str, object]:
     errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
     return problem_body(
         status.HTTP_422_UNPROCESSABLE_ENTITY,
@@ -123,7 +127,7 @@ def _outage_problem() -> Response:
     return Response(body, status=503, content_type=PROBLEM, headers=retry_after_headers())
 
 
-def problem_exception_handler(exc, context):
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's EXCEPTION_HANDLER: every exception raised in an API view becomes problem+json."""
     if is_outage(exc):
         log_outage(exc)
@@ -138,7 +142,9 @@ def problem_exception_handler(exc, context):
         # Parsed but invalid: 422, so that 400 always means "could not read the request at all".
         return Response(_validation_problem(exc), status=422, content_type=PROBLEM)
     response = exception_handler(exc, context)
-    if response is None:
+    # DRF answers only its own exceptions here (Http404 and Django's PermissionDenied were dealt with
+    # above), so the isinstance() changes nothing: it tells the type checker what `exc` is below.
+    if response is None or not isinstance(exc, exceptions.APIException):
         # Unexpected: log without data, undo the request's writes, answer with the request id only.
         _log_unexpected(exc)
         if transaction.get_connection().in_atomic_block:
@@ -174,7 +180,7 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 def server_error(request: HttpRequest) -> HttpResponse:
     # Django calls this inside its `except`, for errors from views and from middleware alike.
     exc = sys.exc_info()[1]
-    if is_outage(exc):
+    if exc is not None and is_outage(exc):
         log_outage(exc)
         return _outage_response(request)
     if is_api_request(request):
@@ -197,6 +203,6 @@ def _outage_response(request: HttpRequest) -> HttpResponse:
 
 
 @csrf_exempt  # answers any method with 404; a CSRF refusal here would be an HTML 403 instead
-def api_not_found(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
     """The /api/ catch-all: an unknown API URL is a problem+json 404, never an HTML page."""
     return problem_response(404, "There is no API endpoint at this URL.", code="not_found")

@@ -3,10 +3,14 @@ schema tells integrators what every operation can answer without each view repea
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import ComponentRegistry
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from drf_spectacular.utils import Direction, OpenApiParameter, OpenApiResponse
+from rest_framework.serializers import Serializer
 
 from .errors import PROBLEM
 from .idempotency import MAX_KEY_LENGTH, is_idempotent
@@ -19,13 +23,15 @@ _RATE_LIMIT_HEADERS = {
     "RateLimit-Remaining": "Requests left in the current window.",
     "RateLimit-Reset": "Seconds until a request slot frees up (0 while some are left).",
 }
+# An override parameter, as AutoSchema.get_override_parameters declares it.
+Parameter = OpenApiParameter | Serializer[Any] | type[Serializer[Any]]
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
     target_class = "healthmail.api.authentication.ApiKeyAuthentication"
     name = "ApiKeyAuth"
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
         return {
             "type": "http",
             "scheme": "bearer",
@@ -36,11 +42,13 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
 
 
 class ProblemAutoSchema(AutoSchema):
-    def _handler(self):
+    def _handler(self) -> object:
         return getattr(self.view, self.method.lower(), None)
 
-    def get_operation(self, *args, **kwargs):
-        operation = super().get_operation(*args, **kwargs)
+    def get_operation(
+        self, path: str, path_regex: str, path_prefix: str, method: str, registry: ComponentRegistry
+    ) -> dict[str, Any] | None:
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
         scopes = getattr(self.view, "required_scopes", {}).get(self.method)
         if operation is not None and scopes is not None:
             # Machine-readable for tools and tests (tests/api/test_scope_enforcement.py); OpenAPI 3.0
@@ -48,7 +56,8 @@ class ProblemAutoSchema(AutoSchema):
             operation["x-required-scopes"] = list(scopes)
         return operation
 
-    def get_description(self) -> str:
+    # drf-spectacular's AutoSchema drops the arguments of DRF's get_description (and ignores it too).
+    def get_description(self) -> str:  # type: ignore[override]
         description = super().get_description()
         scopes = getattr(self.view, "required_scopes", {}).get(self.method)
         if scopes is None:
@@ -56,7 +65,7 @@ class ProblemAutoSchema(AutoSchema):
         needed = ", ".join(f"`{scope}`" for scope in scopes) or "none (any valid key)"
         return f"{description}\n\nRequired scopes: {needed}.".strip()
 
-    def get_override_parameters(self):
+    def get_override_parameters(self) -> list[Parameter]:
         parameters = list(super().get_override_parameters())
         parameters.append(
             OpenApiParameter(
@@ -123,7 +132,7 @@ class ProblemAutoSchema(AutoSchema):
             errors[422] = "Some fields are invalid, or the Idempotency-Key was used with another body."
         return errors
 
-    def _get_response_bodies(self, direction="response"):
+    def _get_response_bodies(self, direction: Direction = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         errors = {str(code): description for code, description in self._error_responses().items()}
         # Every error answers problem+json (healthmail/api/errors.py), whatever a view declared for it:

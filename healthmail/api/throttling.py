@@ -7,11 +7,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
+from django.http import HttpRequest
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from healthmail.outages import shared_or_local
+
+if TYPE_CHECKING:
+    from django.core.cache.backends.base import BaseCache
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
+
+    from healthmail.accounts.models import ApiKey
 
 
 @dataclass(frozen=True)
@@ -22,7 +31,14 @@ class RateLimitState:
     reset: int  # seconds until a request slot frees up (0 when some are left)
 
 
-def rate_limit_state(throttle: SimpleRateThrottle) -> RateLimitState | None:
+class RateLimitedRequest(HttpRequest):
+    """The Django request under a DRF one once the throttle has decided: RateLimitHeadersMiddleware
+    (middleware.py) turns `rate_limit` into headers."""
+
+    rate_limit: RateLimitState | None
+
+
+def rate_limit_state(throttle: ApiKeyRateThrottle) -> RateLimitState | None:
     """The state `throttle` left after its last `allow_request`; None when no limit applies."""
     history = getattr(throttle, "history", None)
     if throttle.rate is None or history is None:
@@ -54,22 +70,28 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
     """
 
     scope = "api_key"
+    # Set by SimpleRateThrottle.__init__ from the rate (None when no rate applies, which
+    # rate_limit_state checks first); the stubs do not declare them.
+    num_requests: int
+    duration: int
 
     def get_rate(self) -> str | None:
         # Read at call time, not import time (DRF's class attribute), so a changed setting applies.
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+        # The stubs type these rates as numbers; DRF's are text ("100/min").
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)  # type: ignore[return-value]
 
-    def get_cache_key(self, request, view):
-        ident = request.auth.prefix if request.auth is not None else self.get_ident(request)
+    def get_cache_key(self, request: Request, view: APIView) -> str:
+        api_key = cast("ApiKey | None", request.auth)  # what ApiKeyAuthentication gives DRF
+        ident = api_key.prefix if api_key is not None else self.get_ident(request)
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
-    def allow_request(self, request, view) -> bool:
-        def count(cache) -> bool:
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        def count(cache: BaseCache) -> bool:
             self.cache = cache
             return super(ApiKeyRateThrottle, self).allow_request(request, view)
 
         allowed = shared_or_local(count)
         # Kept on the Django request: RateLimitHeadersMiddleware adds the headers to whatever answer
         # follows (the view's, an error's, or the 429).
-        request._request.rate_limit = rate_limit_state(self)
+        cast(RateLimitedRequest, request._request).rate_limit = rate_limit_state(self)
         return allowed

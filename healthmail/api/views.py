@@ -1,20 +1,24 @@
+from typing import ClassVar
+
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularRedocView
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from healthmail.crypto import signing
 
+from .authentication import ApiRequest
 from .serializers import SigningKeySerializer, WhoAmISerializer
 
 
 class WhoAmI(APIView):
     """The calling key's tenant and scopes: lets an integrator check its set-up."""
 
-    required_scopes = {"GET": []}  # any valid key may look at itself
+    required_scopes: ClassVar[dict[str, list[str]]] = {"GET": []}  # any valid key may look at itself
 
     @extend_schema(operation_id="me_retrieve", responses=WhoAmISerializer, tags=["meta"])
-    def get(self, request):
+    def get(self, request: ApiRequest) -> Response:
         key = request.auth
         data = {
             "tenant": {"id": key.tenant_id, "slug": key.tenant.slug},
@@ -32,10 +36,10 @@ class SigningKeys(APIView):
     """The organization's published Ed25519 keys: every audit export, chain checkpoint, destruction
     certificate and evidence package it ever signed verifies with one of them."""
 
-    required_scopes = {"GET": []}  # public keys: any valid key may read them
+    required_scopes: ClassVar[dict[str, list[str]]] = {"GET": []}  # public keys: any valid key may read them
 
     @extend_schema(operation_id="signing_keys_list", responses=SigningKeySerializer(many=True), tags=["meta"])
-    def get(self, request):
+    def get(self, request: ApiRequest) -> Response:
         signing.signing_key_current(request.tenant)  # published before the first signature
         keys = signing.signing_keys(request.tenant)
         return Response(
@@ -65,8 +69,8 @@ class ApiDocs(SpectacularRedocView):
     url_name = "schema"
 
     @extend_schema(exclude=True)
-    def get(self, request, *args, **kwargs):
-        response = super().get(request, *args, **kwargs)
+    def get(self, request: Request, *args: object, **kwargs: object) -> Response:
+        response: Response = super().get(request, *args, **kwargs)
         response["Content-Security-Policy"] = DOCS_POLICY
         return response
 
