@@ -105,9 +105,10 @@ class EncryptedFieldMixin(_Field):
 
     @property
     def sealed_column(self) -> str:
-        """The column bound into the associated data (Django names it when the field joins a model)."""
+        """The column bound into the associated data. Django names it when the field joins its model;
+        the stubs allow None (a field with no column of its own), which an encrypted field never is."""
         if self.column is None:
-            raise TypeError(f"Encrypted field {self.name!r} is not on a model yet.")
+            raise TypeError(f"Encrypted field {self.name!r} has no column.")
         return self.column
 
     def deconstruct(self) -> tuple[str, str, Sequence[Any], dict[str, Any]]:
