@@ -15,10 +15,17 @@ Only for models whose primary key is set before saving (UUIDs): nothing is read 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from django.db import connection, models
 
 BATCH = 2000
+
+
+def _column(field: models.Field[Any, Any]) -> str:
+    if field.column is None:  # Django names a concrete field's column when it joins its model
+        raise TypeError(f"{field!r} has no column.")
+    return field.column
 
 
 def insert_unnest(objects: Sequence[models.Model], *, batch: int = BATCH) -> None:
@@ -28,7 +35,7 @@ def insert_unnest(objects: Sequence[models.Model], *, batch: int = BATCH) -> Non
     if meta.pk.get_default() is None:
         raise ValueError(f"{meta.label} has no primary key default: use bulk_create, which reads ids back.")
     fields = list(meta.concrete_fields)
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    columns = ", ".join(connection.ops.quote_name(_column(field)) for field in fields)
     arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
     sql = f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) SELECT * FROM unnest({arrays})"  # noqa: S608
     with connection.cursor() as cursor:

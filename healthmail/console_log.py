@@ -54,11 +54,15 @@ class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         clock = self.formatTime(record, "%H:%M:%S")
         level = "" if record.levelno == logging.INFO else f" {record.levelname}"
-        if record.name == "healthmail.request" and hasattr(record, "route"):
-            text = f"{record.method} {record.route} {record.status} {float(record.duration_ms):.0f} ms"
+        # What a logger call passed in `extra` lands in the record's __dict__ (LogRecord declares none).
+        extra = record.__dict__
+        if record.name == "healthmail.request" and "route" in extra:
+            text = (
+                f"{extra['method']} {extra['route']} {extra['status']} {float(extra['duration_ms']):.0f} ms"
+            )
             source = "web"
-        elif record.name == "celery.app.trace" and "return_value" in (getattr(record, "data", None) or {}):
-            data = record.data
+        elif record.name == "celery.app.trace" and "return_value" in (extra.get("data") or {}):
+            data = extra["data"]
             runtime = float(data.get("runtime", 0))
             text = f"{data.get('name', 'task')} did work: {data['return_value']} ({runtime:.2f} s)"
             source = "task"

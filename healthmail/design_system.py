@@ -7,10 +7,15 @@ submitted (GET with ?invalid=1), then shows how errors look, tied to their field
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django import forms
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
+
+if TYPE_CHECKING:
+    from healthmail.web.middleware import ScopedRequest
 
 # The colour tokens the gallery shows, with the contrast each reaches on white (docs/ui.md).
 COLOURS = [
@@ -40,7 +45,7 @@ class GalleryForm(forms.Form):
     confirm = forms.BooleanField(label="I checked the audience")
 
 
-def gallery(request: HttpRequest) -> HttpResponse:
+def gallery(request: ScopedRequest) -> HttpResponse:
     if request.role is None:  # signed in, but no membership and not a platform admin
         raise PermissionDenied
     form = GalleryForm(request.GET) if request.GET.get("invalid") else GalleryForm()

@@ -15,7 +15,7 @@ import mailbox
 import re
 from dataclasses import dataclass, field
 from email import policy
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.parser import BytesHeaderParser, BytesParser
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -191,18 +191,20 @@ def _detail(key: str, message: EmailMessage) -> Detail:
     return detail
 
 
-def _safe_str(value) -> str:
+def _safe_str(value: object) -> str:
     try:
         return str(value)
     except (ValueError, TypeError, IndexError):
         return "(unreadable header)"
 
 
-def _content(part: EmailMessage) -> str:
+def _content(part: MIMEPart) -> str:
     try:
-        return part.get_content()
+        text: str = part.get_content()  # a text/* part (get_body's choice): its content is a str
     except (LookupError, ValueError):  # unknown charset or broken encoding: show what we can
-        return (part.get_payload(decode=True) or b"").decode("utf-8", errors="replace")
+        payload = part.get_payload(decode=True)  # bytes for a part that is not multipart
+        return (payload if isinstance(payload, bytes) else b"").decode("utf-8", errors="replace")
+    return text
 
 
 @email_preview_policy

@@ -8,11 +8,13 @@ a file as `{% static 'vendor/chart.umd.min.js' %}`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.contrib.staticfiles.finders import BaseFinder
-from django.core.files.storage import FileSystemStorage
+from django.core.files.storage import FileSystemStorage, Storage
 
 PREFIX = "vendor"
 
@@ -41,6 +43,8 @@ def source_path(name: str) -> Path | None:
 class VendorStorage(FileSystemStorage):
     """Reads one listed file from node_modules under its served name."""
 
+    prefix: str  # where collectstatic puts the files (read by it, not by FileSystemStorage)
+
     def path(self, name: str) -> str:
         source = source_path(name)
         if source is None:
@@ -55,12 +59,14 @@ class VendorStorage(FileSystemStorage):
 class VendorFinder(BaseFinder):
     """A staticfiles finder that knows only the files in VENDOR_FILES."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.storage = VendorStorage(location=str(node_modules()))
         self.storage.prefix = PREFIX
 
-    def find(self, path: str, find_all: bool = False, **kwargs):
+    def find(  # type: ignore[override]  # the stubs say None for "not here": Django's finders.find wants []
+        self, path: str, find_all: bool = False, **kwargs: Any
+    ) -> str | list[str]:
         # Django's finders answer [] for "not here", whether or not find_all is asked.
         prefix = PREFIX + "/"
         source = source_path(path[len(prefix) :]) if path.startswith(prefix) else None
@@ -68,11 +74,13 @@ class VendorFinder(BaseFinder):
             return []
         return [str(source)] if find_all else str(source)
 
-    def list(self, ignore_patterns):
+    def list(self, ignore_patterns: Iterable[str] | None) -> Iterator[tuple[str, Storage]]:
         for name in VENDOR_FILES:
             if self.storage.exists(name):
                 yield name, self.storage
 
 
 def missing_files() -> list[str]:
-    return sorted(name for name in VENDOR_FILES if not source_path(name).is_file())
+    return sorted(
+        name for name, relative in VENDOR_FILES.items() if not (node_modules() / relative).is_file()
+    )

@@ -16,8 +16,10 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
+from typing import Any
 
 from celery import signals as celery_signals
 from django.conf import settings
@@ -57,6 +59,15 @@ HTTP_LATENCY = Histogram("healthmail_http_request_seconds", "HTTP request latenc
 HEALTH_CHECKS = Counter("healthmail_health_checks_total", "Health checks answered", ["status"])
 
 
+class IdentifiedRequest(HttpRequest):
+    """Only a type: the request once RequestIdMiddleware has named it."""
+
+    request_id: str
+
+
+_GetResponse = Callable[[HttpRequest], HttpResponse]
+
+
 def request_meta() -> RequestMeta:
     return _request_meta.get()
 
@@ -82,10 +93,10 @@ class RequestIdMiddleware:
     probes arrive with whatever Host header the orchestrator uses.
     """
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: _GetResponse) -> None:
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: IdentifiedRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id
@@ -118,7 +129,7 @@ def _log_request(request: HttpRequest, response: HttpResponse, seconds: float) -
 
 
 class MetricsMiddleware:
-    def __init__(self, get_response):
+    def __init__(self, get_response: _GetResponse) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
@@ -153,8 +164,8 @@ class LogContextFilter(logging.Filter):
         return True
 
 
-@celery_signals.setup_logging.connect
-def _keep_django_logging(**kwargs) -> None:
+@celery_signals.setup_logging.connect  # type: ignore[untyped-decorator]  # Celery has no types
+def _keep_django_logging(**kwargs: Any) -> None:
     """Celery workers and beat keep the JSON logging Django configured (this module is imported by
     that configuration, before Celery sets up logging) instead of replacing the root handlers with
     Celery's plain-text format."""
@@ -189,7 +200,7 @@ def _check_workers() -> dict[str, int]:
     return per_queue
 
 
-def _run(check) -> object:
+def _run(check: Callable[[], object]) -> object:
     try:
         return check()
     except Exception as error:  # noqa: BLE001 - a health check reports every failure as down

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from healthmail.tenants.context import user_context
 
 from .middleware import SESSION_TENANT
 from .models import Membership, User
-from .requests import TenantRequest
+
+if TYPE_CHECKING:
+    from django.contrib.sessions.backends.base import SessionBase
 
 
 def memberships_of(user: User) -> list[Membership]:
@@ -19,16 +23,15 @@ def memberships_of(user: User) -> list[Membership]:
         )
 
 
-def resolve_membership(request: TenantRequest) -> Membership | None:
-    """The session's chosen membership, else the first; None when the user belongs nowhere. Sets
-    `request.memberships` (the tenant switcher's list) as it goes."""
-    memberships = memberships_of(request.user)
-    request.memberships = memberships
-    chosen = request.session.get(SESSION_TENANT)
+def resolve_membership(session: SessionBase, user: User) -> tuple[Membership | None, list[Membership]]:
+    """The session's chosen membership, else the first (None when the user belongs nowhere), with
+    the user's memberships (the tenant switcher's list)."""
+    memberships = memberships_of(user)
+    chosen = session.get(SESSION_TENANT)
     for membership in memberships:
         if str(membership.tenant_id) == chosen:
-            return membership
+            return membership, memberships
     if not memberships:
-        return None
-    request.session[SESSION_TENANT] = str(memberships[0].tenant_id)
-    return memberships[0]
+        return None, memberships
+    session[SESSION_TENANT] = str(memberships[0].tenant_id)
+    return memberships[0], memberships

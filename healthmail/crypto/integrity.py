@@ -13,7 +13,7 @@ the basis of `manage.py integrity_scan`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from django.db import connection
@@ -21,6 +21,7 @@ from psycopg import sql
 
 from healthmail.audit_trail import alert_integrity_damaged
 from healthmail.tenants.context import tenant_context
+from healthmail.tenants.models import TenantOwnedModel
 
 from . import keys, rowkeys
 from .errors import DecryptionError
@@ -61,14 +62,14 @@ def damage_report(damage: Damage, *, found_by: str) -> None:
     )
 
 
-def undecryptable(tenant_id: uuid.UUID, table: str, object_id, column: str) -> Damage:
+def undecryptable(tenant_id: uuid.UUID, table: str, object_id: uuid.UUID | str, column: str) -> Damage:
     return Damage(
         tenant_id, table, str(object_id), f"column {column} does not decrypt (tampered, moved or key lost)"
     )
 
 
 def columns_damage(
-    tenant_id: uuid.UUID, table: str, object_id, values: dict[str, bytes | None]
+    tenant_id: uuid.UUID, table: str, object_id: uuid.UUID | str, values: Mapping[str, bytes | None]
 ) -> Damage | None:
     """The first column of one row (column → stored ciphertext) that does not decrypt, else None."""
     for column, value in values.items():
@@ -81,11 +82,11 @@ def columns_damage(
     return None
 
 
-def sealed_damage(instance) -> Damage:
+def sealed_damage(instance: TenantOwnedModel) -> Damage:
     """What is damaged in a loaded model instance whose encrypted field failed to decrypt."""
     table = instance._meta.db_table
     sealed = {
-        field.column: bytes(value)
+        field.sealed_column: bytes(value)
         for field in instance._meta.concrete_fields
         if isinstance(field, EncryptedFieldMixin)
         and isinstance(value := instance.__dict__.get(field.attname), Sealed)
@@ -143,7 +144,7 @@ def _damaged_in_table(
         t=sql.Identifier(table),
         n=sql.Literal(SCAN_BATCH),
     )
-    after: object = uuid.UUID(int=0)
+    after: uuid.UUID = uuid.UUID(int=0)
     while True:
         with tenant_context(tenant_id), connection.cursor() as cursor:
             cursor.execute(query.as_string(cursor.connection), [after])

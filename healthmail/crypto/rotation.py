@@ -21,9 +21,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from django.apps import apps
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import Q
 from psycopg import sql
 
@@ -49,15 +50,24 @@ class EncryptedColumns:
     row_key: str | None = None  # the column naming each row's own key (rowkeys.py), if any
 
 
+def _column(field: models.Field[Any, Any] | models.ForeignObjectRel) -> str:
+    # A concrete field is given its column when it joins its model; a reverse relation has none.
+    if not isinstance(field, models.Field) or field.column is None:
+        raise TypeError(f"{field!r} has no column of its own.")
+    return field.column
+
+
 def encrypted_tables() -> list[EncryptedColumns]:
     found = []
     for model in apps.get_models():
-        columns = tuple(f.column for f in model._meta.concrete_fields if isinstance(f, EncryptedFieldMixin))
+        columns = tuple(
+            f.sealed_column for f in model._meta.concrete_fields if isinstance(f, EncryptedFieldMixin)
+        )
         if columns:
             row_key = rowkeys.row_key_field(model)
-            row_key_column = model._meta.get_field(row_key).column if row_key else None
+            row_key_column = _column(model._meta.get_field(row_key)) if row_key else None
             found.append(
-                EncryptedColumns(model._meta.db_table, model._meta.pk.column, columns, row_key_column)
+                EncryptedColumns(model._meta.db_table, _column(model._meta.pk), columns, row_key_column)
             )
     return found
 
@@ -134,7 +144,9 @@ def _reencrypt_batch(
     return len(rows)
 
 
-def _row_keys(tenant_id: uuid.UUID, target: EncryptedColumns, rows: list) -> dict:
+def _row_keys(
+    tenant_id: uuid.UUID, target: EncryptedColumns, rows: list[tuple[Any, ...]]
+) -> dict[uuid.UUID, rowkeys.RowKey]:
     """Each row's own key (its stored one, or a new one for a row that never had one): pk → key."""
     if not target.row_key:
         return {}
@@ -146,8 +158,14 @@ def _row_keys(tenant_id: uuid.UUID, target: EncryptedColumns, rows: list) -> dic
     return found
 
 
-def _resealed(tenant_id: uuid.UUID, target: EncryptedColumns, pk, values: list, row_key) -> list:
-    sealed = []
+def _resealed(
+    tenant_id: uuid.UUID,
+    target: EncryptedColumns,
+    pk: uuid.UUID,
+    values: list[bytes | memoryview | None],
+    row_key: rowkeys.RowKey | None,
+) -> list[bytes | None]:
+    sealed: list[bytes | None] = []
     for column, value in zip(target.columns, values, strict=True):
         if value is None:
             sealed.append(None)

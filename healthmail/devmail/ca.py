@@ -86,7 +86,8 @@ class CertificateAuthority:
             soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=7)
             if certificate.not_valid_after_utc > soon:
                 key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-                return cls(directory, common_name, days=days, key=key, certificate=certificate)
+                if isinstance(key, ec.EllipticCurvePrivateKey):  # another kind is not ours: made anew below
+                    return cls(directory, common_name, days=days, key=key, certificate=certificate)
         ca = cls(directory, common_name, days=days)
         write_private(key_path, _key_pem(ca.key))
         write_private(cert_path, ca.certificate_pem)

@@ -20,6 +20,10 @@ import ssl
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from aiosmtpd.smtp import SMTP, Envelope, Session
 
 RECEIVER_HEADER = "X-Dev-Receiver"
 TLS_HEADER = "X-Dev-TLS"
@@ -33,7 +37,7 @@ class ReceiverSpec:
     cert_file: str = ""
     key_file: str = ""
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -45,7 +49,7 @@ def maildir_open(path: Path) -> mailbox.Maildir:
     return mailbox.Maildir(str(path), factory=None, create=False)
 
 
-def _tls_facts(session) -> str:
+def _tls_facts(session: Session) -> str:
     ssl_object = (session.ssl or {}).get("ssl_object") if session.ssl else None
     if ssl_object is None:
         return "none"
@@ -60,11 +64,11 @@ def _header_safe(value: str) -> str:
 class MaildirHandler:
     """aiosmtpd handler: prepends the trace headers and adds the message to the Maildir."""
 
-    def __init__(self, path: Path, spec: ReceiverSpec):
+    def __init__(self, path: Path, spec: ReceiverSpec) -> None:
         self.path = Path(path)
         self.spec = spec
 
-    async def handle_DATA(self, server, session, envelope):
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         box = maildir_open(self.path)  # every time: the folders may have been removed while running
         trace = [f"Return-Path: <{_header_safe(envelope.mail_from or '')}>"]
         trace += [f"Delivered-To: {_header_safe(rcpt)}" for rcpt in envelope.rcpt_tos]
@@ -88,11 +92,16 @@ def _context(spec: ReceiverSpec) -> ssl.SSLContext | None:
 class PolicyServer:
     """HTTPS on 127.0.0.1: GET /.well-known/mta-sts.txt answers the policy (text/plain), else 404."""
 
-    def __init__(self, spec: ReceiverSpec, policy: str):
+    def __init__(self, spec: ReceiverSpec, policy: str) -> None:
         payload = policy.encode("ascii")
+        context = _context(spec)
+        if context is None:
+            raise ValueError(
+                f"The MTA-STS policy server answers over HTTPS: {spec.kind} needs a certificate."
+            )
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
+            def do_GET(self) -> None:
                 host = (self.headers.get("Host") or "").split(":")[0].lower()
                 found = self.path == "/.well-known/mta-sts.txt" and host == spec.hostname
                 body = payload if found else b"not found"
@@ -102,11 +111,11 @@ class PolicyServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, *args):
+            def log_message(self, *args: Any) -> None:
                 pass
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", spec.port), Handler)
-        self.httpd.socket = _context(spec).wrap_socket(self.httpd.socket, server_side=True)
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
@@ -114,7 +123,11 @@ class PolicyServer:
         self.httpd.server_close()
 
 
-def start(specs: list[ReceiverSpec], maildir: Path) -> list:
+class Receiver(Protocol):
+    def stop(self) -> None: ...
+
+
+def start(specs: list[ReceiverSpec], maildir: Path) -> list[Receiver]:
     """Start one aiosmtpd controller per spec (threads of this process), the policy server for the
     `mta-sts` spec; returns what was started (each has stop())."""
     from aiosmtpd.controller import Controller
@@ -123,7 +136,7 @@ def start(specs: list[ReceiverSpec], maildir: Path) -> list:
 
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # it logs envelope addresses at INFO
     maildir_open(maildir)
-    controllers = []
+    controllers: list[Receiver] = []
     for spec in specs:
         if spec.kind == "mta-sts":
             controllers.append(PolicyServer(spec, mta_sts_policy_text()))

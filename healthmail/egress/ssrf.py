@@ -60,7 +60,7 @@ def private_allowed() -> bool:
 
 def system_resolve(host: str, port: int) -> list[str]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return sorted({info[4][0] for info in infos})
+    return sorted({str(info[4][0]) for info in infos})  # an IPv4 or IPv6 sockaddr starts with the address
 
 
 def _refuse(reason: str) -> UnsafeTarget:

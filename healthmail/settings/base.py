@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import environ
@@ -18,7 +19,8 @@ def env_secret(name: str, default: str = "") -> str:
     path = env(f"{name}_FILE", default="")
     if path:
         return Path(path).read_text(encoding="utf-8").strip()
-    return env(name, default=default)
+    value: str = env(name, default=default)  # django-environ has no types
+    return value
 
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
@@ -117,8 +119,8 @@ DATABASE_APP_PASSWORD = env("DATABASE_APP_PASSWORD", default="")
 DATABASE_ROLE = env("HEALTHMAIL_DB_ROLE", default="app")
 
 
-def _database(url: str, *, as_owner: bool) -> dict:
-    config = environ.Env.db_url_config(url)
+def _database(url: str, *, as_owner: bool) -> dict[str, Any]:
+    config: dict[str, Any] = environ.Env.db_url_config(url)
     config["ENGINE"] = "django.db.backends.postgresql"
     if not as_owner:
         config["USER"] = DATABASE_APP_USER
@@ -176,7 +178,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 270
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
 
 # --- Sessions and authentication ------------------------------------------------------------------
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
@@ -299,7 +301,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- Logging: JSON lines, request id and tenant id on every record, never PHI ----------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"context": {"()": "healthmail.observability.LogContextFilter"}},
@@ -463,7 +465,7 @@ DELIVERY_HEARTBEAT_GRACE_SECONDS = env.float("DELIVERY_HEARTBEAT_GRACE_SECONDS",
 DELIVERY_JOURNAL_DIR = env("DELIVERY_JOURNAL_DIR", default=str(BASE_DIR / ".devstack" / "delivery-journal"))
 
 
-def _relay(*, host: str, port: int, username: str, password: str) -> dict | None:
+def _relay(*, host: str, port: int, username: str, password: str) -> dict[str, Any] | None:
     """A smart host for a stream (always verified TLS; AUTH only over it), or None: direct MX."""
     if not host:
         return None

@@ -12,12 +12,14 @@ task the broker delivered twice) never send the same row twice while its claim h
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import re
 import secrets
 import smtplib
 import uuid
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
@@ -29,6 +31,10 @@ from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
 from .models import SystemMail
+
+if TYPE_CHECKING:
+    # The AUTH_USER_MODEL, as django-stubs name it: sysmail is below accounts and cannot import it.
+    from django.contrib.auth.models import _User
 
 logger = logging.getLogger(__name__)
 SWEEP_BATCH = 500
@@ -50,8 +56,8 @@ def system_mail_queue(
     topic: str,
     subject: str,
     body: str,
-    users: Iterable = (),
-    source_ids: Sequence = (),
+    users: Iterable[_User] = (),
+    source_ids: Sequence[uuid.UUID | str] = (),
     lifetime: datetime.timedelta | None = None,
 ) -> list[SystemMail]:
     """One row per staff user, sent after the caller commits. Staff only, by construction: mail to a
@@ -80,7 +86,7 @@ def system_mail_queue(
         SystemMail.objects.bulk_create(rows)  # ids are made client-side: each field is sealed to its row
     for row in rows:
         # robust: a broker outage must not turn the committed write into an error; the sweep sends it
-        transaction.on_commit(lambda row=row: _enqueue(row.tenant_id, row.pk), robust=True)
+        transaction.on_commit(functools.partial(_enqueue, row.tenant_id, row.pk), robust=True)
     return rows
 
 

@@ -6,7 +6,9 @@ A response of 500 or more rolls the transaction back, so a crash never leaves a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
@@ -23,12 +25,29 @@ from healthmail.crypto.rowkeys import key_scope
 from healthmail.observability import request_meta
 from healthmail.tenants.context import tenant_context
 
+if TYPE_CHECKING:
+    from healthmail.accounts.models import ApiKey, Membership, User
+    from healthmail.tenants.models import Tenant
+
+
+class ScopedRequest(HttpRequest):
+    """Only a type: the request as this middleware leaves it, each attribute None (or empty) until
+    resolved (the access decorators then guarantee what healthmail.accounts.requests.TenantRequest says)."""
+
+    tenant: Tenant | None
+    membership: Membership | None
+    memberships: list[Membership]
+    role: str | None
+    api_key: ApiKey | None
+    api_key_error: str
+    api_key_throttled: bool  # set only when a presented key was refused
+
 
 class TenantMiddleware:
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: ScopedRequest) -> HttpResponse:
         request.tenant = None
         request.membership = None
         request.role = None
@@ -38,7 +57,7 @@ class TenantMiddleware:
             if request.path.startswith("/api/"):
                 self._authenticate_api_key(request)
             elif getattr(request, "user", None) is not None and request.user.is_authenticated:
-                self._resolve_person(request)
+                self._resolve_person(request, request.user)
                 refusal = self._refuse_if_suspended(request)
                 if refusal is not None:
                     return refusal
@@ -51,10 +70,10 @@ class TenantMiddleware:
                     transaction.set_rollback(True)
         return response
 
-    def _refuse_if_suspended(self, request: HttpRequest) -> HttpResponse | None:
+    def _refuse_if_suspended(self, request: ScopedRequest) -> HttpResponse | None:
         """A member of a suspended tenant sees why on every page but sign-out and the switcher."""
         tenant = request.tenant
-        if request.membership is None or tenant.is_active:
+        if request.membership is None or tenant is None or tenant.is_active:
             return None
         if request.path in (reverse("accounts:logout"), reverse("accounts:switch_tenant")):
             return None
@@ -68,7 +87,7 @@ class TenantMiddleware:
         request.role = None  # the page offers no links into the suspended tenant
         return render(request, "accounts/tenant_suspended.html", {"suspended_tenant": tenant}, status=403)
 
-    def _authenticate_api_key(self, request: HttpRequest) -> None:
+    def _authenticate_api_key(self, request: ScopedRequest) -> None:
         header = request.headers.get("Authorization", "")
         if not header:
             return
@@ -85,13 +104,13 @@ class TenantMiddleware:
         request.api_key = api_key
         request.tenant = api_key.tenant
 
-    def _resolve_person(self, request: HttpRequest) -> None:
-        if not request.user.is_verified():
+    def _resolve_person(self, request: ScopedRequest, user: User) -> None:
+        if not user.is_verified():
             return
-        membership = resolve_membership(request)
+        membership, request.memberships = resolve_membership(request.session, user)
         if membership is not None:
             request.membership = membership
             request.tenant = membership.tenant
             request.role = membership.role
-        elif request.user.is_platform_admin:
+        elif user.is_platform_admin:
             request.role = PLATFORM_ADMIN

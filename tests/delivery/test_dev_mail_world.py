@@ -7,6 +7,8 @@ import ssl
 import stat
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from delivery.engine.send import Dependencies
 from delivery.tls.policy import Source, tls_policy_resolve
@@ -137,3 +139,25 @@ def test_the_engine_fetches_the_demo_sender_domains_mta_sts_policy_through_the_s
     assert (policy.source, policy.mode, policy.mta_sts_id) == (Source.MTA_STS, "testing", "20261207")
     assert policy.mx_patterns == (SYSTEM_HOST,)
     assert [mx.host for mx in policy.mx] == [SYSTEM_HOST]  # the policy names the domain's own MX
+
+
+def test_a_ca_key_of_another_kind_is_replaced_by_a_new_ca(tmp_path):
+    """The CA signs with the EC key it made; a key file of another kind (not one it wrote) is treated
+    like an expiring CA: a new CA and key replace it."""
+    first = CertificateAuthority.persistent(tmp_path / "ca")
+    foreign = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "ca" / "ca.key").write_bytes(
+        foreign.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    second = CertificateAuthority.persistent(tmp_path / "ca")
+    assert isinstance(second.key, ec.EllipticCurvePrivateKey)
+    assert second.certificate_der != first.certificate_der
+    assert isinstance(CertificateAuthority.persistent(tmp_path / "ca").key, ec.EllipticCurvePrivateKey)
+
+
+def test_the_policy_server_refuses_a_spec_without_a_certificate():
+    spec = receivers.ReceiverSpec("mta-sts", "mta-sts.example.org", free_port())
+    with pytest.raises(ValueError, match="HTTPS"):
+        receivers.PolicyServer(spec, "version: STSv1\n")
