@@ -151,6 +151,8 @@ ACTION_LABELS = {
     "campaign.template_version_create": _("Template version frozen"),
     "campaign.template_language_remove": _("Template language removed"),
     "campaign.template_test_send": _("Test email sent"),
+    "template.deleted": _("Template deleted"),
+    "template.archived": _("Template archived (its frozen versions kept)"),
     # Journeys
     "journeys.create": _("Journey created"),
     "journeys.edit": _("Journey edited"),

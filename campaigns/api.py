@@ -12,11 +12,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from healthmail.actors import Actor
+from healthmail.api.idempotency import idempotent
 from healthmail.api.pagination import CursorPagination
 
 from . import selectors
 from .models import Template
 from .serializers import StrictSerializer
+from .services import template_lifecycle
 from .services import templates as template_services
 
 SCOPE = ["campaigns:read"]
@@ -47,6 +49,10 @@ class TemplateDetailSerializer(TemplateSummarySerializer):
 
 _NOT_FOUND = OpenApiResponse(description="No such object in your organization.")
 _NAME_TAKEN = OpenApiResponse(description="Another template of your organization has this name.")
+_IN_USE = OpenApiResponse(
+    description="Campaigns or journeys use the template (template_in_use); the problem's `campaigns` "
+    "and `journeys` say how many (any status; versions and A/B variants count)."
+)
 
 
 class TemplateContentInSerializer(StrictSerializer):
@@ -117,7 +123,7 @@ class TemplateCollection(APIView):
 
 
 class TemplateItem(APIView):
-    required_scopes = {"GET": SCOPE, "PATCH": WRITE_SCOPE}
+    required_scopes = {"GET": SCOPE, "PATCH": WRITE_SCOPE, "DELETE": WRITE_SCOPE}
 
     @extend_schema(
         operation_id="templates_retrieve",
@@ -151,3 +157,46 @@ class TemplateItem(APIView):
             make_default=data["make_default"],
         )
         return Response(_template_detail(request, template))
+
+    @extend_schema(
+        operation_id="templates_destroy",
+        request=None,
+        responses={204: None, 404: _NOT_FOUND, 409: _IN_USE},
+        tags=["templates"],
+        description="Remove a template nothing uses. One never frozen is deleted; one with frozen "
+        "versions is archived (they are evidence of what was sent): it leaves the lists, answers 404 "
+        "by id and cannot be used again, while its versions stay readable under /template-versions.",
+    )
+    @idempotent
+    def delete(self, request, template_id):
+        template = selectors.template_get(tenant=request.tenant, template_id=template_id)
+        template_lifecycle.template_remove(
+            tenant=request.tenant, actor=Actor.for_api_key(request.auth), template=template
+        )
+        return Response(status=204)
+
+
+class TemplateLanguageItem(APIView):
+    required_scopes = {"DELETE": WRITE_SCOPE}
+
+    @extend_schema(
+        operation_id="templates_languages_destroy",
+        request=None,
+        responses={
+            204: None,
+            404: OpenApiResponse(description="No such template, or it has no such language."),
+            409: OpenApiResponse(
+                description="The default language cannot be removed (language_is_default); make "
+                "another one the default first (PATCH with make_default)."
+            ),
+        },
+        tags=["templates"],
+        description="Remove one language of the template. Frozen versions keep theirs.",
+    )
+    @idempotent
+    def delete(self, request, template_id, language):
+        template = selectors.template_get(tenant=request.tenant, template_id=template_id)
+        template_services.template_language_remove(
+            tenant=request.tenant, actor=Actor.for_api_key(request.auth), template=template, language=language
+        )
+        return Response(status=204)

@@ -6,6 +6,11 @@ urlpatterns = [
     path("templates", api.TemplateCollection.as_view(), name="api-templates"),
     path("templates/<uuid:template_id>", api.TemplateItem.as_view(), name="api-template"),
     path(
+        "templates/<uuid:template_id>/languages/<str:language>",
+        api.TemplateLanguageItem.as_view(),
+        name="api-template-language",
+    ),
+    path(
         "templates/<uuid:template_id>/versions",
         template_version_api.TemplateVersionCollection.as_view(),
         name="api-template-versions",

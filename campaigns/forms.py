@@ -10,6 +10,7 @@ from delivery.models import EncryptionPolicy, SenderDomain
 from segmentation.models import Segment
 
 from .models import Campaign, Goal, Metric, Template
+from .selectors import template_list
 
 TEXTAREA = {"rows": 12, "spellcheck": "false", "class": "code"}
 
@@ -140,7 +141,7 @@ class CampaignForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["topic"].queryset = Topic.objects.for_tenant(tenant)
         self.fields["segment"].queryset = Segment.objects.for_tenant(tenant).order_by("name")
-        templates = Template.objects.for_tenant(tenant).filter(kind=Template.Kind.MARKETING).order_by("name")
+        templates = template_list(tenant=tenant).filter(kind=Template.Kind.MARKETING)  # archived left out
         self.fields["template"].queryset = templates
         for key in "abcd":
             self.fields[f"variant_{key}_template"].queryset = templates

@@ -72,6 +72,9 @@ class Template(TenantOwnedModel):
     lint = models.JSONField(default=dict, blank=True)
     has_errors = models.BooleanField(default=True)
     revision = models.PositiveIntegerField(default=1)
+    # Removed while frozen versions of it exist (services/template_lifecycle.py): the versions are
+    # evidence of what was sent and may not be deleted, so the template stays, hidden and unusable.
+    archived_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -81,7 +84,12 @@ class Template(TenantOwnedModel):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "name"], name="campaign_template_name_unique")
+            # An archived template's name is free again: nobody sees it any more.
+            models.UniqueConstraint(
+                fields=["tenant", "name"],
+                condition=Q(archived_at__isnull=True),
+                name="campaign_template_name_unique",
+            )
         ]
 
     def __str__(self) -> str:

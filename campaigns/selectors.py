@@ -65,11 +65,13 @@ def campaign_get(*, tenant: Tenant, campaign_id) -> Campaign:
 
 
 def template_list(*, tenant: Tenant) -> QuerySet[Template]:
-    return Template.objects.for_tenant(tenant).order_by("name")
+    """The templates people and API clients see and choose from: archived ones are left out."""
+    return Template.objects.for_tenant(tenant).filter(archived_at__isnull=True).order_by("name")
 
 
 def template_get(*, tenant: Tenant, template_id) -> Template:
-    found = Template.objects.for_tenant(tenant).filter(pk=_uuid(template_id)).first()
+    # An archived template is not found (docs/api.md): its frozen versions stay readable by id.
+    found = template_list(tenant=tenant).filter(pk=_uuid(template_id)).first()
     if found is None:
         raise NotFound("No such template.")
     return found

@@ -4,7 +4,9 @@ exactly what goes out. Reads need campaigns:read, freezing a new version templat
 
 A preview renders through the one rendering path (the Jinja2 sandbox of templating/, the editor's
 and the sender's) with the synthetic contact of the template preview page: no person's data is read,
-so a preview carries no PHI whatever the key's scopes. The lint of the same content comes with it."""
+so a preview carries no PHI whatever the key's scopes. The lint of the same content comes with it.
+A POST names a contact instead (services/contact_preview.py): that needs contacts:phi and is an
+audited PHI read."""
 
 from __future__ import annotations
 
@@ -20,11 +22,15 @@ from healthmail.api.pagination import CursorPagination
 from . import selectors
 from .api import TemplateContentSerializer
 from .models import TemplateVersion
+from .serializers import StrictSerializer
+from .services import contact_preview
 from .services import templates as template_services
 from .templating import lint as linting
 
 READ = ["campaigns:read"]
 WRITE = ["templates:write"]
+# A preview with a real contact's values reads PHI.
+PREVIEW_WITH_CONTACT = ["campaigns:read", "contacts:phi"]
 _TAGS = ["templates"]
 _NOT_FOUND = OpenApiResponse(description="No such object in your organization.")
 
@@ -96,7 +102,9 @@ class PreviewSerializer(serializers.Serializer):
     language = serializers.CharField(help_text="The language rendered (the default when not given).")
     rendered = RenderedSerializer(allow_null=True, help_text="null when the content cannot be rendered.")
     error = serializers.CharField(help_text="Why it cannot be rendered; empty when it was.")
-    synthetic = serializers.BooleanField(help_text="Always true: rendered for a synthetic contact.")
+    synthetic = serializers.BooleanField(
+        help_text="True: rendered for a synthetic contact; false: with the values of the contact asked for."
+    )
     lint = LintSerializer()
 
 
@@ -106,7 +114,19 @@ class PreviewQuerySerializer(serializers.Serializer):
     )
 
 
-def _preview_body(shown: template_services.Preview, lint: linting.TemplateLint) -> dict:
+class ContactPreviewSerializer(StrictSerializer):
+    contact_id = serializers.UUIDField(help_text="A contact of your organization whose values are rendered.")
+    language = serializers.CharField(
+        max_length=12,
+        required=False,
+        allow_blank=True,
+        help_text="e.g. es; default: the contact's when the content has it, else the template's.",
+    )
+
+
+def _preview_body(
+    shown: template_services.Preview, lint: linting.TemplateLint, *, synthetic: bool = True
+) -> dict:
     rendered = shown.rendered
     return {
         "language": shown.language,
@@ -119,7 +139,7 @@ def _preview_body(shown: template_services.Preview, lint: linting.TemplateLint) 
             "text": rendered.text,
         },
         "error": shown.error,
-        "synthetic": True,
+        "synthetic": synthetic,
         "lint": {
             "findings": [finding.as_dict() for finding in lint.findings],
             "merge_fields": sorted(lint.fields),
@@ -189,8 +209,22 @@ class TemplateVersionItem(APIView):
         return Response(TemplateVersionDetailSerializer(version).data)
 
 
+def _contact_preview_query(request) -> dict:
+    incoming = ContactPreviewSerializer(data=request.data)
+    incoming.is_valid(raise_exception=True)
+    return incoming.validated_data
+
+
+_CONTACT_PREVIEW = (
+    "Rendered with the values of one contact of your organization (needs contacts:phi): only the "
+    "contact fields the content uses are read, recorded as a PHI read (purpose `api template preview`). "
+    "Links and the footer stay the synthetic recipient's. A contact of another organization, or a "
+    "deleted one, answers 404."
+)
+
+
 class TemplateVersionPreview(APIView):
-    required_scopes = {"GET": READ}
+    required_scopes = {"GET": READ, "POST": PREVIEW_WITH_CONTACT}
 
     @extend_schema(
         operation_id="template_versions_preview",
@@ -207,9 +241,29 @@ class TemplateVersionPreview(APIView):
         lint = template_services.version_lint(tenant=request.tenant, version=version)
         return Response(PreviewSerializer(_preview_body(shown, lint)).data)
 
+    @extend_schema(
+        operation_id="template_versions_preview_contact",
+        request=ContactPreviewSerializer,
+        responses={200: PreviewSerializer, 404: _NOT_FOUND},
+        tags=_TAGS,
+        description=f"The version as this contact would receive it. {_CONTACT_PREVIEW}",
+    )
+    def post(self, request, version_id):
+        version = selectors.template_version_get(tenant=request.tenant, version_id=version_id)
+        query = _contact_preview_query(request)
+        shown = contact_preview.version_contact_preview(
+            tenant=request.tenant,
+            actor=Actor.for_api_key(request.auth),
+            version=version,
+            contact_id=query["contact_id"],
+            language=query.get("language", ""),
+        )
+        lint = template_services.version_lint(tenant=request.tenant, version=version)
+        return Response(PreviewSerializer(_preview_body(shown, lint, synthetic=False)).data)
+
 
 class TemplatePreview(APIView):
-    required_scopes = {"GET": READ}
+    required_scopes = {"GET": READ, "POST": PREVIEW_WITH_CONTACT}
 
     @extend_schema(
         operation_id="templates_preview",
@@ -227,3 +281,23 @@ class TemplatePreview(APIView):
         )
         lint = template_services.template_lint(tenant=request.tenant, template=template)
         return Response(PreviewSerializer(_preview_body(shown, lint)).data)
+
+    @extend_schema(
+        operation_id="templates_preview_contact",
+        request=ContactPreviewSerializer,
+        responses={200: PreviewSerializer, 404: _NOT_FOUND},
+        tags=_TAGS,
+        description=f"The template's current content as this contact would receive it. {_CONTACT_PREVIEW}",
+    )
+    def post(self, request, template_id):
+        template = selectors.template_get(tenant=request.tenant, template_id=template_id)
+        query = _contact_preview_query(request)
+        shown = contact_preview.template_contact_preview(
+            tenant=request.tenant,
+            actor=Actor.for_api_key(request.auth),
+            template=template,
+            contact_id=query["contact_id"],
+            language=query.get("language", ""),
+        )
+        lint = template_services.template_lint(tenant=request.tenant, template=template)
+        return Response(PreviewSerializer(_preview_body(shown, lint, synthetic=False)).data)

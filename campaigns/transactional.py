@@ -162,7 +162,9 @@ def _content(tenant: Tenant, actor: Actor, request: MessageRequest):
             "xx",
             Template.Kind.TRANSACTIONAL,
         )
-    template = Template.objects.for_tenant(tenant).filter(pk=request.template_id).first()
+    template = (
+        Template.objects.for_tenant(tenant).filter(pk=request.template_id, archived_at__isnull=True).first()
+    )
     if template is None:
         raise MessageRefused("No such template.", code="template_not_found")
     try:

@@ -46,3 +46,10 @@ class JourneysConfig(AppConfig):
         from .services.events import engagement_receive
 
         register_engagement_handler(engagement_receive)
+
+        # A template a journey sends may not be removed (campaigns asks; it imports nothing from here).
+        from campaigns.services.template_lifecycle import register_template_use_counter
+
+        from .selectors import journeys_using_template
+
+        register_template_use_counter("journeys", journeys_using_template)

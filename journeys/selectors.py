@@ -6,15 +6,17 @@ import datetime
 import uuid
 from collections import defaultdict
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import BooleanField, Count, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from campaigns.models import Campaign
+from campaigns.models import Campaign, Template
 from consent.models import Topic
 from contacts.models import Contact
 from healthmail import disclosure, labels
 from healthmail.errors import NotFound
+from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 from segmentation.models import Segment
 
@@ -27,6 +29,19 @@ STEP_CELLS = ("waiting", "entered", "sent", "refused", "exited", "converted")
 
 def journey_list(*, tenant: Tenant) -> QuerySet[Journey]:
     return Journey.objects.filter(tenant=tenant).select_related("live_version").order_by("-created_at")
+
+
+def journeys_using_template(tenant: Tenant, template: Template) -> int:
+    """How many journeys have a version (any status, archived journeys too) with a step that sends
+    the template: campaigns' template removal asks (registered in apps.py)."""
+    sends = RawSQL(
+        "jsonb_path_exists(definition, '$.steps.* ? (@.template_id == $id)', jsonb_build_object('id', %s))",
+        [str(template.pk)],
+        output_field=BooleanField(),
+    )
+    with tenant_context(tenant):
+        versions = JourneyVersion.objects.filter(tenant=tenant).alias(sends=sends).filter(sends=True)
+        return versions.values("journey_id").distinct().count()
 
 
 def journey_names(tenant: Tenant, ids: list[str]) -> dict[str, str]:

@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from campaigns.models import Template
+from campaigns.selectors import template_list
 from campaigns.views.common import require_any_permission
 from consent import services as consent
 from consent.models import Purpose
@@ -83,7 +83,7 @@ def _palette(request: HttpRequest, journey: Journey | None) -> dict:
         "max_variants": spec.MAX_VARIANTS,
         "templates": [
             {"id": str(t.pk), "name": t.name, "kind": t.kind}
-            for t in Template.objects.filter(tenant=request.tenant).order_by("name")
+            for t in template_list(tenant=request.tenant)  # archived ones left out
         ],
         "purposes": [{"id": value, "name": label} for value, label in Purpose.choices],
         "topics": [{"id": key, "name": topic.name} for key, topic in sorted(topics.items())],

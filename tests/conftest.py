@@ -204,6 +204,9 @@ def api():
         def post(self, path, data=None, content_type="application/json", **extra):
             return self.client.post(path, data, content_type=content_type, **self.headers, **extra)
 
+        def delete(self, path, **extra):
+            return self.client.delete(path, **self.headers, **extra)
+
         def generic(self, method, path, data="", content_type="application/json", **extra):
             return self.client.generic(method, path, data, content_type=content_type, **self.headers, **extra)
 

@@ -29,6 +29,7 @@ from ..templating.sandbox import analyze
 from . import templates as template_services
 from .common import CampaignConflict, CampaignError, author_id
 from .history import transition_record
+from .template_lifecycle import template_for_use
 
 LOCAL_PART = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 VARIANT_KEYS = ("A", "B", "C", "D")
@@ -77,6 +78,11 @@ def _get(model, tenant: Tenant, object_id, label: str):
     if found is None:
         raise NotFound(f"No such {label}.", code=f"{label.replace(' ', '_')}_not_found")
     return found
+
+
+def _template(tenant: Tenant, template_id) -> Template | None:
+    # Locked against a removal until the campaign is saved; an archived template is not found.
+    return None if template_id is None else template_for_use(tenant=tenant, template_id=template_id)
 
 
 def _validate(data: CampaignInput) -> None:
@@ -139,7 +145,7 @@ def _apply(tenant: Tenant, campaign: Campaign, data: CampaignInput) -> None:
     topic = _get(Topic, tenant, data.topic_id, "topic")
     if topic is not None and topic.purpose != data.purpose:
         raise CampaignError(f"The topic “{topic.name}” is not a {data.purpose} topic.", code="topic_mismatch")
-    template = _get(Template, tenant, data.template_id, "template")
+    template = _template(tenant, data.template_id)
     if template is not None and template.kind != Template.Kind.MARKETING:
         raise CampaignError(
             "Campaigns use campaign templates (API data fields are for transactional messages).",
@@ -183,7 +189,7 @@ def _save_variants(tenant: Tenant, campaign: Campaign, data: CampaignInput) -> N
                 campaign=campaign,
                 key=v.key,
                 subject="" if content else v.subject.strip(),
-                template=_get(Template, tenant, v.template_id, "template") if content else None,
+                template=_template(tenant, v.template_id) if content else None,
             )
             for v in data.variants
         ]

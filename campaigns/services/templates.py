@@ -7,7 +7,7 @@ always see the findings of the content as it is now.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -29,7 +29,7 @@ from ..templating import fields as merge_fields
 from ..templating import lint as linting
 from ..templating import render
 from ..templating.sandbox import RenderError, analyze
-from .common import CampaignError, actor_ref
+from .common import CampaignConflict, CampaignError, actor_ref
 
 MAX_LANGUAGES = 12
 TEST_SUBJECT_PREFIX = "[Test] "
@@ -220,21 +220,32 @@ def template_update(
 
 @transaction.atomic
 def template_language_remove(*, tenant: Tenant, actor: Actor, template: Template, language: str) -> None:
+    """Remove one language. The default one stays (409 language_is_default): every send falls back
+    to it. Frozen versions keep the language they were frozen with."""
+    language = (language or "").strip().lower()
     with tenant_context(tenant):
-        if language == template.default_language:
-            raise CampaignError("The default language cannot be removed.", code="default_language")
+        # Locked as a save locks it: a concurrent "make default" cannot make it the default meanwhile.
+        locked = Template.objects.select_for_update(of=("self",)).get(pk=template.pk, tenant=tenant)
+        if language == locked.default_language:
+            raise CampaignConflict(
+                "The default language cannot be removed; make another language the default first.",
+                code="language_is_default",
+            )
         deleted, _ = (
-            TemplateContent.objects.for_tenant(tenant).filter(template=template, language=language).delete()
+            TemplateContent.objects.for_tenant(tenant).filter(template=locked, language=language).delete()
         )
         if not deleted:
-            raise NotFound("No such language in this template.")
-        _relint(tenant, template)
+            raise NotFound("No such language in this template.", code="language_not_found")
+        locked.revision += 1
+        locked.save(update_fields=["revision", "updated_at"])
+        _relint(tenant, locked)
+        template.__dict__.update({k: v for k, v in locked.__dict__.items() if not k.startswith("_")})
         audit.record(
             actor=actor,
             action="campaign.template_language_remove",
-            target=template,
+            target=locked,
             tenant=tenant,
-            details={"language": language},
+            details={"language": language, "revision": locked.revision},
         )
 
 
@@ -243,7 +254,13 @@ def template_freeze(*, tenant: Tenant, actor: Actor, template: Template) -> Temp
     """Freeze the current content (and the blocks it includes) as the next version. Refused while
     the lint finds errors."""
     with tenant_context(tenant):
-        locked = Template.objects.select_for_update(of=("self",)).get(pk=template.pk, tenant=tenant)
+        locked = (
+            Template.objects.select_for_update(of=("self",))
+            .filter(pk=template.pk, tenant=tenant, archived_at__isnull=True)
+            .first()
+        )
+        if locked is None:  # removed (template_lifecycle.py): nothing new may use it
+            raise NotFound("No such template.", code="template_not_found")
         result = _relint(tenant, locked)
         if result.errors:
             raise CampaignError(
@@ -420,8 +437,11 @@ def preview(
     topic=None,
     sender_name: str = "",
     subject_override: str = "",
+    person_values: Callable[[set[str]], dict[str, str]] | None = None,
 ) -> Preview:
-    """Render with a synthetic contact: no person's data is read for a preview or a test send."""
+    """Render with a synthetic contact: no person's data is read for a preview or a test send.
+    `person_values` (contact_preview.py) gives a real contact's values of the fields used instead,
+    read under its own audit; links and footer stay the synthetic recipient's."""
     if not contents:
         return Preview(language, None, "The template has no content yet.")
     default = language if language in contents else next(iter(contents))
@@ -434,6 +454,8 @@ def preview(
     for source in (*parts.as_dict().values(), subject_override):
         names |= analyze(source, field_set=field_set, blocks=blocks).fields
     values = synthetic_values(field_set, names, tenant)
+    if person_values is not None:
+        values.update(person_values(names))
     values.update({k: v for k, v in _link_values(recipient, topic).items() if k in names})
     footer = footer_for(
         tenant=tenant,

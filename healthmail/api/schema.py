@@ -17,6 +17,7 @@ from .idempotency import MAX_KEY_LENGTH, is_idempotent
 from .serializers import ProblemSerializer
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
+_IDEMPOTENT_METHODS = {"POST", "DELETE"}  # where a handler may declare Idempotency-Key (idempotency.py)
 # Sent on every answer that passed the rate limit (authenticated calls); see throttling.py.
 _RATE_LIMIT_HEADERS = {
     "RateLimit-Limit": "Requests allowed per window for this API key.",
@@ -87,21 +88,21 @@ class ProblemAutoSchema(AutoSchema):
             )
             for name, description in _RATE_LIMIT_HEADERS.items()
         ]
-        if self.method == "POST" and is_idempotent(self._handler()):
+        if self.method in _IDEMPOTENT_METHODS and is_idempotent(self._handler()):
             parameters += [
                 OpenApiParameter(
                     "Idempotency-Key",
                     OpenApiTypes.STR,
                     OpenApiParameter.HEADER,
                     pattern=rf"^[\x21-\x7e]{{1,{MAX_KEY_LENGTH}}}$",
-                    description="Repeat a POST safely: the same key and body within 24 hours replay "
+                    description="Repeat a write safely: the same key and body within 24 hours replay "
                     "the first answer; the same key with another body answers 422.",
                 ),
                 OpenApiParameter(
                     "Idempotent-Replayed",
                     OpenApiTypes.STR,
                     OpenApiParameter.HEADER,
-                    response=[200, 201, 202],
+                    response=[200, 201, 202, 204],
                     enum=["true"],
                     description="Present when this answer is a replay.",
                 ),
@@ -127,7 +128,8 @@ class ProblemAutoSchema(AutoSchema):
                 415: "The body is not application/json.",
                 422: "Some fields are invalid; see `errors`.",
             }
-        if self.method == "POST" and is_idempotent(self._handler()):
+        if self.method in _IDEMPOTENT_METHODS and is_idempotent(self._handler()):
+            errors.setdefault(400, "The Idempotency-Key header is malformed.")
             errors[409] = "A request with this Idempotency-Key is still in progress."
             errors[422] = "Some fields are invalid, or the Idempotency-Key was used with another body."
         return errors

@@ -57,7 +57,9 @@ def _freeze_sends(tenant: Tenant, actor: Actor, definition: dict) -> bool:
     for key, step in definition["steps"].items():
         if step["type"] != "send":
             continue
-        template = Template.objects.filter(tenant=tenant, pk=_uuid(step["template_id"])).first()
+        template = Template.objects.filter(
+            tenant=tenant, pk=_uuid(step["template_id"]), archived_at__isnull=True
+        ).first()
         if template is None:
             raise _problem(f"steps.{key}.template_id", "No such template in this organization.")
         version = template_services.template_freeze(tenant=tenant, actor=actor, template=template)

@@ -69,6 +69,23 @@ def _template_id(tenant, issue_key) -> uuid.UUID:
     return template(tenant, person(tenant, Role.MARKETER).actor).pk
 
 
+def _template_with_spanish_id(tenant, issue_key) -> uuid.UUID:
+    """A template with a second language (es) that can be removed."""
+    from campaigns.services.templates import ContentInput, template_update
+    from healthmail.accounts.roles import Role
+    from tests.campaigns.conftest import person, template
+
+    marketer = person(tenant, Role.MARKETER).actor
+    saved = template(tenant, marketer, name=f"t {uuid.uuid4().hex[:6]}")
+    template_update(
+        tenant=tenant,
+        actor=marketer,
+        template=saved,
+        content=ContentInput("es", "Vacunas", "", "<p>Hola</p>"),
+    )
+    return saved.pk
+
+
 def _campaign_id(tenant, issue_key) -> uuid.UUID:
     from campaigns.services.campaigns import campaign_create
     from healthmail.accounts.roles import Role
@@ -156,6 +173,8 @@ class Operation:
     scopes: list[str] | None  # what the view declares; None: refused to every key by design
     make_object: Callable | None = None  # (tenant, issue_key) -> id of an object of that tenant
     make_body: Callable | None = None  # (caller's tenant, issue_key) -> a valid JSON body, if one is needed
+    # Path parameters other than the object's id: (name, value), e.g. ("language", "es").
+    path_values: tuple[tuple[str, str], ...] = ()
 
 
 def _segment_id(tenant, issue_key) -> uuid.UUID:
@@ -297,6 +316,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("PATCH", "/api/v1/templates/{template_id}"): Operation(
         scopes=["templates:write"], make_object=_template_id, make_body=_template_content
     ),
+    ("DELETE", "/api/v1/templates/{template_id}"): Operation(
+        scopes=["templates:write"], make_object=_template_id
+    ),
+    ("DELETE", "/api/v1/templates/{template_id}/languages/{language}"): Operation(
+        scopes=["templates:write"], make_object=_template_with_spanish_id, path_values=(("language", "es"),)
+    ),
     ("GET", "/api/v1/templates/{template_id}/versions"): Operation(
         scopes=["campaigns:read"], make_object=_template_id
     ),
@@ -305,6 +330,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("GET", "/api/v1/templates/{template_id}/preview"): Operation(
         scopes=["campaigns:read"], make_object=_template_id
+    ),
+    ("POST", "/api/v1/templates/{template_id}/preview"): Operation(
+        scopes=["campaigns:read", "contacts:phi"], make_object=_template_id, make_body=_own_contact_body
+    ),
+    ("POST", "/api/v1/template-versions/{version_id}/preview"): Operation(
+        scopes=["campaigns:read", "contacts:phi"],
+        make_object=_template_version_id,
+        make_body=_own_contact_body,
     ),
     ("GET", "/api/v1/template-versions/{version_id}"): Operation(
         scopes=["campaigns:read"], make_object=_template_version_id
@@ -382,7 +415,9 @@ def schema_operations(urlconf: str) -> set[tuple[str, str]]:
     return {(method.upper(), path) for path, item in schema["paths"].items() for method in item}
 
 
-def _fill(path: str, object_id) -> str:
+def _fill(path: str, object_id, path_values: tuple[tuple[str, str], ...] = ()) -> str:
+    for name, value in path_values:
+        path = path.replace("{" + name + "}", value)
     return re.sub(r"\{[^}]+\}", str(object_id), path)
 
 
@@ -429,7 +464,7 @@ def test_foreign_and_missing_ids_answer_the_same_404(
 
     def call(object_id):
         body = json.dumps(operation.make_body(tenant_a, issue_key)) if operation.make_body else ""
-        return client.generic(method, _fill(path, object_id), body)
+        return client.generic(method, _fill(path, object_id, operation.path_values), body)
 
     own = call(operation.make_object(tenant_a, issue_key))
     assert 200 <= own.status_code < 300, "the route must work for the caller's own object"

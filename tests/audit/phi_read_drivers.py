@@ -205,6 +205,18 @@ def transactional_api(world: World) -> None:
     assert response.status_code == 202, response.content
 
 
+def template_contact_preview(world: World) -> None:
+    marketer = MembershipFactory(tenant=world.tenant, role=Role.MARKETER).user
+    greeting = template(
+        world.tenant, Actor.for_user(marketer), name="Greeting", html="<p>Hello {{ contact.first_name }}</p>"
+    )
+    client = world.api(world.issue_key(scopes=["campaigns:read", "contacts:phi"]))
+    body = json.dumps({"contact_id": str(world.patient.pk)})
+    response = client.post(f"/api/v1/templates/{greeting.pk}/preview", body)
+    assert response.status_code == 200, response.content
+    assert "Hello Synthetic" in response.json()["rendered"]["html"]
+
+
 def _archived_entry(world: World) -> ArchivedRecord:
     new_messages(world.tenant, 1, age=3 * YEAR, contact=world.patient)
     archive.archive_due(tenant=world.tenant)

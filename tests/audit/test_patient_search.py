@@ -103,6 +103,13 @@ PHI_READ_PATHS = [
         "contacts.contact",
     ),
     drive.ReadPath(
+        "campaigns.services.contact_preview:_reader.person_values",
+        "template preview with a contact",
+        drive.template_contact_preview,
+        "api template preview",
+        "contacts.contact",
+    ),
+    drive.ReadPath(
         "retention.exports:_contacts",
         "evidence export",
         drive.evidence_export,

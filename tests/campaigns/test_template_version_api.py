@@ -4,6 +4,7 @@ renders through the one sandboxed rendering path for the synthetic contact, with
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -12,6 +13,7 @@ from campaigns.services import templates as template_services
 from contacts.synthetic import synthetic_contact
 from healthmail.tenants.context import tenant_context
 from tests.api.conftest import assert_problem, audit_events
+from tests.factories import ContactFactory
 
 from .conftest import contacts, template
 
@@ -138,3 +140,58 @@ def test_a_retried_freeze_with_the_same_idempotency_key_answers_the_first_result
     assert (first.status_code, again.status_code) == (201, 201), again.content
     assert again["Idempotent-Replayed"] == "true"
     assert again.json()["id"] == first.json()["id"]
+
+
+PREVIEW_WITH_CONTACT = ["campaigns:read", "contacts:phi"]
+
+
+def _spanish_template(tenant, team):
+    saved = template(tenant, team["marketer"].actor)
+    template_services.template_update(
+        tenant=tenant,
+        actor=team["marketer"].actor,
+        template=saved,
+        content=template_services.ContentInput("es", "Vacunas", "", "<p>Hola {{ contact.first_name }}</p>"),
+    )
+    return saved
+
+
+def test_a_preview_with_a_contact_renders_their_values_as_an_audited_phi_read(api, issue_key, tenant_a, team):
+    saved = _spanish_template(tenant_a, team)
+    version = template_services.template_freeze(tenant=tenant_a, actor=team["marketer"].actor, template=saved)
+    person = ContactFactory(tenant=tenant_a, first_name="Rosalind", demographics={"preferred_language": "es"})
+    client = api(issue_key(scopes=PREVIEW_WITH_CONTACT))
+    body = json.dumps({"contact_id": str(person.pk)})
+
+    for path in (f"/api/v1/templates/{saved.pk}/preview", f"/api/v1/template-versions/{version.pk}/preview"):
+        shown = client.post(path, body)
+        assert shown.status_code == 200, shown.content
+        assert (shown.json()["language"], shown.json()["synthetic"]) == ("es", False)  # their language
+        assert "Hola Rosalind" in shown.json()["rendered"]["html"]
+    english = client.post(path, json.dumps({"contact_id": str(person.pk), "language": "en"})).json()
+    assert "Hello Rosalind" in english["rendered"]["html"]
+
+    reads = audit_events(tenant=tenant_a, action="phi.read")
+    assert [(e.details["purpose"], e.details["fields"], e.target_id) for e in reads] == [
+        ("api template preview", ["first_name"], str(person.pk))
+    ] * 3
+    assert all(person.pk in e.contact_ids for e in reads)
+
+
+def test_a_preview_with_a_contact_needs_the_phi_scope_and_a_contact_of_ones_own(
+    api, issue_key, tenant_a, tenant_b, team
+):
+    saved = template(tenant_a, team["marketer"].actor)
+    own = ContactFactory(tenant=tenant_a)
+    foreign = ContactFactory(tenant=tenant_b)
+    path = f"/api/v1/templates/{saved.pk}/preview"
+
+    without_phi = api(issue_key(scopes=[*READ, "contacts:read"]))
+    refused = assert_problem(without_phi.post(path, json.dumps({"contact_id": str(own.pk)})), 403)
+    assert "contacts:phi" in refused["detail"]
+    client = api(issue_key(scopes=PREVIEW_WITH_CONTACT))
+    assert_problem(client.post(path, json.dumps({"contact_id": str(foreign.pk)})), 404)
+    assert_problem(client.post(path, json.dumps({"contact_id": str(uuid.uuid4())})), 404)
+    assert_problem(client.post(path, json.dumps({})), 422)
+    assert not audit_events(tenant=tenant_a, action="phi.read")
+    assert not audit_events(tenant=tenant_b, action="phi.read")
