@@ -20,6 +20,7 @@ from healthmail.api.pagination import CursorPagination
 from . import selectors
 from .api import TemplateContentSerializer
 from .models import TemplateVersion
+from .services import previews
 from .services import templates as template_services
 from .templating import lint as linting
 
@@ -106,7 +107,7 @@ class PreviewQuerySerializer(serializers.Serializer):
     )
 
 
-def _preview_body(shown: template_services.Preview, lint: linting.TemplateLint) -> dict:
+def _preview_body(shown: previews.Preview, lint: linting.TemplateLint) -> dict:
     rendered = shown.rendered
     return {
         "language": shown.language,
@@ -203,7 +204,7 @@ class TemplateVersionPreview(APIView):
     def get(self, request, version_id):
         version = selectors.template_version_get(tenant=request.tenant, version_id=version_id)
         language = _language(request)
-        shown = template_services.version_preview(tenant=request.tenant, version=version, language=language)
+        shown = previews.version_preview(tenant=request.tenant, version=version, language=language)
         lint = template_services.version_lint(tenant=request.tenant, version=version)
         return Response(PreviewSerializer(_preview_body(shown, lint)).data)
 
@@ -222,8 +223,6 @@ class TemplatePreview(APIView):
     def get(self, request, template_id):
         template = selectors.template_get(tenant=request.tenant, template_id=template_id)
         language = _language(request)
-        shown = template_services.template_preview(
-            tenant=request.tenant, template=template, language=language
-        )
+        shown = previews.template_preview(tenant=request.tenant, template=template, language=language)
         lint = template_services.template_lint(tenant=request.tenant, template=template)
         return Response(PreviewSerializer(_preview_body(shown, lint)).data)
