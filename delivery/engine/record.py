@@ -232,10 +232,12 @@ def settle_recorded(
         if messages is None:
             messages = {m.pk: m for m in Message.objects.filter(pk__in=owned)}
         written = [(messages[uuid.UUID(row["id"])], row) for row in rows if uuid.UUID(row["id"]) in owned]
-        codes = {str(attempt["message_id"]): attempt["smtp_code"] for attempt in attempts}
-        for message, row in written:
-            if row["state"] in _RETRY_STATES:
+        retried = [row for _, row in written if row["state"] in _RETRY_STATES]
+        if retried:  # rare: the reply codes are looked up only then, not on every round
+            codes = {str(attempt["message_id"]): attempt["smtp_code"] for attempt in attempts}
+            for row in retried:
                 _log_retry(row, codes.get(row["id"]))
+        for message, row in written:
             found = row["verdict"]
             if found is not None:
                 # The one table decides: suppress a gone recipient, count a soft one, and never touch
@@ -253,8 +255,8 @@ _RETRY_STATES = frozenset({State.DEFERRED, State.EXPIRED})
 
 
 def _log_retry(row: SettleRow, smtp_code: int | None) -> None:
-    """A deferral (or the retries given up) as recorded: the message by id, its attempt count, the next
-    try and the class of the SMTP reply; never the address or the reply's text (it may echo the address)."""
+    """A deferral or an expiry (retries given up, or too old to send) as recorded: the message by id,
+    its attempt count, the next try and the SMTP reply's class; never the address or the reply's text."""
     deferred = row["state"] == State.DEFERRED
     when = row["not_before"]
     logger.log(
