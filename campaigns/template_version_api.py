@@ -23,7 +23,7 @@ from . import selectors
 from .api import TemplateContentSerializer
 from .models import TemplateVersion
 from .serializers import StrictSerializer
-from .services import contact_preview
+from .services import contact_preview, previews
 from .services import templates as template_services
 from .templating import lint as linting
 
@@ -124,9 +124,7 @@ class ContactPreviewSerializer(StrictSerializer):
     )
 
 
-def _preview_body(
-    shown: template_services.Preview, lint: linting.TemplateLint, *, synthetic: bool = True
-) -> dict:
+def _preview_body(shown: previews.Preview, lint: linting.TemplateLint, *, synthetic: bool = True) -> dict:
     rendered = shown.rendered
     return {
         "language": shown.language,
@@ -237,7 +235,7 @@ class TemplateVersionPreview(APIView):
     def get(self, request, version_id):
         version = selectors.template_version_get(tenant=request.tenant, version_id=version_id)
         language = _language(request)
-        shown = template_services.version_preview(tenant=request.tenant, version=version, language=language)
+        shown = previews.version_preview(tenant=request.tenant, version=version, language=language)
         lint = template_services.version_lint(tenant=request.tenant, version=version)
         return Response(PreviewSerializer(_preview_body(shown, lint)).data)
 
@@ -276,9 +274,7 @@ class TemplatePreview(APIView):
     def get(self, request, template_id):
         template = selectors.template_get(tenant=request.tenant, template_id=template_id)
         language = _language(request)
-        shown = template_services.template_preview(
-            tenant=request.tenant, template=template, language=language
-        )
+        shown = previews.template_preview(tenant=request.tenant, template=template, language=language)
         lint = template_services.template_lint(tenant=request.tenant, template=template)
         return Response(PreviewSerializer(_preview_body(shown, lint)).data)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import factory
@@ -21,7 +22,7 @@ from consent import services as consent_services
 from consent.evidence import Evidence
 from consent.models import ConsentEvent, Source, Topic
 from contacts.models import Contact
-from contacts.services import ContactInput, contact_upsert
+from contacts.services import MAX_BATCH, ContactInput, contact_upsert, contact_upsert_many
 from healthmail.accounts.models import Membership, User
 from healthmail.accounts.roles import Role
 from healthmail.actors import Actor
@@ -109,6 +110,24 @@ class ContactFactory(factory.Factory):
             raise ValueError(f"the contacts service refused the factory's contact: {result.messages}")
         with tenant_context(tenant):
             return Contact.objects.get(pk=result.contact_id)
+
+    @classmethod
+    def create_many(
+        cls, *, tenant: Tenant, inputs: Sequence[ContactInput], actor: Actor | None = None
+    ) -> list[Contact]:
+        """Hundreds of patients stored as the importer stores them (`contact_upsert_many`, one batch
+        per MAX_BATCH rows), returned in the order of `inputs`."""
+        actor = actor or Actor.system("tests")
+        ids = []
+        for start in range(0, len(inputs), MAX_BATCH):
+            batch = inputs[start : start + MAX_BATCH]
+            for result in contact_upsert_many(tenant=tenant, actor=actor, inputs=batch, source="test"):
+                if result.contact_id is None:
+                    raise ValueError(f"the contacts service refused a contact: {result.messages}")
+                ids.append(result.contact_id)
+        with tenant_context(tenant):
+            stored = Contact.objects.in_bulk(ids)
+        return [stored[pk] for pk in ids]
 
 
 class ConsentFactory(factory.Factory):

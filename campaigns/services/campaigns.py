@@ -26,6 +26,7 @@ from ..models import GOAL_DEFAULT_METRIC, Campaign, CampaignVariant, Goal, Metri
 from ..templating import lint as linting
 from ..templating.render import HEADER_UNSAFE
 from ..templating.sandbox import analyze
+from . import previews
 from . import templates as template_services
 from .common import CampaignConflict, CampaignError, author_id
 from .history import transition_record
@@ -323,7 +324,7 @@ def campaign_lint(*, tenant: Tenant, campaign: Campaign) -> tuple[list[linting.F
         branding=template_services.render_branding(branding),
         footer=template_services.footer_for(
             tenant=tenant,
-            contact=template_services.synthetic_recipient(tenant),
+            contact=previews.synthetic_recipient(tenant),
             purpose=campaign.purpose,
             topic=campaign.topic,
             sender_name=campaign.sender_name,

@@ -1,5 +1,5 @@
 """A template or a frozen version previewed with a real contact's data: the integrator sees what this
-person would receive. It renders through the same sandboxed path as every preview (templates.preview);
+person would receive. It renders through the same sandboxed path as every preview (previews.preview);
 only the values of the contact fields the content uses are read (minimum necessary), inside an audited
 PHI read, so the contact's "every access" search finds it. Links and footer stay the synthetic
 recipient's: a preview hands out no working unsubscribe link for a real person.
@@ -17,6 +17,7 @@ from healthmail.tenants.models import Tenant
 
 from ..models import Template, TemplateVersion
 from ..templating import fields as merge_fields
+from . import previews
 from . import templates as template_services
 
 PURPOSE = "api template preview"
@@ -50,12 +51,12 @@ def _language(requested: str, contact: Contact, contents, default: str) -> str:
 
 def template_contact_preview(
     *, tenant: Tenant, actor: Actor, template: Template, contact_id, language: str = ""
-) -> template_services.Preview:
+) -> previews.Preview:
     """The template's current content for this contact (a contact of another organization, or a
     deleted one, is NotFound)."""
     contact = contacts.contact_get(tenant=tenant, contact_id=contact_id)
     contents = template_services.template_contents(template=template)
-    return template_services.preview(
+    return previews.preview(
         tenant=tenant,
         contents=contents,
         blocks=template_services.tenant_blocks(tenant=tenant),
@@ -67,11 +68,11 @@ def template_contact_preview(
 
 def version_contact_preview(
     *, tenant: Tenant, actor: Actor, version: TemplateVersion, contact_id, language: str = ""
-) -> template_services.Preview:
+) -> previews.Preview:
     """A frozen version for this contact, as it would go out to them (their language by default)."""
     contact = contacts.contact_get(tenant=tenant, contact_id=contact_id)
     contents = template_services.version_contents(version)
-    return template_services.preview(
+    return previews.preview(
         tenant=tenant,
         contents=contents,
         blocks=version.blocks,

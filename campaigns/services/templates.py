@@ -1,4 +1,5 @@
-"""Templates, reusable blocks, branding, previews and test sends.
+"""Templates, their frozen versions, reusable blocks, branding and footers (previews and test sends:
+previews.py).
 
 Every save re-runs the lint and stores the result, so the editor, the campaign and the reviewers
 always see the findings of the content as it is now.
@@ -6,8 +7,7 @@ always see the findings of the content as it is now.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -15,10 +15,6 @@ from django.db import IntegrityError, transaction
 
 from audit import services as audit
 from contacts.models import Contact
-from contacts.synthetic import synthetic_contact
-from delivery.models import EncryptionPolicy, Message, SenderDomain, Stream
-from delivery.outbox import OutboxRecipient, RenderedContent, message_enqueue_many
-from healthmail.accounts.models import Membership
 from healthmail.actors import Actor
 from healthmail.errors import Conflict, NotFound
 from healthmail.tenants.context import tenant_context
@@ -28,11 +24,10 @@ from ..models import LANGUAGE, Branding, ContentBlock, Template, TemplateContent
 from ..templating import fields as merge_fields
 from ..templating import lint as linting
 from ..templating import render
-from ..templating.sandbox import RenderError, analyze
+from ..templating.sandbox import analyze
 from .common import CampaignConflict, CampaignError, actor_ref
 
 MAX_LANGUAGES = 12
-TEST_SUBJECT_PREFIX = "[Test] "
 
 
 @dataclass(frozen=True)
@@ -88,7 +83,17 @@ def template_lint(*, tenant: Tenant, template: Template) -> linting.TemplateLint
     )
 
 
-def _relint(tenant: Tenant, template: Template) -> linting.TemplateLint:
+def version_lint(*, tenant: Tenant, version: TemplateVersion) -> linting.TemplateLint:
+    """The lint of a frozen version with the blocks frozen with it."""
+    return linting.lint_template(
+        contents=version_contents(version),
+        blocks=version.blocks,
+        field_set=field_set_for(tenant=tenant, kind=version.kind),
+    )
+
+
+def template_relint(tenant: Tenant, template: Template) -> linting.TemplateLint:
+    """Lint again and store the findings (every save, and before a freeze or a test send)."""
     result = template_lint(tenant=tenant, template=template)
     template.lint = result.as_dict()
     template.has_errors = bool(result.errors)
@@ -142,7 +147,7 @@ def template_create(
         TemplateContent.objects.create(
             tenant=tenant, template=template, **{**_content_fields(content), "language": language}
         )
-        result = _relint(tenant, template)
+        result = template_relint(tenant, template)
         audit.record(
             actor=actor,
             action="campaign.template_create",
@@ -206,7 +211,7 @@ def template_update(
                 locked.save()
         except IntegrityError as error:
             raise Conflict(f"A template named “{locked.name}” exists.", code="template_exists") from error
-        result = _relint(tenant, locked)
+        result = template_relint(tenant, locked)
         template.__dict__.update({k: v for k, v in locked.__dict__.items() if not k.startswith("_")})
         audit.record(
             actor=actor,
@@ -238,7 +243,7 @@ def template_language_remove(*, tenant: Tenant, actor: Actor, template: Template
             raise NotFound("No such language in this template.", code="language_not_found")
         locked.revision += 1
         locked.save(update_fields=["revision", "updated_at"])
-        _relint(tenant, locked)
+        template_relint(tenant, locked)
         template.__dict__.update({k: v for k, v in locked.__dict__.items() if not k.startswith("_")})
         audit.record(
             actor=actor,
@@ -261,7 +266,7 @@ def template_freeze(*, tenant: Tenant, actor: Actor, template: Template) -> Temp
         )
         if locked is None:  # removed (template_lifecycle.py): nothing new may use it
             raise NotFound("No such template.", code="template_not_found")
-        result = _relint(tenant, locked)
+        result = template_relint(tenant, locked)
         if result.errors:
             raise CampaignError(
                 f"The template “{locked.name}” has {len(result.errors)} compliance error(s); fix them first.",
@@ -338,7 +343,7 @@ def block_save(
             raise Conflict(f"A block with the key “{key}” exists.", code="block_exists") from error
         # Templates that include the block are linted again: the block is part of their content.
         for template in Template.objects.for_tenant(tenant):
-            _relint(tenant, template)
+            template_relint(tenant, template)
         audit.record(actor=actor, action="campaign.block_save", target=block, tenant=tenant)
     return block
 
@@ -381,7 +386,7 @@ def render_branding(branding: Branding) -> render.Branding:
     )
 
 
-# --- Footers and synthetic previews -----------------------------------------------------------------
+# --- Footers ---------------------------------------------------------------------------------------
 
 
 def footer_for(*, tenant: Tenant, contact: Contact, purpose: str, topic, sender_name: str) -> render.Footer:
@@ -396,182 +401,3 @@ def footer_for(*, tenant: Tenant, contact: Contact, purpose: str, topic, sender_
         preferences_url=preferences_url(contact=contact) if commercial else "",
         topic_name=topic.name if (commercial and topic is not None) else "",
     )
-
-
-def synthetic_recipient(tenant: Tenant) -> Contact:
-    """An unsaved contact that only lends its id to links: previews never touch a real person."""
-    return Contact(id=uuid.uuid5(uuid.NAMESPACE_URL, f"healthmail-preview:{tenant.pk}"), tenant=tenant)
-
-
-def synthetic_values(field_set: merge_fields.FieldSet, names, tenant: Tenant) -> dict[str, str]:
-    person = synthetic_contact(1, seed=0)
-    known = {
-        "contact.first_name": person.first_name,
-        "contact.last_name": person.last_name,
-        "contact.city": (person.postal_address or {}).get("city", ""),
-        "contact.birth_date": str(person.birth_date or ""),
-        "contact.provider": (person.clinical or {}).get("provider", ""),
-        "contact.last_visit": (person.clinical or {}).get("last_visit", ""),
-        "organization.name": tenant.name,
-    }
-    values = merge_fields.sample_values(field_set, set(names))
-    values.update({name: value for name, value in known.items() if name in values})
-    return values
-
-
-@dataclass(frozen=True)
-class Preview:
-    language: str
-    rendered: render.Rendered | None
-    error: str = ""
-
-
-def preview(
-    *,
-    tenant: Tenant,
-    contents: Mapping[str, render.Parts],
-    blocks: Mapping[str, str],
-    kind: str,
-    language: str,
-    purpose: str = "marketing",
-    topic=None,
-    sender_name: str = "",
-    subject_override: str = "",
-    person_values: Callable[[set[str]], dict[str, str]] | None = None,
-) -> Preview:
-    """Render with a synthetic contact: no person's data is read for a preview or a test send.
-    `person_values` (contact_preview.py) gives a real contact's values of the fields used instead,
-    read under its own audit; links and footer stay the synthetic recipient's."""
-    if not contents:
-        return Preview(language, None, "The template has no content yet.")
-    default = language if language in contents else next(iter(contents))
-    chosen = render.choose_language(list(contents), language, default)
-    field_set = field_set_for(tenant=tenant, kind=kind)
-    branding = branding_get(tenant=tenant)
-    recipient = synthetic_recipient(tenant)
-    parts = contents[chosen]
-    names: set[str] = set()
-    for source in (*parts.as_dict().values(), subject_override):
-        names |= analyze(source, field_set=field_set, blocks=blocks).fields
-    values = synthetic_values(field_set, names, tenant)
-    if person_values is not None:
-        values.update(person_values(names))
-    values.update({k: v for k, v in _link_values(recipient, topic).items() if k in names})
-    footer = footer_for(
-        tenant=tenant,
-        contact=recipient,
-        purpose=purpose,
-        topic=topic,
-        sender_name=sender_name or branding.sender_name,
-    )
-    try:
-        rendered = render.render_parts(
-            parts,
-            context=merge_fields.nest(values),
-            blocks=blocks,
-            branding=render_branding(branding),
-            footer=footer,
-            subject_override=subject_override,
-            language=chosen,
-        )
-    except RenderError as error:
-        return Preview(chosen, None, str(error))
-    return Preview(chosen, rendered)
-
-
-def _link_values(contact: Contact, topic) -> dict[str, str]:
-    from consent.links import preferences_url, unsubscribe_url
-
-    return {
-        "links.unsubscribe": unsubscribe_url(contact=contact, topic=topic),
-        "links.preferences": preferences_url(contact=contact),
-    }
-
-
-def template_preview(*, tenant: Tenant, template: Template, language: str = "") -> Preview:
-    return preview(
-        tenant=tenant,
-        contents=template_contents(template=template),
-        blocks=tenant_blocks(tenant=tenant),
-        kind=template.kind,
-        language=language or template.default_language,
-    )
-
-
-def version_lint(*, tenant: Tenant, version: TemplateVersion) -> linting.TemplateLint:
-    """The lint of a frozen version with the blocks frozen with it."""
-    return linting.lint_template(
-        contents=version_contents(version),
-        blocks=version.blocks,
-        field_set=field_set_for(tenant=tenant, kind=version.kind),
-    )
-
-
-def version_preview(*, tenant: Tenant, version: TemplateVersion, language: str = "") -> Preview:
-    """A frozen version rendered for the synthetic contact, exactly as it would go out."""
-    return preview(
-        tenant=tenant,
-        contents=version_contents(version),
-        blocks=version.blocks,
-        kind=version.kind,
-        language=language or version.default_language,
-    )
-
-
-@transaction.atomic
-def template_test_send(
-    *, tenant: Tenant, actor: Actor, template: Template, address: str, language: str = ""
-) -> Message:
-    """Send the synthetic preview to a staff member of this tenant (an address we verified when
-    they joined): transactional stream, operations purpose, no PHI merged."""
-    address = (address or "").strip()
-    with tenant_context(tenant):
-        verified = (
-            Membership.objects.for_tenant(tenant).filter(is_active=True, user__email__iexact=address).exists()
-        )
-    if not verified:
-        raise CampaignError(
-            "Test messages go only to the addresses of this organization's members.",
-            code="test_address_not_verified",
-        )
-    result = _relint(tenant, template)
-    if any(f.code == "syntax_error" for f in result.errors):
-        raise CampaignError(
-            "Fix the template's syntax errors before sending a test.", code="template_has_errors"
-        )
-    shown = template_preview(tenant=tenant, template=template, language=language)
-    if shown.rendered is None:
-        raise CampaignError(shown.error, code="render_failed")
-    rendered = shown.rendered
-    with tenant_context(tenant):
-        sender_domain = (
-            SenderDomain.objects.for_tenant(tenant)
-            .filter(status=SenderDomain.Status.VERIFIED)
-            .order_by("domain")
-            .first()
-        )
-    [message] = message_enqueue_many(
-        tenant=tenant,
-        stream=Stream.TRANSACTIONAL,
-        source_type="campaign_test",
-        source_id=str(template.pk),
-        purpose="operations",
-        recipients=[OutboxRecipient(None, address)],
-        uses_phi=False,
-        encryption_policy=EncryptionPolicy.TLS_ELSE_PORTAL,
-        sender_domain=sender_domain,
-        content=RenderedContent(
-            subject=TEST_SUBJECT_PREFIX + rendered.subject,
-            html=rendered.html,
-            text=rendered.text,
-            preheader=rendered.preheader,
-        ),
-    )
-    audit.record(
-        actor=actor,
-        action="campaign.template_test_send",
-        target=template,
-        tenant=tenant,
-        details={"message": str(message.pk), "language": shown.language},
-    )
-    return message

@@ -20,8 +20,8 @@ from ..forms import CampaignForm, CommentForm, ScheduleForm, campaign_initial, c
 from ..models import Campaign
 from ..services import audience as audience_services
 from ..services import campaigns as services
+from ..services import previews, workflow
 from ..services import templates as template_services
-from ..services import workflow
 from ..templating.lint import findings_from_dicts
 from .common import VIEW_CAMPAIGNS, campaign_or_404, require_any_permission
 
@@ -87,7 +87,7 @@ def _preview(request: TenantRequest, campaign: Campaign, language: str = ""):
         blocks, kind = template_services.tenant_blocks(tenant=request.tenant), campaign.template.kind
     else:
         return None
-    return template_services.preview(
+    return previews.preview(
         tenant=request.tenant,
         contents=contents,
         blocks=blocks,

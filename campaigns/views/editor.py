@@ -21,6 +21,7 @@ from healthmail.errors import ApplicationError
 from ..forms import DesignForm, TestSendForm
 from ..models import Template
 from ..services import editor as design_services
+from ..services import previews
 from ..services import templates as services
 from ..templating.lint import findings_from_dicts
 from .common import template_or_404
@@ -118,7 +119,7 @@ def template_design(request: TenantRequest, template_id=None) -> HttpResponse:
 def template_preview_frame(request: TenantRequest, template_id) -> HttpResponse:
     """The rendered email alone (synthetic contact), for the preview frames of the editor."""
     template = template_or_404(request, template_id)
-    shown = services.template_preview(
+    shown = previews.template_preview(
         tenant=request.tenant, template=template, language=request.GET.get("language", "")
     )
     body = shown.rendered.html if shown.rendered else f"<p>{escape(shown.error)}</p>"

@@ -15,6 +15,7 @@ from healthmail.errors import ApplicationError, NotFound
 
 from .. import selectors
 from ..forms import BlockForm, BrandingForm, TemplateForm, TestSendForm
+from ..services import previews
 from ..services import templates as services
 from ..templating import fields as merge_fields
 from ..templating.lint import RULES, findings_from_dicts
@@ -135,7 +136,7 @@ def template_edit(request: TenantRequest, template_id) -> HttpResponse:
 @require_permission(EDIT)
 def template_preview(request: TenantRequest, template_id) -> HttpResponse:
     template = template_or_404(request, template_id)
-    shown = services.template_preview(
+    shown = previews.template_preview(
         tenant=request.tenant, template=template, language=request.GET.get("language", "")
     )
     return render(request, "campaigns/template_preview.html", {"template": template, "preview": shown})
@@ -150,7 +151,7 @@ def template_test_send(request: TenantRequest, template_id) -> HttpResponse:
         messages.error(request, "Give an email address.")
     else:
         try:
-            services.template_test_send(
+            previews.template_test_send(
                 tenant=request.tenant,
                 actor=actor_of(request),
                 template=template,

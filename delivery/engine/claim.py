@@ -7,6 +7,7 @@ only ownership: every later write checks `claimed_by`.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -16,6 +17,8 @@ from django.db import connection
 from django.utils import timezone
 
 from healthmail.tenants.context import tenant_context
+
+logger = logging.getLogger(__name__)
 
 # The claim query walks the partial index message_claim (tenant, stream, not_before) of unfinished
 # rows: due retries first (by not_before), then fresh rows (NULL not_before sorts last).
@@ -62,4 +65,16 @@ def message_claim_batch(
     }
     with tenant_context(tenant_id), connection.cursor() as cursor:
         cursor.execute(_CLAIM, params)
-        return [row[0] for row in cursor.fetchall()]
+        ids = [row[0] for row in cursor.fetchall()]
+    if ids:  # one line per batch (an empty claim is a drain's last look, not a decision)
+        logger.info(
+            "delivery: claimed",
+            extra={
+                "tenant_id": str(tenant_id),
+                "stream": stream,
+                "claimed": len(ids),  # the rows the UPDATE returned
+                "limit": limit,
+                "worker": worker,
+            },
+        )
+    return ids

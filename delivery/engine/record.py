@@ -232,6 +232,11 @@ def settle_recorded(
         if messages is None:
             messages = {m.pk: m for m in Message.objects.filter(pk__in=owned)}
         written = [(messages[uuid.UUID(row["id"])], row) for row in rows if uuid.UUID(row["id"]) in owned]
+        retried = [row for _, row in written if row["state"] in _RETRY_STATES]
+        if retried:  # rare: the reply codes are looked up only then, not on every round
+            codes = {str(attempt["message_id"]): attempt["smtp_code"] for attempt in attempts}
+            for row in retried:
+                _log_retry(row, codes.get(row["id"]))
         for message, row in written:
             found = row["verdict"]
             if found is not None:
@@ -244,6 +249,26 @@ def settle_recorded(
             tenant_id=tenant_id, changes=[(message, row["state"], row["reason"]) for message, row in written]
         )
     return len(owned)
+
+
+_RETRY_STATES = frozenset({State.DEFERRED, State.EXPIRED})
+
+
+def _log_retry(row: SettleRow, smtp_code: int | None) -> None:
+    """A deferral or an expiry (retries given up, or too old to send) as recorded: the message by id,
+    its attempt count, the next try and the SMTP reply's class; never the address or the reply's text."""
+    deferred = row["state"] == State.DEFERRED
+    when = row["not_before"]
+    logger.log(
+        logging.INFO if deferred else logging.WARNING,
+        "delivery: deferred" if deferred else "delivery: expired",
+        extra={
+            "message_id": row["id"],
+            "attempt": row["attempts"],
+            "next_try": when.isoformat() if isinstance(when, datetime) else when,  # ISO text when replayed
+            "smtp_class": f"{smtp_code // 100}xx" if smtp_code else None,
+        },
+    )
 
 
 def journal_record(document: dict[str, Any]) -> None:

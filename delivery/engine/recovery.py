@@ -57,5 +57,8 @@ def drain_recover(*, tenant_id: uuid.UUID, worker: str, wait_seconds: float) -> 
                 return False
             time.sleep(1)
             continue
-        logger.warning("delivery: drain recovered", extra={"released": released})
+        logger.warning(
+            "delivery: drain recovered",
+            extra={"tenant_id": str(tenant_id), "released": released, "worker": worker},
+        )
         return True

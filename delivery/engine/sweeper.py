@@ -12,6 +12,7 @@ For every tenant (row-level security needs each tenant's own context):
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from .config import EngineSettings
 from .heartbeat import heartbeats_forget
 from .recovery import journal_record_all
 
+logger = logging.getLogger(__name__)
 LOST_HANDOFF = "worker lost during the SMTP hand-off; resent with the same Message-ID"
 
 # A holder silent for the grace is first only suspected (the sweep notes when), since its silence may
@@ -117,6 +119,15 @@ def claims_take_back(
         for message_id, in_flight in reclaimed
         if in_flight
     )
+    if reclaimed:
+        logger.warning(
+            "delivery: claims taken back",
+            extra={
+                "tenant_id": str(tenant_id),
+                "reclaimed": len(reclaimed),  # the rows the UPDATE returned
+                "ambiguous": sum(1 for _, in_flight in reclaimed if in_flight),  # resent, same Message-ID
+            },
+        )
     return reclaimed
 
 

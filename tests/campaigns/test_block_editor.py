@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from campaigns.models import TemplateContent, TemplateVersion
 from campaigns.services import editor as design
-from campaigns.services import templates as template_services
+from campaigns.services import previews
 from campaigns.services.common import CampaignError
 from campaigns.templating import html as mail_html
 from campaigns.templating.mjml import mjml_render
@@ -98,7 +98,7 @@ def test_bad_mjml_is_refused_with_a_clear_message(tenant_a):
 def test_rendered_message_keeps_columns_responsive_and_the_real_footer(tenant_a):
     marketer = person(tenant_a, Role.MARKETER)
     saved = save(tenant_a, marketer.actor, mjml(COLUMNS))  # no footer placeholder at all
-    shown = template_services.template_preview(tenant=tenant_a, template=saved.template)
+    shown = previews.template_preview(tenant=tenant_a, template=saved.template)
     html = shown.rendered.html
     assert re.search(r"@media only screen and \(min-width:480px\) \{ \.mj-column-per-50 \{ width:50%", html)
     assert "data-hm-footer" in html  # appended by the layout whatever the design holds

@@ -7,6 +7,7 @@ import pytest
 from django.db import DatabaseError
 
 from campaigns.models import TemplateVersion
+from campaigns.services import previews
 from campaigns.services import templates as services
 from campaigns.services.common import CampaignError
 from campaigns.templating import html as mail_html
@@ -154,7 +155,7 @@ def test_preview_uses_a_synthetic_contact_in_the_chosen_language(tenant_a, team)
         template=saved,
         content=services.ContentInput("es", "Vacunas", "", "<p>Hola {{ contact.first_name }}</p>", "Hola"),
     )
-    shown = services.template_preview(tenant=tenant_a, template=saved, language="es")
+    shown = previews.template_preview(tenant=tenant_a, template=saved, language="es")
     assert shown.language == "es"
     assert "Hola Synthetic" in shown.rendered.html
     assert tenant_a.postal_address in shown.rendered.html

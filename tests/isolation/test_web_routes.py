@@ -342,7 +342,23 @@ def _policy_version(tenant) -> dict[str, object]:
     return {"version_id": version.pk}
 
 
+def _tenant(tenant) -> dict[str, object]:
+    """The platform pages' tenant: every tenant role is refused it as it is refused a missing one."""
+    return {"tenant_id": tenant.pk}
+
+
+def _baa(tenant) -> dict[str, object]:
+    from healthmail.tenants.context import tenant_context
+    from healthmail.tenants.models import BusinessAssociateAgreement
+
+    with tenant_context(tenant):
+        baa = BusinessAssociateAgreement.objects.for_tenant(tenant).get()  # the fixture's BAA
+    return {"tenant_id": tenant.pk, "baa_id": baa.pk}
+
+
 FACTORIES: dict[str, Factory] = {
+    "tenant_id": _tenant,
+    "baa_id": _baa,
     "event_id": _audit_event,
     "alert_id": _alert,
     "grant_id": _break_glass_grant,
@@ -389,8 +405,6 @@ NOT_OBJECT_IDS: dict[str, str] = {
     "fingerprint": "a public signing key's fingerprint: public by design",
     "key": "a file of the development mailbox (development only, tests/observability)",
     "category": "a record category of the platform's registry, the same for every tenant",
-    "tenant_id": "platform pages: only the platform admin opens them and sees every tenant",
-    "baa_id": "platform pages (with tenant_id)",
 }
 
 # Tenant objects whose factory is still to write. Routes with these parameters keep their

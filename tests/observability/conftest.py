@@ -6,6 +6,9 @@ import logging
 
 import pytest
 
+# The delivery engine's log lines are read from drains against the loopback SMTP servers.
+from tests.delivery.conftest import _no_kept_sessions, kit, smtp_kit, transport  # noqa: F401
+
 
 @pytest.fixture
 def json_log():

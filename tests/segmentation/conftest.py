@@ -1,11 +1,10 @@
-"""Synthetic audiences for segmentation tests: contacts written straight through bulk_create with
-the real derived columns and keyed tokens (contacts.normalize.derived_columns over
-contacts.synthetic patients), leaving the encrypted identity columns empty to stay fast; plus
-consent grants and suppressions through the consent services, and varied creation dates."""
+"""Synthetic audiences for segmentation tests: contacts.synthetic patients stored through the
+importer's bulk service (ContactFactory.create_many: sealed, blind-indexed, derived columns as
+production writes them), with varied creation dates; consent grants and suppressions through the
+consent services."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import random
 
@@ -15,38 +14,31 @@ from django.utils import timezone
 from consent import services as consent
 from consent import suppressions
 from consent.models import ConsentEvent, Source, Suppression
-from contacts import normalize
 from contacts.models import Contact
 from contacts.synthetic import synthetic_contact
 from healthmail.actors import Actor
-from healthmail.crypto import blind
 from healthmail.tenants.context import tenant_context
-from tests.factories import ConsentFactory
+from tests.factories import ConsentFactory, ContactFactory
 
-ENCRYPTED = set(normalize.PHI_COLUMNS.values())
 TODAY = datetime.date(2025, 1, 1)
 ENGAGEMENT_ANCHOR = datetime.datetime(2026, 3, 1, 12, tzinfo=datetime.UTC)  # test_language's NOW
 
 
 def make_contacts(tenant, count: int, *, seed: int = 1) -> list[Contact]:
-    # bulk_create, not ContactFactory: hundreds of contacts per fixture, and the tests read only the
-    # derived columns (the upsert would seal and audit each one, to no purpose here).
     rng = random.Random(seed)
-    contacts = []
+    inputs = []
     for index in range(count):
-        data, _ = synthetic_contact(index + 1, seed=seed, today=TODAY).cleaned()
+        data = synthetic_contact(index + 1, seed=seed, today=TODAY)
         if index % 17 == 0:
             data.birth_date = None  # some contacts with no known age
-        state = dataclasses.asdict(data)
-        columns = normalize.derived_columns(tenant, state, set(), TODAY)
-        plain = {k: v for k, v in columns.items() if k not in ENCRYPTED}
-        plain["email_index"] = blind.blind_index(tenant, "email", f"s{seed}-{index}@example.org")
-        contacts.append(Contact(tenant=tenant, **plain))
+        inputs.append(data)
+    contacts = ContactFactory.create_many(tenant=tenant, inputs=inputs)
+    # Written directly: the service stamps every contact "created now", and the "created within"
+    # criteria need an audience that arrived over a year (no service back-dates a contact).
+    now = timezone.now()
+    for contact in contacts:
+        contact.created_at = now - datetime.timedelta(days=rng.randint(0, 400))
     with tenant_context(tenant):
-        Contact.objects.bulk_create(contacts)
-        now = timezone.now()
-        for contact in contacts:
-            contact.created_at = now - datetime.timedelta(days=rng.randint(0, 400))
         Contact.objects.bulk_update(contacts, ["created_at"])
     return contacts
 

@@ -54,6 +54,47 @@ def test_every_page_without_an_id_answers_with_the_strict_policy(member_client):
     assert seen >= 20  # the walk found the pages (a broken walk must not pass quietly)
 
 
+# Pages that widen the policy on purpose (healthmail/content_policy.py): an email shown in the page,
+# the block editor, and the sandboxed frame of an email alone. Scripts stay as strict everywhere.
+WIDENED = {
+    "campaigns:campaign_detail",
+    "campaigns:template_preview",
+    "campaigns:template_design",
+    "campaigns:template_preview_frame",
+}
+
+
+def _id_pages():
+    from tests.isolation.test_web_routes import _covered, _id_routes
+
+    return [route for route in _id_routes() if _covered(route)]
+
+
+def test_the_id_page_walk_finds_the_pages():
+    assert len(_id_pages()) >= 30  # a broken walk must not pass quietly
+
+
+@pytest.mark.parametrize("route", _id_pages(), ids=lambda route: route.name)
+def test_every_page_with_an_id_answers_with_the_policy(route, member_client, tenant_a):
+    """Generated like the isolation test (tests/isolation/test_web_routes.py, whose object factories
+    it borrows): each id-bearing page opened by a tenant admin on the tenant's own objects."""
+    from tests.isolation.test_web_routes import FACTORIES
+
+    values: dict[str, object] = {}
+    for name in reversed(route.parameters):  # the innermost factory may name its parents too
+        if name not in values:
+            values.update(FACTORIES[name](tenant_a))
+    response = member_client(Role.TENANT_ADMIN).get(route.path(**values))
+    assert "Content-Security-Policy" in response, response.status_code
+    if route.name not in WIDENED:
+        assert_strict(response)
+        return
+    policy = directives(response["Content-Security-Policy"])
+    script = policy.get("script-src", policy["default-src"]).split()
+    assert "'unsafe-inline'" not in script
+    assert "'unsafe-eval'" not in script
+
+
 @pytest.mark.parametrize("path", ["/login/", "/no-such-page/", "/p/preferences/not-a-token/"])
 def test_signed_out_and_error_pages_answer_with_the_strict_policy(client, path):
     assert_strict(client.get(path))
