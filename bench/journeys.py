@@ -1,5 +1,5 @@
 """journeys: CONTACTS positions waiting on a date step all become due at once (1,000,000; SIZE=small:
-20,000; SIZE=medium: 100,000), and single API events arrive during that load.
+20,000; SIZE=medium: 100,000; SIZE=<number>: that many), and single API events arrive during that load.
 
 Set-up (not timed): one tenant with a BAA, a verified sender domain, EVENT_CONTACTS opted-in contacts
 made as the application makes them (bench.delivery.world: sealed email, blind index, consent) and the
@@ -296,7 +296,7 @@ def run(size: str):
         client.send_task(f"delivery.tasks.{stream}_send", kwargs={"tenant_id": str(tenant_id)}, queue=stream)
 
     delivery.tasks.wake = wake  # the outbox wakes the transactional worker on this bench's broker
-    contacts = SIZES.get(size, SIZES["full"])
+    contacts = int(size) if size.isdigit() else SIZES.get(size, SIZES["full"])
     setup = time.perf_counter()
     tenant, sender, contact_ids = _contacts(contacts)
     recall, _lab = _journeys(tenant, sender)

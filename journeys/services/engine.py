@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import psycopg
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from audit import services as audit
@@ -79,16 +79,6 @@ def _log(logs: list, position: Position, step: str, outcome: str, now, detail: s
     logs.append(_Logged(position, step, outcome, detail[:200], message.pk if message is not None else None))
 
 
-_LOG = """
-INSERT INTO journeys_steplog (id, tenant_id, journey_id, version_id, position_id, contact_id, step, outcome,
-                              detail, message_id, at)
-SELECT gen_random_uuid(), %b, v.journey_id, v.version_id, v.position_id, v.contact_id, v.step, v.outcome,
-       v.detail, v.message_id, %b
-  FROM unnest(%b::uuid[], %b::uuid[], %b::uuid[], %b::uuid[], %b::text[], %b::text[], %b::text[], %b::uuid[])
-       AS v(journey_id, version_id, position_id, contact_id, step, outcome, detail, message_id)
-"""
-
-
 def _execute(sql: str, params) -> list | None:
     """`sql` with its parameters bound by the server and sent in binary (`%b` placeholders), rows in
     binary, as contacts/bulk.py does. Django's cursors bind on the client: quoting a thousand-element
@@ -99,22 +89,6 @@ def _execute(sql: str, params) -> list | None:
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, params, prepare=False, binary=True)
         return cursor.fetchall() if cursor.description is not None else None
-
-
-def _logs_write(tenant: Tenant, logs: list, now) -> None:
-    if not logs:
-        return
-    columns = [
-        [log.position.journey_id for log in logs],
-        [log.position.version_id for log in logs],
-        [log.position.pk for log in logs],
-        [log.position.contact_id for log in logs],
-        [log.step for log in logs],
-        [str(log.outcome) for log in logs],
-        [log.detail for log in logs],
-        [log.message_id for log in logs],
-    ]
-    _execute(_LOG, [tenant.pk, now, *columns])
 
 
 def _exit(walk: _Walk, logs: list | None, now, reason: str, outcome: str = Outcome.EXITED) -> None:
@@ -304,8 +278,7 @@ def _walk(tenant: Tenant, positions: Sequence[Position], now) -> Report:
     while any(walk.at for walk in walks):
         _round(tenant, walks, versions, logs, now, report)
     moved = [walk.position for walk in walks]
-    _positions_write(moved, now)
-    _logs_write(tenant, logs, now)  # one statement of arrays: a batch logs a row or two per contact
+    _write(tenant, moved, logs, now)  # one statement: the new places and the step log rows
     for journey_id, contact_ids in report.jumps.items():
         report.jumped += _jump(tenant, journey_id, contact_ids, now)
     report.advanced = len(moved)
@@ -341,35 +314,97 @@ def _jump(tenant: Tenant, journey_id: str, contact_ids: list, now) -> int:
     return len(positions_enter(tenant=tenant, journey=journey, contact_ids=contact_ids, now=now))
 
 
+# The batch's new places and its step log in one statement. A batch's positions and log rows repeat
+# a few shapes (every contact of a group took the same steps), so each row travels as its position
+# and the number of its shape: two integer arrays sent as text (joined in C), the shapes as short
+# arrays. Binding a thousand-element array per column in binary cost more than the statement
+# (psycopg dumps each element in Python). Journey, version and contact of a log row are its
+# position's, read back from the update. Log ids are time-ordered (uuidv7: monotonic within a
+# session), so the inserts append at the right edge of the primary key instead of dirtying random
+# pages, and a contact's rows of one advance sort by id in the order they were taken.
 _WRITE = """
-UPDATE journeys_position p SET step = v.step, state = v.state, due_at = v.due_at,
-       waiting_event = v.waiting_event, event_arrived = v.event_arrived, visits = v.visits::jsonb,
-       exited_at = v.exited_at, exit_reason = v.exit_reason, updated_at = %b
-  FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::timestamptz[], %b::text[], %b::boolean[], %b::text[],
-              %b::timestamptz[], %b::text[])
-       AS v(id, step, state, due_at, waiting_event, event_arrived, visits, exited_at, exit_reason)
- WHERE p.id = v.id AND p.tenant_id = %b
+WITH shape AS (
+  SELECT * FROM unnest(%(step)b::text[], %(state)b::text[], %(due_at)b::timestamptz[],
+                       %(waiting_event)b::text[], %(event_arrived)b::boolean[], %(visits)b::text[],
+                       %(exited_at)b::timestamptz[], %(exit_reason)b::text[])
+         WITH ORDINALITY AS s(step, state, due_at, waiting_event, event_arrived, visits, exited_at,
+                              exit_reason, shape)
+), v AS (
+  SELECT u.n, u.id, s.* FROM unnest(%(ids)b::uuid[], %(shapes)t::int[]) WITH ORDINALITY AS u(id, shape, n)
+    JOIN shape s ON s.shape = u.shape
+), moved AS (
+  UPDATE journeys_position p SET step = v.step, state = v.state, due_at = v.due_at,
+         waiting_event = v.waiting_event, event_arrived = v.event_arrived, visits = v.visits::jsonb,
+         exited_at = v.exited_at, exit_reason = v.exit_reason, updated_at = %(now)b
+    FROM v WHERE p.id = v.id AND p.tenant_id = %(tenant)b
+  RETURNING v.n, p.id, p.journey_id, p.version_id, p.contact_id
+), logged AS (
+  INSERT INTO journeys_steplog (id, tenant_id, journey_id, version_id, position_id, contact_id, step,
+                                outcome, detail, message_id, at)
+  SELECT uuidv7(), %(tenant)b, m.journey_id, m.version_id, m.id, m.contact_id, k.step, k.outcome,
+         k.detail, sent.message_id, %(now)b
+    FROM unnest(%(log_positions)t::int[], %(log_kinds)t::int[]) WITH ORDINALITY AS l(n, kind, i)
+    JOIN moved m ON m.n = l.n
+    JOIN unnest(%(kind_step)b::text[], %(kind_outcome)b::text[], %(kind_detail)b::text[])
+         WITH ORDINALITY AS k(step, outcome, detail, kind) ON k.kind = l.kind
+    LEFT JOIN unnest(%(sent_logs)t::int[], %(sent_messages)b::uuid[]) AS sent(i, message_id) ON sent.i = l.i
+   ORDER BY l.i
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM logged)
 """
+_SHAPE = ("step", "state", "due_at", "waiting_event", "event_arrived", "visits", "exited_at", "exit_reason")
 
 
-def _positions_write(positions: Sequence[Position], now) -> None:
-    """The batch's new places in one statement (bulk_update's CASE per column costs more than the rows)."""
+def _numbered(values: Iterable[int]) -> str:
+    """An int[] literal: one join in C instead of an element dumped in Python each."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def _write(tenant: Tenant, positions: Sequence[Claimed], logs: list[_Logged], now) -> None:
+    """The batch's new places and its log rows, one statement. Every log row names a position of the
+    batch; a position the update missed would drop its rows, so the counts are checked (the
+    transaction rolls back)."""
     if not positions:
         return
-    for position in positions:
-        position.updated_at = now
-    columns = [
-        [p.pk for p in positions],
-        [p.step for p in positions],
-        [p.state for p in positions],
-        [p.due_at for p in positions],
-        [p.waiting_event for p in positions],
-        [p.event_arrived for p in positions],
-        [json.dumps(p.visits) for p in positions],
-        [p.exited_at for p in positions],
-        [p.exit_reason for p in positions],
-    ]
-    _execute(_WRITE, [now, *columns, positions[0].tenant_id])
+    shapes: dict[tuple, int] = {}
+    position_shapes = []
+    number = {}  # id(position object) -> its number in the statement (1-based)
+    for n, p in enumerate(positions, 1):
+        p.updated_at = now
+        number[id(p)] = n
+        key = (p.step, p.state, p.due_at, p.waiting_event, p.event_arrived, tuple(p.visits.items()),
+               p.exited_at, p.exit_reason)  # fmt: skip
+        position_shapes.append(shapes.setdefault(key, len(shapes) + 1))
+    kinds: dict[tuple, int] = {}
+    log_kinds, sent_logs, sent_messages = [], [], []
+    for i, log in enumerate(logs, 1):
+        log_kinds.append(kinds.setdefault((log.step, str(log.outcome), log.detail), len(kinds) + 1))
+        if log.message_id is not None:
+            sent_logs.append(i)
+            sent_messages.append(log.message_id)
+    columns = dict(zip(_SHAPE, zip(*shapes, strict=True), strict=True))
+    columns["visits"] = tuple(json.dumps(dict(items)) for items in columns["visits"])
+    kind_step, kind_outcome, kind_detail = zip(*kinds, strict=True) if kinds else ((), (), ())
+    params = {
+        **{name: list(values) for name, values in columns.items()},
+        "ids": [p.pk for p in positions],
+        "shapes": _numbered(position_shapes),
+        "now": now,
+        "tenant": tenant.pk,
+        "log_positions": _numbered(number[id(log.position)] for log in logs),
+        "log_kinds": _numbered(log_kinds),
+        "kind_step": list(kind_step),
+        "kind_outcome": list(kind_outcome),
+        "kind_detail": list(kind_detail),
+        "sent_logs": _numbered(sent_logs),
+        "sent_messages": sent_messages,
+    }
+    moved, logged = (_execute(_WRITE, params) or [(0, 0)])[0]
+    if moved != len(positions) or logged != len(logs):
+        raise RuntimeError(
+            f"journeys: wrote {moved} of {len(positions)} positions, {logged} of {len(logs)} log rows"
+        )
 
 
 class Claimed:
@@ -394,11 +429,21 @@ class Claimed:
         "waiting_event",
     )  # fmt: skip
 
-    def __init__(self, row):
+    def __init__(self, row, parsed: dict[str, dict] | None = None):
         (self.id, self.tenant_id, self.journey_id, self.version_id, self.contact_id, self.step, self.state,
          self.due_at, self.waiting_event, self.event_arrived, visits, self.entered_at, self.exited_at,
          self.exit_reason) = row  # fmt: skip
-        self.visits = json.loads(visits) if isinstance(visits, str) else dict(visits or {})
+        if isinstance(visits, str):
+            # The claim reads the visits as text: a batch's positions share a few, each parsed once.
+            # Shared, never changed in place (`_enter` replaces a position's dict).
+            if parsed is None or visits not in parsed:
+                loaded = json.loads(visits)
+                if parsed is None:
+                    parsed = {}
+                parsed[visits] = loaded
+            self.visits = parsed[visits]
+        else:
+            self.visits = dict(visits or {})
         self.updated_at = None
 
     @property
@@ -408,7 +453,7 @@ class Claimed:
 
 _CLAIM = """
 SELECT id, tenant_id, journey_id, version_id, contact_id, step, state, due_at, waiting_event,
-       event_arrived, visits, entered_at, exited_at, exit_reason
+       event_arrived, visits::text, entered_at, exited_at, exit_reason
   FROM journeys_position
  WHERE tenant_id = %(tenant)b AND state = 'waiting' AND due_at <= %(now)b AND journey_id = ANY(%(active)b)
        /*ids*/
@@ -430,10 +475,10 @@ def _claim(tenant: Tenant, now, limit: int, ids: Iterable[uuid.UUID] | None = No
     params = {"tenant": tenant.pk, "now": now, "active": active, "limit": limit}
     if ids is not None:
         params["ids"] = [uuid.UUID(str(i)) for i in ids]
-    return [Claimed(row) for row in _execute(query, params) or ()]
+    parsed: dict[str, dict] = {}
+    return [Claimed(row, parsed) for row in _execute(query, params) or ()]
 
 
-@transaction.atomic
 def positions_advance(
     *,
     tenant: Tenant,
@@ -441,7 +486,9 @@ def positions_advance(
     ids: Iterable[uuid.UUID] | None = None,
     batch: int | None = None,
 ) -> Report:
-    """Claim one batch of due positions (all due ones, or only `ids`) and walk them forward."""
+    """Claim one batch of due positions (all due ones, or only `ids`) and walk them forward, in one
+    transaction: the tenant context opens it (outside a transaction it is one statement; inside one,
+    a savepoint and three)."""
     now = now or timezone.now()
     with tenant_context(tenant):
         claimed = _claim(tenant, now, batch or batch_size(), ids)

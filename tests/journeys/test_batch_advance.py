@@ -5,6 +5,7 @@ the batch that moved it name it (one event per batch listing every contact, not 
 from __future__ import annotations
 
 import datetime
+import uuid
 from collections import Counter
 
 import pytest
@@ -80,3 +81,38 @@ def test_a_backlog_moves_once_in_batches_each_contact_logged_and_named_by_its_ba
         }
         token = tag_token(tenant_a, "recalled")
         assert Contact.objects.filter(pk__in=ids, tag_tokens__contains=[token]).count() == 5
+
+
+def test_step_log_ids_are_time_ordered_so_a_contacts_rows_of_one_advance_sort_as_taken(tenant_a, people):
+    """The log's ids are uuidv7 (inserts append to the right edge of the primary key), generated in
+    the order the steps were taken: within one advance (one `at`), (at, id) gives the contact's
+    history in order. Random ids put the exit before the tag half of the time."""
+    journey = active_journey(tenant_a, steps=RECALL)
+    contacts = [patient(tenant_a, domain=f"o{i}.test") for i in range(12)]
+    now = timezone.now() + datetime.timedelta(seconds=1)
+    for contact in contacts:
+        enrolment.journey_enrol(tenant=tenant_a, actor=SYSTEM, journey=journey, contact=contact)
+    engine.positions_advance_all(tenant=tenant_a, now=now)
+    due = now + datetime.timedelta(hours=1, seconds=1)
+    assert engine.positions_advance_all(tenant=tenant_a, now=due) == 12
+    with tenant_context(tenant_a):
+        rows = list(StepLog.objects.filter(journey=journey, at=due).order_by("at", "pk"))
+    assert {row.pk.version for row in rows} == {7}
+    for contact in contacts:
+        assert [row.step for row in rows if row.contact_id == contact.pk] == ["tag", "done"]
+
+
+def test_a_write_that_misses_a_position_of_the_batch_fails_instead_of_dropping_its_log_rows(tenant_a, people):
+    """The log rows take their journey, version and contact from the positions the same statement
+    updated: a position the update did not find would lose its rows silently, so the write counts
+    both and raises (the advance's transaction rolls back)."""
+    journey = active_journey(tenant_a)
+    contact = patient(tenant_a)
+    enrolment.journey_enrol(tenant=tenant_a, actor=SYSTEM, journey=journey, contact=contact)
+    now = timezone.now() + datetime.timedelta(seconds=1)
+    with tenant_context(tenant_a):
+        (claimed,) = engine._claim(tenant_a, now, 10)
+        claimed.id = uuid.uuid4()  # no such position
+        logs = [engine._Logged(claimed, "wait", StepLog.Outcome.WAITING, "", None)]
+        with pytest.raises(RuntimeError, match="wrote 0 of 1 positions, 0 of 1 log rows"):
+            engine._write(tenant_a, [claimed], logs, now)
