@@ -319,9 +319,9 @@ def _jump(tenant: Tenant, journey_id: str, contact_ids: list, now) -> int:
 # and the number of its shape: two integer arrays sent as text (joined in C), the shapes as short
 # arrays. Binding a thousand-element array per column in binary cost more than the statement
 # (psycopg dumps each element in Python). Journey, version and contact of a log row are its
-# position's, read back from the update. Log ids are time-ordered (uuidv7: monotonic within a
-# session), so the inserts append at the right edge of the primary key instead of dirtying random
-# pages, and a contact's rows of one advance sort by id in the order they were taken.
+# position's, read back from the update. Log ids are time-ordered (journeys_log_id(), journeys 0007:
+# uuidv7, monotonic within a session), so the inserts append at the right edge of the primary key
+# instead of dirtying random pages, and a contact's rows of one advance sort by id in the order taken.
 _WRITE = """
 WITH shape AS (
   SELECT * FROM unnest(%(step)b::text[], %(state)b::text[], %(due_at)b::timestamptz[],
@@ -341,7 +341,7 @@ WITH shape AS (
 ), logged AS (
   INSERT INTO journeys_steplog (id, tenant_id, journey_id, version_id, position_id, contact_id, step,
                                 outcome, detail, message_id, at)
-  SELECT uuidv7(), %(tenant)b, m.journey_id, m.version_id, m.id, m.contact_id, k.step, k.outcome,
+  SELECT journeys_log_id(), %(tenant)b, m.journey_id, m.version_id, m.id, m.contact_id, k.step, k.outcome,
          k.detail, sent.message_id, %(now)b
     FROM unnest(%(log_positions)t::int[], %(log_kinds)t::int[]) WITH ORDINALITY AS l(n, kind, i)
     JOIN moved m ON m.n = l.n
