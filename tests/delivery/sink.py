@@ -225,8 +225,9 @@ class CeleryWorkers:
 
     def supervise(self) -> int:
         """Start a new worker for each that exited, as the process supervisor does in production
-        (docker-compose's `restart: unless-stopped`). A worker can exit on a broker outage: kombu's
-        Redis transport raises while giving back an unacknowledged task on a lost connection."""
+        (docker-compose's `restart: unless-stopped`), and count it: the outage chaos requires none
+        (stock kombu's Redis transport can raise while giving back an unacknowledged task on a lost
+        connection and exit the worker; healthmail/broker.py patches it)."""
         exited = [p for p in self.processes if p.poll() is not None and p not in self._replaced]
         for process in exited:
             self._replaced.add(process)
