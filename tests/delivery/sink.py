@@ -248,6 +248,14 @@ class CeleryWorkers:
         except OSError:
             return []
 
+    def replace(self, process: subprocess.Popen) -> None:
+        """kill -9 a whole worker (parent and pool) and start a new one (a kill, not an exit for
+        supervise() to count)."""
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        self._replaced.add(process)
+        self.start()
+
     def kill(self, rng: random.Random) -> str:
         """kill -9 a pool child (the parent forks a new one) or a whole worker (a new one starts)."""
         process = rng.choice(self.alive())
