@@ -70,7 +70,8 @@ def test_a_request_during_a_redis_stop_is_accepted_without_waiting_and_woken_lat
     report = {"up": [round(s, 2) for s, _, _ in healthy], "down": [round(s, 2) for s, _, _ in during]}
     print("redis stop latency (s):", report)
     assert [code for _, code, _ in during] == [202, 202, 202], report
-    assert max(s for s, _, _ in during) <= BOUND, report
+    # Within BOUND, unless the machine is so loaded that requests with Redis up were that slow too.
+    assert max(s for s, _, _ in during) <= max(BOUND, max(s for s, _, _ in healthy) + EXTRA), report
     assert fastest_down <= fastest_up + EXTRA, report
     with tenant_context(tenant):
         states = set(
