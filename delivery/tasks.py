@@ -13,21 +13,36 @@ import uuid
 from celery import signals
 
 from healthmail.celery import app
+from healthmail.tasks import WAKE_RETRY_POLICY
 
 logger = logging.getLogger(__name__)
 
 
 def drain_time_limits() -> dict[str, float]:
-    """A drain starts messages for DELIVERY_DRAIN_SECONDS, then lets the transactions it started
-    finish: a connection's set-up and one message's steps, each within RFC 5321's waits (up to 10
-    minutes for the final "."). Killing a drain sooner turns a slow receiver's acceptance into a
-    resend. The claims outlive it through the worker's heartbeat (engine/heartbeat.py)."""
+    """A drain starts rounds for DELIVERY_DRAIN_SECONDS, then lets the round it started finish. Killing
+    a drain mid-round loses the outcomes of its messages in flight (taken back after the heartbeat
+    grace, counted ambiguous, resent): the limit must outlive a round, which waits for
+
+    - a connection's set-up: connection and greeting, EHLO, STARTTLS, EHLO, AUTH (`session`, up to
+      25 minutes at RFC 5321's waits), which nothing shortens;
+    - each message for at most DELIVERY_SMTP_STALL_SECONDS: a message still unanswered then (the reply to
+      its final "." may take the RFC's 10 minutes) goes on waiting alone, outside the task, in the
+      stall thread (engine/stalls.py), which keeps its claim and records its outcome;
+    - the connection's end (QUIT, one command wait) when it is not kept.
+
+    Until the stall thread, the limit had to allow a whole transaction (`transaction`, 25 minutes of
+    which the final "." is 10): 3,090 s soft at the default waits, now 1,920 s. A drain that hangs (its
+    heartbeat keeps its claims) is stopped 19 minutes sooner. Like before, the limit allows one slow
+    set-up per round: several in a row (MX fallbacks, connections queued behind the process's
+    connection limit, each as slow as the RFC allows) can still outlast it, and then count as
+    ambiguous hand-offs. The claims outlive the task through the worker's heartbeat (heartbeat.py)."""
     from django.conf import settings
 
     from delivery.smtp.timeouts import SmtpTimeouts
 
     timeouts = SmtpTimeouts.from_settings()
-    soft = float(settings.DELIVERY_DRAIN_SECONDS) + timeouts.session + timeouts.transaction + 60
+    stall = float(getattr(settings, "DELIVERY_SMTP_STALL_SECONDS", 30.0))  # TransportSettings.stall_after
+    soft = float(settings.DELIVERY_DRAIN_SECONDS) + timeouts.session + stall + timeouts.mail + 60
     return {"soft_time_limit": soft, "time_limit": soft + 60}
 
 
@@ -96,4 +111,4 @@ def stalled_messages_finish(**_kwargs) -> None:
 
 def wake(*, tenant_id, stream: str) -> None:
     task = transactional_send if stream == "transactional" else marketing_send
-    task.apply_async(kwargs={"tenant_id": str(tenant_id)})
+    task.apply_async(kwargs={"tenant_id": str(tenant_id)}, retry_policy=WAKE_RETRY_POLICY)

@@ -8,8 +8,11 @@ import os
 from celery import Celery, signals
 from kombu import Queue
 
+from healthmail import broker
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "healthmail.settings.dev")
 
+broker.install()  # kombu's Redis transport, patched so a worker survives a broker outage (broker.py)
 app = Celery("healthmail")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = (Queue("transactional"), Queue("marketing"))

@@ -177,7 +177,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 270
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# socket_connect_timeout: a broker host that does not answer at all (not a refused port) fails a publish
+# within a second instead of the system's TCP timeout (minutes), in API requests as in workers.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 1}
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
 
 # --- Sessions and authentication ------------------------------------------------------------------

@@ -225,8 +225,9 @@ class CeleryWorkers:
 
     def supervise(self) -> int:
         """Start a new worker for each that exited, as the process supervisor does in production
-        (docker-compose's `restart: unless-stopped`). A worker can exit on a broker outage: kombu's
-        Redis transport raises while giving back an unacknowledged task on a lost connection."""
+        (docker-compose's `restart: unless-stopped`), and count it: the outage chaos requires none
+        (stock kombu's Redis transport can raise while giving back an unacknowledged task on a lost
+        connection and exit the worker; healthmail/broker.py patches it)."""
         exited = [p for p in self.processes if p.poll() is not None and p not in self._replaced]
         for process in exited:
             self._replaced.add(process)
@@ -246,6 +247,14 @@ class CeleryWorkers:
             ]
         except OSError:
             return []
+
+    def replace(self, process: subprocess.Popen) -> None:
+        """kill -9 a whole worker (parent and pool) and start a new one (a kill, not an exit for
+        supervise() to count)."""
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        self._replaced.add(process)
+        self.start()
 
     def kill(self, rng: random.Random) -> str:
         """kill -9 a pool child (the parent forks a new one) or a whole worker (a new one starts)."""

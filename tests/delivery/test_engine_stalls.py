@@ -6,6 +6,7 @@ final "."."""
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import replace
@@ -112,3 +113,39 @@ def test_a_stalled_message_whose_reply_never_comes_is_the_only_ambiguous_one(ten
     assert other.state == State.DELIVERED_TLS
     # Its wait timed out after the final ".": resent later with the same Message-ID, and counted.
     assert (stalled.state, stalled.ambiguous_sends, stalled.attempts) == (State.DEFERRED, 1, 1)
+
+
+def test_a_worker_process_shutting_down_waits_for_its_stalled_message_and_records_it_once(
+    tenant, kit, transport
+):
+    """A warm shutdown (or max-tasks-per-child) while a message waits for the reply to its final ".":
+    the process first lets the wait end and records the acceptance (delivery/tasks.py,
+    stalled_messages_finish), and only then closes its sessions, which would cancel the wait and leave
+    a message the receiver accepted to be resent as ambiguous."""
+    from celery import signals
+
+    import delivery.tasks  # connects the worker_process_shutdown receiver
+
+    assert delivery.tasks.stalled_messages_finish
+    sender, _ = verified_sender_domain(tenant)
+    stalled, other = enqueue(tenant, ["stalled@slow.test", "p@slow.test"], sender_domain=sender)
+    kit["slow"].behaviour.stall, kit["slow"].behaviour.stall_only = {"end": STALL}, "stalled"
+    deps = dependencies(
+        kit,
+        replace(transport, stall_after=0.3, timeouts=replace(transport.timeouts, data_end=STALL * 5)),
+        heartbeat=0.2,
+        heartbeat_grace=GRACE,
+    )
+    report = drain(tenant_id=tenant.pk, stream=Stream.TRANSACTIONAL, deps=deps)
+    assert (report.stalled, KEEPER.waiting()) == (1, 1)
+
+    began = time.monotonic()
+    signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)  # as a pool process
+    waited = time.monotonic() - began
+
+    assert stalls_wait(10)  # whatever the keeper still had to record (nothing, when the wait ran first)
+    stalled, other = reload(tenant, [stalled, other])
+    assert other.state == State.DELIVERED_TLS
+    assert (stalled.state, stalled.ambiguous_sends, stalled.attempts) == (State.DELIVERED_TLS, 0, 1), waited
+    assert _message_ids(kit["slow"]).count(stalled.message_id) == 1
+    assert waited > 1.0  # it waited for the receiver (silent STALL seconds from the final ".")
