@@ -133,7 +133,10 @@ class _Session:
         protocol._response_pending = True  # the reply may arrive while we wait for a block to drain
         for start in range(0, len(data), BLOCK):
             protocol.write(data[start : start + BLOCK])
-            await asyncio.wait_for(protocol._drain_helper(), self.timeouts.data_block)
+            if protocol._paused or protocol._connection_lost:
+                # Only then does the drain wait (or raise): a block the transport took at once costs
+                # no task and no timer (wait_for wraps the coroutine in a task, once per message).
+                await asyncio.wait_for(protocol._drain_helper(), self.timeouts.data_block)
 
     async def _pipelined(self, message: Prepared, options: list[str]):
         """RFC 2920: the envelope and DATA in one write; the DATA reply, or the first refusal raised."""
