@@ -198,6 +198,7 @@ def worker(tenant_id, source_id, sink, stream, launched, wakes, results) -> None
     connections.close_all()  # never share the parent's connection
     deps = dependencies(sink, stream=stream)
     profile = _profiler()
+    loop_profile = _loop_profiler()
     sent, seen = 0, 0
     while True:
         # A drain lasts DELIVERY_DRAIN_SECONDS, as a Celery task's (each one starts with a journal
@@ -214,6 +215,8 @@ def worker(tenant_id, source_id, sink, stream, launched, wakes, results) -> None
     if profile is not None:
         profile.disable()
         profile.dump_stats(Path(os.environ["BENCH_PROFILE"]) / f"worker-{os.getpid()}.prof")
+    if loop_profile is not None:
+        loop_profile()
     results.put(
         {"claimed": sent, "rss_mb": peak_rss_mb(), "cpu": time.process_time(), "finished_at": time.time()}
     )
@@ -226,9 +229,36 @@ def _profiler():
     import cProfile
 
     Path(os.environ["BENCH_PROFILE"]).mkdir(parents=True, exist_ok=True)
-    profile = cProfile.Profile(time.process_time)  # CPU time: wall time would count waiting for others
+    # This thread's CPU time: wall time would count waiting for others, and process time the SMTP loop's
+    # thread too (profiled apart, _loop_profiler).
+    profile = cProfile.Profile(time.thread_time)
     profile.enable()
     return profile
+
+
+def _loop_profiler():
+    """BENCH_PROFILE=DIR: the SMTP loop's thread (delivery/smtp/pool.py) profiled too, into
+    smtp-loop-PID.prof; returns what stops it and writes the file."""
+    if not os.environ.get("BENCH_PROFILE"):
+        return None
+    import asyncio
+    import cProfile
+
+    from delivery.smtp.pool import ProcessSessions
+
+    loop = ProcessSessions.current().loop
+    profile = cProfile.Profile(time.thread_time)  # this thread's CPU only (the worker's is profiled apart)
+    asyncio.run_coroutine_threadsafe(_call(profile.enable), loop).result()
+
+    def stop() -> None:
+        asyncio.run_coroutine_threadsafe(_call(profile.disable), loop).result()
+        profile.dump_stats(Path(os.environ["BENCH_PROFILE"]) / f"smtp-loop-{os.getpid()}.prof")
+
+    return stop
+
+
+async def _call(function) -> None:
+    function()
 
 
 def start_workers(count, tenant, source_id, sink, stream="marketing"):

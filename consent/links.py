@@ -17,7 +17,6 @@ from .tokens import LinkKind, link_token
 _SLOT = "TOKEN"
 
 
-@functools.lru_cache(maxsize=16)
 class LinkContact(Protocol):
     """What a link needs of a contact: its ids (a Contact, or the ids of one not loaded)."""
 
@@ -28,6 +27,7 @@ class LinkContact(Protocol):
     def tenant_id(self) -> uuid.UUID: ...
 
 
+@functools.lru_cache(maxsize=16)
 def _around(name: str, base_url: str, urlconf: str) -> tuple[str, str]:
     """What comes before and after the token in the page's absolute URL: resolved once, not per link
     (the delivery engine makes one per marketing message). Tokens are URL-safe as they are."""

@@ -9,7 +9,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from healthmail.crypto.fields import EncryptedTextField, PhiClass
-from healthmail.tenants.models import TenantOwnedModel
+from healthmail.tenants.models import Tenant, TenantOwnedModel
 
 
 class DomainTlsPolicy(models.Model):
@@ -160,6 +160,11 @@ class Message(TenantOwnedModel):
         SUPPRESSED = "suppressed", "Suppressed by the send gate"
         CANCELLED = "cancelled", "Cancelled"
         EXPIRED = "expired", "Expired"
+
+    # No index of its own on tenant_id: every index of the outbox that a query by tenant can use
+    # already starts with it (message_address, message_source_state, ...), and each new row version
+    # of a claim or an outcome (not HOT: the state changes) paid one more index entry for it.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False)
 
     FINAL_STATES = frozenset(
         {

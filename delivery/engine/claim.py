@@ -3,6 +3,10 @@
 The claim commits before any message is sent, so a second worker never takes the same rows, and a
 worker that dies leaves rows whose lease runs out (the sweeper gives them back). The lease is the
 only ownership: every later write checks `claimed_by`.
+
+`messages_claim` returns the claimed rows whole (RETURNING m.*), so a drain does not read them again:
+what it sends is still decided by the hand-off mark (record._HANDOFF), which sends only the rows this
+worker still holds when it is about to hand them to SMTP.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from datetime import datetime, timedelta
 from django.db import connection
 from django.utils import timezone
 
+from delivery.models import Message
 from healthmail.tenants.context import tenant_context
 
 logger = logging.getLogger(__name__)
@@ -35,13 +40,27 @@ UPDATE delivery_message AS m
    SET state = 'sending', claimed_by = %(worker)s, lease_until = %(lease_until)s, updated_at = %(now)s
   FROM due
  WHERE m.id = due.id
-RETURNING m.id
+RETURNING {returning}
 """
 
 
 def worker_name() -> str:
     """Who holds a claim: host, process and a random part (a restarted process is someone else)."""
     return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _params(
+    tenant_id: uuid.UUID, stream: str, worker: str, limit: int, lease: timedelta, now: datetime | None
+) -> dict[str, str | int | datetime]:
+    now = now or timezone.now()
+    return {
+        "tenant": str(tenant_id),
+        "stream": stream,
+        "now": now,
+        "limit": limit,
+        "worker": worker,
+        "lease_until": now + lease,
+    }
 
 
 def message_claim_batch(
@@ -54,27 +73,43 @@ def message_claim_batch(
     now: datetime | None = None,
 ) -> list[uuid.UUID]:
     """Claim up to `limit` due rows of one tenant's stream for `worker`; committed on return."""
-    now = now or timezone.now()
-    params: dict[str, str | int | datetime] = {
-        "tenant": str(tenant_id),
-        "stream": stream,
-        "now": now,
-        "limit": limit,
-        "worker": worker,
-        "lease_until": now + lease,
-    }
+    params = _params(tenant_id, stream, worker, limit, lease, now)
     with tenant_context(tenant_id), connection.cursor() as cursor:
-        cursor.execute(_CLAIM, params)
+        cursor.execute(_CLAIM.format(returning="m.id"), params)
         ids = [row[0] for row in cursor.fetchall()]
-    if ids:  # one line per batch (an empty claim is a drain's last look, not a decision)
+    _log_claimed(tenant_id, stream, worker, limit, claimed=len(ids))
+    return ids
+
+
+def messages_claim(
+    *,
+    tenant_id: uuid.UUID,
+    stream: str,
+    worker: str,
+    limit: int,
+    lease: timedelta,
+    now: datetime | None = None,
+) -> list[Message]:
+    """As message_claim_batch, with the claimed rows as they are after the claim (one statement: the
+    drain's round used to read them back by id)."""
+    params = _params(tenant_id, stream, worker, limit, lease, now)
+    with tenant_context(tenant_id):
+        messages = list(Message.objects.raw(_CLAIM.format(returning="m.*"), params))
+    _log_claimed(tenant_id, stream, worker, limit, claimed=len(messages))
+    return messages
+
+
+def _log_claimed(tenant_id: uuid.UUID, stream: str, worker: str, limit: int, *, claimed: int) -> None:
+    """One line per batch, `claimed` being the rows the UPDATE returned (an empty claim is a drain's
+    last look, not a decision)."""
+    if claimed:
         logger.info(
             "delivery: claimed",
             extra={
                 "tenant_id": str(tenant_id),
                 "stream": stream,
-                "claimed": len(ids),  # the rows the UPDATE returned
+                "claimed": claimed,
                 "limit": limit,
                 "worker": worker,
             },
         )
-    return ids

@@ -15,7 +15,7 @@ from delivery import dkim
 from delivery.models import Message
 from delivery.outbox import RenderedContent, message_content
 from delivery.portal.services import portal_notice_commercial
-from delivery.sender_domains.services import SenderDomainUnverified, sender_domain_signing_key
+from delivery.sender_domains.services import SenderDomainUnverified, sender_domain_key
 from delivery.smtp.message import Prepared, UnsafeMessage
 from healthmail.crypto.errors import DecryptionError
 from healthmail.errors import ApplicationError
@@ -78,8 +78,8 @@ class Preparer:
                 sender_domain = message.sender_domain
                 if sender_domain is None:  # the id is set: the foreign key keeps its row
                     raise SenderDomainUnverified("Mail without a sender domain is refused.")
-                self._keys[domain_id] = sender_domain_signing_key(
-                    tenant=self.tenant, domain=sender_domain.domain
+                self._keys[domain_id] = sender_domain_key(  # the row just read, not read again by name
+                    sender_domain=sender_domain, domain=sender_domain.domain
                 )
             except SenderDomainUnverified as error:
                 self._keys[domain_id] = error

@@ -132,17 +132,19 @@ def _policies(domains: set[str], deps: Dependencies, relay: MxRoute | None) -> d
 
 
 def send_claimed(
-    *, tenant_id: uuid.UUID, stream: str, worker: str, ids: list[uuid.UUID], deps: Dependencies
+    *, tenant_id: uuid.UUID, stream: str, worker: str, messages: list[Message], deps: Dependencies
 ) -> BatchReport:
-    report = BatchReport(claimed=len(ids))
+    """Send the rows `messages_claim` returned (claim.py). Only those still this worker's at the
+    hand-off are sent (record.mark_handoff): a row taken back in between is left to its new holder."""
+    report = BatchReport(claimed=len(messages))
     identity = stream_identity(stream)
     deps = deps.for_stream(identity)
     now = timezone.now()
     settles: list[record.Settle] = []
     with tenant_context(tenant_id):
         tenant = Tenant.objects.get(pk=tenant_id)
-        # No join on the sender domain: the Preparer reads it once per domain (a batch has one or few).
-        messages = list(Message.objects.filter(pk__in=ids, claimed_by=worker, state=State.SENDING))
+        # The rows as the claim returned them (no second read); no join on the sender domain: the
+        # Preparer reads it once per domain (a batch has one or few).
         live: list[Message] = []
         for message in messages:
             if message.expires_at is not None and message.expires_at <= now:

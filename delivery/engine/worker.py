@@ -23,7 +23,7 @@ from django.utils import timezone
 from healthmail.outages import OUTAGE_ERRORS, REDIS_ERRORS
 from healthmail.tenants.context import tenant_context
 
-from .claim import message_claim_batch, worker_name
+from .claim import messages_claim, worker_name
 from .heartbeat import Heartbeat
 from .recovery import drain_recover, journal_record_all
 from .send import BatchReport, Dependencies, send_claimed
@@ -79,23 +79,25 @@ def drain(
         _take_back_dead_claims(tenant_id, deps.engine.heartbeat_grace)
         heartbeat.start()  # beats until the drain ends: our claims stay ours however long SMTP waits
         while True:
-            ids = message_claim_batch(
+            messages = messages_claim(
                 tenant_id=tenant_id,
                 stream=stream,
                 worker=worker,
                 limit=deps.engine.claim_batch,
                 lease=deps.engine.lease,
             )
-            if not ids:
+            if not messages:
                 return report
             if not report.claimed:
                 slots.take()  # only a drain with work counts against the fan-out (an empty one is a query)
-            if fan_out is not None and len(ids) == deps.engine.claim_batch and not report.claimed:
+            if fan_out is not None and len(messages) == deps.engine.claim_batch and not report.claimed:
                 helper = DrainSlots(tenant_id, stream, size=len(slots.keys), ttl=1)
                 if helper.take():  # a free slot: one more process joins (it takes its own slot)
                     helper.release()
                     fan_out()
-            report.add(send_claimed(tenant_id=tenant_id, stream=stream, worker=worker, ids=ids, deps=deps))
+            report.add(
+                send_claimed(tenant_id=tenant_id, stream=stream, worker=worker, messages=messages, deps=deps)
+            )
             if time.monotonic() >= deadline:
                 report.more = True
                 return report

@@ -133,7 +133,10 @@ class _Session:
         protocol._response_pending = True  # the reply may arrive while we wait for a block to drain
         for start in range(0, len(data), BLOCK):
             protocol.write(data[start : start + BLOCK])
-            await asyncio.wait_for(protocol._drain_helper(), self.timeouts.data_block)
+            if protocol._paused or protocol._connection_lost:
+                # Only then does the drain wait (or raise): a block the transport took at once costs
+                # no task and no timer (wait_for wraps the coroutine in a task, once per message).
+                await asyncio.wait_for(protocol._drain_helper(), self.timeouts.data_block)
 
     async def _pipelined(self, message: Prepared, options: list[str]):
         """RFC 2920: the envelope and DATA in one write; the DATA reply, or the first refusal raised."""
@@ -200,42 +203,147 @@ async def _run(
     smtp, evidence = await opener(
         route, requirement=requirement, transport=transport, tlsa=tlsa, policy_source=str(policy.source)
     )
-    session = _Session(smtp, evidence, warnings, transport.timeouts)
-    outcomes: list[Outcome] = []
-    alone = False  # the connection went on with a stalled message: its wait closes it
-    try:
-        for index, message in enumerate(messages):
-            if throttle is not None and not await _admitted(throttle, message, throttle_wait):
-                outcomes += [
-                    session.outcome(m, Status.DEFERRED, reason="rate limited") for m in messages[index:]
-                ]
-                break
-            sending = asyncio.ensure_future(session.send(message))
-            rest = messages[index + 1 :]
-            if (rest or detached is not None) and not await _answered_within(sending, transport.stall_after):
-                # A slow receiver holds this message: it waits alone on this connection (up to the RFC's
-                # timeouts) while the rest of the batch goes on over a new one. With `detached`, the
-                # batch does not wait for it either: its wait is handed to the caller.
-                run = dict(requirement=requirement, tlsa=tlsa, policy=policy, transport=transport)
-                rest_run = dict(
-                    warnings=warnings, throttle=throttle, throttle_wait=throttle_wait, detached=detached
-                )
-                others = asyncio.ensure_future(_hand_over(route, rest, **run, **rest_run)) if rest else None
-                if detached is not None:
-                    detached[message.key] = asyncio.ensure_future(
-                        _wait_alone(session, sending, sessions, sent=index + 1)
-                    )
-                    alone = True
-                else:
-                    outcomes.append(await sending)
-                if others is not None:
-                    outcomes += await others
-                break
-            outcomes.append(await sending)
-    finally:
-        if not alone:
-            await _session_end(session, sessions, sent=len(outcomes))
-    return outcomes
+    # The rest of a stalled connection's batch goes to a fresh connection, which is not kept.
+    rest_run = dict(
+        requirement=requirement,
+        tlsa=tlsa,
+        policy=policy,
+        transport=transport,
+        warnings=warnings,
+        throttle=throttle,
+        throttle_wait=throttle_wait,
+        detached=detached,
+    )
+    connection = _Connection(
+        route,
+        messages,
+        _Session(smtp, evidence, warnings, transport.timeouts),
+        sessions,
+        rest_run,
+        detached=detached,
+        stall_after=transport.stall_after,
+    )
+    return await connection.run(throttle, throttle_wait)
+
+
+class _Connection:
+    """One connection's batch, sent in order by one task, and its stall watch.
+
+    A slow receiver holds the message in flight: when its reply has not come `stall_after` seconds
+    after it was started, the rest of the batch goes on over a new connection while it waits alone on
+    this one (up to the RFC's timeouts). With `detached`, the batch does not wait for it either: its
+    wait (a future giving its outcome) is handed to the caller under its key.
+
+    The watch is one timer per connection, armed at the in-flight message's deadline and re-armed only
+    when it fires for a message that has since been answered; not a task and a timer per message."""
+
+    def __init__(
+        self,
+        route: MxRoute,
+        messages: Sequence[Prepared],
+        session: _Session,
+        sessions: StreamSessions | None,
+        rest_run: dict,
+        *,
+        detached: Detached | None,
+        stall_after: float,
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.route, self.messages, self.session, self.sessions = route, messages, session, sessions
+        self.rest_run, self.detached, self.stall_after = rest_run, detached, stall_after
+        self.outcomes: list[Outcome] = []
+        self.index = -1  # the message in flight (sent, its reply not read yet); -1: none
+        self.since = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.stalled = False
+        self.alone: asyncio.Future[Outcome] | None = None  # the stalled message's outcome (detached)
+        self.others: asyncio.Future[list[Outcome]] | None = None  # the rest, on a new connection
+        self.answered: asyncio.Future[None] = self.loop.create_future()  # the batch may return
+
+    async def run(self, throttle: Throttle | None, throttle_wait: float) -> list[Outcome]:
+        sender = asyncio.ensure_future(self._send_all(throttle, throttle_wait))
+        try:
+            await self.answered
+        except asyncio.CancelledError:
+            if self.alone is None:  # a detached wait is no longer the batch's to stop
+                sender.cancel()
+            if self.others is not None:
+                self.others.cancel()
+            raise
+        outcomes = self.outcomes
+        if self.others is not None:
+            outcomes = outcomes + await self.others
+        return outcomes
+
+    async def _send_all(self, throttle: Throttle | None, throttle_wait: float) -> None:
+        session, messages = self.session, self.messages
+        stalled_at: int | None = None
+        try:
+            for index, message in enumerate(messages):
+                if throttle is not None and not await _admitted(throttle, message, throttle_wait):
+                    self.outcomes += [
+                        session.outcome(m, Status.DEFERRED, reason="rate limited") for m in messages[index:]
+                    ]
+                    break
+                self.index, self.since = index, self.loop.time()
+                if self.timer is None and (index + 1 < len(messages) or self.detached is not None):
+                    self.timer = self.loop.call_at(self.since + self.stall_after, self._check)
+                outcome = await session.send(message)
+                self.index = -1
+                if self.stalled:  # the rest went to another connection; this one ends with it
+                    stalled_at = index
+                    if self.alone is None:
+                        self.outcomes.append(outcome)
+                    elif not self.alone.done():
+                        self.alone.set_result(outcome)
+                    break
+                self.outcomes.append(outcome)
+        except BaseException as error:
+            # Cancelled (the process stopping) or broken mid-transaction: the connection's state is
+            # unknown and it is not kept; whoever waits learns it (for a detached wait the reply is
+            # unknown: RFC 1047).
+            session.lost = True
+            session.smtp.close()
+            for waiting in (self.alone, self.answered):
+                if waiting is not None and not waiting.done():
+                    if isinstance(error, asyncio.CancelledError):
+                        waiting.cancel()
+                    else:
+                        waiting.set_exception(error)
+            if not isinstance(error, Exception):  # cancelled, or the process exiting
+                raise
+        finally:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            sent = len(self.outcomes) if stalled_at is None else stalled_at + 1
+            await _session_end(session, self.sessions, sent=sent)
+            if not self.answered.done():
+                self.answered.set_result(None)
+
+    def _check(self) -> None:
+        """The timer: the message in flight is stalled, or another one is in flight since (re-armed
+        at its deadline), or none is (disarmed until the next one starts)."""
+        self.timer = None
+        if self.index < 0 or self.stalled:
+            return
+        deadline = self.since + self.stall_after
+        if self.loop.time() < deadline - 0.001:
+            self.timer = self.loop.call_at(deadline, self._check)
+            return
+        if self.index + 1 >= len(self.messages) and self.detached is None:
+            return  # the last message of a batch that waits for it: nothing to hand over
+        self._stall()
+
+    def _stall(self) -> None:
+        self.stalled = True
+        message, rest = self.messages[self.index], self.messages[self.index + 1 :]
+        if rest:
+            self.others = asyncio.ensure_future(_hand_over(self.route, rest, **self.rest_run))
+        if self.detached is not None:
+            self.alone = self.loop.create_future()
+            self.detached[message.key] = self.alone
+            self.answered.set_result(None)  # the batch goes on without it
 
 
 async def _session_end(session: _Session, sessions: StreamSessions | None, *, sent: int) -> None:
@@ -243,25 +351,6 @@ async def _session_end(session: _Session, sessions: StreamSessions | None, *, se
         await sessions.close(session.smtp, session.evidence, sent=sent, lost=session.lost)
     elif not session.lost:
         await close_session(session.smtp)
-
-
-async def _wait_alone(
-    session: _Session, sending: asyncio.Future[Outcome], sessions: StreamSessions | None, *, sent: int
-) -> Outcome:
-    """A stalled message's wait for its reply (up to its RFC timeout), then its connection's end."""
-    try:
-        return await sending
-    except asyncio.CancelledError:  # the process is stopping: the connection is in an unknown state
-        session.lost = True
-        session.smtp.close()
-        raise
-    finally:
-        await _session_end(session, sessions, sent=sent)
-
-
-async def _answered_within(sending: asyncio.Future, seconds: float) -> bool:
-    done, _ = await asyncio.wait({sending}, timeout=seconds)
-    return bool(done)
 
 
 async def _hand_over(route: MxRoute, messages: Sequence[Prepared], **run) -> list[Outcome]:

@@ -16,7 +16,7 @@ from consent.gate import may_send
 from contacts.models import Contact
 from delivery import tasks
 from delivery.engine import record, services
-from delivery.engine.claim import message_claim_batch
+from delivery.engine.claim import message_claim_batch, messages_claim
 from delivery.engine.sweeper import LOST_HANDOFF, delivery_sweep
 from delivery.engine.worker import drain
 from delivery.inbound.classify import classify_status
@@ -246,17 +246,40 @@ def test_the_sweeper_requeues_dead_claims_and_counts_hand_offs_as_ambiguous(tena
 
 
 @pytest.mark.django_db
+def test_the_claim_returns_its_rows_as_they_are_after_it(tenant_a, sender):
+    """The drain sends from the rows the claim returned (no second read): they must be the stored rows,
+    after the claim, every field as a read would give it (the address decrypts)."""
+    due = enqueue(tenant_a, [f"r{i}@good.test" for i in range(3)], sender_domain=sender)
+    claimed = messages_claim(
+        tenant_id=tenant_a.pk, stream="transactional", worker="w1", limit=10, lease=LEASE
+    )
+
+    assert sorted(m.pk for m in claimed) == sorted(m.pk for m in due)
+    stored = {m.pk: m for m in reload(tenant_a, due)}
+    fields = [f.attname for f in Message._meta.concrete_fields]
+    for message in claimed:
+        assert message.state == State.SENDING
+        assert message.claimed_by == "w1"
+        assert message.lease_until is not None
+        assert message.handoff_at is None
+        assert {f: getattr(message, f) for f in fields} == {f: getattr(stored[message.pk], f) for f in fields}
+    assert sorted(m.to_address for m in claimed) == sorted(m.to_address for m in due)
+
+
+@pytest.mark.django_db
 def test_a_worker_whose_lease_was_taken_back_does_not_send(tenant_a, sender, kit, deps):
     (message,) = enqueue(tenant_a, ["p@good.test"], sender_domain=sender)
-    ids = message_claim_batch(
+    claimed = messages_claim(
         tenant_id=tenant_a.pk, stream="transactional", worker="slow", limit=5, lease=LEASE
     )
+    assert [m.pk for m in claimed] == [message.pk]
     with tenant_context(tenant_a):  # the sweeper gave it to someone else meanwhile
         Message.objects.filter(pk=message.pk).update(claimed_by="someone-else")
 
     from delivery.engine.send import send_claimed
 
-    send_claimed(tenant_id=tenant_a.pk, stream="transactional", worker="slow", ids=ids, deps=deps)
+    # The rows as the claim returned them (still naming "slow"): the hand-off mark decides.
+    send_claimed(tenant_id=tenant_a.pk, stream="transactional", worker="slow", messages=claimed, deps=deps)
 
     assert kit["good"].messages == []
     assert reload(tenant_a, [message])[0].claimed_by == "someone-else"

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from delivery.engine import record
 from delivery.engine.claim import message_claim_batch
+from healthmail.tenants.context import tenant_context
 from tests.factories import BaaFactory, TenantFactory
 
 from .engine_support import enqueue, verified_sender_domain
@@ -49,44 +50,54 @@ def committed_tenant(committed_db):
 
 
 def test_the_hand_off_mark_is_a_hot_update(committed_tenant):
-    """Committed rows, as a worker sees them: the launch's and the claim's transactions are over, so
-    the versions they left behind can be pruned from the page to make room."""
+    """Committed rows, as a worker sees them, on pages of their own: the test's rows are copied into a
+    temporary table of the outbox's definition (its columns, defaults and every index), which shadows
+    delivery_message for this session, so the claim and the hand-off run unchanged against it. Its
+    pages hold nobody else's rows, and old row versions of a temporary table are pruned by its own
+    session alone (no other session's snapshot holds them): every hand-off mark must be HOT."""
     sender, _ = verified_sender_domain(committed_tenant)
     messages = enqueue(committed_tenant, [f"p{i}@good.test" for i in range(5)], sender_domain=sender)
-    ids = message_claim_batch(
-        tenant_id=committed_tenant.pk,
-        stream="transactional",
-        worker="w1",
-        limit=10,
-        lease=timedelta(seconds=60),
-    )
-    assert set(ids) == {m.pk for m in messages}
-
     with connection.cursor() as cursor:
-        # Pruning the claim's old row versions (which makes room on the page) needs every other
-        # session's snapshot to be newer; under xdist another worker's test transaction usually holds
-        # an older one, and the update then has no room for a HOT version. The index rule itself is
-        # checked above on every run; this measurement runs when the database is quiet.
+        cursor.execute("SELECT reloptions FROM pg_class WHERE oid = 'public.delivery_message'::regclass")
+        options = ", ".join(cursor.fetchone()[0] or [])
         cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
-            " AND datname = current_database() AND backend_xmin IS NOT NULL"
+            "CREATE TEMPORARY TABLE delivery_message (LIKE public.delivery_message INCLUDING ALL)"
+            + (f" WITH ({options})" if options else "")
         )
-        if cursor.fetchone()[0]:
-            pytest.skip("another session holds an older snapshot: old row versions cannot be pruned")
-
-    def hot_updates() -> int:
-        with connection.cursor() as cursor:  # this transaction's own counts, not yet flushed
-            cursor.execute("SELECT pg_stat_get_xact_tuples_hot_updated('delivery_message'::regclass)")
-            return cursor.fetchone()[0]
-
-    with transaction.atomic():
-        before = hot_updates()
-        owned = record.mark_handoff(
+    try:
+        with tenant_context(committed_tenant), connection.cursor() as cursor:  # RLS: the tenant's rows
+            cursor.execute(
+                "INSERT INTO pg_temp.delivery_message SELECT * FROM public.delivery_message"
+                " WHERE id = ANY(%s::uuid[])",
+                ["{" + ",".join(str(m.pk) for m in messages) + "}"],
+            )
+        ids = message_claim_batch(
             tenant_id=committed_tenant.pk,
+            stream="transactional",
             worker="w1",
-            ids=ids,
-            lease_until=timezone.now() + timedelta(seconds=60),
+            limit=10,
+            lease=timedelta(seconds=60),
         )
-        hot = hot_updates() - before
-    assert owned == set(ids)
-    assert hot > 0, "no hand-off mark was a HOT update"  # each needs room on its page (others share it)
+        assert set(ids) == {m.pk for m in messages}
+
+        def hot_updates() -> int:
+            with connection.cursor() as cursor:  # this transaction's own counts, not yet flushed
+                cursor.execute(
+                    "SELECT pg_stat_get_xact_tuples_hot_updated('pg_temp.delivery_message'::regclass)"
+                )
+                return int(cursor.fetchone()[0])
+
+        with transaction.atomic():
+            before = hot_updates()
+            owned = record.mark_handoff(
+                tenant_id=committed_tenant.pk,
+                worker="w1",
+                ids=ids,
+                lease_until=timezone.now() + timedelta(seconds=60),
+            )
+            hot = hot_updates() - before
+        assert owned == set(ids)
+        assert hot == len(ids), f"{hot} of {len(ids)} hand-off marks were HOT updates"
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE pg_temp.delivery_message")

@@ -4,6 +4,7 @@ resent). A real aiosmtpd receiver that stays silent before answering one message
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 from delivery.smtp.client import deliver_batch
@@ -51,3 +52,27 @@ def test_a_stalled_message_that_never_gets_its_reply_is_the_only_ambiguous_one(k
     outcomes = _send(kit, transport, stall_after=0.3, data_end=STALL / 2)
 
     assert [o.status for o in outcomes] == [Status.DELIVERED, Status.AMBIGUOUS] + [Status.DELIVERED] * 4
+
+
+def test_the_stall_watch_is_one_per_connection_not_one_task_per_message(kit, transport):
+    """Watching for a stall costs a connection one task and one timer, not a task per message (the
+    engine sends thousands a second); a batch still gets every outcome."""
+    created = []
+
+    async def send():
+        loop = asyncio.get_running_loop()
+
+        def factory(loop, coroutine, **kwargs):
+            created.append(coroutine.__qualname__)
+            return asyncio.Task(coroutine, loop=loop, **kwargs)
+
+        loop.set_task_factory(factory)
+        return await deliver_batch(
+            MxRoute.from_mx(kit["slow"].mx()), _batch(), PROBED, transport=replace(transport, stall_after=5)
+        )
+
+    outcomes = run(send())
+
+    assert [o.status for o in outcomes] == [Status.DELIVERED] * 6
+    ours = [name for name in created if not name.startswith("BaseEventLoop.")]  # not the loop's own
+    assert len(ours) == 1, ours  # the connection's sender, nothing per message

@@ -10,7 +10,7 @@ from django.utils import timezone
 from audit import alerts, chain
 from audit import services as audit
 from consent.suppressions import suppression_add, suppression_remove
-from delivery.engine.claim import message_claim_batch
+from delivery.engine.claim import messages_claim
 from delivery.engine.sweeper import delivery_sweep
 from delivery.engine.worker import drain
 from delivery.models import Message, Stream
@@ -86,13 +86,13 @@ def test_claims_are_logged_once_per_batch_with_the_count_the_update_returned(jso
     addresses = [f"claim{n}.log.patient@good.test" for n in range(3)]
     enqueue(tenant_a, addresses, sender_domain=sender)
     lease = timedelta(seconds=60)
-    first = message_claim_batch(
+    first = messages_claim(  # the drain's claim (claim.py's message_claim_batch logs alike)
         tenant_id=tenant_a.pk, stream=Stream.TRANSACTIONAL, worker="w1", limit=2, lease=lease
     )
-    rest = message_claim_batch(
+    rest = messages_claim(
         tenant_id=tenant_a.pk, stream=Stream.TRANSACTIONAL, worker="w2", limit=5, lease=lease
     )
-    none = message_claim_batch(
+    none = messages_claim(
         tenant_id=tenant_a.pk, stream=Stream.TRANSACTIONAL, worker="w3", limit=5, lease=lease
     )
     assert (len(first), len(rest), none) == (2, 1, [])
