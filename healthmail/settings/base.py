@@ -67,6 +67,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "healthmail.observability.RequestIdMiddleware",
     "healthmail.observability.MetricsMiddleware",
+    "fhir_api.middleware.FhirOutcomeMiddleware",  # FHIR errors made outside its views, as OperationOutcomes
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",  # healthmail/content_policy.py; before the no-store and error answers
     "whitenoise.middleware.WhiteNoiseMiddleware",

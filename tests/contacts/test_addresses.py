@@ -60,3 +60,19 @@ def test_message_api_refuses_localhost_with_422_instead_of_202(api, issue_key):
     body = assert_problem(response, 422, "validation_failed")
     assert "localhost" not in response.content.decode()  # the reason, never the address
     assert body["errors"]["recipient"]["address"] == [f"The address {REFUSED['user@localhost']}."]
+
+
+@pytest.mark.django_db
+def test_import_refuses_the_same_addresses_as_row_errors(tenant_a):
+    from tests.contacts.import_helpers import contacts, import_file, row_errors
+
+    refused = ["user@localhost", "user@[192.0.2.1]", "user@printer.local"]
+    rows = "".join(f"{address},Ada\n" for address in ["pat@example.org", *refused])
+    job = import_file(tenant_a, f"Email,First name\n{rows}")
+
+    assert (job.created_count, job.error_count) == (1, len(refused))
+    errors = row_errors(job)
+    assert [row for row, _column, _message in errors] == [3, 4, 5]
+    for (_row, _column, message), address in zip(errors, refused, strict=True):
+        assert REFUSED[address] in message
+    assert len(contacts(tenant_a)) == 1

@@ -72,6 +72,20 @@ def test_read_is_masked_without_phi_and_tagged_redacted(tenant_a, fhir):
     assert reads[-1].details.get("purpose") == "fhir patient read"
 
 
+def test_fhir_answers_are_not_stored_by_any_cache(fhir):
+    client = fhir(WRITER)
+    created = client.post("Patient", us_patient())
+    answers = [
+        created,
+        client.get(f"Patient/{created.json()['id']}"),
+        client.get("Patient", identifier=f"{MRN_SYSTEM}|12345"),
+        client.get("Patient/00000000-0000-0000-0000-000000000000"),
+    ]
+    assert [answer.status_code for answer in answers] == [201, 200, 200, 404]
+    for answer in answers:
+        assert "no-store" in [part.strip() for part in answer.get("Cache-Control", "").split(",")]
+
+
 def test_search_by_identifier_finds_the_patient_and_an_unknown_one_finds_nobody(tenant_a, fhir):
     created = fhir(WRITER).post("Patient", us_patient()).json()
     reader = fhir(["contacts:read", "contacts:phi"])
@@ -121,3 +135,12 @@ def test_unknown_fhir_urls_and_search_parameters_are_operation_outcomes(fhir):
     client = fhir(WRITER)
     assert_outcome(client.get("Observation"), 404, "not_found")
     assert_outcome(client.get("Patient", name="Chalmers"), 422, "validation_failed")
+
+
+def test_answers_made_before_any_fhir_view_are_operation_outcomes_too(fhir, settings):
+    # The body-size limit answers in middleware, before the view; outages (503) and 500s likewise
+    # (tests/outages/test_database_outage.py).
+    settings.REQUEST_BODY_MAX_BYTES = 64
+    response = fhir(WRITER).post("Patient", us_patient())
+    body = assert_outcome(response, 413, "body_too_large")
+    assert body["issue"][0]["code"] == "too-costly"

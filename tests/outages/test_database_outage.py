@@ -1,6 +1,7 @@
 """PostgreSQL unreachable: every route, API or web, signed in or not, answers 503 with Retry-After
-(problem+json under /api/, a plain page elsewhere) or an answer that needed no database; never 500.
-The signed-in web client fails inside middleware (the session is read before any view runs)."""
+(problem+json under /api/, an OperationOutcome under /api/fhir/r4/, a plain page elsewhere) or an
+answer that needed no database; never 500. The signed-in web client fails inside middleware (the
+session is read before any view runs)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,13 @@ def _tenant():
 def assert_outage(response, path: str) -> None:
     assert response.status_code == 503, (path, response.status_code)
     assert response.get("Retry-After") == str(settings.OUTAGE_RETRY_AFTER_SECONDS), path
-    if path.startswith("/api/"):
+    if path.startswith("/api/fhir/"):  # FHIR clients read OperationOutcomes, never problem+json
+        assert response["Content-Type"] == "application/fhir+json", path
+        body = response.json()
+        assert body["resourceType"] == "OperationOutcome", path
+        assert body["issue"][0]["code"] == "transient", path
+        assert body["issue"][0]["details"]["text"] == "service_unavailable", path
+    elif path.startswith("/api/"):
         assert response["Content-Type"] == "application/problem+json", path
         body = response.json()
         assert body["status"] == 503
