@@ -12,7 +12,7 @@ from healthmail.errors import NotFound
 from healthmail.tenants.models import Tenant
 
 from .dsl import Lookup
-from .models import CountQuery, Segment, SegmentSnapshot
+from .models import CountQuery, Segment
 
 
 def segment_lookup(*, tenant: Tenant) -> Lookup:
@@ -50,10 +50,6 @@ def segment_where_used(*, tenant: Tenant, segment: Segment) -> list[dict[str, st
     """Where a segment is used: other segments now; campaigns and journeys add theirs when they exist."""
     users = Segment.objects.for_tenant(tenant).filter(references__contains=[str(segment.pk)])
     return [{"kind": "segment", "id": str(s.pk), "name": s.name} for s in users.order_by("name")]
-
-
-def segment_snapshots(*, tenant: Tenant, segment: Segment) -> QuerySet[SegmentSnapshot]:
-    return SegmentSnapshot.objects.for_tenant(tenant).filter(segment=segment)
 
 
 def segment_options(*, tenant: Tenant, exclude: uuid.UUID | None = None) -> list[dict[str, str]]:

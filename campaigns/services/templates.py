@@ -25,7 +25,7 @@ from ..templating import fields as merge_fields
 from ..templating import lint as linting
 from ..templating import render
 from ..templating.sandbox import analyze
-from .common import CampaignConflict, CampaignError, actor_ref
+from .common import CampaignConflict, CampaignError
 
 MAX_LANGUAGES = 12
 
@@ -292,7 +292,7 @@ def template_freeze(*, tenant: Tenant, actor: Actor, template: Template) -> Temp
             blocks=used_blocks,
             fields=sorted(result.fields),
             phi_fields=sorted(result.phi_fields),
-            created_by=actor_ref(actor),
+            created_by=actor.reference,
         )
 
 
