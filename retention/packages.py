@@ -15,6 +15,7 @@ import json
 import zipfile
 
 from audit import chain
+from audit.exports import slice_proof_against_chain
 from healthmail.crypto import signing
 
 FORMAT = "healthmail-evidence/1"
@@ -128,7 +129,6 @@ def _nested(archive: zipfile.ZipFile, manifest: dict, public_key: str | None) ->
 
 def verify_against_chain(content: bytes) -> list[str]:
     """On the platform: the package's audit slice is part of the stored chain (see chain-proof.json)."""
-    from audit.exports import slice_proof_against_chain
 
     archive = zipfile.ZipFile(io.BytesIO(content))
     if "audit/chain-proof.json" not in archive.namelist():

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from consent.models import Topic
 from healthmail.errors import NotFound
 from healthmail.tenants.models import Tenant
 
@@ -17,7 +18,6 @@ from .models import CountQuery, Segment
 
 def segment_lookup(*, tenant: Tenant) -> Lookup:
     """Resolves topic keys and segment ids of this tenant only (foreign ids are simply unknown)."""
-    from consent.models import Topic
 
     def topic_id(key: str) -> uuid.UUID | None:
         return Topic.objects.for_tenant(tenant).filter(key=key).values_list("id", flat=True).first()
@@ -59,7 +59,6 @@ def segment_options(*, tenant: Tenant, exclude: uuid.UUID | None = None) -> list
 
 
 def topic_options(*, tenant: Tenant) -> list[dict[str, str]]:
-    from consent.models import Topic
 
     topics = Topic.objects.for_tenant(tenant).order_by("name").values_list("key", "name")
     return [{"value": key, "label": name} for key, name in topics]

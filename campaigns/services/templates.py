@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from audit import services as audit
+from consent.links import preferences_url, unsubscribe_url
 from contacts.models import Contact
 from healthmail.actors import Actor
 from healthmail.errors import Conflict, NotFound
@@ -390,7 +391,6 @@ def render_branding(branding: Branding) -> render.Branding:
 
 
 def footer_for(*, tenant: Tenant, contact: Contact, purpose: str, topic, sender_name: str) -> render.Footer:
-    from consent.links import preferences_url, unsubscribe_url
 
     commercial = purpose in linting.COMMERCIAL_PURPOSES
     return render.Footer(

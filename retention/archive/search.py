@@ -16,6 +16,7 @@ from django.db import connection, transaction
 
 from audit import services as audit
 from audit.phi import phi_access
+from delivery.portal.services import reply_text_read
 from healthmail.actors import Actor
 from healthmail.crypto.errors import DecryptionError
 from healthmail.errors import ApplicationError, NotFound
@@ -192,7 +193,6 @@ def _content_open(entry: ArchivedRecord):
 
 
 def _reply_open(entry: ArchivedRecord, reply: dict) -> dict:
-    from delivery.portal.services import reply_text_read
 
     text = DESTROYED
     if reply.get("key"):
