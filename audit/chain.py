@@ -32,7 +32,7 @@ from healthmail.tenants.models import Tenant
 
 from . import key_history
 from .alerts import alert_chain_broken
-from .models import AuditEvent, ChainHead
+from .models import AuditEvent, ChainHead, ChainVerification
 
 GENESIS = "0" * 64
 SEAL_BATCH = 5000
@@ -315,6 +315,17 @@ def verify_and_alert(tenant_id: uuid.UUID | None, *, found_by: str) -> ChainRepo
     report = verify_chain(tenant_id)
     if not report.ok:
         alert_chain_broken(tenant_id=tenant_id, problem=report.problems[0], found_by=found_by)
+    return report
+
+
+def verification_record(tenant_id: uuid.UUID | None, *, found_by: str) -> ChainReport:
+    """verify_and_alert, and the result recorded for the status banner: the one place a verification
+    is recorded, whoever asked for it (an officer's page, the hourly task, `manage.py audit_verify`)."""
+    report = verify_and_alert(tenant_id, found_by=found_by)
+    with chain_scope(tenant_id):
+        ChainVerification.objects.create(
+            tenant_id=tenant_id, ok=report.ok, rows=report.rows, problem=(report.problems or [""])[0][:500]
+        )
     return report
 
 

@@ -87,16 +87,6 @@ def _refuse_missing(missing: list[tuple[str, str]]) -> None:
         )
 
 
-def _text_values(text: AuthorizationText) -> dict:
-    keys = [
-        *AUTHORIZATION_TEXT_ELEMENTS,
-        *MEDIA_TEXT_ELEMENTS,
-        "remuneration_involved",
-        "remuneration_statement",
-    ]
-    return {key: getattr(text, key) for key in keys}
-
-
 def authorization_text_current(*, tenant: Tenant, kind: str) -> AuthorizationText | None:
     """The published version offered for signing (texts recorded from paper forms are not offered)."""
     with tenant_context(tenant):

@@ -108,12 +108,6 @@ def fhir_exception_handler(exc, context) -> Response:
     return problem
 
 
-def outcome_response(status: int, detail: str, *, code: str, **extra) -> Response:
-    """An error answered by a FHIR view itself (not raised)."""
-    body = outcome_of_problem(problem_body(status, detail, code=code, **extra))
-    return Response(body, status=status, content_type=FHIR_JSON)
-
-
 def information(detail: str, *, code: str) -> dict:
     return operation_outcome([issue("information", "informational", detail, details=code)])
 

@@ -36,6 +36,8 @@ from typing import Any
 
 from django.conf import settings
 
+from healthmail.accounts.roles import role_can
+from healthmail.crypto import blind
 from healthmail.errors import ApplicationError
 
 NOISE_KIND = "disclosure-noise"
@@ -72,8 +74,6 @@ class Viewer:
 
     @classmethod
     def for_role(cls, *, user: Any, role: str | None) -> Viewer:
-        from healthmail.accounts.roles import role_can
-
         return cls(key=f"user:{user.pk}", phi=role_can(role, "contacts.view_phi"))
 
     @classmethod
@@ -144,8 +144,6 @@ def canonical(query: Any) -> str:
 
 def _uniform(tenant: Any, label: str) -> float:
     """A number in (0, 1) fixed by the tenant's index key and the label, unknown without the key."""
-    from healthmail.crypto import blind
-
     digest = blind.blind_index(tenant, NOISE_KIND, label)
     return (int.from_bytes(digest[:8], "big") + 0.5) / 2.0**64
 

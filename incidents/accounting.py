@@ -124,7 +124,7 @@ def accounting_build(*, tenant: Tenant, actor: Actor, contact_id: uuid.UUID) -> 
             "period": {"from": since.isoformat(), "to": today.isoformat()},
             "disclosures": entries,
             "issued_at": timezone.now().isoformat(),
-            "issued_by": f"{actor.kind}:{actor.id}",
+            "issued_by": actor.reference,
         }
         signature, key_id = chain.sign(_canonical(document), tenant_id=tenant.pk)
         audit.record(

@@ -11,9 +11,11 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from audit.phi import phi_access
 from campaigns.models import Campaign, Template
 from consent.models import Topic
 from contacts.models import Contact
+from delivery.models import EngagementEvent
 from healthmail import disclosure, labels
 from healthmail.errors import NotFound
 from healthmail.tenants.context import tenant_context
@@ -266,7 +268,6 @@ def contact_history_read(
     something about them, so the read is recorded (audit `phi.read`, in the patient's search).
     Masked viewers see the journeys whose email uses no health information; the others are listed
     as hidden, with neither name nor steps. [(position, steps taken, shown)]"""
-    from audit.phi import phi_access
 
     history = contact_history(tenant=tenant, contact=contact)
     if not history:
@@ -349,7 +350,6 @@ def _split_winners(tenant: Tenant, journey: Journey, metric: str, members: list[
                 position_id__in=[position_id for _, position_id, _ in members],
             ).values_list("position_id", flat=True)
         )
-    from delivery.models import EngagementEvent
 
     from .services.steps import SOURCE_TYPE
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from django.db import DEFAULT_DB_ALIAS, connection, models
 from django.db.models.deletion import Collector
 
+from contacts.models import Contact, ContactExternalId
+from contacts.shredding import TOMBSTONE
 from healthmail.crypto.models import ObjectKey
 from healthmail.errors import ApplicationError
 
@@ -148,8 +150,6 @@ def shred_content(category: Category, tenant_id: uuid.UUID, record_ids: list[str
 
 
 def tombstone_contacts(category: Category, tenant_id: uuid.UUID, record_ids: list[str]) -> Destroyed:
-    from contacts.models import Contact, ContactExternalId
-    from contacts.shredding import TOMBSTONE
 
     rows = Contact.objects.filter(tenant_id=tenant_id, pk__in=record_ids)
     key_ids = list(rows.exclude(object_key_id=None).values_list("object_key_id", flat=True))

@@ -32,6 +32,7 @@ from healthmail.actors import Actor
 from healthmail.errors import ApplicationError, Conflict
 from healthmail.tasks import enqueue
 from healthmail.tenants.context import tenant_context
+from healthmail.tenants.models import Tenant
 
 from . import accounting, certificates, holds
 from .destruction import DestructionMismatch
@@ -424,7 +425,6 @@ def disposal_run_execute(*, tenant_id, run_id, max_batches: int | None = None, *
 def disposal_runs_stalled(*, older_than: datetime.timedelta = datetime.timedelta(minutes=10)) -> list[tuple]:
     """(tenant id, run id) of approved or running runs with no batch for a while: their task was
     lost (worker killed, broker restarted); the sweep enqueues them again and they resume."""
-    from healthmail.tenants.models import Tenant
 
     stale_before = timezone.now() - older_than
     found = []

@@ -23,6 +23,10 @@ from audit import services as audit
 from audit.exports import ExportError, audit_export, slice_proof
 from audit.phi import phi_access
 from audit.selectors import EventFilter
+from consent.models import Authorization, AuthorizationEvent, ConsentEvent, UnencryptedEmailWaiver
+from contacts.models import Contact
+from delivery.models import Message, MessageAttempt
+from delivery.outbox import message_content
 from healthmail.actors import Actor
 from healthmail.crypto.objects import content_open, content_seal, object_key_create
 from healthmail.errors import ApplicationError, NotFound
@@ -113,7 +117,6 @@ def _date_q(field: str, scope: ExportScope) -> Q:
 
 
 def _contacts(tenant, actor, scope: ExportScope, purpose: str) -> list[dict]:
-    from contacts.models import Contact
 
     contacts = list(Contact.objects.filter(tenant=tenant, pk__in=scope.contact_ids).order_by("pk"))
     with phi_access(actor=actor, tenant=tenant, objects=contacts, fields=CONTACT_FIELDS, purpose=purpose):
@@ -125,8 +128,6 @@ def _contacts(tenant, actor, scope: ExportScope, purpose: str) -> list[dict]:
 
 def _messages(tenant, actor, scope: ExportScope, purpose: str) -> tuple[list[dict], list[dict]]:
     """(message records with content, delivery evidence) for the scope."""
-    from delivery.models import Message, MessageAttempt
-    from delivery.outbox import message_content
 
     selection = Q(contact_id__in=scope.contact_ids) if scope.contact_ids else Q()
     if scope.sources:
@@ -219,7 +220,6 @@ def _content_json(content):
 
 
 def _consent(tenant, scope: ExportScope) -> dict:
-    from consent.models import Authorization, AuthorizationEvent, ConsentEvent, UnencryptedEmailWaiver
 
     def rows(model, *exclude: str) -> list[dict]:
         found = model.objects.filter(tenant=tenant, contact_id__in=scope.contact_ids).values()

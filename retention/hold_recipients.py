@@ -18,6 +18,8 @@ from collections.abc import Iterable
 
 from django.db import connection
 
+from contacts.models import Contact
+from delivery.models import Message
 from healthmail.tenants.context import tenant_context
 
 from .registry import Source, all_categories, expand_groups
@@ -63,7 +65,6 @@ def date_bounds(hold) -> list[tuple[str, datetime.datetime]]:
 def recipient_sql(hold, contact: str) -> tuple[str, list]:
     """An SQL condition, true when the contact id expression `contact` received a message from one
     of the hold's sources: a live outbox row or an archived message (in the hold's date range)."""
-    from delivery.models import Message
 
     from .models import ArchivedRecord
 
@@ -110,7 +111,6 @@ def recipients_of(hold) -> list[uuid.UUID]:
     its date range): the people a campaign hold reaches, for its evidence export."""
     if not hold.sources:
         return []
-    from contacts.models import Contact
 
     condition, params = recipient_sql(hold, "c.id")
     with tenant_context(hold.tenant_id), connection.cursor() as cursor:

@@ -25,6 +25,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from audit import services as audit
+from contacts.models import Contact
 from healthmail.accounts.models import Membership, User
 from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
@@ -292,8 +293,6 @@ def _validate_scope(tenant, scope: HoldScope) -> None:
     if scope.date_from and scope.date_to and scope.date_to < scope.date_from:
         raise ApplicationError("The date range ends before it starts.", code="dates")
     if scope.contact_ids:
-        from contacts.models import Contact
-
         found = Contact.objects.filter(tenant=tenant, pk__in=scope.contact_ids).count()
         if found != len(set(scope.contact_ids)):
             raise ApplicationError(

@@ -15,6 +15,7 @@ import json
 import zipfile
 
 from audit import chain
+from audit.exports import slice_proof_against_chain, verify_export, verify_slice_proof
 from healthmail.crypto import signing
 
 FORMAT = "healthmail-evidence/1"
@@ -100,13 +101,9 @@ def _nested(archive: zipfile.ZipFile, manifest: dict, public_key: str | None) ->
     problems = []
     for name in manifest.get("files", {}):
         if name.endswith("audit-export.zip"):
-            from audit.exports import verify_export
-
             found = verify_export(archive.read(name), public_key=public_key)
             problems.extend(f"{name}: {p}" for p in found)
     if "audit/chain-proof.json" in manifest.get("files", {}):
-        from audit.exports import verify_slice_proof
-
         proof = json.loads(archive.read("audit/chain-proof.json"))
         problems.extend(
             f"audit/chain-proof.json: {p}"
@@ -128,7 +125,6 @@ def _nested(archive: zipfile.ZipFile, manifest: dict, public_key: str | None) ->
 
 def verify_against_chain(content: bytes) -> list[str]:
     """On the platform: the package's audit slice is part of the stored chain (see chain-proof.json)."""
-    from audit.exports import slice_proof_against_chain
 
     archive = zipfile.ZipFile(io.BytesIO(content))
     if "audit/chain-proof.json" not in archive.namelist():

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from django.db.models import Q
 
+from consent.models import Channel, ConsentEvent, ConsentState, Suppression
 from contacts.models import Contact
 from healthmail.crypto import blind
 
@@ -31,7 +32,6 @@ def members(parsed: Parsed, contacts: Iterable[ContactFacts], ctx: Context) -> l
 
 def contact_facts(*, tenant) -> list[ContactFacts]:
     """Facts for every live contact of the tenant (for tests: loads the whole list)."""
-    from consent.models import Channel, ConsentEvent, ConsentState, Suppression
 
     from .engagement import engagement_source
 

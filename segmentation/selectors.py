@@ -8,16 +8,16 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from consent.models import Topic
 from healthmail.errors import NotFound
 from healthmail.tenants.models import Tenant
 
 from .dsl import Lookup
-from .models import CountQuery, Segment, SegmentSnapshot
+from .models import CountQuery, Segment
 
 
 def segment_lookup(*, tenant: Tenant) -> Lookup:
     """Resolves topic keys and segment ids of this tenant only (foreign ids are simply unknown)."""
-    from consent.models import Topic
 
     def topic_id(key: str) -> uuid.UUID | None:
         return Topic.objects.for_tenant(tenant).filter(key=key).values_list("id", flat=True).first()
@@ -52,10 +52,6 @@ def segment_where_used(*, tenant: Tenant, segment: Segment) -> list[dict[str, st
     return [{"kind": "segment", "id": str(s.pk), "name": s.name} for s in users.order_by("name")]
 
 
-def segment_snapshots(*, tenant: Tenant, segment: Segment) -> QuerySet[SegmentSnapshot]:
-    return SegmentSnapshot.objects.for_tenant(tenant).filter(segment=segment)
-
-
 def segment_options(*, tenant: Tenant, exclude: uuid.UUID | None = None) -> list[dict[str, str]]:
     """Saved segments a builder may reference."""
     segments = Segment.objects.for_tenant(tenant).order_by("name").values_list("id", "name")
@@ -63,7 +59,6 @@ def segment_options(*, tenant: Tenant, exclude: uuid.UUID | None = None) -> list
 
 
 def topic_options(*, tenant: Tenant) -> list[dict[str, str]]:
-    from consent.models import Topic
 
     topics = Topic.objects.for_tenant(tenant).order_by("name").values_list("key", "name")
     return [{"value": key, "label": name} for key, name in topics]

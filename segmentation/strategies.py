@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from psycopg import sql
 
+from consent.models import Channel, ConsentEvent, ConsentState, Suppression
 from contacts import icd10
 from contacts.models import Contact
 from contacts.reference import AGE_FOLDED_AT
@@ -289,7 +290,6 @@ class ConsentTopic:
     The definition names the topic key; the validator resolves it to the tenant's topic id."""
 
     def sql(self, op: str, value: Any, ctx: Context) -> SqlPart:
-        from consent.models import Channel, ConsentEvent, ConsentState
 
         exists = sql.SQL(
             "EXISTS (SELECT 1 FROM {} s WHERE s.tenant_id = c.tenant_id AND s.contact_id = c.id"
@@ -311,7 +311,6 @@ class Suppressed:
     """On the do-not-email list (consent.Suppression), by contact or by the email's blind index."""
 
     def sql(self, op: str, value: Any, ctx: Context) -> SqlPart:
-        from consent.models import Suppression
 
         # While an index-key rotation runs, either row may hold the address's index under the
         # newer version as its next index (blind.py: chained kinds).

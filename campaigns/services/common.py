@@ -15,10 +15,6 @@ class CampaignConflict(Conflict):
     title = "Campaign state conflict"
 
 
-def actor_ref(actor: Actor) -> str:
-    return actor.reference
-
-
 def author_id(actor: Actor):
     """The person who writes or submits a campaign, for four eyes: the user, or the person who created
     the API key. A key no known person created may not write campaigns: nobody could be kept from

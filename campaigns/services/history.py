@@ -9,7 +9,6 @@ from audit import services as audit
 from healthmail.actors import Actor
 
 from ..models import Campaign, CampaignTransition
-from .common import actor_ref
 
 # What each history action reads as (registered with healthmail.labels as "campaign_action").
 ACTION_LABELS = {
@@ -48,7 +47,7 @@ def transition_record(
         from_status=from_status,
         to_status=campaign.status,
         action=action,
-        actor=actor_ref(actor),
+        actor=actor.reference,
         user=actor.user,
         comment=comment.strip(),
     )

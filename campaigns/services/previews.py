@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from audit import services as audit
+from consent.links import preferences_url, unsubscribe_url
 from contacts.models import Contact
 from contacts.synthetic import synthetic_contact
 from delivery.models import EncryptionPolicy, Message, SenderDomain, Stream
@@ -120,7 +121,6 @@ def preview(
 
 
 def _link_values(contact: Contact, topic) -> dict[str, str]:
-    from consent.links import preferences_url, unsubscribe_url
 
     return {
         "links.unsubscribe": unsubscribe_url(contact=contact, topic=topic),

@@ -8,6 +8,7 @@ version uses (minimum necessary).
 
 from __future__ import annotations
 
+from consent.links import preferences_url, unsubscribe_url
 from contacts.models import Contact
 from delivery.models import Message
 from delivery.outbox import RenderedContent
@@ -94,8 +95,6 @@ def render_version_message(
         used = set(version.fields) | _subject_fields(subject_override, tenant)
         values = merge_fields.contact_values(contact, used)
         values["organization.name"] = tenant.name
-        from consent.links import preferences_url, unsubscribe_url
-
         values["links.unsubscribe"] = unsubscribe_url(contact=contact, topic=topic)
         values["links.preferences"] = preferences_url(contact=contact)
         branding = template_services.branding_get(tenant=tenant)

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from audit import services as audit
+from consent.links import preferences_url, unsubscribe_url
 from contacts.models import Contact
 from healthmail.actors import Actor
 from healthmail.errors import Conflict, NotFound
@@ -25,7 +26,7 @@ from ..templating import fields as merge_fields
 from ..templating import lint as linting
 from ..templating import render
 from ..templating.sandbox import analyze
-from .common import CampaignConflict, CampaignError, actor_ref
+from .common import CampaignConflict, CampaignError
 
 MAX_LANGUAGES = 12
 
@@ -292,7 +293,7 @@ def template_freeze(*, tenant: Tenant, actor: Actor, template: Template) -> Temp
             blocks=used_blocks,
             fields=sorted(result.fields),
             phi_fields=sorted(result.phi_fields),
-            created_by=actor_ref(actor),
+            created_by=actor.reference,
         )
 
 
@@ -390,7 +391,6 @@ def render_branding(branding: Branding) -> render.Branding:
 
 
 def footer_for(*, tenant: Tenant, contact: Contact, purpose: str, topic, sender_name: str) -> render.Footer:
-    from consent.links import preferences_url, unsubscribe_url
 
     commercial = purpose in linting.COMMERCIAL_PURPOSES
     return render.Footer(

@@ -382,8 +382,3 @@ def _stream(chunks: Iterator[str], limits) -> str:
 
 def _too_large(limit: int) -> str:
     return f"The rendered template could be longer than {limit:,} characters, the limit for one part."
-
-
-def iter_problems(*analyses: Analysis) -> Iterator[Problem]:
-    for analysis in analyses:
-        yield from analysis.problems

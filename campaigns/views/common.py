@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from django.contrib import messages
 from django.http import Http404
 
 from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.views.access import require_any_permission  # noqa: F401 - campaign pages use it
-from healthmail.errors import ApplicationError, NotFound
+from healthmail.errors import NotFound
 
 from .. import selectors
 
@@ -31,7 +30,3 @@ def template_or_404(request: TenantRequest, template_id):
         return selectors.template_get(tenant=request.tenant, template_id=template_id)
     except NotFound:
         raise Http404("No such template.") from None
-
-
-def report_error(request: TenantRequest, error: ApplicationError) -> None:
-    messages.error(request, error.message)

@@ -228,12 +228,3 @@ def xlsx_rows(raw: BinaryIO, *, width: int, start: int = 0):
             continue
         values, error = _fit(values, width)
         yield ParsedRow(number, values, error=error, end_position=number - 1)
-
-
-def xlsx_row_count(raw: BinaryIO) -> int:
-    return sum(1 for _ in _xlsx_values(raw, skip=1))
-
-
-def csv_row_count(raw: BinaryIO, *, delimiter: str, width: int) -> int:
-    """Counting reads (and so checks the encoding of) the whole file before anything is written."""
-    return sum(1 for _ in csv_rows(raw, delimiter=delimiter, width=width))

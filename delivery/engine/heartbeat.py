@@ -19,14 +19,11 @@ The rule is the sweeper's reclaim query (sweeper.py), on the database's clock on
 
 from __future__ import annotations
 
-import logging
 import threading
 
 from django.db import connection
 
 from healthmail.outages import OUTAGE_ERRORS
-
-logger = logging.getLogger(__name__)
 
 _BEAT = """
 INSERT INTO delivery_workerheartbeat (worker, beat_at) VALUES (%s, now())

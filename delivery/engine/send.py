@@ -14,7 +14,6 @@ recorded, the same way, when its reply comes (stalls.py).
 from __future__ import annotations
 
 import functools
-import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -53,7 +52,6 @@ from .transport import Group, deliver_round
 if TYPE_CHECKING:  # the portal is imported when it is installed (_default_portal)
     from delivery.portal.services import PortalNotice
 
-logger = logging.getLogger(__name__)
 State = Message.State
 MAX_ROUNDS = 3
 

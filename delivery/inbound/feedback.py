@@ -5,7 +5,6 @@ from our own SMTP transaction (delivery/engine/record.py) or arrive later as a r
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -24,7 +23,6 @@ from ..models import DeliveryReport, Message
 from . import health
 from .classify import Category, Verdict
 
-logger = logging.getLogger(__name__)
 ACTOR = Actor.system("delivery.feedback")
 State = Message.State
 # A late report can overturn a delivery (our MX accepted, a later hop refused); other final states stay.

@@ -33,12 +33,6 @@ def dane_context() -> ssl.SSLContext:
     return context
 
 
-def opportunistic_context() -> ssl.SSLContext:
-    """Encryption without authentication (RFC 7435), only for messages without PHI to domains with
-    no enforced policy. Still TLS 1.2 or later."""
-    return dane_context()
-
-
 def trust_anchors_der(context: ssl.SSLContext) -> list[bytes]:
     """The CA certificates a context trusts, for DANE-TA digests (only certificates loaded from a file
     are listed: the default store's directory entries are not enumerable)."""

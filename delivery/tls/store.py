@@ -72,8 +72,3 @@ def _store(policy: TlsPolicy, now: datetime) -> None:
         fields["mta_sts_policy"] = policy.to_json()
         fields["mta_sts_expires_at"] = now + timedelta(seconds=policy.mta_sts_max_age)
     DomainTlsPolicy.objects.update_or_create(domain=policy.domain, defaults=fields)
-
-
-def tls_policy_list(*, limit: int = 500) -> list[DomainTlsPolicy]:
-    """For the domain table: what is known per domain and why."""
-    return list(DomainTlsPolicy.objects.order_by("domain")[:limit])

@@ -5,7 +5,6 @@ Sign-in and MFA verification live in healthmail.accounts.signin; API keys in hea
 
 from __future__ import annotations
 
-import logging
 import uuid
 
 from django.conf import settings
@@ -30,8 +29,6 @@ from healthmail.tenants.models import Tenant
 from .membership import memberships_of
 from .models import Membership, User
 from .roles import Role
-
-logger = logging.getLogger(__name__)
 
 
 def _normalized_email(email: str) -> str:

@@ -3,7 +3,6 @@
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import environ
 
@@ -141,13 +140,6 @@ def _database(url: str, *, as_owner: bool) -> dict[str, Any]:
 DATABASE_URL = env("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/healthmail")
 DATABASES = {"default": _database(DATABASE_URL, as_owner=DATABASE_ROLE == "owner")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-
-
-def app_database_url() -> str:
-    """The application role's URL on the configured database (used by devstack for workers)."""
-    config = DATABASES["default"]
-    password = f":{quote(DATABASE_APP_PASSWORD)}" if DATABASE_APP_PASSWORD else ""
-    return f"postgres://{DATABASE_APP_USER}{password}@{config['HOST']}:{config['PORT']}/{config['NAME']}"
 
 
 # --- Redis, cache, Celery ------------------------------------------------------------------------

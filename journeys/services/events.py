@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit import services as audit
+from consent.models import Topic
 from delivery.tracking.events import NamedEvent, NamedEventReceipt
 from healthmail.tenants.context import tenant_context
 
@@ -126,7 +127,6 @@ def journey_event_receive(event: NamedEvent) -> NamedEventReceipt:
 def consent_changes_receive(changes: list[tuple]) -> None:
     """Consent changes (in their transaction): contacts enter the active journeys started by that
     change of that topic, due now, woken after commit."""
-    from consent.models import Topic
 
     by_tenant: dict = {}
     for tenant_id, contact_id, topic_id, kind in changes:

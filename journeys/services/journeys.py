@@ -19,7 +19,7 @@ from campaigns.models import Campaign, Template
 from campaigns.services import templates as template_services
 from consent import services as consent
 from consent.models import TRANSACTIONAL_PURPOSES
-from delivery.models import SenderDomain
+from delivery.models import SenderDomain, WebhookEndpoint
 from healthmail.accounts.four_eyes import second_person_require
 from healthmail.accounts.roles import role_can
 from healthmail.actors import Actor
@@ -110,7 +110,6 @@ def _check_sender(tenant: Tenant, definition: dict) -> None:
 def _check_references(tenant: Tenant, journey: Journey, definition: dict) -> None:
     """Webhook endpoints and jump targets are this organization's; jumps between journeys that could
     run round without a wait are refused, like such a loop inside one journey."""
-    from delivery.models import WebhookEndpoint
 
     for key, step in definition["steps"].items():
         if step["type"] == "webhook":

@@ -14,10 +14,13 @@ from consent.gate import may_send_batch
 from consent.models import TRANSACTIONAL_PURPOSES
 from contacts import tagging
 from contacts.models import Contact
-from delivery.models import EncryptionPolicy, EngagementEvent, Message, SenderDomain, Stream
+from delivery.models import EncryptionPolicy, EngagementEvent, Message, SenderDomain, Stream, WebhookEndpoint
 from delivery.outbox import OutboxRecipient, message_enqueue_many
+from delivery.webhooks.services import webhook_deliveries_queue
+from healthmail.accounts.models import Membership
 from healthmail.actors import Actor
 from healthmail.errors import NotFound
+from healthmail.sysmail.services import system_mail_queue
 from healthmail.tenants.models import Tenant
 
 from ..models import JourneyVersion, Position
@@ -210,8 +213,6 @@ def webhook(
 ) -> str:
     """One signed delivery per contact to the tenant's endpoint, written in this transaction and sent
     by the webhook worker (the SSRF-guarded sender, its retries and its sweep). Ids only, never PHI."""
-    from delivery.models import WebhookEndpoint
-    from delivery.webhooks.services import webhook_deliveries_queue
 
     endpoint = (
         WebhookEndpoint.objects.filter(tenant=tenant, pk=_uuid(step["endpoint_id"]), active=True)
@@ -246,9 +247,6 @@ def notify(
     whoever may see it, audited)."""
     from django.conf import settings
     from django.urls import reverse
-
-    from healthmail.accounts.models import Membership
-    from healthmail.sysmail.services import system_mail_queue
 
     from ..models import Journey
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django import template
 
 from audit.break_glass import break_glass_active
+from contacts.selectors import contact_get
 from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import actor_of
 
@@ -17,7 +18,6 @@ register = template.Library()
 @register.inclusion_tag("journeys/_contact_history.html", takes_context=True)
 def journey_history(context, contact_id) -> dict:
     request = context["request"]
-    from contacts.selectors import contact_get
 
     contact = contact_get(tenant=request.tenant, contact_id=contact_id)
     unmasked = role_can(request.role, "contacts.view_phi") or bool(context.get("unmasked_reason"))

@@ -24,6 +24,18 @@ from dataclasses import dataclass
 
 from django.db import connection
 
+from delivery.models import (
+    DeliveryReport,
+    EngagementEvent,
+    Message,
+    MessageAttempt,
+    PortalCode,
+    PortalLink,
+    PortalMessage,
+    PortalReply,
+    TrackedUrl,
+)
+
 from ..models import ArchivedRecord
 from ..registry import Category, category_get
 
@@ -107,7 +119,6 @@ def _content_entry(tenant_id, ref: LiveRef, row: dict) -> ArchivedRecord:
 
 def archive_message_content(category, tenant_id, record_ids, active) -> dict[str, list[str]]:
     """The content leaves the outbox row with its key; the row (metadata) stays live."""
-    from delivery.models import Message
 
     refs = live_refs(category.key, tenant_id, _ids_condition(category), {"ids": record_ids}, active)
     movable = [rid for rid, ref in refs.items() if not ref.held]
@@ -160,7 +171,6 @@ def _message_snapshot(message, attempts: list, reports: list) -> dict:
 def archive_messages(category, tenant_id, record_ids, active) -> dict[str, list[str]]:
     """Outbox rows with their attempts and reports, plus their content, closed portal copies and
     tracking events as records of their own categories."""
-    from delivery.models import DeliveryReport, EngagementEvent, Message, MessageAttempt, PortalMessage
 
     by_id, by_message = _ids_condition(category), "r.message_id = ANY(%(ids)s::uuid[])"
     params = {"ids": record_ids}
@@ -231,7 +241,6 @@ def portal_entries(tenant_id, portals: list, refs: dict[str, LiveRef]) -> list[A
     """One archived record per portal copy: its read evidence, the times its links were issued and its
     replies (each still sealed under its own key, kept in `part_key_ids`). Token and code hashes and
     the passphrase hash are credentials for a closed copy: they are not kept."""
-    from delivery.models import PortalCode, PortalLink, PortalReply
 
     ids = [p.pk for p in portals]
     links = _group(
@@ -298,7 +307,6 @@ def _move_rows(model, entries, category, tenant_id, record_ids, active) -> dict[
 
 def archive_portal_messages(category, tenant_id, record_ids, active) -> dict[str, list[str]]:
     """Closed portal copies (the category's archive condition) leave; their message stays live."""
-    from delivery.models import PortalMessage
 
     return _move_rows(PortalMessage, portal_entries, category, tenant_id, record_ids, active)
 
@@ -309,7 +317,6 @@ EVENT_FIELDS = ("kind", "label", "source_type", "source_id", "variant", "occurre
 
 
 def event_entries(tenant_id, events: list, refs: dict[str, LiveRef]) -> list[ArchivedRecord]:
-    from delivery.models import TrackedUrl
 
     urls = dict(
         TrackedUrl.objects.filter(
@@ -334,6 +341,5 @@ def event_entries(tenant_id, events: list, refs: dict[str, LiveRef]) -> list[Arc
 
 
 def archive_tracking_events(category, tenant_id, record_ids, active) -> dict[str, list[str]]:
-    from delivery.models import EngagementEvent
 
     return _move_rows(EngagementEvent, event_entries, category, tenant_id, record_ids, active)

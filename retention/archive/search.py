@@ -16,6 +16,9 @@ from django.db import connection, transaction
 
 from audit import services as audit
 from audit.phi import phi_access
+from delivery.models import Message, PortalMessage
+from delivery.outbox import message_content
+from delivery.portal.services import portal_content_read, reply_text_read
 from healthmail.actors import Actor
 from healthmail.crypto.errors import DecryptionError
 from healthmail.errors import ApplicationError, NotFound
@@ -167,9 +170,6 @@ def _content_open(entry: ArchivedRecord):
     record_id, sealed = uuid.UUID(entry.record_id), bytes(entry.content)
     try:
         if entry.category == "portal_messages":
-            from delivery.models import PortalMessage
-            from delivery.portal.services import portal_content_read
-
             # Sealed for the portal row (bound to its id): open it the portal's way.
             return portal_content_read(
                 PortalMessage(
@@ -179,9 +179,6 @@ def _content_open(entry: ArchivedRecord):
                     content_key_id=entry.content_key_id,
                 )
             )
-        from delivery.models import Message
-        from delivery.outbox import message_content
-
         # Sealed for the outbox row (message content; message metadata archived before content was
         # a category of its own in the archive): open it the outbox's way.
         message = Message(pk=record_id, tenant_id=entry.tenant_id)
@@ -192,7 +189,6 @@ def _content_open(entry: ArchivedRecord):
 
 
 def _reply_open(entry: ArchivedRecord, reply: dict) -> dict:
-    from delivery.portal.services import reply_text_read
 
     text = DESTROYED
     if reply.get("key"):

@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from audit import alerts, chain
 from audit import services as audit
 from audit.alerts import CHAIN_BROKEN
-from audit.models import Alert, AuditEvent
+from audit.models import Alert, AuditEvent, ChainVerification
 from audit.tasks import audit_verify_all
 from healthmail.accounts.roles import Role
 from healthmail.actors import Actor
@@ -112,3 +112,23 @@ def test_a_tenant_without_compliance_officers_alerts_its_admins(committed_db, sm
     smtp_receiver.up()
     assert deliver_system_mail(tenant) == ["sent"]
     assert smtp_receiver.recipients() == [admin.email]
+
+
+def _verifications(tenant) -> list[tuple[bool, str]]:
+    with tenant_context(tenant):
+        return list(ChainVerification.objects.filter(tenant=tenant).values_list("ok", "problem"))
+
+
+def test_every_way_of_verifying_records_the_result_for_the_banner(tenant, capsys):
+    """The hourly task and the operator's command record through the one verification record (the
+    officer's page does too: tests/audit/test_pages.py), so the banner shows what was last found."""
+    audit_verify_all()
+    call_command("audit_verify", "--tenant", tenant.slug)
+    assert _verifications(tenant) == [(True, ""), (True, "")]
+
+    _owner_sql("UPDATE audit_auditevent SET reason = 'edited' WHERE id = %s", [_seq_id(tenant, 4)])
+    with pytest.raises(CommandError):
+        call_command("audit_verify", "--tenant", tenant.slug)
+    newest_ok, problem = _verifications(tenant)[0]  # newest first
+    assert newest_ok is False
+    assert problem.startswith("seq 4")

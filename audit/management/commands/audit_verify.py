@@ -40,7 +40,7 @@ class Command(BaseCommand):
             if seal:
                 while chain.seal_pending(chain_id):
                     pass
-            report = chain.verify_and_alert(chain_id, found_by="audit_verify")
+            report = chain.verification_record(chain_id, found_by="audit_verify")
             status = self.style.SUCCESS("ok") if report.ok else self.style.ERROR("BROKEN")
             pending = f", {report.unsealed} not yet sealed" if report.unsealed else ""
             self.stdout.write(f"{report.chain}: {status} ({report.rows} rows{pending})")
