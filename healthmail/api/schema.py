@@ -22,7 +22,10 @@ _IDEMPOTENT_METHODS = {"POST", "DELETE"}  # where a handler may declare Idempote
 _RATE_LIMIT_HEADERS = {
     "RateLimit-Limit": "Requests allowed per window for this API key.",
     "RateLimit-Remaining": "Requests left in the current window.",
-    "RateLimit-Reset": "Seconds until a request slot frees up (0 while some are left).",
+    "RateLimit-Reset": (
+        "Seconds until the quota resets: the oldest request in the window leaves it and a slot frees "
+        "up (at least 1, also while requests remain; equal to Retry-After on a 429)."
+    ),
 }
 # An override parameter, as AutoSchema.get_override_parameters declares it.
 Parameter = OpenApiParameter | Serializer[Any] | type[Serializer[Any]]

@@ -28,7 +28,7 @@ class RateLimitState:
     limit: int  # requests allowed per window
     window: int  # seconds
     remaining: int  # requests left in the current window
-    reset: int  # seconds until a request slot frees up (0 when some are left)
+    reset: int  # seconds until the window's oldest request leaves it (a slot frees); 0 only with none
 
 
 class RateLimitedRequest(HttpRequest):
@@ -45,8 +45,10 @@ def rate_limit_state(throttle: ApiKeyRateThrottle) -> RateLimitState | None:
         return None
     remaining = max(0, throttle.num_requests - len(history))
     reset = 0
-    if remaining == 0 and history:
-        # The oldest request in the window (history is newest first) frees the next slot.
+    if history:
+        # DRF's window slides: the quota resets (a slot frees) when the oldest request in it (history
+        # is newest first) leaves. Sent while requests remain too, as the IETF draft asks; at the 429
+        # it is also Retry-After (ApiKeyRateThrottle.wait), so the two always agree.
         reset = max(1, math.ceil(throttle.duration - (throttle.now - history[-1])))
     return RateLimitState(
         limit=throttle.num_requests, window=throttle.duration, remaining=remaining, reset=reset
@@ -70,6 +72,7 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
     """
 
     scope = "api_key"
+    rate_limit: RateLimitState | None  # what the last allow_request left (rate_limit_state)
     # Set by SimpleRateThrottle.__init__ from the rate (None when no rate applies, which
     # rate_limit_state checks first); the stubs do not declare them.
     num_requests: int
@@ -93,5 +96,12 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         allowed = shared_or_local(count)
         # Kept on the Django request: RateLimitHeadersMiddleware adds the headers to whatever answer
         # follows (the view's, an error's, or the 429).
-        cast(RateLimitedRequest, request._request).rate_limit = rate_limit_state(self)
+        self.rate_limit = rate_limit_state(self)
+        cast(RateLimitedRequest, request._request).rate_limit = self.rate_limit
         return allowed
+
+    def wait(self) -> float | None:
+        """Retry-After of the 429: the RateLimit-Reset the same answer carries, by construction (DRF's
+        own spreads the window over the slots missing, and gives none once a rate was lowered)."""
+        state = getattr(self, "rate_limit", None)
+        return state.reset if state is not None else super().wait()

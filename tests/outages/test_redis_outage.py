@@ -44,8 +44,12 @@ def test_api_keys_are_served_and_limited_in_process(tenant, settings):
         "DEFAULT_THROTTLE_RATES": {"api_key": "3/min"},
     }
     client = _client(tenant)
-    answers = [client.get("/api/v1/me").status_code for _ in range(4)]
-    assert answers == [200, 200, 200, 429]
+    answers = [client.get("/api/v1/me") for _ in range(4)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    # The in-process count announces its window like the shared one: a reset while requests remain,
+    # and the 429's Retry-After equal to it.
+    assert all(0 < int(answer["RateLimit-Reset"]) <= 60 for answer in answers)
+    assert answers[3]["Retry-After"] == answers[3]["RateLimit-Reset"]
 
 
 def test_bad_keys_are_still_counted_in_process(tenant, settings):
