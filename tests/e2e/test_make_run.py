@@ -4,24 +4,39 @@ not the test server; tests/e2e/make_run.py starts it in its own state directory 
 A newcomer signs in with TOTP, sends the demo campaign and watches it finish, opens the dev mailbox,
 sees a message delivered over verified TLS and a portal notice, opens the portal with the one-time
 code from the dev mailbox, clicks one-click unsubscribe and sees the contact's consent change; and
-an EHR's POST /api/v1/messages reaches its final state with TLS evidence within 60 seconds.
+an EHR's POST /api/v1/messages reaches its final state with TLS evidence within 60 seconds; and an EHR
+registered as a SMART backend client (manage.py smart_client_register, a key pair of its own) gets a
+token, upserts a Patient and requests a Communication through fhirclient, reads it back with its
+delivery evidence, and the reminder is in the dev mailbox.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import subprocess
+import sys
+import tempfile
 import time
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
+from fhirclient.models.communication import Communication
+from fhirclient.models.communicationrequest import CommunicationRequest
+from fhirclient.models.patient import Patient
 from playwright.sync_api import expect
 
+from tests.fhir.examples import communication_request, us_patient
+from tests.fhir.smart import Backend, delivery_attempt, fhir_client, new_key, public_jwks
+
 from .conftest import screenshot
-from .make_run import StackProcess
+from .make_run import INHERITED_OUT, ROOT, StackProcess
 
 pytestmark = pytest.mark.browser
 STARTUP_SECONDS = 300
@@ -44,6 +59,28 @@ class Stack:
                 found[head.group(1)] = {"email": head.group(2), "password": password, "secret": secret}
         found["api"] = {"key": re.search(r"API key .*: (\S+)", text).group(1)}
         return found
+
+    def manage(self, *args: str) -> str:
+        """manage.py against the stack's own database and master key (as an operator would); stdout."""
+        env = {k: v for k, v in os.environ.items() if k not in INHERITED_OUT}
+        ports = self.state / "ports"
+        env.update(
+            DATABASE_URL=f"postgres://postgres@127.0.0.1:{(ports / 'postgres').read_text()}/healthmail",
+            REDIS_URL=f"redis://127.0.0.1:{(ports / 'redis').read_text()}/0",
+            DJANGO_SETTINGS_MODULE="healthmail.settings.dev",
+            HEALTHMAIL_MASTER_KEY_FILE=str(self.state / "master.key"),
+            DEVSTACK_STATE_DIR=str(self.state),
+        )
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
 
     def api(self, method: str, path: str, key: str, body: dict | None = None) -> tuple[int, dict]:
         request = urllib.request.Request(  # noqa: S310 - http://127.0.0.1 only
@@ -82,13 +119,24 @@ def _totp(secret: str, *, step_offset: int = 0) -> str:
     return f"{totp(base64.b32decode(secret), t0=0, step=30, digits=6, drift=step_offset):06d}"
 
 
+_LAST_STEP: dict[str, int] = {}
+
+
+def _fresh_totp(login: dict[str, str]) -> str:
+    """A code from a step not used yet for this login: the server refuses a code used once."""
+    while int(time.time()) // 30 == _LAST_STEP.get(login["email"]):
+        time.sleep(1)
+    _LAST_STEP[login["email"]] = int(time.time()) // 30
+    return _totp(login["secret"])
+
+
 def _sign_in(page, login: dict[str, str]) -> None:
     page.goto("/login/")
     page.get_by_label("Email").fill(login["email"])
     page.get_by_label("Password").fill(login["password"])
     page.get_by_role("button", name="Continue").click()
     expect(page).to_have_url(re.compile(r"/mfa/verify/$"))
-    page.get_by_label("Code").fill(_totp(login["secret"]))
+    page.get_by_label("Code").fill(_fresh_totp(login))
     page.get_by_role("button", name="Verify").click()
     expect(page).not_to_have_url(re.compile(r"/(login|mfa)/"))
 
@@ -126,6 +174,78 @@ def test_api_send_reaches_a_final_state_with_evidence(stack):
     assert final["example.org"]["evidence"]["refused"] == [
         {"path": "direct", "reason": "STARTTLS not offered"}
     ]
+
+
+def test_smart_backend_through_fhirclient_reaches_the_dev_mailbox(stack, browser):
+    key = new_key("ES384")
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as jwks:
+        json.dump(public_jwks(key), jwks)
+        jwks.flush()
+        out = stack.manage(
+            "smart_client_register",
+            "--tenant=demo",
+            "--name=E2E EHR backend",
+            f"--jwks={jwks.name}",
+            "--scopes=contacts:read,contacts:write,contacts:phi,messages:send,messages:read",
+        )
+    backend = Backend(re.search(r"^(\S+)\nGive this client_id", out, re.M).group(1), key, "ES384")
+    template_id = stack.manage(
+        "shell",
+        "-c",
+        # the demo's transactional template; rows are tenant-scoped (row-level security)
+        "from campaigns.models import Template; from demo.story import TRANSACTIONAL_TEMPLATE;"
+        "from healthmail.tenants.context import tenant_context\n"
+        "from healthmail.tenants.models import Tenant\n"
+        "with tenant_context(Tenant.objects.get(slug='demo')):\n"
+        "    print('template', Template.objects.get(name=TRANSACTIONAL_TEMPLATE).pk)",
+    )
+    template_id = re.search(r"^template ([0-9a-f-]{36})$", template_id, re.M).group(1)
+    server = fhir_client(stack.url, backend).server
+    assert server.auth.access_token.startswith("hm_")
+
+    tag = uuid.uuid4().hex[:8]
+    address = f"fhir.e2e.{tag}@patients.test"  # mx.patients.test: the dev mail world's verified-TLS receiver
+    created = Patient(us_patient(mrn=f"MRN-E2E-{tag}", email=address)).create(server)
+    again = Patient(us_patient(mrn=f"MRN-E2E-{tag}", email=address)).create(server)
+    assert again["id"] == created["id"]  # an upsert: the same MRN is the same patient
+    wanted = communication_request(patient_id=created["id"], template_id=template_id, identifier=f"E2E-{tag}")
+    try:
+        accepted = CommunicationRequest(wanted).create(server)
+    except requests.HTTPError as error:  # the OperationOutcome says why
+        pytest.fail(f"{error}: {error.response.text[:2000]}")
+
+    search = Communication.where(struct={"based-on": f"CommunicationRequest/{accepted['id']}"})
+    communication, attempt = None, {}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = search.perform_resources(server)
+        assert len(found) <= 1, [c.id for c in found]  # one request, one Communication
+        communication = found[0] if found else None
+        attempt = delivery_attempt(communication) if communication else {}
+        if attempt and communication.status in ("completed", "stopped", "entered-in-error"):
+            break
+        time.sleep(1)
+    assert communication is not None, "no Communication for the request within 60 s"
+    assert communication.status == "completed"
+    assert communication.subject.reference == f"Patient/{created['id']}"
+    assert attempt["mx_host"].valueString == "mx.patients.test"
+    assert attempt["smtp_code"].valueInteger == 250
+
+    context = browser.new_context(base_url=stack.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    try:
+        _sign_in(page, stack.logins()["marketer"])
+        page.goto("/dev/mailbox/")
+        row = page.get_by_test_id("mailbox-row").filter(has_text=address)
+        expect(row.filter(has_text="Appointment reminder")).to_have_count(1)
+        expect(row.get_by_test_id("transport")).to_have_text(re.compile("^Verified TLS"))
+        row.get_by_role("link").first.click()
+        expect(page.get_by_test_id("text-body")).to_contain_text("Monday 9:00")
+        expect(page.locator("dd", has_text=communication.identifier[0].value).first).to_be_visible()
+        screenshot(page, "make-run-fhir-communication")
+    finally:
+        context.close()
 
 
 def test_first_steps_in_the_browser(stack, browser):

@@ -1,5 +1,6 @@
-"""A SMART backend client as an integrator builds one: a key pair, a registration, and signed
-client assertions (joserfc on the client side as well)."""
+"""A SMART backend client as an integrator builds one: a key pair, a registration, signed client
+assertions (joserfc on the client side as well), and a fhirclient session authorized with them.
+Shared by the live-server test (tests/fhir/test_fhir_client.py) and the `make run` acceptance test."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from fhirclient.client import FHIRClient
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
@@ -14,6 +16,10 @@ from healthmail.accounts.smart import ALGORITHMS, ASSERTION_TYPE, smart_client_r
 from healthmail.actors import Actor
 
 TOKEN_URL = "http://testserver/api/oauth/token"
+# What the integrator's whole path needs: upsert a Patient, request a Communication, read it back.
+INTEGRATOR_SCOPES = (
+    "system/Patient.rs system/Patient.cu system/CommunicationRequest.c system/Communication.rs"
+)
 
 
 @dataclass
@@ -53,13 +59,43 @@ def new_key(alg: str = "RS384"):
     return RSAKey.generate_key(2048, parameters={"kid": kid})
 
 
+def public_jwks(key) -> dict:
+    """The JWK Set the integrator hands over at registration: public halves only."""
+    return KeySet([key]).as_dict(private=False)
+
+
 def register(tenant, *, scopes: list[str], alg: str = "RS384", name: str = "EHR backend") -> Backend:
     key = new_key(alg)
     client = smart_client_register(
         actor=Actor.system("tests"),
         tenant=tenant,
         name=name,
-        jwks=KeySet([key]).as_dict(private=False),
+        jwks=public_jwks(key),
         scopes=scopes,
     )
     return Backend(client.client_id, key, alg)
+
+
+def fhir_client(url: str, backend: Backend, scope: str = INTEGRATOR_SCOPES) -> FHIRClient:
+    """A fhirclient session for a backend service at `url`: it reads the CapabilityStatement, finds the
+    token endpoint there and gets a token (client_credentials with a signed assertion)."""
+    assertion = backend.assertion(aud=f"{url}/api/oauth/token", exp=int(time.time()) + 240)
+    settings = {
+        "app_id": backend.client_id,
+        "api_base": f"{url}/api/fhir/r4/",
+        "jwt_token": assertion,
+        "scope": scope,
+    }
+    client = FHIRClient(settings=settings, save_func=lambda state: None)
+    client.wants_patient = False  # a backend service: no patient launch
+    client.prepare()
+    client.server.authorize()
+    return client
+
+
+def delivery_attempt(communication) -> dict:
+    """The delivery-evidence attempt extension of a Communication, by sub-extension url; {} if none."""
+    evidence = {e.url.rsplit("/", 1)[-1]: e for e in communication.extension or []}
+    if "delivery-evidence-attempt" not in evidence:
+        return {}
+    return {x.url: x for x in evidence["delivery-evidence-attempt"].extension}

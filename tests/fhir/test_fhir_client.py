@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import email
 import email.policy
-import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
-from fhirclient.client import FHIRClient
 from fhirclient.models.communication import Communication
 from fhirclient.models.communicationrequest import CommunicationRequest
 from fhirclient.models.patient import Patient
@@ -31,30 +29,13 @@ from tests.factories import BaaFactory, TenantFactory
 from tests.live_server import served_over_http
 
 from .examples import communication_request, us_patient
-from .smart import register
-
-SCOPES = "system/Patient.rs system/Patient.cu system/CommunicationRequest.c system/Communication.rs"
+from .smart import delivery_attempt, fhir_client, register
 
 
 @pytest.fixture(scope="module")
 def server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
     with served_over_http(django_db_blocker) as url:
         yield url
-
-
-def _smart_client(url: str, backend) -> FHIRClient:
-    assertion = backend.assertion(aud=f"{url}/api/oauth/token", exp=int(time.time()) + 240)
-    settings = {
-        "app_id": backend.client_id,
-        "api_base": f"{url}/api/fhir/r4/",
-        "jwt_token": assertion,
-        "scope": SCOPES,
-    }
-    client = FHIRClient(settings=settings, save_func=lambda state: None)
-    client.wants_patient = False  # a backend service: no patient launch
-    client.prepare()  # reads the CapabilityStatement, finds the token endpoint in it
-    client.server.authorize()  # client_credentials with the signed assertion
-    return client
 
 
 def test_smart_backend_to_delivered_communication(committed_db, server_url, kit, transport):  # noqa: F811
@@ -75,7 +56,7 @@ def test_smart_backend_to_delivered_communication(committed_db, server_url, kit,
         scopes=["contacts:read", "contacts:write", "contacts:phi", "messages:send", "messages:read"],
         alg="ES384",
     )
-    client = _smart_client(server_url, backend)
+    client = fhir_client(server_url, backend)
     assert client.server.auth.access_token.startswith("hm_")
     server = client.server
 
@@ -95,8 +76,7 @@ def test_smart_backend_to_delivered_communication(committed_db, server_url, kit,
     [communication] = search.perform_resources(server)
     assert communication.status == "completed"
     assert communication.subject.reference == f"Patient/{patient.id}"
-    evidence = {e.url.rsplit("/", 1)[-1]: e for e in communication.extension}
-    attempt = {x.url: x for x in evidence["delivery-evidence-attempt"].extension}
+    attempt = delivery_attempt(communication)
     assert attempt["mx_host"].valueString == "mx.good.test"
     assert attempt["smtp_code"].valueInteger == 250
 
