@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 
 from healthmail.crypto import blind
 from healthmail.tenants.context import tenant_context
@@ -42,36 +40,17 @@ def identifier_system_uris(*, tenant: Tenant, names: list[str]) -> dict[str, str
         )
 
 
-REQUEST_KIND = "fhir_communication_request"
-
-
-@dataclass(frozen=True)
-class RequestIdentifier:
-    """A request identifier's index to store, its next index while an index-key rotation fills
-    them in, and every index a stored record of it may hold (blind.py: chained kinds)."""
-
-    index: bytes
-    next_index: bytes | None
-    lookup: list[bytes]
-
-
-def request_identifier_index(tenant: Tenant, system: str, value: str) -> RequestIdentifier:
-    text = f"{system}|{value}"
-    return RequestIdentifier(
-        blind.blind_index(tenant, REQUEST_KIND, text),
-        blind.blind_index_next(tenant, REQUEST_KIND, text),
-        blind.lookup(tenant, REQUEST_KIND, text),
-    )
+def request_identifier_index(tenant: Tenant, system: str, value: str) -> bytes:
+    return blind.blind_index(tenant, "fhir_communication_request", f"{system}|{value}")
 
 
 def communication_request_find(
-    *, tenant: Tenant, identifier: RequestIdentifier
+    *, tenant: Tenant, identifier_index: bytes
 ) -> CommunicationRequestRecord | None:
-    wanted = identifier.lookup
     with tenant_context(tenant):
         return (
             CommunicationRequestRecord.objects.for_tenant(tenant)
-            .filter(Q(identifier_index__in=wanted) | Q(identifier_index_next__in=wanted))
+            .filter(identifier_index=identifier_index)
             .select_related("message")
             .first()
         )
