@@ -71,6 +71,7 @@ NOT_AGGREGATES = {
     "api-contact-consent": "one contact's consent states and suppressions",
     "api-templates": "template rows: the organization's own content",
     "api-template": "one template",
+    "api-template-language": "removes one language of a template: no counts",
     "api-campaigns": "campaign settings rows and the create action, no audience or report counts",
     "api-campaign": "one campaign's settings, no counts",
     "api-suppression-remove": _ACTION,
