@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
 from consent import links, services
@@ -111,7 +112,14 @@ def assert_error_announced_and_tied(page, field_label: str, message: re.Pattern)
     """The error summary is an alert with focus; the field is invalid and described by its error."""
     summary = page.get_by_role("alert")
     expect(summary).to_contain_text(message)
-    assert page.evaluate(FOCUSED)["role"] == "alert", "the error summary did not receive focus"
+    # a11y.js moves focus on DOMContentLoaded, which may come a moment after the summary is in the DOM
+    try:
+        page.wait_for_function(
+            "() => document.activeElement && document.activeElement.getAttribute('role') === 'alert'",
+            timeout=5_000,
+        )
+    except PlaywrightTimeoutError:
+        raise AssertionError(f"the error summary did not receive focus: {page.evaluate(FOCUSED)}") from None
     field = page.get_by_label(re.compile("^" + re.escape(field_label))).first
     expect(field).to_have_attribute("aria-invalid", "true")
     described = field.get_attribute("aria-describedby") or ""
