@@ -90,6 +90,13 @@ def tenant_today(tenant: Tenant, now: datetime.datetime | None = None) -> dateti
     return timezone.localdate(now or timezone.now(), timezone=zoneinfo.ZoneInfo(tenant.timezone))
 
 
+def reported_day_instant(tenant: Tenant, day: datetime.date) -> datetime.datetime:
+    """A day someone reports (a revocation received on it) as an instant: noon in the organization's
+    time zone, never after now, so a revocation received today is in force at once."""
+    instant = datetime.datetime.combine(day, datetime.time(12), tzinfo=zoneinfo.ZoneInfo(tenant.timezone))
+    return min(instant, timezone.now())
+
+
 def day_end(tenant: Tenant, day: datetime.date) -> datetime.datetime:
     """The instant a calendar expiration stops allowing anything: midnight after it, tenant time."""
     next_day = day + datetime.timedelta(days=1)

@@ -202,7 +202,8 @@ def _blank(value: str | None) -> bool:
     return not (value or "").strip()
 
 
-def _defect(code: str) -> Defect:
+def defect(code: str) -> Defect:
+    """The defect of a code, with its paragraph and sentence."""
     paragraph, message = DEFECTS[code]
     return Defect(code=code, paragraph=f"45 CFR 164.508{paragraph}", message=message)
 
@@ -216,7 +217,7 @@ def authorization_defects(*, form: SignedForm, today: datetime.date) -> list[Def
         *_statement_codes(form),
         *_circumstance_codes(form, today),
     ]
-    return [_defect(code) for code in codes]
+    return [defect(code) for code in codes]
 
 
 def _core_element_codes(form: SignedForm) -> tuple[str, ...]:

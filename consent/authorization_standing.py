@@ -110,7 +110,8 @@ def texts_load(
             cache[text.pk] = text
 
 
-def _form(row: Sequence[Any], text: AuthorizationText, zone: datetime.tzinfo) -> rules.SignedForm:
+def stored_form(row: Sequence[Any], text: AuthorizationText, zone: datetime.tzinfo) -> rules.SignedForm:
+    """The form the validator reads from a row of AUTHORIZATION_FIELDS (no decryption)."""
     (_, _, signed_on, signed, by_rep, authority, initiated, combined, conditioned, expires_on,
      expires_at, event, event_on, revoked_at, known_false, status, _, _) = row  # fmt: skip
     if expires_on is None and expires_at is not None:
@@ -178,7 +179,7 @@ def authorization_standing(
     pending = False
     latest: tuple[datetime.datetime, Standing] | None = None
     for row in rows:
-        form = _form(row, texts[row[1]], zone)
+        form = stored_form(row, texts[row[1]], zone)
         codes = [d.code for d in rules.authorization_defects(form=form, today=today)]
         expires_at = row[10]
         if not codes and expires_at is not None and expires_at <= now:

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime
 import uuid
-import zoneinfo
 
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -244,14 +241,6 @@ def _text(request, data: dict) -> AuthorizationText:
     )
 
 
-def _noon(request, day: datetime.date) -> datetime.datetime:
-    """A reported day as an instant: noon in the organization's time zone, never after now."""
-    instant = datetime.datetime.combine(
-        day, datetime.time(12), tzinfo=zoneinfo.ZoneInfo(request.tenant.timezone)
-    )
-    return min(instant, timezone.now())
-
-
 class AuthorizationCollection(APIView):
     """Record a signed authorization (e.g. a paper form signed last month, with its scan)."""
 
@@ -421,7 +410,9 @@ class AuthorizationRevoke(APIView):
             tenant=request.tenant,
             authorization=authorization,
             evidence=Evidence(
-                source=Source.API, actor=_actor(request), occurred_at=_noon(request, data["revoked_on"])
+                source=Source.API,
+                actor=_actor(request),
+                occurred_at=records.reported_day_instant(request.tenant, data["revoked_on"]),
             ),
             received_via=data.get("received_via", ""),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import uuid
 import zoneinfo
 from dataclasses import dataclass, field
 from functools import partial
@@ -14,6 +15,7 @@ from contacts.models import Contact
 from healthmail.disclosure import Disclosed, Viewer, disclose
 from healthmail.tenants.models import Tenant
 
+from . import authorization_rules as rules
 from . import authorization_standing as standing
 from .models import (
     Authorization,
@@ -297,3 +299,63 @@ def authorization_standing_counts(*, tenant: Tenant, viewer: Viewer, kind: str =
         {"code": code, "count": _shown(count, tenant=tenant, viewer=viewer, cell=f"standing:{kind}:{code}")}
         for code, count in sorted(counts.items())
     ]
+
+
+def authorization_defects_now(
+    *, tenant: Tenant, authorization_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[rules.Defect]]:
+    """Every defect of each stored authorization today (an empty list: valid), by the validator the
+    gate uses. Reads presence, never the encrypted signature or authority: callers that must not
+    disclose them (a masked read) still learn whether the form stands."""
+    zone = zoneinfo.ZoneInfo(tenant.timezone)
+    now = timezone.now()
+    today = timezone.localdate(now, timezone=zone)
+    rows = list(
+        Authorization.objects.for_tenant(tenant)
+        .filter(pk__in=authorization_ids)
+        .annotate(**standing.presence_annotations())
+        .values_list(*standing.AUTHORIZATION_FIELDS)
+    )
+    texts: dict = {}
+    standing.texts_load(tenant_id=tenant.pk, text_ids={row[1] for row in rows}, cache=texts)
+    found = {}
+    for row in rows:
+        defects = rules.authorization_defects(
+            form=standing.stored_form(row, texts[row[1]], zone), today=today
+        )
+        expires_at = row[10]
+        if not defects and expires_at is not None and expires_at <= now:
+            defects = [rules.defect("expired")]  # an instant recorded before calendar dates were kept
+        found[row[0]] = defects
+    return found
+
+
+def consent_events(
+    *, tenant: Tenant, contact_id: uuid.UUID | None = None, event_id: int | None = None
+) -> list[tuple[ConsentEvent, bool]]:
+    """Consent events of one contact (or one event), oldest first, each with whether it is still the
+    contact's current decision for its topic and channel."""
+    events = ConsentEvent.objects.for_tenant(tenant).select_related("topic")
+    if contact_id is not None:
+        events = events.filter(contact_id=contact_id)
+    if event_id is not None:
+        events = events.filter(pk=event_id)
+    found = list(events.order_by("occurred_at", "id"))
+    current = set(
+        ConsentState.objects.for_tenant(tenant)
+        .filter(event_id__in=[event.pk for event in found])
+        .values_list("event_id", flat=True)
+    )
+    return [(event, event.pk in current) for event in found]
+
+
+def authorizations_find(
+    *, tenant: Tenant, contact_id: uuid.UUID | None = None, authorization_id: uuid.UUID | None = None
+) -> list[Authorization]:
+    """Authorizations of one contact (or one authorization), oldest signature first, with their texts."""
+    found = Authorization.objects.for_tenant(tenant).select_related("text")
+    if contact_id is not None:
+        found = found.filter(contact_id=contact_id)
+    if authorization_id is not None:
+        found = found.filter(pk=authorization_id)
+    return list(found.order_by("signed_at", "id"))

@@ -8,13 +8,11 @@ the OpenAPI schema: a FHIR client reads the CapabilityStatement (`metadata`) ins
 
 from __future__ import annotations
 
-import datetime
 import uuid
 from typing import Any
 
 import pydantic
 from fhir.resources.R4B.communicationrequest import CommunicationRequest
-from fhir.resources.R4B.consent import Consent
 from fhir.resources.R4B.patient import Patient
 from rest_framework import exceptions
 from rest_framework.request import Request
@@ -23,8 +21,6 @@ from rest_framework.views import APIView
 
 from audit.phi import phi_access
 from campaigns.transactional import message_get
-from consent import services as consent_services
-from consent.evidence import Evidence
 from contacts import selectors as contact_selectors
 from contacts import services as contact_services
 from delivery.models import MessageAttempt
@@ -39,10 +35,8 @@ from .communications import (
     communication_request_resource,
     communication_resource,
 )
-from .consents import consent_change
 from .models import CommunicationRequestRecord
 from .outcomes import (
-    FHIR_JSON,
     AlwaysFhirJSON,
     FhirJSONParser,
     FhirJSONRenderer,
@@ -294,26 +288,3 @@ class CommunicationInstance(FhirView):
         if message is None:
             raise NotFound("No such Communication.", code="not_found")
         return Response(_communication(request, message))
-
-
-class ConsentType(FhirView):
-    required_scopes = {"POST": ["consent:write"]}
-
-    def post(self, request):
-        consent = _parse(Consent, request.data)
-        change = consent_change(consent)
-        occurred_at = change["occurred_at"]
-        if occurred_at is not None and not (
-            isinstance(occurred_at, datetime.datetime) and occurred_at.tzinfo
-        ):
-            raise exceptions.ValidationError({"dateTime": ["give a full date and time with a time zone"]})
-        contact = contact_selectors.contact_get(tenant=request.tenant, contact_id=change["contact_id"])
-        topic = consent_services.topic_by_key(tenant=request.tenant, key=change["topic"])
-        evidence = Evidence(source=change["source"], actor=_actor(request), occurred_at=occurred_at)
-        event = consent_services.consent_record(
-            tenant=request.tenant, contact=contact, topic=topic, kind=change["kind"], evidence=evidence
-        )
-        resource = consent.model_dump(mode="json", exclude_none=True)
-        resource["id"] = str(event.pk)
-        headers = {"Location": f"{_base(request)}Consent/{event.pk}"}
-        return Response(resource, status=201, headers=headers, content_type=FHIR_JSON)

@@ -73,7 +73,12 @@ def capability_statement(*, base_url: str, token_url: str) -> dict:
                         "Status and delivery evidence of a message.",
                     ),
                     _resource(
-                        "Consent", ["create"], [], "A marketing consent grant (permit) or revoke (deny)."
+                        "Consent",
+                        ["create", "read", "update", "search-type"],
+                        [("patient", "reference"), ("category", "token")],
+                        "Marketing decisions (a topic's permit or deny) and HIPAA authorizations "
+                        "(policyRule consentpolicycodes hipaa-auth or hipaa-research, 45 CFR 164.508). "
+                        "An update only revokes an authorization (status inactive). Search needs patient.",
                     ),
                 ],
             }

@@ -3,8 +3,9 @@
 Mapped: `patient` (Patient/<id>), `provision.type` (permit → grant, deny → revoke), the topic as a
 category coded in our consent-topic code system (the topic keys of the preference center), the time
 the person decided (`dateTime`) and where the evidence comes from (an extension, default `api`).
-HIPAA authorizations are not taken as Consent yet: they need the signed form's elements
-(/api/v1/authorizations takes them).
+Each recorded change reads back as one Consent (its id is the event's): active while it is the
+person's current decision for the topic, inactive once a later one replaced it. HIPAA
+authorizations are Consents too (fhir_api/authorizations.py).
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ from fhir.resources.R4B.consent import Consent
 from consent.models import ConsentEvent, Source
 from healthmail.errors import ApplicationError
 
+from .patients import REDACTED
+
 TOPIC_SYSTEM = "https://healthmail.example/fhir/CodeSystem/consent-topic"
 SOURCE_EXTENSION = "https://healthmail.example/fhir/StructureDefinition/consent-evidence-source"
 SOURCES = [source for source in Source.values if source != Source.SYSTEM]
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+SCOPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/consentscope"
 
 
 class ConsentInvalid(ApplicationError):
@@ -65,3 +70,25 @@ def consent_change(consent: Consent) -> dict[str, Any]:
         "source": source,
         "occurred_at": consent.dateTime,
     }
+
+
+def consent_event_resource(*, event: ConsentEvent, current: bool, masked: bool) -> dict[str, Any]:
+    """One recorded marketing decision as a Consent. Masked: without the moment it was made."""
+    granted = event.kind == ConsentEvent.Kind.GRANTED
+    resource: dict[str, Any] = {
+        "resourceType": "Consent",
+        "id": str(event.pk),
+        "status": "active" if current and event.kind != ConsentEvent.Kind.EXPIRED else "inactive",
+        "scope": {"coding": [{"system": SCOPE_SYSTEM, "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": TOPIC_SYSTEM, "code": event.topic.key}]}],
+        "patient": {"reference": f"Patient/{event.contact_id}"},
+        "policyRule": {"coding": [{"system": ACT_CODE, "code": "OPTIN" if granted else "OPTOUT"}]},
+        # An expired opt-in was a permit that no longer holds: its status is inactive.
+        "provision": {"type": "deny" if event.kind == ConsentEvent.Kind.REVOKED else "permit"},
+        "extension": [{"url": SOURCE_EXTENSION, "valueCode": event.source}],
+    }
+    if masked:
+        resource["meta"] = {"security": [REDACTED]}
+    else:
+        resource["dateTime"] = event.occurred_at.isoformat()
+    return resource

@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from . import api
+from . import api, consent_api
 from .outcomes import fhir_not_found
 
 urlpatterns = [
@@ -17,7 +17,8 @@ urlpatterns = [
     ),
     path("Communication", api.CommunicationType.as_view(), name="fhir-communication-type"),
     path("Communication/<str:resource_id>", api.CommunicationInstance.as_view(), name="fhir-communication"),
-    path("Consent", api.ConsentType.as_view(), name="fhir-consent-type"),
+    path("Consent", consent_api.ConsentType.as_view(), name="fhir-consent-type"),
+    path("Consent/<str:resource_id>", consent_api.ConsentInstance.as_view(), name="fhir-consent"),
     # Last: any other URL under the FHIR base is an OperationOutcome 404.
     re_path(r"^.*$", fhir_not_found, name="fhir-not-found"),
 ]

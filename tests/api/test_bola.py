@@ -487,6 +487,26 @@ def _fhir_message_id(tenant, issue_key) -> uuid.UUID:
     return _message_id(tenant, issue_key)
 
 
+def _fhir_revocation(tenant, issue_key, object_id) -> dict:
+    """An update revoking the authorization `object_id` of the caller's tenant (or naming nobody)."""
+    from consent.models import Authorization
+
+    with tenant_context(tenant):
+        contact_id = Authorization.objects.filter(pk=object_id).values_list("contact_id", flat=True).first()
+    return {
+        "resourceType": "Consent",
+        "id": str(object_id),
+        "status": "inactive",
+        "scope": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}
+            ]
+        },
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "64292-6"}]}],
+        "patient": {"reference": f"Patient/{contact_id or uuid.uuid4()}"},
+    }
+
+
 FHIR_OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "metadata"): Operation(scopes=None),  # open: the CapabilityStatement
     ("GET", ".well-known/smart-configuration"): Operation(scopes=None),  # open: SMART discovery
@@ -497,6 +517,11 @@ FHIR_OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "Communication"): Operation(scopes=["messages:read"]),
     ("GET", "Communication/{resource_id}"): Operation(scopes=["messages:read"], make_object=_fhir_message_id),
     ("POST", "Consent"): Operation(scopes=["consent:write"]),
+    ("GET", "Consent"): Operation(scopes=["consent:read"]),
+    ("GET", "Consent/{resource_id}"): Operation(scopes=["consent:read"], make_object=_authorization_id),
+    ("PUT", "Consent/{resource_id}"): Operation(
+        scopes=["consent:write"], make_object=_authorization_id, make_body=_fhir_revocation
+    ),
 }
 
 
@@ -539,7 +564,10 @@ def test_fhir_foreign_and_missing_ids_answer_the_same_404(
     client = api(issue_key(tenant=tenant_a, scopes=scopes))
 
     def call(object_id):
-        return client.generic(method, FHIR_BASE + _fill(path, object_id), "")
+        body = json.dumps(operation.make_body(tenant_a, issue_key, object_id)) if operation.make_body else ""
+        return client.generic(
+            method, FHIR_BASE + _fill(path, object_id), body, content_type="application/fhir+json"
+        )
 
     own = call(operation.make_object(tenant_a, issue_key))
     assert own.status_code == 200, own.content

@@ -380,6 +380,24 @@ def fhir_communication(world: World) -> None:
     assert client.get(f"/api/fhir/r4/Communication/{message.pk}").status_code == 200
 
 
+def fhir_consent(world: World) -> None:
+    """An EHR reads the patient's authorization and searches their consents over FHIR."""
+    from consent import services as consent_services
+
+    _, authorization = _recorded_authorization(world)
+    consent_services.consent_grant(
+        tenant=world.tenant,
+        contact=world.patient,
+        topic=consent_services.topic_by_key(tenant=world.tenant, key="marketing_newsletters"),
+        evidence=consent_services.Evidence(source="api", actor=Actor.system("tests")),
+    )
+    reader = world.api(world.issue_key(scopes=["consent:read"]))
+    assert reader.get(f"/api/fhir/r4/Consent/{authorization.pk}").status_code == 200
+    found = reader.get(f"/api/fhir/r4/Consent?patient=Patient/{world.patient.pk}")
+    assert found.status_code == 200
+    assert found.json()["total"] == 2
+
+
 def mailbox_address(world: World) -> None:
     """The preference center reads the address to send a code or a confirmation to."""
     from consent import mailbox

@@ -194,6 +194,20 @@ PHI_READ_PATHS = [
         "delivery.message",
     ),
     drive.ReadPath(
+        "fhir_api.consent_api:_authorization_resources",
+        "FHIR Consent (authorization)",
+        drive.fhir_consent,
+        "fhir consent read",
+        "consent.authorization",
+    ),
+    drive.ReadPath(
+        "fhir_api.consent_api:_event_resources",
+        "FHIR Consent (marketing decision)",
+        drive.fhir_consent,
+        "fhir consent search",
+        "consent.consentevent",
+    ),
+    drive.ReadPath(
         "incidents.access_requests:package_build",
         "access package",
         drive.access_package,

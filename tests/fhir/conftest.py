@@ -12,7 +12,7 @@ BASE = "/api/fhir/r4/"
 
 @pytest.fixture
 def fhir(issue_key):
-    """`fhir(scopes, tenant=None)` → a client whose get/post speak FHIR JSON with a fresh key."""
+    """`fhir(scopes, tenant=None)` → a client whose get/post/put speak FHIR JSON with a fresh key."""
     from django.test import Client
 
     class FhirClient:
@@ -27,6 +27,10 @@ def fhir(issue_key):
         def post(self, path, resource, content_type=FHIR):
             body = resource if isinstance(resource, str | bytes) else json.dumps(resource)
             return self.client.post(BASE + path, body, content_type=content_type, **self.headers)
+
+        def put(self, path, resource, content_type=FHIR):
+            body = resource if isinstance(resource, str | bytes) else json.dumps(resource)
+            return self.client.put(BASE + path, body, content_type=content_type, **self.headers)
 
     def make(scopes=None, tenant=None, key: str | None = None):
         return FhirClient(key or issue_key(scopes=scopes, tenant=tenant))

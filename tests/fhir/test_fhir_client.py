@@ -3,10 +3,13 @@ HTTP against a live server: register a SMART backend client with a generated key
 token with a signed assertion, upsert a Patient, post a CommunicationRequest, let the engine deliver
 it to the loopback mail server, and read back the Communication with its delivery evidence.
 
+The same client records, reads, searches and revokes a HIPAA authorization as a FHIR Consent.
+
 The server thread opens its own connections, so the data is committed (a tenant of its own)."""
 
 from __future__ import annotations
 
+import datetime
 import email
 import email.policy
 import uuid
@@ -15,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 from fhirclient.models.communication import Communication
 from fhirclient.models.communicationrequest import CommunicationRequest
+from fhirclient.models.consent import Consent
 from fhirclient.models.patient import Patient
 
 from campaigns.models import Template
@@ -87,3 +91,51 @@ def test_smart_backend_to_delivered_communication(committed_db, server_url, kit,
     assert "Monday 9:00" in mail.get_body(("html", "plain")).get_content()
     with tenant_context(tenant):
         assert Message.objects.get(pk=communication.id).sender_domain_id == sender_domain.pk
+
+
+def test_smart_backend_records_reads_and_revokes_an_authorization(committed_db, server_url):
+    """Consent through fhirclient: an EHR records a signed HIPAA authorization, reads and searches
+    it, revokes it with an update to `inactive`, and PHI marketing is refused from that moment."""
+    from consent.authorization_records import tenant_today
+    from consent.gate import may_send
+    from consent.services import topic_by_key
+    from contacts.models import Contact
+
+    from .examples import hipaa_authorization, marketing_consent
+
+    tenant = TenantFactory(name=f"FHIR consent {uuid.uuid4().hex[:6]}", slug=f"fhirc-{uuid.uuid4().hex[:10]}")
+    BaaFactory(tenant=tenant)
+    backend = register(
+        tenant, scopes=["contacts:read", "contacts:write", "contacts:phi", "consent:read", "consent:write"]
+    )
+    client = fhir_client(server_url, backend, scope="system/Patient.rs system/Patient.cu system/Consent.crus")
+    server = client.server
+    patient_id = Patient(us_patient(mrn="MRN-C1", email="c1@patients.test")).create(server)["id"]
+    Consent(marketing_consent(patient_id=patient_id, provision="permit")).create(server)
+
+    today = tenant_today(tenant)
+    signed = hipaa_authorization(
+        patient_id=patient_id,
+        signed_on=today - datetime.timedelta(days=2),
+        expires_on=today + datetime.timedelta(days=90),
+    )
+    created = Consent(signed).create(server)
+    consent = Consent.read(created["id"], server)
+    assert (consent.status, consent.performer[0].display) == ("active", "Peter James Chalmers")
+    assert consent.provision.period.end.as_json() == str(today + datetime.timedelta(days=90))
+    [found] = Consent.where(
+        struct={"patient": f"Patient/{patient_id}", "category": "http://loinc.org|64292-6"}
+    ).perform_resources(server)
+    assert found.id == consent.id
+
+    topic = topic_by_key(tenant=tenant, key="marketing_newsletters")
+    with tenant_context(tenant):
+        contact = Contact.objects.get(pk=patient_id)
+    assert may_send(contact=contact, purpose="marketing", uses_phi=True, topic=topic).allowed
+
+    consent.status = "inactive"
+    revoked = consent.update(server)
+    assert revoked["status"] == "inactive"
+    decision = may_send(contact=contact, purpose="marketing", uses_phi=True, topic=topic)
+    assert (decision.allowed, decision.code) == (False, "authorization_revoked")
+    assert Consent.read(consent.id, server).status == "inactive"
