@@ -118,6 +118,12 @@ def _expiration(text: AuthorizationText, signature: Signature, given: Circumstan
     return None, text.expiration.strip()[:300]
 
 
+def expiration_words(expires_on: datetime.date | None, expiry_event: str) -> str:
+    if expires_on is not None:
+        return f"This authorization ends on {expires_on.strftime('%B')} {expires_on.day}, {expires_on.year}."
+    return f"This authorization ends when this happens: {expiry_event}"
+
+
 def signed_form(
     *,
     text: AuthorizationText,
@@ -264,6 +270,10 @@ def authorization_record(
     if circumstances.form_source not in FormSource.values:
         raise ApplicationError("Unknown form source.", code="form_source_invalid")
     _check_attachment(attachment)
+    if text._state.adding and not text.expiration.strip():
+        # A form recorded from elsewhere may give its end only as a date or event: the text keeps it
+        # in words too (every stored text states its expiration; the database insists).
+        text.expiration = expiration_words(expires_on, expiry_event)
     return _store(
         tenant=tenant,
         contact=contact,

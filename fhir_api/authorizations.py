@@ -229,7 +229,7 @@ def _signature(consent: Consent, values: dict[str, list[Any]]) -> records.Signat
 
 
 def _expiration(consent: Consent, values: dict[str, list[Any]]) -> tuple[datetime.date | None, str, str]:
-    """(last day, end event, the expiration as the form words it)."""
+    """(last day, end event, the expiration as the form words it, if given)."""
     period = consent.provision.period if consent.provision is not None else None
     end = period.end if period is not None else None
     if end is not None and not isinstance(end, datetime.date):
@@ -238,12 +238,8 @@ def _expiration(consent: Consent, values: dict[str, list[Any]]) -> tuple[datetim
         )
     expires_on = end.date() if isinstance(end, datetime.datetime) else end
     event = _text(values, "expiry-event")[:300]
-    words = _text(values, "expiration")
-    if not words and expires_on is not None:
-        words = f"This authorization ends on {expires_on.strftime('%B')} {expires_on.day}, {expires_on.year}."
-    elif not words and event:
-        words = f"This authorization ends when this happens: {event}"
-    return expires_on, event, words
+    # Without the words, the recording service writes them from the date or event.
+    return expires_on, event, _text(values, "expiration")
 
 
 def _attachment(consent: Consent) -> tuple[str, records.Attachment | None]:

@@ -253,3 +253,21 @@ def test_a_queued_marketing_message_with_phi_is_refused_the_day_after_with_the_r
     assert not refused.allowed
     assert refused.reason.startswith("authorization_expired: ")
     assert str(last_day) not in refused.reason  # the reason is stored with the message: no PHI
+
+
+def test_a_form_giving_its_end_only_as_a_date_is_recorded_with_it_in_words(
+    api, issue_key, tenant_a, opted_in
+):
+    """The document's expiration words may be left out when expires_on says it (was a 500)."""
+    client = api(issue_key(scopes=["consent:write"]))
+    last_day = tenant_today(tenant_a) + datetime.timedelta(days=20)
+    body = _body(opted_in, expires_on=str(last_day))
+    body["document"] = {**body["document"], "expiration": ""}
+    response = client.post("/api/v1/authorizations", body)
+    assert response.status_code == 201, response.content
+    with tenant_context(tenant_a):
+        text = Authorization.objects.select_related("text").get(pk=response.json()["id"]).text
+    assert (
+        text.expiration
+        == f"This authorization ends on {last_day.strftime('%B')} {last_day.day}, {last_day.year}."
+    )
