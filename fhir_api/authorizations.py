@@ -383,6 +383,7 @@ def authorization_resource(
     if text.remuneration_statement:
         extension.append(_sub("remuneration-statement", "String", text.remuneration_statement))
     extension += [
+        _sub("kind", "Code", authorization.kind),  # marketing, research or media (testimonials)
         _sub("initiated-by", "Code", authorization.initiated_by),
         _sub("form-source", "Code", authorization.form_source),
         *[_sub("combined-with", "Code", code) for code in authorization.combined_with],

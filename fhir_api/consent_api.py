@@ -51,7 +51,7 @@ _NOT_FOUND = "No such Consent."
 
 def _consent_id(resource_id: str) -> int | uuid.UUID | None:
     """A consent event's number, an authorization's UUID, or None (nothing of ours)."""
-    if resource_id.isdigit() and len(resource_id) < 19:
+    if resource_id.isascii() and resource_id.isdigit() and len(resource_id) < 19:
         return int(resource_id)
     try:
         return uuid.UUID(resource_id)
@@ -201,7 +201,11 @@ def _answer(request: KeyRequest, authorization: Authorization, status: int, said
 
 
 def _live(request: KeyRequest, contact_id: uuid.UUID) -> None:
-    contact_selectors.contact_get(tenant=request.tenant, contact_id=contact_id)
+    """The consent's patient is a live contact (a deleted one's consents answer like no consent)."""
+    try:
+        contact_selectors.contact_get(tenant=request.tenant, contact_id=contact_id)
+    except NotFound:
+        raise NotFound(_NOT_FOUND, code="not_found") from None
 
 
 class ConsentInstance(FhirView):

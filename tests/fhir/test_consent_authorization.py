@@ -459,3 +459,34 @@ def test_the_capability_statement_says_what_consent_does(db):
         "delete": hasattr(instance_view, "delete"),
     }
     assert {name for name, yes in served.items() if yes} == interactions
+
+
+def test_a_research_authorization_reads_back_as_hipaa_research(tenant_a, fhir, patient_id, today):
+    consent = _authorization(patient_id, today)
+    consent["policyRule"]["coding"][0]["code"] = "hipaa-research"
+    consent["provision"]["purpose"] = [
+        {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HRESCH"}
+    ]
+    created = fhir(ALL).post("Consent", consent)
+    assert created.status_code == 201, created.content
+    resource = created.json()
+    assert resource["policyRule"]["coding"][0]["code"] == "hipaa-research"
+    assert resource["provision"]["purpose"][0]["code"] == "HRESCH"
+    assert _sub(resource, "kind") == ["research"]
+    assert _stored(tenant_a)[0].kind == "research"
+
+
+def test_a_deleted_patients_consents_answer_like_none(tenant_a, fhir, patient_id, today):
+    from contacts.models import Contact
+    from contacts.services import contact_delete
+    from healthmail.actors import Actor
+
+    client = fhir(ALL)
+    created = client.post("Consent", _authorization(patient_id, today)).json()
+    with tenant_context(tenant_a):
+        contact = Contact.objects.get(pk=patient_id)
+    contact_delete(tenant=tenant_a, actor=Actor.system("tests"), contact=contact, reason="erasure request")
+    missing = assert_outcome(client.get("Consent/00000000-0000-0000-0000-000000000000"), 404, "not_found")
+    deleted = assert_outcome(client.get(f"Consent/{created['id']}"), 404, "not_found")
+    assert deleted["issue"][0]["diagnostics"] == missing["issue"][0]["diagnostics"]
+    assert client.get("Consent", patient=patient_id).json()["total"] == 0
