@@ -490,3 +490,36 @@ def test_a_deleted_patients_consents_answer_like_none(tenant_a, fhir, patient_id
     deleted = assert_outcome(client.get(f"Consent/{created['id']}"), 404, "not_found")
     assert deleted["issue"][0]["diagnostics"] == missing["issue"][0]["diagnostics"]
     assert client.get("Consent", patient=patient_id).json()["total"] == 0
+
+
+def test_smart_consent_scopes_read_masked_unless_patient_read_is_granted_too(
+    tenant_a, fhir, patient_id, today
+):
+    """system/Consent.rs carries consent:read only: a token with it alone reads consents masked and
+    cannot revoke; with system/Patient.rs (which carries contacts:phi) it reads them whole."""
+    import json
+
+    from .smart import register
+    from .test_smart import _fhir, _token
+
+    created = fhir(ALL).post("Consent", _authorization(patient_id, today)).json()
+    backend = register(tenant_a, scopes=["consent:read", "consent:write", "contacts:read", "contacts:phi"])
+
+    def client(scope: str):
+        response = _token(backend.form(scope=scope))
+        assert response.json()["scope"] == scope, response.content
+        return _fhir(response.json()["access_token"])
+
+    path = f"/api/fhir/r4/Consent/{created['id']}"
+    reader = client("system/Consent.rs")
+    masked = reader.get(path).json()
+    assert masked["meta"]["security"][0]["code"] == "REDACTED"
+    assert "dateTime" not in masked
+    update = json.dumps({**created, "status": "inactive"})
+    assert_outcome(reader.put(path, update, content_type="application/fhir+json"), 403)
+    whole = client("system/Consent.rs system/Patient.rs").get(path).json()
+    assert whole["dateTime"] == str(today - datetime.timedelta(days=30))
+    revoked = client("system/Consent.u").put(path, update, content_type="application/fhir+json")
+    assert revoked.status_code == 200, revoked.content
+    assert revoked.json()["resourceType"] == "OperationOutcome"  # no consent:read: an outcome only
+    assert _stored(tenant_a)[0].status == "revoked"
