@@ -166,34 +166,46 @@ class MessageItem(APIView):
             raise NotFound("No such message.")
         with tenant_context(request.tenant):
             attempts = list(MessageAttempt.objects.for_tenant(request.tenant).filter(message=message))
-        data = {
-            **{
-                name: getattr(message, name)
-                for name in (
-                    "id",
-                    "state",
-                    "state_reason",
-                    "stream",
-                    "purpose",
-                    "encryption_policy",
-                    "message_id",
-                    "to_domain",
-                    "attempts",
-                    "created_at",
-                    "finished_at",
-                    "evidence",
-                )
-            },
-            "attempt_log": [
-                {
-                    "started_at": a.started_at,
-                    "finished_at": a.finished_at,
-                    "outcome": a.outcome,
-                    "smtp_code": a.smtp_code,
-                    "mx_host": a.mx_host,
-                    "evidence": a.evidence,
-                }
-                for a in attempts
-            ],
-        }
-        return Response(MessageStatusSerializer(data).data)
+        # Which patient got which kind of message, and when, is PHI: an audited read, as the list and
+        # the FHIR Communication read are.
+        with phi_access(
+            actor=Actor.for_api_key(request.auth),
+            tenant=request.tenant,
+            objects=[message],
+            fields=["purpose", "state", "evidence"],
+            purpose="api message status",
+        ):
+            return Response(MessageStatusSerializer(_status(message, attempts)).data)
+
+
+def _status(message, attempts: list[MessageAttempt]) -> dict:
+    return {
+        **{
+            name: getattr(message, name)
+            for name in (
+                "id",
+                "state",
+                "state_reason",
+                "stream",
+                "purpose",
+                "encryption_policy",
+                "message_id",
+                "to_domain",
+                "attempts",
+                "created_at",
+                "finished_at",
+                "evidence",
+            )
+        },
+        "attempt_log": [
+            {
+                "started_at": a.started_at,
+                "finished_at": a.finished_at,
+                "outcome": a.outcome,
+                "smtp_code": a.smtp_code,
+                "mx_host": a.mx_host,
+                "evidence": a.evidence,
+            }
+            for a in attempts
+        ],
+    }

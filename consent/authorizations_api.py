@@ -347,11 +347,13 @@ class ContactAuthorizations(APIView):
             .filter(contact=contact)
             .select_related("text", "tenant")
         )
+        # Where a person's authorizations stand is about them even when they signed none: the read is
+        # audited either way (on the contact when there is no authorization to name).
         with phi_access(
             actor=_actor(request),
             tenant=request.tenant,
-            objects=found,
-            fields=_PHI_FIELDS,
+            objects=found or [contact],
+            fields=_PHI_FIELDS if found else ["authorization standing"],
             purpose="api authorizations",
         ):
             body = {

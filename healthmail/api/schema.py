@@ -76,7 +76,8 @@ class ProblemAutoSchema(AutoSchema):
                 "Retry-After",
                 OpenApiTypes.INT,
                 OpenApiParameter.HEADER,
-                response=[429],
+                response=[429, 503],
+                required=True,  # every 429 and 503 carries it (throttling.py, healthmail/outages.py)
                 description="Seconds to wait before retrying.",
             )
         )
@@ -119,6 +120,8 @@ class ProblemAutoSchema(AutoSchema):
             403: "The API key lacks a scope this operation needs.",
             429: "Too many requests for this API key; see Retry-After.",
             500: "Unexpected error; the body holds only the request id.",
+            503: "A service behind the API (the database, the message broker) is briefly unreachable; "
+            "nothing went wrong on your side: retry after Retry-After.",
         }
         if "{" in self.path:
             errors[404] = "No such object in your organization."

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 
+import schemathesis
+from django.conf import settings
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from schemathesis.config import SchemathesisConfig
@@ -26,6 +28,38 @@ CONFIG = SchemathesisConfig.from_dict(
         }
     }
 )
+
+
+def _header_values(response, name: str) -> list[str]:
+    return [
+        part.strip().lower() for value in response.headers.get(name.lower(), []) for part in value.split(",")
+    ]
+
+
+@schemathesis.check
+def no_store(ctx, response, case) -> None:
+    """Every API answer, error or not, carries `Cache-Control: no-store` (healthmail/no_store.py): any
+    of them may hold PHI, and none may be kept by a browser or a proxy."""
+    if "no-store" not in _header_values(response, "Cache-Control"):
+        raise AssertionError(f"{case.operation.label} answered {response.status_code} without no-store")
+
+
+@schemathesis.check
+def rate_limit_announced(ctx, response, case) -> None:
+    """Every successful answer says how much of the key's rate limit is left (RateLimit-Limit,
+    -Remaining, -Reset; healthmail/api/middleware.py) while a limit is configured, so a client can slow
+    down before its first 429. The schema cannot require them: they depend on API_RATE_LIMIT."""
+    if not 200 <= response.status_code < 300:
+        return
+    if not settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES", {}).get("api_key"):
+        return
+    missing = [
+        name
+        for name in ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
+        if not response.headers.get(name.lower())
+    ]
+    if missing:
+        raise AssertionError(f"{case.operation.label} answered {response.status_code} without {missing}")
 
 
 def served_schema() -> dict:

@@ -409,6 +409,28 @@ TEST_OPERATIONS: dict[tuple[str, str], Operation] = {
 
 MATRICES = {PRODUCT_URLCONF: OPERATIONS, TEST_URLCONF: TEST_OPERATIONS}
 
+# Reads of one object that are audited, as every write is: those that say something about a person,
+# and the campaign report (recorded as an export). A read left out here shows no person's data (a
+# campaign's settings, a template, a journey's counts through the disclosure policy, a webhook).
+AUDITED_READS = {
+    ("GET", "/api/v1/contacts/{contact_id}"),
+    ("GET", "/api/v1/contacts/{contact_id}/consent"),
+    ("GET", "/api/v1/contacts/{contact_id}/authorizations"),
+    ("GET", "/api/v1/contacts/{contact_id}/journeys"),
+    ("GET", "/api/v1/authorizations/{authorization_id}"),
+    ("GET", "/api/v1/messages/{message_id}"),
+    ("GET", "/api/v1/campaigns/{campaign_id}/report"),
+}
+# POSTs that leave no audit event here, and why.
+NOT_AUDITED = {
+    # The matrix's contact is in no journey: a removal that changes nothing records nothing
+    # (tests/journeys/test_api.py: a removal that takes someone out is audited as journeys.remove).
+    ("POST", "/api/v1/journeys/{journey_id}/removals"),
+    # A count, not a write or a person's data: an aggregate through the disclosure policy, which
+    # keeps its own query audit against differencing (segmentation/services.py).
+    ("POST", "/api/v1/segments/{segment_id}/count"),
+}
+
 
 def schema_operations(urlconf: str) -> set[tuple[str, str]]:
     schema = SchemaGenerator(urlconf=urlconf).get_schema(request=None, public=True)
@@ -445,6 +467,16 @@ def _key_creator(tenant):
     return MembershipFactory(tenant=tenant, role=Role.TENANT_ADMIN).user
 
 
+def _by_the_key(tenant, client) -> list:
+    """The audit events the client's key is the actor of, but for its first use (`api_key.use`), which
+    any call may record."""
+    from tests.api.conftest import audit_events
+
+    prefix = client.headers["HTTP_AUTHORIZATION"].removeprefix("Bearer ").split("_")[1]
+    events = audit_events(tenant=tenant, actor_type="api_key", actor_id=prefix)
+    return [event for event in events if event.action != "api_key.use"]
+
+
 def _object_cases():
     for urlconf, matrix in MATRICES.items():
         for (method, path), operation in matrix.items():
@@ -466,8 +498,17 @@ def test_foreign_and_missing_ids_answer_the_same_404(
         body = json.dumps(operation.make_body(tenant_a, issue_key)) if operation.make_body else ""
         return client.generic(method, _fill(path, object_id, operation.path_values), body)
 
-    own = call(operation.make_object(tenant_a, issue_key))
+    own_object = operation.make_object(tenant_a, issue_key)
+    recorded = len(_by_the_key(tenant_a, client))
+    own = call(own_object)
     assert 200 <= own.status_code < 300, "the route must work for the caller's own object"
+    audited = (method != "GET" and (method, path) not in NOT_AUDITED) or (
+        method,
+        path,
+    ) in AUDITED_READS
+    if urlconf == PRODUCT_URLCONF and audited:
+        # Every write, and every read of a person's data, leaves an audit event naming the key.
+        assert len(_by_the_key(tenant_a, client)) > recorded, f"{method} {path} left no audit event"
 
     foreign = call(operation.make_object(tenant_b, issue_key))
     missing = call(uuid.uuid4())

@@ -282,6 +282,20 @@ def message_list_api(world: World) -> None:
     assert len(response.json()["results"]) == 1
 
 
+def message_status_api(world: World) -> None:
+    message = make_message(world.tenant, contact_id=world.patient.pk, address="searched@patients.example")
+    client = world.api(world.issue_key(tenant=world.tenant, scopes=["messages:read"]))
+    assert client.get(f"/api/v1/messages/{message.pk}").status_code == 200
+
+
+def authorizations_none_signed_api(world: World) -> None:
+    """A contact who signed no authorization: where they stand is still read about them."""
+    client = world.api(world.issue_key(tenant=world.tenant, scopes=["consent:read"]))
+    response = client.get(f"/api/v1/contacts/{world.patient.pk}/authorizations")
+    assert response.status_code == 200
+    assert response.json()["authorizations"] == []
+
+
 def access_package(world: World) -> None:
     """The patient's right of access package: their record and their messages are read to assemble it."""
     from incidents import access_requests

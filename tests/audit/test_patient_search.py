@@ -138,6 +138,20 @@ PHI_READ_PATHS = [
         "retention.archivedrecord",
     ),
     drive.ReadPath(
+        "campaigns.transactional_api:MessageItem.get",
+        "message status API",
+        drive.message_status_api,
+        "api message status",
+        "delivery.message",
+    ),
+    drive.ReadPath(
+        "consent.authorizations_api:ContactAuthorizations.get",
+        "authorization API, none signed",
+        drive.authorizations_none_signed_api,
+        "api authorizations",
+        "contacts.contact",
+    ),
+    drive.ReadPath(
         "consent.authorizations_api:AuthorizationItem.get",
         "authorization API",
         drive.authorization_api,

@@ -69,6 +69,7 @@ def test_enrol_remove_and_read_a_contacts_positions(api, issue_key, tenant_a, jo
     assert removed.json() == {"removed": 1}
     with tenant_context(tenant_a):
         assert Position.objects.get(journey=journey, contact=contact).exit_reason == "removed"
+        assert AuditEvent.objects.filter(action="journeys.remove", target_id=str(journey.pk)).count() == 1
 
 
 def test_a_foreign_contact_cannot_be_enrolled(api, issue_key, tenant_b, journey):

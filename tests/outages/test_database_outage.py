@@ -8,10 +8,14 @@ from __future__ import annotations
 import uuid
 
 import pytest
+import requests
+import schemathesis
 from django.conf import settings
+from schemathesis.core.transport import Response
 
 from healthmail.accounts.api_keys import SCOPES, api_key_create
 from healthmail.actors import Actor
+from tests.api.schema_support import CONFIG, served_schema
 from tests.conftest import sign_in
 from tests.factories import BaaFactory, MembershipFactory, TenantFactory
 
@@ -51,17 +55,40 @@ def assert_outage(response, path: str) -> None:
         assert b"unavailable" in response.content
 
 
+def _as_documented(schema, method: str, path: str, response) -> bool:
+    """Whether `response` is an answer the OpenAPI schema documents for the operation at `path`: its
+    status with the Retry-After header, and its body (validated by schemathesis). False when the
+    schema has no such operation."""
+    operation = schema.find_operation_by_path(method.upper(), path)
+    if operation is None:
+        return False
+    documented = operation.definition.raw["responses"].get(str(response.status_code))
+    assert documented is not None, f"{method.upper()} {path}: {response.status_code} is not in the schema"
+    assert "Retry-After" in documented.get("headers", {}), f"{method.upper()} {path}: no Retry-After"
+    request = requests.Request(method.upper(), f"http://testserver{path}").prepare()
+    headers = {name: [value] for name, value in response.headers.items()}
+    answer = Response(response.status_code, headers, response.content, request, elapsed=0.0, verify=False)
+    schema.validate_response(operation, answer)  # raises naming what the body breaks
+    return True
+
+
 def test_every_api_route_answers_503_problem_json(raw_client):
     tenant = _tenant()
     key = api_key_create(actor=Actor.system("tests"), tenant=tenant, name="Outage", scopes=list(SCOPES))
     headers = {"HTTP_AUTHORIZATION": f"Bearer {key.plaintext}"}
     routes = [route for route in every_route() if route.startswith("/api/")]
     assert len(routes) > 20
+    # The schema says so too (a generated SDK knows the 503 and its Retry-After): every operation's
+    # outage answer is one its schema documents.
+    schema = schemathesis.openapi.from_dict(served_schema(), config=CONFIG)
+    documented = 0
     with database_unreachable():
         for path in routes:
             for method in ("get", "post"):
                 response = getattr(raw_client, method)(path, content_type="application/json", **headers)
                 assert_outage(response, path)
+                documented += _as_documented(schema, method, path, response)
+    assert documented > 40
 
 
 def test_every_web_route_answers_503_to_a_signed_in_user(raw_client):
