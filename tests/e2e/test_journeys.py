@@ -395,6 +395,7 @@ def test_a_did_not_open_entry_names_the_email_and_the_days_in_the_form(page, mak
             "entry": {"kind": "manual"},
             "start": "mail",
             "sender_domain_id": str(domain.pk),
+            "sender_name": "Synthetic Clinic",
             "steps": {
                 "mail": {"type": "send", "template_id": str(mail.pk), "purpose": "marketing",
                          "topic": "marketing_newsletters", "next": "done"},

@@ -185,6 +185,7 @@ class JourneyMachine(RuleBasedStateMachine):
             "entry": {"kind": "manual"},
             "start": "s0",
             "sender_domain_id": str(self.world.sender_domain_id),
+            "sender_name": "Synthetic Clinic",
             "steps": graph,
             # Journey-wide rules some of the time: they hold contacts back, never at two places.
             **steps.draw(
