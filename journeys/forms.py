@@ -288,6 +288,7 @@ SETTING_LABELS = {
     "purpose": "Purpose",
     "topic": "Consent topic",
     "seconds": "Wait for",
+    "window": "Window",
     "event": "Event",
     "timeout_seconds": "Wait at most",
     "condition": "Condition",
@@ -307,10 +308,19 @@ SETTING_LABELS = {
     "timeout_next": "If it does not arrive",
 }
 
+WINDOW_LABELS = {
+    "start": "Window opens at",
+    "end": "Window closes at",
+    "days": "Window days",
+    "from_date": "Not before",
+}
+
 
 def setting_label(detail: str) -> str:
     """ "variants.1.weight" → "Path 2 weight"; "template_id" → "Email template"."""
     parts = detail.split(".")
+    if parts[0] == "window" and len(parts) == 2:
+        return WINDOW_LABELS.get(parts[1], "Window")
     if parts[0] == "variants" and len(parts) == 3 and parts[1].isdigit():
         return f"Path {int(parts[1]) + 1} " + ("weight" if parts[2] == "weight" else "goes to")
     return SETTING_LABELS.get(parts[0], parts[0].replace("_", " ").capitalize())
