@@ -37,7 +37,7 @@ MAX_WAIT_SECONDS = 400 * 86400
 DEFAULT_CYCLE_CAP = 3
 MAX_CYCLE_CAP = 20
 
-ENTRY_KINDS = ("event", "manual", "date", "consent", "engagement", "segment")
+ENTRY_KINDS = ("event", "manual", "date", "consent", "engagement", "segment", "form")
 ENGAGEMENT_ACTIONS = ("opened", "clicked", "not_opened")  # wait_event "email.opened" / "email.clicked" too
 # "not_opened": no human open or click of a chosen send (a campaign, or one send step of a journey)
 # within `days` of its delivery (journeys/services/unopened.py).
@@ -104,6 +104,7 @@ ENTRY_LABELS = {
     "consent": "A consent change",
     "engagement": "An email opened, clicked or left unopened",
     "segment": "Joining a segment",
+    "form": "A form submitted",
 }
 ENGAGEMENT_LABELS = {
     "opened": "Opens an email",
@@ -145,7 +146,8 @@ def _check_entry(entry: Any, problems: list[Problem]) -> None:
     if not isinstance(entry, Mapping) or entry.get("kind") not in ENTRY_KINDS:
         problems.append(
             Problem(
-                "entry", "Choose how contacts enter: event, manual, date, consent, engagement or segment."
+                "entry",
+                "Choose how contacts enter: event, manual, date, consent, engagement, segment or form.",
             )
         )
         return
@@ -174,6 +176,14 @@ def _check_entry(entry: Any, problems: list[Problem]) -> None:
                     "entry.change", "Choose whether consent granted or consent revoked starts the journey."
                 )
             )
+    if entry["kind"] == "form" and not TAG.fullmatch(_name(entry.get("form"))):
+        problems.append(
+            Problem(
+                "entry.form",
+                "Name the form whose submission starts the journey: its key, as your systems report it "
+                "(like intake-form).",
+            )
+        )
     if entry["kind"] == "segment" and not _is_uuid(entry.get("segment_id")):
         problems.append(Problem("entry.segment_id", "Choose the segment whose new members enter."))
     if entry["kind"] == "date":
@@ -526,14 +536,16 @@ def goal_event(definition: Mapping) -> str:
 
 
 def entry_key(entry: Mapping) -> str:
-    """The indexed copy of an entry trigger (Journey.entry_event): the event's name, or for a consent
-    change "<granted|revoked>:<topic key>"."""
+    """The indexed copy of an entry trigger (Journey.entry_event): the event's name, the form's key,
+    or for a consent change "<granted|revoked>:<topic key>"."""
     if entry.get("kind") == "consent":
         return f"{entry['change']}:{entry['topic']}"[:64]
     if entry.get("kind") == "engagement":
         return f"email.{entry['action']}"
     if entry.get("kind") == "segment":
         return str(entry["segment_id"])
+    if entry.get("kind") == "form":
+        return str(entry["form"])
     return str(entry.get("event", ""))
 
 
