@@ -47,6 +47,12 @@ class JourneysConfig(AppConfig):
 
         register_engagement_handler(engagement_receive)
 
+        from delivery.tracking.events import register_report_handler
+
+        from .services.events import form_submission_receive
+
+        register_report_handler(form_submission_receive)
+
         # A template a journey sends may not be removed (campaigns asks; it imports nothing from here).
         from campaigns.services.template_lifecycle import register_template_use_counter
 

@@ -16,6 +16,7 @@ is checked by the service that saves a version.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import re
 import uuid
@@ -36,7 +37,7 @@ MAX_WAIT_SECONDS = 400 * 86400
 DEFAULT_CYCLE_CAP = 3
 MAX_CYCLE_CAP = 20
 
-ENTRY_KINDS = ("event", "manual", "date", "consent", "engagement", "segment")
+ENTRY_KINDS = ("event", "manual", "date", "consent", "engagement", "segment", "form")
 ENGAGEMENT_ACTIONS = ("opened", "clicked", "not_opened")  # wait_event "email.opened" / "email.clicked" too
 # "not_opened": no human open or click of a chosen send (a campaign, or one send step of a journey)
 # within `days` of its delivery (journeys/services/unopened.py).
@@ -52,6 +53,8 @@ HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 DATE_FIELDS = ("birth_date",)  # plus custom.<key> fields of type date (checked by the service)
 DATE_FIELD_LABELS = {"birth_date": "Date of birth"}
 WAITS = frozenset({"wait", "wait_event"})
+# A wait until a date/time window (`{"type": "wait", "window": {...}}`): the weekdays it opens on.
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 BRANCH_FIELDS = ("state", "language", "gender", "journey_stage")
 ENGAGEMENT = ("open", "click")
 # Which keys of a step name the step that follows (a split names them in its variants; a jump to
@@ -101,6 +104,7 @@ ENTRY_LABELS = {
     "consent": "A consent change",
     "engagement": "An email opened, clicked or left unopened",
     "segment": "Joining a segment",
+    "form": "A form submitted",
 }
 ENGAGEMENT_LABELS = {
     "opened": "Opens an email",
@@ -142,7 +146,8 @@ def _check_entry(entry: Any, problems: list[Problem]) -> None:
     if not isinstance(entry, Mapping) or entry.get("kind") not in ENTRY_KINDS:
         problems.append(
             Problem(
-                "entry", "Choose how contacts enter: event, manual, date, consent, engagement or segment."
+                "entry",
+                "Choose how contacts enter: event, manual, date, consent, engagement, segment or form.",
             )
         )
         return
@@ -171,6 +176,14 @@ def _check_entry(entry: Any, problems: list[Problem]) -> None:
                     "entry.change", "Choose whether consent granted or consent revoked starts the journey."
                 )
             )
+    if entry["kind"] == "form" and not TAG.fullmatch(_name(entry.get("form"))):
+        problems.append(
+            Problem(
+                "entry.form",
+                "Name the form whose submission starts the journey: its key, as your systems report it "
+                "(like intake-form).",
+            )
+        )
     if entry["kind"] == "segment" and not _is_uuid(entry.get("segment_id")):
         problems.append(Problem("entry.segment_id", "Choose the segment whose new members enter."))
     if entry["kind"] == "date":
@@ -262,6 +275,8 @@ def _check_step(key: str, step: Any, problems: list[Problem]) -> None:
             problems.append(
                 Problem(f"{where}.purpose", "Choose the purpose (marketing or a transactional one).")
             )
+    elif kind == "wait" and "window" in step:
+        _check_window(f"{where}.window", step, problems)
     elif kind == "wait":
         if not _whole(step.get("seconds"), MIN_WAIT_SECONDS, MAX_WAIT_SECONDS):
             problems.append(Problem(f"{where}.seconds", "A wait lasts from a minute to 400 days."))
@@ -295,6 +310,35 @@ def _check_step(key: str, step: Any, problems: list[Problem]) -> None:
             problems.append(Problem(where, "A jump goes to a step of this journey or to another journey."))
     elif kind == "split":
         _check_split(key, step, problems)
+
+
+def _check_window(where: str, step: Mapping, problems: list[Problem]) -> None:
+    """A wait until a date/time window: from `start` to `end` (HH:MM, the contact's local time) on
+    the listed weekdays, not before `from_date` if given."""
+    if "seconds" in step:
+        problems.append(Problem(where, "A wait lasts a time or waits for a window, not both."))
+    window = step["window"]
+    if not isinstance(window, Mapping):
+        problems.append(Problem(where, "A window has a start and an end time (HH:MM)."))
+        return
+    start, end = str(window.get("start", "")), str(window.get("end", ""))
+    if not (HHMM.fullmatch(start) and HHMM.fullmatch(end) and start < end):
+        problems.append(
+            Problem(
+                f"{where}.start", "A window runs from a start to a later end time, as HH:MM (09:00 to 12:00)."
+            )
+        )
+    days = window.get("days", list(WEEKDAYS))
+    if not isinstance(days, list) or not days or any(day not in WEEKDAYS for day in days):
+        problems.append(Problem(f"{where}.days", "Choose the weekdays of the window (mon to sun)."))
+    if "from_date" in window:
+        try:
+            datetime.date.fromisoformat(str(window["from_date"]))
+        except ValueError:
+            problems.append(Problem(f"{where}.from_date", "The first day is a date, as YYYY-MM-DD."))
+    unknown = set(window) - {"start", "end", "days", "from_date"}
+    if unknown:
+        problems.append(Problem(where, f"A window has no setting {', '.join(sorted(unknown))}."))
 
 
 def _check_split(key: str, step: Mapping, problems: list[Problem]) -> None:
@@ -492,14 +536,16 @@ def goal_event(definition: Mapping) -> str:
 
 
 def entry_key(entry: Mapping) -> str:
-    """The indexed copy of an entry trigger (Journey.entry_event): the event's name, or for a consent
-    change "<granted|revoked>:<topic key>"."""
+    """The indexed copy of an entry trigger (Journey.entry_event): the event's name, the form's key,
+    or for a consent change "<granted|revoked>:<topic key>"."""
     if entry.get("kind") == "consent":
         return f"{entry['change']}:{entry['topic']}"[:64]
     if entry.get("kind") == "engagement":
         return f"email.{entry['action']}"
     if entry.get("kind") == "segment":
         return str(entry["segment_id"])
+    if entry.get("kind") == "form":
+        return str(entry["form"])
     return str(entry.get("event", ""))
 
 

@@ -22,6 +22,7 @@ ENTRY_CHOICES = [
     ("segment", "They join a segment (a change of their data puts them in it)"),
     ("consent", "Their consent to a topic changes (granted or revoked)"),
     ("engagement", "They open or click an email, or leave a chosen email unopened for some days"),
+    ("form", "They submit a form (reported by your systems through the API)"),
 ]
 CHANGE_CHOICES = [("", "— choose —"), *spec.CONSENT_CHANGE_LABELS.items()]
 ACTION_CHOICES = [("", "— choose —"), *spec.ENGAGEMENT_LABELS.items()]
@@ -93,6 +94,13 @@ class JourneyForm(forms.Form):
         max_value=spec.MAX_NOT_OPENED_DAYS,
         help_text=f"Counted from the email's delivery ({spec.MIN_NOT_OPENED_DAYS} to "
         f"{spec.MAX_NOT_OPENED_DAYS}).",
+    )
+    entry_form = forms.CharField(
+        label="Entry form",
+        required=False,
+        max_length=64,
+        help_text="For a form entry: the form's key as your systems report it to /api/v1/events "
+        "(kind form_submission, label), like intake-form.",
     )
     start = forms.CharField(label="First step", required=False, max_length=24)
     goal_event = forms.CharField(
@@ -169,6 +177,8 @@ class JourneyForm(forms.Form):
         elif entry["kind"] == "consent":
             entry["topic"] = data["entry_topic"]
             entry["change"] = data["entry_change"]
+        elif entry["kind"] == "form":
+            entry["form"] = data["entry_form"].strip()
         elif entry["kind"] == "engagement":
             entry["action"] = data["entry_action"]
             if entry["action"] == spec.NOT_OPENED:
@@ -209,6 +219,7 @@ def initial_of(name: str, definition: dict) -> dict:
         "entry_action": entry.get("action", ""),
         "entry_send": _send_value(entry),
         "entry_days": entry.get("days"),
+        "entry_form": entry.get("form", ""),
         "goal_event": (definition.get("goal") or {}).get("event", ""),
         "goal_tag": (definition.get("goal") or {}).get("tag", ""),
         "cycle_cap": definition.get("cycle_cap", spec.DEFAULT_CYCLE_CAP),
@@ -274,6 +285,7 @@ ENTRY_FIELDS = {
     "entry.action": "entry_action",
     "entry.send": "entry_send",
     "entry.days": "entry_days",
+    "entry.form": "entry_form",
     "start": "start",
     "goal": "goal_event",
     "cycle_cap": "cycle_cap",
@@ -288,6 +300,7 @@ SETTING_LABELS = {
     "purpose": "Purpose",
     "topic": "Consent topic",
     "seconds": "Wait for",
+    "window": "Window",
     "event": "Event",
     "timeout_seconds": "Wait at most",
     "condition": "Condition",
@@ -307,10 +320,19 @@ SETTING_LABELS = {
     "timeout_next": "If it does not arrive",
 }
 
+WINDOW_LABELS = {
+    "start": "Window opens at",
+    "end": "Window closes at",
+    "days": "Window days",
+    "from_date": "Not before",
+}
+
 
 def setting_label(detail: str) -> str:
     """ "variants.1.weight" → "Path 2 weight"; "template_id" → "Email template"."""
     parts = detail.split(".")
+    if parts[0] == "window" and len(parts) == 2:
+        return WINDOW_LABELS.get(parts[1], "Window")
     if parts[0] == "variants" and len(parts) == 3 and parts[1].isdigit():
         return f"Path {int(parts[1]) + 1} " + ("weight" if parts[2] == "weight" else "goes to")
     return SETTING_LABELS.get(parts[0], parts[0].replace("_", " ").capitalize())

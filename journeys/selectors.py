@@ -86,6 +86,8 @@ def entry_summary(*, tenant: Tenant, entry: dict) -> str:
     text = labels.label("journey_entry", kind)
     if kind == "event":
         return f"{text}: {entry.get('event', '')}"
+    if kind == "form":
+        return f"{text}: {entry.get('form', '')}"
     if kind == "engagement" and entry.get("action") == spec.NOT_OPENED:
         return f"{text}: does not open {unopened_send_name(tenant, entry)} within {entry.get('days')} days"
     if kind == "engagement":

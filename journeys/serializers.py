@@ -9,13 +9,13 @@ class JourneySerializer(serializers.Serializer):
     status = serializers.CharField()
     version = serializers.IntegerField(source="live_version.number", allow_null=True, default=None)
     entry_kind = serializers.CharField(
-        help_text="How contacts enter the live version: event, manual, date, consent, engagement or "
-        "segment (empty before the first activation)."
+        help_text="How contacts enter the live version: event, manual, date, consent, engagement, "
+        "segment or form (empty before the first activation)."
     )
     entry_event = serializers.CharField(
         help_text="What the trigger names: the event type; for engagement email.opened, email.clicked "
         'or email.not_opened (did not open a chosen send within N days, see "definition"); for '
-        "consent <granted|revoked>:<topic>; for segment the segment id."
+        "consent <granted|revoked>:<topic>; for segment the segment id; for form the form's key."
     )
 
 

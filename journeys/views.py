@@ -292,7 +292,9 @@ def journey_review(request: HttpRequest, journey_id) -> HttpResponse:
 def journey_activate(request: HttpRequest, journey_id) -> HttpResponse:
     def do(journey):
         version = _version_in(request, journey, JourneyVersion.Status.APPROVED)
-        services.journey_activate(**_acting(request), journey=journey, version=version)
+        # Contacts already inside stay on their version, or move at a safe step (the marketer's choice).
+        move = request.POST.get("move", services.MOVE_STAY)
+        services.journey_activate(**_acting(request), journey=journey, version=version, move=move)
 
     return _step(request, journey_id, do, "Activated: contacts enter it now.")
 

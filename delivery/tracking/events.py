@@ -88,7 +88,20 @@ def engagement_report(
             tenant=tenant,
             details={"kind": kind, "contact": str(contact.pk)},
         )
+        for handler in _report_handlers:
+            handler(event)
     return event
+
+
+# Higher layers act on reported engagement (journeys: a form submission starts the journeys of that
+# form), in the report's transaction; delivery never imports them.
+ReportHandler = Callable[[EngagementEvent], None]
+_report_handlers: list[ReportHandler] = []
+
+
+def register_report_handler(handler: ReportHandler) -> None:
+    if handler not in _report_handlers:
+        _report_handlers.append(handler)
 
 
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")

@@ -115,6 +115,14 @@ def _duration(seconds: int) -> str:
     return f"{seconds // 60} min"
 
 
+def window_text(window: Mapping) -> str:
+    """A wait's window in words: "mon, tue 09:00-12:00 (contact's time), from 2027-01-04"."""
+    days = window.get("days", list(spec.WEEKDAYS))
+    when = "every day" if list(days) == list(spec.WEEKDAYS) else ", ".join(days)
+    text = f"{when} {window['start']}-{window['end']} (contact's time)"
+    return text + (f", from {window['from_date']}" if window.get("from_date") else "")
+
+
 def walk(definition: Mapping, sample: Sample) -> Sample:
     """Move the sample from the start to its exit, noting each step and what happened there."""
     steps = definition.get("steps", {})
@@ -137,6 +145,8 @@ def walk(definition: Mapping, sample: Sample) -> Sample:
                 sample.outcome = "exits: the send gate refused"
                 return sample
             note, following, emailed = "email queued", step.get("next"), True
+        elif kind == "wait" and "window" in step:
+            note, following = f"waits until {window_text(step['window'])}", step.get("next")
         elif kind == "wait":
             sample.elapsed_seconds += int(step.get("seconds", 0))
             note, following = f"waits {_duration(int(step.get('seconds', 0)))}", step.get("next")
@@ -153,18 +163,38 @@ def walk(definition: Mapping, sample: Sample) -> Sample:
         elif kind == "update":
             changed = [name for name in ("add_tag", "remove_tag", "journey_stage") if name in step]
             changes = [f"{name} {step[name]}" for name in changed]
+            if "set_field" in step:
+                changes.append(f"{step['set_field']['field']} {step['set_field']['value']}")
             if "add_tag" in step:
                 sample.tags.add(step["add_tag"])
             if "remove_tag" in step:
                 sample.tags.discard(step["remove_tag"])
             note, following = "updated: " + ", ".join(changes), step.get("next")
-        elif kind == "exit":
+        elif kind == "list":
+            tag = f"list.{step['list']}"
+            if step["action"] == "add":
+                sample.tags.add(tag)
+                note = f"added to the list {step['list']}"
+            else:
+                sample.tags.discard(tag)
+                note = f"removed from the list {step['list']}"
+            following = step.get("next")
+        elif kind == "webhook":
+            note, following = "webhook called (ids only)", step.get("next")
+        elif kind == "notify":
+            note, following = f"staff notified ({step['role']})", step.get("next")
+        elif kind == "split":
+            index = spec.split_path(sample.label, key, step["variants"])
+            note, following = f"path {index + 1} of the split", step["variants"][index]["next"]
+        elif kind == "jump" and "to" in step:
+            note, following = f"jumps to {step['to']}", step["to"]
+        elif kind == "jump":
+            sample.path.append((key, "jumps to another journey"))
+            sample.outcome = "leaves for another journey"
+            return sample
+        else:  # exit: definition_check knows no other kind
             sample.path.append((key, "exit"))
             sample.outcome = "completes the journey"
-            return sample
-        else:
-            sample.path.append((key, f"the dry run does not model {kind!r} steps"))
-            sample.outcome = "not modelled further"
             return sample
         sample.path.append((key, note))
         key = following

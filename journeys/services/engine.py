@@ -32,7 +32,7 @@ from healthmail.tenants.models import Tenant
 
 from .. import definition as spec
 from ..models import Journey, JourneyVersion, Position, StepLog
-from . import rules
+from . import rules, waits
 from . import steps as step_kinds
 
 Outcome = StepLog.Outcome
@@ -139,11 +139,12 @@ def _enter(walk: _Walk, definition: dict, logs: list, now) -> bool:
     return True
 
 
-def _rest(walk: _Walk, step: dict, logs: list, now) -> None:
+def _rest(walk: _Walk, step: dict, logs: list, now, until=None) -> None:
+    """The contact rests on a wait: its duration, until its window opens (`until`), or an event."""
     position = walk.position
     position.event_arrived = False
     if step["type"] == "wait":
-        position.due_at = now + datetime.timedelta(seconds=step["seconds"])
+        position.due_at = until if until is not None else now + datetime.timedelta(seconds=step["seconds"])
         position.waiting_event = ""
     else:
         position.due_at = now + datetime.timedelta(seconds=step["timeout_seconds"])
@@ -164,8 +165,13 @@ def _round(tenant: Tenant, walks: list[_Walk], versions: dict, logs: list, now, 
         kind = step["type"]
         positions = [w.position for w in members]
         if kind in spec.WAITS:
+            opens = (
+                waits.window_dues(tenant=tenant, step=step, positions=positions, now=now)
+                if "window" in step
+                else {}
+            )
             for walk in members:
-                _rest(walk, step, logs, now)
+                _rest(walk, step, logs, now, opens.get(walk.position.pk))
         elif kind == "exit":
             for walk in members:
                 _exit(walk, logs, now, "completed")

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from audit import services as audit
 from consent.models import Topic
+from delivery.models import EngagementEvent
 from delivery.tracking.events import NamedEvent, NamedEventReceipt
 from healthmail.tenants.context import tenant_context
 
@@ -163,6 +164,34 @@ def consent_changes_receive(changes: list[tuple]) -> None:
                 from .. import tasks
 
                 tasks.advance_soon(tenant=tenant, position_ids=entered)
+
+
+def form_submission_receive(event: EngagementEvent) -> None:
+    """A form submission reported to the events API (`kind: form_submission`, `label`: the form's
+    key), in its transaction: the contact enters the active journeys started by that form, due now,
+    advanced after commit. A contact inside stays where it is; one that left, by the re-entry rule."""
+    if event.kind != EngagementEvent.Kind.FORM_SUBMISSION or not event.label:
+        return
+    now = timezone.now()
+    with tenant_context(event.tenant_id):
+        journeys = Journey.objects.filter(
+            tenant_id=event.tenant_id,
+            status=Journey.Status.ACTIVE,
+            entry_kind="form",
+            entry_event=event.label,
+        ).select_related("tenant")
+        due = []
+        for journey in journeys:
+            due += [
+                pid
+                for pid, _ in engine.positions_enter(
+                    tenant=journey.tenant, journey=journey, contact_ids=[event.contact_id], now=now
+                )
+            ]
+        if due:
+            from .. import tasks
+
+            tasks.advance_soon(tenant=event.tenant_id, position_ids=due)
 
 
 def engagement_receive(message, action: str) -> None:

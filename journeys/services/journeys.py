@@ -30,6 +30,7 @@ from segmentation.models import Segment
 
 from .. import definition as spec
 from ..models import Journey, JourneyVersion, Position
+from .lint import version_problems
 from .segments import segment_members_reset
 from .unopened import cursor_start, is_unopened
 
@@ -281,10 +282,30 @@ def _version_move(version: JourneyVersion, allowed: tuple[str, ...], to: str, **
         setattr(version, name, value)
 
 
+def _lint_require(tenant: Tenant, version: JourneyVersion) -> None:
+    """The campaigns' message lint for each of the version's emails: errors refuse the submission."""
+    problems = version_problems(tenant=tenant, definition=version.definition, uses_phi=version.uses_phi)
+    if problems:
+        raise spec.DefinitionInvalid(
+            f"Fix {len(problems)} compliance error(s) before submitting: "
+            + "; ".join(f"{_place(p.where)}: {p.message}" for p in problems[:5]),
+            code="lint_errors",
+            extra={"problems": [{"where": p.where, "message": p.message} for p in problems]},
+        )
+
+
+def _place(where: str) -> str:
+    """A problem's place in words: "Sender name", "Step welcome"."""
+    if where == "sender_name":
+        return "Sender name"
+    return "Step " + where.split(".")[1]
+
+
 @transaction.atomic
 def journey_submit(*, tenant: Tenant, actor: Actor, role: str, version: JourneyVersion) -> JourneyVersion:
     _require(role, EDIT)
     with tenant_context(tenant):
+        _lint_require(tenant, version)
         _version_move(
             version,
             (VersionStatus.DRAFT, VersionStatus.REJECTED),

@@ -60,6 +60,7 @@ def _world(count: int):
         "entry": {"kind": "manual"},
         "start": "wait",
         "sender_domain_id": str(sender.pk),
+        "sender_name": "Synthetic Clinic",
         "steps": {
             "wait": {"type": "wait", "seconds": 30 * 86400, "next": "tag"},
             "tag": {"type": "update", "add_tag": "recalled", "next": "mail"},

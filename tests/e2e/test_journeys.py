@@ -395,6 +395,7 @@ def test_a_did_not_open_entry_names_the_email_and_the_days_in_the_form(page, mak
             "entry": {"kind": "manual"},
             "start": "mail",
             "sender_domain_id": str(domain.pk),
+            "sender_name": "Synthetic Clinic",
             "steps": {
                 "mail": {"type": "send", "template_id": str(mail.pk), "purpose": "marketing",
                          "topic": "marketing_newsletters", "next": "done"},
@@ -439,4 +440,50 @@ def test_a_did_not_open_entry_names_the_email_and_the_days_in_the_form(page, mak
         "journey_id": str(newsletter.pk),
         "step": "mail",
         "days": 7,
+    }
+
+
+def test_a_wait_until_a_time_window_is_set_in_the_panel_checked_and_dry_run(page, make_person):
+    marketer = make_person(Role.MARKETER)
+    tenant = marketer.tenant
+    name = unique("window journey")
+    browser_sign_in(page, marketer)
+    page.goto("/journeys/new/")
+    page.get_by_role("textbox", name="Name", exact=True).fill(name)
+    page.get_by_label("Contacts enter when").select_option("manual")
+
+    _add_step(page, "wait", "hold")
+    page.get_by_label("Wait", exact=True).select_option(label="until a time window")
+    page.get_by_label("Window opens at", exact=True).fill("10:00")
+    page.get_by_label("Window closes at", exact=True).fill("09:30")  # before it opens
+    page.get_by_label("Friday", exact=True).uncheck()
+    page.get_by_label("Not before", exact=True).fill("2027-01-04")
+    _add_step(page, "exit", "done")
+    _node(page, "hold").click()
+    page.get_by_label("Next step", exact=True).select_option("done")
+    expect(_node(page, "hold")).to_contain_text("until mon tue wed thu 10:00-09:30 from 2027-01-04")
+
+    page.get_by_role("button", name="Save draft").click()
+    expect(_node(page, "hold").locator(".jn-problems")).to_contain_text(
+        "Window opens at: A window runs from a start to a later end time"
+    )
+    _node(page, "hold").click()
+    page.get_by_label("Window closes at", exact=True).fill("12:00")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("heading", name=f"Journey: {name}")).to_be_visible()
+    expect(page.get_by_test_id("dry-run")).to_contain_text(
+        "waits until mon, tue, wed, thu 10:00-12:00 (contact's time), from 2027-01-04"
+    )
+
+    with tenant_context(tenant):
+        steps = Journey.objects.get(name=name).versions.get().definition["steps"]
+    assert steps["hold"] == {
+        "type": "wait",
+        "window": {
+            "start": "10:00",
+            "end": "12:00",
+            "days": ["mon", "tue", "wed", "thu"],
+            "from_date": "2027-01-04",
+        },
+        "next": "done",
     }

@@ -40,6 +40,7 @@ ENTRIES = [
         "An email opened, clicked or left unopened: Clicks a link in an email",
     ),
     ({"kind": "segment"}, "Joining a segment: Post-visit patients"),
+    ({"kind": "form", "form": "intake-form"}, "A form submitted: intake-form"),
 ]
 
 
@@ -82,7 +83,7 @@ def test_journey_pages_name_the_entry_in_words(settings, member_client, tenant_a
     assert row, "the journey's row"
     cells = re.findall(r"<td>(.*?)</td>", row.group(1), flags=re.DOTALL)
     assert re.sub(r"<[^>]+>", "", cells[2]) == shown.split(":")[0] + (
-        ": lab_result.ready" if entry["kind"] == "event" else ""
+        ": " + shown.split(": ", 1)[1] if entry["kind"] in ("event", "form") else ""
     )
     for page in (detail, listing):
         assert not re.search(rf">\s*{entry['kind']}\b", page), "the raw entry kind"

@@ -1,6 +1,7 @@
-"""Random journeys (every step kind: send, waits, branch, update, list, split, jump, webhook, notify;
-with quiet hours, a frequency cap and re-entry rules some of the time), events, consent changes and
-clock jumps (hypothesis state machine), checking after every step:
+"""Random journeys (every step kind: send, waits for a time, until a time window or for an event,
+branch, update, list, split, jump, webhook, notify; with quiet hours, a frequency cap and re-entry
+rules some of the time), events, consent changes and clock jumps (hypothesis state machine),
+checking after every step:
 
 - no contact stands at two positions of one journey;
 - no journey email is queued for a contact without consent at that moment;
@@ -8,7 +9,8 @@ clock jumps (hypothesis state machine), checking after every step:
 - after the engine has run, every contact has exited or waits on a future time (a wait's end or an
   event wait's timeout);
 - every contact eventually leaves: when time runs on with no more events, each one exits within
-  (steps x cycle cap) waits of at most 400 days each (the cycle cap ends loops that have a wait).
+  (steps x cycle cap) waits of at most 400 days each (the cycle cap ends loops that have a wait),
+  time running through the day as well (quiet hours hold a send only part of it).
 
 Size: JOURNEYS_MACHINE_EXAMPLES examples of up to JOURNEYS_MACHINE_STEPS steps (`make test` runs it
 small). Each example rolls back to the shared world (tenant, template, sender domain, contacts).
@@ -59,6 +61,7 @@ CONTACTS = 4
 EVENTS = ("e1", "e2")
 KINDS = (
     "send", "wait", "wait_event", "branch", "update", "exit", "list", "split", "jump", "webhook", "notify",
+    "window",
 )  # fmt: skip
 # The start does something (a send half the time): short graphs still meet the gate.
 FIRST = ("send", "send", "send", "branch", "update", "split")
@@ -77,6 +80,7 @@ class World:
     refused: int = 0
     queued: int = 0
     refusals_seen: int = 0  # contacts the gate stopped at a send step
+    windows: int = 0  # accepted journeys with a wait until a time window
 
 
 def _step(kind: str, targets: list[str], template_id, endpoint_id=None) -> dict:
@@ -97,6 +101,9 @@ def _step(kind: str, targets: list[str], template_id, endpoint_id=None) -> dict:
                 "topic": "marketing_newsletters", "next": first}  # fmt: skip
     if kind == "wait":
         return {"type": "wait", "seconds": 3600, "next": first}
+    if kind == "window":  # a wait until a time window (the contact's own zone, else the state's...)
+        return {"type": "wait", "window": {"start": "09:00", "end": "17:00", "days": ["mon", "wed", "fri"]},
+                "next": first}  # fmt: skip
     if kind == "wait_event":
         return {"type": "wait_event", "event": EVENTS[len(first) % 2], "timeout_seconds": 7200,
                 "next": first, "timeout_next": second}  # fmt: skip
@@ -130,8 +137,11 @@ def graphs(draw, template_id, endpoint_id=None, looped: bool = False) -> dict:
     for index, key in enumerate(keys[:-1]):
         kind = draw(st.sampled_from(FIRST if index == 0 else KINDS))
         steps[key] = _step(kind, [target(index), target(index)], template_id, endpoint_id)
-    if looped:
-        steps[keys[-2]] = {"type": "wait", "seconds": 3600, "next": "s0"}
+    if looped:  # a wait for a time or until a time window, back to the start
+        steps[keys[-2]] = {
+            **_step(draw(st.sampled_from(["window", "wait"])), ["s0", "s0"], template_id),
+            "next": "s0",
+        }
     seen, todo = set(), ["s0"]
     while todo:
         key = todo.pop()
@@ -185,6 +195,7 @@ class JourneyMachine(RuleBasedStateMachine):
             "entry": {"kind": "manual"},
             "start": "s0",
             "sender_domain_id": str(self.world.sender_domain_id),
+            "sender_name": "Synthetic Clinic",
             "steps": graph,
             # Journey-wide rules some of the time: they hold contacts back, never at two places.
             **steps.draw(
@@ -208,6 +219,7 @@ class JourneyMachine(RuleBasedStateMachine):
             self.world.refused += 1
             return
         assert not has_loop_without_wait(graph), "a loop without a wait was accepted"
+        self.world.windows += any("window" in step for step in graph.values())
         for index in steps.draw(st.sets(st.integers(0, CONTACTS - 1), max_size=CONTACTS - 1)):
             self.change_consent(index=index, grant=False)  # some start without consent
         for contact in self.world.contacts:  # everyone enters; the enrol rule tries re-entries
@@ -274,9 +286,13 @@ class JourneyMachine(RuleBasedStateMachine):
         with tenant_context(self.tenant):
             definition = JourneyVersion.objects.get(pk=self.journey.live_version_id).definition
         for _ in range(len(definition["steps"]) * spec.cycle_cap(definition) + 1):
-            self.clock += datetime.timedelta(days=401)
-            while engine.positions_advance(tenant=self.tenant, now=self.clock).advanced:
-                pass
+            # Past every wait, then half a day on: time runs through the day as it does for a worker,
+            # so a send that quiet hours hold (a window shorter than 12 hours) is tried outside them.
+            # Jumps of whole days alone land at the same hour each time, inside the quiet hours forever.
+            for jump in (datetime.timedelta(days=401), datetime.timedelta(hours=12)):
+                self.clock += jump
+                while engine.positions_advance(tenant=self.tenant, now=self.clock).advanced:
+                    pass
         self._check_sends()
         with tenant_context(self.tenant):
             staying = Position.objects.filter(journey=self.journey, state="waiting")
@@ -361,3 +377,4 @@ def test_journey_state_machine(tenant_a, monkeypatch):
     assert world.accepted > 0
     assert world.queued > 0, world
     assert world.refusals_seen > 0, world  # and revoked consent did meet a send step
+    assert world.windows > 0, world  # window waits were among the journeys run

@@ -76,3 +76,55 @@ def test_the_frequency_cap_counts_campaign_and_journey_email_together(tenant_a, 
     assert journey_mail == {free.pk}
     assert (skipped.outcome, skipped.detail) == ("skipped", "frequency_cap")
     assert position_of(tenant_a, journey, capped).exit_reason == "completed"
+
+
+def test_a_contact_deleted_but_kept_by_a_legal_hold_gets_no_further_email(tenant_a, people, ready):
+    """A legal hold keeps a deleted contact's data (address included) until it is released; the send
+    step still refuses it (`contact_deleted`) and the contact leaves the journey there."""
+    from contacts.services import contact_delete
+    from retention import holds
+
+    from .conftest import SYSTEM
+
+    send = {
+        "type": "send", "template_id": str(ready["template"].pk), "purpose": "marketing",
+        "topic": "marketing_newsletters",
+    }  # fmt: skip
+    body = definition(
+        template_id=ready["template"].pk,
+        sender_domain_id=ready["sender_domain"].pk,
+        entry={"kind": "manual"},
+        start="first",
+        steps={
+            "first": {**send, "next": "pause"},
+            "pause": {"type": "wait", "seconds": 3600, "next": "second"},
+            "second": {**send, "next": "done"},
+            **EXIT,
+        },
+    )
+    journey = activated(tenant_a, people, body)
+    held, other = patient(tenant_a), patient(tenant_a)
+    enrol_and_run(tenant_a, journey, [held, other])
+    holds.hold_create(
+        tenant=tenant_a,
+        actor=people["compliance"].actor,
+        matter="Roe v. Clinic",
+        reason="Pending litigation",
+        counsel="Firm LLP",
+        scope=holds.HoldScope(contact_ids=(held.pk,)),
+    )
+    contact_delete(tenant=tenant_a, actor=SYSTEM, contact=held, reason="Asked to be forgotten")
+    with tenant_context(tenant_a):
+        assert Contact.objects.get(pk=held.pk).email_index is not None  # kept whole by the hold
+
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=2)
+    while engine.positions_advance(tenant=tenant_a, now=later).advanced:
+        pass
+
+    with tenant_context(tenant_a):
+        sent = list(Message.objects.filter(source_type="journey").values_list("contact_id", "source_id"))
+        refused = StepLog.objects.get(journey=journey, contact=held, step="second")
+    assert sorted(c for c, s in sent if s.endswith(":second")) == [other.pk]
+    assert [c for c, s in sent if s.endswith(":first")].count(held.pk) == 1
+    assert (refused.outcome, refused.detail) == ("refused", "contact_deleted")
+    assert position_of(tenant_a, journey, held).exit_reason == "send_refused:contact_deleted"

@@ -167,3 +167,77 @@ def test_opens_wake_the_journeys_wait_and_start_engagement_journeys(tenant_a, pe
     assert tags(tenant_a, ignorer) == [tag_token(tenant_a, "not_opened")]  # did not open within 3 days
     assert position_of(tenant_a, followers, reader) is not None  # the open started this journey
     assert position_of(tenant_a, followers, ignorer) is None
+
+
+@pytest.mark.parametrize(("move", "moves"), [(None, False), ("stay", False), ("safe", True)])
+def test_the_marketer_chooses_on_the_page_whether_contacts_inside_move(client, tenant_a, people, move, moves):
+    from django.urls import reverse
+
+    from journeys.services import journeys as journey_services
+    from tests.conftest import sign_in
+
+    steps = {"a": {"type": "wait", "seconds": 3600, "next": "done"}, **EXIT}
+    journey = journey_of(tenant_a, people, steps, "a")
+    resting = patient(tenant_a, opt_in=False)
+    enrol_and_run(tenant_a, journey, [resting])
+    old_version = journey.live_version_id
+    marketer, compliance = people["marketer"], people["compliance"]
+    second = {
+        "entry": {"kind": "manual"},
+        "start": "a",
+        "steps": {**steps, "a": {**steps["a"], "seconds": 7200}},
+    }
+    version = journey_services.journey_edit(
+        tenant=tenant_a, actor=marketer.actor, role=marketer.role, journey=journey, definition=second
+    )
+    journey_services.journey_submit(
+        tenant=tenant_a, actor=marketer.actor, role=marketer.role, version=version
+    )
+    journey_services.journey_approve(
+        tenant=tenant_a, actor=compliance.actor, role=compliance.role, version=version
+    )
+    sign_in(client, marketer.user, tenant=tenant_a)
+    detail = client.get(reverse("journeys:journey_detail", args=[journey.pk])).content.decode()
+    assert 'name="move" value="safe"' in detail  # the choice is offered
+
+    client.post(reverse("journeys:journey_activate", args=[journey.pk]), {"move": move} if move else {})
+
+    with tenant_context(tenant_a):
+        journey.refresh_from_db()
+    assert journey.live_version_id == version.pk
+    assert position_of(tenant_a, journey, resting).version_id == (version.pk if moves else old_version)
+
+
+def test_an_unknown_move_choice_is_refused_with_a_message(client, tenant_a, people):
+    from django.urls import reverse
+
+    from journeys.services import journeys as journey_services
+    from tests.conftest import sign_in
+
+    steps = {"a": {"type": "wait", "seconds": 3600, "next": "done"}, **EXIT}
+    journey = journey_of(tenant_a, people, steps, "a")
+    marketer, compliance = people["marketer"], people["compliance"]
+    version = journey_services.journey_edit(
+        tenant=tenant_a,
+        actor=marketer.actor,
+        role=marketer.role,
+        journey=journey,
+        definition={"entry": {"kind": "manual"}, "start": "a", "steps": steps, "cycle_cap": 2},
+    )
+    journey_services.journey_submit(
+        tenant=tenant_a, actor=marketer.actor, role=marketer.role, version=version
+    )
+    journey_services.journey_approve(
+        tenant=tenant_a, actor=compliance.actor, role=compliance.role, version=version
+    )
+    sign_in(client, marketer.user, tenant=tenant_a)
+
+    response = client.post(
+        reverse("journeys:journey_activate", args=[journey.pk]), {"move": "sideways"}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert "either stay on their version or move at a safe step" in response.content.decode()
+    with tenant_context(tenant_a):
+        journey.refresh_from_db()
+    assert journey.live_version_id != version.pk

@@ -116,7 +116,11 @@
         var t = palette.templates.find(function (x) { return x.id === step.template_id; });
         return (t ? t.name : "no template") + " · " + (step.purpose || "?");
       }
-      case "wait": return "wait " + duration(step.seconds);
+      case "wait": {
+        if (!step.window) { return "wait " + duration(step.seconds); }
+        var w = step.window;
+        return "until " + (w.days && w.days.length < 7 ? w.days.join(" ") + " " : "") + w.start + "-" + w.end + (w.from_date ? " from " + w.from_date : "");
+      }
       case "wait_event": return (step.event || "?") + " (at most " + duration(step.timeout_seconds) + ")";
       case "branch": {
         var c = step.condition || {};
@@ -430,7 +434,23 @@
         write();
       }
     } else if (step.type === "wait") {
-      durationFields(key, "seconds", "Wait for");
+      var waitKinds = [{ id: "time", name: "for a time" }, { id: "window", name: "until a time window" }];
+      field("Wait", select(waitKinds, "window" in step ? "window" : "time")).addEventListener("change", function (e) {
+        if (e.target.value === "window") {
+          delete steps[key].seconds;
+          steps[key].window = { start: "09:00", end: "17:00", days: ["mon", "tue", "wed", "thu", "fri"] };
+        } else {
+          delete steps[key].window;
+          steps[key].seconds = 86400;
+        }
+        write();
+        showPanel(key);
+      });
+      if ("window" in step) {
+        window.journeyPanels.waitWindow(ui, key, step);
+      } else {
+        durationFields(key, "seconds", "Wait for");
+      }
     } else if (step.type === "wait_event") {
       field("Event", input(step.event), "Like visit.done, posted to /api/v1/events; or email.opened / email.clicked, an open or click of this journey's email (after a send step, a wait for email.opened of N days whose \"If it does not arrive\" path is taken means: did not open within N days).").addEventListener("change", function (e) {
         set(key, "event", e.target.value.trim());

@@ -12,7 +12,46 @@
     return control;
   }
 
+  var WEEKDAYS = [["mon", "Monday"], ["tue", "Tuesday"], ["wed", "Wednesday"], ["thu", "Thursday"], ["fri", "Friday"], ["sat", "Saturday"], ["sun", "Sunday"]];
+
   window.journeyPanels = {
+    // A wait until a date/time window (in the contact's time zone): opens at, closes at, the
+    // weekdays, and optionally the first day.
+    waitWindow: function (ui, key, step) {
+      var w = step.window;
+      function store() { ui.set(key, "window", w); }
+      changed(ui.field("Window opens at", ui.input(w.start, "time"), "The contact's local time (its own time zone, else its state's, else the organization's)."), function (e) {
+        w.start = e.target.value; store();
+      });
+      changed(ui.field("Window closes at", ui.input(w.end, "time")), function (e) { w.end = e.target.value; store(); });
+      var days = w.days || WEEKDAYS.map(function (d) { return d[0]; });
+      var group = document.createElement("fieldset");
+      var legend = document.createElement("legend");
+      legend.textContent = "Window days";
+      group.appendChild(legend);
+      WEEKDAYS.forEach(function (d) {
+        var label = document.createElement("label");
+        var box = document.createElement("input");
+        box.type = "checkbox";
+        box.value = d[0];
+        box.checked = days.indexOf(d[0]) >= 0;
+        box.addEventListener("change", function () {
+          w.days = WEEKDAYS.map(function (x) { return x[0]; }).filter(function (x) {
+            return x === d[0] ? box.checked : (w.days || days).indexOf(x) >= 0;
+          });
+          store();
+        });
+        label.appendChild(box);
+        label.appendChild(document.createTextNode(" " + d[1]));
+        group.appendChild(label);
+      });
+      ui.panel.appendChild(group);
+      changed(ui.field("Not before", ui.input(w.from_date, "date"), "Optional: the first day the window may open."), function (e) {
+        if (e.target.value) { w.from_date = e.target.value; } else { delete w.from_date; }
+        store();
+      });
+    },
+
     update: function (ui, key, step) {
       changed(ui.field("Add tag", ui.input(step.add_tag)), function (e) { ui.set(key, "add_tag", e.target.value.trim()); });
       changed(ui.field("Remove tag", ui.input(step.remove_tag)), function (e) { ui.set(key, "remove_tag", e.target.value.trim()); });
