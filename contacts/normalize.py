@@ -452,6 +452,8 @@ def derived_columns(
     columns: dict[str, Any] = {
         "email": email,
         "email_index": blind_index("email", email) if email else None,
+        # Under the version an index-key rotation is adding (blind.py: chained kinds), else None.
+        "email_index_next": blind.blind_index_next(tenant, "email", email) if email else None,
         "first_name": state.get("first_name"),
         "last_name": state.get("last_name"),
         "phone": phone,
@@ -486,7 +488,13 @@ def derived_columns(
             token=token,
         )
     )
-    columns["tag_tokens"] = _tokens(tenant, [(TAG_TOKEN_KIND, tag) for tag in state.get("tags") or ()], token)
+    tags = [(TAG_TOKEN_KIND, tag) for tag in state.get("tags") or ()]
+    columns["tag_tokens"] = _tokens(tenant, tags, token)
+    columns["tag_tokens_next"] = (
+        None
+        if blind.versions(tenant).pending is None
+        else sorted({blind.token_next(tenant, k, v) for k, v in tags})
+    )
     return columns
 
 

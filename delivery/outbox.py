@@ -124,6 +124,7 @@ def message_enqueue_many(
                 contact_id=recipient.contact_id,
                 to_address=recipient.address,
                 to_address_index=blind.blind_index(tenant, "email", recipient.address),
+                to_address_index_next=blind.blind_index_next(tenant, "email", recipient.address),
                 to_domain=recipient.address.rpartition("@")[2].lower(),
                 sender_domain=sender_domain,
                 purpose=purpose,
