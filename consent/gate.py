@@ -433,7 +433,8 @@ _BATCH_SQL = """
 SELECT c.id, c.deleted_at IS NOT NULL, c.email_index IS NOT NULL, c.state,
        (SELECT array_agg(DISTINCT s.reason) FROM consent_suppression s
          WHERE s.tenant_id = c.tenant_id AND s.removed_at IS NULL
-           AND (s.contact_id = c.id OR s.email_index = c.email_index{dual})),
+           AND (s.contact_id = c.id OR s.email_index = c.email_index
+                OR s.email_index = c.email_index_next OR s.email_index_next = c.email_index)),
        (SELECT cs.status FROM consent_consentstate cs
          WHERE cs.tenant_id = c.tenant_id AND cs.contact_id = c.id AND cs.channel = 'email'
            AND cs.topic_id = %(topic)s),
@@ -452,11 +453,12 @@ SELECT c.id, c.deleted_at IS NOT NULL, c.email_index IS NOT NULL, c.state,
   FROM contacts_contact c
  WHERE c.tenant_id = %(tenant)s AND c.id = ANY(%(ids)s::text::uuid[])
 """
-# While an index-key rotation runs, a contact or a suppression may hold the address's index under
-# the newer version as its next index (blind.py: chained kinds, index_rotation.py: why one of the
-# three always holds).
-_DUAL = " OR s.email_index = c.email_index_next OR s.email_index_next = c.email_index"
-_BATCH_SQLS = {False: _BATCH_SQL.replace("{dual}", ""), True: _BATCH_SQL.replace("{dual}", _DUAL)}
+# A contact or a suppression may hold the address's index under a newer index-key version as its
+# next index (blind.py: chained kinds, index_rotation.py: why one of the three always holds). The
+# comparison goes both ways whatever this process's view of a rotation is: the rows may have been
+# written by processes whose view differs from ours, and a next index left behind by a slow writer
+# may outlive the rotation until it is swapped in. Outside a rotation the next columns are empty.
+
 # Each per-contact fact is a correlated probe of a unique (tenant, contact, ...) index: a batch of
 # 10,000 ids costs the same whether a table holds thousands of rows or millions (hash joins chosen
 # for small tables turned into full scans per batch at a million contacts).
@@ -472,7 +474,7 @@ def _facts_batch(ctx: _Context, ids: list[uuid.UUID]) -> dict[uuid.UUID, Facts]:
         "now": ctx.now,
     }
     with connection.cursor() as cursor:
-        cursor.execute(_BATCH_SQLS[blind.versions(ctx.tenant).dual_compare], params)
+        cursor.execute(_BATCH_SQL, params)
         facts = {row[0]: Facts(*row[1:]) for row in cursor.fetchall()}
     if ctx.authorization_kind:
         facts = {

@@ -70,15 +70,18 @@ def suppression_add(
         raise ConsentError("Unknown suppression reason.", code="reason_invalid")
     if contact is not None and contact.tenant_id != tenant.pk:
         raise NotFound("No such contact.", code="contact_not_found")
-    email_index = blind.blind_index(tenant, "email", email) if email.strip() else None
-    # Under the version an index-key rotation is adding, while it fills them in (blind.py).
-    email_index_next = blind.blind_index_next(tenant, "email", email) if email.strip() else None
+    # The index and, while an index-key rotation fills them in, the next index: both from one
+    # view of the rotation's stage (blind.blind_index_pair).
+    view = blind.versions(tenant)
+    email_index, email_index_next = (
+        blind.blind_index_pair(tenant, "email", email, state=view) if email.strip() else (None, None)
+    )
     with tenant_context(tenant):
         if contact is None and email_index is not None:
             contact = contact_with_email(tenant=tenant, email=email)
         if contact is not None and email_index is None and contact.email_index:
             email_index, email_index_next = blind.copied(
-                tenant, "email", contact.email_index, contact.email_index_next
+                tenant, "email", contact.email_index, contact.email_index_next, state=view
             )
         if contact is None and email_index is None:
             raise ConsentError("Give a contact or an email address to suppress.", code="key_required")

@@ -189,6 +189,9 @@ class _Batch:
         self.unconfirmed: set[bytes] = set()  # indexes found on rows whose own value denies them
         self.today = timezone.localdate()
         self.loaded: dict[uuid.UUID, Contact] = {}
+        # One view of an index-key rotation's stage for the whole batch: every index it writes and
+        # the next index beside it are computed from it (blind.blind_index_pair).
+        self.view = normalize.blind.versions(tenant)
         self.indexes: dict[tuple[str, str], bytes] = {}  # (kind, value) → blind index, this batch
         self.tokens: dict[tuple[str, str], int] = {}  # (kind, value) → keyed token, this batch
 
@@ -304,6 +307,7 @@ class _Batch:
             self.today,
             token=self._token,
             blind_index=self._blind_index,
+            view=self.view,
         )
         if "tags" not in entry.state:
             del columns["tag_tokens"]  # tags are stored only as tokens: keep them when not given
@@ -325,7 +329,7 @@ class _Batch:
         key = (kind, value)
         index = self.indexes.get(key)
         if index is None:
-            index = self.indexes[key] = normalize.blind.blind_index(self.tenant, kind, value)
+            index = self.indexes[key] = normalize.blind.blind_index(self.tenant, kind, value, state=self.view)
         return index
 
     def _token(self, tenant, kind: str, value: str) -> int:
@@ -333,7 +337,7 @@ class _Batch:
         key = (kind, value)
         token = self.tokens.get(key)
         if token is None:
-            token = self.tokens[key] = normalize.blind.token(tenant, kind, value)
+            token = self.tokens[key] = normalize.blind.token(tenant, kind, value, state=self.view)
         return token
 
     def _entry(self, contact_id: uuid.UUID | None) -> _Entry:

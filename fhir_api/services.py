@@ -57,11 +57,8 @@ class RequestIdentifier:
 
 def request_identifier_index(tenant: Tenant, system: str, value: str) -> RequestIdentifier:
     text = f"{system}|{value}"
-    return RequestIdentifier(
-        blind.blind_index(tenant, REQUEST_KIND, text),
-        blind.blind_index_next(tenant, REQUEST_KIND, text),
-        blind.lookup(tenant, REQUEST_KIND, text),
-    )
+    index, next_index = blind.blind_index_pair(tenant, REQUEST_KIND, text)  # from one view of the stage
+    return RequestIdentifier(index, next_index, blind.lookup(tenant, REQUEST_KIND, text))
 
 
 def communication_request_find(

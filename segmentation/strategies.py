@@ -312,13 +312,13 @@ class Suppressed:
 
     def sql(self, op: str, value: Any, ctx: Context) -> SqlPart:
 
-        # While an index-key rotation runs, either row may hold the address's index under the
-        # newer version as its next index (blind.py: chained kinds).
+        # Either row may hold the address's index under a newer index-key version as its next
+        # index (blind.py: chained kinds). Compared both ways whatever this process's view of a
+        # rotation is: the rows were written by processes whose view may differ from ours
+        # (consent/gate.py, _BATCH_SQL, says the same). Outside a rotation the next columns are empty.
         by_address = (
             "x.email_index = c.email_index OR x.email_index = c.email_index_next"
             " OR x.email_index_next = c.email_index"
-            if blind.versions(ctx.tenant).dual_compare
-            else "x.email_index = c.email_index"
         )
         exists = sql.SQL(
             "EXISTS (SELECT 1 FROM {} x WHERE x.tenant_id = c.tenant_id AND x.removed_at IS NULL"

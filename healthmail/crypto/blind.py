@@ -23,12 +23,13 @@ A stored index moves to the new version without its value, and one leaked key al
 them; chain keys are never destroyed (their index-key versions may be). While the new version is
 pending, holders keep the index under the old version and fill in its successor in a "next" column
 (written by every writer, filled for older rows by the rotation); once it is active, the rotation
-swaps the next index in. A comparison between two stored rows during the rotation therefore
-matches either's index with the other's index or next index (`dual_compare`), and a lookup by value
-asks for the index under each looked-up version.
+swaps the next index in. A comparison between two stored rows therefore matches either's index
+with the other's index or next index, in both directions and whatever the comparing process's view
+of the stage, and a lookup by value asks for the index under each looked-up version.
 
 Which versions a tenant writes and looks up is re-read every keys.CURRENT_TTL seconds; rotation
-waits that long between its steps.
+waits that long between its steps. A write computes a row's index and next index from ONE view of
+the stage (`blind_index_pair`, or the `state` argument): two reads may straddle a step.
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ class IndexVersions:
 
     @property
     def dual_compare(self) -> bool:
-        """Stored chained indexes may be under either of two versions: comparisons between rows
-        match each one's index or next index."""
+        """Stored chained indexes may be under either of two versions (the soft-bounce streak then
+        also scans the messages' unindexed next column; SQL comparisons between rows always match
+        both columns, consent/gate.py)."""
         return self.reindexing
 
 
@@ -190,30 +192,56 @@ def _chained_mac(tenant_id: uuid.UUID, kind: str, value: str, version: int, stat
     return index
 
 
-def blind_index(tenant: keys.TenantRef, kind: str, value: str) -> bytes:
-    """The index to store for a value (the version being written)."""
+def blind_index(
+    tenant: keys.TenantRef, kind: str, value: str, *, state: IndexVersions | None = None
+) -> bytes:
+    """The index to store for a value (the version being written). A write storing a chained
+    kind's next index too passes the same `state` to both (or uses `blind_index_pair`)."""
     tenant_id = _tenant_id(tenant)
     if chained(kind):
-        state = versions(tenant_id)
+        state = state or versions(tenant_id)
         return _chained_mac(tenant_id, kind, value, state.write, state)
-    version = versions(tenant_id).write if rotates(kind) else BASE_VERSION
+    version = (state or versions(tenant_id)).write if rotates(kind) else BASE_VERSION
     return _mac(tenant_id, kind, value, version)
 
 
-def blind_index_next(tenant: keys.TenantRef, kind: str, value: str) -> bytes | None:
+def blind_index_next(
+    tenant: keys.TenantRef, kind: str, value: str, *, state: IndexVersions | None = None
+) -> bytes | None:
     """A chained kind's index under the pending version, stored beside `blind_index` while a
     rotation fills it in; None otherwise."""
     tenant_id = _tenant_id(tenant)
     if not chained(kind):
         return None
-    state = versions(tenant_id)
+    state = state or versions(tenant_id)
     if state.pending is None:
         return None
     return _chained_mac(tenant_id, kind, value, state.pending, state)
 
 
+def blind_index_pair(
+    tenant: keys.TenantRef, kind: str, value: str, *, state: IndexVersions | None = None
+) -> tuple[bytes, bytes | None]:
+    """(index, next index) to store for a value, both from ONE view of the rotation's stage.
+
+    Two separate reads of the stage may straddle a step of the rotation: the index read while the
+    new version was pending (the old index) and the next index read once it is active (none) make
+    a row holding the old index alone after the fill has passed, which no stored comparison of
+    another row holding the new index alone can match (index_rotation.py)."""
+    state = state or versions(_tenant_id(tenant))
+    return (
+        blind_index(tenant, kind, value, state=state),
+        blind_index_next(tenant, kind, value, state=state),
+    )
+
+
 def copied(
-    tenant: keys.TenantRef, kind: str, index: bytes | memoryview | None, next_index: bytes | memoryview | None
+    tenant: keys.TenantRef,
+    kind: str,
+    index: bytes | memoryview | None,
+    next_index: bytes | memoryview | None,
+    *,
+    state: IndexVersions | None = None,
 ) -> tuple[bytes | None, bytes | None]:
     """(index, next index) to store in a row copying another row's: while the new version is
     pending, the old index with its next one; otherwise the newest the row holds alone (a copy
@@ -224,7 +252,7 @@ def copied(
     index, following = bytes(index), bytes(next_index) if next_index is not None else None
     if not chained(kind):
         return index, None
-    pending = versions(tenant_id).pending
+    pending = (state or versions(tenant_id)).pending
     if pending is None:
         return following or index, None
     return index, following or chain_step(tenant_id, kind, pending, index)
@@ -278,19 +306,25 @@ def _chained_token(tenant_id: uuid.UUID, kind: str, code: str, version: int, sta
     return found
 
 
-def token(tenant: keys.TenantRef, kind: str, code: str) -> int:
+def token(tenant: keys.TenantRef, kind: str, code: str, *, state: IndexVersions | None = None) -> int:
     """The token to store for a code (chained kinds: under the version being written)."""
     tenant_id = _tenant_id(tenant)
     if chained(kind):
-        state = versions(tenant_id)
+        state = state or versions(tenant_id)
         return _chained_token(tenant_id, kind, code, state.write, state)
     return int.from_bytes(_mac(tenant_id, kind, code, BASE_VERSION)[:8], "big", signed=True)
 
 
-def token_next(tenant: keys.TenantRef, kind: str, code: str) -> int | None:
+def token_next(
+    tenant: keys.TenantRef, kind: str, code: str, *, state: IndexVersions | None = None
+) -> int | None:
+    """A chained kind's token under the pending version (None otherwise); pass the `state` the
+    row's `token` was computed with (see `blind_index_pair`)."""
     tenant_id = _tenant_id(tenant)
-    state = versions(tenant_id)
-    if not chained(kind) or state.pending is None:
+    if not chained(kind):
+        return None
+    state = state or versions(tenant_id)
+    if state.pending is None:
         return None
     return _chained_token(tenant_id, kind, code, state.pending, state)
 

@@ -12,9 +12,19 @@
 
 A comparison between chained indexes of two rows stays true at every step: before the fill both
 rows hold the old index; after it every row holds the old index or (swapped) the new one, and an
-unswapped row the new one as its next index, which `blind.IndexVersions.dual_compare` comparisons
-match as well. No row holds only the old index once a row holds only the new one: the fill is done
-(and every process writes next indexes, a settle after step 1) before activation.
+unswapped row the new one as its next index. Comparisons match a row's index or next index with the
+other's, in both directions and whatever the comparing process's view of the stage (the SQL of the
+gate and the segments, consent/gate.py); done in Python they also take each index's successor
+(`blind.candidates`). No row holds only the old index once a row holds only the new one: the fill
+is done (and every process writes next indexes, a settle after step 1) before activation, and a
+write computes its index and its next index from one view of the stage (`blind.blind_index_pair`):
+two reads straddling the activation made a row holding the old index alone after the fill had
+passed it, which no SQL comparison matched once its partner was swapped.
+
+A next index written by a writer slower than the settle after the swap has passed its row is swapped
+in by a second pass before the older version is retired, or (later still) at the start of the next
+rotation, before any row is filled: a fill passes rows holding a next index, and the swap would then
+bring in an index one version too old. Until then the comparisons in both directions match it.
 
 Between steps 1-2 and 2-3 the run waits `settle_seconds` (default keys.CURRENT_TTL + 1), the time
 a process may keep its view of the versions: so no process writes a version another cannot find,
@@ -206,6 +216,12 @@ def index_version_add(tenant_id: uuid.UUID) -> int:
     if pending:
         version = pending.version
     else:
+        blind.forget_versions(tenant_id)
+        if not blind.versions(tenant_id).reindexing:
+            # A next index a writer slower than the last rotation's settle left behind is under the
+            # version written now: swapped in before a new one is filled (a fill passes rows that
+            # hold one, and the swap would then bring a version too old into the index).
+            chain_swap(tenant_id, IndexRotation())
         newest = keys.key_row(tenant_id, blind.INDEX, None)
         version = (newest.version if newest else blind.BASE_VERSION) + 1
         # The chain key first: a process seeing the pending version can compute next indexes.
@@ -254,16 +270,28 @@ def reindex(
             if progress:
                 progress(reindexer.name, result.read, result.changed)
     if blind.versions(tenant_id).pending is None:  # never swap while next indexes are being filled
-        for column in _chained.values():
-            batches, last = 0, None
-            while max_batches is None or batches < max_batches:
-                moved, last = chain_swap_batch(tenant_id, column, last, batch_size)
-                if not moved:
-                    break
-                batches += 1
-                result.rekeyed += moved
-                if progress:
-                    progress(column.name, result.filled, result.rekeyed)
+        chain_swap(tenant_id, result, batch_size=batch_size, max_batches=max_batches, progress=progress)
+
+
+def chain_swap(
+    tenant_id: uuid.UUID,
+    result: IndexRotation,
+    *,
+    batch_size: int = BATCH,
+    max_batches: int | None = None,
+    progress: Progress | None = None,
+) -> None:
+    """Every chained holder's rows holding a next index take it as their index."""
+    for column in _chained.values():
+        batches, last = 0, None
+        while max_batches is None or batches < max_batches:
+            moved, last = chain_swap_batch(tenant_id, column, last, batch_size)
+            if not moved:
+                break
+            batches += 1
+            result.rekeyed += moved
+            if progress:
+                progress(column.name, result.filled, result.rekeyed)
 
 
 @transaction.atomic

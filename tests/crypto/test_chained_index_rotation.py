@@ -14,7 +14,9 @@ that must never answer "allowed" for a suppressed address."""
 from __future__ import annotations
 
 import io
+import random
 import threading
+import time
 import uuid
 
 import pytest
@@ -302,9 +304,27 @@ def test_status_shows_the_chained_stage(tenant_a):
     assert "chain keys: v2" in out.getvalue()
 
 
-def test_a_suppressed_address_is_never_sent_to_during_a_rotation_under_concurrent_writes(committed_db):
+def test_a_suppressed_address_is_never_sent_to_during_a_rotation_under_concurrent_writes(
+    committed_db, monkeypatch
+):
     """The safety-critical one: while `index_rotate` runs (settles of 0.3 s, batches of 5), writers
-    keep adding suppressed addresses and contacts, and a gate keeps asking; it never allows one."""
+    keep adding suppressed addresses and contacts, and a gate keeps asking; it never allows one,
+    and the segment's SQL never loses one.
+
+    The writer is held up for up to 0.1 s (less than the settle) after each read of the rotation's
+    stage, as a loaded machine does to a thread: a write then lands after a step of the rotation it
+    did not see, which the rows must survive (a write reading the stage twice did not: its index
+    from one view and its next index from another)."""
+    read_stage = blind.versions
+    writing = threading.local()
+
+    def held_up(tenant_ref):
+        view = read_stage(tenant_ref)
+        if getattr(writing, "active", False):
+            time.sleep(random.uniform(0, 0.1))
+        return view
+
+    monkeypatch.setattr(blind, "versions", held_up)
     tenant = TenantFactory(slug=f"chained-{uuid.uuid4().hex[:8]}")
     world = _build(tenant)
     for _ in range(10):
@@ -314,6 +334,7 @@ def test_a_suppressed_address_is_never_sent_to_during_a_rotation_under_concurren
     stop, failures, rounds = threading.Event(), [], {"writes": 0, "gates": 0}
 
     def writer() -> None:
+        writing.active = True
         try:
             while not stop.is_set():
                 try:
@@ -341,7 +362,9 @@ def test_a_suppressed_address_is_never_sent_to_during_a_rotation_under_concurren
                     failures.append(("sent to a suppressed address", len(leaked), blind.versions(tenant)))
                 members = set(segment_member_ids(tenant=tenant, definition=SUPPRESSED))
                 if not blocked <= members:
-                    failures.append(("segment lost a suppression", len(blocked - members)))
+                    failures.append(
+                        ("segment lost a suppression", len(blocked - members), blind.versions(tenant))
+                    )
                 rounds["gates"] += 1
         except Exception as error:  # noqa: BLE001 - reported by the test
             failures.append(("gate", repr(error)))
@@ -363,3 +386,103 @@ def test_a_suppressed_address_is_never_sent_to_during_a_rotation_under_concurren
     assert rounds["gates"], rounds
     assert key_status(tenant.pk, scan=False).chained_unswapped == {}
     check(world, "after the concurrent rotation")
+
+
+def _activation_lands_after_the_next_read(monkeypatch, tenant) -> None:
+    """The pending version is activated right after the next read of the rotation's stage: the
+    write that read it goes on with the view it read, as a process does whose view is a moment old."""
+    read_stage = blind.versions
+    armed = [True]
+
+    def then_activated(tenant_ref):
+        view = read_stage(tenant_ref)
+        if armed[0]:
+            armed[0] = False
+            index_rotation.index_version_activate(tenant.pk)
+        return view
+
+    monkeypatch.setattr(blind, "versions", then_activated)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("raced", ["suppression", "contact", "message"])
+def test_a_write_racing_the_activation_stores_its_index_and_next_index_from_one_view(
+    tenant_a, monkeypatch, raced
+):
+    """A write reads the stage once: a row holding the old index without its next index, written
+    after the fill has passed, would be matched by no stored comparison once the other rows hold
+    the new one alone (the segment's SQL lost suppressions that way under load)."""
+    world = _build(tenant_a)
+    version = index_rotation.index_version_add(tenant_a.pk)
+    index_rotation.chain_fill(tenant_a.pk, version)
+    address = "Raced.1@Example.org"
+    if raced == "suppression":
+        _activation_lands_after_the_next_read(monkeypatch, tenant_a)
+    suppressions.suppression_add(tenant=tenant_a, actor=ACTOR, reason="hard_bounce", email=address)
+    if raced == "contact":
+        _activation_lands_after_the_next_read(monkeypatch, tenant_a)
+    [result] = contact_upsert_many(
+        tenant=tenant_a, actor=ACTOR, inputs=[ContactInput(email=address.lower())], source="test"
+    )
+    world.contacts[address] = result.contact_id
+    world.blocked.add(result.contact_id)
+    if raced == "message":
+        bare = "raced.bare@example.org"
+        suppressions.suppression_add(tenant=tenant_a, actor=ACTOR, reason="legal_request", email=bare)
+        _activation_lands_after_the_next_read(monkeypatch, tenant_a)
+        [message] = message_enqueue_many(
+            tenant=tenant_a,
+            stream="transactional",
+            source_type="api",
+            source_id="chained-test",
+            purpose="treatment",
+            recipients=[OutboxRecipient(None, bare)],
+        )
+        world.bare.append(bare)
+        world.queued[bare] = message.pk
+    monkeypatch.undo()
+    assert blind.versions(tenant_a).pending is None, "the activation landed during the write"
+    holders = {
+        "suppression": Suppression.objects.filter(email_index_next__isnull=True),
+        "contact": Contact.objects.filter(email_index_next__isnull=True),
+        "message": Message.objects.filter(to_address_index_next__isnull=True),
+    }
+    with tenant_context(tenant_a):
+        without_next = holders[raced].filter(tenant=tenant_a).count()
+    check(world, "active")
+    index_rotation.reindex(tenant_a.pk, IndexRotation())
+    check(world, "swapped")
+    index_rotation.index_versions_retire(tenant_a.pk)
+    check(world, "retired")
+    # The raced row held its next index (the old index alone: a row no comparison finds once swapped).
+    assert without_next == 0
+
+
+@pytest.mark.django_db
+def test_a_next_index_left_behind_by_a_slow_writer_still_blocks_and_the_next_rotation_swaps_it(
+    tenant_a, monkeypatch
+):
+    """A writer slower than the settle lands after the rotation with the view it read while the
+    version was pending: its suppression holds the old index and the new one as its next index.
+    Every comparison (SQL both ways, whatever the reader's view) still matches it, and the next
+    rotation swaps it in before filling (else the swap would bring a version too old back)."""
+    world = _build(tenant_a)
+    index_rotation.index_version_add(tenant_a.pk)
+    stale = blind.versions(tenant_a)
+    index_rotation.index_rotate(tenant_a.pk, settle_seconds=0)  # resumed: filled, active, swapped, retired
+    assert blind.versions(tenant_a).lookup == (2,)
+    address = "Late.1@Example.org"
+    monkeypatch.setattr(blind, "versions", lambda tenant_ref: stale)
+    suppressions.suppression_add(tenant=tenant_a, actor=ACTOR, reason="hard_bounce", email=address)
+    monkeypatch.undo()
+    [result] = contact_upsert_many(
+        tenant=tenant_a, actor=ACTOR, inputs=[ContactInput(email=address.lower())], source="test"
+    )
+    world.contacts[address] = result.contact_id
+    world.blocked.add(result.contact_id)
+    assert key_status(tenant_a.pk, scan=False).chained_unswapped == {"consent_suppression.email_index": 1}
+    check(world, "a next index left behind")
+    second = index_rotation.index_rotate(tenant_a.pk, settle_seconds=0)
+    assert (second.version, second.damaged) == (3, [])
+    assert key_status(tenant_a.pk, scan=False).chained_unswapped == {}
+    check(world, "the next rotation")
