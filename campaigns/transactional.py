@@ -136,8 +136,12 @@ def _contact(tenant: Tenant, ref: RecipientRef) -> Contact | None:
         )
         found = link.contact if link and link.contact.deleted_at is None else None
     elif ref.address:
-        index = blind.blind_index(tenant, "email", ref.address)
-        return Contact.objects.for_tenant(tenant).filter(email_index=index, deleted_at__isnull=True).first()
+        indexes = blind.lookup(tenant, "email", ref.address)  # two while an index-key rotation runs
+        return (
+            Contact.objects.for_tenant(tenant)
+            .filter(email_index__in=indexes, deleted_at__isnull=True)
+            .first()
+        )
     else:
         raise MessageRefused(
             "Name the recipient: contact_id, external_id or address.", code="recipient_required"

@@ -13,6 +13,10 @@ class ConsentConfig(AppConfig):
         from .models import Authorization, AuthorizationKind, Purpose, Suppression
 
         labels.register("gate", gate_labels())
+        from healthmail.crypto.index_rotation import ChainedColumn, chained_register
+
+        # Address-only suppressions keep nothing but the index: re-keyed, not recomputed.
+        chained_register(ChainedColumn("consent_suppression", "email_index", "email_index_next", "email"))
         labels.register_choices("suppression_reason", Suppression.Reason)
         labels.register_choices("authorization_status", Authorization.Status)
         labels.register_choices("authorization_kind", AuthorizationKind)

@@ -38,6 +38,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from contacts.models import Contact
+from healthmail.crypto import blind
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Service, Tenant
 from healthmail.tenants.services import Permit, tenant_can
@@ -355,17 +356,27 @@ def _allow(ctx: _Context, facts: Facts, code: str, reason: str) -> Decision:
 # --- The single gate: small ORM reads ----------------------------------------------------------------
 
 
+def _by_address(indexes: list[bytes]) -> Q:
+    """Suppressions of an address, given every index a row of it may hold (blind.candidates): a
+    suppression holds one as its index, or (while an index-key rotation fills them in) its next."""
+    if not indexes:
+        return Q(pk__in=[])
+    return Q(email_index__in=indexes) | Q(email_index_next__in=indexes)
+
+
 def _facts_one(ctx: _Context, contact_id: uuid.UUID) -> Facts:
     tenant = ctx.tenant
     row = (
         Contact.objects.filter(tenant=tenant, pk=contact_id)
-        .values("deleted_at", "email_index", "state")
+        .values("deleted_at", "email_index", "email_index_next", "state")
         .first()
     )
     if row is None:
         return MISSING
     email_index = bytes(row["email_index"]) if row["email_index"] is not None else None
-    suppressed = Q(contact_id=contact_id) | (Q(email_index=email_index) if email_index else Q(pk__in=[]))
+    suppressed = Q(contact_id=contact_id) | _by_address(
+        blind.candidates(tenant, "email", email_index, row["email_index_next"]) if email_index else []
+    )
     authorizations: list[tuple[Any, ...]] = []
     if ctx.authorization_kind:
         authorizations = list(
@@ -422,7 +433,8 @@ _BATCH_SQL = """
 SELECT c.id, c.deleted_at IS NOT NULL, c.email_index IS NOT NULL, c.state,
        (SELECT array_agg(DISTINCT s.reason) FROM consent_suppression s
          WHERE s.tenant_id = c.tenant_id AND s.removed_at IS NULL
-           AND (s.contact_id = c.id OR s.email_index = c.email_index)),
+           AND (s.contact_id = c.id OR s.email_index = c.email_index
+                OR s.email_index = c.email_index_next OR s.email_index_next = c.email_index)),
        (SELECT cs.status FROM consent_consentstate cs
          WHERE cs.tenant_id = c.tenant_id AND cs.contact_id = c.id AND cs.channel = 'email'
            AND cs.topic_id = %(topic)s),
@@ -441,6 +453,12 @@ SELECT c.id, c.deleted_at IS NOT NULL, c.email_index IS NOT NULL, c.state,
   FROM contacts_contact c
  WHERE c.tenant_id = %(tenant)s AND c.id = ANY(%(ids)s::text::uuid[])
 """
+# A contact or a suppression may hold the address's index under a newer index-key version as its
+# next index (blind.py: chained kinds, index_rotation.py: why one of the three always holds). The
+# comparison goes both ways whatever this process's view of a rotation is: the rows may have been
+# written by processes whose view differs from ours, and a next index left behind by a slow writer
+# may outlive the rotation until it is swapped in. Outside a rotation the next columns are empty.
+
 # Each per-contact fact is a correlated probe of a unique (tenant, contact, ...) index: a batch of
 # 10,000 ids costs the same whether a table holds thousands of rows or millions (hash joins chosen
 # for small tables turned into full scans per batch at a million contacts).
@@ -494,6 +512,8 @@ def may_send_to_addresses(
     index: only transactional purposes may go there, and then the same table as for a contact
     decides (BAA in force, the address's suppressions). One suppression query for the batch."""
     indexes = {bytes(index) for index in address_indexes}
+    # Every index a suppression of each address may hold (two while an index-key rotation runs).
+    wanted = {index: blind.candidates(tenant, "email", index) for index in indexes}
     if purpose in Purpose.values and purpose not in TRANSACTIONAL_PURPOSES:
         refusal = _refuse(
             "no_contact", f"Only transactional email may go to an address without a contact, not {purpose}."
@@ -503,13 +523,21 @@ def may_send_to_addresses(
         ctx = _context(tenant=tenant, purpose=purpose, uses_phi=True, topic=None)
         suppressions: dict[bytes, set[str]] = {}
         if ctx.permit.allowed and indexes:
+            everything = [candidate for found in wanted.values() for candidate in found]
             rows = Suppression.objects.filter(
-                tenant=tenant, email_index__in=list(indexes), removed_at__isnull=True
-            ).values_list("email_index", "reason")
-            for index, reason in rows:
-                if index is not None:  # the filter named it
-                    suppressions.setdefault(bytes(index), set()).add(reason)
+                _by_address(everything), tenant=tenant, removed_at__isnull=True
+            ).values_list("email_index", "email_index_next", "reason")
+            for index, following, reason in rows:
+                for held in (index, following):
+                    if held is not None:
+                        suppressions.setdefault(bytes(held), set()).add(reason)
         return {
-            index: decide(ctx, Facts(has_address=True, suppressions=suppressions.get(index)))
+            index: decide(
+                ctx,
+                Facts(
+                    has_address=True,
+                    suppressions={r for c in wanted[index] for r in suppressions.get(c, ())} or None,
+                ),
+            )
             for index in indexes
         }

@@ -543,6 +543,8 @@ class Suppression(TenantOwnedModel):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     email_index = models.BinaryField(null=True, blank=True)
+    # Under the index-key version a rotation is adding (crypto/index_rotation.py); empty otherwise.
+    email_index_next = models.BinaryField(null=True, blank=True)
     reason = models.CharField(max_length=16, choices=Reason.choices)
     note = models.CharField(max_length=200, blank=True, help_text="A reference, never PHI.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -567,6 +569,14 @@ class Suppression(TenantOwnedModel):
                 fields=["tenant", "email_index", "reason"],
                 condition=Q(removed_at__isnull=True, email_index__isnull=False),
                 name="suppression_email_once",
+            ),
+        ]
+        indexes = [
+            # The gate's lookup by address while an index-key rotation fills in the next index.
+            models.Index(
+                fields=["tenant", "email_index_next"],
+                condition=Q(removed_at__isnull=True, email_index_next__isnull=False),
+                name="suppression_email_next",
             ),
         ]
 

@@ -14,7 +14,7 @@ from contacts.changes import contacts_changed
 from contacts.models import Contact
 from contacts.selectors import contact_with_email
 from healthmail.actors import Actor
-from healthmail.crypto.blind import blind_index
+from healthmail.crypto import blind
 from healthmail.errors import Conflict, NotFound
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
@@ -33,7 +33,11 @@ def suppressions_active(
     with tenant_context(tenant):
         query = Suppression.objects.for_tenant(tenant).filter(removed_at__isnull=True)
         if contact.email_index:
-            query = query.filter(Q(contact=contact) | Q(email_index=bytes(contact.email_index)))
+            # Every index a suppression of the address may hold (two while an index-key rotation runs).
+            wanted = blind.candidates(tenant, "email", contact.email_index, contact.email_index_next)
+            query = query.filter(
+                Q(contact=contact) | Q(email_index__in=wanted) | Q(email_index_next__in=wanted)
+            )
         else:
             query = query.filter(contact=contact)
         if reasons is not None:
@@ -66,19 +70,27 @@ def suppression_add(
         raise ConsentError("Unknown suppression reason.", code="reason_invalid")
     if contact is not None and contact.tenant_id != tenant.pk:
         raise NotFound("No such contact.", code="contact_not_found")
-    email_index = blind_index(tenant, "email", email) if email.strip() else None
+    # The index and, while an index-key rotation fills them in, the next index: both from one
+    # view of the rotation's stage (blind.blind_index_pair).
+    view = blind.versions(tenant)
+    email_index, email_index_next = (
+        blind.blind_index_pair(tenant, "email", email, state=view) if email.strip() else (None, None)
+    )
     with tenant_context(tenant):
         if contact is None and email_index is not None:
             contact = contact_with_email(tenant=tenant, email=email)
         if contact is not None and email_index is None and contact.email_index:
-            email_index = bytes(contact.email_index)
+            email_index, email_index_next = blind.copied(
+                tenant, "email", contact.email_index, contact.email_index_next, state=view
+            )
         if contact is None and email_index is None:
             raise ConsentError("Give a contact or an email address to suppress.", code="key_required")
         existing = Suppression.objects.for_tenant(tenant).filter(reason=reason, removed_at__isnull=True)
+        wanted = blind.lookup(tenant, "email", email) if email.strip() else []
         existing = (
             existing.filter(contact=contact)
             if contact is not None
-            else existing.filter(email_index=email_index)
+            else existing.filter(Q(email_index__in=wanted) | Q(email_index_next__in=wanted))
         )
         found = existing.first()
         if found is not None:
@@ -87,6 +99,7 @@ def suppression_add(
             tenant=tenant,
             contact=contact,
             email_index=email_index,
+            email_index_next=email_index_next,
             reason=reason,
             note=note.strip()[:200],
             created_by=actor.reference,

@@ -44,6 +44,9 @@ class Contact(TenantOwnedModel):
     # Identity: encrypted, found through blind indexes.
     email = EncryptedTextField(phi_class=PhiClass.IDENTIFIER, null=True, blank=True)
     email_index = models.BinaryField(null=True, blank=True, editable=False)
+    # The address's index under the index-key version being added, while a rotation fills it in
+    # (healthmail/crypto/index_rotation.py: chained kinds); empty otherwise.
+    email_index_next = models.BinaryField(null=True, blank=True, editable=False)
     first_name = EncryptedTextField(phi_class=PhiClass.IDENTIFIER, null=True, blank=True)
     last_name = EncryptedTextField(phi_class=PhiClass.IDENTIFIER, null=True, blank=True)
     phone = EncryptedTextField(phi_class=PhiClass.IDENTIFIER, null=True, blank=True)
@@ -72,6 +75,7 @@ class Contact(TenantOwnedModel):
 
     journey_stage = models.CharField(max_length=32, choices=JourneyStage.choices, blank=True)
     tag_tokens = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    tag_tokens_next = ArrayField(models.BigIntegerField(), null=True, blank=True)  # as email_index_next
     custom_fields = EncryptedJSONField(phi_class=PhiClass.DEMOGRAPHIC, null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)

@@ -431,15 +431,21 @@ def derived_columns(
     segmentable_custom: set[str],
     today: datetime.date,
     *,
-    token: Callable[[Any, str, str], int] = blind.token,
+    token: Callable[[Any, str, str], int] | None = None,
     blind_index: Callable[[str, str], bytes] | None = None,
+    view: blind.IndexVersions | None = None,
 ) -> dict[str, Any]:
     """Every stored column of a contact computed from its merged input `state` (input field names).
 
     `token` and `blind_index` may be memoized versions of the blind.py functions (a batch passes
-    its own, since the same tags and codes come back row after row)."""
+    its own, since the same tags and codes come back row after row), computed under `view`: the
+    one view of an index-key rotation's stage every index and next index of the row is computed
+    from (blind.blind_index_pair: two reads may straddle a step of the rotation)."""
+    view = view or blind.versions(tenant)
     if blind_index is None:
-        blind_index = functools.partial(blind.blind_index, tenant)
+        blind_index = functools.partial(blind.blind_index, tenant, state=view)
+    if token is None:
+        token = functools.partial(blind.token, state=view)
     email, phone = state.get("email"), state.get("phone")
     address = state.get("postal_address") or {}
     demographics = {k: v for k, v in (state.get("demographics") or {}).items() if v}
@@ -452,6 +458,8 @@ def derived_columns(
     columns: dict[str, Any] = {
         "email": email,
         "email_index": blind_index("email", email) if email else None,
+        # Under the version an index-key rotation is adding (blind.py: chained kinds), else None.
+        "email_index_next": blind.blind_index_next(tenant, "email", email, state=view) if email else None,
         "first_name": state.get("first_name"),
         "last_name": state.get("last_name"),
         "phone": phone,
@@ -486,7 +494,13 @@ def derived_columns(
             token=token,
         )
     )
-    columns["tag_tokens"] = _tokens(tenant, [(TAG_TOKEN_KIND, tag) for tag in state.get("tags") or ()], token)
+    tags = [(TAG_TOKEN_KIND, tag) for tag in state.get("tags") or ()]
+    columns["tag_tokens"] = _tokens(tenant, tags, token)
+    columns["tag_tokens_next"] = (
+        None
+        if view.pending is None
+        else sorted({blind.token_next(tenant, k, v, state=view) for k, v in tags})
+    )
     return columns
 
 

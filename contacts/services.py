@@ -189,6 +189,9 @@ class _Batch:
         self.unconfirmed: set[bytes] = set()  # indexes found on rows whose own value denies them
         self.today = timezone.localdate()
         self.loaded: dict[uuid.UUID, Contact] = {}
+        # One view of an index-key rotation's stage for the whole batch: every index it writes and
+        # the next index beside it are computed from it (blind.blind_index_pair).
+        self.view = normalize.blind.versions(tenant)
         self.indexes: dict[tuple[str, str], bytes] = {}  # (kind, value) → blind index, this batch
         self.tokens: dict[tuple[str, str], int] = {}  # (kind, value) → keyed token, this batch
 
@@ -231,7 +234,14 @@ class _Batch:
                 key = (system, self._blind_index(f"external_id:{system}", value))
                 for index in normalize.blind.lookup(self.tenant, f"external_id:{system}", value):
                     ext_keys[(system, index)] = key
-        emails = {self._blind_index("email", d.email) for d in inputs if d.email}
+        # The same for addresses: a contact may hold the index under either version (or, while a
+        # rotation fills in next indexes, the older one).
+        emails: dict[bytes, bytes] = {}
+        for data in inputs:
+            if data.email:
+                written = self._blind_index("email", data.email)
+                for index in normalize.blind.lookup(self.tenant, "email", data.email):
+                    emails[index] = written
         link_contact_ids: set[uuid.UUID] = set()
         link_ids = bulk.external_ids_with_index(
             tenant_id=self.tenant.pk, value_indexes=list({index for _, index in ext_keys})
@@ -251,10 +261,11 @@ class _Batch:
             for contact in contacts:
                 self.loaded[contact.pk] = contact
                 if contact.deleted_at is None and contact.email_index is not None:
-                    email_index = bytes(contact.email_index)
+                    stored_index = bytes(contact.email_index)
+                    email_index = emails.get(stored_index, stored_index)
                     # An index its row's own address does not confirm (copied or swapped in the
                     # database) matches nobody: no row may be written through it.
-                    if not binding.index_confirmed(contact, "email", email_index, found_by="contact upsert"):
+                    if not binding.index_confirmed(contact, "email", stored_index, found_by="contact upsert"):
                         self.unconfirmed.add(email_index)
                         continue
                     self.email_owner[email_index] = contact.pk
@@ -296,9 +307,11 @@ class _Batch:
             self.today,
             token=self._token,
             blind_index=self._blind_index,
+            view=self.view,
         )
         if "tags" not in entry.state:
             del columns["tag_tokens"]  # tags are stored only as tokens: keep them when not given
+            del columns["tag_tokens_next"]
         changed = {name: value for name, value in columns.items() if entry.current(name) != value}
         new_keys = [key for key in ext_keys if self.links.get(key) != entry.contact_id]
         entry.changes.update(changed)
@@ -316,7 +329,7 @@ class _Batch:
         key = (kind, value)
         index = self.indexes.get(key)
         if index is None:
-            index = self.indexes[key] = normalize.blind.blind_index(self.tenant, kind, value)
+            index = self.indexes[key] = normalize.blind.blind_index(self.tenant, kind, value, state=self.view)
         return index
 
     def _token(self, tenant, kind: str, value: str) -> int:
@@ -324,7 +337,7 @@ class _Batch:
         key = (kind, value)
         token = self.tokens.get(key)
         if token is None:
-            token = self.tokens[key] = normalize.blind.token(tenant, kind, value)
+            token = self.tokens[key] = normalize.blind.token(tenant, kind, value, state=self.view)
         return token
 
     def _entry(self, contact_id: uuid.UUID | None) -> _Entry:

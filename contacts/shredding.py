@@ -25,10 +25,12 @@ from .models import Contact, ContactExternalId
 TOMBSTONE: dict[str, Any] = {
     **{f.name: None for f in Contact._meta.concrete_fields if isinstance(f, EncryptedFieldMixin)},
     "email_index": None,
+    "email_index_next": None,
     "phone_index": None,
     "demographic_tokens": [],
     "clinical_tokens": [],
     "tag_tokens": [],
+    "tag_tokens_next": None,
     "sensitive_categories": [],
     "birth_year": None,
     "age_90_or_older": False,

@@ -25,20 +25,38 @@ from .models import Contact, JourneyStage
 from .normalize import TAG_TOKEN_KIND
 
 # The ids travel as one binary array (contacts/bulk.py): a journey's tag step names a thousand.
+# While an index-key rotation runs (blind.py: chained kinds) a tag has two tokens: a contact has the
+# tag when it holds either. Adding one adds both to the tokens (one of them matches what the row
+# holds or will hold once swapped; the other is inert) and the newer to the row's next tokens, if it
+# has them (filled in, not yet swapped); removing one removes both from both.
 _ADD = """
-UPDATE contacts_contact SET tag_tokens = array_append(tag_tokens, %s::bigint), updated_at = now()
-WHERE tenant_id = %s AND id = ANY(%b::uuid[]) AND deleted_at IS NULL AND NOT (tag_tokens @> ARRAY[%s::bigint])
+UPDATE contacts_contact SET tag_tokens = tag_tokens || ARRAY(
+         SELECT t FROM unnest(%s::bigint[]) AS t WHERE NOT t = ANY(tag_tokens)),
+       tag_tokens_next = CASE WHEN tag_tokens_next IS NULL OR %s::bigint IS NULL THEN tag_tokens_next
+                              WHEN %s::bigint = ANY(tag_tokens_next) THEN tag_tokens_next
+                              ELSE array_append(tag_tokens_next, %s::bigint) END,
+       updated_at = now()
+WHERE tenant_id = %s AND id = ANY(%b::uuid[]) AND deleted_at IS NULL AND NOT (tag_tokens && %s::bigint[])
 RETURNING id
 """
 _REMOVE = """
-UPDATE contacts_contact SET tag_tokens = array_remove(tag_tokens, %s::bigint), updated_at = now()
-WHERE tenant_id = %s AND id = ANY(%b::uuid[]) AND deleted_at IS NULL AND tag_tokens @> ARRAY[%s::bigint]
+UPDATE contacts_contact
+   SET tag_tokens = ARRAY(SELECT t FROM unnest(tag_tokens) AS t WHERE NOT t = ANY(%s::bigint[])),
+       tag_tokens_next = CASE WHEN tag_tokens_next IS NULL THEN NULL ELSE
+         ARRAY(SELECT t FROM unnest(tag_tokens_next) AS t WHERE NOT t = ANY(%s::bigint[])) END,
+       updated_at = now()
+WHERE tenant_id = %s AND id = ANY(%b::uuid[]) AND deleted_at IS NULL AND tag_tokens && %s::bigint[]
 RETURNING id
 """
 
 
 def tag_token(tenant: Tenant, tag: str) -> int:
     return blind.token(tenant, TAG_TOKEN_KIND, tag)
+
+
+def tag_tokens(tenant: Tenant, tag: str) -> list[int]:
+    """Every token a contact having this tag may hold (two while an index-key rotation runs)."""
+    return blind.token_lookup(tenant, TAG_TOKEN_KIND, tag)
 
 
 @transaction.atomic
@@ -48,12 +66,18 @@ def contacts_tag(
     """Add (or remove) one tag on the contacts; returns the contacts whose tags changed."""
     if not tag:
         raise ApplicationError("Name the tag.", code="tag_required")
-    token = tag_token(tenant, tag)
+    tokens = tag_tokens(tenant, tag)
+    # While a rotation runs, rows not yet swapped also get the newest token among their next ones.
+    following = tokens[0] if len(tokens) > 1 else None
     # A journey's tag step runs inside its tenant's context already: entering it again costs a
     # savepoint and three statements per batch.
     scope = nullcontext() if current_tenant_id() == tenant.pk else tenant_context(tenant)
     with scope:
-        changed = _fetch_column(_REMOVE if remove else _ADD, [token, tenant.pk, list(contact_ids), token])
+        if remove:
+            params = [tokens, tokens, tenant.pk, list(contact_ids), tokens]
+        else:
+            params = [tokens, following, following, following, tenant.pk, list(contact_ids), tokens]
+        changed = _fetch_column(_REMOVE if remove else _ADD, params)
         if changed:
             audit.record(
                 actor=actor,

@@ -74,8 +74,13 @@ class DeliveryConfig(AppConfig):
         # So do codes and other patient mail of the consent pages (consent.patient_mail).
         from consent.copies import copy_sender_register
         from consent.patient_mail import patient_mail_sender_register
+        from healthmail.crypto.index_rotation import ChainedColumn, chained_register
 
         from . import checks  # noqa: F401 - registers the deploy checks
+
+        chained_register(
+            ChainedColumn("delivery_message", "to_address_index", "to_address_index_next", "email")
+        )
         from .authorization_copies import authorization_copy_by_portal
         from .patient_mail import patient_mail_send
         from .webhooks import tasks  # noqa: F401

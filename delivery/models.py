@@ -190,6 +190,7 @@ class Message(TenantOwnedModel):
     )
     to_address = EncryptedTextField(phi_class=PhiClass.IDENTIFIER)
     to_address_index = models.BinaryField(editable=False)
+    to_address_index_next = models.BinaryField(null=True, editable=False)  # see crypto/index_rotation.py
     to_domain = models.CharField(max_length=253, help_text="Recipient domain (routing; not PHI alone).")
     sender_domain = models.ForeignKey(
         SenderDomain, null=True, blank=True, on_delete=models.PROTECT, related_name="+"

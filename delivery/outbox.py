@@ -112,9 +112,13 @@ def message_enqueue_many(
         raise ValueError(f"Unknown stream {stream!r}.")
     if encryption_policy == EncryptionPolicy.OPPORTUNISTIC and uses_phi:
         raise ValueError("Opportunistic TLS is for non-PHI marketing only.")
+    view = blind.versions(tenant)  # one view of an index-key rotation's stage (blind.blind_index_pair)
     with tenant_context(tenant):
         messages = []
         for recipient in recipients:
+            address_index, address_index_next = blind.blind_index_pair(
+                tenant, "email", recipient.address, state=view
+            )
             message = Message(
                 tenant_id=tenant.pk,
                 stream=stream,
@@ -123,7 +127,8 @@ def message_enqueue_many(
                 variant=recipient.variant,
                 contact_id=recipient.contact_id,
                 to_address=recipient.address,
-                to_address_index=blind.blind_index(tenant, "email", recipient.address),
+                to_address_index=address_index,
+                to_address_index_next=address_index_next,
                 to_domain=recipient.address.rpartition("@")[2].lower(),
                 sender_domain=sender_domain,
                 purpose=purpose,

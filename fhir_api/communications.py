@@ -24,7 +24,12 @@ from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
 from .models import CommunicationRequestRecord
-from .services import communication_request_find, identifier_system_name, request_identifier_index
+from .services import (
+    RequestIdentifier,
+    communication_request_find,
+    identifier_system_name,
+    request_identifier_index,
+)
 
 ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 PURPOSES = {"TREAT": "treatment", "HPAYMT": "payment", "HOPERAT": "operations"}
@@ -160,7 +165,7 @@ def message_request(*, tenant: Tenant, request: CommunicationRequest) -> Message
     )
 
 
-def _identifier_index(tenant: Tenant, request: CommunicationRequest) -> bytes | None:
+def _identifier_index(tenant: Tenant, request: CommunicationRequest) -> RequestIdentifier | None:
     identifiers = [i for i in request.identifier or [] if i.system and i.value]
     if not identifiers:
         return None
@@ -174,7 +179,7 @@ def communication_request_accept(
     made. Refusals (gate, purpose, template, unknown patient) raise MessageRefused."""
     index = _identifier_index(tenant, request)
     if index is not None:
-        earlier = communication_request_find(tenant=tenant, identifier_index=index)
+        earlier = communication_request_find(tenant=tenant, identifier=index)
         if earlier is not None:
             return earlier, False
     wanted = message_request(tenant=tenant, request=request)
@@ -184,11 +189,14 @@ def communication_request_accept(
             if result.error is None:
                 with tenant_context(tenant):
                     record = CommunicationRequestRecord.objects.create(
-                        tenant=tenant, identifier_index=index, message=result.message
+                        tenant=tenant,
+                        identifier_index=index.index if index else None,
+                        identifier_index_next=index.next_index if index else None,
+                        message=result.message,
                     )
     except IntegrityError:
         # A concurrent request with the same identifier won: its message stands, ours is undone.
-        record = communication_request_find(tenant=tenant, identifier_index=index)
+        record = communication_request_find(tenant=tenant, identifier=index) if index else None
         if record is None:
             raise
         return record, False

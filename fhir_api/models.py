@@ -36,6 +36,7 @@ class CommunicationRequestRecord(TenantOwnedModel):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     identifier_index = models.BinaryField(null=True, blank=True)
+    identifier_index_next = models.BinaryField(null=True, blank=True)  # see crypto/index_rotation.py
     message = models.ForeignKey("delivery.Message", on_delete=models.CASCADE, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from healthmail.crypto import blind
 from healthmail.tenants.context import tenant_context
@@ -40,17 +42,33 @@ def identifier_system_uris(*, tenant: Tenant, names: list[str]) -> dict[str, str
         )
 
 
-def request_identifier_index(tenant: Tenant, system: str, value: str) -> bytes:
-    return blind.blind_index(tenant, "fhir_communication_request", f"{system}|{value}")
+REQUEST_KIND = "fhir_communication_request"
+
+
+@dataclass(frozen=True)
+class RequestIdentifier:
+    """A request identifier's index to store, its next index while an index-key rotation fills
+    them in, and every index a stored record of it may hold (blind.py: chained kinds)."""
+
+    index: bytes
+    next_index: bytes | None
+    lookup: list[bytes]
+
+
+def request_identifier_index(tenant: Tenant, system: str, value: str) -> RequestIdentifier:
+    text = f"{system}|{value}"
+    index, next_index = blind.blind_index_pair(tenant, REQUEST_KIND, text)  # from one view of the stage
+    return RequestIdentifier(index, next_index, blind.lookup(tenant, REQUEST_KIND, text))
 
 
 def communication_request_find(
-    *, tenant: Tenant, identifier_index: bytes
+    *, tenant: Tenant, identifier: RequestIdentifier
 ) -> CommunicationRequestRecord | None:
+    wanted = identifier.lookup
     with tenant_context(tenant):
         return (
             CommunicationRequestRecord.objects.for_tenant(tenant)
-            .filter(identifier_index=identifier_index)
+            .filter(Q(identifier_index__in=wanted) | Q(identifier_index_next__in=wanted))
             .select_related("message")
             .first()
         )

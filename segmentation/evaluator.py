@@ -11,6 +11,7 @@ from django.db.models import Q
 
 from consent.models import Channel, ConsentEvent, ConsentState, Suppression
 from contacts.models import Contact
+from healthmail.crypto import blind
 
 from .dsl import Condition, Node, Parsed
 from .strategies import ContactFacts, Context
@@ -44,20 +45,23 @@ def contact_facts(*, tenant) -> list[ContactFacts]:
         granted[contact_id].add(topic_id)
     active = Suppression.objects.for_tenant(tenant).filter(removed_at__isnull=True)
     suppressed_contacts = set(active.exclude(contact=None).values_list("contact_id", flat=True))
+    # Each suppression's index and next index; each contact's with their successors while an
+    # index-key rotation runs (blind.candidates).
     suppressed_emails = {
         bytes(index)
-        for index in active.exclude(email_index=None).values_list("email_index", flat=True)
+        for pair in active.exclude(email_index=None).values_list("email_index", "email_index_next")
+        for index in pair
         if index is not None
     }
     columns = (
         "id", "birth_year", "age_90_or_older", "zip3", "state", "gender", "language", "journey_stage",
         "is_minor", "created_at", "clinical_tokens", "demographic_tokens", "tag_tokens",
-        "sensitive_categories", "email_index",
+        "sensitive_categories", "email_index", "email_index_next",
     )  # fmt: skip
     rows = Contact.objects.for_tenant(tenant).filter(Q(deleted_at__isnull=True)).values(*columns)
     facts = []
     for row in rows:
-        email_index = row.pop("email_index")
+        email_indexes = blind.candidates(tenant, "email", row.pop("email_index"), row.pop("email_index_next"))
         facts.append(
             ContactFacts(
                 **{k: v for k, v in row.items() if not k.endswith("tokens") and k != "sensitive_categories"},
@@ -67,7 +71,7 @@ def contact_facts(*, tenant) -> list[ContactFacts]:
                 sensitive_categories=frozenset(row["sensitive_categories"]),
                 granted_topics=frozenset(granted.get(row["id"], ())),
                 suppressed=row["id"] in suppressed_contacts
-                or (email_index is not None and bytes(email_index) in suppressed_emails),
+                or any(index in suppressed_emails for index in email_indexes),
                 engagement=engagement.get(row["id"], ()),
             )
         )

@@ -195,7 +195,22 @@ class TokenArray:
     def tokens(self, value: Any, ctx: Context) -> list[int]:
         return sorted({blind.token(ctx.tenant, self.kind, code) for code in value})
 
+    def token_sets(self, value: Any, ctx: Context) -> list[list[int]] | None:
+        """Per code, every token a row having it may hold, while an index-key rotation gives a
+        chained kind (tags) two; None when each code has one."""
+        if not blind.chained(self.kind) or not blind.versions(ctx.tenant).reindexing:
+            return None
+        return [blind.token_lookup(ctx.tenant, self.kind, code) for code in value]
+
     def sql(self, op: str, value: Any, ctx: Context) -> SqlPart:
+        sets = self.token_sets(value, ctx)
+        if sets is not None:
+            flat = sorted({token for tokens in sets for token in tokens})
+            if op == "all":  # each code by either of its tokens
+                parts = [sql.SQL("{} && {}::bigint[]").format(_col(self.column), _P) for _ in sets]
+                return sql.SQL("({})").format(sql.SQL(" AND ").join(parts)), [sorted(s) for s in sets]
+            template = "{} && {}::bigint[]" if op == "in" else "NOT ({} && {}::bigint[])"
+            return sql.SQL(template).format(_col(self.column), _P), [flat]
         template = {
             "in": "{} && {}::bigint[]",
             "all": "{} @> {}::bigint[]",
@@ -208,6 +223,12 @@ class TokenArray:
 
     def test(self, op: str, value: Any, facts: ContactFacts, ctx: Context) -> bool:
         have: frozenset[int] = getattr(facts, self.column)
+        sets = self.token_sets(value, ctx)
+        if sets is not None:
+            if op == "all":
+                return all(have & set(tokens) for tokens in sets)
+            hit = any(have & set(tokens) for tokens in sets)
+            return hit if op == "in" else not hit
         wanted = set(self.tokens(value, ctx))
         if op == "in":
             return bool(have & wanted)
@@ -291,10 +312,18 @@ class Suppressed:
 
     def sql(self, op: str, value: Any, ctx: Context) -> SqlPart:
 
+        # Either row may hold the address's index under a newer index-key version as its next
+        # index (blind.py: chained kinds). Compared both ways whatever this process's view of a
+        # rotation is: the rows were written by processes whose view may differ from ours
+        # (consent/gate.py, _BATCH_SQL, says the same). Outside a rotation the next columns are empty.
+        by_address = (
+            "x.email_index = c.email_index OR x.email_index = c.email_index_next"
+            " OR x.email_index_next = c.email_index"
+        )
         exists = sql.SQL(
             "EXISTS (SELECT 1 FROM {} x WHERE x.tenant_id = c.tenant_id AND x.removed_at IS NULL"
-            " AND (x.contact_id = c.id OR (c.email_index IS NOT NULL AND x.email_index = c.email_index)))"
-        ).format(sql.Identifier(Suppression._meta.db_table))
+            " AND (x.contact_id = c.id OR (c.email_index IS NOT NULL AND ({}))))"
+        ).format(sql.Identifier(Suppression._meta.db_table), sql.SQL(by_address))
         return (exists if value else sql.SQL("NOT {}").format(exists)), []
 
     def covered(self, value: Any) -> bool:

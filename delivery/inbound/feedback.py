@@ -8,12 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from consent import suppressions
 from consent.models import Suppression
 from contacts.models import Contact
 from healthmail.actors import Actor
+from healthmail.crypto import blind
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
@@ -62,10 +64,18 @@ def _streak_reached(message: Message) -> bool:
     """Were the last N finished messages to this address all soft bounces? A delivery without a
     later bounce report breaks the streak."""
     streak = soft_bounce_streak()
+    # The address's messages may hold its index under either version while an index-key rotation
+    # runs, as their index or their next index (healthmail/crypto/blind.py).
+    wanted = blind.candidates(
+        message.tenant_id, "email", message.to_address_index, message.to_address_index_next
+    )
+    by_address = Q(to_address_index__in=wanted)
+    if blind.versions(message.tenant_id).dual_compare:  # the next column has no index: only then
+        by_address |= Q(to_address_index_next__in=wanted)
     recent = list(
         Message.objects.filter(
+            by_address,
             tenant_id=message.tenant_id,
-            to_address_index=bytes(message.to_address_index),
             state__in=list(Message.FINAL_STATES),
         )
         .order_by("-created_at")

@@ -19,7 +19,7 @@ from psycopg import sql
 
 from healthmail.tenants.context import tenant_context
 
-from . import rowkeys, usage
+from . import index_rotation, rowkeys, usage
 from .integrity import damaged_rows
 from .key_versions import rows_per_version
 from .models import EpochKey, ObjectKey, TenantKey, TenantRootKey
@@ -62,6 +62,8 @@ class KeyStatus:
     data_keys: list[DataKeyVersion] = field(default_factory=list)
     index_versions: list[int] = field(default_factory=list)
     index_states: dict[int, str] = field(default_factory=dict)  # version -> pending/active/retired
+    chain_versions: list[int] = field(default_factory=list)  # chain keys (chained kinds, blind.py)
+    chained_unswapped: dict[str, int] = field(default_factory=dict)  # holder -> rows with a next index
     epochs: list[EpochUsage] = field(default_factory=list)
     tenant_key: str = "none yet"
     legacy_wrapped: int = 0  # tenant key rows wrapped by the master key alone
@@ -113,6 +115,8 @@ def key_status(tenant_id: uuid.UUID, *, scan: bool = True) -> KeyStatus:
                 status.data_keys.append(
                     DataKeyVersion(row.version, rows[row.version], counted.get(row.version, 0))
                 )
+            elif row.purpose == TenantKey.Purpose.CHAIN:
+                status.chain_versions.append(row.version)
             else:
                 status.index_versions.append(row.version)
                 status.index_states[row.version] = row.lookup_state
@@ -145,6 +149,7 @@ def key_status(tenant_id: uuid.UUID, *, scan: bool = True) -> KeyStatus:
                     row_keys.get(epoch.pk, {}),
                 )
             )
+    status.chained_unswapped = index_rotation.chained_next_counts(tenant_id)
     if scan:
         status.damaged = [str(damage) for damage in damaged_rows(tenant_id)]
     return status

@@ -10,6 +10,12 @@ A key version never changes once written, so the unwrapped cache by (tenant, pur
 right for as long as the key exists. "Which version is current" can go stale; it is re-read every
 CURRENT_TTL seconds, and key rotation waits that long before its final pass (see rotation.py).
 
+A key made inside a transaction exists only once that transaction commits. Until then it is kept
+apart, for the connection that made it (`_uncommitted`), and enters the process's cache when the
+transaction commits (`transaction.on_commit`); if the transaction (or a savepoint around the key)
+rolls back, Django drops the commit hook and the key is forgotten with it. So no process seals a
+value or computes an index under a key no other process will ever find.
+
 A key can stop existing in another process: a tenant shred there leaves this process holding
 unwrapped copies. So a cached key is used only while its tenant was checked within the last
 `HEALTHMAIL_KEY_CACHE_CHECK_SECONDS`: one query per tenant per period asks whether a tenant key of
@@ -24,14 +30,14 @@ import secrets
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
 from healthmail.tenants.context import tenant_context
@@ -51,6 +57,7 @@ _unwrapped: dict[tuple[uuid.UUID, str, int], bytes] = {}
 _ciphers: dict[tuple[uuid.UUID, str, int], AESGCM] = {}
 _current: dict[tuple[uuid.UUID, str], tuple[int, float]] = {}
 _checked: dict[uuid.UUID, float] = {}  # tenant -> when its cached keys were last checked as live
+_UNCOMMITTED = "_healthmail_uncommitted_keys"  # on the connection: keys made in its open transaction
 
 
 # What the crypto helpers accept for "the tenant": the model instance or its id.
@@ -119,12 +126,16 @@ def key_row(tenant_id: uuid.UUID, purpose: str, version: int | None) -> TenantKe
         return keys.order_by("-version").first()
 
 
-def create_version(tenant_id: uuid.UUID, purpose: str, *, lookup_state: str = "active") -> int:
+def create_version(
+    tenant_id: uuid.UUID, purpose: str, *, lookup_state: str = "active", version: int | None = None
+) -> int:
     """Add a new key version (first use or rotation); returns the version now current.
-    `lookup_state`: for index keys, "pending" starts an index-key rotation (blind.py)."""
+    `lookup_state`: for index keys, "pending" starts an index-key rotation (blind.py).
+    `version`: this one rather than the next (chain keys share their index key's number)."""
     with tenant_context(tenant_id):
-        newest = key_row(tenant_id, purpose, None)
-        version = (newest.version + 1) if newest else 1
+        if version is None:
+            newest = key_row(tenant_id, purpose, None)
+            version = (newest.version + 1) if newest else 1
         key = AESGCM.generate_key(256)
         master_key_id, root_key_id, wrapped = wrap_key(
             key, tenant_id=tenant_id, purpose=purpose, version=version
@@ -143,8 +154,59 @@ def create_version(tenant_id: uuid.UUID, purpose: str, *, lookup_state: str = "a
         except IntegrityError:
             # Another process created this version first: use theirs.
             pass
+        else:
+            if connection.in_atomic_block:
+                _uncommitted_add((tenant_id, purpose, version), key)
     forget_current(tenant_id)
     return version
+
+
+def _pending() -> dict[tuple[uuid.UUID, str, int], list[Any]]:
+    """This connection's keys made in its open transaction: cache key -> [key or None, hook, hook's
+    position in the connection's commit hooks]."""
+    pending: dict[tuple[uuid.UUID, str, int], list[Any]] | None = getattr(connection, _UNCOMMITTED, None)
+    if pending is None:
+        pending = {}
+        setattr(connection, _UNCOMMITTED, pending)
+    return pending
+
+
+def _uncommitted_add(cache_key: tuple[uuid.UUID, str, int], key: bytes) -> None:
+    """A key whose row this connection's open transaction made: served to this connection only,
+    cached for everyone once the transaction commits, gone with it if it rolls back."""
+    pending = _pending()
+
+    def committed() -> None:
+        pending.pop(cache_key, None)
+
+    transaction.on_commit(committed)
+    # Where the hook sits: entries before it never move while it stays (a savepoint rollback
+    # drops only hooks registered inside the savepoint, which come after those made before it).
+    pending[cache_key] = [key, committed, len(connection.run_on_commit) - 1]
+
+
+def _uncommitted(cache_key: tuple[uuid.UUID, str, int]) -> list[Any] | None:
+    """This connection's entry for a key it made in its open transaction, while the hook marking
+    its commit is pending (a rollback, of the transaction or of a savepoint around the key, drops
+    the hook, and the entry with it)."""
+    pending = getattr(connection, _UNCOMMITTED, None)
+    if not pending or cache_key not in pending:
+        return None
+    entry = pending[cache_key]
+    hooks = connection.run_on_commit
+    if entry[2] < len(hooks) and hooks[entry[2]][1] is entry[1]:
+        return entry  # type: ignore[no-any-return]
+    del pending[cache_key]  # rolled back: the row is gone (or is another process's key)
+    return None
+
+
+def _uncommitted_current(tenant_id: uuid.UUID, purpose: str) -> int | None:
+    """The newest version of this purpose this connection made in its open transaction."""
+    pending = getattr(connection, _UNCOMMITTED, None)
+    if not pending:
+        return None
+    made = [key for key in list(pending) if key[:2] == (tenant_id, purpose) and _uncommitted(key)]
+    return max((key[2] for key in made), default=None)
 
 
 def _live_after_shred(tenant_id: uuid.UUID) -> set[tuple[str, int]] | None:
@@ -181,7 +243,10 @@ def cache_check(tenant_id: uuid.UUID) -> None:
 def key_bytes(tenant_id: uuid.UUID, purpose: str, version: int) -> bytes:
     cache_key = (tenant_id, purpose, version)
     cache_check(tenant_id)
-    key = _unwrapped.get(cache_key)
+    entry = _uncommitted(cache_key)
+    if entry is not None and entry[0] is not None:
+        return bytes(entry[0])
+    key = None if entry is not None else _unwrapped.get(cache_key)
     if key is None:
         row = key_row(tenant_id, purpose, version)
         if row is None:
@@ -189,14 +254,19 @@ def key_bytes(tenant_id: uuid.UUID, purpose: str, version: int) -> bytes:
                 f"No {purpose} key v{version} exists for this tenant (destroyed or never made)."
             )
         key = unwrap(row)
-        with _lock:
-            _unwrapped[cache_key] = key
+        if entry is not None:
+            entry[0] = key  # still not committed: held for this connection only
+        else:
+            with _lock:
+                _unwrapped[cache_key] = key
     return key
 
 
 def cipher(tenant_id: uuid.UUID, purpose: str, version: int) -> AESGCM:
     cache_key = (tenant_id, purpose, version)
     cache_check(tenant_id)
+    if _uncommitted(cache_key) is not None:
+        return AESGCM(key_bytes(tenant_id, purpose, version))
     found = _ciphers.get(cache_key)
     if found is None:
         found = AESGCM(key_bytes(tenant_id, purpose, version))
@@ -206,13 +276,17 @@ def cipher(tenant_id: uuid.UUID, purpose: str, version: int) -> AESGCM:
 
 
 def current_version(tenant_id: uuid.UUID, purpose: str) -> int:
+    made_here = _uncommitted_current(tenant_id, purpose)
+    if made_here is not None:
+        return made_here
     cached = _current.get((tenant_id, purpose))
     if cached and time.monotonic() - cached[1] < CURRENT_TTL:
         return cached[0]
     row = key_row(tenant_id, purpose, None)
     version = row.version if row else create_version(tenant_id, purpose)
-    with _lock:
-        _current[(tenant_id, purpose)] = (version, time.monotonic())
+    if _uncommitted((tenant_id, purpose, version)) is None:  # else: gone if it rolls back
+        with _lock:
+            _current[(tenant_id, purpose)] = (version, time.monotonic())
     return version
 
 
@@ -225,6 +299,8 @@ def forget_current(tenant_id: uuid.UUID | None = None) -> None:
 
 
 def forget_all() -> None:
+    for entry in getattr(connection, _UNCOMMITTED, {}).values():
+        entry[0] = None  # read (and unwrapped) again, still not cached until committed
     with _lock:
         _current.clear()
         _unwrapped.clear()

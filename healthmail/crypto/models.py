@@ -12,6 +12,7 @@ class TenantKey(TenantOwnedModel):
     class Purpose(models.TextChoices):
         DATA = "data", "Encrypts PHI fields"
         INDEX = "index", "Keys blind indexes and tokens"
+        CHAIN = "chain", "Re-keys stored indexes of kinds kept only as an index (blind.py)"
 
     purpose = models.CharField(max_length=8, choices=Purpose.choices)
     version = models.PositiveIntegerField()

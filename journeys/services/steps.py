@@ -103,11 +103,11 @@ def branch(
             ).values_list("pk", flat=True)
         )
     elif "tag" in condition:
-        token = tagging.tag_token(tenant, condition["tag"])
+        tokens = tagging.tag_tokens(tenant, condition["tag"])
         matching = set(
-            Contact.objects.filter(
-                tenant=tenant, pk__in=contact_ids, tag_tokens__contains=[token]
-            ).values_list("pk", flat=True)
+            Contact.objects.filter(tenant=tenant, pk__in=contact_ids, tag_tokens__overlap=tokens).values_list(
+                "pk", flat=True
+            )
         )
     elif "consent" in condition:
         topic = _topic(tenant, "marketing", condition["consent"])
@@ -165,10 +165,10 @@ def update(*, tenant: Tenant, step: dict, positions: Sequence[Position]) -> None
 
 def tagged(*, tenant: Tenant, tag: str, contact_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
     """The contacts that have `tag`."""
-    token = tagging.tag_token(tenant, tag)
+    tokens = tagging.tag_tokens(tenant, tag)  # either of two while an index-key rotation runs
     return set(
         Contact.objects.filter(
-            tenant=tenant, pk__in=list(contact_ids), tag_tokens__contains=[token]
+            tenant=tenant, pk__in=list(contact_ids), tag_tokens__overlap=tokens
         ).values_list("pk", flat=True)
     )
 

@@ -89,7 +89,8 @@ def test_confirming_twice_starts_one_job(member_client, tenant_a, django_capture
         first = client.post(url, data)
         second = client.post(url, data)
     assert first.status_code == second.status_code == 302
-    assert len(callbacks) == 1
+    # The task wake-ups (the first use of a key adds healthmail.crypto.keys' own commit hook).
+    assert len([hook for hook in callbacks if "enqueue" in hook.__qualname__]) == 1
     with tenant_context(tenant_a):
         job.refresh_from_db()
     assert job.status == ImportJob.Status.QUEUED

@@ -4,7 +4,8 @@
     manage.py rotate_keys --master          re-wrap tenant keys with the first key of HEALTHMAIL_MASTER_KEY
     manage.py rotate_keys --epochs          object keys to a new epoch key; older epoch keys destroyed
     manage.py rotate_keys --index           new index-key version; rows re-indexed (lookups query both
-                                            meanwhile); the older version retired, then destroyed
+                                            meanwhile); the older version retired, then destroyed;
+                                            chained indexes (email, FHIR request ids, tags) re-keyed
     manage.py rotate_keys --status          per tenant: key versions, rows per version, usage, epoch age,
                                             damaged rows (nothing is changed)
 
@@ -108,6 +109,19 @@ class Command(BaseCommand):
             versions = ", ".join(f"v{v} {state}" for v, state in sorted(status.index_states.items()))
             reindexing = "; RE-INDEXING (lookups query both)" if status.reindexing else ""
             self.stdout.write(f"  index key: {versions or 'none yet'}{reindexing}")
+            # Chained indexes (email, FHIR request identifiers, tags: blind.py) are re-keyed in place.
+            pending = any(state == "pending" for state in status.index_states.values())
+            stage = "filling in next indexes" if pending else "swapping next indexes in"
+            if status.reindexing or status.chained_unswapped:
+                rows = ", ".join(f"{n} in {name}" for name, n in sorted(status.chained_unswapped.items()))
+                self.stdout.write(
+                    f"  chained indexes: {stage.upper()}; rows with a next index: {rows or 'none'}"
+                )
+            else:
+                self.stdout.write("  chained indexes: none in flight")
+            if status.chain_versions:
+                chain = ", ".join(f"v{v}" for v in status.chain_versions)
+                self.stdout.write(f"  chain keys: {chain} (kept: chained indexes are computed through them)")
             if status.legacy_wrapped:
                 self.stdout.write(
                     f"  {status.legacy_wrapped} key(s) wrapped by the master key alone: rotate_keys --master"
@@ -166,6 +180,8 @@ class Command(BaseCommand):
                 details={
                     "version": result.version,
                     "reindexed": result.changed,
+                    "chained_filled": result.filled,
+                    "chained_rekeyed": result.rekeyed,
                     "destroyed": result.destroyed,
                     "damaged": len(result.damaged),
                 },
@@ -175,6 +191,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.SUCCESS(
                     f"  index key now v{result.version}: {result.changed} row(s) re-indexed; "
+                    f"{result.filled} chained index(es) filled in, {result.rekeyed} swapped in; "
                     f"{kept}{destroyed}."
                 )
             )
