@@ -59,11 +59,14 @@ chaos: $(INSTALLED) $(FRONTEND)
 	  $(PY) -m healthmail.devstack test -- -m chaos -s $(PYTEST_ARGS) tests/chaos tests/retention/test_retention_state_machine.py
 
 # Schemathesis at full volume (RELIABILITY S4): a few hundred generated cases per operation and longer
-# call sequences; `make test` runs the same tests with 20 cases per operation and 20 sequences.
+# call sequences, and the FHIR fuzz (tests/fhir/test_fuzz.py) with 300 cases per interaction; `make
+# test` runs the same tests with 20 cases per operation, 20 sequences and 60 FHIR cases.
 schemathesis: $(INSTALLED)
 	SCHEMATHESIS_EXAMPLES=$${SCHEMATHESIS_EXAMPLES:-300} SCHEMATHESIS_SCENARIOS=$${SCHEMATHESIS_SCENARIOS:-400} \
+	  FHIR_FUZZ_EXAMPLES=$${FHIR_FUZZ_EXAMPLES:-300} \
 	  $(PY) -m healthmail.devstack test -- -n $(WORKERS) $(PYTEST_ARGS) \
-	  tests/api/test_schemathesis.py tests/api/test_schemathesis_stateful.py tests/api/test_scope_enforcement.py
+	  tests/api/test_schemathesis.py tests/api/test_schemathesis_stateful.py tests/api/test_scope_enforcement.py \
+	  tests/fhir/test_fuzz.py
 
 bench: $(INSTALLED) $(FRONTEND)
 	$(PY) -m healthmail.devstack bench $(NAME)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from django.db import IntegrityError, models, transaction
@@ -18,7 +18,7 @@ from django.utils import timezone
 from audit import services as audit
 from healthmail.actors import Actor
 from healthmail.crypto import access, rowkeys
-from healthmail.errors import ApplicationError, Conflict
+from healthmail.errors import ApplicationError, Conflict, NotFound
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 from healthmail.tenants.services import require_phi_intake
@@ -34,6 +34,7 @@ __all__ = [
     "UpsertResult",
     "UpsertStatus",
     "contact_delete",
+    "contact_replace",
     "contact_upsert",
     "contact_upsert_many",
     "custom_field_create",
@@ -175,10 +176,69 @@ def contact_upsert(
     )[0]
 
 
+def contact_replace(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    contact: Contact,
+    data: ContactInput,
+    replaced: Collection[str],
+    source: str,
+    writer_reads_phi: bool = True,
+) -> UpsertResult:
+    """Write `data` onto one contact named by its id (a FHIR update), never onto the one its ids or
+    address would match. The fields in `replaced` take exactly the value given: a field left None
+    is cleared, `external_ids` is the whole set (links of ids no longer given are removed), and
+    `demographics.<key>` replaces that one key (the others are kept). Fields not in `replaced`
+    merge as in an upsert.
+
+    An id or address that already names another contact is refused (an ERROR result), as in an
+    upsert. Same BAA gate, encryption, audit (`contacts.upsert`, mode "replace") and masking of the
+    outcome for a writer without PHI access."""
+    unknown = set(replaced) - _REPLACEABLE
+    if unknown:
+        raise ValueError(f"not replaceable: {sorted(unknown)}")
+    require_phi_intake(tenant)
+    if contact.tenant_id != tenant.pk or contact.deleted_at is not None:
+        raise NotFound("No such contact.")
+    with tenant_context(tenant), rowkeys.key_scope():
+        batch = _Batch(tenant, [data], target=contact.pk, replaced=frozenset(replaced))
+        batch.plan()
+        batch.write()
+        [result] = batch.results
+        audit.record(
+            actor=actor,
+            action="contacts.upsert",
+            target=contact,
+            tenant=tenant,
+            details={"source": source, "mode": "replace", "rows": 1, "status": str(result.status)},
+        )
+    if writer_reads_phi or result.status == UpsertStatus.ERROR:
+        return result
+    return dataclasses.replace(result, status=UpsertStatus.ACCEPTED)
+
+
+# What contact_replace may replace: whole input fields, or one demographic key.
+_REPLACEABLE = frozenset(
+    ["email", "first_name", "last_name", "phone", "postal_address", "birth_date", "external_ids"]
+    + [f"demographics.{key}" for key in normalize.DEMOGRAPHIC_FIELDS]
+)
+
+
 class _Batch:
-    def __init__(self, tenant: Tenant, inputs: Sequence[ContactInput]):
+    def __init__(
+        self,
+        tenant: Tenant,
+        inputs: Sequence[ContactInput],
+        *,
+        target: uuid.UUID | None = None,
+        replaced: frozenset[str] = frozenset(),
+    ):
         self.tenant = tenant
         self.inputs = inputs
+        self.target = target  # contact_replace: the one contact every row writes to
+        self.replaced = replaced
+        self.kept_links: dict[uuid.UUID, set[tuple[str, bytes]]] = {}  # replaced external ids
         self.results: list[UpsertResult] = []
         self.entries: dict[uuid.UUID, _Entry] = {}
         self.links: dict[tuple[str, bytes], uuid.UUID] = {}  # (system, index) → contact id
@@ -255,6 +315,8 @@ class _Batch:
         contact_ids = link_contact_ids.union(
             bulk.live_contacts_with_email(tenant_id=self.tenant.pk, email_indexes=list(emails))
         )
+        if self.target is not None:
+            contact_ids.add(self.target)
         if contact_ids:
             contacts = list(Contact.objects.filter(tenant=self.tenant, pk__in=contact_ids))
             rowkeys.row_ciphers(self.tenant.pk, [contact.object_key_id for contact in contacts])
@@ -290,6 +352,13 @@ class _Batch:
             message = "matches a stored contact whose data does not confirm it (damaged); nothing was written"
             field = "email" if email_index in self.unconfirmed else "external_ids"
             return UpsertResult(index, UpsertStatus.ERROR, None, (FieldError(field, message),))
+        if self.target is not None:
+            if targets - {self.target}:
+                message = "these ids belong to another contact"
+                return UpsertResult(index, UpsertStatus.ERROR, None, (FieldError("external_ids", message),))
+            if self.target not in self.loaded or self.loaded[self.target].deleted_at is not None:
+                raise NotFound("No such contact.")
+            targets = {self.target}
         target = next(iter(targets), None)
         if target is None and email_index is not None:
             target = self.email_owner.get(email_index)
@@ -299,6 +368,14 @@ class _Batch:
             message = "is already the address of another contact"
             return UpsertResult(index, UpsertStatus.ERROR, None, (FieldError("email", message),))
 
+        if self.replaced:
+            _clear(entry.state, self.replaced)
+            if "external_ids" in self.replaced:
+                self.kept_links[entry.contact_id] = {
+                    (system, found)
+                    for system, value in (data.external_ids or {}).items()
+                    for found in external_id_indexes(self.tenant, system, value)
+                }
         _merge(entry.state, data)
         columns = normalize.derived_columns(
             self.tenant,
@@ -380,6 +457,7 @@ class _Batch:
                 )
                 if repointed:
                     ContactExternalId.objects.bulk_update(repointed, ["contact", "value_index"])
+                self._remove_dropped_links()
                 links = [(system, index, contact) for (system, index), contact in self.new_links.items()]
                 bulk.external_ids_insert(tenant_id=tenant_id, links=links)
                 contacts_changed(
@@ -391,6 +469,28 @@ class _Batch:
                 "Another import or API call changed the same contacts at the same moment; retry the batch.",
                 code="concurrent_upsert",
             ) from None
+
+    def _remove_dropped_links(self) -> None:
+        """contact_replace of external_ids: the ids no longer given stop finding the contact."""
+        for contact_id, kept in self.kept_links.items():
+            rows = ContactExternalId.objects.filter(tenant=self.tenant, contact_id=contact_id)
+            dropped = [
+                row.pk
+                for row in rows.only("pk", "system", "value_index")
+                if (row.system, bytes(row.value_index)) not in kept
+            ]
+            if dropped:
+                ContactExternalId.objects.filter(tenant=self.tenant, pk__in=dropped).delete()
+
+
+def _clear(state: dict[str, Any], replaced: frozenset[str]) -> None:
+    """contact_replace: the replaced fields as if never given, so the row's values are exactly the input's."""
+    for path in replaced:
+        name, _, key = path.partition(".")
+        if key:
+            state[name] = {k: v for k, v in (state.get(name) or {}).items() if k != key}
+        else:
+            state[name] = None
 
 
 def _stored_state(contact: Contact) -> dict[str, Any]:

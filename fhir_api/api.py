@@ -26,7 +26,7 @@ from contacts import services as contact_services
 from delivery.models import MessageAttempt
 from healthmail.actors import Actor
 from healthmail.api.oauth import token_endpoint_url
-from healthmail.errors import NotFound
+from healthmail.errors import ApplicationError, NotFound
 from healthmail.tenants.context import tenant_context
 
 from .capability import capability_statement, smart_configuration
@@ -35,6 +35,7 @@ from .communications import (
     communication_request_resource,
     communication_resource,
 )
+from .middleware import FHIR_BASE
 from .models import CommunicationRequestRecord
 from .outcomes import (
     AlwaysFhirJSON,
@@ -44,7 +45,7 @@ from .outcomes import (
     fhir_exception_handler,
     information,
 )
-from .patients import PatientInvalid, patient_input, patient_resource
+from .patients import REPLACED, PatientInvalid, patient_input, patient_resource
 from .services import identifier_system_name
 
 SOURCE = "fhir"
@@ -96,7 +97,7 @@ def _reads_phi(request: Request) -> bool:
 
 
 def _base(request: Request) -> str:
-    return request.build_absolute_uri("/api/fhir/r4/")
+    return request.build_absolute_uri(FHIR_BASE)
 
 
 def _bundle(request: Request, kind: str, resources: list[dict]) -> dict:
@@ -191,36 +192,79 @@ class PatientType(FhirView):
             source=SOURCE,
             writer_reads_phi=_reads_phi(request),
         )
-        if result.status == contact_services.UpsertStatus.ERROR:
-            errors: dict[str, list[str]] = {}
-            for error in result.errors:
-                errors.setdefault(_element(error.field), []).append(error.message)
-            raise PatientInvalid(
-                "Some elements are invalid; see the issues.",
-                code="validation_failed",
-                extra={"errors": errors},
-            )
-        if result.status == contact_services.UpsertStatus.ACCEPTED:
-            # A writer without contacts:phi learns neither created vs updated nor the stored values.
-            return Response(information("Accepted.", code="accepted"))
-        status = 201 if result.created else 200
-        headers = {"Location": f"{_base(request)}Patient/{result.contact_id}"}
-        if "contacts:read" not in request.auth.scopes:
-            return Response(
-                information(result.status.capitalize() + ".", code=result.status), status, headers=headers
-            )
-        contact = contact_selectors.contact_get(tenant=request.tenant, contact_id=result.contact_id)
-        return Response(
-            _patient_record(request, contact, "fhir patient write answer"), status, headers=headers
+        return _patient_written(request, result)
+
+
+def _patient_written(request: Request, result: contact_services.UpsertResult) -> Response:
+    """The answer to a Patient create or update: the Patient as this writer may read it."""
+    if result.status == contact_services.UpsertStatus.ERROR:
+        errors: dict[str, list[str]] = {}
+        for error in result.errors:
+            errors.setdefault(_element(error.field), []).append(error.message)
+        raise PatientInvalid(
+            "Some elements are invalid; see the issues.",
+            code="validation_failed",
+            extra={"errors": errors},
         )
+    if result.status == contact_services.UpsertStatus.ACCEPTED:
+        # A writer without contacts:phi learns neither created vs updated nor the stored values.
+        return Response(information("Accepted.", code="accepted"))
+    status = 201 if result.created else 200
+    headers = {"Location": f"{_base(request)}Patient/{result.contact_id}"}
+    if "contacts:read" not in request.auth.scopes:
+        return Response(
+            information(result.status.capitalize() + ".", code=result.status), status, headers=headers
+        )
+    contact = contact_selectors.contact_get(tenant=request.tenant, contact_id=result.contact_id)
+    return Response(_patient_record(request, contact, "fhir patient write answer"), status, headers=headers)
+
+
+class IdMismatch(ApplicationError):
+    status_code = 400
+    title = "Resource id does not match the URL"
+
+
+class VersionMismatch(ApplicationError):
+    status_code = 412
+    title = "Precondition failed"
 
 
 class PatientInstance(FhirView):
-    required_scopes = {"GET": ["contacts:read"]}
+    required_scopes = {"GET": ["contacts:read"], "PUT": ["contacts:write"]}
 
     def get(self, request, resource_id):
         contact = contact_selectors.contact_get(tenant=request.tenant, contact_id=resource_id)
         return Response(_patient_record(request, contact, "fhir patient read"))
+
+    def put(self, request, resource_id):
+        """FHIR update: the Patient replaces every element we map (docs/api.md); not an upsert,
+        so an unknown id is 404 (updateCreate false)."""
+        contact = contact_selectors.contact_get(tenant=request.tenant, contact_id=resource_id)
+        if "If-Match" in request.headers:
+            # No meta.versionId is given out (a change time would tell a reader without clinical
+            # access that clinical values changed: contacts.selectors._changed_at), so no version
+            # a client names can be the current one.
+            raise VersionMismatch(
+                "This server does not version Patients; send the update without If-Match.",
+                code="version_mismatch",
+            )
+        patient = _parse(Patient, request.data)
+        if patient.id != str(contact.pk):
+            raise IdMismatch(
+                "The Patient's id must be the id in the URL.",
+                code="id_mismatch",
+                extra={"errors": {"id": [f"must be {contact.pk}"]}},
+            )
+        result = contact_services.contact_replace(
+            tenant=request.tenant,
+            actor=_actor(request),
+            contact=contact,
+            data=patient_input(tenant=request.tenant, patient=patient),
+            replaced=REPLACED,
+            source=SOURCE,
+            writer_reads_phi=_reads_phi(request),
+        )
+        return _patient_written(request, result)
 
 
 class CommunicationRequestType(FhirView):

@@ -54,10 +54,14 @@ def capability_statement(*, base_url: str, token_url: str) -> dict:
                 "resource": [
                     _resource(
                         "Patient",
-                        ["create", "read", "search-type"],
+                        ["create", "read", "update", "search-type"],
                         [("identifier", "token"), ("email", "token")],
-                        "create is an upsert by identifier, else by email telecom (contacts).",
+                        "create is an upsert by identifier, else by email telecom (contacts); update "
+                        "replaces every mapped element of an existing Patient (no If-Match: Patients "
+                        "carry no version).",
                         conditionalCreate=True,
+                        updateCreate=False,
+                        versioning="no-version",
                     ),
                     _resource(
                         "CommunicationRequest",

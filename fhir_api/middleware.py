@@ -19,7 +19,10 @@ from healthmail.api.errors import PROBLEM
 
 from .outcomes import FHIR_JSON, outcome_of_problem
 
+# The canonical base (every URL the server gives out) and the one the EHR standards name, which
+# serves the same views (healthmail/urls.py).
 FHIR_BASE = "/api/fhir/r4/"
+FHIR_BASES = (FHIR_BASE, "/fhir/r4/")
 
 
 class FhirOutcomeMiddleware:
@@ -28,7 +31,7 @@ class FhirOutcomeMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if not request.path.startswith(FHIR_BASE) or response.streaming:
+        if not request.path.startswith(FHIR_BASES) or response.streaming:
             return response
         if response.get("Content-Type", "").split(";")[0].strip() != PROBLEM:
             return response

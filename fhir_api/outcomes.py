@@ -31,6 +31,7 @@ _ISSUE_TYPES = {
     406: "not-supported",
     409: "conflict",
     410: "deleted",
+    412: "conflict",
     413: "too-costly",
     415: "not-supported",
     422: "processing",

@@ -9,15 +9,15 @@ accepted by the model and not stored (the CapabilityStatement says which are kep
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from fhir.resources.R4B.patient import Patient
 
-from contacts.normalize import ContactInput
+from contacts.normalize import SYSTEM_NAME, ContactInput
 from healthmail.errors import ApplicationError
 from healthmail.tenants.models import Tenant
 
-from .services import identifier_system_name, identifier_system_uris
+from .services import NAME_PREFIX, identifier_system_name, identifier_system_uris
 
 # The external-id systems contacts had before any FHIR write keep a URI of ours when read back.
 LOCAL_SYSTEM = "urn:healthmail:external-id:"
@@ -69,6 +69,31 @@ def _language(patient: Patient) -> str | None:
     return chosen.language.coding[0].code
 
 
+def _system_name(tenant: Tenant, uri: str) -> str:
+    """The external-id system of an identifier system URI: one of ours read back (LOCAL_SYSTEM +
+    a system name contacts already use, so a read-modify-write keeps it), else a FHIR system,
+    registered as needed."""
+    local = uri.removeprefix(LOCAL_SYSTEM)
+    if local != uri and SYSTEM_NAME.fullmatch(local) and not local.startswith(NAME_PREFIX):
+        return local
+    return cast(str, identifier_system_name(tenant=tenant, uri=uri, create=True))  # create: never None
+
+
+# The contact fields a Patient update (PUT) replaces: every one this module maps. A Patient
+# without an element clears what the contact held for it.
+REPLACED = (
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "postal_address",
+    "birth_date",
+    "external_ids",
+    "demographics.gender",
+    "demographics.preferred_language",
+)
+
+
 def patient_input(*, tenant: Tenant, patient: Patient) -> ContactInput:
     """The contacts service's input for a Patient; identifier systems are registered as needed."""
     external_ids: dict[str, str] = {}
@@ -79,8 +104,7 @@ def patient_input(*, tenant: Tenant, patient: Patient) -> ContactInput:
                 code="identifier_invalid",
                 extra={"errors": {f"identifier[{index}]": ["needs a system and a value"]}},
             )
-        name = identifier_system_name(tenant=tenant, uri=identifier.system, create=True)
-        external_ids[name] = identifier.value
+        external_ids[_system_name(tenant, identifier.system)] = identifier.value
     email = _telecom(patient, "email")
     if not email and not external_ids:
         raise PatientInvalid(

@@ -17,6 +17,9 @@ urlpatterns = [
     path("", include("healthmail.tenant_pages.urls")),
     path("api/v1/", include("segmentation.api_urls")),
     path("api/", include("healthmail.api.urls")),
+    # The FHIR base the EHR standards and issue 20 name; the canonical one is /api/fhir/r4/
+    # (fhir_api/api.py: _base), which every Location, fullUrl and the CapabilityStatement give.
+    path("fhir/r4/", include(("fhir_api.urls", "fhir_alias"))),
     path("audit/", include("audit.urls")),
     path("segments/", include("segmentation.urls")),
     path("consent/", include("consent.urls")),

@@ -18,6 +18,7 @@ from django.shortcuts import redirect
 
 from healthmail import audit_trail as audit
 from healthmail.actors import Actor
+from healthmail.api_paths import API_PREFIXES
 from healthmail.tenants.models import Tenant
 
 # Reachable without a session: sign-in, health, static files, the API (own auth), public patient pages,
@@ -28,7 +29,7 @@ OPEN_PREFIXES = (
     "/healthz",
     "/metrics",
     "/static/",
-    "/api/",
+    *API_PREFIXES,
     "/p/",
     "/t/",
     "/favicon.ico",

@@ -27,12 +27,12 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from healthmail.api_paths import is_api_path
 from healthmail.errors import ApplicationError
 from healthmail.observability import request_meta
 from healthmail.outages import OUTAGE_DETAIL, OUTAGE_PAGE, is_outage, log_outage, retry_after_headers
 
 PROBLEM = "application/problem+json"
-API_PREFIX = "/api/"
 
 logger = logging.getLogger("healthmail.api")
 
@@ -78,7 +78,7 @@ def problem_response(status_code: int, detail: str, *, code: str, **extra: objec
 
 
 def is_api_request(request: HttpRequest) -> bool:
-    return request.path.startswith(API_PREFIX)
+    return is_api_path(request.path)
 
 
 def _log_unexpected(exc: BaseException) -> None:

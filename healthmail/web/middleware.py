@@ -20,6 +20,7 @@ from healthmail.accounts.api_keys import ApiKeyRejected, ApiKeyThrottled, api_ke
 from healthmail.accounts.membership import resolve_membership
 from healthmail.accounts.roles import PLATFORM_ADMIN
 from healthmail.actors import Actor
+from healthmail.api_paths import is_api_path
 from healthmail.crypto import access as phi_gate
 from healthmail.crypto.rowkeys import key_scope
 from healthmail.observability import request_meta
@@ -54,7 +55,7 @@ class TenantMiddleware:
         request.api_key = None
         request.api_key_error = ""
         with transaction.atomic():
-            if request.path.startswith("/api/"):
+            if is_api_path(request.path):
                 self._authenticate_api_key(request)
             elif getattr(request, "user", None) is not None and request.user.is_authenticated:
                 self._resolve_person(request, request.user)

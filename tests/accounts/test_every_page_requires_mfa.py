@@ -8,6 +8,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RoutePattern
 
+from healthmail.api_paths import API_PREFIXES
 from tests.factories import UserFactory, confirmed_totp
 
 from .conftest import password_only
@@ -24,7 +25,7 @@ EXEMPT = (
     "/healthz",
     "/metrics",
     "/static/",
-    "/api/",
+    *API_PREFIXES,
     "/p/",
     "/t/",
     "/favicon.ico",

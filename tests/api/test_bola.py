@@ -519,9 +519,20 @@ def test_foreign_and_missing_ids_answer_the_same_404(
     )
 
 
-# --- FHIR (/api/fhir/r4/): not in the OpenAPI schema (a FHIR client reads the CapabilityStatement),
-# so its routes are listed here from the URL patterns; errors are OperationOutcomes, not problems.
+# --- FHIR (/api/fhir/r4/, also served at /fhir/r4/): not in the OpenAPI schema (a FHIR client reads
+# the CapabilityStatement), so its routes are listed here from the URL patterns; errors are
+# OperationOutcomes, not problems.
 FHIR_BASE = "/api/fhir/r4/"
+FHIR_BASES = (FHIR_BASE, "/fhir/r4/")
+
+
+def _patient_update(tenant, issue_key, object_id) -> dict:
+    """A FHIR update body: a Patient carrying the id of the URL it is sent to."""
+    return {
+        "resourceType": "Patient",
+        "id": str(object_id),
+        "telecom": [{"system": "email", "value": f"bola.{uuid.uuid4().hex[:8]}@example.org"}],
+    }
 
 
 def _fhir_message_id(tenant, issue_key) -> uuid.UUID:
@@ -554,6 +565,9 @@ FHIR_OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "Patient"): Operation(scopes=["contacts:read"]),
     ("POST", "Patient"): Operation(scopes=["contacts:write"]),
     ("GET", "Patient/{resource_id}"): Operation(scopes=["contacts:read"], make_object=_contact_id),
+    ("PUT", "Patient/{resource_id}"): Operation(
+        scopes=["contacts:write"], make_object=_contact_id, make_body=_patient_update
+    ),
     ("POST", "CommunicationRequest"): Operation(scopes=["messages:send"]),
     ("GET", "Communication"): Operation(scopes=["messages:read"]),
     ("GET", "Communication/{resource_id}"): Operation(scopes=["messages:read"], make_object=_fhir_message_id),
@@ -598,8 +612,9 @@ def _fhir_object_cases():
 
 @pytest.mark.parametrize(("method", "path", "operation"), list(_fhir_object_cases()))
 @pytest.mark.parametrize("persona", ["all_scopes", "declared_scopes_only"])
+@pytest.mark.parametrize("base", FHIR_BASES)
 def test_fhir_foreign_and_missing_ids_answer_the_same_404(
-    issue_key, api, tenant_a, tenant_b, method, path, operation, persona
+    issue_key, api, tenant_a, tenant_b, method, path, operation, persona, base
 ):
     scopes = list(SCOPES) if persona == "all_scopes" else operation.scopes
     client = api(issue_key(tenant=tenant_a, scopes=scopes))
@@ -607,7 +622,7 @@ def test_fhir_foreign_and_missing_ids_answer_the_same_404(
     def call(object_id):
         body = json.dumps(operation.make_body(tenant_a, issue_key, object_id)) if operation.make_body else ""
         return client.generic(
-            method, FHIR_BASE + _fill(path, object_id), body, content_type="application/fhir+json"
+            method, base + _fill(path, object_id), body, content_type="application/fhir+json"
         )
 
     own = call(operation.make_object(tenant_a, issue_key))

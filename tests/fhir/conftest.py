@@ -7,33 +7,38 @@ import json
 import pytest
 
 FHIR = "application/fhir+json"
-BASE = "/api/fhir/r4/"
+BASE = "/api/fhir/r4/"  # canonical; the same views answer at ALIAS
+ALIAS = "/fhir/r4/"
 
 
 @pytest.fixture
 def fhir(issue_key):
-    """`fhir(scopes, tenant=None)` → a client whose get/post/put speak FHIR JSON with a fresh key."""
+    """`fhir(scopes, tenant=None, base=BASE)` → a client whose get/post/put speak FHIR JSON with a
+    fresh key."""
     from django.test import Client
 
     class FhirClient:
-        def __init__(self, key: str | None):
+        def __init__(self, key: str | None, base: str):
+            self.base = base
             self.client = Client()
             self.headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key else {}
             self.headers["HTTP_ACCEPT"] = FHIR
 
         def get(self, path, **params):
-            return self.client.get(BASE + path, params, **self.headers)
+            return self.client.get(self.base + path, params, **self.headers)
 
-        def post(self, path, resource, content_type=FHIR):
+        def post(self, path, resource, content_type=FHIR, **headers):
             body = resource if isinstance(resource, str | bytes) else json.dumps(resource)
-            return self.client.post(BASE + path, body, content_type=content_type, **self.headers)
+            headers = {**self.headers, **headers}
+            return self.client.post(self.base + path, body, content_type=content_type, **headers)
 
-        def put(self, path, resource, content_type=FHIR):
+        def put(self, path, resource, content_type=FHIR, **headers):
             body = resource if isinstance(resource, str | bytes) else json.dumps(resource)
-            return self.client.put(BASE + path, body, content_type=content_type, **self.headers)
+            headers = {**self.headers, **headers}
+            return self.client.put(self.base + path, body, content_type=content_type, **headers)
 
-    def make(scopes=None, tenant=None, key: str | None = None):
-        return FhirClient(key or issue_key(scopes=scopes, tenant=tenant))
+    def make(scopes=None, tenant=None, key: str | None = None, base: str = BASE):
+        return FhirClient(key or issue_key(scopes=scopes, tenant=tenant), base)
 
     return make
 

@@ -76,13 +76,15 @@ def register(tenant, *, scopes: list[str], alg: str = "RS384", name: str = "EHR 
     return Backend(client.client_id, key, alg)
 
 
-def fhir_client(url: str, backend: Backend, scope: str = INTEGRATOR_SCOPES) -> FHIRClient:
-    """A fhirclient session for a backend service at `url`: it reads the CapabilityStatement, finds the
-    token endpoint there and gets a token (client_credentials with a signed assertion)."""
+def fhir_client(
+    url: str, backend: Backend, scope: str = INTEGRATOR_SCOPES, base: str = "/api/fhir/r4/"
+) -> FHIRClient:
+    """A fhirclient session for a backend service at `url` + `base`: it reads the CapabilityStatement,
+    finds the token endpoint there and gets a token (client_credentials with a signed assertion)."""
     assertion = backend.assertion(aud=f"{url}/api/oauth/token", exp=int(time.time()) + 240)
     settings = {
         "app_id": backend.client_id,
-        "api_base": f"{url}/api/fhir/r4/",
+        "api_base": f"{url}{base}",
         "jwt_token": assertion,
         "scope": scope,
     }

@@ -68,6 +68,12 @@ def test_smart_backend_to_delivered_communication(committed_db, server_url, kit,
     patient = Patient.read(created["id"], server)
     assert patient.name[0].family == "Chalmers"
     assert patient.telecom[0].value == "peter.chalmers@good.test"
+    patient.telecom = patient.telecom[:1]  # an update replaces: the phone left out is cleared
+    patient.gender = "other"
+    patient.update(server)
+    patient = Patient.read(created["id"], server)
+    assert [(t.system, t.value) for t in patient.telecom] == [("email", "peter.chalmers@good.test")]
+    assert patient.gender == "other"
 
     wanted = communication_request(patient_id=patient.id, template_id=reminder.pk, identifier="APPT-7")
     accepted = CommunicationRequest(wanted).create(server)
@@ -139,3 +145,19 @@ def test_smart_backend_records_reads_and_revokes_an_authorization(committed_db, 
     decision = may_send(contact=contact, purpose="marketing", uses_phi=True, topic=topic)
     assert (decision.allowed, decision.code) == (False, "authorization_revoked")
     assert Consent.read(consent.id, server).status == "inactive"
+
+
+def test_a_fhir_client_at_the_fhir_r4_base(committed_db, server_url):
+    """The base the EHR standards name: discovery, token, create, update and read through it; the
+    server still names the canonical base in what it gives out."""
+    tenant = TenantFactory(name=f"FHIR base {uuid.uuid4().hex[:6]}", slug=f"fhir-{uuid.uuid4().hex[:10]}")
+    BaaFactory(tenant=tenant)
+    backend = register(tenant, scopes=["contacts:read", "contacts:write", "contacts:phi"])
+    client = fhir_client(server_url, backend, scope="system/Patient.rs system/Patient.cu", base="/fhir/r4/")
+    server = client.server
+    assert server.capabilityStatement.implementation.url == f"{server_url}/api/fhir/r4/"
+    created = Patient(us_patient(mrn="MRN-8", email="alias@patients.test")).create(server)
+    patient = Patient.read(created["id"], server)
+    patient.birthDate = None
+    patient.update(server)
+    assert Patient.read(created["id"], server).birthDate is None

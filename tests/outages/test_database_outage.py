@@ -1,7 +1,7 @@
 """PostgreSQL unreachable: every route, API or web, signed in or not, answers 503 with Retry-After
-(problem+json under /api/, an OperationOutcome under /api/fhir/r4/, a plain page elsewhere) or an
-answer that needed no database; never 500. The signed-in web client fails inside middleware (the
-session is read before any view runs)."""
+(problem+json under /api/, an OperationOutcome under /api/fhir/r4/ and /fhir/r4/, a plain page
+elsewhere) or an answer that needed no database; never 500. The signed-in web client fails inside
+middleware (the session is read before any view runs)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ import schemathesis
 from django.conf import settings
 from schemathesis.core.transport import Response
 
+from fhir_api.middleware import FHIR_BASES
 from healthmail.accounts.api_keys import SCOPES, api_key_create
 from healthmail.actors import Actor
+from healthmail.api_paths import is_api_path
 from tests.api.schema_support import CONFIG, served_schema
 from tests.conftest import sign_in
 from tests.factories import BaaFactory, MembershipFactory, TenantFactory
@@ -39,13 +41,13 @@ def _tenant():
 def assert_outage(response, path: str) -> None:
     assert response.status_code == 503, (path, response.status_code)
     assert response.get("Retry-After") == str(settings.OUTAGE_RETRY_AFTER_SECONDS), path
-    if path.startswith("/api/fhir/"):  # FHIR clients read OperationOutcomes, never problem+json
+    if path.startswith(FHIR_BASES):  # FHIR clients read OperationOutcomes, never problem+json
         assert response["Content-Type"] == "application/fhir+json", path
         body = response.json()
         assert body["resourceType"] == "OperationOutcome", path
         assert body["issue"][0]["code"] == "transient", path
         assert body["issue"][0]["details"]["text"] == "service_unavailable", path
-    elif path.startswith("/api/"):
+    elif is_api_path(path):
         assert response["Content-Type"] == "application/problem+json", path
         body = response.json()
         assert body["status"] == 503
@@ -76,7 +78,7 @@ def test_every_api_route_answers_503_problem_json(raw_client):
     tenant = _tenant()
     key = api_key_create(actor=Actor.system("tests"), tenant=tenant, name="Outage", scopes=list(SCOPES))
     headers = {"HTTP_AUTHORIZATION": f"Bearer {key.plaintext}"}
-    routes = [route for route in every_route() if route.startswith("/api/")]
+    routes = [route for route in every_route() if is_api_path(route)]
     assert len(routes) > 20
     # The schema says so too (a generated SDK knows the 503 and its Retry-After): every operation's
     # outage answer is one its schema documents.
@@ -95,7 +97,7 @@ def test_every_web_route_answers_503_to_a_signed_in_user(raw_client):
     tenant = _tenant()
     membership = MembershipFactory(tenant=tenant, role="owner")
     sign_in(raw_client, membership.user, tenant=tenant)
-    routes = [r for r in every_route() if not r.startswith("/api/") and r not in NEEDS_NO_DATABASE]
+    routes = [r for r in every_route() if not is_api_path(r) and r not in NEEDS_NO_DATABASE]
     with database_unreachable():
         for path in routes:
             for method in ("get", "post"):

@@ -32,6 +32,7 @@ _NAMESPACES_WITHOUT_AGGREGATES = {
     "tracking": "open pixel and click redirect: no page",
     "webhooks": _OWN + " (endpoints and their delivery attempts)",
     "portal_staff": "one secure message at a time (its own read and reply counts)",
+    "fhir_alias": "the FHIR views again at /fhir/r4/: each as its fhir-* route below",
 }
 NOT_AGGREGATES = {
     "schema": "the OpenAPI document",

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from healthmail.api_paths import is_api_path
+
 _CONVERTER = re.compile(r"<(?:(?P<kind>[^>:]+):)?(?P<name>[^>]+)>")
 
 
@@ -18,7 +20,7 @@ class Route:
 
     @property
     def is_api(self) -> bool:
-        return self.route.startswith("api/")
+        return is_api_path("/" + self.route)
 
     def path(self, **values: object) -> str:
         return "/" + _CONVERTER.sub(lambda match: str(values[match.group("name")]), self.route)
