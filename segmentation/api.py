@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from healthmail.actors import Actor
 from healthmail.api.idempotency import idempotent
+from healthmail.api.pagination import CursorPagination
 from healthmail.disclosure import Viewer, shows_aggregates
 from healthmail.errors import NotFound
 
@@ -25,7 +26,6 @@ from .serializers import (
     SegmentUpdateSerializer,
 )
 
-MAX_LISTED = 200
 COUNT_HELP = (
     "Count {} now, with breakdowns, through the disclosure policy (docs/privacy.md). "
     "Clinical criteria need the contacts:phi scope."
@@ -54,11 +54,19 @@ def _segment(request, segment_id):
 @shows_aggregates
 class SegmentCollection(APIView):
     required_scopes = {"GET": ["segments:read"], "POST": ["segments:write"]}
+    pagination_class = CursorPagination  # also what the schema documents (cursor, page_size, results)
 
-    @extend_schema(operation_id="segments_list", responses=SegmentSerializer(many=True), tags=["segments"])
+    @extend_schema(
+        operation_id="segments_list",
+        responses=SegmentSerializer(many=True),
+        tags=["segments"],
+        description="Saved segments, newest first (cursor pages); each remembered count through the "
+        "disclosure policy.",
+    )
     def get(self, request):
-        segments = selectors.segment_list(tenant=request.tenant)[:MAX_LISTED]
-        return Response([_shown(request, segment) for segment in segments])
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(selectors.segment_list(tenant=request.tenant), request, view=self)
+        return paginator.get_paginated_response([_shown(request, segment) for segment in page])
 
     @extend_schema(
         operation_id="segments_create",

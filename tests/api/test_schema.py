@@ -103,7 +103,9 @@ def test_webhook_event_payloads_are_documented(tenant_a):
     assert set(payload["source"]) <= set(_resolve(schema, event["properties"]["source"])["properties"])
 
 
-@pytest.mark.parametrize("path", ["/api/v1/contacts", "/api/v1/webhooks", "/api/v1/messages"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/contacts", "/api/v1/webhooks", "/api/v1/messages", "/api/v1/segments"]
+)
 def test_lists_are_documented_as_the_cursor_pages_they_answer(path):
     operation = _schema()["paths"][path]["get"]
     names = {parameter["name"]: parameter for parameter in operation["parameters"]}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from healthmail.tenants.context import tenant_context
+from segmentation.models import Segment
 from tests.api.conftest import assert_problem
 
 pytestmark = pytest.mark.django_db
@@ -89,3 +91,31 @@ def test_scopes_are_enforced(api, issue_key, tenant_a):
     )
     contacts_only = api(issue_key(scopes=["contacts:read", "contacts:phi"]))
     assert_problem(contacts_only.post("/api/v1/segments/count", {"definition": {"all": []}}), 403)
+
+
+def test_list_is_cursor_pages_that_reach_every_segment(api, issue_key, tenant_a):
+    """The list once answered a plain array cut at 200: the 201st segment was unreachable."""
+    with tenant_context(tenant_a):
+        made = Segment.objects.bulk_create(
+            Segment(tenant=tenant_a, name=f"Segment {number:03}", definition={"all": []})
+            for number in range(201)
+        )
+    client = api(issue_key(scopes=["segments:read"]))
+    seen: list[str] = []
+    pages = 0
+    url = "/api/v1/segments?page_size=100"
+    while url:
+        page = client.get(url)
+        assert page.status_code == 200, page.content
+        body = page.json()
+        assert set(body) == {"next", "previous", "results"}
+        seen += [segment["id"] for segment in body["results"]]
+        url = body["next"]
+        pages += 1
+    assert pages == 3
+    assert sorted(seen) == sorted(str(segment.pk) for segment in made)
+
+
+def test_list_refuses_a_page_size_out_of_range(api, issue_key, tenant_a):
+    client = api(issue_key(scopes=["segments:read"]))
+    assert_problem(client.get("/api/v1/segments?page_size=501"), 422)
