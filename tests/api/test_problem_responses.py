@@ -34,6 +34,7 @@ def test_oversized_body_answers_413_before_anything_reads_it(issue_key, api, ten
     response = api(issue_key()).post("/api/v1/me", {"padding": "x" * 2000})
     body = assert_problem(response, 413, "body_too_large")
     assert "1000 bytes" in body["detail"]
+    assert "no-store" in response["Cache-Control"]  # refused above the no-store middleware
     # Refused before authentication ran: no key use recorded.
     assert not audit_events(tenant=tenant_a, action="api_key.use")
 
