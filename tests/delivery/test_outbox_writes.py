@@ -101,3 +101,69 @@ def test_the_hand_off_mark_is_a_hot_update(committed_tenant):
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE pg_temp.delivery_message")
+
+
+def test_a_claim_reads_each_claimed_row_once_whatever_the_statistics_say(committed_tenant):
+    """The claim's UPDATE finds the rows it locked by their address (ctid), so its cost follows the
+    rows it claims, not the tenant's backlog. Joined by id, with statistics taken before the backlog
+    arrived (a launch after the last ANALYZE: here a temporary table analyzed while empty), the
+    planner scanned the tenant's rows once per claimed row, until it met that row: 20 claimed rows at
+    the end of a 2,000-row table read its pages about 20 times over."""
+    sender, _ = verified_sender_domain(committed_tenant)
+    (message,) = enqueue(committed_tenant, ["p0@good.test"], sender_domain=sender)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE oid = 'public.delivery_message'::regclass")
+        options = ", ".join(cursor.fetchone()[0] or [])
+        cursor.execute(
+            "CREATE TEMPORARY TABLE delivery_message (LIKE public.delivery_message INCLUDING ALL)"
+            + (f" WITH ({options})" if options else "")
+        )
+    try:
+        with connection.cursor() as cursor:
+            # The outbox's own tenant policy (healthmail/tenants/rls.py): its condition is what the
+            # planner may misjudge.
+            cursor.execute("ALTER TABLE pg_temp.delivery_message ENABLE ROW LEVEL SECURITY")
+            cursor.execute("ALTER TABLE pg_temp.delivery_message FORCE ROW LEVEL SECURITY")
+            cursor.execute(
+                "CREATE POLICY tenant_isolation ON pg_temp.delivery_message"
+                " USING (tenant_id = app_current_tenant()) WITH CHECK (tenant_id = app_current_tenant())"
+            )
+            cursor.execute("ANALYZE pg_temp.delivery_message")  # empty: the statistics before a launch
+        with tenant_context(committed_tenant), connection.cursor() as cursor:
+            # 2,000 copies of the tenant's message (own ids and Message-IDs): the first 1,980 sent
+            # already, the 20 still due at the end of the table, where a launch's last rows are.
+            cursor.execute(
+                "INSERT INTO pg_temp.delivery_message SELECT (jsonb_populate_record(m, jsonb_build_object("
+                " 'id', gen_random_uuid(), 'message_id', m.message_id || '.' || n,"
+                " 'state', CASE WHEN n <= 1980 THEN 'delivered_tls' ELSE 'queued' END))).*"
+                " FROM public.delivery_message AS m, generate_series(1, 2000) AS n WHERE m.id = %s",
+                [message.pk],
+            )
+            cursor.execute(
+                "SELECT pg_relation_size('pg_temp.delivery_message') / current_setting('block_size')::int"
+            )
+            pages = cursor.fetchone()[0]
+
+        def blocks_read() -> int:
+            with connection.cursor() as cursor:  # this transaction's own counts, not yet flushed
+                cursor.execute("SELECT pg_stat_get_xact_blocks_fetched('pg_temp.delivery_message'::regclass)")
+                return int(cursor.fetchone()[0])
+
+        with transaction.atomic():
+            before = blocks_read()
+            ids = message_claim_batch(
+                tenant_id=committed_tenant.pk,
+                stream="transactional",
+                worker="w1",
+                limit=20,
+                lease=timedelta(seconds=60),
+            )
+            read = blocks_read() - before
+        assert len(ids) == 20
+        assert pages > 100
+        # Each claimed row: its page, its lock, its new version: a few blocks a row, not one pass over
+        # the tenant's pages per row (20 times ~400 blocks).
+        assert read < pages, f"a claim of {len(ids)} rows read {read} blocks of a {pages}-page table"
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE pg_temp.delivery_message")
