@@ -1,4 +1,7 @@
-"""Journey tasks on the marketing queue: ids in, tenant context around the body, a service call.
+"""Journey tasks on the marketing queue: ids in, tenant context around the body, a service call. One
+exception: a single contact's event wake-up runs on the transactional queue's workers
+(`journeys_event_advance`), so it never waits behind a backlog advance that keeps both marketing
+processes busy for minutes.
 
 The database is the record: a wake-up the broker loses is found again by the sweep, which looks for
 due positions in every tenant.
@@ -31,6 +34,15 @@ def _tenant() -> Tenant:
 @tenant_task(queue="marketing", acks_late=True, soft_time_limit=270, time_limit=300, **RETRY)
 def journeys_advance_positions(position_ids: list[str]) -> int:
     """The positions an event or an enrolment just made due: advanced now, ahead of any backlog."""
+    return engine.positions_advance(tenant=_tenant(), ids=position_ids).advanced
+
+
+@tenant_task(queue="transactional", acks_late=True, soft_time_limit=50, time_limit=60, **RETRY)
+def journeys_event_advance(position_ids: list[str]) -> int:
+    """The positions one contact's event (API event, open, click) or enrolment just made due: a few
+    rows, on the transactional workers, so a million-contact backlog on the marketing queue does not
+    delay them.
+    Positions a backlog worker holds are skipped (SKIP LOCKED): that worker advances them."""
     return engine.positions_advance(tenant=_tenant(), ids=position_ids).advanced
 
 
@@ -88,12 +100,14 @@ def segment_checks_soon(*, tenant) -> None:
     enqueue(journeys_segment_checks, tenant=tenant, robust=True)
 
 
-def advance_soon(*, tenant, position_ids) -> None:
+def advance_soon(*, tenant, position_ids, one_contact: bool = False) -> None:
     """After commit, a worker advances exactly these positions. If the broker is down the positions
-    stay due and `journeys_sweep` finds them, so the caller's answer (an accepted event) stands."""
-    enqueue(
-        journeys_advance_positions, tenant=tenant, robust=True, position_ids=[str(p) for p in position_ids]
-    )
+    stay due and `journeys_sweep` finds them, so the caller's answer (an accepted event) stands.
+    `one_contact`: one contact's event or enrolment made them due (a handful of rows): the
+    transactional workers take it; bulk entries (segment joins, consent changes, the unopened
+    trigger) stay on the marketing queue."""
+    task = journeys_event_advance if one_contact else journeys_advance_positions
+    enqueue(task, tenant=tenant, robust=True, position_ids=[str(p) for p in position_ids])
 
 
 @app.task(

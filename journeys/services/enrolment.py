@@ -50,7 +50,7 @@ def journey_enrol(*, tenant: Tenant, actor: Actor, journey: Journey, contact: Co
             )
             from .. import tasks
 
-            tasks.advance_soon(tenant=tenant, position_ids=[position.pk])
+            tasks.advance_soon(tenant=tenant, position_ids=[position.pk], one_contact=True)
     return position
 
 

@@ -121,7 +121,7 @@ def journey_event_receive(event: NamedEvent) -> NamedEventReceipt:
         if due:
             from .. import tasks  # tasks import the services
 
-            tasks.advance_soon(tenant=event.tenant, position_ids=due)
+            tasks.advance_soon(tenant=event.tenant, position_ids=due, one_contact=True)
     return NamedEventReceipt(event.event_id, event.type, duplicate=False)
 
 
@@ -238,4 +238,4 @@ def engagement_receive(message, action: str) -> None:
         if due:
             from .. import tasks
 
-            tasks.advance_soon(tenant=message.tenant_id, position_ids=due)
+            tasks.advance_soon(tenant=message.tenant_id, position_ids=due, one_contact=True)
