@@ -13,6 +13,7 @@ delivery evidence, and the reminder is in the dev mailbox.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import re
@@ -48,7 +49,7 @@ class Stack:
     state: Path
 
     def logins(self) -> dict[str, dict[str, str]]:
-        """{role: {email, password, secret}} and {"api": {"key": ...}} from demo-logins.txt."""
+        """{role: {email, password, secret, state}} and {"api": {"key": ...}} from demo-logins.txt."""
         text = (self.state / "demo-logins.txt").read_text()
         found: dict[str, dict[str, str]] = {}
         for block in text.split("\n\n"):
@@ -56,7 +57,12 @@ class Stack:
             if head:
                 password = re.search(r"password:\s+(\S+)", block).group(1)
                 secret = re.search(r"TOTP secret:\s+(\S+)", block).group(1)
-                found[head.group(1)] = {"email": head.group(2), "password": password, "secret": secret}
+                found[head.group(1)] = {
+                    "email": head.group(2),
+                    "password": password,
+                    "secret": secret,
+                    "state": str(self.state),  # where the last TOTP step used is kept (_fresh_totp)
+                }
         found["api"] = {"key": re.search(r"API key .*: (\S+)", text).group(1)}
         return found
 
@@ -119,15 +125,22 @@ def _totp(secret: str, *, step_offset: int = 0) -> str:
     return f"{totp(base64.b32decode(secret), t0=0, step=30, digits=6, drift=step_offset):06d}"
 
 
-_LAST_STEP: dict[str, int] = {}
-
-
 def _fresh_totp(login: dict[str, str]) -> str:
-    """A code from a step not used yet for this login: the server refuses a code used once."""
-    while int(time.time()) // 30 == _LAST_STEP.get(login["email"]):
-        time.sleep(1)
-    _LAST_STEP[login["email"]] = int(time.time()) // 30
-    return _totp(login["secret"])
+    """A code from a step not used yet for this login: the server refuses a code used once. The stack
+    is shared by the xdist workers, which may sign in as the same person at the same moment, so the
+    last step used is kept in a locked file in the stack's state directory, not in this process."""
+    with open(Path(login["state"]) / f"totp-step-{login['email']}", "a+") as used:
+        fcntl.flock(used, fcntl.LOCK_EX)  # released when the file closes
+        used.seek(0)
+        last = int(used.read() or -1)
+        while int(time.time()) // 30 <= last:
+            time.sleep(1)
+        step = int(time.time()) // 30
+        used.seek(0)
+        used.truncate()
+        used.write(str(step))
+        used.flush()
+        return _totp(login["secret"])
 
 
 def _sign_in(page, login: dict[str, str]) -> None:
