@@ -10,18 +10,34 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import pytest
 from django.urls import resolve
 from drf_spectacular.generators import SchemaGenerator
 
 from healthmail.accounts.api_keys import SCOPES
-from healthmail.accounts.models import ApiKey
 from healthmail.tenants.context import tenant_context
 from tests.api.conftest import assert_problem
-from tests.factories import ContactFactory
+from tests.api.objects import (
+    Operation,
+    api_key_id,
+    authorization_id,
+    campaign_id,
+    campaign_in,
+    contact_id,
+    journey_id,
+    message_id,
+    own_contact_body,
+    removal_reason,
+    segment_id,
+    suppression_id,
+    template_content,
+    template_id,
+    template_version_id,
+    template_with_spanish_id,
+    webhook_delivery_id,
+    webhook_endpoint_id,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -29,372 +45,152 @@ PRODUCT_URLCONF = "healthmail.urls"
 TEST_URLCONF = "tests.api.urls"
 
 
-def _api_key_id(tenant, issue_key) -> uuid.UUID:
-    prefix = issue_key(tenant=tenant, scopes=["contacts:read"]).split("_")[1]
-    with tenant_context(tenant):
-        return ApiKey.objects.get(prefix=prefix).pk
-
-
-def _contact_id(tenant, issue_key) -> uuid.UUID:
-    return ContactFactory(tenant=tenant, email=f"bola.{uuid.uuid4().hex[:8]}@example.org").pk
-
-
-def _webhook_delivery_id(tenant, issue_key) -> uuid.UUID:
-    from delivery.webhooks.services import endpoint_get, webhook_test_send
-    from healthmail.actors import Actor
-    from healthmail.tenants.context import tenant_context
-
-    endpoint_id = _webhook_endpoint_id(tenant, issue_key)
-    with tenant_context(tenant):
-        endpoint = endpoint_get(tenant=tenant, endpoint_id=endpoint_id)
-    return webhook_test_send(tenant=tenant, actor=Actor.system("tests"), endpoint=endpoint).pk
-
-
-def _suppression_id(tenant, issue_key) -> uuid.UUID:
-    from consent.suppressions import suppression_add
-    from healthmail.actors import Actor
-
-    return suppression_add(
-        tenant=tenant,
-        actor=Actor.system("tests"),
-        reason="manual",
-        email=f"bola.{uuid.uuid4().hex[:8]}@example.org",
-    ).pk
-
-
-def _template_id(tenant, issue_key) -> uuid.UUID:
-    from healthmail.accounts.roles import Role
-    from tests.campaigns.conftest import person, template
-
-    return template(tenant, person(tenant, Role.MARKETER).actor).pk
-
-
-def _template_with_spanish_id(tenant, issue_key) -> uuid.UUID:
-    """A template with a second language (es) that can be removed."""
-    from campaigns.services.templates import ContentInput, template_update
-    from healthmail.accounts.roles import Role
-    from tests.campaigns.conftest import person, template
-
-    marketer = person(tenant, Role.MARKETER).actor
-    saved = template(tenant, marketer, name=f"t {uuid.uuid4().hex[:6]}")
-    template_update(
-        tenant=tenant,
-        actor=marketer,
-        template=saved,
-        content=ContentInput("es", "Vacunas", "", "<p>Hola</p>"),
-    )
-    return saved.pk
-
-
-def _campaign_id(tenant, issue_key) -> uuid.UUID:
-    from campaigns.services.campaigns import campaign_create
-    from healthmail.accounts.roles import Role
-    from tests.campaigns.conftest import campaign_input, person, segment, template
-
-    marketer = person(tenant, Role.MARKETER).actor
-    data = campaign_input(
-        tenant, template_obj=template(tenant, marketer), segment_obj=segment(tenant), domain=None
-    )
-    return campaign_create(tenant=tenant, actor=marketer, data=data).pk
-
-
-def _campaign_in(tenant, stage: str) -> uuid.UUID:
-    """A campaign of `tenant` at `stage` (draft, in_review, approved, scheduled, sending, paused),
-    through the services."""
-    from campaigns.services import launch, workflow
-    from healthmail.accounts.roles import Role
-    from tests.campaigns.conftest import (
-        approved,
-        contacts,
-        draft,
-        opt_in,
-        person,
-        segment,
-        template,
-        verified_domain,
-    )
-
-    team = {role: person(tenant, role) for role in (Role.MARKETER, Role.COMPLIANCE_OFFICER)}
-    team = {"marketer": team[Role.MARKETER], "compliance": team[Role.COMPLIANCE_OFFICER]}
-    ready = {
-        "domain": verified_domain(tenant, f"mail{uuid.uuid4().hex[:6]}.clinic.example.org"),
-        "template": template(tenant, team["marketer"].actor, name=f"t {uuid.uuid4().hex[:6]}"),
-        "segment": segment(tenant, name=f"s {uuid.uuid4().hex[:6]}"),
-    }
-    if stage == "draft":
-        return draft(tenant, team, ready).pk
-    if stage == "in_review":
-        campaign = draft(tenant, team, ready)
-        return workflow.campaign_submit(tenant=tenant, actor=team["marketer"].actor, campaign=campaign).pk
-    campaign = approved(tenant, team, ready)
-    if stage == "approved":
-        return campaign.pk
-    opt_in(tenant, contacts(tenant, 1, seed=int(uuid.uuid4().int % 10_000)))
-    actor = team["marketer"].actor
-    campaign = workflow.campaign_schedule(tenant=tenant, actor=actor, campaign=campaign)
-    if stage == "scheduled":
-        return campaign.pk
-    launch.campaign_launch(tenant=tenant, campaign_id=campaign.pk)
-    if stage == "paused":
-        workflow.campaign_pause(tenant=tenant, actor=actor, campaign=campaign)
-    return campaign.pk
-
-
-def _template_version_id(tenant, issue_key) -> uuid.UUID:
-    from campaigns.services.templates import template_freeze
-    from healthmail.accounts.roles import Role
-    from tests.campaigns.conftest import person, template
-
-    marketer = person(tenant, Role.MARKETER).actor
-    return template_freeze(tenant=tenant, actor=marketer, template=template(tenant, marketer)).pk
-
-
-def _journey_id(tenant, issue_key) -> uuid.UUID:
-    from tests.journeys.conftest import active_journey
-
-    return active_journey(tenant).pk
-
-
-def _template_content(tenant, issue_key) -> dict:
-    return {"language": "en", "subject": "Updated", "html": "<p>Updated</p>"}
-
-
-def _removal_reason(tenant, issue_key) -> dict:
-    return {"reason": "asked to receive mail again"}
-
-
-def _own_contact_body(tenant, issue_key) -> dict:
-    """A body naming a contact of the caller's tenant: only the id in the path varies."""
-    return {"contact_id": str(_contact_id(tenant, issue_key))}
-
-
-@dataclass(frozen=True)
-class Operation:
-    scopes: list[str] | None  # what the view declares; None: refused to every key by design
-    make_object: Callable | None = None  # (tenant, issue_key) -> id of an object of that tenant
-    make_body: Callable | None = None  # (caller's tenant, issue_key) -> a valid JSON body, if one is needed
-    # Path parameters other than the object's id: (name, value), e.g. ("language", "es").
-    path_values: tuple[tuple[str, str], ...] = ()
-
-
-def _segment_id(tenant, issue_key) -> uuid.UUID:
-    from healthmail.actors import Actor
-    from segmentation.services import segment_create
-
-    segment = segment_create(
-        tenant=tenant,
-        actor=Actor.system("tests"),
-        name=f"bola {uuid.uuid4().hex[:6]}",
-        definition={"all": []},
-    )
-    return segment.pk
-
-
-def _webhook_endpoint_id(tenant, issue_key) -> uuid.UUID:
-    from django.test import override_settings
-
-    from delivery.webhooks.services import endpoint_create
-    from healthmail.actors import Actor
-
-    with override_settings(WEBHOOK_ALLOW_PRIVATE_TARGETS=True):
-        created = endpoint_create(
-            tenant=tenant,
-            actor=Actor.system("tests"),
-            url="http://127.0.0.1:9/hooks",
-            event_types=["message.delivered"],
-        )
-    return created.endpoint.pk
-
-
-def _message_id(tenant, issue_key) -> uuid.UUID:
-    from delivery.models import Stream
-    from delivery.outbox import OutboxRecipient, RenderedContent, message_enqueue_many
-
-    [message] = message_enqueue_many(
-        tenant=tenant,
-        stream=Stream.TRANSACTIONAL,
-        source_type="api",
-        source_id="bola",
-        purpose="operations",
-        recipients=[OutboxRecipient(None, f"bola.{uuid.uuid4().hex[:8]}@example.org")],
-        content=RenderedContent(subject="Notice", html="<p>Notice</p>", text="Notice"),
-    )
-    return message.pk
-
-
-def _authorization_id(tenant, issue_key) -> uuid.UUID:
-    import datetime
-
-    from consent import authorization_records as records
-    from consent.services import Evidence
-    from healthmail.actors import Actor
-    from tests.consent.conftest import new_contact, new_text
-
-    today = records.tenant_today(tenant)
-    authorization, _ = records.authorization_record(
-        tenant=tenant,
-        contact=new_contact(tenant),
-        text=new_text(tenant),
-        signature=records.Signature(signer_name="Pat Example", signed_on=today - datetime.timedelta(days=3)),
-        circumstances=records.Circumstances(form_source="paper", expiry_event="Leaving the plan"),
-        evidence=Evidence(source="paper", actor=Actor.system("tests")),
-        submission_key=uuid.uuid4().hex,
-    )
-    return authorization.pk
-
-
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/api/v1/me"): Operation(scopes=[]),
     ("GET", "/api/v1/segments"): Operation(scopes=["segments:read"]),
     ("POST", "/api/v1/segments"): Operation(scopes=["segments:write"]),
     ("POST", "/api/v1/segments/count"): Operation(scopes=["segments:read"]),
-    ("GET", "/api/v1/segments/{segment_id}"): Operation(scopes=["segments:read"], make_object=_segment_id),
-    ("PATCH", "/api/v1/segments/{segment_id}"): Operation(scopes=["segments:write"], make_object=_segment_id),
+    ("GET", "/api/v1/segments/{segment_id}"): Operation(scopes=["segments:read"], make_object=segment_id),
+    ("PATCH", "/api/v1/segments/{segment_id}"): Operation(scopes=["segments:write"], make_object=segment_id),
     ("POST", "/api/v1/segments/{segment_id}/count"): Operation(
-        scopes=["segments:read"], make_object=_segment_id
+        scopes=["segments:read"], make_object=segment_id
     ),
     ("POST", "/api/v1/events"): Operation(scopes=["events:write"]),
     ("POST", "/api/v1/consent/events"): Operation(scopes=["consent:write"]),
     ("POST", "/api/v1/consent/waivers"): Operation(scopes=["consent:write"]),
     ("POST", "/api/v1/suppressions"): Operation(scopes=["consent:write"]),
     ("POST", "/api/v1/suppressions/{suppression_id}/remove"): Operation(
-        scopes=["consent:write"], make_object=_suppression_id, make_body=_removal_reason
+        scopes=["consent:write"], make_object=suppression_id, make_body=removal_reason
     ),
     ("GET", "/api/v1/contacts/{contact_id}/consent"): Operation(
-        scopes=["consent:read"], make_object=_contact_id
+        scopes=["consent:read"], make_object=contact_id
     ),
     ("GET", "/api/v1/signing-keys"): Operation(scopes=[]),
     ("POST", "/api/v1/authorizations"): Operation(scopes=["consent:write"]),
     ("GET", "/api/v1/authorizations/{authorization_id}"): Operation(
-        scopes=["consent:read"], make_object=_authorization_id
+        scopes=["consent:read"], make_object=authorization_id
     ),
     ("POST", "/api/v1/authorizations/{authorization_id}/revoke"): Operation(
-        scopes=["consent:write"], make_object=_authorization_id
+        scopes=["consent:write"], make_object=authorization_id
     ),
     ("POST", "/api/v1/authorizations/{authorization_id}/end-event"): Operation(
-        scopes=["consent:write"], make_object=_authorization_id
+        scopes=["consent:write"], make_object=authorization_id
     ),
     ("GET", "/api/v1/contacts/{contact_id}/authorizations"): Operation(
-        scopes=["consent:read"], make_object=_contact_id
+        scopes=["consent:read"], make_object=contact_id
     ),
     ("GET", "/api/v1/contacts"): Operation(scopes=["contacts:read"]),
     ("POST", "/api/v1/contacts"): Operation(scopes=["contacts:write"]),
     ("POST", "/api/v1/contacts/bulk"): Operation(scopes=["contacts:write"]),
-    ("GET", "/api/v1/contacts/{contact_id}"): Operation(scopes=["contacts:read"], make_object=_contact_id),
-    ("DELETE", "/api/v1/contacts/{contact_id}"): Operation(
-        scopes=["contacts:write"], make_object=_contact_id
-    ),
+    ("GET", "/api/v1/contacts/{contact_id}"): Operation(scopes=["contacts:read"], make_object=contact_id),
+    ("DELETE", "/api/v1/contacts/{contact_id}"): Operation(scopes=["contacts:write"], make_object=contact_id),
     ("GET", "/api/v1/webhooks"): Operation(scopes=["webhooks:manage"]),
     ("POST", "/api/v1/webhooks"): Operation(scopes=["webhooks:manage"]),
     ("GET", "/api/v1/webhooks/{endpoint_id}"): Operation(
-        scopes=["webhooks:manage"], make_object=_webhook_endpoint_id
+        scopes=["webhooks:manage"], make_object=webhook_endpoint_id
     ),
     ("DELETE", "/api/v1/webhooks/{endpoint_id}"): Operation(
-        scopes=["webhooks:manage"], make_object=_webhook_endpoint_id
+        scopes=["webhooks:manage"], make_object=webhook_endpoint_id
     ),
     ("PATCH", "/api/v1/webhooks/{endpoint_id}"): Operation(
-        scopes=["webhooks:manage"], make_object=_webhook_endpoint_id
+        scopes=["webhooks:manage"], make_object=webhook_endpoint_id
     ),
     ("POST", "/api/v1/webhooks/{endpoint_id}/ping"): Operation(
-        scopes=["webhooks:manage"], make_object=_webhook_endpoint_id
+        scopes=["webhooks:manage"], make_object=webhook_endpoint_id
     ),
     ("POST", "/api/v1/webhooks/{endpoint_id}/rotate-secret"): Operation(
-        scopes=["webhooks:manage"], make_object=_webhook_endpoint_id
+        scopes=["webhooks:manage"], make_object=webhook_endpoint_id
     ),
     ("POST", "/api/v1/webhook-deliveries/{delivery_id}/redeliver"): Operation(
-        scopes=["webhooks:manage"], make_object=_webhook_delivery_id
+        scopes=["webhooks:manage"], make_object=webhook_delivery_id
     ),
     ("GET", "/api/v1/webhooks/{endpoint_id}/deliveries"): Operation(
-        scopes=["webhooks:manage"], make_object=_webhook_endpoint_id
+        scopes=["webhooks:manage"], make_object=webhook_endpoint_id
     ),
     ("GET", "/api/v1/messages"): Operation(scopes=["messages:read"]),
     ("GET", "/api/v1/templates"): Operation(scopes=["campaigns:read"]),
-    ("GET", "/api/v1/templates/{template_id}"): Operation(
-        scopes=["campaigns:read"], make_object=_template_id
-    ),
+    ("GET", "/api/v1/templates/{template_id}"): Operation(scopes=["campaigns:read"], make_object=template_id),
     ("POST", "/api/v1/templates"): Operation(scopes=["templates:write"]),
     ("PATCH", "/api/v1/templates/{template_id}"): Operation(
-        scopes=["templates:write"], make_object=_template_id, make_body=_template_content
+        scopes=["templates:write"], make_object=template_id, make_body=template_content
     ),
     ("DELETE", "/api/v1/templates/{template_id}"): Operation(
-        scopes=["templates:write"], make_object=_template_id
+        scopes=["templates:write"], make_object=template_id
     ),
     ("DELETE", "/api/v1/templates/{template_id}/languages/{language}"): Operation(
-        scopes=["templates:write"], make_object=_template_with_spanish_id, path_values=(("language", "es"),)
+        scopes=["templates:write"], make_object=template_with_spanish_id, path_values=(("language", "es"),)
     ),
     ("GET", "/api/v1/templates/{template_id}/versions"): Operation(
-        scopes=["campaigns:read"], make_object=_template_id
+        scopes=["campaigns:read"], make_object=template_id
     ),
     ("POST", "/api/v1/templates/{template_id}/versions"): Operation(
-        scopes=["templates:write"], make_object=_template_id
+        scopes=["templates:write"], make_object=template_id
     ),
     ("GET", "/api/v1/templates/{template_id}/preview"): Operation(
-        scopes=["campaigns:read"], make_object=_template_id
+        scopes=["campaigns:read"], make_object=template_id
     ),
     ("POST", "/api/v1/templates/{template_id}/preview"): Operation(
-        scopes=["campaigns:read", "contacts:phi"], make_object=_template_id, make_body=_own_contact_body
+        scopes=["campaigns:read", "contacts:phi"], make_object=template_id, make_body=own_contact_body
     ),
     ("POST", "/api/v1/template-versions/{version_id}/preview"): Operation(
         scopes=["campaigns:read", "contacts:phi"],
-        make_object=_template_version_id,
-        make_body=_own_contact_body,
+        make_object=template_version_id,
+        make_body=own_contact_body,
     ),
     ("GET", "/api/v1/template-versions/{version_id}"): Operation(
-        scopes=["campaigns:read"], make_object=_template_version_id
+        scopes=["campaigns:read"], make_object=template_version_id
     ),
     ("GET", "/api/v1/template-versions/{version_id}/preview"): Operation(
-        scopes=["campaigns:read"], make_object=_template_version_id
+        scopes=["campaigns:read"], make_object=template_version_id
     ),
     ("GET", "/api/v1/campaigns"): Operation(scopes=["campaigns:read"]),
-    ("GET", "/api/v1/campaigns/{campaign_id}"): Operation(
-        scopes=["campaigns:read"], make_object=_campaign_id
-    ),
+    ("GET", "/api/v1/campaigns/{campaign_id}"): Operation(scopes=["campaigns:read"], make_object=campaign_id),
     ("PATCH", "/api/v1/campaigns/{campaign_id}"): Operation(
         scopes=["campaigns:write"],
-        make_object=_campaign_id,
+        make_object=campaign_id,
         make_body=lambda tenant, _: {"name": f"Renamed {uuid.uuid4().hex[:6]}"},
     ),
     ("POST", "/api/v1/campaigns"): Operation(scopes=["campaigns:write"]),
     ("POST", "/api/v1/campaigns/{campaign_id}/unschedule"): Operation(
-        scopes=["campaigns:write"], make_object=lambda tenant, _: _campaign_in(tenant, "scheduled")
+        scopes=["campaigns:write"], make_object=lambda tenant, _: campaign_in(tenant, "scheduled")
     ),
     ("POST", "/api/v1/campaigns/{campaign_id}/cancel"): Operation(
-        scopes=["campaigns:write"], make_object=_campaign_id
+        scopes=["campaigns:write"], make_object=campaign_id
     ),
     ("POST", "/api/v1/campaigns/{campaign_id}/submit"): Operation(
-        scopes=["campaigns:write"], make_object=lambda tenant, _: _campaign_in(tenant, "draft")
+        scopes=["campaigns:write"], make_object=lambda tenant, _: campaign_in(tenant, "draft")
     ),
     ("POST", "/api/v1/campaigns/{campaign_id}/withdraw"): Operation(
-        scopes=["campaigns:write"], make_object=lambda tenant, _: _campaign_in(tenant, "in_review")
+        scopes=["campaigns:write"], make_object=lambda tenant, _: campaign_in(tenant, "in_review")
     ),
     ("POST", "/api/v1/campaigns/{campaign_id}/schedule"): Operation(
         scopes=["campaigns:write"],
-        make_object=lambda tenant, _: _campaign_in(tenant, "approved"),
+        make_object=lambda tenant, _: campaign_in(tenant, "approved"),
         make_body=lambda tenant, _: {"confirm_empty": True},
     ),
     ("POST", "/api/v1/campaigns/{campaign_id}/pause"): Operation(
-        scopes=["campaigns:write"], make_object=lambda tenant, _: _campaign_in(tenant, "sending")
+        scopes=["campaigns:write"], make_object=lambda tenant, _: campaign_in(tenant, "sending")
     ),
     ("POST", "/api/v1/campaigns/{campaign_id}/resume"): Operation(
-        scopes=["campaigns:write"], make_object=lambda tenant, _: _campaign_in(tenant, "paused")
+        scopes=["campaigns:write"], make_object=lambda tenant, _: campaign_in(tenant, "paused")
     ),
     ("GET", "/api/v1/campaigns/{campaign_id}/report"): Operation(
-        scopes=["campaigns:report"], make_object=_campaign_id
+        scopes=["campaigns:report"], make_object=campaign_id
     ),
     ("POST", "/api/v1/messages"): Operation(scopes=["messages:send"]),
     ("POST", "/api/v1/messages/batch"): Operation(scopes=["messages:send"]),
-    ("GET", "/api/v1/messages/{message_id}"): Operation(scopes=["messages:read"], make_object=_message_id),
+    ("GET", "/api/v1/messages/{message_id}"): Operation(scopes=["messages:read"], make_object=message_id),
     ("GET", "/api/v1/journeys"): Operation(scopes=["journeys:read"]),
     ("POST", "/api/v1/journeys"): Operation(scopes=["journeys:write"]),
-    ("GET", "/api/v1/journeys/{journey_id}"): Operation(scopes=["journeys:read"], make_object=_journey_id),
+    ("GET", "/api/v1/journeys/{journey_id}"): Operation(scopes=["journeys:read"], make_object=journey_id),
     ("POST", "/api/v1/journeys/{journey_id}/enrolments"): Operation(
-        scopes=["journeys:write"], make_object=_journey_id, make_body=_own_contact_body
+        scopes=["journeys:write"], make_object=journey_id, make_body=own_contact_body
     ),
     ("POST", "/api/v1/journeys/{journey_id}/removals"): Operation(
-        scopes=["journeys:write"], make_object=_journey_id, make_body=_own_contact_body
+        scopes=["journeys:write"], make_object=journey_id, make_body=own_contact_body
     ),
     ("GET", "/api/v1/contacts/{contact_id}/journeys"): Operation(
-        scopes=["journeys:read"], make_object=_contact_id
+        scopes=["journeys:read"], make_object=contact_id
     ),
 }
 
@@ -403,7 +199,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 TEST_OPERATIONS: dict[tuple[str, str], Operation] = {
     **OPERATIONS,
     ("POST", "/api/v1/_test/notes"): Operation(scopes=["events:write"]),
-    ("GET", "/api/v1/_test/api-keys/{key_id}"): Operation(scopes=[], make_object=_api_key_id),
+    ("GET", "/api/v1/_test/api-keys/{key_id}"): Operation(scopes=[], make_object=api_key_id),
     ("GET", "/api/v1/_test/undeclared"): Operation(scopes=None),
 }
 
@@ -536,7 +332,7 @@ def _patient_update(tenant, issue_key, object_id) -> dict:
 
 
 def _fhir_message_id(tenant, issue_key) -> uuid.UUID:
-    return _message_id(tenant, issue_key)
+    return message_id(tenant, issue_key)
 
 
 def _fhir_revocation(tenant, issue_key, object_id) -> dict:
@@ -564,18 +360,18 @@ FHIR_OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", ".well-known/smart-configuration"): Operation(scopes=None),  # open: SMART discovery
     ("GET", "Patient"): Operation(scopes=["contacts:read"]),
     ("POST", "Patient"): Operation(scopes=["contacts:write"]),
-    ("GET", "Patient/{resource_id}"): Operation(scopes=["contacts:read"], make_object=_contact_id),
+    ("GET", "Patient/{resource_id}"): Operation(scopes=["contacts:read"], make_object=contact_id),
     ("PUT", "Patient/{resource_id}"): Operation(
-        scopes=["contacts:write"], make_object=_contact_id, make_body=_patient_update
+        scopes=["contacts:write"], make_object=contact_id, make_body=_patient_update
     ),
     ("POST", "CommunicationRequest"): Operation(scopes=["messages:send"]),
     ("GET", "Communication"): Operation(scopes=["messages:read"]),
     ("GET", "Communication/{resource_id}"): Operation(scopes=["messages:read"], make_object=_fhir_message_id),
     ("POST", "Consent"): Operation(scopes=["consent:write"]),
     ("GET", "Consent"): Operation(scopes=["consent:read"]),
-    ("GET", "Consent/{resource_id}"): Operation(scopes=["consent:read"], make_object=_authorization_id),
+    ("GET", "Consent/{resource_id}"): Operation(scopes=["consent:read"], make_object=authorization_id),
     ("PUT", "Consent/{resource_id}"): Operation(
-        scopes=["consent:write"], make_object=_authorization_id, make_body=_fhir_revocation
+        scopes=["consent:write"], make_object=authorization_id, make_body=_fhir_revocation
     ),
 }
 

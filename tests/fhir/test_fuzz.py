@@ -36,7 +36,7 @@ from healthmail.accounts.models import ApiKey
 from healthmail.actors import Actor
 from healthmail.outages import shared_or_local
 from healthmail.tenants.context import tenant_context
-from tests.api.test_bola import _message_id
+from tests.api.objects import message_id
 from tests.factories import BaaFactory, ContactFactory, TenantFactory
 from tests.live_server import served_over_http
 
@@ -142,8 +142,8 @@ def world(server_url, django_db_blocker) -> Iterator[World]:
             url=server_url,
             keys={name: f"Bearer {key}" for name, key in keys.items()},
             smart_scopes=smart_scopes,
-            own={"Patient": str(own_patient.pk), "Communication": str(_message_id(mine, None))},
-            foreign={"Patient": str(foreign_patient.pk), "Communication": str(_message_id(other, None))},
+            own={"Patient": str(own_patient.pk), "Communication": str(message_id(mine, None))},
+            foreign={"Patient": str(foreign_patient.pk), "Communication": str(message_id(other, None))},
             foreign_mrn=foreign_mrn,
             session=requests.Session(),
         )

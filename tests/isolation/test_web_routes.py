@@ -16,7 +16,7 @@ import pytest
 from django.test import Client
 
 from healthmail.accounts.roles import Role
-from tests.api import test_bola as api
+from tests.api import objects as api
 from tests.conftest import sign_in
 from tests.factories import MembershipFactory
 from tests.web.routes import Route, all_routes
@@ -38,7 +38,7 @@ def _authorization(tenant) -> dict[str, object]:
     from consent.models import Authorization
     from healthmail.tenants.context import tenant_context
 
-    authorization_id = api._authorization_id(tenant, None)
+    authorization_id = api.authorization_id(tenant, None)
     with tenant_context(tenant):
         contact_id = Authorization.objects.get(pk=authorization_id).contact_id
     return {"authorization_id": authorization_id, "contact_id": contact_id}
@@ -99,7 +99,7 @@ def _legal_hold(tenant) -> dict[str, object]:
     from retention import holds
     from tests.retention.helpers import officer
 
-    contact_id = api._contact_id(tenant, None)
+    contact_id = api.contact_id(tenant, None)
     hold = holds.hold_create(
         tenant=tenant,
         actor=officer(tenant),
@@ -128,7 +128,7 @@ def _access_request(tenant) -> dict[str, object]:
         tenant=tenant,
         user=officer(tenant),
         role=Role.COMPLIANCE_OFFICER,
-        contact_id=api._contact_id(tenant, None),
+        contact_id=api.contact_id(tenant, None),
         received_on=timezone.localdate(),
     )
     return {"request_id": request.pk}
@@ -378,7 +378,7 @@ FACTORIES: dict[str, Factory] = {
     "version_id": _policy_version,
     "incident_id": _incident,
     "request_id": _access_request,
-    "journey_id": _one("journey_id", api._journey_id),
+    "journey_id": _one("journey_id", api.journey_id),
     "api_key_id": _api_key,
     "smart_client_id": _smart_client,
     "text_id": _authorization_text,
@@ -386,14 +386,14 @@ FACTORIES: dict[str, Factory] = {
     "sender_domain_id": _sender_domain,
     "hold_id": _legal_hold,
     "membership_id": _membership,
-    "contact_id": _one("contact_id", api._contact_id),
+    "contact_id": _one("contact_id", api.contact_id),
     "authorization_id": _authorization,
-    "segment_id": _one("segment_id", api._segment_id),
-    "suppression_id": _one("suppression_id", api._suppression_id),
-    "endpoint_id": _one("endpoint_id", api._webhook_endpoint_id),
-    "message_id": _one("message_id", api._message_id),
-    "campaign_id": _one("campaign_id", api._campaign_id),
-    "template_id": _one("template_id", api._template_id),
+    "segment_id": _one("segment_id", api.segment_id),
+    "suppression_id": _one("suppression_id", api.suppression_id),
+    "endpoint_id": _one("endpoint_id", api.webhook_endpoint_id),
+    "message_id": _one("message_id", api.message_id),
+    "campaign_id": _one("campaign_id", api.campaign_id),
+    "template_id": _one("template_id", api.template_id),
 }
 
 # Route parameters that do not name a tenant's object by id, and why they are not tried here.
