@@ -5,7 +5,6 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.utils.cache import patch_cache_control
 
 from .errors import is_api_request, problem_response
 from .throttling import rate_limit_headers
@@ -24,10 +23,7 @@ class BodySizeLimitMiddleware:
         if length > limit:
             detail = f"The request body may be at most {limit} bytes."
             if is_api_request(request):
-                # refused above the no-store middleware, so it says no-store itself (as every API answer does)
-                response = problem_response(413, detail, code="body_too_large")
-                patch_cache_control(response, no_store=True)
-                return response
+                return problem_response(413, detail, code="body_too_large")
             return HttpResponse(detail, status=413, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
 

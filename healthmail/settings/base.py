@@ -70,12 +70,14 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",  # healthmail/content_policy.py; before the no-store and error answers
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Every answer below, also those refused before a view (413, a bad Host): static files above stay
+    # cacheable; request.user, set further down, is read once the answer is made.
+    "healthmail.no_store.NoStoreMiddleware",
     "healthmail.api.middleware.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "healthmail.no_store.NoStoreMiddleware",  # sees every answer below, including error pages
     "healthmail.api.middleware.RateLimitHeadersMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

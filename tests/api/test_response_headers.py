@@ -32,6 +32,18 @@ def test_api_answers_are_not_stored_by_any_cache(api, issue_key):
     assert all(_no_store(answer) for answer in answers)
 
 
+def test_api_answers_refused_before_any_view_are_not_stored_either(api, issue_key, settings):
+    """A bad Host header (CommonMiddleware's 400) and an oversized body (413) are answered before
+    the request reaches a view; schemathesis found the 400 without no-store."""
+    client = api(issue_key())
+    bad_host = client.post("/api/v1/contacts", {"email": "pat@example.org"}, HTTP_HOST="bad host!")
+    settings.REQUEST_BODY_MAX_BYTES = 10
+    too_large = client.post("/api/v1/contacts", {"email": "pat@example.org", "first_name": "Pat"})
+    assert [bad_host.status_code, too_large.status_code] == [400, 413]
+    assert _no_store(bad_host)
+    assert _no_store(too_large)
+
+
 def test_pages_for_signed_in_people_are_not_stored(member_client, client):
     page = member_client(Role.MARKETER).get("/contacts/")
     assert page.status_code == 200
