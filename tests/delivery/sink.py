@@ -185,7 +185,10 @@ class SinkProcess:
         """What a worker process needs (with DJANGO_SETTINGS_MODULE=tests.delivery.sink_settings) to
         send here: the CA, and a DNS zone file (delivery/tls/zone.py) with `domain`'s MX on the sink."""
         zone = Path(self.log).with_suffix(".zone.json")
-        zone.write_text(
+        # Written aside and renamed: the benchmark's workers each call this as they start, and one
+        # reading the file while another rewrote it in place found it empty (a worker died so).
+        aside = zone.with_suffix(f".{os.getpid()}.tmp")
+        aside.write_text(
             json.dumps(
                 {
                     "mx": {domain: [{"host": self.hostname, "port": self.port}]},
@@ -193,6 +196,7 @@ class SinkProcess:
                 }
             )
         )
+        os.replace(aside, zone)
         return {
             "DELIVERY_CA_FILE": self.ca_file,
             "DELIVERY_RESOLVER": "static",
