@@ -178,9 +178,9 @@ class StepLog(TenantOwnedModel):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # The engine writes several rows per contact per advance: deferred foreign-key triggers on each
     # (checked at commit) cost more than the rows. The engine writes a log row only with its position
-    # in the same transaction, and Django's collector still cascades deletes (contact, position) and
-    # refuses a tenant's deletion. The tenant has no index of its own: the counts and position indexes
-    # lead with it.
+    # in the same transaction, and Django's collector still cascades deletes (position, and through it
+    # the contact) and refuses a tenant's deletion. The tenant has no index of its own: the counts and
+    # position indexes lead with it.
     tenant = models.ForeignKey(
         Tenant, on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False
     )
@@ -194,8 +194,13 @@ class StepLog(TenantOwnedModel):
     position = models.ForeignKey(
         Position, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )
+    # No index on the contact: a row's contact is its position's, so a contact's history is read
+    # through its positions (the position index) and a deleted contact's rows go with its positions'
+    # cascade. An entry per row in a random-key index was the dearest part of the step log's insert
+    # at a million contacts (a random leaf page dirtied per contact, written again after every
+    # checkpoint: docs/benchmarks.md, journeys).
     contact = models.ForeignKey(
-        "contacts.Contact", on_delete=models.CASCADE, related_name="+", db_constraint=False
+        "contacts.Contact", on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
     )
     step = models.CharField(max_length=64)
     outcome = models.CharField(max_length=16, choices=Outcome.choices)

@@ -258,7 +258,10 @@ def contact_history(*, tenant: Tenant, contact: Contact) -> list[tuple[Position,
     """Each of the contact's positions with the steps it took, newest first."""
     positions = list(contact_positions(tenant=tenant, contact=contact))
     logs: dict = defaultdict(list)
-    for log in StepLog.objects.filter(tenant=tenant, contact=contact).order_by("at", "pk"):
+    # By position (journey_steplog_position): a log row's contact is its position's.
+    for log in StepLog.objects.filter(tenant=tenant, position__in=[p.pk for p in positions]).order_by(
+        "at", "pk"
+    ):
         logs[log.position_id].append(log)
     return [(position, logs[position.pk]) for position in positions]
 

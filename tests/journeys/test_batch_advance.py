@@ -118,3 +118,30 @@ def test_a_write_that_misses_a_position_of_the_batch_fails_instead_of_dropping_i
         logs = [engine._Logged(claimed, "wait", StepLog.Outcome.WAITING, "", None)]
         with pytest.raises(RuntimeError, match="wrote 0 of 1 positions, 0 of 1 log rows"):
             engine._write(tenant_a, [claimed], logs, now)
+
+
+def test_a_contacts_history_and_deletion_go_through_its_positions(tenant_a, people):
+    """The step log has no index on the contact: the contact page reads a contact's rows by its
+    positions, and deleting a contact removes its rows with its positions, nobody else's."""
+    from journeys import selectors
+
+    journey = active_journey(tenant_a, steps=RECALL)
+    gone, kept = patient(tenant_a, opt_in=False), patient(tenant_a, opt_in=False)  # no consent rows
+    now = timezone.now() + datetime.timedelta(seconds=1)
+    for contact in (gone, kept):
+        enrolment.journey_enrol(tenant=tenant_a, actor=SYSTEM, journey=journey, contact=contact)
+    engine.positions_advance_all(tenant=tenant_a, now=now)
+    engine.positions_advance_all(tenant=tenant_a, now=now + datetime.timedelta(hours=1, seconds=1))
+    with tenant_context(tenant_a):
+        [(position, logs)] = selectors.contact_history(tenant=tenant_a, contact=gone)
+        assert position.contact_id == gone.pk
+        assert [(log.step, log.outcome) for log in logs] == [
+            ("wait", StepLog.Outcome.WAITING),
+            ("tag", StepLog.Outcome.UPDATED),
+            ("done", StepLog.Outcome.EXITED),
+        ]
+        assert {log.contact_id for log in logs} == {gone.pk}
+        Contact.objects.filter(pk=gone.pk).delete()
+        assert not StepLog.objects.filter(contact_id=gone.pk).exists()
+        assert StepLog.objects.filter(contact_id=kept.pk).count() == 3
+        assert [len(logs) for _, logs in selectors.contact_history(tenant=tenant_a, contact=kept)] == [3]
