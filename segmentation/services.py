@@ -25,7 +25,7 @@ from healthmail import disclosure
 from healthmail.actors import Actor
 from healthmail.disclosure import Viewer
 from healthmail.errors import ApplicationError, Conflict, PermissionRefused
-from healthmail.tenants.context import db_setting, tenant_context
+from healthmail.tenants.context import current_tenant_id, db_setting, tenant_context
 from healthmail.tenants.models import Tenant
 
 from . import compiler, selectors
@@ -127,10 +127,22 @@ def _timeout_ms() -> int:
 
 def _fetch(query: sql.Composable, params: list[Any]) -> list[tuple]:
     """Run one read under the statement timeout (restored afterwards)."""
+    return _fetch_each([(query, params)])[0]
+
+
+def _fetch_each(queries: list[compiler.SqlPart]) -> list[list[tuple]]:
+    """Run reads one statement after another, each under the statement timeout (a per-statement
+    limit: set once for all of them, which saves the round trips of setting and restoring it per
+    read when a count compares itself with many recent ones)."""
+    if not queries:
+        return []
     try:
         with db_setting("statement_timeout", str(_timeout_ms())), connection.cursor() as cursor:
-            cursor.execute(_render(query), params)
-            return cursor.fetchall()
+            results = []
+            for query, params in queries:
+                cursor.execute(_render(query), params)
+                results.append(cursor.fetchall())
+            return results
     except OperationalError as error:
         if isinstance(error.__cause__, pg_errors.QueryCanceled):
             raise SegmentTooSlow(
@@ -306,12 +318,18 @@ class _QueryAudit:
     queries, each new answer checked against them and remembered."""
 
     def __init__(self, tenant: Tenant, viewer: Viewer, now: datetime.datetime):
+        if current_tenant_id() != tenant.pk:
+            raise RuntimeError("the query audit runs inside the count's tenant context")
         self.tenant, self.viewer, self.now = tenant, viewer, now
         self.policy = disclosure.policy_for(tenant)
         self.pending: list[CountQuery] = []
         self.recent = selectors.count_queries_recent(
             tenant=tenant, actor=viewer.key, since=now - datetime.timedelta(hours=self.policy.window_hours)
         )
+        # Each recent query compiled once per count, not once per cell compared with it; keyed by the
+        # row object (kept alive in `recent`): an "unknown" cell's definition depends on the other
+        # cells of its time, so equal query texts need not mean equal definitions.
+        self._compiled: dict[int, compiler.Compiled | None] = {}
 
     def answer(
         self, definition: Any, query: str, compiled: compiler.Compiled, count: int, unit: str = ""
@@ -336,6 +354,7 @@ class _QueryAudit:
         )
         self.recent.insert(0, row)
         self.pending.append(row)
+        self._compiled[id(row)] = compiled
 
     def save(self) -> None:
         """Write the answers remembered since the last save (one INSERT for a count's cells)."""
@@ -345,7 +364,7 @@ class _QueryAudit:
     def try_answer(self, definition: Any, query: str, count: int, *, unit: str) -> bool:
         """A breakdown cell: False when it may not be shown (refused, or not expressible as a query)."""
         try:
-            compiled = segment_compile(tenant=self.tenant, definition=definition, now=self.now)
+            compiled = self._compile_definition(definition)
             self.answer(definition, query, compiled, count, unit=unit)
         except (DefinitionError, disclosure.QueryRefused):
             return False
@@ -355,20 +374,35 @@ class _QueryAudit:
         # |Q Δ R| >= ||Q| - |R||: only recent queries of a close size can be a differencing pair.
         # (Sizes drift as contacts change; the per-query noise still covers such pairs.) Cells of
         # one breakdown are disjoint groups: they need no comparison with each other.
-        found: dict[str, int] = {}
+        compared: dict[str, compiler.SqlPart] = {}
         for row in self.recent:
-            if len(found) >= self.policy.compared:
+            if len(compared) >= self.policy.compared:
                 break
-            if row.query == query or row.query in found or row.count is None:
+            if row.query == query or row.query in compared or row.count is None:
                 continue
             if (unit and row.unit == unit) or abs(count - row.count) >= 2 * self.policy.k:
                 continue
-            try:
-                other = segment_compile(tenant=self.tenant, definition=row.definition, now=self.now)
-            except DefinitionError:
+            other = self._compile(row)
+            if other is None:
                 continue  # a referenced segment changed since: nothing left to compare with
-            found[row.query] = _fetch(*compiler.difference_query(compiled, other))[0][0]
-        return found
+            compared[row.query] = compiler.difference_query(compiled, other)
+        results = _fetch_each(list(compared.values()))
+        return {other: rows[0][0] for other, rows in zip(compared, results, strict=True)}
+
+    def _compile(self, row: CountQuery) -> compiler.Compiled | None:
+        if id(row) not in self._compiled:
+            try:
+                self._compiled[id(row)] = self._compile_definition(row.definition)
+            except DefinitionError:
+                self._compiled[id(row)] = None
+        return self._compiled[id(row)]
+
+    def _compile_definition(self, definition: Any) -> compiler.Compiled:
+        """segment_compile in the count's own tenant context (the audit lives inside it), without
+        entering it again: a nested context costs four statements, and a count compiles hundreds of
+        definitions when it compares its cells with the viewer's recent queries."""
+        parsed = parse(definition, lookup=selectors.segment_lookup(tenant=self.tenant))
+        return compiler.compile_segment(parsed, _context(self.tenant, self.now))
 
 
 def _population(tenant: Tenant, compiled: compiler.Compiled) -> int:

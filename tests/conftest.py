@@ -4,7 +4,10 @@ runs as the non-superuser application role, so row-level security is always in f
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import functools
 import os
+import tempfile
 from collections.abc import Iterator
 
 import psycopg
@@ -17,11 +20,20 @@ from psycopg import sql
 _ACCEPTANCE: list = []
 
 
+# Migrating a database costs a minute or two of CPU, almost all of it Django rendering model states
+# (every model points at the tenant, so each operation re-renders most of them); the SQL takes seconds.
+# Under xdist the first worker to need a database migrates one template and every worker copies it
+# (CREATE DATABASE ... TEMPLATE, a file copy), instead of each worker migrating its own. The
+# controller names the template, so workers of one run share it and parallel runs never do.
+_TEMPLATE = "HEALTHMAIL_TEST_TEMPLATE_DB"
+
+
 def pytest_configure(config):
     """Start the `make run` stack of the acceptance test now (it takes a minute or two) when the session
     will run it: in the xdist controller or the only process, never in each worker."""
     if hasattr(config, "workerinput"):
         return
+    os.environ[_TEMPLATE] = f"test_healthmail_template_{os.getpid()}"  # inherited by the workers
     from tests.e2e.make_run import HANDOFF, StackProcess, selected
 
     if selected(config) and not os.environ.get(HANDOFF):
@@ -33,6 +45,8 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     while _ACCEPTANCE:
         _ACCEPTANCE.pop().stop()
+    if not hasattr(config, "workerinput") and os.environ.get(_TEMPLATE):
+        _drop_template(os.environ.pop(_TEMPLATE))
 
 
 def _admin_connection(dbname: str) -> psycopg.Connection:
@@ -47,22 +61,77 @@ def _admin_connection(dbname: str) -> psycopg.Connection:
     )
 
 
-@pytest.fixture(scope="session")
-def django_db_setup(django_db_blocker, worker_id):
-    name = f"test_healthmail_{worker_id}_{os.getpid()}"
-    maintenance_db = settings.DATABASES["owner"]["NAME"]
-    with _admin_connection(maintenance_db) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+@functools.cache
+def _maintenance_db() -> str:
+    """The owner's own database (the settings name it until a test database replaces it)."""
+    return settings.DATABASES["owner"]["NAME"]
+
+
+def _lock_path(template: str) -> str:
+    return os.path.join(tempfile.gettempdir(), f"{template}.lock")
+
+
+def _use_database(name: str) -> None:
     for alias in ("default", "owner"):
         settings.DATABASES[alias]["NAME"] = name
         connections[alias].settings_dict["NAME"] = name
         connections[alias].close()
+
+
+def _migrate(name: str, django_db_blocker) -> None:
+    """Create `name` and build the schema in it as the owner, with the application role's grants."""
+    with _admin_connection(_maintenance_db()) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    _use_database(name)
     with django_db_blocker.unblock():
         call_command("db_setup", database="owner", verbosity=0)
         call_command("migrate", database="owner", verbosity=0, interactive=False)
         call_command("db_setup", database="owner", verbosity=0)
+        for connection in connections.all():
+            connection.close()  # a template being copied must have no session
+
+
+def _copy_template(name: str, django_db_blocker) -> None:
+    """This worker's database as a copy of the run's migrated template (built by the first worker
+    that needs one, under a file lock); then the grants, which a copy does not carry."""
+    template = os.environ[_TEMPLATE]
+    with open(_lock_path(template), "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        lock.seek(0)
+        if lock.read() != "ready":
+            _migrate(template, django_db_blocker)
+            lock.write("ready")
+            lock.flush()
+        with _admin_connection(_maintenance_db()) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            admin.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(template)
+                )
+            )
+    _use_database(name)
+    with django_db_blocker.unblock():
+        call_command("db_setup", database="owner", verbosity=0)
         connections["owner"].close()
+
+
+def _drop_template(template: str) -> None:
+    if not os.path.exists(_lock_path(template)):
+        return  # no worker needed a database
+    with _admin_connection(_maintenance_db()) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(template)))
+    os.remove(_lock_path(template))
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_blocker, worker_id):
+    name = f"test_healthmail_{worker_id}_{os.getpid()}"
+    maintenance_db = _maintenance_db()
+    if worker_id != "master" and os.environ.get(_TEMPLATE):
+        _copy_template(name, django_db_blocker)
+    else:
+        _migrate(name, django_db_blocker)
     yield
     with django_db_blocker.unblock():
         for connection in connections.all():
