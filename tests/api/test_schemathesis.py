@@ -52,8 +52,9 @@ def keys(issue_key, key_creator, settings):
     per case cost more than the case: its creation and its first use each write the key row and an
     audit event (the first use records last_used_at), about half of the queries a case sent.
 
-    Reused, a key meets the rate limit (600 a minute in tests) a few hundred cases in; raised here so
-    every case reaches the operation (no 429 is accepted below). The limiter still runs and still
+    Reused, a key would meet the rate limit (600 a minute in tests) once an operation sends it more
+    than 600 cases in a minute (SCHEMATHESIS_EXAMPLES in the thousands); raised here so every case
+    reaches the operation (no 429 is accepted below). The limiter still runs and still
     announces itself (schema_support.rate_limit_announced); tests/api/test_response_headers.py
     tests the limit itself."""
     settings.REST_FRAMEWORK = {
