@@ -60,7 +60,7 @@ chaos: $(INSTALLED) $(FRONTEND)
 
 # Schemathesis at full volume (RELIABILITY S4): a few hundred generated cases per operation and longer
 # call sequences, and the FHIR fuzz (tests/fhir/test_fuzz.py) with 300 cases per interaction; `make
-# test` runs the same tests with 20 cases per operation, 20 sequences and 60 FHIR cases.
+# test` runs the same tests with 100 cases per operation, 20 sequences and 60 FHIR cases.
 schemathesis: $(INSTALLED)
 	SCHEMATHESIS_EXAMPLES=$${SCHEMATHESIS_EXAMPLES:-300} SCHEMATHESIS_SCENARIOS=$${SCHEMATHESIS_SCENARIOS:-400} \
 	  FHIR_FUZZ_EXAMPLES=$${FHIR_FUZZ_EXAMPLES:-300} \

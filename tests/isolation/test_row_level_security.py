@@ -106,3 +106,62 @@ def test_tenant_setting_ends_with_the_block(tenant_a):
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('app.tenant_id', true)")
         assert cursor.fetchone()[0] in ("", None)
+
+
+def _tenant_setting() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('app.tenant_id', true)")
+        return cursor.fetchone()[0] or ""
+
+
+def test_nested_contexts_set_and_restore_the_tenant(tenant_a, tenant_b):
+    with transaction.atomic(), tenant_context(tenant_a):
+        with tenant_context(tenant_b):
+            assert _tenant_setting() == str(tenant_b.pk)
+            with tenant_context(tenant_a):
+                assert _tenant_setting() == str(tenant_a.pk)
+            assert _tenant_setting() == str(tenant_b.pk)
+        # The value read back when tenant_b was set is the one restored (one query reads and sets).
+        assert _tenant_setting() == str(tenant_a.pk)
+        with tenant_context(tenant_a):
+            assert _tenant_setting() == str(tenant_a.pk)
+        assert _tenant_setting() == str(tenant_a.pk)
+
+
+def test_reentering_the_same_tenant_sends_no_setting_query(tenant_a):
+    from django.test.utils import CaptureQueriesContext
+
+    with tenant_context(tenant_a), CaptureQueriesContext(connection) as queries:
+        with tenant_context(tenant_a):
+            pass
+    assert not [q for q in queries.captured_queries if "set_config" in q["sql"]], queries.captured_queries
+
+
+def test_an_error_inside_a_reentered_context_leaves_the_outer_one_usable(tenant_a):
+    with tenant_context(tenant_a):
+        with pytest.raises(ProgrammingError), tenant_context(tenant_a), connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM no_such_table")
+        assert _tenant_setting() == str(tenant_a.pk)
+
+
+def test_a_context_copied_into_another_thread_sets_the_tenant_there(tenant_a):
+    """A thread has its own connection: the open context of the thread it was copied from does not
+    hold the setting there."""
+    import contextvars
+    import threading
+
+    seen: list[str] = []
+
+    def in_thread() -> None:
+        try:
+            with transaction.atomic(), tenant_context(tenant_a):
+                seen.append(_tenant_setting())
+        finally:
+            connection.close()
+
+    with tenant_context(tenant_a):
+        copied = contextvars.copy_context()
+        thread = threading.Thread(target=copied.run, args=(in_thread,))
+        thread.start()
+        thread.join()
+    assert seen == [str(tenant_a.pk)]
