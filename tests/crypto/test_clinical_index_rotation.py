@@ -24,6 +24,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
+from contacts import reindex
 from contacts.models import Contact, CustomField
 from contacts.normalize import ContactInput, segmentation_columns
 from contacts.services import contact_upsert_many, custom_field_create
@@ -406,6 +407,50 @@ def test_a_contact_whose_clinical_data_does_not_decrypt_is_reported_and_still_fo
             "rotate_keys", index=True, tenant=tenant_a.slug, settle_seconds=0, stdout=out, stderr=err
         )
     assert f"DAMAGED, skipped: contacts_contact {damaged}" in err.getvalue()
+
+
+@pytest.mark.django_db
+def test_a_contact_damaged_in_several_re_indexed_columns_is_reported_once(tenant_a):
+    world = _build(tenant_a, count=3)
+    damaged = next(iter(world.people))
+    contact_upsert_many(
+        tenant=tenant_a,
+        actor=ACTOR,
+        inputs=[ContactInput(email=world.emails[damaged], phone="+1 555 010 0001")],
+        source="test",
+    )
+    with tenant_context(tenant_a), connection.cursor() as cursor:  # its phone and clinical data
+        cursor.execute(
+            "UPDATE contacts_contact SET phone = set_byte(phone, 29, get_byte(phone, 29) # 1),"
+            " clinical = set_byte(clinical, 29, get_byte(clinical, 29) # 1) WHERE id = %s",
+            [damaged],
+        )
+    result = index_rotation.index_rotate(tenant_a.pk, settle_seconds=0)
+    assert [d.record for d in result.damaged] == [f"contacts_contact {damaged}"]
+
+
+@pytest.mark.django_db
+def test_a_reindex_of_conditions_running_across_a_rotation_writes_no_token_of_the_old_version(tenant_a):
+    """`reindex_conditions` memoizes tokens across its batches: a memo of the version written when
+    it started, used after a rotation's re-index has passed the rows, would put tokens the retired
+    version made back into them (and segments would lose those contacts)."""
+    world = _build(tenant_a)
+    with tenant_context(tenant_a):  # stale tokens, so the run rewrites every row
+        Contact.objects.filter(tenant=tenant_a).update(clinical_tokens=[], demographic_tokens=[])
+    rotated = []
+
+    def after_a_batch(done: int, total: int) -> None:
+        if not rotated:  # the whole rotation lands between the run's first and second batch
+            rotated.append(index_rotation.index_rotate(tenant_a.pk, settle_seconds=0))
+
+    result = reindex.contact_tokens_reindex(
+        tenant=tenant_a, actor=ACTOR, batch_size=2, progress=after_a_batch
+    )
+    assert result.scanned == len(world.people)
+    assert rotated[0].version == 2
+    assert blind.versions(tenant_a).lookup == (2,)
+    assert _stored(tenant_a) == _under(world, 2)
+    check(world, "after the run")
 
 
 @pytest.mark.django_db
