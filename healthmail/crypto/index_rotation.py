@@ -8,7 +8,7 @@
        contacts': phone indexes, external-id links, clinical and demographic tokens), and each
        chained holder's next index replaces its index (swap);
     4. retire the older versions: lookups query the new one only; a retired version other than the
-       first (which the kinds that never rotate keep using) is destroyed (its key row deleted).
+       first (chained indexes start from it, blind.py) is destroyed (its key row deleted).
        Chain keys are kept: a chained index under version n is computed through all of them.
 
 A comparison between chained indexes of two rows stays true at every step: before the fill both
