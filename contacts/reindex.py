@@ -56,16 +56,21 @@ def contact_tokens_reindex(
             segmentable = set(
                 CustomField.objects.filter(tenant=tenant, segmentable=True).values_list("key", flat=True)
             )
-        tokens: dict[tuple[str, str], int] = {}
-
-        def token(tenant_, kind: str, value: str) -> int:
-            key = (kind, value)
-            if key not in tokens:
-                tokens[key] = normalize.blind.token(tenant_, kind, value)
-            return tokens[key]
+        tokens: dict[tuple[int, str, str], int] = {}
 
         after: uuid.UUID | None = None
         while True:
+            # The index-key version written is read once per batch (a rotation may activate a new
+            # one during a long run: a memo of the old version's tokens would write them after the
+            # rotation's re-index has passed the rows); memoized per version.
+            view = normalize.blind.versions(tenant)
+
+            def token(tenant_, kind: str, value: str, view=view) -> int:
+                key = (view.write, kind, value)
+                if key not in tokens:
+                    tokens[key] = normalize.blind.token(tenant_, kind, value, state=view)
+                return tokens[key]
+
             scanned, changed, after = _reindex_batch(tenant, after, batch_size, segmentable, token)
             if not scanned:
                 break

@@ -192,15 +192,20 @@ class TokenArray:
     column: str
     kind: str
 
+    def code(self, code: str) -> str:
+        """A code as tokenized (as typed: blind.normalize does the rest)."""
+        return code
+
     def tokens(self, value: Any, ctx: Context) -> list[int]:
-        return sorted({blind.token(ctx.tenant, self.kind, code) for code in value})
+        return sorted({blind.token(ctx.tenant, self.kind, self.code(code)) for code in value})
 
     def token_sets(self, value: Any, ctx: Context) -> list[list[int]] | None:
-        """Per code, every token a row having it may hold, while an index-key rotation gives a
-        chained kind (tags) two; None when each code has one."""
-        if not blind.chained(self.kind) or not blind.versions(ctx.tenant).reindexing:
+        """Per code, every token a row having it may hold, while an index-key rotation gives each
+        code two (rows are moved to the new version in batches, blind.py); None when each has one."""
+        rotated = blind.chained(self.kind) or blind.rotates(self.kind)
+        if not rotated or not blind.versions(ctx.tenant).reindexing:
             return None
-        return [blind.token_lookup(ctx.tenant, self.kind, code) for code in value]
+        return [blind.token_lookup(ctx.tenant, self.kind, self.code(code)) for code in value]
 
     def sql(self, op: str, value: Any, ctx: Context) -> SqlPart:
         sets = self.token_sets(value, ctx)
@@ -243,8 +248,8 @@ class ConditionCodes(TokenArray):
     category or subcategory matches every code below it (E11 covers E11.0-E11.9), because each
     stored condition also carries the tokens of its ancestors (contacts/icd10.py)."""
 
-    def tokens(self, value: Any, ctx: Context) -> list[int]:
-        return sorted({blind.token(ctx.tenant, self.kind, icd10.canonical(code)) for code in value})
+    def code(self, code: str) -> str:
+        return icd10.canonical(code)
 
 
 @dataclass(frozen=True)

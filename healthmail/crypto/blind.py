@@ -5,12 +5,15 @@
   Written values use this; a lookup uses `lookup(tenant, kind, value)`, which gives every index the
   value may be stored under (two while an index-key rotation runs).
 - `token(tenant, kind, code)`: the first 64 bits of the same HMAC as a signed bigint, for segmentable
-  codes (conditions, medications, tags) kept in an indexed array column.
+  codes (conditions, medications, tags) kept in an indexed array column. A row may hold tokens under
+  either of two versions while a rotation runs: a comparison asks for `token_lookup` (every token a
+  row holding the code may hold), never for `token` alone.
 Different kinds never collide (the kind is part of the MAC input) and different tenants never share
 values (each tenant has its own index key), so an index reveals nothing across tenants.
 
 Index keys rotate (index_rotation.py) for the kind families an app registers a re-indexer for
-(contacts: phone, external ids): a new version is first looked up only ("pending"), then written
+(contacts: phone, external ids, and the clinical and demographic tokens segmentation matches,
+recomputed from the sealed values): a new version is first looked up only ("pending"), then written
 ("active") while the re-indexer moves every row to it, then the older version is retired (no
 longer looked up) and destroyed.
 
@@ -50,7 +53,7 @@ from .models import TenantKey
 
 INDEX = "index"
 CHAIN = "chain"  # the keys re-keying chained kinds' stored indexes, one per index-key version > 1
-BASE_VERSION = 1  # kinds that are never re-indexed (and tokens) stay under the first index key
+BASE_VERSION = 1  # kinds neither re-indexed nor chained stay under the first index key
 _rotating: set[str] = set()  # kind families with a registered re-indexer (index_rotation.py)
 _chained: set[str] = set()  # kind families whose stored indexes are re-keyed (index_rotation.py)
 
@@ -94,7 +97,8 @@ def _tenant_id(tenant: keys.TenantRef) -> uuid.UUID:
 
 
 def family(kind: str) -> str:
-    return kind.partition(":")[0]
+    """What a kind belongs to: the part before ":" or "." (external_id:mrn, custom.plan)."""
+    return kind.partition(":")[0].partition(".")[0]
 
 
 def rotating_register(*families: str) -> None:
@@ -306,13 +310,19 @@ def _chained_token(tenant_id: uuid.UUID, kind: str, code: str, version: int, sta
     return found
 
 
+def _token(tenant_id: uuid.UUID, kind: str, code: str, version: int) -> int:
+    return int.from_bytes(_mac(tenant_id, kind, code, version)[:8], "big", signed=True)
+
+
 def token(tenant: keys.TenantRef, kind: str, code: str, *, state: IndexVersions | None = None) -> int:
-    """The token to store for a code (chained kinds: under the version being written)."""
+    """The token to store for a code, under the version being written (rotating and chained kinds).
+    A write storing several tokens of one row passes the same `state` to each."""
     tenant_id = _tenant_id(tenant)
     if chained(kind):
         state = state or versions(tenant_id)
         return _chained_token(tenant_id, kind, code, state.write, state)
-    return int.from_bytes(_mac(tenant_id, kind, code, BASE_VERSION)[:8], "big", signed=True)
+    version = (state or versions(tenant_id)).write if rotates(kind) else BASE_VERSION
+    return _token(tenant_id, kind, code, version)
 
 
 def token_next(
@@ -330,9 +340,20 @@ def token_next(
 
 
 def token_lookup(tenant: keys.TenantRef, kind: str, code: str) -> list[int]:
-    """Every token a stored row of this code may hold (two while a rotation runs)."""
+    """Every token a stored row of this code may hold (two while a rotation runs). A version
+    destroyed meanwhile (this process's view was stale) is left out, as in `lookup`."""
     tenant_id = _tenant_id(tenant)
-    if not chained(kind):
-        return [token(tenant_id, kind, code)]
-    state = versions(tenant_id)
-    return list(dict.fromkeys(_chained_token(tenant_id, kind, code, v, state) for v in state.lookup))
+    if chained(kind):
+        state = versions(tenant_id)
+        return list(dict.fromkeys(_chained_token(tenant_id, kind, code, v, state) for v in state.lookup))
+    if not rotates(kind):
+        return [_token(tenant_id, kind, code, BASE_VERSION)]
+    found = []
+    for version in versions(tenant_id).lookup:
+        try:
+            found.append(_token(tenant_id, kind, code, version))
+        except DecryptionError:
+            forget_versions(tenant_id)
+    if not found:
+        raise DecryptionError("No index key of this tenant is live.")
+    return found

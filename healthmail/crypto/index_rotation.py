@@ -4,10 +4,11 @@
              chained kinds (blind.py) write their index under it beside the old one ("next" column);
     2. activate it: first every chained holder's rows without a next index get one (fill, in
        batches), then new and updated rows are indexed under it, lookups still query both versions;
-    3. re-index: each registered re-indexer moves its rows to the new version in small batches, and
-       each chained holder's next index replaces its index (swap);
+    3. re-index: each registered re-indexer moves its rows to the new version in small batches (the
+       contacts': phone indexes, external-id links, clinical and demographic tokens), and each
+       chained holder's next index replaces its index (swap);
     4. retire the older versions: lookups query the new one only; a retired version other than the
-       first (which the kinds that never rotate keep using) is destroyed (its key row deleted).
+       first (chained indexes start from it, blind.py) is destroyed (its key row deleted).
        Chain keys are kept: a chained index under version n is computed through all of them.
 
 A comparison between chained indexes of two rows stays true at every step: before the fill both
@@ -72,6 +73,11 @@ def reindexer_register(name: str, families: tuple[str, ...], batch: ReindexBatch
     """An app holding indexes of these kind families (re-computable from values it keeps)."""
     _reindexers[name] = Reindexer(name, families, batch)
     blind.rotating_register(*families)
+
+
+def reindexer_names() -> list[str]:
+    """The holders a rotation recomputes from values, in the order it moves them."""
+    return list(_reindexers)
 
 
 @dataclass(frozen=True)
@@ -266,7 +272,9 @@ def reindex(
             batches += 1
             result.read += read
             result.changed += changed
-            result.damaged += damaged
+            # A record is reported once, however many re-indexers (or passes) meet it.
+            known = {damage.record for damage in result.damaged}
+            result.damaged += [damage for damage in damaged if damage.record not in known]
             if progress:
                 progress(reindexer.name, result.read, result.changed)
     if blind.versions(tenant_id).pending is None:  # never swap while next indexes are being filled

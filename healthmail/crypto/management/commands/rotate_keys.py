@@ -3,9 +3,11 @@
     manage.py rotate_keys [--tenant SLUG]   new data-key version per tenant, rows re-encrypted in batches
     manage.py rotate_keys --master          re-wrap tenant keys with the first key of HEALTHMAIL_MASTER_KEY
     manage.py rotate_keys --epochs          object keys to a new epoch key; older epoch keys destroyed
-    manage.py rotate_keys --index           new index-key version; rows re-indexed (lookups query both
-                                            meanwhile); the older version retired, then destroyed;
-                                            chained indexes (email, FHIR request ids, tags) re-keyed
+    manage.py rotate_keys --index           new index-key version; rows re-indexed from their values
+                                            (phones, external ids, clinical and demographic tokens;
+                                            lookups query both meanwhile); the older version retired,
+                                            then destroyed; chained indexes (email, FHIR request ids,
+                                            tags) re-keyed
     manage.py rotate_keys --status          per tenant: key versions, rows per version, usage, epoch age,
                                             damaged rows (nothing is changed)
 
@@ -22,6 +24,7 @@ from django.db.models import QuerySet
 
 from healthmail import audit_trail as audit
 from healthmail.actors import Actor
+from healthmail.crypto import index_rotation
 from healthmail.crypto.index_rotation import index_rotate
 from healthmail.crypto.integrity import Damage
 from healthmail.crypto.key_status import key_status
@@ -109,6 +112,8 @@ class Command(BaseCommand):
             versions = ", ".join(f"v{v} {state}" for v, state in sorted(status.index_states.items()))
             reindexing = "; RE-INDEXING (lookups query both)" if status.reindexing else ""
             self.stdout.write(f"  index key: {versions or 'none yet'}{reindexing}")
+            # Recomputed from the rows' own values (older versions destroyed once every row moved).
+            self.stdout.write(f"  re-indexed from values: {', '.join(index_rotation.reindexer_names())}")
             # Chained indexes (email, FHIR request identifiers, tags: blind.py) are re-keyed in place.
             pending = any(state == "pending" for state in status.index_states.values())
             stage = "filling in next indexes" if pending else "swapping next indexes in"
