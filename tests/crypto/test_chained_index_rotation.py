@@ -40,11 +40,11 @@ from healthmail.actors import Actor
 from healthmail.crypto import blind, index_rotation
 from healthmail.crypto.index_rotation import IndexRotation
 from healthmail.crypto.key_status import key_status
-from healthmail.errors import ApplicationError
 from healthmail.tenants.context import tenant_context
 from journeys.services.steps import tagged
 from segmentation.evaluator import contact_facts
 from segmentation.services import segment_member_ids
+from tests.crypto.concurrent_rotation import rotate_under_load
 from tests.factories import BaaFactory, TenantFactory
 
 ACTOR = Actor.system("tests")
@@ -316,11 +316,10 @@ def test_a_suppressed_address_is_never_sent_to_during_a_rotation_under_concurren
     did not see, which the rows must survive (a write reading the stage twice did not: its index
     from one view and its next index from another)."""
     read_stage = blind.versions
-    writing = threading.local()
 
     def held_up(tenant_ref):
         view = read_stage(tenant_ref)
-        if getattr(writing, "active", False):
+        if threading.current_thread().name == "write":
             time.sleep(random.uniform(0, 0.1))
         return view
 
@@ -331,59 +330,26 @@ def test_a_suppressed_address_is_never_sent_to_during_a_rotation_under_concurren
         world.contact(suppressed=True)
         world.contact(suppressed=False)
     lock = threading.Lock()
-    stop, failures, rounds = threading.Event(), [], {"writes": 0, "gates": 0}
 
-    def writer() -> None:
-        writing.active = True
-        try:
-            while not stop.is_set():
-                try:
-                    with lock:
-                        world.contact(suppressed=True)
-                        world.contact(suppressed=False)
-                except ApplicationError:  # colliding with the rotation's locks: tried again
-                    continue
-                rounds["writes"] += 1
-        except Exception as error:  # noqa: BLE001 - reported by the test
-            failures.append(("writer", repr(error)))
-        finally:
-            connection.close()
+    def write() -> None:
+        with lock:
+            world.contact(suppressed=True)
+            world.contact(suppressed=False)
 
-    def gate() -> None:
-        try:
-            while not stop.is_set():
-                with lock:
-                    blocked, everyone = set(world.blocked), list(world.contacts.values())
-                decisions = may_send_batch(
-                    tenant=tenant, contact_ids=everyone, purpose="treatment", uses_phi=False
-                )
-                leaked = [c for c in blocked if decisions[c].allowed]
-                if leaked:
-                    failures.append(("sent to a suppressed address", len(leaked), blind.versions(tenant)))
-                members = set(segment_member_ids(tenant=tenant, definition=SUPPRESSED))
-                if not blocked <= members:
-                    failures.append(
-                        ("segment lost a suppression", len(blocked - members), blind.versions(tenant))
-                    )
-                rounds["gates"] += 1
-        except Exception as error:  # noqa: BLE001 - reported by the test
-            failures.append(("gate", repr(error)))
-        finally:
-            connection.close()
+    def gate() -> list[tuple]:
+        with lock:
+            blocked, everyone = set(world.blocked), list(world.contacts.values())
+        found_wrong = []
+        decisions = may_send_batch(tenant=tenant, contact_ids=everyone, purpose="treatment", uses_phi=False)
+        leaked = [c for c in blocked if decisions[c].allowed]
+        if leaked:
+            found_wrong.append(("sent to a suppressed address", len(leaked), blind.versions(tenant)))
+        members = set(segment_member_ids(tenant=tenant, definition=SUPPRESSED))
+        if not blocked <= members:
+            found_wrong.append(("segment lost a suppression", len(blocked - members), blind.versions(tenant)))
+        return found_wrong
 
-    threads = [threading.Thread(target=writer), threading.Thread(target=gate)]
-    for thread in threads:
-        thread.start()
-    try:
-        result = index_rotation.index_rotate(tenant.pk, settle_seconds=0.3, batch_size=5)
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=60)
-    assert failures == []
-    assert result.damaged == []
-    assert rounds["writes"], rounds
-    assert rounds["gates"], rounds
+    rotate_under_load(tenant.pk, write=write, check=gate)
     assert key_status(tenant.pk, scan=False).chained_unswapped == {}
     check(world, "after the concurrent rotation")
 
