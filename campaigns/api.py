@@ -69,15 +69,22 @@ class TemplateContentInSerializer(StrictSerializer):
         )
 
 
+# The columns' own lengths: a longer value accepted here failed in the database with a 500.
+_NAME_MAX = Template._meta.get_field("name").max_length
+_DESCRIPTION_MAX = Template._meta.get_field("description").max_length
+
+
 class TemplateCreateSerializer(TemplateContentInSerializer):
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=_NAME_MAX)
     kind = serializers.ChoiceField(choices=Template.Kind.choices, default=Template.Kind.MARKETING)
-    description = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    description = serializers.CharField(
+        max_length=_DESCRIPTION_MAX, required=False, allow_blank=True, default=""
+    )
 
 
 class TemplateUpdateSerializer(TemplateContentInSerializer):
-    name = serializers.CharField(max_length=200, required=False)
-    description = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    name = serializers.CharField(max_length=_NAME_MAX, required=False)
+    description = serializers.CharField(max_length=_DESCRIPTION_MAX, required=False, allow_blank=True)
     make_default = serializers.BooleanField(default=False, help_text="Make this language the default.")
 
 

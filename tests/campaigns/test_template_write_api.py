@@ -50,6 +50,10 @@ def test_refusals(api, issue_key, tenant_a, team):
     # Found by schemathesis: a language that is not a code (non-ASCII letters, symbols) was stored.
     for language in ("\u00cfx%#", "e", "en_US", "en-", "english-language"):
         assert_problem(client.post("/api/v1/templates", json.dumps({**BODY, "language": language})), 422)
+    # Found by schemathesis: a name or description longer than its column was a 500, not a 422.
+    for field, length in (("name", 121), ("description", 301)):
+        long = client.post("/api/v1/templates", json.dumps({**BODY, field: "\u00a0" + "*" * length}))
+        assert field in json.dumps(assert_problem(long, 422))  # the problem names the field
     reader = api(issue_key(scopes=["campaigns:read"]))
     assert_problem(reader.post("/api/v1/templates", json.dumps(BODY)), 403)
 
