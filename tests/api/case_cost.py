@@ -16,8 +16,20 @@ _queries: Counter[str] = Counter()
 _totals = {"calls": 0.0, "cpu": 0.0, "wall": 0.0}
 
 
+def _words(sql: str) -> str:
+    """The first words of a query; savepoint statements by their verb, as each names its own savepoint."""
+    words = sql.split()
+    if (
+        words[:1] == ["SAVEPOINT"]
+        or words[:2] == ["RELEASE", "SAVEPOINT"]
+        or words[:3] == ["ROLLBACK", "TO", "SAVEPOINT"]
+    ):
+        return " ".join(words[:-1])
+    return " ".join(words[:3])[:60]
+
+
 def _count(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
-    _queries[" ".join(sql.split()[:3])[:60]] += 1
+    _queries[_words(sql)] += 1
     return execute(sql, params, many, context)
 
 
