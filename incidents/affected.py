@@ -3,7 +3,8 @@
 
 The audit trail indexes the contacts each event concerns (`contact_ids`, GIN), so the derivation is
 one grouped query over the window; the incidents app's own events are left out (deriving must not
-count itself)."""
+count itself): its `incident.*` events and the PHI reads its notices make (the addresses read to send
+the individuals' notices, the identification in the covered entity's letter)."""
 
 from __future__ import annotations
 
@@ -18,16 +19,20 @@ from healthmail.errors import ApplicationError, Conflict
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
+from .audience_notices import IDENTIFICATION_PURPOSE
 from .models import AffectedIndividual, Incident
+from .notices import NOTICE_PURPOSE
 from .services import require_officer
 
 MAX_WINDOW = datetime.timedelta(days=6 * 366)
 ACTOR_TYPES = ("user", "api_key", "system", "recipient")
+OWN_READ_PURPOSES = [NOTICE_PURPOSE, IDENTIFICATION_PURPOSE]
 
 _DERIVE = """
 SELECT contact_id, count(*), min(id)
 FROM audit_auditevent, unnest(contact_ids) AS contact_id
 WHERE tenant_id = %s AND occurred_at >= %s AND occurred_at <= %s AND action NOT LIKE 'incident.%%'
+  AND NOT (action = 'phi.read' AND coalesce(details->>'purpose', '') = ANY(%s))
   AND (%s = '' OR actor_type = %s) AND (%s = '' OR actor_id = %s)
 GROUP BY contact_id
 """
@@ -61,7 +66,17 @@ def affected_derive(
     with tenant_context(tenant):
         with connection.cursor() as cursor:
             cursor.execute(
-                _DERIVE, [tenant.pk, since, until, actor_type, actor_type, actor_id.strip(), actor_id.strip()]
+                _DERIVE,
+                [
+                    tenant.pk,
+                    since,
+                    until,
+                    OWN_READ_PURPOSES,
+                    actor_type,
+                    actor_type,
+                    actor_id.strip(),
+                    actor_id.strip(),
+                ],
             )
             rows = {contact_id: (count, first) for contact_id, count, first in cursor.fetchall()}
         states = dict(Contact.objects.filter(tenant=tenant, pk__in=rows).values_list("pk", "state"))

@@ -56,16 +56,18 @@ def _done(incident: Incident) -> set[tuple[str, str]]:
     """(audience, State) pairs whose notices are out: individuals once each affected contact has one;
     HHS, a State's media or the covered entity once their notice is recorded as sent."""
     tenant_id = incident.tenant_id
-    affected = AffectedIndividual.objects.filter(tenant_id=tenant_id, incident=incident).count()
+    affected = AffectedIndividual.objects.filter(tenant_id=tenant_id, incident=incident)
     noticed = Notice.objects.filter(
         tenant_id=tenant_id, incident=incident, audience=deadlines.Audience.INDIVIDUALS
-    ).count()
+    ).values("contact_id")
     done = set(
         AudienceNotice.objects.filter(
             tenant_id=tenant_id, incident=incident, sent_on__isnull=False
         ).values_list("audience", "state")
     )
-    if affected and noticed >= affected:
+    # Each affected individual has a notice: a count would be fooled by individuals derived again
+    # after the notices went out (as many notices as individuals, not the same people).
+    if affected.exists() and not affected.exclude(contact_id__in=noticed).exists():
         done.add((deadlines.Audience.INDIVIDUALS, ""))
     return done
 

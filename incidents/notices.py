@@ -34,6 +34,7 @@ from .services import LETTER_FIELDS, require_officer
 
 SOURCE_TYPE = "incident_notice"
 SUBSTITUTE_WEB_THRESHOLD = 10  # 164.404(d)(2)(ii): 10 or more without contact details
+NOTICE_PURPOSE = "breach notification to the individual"
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def _addresses(tenant: Tenant, user, contacts: list[Contact]) -> dict:
         tenant=tenant,
         objects=contacts,
         fields=["email"],
-        purpose="breach notification to the individual",
+        purpose=NOTICE_PURPOSE,
     ):
         return {c.pk: (c.email or "").strip() for c in contacts if c.deleted_at is None}
 

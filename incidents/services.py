@@ -316,8 +316,21 @@ def letter_content_set(
 
 @transaction.atomic
 def incident_close(*, tenant: Tenant, user, role: str, incident: Incident) -> Incident:
+    """Close a decided incident. A breach closes only once every notice it calls for is out (sent to
+    each individual, recorded as sent to HHS, the media, the covered entity): closing stops its clocks
+    and their alerts, and 164.414 puts on the organization the burden of showing the notices were made."""
+    from . import clocks  # clocks -> delays -> services: imported here to break the cycle
+
     require_officer(role)
     with tenant_context(tenant):
+        if incident.status == Incident.Status.BREACH:
+            owed = clocks.pending_deadlines(incident)
+            if owed:
+                raise Conflict(
+                    "Notices are still owed: "
+                    + "; ".join(f"{d.label} (due {d.due_on.isoformat()})" for d in owed)
+                    + ". Send them, or record them as sent, before closing."
+                )
         updated = Incident.objects.filter(
             pk=incident.pk, status__in=[Incident.Status.BREACH, Incident.Status.NOT_BREACH]
         ).update(status=Incident.Status.CLOSED, closed_at=timezone.now())

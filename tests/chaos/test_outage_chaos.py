@@ -67,6 +67,8 @@ STALL = float(os.environ.get("CHAOS_STALL_SECONDS", "3"))
 DOMAIN = "outage.test"
 TIMEOUT = 120 + RECIPIENTS * 0.1
 RESUME_WITHIN = 30.0
+# Each can be set for a run as CHAOS_<NAME> (e.g. CHAOS_DELIVERY_HEARTBEAT_GRACE_SECONDS=20 for
+# production's heartbeat grace).
 TUNABLES = {
     "DELIVERY_LEASE_SECONDS": "300",  # production's claim length: heartbeats, not leases, free claims
     "DELIVERY_HEARTBEAT_SECONDS": "1",
@@ -80,6 +82,7 @@ TUNABLES = {
     "DELIVERY_SMTP_STALL_SECONDS": "1",
     "DELIVERY_RECOVERY_SECONDS": "120",
 }
+TUNABLES = {name: os.environ.get(f"CHAOS_{name}", value) for name, value in TUNABLES.items()}
 SCENARIOS = ["postgres", "redis_nosave", "redis_kill", "worker_kill", "hostile"]
 
 

@@ -133,3 +133,50 @@ def test_the_page_prepares_and_records_a_notice(member_client, tenant_a):
     assert "through Email to the privacy officer" in client.get(detail).content.decode()
     preview = client.get(reverse("incidents:letter_preview", args=[incident.pk]) + "?audience=covered_entity")
     assert "page0@patients.example" in preview.content.decode()
+
+
+def test_a_breach_closes_only_once_every_notice_it_calls_for_is_out(tenant_a):
+    """164.414: the organization must be able to show every notice went out. Closing stops the clocks
+    and their alerts, so a breach with a notice still owed stays open."""
+    from incidents import notices, services
+    from tests.delivery.patient_mail import patient_sender
+
+    patient_sender(tenant_a)
+    incident = decided_breach(tenant_a, patients(tenant_a, 1, label="close"))
+    user = officer(tenant_a)
+    who = {"tenant": tenant_a, "user": user, "role": OFFICER, "incident": incident}
+    with pytest.raises(Conflict, match="Affected individuals"):
+        services.incident_close(**who)
+    notices.individual_notices_send(**who)
+    with pytest.raises(Conflict, match="annual log"):
+        services.incident_close(**who)
+    audience_notices.audience_notice_prepare(**who, audience=Audience.HHS_ANNUAL_LOG)
+    audience_notices.audience_notice_sent(
+        **who, audience=Audience.HHS_ANNUAL_LOG, sent_on=timezone.localdate(), channel="HHS breach portal"
+    )
+    assert services.incident_close(**who).status == "closed"
+
+
+def test_the_individuals_clock_runs_until_each_affected_individual_has_a_notice(tenant_a):
+    """Affected individuals derived again after notices went out: as many notices as individuals is
+    not enough, each of them must have one."""
+    from incidents import affected, notices
+    from tests.delivery.patient_mail import patient_sender
+    from tests.incidents.helpers import read_event
+
+    patient_sender(tenant_a)
+    first = patients(tenant_a, 2, label="first")
+    incident = decided_breach(tenant_a, first)
+    user = officer(tenant_a)
+    who = {"tenant": tenant_a, "user": user, "role": OFFICER, "incident": incident}
+    notices.individual_notices_send(**who)
+    assert (Audience.INDIVIDUALS, "") not in _pending(incident)
+    others = patients(tenant_a, 2, label="other")
+    snoop = officer(tenant_a)  # someone who read only the two others
+    event = read_event(tenant_a, snoop, others)
+    hour = datetime.timedelta(hours=1)
+    assert affected.affected_derive(
+        **who, since=event.occurred_at - hour, until=event.occurred_at + hour,
+        actor_type="user", actor_id=str(snoop.pk),
+    ) == 2  # fmt: skip
+    assert (Audience.INDIVIDUALS, "") in _pending(incident)

@@ -24,7 +24,7 @@ from incidents.models import AffectedIndividual, ClockAlert, Evidence, Incident,
 from tests.delivery.patient_mail import patient_sender
 from tests.factories import MembershipFactory
 
-from .helpers import FACTORS, LETTER, new_incident, officer, patients, read_event
+from .helpers import FACTORS, LETTER, decided_breach, new_incident, officer, patients, read_event
 
 pytestmark = pytest.mark.django_db
 OFFICER = Role.COMPLIANCE_OFFICER
@@ -344,3 +344,15 @@ def test_evidence_must_exist_in_this_organization(tenant_a, tenant_b):
             AuditEvent.objects.filter(action="incident.evidence_link", target_id=str(incident.pk)).count()
             == 1
         )
+
+
+def test_deriving_leaves_out_the_reads_the_incidents_own_notices_made(tenant_a):
+    """Sending notices reads the addresses (a phi.read by the officer): an officer deriving another
+    incident's affected individuals with themselves as the actor finds nobody from that."""
+    patient_sender(tenant_a)
+    incident = decided_breach(tenant_a, patients(tenant_a, 2, label="own"))
+    user = officer(tenant_a)
+    notices.individual_notices_send(tenant=tenant_a, user=user, role=OFFICER, incident=incident)
+    other = new_incident(tenant_a, user)
+    window = _window(actor_type="user", actor_id=str(user.pk))
+    assert affected.affected_derive(tenant=tenant_a, user=user, role=OFFICER, incident=other, **window) == 0
