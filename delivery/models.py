@@ -204,8 +204,15 @@ class Message(TenantOwnedModel):
         max_length=20, choices=EncryptionPolicy.choices, default=EncryptionPolicy.TLS_ELSE_PORTAL
     )
     # Sealed JSON {subject, preheader, html, text, headers} under `content_key`; NULL key = shredded.
+    # Indexed only where set (message_content_key below): campaign rows are rendered at send time and
+    # have none, and every row version of a claim or an outcome (not HOT) wrote a NULL entry.
     content_key = models.ForeignKey(
-        "crypto.ObjectKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "crypto.ObjectKey",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     content = models.BinaryField(
         null=True, blank=True, help_text="NULL: rendered at send time by the source's renderer."
@@ -258,6 +265,13 @@ class Message(TenantOwnedModel):
             # HOT (no new index entries; migration 0015 leaves room for it on the page).
             models.Index(fields=["tenant"], name="message_sending", condition=models.Q(state="sending")),
             models.Index(fields=["tenant", "to_address_index"], name="message_address"),
+            # The content key's rows (a shred or a key's deletion sets them NULL: `content_key_id = k`
+            # implies NOT NULL, so the planner uses it), without the rows that have no key.
+            models.Index(
+                fields=["content_key"],
+                name="message_content_key",
+                condition=models.Q(content_key__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -104,7 +104,14 @@ def deliver_round(
     sessions = StreamSessions(process.pool, stream) if process.pool is not None else None
     detached: Detached = {}
     outcomes = process.run(
-        deliver_groups(groups, deps=deps, stream=stream, sessions=sessions, detached=detached)
+        deliver_groups(
+            groups,
+            deps=deps,
+            stream=stream,
+            sessions=sessions,
+            detached=detached,
+            client=process.redis() if deps.shared_limits else None,
+        )
     )
     return outcomes, {key: process.watch(waiting) for key, waiting in detached.items()}
 
@@ -116,13 +123,18 @@ async def deliver_groups(
     stream: str,
     sessions: StreamSessions | None = None,
     detached: Detached | None = None,
+    client: redis_asyncio.Redis | None = None,
 ) -> dict[str, Outcome]:
+    """`client`: the process's Redis client for the shared limits (kept open); without one, a client
+    of the round's own is opened and closed."""
     if not groups:
         return {}
     engine = deps.engine
-    client = throttle = concurrency = None
+    throttle = concurrency = None
+    own = None
     if deps.shared_limits:
-        client = redis_client()
+        if client is None:
+            client = own = redis_client()
         # Each stream has its own buckets and MX slots: marketing volume never uses up transactional's.
         prefix = f"{engine.redis_prefix}:{stream}"
         throttle = BatchedTokenBucket(
@@ -158,6 +170,6 @@ async def deliver_groups(
     try:
         results = await asyncio.gather(*jobs)
     finally:
-        if client is not None:
-            await client.aclose()
+        if own is not None:
+            await own.aclose()
     return {outcome.key: outcome for batch in results for outcome in batch}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import uuid
 from dataclasses import dataclass
@@ -37,6 +38,22 @@ def _encode(raw: bytes) -> str:
     return base64.b32encode(raw).decode("ascii").rstrip("=").lower()
 
 
+_ALPHABET = b"abcdefghijklmnopqrstuvwxyz234567"
+_PAIRS = [bytes((_ALPHABET[i >> 5], _ALPHABET[i & 31])) for i in range(1024)]  # 10 bits -> 2 characters
+
+
+def _encode_fast(raw: bytes) -> str:
+    """_encode without the standard library's 5-byte loop and its padding: the bits as one integer,
+    cut into 10-bit pieces (two characters each) from a table."""
+    bits = len(raw) * 8
+    chars = -(-bits // 5)
+    odd = chars & 1
+    number = int.from_bytes(raw, "big") << (chars * 5 - bits + 5 * odd)
+    top = (chars + odd) * 5 - 10
+    text = b"".join([_PAIRS[(number >> shift) & 1023] for shift in range(top, -1, -10)])
+    return (text[:-1] if odd else text).decode("ascii")
+
+
 def _decode(text: str, size: int) -> bytes | None:
     padded = text.upper() + "=" * (-len(text) % 8)
     try:
@@ -46,10 +63,22 @@ def _decode(text: str, size: int) -> bytes | None:
     return raw if len(raw) == size else None
 
 
-def verp_local_part(*, prefix: str, tenant_id: uuid.UUID, message_id: uuid.UUID) -> str:
+@functools.lru_cache(maxsize=64)
+def _head(prefix: str, tenant_id: uuid.UUID) -> tuple[str, bytes]:
+    """The part of a tenant's local parts that is the same for every message: the checked prefix and
+    the base32 of the tenant id's first 15 bytes (three whole 5-byte groups, so their 24 characters
+    do not depend on what follows), and the id's last byte, encoded with the message id."""
     if not re.fullmatch(r"[a-z][a-z0-9-]{0,10}", prefix):
         raise ValueError(f"A VERP prefix is 1 to {MAX_PREFIX} lower-case letters, digits or dashes.")
-    return f"{prefix}+{_encode(tenant_id.bytes + message_id.bytes)}"
+    raw = tenant_id.bytes
+    return f"{prefix}+{_encode_fast(raw[:15])}", raw[15:]
+
+
+def verp_local_part(*, prefix: str, tenant_id: uuid.UUID, message_id: uuid.UUID) -> str:
+    """prefix+base32(tenant id + message id), the tenant's part made once (one per message was 3 % of
+    a worker's CPU in the delivery benchmark)."""
+    head, rest = _head(prefix, tenant_id)
+    return head + _encode_fast(rest + message_id.bytes)
 
 
 def verp_address(*, prefix: str, tenant_id: uuid.UUID, message_id: uuid.UUID, domain: str) -> str:

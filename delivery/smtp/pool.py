@@ -33,9 +33,11 @@ from typing import Any, TypeVar
 
 import aiosmtplib
 from django.conf import settings
+from redis import asyncio as redis_asyncio
 
 from .connection import MxRoute, Requirement, TransportSettings, close_session, open_session
 from .outcomes import TlsEvidence
+from .throttle import redis_client
 
 T = TypeVar("T")
 
@@ -164,6 +166,7 @@ class ProcessSessions:
         self.pid = os.getpid()
         self.loop = asyncio.new_event_loop()
         self.pool = SessionPool(limits) if limits.connections > 0 else None
+        self._redis: tuple[str, redis_asyncio.Redis] | None = None  # (URL, client), see redis()
         self.thread = threading.Thread(target=self.loop.run_forever, name="smtp loop", daemon=True)
         self.thread.start()
 
@@ -182,6 +185,18 @@ class ProcessSessions:
         except BaseException:
             future.cancel()
             raise
+
+    def redis(self) -> redis_asyncio.Redis:
+        """The process's client for the shared limits (token buckets, MX leases), made once and used
+        by every round on this loop: a client per round paid a connection (and its script load) each
+        time. Its pool reconnects by itself after a Redis outage; a changed REDIS_URL gets a new one."""
+        url = settings.REDIS_URL
+        if self._redis is None or self._redis[0] != url:
+            if self._redis is not None:
+                old = self._redis[1]
+                asyncio.run_coroutine_threadsafe(old.aclose(), self.loop)  # closed on its own loop
+            self._redis = (url, redis_client())
+        return self._redis[1]
 
     def watch(self, task: asyncio.Future[T]) -> concurrent.futures.Future[T]:
         """A thread-safe handle on a task of the loop (a stalled message's wait that outlives its round)."""
@@ -202,6 +217,8 @@ class ProcessSessions:
             await asyncio.gather(*waiting, return_exceptions=True)
             if self.pool is not None:
                 await self.pool.close_all()
+            if self._redis is not None:
+                await self._redis[1].aclose()
 
         asyncio.run_coroutine_threadsafe(shut(), self.loop).result()
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -263,7 +263,37 @@ def test_the_claim_returns_its_rows_as_they_are_after_it(tenant_a, sender):
         assert message.lease_until is not None
         assert message.handoff_at is None
         assert {f: getattr(message, f) for f in fields} == {f: getattr(stored[message.pk], f) for f in fields}
+        # Made without Model.__init__ (claim._Rows): loaded from the database, as from_db marks it.
+        assert (message._state.adding, message._state.db) == (False, "default")
+        assert isinstance(message.evidence, dict)
     assert sorted(m.to_address for m in claimed) == sorted(m.to_address for m in due)
+    with tenant_context(tenant_a):  # an instance the ORM can write back, as one it loaded itself
+        claimed[0].state_reason = "checked"
+        claimed[0].save(update_fields=["state_reason"])
+    assert reload(tenant_a, [claimed[0]])[0].state_reason == "checked"
+
+
+@pytest.mark.django_db
+def test_the_claim_still_sends_the_init_signals_when_someone_listens(tenant_a, sender):
+    """The claim skips Model.__init__ only while nothing listens to the outbox's init signals."""
+    from django.db.models.signals import post_init
+
+    enqueue(tenant_a, [f"s{i}@good.test" for i in range(2)], sender_domain=sender)
+    seen = []
+
+    def listen(sender, instance, **kwargs):
+        seen.append(instance.pk)
+
+    post_init.connect(listen, sender=Message)
+    try:
+        claimed = messages_claim(
+            tenant_id=tenant_a.pk, stream="transactional", worker="w1", limit=10, lease=LEASE
+        )
+    finally:
+        post_init.disconnect(listen, sender=Message)
+    assert len(claimed) == 2
+    assert sorted(seen) == sorted(m.pk for m in claimed)
+    assert {m.state for m in claimed} == {State.SENDING}
 
 
 @pytest.mark.django_db

@@ -167,3 +167,21 @@ def test_a_claim_reads_each_claimed_row_once_whatever_the_statistics_say(committ
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE pg_temp.delivery_message")
+
+
+@pytest.mark.django_db
+def test_rows_without_a_content_key_write_no_entry_for_it_and_a_key_still_finds_its_rows():
+    """Campaign rows have no content key (rendered at send time): the key's index leaves them out, so
+    their insert, claim and outcome write no entry to it (migration 0018); a key's deletion or a shred
+    (`content_key_id = k`) still finds its rows through it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = 'delivery_message'::regclass"
+        )
+        on_key = [row[0] for row in cursor.fetchall() if re.search(r"\bcontent_key_id\b", row[0])]
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN SELECT id FROM delivery_message WHERE content_key_id = %s", [uuid.uuid4()])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert len(on_key) == 1
+    assert on_key[0].endswith("WHERE (content_key_id IS NOT NULL)")
+    assert "message_content_key" in plan

@@ -116,3 +116,22 @@ def test_full_mx_defers_the_batch_without_connecting(kit, transport):
     assert outcome.status == Status.DEFERRED
     assert outcome.reason == "MX concurrency limit reached"
     assert kit["good"].connections == 0
+
+
+def test_a_worker_process_keeps_one_redis_client_across_rounds(settings):
+    """The shared limits' client is the process's, made once (a client per round paid a connection
+    and its script loads each time); another REDIS_URL gets a client of its own."""
+    from delivery.smtp.pool import ProcessSessions, process_sessions_close
+
+    process = ProcessSessions.current()
+    try:
+        first = process.redis()
+        assert process.redis() is first
+        assert process.run(first.ping()) is True  # usable on the process's loop, round after round
+        assert process.run(first.ping()) is True
+        settings.REDIS_URL = settings.REDIS_URL.rsplit("/", 1)[0] + "/5"
+        other = process.redis()
+        assert other is not first
+        assert process.redis() is other
+    finally:
+        process_sessions_close()
