@@ -134,11 +134,12 @@ def campaign_audience_preview(
 ) -> AudiencePreview | None:
     """What a launch now would do, without writing: the segment's current members through the gate
     and the frequency cap. None when the campaign has no audience yet."""
-    if campaign.segment_id is None:
+    segment = campaign.segment
+    if segment is None:
         return None
     now = now or timezone.now()
     with tenant_context(tenant):
-        contact_ids = segment_member_ids(tenant=tenant, definition=campaign.segment.definition, now=now)
+        contact_ids = segment_member_ids(tenant=tenant, definition=segment.definition, now=now)
         allowed, excluded = audience_screen(tenant, campaign, contact_ids, now)
     return AudiencePreview(
         members=len(contact_ids),
