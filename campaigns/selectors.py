@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from django.db.models import Count, Model, Q, QuerySet
 
@@ -19,6 +19,7 @@ from healthmail.disclosure import Disclosed, QueryRefused, Viewer, canonical, di
 from healthmail.errors import NotFound
 from healthmail.tenants.models import Tenant
 from segmentation import services as segmentation
+from segmentation.models import Segment
 
 from .models import (
     Campaign,
@@ -236,10 +237,9 @@ def audience_preview_shown(*, tenant: Tenant, campaign: Campaign, viewer: Viewer
     campaigns on one segment get one answer, not N draws to average. The members figure is the
     segment's count, in the viewer's query audit like the builder's; when the audit refuses it
     (an alias of a group counted lately), no figure of the preview is shown."""
-    segment = campaign.segment
-    if preview is None or segment is None:  # a preview is made for a campaign with a segment only
+    if preview is None:
         return {}
-    definition = segment.definition
+    definition = cast(Segment, campaign.segment).definition  # a preview is made with a segment only
     try:
         segmentation.segment_answer_audit(
             tenant=tenant, viewer=viewer, definition=definition, count=preview.members

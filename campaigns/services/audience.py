@@ -12,6 +12,7 @@ import datetime
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from typing import cast
 
 from django.db.models import Count
 from django.utils import timezone
@@ -21,6 +22,7 @@ from delivery.models import Message
 from healthmail.disclosure import policy_for
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
+from segmentation.models import Segment
 from segmentation.services import segment_member_ids
 
 from ..models import Campaign
@@ -134,11 +136,12 @@ def campaign_audience_preview(
 ) -> AudiencePreview | None:
     """What a launch now would do, without writing: the segment's current members through the gate
     and the frequency cap. None when the campaign has no audience yet."""
-    segment = campaign.segment
-    if segment is None:
+    if campaign.segment_id is None:
         return None
     now = now or timezone.now()
     with tenant_context(tenant):
+        # Read inside the tenant context: row-level security hides the segment outside it.
+        segment = cast(Segment, campaign.segment)  # segment_id is set
         contact_ids = segment_member_ids(tenant=tenant, definition=segment.definition, now=now)
         allowed, excluded = audience_screen(tenant, campaign, contact_ids, now)
     return AudiencePreview(
