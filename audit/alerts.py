@@ -12,6 +12,7 @@ import uuid
 import zoneinfo
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import cast
 
 from django.conf import settings
 from django.db import transaction
@@ -196,7 +197,7 @@ def alerts_scan_tenant(tenant: Tenant) -> list[Alert]:
             )
             for f in fired
         ]
-        scan.last_seq = events[-1].seq
+        scan.last_seq = cast(int, events[-1].seq)  # seq__gt above: sealed rows, every one numbered
         scan.save(update_fields=["last_seq"])
         if alerts:
             _queue_mail(tenant, alerts)

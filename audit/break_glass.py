@@ -10,7 +10,7 @@ import datetime
 
 from django.apps import apps
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from healthmail.accounts.roles import role_can
@@ -26,7 +26,7 @@ MAX_MINUTES = 60
 MIN_REASON_LENGTH = 15
 
 
-def break_glass_targets() -> dict[str, type]:
+def break_glass_targets() -> dict[str, type[models.Model]]:
     """Models that hold encrypted PHI: the records break-glass can open."""
     return {
         model._meta.label_lower: model
@@ -54,7 +54,7 @@ def break_glass_open(
     if model is None:
         raise ApplicationError("Unknown kind of record.", code="target_type")
     with tenant_context(tenant):
-        if not _valid_pk(model, target_id) or not model.objects.filter(pk=target_id).exists():
+        if not _valid_pk(model, target_id) or not model._default_manager.filter(pk=target_id).exists():
             raise NotFound("No such record in this organization.")
         now = timezone.now()
         grant = BreakGlassGrant.objects.create(

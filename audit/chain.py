@@ -91,7 +91,7 @@ def _tail_problem(tenant_id: uuid.UUID | None, head: ChainHead) -> str:
     if head.seq == 0:
         return ""
     rows = list(
-        AuditEvent.objects.filter(tenant_id=tenant_id, seq__in=[head.seq - 1, head.seq])
+        AuditEvent.objects.filter(tenant=tenant_id, seq__in=[head.seq - 1, head.seq])
         .order_by("seq")
         .values(*CHAINED_FIELDS, "hash")
     )
@@ -111,9 +111,11 @@ def seal_pending(tenant_id: uuid.UUID | None, *, batch: int = SEAL_BATCH) -> int
 
     Sealing goes on after a break (writers must not pile up), but the break raises a critical alert."""
     with chain_scope(tenant_id), transaction.atomic():
-        head, _ = ChainHead.objects.select_for_update().get_or_create(tenant_id=tenant_id)
+        # tenant_id None is the platform chain; django-stubs refuses None for a nullable key's
+        # `_id` (typeddjango/django-stubs#3472), and `tenant=` would not create the row from an id.
+        head, _ = ChainHead.objects.select_for_update().get_or_create(tenant_id=tenant_id)  # type: ignore[misc]
         rows = list(
-            AuditEvent.objects.filter(tenant_id=tenant_id, seq__isnull=True)
+            AuditEvent.objects.filter(tenant=tenant_id, seq__isnull=True)
             .order_by("id")
             .values(*CHAINED_FIELDS)[:batch]
         )
@@ -215,7 +217,7 @@ def checkpoint_export() -> int:
     written = 0
     for tenant_id in chain_ids():
         with chain_scope(tenant_id):
-            head = ChainHead.objects.filter(tenant_id=tenant_id).first()
+            head = ChainHead.objects.filter(tenant=tenant_id).first()
         if head is None or head.seq == 0:
             continue
         latest = latest_checkpoint(tenant_id)
@@ -241,7 +243,8 @@ def checkpoints_read(tenant_id: uuid.UUID | None) -> tuple[list[dict], list[str]
     path = checkpoint_path(tenant_id)
     if not path.exists():
         return [], []
-    history, platform_keys = key_history.history_read(), {}
+    history = key_history.history_read()
+    platform_keys: dict[str | None, str | None] = {}
     valid, problems = [], []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         try:
@@ -265,7 +268,10 @@ def latest_checkpoint(tenant_id: uuid.UUID | None) -> dict | None:
 
 
 def checkpoint_problem(
-    entry: dict, *, history: key_history.History | None = None, platform_keys: dict | None = None
+    entry: dict,
+    *,
+    history: key_history.History | None = None,
+    platform_keys: dict[str | None, str | None] | None = None,
 ) -> str:
     """Why a checkpoint cannot be trusted ("" when it verifies). Checked with the key published in
     the history, else the one the platform recomputes; both known and different is a problem too."""
@@ -340,7 +346,7 @@ def verify_chain(tenant_id: uuid.UUID | None) -> ChainReport:
     previous, expected_seq = GENESIS, 1
     with chain_scope(tenant_id), transaction.atomic():
         rows = (
-            AuditEvent.objects.filter(tenant_id=tenant_id, seq__isnull=False)
+            AuditEvent.objects.filter(tenant=tenant_id, seq__isnull=False)
             .order_by("seq", "id")
             .values(*CHAINED_FIELDS, "hash")
         )
@@ -368,7 +374,7 @@ def verify_chain(tenant_id: uuid.UUID | None) -> ChainReport:
                 )
                 continue
             previous, expected_seq = row["hash"], expected_seq + 1
-        report.unsealed = AuditEvent.objects.filter(tenant_id=tenant_id, seq__isnull=True).count()
+        report.unsealed = AuditEvent.objects.filter(tenant=tenant_id, seq__isnull=True).count()
     last_seq = expected_seq - 1
     newest = max(checkpoints, key=lambda entry: entry["seq"], default=None)
     if not report.problems and newest is not None and newest["seq"] > last_seq:
@@ -394,7 +400,7 @@ def checkpoint_covering(tenant_id: uuid.UUID | None, seq: int) -> dict | None:
     if covering:
         return min(covering, key=lambda entry: entry["seq"])
     with chain_scope(tenant_id):
-        head = ChainHead.objects.filter(tenant_id=tenant_id).first()
+        head = ChainHead.objects.filter(tenant=tenant_id).first()
     if head is None or head.seq < seq:
         return None
     entry = _checkpoint_entry(tenant_id, head)

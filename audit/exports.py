@@ -17,6 +17,7 @@ import json
 import uuid
 import zipfile
 from dataclasses import dataclass
+from typing import Any
 
 from django.utils import timezone
 
@@ -95,7 +96,7 @@ def audit_export(*, actor: Actor, tenant, filters: EventFilter, fmt: str) -> Exp
         chain.seal_pending(tenant.pk)
         rows = _rows(tenant, filters)
         data = _serialize(rows, fmt)
-        manifest = {
+        manifest: dict[str, Any] = {
             "tenant": str(tenant.pk),
             "filters": filters.as_details(),
             "generated_at": timezone.now().isoformat(),
@@ -171,7 +172,7 @@ def _parse(data: bytes, fmt: str) -> list[dict]:
     else:
         rows = []
         for record in csv.DictReader(io.StringIO(data.decode())):
-            row = {k: spreadsheet_value(v) for k, v in record.items()}
+            row: dict[str, Any] = {k: spreadsheet_value(v) for k, v in record.items()}
             row["id"], row["seq"] = int(row["id"]), int(row["seq"])
             row["details"] = json.loads(row["details"]) if row["details"] else {}
             row["contact_ids"] = json.loads(row.get("contact_ids") or "[]")

@@ -1,3 +1,5 @@
+from typing import cast
+
 from django import forms
 
 from healthmail.accounts.roles import Role
@@ -73,9 +75,8 @@ class BreakGlassForm(forms.Form):
 
     def __init__(self, *args, targets: dict, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["target_type"].choices = [
-            (label, model._meta.verbose_name) for label, model in targets.items()
-        ]
+        target_type = cast(forms.ChoiceField, self.fields["target_type"])  # declared a ChoiceField above
+        target_type.choices = [(label, model._meta.verbose_name) for label, model in targets.items()]
 
     def clean(self):
         data = super().clean()

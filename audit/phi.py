@@ -58,11 +58,11 @@ def phi_access(
     ids = [str(obj.pk) for obj in objects]
     details = {"fields": sorted(fields), "purpose": purpose, "count": len(ids), "ids": ids[:MAX_IDS_IN_EVENT]}
     if actor.kind == "user" and len(ids) == 1:
-        grant = break_glass_active(
+        break_glass = break_glass_active(
             user=actor.user, tenant=tenant, target_type=model._meta.label_lower, target_id=ids[0]
         )
-        if grant is not None:
-            details["break_glass"] = str(grant.pk)
+        if break_glass is not None:
+            details["break_glass"] = str(break_glass.pk)
     target = (model._meta.label_lower, ids[0] if len(ids) == 1 else "")
     services.record(
         actor=actor,

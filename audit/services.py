@@ -52,27 +52,26 @@ _INSERT = (
 def _insert(event: AuditEvent) -> None:
     """A plain INSERT: the ORM's save() costs more than the database on this hot path (every
     request writes at least one event)."""
+    # psycopg adapts Jsonb itself; Django's stubs list only plain values as parameters.
+    parameters: list[Any] = [
+        event.tenant_id,
+        event.occurred_at,
+        event.actor_type,
+        event.actor_id,
+        event.action,
+        event.target_type,
+        event.target_id,
+        event.outcome,
+        event.reason,
+        Jsonb(event.details),
+        event.request_id,
+        event.ip_address,
+        # One array literal: the client-side binding quotes a list element by element in
+        # Python (a journey advance names a thousand contacts), a string in one pass.
+        "{" + ",".join(map(str, event.contact_ids)) + "}",
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(
-            _INSERT,
-            [
-                event.tenant_id,
-                event.occurred_at,
-                event.actor_type,
-                event.actor_id,
-                event.action,
-                event.target_type,
-                event.target_id,
-                event.outcome,
-                event.reason,
-                Jsonb(event.details),
-                event.request_id,
-                event.ip_address,
-                # One array literal: the client-side binding quotes a list element by element in
-                # Python (a journey advance names a thousand contacts), a string in one pass.
-                "{" + ",".join(map(str, event.contact_ids)) + "}",
-            ],
-        )
+        cursor.execute(_INSERT, parameters)
         event.pk = cursor.fetchone()[0]
     event._state.adding = False
 

@@ -184,6 +184,7 @@ def campaign_input(data: dict):
             subject, template = data.get(f"variant_{key}_subject") or "", data.get(f"variant_{key}_template")
             if subject.strip() or template is not None:
                 variants.append(VariantInput(key.upper(), subject, template.pk if template else None))
+    wait_hours = data.get("ab_wait_hours")
     return CampaignInput(
         name=data["name"],
         goal=data["goal"],
@@ -207,7 +208,7 @@ def campaign_input(data: dict):
         ab_dimension=data.get("ab_dimension") or Campaign.AbDimension.SUBJECT,
         ab_test_percent=data.get("ab_test_percent") or 20,
         ab_winner_metric=data.get("ab_winner_metric") or Metric.OPENS,
-        ab_wait_hours=data.get("ab_wait_hours") if data.get("ab_wait_hours") is not None else 4,
+        ab_wait_hours=wait_hours if wait_hours is not None else 4,
         variants=variants,
     )
 

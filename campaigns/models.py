@@ -165,7 +165,7 @@ class Metric(models.TextChoices):
     CONVERSIONS = "conversions", "Conversions"
 
 
-GOAL_DEFAULT_METRIC = {
+GOAL_DEFAULT_METRIC: dict[str, str] = {
     Goal.ACQUISITION: Metric.CONVERSIONS,
     Goal.RE_ENGAGEMENT: Metric.CLICKS,
     Goal.AWARENESS: Metric.OPENS,
@@ -347,7 +347,10 @@ class CampaignApproval(TenantOwnedModel):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     decision = models.CharField(max_length=16, choices=Decision.choices)
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    template_version = models.ForeignKey(TemplateVersion, on_delete=models.PROTECT, related_name="+")
+    # The version reviewed; none for a content A/B test, whose variants carry their own versions.
+    template_version = models.ForeignKey(
+        TemplateVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     comment = models.TextField(blank=True)
     decided_at = models.DateTimeField(auto_now_add=True)
 

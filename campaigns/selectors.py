@@ -7,8 +7,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar, cast
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Model, Q, QuerySet
 
 from consent.models import ConsentEvent, Suppression
 from delivery.models import DeliveryReport, Message
@@ -18,6 +19,7 @@ from healthmail.disclosure import Disclosed, QueryRefused, Viewer, canonical, di
 from healthmail.errors import NotFound
 from healthmail.tenants.models import Tenant
 from segmentation import services as segmentation
+from segmentation.models import Segment
 
 from .models import (
     Campaign,
@@ -31,6 +33,7 @@ from .models import (
 from .services.audience import exclusion_label
 
 SOURCE_TYPE = "campaign"
+_M = TypeVar("_M", bound=Model)
 State = Message.State
 
 
@@ -39,6 +42,12 @@ def _uuid(value) -> uuid.UUID | None:
         return uuid.UUID(str(value))
     except ValueError:
         return None
+
+
+def _by_id(queryset: QuerySet[_M], value: object) -> _M | None:
+    """The row with this id, None when there is none or the value is no id at all."""
+    found_id = _uuid(value)
+    return queryset.filter(pk=found_id).first() if found_id is not None else None
 
 
 def campaign_list(*, tenant: Tenant) -> QuerySet[Campaign]:
@@ -53,11 +62,11 @@ def campaign_names(tenant: Tenant, ids: list[str]) -> dict[str, str]:
 
 
 def campaign_get(*, tenant: Tenant, campaign_id) -> Campaign:
-    found = (
-        Campaign.objects.for_tenant(tenant)
-        .select_related("segment", "template", "template_version", "topic", "sender_domain", "created_by")
-        .filter(pk=_uuid(campaign_id))
-        .first()
+    found = _by_id(
+        Campaign.objects.for_tenant(tenant).select_related(
+            "segment", "template", "template_version", "topic", "sender_domain", "created_by"
+        ),
+        campaign_id,
     )
     if found is None:
         raise NotFound("No such campaign.")
@@ -71,7 +80,7 @@ def template_list(*, tenant: Tenant) -> QuerySet[Template]:
 
 def template_get(*, tenant: Tenant, template_id) -> Template:
     # An archived template is not found (docs/api.md): its frozen versions stay readable by id.
-    found = template_list(tenant=tenant).filter(pk=_uuid(template_id)).first()
+    found = _by_id(template_list(tenant=tenant), template_id)
     if found is None:
         raise NotFound("No such template.")
     return found
@@ -83,7 +92,7 @@ def template_versions(*, tenant: Tenant, template: Template) -> QuerySet[Templat
 
 
 def template_version_get(*, tenant: Tenant, version_id) -> TemplateVersion:
-    found = TemplateVersion.objects.for_tenant(tenant).filter(pk=_uuid(version_id)).first()
+    found = _by_id(TemplateVersion.objects.for_tenant(tenant), version_id)
     if found is None:
         raise NotFound("No such template version.")
     return found
@@ -94,7 +103,7 @@ def block_list(*, tenant: Tenant) -> QuerySet[ContentBlock]:
 
 
 def block_get(*, tenant: Tenant, block_id) -> ContentBlock:
-    found = ContentBlock.objects.for_tenant(tenant).filter(pk=_uuid(block_id)).first()
+    found = _by_id(ContentBlock.objects.for_tenant(tenant), block_id)
     if found is None:
         raise NotFound("No such block.")
     return found
@@ -230,7 +239,7 @@ def audience_preview_shown(*, tenant: Tenant, campaign: Campaign, viewer: Viewer
     (an alias of a group counted lately), no figure of the preview is shown."""
     if preview is None:
         return {}
-    definition = campaign.segment.definition
+    definition = cast(Segment, campaign.segment).definition  # a preview is made with a segment only
     try:
         segmentation.segment_answer_audit(
             tenant=tenant, viewer=viewer, definition=definition, count=preview.members

@@ -48,7 +48,8 @@ class MessageRequestSerializer(StrictSerializer):
     recipient = RecipientSerializer()
     purpose = serializers.ChoiceField(choices=PURPOSE_CHOICES)
     template_id = serializers.UUIDField(required=False)
-    data = serializers.DictField(
+    # DRF's metaclass takes declared fields off the class, so `.data` stays the serializer's own.
+    data = serializers.DictField(  # type: ignore[assignment]
         required=False, help_text="Values for {{ data.name }} fields (text or numbers)."
     )
     content = InlineContentSerializer(required=False)

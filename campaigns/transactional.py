@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
 
@@ -166,9 +166,8 @@ def _content(tenant: Tenant, actor: Actor, request: MessageRequest):
             "xx",
             Template.Kind.TRANSACTIONAL,
         )
-    template = (
-        Template.objects.for_tenant(tenant).filter(pk=request.template_id, archived_at__isnull=True).first()
-    )
+    template_id = cast(uuid.UUID, request.template_id)  # a template whenever no content (checked first)
+    template = Template.objects.for_tenant(tenant).filter(pk=template_id, archived_at__isnull=True).first()
     if template is None:
         raise MessageRefused("No such template.", code="template_not_found")
     try:
@@ -195,17 +194,13 @@ def _lint(tenant: Tenant, parts: dict[str, render.Parts], blocks, kind: str) -> 
 def _gate(tenant: Tenant, prepared: list[_Prepared], purpose: str) -> dict[int, str]:
     """{index: refusal code} of the requests the send gate refuses now."""
     refused: dict[int, str] = {}
-    with_contact = [p for p in prepared if p.contact is not None]
-    if with_contact:
+    contact_of = {p.index: p.contact.pk for p in prepared if p.contact is not None}
+    if contact_of:
         decisions = may_send_batch(
-            tenant=tenant, contact_ids=[p.contact.pk for p in with_contact], purpose=purpose, uses_phi=True
+            tenant=tenant, contact_ids=list(contact_of.values()), purpose=purpose, uses_phi=True
         )
         refused.update(
-            {
-                p.index: decisions[p.contact.pk].code
-                for p in with_contact
-                if not decisions[p.contact.pk].allowed
-            }
+            {index: decisions[pk].code for index, pk in contact_of.items() if not decisions[pk].allowed}
         )
     bare = [p for p in prepared if p.contact is None]
     if bare:
@@ -327,16 +322,16 @@ def transactional_send(*, tenant: Tenant, actor: Actor, requests: list[MessageRe
             actor=actor, tenant=tenant, objects=contacts, fields=fields, purpose="transactional message"
         ):
             _enqueue(tenant, actor, prepared, results, branding)
-        accepted = [r for r in results.values() if r.message is not None]
+        accepted = [r.message for r in results.values() if r.message is not None]
         audit.record(
             actor=actor,
             action="message.api_accept",
-            target=("delivery.message", str(accepted[0].message.pk) if len(accepted) == 1 else ""),
+            target=("delivery.message", str(accepted[0].pk) if len(accepted) == 1 else ""),
             tenant=tenant,
             details={
                 "accepted": len(accepted),
                 "refused": len(results) - len(accepted),
-                "ids": [str(r.message.pk) for r in accepted][:100],
+                "ids": [str(message.pk) for message in accepted][:100],
             },
         )
     return [results[index] for index in range(len(requests))]

@@ -31,7 +31,10 @@ class ConsentEventInSerializer(serializers.Serializer):
     contact_id = serializers.UUIDField()
     topic = serializers.SlugField(max_length=50, help_text="Topic key, e.g. `marketing_newsletters`.")
     action = serializers.ChoiceField(choices=["grant", "revoke"])
-    source = serializers.ChoiceField(choices=_SOURCES, help_text="Where the evidence comes from.")
+    # A field named like Field.source: DRF's metaclass takes declared fields off the class.
+    source = serializers.ChoiceField(  # type: ignore[assignment]
+        choices=_SOURCES, help_text="Where the evidence comes from."
+    )
     occurred_at = serializers.DateTimeField(
         required=False, help_text="When the person decided (default: now)."
     )
@@ -47,7 +50,7 @@ class ConsentEventOutSerializer(serializers.Serializer):
     contact_id = serializers.UUIDField()
     topic = serializers.CharField()
     kind = serializers.ChoiceField(choices=ConsentEvent.Kind.choices)
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.source (above)
     occurred_at = serializers.DateTimeField()
 
 
@@ -295,7 +298,7 @@ class WaiverInSerializer(serializers.Serializer):
         allow_empty=False,
         help_text="Which kinds of email may go without encryption.",
     )
-    source = serializers.ChoiceField(
+    source = serializers.ChoiceField(  # type: ignore[assignment]  # a field, not Field.source (above)
         choices=[Source.PAPER, Source.VERBAL], help_text="How the patient gave it: signed paper or phone."
     )
     received_on = serializers.DateField(help_text="When the patient gave it.")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import logging
 import zoneinfo
+from typing import cast
 
 from django.conf import settings as django_settings
 from django.db import transaction
@@ -412,7 +413,8 @@ def _remind(tenant: Tenant, authorization: Authorization, published: dict, evide
         contact_id=contact.pk,
         address=contact.email,  # system work (a task): decrypted for delivery only
         subject=REMINDER_SUBJECT,
-        body=_reminder_body(tenant, authorization.expires_at, link),
+        # Reminders are for authorizations that expire (expires_at__gt in the query above).
+        body=_reminder_body(tenant, cast(datetime.datetime, authorization.expires_at), link),
         kind="authorization_reminder",
     )
     audit.record(actor=evidence.actor, action="authorization.remind", target=authorization, tenant=tenant)

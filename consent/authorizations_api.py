@@ -103,7 +103,10 @@ class AuthorizationInSerializer(serializers.Serializer):
     conditioned_on = serializers.ListField(
         child=serializers.ChoiceField(choices=rules.CONDITIONABLE), required=False, default=list
     )
-    source = serializers.ChoiceField(choices=FormSource.choices, help_text="Where the signed form lives.")
+    # A field named like Field.source: DRF's metaclass takes declared fields off the class.
+    source = serializers.ChoiceField(  # type: ignore[assignment]
+        choices=FormSource.choices, help_text="Where the signed form lives."
+    )
     attachment = AttachmentSerializer(required=False)
     external_reference = serializers.CharField(
         required=False,
@@ -312,7 +315,7 @@ def _out(authorization: Authorization) -> dict:
     return {
         **{
             name: getattr(authorization, name)
-            for name in AuthorizationOutSerializer().fields
+            for name in AuthorizationOutSerializer().fields.keys()
             if name != "defects"
         },
         "attachments": authorization.attachments.count(),

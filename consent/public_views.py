@@ -117,7 +117,11 @@ _DEFECT_FIELDS = {
 def authorize(
     request: HttpRequest, *, link: Link, tenant: Tenant, contact: Contact, token: str
 ) -> HttpResponse:
-    text = AuthorizationText.objects.for_tenant(tenant).filter(pk=link.text_id).first()
+    text = (
+        AuthorizationText.objects.for_tenant(tenant).filter(pk=link.text_id).first()
+        if link.text_id is not None
+        else None
+    )
     if text is None:
         return _refused(request, LinkInvalid(_NOT_VALID, code="link_text_gone"), LinkKind.AUTHORIZE)
     signed = Authorization.objects.for_tenant(tenant).filter(submission_key=link.nonce).first()
@@ -213,7 +217,9 @@ def _preference_context(tenant: Tenant, contact: Contact) -> dict:
     preference = services.preference_get(tenant=tenant, contact=contact)
     settings = services.consent_settings_get(tenant=tenant)
     rule = contact_rule(tenant=tenant, contact=contact)
-    initial = {f"topic_{t.key}": services.topic_receiving(t, states.get(t.pk), rule) for t in topics}
+    initial: dict[str, object] = {
+        f"topic_{t.key}": services.topic_receiving(t, states.get(t.pk), rule) for t in topics
+    }
     initial.update(frequency=preference.frequency, paused_until=preference.paused_until)
     return {
         "topics": topics,
@@ -348,10 +354,12 @@ def unsubscribe(
     request: HttpRequest, *, link: Link, tenant: Tenant, contact: Contact, token: str
 ) -> HttpResponse:
     topic = Topic.objects.for_tenant(tenant).filter(key=link.topic_key).first() if link.topic_key else None
-    context = {"topic": topic, "preferences_path": _preferences_path(link)}
+    preferences_path = _preferences_path(link)
     if request.method == "GET":
         # Never unsubscribe on GET: link scanners and previews open URLs (RFC 8058 section 1).
-        return _page(request, "consent/public_unsubscribe.html", tenant, **context)
+        return _page(
+            request, "consent/public_unsubscribe.html", tenant, topic=topic, preferences_path=preferences_path
+        )
     if request.POST.get("List-Unsubscribe") != "One-Click":
         error = LinkInvalid("This request is incomplete.", code="one_click_body_missing")
         return _page(
@@ -359,7 +367,9 @@ def unsubscribe(
         )
     evidence = Evidence.from_request(request, actor=recipient_actor(contact), source=Source.WEB_FORM)
     services.unsubscribe(tenant=tenant, contact=contact, topic=topic, evidence=evidence)
-    return _page(request, "consent/public_unsubscribed.html", tenant, **context)
+    return _page(
+        request, "consent/public_unsubscribed.html", tenant, topic=topic, preferences_path=preferences_path
+    )
 
 
 # --- Undo a waiver, from the confirmation mail -------------------------------------------------------

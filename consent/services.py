@@ -90,7 +90,7 @@ def topic_create(
     return topic
 
 
-DEFAULT_TEXTS = {
+DEFAULT_TEXTS: dict[str, str] = {
     ConsentText.Kind.OPT_IN: "Yes, send me email about the topics I choose. I can change this at any time.",
     ConsentText.Kind.PREFERENCE_CENTER: (
         "Choose which email you receive from us. Messages about your care, appointments and bills "
@@ -114,7 +114,7 @@ def consent_text_current(*, tenant: Tenant, kind: str) -> ConsentText:
                 [ConsentText(tenant=tenant, kind=kind, version=1, body=DEFAULT_TEXTS[kind])],
                 ignore_conflicts=True,
             )
-            text = ConsentText.objects.for_tenant(tenant).filter(kind=kind).order_by("-version").first()
+            text = ConsentText.objects.for_tenant(tenant).filter(kind=kind).latest("version")
     return text
 
 

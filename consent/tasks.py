@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from healthmail.celery import app
 from healthmail.tasks import tenant_task
-from healthmail.tenants.context import current_tenant_id
+from healthmail.tenants.context import context_tenant_id
 from healthmail.tenants.models import Tenant
 
 from . import authorizations
@@ -13,12 +13,12 @@ from . import authorizations
 
 @tenant_task(acks_late=True)
 def authorization_expire_tenant() -> int:
-    return authorizations.authorization_expire_due(tenant=Tenant.objects.get(pk=current_tenant_id()))
+    return authorizations.authorization_expire_due(tenant=Tenant.objects.get(pk=context_tenant_id()))
 
 
 @tenant_task(acks_late=True)
 def authorization_remind_tenant() -> int:
-    return authorizations.authorization_reminders_send(tenant=Tenant.objects.get(pk=current_tenant_id()))
+    return authorizations.authorization_reminders_send(tenant=Tenant.objects.get(pk=context_tenant_id()))
 
 
 @app.task(name="consent.tasks.authorization_upkeep_all", acks_late=True)

@@ -11,6 +11,7 @@ import dataclasses
 import datetime
 import uuid
 from collections.abc import Iterable
+from typing import cast
 
 from django.db import transaction
 from django.utils import timezone
@@ -76,7 +77,7 @@ def waiver_request(
             tenant=tenant,
             contact=contact,
             purposes=purposes,
-            risk_text=evidence.text,
+            risk_text=cast(ConsentText, evidence.text),  # _validated refused a request without one
             requested_at=fields["occurred_at"],
         )
         WaiverEvent.objects.create(
@@ -181,9 +182,10 @@ def _send_confirmation(tenant: Tenant, contact: Contact, address: str, undo_url:
 
 @transaction.atomic
 def waiver_undo(
-    *, tenant: Tenant, contact: Contact, waiver_id: uuid.UUID, evidence: Evidence
+    *, tenant: Tenant, contact: Contact, waiver_id: uuid.UUID | None, evidence: Evidence
 ) -> UnencryptedEmailWaiver | None:
-    """Withdraw the waiver this undo link was sent for, if it is still the active one."""
+    """Withdraw the waiver this undo link was sent for, if it is still the active one (a link that
+    names no waiver undoes nothing)."""
     waiver = waiver_active(tenant=tenant, contact=contact)
     if waiver is None or waiver.pk != waiver_id:
         return None

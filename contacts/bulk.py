@@ -54,9 +54,29 @@ def _column(
     return [bytes(value) if isinstance(value, memoryview) else value for value in values]
 
 
+def _contact_field(name: str) -> models.Field:
+    field = Contact._meta.get_field(name)
+    if not isinstance(field, models.Field):  # a relation's other side: no column of this table
+        raise TypeError(f"Contact.{name} is not a column")
+    return field
+
+
+def _column_name(field: models.Field) -> str:
+    if field.column is None:
+        raise TypeError(f"Contact.{field.name} is not a column")
+    return field.column
+
+
+def _column_type(field: models.Field) -> str:
+    found = field.db_type(connection)
+    if found is None:
+        raise TypeError(f"Contact.{field.name} has no database type")
+    return found
+
+
 def _element_type(field: models.Field) -> str:
     # Array columns travel as text literals (unnest would flatten a 2-D array), cast on the way in.
-    return "text" if isinstance(field, ArrayField) else field.db_type(connection)
+    return "text" if isinstance(field, ArrayField) else _column_type(field)
 
 
 def _execute(sql: str, params: list) -> int:
@@ -126,10 +146,10 @@ def contacts_insert(*, tenant_id: uuid.UUID, rows: Sequence[tuple[uuid.UUID, Map
         arrays.append(_column(field, tenant_id, object_ids, values, row_keys))
     quote = connection.ops.quote_name
     names = [f"c{position}" for position in range(len(fields))]
-    selects = [f"{name}::{field.db_type(connection)}" for name, field in zip(names, fields, strict=True)]
+    selects = [f"{name}::{_column_type(field)}" for name, field in zip(names, fields, strict=True)]
     unnests = [f"%b::{_element_type(field)}[]" for field in fields]
     sql = (
-        f"INSERT INTO {quote(Contact._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608 - names come from the model
+        f"INSERT INTO {quote(Contact._meta.db_table)} ({', '.join(quote(_column_name(f)) for f in fields)}) "  # noqa: S608 - names come from the model
         f"SELECT {', '.join(selects)} FROM unnest({', '.join(unnests)}) AS t({', '.join(names)})"
     )
     _execute(sql, arrays)
@@ -144,7 +164,7 @@ def contacts_update(
         return 0
     changes, row_keys = _with_row_keys(tenant_id, ids, changes)
     names = sorted({name for change in changes for name in change})
-    fields = [Contact._meta.get_field(name) for name in names]
+    fields = [_contact_field(name) for name in names]
     object_ids = [str(contact_id) for contact_id in ids]
     arrays: list[list[Any]] = [list(ids)]
     for field in fields:
@@ -157,9 +177,9 @@ def contacts_update(
         flag, value = f"s{position}", f"v{position}"
         aliases += [flag, value]
         unnests += ["%b::boolean[]", f"%b::{_element_type(field)}[]"]
-        column = quote(field.column)
+        column = quote(_column_name(field))
         assignments.append(
-            f"{column} = CASE WHEN t.{flag} THEN t.{value}::{field.db_type(connection)} ELSE c.{column} END"
+            f"{column} = CASE WHEN t.{flag} THEN t.{value}::{_column_type(field)} ELSE c.{column} END"
         )
     sql = (
         f"UPDATE {quote(Contact._meta.db_table)} AS c SET {', '.join(assignments)}, updated_at = %s "  # noqa: S608 - names come from the model
@@ -189,7 +209,8 @@ def _with_row_keys(
     lacking = [contact_id for contact_id in ids if stored.get(contact_id) not in ciphers]
     made = iter(rowkeys.row_keys_create(tenant_id, len(lacking)))
     new_keys = {contact_id: next(made) for contact_id in lacking}
-    row_keys, updated = [], []
+    row_keys: list[rowkeys.RowKey] = []
+    updated: list[Mapping[str, Any]] = []
     for contact_id, change in zip(ids, changes, strict=True):
         if contact_id in new_keys:
             row_keys.append(new_keys[contact_id])

@@ -136,7 +136,7 @@ class ContactInput:
     postal_address: dict[str, str] | None = None  # line1, line2, city, state, zip
     birth_date: datetime.date | str | None = None  # a date, or YYYY-MM-DD / MM/DD/YYYY
     external_ids: dict[str, str] | None = None  # {system: id}
-    demographics: dict[str, str] | None = None  # keys in DEMOGRAPHIC_FIELDS
+    demographics: dict[str, str | None] | None = None  # keys in DEMOGRAPHIC_FIELDS (None: refused)
     clinical: dict[str, Any] | None = None  # keys in CLINICAL_FIELDS
     journey_stage: str | None = None
     tags: list[str] | None = None
@@ -317,11 +317,13 @@ class _Cleaner:
         for key, item in raw.items():
             values[key] = self.text(f"demographics.{key}", item, 100)
         for key in ("gender", "preferred_language"):
-            if values.get(key) and len(values[key]) > 16:
+            item = values.get(key)
+            if item and len(item) > 16:
                 self.error(f"demographics.{key}", "is longer than 16 characters")
                 values[key] = None
-        if values.get("time_zone"):
-            values["time_zone"] = time_zone_name(values["time_zone"])
+        zone = values.get("time_zone")
+        if zone:
+            values["time_zone"] = time_zone_name(zone)
             if values["time_zone"] is None:
                 self.error("demographics.time_zone", "is not a time zone name like America/Chicago")
         return values
@@ -568,5 +570,4 @@ _category_of_medication = functools.lru_cache(maxsize=4096)(reference.category_o
 def sensitive_categories(clinical: dict[str, Any]) -> list[str]:
     found = {_category_of_condition(code) for code in clinical.get("conditions") or ()}
     found |= {_category_of_medication(name) for name in clinical.get("medications") or ()}
-    found.discard(None)
-    return sorted(found)
+    return sorted(category for category in found if category is not None)

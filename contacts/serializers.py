@@ -55,7 +55,8 @@ class UpsertResultSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     status = serializers.CharField()
     id = serializers.UUIDField(allow_null=True)
-    errors = FieldErrorSerializer(many=True)
+    # A field named like Serializer.errors: DRF's metaclass takes declared fields off the class.
+    errors = FieldErrorSerializer(many=True)  # type: ignore[assignment]
 
     @staticmethod
     def of(result: UpsertResult) -> dict:

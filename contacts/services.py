@@ -333,10 +333,10 @@ class _Batch:
                     self.email_owner[email_index] = contact.pk
                     self.email_of[contact.pk] = email_index
         for key, row in self.link_rows.items():
-            contact = self.loaded.get(row.contact_id)
-            if contact is None or contact.deleted_at is not None:
+            linked = self.loaded.get(row.contact_id)
+            if linked is None or linked.deleted_at is not None:
                 continue
-            if binding.link_confirmed(row, contact, found_by="contact upsert"):
+            if binding.link_confirmed(row, linked, found_by="contact upsert"):
                 self.links[key] = row.contact_id
             else:
                 self.unconfirmed.add(key[1])

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from audit.break_glass import break_glass_active
+from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import actor_of, forbidden, require_permission
 from healthmail.errors import ApplicationError, NotFound
@@ -22,7 +24,7 @@ from .models import CustomField
 PAGE_SIZE = 50
 
 
-def _list_scope(request: HttpRequest) -> selectors.ReadScope:
+def _list_scope(request: TenantRequest) -> selectors.ReadScope:
     unmasked = role_can(request.role, "contacts.view_phi")
     return selectors.ReadScope(
         unmasked=unmasked, clinical=False, purpose="contact list" if unmasked else "masked list"
@@ -30,7 +32,7 @@ def _list_scope(request: HttpRequest) -> selectors.ReadScope:
 
 
 @require_permission("contacts.view_masked")
-def contact_list(request: HttpRequest) -> HttpResponse:
+def contact_list(request: TenantRequest) -> HttpResponse:
     searching = request.method == "POST"
     form = ContactSearchForm(request.POST if searching else None)
     contacts = selectors.contact_list(tenant=request.tenant)
@@ -54,7 +56,7 @@ def contact_list(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @require_permission("contacts.view_masked")
-def contact_export(request: HttpRequest) -> HttpResponse:
+def contact_export(request: TenantRequest) -> HttpResponseBase:
     """Every live contact as CSV: masked, or identifying for a role that may export PHI and asks."""
     identifying = request.GET.get("identifying") == "1"
     if identifying and not role_can(request.role, "contacts.export_phi"):
@@ -66,7 +68,7 @@ def contact_export(request: HttpRequest) -> HttpResponse:
 
 
 @require_permission("contacts.view_masked")
-def contact_detail(request: HttpRequest, contact_id) -> HttpResponse:
+def contact_detail(request: TenantRequest, contact_id) -> HttpResponse:
     try:
         contact = selectors.contact_get(tenant=request.tenant, contact_id=contact_id)
     except NotFound:
@@ -100,7 +102,7 @@ def contact_detail(request: HttpRequest, contact_id) -> HttpResponse:
 
 @require_POST
 @require_permission("contacts.unmask")
-def contact_unmask(request: HttpRequest, contact_id) -> HttpResponse:
+def contact_unmask(request: TenantRequest, contact_id) -> HttpResponse:
     """The detail page unmasked, for this response only, after a reason is given (POST: the
     unmasked page is never a URL to bookmark, share or replay from history)."""
     try:
@@ -137,7 +139,7 @@ def contact_unmask(request: HttpRequest, contact_id) -> HttpResponse:
 
 
 @require_permission("tenant.manage_settings")
-def custom_field_list(request: HttpRequest) -> HttpResponse:
+def custom_field_list(request: TenantRequest) -> HttpResponse:
     form = CustomFieldForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -163,7 +165,7 @@ def custom_field_list(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @require_permission("tenant.manage_settings")
-def custom_field_delete(request: HttpRequest, field_id) -> HttpResponse:
+def custom_field_delete(request: TenantRequest, field_id) -> HttpResponse:
     field = get_object_or_404(CustomField, tenant=request.tenant, pk=field_id)
     services.custom_field_delete(tenant=request.tenant, actor=actor_of(request), field=field)
     messages.success(request, f"Custom field “{field.label}” removed.")

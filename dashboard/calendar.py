@@ -129,12 +129,12 @@ def _journey_sends(tenant: Tenant, zone, start_at, end_at) -> dict[tuple, int]:
         .values("journey_id", "version_id", "step", "day")
         .annotate(n=Count("id"))
     )
-    rows = list(waiting)
-    versions = JourneyVersion.objects.filter(tenant=tenant, pk__in={r["version_id"] for r in rows})
+    due = list(waiting)
+    versions = JourneyVersion.objects.filter(tenant=tenant, pk__in={r["version_id"] for r in due})
     sending = _journey_send_steps(list(versions))
-    for row in rows:
-        if row["step"] in sending.get(row["version_id"], set()):
-            counts[(str(row["journey_id"]), row["day"])] += row["n"]
+    for position in due:
+        if position["step"] in sending.get(position["version_id"], set()):
+            counts[(str(position["journey_id"]), position["day"])] += position["n"]
     return counts
 
 
@@ -165,7 +165,9 @@ def send_calendar(*, tenant: Tenant, viewer: Viewer, view: str, anchor: datetime
         | Q(launched_at__isnull=True, scheduled_for__gte=start_at - longest, scheduled_for__lt=end_at),
         status__in=SHOWN_STATUSES,
     )
-    campaigns = [c for c in candidates if _campaign_moment(c) is not None]
+    timed = [(c, moment) for c in candidates if (moment := _campaign_moment(c)) is not None]
+    campaigns = [c for c, _ in timed]
+    moment_of = {c.pk: moment for c, moment in timed}
     caps = [
         c.frequency_cap_days
         for c in campaigns
@@ -183,8 +185,8 @@ def send_calendar(*, tenant: Tenant, viewer: Viewer, view: str, anchor: datetime
     by_day: dict[datetime.date, list[Entry]] = defaultdict(list)
     warnings = []
     for campaign in campaigns:
-        moment = _campaign_moment(campaign)
-        others = [_campaign_moment(c) for c in campaigns if c.pk != campaign.pk] + journey_moments
+        moment = moment_of[campaign.pk]
+        others = [moment_of[c.pk] for c in campaigns if c.pk != campaign.pk] + journey_moments
         warning = (
             _cap_warning(campaign, moment, others) if campaign.status == Campaign.Status.SCHEDULED else ""
         )

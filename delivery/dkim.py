@@ -38,6 +38,7 @@ class SigningKey:
 
 def generate_key(algorithm: str = "rsa-sha256") -> tuple[str, str]:
     """(private key PEM, public p= value for DNS)."""
+    key: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
     if algorithm == "ed25519-sha256":
         key = ed25519.Ed25519PrivateKey.generate()
         public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)

@@ -9,7 +9,7 @@ the OpenAPI schema: a FHIR client reads the CapabilityStatement (`metadata`) ins
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import pydantic
 from fhir.resources.R4B.communicationrequest import CommunicationRequest
@@ -25,6 +25,7 @@ from contacts import selectors as contact_selectors
 from contacts import services as contact_services
 from delivery.models import MessageAttempt
 from healthmail.actors import Actor
+from healthmail.api.authentication import ApiRequest
 from healthmail.api.oauth import token_endpoint_url
 from healthmail.errors import ApplicationError, NotFound
 from healthmail.tenants.context import tenant_context
@@ -88,11 +89,11 @@ def _parse(model, data: Any):
         raise exceptions.ValidationError(found) from None
 
 
-def _actor(request: Request) -> Actor:
+def _actor(request: ApiRequest) -> Actor:
     return Actor.for_api_key(request.auth)
 
 
-def _reads_phi(request: Request) -> bool:
+def _reads_phi(request: ApiRequest) -> bool:
     return "contacts:phi" in request.auth.scopes
 
 
@@ -114,7 +115,7 @@ def _bundle(request: Request, kind: str, resources: list[dict]) -> dict:
 
 
 def _search_params(request: Request, allowed: set[str]) -> dict[str, str]:
-    given = {key: value for key, value in request.query_params.items() if key != "_format"}
+    given = {key: request.query_params.get(key, "") for key in request.query_params if key != "_format"}
     unknown = sorted(set(given) - allowed)
     if unknown:
         raise exceptions.ValidationError(
@@ -140,7 +141,7 @@ class SmartConfiguration(APIView):
         return Response(smart_configuration(token_url=token_endpoint_url(request)))
 
 
-def _patient_record(request: Request, contact, purpose: str) -> dict:
+def _patient_record(request: ApiRequest, contact, purpose: str) -> dict:
     scope = contact_selectors.ReadScope(unmasked=_reads_phi(request), clinical=False, purpose=purpose)
     [record] = contact_selectors.contact_records(
         actor=_actor(request), tenant=request.tenant, contacts=[contact], scope=scope, detail=True
@@ -195,7 +196,7 @@ class PatientType(FhirView):
         return _patient_written(request, result)
 
 
-def _patient_written(request: Request, result: contact_services.UpsertResult) -> Response:
+def _patient_written(request: ApiRequest, result: contact_services.UpsertResult) -> Response:
     """The answer to a Patient create or update: the Patient as this writer may read it."""
     if result.status == contact_services.UpsertStatus.ERROR:
         errors: dict[str, list[str]] = {}
@@ -215,7 +216,10 @@ def _patient_written(request: Request, result: contact_services.UpsertResult) ->
         return Response(
             information(result.status.capitalize() + ".", code=result.status), status, headers=headers
         )
-    contact = contact_selectors.contact_get(tenant=request.tenant, contact_id=result.contact_id)
+    # Written (created or updated): the result names the contact.
+    contact = contact_selectors.contact_get(
+        tenant=request.tenant, contact_id=cast(uuid.UUID, result.contact_id)
+    )
     return Response(_patient_record(request, contact, "fhir patient write answer"), status, headers=headers)
 
 
@@ -280,7 +284,7 @@ class CommunicationRequestType(FhirView):
         return Response(body, status=201 if created else 200, headers=headers)
 
 
-def _communication(request: Request, message) -> dict:
+def _communication(request: ApiRequest, message) -> dict:
     with tenant_context(request.tenant):
         attempts = list(MessageAttempt.objects.for_tenant(request.tenant).filter(message=message))
         request_id = (

@@ -12,7 +12,7 @@ idempotent: a second request with the same identifier finds the first one's mess
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from django.db import IntegrityError, transaction
 from fhir.resources.R4B.communicationrequest import CommunicationRequest
@@ -45,7 +45,7 @@ EMAIL_MEDIUM = {
 }
 
 # Outbox state → Communication.status (http://hl7.org/fhir/event-status).
-_STATUS = {
+_STATUS: dict[str, str] = {
     Message.State.QUEUED: "preparation",
     Message.State.SENDING: "in-progress",
     Message.State.DEFERRED: "in-progress",
@@ -166,10 +166,11 @@ def message_request(*, tenant: Tenant, request: CommunicationRequest) -> Message
 
 
 def _identifier_index(tenant: Tenant, request: CommunicationRequest) -> RequestIdentifier | None:
-    identifiers = [i for i in request.identifier or [] if i.system and i.value]
+    identifiers = [(i.system, i.value) for i in request.identifier or [] if i.system and i.value]
     if not identifiers:
         return None
-    return request_identifier_index(tenant, identifiers[0].system, identifiers[0].value)
+    system, value = identifiers[0]
+    return request_identifier_index(tenant, system, value)
 
 
 def communication_request_accept(
@@ -192,14 +193,14 @@ def communication_request_accept(
                         tenant=tenant,
                         identifier_index=index.index if index else None,
                         identifier_index_next=index.next_index if index else None,
-                        message=result.message,
+                        message=cast(Message, result.message),  # no error: a message
                     )
     except IntegrityError:
         # A concurrent request with the same identifier won: its message stands, ours is undone.
-        record = communication_request_find(tenant=tenant, identifier=index) if index else None
-        if record is None:
+        winner = communication_request_find(tenant=tenant, identifier=index) if index else None
+        if winner is None:
             raise
-        return record, False
+        return winner, False
     if result.error is not None:
         raise result.error  # after the savepoint, so the service's audit of the refusal stays
     return record, True

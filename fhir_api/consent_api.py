@@ -12,11 +12,10 @@ from __future__ import annotations
 import datetime
 import uuid
 import zoneinfo
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fhir.resources.R4B.consent import Consent
 from rest_framework import exceptions
-from rest_framework.request import Request
 from rest_framework.response import Response
 
 from audit.phi import phi_access
@@ -27,24 +26,13 @@ from consent import services as consent_services
 from consent.evidence import Evidence
 from consent.models import Authorization, Source
 from contacts import selectors as contact_selectors
+from healthmail.api.authentication import ApiRequest
 from healthmail.errors import ApplicationError, NotFound
 
 from . import authorizations as mapping
 from .api import FhirView, _actor, _base, _bundle, _parse, _reads_phi, _search_params
 from .consents import TOPIC_SYSTEM, consent_change, consent_event_resource
 from .outcomes import FHIR_JSON, information
-
-if TYPE_CHECKING:
-    from healthmail.accounts.models import ApiKey
-    from healthmail.tenants.models import Tenant
-
-    class KeyRequest(Request):
-        """An API request as the key authentication leaves it."""
-
-        tenant: Tenant
-        auth: ApiKey
-else:
-    KeyRequest = Request
 
 _NOT_FOUND = "No such Consent."
 
@@ -59,11 +47,11 @@ def _consent_id(resource_id: str) -> int | uuid.UUID | None:
         return None
 
 
-def _zone(request: KeyRequest) -> zoneinfo.ZoneInfo:
+def _zone(request: ApiRequest) -> zoneinfo.ZoneInfo:
     return zoneinfo.ZoneInfo(request.tenant.timezone)
 
 
-def _authorization_resources(request: KeyRequest, found: list[Authorization], purpose: str) -> list[dict]:
+def _authorization_resources(request: ApiRequest, found: list[Authorization], purpose: str) -> list[dict]:
     if not found:
         return []
     masked = not _reads_phi(request)
@@ -82,7 +70,7 @@ def _authorization_resources(request: KeyRequest, found: list[Authorization], pu
         ]
 
 
-def _event_resources(request: KeyRequest, found: list[tuple[Any, bool]], purpose: str) -> list[dict]:
+def _event_resources(request: ApiRequest, found: list[tuple[Any, bool]], purpose: str) -> list[dict]:
     if not found:
         return []
     masked = not _reads_phi(request)
@@ -108,7 +96,7 @@ def _category_filter(value: str) -> tuple[bool, set[str] | None]:
 class ConsentType(FhirView):
     required_scopes = {"GET": ["consent:read"], "POST": ["consent:write"]}
 
-    def get(self, request: KeyRequest) -> Response:
+    def get(self, request: ApiRequest) -> Response:
         params = _search_params(request, {"patient", "category"})
         reference = params.get("patient", "")
         if not reference:
@@ -141,13 +129,13 @@ class ConsentType(FhirView):
         ]
         return Response(_bundle(request, "Consent", resources))
 
-    def post(self, request: KeyRequest) -> Response:
+    def post(self, request: ApiRequest) -> Response:
         consent = _parse(Consent, request.data)
         if mapping.is_authorization(consent):
             return self._authorization(request, consent)
         return self._marketing(request, consent)
 
-    def _marketing(self, request: KeyRequest, consent: Consent) -> Response:
+    def _marketing(self, request: ApiRequest, consent: Consent) -> Response:
         change = consent_change(consent)
         occurred_at = change["occurred_at"]
         if occurred_at is not None and not (
@@ -165,7 +153,7 @@ class ConsentType(FhirView):
         headers = {"Location": f"{_base(request)}Consent/{event.pk}"}
         return Response(resource, status=201, headers=headers, content_type=FHIR_JSON)
 
-    def _authorization(self, request: KeyRequest, consent: Consent) -> Response:
+    def _authorization(self, request: ApiRequest, consent: Consent) -> Response:
         wanted = mapping.authorization_input(consent, new_key=uuid.uuid4().hex)
         contact = contact_selectors.contact_get(tenant=request.tenant, contact_id=wanted.contact_id)
         text = records.authorization_text_from_elements(
@@ -187,7 +175,7 @@ class ConsentType(FhirView):
         return _answer(request, authorization, 201 if created else 200, "Created." if created else "Found.")
 
 
-def _answer(request: KeyRequest, authorization: Authorization, status: int, said: str) -> Response:
+def _answer(request: ApiRequest, authorization: Authorization, status: int, said: str) -> Response:
     """The stored authorization as a Consent for a key that may read consents, else an outcome."""
     headers = {"Location": f"{_base(request)}Consent/{authorization.pk}"}
     if "consent:read" not in request.auth.scopes:
@@ -200,7 +188,7 @@ def _answer(request: KeyRequest, authorization: Authorization, status: int, said
     return Response(resource, status, headers=headers)
 
 
-def _live(request: KeyRequest, contact_id: uuid.UUID) -> None:
+def _live(request: ApiRequest, contact_id: uuid.UUID) -> None:
     """The consent's patient is a live contact (a deleted one's consents answer like no consent)."""
     try:
         contact_selectors.contact_get(tenant=request.tenant, contact_id=contact_id)
@@ -211,7 +199,7 @@ def _live(request: KeyRequest, contact_id: uuid.UUID) -> None:
 class ConsentInstance(FhirView):
     required_scopes = {"GET": ["consent:read"], "PUT": ["consent:write"]}
 
-    def get(self, request: KeyRequest, resource_id: str) -> Response:
+    def get(self, request: ApiRequest, resource_id: str) -> Response:
         found_id = _consent_id(resource_id)
         if isinstance(found_id, int):
             events = consent_selectors.consent_events(tenant=request.tenant, event_id=found_id)
@@ -227,7 +215,7 @@ class ConsentInstance(FhirView):
                 return Response(_authorization_resources(request, authorizations, "fhir consent read")[0])
         raise NotFound(_NOT_FOUND, code="not_found")
 
-    def put(self, request: KeyRequest, resource_id: str) -> Response:
+    def put(self, request: ApiRequest, resource_id: str) -> Response:
         """An update revokes an authorization (status inactive); nothing else of a signed form changes."""
         found_id = _consent_id(resource_id)
         found = (
@@ -281,7 +269,7 @@ class ConsentInstance(FhirView):
         return _answer(request, authorization, 200, said)
 
     def _revoke(
-        self, request: KeyRequest, authorization: Authorization, revocation: mapping.Revocation
+        self, request: ApiRequest, authorization: Authorization, revocation: mapping.Revocation
     ) -> bool:
         today = records.tenant_today(request.tenant)
         received_on = revocation.received_on or today

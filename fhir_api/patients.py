@@ -36,7 +36,7 @@ def _name(patient: Patient) -> tuple[str | None, str | None]:
     chosen = next((n for n in names if n.use == "official"), names[0] if names else None)
     if chosen is None:
         return None, None
-    given = " ".join(chosen.given or []) or None
+    given = " ".join(name for name in chosen.given or [] if name) or None
     return given, chosen.family
 
 
@@ -50,7 +50,7 @@ def _address(patient: Patient) -> dict[str, str] | None:
     if not addresses:
         return None
     found = addresses[0]
-    lines = list(found.line or [])
+    lines = [line or "" for line in found.line or []]
     mapped = {
         "line1": lines[0] if lines else "",
         "line2": ", ".join(lines[1:]),
@@ -113,7 +113,7 @@ def patient_input(*, tenant: Tenant, patient: Patient) -> ContactInput:
             extra={"errors": {"identifier": ["give an identifier or an email telecom"]}},
         )
     first_name, last_name = _name(patient)
-    demographics: dict[str, str] = {}
+    demographics: dict[str, str | None] = {}
     if patient.gender:
         demographics["gender"] = patient.gender
     language = _language(patient)

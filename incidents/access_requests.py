@@ -141,7 +141,7 @@ def _messages(tenant: Tenant, user, contact: Contact) -> list[dict]:
                 subject, text = content.subject, content.text
             except (ValueError, LookupError):
                 subject, text = "", "(the content is no longer kept)"
-            entry = {
+            entry: dict[str, object] = {
                 "sent_at": message.created_at.isoformat(),
                 "kind": message.source_type,
                 "state": message.state,

@@ -46,7 +46,7 @@ def incident_deadlines(incident: Incident) -> list[deadlines.Deadline]:
         discovered_on=incident.discovered_on,
         affected=affected,
         residents_by_state=dict(states),
-        baa_days=incident.baa.breach_notification_days if incident.baa_id else None,
+        baa_days=incident.baa.breach_notification_days if incident.baa is not None else None,
         business_associate=incident.business_associate,
         delays=delays.delay_periods(incident),
     )

@@ -29,10 +29,10 @@ def reminder_threshold(expires_on: datetime.date, today: datetime.date) -> int |
     return min(reached) if reached else None
 
 
-def _renewed(tenant: Tenant, baa: BusinessAssociateAgreement) -> bool:
+def _renewed(tenant: Tenant, baa: BusinessAssociateAgreement, expires_on: datetime.date) -> bool:
     """Another agreement is in force on the day this one expires."""
     others = BusinessAssociateAgreement.objects.filter(tenant=tenant).exclude(pk=baa.pk)
-    return any(baa_in_force(other, baa.expires_on) for other in others)
+    return any(baa_in_force(other, expires_on) for other in others)
 
 
 def baa_reminders_tenant(tenant: Tenant, today: datetime.date | None = None) -> int:
@@ -42,7 +42,7 @@ def baa_reminders_tenant(tenant: Tenant, today: datetime.date | None = None) -> 
         return 0
     threshold = reminder_threshold(baa.expires_on, today)
     with tenant_context(tenant):
-        if threshold is None or _renewed(tenant, baa):
+        if threshold is None or _renewed(tenant, baa, baa.expires_on):
             return 0
         try:
             with transaction.atomic():

@@ -19,7 +19,7 @@ from healthmail.accounts.roles import role_can
 from healthmail.actors import Actor
 from healthmail.errors import ApplicationError, Conflict, NotFound, PermissionRefused
 from healthmail.tenants.context import tenant_context
-from healthmail.tenants.models import Tenant
+from healthmail.tenants.models import Tenant, TenantOwnedModel
 from healthmail.tenants.services import active_baa
 from retention.models import EvidenceExport
 
@@ -125,11 +125,12 @@ def _evidence_exists(tenant: Tenant, kind: str, reference: str) -> bool:
     try:
         if kind == Evidence.Kind.AUDIT_EVENT:
             return AuditEvent.objects.filter(tenant=tenant, pk=int(reference)).exists()
-        model = {
+        models_by_kind: dict[str, type[TenantOwnedModel]] = {
             Evidence.Kind.ALERT: Alert,
             Evidence.Kind.MESSAGE: Message,
             Evidence.Kind.EXPORT: EvidenceExport,
-        }[kind]
+        }
+        model = models_by_kind[kind]
         return model.objects.filter(tenant=tenant, pk=uuid.UUID(reference)).exists()
     except (ValueError, KeyError):
         return False

@@ -11,12 +11,13 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from audit.models import Alert
+from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.views.access import actor_of, require_permission
 from healthmail.errors import ApplicationError, NotFound
 from healthmail.tenants.context import tenant_context
@@ -55,7 +56,7 @@ PERMISSION = services.PERMISSION
 
 
 @require_permission(PERMISSION)
-def incident_list(request: HttpRequest) -> HttpResponse:
+def incident_list(request: TenantRequest) -> HttpResponse:
     context = {
         "rows": selectors.incident_list(tenant=request.tenant),
         "alerts": selectors.alerts_to_open_from(tenant=request.tenant),
@@ -64,7 +65,7 @@ def incident_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_permission(PERMISSION)
-def incident_new(request: HttpRequest) -> HttpResponse:
+def incident_new(request: TenantRequest) -> HttpResponse:
     alert = None
     alert_id = request.POST.get("alert") or request.GET.get("alert")
     if alert_id:
@@ -99,7 +100,7 @@ def incident_new(request: HttpRequest) -> HttpResponse:
                 )
                 return redirect("incidents:detail", incident_id=incident.pk)
     else:
-        initial = {"discovered_on": timezone.localdate()}
+        initial: dict[str, object] = {"discovered_on": timezone.localdate()}
         if alert is not None:
             initial |= {
                 "alert": alert.pk,
@@ -111,7 +112,7 @@ def incident_new(request: HttpRequest) -> HttpResponse:
     return render(request, "incidents/incident_new.html", {"form": form, "alert": alert})
 
 
-def _detail_context(request: HttpRequest, incident: Incident, **forms) -> dict:
+def _detail_context(request: TenantRequest, incident: Incident, **forms) -> dict:
     with tenant_context(request.tenant):
         evidence = list(Evidence.objects.filter(tenant=request.tenant, incident=incident))
         people = list(AffectedIndividual.objects.filter(tenant=request.tenant, incident=incident))
@@ -167,13 +168,13 @@ def _detail_context(request: HttpRequest, incident: Incident, **forms) -> dict:
 
 
 @require_permission(PERMISSION)
-def incident_detail(request: HttpRequest, incident_id) -> HttpResponse:
+def incident_detail(request: TenantRequest, incident_id) -> HttpResponse:
     incident = incident_or_404(request, incident_id)
     return render(request, "incidents/incident_detail.html", _detail_context(request, incident))
 
 
 def _post(
-    request: HttpRequest,
+    request: TenantRequest,
     incident_id,
     form_class,
     form_name: str,
@@ -200,7 +201,7 @@ def _post(
 
 @require_POST
 @require_permission(PERMISSION)
-def evidence_add(request: HttpRequest, incident_id) -> HttpResponse:
+def evidence_add(request: TenantRequest, incident_id) -> HttpResponse:
     return _post(
         request, incident_id, EvidenceForm, "evidence_form", services.evidence_link, "Evidence linked."
     )
@@ -208,14 +209,14 @@ def evidence_add(request: HttpRequest, incident_id) -> HttpResponse:
 
 @require_POST
 @require_permission(PERMISSION)
-def affected_derive(request: HttpRequest, incident_id) -> HttpResponse:
+def affected_derive(request: TenantRequest, incident_id) -> HttpResponse:
     success = "Affected individuals derived from the audit trail."
     return _post(request, incident_id, DeriveForm, "derive_form", affected.affected_derive, success)
 
 
 @require_POST
 @require_permission(PERMISSION)
-def assessment_save(request: HttpRequest, incident_id) -> HttpResponse:
+def assessment_save(request: TenantRequest, incident_id) -> HttpResponse:
     return _post(
         request,
         incident_id,
@@ -229,28 +230,28 @@ def assessment_save(request: HttpRequest, incident_id) -> HttpResponse:
 
 @require_POST
 @require_permission(PERMISSION)
-def decision_propose(request: HttpRequest, incident_id) -> HttpResponse:
+def decision_propose(request: TenantRequest, incident_id) -> HttpResponse:
     success = "Decision proposed. A second compliance officer must sign it off."
     return _post(request, incident_id, DecisionForm, "decision_form", services.decision_propose, success)
 
 
 @require_POST
 @require_permission(PERMISSION)
-def decision_sign_off(request: HttpRequest, incident_id) -> HttpResponse:
+def decision_sign_off(request: TenantRequest, incident_id) -> HttpResponse:
     success = "Decision signed off."
     return _post(request, incident_id, SignOffForm, "sign_off_form", services.decision_sign_off, success)
 
 
 @require_POST
 @require_permission(PERMISSION)
-def decision_reject(request: HttpRequest, incident_id) -> HttpResponse:
+def decision_reject(request: TenantRequest, incident_id) -> HttpResponse:
     success = "The proposal went back for assessment."
     return _post(request, incident_id, RejectForm, "reject_form", services.decision_reject, success)
 
 
 @require_POST
 @require_permission(PERMISSION)
-def letter_save(request: HttpRequest, incident_id) -> HttpResponse:
+def letter_save(request: TenantRequest, incident_id) -> HttpResponse:
     return _post(
         request,
         incident_id,
@@ -264,14 +265,14 @@ def letter_save(request: HttpRequest, incident_id) -> HttpResponse:
 
 @require_POST
 @require_permission(PERMISSION)
-def delay_record(request: HttpRequest, incident_id) -> HttpResponse:
+def delay_record(request: TenantRequest, incident_id) -> HttpResponse:
     success = "Law-enforcement delay recorded: the deadlines are pushed back by it (164.412)."
     return _post(request, incident_id, DelayForm, "delay_form", delays.delay_record, success)
 
 
 @require_POST
 @require_permission(PERMISSION)
-def notices_send(request: HttpRequest, incident_id) -> HttpResponse:
+def notices_send(request: TenantRequest, incident_id) -> HttpResponse:
     incident = incident_or_404(request, incident_id)
     service_run(
         request,
@@ -286,7 +287,7 @@ def notices_send(request: HttpRequest, incident_id) -> HttpResponse:
 
 @require_POST
 @require_permission(PERMISSION)
-def incident_close(request: HttpRequest, incident_id) -> HttpResponse:
+def incident_close(request: TenantRequest, incident_id) -> HttpResponse:
     incident = incident_or_404(request, incident_id)
     service_run(
         request, lambda: services.incident_close(**who(request), incident=incident), "Incident closed."
@@ -295,7 +296,7 @@ def incident_close(request: HttpRequest, incident_id) -> HttpResponse:
 
 
 @require_permission(PERMISSION)
-def letter_preview(request: HttpRequest, incident_id) -> HttpResponse:
+def letter_preview(request: TenantRequest, incident_id) -> HttpResponse:
     incident = incident_or_404(request, incident_id)
     audience = request.GET.get("audience", "individuals")
     state = request.GET.get("state", "")[:2]
@@ -312,7 +313,7 @@ def letter_preview(request: HttpRequest, incident_id) -> HttpResponse:
 
 
 @require_permission(PERMISSION)
-def disclosures_accounting(request: HttpRequest) -> HttpResponse:
+def disclosures_accounting(request: TenantRequest) -> HttpResponse:
     """GET ?contact=<id>&format=json|pdf: the patient's signed accounting of disclosures (164.528)."""
     try:
         contact_id = uuid.UUID(request.GET.get("contact", ""))
@@ -339,7 +340,7 @@ def disclosures_accounting(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _access_rows(request: HttpRequest) -> list:
+def _access_rows(request: TenantRequest) -> list:
     today = timezone.localdate()
     professionals = access_denial_views.professionals(request.tenant)
     with tenant_context(request.tenant):
@@ -361,7 +362,7 @@ def _access_rows(request: HttpRequest) -> list:
 
 
 @require_permission(PERMISSION)
-def access_request_list(request: HttpRequest) -> HttpResponse:
+def access_request_list(request: TenantRequest) -> HttpResponse:
     form = AccessRequestForm(request.POST or None, initial={"received_on": timezone.localdate()})
     if request.method == "POST" and form.is_valid():
         try:
@@ -381,7 +382,7 @@ def access_request_list(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @require_permission(PERMISSION)
-def access_request_extend(request: HttpRequest, request_id) -> HttpResponse:
+def access_request_extend(request: TenantRequest, request_id) -> HttpResponse:
     access = access_request_or_404(request, request_id)
     form_action_run(
         request,
@@ -398,7 +399,7 @@ def access_request_extend(request: HttpRequest, request_id) -> HttpResponse:
 
 @require_POST
 @require_permission(PERMISSION)
-def access_request_deliver(request: HttpRequest, request_id) -> HttpResponse:
+def access_request_deliver(request: TenantRequest, request_id) -> HttpResponse:
     access = access_request_or_404(request, request_id)
     service_run(
         request,

@@ -62,14 +62,18 @@ def unopened_send_name(tenant: Tenant, entry: dict) -> str:
     """The send a "did not open" trigger watches, in words: the campaign's name, or the journey's name
     and its send step."""
     if "campaign_id" in entry:
-        name = Campaign.objects.filter(tenant=tenant, pk=_uuid_or_none(entry["campaign_id"]))
-        found = name.values_list("name", flat=True).first()
+        found = _name_by_id(Campaign.objects.filter(tenant=tenant), entry["campaign_id"])
         return f"the email of the campaign {found}" if found else "the email of a campaign since deleted"
-    name = Journey.objects.filter(tenant=tenant, pk=_uuid_or_none(entry.get("journey_id")))
-    found = name.values_list("name", flat=True).first()
+    found = _name_by_id(Journey.objects.filter(tenant=tenant), entry.get("journey_id"))
     if not found:
         return "an email of a journey since deleted"
     return f"the email of step {entry.get('step', '')} of the journey {found}"
+
+
+def _name_by_id(rows: QuerySet, value: object) -> str | None:
+    """The name of the row with this id (None: no such row, or not an id)."""
+    found_id = _uuid_or_none(value)
+    return rows.filter(pk=found_id).values_list("name", flat=True).first() if found_id is not None else None
 
 
 def _uuid_or_none(value) -> uuid.UUID | None:
@@ -97,10 +101,8 @@ def entry_summary(*, tenant: Tenant, entry: dict) -> str:
         change = labels.label("journey_consent_change", entry.get("change", ""))
         return f"{text}: {change}, {topic.first() or 'a topic no longer offered'}"
     if kind == "segment":
-        name = Segment.objects.filter(tenant=tenant, pk=entry.get("segment_id")).values_list(
-            "name", flat=True
-        )
-        return f"{text}: {name.first() or 'a segment since deleted'}"
+        segment = _name_by_id(Segment.objects.filter(tenant=tenant), entry.get("segment_id"))
+        return f"{text}: {segment or 'a segment since deleted'}"
     if kind == "date":
         field = str(entry.get("field", ""))
         shown = spec.DATE_FIELD_LABELS.get(field) or f"the custom field {field.removeprefix('custom.')}"
@@ -159,10 +161,10 @@ def step_counts(*, tenant: Tenant, journey: Journey) -> dict[str, dict[str, int]
             converted=Count("pk", filter=Q(outcome="converted")),
         )
     )
-    for row in logged:
-        cells = counts[row["step"] or "entry"]
+    for step_row in logged:
+        cells = counts[step_row["step"] or "entry"]
         for cell in ("entered", "sent", "refused", "exited", "converted"):
-            cells[cell] = row[cell]
+            cells[cell] = step_row[cell]
     return dict(counts)
 
 

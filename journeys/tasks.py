@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from healthmail.celery import app
 from healthmail.tasks import enqueue, tenant_task
-from healthmail.tenants.context import current_tenant_id, tenant_context
+from healthmail.tenants.context import context_tenant_id, tenant_context
 from healthmail.tenants.models import Tenant
 
 from . import definition as spec
@@ -28,7 +28,7 @@ RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 5, "retry_jitter
 
 
 def _tenant() -> Tenant:
-    return Tenant.objects.get(pk=current_tenant_id())
+    return Tenant.objects.get(pk=context_tenant_id())
 
 
 @tenant_task(queue="marketing", acks_late=True, soft_time_limit=270, time_limit=300, **RETRY)

@@ -8,7 +8,7 @@ import json
 
 from django.contrib import messages
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -18,6 +18,7 @@ from consent import services as consent
 from consent.models import Purpose
 from contacts.models import JourneyStage
 from delivery.models import WebhookEndpoint
+from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import actor_of, require_permission
 from healthmail.disclosure import Viewer, shows_aggregates
@@ -36,20 +37,20 @@ APPROVE = services.APPROVE
 VIEW_JOURNEYS = (EDIT, APPROVE, "reports.view")
 
 
-def journey_or_404(request: HttpRequest, journey_id) -> Journey:
+def journey_or_404(request: TenantRequest, journey_id) -> Journey:
     try:
         return selectors.journey_get(tenant=request.tenant, journey_id=journey_id)
     except NotFound:
         raise Http404("No such journey.") from None
 
 
-def _latest(request: HttpRequest, journey: Journey) -> JourneyVersion | None:
+def _latest(request: TenantRequest, journey: Journey) -> JourneyVersion | None:
     return selectors.journey_versions(tenant=request.tenant, journey=journey).order_by("-number").first()
 
 
 @require_GET
 @require_any_permission(*VIEW_JOURNEYS)
-def journey_list(request: HttpRequest) -> HttpResponse:
+def journey_list(request: TenantRequest) -> HttpResponse:
     context = {
         "journeys": selectors.journey_list(tenant=request.tenant),
         "waiting": (
@@ -64,7 +65,7 @@ def _options(labels: dict[str, str]) -> list[dict]:
     return [{"id": key, "name": label} for key, label in labels.items()]
 
 
-def _palette(request: HttpRequest, journey: Journey | None) -> dict:
+def _palette(request: TenantRequest, journey: Journey | None) -> dict:
     """What the canvas offers in its selects (the tenant's own templates, topics, webhook endpoints
     and other journeys to jump to)."""
     topics = consent.topics_ensure_system(tenant=request.tenant)
@@ -93,7 +94,7 @@ def _palette(request: HttpRequest, journey: Journey | None) -> dict:
     }
 
 
-def _builder(request: HttpRequest, journey: Journey | None, initial: dict) -> HttpResponse:
+def _builder(request: TenantRequest, journey: Journey | None, initial: dict) -> HttpResponse:
     form = JourneyForm(request.POST or None, initial=initial, tenant=request.tenant)
     step_problems: dict[str, list[str]] = {}
     samples = None
@@ -139,7 +140,7 @@ def _builder(request: HttpRequest, journey: Journey | None, initial: dict) -> Ht
                         None, f"{len(step_problems)} step(s) need attention: see the messages at the steps."
                     )
             else:
-                if samples is None:
+                if samples is None and journey is not None:  # saved (not a dry run)
                     messages.success(request, f"Journey “{journey.name}” saved as a draft.")
                     return redirect("journeys:journey_detail", journey_id=journey.pk)
     steps = form.data.get("steps") if form.is_bound else form.initial.get("steps")
@@ -181,7 +182,7 @@ def _step_list(steps_json, problems: dict[str, list[str]]) -> list[dict]:
 
 
 @require_permission(EDIT)
-def journey_new(request: HttpRequest) -> HttpResponse:
+def journey_new(request: TenantRequest) -> HttpResponse:
     key = request.GET.get("template", "")
     initial = {"cycle_cap": spec.DEFAULT_CYCLE_CAP, "entry_kind": "event", "steps": "{}"}
     if key:
@@ -194,7 +195,7 @@ def journey_new(request: HttpRequest) -> HttpResponse:
 
 
 @require_permission(EDIT)
-def journey_edit(request: HttpRequest, journey_id) -> HttpResponse:
+def journey_edit(request: TenantRequest, journey_id) -> HttpResponse:
     journey = journey_or_404(request, journey_id)
     if journey.status == Journey.Status.ARCHIVED:
         messages.error(request, "The journey is archived: it can no longer be edited.")
@@ -206,7 +207,7 @@ def journey_edit(request: HttpRequest, journey_id) -> HttpResponse:
 @shows_aggregates
 @require_GET
 @require_any_permission(*VIEW_JOURNEYS)
-def journey_detail(request: HttpRequest, journey_id) -> HttpResponse:
+def journey_detail(request: TenantRequest, journey_id) -> HttpResponse:
     journey = journey_or_404(request, journey_id)
     versions = list(selectors.journey_versions(tenant=request.tenant, journey=journey))
     latest = versions[0] if versions else None
@@ -233,18 +234,18 @@ def journey_detail(request: HttpRequest, journey_id) -> HttpResponse:
     return render(request, "journeys/journey_detail.html", context)
 
 
-def _acting(request: HttpRequest) -> dict:
+def _acting(request: TenantRequest) -> dict:
     """The keyword arguments every journey workflow service takes for the member acting."""
     return {"tenant": request.tenant, "actor": actor_of(request), "role": request.role}
 
 
-def _step(request: HttpRequest, journey_id, do, success: str) -> HttpResponse:
+def _step(request: TenantRequest, journey_id, do, success: str) -> HttpResponse:
     journey = journey_or_404(request, journey_id)
     service_run(request, lambda: do(journey), success)
     return redirect("journeys:journey_detail", journey_id=journey.pk)
 
 
-def _version_in(request: HttpRequest, journey: Journey, status: str) -> JourneyVersion:
+def _version_in(request: TenantRequest, journey: Journey, status: str) -> JourneyVersion:
     latest = _latest(request, journey)
     if latest is None or latest.status != status:
         raise Conflict(
@@ -256,7 +257,7 @@ def _version_in(request: HttpRequest, journey: Journey, status: str) -> JourneyV
 
 @require_POST
 @require_permission(EDIT)
-def journey_submit(request: HttpRequest, journey_id) -> HttpResponse:
+def journey_submit(request: TenantRequest, journey_id) -> HttpResponse:
     def do(journey):
         latest = _latest(request, journey)
         if latest is None:
@@ -268,7 +269,7 @@ def journey_submit(request: HttpRequest, journey_id) -> HttpResponse:
 
 @require_POST
 @require_permission(APPROVE)
-def journey_review(request: HttpRequest, journey_id) -> HttpResponse:
+def journey_review(request: TenantRequest, journey_id) -> HttpResponse:
     approve = request.POST.get("decision") == "approve"
 
     def do(journey):
@@ -289,7 +290,7 @@ def journey_review(request: HttpRequest, journey_id) -> HttpResponse:
 
 @require_POST
 @require_permission(EDIT)
-def journey_activate(request: HttpRequest, journey_id) -> HttpResponse:
+def journey_activate(request: TenantRequest, journey_id) -> HttpResponse:
     def do(journey):
         version = _version_in(request, journey, JourneyVersion.Status.APPROVED)
         # Contacts already inside stay on their version, or move at a safe step (the marketer's choice).
@@ -301,7 +302,7 @@ def journey_activate(request: HttpRequest, journey_id) -> HttpResponse:
 
 @require_POST
 @require_permission(EDIT)
-def journey_pause(request: HttpRequest, journey_id) -> HttpResponse:
+def journey_pause(request: TenantRequest, journey_id) -> HttpResponse:
     return _step(
         request,
         journey_id,
@@ -312,7 +313,7 @@ def journey_pause(request: HttpRequest, journey_id) -> HttpResponse:
 
 @require_POST
 @require_permission(EDIT)
-def journey_resume(request: HttpRequest, journey_id) -> HttpResponse:
+def journey_resume(request: TenantRequest, journey_id) -> HttpResponse:
     return _step(
         request,
         journey_id,
@@ -323,7 +324,7 @@ def journey_resume(request: HttpRequest, journey_id) -> HttpResponse:
 
 @require_POST
 @require_permission(EDIT)
-def journey_archive(request: HttpRequest, journey_id) -> HttpResponse:
+def journey_archive(request: TenantRequest, journey_id) -> HttpResponse:
     return _step(
         request,
         journey_id,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Count
@@ -63,7 +64,7 @@ def _due_categories(tenant, as_of: datetime.datetime, only: Sequence[str] | None
 
 def _insert_candidates(run: DisposalRun, category: Category, cut: datetime.datetime, subsuming: dict) -> int:
     source = category.source
-    params = {"tenant": run.tenant_id, "run": run.pk, "category": category.key, "cutoff": cut}
+    params: dict[str, Any] = {"tenant": run.tenant_id, "run": run.pk, "category": category.key, "cutoff": cut}
     conditions = [f"{source.clock} < %(cutoff)s"]
     for other, expression in category.subsumed_by:
         if other in subsuming:  # that category's destruction in this run removes these records too

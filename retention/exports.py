@@ -14,6 +14,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
@@ -156,7 +157,9 @@ def _messages(tenant, actor, scope: ExportScope, purpose: str) -> tuple[list[dic
     with phi_access(actor=actor, tenant=tenant, objects=messages, fields=["to_address"], purpose=purpose):
         for m in messages:
             try:
-                content = message_content(m).__dict__ if m.content is not None else None
+                content: dict[str, Any] | str | None = (
+                    message_content(m).__dict__ if m.content is not None else None
+                )
             except ValueError:
                 content = "destroyed under retention"
             base = {
@@ -241,7 +244,9 @@ def _policies(tenant, scope: ExportScope) -> list[dict]:
     return [
         {k: v for k, v in row.items() if k != "tenant_id"}
         for row in versions.values()
-        if scope.date_to is None or row["effective_from"].date() <= scope.date_to
+        # Active and superseded versions have taken effect: effective_from is set.
+        if scope.date_to is None
+        or (row["effective_from"] is not None and row["effective_from"].date() <= scope.date_to)
     ]
 
 

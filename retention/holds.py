@@ -19,6 +19,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, models, transaction
@@ -31,6 +32,7 @@ from healthmail.actors import Actor
 from healthmail.errors import ApplicationError
 from healthmail.sysmail.services import system_mail_queue
 from healthmail.tenants.context import tenant_context
+from healthmail.tenants.models import TenantOwnedModel
 from segmentation.services import segment_member_ids
 
 from .hold_decisions import (  # noqa: F401 - re-exported: callers use holds.*
@@ -151,7 +153,9 @@ def hold_covers(active: ActiveHold, ref: RecordRef) -> bool:
 
 
 def _hold_sql(active: ActiveHold, alias: str) -> tuple[str, list]:
-    hold, parts, params = active.hold, [], []
+    hold = active.hold
+    parts: list[str] = []
+    params: list[Any] = []
 
     def add(sql: str, *values) -> None:
         parts.append(sql)
@@ -215,14 +219,14 @@ def record_refs(model_or_instance, record_ids: Sequence[str], *, tenant) -> list
     return refs
 
 
-def holds_for(record: models.Model) -> list[LegalHold]:
+def holds_for(record: TenantOwnedModel) -> list[LegalHold]:
     """Active holds covering a record (any model registered in a retention category)."""
     refs = record_refs(record, [str(record.pk)], tenant=record.tenant_id)
     holds = active_holds(tenant=record.tenant_id)
     return [a.hold for a in holds if any(hold_covers(a, ref) for ref in refs)]
 
 
-def contact_held(contact: models.Model) -> bool:
+def contact_held(contact: TenantOwnedModel) -> bool:
     """Whether an active hold covers this contact record; a hold placed after this answer waits for
     the caller's transaction (the shared holds lock), as it waits for a disposal batch."""
     holds_lock_shared(contact.tenant_id)

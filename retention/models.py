@@ -6,6 +6,7 @@ the export packages hold PHI sealed with their own keys, like the records they c
 """
 
 import uuid
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -15,6 +16,9 @@ from django.utils import timezone
 
 from healthmail.crypto.fields import EncryptedJSONField, PhiClass
 from healthmail.tenants.models import TenantOwnedModel
+
+if TYPE_CHECKING:
+    from healthmail.sysmail.selectors import Delivery
 
 _USER = settings.AUTH_USER_MODEL
 
@@ -162,6 +166,9 @@ class HoldCustodian(TenantOwnedModel):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "hold", "user"], name="hold_custodian_once")]
+
+    # Not a column: the latest notice mailed to the custodian, set by selectors.hold_custodians.
+    email_delivery: "Delivery | None"
 
     def __str__(self) -> str:
         return f"custodian {self.user_id} of {self.hold_id}"

@@ -98,7 +98,7 @@ def verify(content: bytes, *, public_key: str | None = None) -> tuple[list[str],
 
 def _nested(archive: zipfile.ZipFile, manifest: dict, public_key: str | None) -> list[str]:
     """Checks that go beyond file hashes: the audit slice's own chain, the certificate's manifest."""
-    problems = []
+    problems: list[str] = []
     for name in manifest.get("files", {}):
         if name.endswith("audit-export.zip"):
             found = verify_export(archive.read(name), public_key=public_key)

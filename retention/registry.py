@@ -72,7 +72,10 @@ class Source:
 
     @property
     def pk_column(self) -> str:
-        return self.model_class()._meta.pk.column
+        pk = self.model_class()._meta.pk
+        if pk is None or pk.column is None:  # every registered model has a primary key column
+            raise TypeError(f"{self.model} has no primary key column")
+        return pk.column
 
     @property
     def pk_cast(self) -> str:

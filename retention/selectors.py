@@ -53,7 +53,7 @@ def _count(category: Category, tenant, condition: str = "", params: dict | None 
 def category_volumes(*, tenant) -> list[CategoryVolume]:
     policies_ensure_defaults(tenant=tenant)
     now = timezone.now()
-    archived = {}
+    archived: dict[str, int] = {}
     volumes = []
     with tenant_context(tenant):
         for row in ArchivedRecord.objects.filter(tenant=tenant).values_list("category").order_by():

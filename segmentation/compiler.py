@@ -25,7 +25,7 @@ from contacts.models import Contact
 
 from .dsl import Condition, Group, Node, Parsed
 from .models import SegmentSnapshotMember
-from .strategies import SqlPart
+from .strategies import Context, SqlPart
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Compiled:
     passes: tuple[SqlPart, SqlPart] | None = None
 
 
-def compile_node(node: Node, ctx: CompileContext) -> SqlPart:
+def compile_node(node: Node, ctx: Context) -> SqlPart:
     if isinstance(node, Condition):
         return node.field.strategy.sql(node.op, node.value, ctx)
     if node.kind == "not":

@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from django.db import models
 from psycopg import sql
 
 from consent.models import Channel, ConsentEvent, ConsentState, Suppression
@@ -56,9 +57,16 @@ class ContactFacts:
 
 
 class Context(Protocol):
-    tenant: Any
-    today: datetime.date
-    now: datetime.datetime
+    """What a strategy reads while compiling (read only: the compiler's context is frozen)."""
+
+    @property
+    def tenant(self) -> Any: ...
+
+    @property
+    def today(self) -> datetime.date: ...
+
+    @property
+    def now(self) -> datetime.datetime: ...
 
 
 class Strategy(Protocol):
@@ -72,7 +80,14 @@ class Strategy(Protocol):
 def _index_columns(name: str) -> frozenset[str]:
     """The columns one of the contact model's indexes holds (keys and included payload)."""
     index = next(index for index in Contact._meta.indexes if index.name == name)
-    return frozenset(Contact._meta.get_field(f).column for f in (*index.fields, *index.include))
+    return frozenset(_column(f) for f in (*index.fields, *index.include))
+
+
+def _column(name: str) -> str:
+    model_field = Contact._meta.get_field(name)
+    if not isinstance(model_field, models.Field) or model_field.column is None:  # an index names columns
+        raise TypeError(f"Contact.{name} is not a column")
+    return model_field.column
 
 
 COVERED_COLUMNS = _index_columns("contact_segment_cover")

@@ -9,7 +9,8 @@ import re
 from typing import Any
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -17,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from contacts import exports, icd10
 from contacts.models import Contact
 from contacts.selectors import ReadScope, contact_records, custom_field_list
+from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.roles import role_can
 from healthmail.accounts.views.access import actor_of, forbidden, require_permission
 from healthmail.disclosure import Viewer, disclose, shows_aggregates
@@ -34,14 +36,14 @@ _DATALIST_ID = re.compile(r"g-\d{1,3}-r-\d{1,3}-codes")
 MEMBERS_PER_PAGE = 50
 
 
-def _segment(request: HttpRequest, segment_id) -> Segment:
+def _segment(request: TenantRequest, segment_id) -> Segment:
     try:
         return selectors.segment_get(tenant=request.tenant, segment_id=segment_id)
     except NotFound:
         raise Http404("No such segment.") from None
 
 
-def _builder_fields(request: HttpRequest, exclude=None) -> list[dict]:
+def _builder_fields(request: TenantRequest, exclude=None) -> list[dict]:
     """What the builder's pickers offer: each field with its operators, input type and choices."""
     dynamic = {
         "consent": selectors.topic_options(tenant=request.tenant),
@@ -76,7 +78,7 @@ def _custom_fields(tenant) -> list:
 @shows_aggregates
 @require_GET
 @require_permission(EDIT)
-def segment_list(request: HttpRequest) -> HttpResponse:
+def segment_list(request: TenantRequest) -> HttpResponse:
     segments = list(selectors.segment_list(tenant=request.tenant))
     viewer = Viewer.of(request)
     rows = [
@@ -90,7 +92,7 @@ def segment_list(request: HttpRequest) -> HttpResponse:
     return render(request, "segmentation/segment_list.html", {"rows": rows})
 
 
-def _builder(request: HttpRequest, segment: Segment | None) -> HttpResponse:
+def _builder(request: TenantRequest, segment: Segment | None) -> HttpResponse:
     """The rule rows are the builder (plain form; htmx only re-renders them in place). Admins may
     also save the JSON definition as API users write it; others see it read-only."""
     saved = segment.definition if segment else {"all": []}
@@ -171,7 +173,7 @@ def _row(rule: rule_rows.Rule, field: dict | None) -> dict:
     }
 
 
-def _rows_or_json(request: HttpRequest, rows, may_edit_json: bool) -> tuple[Any, dict]:
+def _rows_or_json(request: TenantRequest, rows, may_edit_json: bool) -> tuple[Any, dict]:
     """What the form asks to save: the JSON box (admins who pressed its button), the rows, or
     nothing new (rows that cannot show the saved definition: it stays as it is)."""
     if request.POST.get("source") == "json" and may_edit_json:
@@ -214,7 +216,7 @@ def _save(request, form, segment, definition, rows, places) -> Segment | None:
     return None
 
 
-def _count_context(request: HttpRequest, definition: Any) -> dict:
+def _count_context(request: TenantRequest, definition: Any) -> dict:
     """The count partial's context: the disclosed count, or the validator's errors."""
     try:
         result = services.segment_count(
@@ -229,20 +231,20 @@ def _count_context(request: HttpRequest, definition: Any) -> dict:
 
 @shows_aggregates
 @require_permission(EDIT)
-def segment_new(request: HttpRequest) -> HttpResponse:
+def segment_new(request: TenantRequest) -> HttpResponse:
     return _builder(request, None)
 
 
 @shows_aggregates
 @require_permission(EDIT)
-def segment_edit(request: HttpRequest, segment_id) -> HttpResponse:
+def segment_edit(request: TenantRequest, segment_id) -> HttpResponse:
     return _builder(request, _segment(request, segment_id))
 
 
 @shows_aggregates
 @require_POST
 @require_permission(EDIT)
-def segment_count(request: HttpRequest) -> HttpResponse:
+def segment_count(request: TenantRequest) -> HttpResponse:
     """The live count (htmx partial) through the disclosure policy, with breakdowns, or the errors:
     of the rule rows, or of the JSON box when the form has no rows (a definition nested deeper)."""
     if any(rule_rows.is_rule_key(key) for key in request.POST):
@@ -261,7 +263,7 @@ def segment_count(request: HttpRequest) -> HttpResponse:
     return render(request, "segmentation/_count.html", _count_context(request, definition))
 
 
-def _may_see_members(request: HttpRequest, segment: Segment) -> bool:
+def _may_see_members(request: TenantRequest, segment: Segment) -> bool:
     """Being in a PHI segment discloses health information: only PHI readers see who is in it."""
     if not role_can(request.role, "contacts.view_masked"):
         return False
@@ -270,7 +272,7 @@ def _may_see_members(request: HttpRequest, segment: Segment) -> bool:
 
 @require_GET
 @require_permission(EDIT)
-def condition_lookup(request: HttpRequest) -> HttpResponse:
+def condition_lookup(request: TenantRequest) -> HttpResponse:
     """ICD-10-CM categories and codes by code prefix or name (the public code list: no PHI).
 
     JSON for scripts; for the rule rows (htmx) the suggestions of the value box that asked, as the
@@ -295,7 +297,7 @@ def condition_lookup(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def segment_export(request: HttpRequest, segment_id) -> HttpResponse:
+def segment_export(request: TenantRequest, segment_id) -> HttpResponseBase:
     """The members as CSV, to readers who may see them: masked, or identifying for a role that may
     export PHI and asks."""
     segment = _segment(request, segment_id)
@@ -316,7 +318,7 @@ def segment_export(request: HttpRequest, segment_id) -> HttpResponse:
 
 @shows_aggregates
 @require_GET
-def segment_members(request: HttpRequest, segment_id) -> HttpResponse:
+def segment_members(request: TenantRequest, segment_id) -> HttpResponse:
     segment = _segment(request, segment_id)
     if not _may_see_members(request, segment):
         return forbidden(request, "Your role does not allow seeing who is in this segment.")

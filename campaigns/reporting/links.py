@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html as html_lib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 _ANCHOR = re.compile(r"<a\b([^>]*)>(.*?)</a\s*>", re.IGNORECASE | re.DOTALL)
@@ -72,7 +73,7 @@ def label_for(url: str, anchors: list[Anchor]) -> str:
 
 
 def clicks_by_label(
-    clicks: list[tuple[int, object]], urls: dict[int, str], anchors: list[Anchor]
+    clicks: Sequence[tuple[int, object]], urls: dict[int, str], anchors: list[Anchor]
 ) -> list[dict]:
     """[{label, clicks, unique}] in the template's order, from the human clicks' (link id, message
     id) pairs and the links' URLs (read here, never returned). Unique: distinct messages per label,

@@ -152,10 +152,15 @@ def campaign_bounces(*, tenant: Tenant, campaign: Campaign, viewer: Viewer) -> l
     return rows
 
 
+_AB_METRIC_FIGURE: dict[str, str] = {
+    Metric.OPENS: "opens",
+    Metric.CLICKS: "clicks",
+    Metric.CONVERSIONS: "conversions",
+}
+
+
 def _ab_metric(campaign: Campaign) -> str:
-    return {Metric.OPENS: "opens", Metric.CLICKS: "clicks", Metric.CONVERSIONS: "conversions"}[
-        campaign.ab_winner_metric
-    ]
+    return _AB_METRIC_FIGURE[campaign.ab_winner_metric]
 
 
 def ab_comparisons(*, campaign: Campaign, totals: Report) -> list[AbComparison]:
@@ -181,10 +186,10 @@ def ab_comparisons(*, campaign: Campaign, totals: Report) -> list[AbComparison]:
     base = variants[0]
     for other in variants[1:]:
         shown_cells = [*cells(base), *cells(other)]
-        if any(c.value is None for c in shown_cells):
+        n_a, x_a, n_b, x_b = (c.value for c in shown_cells)
+        if n_a is None or x_a is None or n_b is None or x_b is None:
             test, source = None, ""
         else:
-            n_a, x_a, n_b, x_b = (c.value for c in shown_cells)
             source = "exact" if all(c.exact for c in shown_cells) else "released"
             if x_a > n_a or x_b > n_b:
                 test = ProportionTest(

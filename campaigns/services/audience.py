@@ -12,6 +12,7 @@ import datetime
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from typing import cast
 
 from django.db.models import Count
 from django.utils import timezone
@@ -21,6 +22,7 @@ from delivery.models import Message
 from healthmail.disclosure import policy_for
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
+from segmentation.models import Segment
 from segmentation.services import segment_member_ids
 
 from ..models import Campaign
@@ -138,7 +140,9 @@ def campaign_audience_preview(
         return None
     now = now or timezone.now()
     with tenant_context(tenant):
-        contact_ids = segment_member_ids(tenant=tenant, definition=campaign.segment.definition, now=now)
+        # Read inside the tenant context: row-level security hides the segment outside it.
+        segment = cast(Segment, campaign.segment)  # segment_id is set
+        contact_ids = segment_member_ids(tenant=tenant, definition=segment.definition, now=now)
         allowed, excluded = audience_screen(tenant, campaign, contact_ids, now)
     return AudiencePreview(
         members=len(contact_ids),

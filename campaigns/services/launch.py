@@ -28,7 +28,7 @@ from healthmail.crypto import rowkeys
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Service, Tenant
 from healthmail.tenants.services import tenant_can
-from segmentation.models import SegmentSnapshotMember
+from segmentation.models import Segment, SegmentSnapshotMember
 from segmentation.services import segment_snapshot_take
 
 from ..models import Campaign, CampaignExclusion, CampaignVariant
@@ -59,7 +59,8 @@ def stream_for(purpose: str) -> str:
     return Stream.TRANSACTIONAL if purpose in TRANSACTIONAL_PURPOSES else Stream.MARKETING
 
 
-def _preflight(tenant: Tenant, campaign: Campaign) -> None:
+def _preflight(tenant: Tenant, campaign: Campaign) -> Segment:
+    """The campaign's audience, once it may be launched."""
     service = (
         Service.TRANSACTIONAL_EMAIL if campaign.purpose in TRANSACTIONAL_PURPOSES else Service.MARKETING_EMAIL
     )
@@ -70,8 +71,10 @@ def _preflight(tenant: Tenant, campaign: Campaign) -> None:
         raise LaunchRefused("The sender domain is not verified.")
     if campaign.template_version_id is None and not campaign.ab_enabled:
         raise LaunchRefused("The approved template version is missing; submit the campaign again.")
-    if campaign.segment_id is None:
+    segment = campaign.segment
+    if segment is None:
         raise LaunchRefused("The campaign has no audience.")
+    return segment
 
 
 def _fail(campaign: Campaign, reason: str) -> Campaign:
@@ -197,11 +200,11 @@ def campaign_launch(*, tenant: Tenant, campaign_id, now: datetime.datetime | Non
         if campaign.scheduled_for and campaign.scheduled_for > now + datetime.timedelta(seconds=30):
             return None  # an early task (the campaign was rescheduled); the sweeper launches it on time
         try:
-            _preflight(tenant, campaign)
+            segment = _preflight(tenant, campaign)
             snapshot = segment_snapshot_take(
                 tenant=tenant,
                 actor=SYSTEM,
-                segment=campaign.segment,
+                segment=segment,
                 purpose=f"campaign {campaign.pk} launch",
                 now=now,
             )

@@ -57,7 +57,11 @@ def render_campaign_message(message: Message) -> RenderedContent:
         )
         if campaign is None:
             raise CampaignRenderError("The campaign of this message no longer exists.")
-        contact = Contact.objects.filter(pk=message.contact_id, tenant_id=message.tenant_id).first()
+        contact = (
+            Contact.objects.filter(pk=message.contact_id, tenant_id=message.tenant_id).first()
+            if message.contact_id is not None
+            else None
+        )
         if contact is None or contact.deleted_at is not None:
             raise CampaignRenderError("The contact of this message was deleted.")
         version, subject_override = _version_and_subject(campaign, message.variant)

@@ -9,6 +9,7 @@ uses PHI, and nobody approves a campaign they created or submitted.
 from __future__ import annotations
 
 import datetime
+from typing import cast
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -22,7 +23,7 @@ from healthmail.errors import PermissionRefused
 from healthmail.tenants.context import tenant_context
 from healthmail.tenants.models import Tenant
 
-from ..models import Campaign, CampaignApproval, CampaignVariant
+from ..models import Campaign, CampaignApproval, CampaignVariant, Template
 from ..templating import lint as linting
 from . import scheduling
 from . import templates as template_services
@@ -33,14 +34,14 @@ from .history import transition_record
 
 Status = Campaign.Status
 SOURCE_TYPE = "campaign"
-REVIEW_PERMISSION = {
+REVIEW_PERMISSION: dict[str, str] = {
     CampaignApproval.Kind.COMPLIANCE: "campaigns.approve_compliance",
     CampaignApproval.Kind.CLINICAL: "campaigns.approve_clinical",
 }
 
 
 def required_reviews(campaign: Campaign) -> list[str]:
-    kinds = [CampaignApproval.Kind.COMPLIANCE]
+    kinds: list[str] = [CampaignApproval.Kind.COMPLIANCE]
     if campaign.uses_phi:
         kinds.append(CampaignApproval.Kind.CLINICAL)
     return kinds
@@ -88,16 +89,19 @@ def campaign_submit(*, tenant: Tenant, actor: Actor, campaign: Campaign, comment
                 code="lint_errors",
                 extra={"errors": [e.as_dict() for e in errors]},
             )
+        main_template = locked.template
         version = (
-            template_services.template_freeze(tenant=tenant, actor=actor, template=locked.template)
-            if locked.template_id
+            template_services.template_freeze(tenant=tenant, actor=actor, template=main_template)
+            if main_template is not None
             else None
         )
         for variant in CampaignVariant.objects.for_tenant(tenant).filter(
             campaign=locked, template__isnull=False
         ):
             variant.template_version = template_services.template_freeze(
-                tenant=tenant, actor=actor, template=variant.template
+                tenant=tenant,
+                actor=actor,
+                template=cast(Template, variant.template),  # template__isnull=False above
             )
             variant.save(update_fields=["template_version"])
         previous = _move(
@@ -136,13 +140,13 @@ def campaign_withdraw(*, tenant: Tenant, actor: Actor, campaign: Campaign, comme
     return locked
 
 
-def _check_reviewer(campaign: Campaign, actor: Actor, role: str, kind: str) -> None:
+def _check_reviewer(tenant: Tenant, campaign: Campaign, actor: Actor, role: str, kind: str) -> None:
     if actor.user is None:
         raise PermissionRefused("Only a person can review a campaign.", code="reviewer_required")
     if not role_can(role, REVIEW_PERMISSION[kind]):
         raise PermissionRefused("Your role cannot give this review.", code="review_role")
     second_person_require(
-        tenant=campaign.tenant_id,
+        tenant=tenant,
         approver=actor.user,
         authors=(campaign.created_by_id, campaign.submitted_by_id),
         permission=REVIEW_PERMISSION[kind],
@@ -161,7 +165,7 @@ def campaign_approve(
         locked = _locked(tenant, campaign)
         if kind not in REVIEW_PERMISSION:
             raise CampaignError("Unknown review.", code="review_kind")
-        _check_reviewer(locked, actor, role, kind)
+        _check_reviewer(tenant, locked, actor, role, kind)
         if locked.status != Status.IN_REVIEW:
             raise CampaignConflict("The campaign is not waiting for review.", code="campaign_state")
         if kind not in required_reviews(locked):
@@ -211,7 +215,7 @@ def campaign_reject(
         locked = _locked(tenant, campaign)
         if kind not in REVIEW_PERMISSION:
             raise CampaignError("Unknown review.", code="review_kind")
-        _check_reviewer(locked, actor, role, kind)
+        _check_reviewer(tenant, locked, actor, role, kind)
         CampaignApproval.objects.create(
             tenant=tenant,
             campaign=locked,
@@ -290,7 +294,7 @@ def campaign_schedule(
             empty_send_confirmed=confirm_empty,
             status_reason="",
         )
-        details = {"scheduled_for": start.isoformat(), "timezone_mode": timezone_mode}
+        details: dict[str, object] = {"scheduled_for": start.isoformat(), "timezone_mode": timezone_mode}
         if preview is not None:
             details |= {"sendable_now": preview.sendable, "empty_send_confirmed": confirm_empty}
         transition_record(

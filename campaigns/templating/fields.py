@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contacts.models import Contact, CustomField
-from healthmail.crypto.fields import PhiClass
+from healthmail.crypto.fields import EncryptedFieldMixin, PhiClass
 
 PHI_CLASSES = frozenset({PhiClass.CLINICAL, PhiClass.DATE, PhiClass.CONTENT})
 DATA_PREFIX = "data."  # transactional messages: values the calling system supplies
@@ -44,7 +44,10 @@ class MergeField:
 
 
 def _contact_class(column: str) -> str:
-    return Contact._meta.get_field(column).phi_class
+    field = Contact._meta.get_field(column)
+    if not isinstance(field, EncryptedFieldMixin):  # a merge field reads an encrypted column only
+        raise TypeError(f"Contact.{column} is not an encrypted column: it has no PHI class")
+    return field.phi_class
 
 
 def _contact_field(name: str, label: str, column: str, sample: str, key: str = "") -> MergeField:

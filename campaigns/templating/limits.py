@@ -100,8 +100,13 @@ class _Bound:
         raise _Unbounded(type(node).__name__)
 
     def filter(self, node: nodes.Filter) -> int:
+        if node.node is None:  # a {% filter %} block's node: a statement, never measured here
+            raise _Unbounded("filter block")
         length = self.expression(node.node)
-        arguments = {**dict(enumerate(node.args)), **{k.key: k.value for k in node.kwargs}}
+        arguments: dict[int | str, nodes.Expr] = {
+            **dict(enumerate(node.args)),
+            **{str(k.key): k.value for k in node.kwargs},
+        }
         name = node.name
         if name == "replace":
             return self._replace(length, arguments)
@@ -119,7 +124,7 @@ class _Bound:
             return max(length, self.expression(fallback) if fallback is not None else 0)
         raise _Unbounded(f"filter {name}")
 
-    def _replace(self, length: int, arguments: dict) -> int:
+    def _replace(self, length: int, arguments: dict[int | str, nodes.Expr]) -> int:
         old = arguments.get(0, arguments.get("old"))
         new = arguments.get(1, arguments.get("new"))
         count = arguments.get(2, arguments.get("count"))

@@ -139,15 +139,16 @@ def _marker(index: int) -> str:
 
 def _marked_html(parts: Parts, used: set[str], field_set: FieldSet, blocks: Mapping[str, str]):
     """The HTML rendered a few times with markers for personal fields, and which marker is which."""
-    personal = sorted(n for n in used if (f := field_set.get(n)) is not None and f.personal)
+    # The analysis names known fields only (an unknown one is a problem, and no HTML is inspected).
+    known = {name: f for name in used if (f := field_set.get(name)) is not None}
+    personal = sorted(name for name, f in known.items() if f.personal)
     markers = {name: _marker(i) for i, name in enumerate(personal)}
     outputs = []
     # Three passes reach most branches: every field filled; only PHI fields filled (conditions on
     # other fields false); nothing filled.
     for filled in ("all", "phi", "none"):
         values = {}
-        for name in used:
-            merge_field = field_set.get(name)
+        for name, merge_field in known.items():
             keep = filled == "all" or (filled == "phi" and merge_field.phi)
             values[name] = (markers.get(name) or merge_field.sample) if keep else ""
         try:
@@ -174,7 +175,7 @@ def _html_findings(parts: Parts, used: set[str], field_set: FieldSet, blocks, wh
     def add(code: str, message: str) -> None:
         found.setdefault((code, message), Finding(code, message, where))
 
-    phi_markers = {m: n for n, m in markers.items() if field_set.get(n).phi}
+    phi_markers = {m: n for n, m in markers.items() if (f := field_set.get(n)) is not None and f.phi}
     for output in outputs:
         inspection = mail_html.inspect(output)
         lowered = [(tag, attr, value.lower()) for tag, attr, value in inspection.attribute_values]

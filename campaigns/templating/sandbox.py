@@ -17,6 +17,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
 from jinja2 import DictLoader, StrictUndefined, nodes
 from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError, UndefinedError
@@ -143,10 +144,12 @@ def parse(source: str, env: _Environment | None = None) -> tuple[nodes.Template 
             line, column = _position_of_offset(source, int(offset.group(1)))
             message = _OFFSET.sub("", message)
         else:
-            line, column = error.lineno, _current_token_column(env, source, parser)
-            if column is None:
+            line, token_column = error.lineno, _current_token_column(env, source, parser)
+            if token_column is None:
                 lines = source.splitlines() or [""]
                 column = len(lines[min(line, len(lines)) - 1]) + 1
+            else:
+                column = token_column
         return None, Problem("syntax_error", f"Syntax error: {message}", line, column)
 
 
@@ -271,6 +274,7 @@ def analyze(source: str, *, field_set: FieldSet, blocks: Mapping[str, str] | Non
     tree, problem = parse(source)
     if problem is not None:
         return Analysis(problems=[problem])
+    tree = cast(nodes.Template, tree)  # parse gives a tree whenever it gives no problem
     checker = _Checker(source, field_set, blocks, allow_include=True)
     checker.visit(tree)
     result = checker.result
@@ -287,7 +291,7 @@ def analyze(source: str, *, field_set: FieldSet, blocks: Mapping[str, str] | Non
             )
             continue
         block_checker = _Checker(blocks[key], field_set, {}, allow_include=False)
-        block_checker.visit(block_tree)
+        block_checker.visit(cast(nodes.Template, block_tree))  # no problem: a tree
         result.fields |= block_checker.result.fields
         result.problems.extend(
             Problem(p.code, f"In block “{key}”: {p.message}", p.line, p.column)

@@ -125,7 +125,7 @@ def row_evidence(
         if not source:
             allowed = ", ".join(SOURCES)
             errors.append((columns.source_column, f"Unknown consent source (use one of: {allowed})."))
-    if errors:
+    if errors or obtained_on is None:  # no date: an error above
         return None, errors
     return ConsentEvidenceRow(topic, source, obtained_on, job_id, row_number), []
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 from django.conf import settings
 
@@ -68,7 +70,8 @@ class MappingForm(forms.Form):
                 initial=suggested.get(index, IGNORE),
                 label=header or f"Column {index + 1}",
             )
-        self.fields["consent_topic"].choices = [
+        topic_field = cast(forms.ChoiceField, self.fields["consent_topic"])  # declared a ChoiceField
+        topic_field.choices = [
             ("", "— From a column, or no consent evidence —"),
             *consent_topics,
         ]

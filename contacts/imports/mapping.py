@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime
 import re
 import uuid
+from collections.abc import Set
 from dataclasses import dataclass, field
+from typing import cast
 
 from contacts.models import Contact, CustomField
 from contacts.normalize import (
@@ -20,7 +22,7 @@ from contacts.normalize import (
     SYSTEM_NAME,
     ContactInput,
 )
-from healthmail.crypto.fields import PhiClass
+from healthmail.crypto.fields import EncryptedFieldMixin, PhiClass
 from healthmail.errors import ApplicationError
 
 from . import consent_columns
@@ -50,7 +52,8 @@ class Target:
 
 
 def _phi(model_field: str) -> str:
-    return Contact._meta.get_field(model_field).phi_class
+    # An encrypted column (every target names one): its PHI class.
+    return cast(EncryptedFieldMixin, Contact._meta.get_field(model_field)).phi_class
 
 
 def _words(text: str) -> str:
@@ -167,7 +170,7 @@ class ImportPlan:
         external_id_system: str = "",
         consent_topic: str = "",
         consent_source: str = "",
-        consent_topics: set[str] = frozenset(),
+        consent_topics: Set[str] = frozenset(),
     ) -> ImportPlan:
         """Check a mapping the person chose; MappingInvalid says what to fix."""
         column_targets = {int(i): key for i, key in column_targets.items() if key}
@@ -194,7 +197,7 @@ class ImportPlan:
 
     @staticmethod
     def _consent(
-        column_of: dict[str, int], topic: str, source: str, topics: set[str]
+        column_of: dict[str, int], topic: str, source: str, topics: Set[str]
     ) -> ConsentColumns | None:
         wanted = topic or source or any(key.startswith("consent.") for key in column_of)
         if not wanted:
@@ -268,7 +271,8 @@ class ImportPlan:
                 fields[key] = text
         if not fields.get("email") and not fields.get("external_ids"):
             return Converted(None, [(None, "The row has neither an email nor an external id.")])
-        evidence, errors = None, []
+        evidence: consent_columns.ConsentEvidenceRow | None = None
+        errors: list[tuple[int | None, str]] = []
         if self.consent is not None:
             evidence, errors = consent_columns.row_evidence(
                 self.consent,

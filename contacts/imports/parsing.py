@@ -13,11 +13,13 @@ import csv
 import datetime
 import io
 import itertools
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from healthmail.errors import ApplicationError
+
+# An upload read as bytes: a sealed file (raw, buffered here) or an in-memory one.
+ByteSource = io.RawIOBase | io.BufferedIOBase
 
 CSV = "csv"
 XLSX = "xlsx"
@@ -112,7 +114,7 @@ def csv_shape(head: bytes, *, complete: bool) -> FileShape:
     return FileShape(CSV, check_headers(headers), encoding="utf-8-sig", delimiter=delimiter)
 
 
-def xlsx_shape(raw: BinaryIO) -> FileShape:
+def xlsx_shape(raw: ByteSource) -> FileShape:
     rows = _xlsx_values(raw, skip=0)
     try:
         headers = next(rows, [])
@@ -130,7 +132,7 @@ def _fit(values: list[str], width: int) -> tuple[list[str], str]:
     return values, ""
 
 
-def csv_rows(raw: BinaryIO, *, delimiter: str, width: int, start: int = 0, first_number: int = 2):
+def csv_rows(raw: ByteSource, *, delimiter: str, width: int, start: int = 0, first_number: int = 2):
     """Data rows of a CSV file from byte offset `start` (0: the header is read and skipped)."""
     raw.seek(start)
     stream = io.BufferedReader(raw, READ_BUFFER) if not isinstance(raw, io.BufferedIOBase) else raw
@@ -196,7 +198,7 @@ def _cell_text(value) -> str:
     return str(value)
 
 
-def _xlsx_values(raw: BinaryIO, *, skip: int) -> Iterator[list[str]]:
+def _xlsx_values(raw: ByteSource, *, skip: int) -> Generator[list[str], None, None]:
     import zipfile
 
     import openpyxl  # imported on use: only XLSX jobs pay for it
@@ -218,7 +220,7 @@ def _xlsx_values(raw: BinaryIO, *, skip: int) -> Iterator[list[str]]:
         workbook.close()
 
 
-def xlsx_rows(raw: BinaryIO, *, width: int, start: int = 0):
+def xlsx_rows(raw: ByteSource, *, width: int, start: int = 0):
     """Data rows of the first sheet, after `start` data rows (the header is always skipped)."""
     number = start + 1
     for values in _xlsx_values(raw, skip=start + 1):

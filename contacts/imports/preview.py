@@ -10,7 +10,6 @@ import datetime
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, cast
 
 from audit.phi import phi_access
 from contacts.models import ImportJob
@@ -79,7 +78,7 @@ def import_preview(
 
 
 def _rows(job: ImportJob) -> Iterator[parsing.ParsedRow]:
-    raw = cast(BinaryIO, SealedFile(job))  # a RawIOBase that reads as a binary file
+    raw = SealedFile(job)
     if job.file_format == ImportJob.Format.XLSX:
         return parsing.xlsx_rows(raw, width=job.column_count)
     return parsing.csv_rows(raw, delimiter=job.delimiter, width=job.column_count)

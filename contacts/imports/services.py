@@ -27,6 +27,7 @@ from django.utils import timezone
 from audit import services as audit
 from audit.models import AuditEvent
 from contacts.models import ImportJob, ImportRowError, ImportSlice
+from contacts.normalize import ContactInput
 from contacts.services import UpsertStatus, contact_upsert_many
 from healthmail.accounts.models import Membership
 from healthmail.accounts.roles import PERMISSIONS
@@ -53,7 +54,7 @@ from .storage import (
 BATCH_SIZE = 1000
 # Rows per slice: small enough that two workers share even a modest file, and that a slice's
 # transaction (which a concurrent slice importing the same new email waits for) stays short.
-SLICE_ROWS = {ImportJob.Format.CSV: 5_000, ImportJob.Format.XLSX: 100_000}
+SLICE_ROWS: dict[str, int] = {ImportJob.Format.CSV: 5_000, ImportJob.Format.XLSX: 100_000}
 CONFLICT_RETRIES = 5
 SHRED_AFTER = datetime.timedelta(days=7)
 STALLED_AFTER = datetime.timedelta(minutes=5)
@@ -401,7 +402,9 @@ def _import_batch(
     job: ImportJob, plan: mapping.ImportPlan, batch: tuple[parsing.ParsedRow, ...], tally: _Tally
 ) -> None:
     errors: list[ImportRowError] = []
-    inputs, numbers, evidence = [], [], {}
+    inputs: list[ContactInput] = []
+    numbers: list[int] = []
+    evidence: dict[int, consent_columns.ConsentEvidenceRow] = {}
 
     def error(number: int, column: int | None, message: str) -> None:
         errors.append(
@@ -418,7 +421,7 @@ def _import_batch(
         if not row.values:
             continue  # a blank line
         converted = plan.convert(row.values, job_id=job.pk, row_number=row.number, today=today)
-        if converted.errors:
+        if converted.errors or converted.contact is None:  # no contact: an error says why
             for column, message in converted.errors:
                 error(row.number, column, message)
             continue

@@ -64,7 +64,9 @@ def job_headers(job: ImportJob) -> list[str]:
 
 
 def _object_key(job: ImportJob) -> ObjectKey:
-    object_key = ObjectKey.objects.filter(pk=job.object_key_id).first()
+    object_key = (
+        ObjectKey.objects.filter(pk=job.object_key_id).first() if job.object_key_id is not None else None
+    )
     if object_key is None:
         raise UploadUnreadable("The upload was destroyed; upload the file again.")
     return object_key
@@ -156,12 +158,16 @@ class SealedFile(io.RawIOBase):
         sealed = row.first()
         if sealed is None:
             raise UploadUnreadable(f"Part {index + 1} of the uploaded file is missing; upload it again.")
+        unreadable = UploadUnreadable("The uploaded file cannot be decrypted; upload it again.")
+        key_id = self.job.object_key_id
+        if key_id is None:  # its key was shredded
+            raise unreadable
         try:
             plaintext = objects.content_open(
-                self.job.object_key_id, self.job.tenant_id, bytes(sealed), aad=_aad(self.job.pk, index)
+                key_id, self.job.tenant_id, bytes(sealed), aad=_aad(self.job.pk, index)
             )
         except DecryptionError:
-            raise UploadUnreadable("The uploaded file cannot be decrypted; upload it again.") from None
+            raise unreadable from None
         self._cache[index] = plaintext
         if len(self._cache) > CACHED_CHUNKS:
             self._cache.popitem(last=False)

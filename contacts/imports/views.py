@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET
 
 from audit import services as audit
 from contacts.models import ImportJob
+from healthmail.accounts.requests import TenantRequest
 from healthmail.accounts.views.access import actor_of, no_store, require_permission
 from healthmail.errors import ApplicationError, Conflict, NotFound
 
@@ -27,7 +28,7 @@ from .uploads import SealedUpload, SealingUploadHandler
 PERMISSION = "contacts.import"
 
 
-def _job(request: HttpRequest, job_id) -> ImportJob:
+def _job(request: TenantRequest, job_id) -> ImportJob:
     try:
         return services.import_job_get(tenant=request.tenant, job_id=job_id)
     except NotFound:
@@ -36,7 +37,7 @@ def _job(request: HttpRequest, job_id) -> ImportJob:
 
 @require_GET
 @require_permission(PERMISSION)
-def job_list(request: HttpRequest) -> HttpResponse:
+def job_list(request: TenantRequest) -> HttpResponse:
     jobs = ImportJob.objects.for_tenant(request.tenant).select_related("created_by")[:50]
     return render(request, "contacts/imports/job_list.html", {"jobs": jobs})
 
@@ -45,7 +46,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
 # body; CSRF is then checked by the inner view (the documented pattern for custom upload handlers).
 @csrf_exempt
 @require_permission(PERMISSION)
-def upload(request: HttpRequest) -> HttpResponse:
+def upload(request: TenantRequest) -> HttpResponse:
     if request.method != "POST":
         return render(request, "contacts/imports/upload.html", {"form": UploadForm()})
     handler = SealingUploadHandler(request, tenant=request.tenant, actor=actor_of(request))
@@ -58,7 +59,7 @@ def upload(request: HttpRequest) -> HttpResponse:
 
 
 @csrf_protect
-def _upload_post(request: HttpRequest, handler: SealingUploadHandler) -> HttpResponse:
+def _upload_post(request: TenantRequest, handler: SealingUploadHandler) -> HttpResponse:
     form = UploadForm(request.POST, request.FILES)
     if handler.error:
         form.add_error(None, handler.error)
@@ -74,7 +75,7 @@ def _upload_post(request: HttpRequest, handler: SealingUploadHandler) -> HttpRes
     return render(request, "contacts/imports/upload.html", {"form": form}, status=400)
 
 
-def _mapping_form(request: HttpRequest, job: ImportJob, data=None) -> MappingForm:
+def _mapping_form(request: TenantRequest, job: ImportJob, data=None) -> MappingForm:
     targets = mapping.targets_for(tenant=request.tenant)
     headers = job_headers(job)
     return MappingForm(
@@ -87,7 +88,7 @@ def _mapping_form(request: HttpRequest, job: ImportJob, data=None) -> MappingFor
 
 
 @require_permission(PERMISSION)
-def job_map(request: HttpRequest, job_id) -> HttpResponse:
+def job_map(request: TenantRequest, job_id) -> HttpResponse:
     job = _job(request, job_id)
     if job.status != ImportJob.Status.UPLOADED:
         return redirect("contact_imports:job_detail", job_id=job.pk)
@@ -117,7 +118,7 @@ def job_map(request: HttpRequest, job_id) -> HttpResponse:
 
 @require_GET
 @require_permission(PERMISSION)
-def job_detail(request: HttpRequest, job_id) -> HttpResponse:
+def job_detail(request: TenantRequest, job_id) -> HttpResponse:
     job = _job(request, job_id)
     context = {"job": job, "progress": services.import_job_progress(job)}
     template = "contacts/imports/_job_progress.html" if request.htmx else "contacts/imports/job_detail.html"
@@ -126,7 +127,7 @@ def job_detail(request: HttpRequest, job_id) -> HttpResponse:
 
 @require_GET
 @require_permission(PERMISSION)
-def error_report(request: HttpRequest, job_id) -> HttpResponse:
+def error_report(request: TenantRequest, job_id) -> StreamingHttpResponse:
     job = _job(request, job_id)
     audit.record(
         actor=actor_of(request),

@@ -13,6 +13,7 @@ OpenSMTPD, Exchange...) through GNU Mailman's flufl.bounce (plaintext.py).
 from __future__ import annotations
 
 import email
+import email.utils
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -86,7 +87,7 @@ def _blocks(part: Message) -> list[dict[str, str]]:
         ]
     text = payload if isinstance(payload, str) else ""
     if part.get("Content-Transfer-Encoding", "").lower() in ("base64", "quoted-printable"):
-        text = (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
+        text = _decoded(part).decode("utf-8", "replace")
     return [
         {
             k.lower(): " ".join(str(v).split())
@@ -108,8 +109,7 @@ def _quoted_headers(report: Message) -> list[Message]:
             if isinstance(inner, Message):
                 found.append(inner)
         elif kind == "text/rfc822-headers":
-            text = part.get_payload(decode=True) or b""
-            found.append(HeaderParser().parsestr(text.decode("utf-8", "replace")))
+            found.append(HeaderParser().parsestr(_decoded(part).decode("utf-8", "replace")))
     return found
 
 
@@ -135,6 +135,12 @@ def _envelope_candidates(report: Message, envelope_recipients: list[str]) -> lis
     for header in ("To", "Delivered-To", "X-Original-To", "Envelope-To"):
         candidates.extend(str(value) for value in report.get_all(header, []))
     return candidates
+
+
+def _decoded(part: Message) -> bytes:
+    """A non-multipart part's body, transfer encoding undone (b"" when it has none)."""
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
 
 
 def _text(report: Message, limit: int = 200_000) -> str:
@@ -181,7 +187,8 @@ def _parse(report: Message, envelope_recipients: list[str]) -> Report:
             "dmarc_aggregate", reported_domain=aggregate.domain, dmarc_tenant=tenant, aggregate=aggregate
         )
     if report.get_content_type() == "multipart/report":
-        report_type = (report.get_param("report-type") or "").lower()
+        param = report.get_param("report-type")
+        report_type = email.utils.collapse_rfc2231_value(param).lower() if param else ""
         if report_type == "feedback-report":
             return _feedback(report, envelope, tenant)
         if report_type == "delivery-status":

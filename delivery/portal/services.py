@@ -31,6 +31,7 @@ from audit.phi import phi_access
 from healthmail.accounts.models import Membership, User
 from healthmail.accounts.roles import PERMISSIONS
 from healthmail.actors import Actor
+from healthmail.crypto.errors import DecryptionError
 from healthmail.crypto.objects import content_open, content_seal, object_key_create
 from healthmail.errors import ApplicationError, NotFound
 from healthmail.sysmail.services import system_mail_queue
@@ -309,10 +310,13 @@ def portal_available(portal_message: PortalMessage) -> None:
 
 def portal_content_read(portal_message: PortalMessage) -> PortalContent:
     """The sealed content of a portal row (live, or rebuilt from the archive with its id and key)."""
+    key_id, sealed = portal_message.content_key_id, portal_message.content
+    if key_id is None or sealed is None:  # destroyed under retention (portal_available refuses it first)
+        raise DecryptionError("The content key was destroyed; the content is unrecoverable.")
     blob = content_open(
-        portal_message.content_key_id,
+        key_id,
         portal_message.tenant_id,
-        bytes(portal_message.content),
+        bytes(sealed),
         aad=_content_aad(portal_message.pk),
     )
     document = json.loads(blob)

@@ -242,7 +242,7 @@ def passphrase(request: HttpRequest, *, tenant, portal_message, token) -> HttpRe
         )
         messages.success(request, "Your passphrase is saved. Next time you can use it instead of a code.")
     else:
-        messages.error(request, form.errors["passphrase"][0])
+        messages.error(request, str(form.errors["passphrase"][0]))
     return redirect("portal:landing", token=token)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -48,8 +49,8 @@ class SenderHealth:
     aggregate_messages: int
     aggregate_failed: int
     aggregate_reports: list[SenderFeedback]
-    rejections: list[dict]  # {cause, status, receiving_domain, stream, count}
-    auth_failures: list[dict]  # {cause, count}
+    rejections: Sequence[Mapping[str, object]]  # {cause, status, receiving_domain, stream, count}
+    auth_failures: Sequence[Mapping[str, object]]  # {cause, count}
     pauses: list[DomainPause]
 
     @property

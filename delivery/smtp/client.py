@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import aiosmtplib
+from aiosmtplib.protocol import SMTPProtocol
 
 from delivery.tls.policy import Source, TlsPolicy
 
@@ -126,10 +127,17 @@ class _Session:
         if reply.code not in (250, 251):
             raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, message.recipient)
 
+    def _protocol(self) -> SMTPProtocol:
+        """The connection's protocol; gone once the connection closed (as aiosmtplib itself says)."""
+        protocol = self.smtp.protocol
+        if protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("Disconnected from the SMTP server")
+        return protocol
+
     async def _write_content(self, data: bytes) -> None:
         """The content (ending with the final "."), a block at a time: a receiver that stops reading
         for longer than the data-block timeout (§4.5.3.2.5) breaks the transaction."""
-        protocol = self.smtp.protocol
+        protocol = self._protocol()
         protocol._response_pending = True  # the reply may arrive while we wait for a block to drain
         for start in range(0, len(data), BLOCK):
             protocol.write(data[start : start + BLOCK])
@@ -159,7 +167,7 @@ class _Session:
             evidence = TlsEvidence(**{**evidence.as_dict(), "requiretls": True})
         try:
             await self._write_content(dot_stuff(message.content))
-            reply = await self.smtp.protocol.read_response(timeout=self.timeouts.data_end)
+            reply = await self._protocol().read_response(timeout=self.timeouts.data_end)
         except (aiosmtplib.SMTPException, OSError, RuntimeError, TimeoutError) as error:
             # RFC 1047: the server may have accepted the message; a blind retry could duplicate it.
             self.lost = True

@@ -108,7 +108,7 @@ def _unbindable(error: BaseException) -> OSError | None:
 
 def _connect_failure(route: MxRoute, source: tuple[str, int] | None, error: BaseException) -> str:
     bind_error = _unbindable(error) if source else None
-    if bind_error is not None:
+    if bind_error is not None and source is not None:
         detail = os.strerror(bind_error.errno) if bind_error.errno else str(bind_error)
         return f"cannot bind the source address {source[0]}: {detail}"
     return f"connect to {route.host}:{route.port} failed: {error.__class__.__name__}"

@@ -66,7 +66,8 @@ def _secure(name: str, secure: set[str]) -> bool:
 def _mx(entry: dict, addresses: dict[str, list[str]]) -> MxHost:
     try:
         host = _normalize(str(entry["host"]))
-        listed = entry.get("address") or (addresses.get(host) or [None])[0]
+        known = addresses.get(host)
+        listed = entry.get("address") or (known[0] if known else None)
         return MxHost(int(entry.get("preference", 10)), host, port=int(entry.get("port", 25)), address=listed)
     except (KeyError, TypeError, ValueError) as error:
         raise ZoneFileError(f"An MX record needs a host (and numeric preference/port): {entry!r}") from error

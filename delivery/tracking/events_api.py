@@ -31,8 +31,11 @@ class EventSerializer(serializers.Serializer):
         required=False, max_length=64, help_text="A named event, e.g. lab_result.ready."
     )
     id = serializers.CharField(required=False, max_length=100, help_text="Your system's id of a named event.")
-    data = serializers.DictField(required=False, help_text="Values of a named event (scalars only).")
-    label = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    # Fields named like Serializer.data and Field.label: DRF's metaclass takes them off the class.
+    data = serializers.DictField(  # type: ignore[assignment]
+        required=False, help_text="Values of a named event (scalars only)."
+    )
+    label = serializers.CharField(required=False, allow_blank=True, max_length=64)  # type: ignore[assignment]
     occurred_at = serializers.DateTimeField(required=False)
     message_id = serializers.UUIDField(required=False)
 

@@ -145,7 +145,11 @@ def engagement_record(
         url = None
         link = None
         if token.kind == CLICK:
-            link = TrackedUrl.objects.filter(tenant_id=token.tenant_id, pk=token.url_id).first()
+            link = (
+                TrackedUrl.objects.filter(tenant_id=token.tenant_id, pk=token.url_id).first()
+                if token.url_id is not None
+                else None
+            )
             if link is None:
                 return None, None
             url = link.url

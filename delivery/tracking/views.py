@@ -32,7 +32,10 @@ def open_pixel(request: HttpRequest, token: str) -> HttpResponse:
     parsed = token_read(token)
     if parsed is not None and parsed.kind == OPEN:
         services.engagement_record(
-            token=parsed, user_agent=_agent(request), ip=client_ip(request), method=request.method
+            token=parsed,
+            user_agent=_agent(request),
+            ip=client_ip(request),
+            method=str(request.method),  # GET or HEAD (require_http_methods)
         )
     return _no_store(HttpResponse(PIXEL, content_type="image/gif"))
 
@@ -43,7 +46,10 @@ def click(request: HttpRequest, token: str) -> HttpResponse:
     url = None
     if parsed is not None and parsed.kind == CLICK:
         _, url = services.engagement_record(
-            token=parsed, user_agent=_agent(request), ip=client_ip(request), method=request.method
+            token=parsed,
+            user_agent=_agent(request),
+            ip=client_ip(request),
+            method=str(request.method),  # GET or HEAD (require_http_methods)
         )
     if not url:
         return _no_store(HttpResponseNotFound("This link is not valid.", content_type="text/plain"))

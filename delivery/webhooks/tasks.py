@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import uuid
+from typing import cast
 
 from django.utils import timezone
 
@@ -18,14 +20,17 @@ from . import services
 @tenant_task(ignore_result=True, acks_late=True, soft_time_limit=60, time_limit=90)
 def webhook_deliver(delivery_id: str) -> None:
     delivery = services.webhook_delivery_attempt(delivery_id=uuid.UUID(delivery_id))
-    if delivery is not None and delivery.state == WebhookDelivery.State.PENDING:
-        delay = max(1, int((delivery.next_attempt_at - timezone.now()).total_seconds()))
-        queue = "marketing" if delivery.stream == "marketing" else "transactional"
-        webhook_deliver.apply_async(
-            kwargs={"tenant_id": str(delivery.tenant_id), "delivery_id": delivery_id},
-            countdown=delay,
-            queue=queue,
-        )
+    if delivery is None or delivery.state != WebhookDelivery.State.PENDING:
+        return
+    # A pending delivery always has its next attempt (webhook_delivery_attempt sets it).
+    next_attempt_at = cast(datetime.datetime, delivery.next_attempt_at)
+    delay = max(1, int((next_attempt_at - timezone.now()).total_seconds()))
+    queue = "marketing" if delivery.stream == "marketing" else "transactional"
+    webhook_deliver.apply_async(
+        kwargs={"tenant_id": str(delivery.tenant_id), "delivery_id": delivery_id},
+        countdown=delay,
+        queue=queue,
+    )
 
 
 @app.task(

@@ -23,6 +23,14 @@ def current_tenant_id() -> uuid.UUID | None:
     return _current_tenant.get()
 
 
+def context_tenant_id() -> uuid.UUID:
+    """The tenant of the open context, for code that only runs inside one (a tenant task's body)."""
+    tenant_id = _current_tenant.get()
+    if tenant_id is None:
+        raise RuntimeError("No tenant context is open.")
+    return tenant_id
+
+
 def _set_local(name: str, value: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config(%s, %s, true)", [name, value])

@@ -126,11 +126,11 @@ def window_text(window: Mapping) -> str:
 def walk(definition: Mapping, sample: Sample) -> Sample:
     """Move the sample from the start to its exit, noting each step and what happened there."""
     steps = definition.get("steps", {})
-    key, visits, emailed = definition.get("start"), {}, False
+    key, emailed = definition.get("start"), False
+    visits: dict[str, int] = {}
     cap = spec.cycle_cap(definition)
     for _ in range(MAX_HOPS):
-        step = steps.get(key)
-        if step is None:
+        if key is None or (step := steps.get(key)) is None:
             sample.outcome = f"stops: no step {key!r}"
             return sample
         visits[key] = visits.get(key, 0) + 1

@@ -469,7 +469,7 @@ SELECT id, tenant_id, journey_id, version_id, contact_id, step, state, due_at, w
 """
 
 
-def _claim(tenant: Tenant, now, limit: int, ids: Iterable[uuid.UUID] | None = None) -> list[Claimed]:
+def _claim(tenant: Tenant, now, limit: int, ids: Iterable[uuid.UUID | str] | None = None) -> list[Claimed]:
     """Due positions of active journeys, locked; rows another worker holds are skipped, not waited for.
     The active journeys' ids, not a join: the due index is walked in order and nothing else is read."""
     active = list(
@@ -489,7 +489,7 @@ def positions_advance(
     *,
     tenant: Tenant,
     now: datetime.datetime | None = None,
-    ids: Iterable[uuid.UUID] | None = None,
+    ids: Iterable[uuid.UUID | str] | None = None,  # ids or their text (a task's arguments)
     batch: int | None = None,
 ) -> Report:
     """Claim one batch of due positions (all due ones, or only `ids`) and walk them forward, in one

@@ -24,12 +24,16 @@ def render_journey_message(message: Message) -> RenderedContent:
     with tenant_context(message.tenant_id):
         version = JourneyVersion.objects.filter(tenant_id=message.tenant_id, pk=uuid.UUID(version_id)).first()
         step = (version.definition["steps"].get(key) if version else None) or {}
-        if step.get("type") != "send":
+        if version is None or step.get("type") != "send":
             raise CampaignRenderError("The journey step of this message no longer exists.")
         template_version = TemplateVersion.objects.get(
             tenant_id=message.tenant_id, pk=step["template_version_id"]
         )
-        contact = Contact.objects.filter(pk=message.contact_id, tenant_id=message.tenant_id).first()
+        contact = (
+            Contact.objects.filter(pk=message.contact_id, tenant_id=message.tenant_id).first()
+            if message.contact_id is not None
+            else None
+        )
         if contact is None or contact.deleted_at is not None:
             raise CampaignRenderError("The contact of this message was deleted.")
         topic = None

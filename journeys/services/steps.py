@@ -3,6 +3,7 @@ time: one gate query per send step, one query per branch, one write per update."
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -134,7 +135,7 @@ def _engaged(
         source_id__startswith=f"{version.pk}:",
         occurred_at__gte=earliest,
     ).values_list("contact_id", "occurred_at")
-    latest: dict[uuid.UUID, object] = {}
+    latest: dict[uuid.UUID, datetime.datetime] = {}
     for contact_id, occurred_at in events:
         latest[contact_id] = max(latest.get(contact_id, occurred_at), occurred_at)
     return {p.pk for p in positions if p.contact_id in latest and latest[p.contact_id] >= p.entered_at}
@@ -214,10 +215,13 @@ def webhook(
     """One signed delivery per contact to the tenant's endpoint, written in this transaction and sent
     by the webhook worker (the SSRF-guarded sender, its retries and its sweep). Ids only, never PHI."""
 
+    endpoint_id = _uuid(step["endpoint_id"])
     endpoint = (
-        WebhookEndpoint.objects.filter(tenant=tenant, pk=_uuid(step["endpoint_id"]), active=True)
+        WebhookEndpoint.objects.filter(tenant=tenant, pk=endpoint_id, active=True)
         .only("id", "event_types")
         .first()
+        if endpoint_id is not None
+        else None
     )
     if endpoint is None:
         return "webhook_unavailable"  # deleted or paused since approval: the journey goes on

@@ -9,15 +9,16 @@ from collections import Counter
 import pytest
 from django.utils import timezone
 
-from campaigns.models import Campaign
-from campaigns.services import ab, launch
+from campaigns.models import Campaign, CampaignApproval
+from campaigns.services import ab, launch, workflow
 from campaigns.services.ab import VariantStats, choose_winner
 from campaigns.services.campaigns import VariantInput
 from delivery.models import EngagementEvent, Message
 from delivery.outbox import message_content
 from healthmail.tenants.context import tenant_context
+from tests.factories import CampaignFactory
 
-from .conftest import contacts, opt_in, scheduled
+from .conftest import contacts, opt_in, scheduled, template
 
 pytestmark = pytest.mark.django_db
 
@@ -155,3 +156,37 @@ def test_phi_in_a_variant_subject_is_a_lint_error(tenant_a, team, ready):
         variants=[VariantInput("A", "Hello"), VariantInput("B", "About {{ contact.provider }}")],
     )
     assert "phi_in_subject" in {f["code"] for f in campaign.lint}
+
+
+def test_a_content_test_without_a_main_template_can_be_reviewed(tenant_a, team, ready):
+    """Each variant of a content test carries its own template, so the campaign may have none: its
+    reviews record no campaign-level version (they once failed on a NOT NULL column, reported as a
+    review already given, and the campaign could never be approved)."""
+    second = template(tenant_a, team["marketer"].actor, name="Flu season, shorter")
+    campaign = CampaignFactory(
+        tenant=tenant_a,
+        actor=team["marketer"].actor,
+        template=None,
+        segment=ready["segment"],
+        sender_domain=ready["domain"],
+        ab_enabled=True,
+        ab_dimension=Campaign.AbDimension.CONTENT,
+        ab_test_percent=50,
+        ab_winner_metric="clicks",
+        ab_wait_hours=2,
+        variants=[
+            VariantInput("A", template_id=ready["template"].pk),
+            VariantInput("B", template_id=second.pk),
+        ],
+    )
+    campaign = workflow.campaign_submit(tenant=tenant_a, actor=team["marketer"].actor, campaign=campaign)
+    assert campaign.status == Campaign.Status.IN_REVIEW
+    assert campaign.template_version_id is None
+    compliance = team["compliance"]
+    campaign = workflow.campaign_approve(
+        tenant=tenant_a, actor=compliance.actor, role=compliance.role, campaign=campaign, kind="compliance"
+    )
+    assert campaign.status == Campaign.Status.APPROVED
+    with tenant_context(tenant_a):
+        review = CampaignApproval.objects.get(campaign=campaign)
+    assert review.template_version_id is None

@@ -7,6 +7,7 @@ from functools import wraps
 from typing import Concatenate, ParamSpec, TypeVar
 
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
 from healthmail import audit_trail as audit
@@ -54,8 +55,9 @@ def access_denied(
 
 _Params = ParamSpec("_Params")
 _Request = TypeVar("_Request", bound=TenantRequest)
-# A page view: the request the middleware dressed, then its URL arguments.
-View = Callable[Concatenate[_Request, _Params], HttpResponse]
+# A page view: the request the middleware dressed, then its URL arguments; any response, a streamed
+# download included.
+View = Callable[Concatenate[_Request, _Params], HttpResponseBase]
 
 
 def require_any_permission(
@@ -65,7 +67,7 @@ def require_any_permission(
 
     def decorator(view: View[_Request, _Params]) -> View[_Request, _Params]:
         @wraps(view)
-        def guarded(request: _Request, /, *args: _Params.args, **kwargs: _Params.kwargs) -> HttpResponse:
+        def guarded(request: _Request, /, *args: _Params.args, **kwargs: _Params.kwargs) -> HttpResponseBase:
             if not any(role_can(request.role, permission) for permission in permissions):
                 return access_denied(request, reason=" or ".join(permissions), view_name=view.__name__)
             return view(request, *args, **kwargs)
@@ -80,7 +82,10 @@ def require_permission(permission: str) -> Callable[[View[_Request, _Params]], V
     return require_any_permission(permission)
 
 
-def no_store(response: HttpResponse) -> HttpResponse:
+_Response = TypeVar("_Response", bound=HttpResponseBase)
+
+
+def no_store(response: _Response) -> _Response:
     """For pages that show a secret once (backup codes, a new API key): never cached, anywhere."""
     response["Cache-Control"] = "no-store"
     return response
