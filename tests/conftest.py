@@ -17,7 +17,10 @@ from django.core.management import call_command
 from django.db import connections
 from psycopg import sql
 
+from tests.server_alone import RunLock
+
 _ACCEPTANCE: list = []
+_RUN_LOCK: list[RunLock] = []
 
 
 # Migrating a database costs a minute or two of CPU, almost all of it Django rendering model states
@@ -46,7 +49,17 @@ def pytest_unconfigure(config):
     while _ACCEPTANCE:
         _ACCEPTANCE.pop().stop()
     if not hasattr(config, "workerinput") and os.environ.get(_TEMPLATE):
+        RunLock(os.environ[_TEMPLATE]).remove()
         _drop_template(os.environ.pop(_TEMPLATE))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Each test from set-up to teardown under the run's lock (tests/server_alone.py)."""
+    if not _RUN_LOCK:
+        _RUN_LOCK.append(RunLock(os.environ[_TEMPLATE]))
+    with _RUN_LOCK[0].held(alone=item.get_closest_marker("server_alone") is not None):
+        return (yield)
 
 
 def _admin_connection(dbname: str) -> psycopg.Connection:

@@ -1,8 +1,9 @@
 """Real outages during a campaign (issue 24; RELIABILITY R1-R4), one scenario each, reported:
 
 - `postgres`: the embedded PostgreSQL stopped with `pg_ctl stop -m immediate`, started again after
-  CHAOS_OUTAGE_SECONDS (only where this run may stop it: not under pytest-xdist, whose other
-  processes share the server; `make chaos` runs it);
+  CHAOS_OUTAGE_SECONDS; the other test processes of the run share the server, so this scenario runs
+  while none of them runs a test (tests/server_alone.py), and never against a server DATABASE_URL
+  names;
 - `redis_nosave` / `redis_kill`: the workers' Redis (broker and cache, a server of the scenario's
   own) gone with SHUTDOWN NOSAVE or kill -9, restarted empty;
 - `worker_kill`: kill -9 of a whole worker (parent and pool), a new one started;
@@ -83,17 +84,21 @@ TUNABLES = {
     "DELIVERY_RECOVERY_SECONDS": "120",
 }
 TUNABLES = {name: os.environ.get(f"CHAOS_{name}", value) for name, value in TUNABLES.items()}
-SCENARIOS = ["postgres", "redis_nosave", "redis_kill", "worker_kill", "hostile"]
+# `postgres` stops the server every test process of the run shares: it runs alone (tests/server_alone.py).
+SCENARIOS = [
+    pytest.param("postgres", marks=pytest.mark.server_alone, id="postgres"),
+    "redis_nosave",
+    "redis_kill",
+    "worker_kill",
+    "hostile",
+]
 
 
 def _postgres_controllable() -> bool:
-    """Only the embedded server of this checkout, and only when no other test process shares it."""
+    """Only the embedded server of this checkout (no other test of the run is running: the scenario's
+    marker), never a server DATABASE_URL names."""
     owner = connections["owner"].settings_dict
-    return (
-        "PYTEST_XDIST_WORKER" not in os.environ
-        and devstack._pg_running()
-        and str(owner["PORT"]) == str(devstack._port("postgres"))
-    )
+    return devstack._pg_running() and str(owner["PORT"]) == str(devstack._port("postgres"))
 
 
 def _postgres(action: str) -> None:
@@ -156,7 +161,7 @@ def test_an_outage_loses_nothing_duplicates_only_ambiguous_hand_offs_and_recover
     scenario, tmp_path, settings
 ):
     if scenario == "postgres" and not _postgres_controllable():
-        pytest.skip("stopping the shared embedded PostgreSQL would fail other test processes: make chaos")
+        pytest.skip("only the embedded PostgreSQL of this checkout is stopped, not DATABASE_URL's")
     seed, rng = chaos_random()
     settings.DELIVERY_JOURNAL_DIR = journal = str(tmp_path / "journal")  # one host: its sweeps replay it
     settings.DELIVERY_HEARTBEAT_GRACE_SECONDS = float(TUNABLES["DELIVERY_HEARTBEAT_GRACE_SECONDS"])
